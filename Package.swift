@@ -1,0 +1,47 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+  name: "Reel",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "reel", targets: ["reel"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+  ],
+  targets: [
+    .systemLibrary(
+      name: "CArchive", pkgConfig: "libarchive",
+      providers: [.apt(["libarchive-dev"])]),
+    .systemLibrary(
+      name: "CZstd", pkgConfig: "libzstd",
+      providers: [.apt(["libzstd-dev"])]),
+    .systemLibrary(
+      name: "CGcrypt", pkgConfig: "libgcrypt",
+      providers: [.apt(["libgcrypt20-dev"])]),
+    .target(name: "ReelCore"),
+    .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd"]),
+    .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelCodec"]),
+
+    .target(
+      name: "ReelStore",
+      dependencies: [
+        "ReelCore", "ReelCodec", "ReelJournal",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
+    .executableTarget(
+      name: "reel",
+      dependencies: [
+        "ReelCore", "ReelCodec", "ReelJournal", "ReelStore",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec"]),
+    .testTarget(name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec"]),
+    .testTarget(
+      name: "ReelCLITests",
+      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

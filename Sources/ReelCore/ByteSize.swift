@@ -1,0 +1,41 @@
+/// Sizes as users type them: `512`, `64K`, `16M`, `1G`, `2T` (powers of 1024; a trailing
+/// `iB` or `B` is accepted: `16MiB`, `16MB` both mean 16 × 1024²).
+public enum ByteSize {
+  public static func parse(_ text: String) throws -> UInt64 {
+    var digits = Substring(text.trimmingPrefixAndSuffixSpaces())
+    var multiplier: UInt64 = 1
+    for suffix in ["iB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count {
+      digits = digits.dropLast(suffix.count)
+      break
+    }
+    if let last = digits.last, let power = "KMGTP".firstIndex(of: Character(last.uppercased())) {
+      multiplier = UInt64(1) << (10 * UInt64("KMGTP".distance(from: "KMGTP".startIndex, to: power) + 1))
+      digits = digits.dropLast()
+    }
+    guard let value = UInt64(digits), value.multipliedReportingOverflow(by: multiplier).overflow == false
+    else {
+      throw ReelError(.usage, "cannot read \"\(text)\" as a size", remedy: "write a size like 512, 64K, 16M or 1G")
+    }
+    return value * multiplier
+  }
+
+  /// `1.5 GiB`-style text for people.
+  public static func describe(_ bytes: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+      value /= 1024
+      unit += 1
+    }
+    if unit == 0 { return "\(bytes) B" }
+    let rounded = (value * 10).rounded() / 10
+    return rounded == rounded.rounded() ? "\(Int(rounded)) \(units[unit])" : "\(rounded) \(units[unit])"
+  }
+}
+
+extension String {
+  fileprivate func trimmingPrefixAndSuffixSpaces() -> String {
+    String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+  }
+}

@@ -1,0 +1,33 @@
+import Foundation
+
+/// The identity of a protected volume; stable across renames and written into every
+/// journal segment so a segment can never be replayed onto the wrong volume.
+public struct VolumeID: Hashable, Sendable, Codable, CustomStringConvertible {
+  public let uuid: UUID
+
+  public init(_ uuid: UUID = UUID()) { self.uuid = uuid }
+
+  public init?(string: String) {
+    guard let uuid = UUID(uuidString: string) else { return nil }
+    self.uuid = uuid
+  }
+
+  public init(bytes: [UInt8]) {
+    precondition(bytes.count == 16)
+    uuid = UUID(
+      uuid: (
+        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+        bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+      ))
+  }
+
+  public var bytes: [UInt8] {
+    withUnsafeBytes(of: uuid.uuid) { Array($0) }
+  }
+
+  public var description: String { uuid.uuidString.lowercased() }
+}
+
+/// A journal sequence number: strictly increasing across all segments of a volume,
+/// starting at 1. Zero means "before the first record".
+public typealias Seq = UInt64

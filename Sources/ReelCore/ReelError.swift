@@ -1,0 +1,41 @@
+/// An error a user can meet. `message` says what happened and to what; `remedy` says what
+/// to do. Both are written for a person at a terminal, never a Swift dump.
+public struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
+  public enum Kind: String, Sendable {
+    case usage
+    case notFound
+    case alreadyExists
+    case corrupt
+    case incompatible
+    case io
+    case protocolViolation
+  }
+
+  public var kind: Kind
+  public var message: String
+  public var remedy: String?
+
+  public init(_ kind: Kind, _ message: String, remedy: String? = nil) {
+    self.kind = kind
+    self.message = message
+    self.remedy = remedy
+  }
+
+  public var description: String {
+    if let remedy { return "\(message)\n  → \(remedy)" }
+    return message
+  }
+
+  /// Exit status for the CLI: corruption is distinct so scripts can tell it apart.
+  public var exitCode: Int32 {
+    switch kind {
+    case .usage: 64
+    case .notFound: 66
+    case .alreadyExists: 73
+    case .corrupt: 65
+    case .incompatible: 65
+    case .io: 74
+    case .protocolViolation: 76
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import ReelCore
+
+/// A volume's journal folder: its segment files, checked for continuity.
+public struct JournalReader: Sendable {
+  public let directory: String
+  public let volume: VolumeID
+  public let segments: [SegmentFile]
+
+  /// Opens every segment's header and footer. A missing segment in the middle, a
+  /// segment of another volume, a seq gap, or an unclosed segment that is not the last
+  /// throws an error naming the file.
+  public init(directory: String, volume: VolumeID) throws {
+    self.directory = directory
+    self.volume = volume
+    var entries: [(UInt64, String)] = []
+    let names: [String]
+    do {
+      names = try FileManager.default.contentsOfDirectory(atPath: directory)
+    } catch {
+      throw ReelError(
+        .notFound, "\(directory): journal folder not found",
+        remedy: "check the store path (--store or REEL_STORE) and the volume name")
+    }
+    for name in names {
+      if let number = SegmentFormat.segmentNumber(fileName: name) {
+        entries.append((number, name))
+      }
+    }
+    entries.sort { $0.0 < $1.0 }
+    var segments: [SegmentFile] = []
+    for (number, name) in entries {
+      if let previous = segments.last, number != previous.number + 1 {
+        throw ReelError(
+          .corrupt,
+          "\(directory): segment \(SegmentFormat.fileName(segment: previous.number + 1)) is missing between \(SegmentFormat.fileName(segment: previous.number)) and \(name)",
+          remedy: "put the missing segment back (from a copy or archive); history after it cannot be trusted without it")
+      }
+      let segment = try SegmentFile(path: directory + "/" + name, volume: volume, number: number)
+      if let previous = segments.last {
+        guard let summary = previous.summary else {
+          throw ReelError(
+            .corrupt, "\(previous.path): segment was never closed but a later segment \(name) exists",
+            remedy: "open the journal with the writer (e.g. `reel serve`) to recover, or restore the segment from a copy")
+        }
+        guard segment.header.firstSeq == summary.lastSeq + 1 else {
+          throw ReelError(
+            .corrupt,
+            "\(segment.path): starts at seq \(segment.header.firstSeq) but the previous segment ends at \(summary.lastSeq)",
+            remedy: "a segment was replaced by one from another history; restore the original")
+        }
+      }
+      segments.append(segment)
+    }
+    self.segments = segments
+  }
+
+  /// Calls `body` for each record with seq ≥ `fromSeq` (and time ≥ `fromTime`, if given),
+  /// in order, until it returns false. Damage throws; the torn tail of the open segment
+  /// is treated as not yet written.
+  public func forEachRecord(
+    fromSeq: Seq = 1, fromTime: Timestamp? = nil, _ body: (JournalRecord) throws -> Bool
+  ) throws {
+    var lastTime: Timestamp? = nil
+    for segment in segments {
+      if let summary = segment.summary {
+        let beforeSeq = summary.lastSeq < fromSeq
+        let beforeTime = fromTime.map { summary.recordCount > 0 && summary.maxTime < $0 } ?? false
+        if beforeSeq || beforeTime || summary.recordCount == 0 {
+          lastTime = summary.recordCount > 0 ? summary.maxTime : lastTime
+          continue
+        }
+      }
+      let result = try segment.scan(expectedFirstSeq: segment.header.firstSeq, lastTime: lastTime) {
+        record, _ in
+        if record.seq < fromSeq { return true }
+        if let fromTime, record.time < fromTime { return true }
+        return try body(record)
+      }
+      guard let result else { return }
+      lastTime = result.lastTime
+    }
+  }
+
+  /// A whole-journal pass that checks every record.
+  public func summarize() throws -> JournalSummary {
+    var summary = JournalSummary(segmentCount: segments.count)
+    summary.firstSeq = segments.first?.header.firstSeq
+    try forEachRecord { record in
+      summary.recordCount += 1
+      summary.lastSeq = record.seq
+      if summary.firstTime == nil { summary.firstTime = record.time }
+      summary.lastTime = record.time
+      summary.countsByKind[record.kind, default: 0] += 1
+      if record.kind == .write { summary.bytesWritten += record.length }
+      if let label = record.label { summary.bookmarks.append(.init(label: label, seq: record.seq, time: record.time)) }
+      return true
+    }
+    summary.openSegment = segments.last.map { $0.summary == nil } ?? false
+    return summary
+  }
+}
+
+public struct JournalSummary: Sendable, Equatable {
+  public struct Bookmark: Sendable, Equatable {
+    public var label: String
+    public var seq: Seq
+    public var time: Timestamp
+  }
+
+  public var segmentCount: Int
+  public var recordCount: UInt64 = 0
+  public var firstSeq: Seq?
+  public var lastSeq: Seq?
+  public var firstTime: Timestamp?
+  public var lastTime: Timestamp?
+  public var bytesWritten: UInt64 = 0
+  public var countsByKind: [JournalRecord.Kind: UInt64] = [:]
+  public var bookmarks: [Bookmark] = []
+  public var openSegment = false
+}

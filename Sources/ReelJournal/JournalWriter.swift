@@ -1,0 +1,333 @@
+import Foundation
+import ReelCodec
+import ReelCore
+
+public struct JournalOptions: Sendable {
+  /// A segment is closed and a new one started once it would grow past this size.
+  public var segmentSizeLimit: UInt64 = 64 << 20
+  /// ... or once it is this old and holds at least one record.
+  public var segmentAgeLimit: Duration = .seconds(3600)
+  /// Where record times come from; replaced in tests to step the clock back.
+  public var clock: @Sendable () -> Timestamp = { Timestamp.now() }
+
+  public init() {}
+}
+
+/// What opening a journal for writing found and repaired.
+public struct RecoveryReport: Sendable, Equatable {
+  public struct TornTail: Sendable, Equatable {
+    public var segmentPath: String
+    public var offset: UInt64
+    public var removedBytes: UInt64
+    public var reason: String
+    /// The cut-off bytes, kept for inspection; they were never acknowledged.
+    public var quarantinePath: String
+  }
+
+  public var tornTail: TornTail?
+  /// A segment left open by a crash that recovery closed with a footer.
+  public var closedSegment: String?
+  public var lastSeq: Seq
+  public var segmentCount: Int
+}
+
+/// The seq and time the writer gave a record.
+public struct AppendedRecord: Sendable, Equatable {
+  public var seq: Seq
+  public var time: Timestamp
+}
+
+/// Appends records to a volume's journal. Thread-safe: many connections append while
+/// one of them syncs; concurrent `sync` calls share one fdatasync (group commit).
+public final class JournalWriter: @unchecked Sendable {
+  public let directory: String
+  public let volume: VolumeID
+  private let options: JournalOptions
+  private let state = NSCondition()
+
+  private var segment: OpenSegment
+  private var lastSeq: Seq
+  private var lastTime: Timestamp
+  private var durableSeq: Seq
+  private var syncing = false
+  private var failure: ReelError?
+  private var closed = false
+
+  private final class OpenSegment {
+    let file: PosixFile
+    let header: SegmentHeader
+    var writtenSize: UInt64
+    var recordCount: UInt64 = 0
+    var minTime: Timestamp?
+    var maxTime: Timestamp?
+    var digest = CRC32C()
+
+    init(file: PosixFile, header: SegmentHeader) {
+      self.file = file
+      self.header = header
+      writtenSize = UInt64(SegmentFormat.headerSize)
+      digest.update(header.encoded())
+    }
+  }
+
+  /// Opens (creating if needed) the journal in `directory`, recovering from a crash:
+  /// a torn tail of the last segment is cut off (and kept in `quarantine/`), an open
+  /// segment is closed, and a fresh segment is started.
+  public static func open(
+    directory: String, volume: VolumeID, options: JournalOptions = JournalOptions()
+  ) throws -> (JournalWriter, RecoveryReport) {
+    try Durable.makeDirectory(directory)
+    try removeLeftoverTemporaries(in: directory)
+    let reader = try JournalReader(directory: directory, volume: volume)
+    var report = RecoveryReport(tornTail: nil, closedSegment: nil, lastSeq: 0, segmentCount: reader.segments.count)
+    var lastSeq: Seq = 0
+    var lastTime = Timestamp(nanoseconds: Int64.min)
+    for segment in reader.segments.dropLast() {
+      if let summary = segment.summary, summary.recordCount > 0 { lastTime = summary.maxTime }
+    }
+    if let last = reader.segments.last {
+      if let summary = last.summary {
+        lastSeq = summary.lastSeq
+        if summary.recordCount > 0 { lastTime = summary.maxTime }
+      } else {
+        let recovered = try recoverOpenSegment(last, previousTime: lastTime, directory: directory, report: &report)
+        lastSeq = recovered.lastSeq
+        if let time = recovered.lastTime { lastTime = time }
+      }
+    }
+    report.lastSeq = lastSeq
+    let nextNumber = (reader.segments.last?.number ?? 0) + 1
+    let writer = try JournalWriter(
+      directory: directory, volume: volume, options: options, segmentNumber: nextNumber,
+      lastSeq: lastSeq, lastTime: lastTime)
+    return (writer, report)
+  }
+
+  private init(
+    directory: String, volume: VolumeID, options: JournalOptions, segmentNumber: UInt64,
+    lastSeq: Seq, lastTime: Timestamp
+  ) throws {
+    self.directory = directory
+    self.volume = volume
+    self.options = options
+    self.lastSeq = lastSeq
+    self.lastTime = lastTime
+    self.durableSeq = lastSeq
+    self.segment = try Self.createSegment(
+      directory: directory, volume: volume, number: segmentNumber, firstSeq: lastSeq + 1,
+      created: max(options.clock(), lastTime))
+  }
+
+  /// The seq of the last record appended (not necessarily durable yet).
+  public var lastAppendedSeq: Seq { state.withLock { lastSeq } }
+
+  /// The seq up to which every record is known to be on stable storage.
+  public var lastDurableSeq: Seq { state.withLock { durableSeq } }
+
+  /// Appends one record and returns its seq and time. The record is handed to the kernel
+  /// before this returns, so it survives the process being killed; it survives power
+  /// loss only after a later `sync()` returns.
+  @discardableResult
+  public func append(_ entry: JournalEntry) throws -> AppendedRecord {
+    guard entry.payload.count <= SegmentFormat.maxPayload else {
+      throw ReelError(.usage, "journal record payload of \(entry.payload.count) bytes exceeds \(SegmentFormat.maxPayload)")
+    }
+    var payloadChecksum = CRC32C()
+    payloadChecksum.update(entry.payload)
+    state.lock()
+    defer { state.unlock() }
+    try checkUsable()
+    do {
+      let recordSize = UInt64(SegmentFormat.recordHeaderSize + entry.payload.count + SegmentFormat.footerSize)
+      let now = options.clock()
+      if segment.recordCount > 0
+        && (segment.writtenSize + recordSize > options.segmentSizeLimit
+          || segment.header.created.nanoseconds + Self.nanoseconds(options.segmentAgeLimit) <= now.nanoseconds)
+      {
+        try rotate()
+      }
+      let seq = lastSeq + 1
+      let time = now > lastTime ? now : Timestamp(nanoseconds: lastTime.nanoseconds + 1)
+      let (header, checksum) = RecordEncoder.header(
+        kind: entry.kind.rawValue, flags: entry.flags.rawValue, seq: seq, time: time,
+        offset: entry.offset, length: entry.length, payloadCount: entry.payload.count,
+        payloadChecksum: payloadChecksum)
+      try header.withUnsafeBytes { head in
+        try entry.payload.withUnsafeBytes { body in
+          try segment.file.write([head, body], at: segment.writtenSize)
+        }
+      }
+      segment.writtenSize += UInt64(header.count + entry.payload.count)
+      lastSeq = seq
+      lastTime = time
+      segment.recordCount += 1
+      if segment.minTime == nil { segment.minTime = time }
+      segment.maxTime = time
+      withUnsafeBytes(of: checksum.littleEndian) { segment.digest.update($0) }
+      return AppendedRecord(seq: seq, time: time)
+    } catch let error as ReelError {
+      failure = error
+      throw error
+    }
+  }
+
+  /// Returns once every record appended before the call is on stable storage. Callers
+  /// that arrive while another sync runs wait for it and share its fdatasync when it
+  /// covers them.
+  public func sync() throws {
+    state.lock()
+    defer { state.unlock() }
+    let target = lastSeq
+    while durableSeq < target {
+      try checkUsable(allowClosed: true)
+      if syncing {
+        state.wait()
+        continue
+      }
+      let file = segment.file
+      let covered = lastSeq
+      syncing = true
+      state.unlock()
+      var syncError: ReelError?
+      do { try file.syncData() } catch { syncError = error as? ReelError ?? ReelError(.io, "\(error)") }
+      state.lock()
+      syncing = false
+      state.broadcast()
+      if let syncError {
+        // After a failed fsync the kernel may have dropped the dirty pages; nothing
+        // written since the last good sync can be trusted, so stop accepting writes.
+        failure = syncError
+        throw syncError
+      }
+      durableSeq = max(durableSeq, covered)
+    }
+  }
+
+  /// Appends `entry` and returns only once it is durable.
+  @discardableResult
+  public func appendDurably(_ entry: JournalEntry) throws -> AppendedRecord {
+    let appended = try append(entry)
+    try sync()
+    return appended
+  }
+
+  /// Writes everything, closes the segment with its footer and syncs. Later appends fail.
+  public func close() throws {
+    state.lock()
+    defer { state.unlock() }
+    while syncing { state.wait() }
+    guard !closed else { return }
+    try checkUsable()
+    try closeSegment()
+    closed = true
+    durableSeq = lastSeq
+  }
+
+  private func checkUsable(allowClosed: Bool = false) throws {
+    if let failure {
+      throw ReelError(
+        .io, "journal \(directory) stopped accepting writes after an earlier failure: \(failure.message)",
+        remedy: "fix the cause, then restart; records acknowledged before the failure are safe")
+    }
+    if closed && !allowClosed {
+      throw ReelError(.usage, "journal \(directory) is closed")
+    }
+  }
+
+  private func closeSegment() throws {
+    let summary = SegmentSummary(
+      recordCount: segment.recordCount, firstSeq: segment.header.firstSeq, lastSeq: lastSeq,
+      minTime: segment.minTime ?? Timestamp(nanoseconds: 0), maxTime: segment.maxTime ?? Timestamp(nanoseconds: 0),
+      digest: segment.digest.value)
+    let footer = summary.footerRecord(time: segment.maxTime ?? segment.header.created)
+    try segment.file.write(footer, at: segment.writtenSize)
+    segment.writtenSize += UInt64(footer.count)
+    try segment.file.sync()
+  }
+
+  /// Called with the state lock held. Waits out a sync running outside the lock: it
+  /// holds its own reference to the old file and would not see records written to the
+  /// new one, so it must finish before `durableSeq` moves.
+  private func rotate() throws {
+    while syncing { state.wait() }
+    try closeSegment()
+    durableSeq = lastSeq
+    segment = try Self.createSegment(
+      directory: directory, volume: volume, number: segment.header.segmentNumber + 1, firstSeq: lastSeq + 1,
+      created: max(options.clock(), lastTime))
+  }
+
+  private static func createSegment(
+    directory: String, volume: VolumeID, number: UInt64, firstSeq: Seq, created: Timestamp
+  ) throws -> OpenSegment {
+    let header = SegmentHeader(volume: volume, segmentNumber: number, firstSeq: firstSeq, created: created)
+    let path = directory + "/" + SegmentFormat.fileName(segment: number)
+    // Written under a temporary name and renamed, so a crash never leaves a segment
+    // whose header is incomplete.
+    let temporary = path + ".tmp"
+    let file = try PosixFile(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
+    try file.write(header.encoded(), at: 0)
+    try file.sync()
+    guard rename(temporary, path) == 0 else { throw PosixFile.error(errno, "rename", path) }
+    try Durable.syncDirectory(directory)
+    return OpenSegment(file: file, header: header)
+  }
+
+  private static func removeLeftoverTemporaries(in directory: String) throws {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    var removed = false
+    for name in names where name.hasSuffix("." + SegmentFormat.fileExtension + ".tmp") {
+      unlink(directory + "/" + name)
+      removed = true
+    }
+    if removed { try Durable.syncDirectory(directory) }
+  }
+
+  /// Validates the open segment, cuts a torn tail, and closes it with a footer.
+  private static func recoverOpenSegment(
+    _ segment: SegmentFile, previousTime: Timestamp, directory: String, report: inout RecoveryReport
+  ) throws -> (lastSeq: Seq, lastTime: Timestamp?) {
+    let knownTime: Timestamp? = previousTime.nanoseconds == Int64.min ? nil : previousTime
+    var minTime: Timestamp? = nil
+    let scan = try segment.scan(expectedFirstSeq: segment.header.firstSeq, lastTime: knownTime) { record, _ in
+      if minTime == nil { minTime = record.time }
+      return true
+    }
+    guard let scanned = scan else { preconditionFailure("scan without early stop returned nothing") }
+    let file = try PosixFile(path: segment.path, flags: O_RDWR)
+    var end: UInt64
+    switch scanned.end {
+    case .footer(let offset, _):
+      end = offset
+    case .open(let offset):
+      end = offset
+    case .tornTail(let offset, let reason):
+      let removed = segment.size - offset
+      let quarantine = directory + "/quarantine"
+      try Durable.makeDirectory(quarantine)
+      let keptPath = quarantine + "/" + (segment.path as NSString).lastPathComponent + ".torn-at-\(offset)"
+      try Durable.replaceFile(at: keptPath, with: file.read(at: offset, count: Int(removed)))
+      try file.truncate(to: offset)
+      try file.sync()
+      end = offset
+      report.tornTail = .init(
+        segmentPath: segment.path, offset: offset, removedBytes: removed, reason: reason, quarantinePath: keptPath)
+    }
+    // Close it the same way the writer would have, so readers see a sealed segment.
+    let records = scanned.lastSeq + 1 - segment.header.firstSeq
+    let summary = SegmentSummary(
+      recordCount: records, firstSeq: segment.header.firstSeq, lastSeq: scanned.lastSeq,
+      minTime: minTime ?? Timestamp(nanoseconds: 0),
+      maxTime: records > 0 ? scanned.lastTime ?? Timestamp(nanoseconds: 0) : Timestamp(nanoseconds: 0),
+      digest: scanned.digest)
+    try file.write(summary.footerRecord(time: records > 0 ? summary.maxTime : segment.header.created), at: end)
+    try file.sync()
+    report.closedSegment = segment.path
+    return (scanned.lastSeq, records > 0 ? scanned.lastTime : nil)
+  }
+
+  private static func nanoseconds(_ duration: Duration) -> Int64 {
+    let parts = duration.components
+    return parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000
+  }
+}

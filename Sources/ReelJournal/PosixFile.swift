@@ -1,0 +1,180 @@
+import Foundation
+import ReelCore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A file descriptor with the few calls durability needs, each turning errno into a
+/// `ReelError` that names the file. Closed when the last reference goes away, so a sync
+/// running outside a lock can never see its descriptor reused.
+public final class PosixFile: @unchecked Sendable {
+  public let path: String
+  public let descriptor: Int32
+
+  public init(path: String, flags: Int32, mode: mode_t = 0o644) throws {
+    let fd = open(path, flags | O_CLOEXEC, mode)
+    guard fd >= 0 else { throw Self.error(errno, "open", path) }
+    self.path = path
+    self.descriptor = fd
+  }
+
+  deinit { close(descriptor) }
+
+  public static func openForReading(_ path: String) throws -> PosixFile {
+    try PosixFile(path: path, flags: O_RDONLY)
+  }
+
+  public func size() throws -> UInt64 {
+    var info = stat()
+    guard fstat(descriptor, &info) == 0 else { throw Self.error(errno, "stat", path) }
+    return UInt64(info.st_size)
+  }
+
+  /// Reads up to `count` bytes at `offset`; fewer only at end of file.
+  public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+    var buffer = [UInt8](repeating: 0, count: count)
+    let got = try buffer.withUnsafeMutableBytes { try read(into: $0, at: offset) }
+    if got < count { buffer.removeLast(count - got) }
+    return buffer
+  }
+
+  /// Fills `buffer` from `offset`, stopping early only at end of file; returns bytes read.
+  public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+    var done = 0
+    while done < buffer.count {
+      let n = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw Self.error(errno, "read", path)
+      }
+      if n == 0 { break }
+      done += n
+    }
+    return done
+  }
+
+  public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    var done = 0
+    while done < bytes.count {
+      let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw Self.error(errno, "write", path)
+      }
+      done += n
+    }
+  }
+
+  /// Writes the buffers back to back from `offset` with as few system calls as possible.
+  public func write(_ buffers: [UnsafeRawBufferPointer], at offset: UInt64) throws {
+    var vectors = buffers.filter { !$0.isEmpty }.map {
+      iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
+    }
+    var position = offset
+    var first = 0
+    while first < vectors.count {
+      let n = vectors[first...].withUnsafeBufferPointer {
+        pwritev(descriptor, $0.baseAddress, Int32(min($0.count, 1024)), off_t(position))
+      }
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw Self.error(errno, "write", path)
+      }
+      position += UInt64(n)
+      var remaining = n
+      while first < vectors.count && remaining >= vectors[first].iov_len {
+        remaining -= vectors[first].iov_len
+        first += 1
+      }
+      if remaining > 0 {
+        vectors[first].iov_base += remaining
+        vectors[first].iov_len -= remaining
+      }
+    }
+  }
+
+  public func write(_ bytes: [UInt8], at offset: UInt64) throws {
+    try bytes.withUnsafeBytes { try write($0, at: offset) }
+  }
+
+  /// Data and the metadata needed to read it back (size), not timestamps.
+  public func syncData() throws {
+    guard fdatasync(descriptor) == 0 else { throw Self.error(errno, "fdatasync", path) }
+  }
+
+  public func sync() throws {
+    guard fsync(descriptor) == 0 else { throw Self.error(errno, "fsync", path) }
+  }
+
+  public func truncate(to size: UInt64) throws {
+    guard ftruncate(descriptor, off_t(size)) == 0 else { throw Self.error(errno, "truncate", path) }
+  }
+
+  static func error(_ code: Int32, _ operation: String, _ path: String) -> ReelError {
+    let reason = String(cString: strerror(code))
+    switch code {
+    case ENOENT:
+      return ReelError(.notFound, "\(path): not found (\(operation))")
+    case EEXIST:
+      return ReelError(.alreadyExists, "\(path): already exists")
+    case ENOSPC, EDQUOT:
+      return ReelError(
+        .io, "\(path): \(operation) failed: \(reason)",
+        remedy: "free space on the file system holding \(path), then retry")
+    case EACCES, EPERM, EROFS:
+      return ReelError(
+        .io, "\(path): \(operation) failed: \(reason)",
+        remedy: "check the permissions and mount options of \(path)")
+    default:
+      return ReelError(.io, "\(path): \(operation) failed: \(reason)")
+    }
+  }
+}
+
+/// The steps that make a file's existence and contents survive power loss.
+public enum Durable {
+  /// Makes directory entries (create, rename, unlink) inside `directory` durable.
+  public static func syncDirectory(_ directory: String) throws {
+    let dir = try PosixFile(path: directory, flags: O_RDONLY | O_DIRECTORY)
+    try dir.sync()
+  }
+
+  /// Writes `bytes` to `path` so that after a crash the file holds either its old
+  /// contents or all of `bytes`: temporary file, fsync, rename, fsync the directory.
+  public static func replaceFile(at path: String, with bytes: [UInt8]) throws {
+    let temporary = path + ".tmp-\(getpid())"
+    do {
+      let file = try PosixFile(path: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+      try file.write(bytes, at: 0)
+      try file.sync()
+    } catch {
+      unlink(temporary)
+      throw error
+    }
+    guard rename(temporary, path) == 0 else {
+      let code = errno
+      unlink(temporary)
+      throw PosixFile.error(code, "rename", path)
+    }
+    try syncDirectory((path as NSString).deletingLastPathComponent)
+  }
+
+  /// Creates `path` and any missing parents, syncing each parent it created into.
+  public static func makeDirectory(_ path: String) throws {
+    var missing: [String] = []
+    var current = path
+    while !FileManager.default.fileExists(atPath: current) {
+      missing.append(current)
+      let parent = (current as NSString).deletingLastPathComponent
+      if parent == current || parent.isEmpty { break }
+      current = parent
+    }
+    for directory in missing.reversed() {
+      if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+        throw PosixFile.error(errno, "mkdir", directory)
+      }
+      try syncDirectory((directory as NSString).deletingLastPathComponent)
+    }
+  }
+}

@@ -1,0 +1,289 @@
+import Foundation
+import ReelCodec
+import ReelCore
+
+/// One segment file opened for reading: its header, and its footer if it was closed.
+public struct SegmentFile: Sendable {
+  public let path: String
+  public let header: SegmentHeader
+  /// Present when the segment was closed cleanly; nil for the segment being written
+  /// (or left open by a crash).
+  public let summary: SegmentSummary?
+  public let size: UInt64
+  let file: PosixFile
+
+  public var number: UInt64 { header.segmentNumber }
+
+  /// Opens `path` and checks its header against what the journal folder expects.
+  init(path: String, volume: VolumeID, number: UInt64) throws {
+    let file = try PosixFile.openForReading(path)
+    let size = try file.size()
+    let header = try SegmentHeader.decode(file.read(at: 0, count: SegmentFormat.headerSize), path: path)
+    guard header.volume == volume else {
+      throw ReelError(
+        .incompatible,
+        "\(path): this segment belongs to volume \(header.volume), not \(volume)",
+        remedy: "move the file back to the journal folder of volume \(header.volume)")
+    }
+    guard header.segmentNumber == number else {
+      throw ReelError(
+        .corrupt,
+        "\(path): header says segment \(header.segmentNumber) but the file name says \(number)",
+        remedy: "a segment file was renamed; give it back its name \(SegmentFormat.fileName(segment: header.segmentNumber))")
+    }
+    self.path = path
+    self.file = file
+    self.header = header
+    self.size = size
+    self.summary = Self.readFooter(file: file, size: size, header: header)
+  }
+
+  private static func readFooter(file: PosixFile, size: UInt64, header: SegmentHeader) -> SegmentSummary? {
+    guard size >= UInt64(SegmentFormat.headerSize + SegmentFormat.footerSize),
+      let bytes = try? file.read(at: size - UInt64(SegmentFormat.footerSize), count: SegmentFormat.footerSize),
+      bytes.count == SegmentFormat.footerSize,
+      case .record(let decoded) = RecordParser.parse(bytes, at: 0, available: bytes.count),
+      decoded.kind == JournalRecord.Kind.segmentEnd
+    else { return nil }
+    let summary = SegmentSummary.decode(payload: decoded.payload)
+    guard summary.firstSeq == header.firstSeq else { return nil }
+    return summary
+  }
+
+  /// How a scan of the segment ended.
+  public enum End: Equatable, Sendable {
+    /// The footer at `offset` closed the segment.
+    case footer(offset: UInt64, summary: SegmentSummary)
+    /// The open segment ends cleanly at `offset` after its last whole record.
+    case open(offset: UInt64)
+    /// The open segment's last bytes from `offset` on are a record cut short or never
+    /// completed; nothing valid follows them.
+    case tornTail(offset: UInt64, reason: String)
+  }
+
+  /// Reads records in order, checking each against `expectedSeq` and the time before it.
+  /// `body` returns false to stop early (the result is then nil). Damage anywhere but
+  /// the tail of an open segment throws, naming the file and offset.
+  func scan(
+    expectedFirstSeq: Seq, lastTime: Timestamp?, body: (JournalRecord, UInt64) throws -> Bool
+  ) throws -> (end: End, lastSeq: Seq, lastTime: Timestamp?, digest: UInt32)? {
+    var position = UInt64(SegmentFormat.headerSize)
+    var expected = expectedFirstSeq
+    var previousTime = lastTime
+    var digest = CRC32C()
+    digest.update(header.encoded())
+    var window = ReadWindow(file: file, size: size)
+    while true {
+      if position == size {
+        if summary != nil {
+          throw damage(at: position, "the footer is missing although the segment was closed")
+        }
+        return (.open(offset: position), expected - 1, previousTime, digest.value)
+      }
+      let parsed = try window.parse(at: position)
+      switch parsed {
+      case .record(let raw):
+        let recordEnd = position + UInt64(raw.totalSize)
+        if raw.kind == JournalRecord.Kind.segmentEnd {
+          let footer = SegmentSummary.decode(payload: raw.payload)
+          guard recordEnd == size else {
+            throw damage(at: recordEnd, "\(size - recordEnd) bytes follow the segment footer")
+          }
+          guard footer.lastSeq == expected - 1, footer.firstSeq == expectedFirstSeq,
+            footer.recordCount == expected - expectedFirstSeq, footer.digest == digest.value
+          else {
+            throw damage(at: position, "the footer does not match the records before it")
+          }
+          return (.footer(offset: position, summary: footer), expected - 1, previousTime, digest.value)
+        }
+        guard let kind = JournalRecord.Kind(rawValue: raw.kind) else {
+          throw damage(at: position, "unknown record kind \(raw.kind)")
+        }
+        guard raw.seq == expected else {
+          throw damage(at: position, "record has seq \(raw.seq), expected \(expected)")
+        }
+        if let previousTime, raw.time <= previousTime {
+          throw damage(at: position, "record time \(raw.time) is not after \(previousTime)")
+        }
+        if kind == .write && raw.length != UInt64(raw.payload.count) {
+          throw damage(at: position, "write record length \(raw.length) differs from its payload")
+        }
+        digest.update(withUnsafeBytes(of: raw.checksum.littleEndian) { Array($0) })
+        let record = JournalRecord(
+          seq: raw.seq, time: raw.time, kind: kind, flags: .init(rawValue: raw.flags),
+          offset: raw.offset, length: raw.length, payload: raw.payload)
+        expected += 1
+        previousTime = raw.time
+        if try !body(record, position) { return nil }
+        position = recordEnd
+      case .incomplete(let reason), .invalid(let reason):
+        if summary != nil { throw damage(at: position, reason) }
+        if let later = try window.findValidRecord(after: position, minimumSeq: expected) {
+          throw damage(
+            at: position, "\(reason); a valid record (seq \(later.seq)) follows at offset \(later.offset)")
+        }
+        if try window.looksLikeDamagedFooter(at: position) {
+          throw damage(at: position, "the segment footer is damaged (\(reason))")
+        }
+        return (.tornTail(offset: position, reason: reason), expected - 1, previousTime, digest.value)
+      }
+    }
+  }
+
+  func damage(at offset: UInt64, _ reason: String) -> ReelError {
+    ReelError(
+      .corrupt, "\(path): damaged journal at offset \(offset): \(reason)",
+      remedy:
+        "nothing was changed; copy the journal folder aside, then restore this segment from a sealed archive or run `reel journal repair` to cut the volume's history at this point")
+  }
+}
+
+/// A record as it sits in the file, before its kind is interpreted.
+struct RawRecord {
+  var kind: UInt8
+  var flags: UInt8
+  var seq: Seq
+  var time: Timestamp
+  var offset: UInt64
+  var length: UInt64
+  var payload: [UInt8]
+  var checksum: UInt32
+  var totalSize: Int { SegmentFormat.recordHeaderSize + payload.count }
+}
+
+enum ParseResult {
+  case record(RawRecord)
+  case incomplete(String)
+  case invalid(String)
+}
+
+enum RecordParser {
+  /// The payload length a header declares, or nil when the header is not a record header.
+  static func declaredPayload(_ raw: UnsafeRawBufferPointer) -> Int? {
+    guard raw.count >= SegmentFormat.recordHeaderSize,
+      UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)) == SegmentFormat.recordMarker
+    else { return nil }
+    let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 40, as: UInt32.self)))
+    return count <= SegmentFormat.maxPayload ? count : nil
+  }
+
+  /// Parses the record whose header starts at `start` in `bytes`, where `available`
+  /// bytes from `start` on exist in the file (the buffer may hold fewer).
+  static func parse(_ bytes: [UInt8], at start: Int, available: Int) -> ParseResult {
+    bytes.withUnsafeBytes { whole in
+      let raw = UnsafeRawBufferPointer(rebasing: whole[start...])
+      if available < SegmentFormat.recordHeaderSize {
+        return .incomplete("\(available) bytes left, less than a record header")
+      }
+      guard UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)) == SegmentFormat.recordMarker else {
+        return .invalid("no record marker")
+      }
+      guard let payloadCount = declaredPayload(raw) else {
+        return .invalid("declared payload exceeds \(SegmentFormat.maxPayload) bytes")
+      }
+      if available < SegmentFormat.recordHeaderSize + payloadCount {
+        return .incomplete(
+          "record needs \(SegmentFormat.recordHeaderSize + payloadCount) bytes, \(available) left")
+      }
+      var crc = CRC32C()
+      crc.update(
+        UnsafeRawBufferPointer(
+          rebasing: raw[SegmentFormat.recordHeaderSize..<(SegmentFormat.recordHeaderSize + payloadCount)]))
+      crc.update(UnsafeRawBufferPointer(rebasing: raw[0..<44]))
+      let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 44, as: UInt32.self))
+      guard crc.value == stored else { return .invalid("record checksum mismatch") }
+      var reader = ByteReader(raw)
+      reader.skip(4)
+      let kind = reader.u8()
+      let flags = reader.u8()
+      reader.skip(2)
+      let seq = reader.u64()
+      let time = Timestamp(nanoseconds: reader.i64())
+      let offset = reader.u64()
+      let length = reader.u64()
+      reader.skip(8)
+      return .record(
+        RawRecord(
+          kind: kind, flags: flags, seq: seq, time: time, offset: offset, length: length,
+          payload: reader.raw(payloadCount), checksum: stored))
+    }
+  }
+}
+
+/// Buffered sequential reads of one segment file.
+struct ReadWindow {
+  let file: PosixFile
+  let size: UInt64
+  private var buffer: [UInt8] = []
+  private var bufferStart: UInt64 = 0
+  private static let chunk = 4 << 20
+
+  init(file: PosixFile, size: UInt64) {
+    self.file = file
+    self.size = size
+  }
+
+  /// Makes `count` bytes from `offset` (or up to end of file) resident; returns the index
+  /// of `offset` in `buffer`.
+  private mutating func load(_ offset: UInt64, _ count: Int) throws -> Int {
+    let wanted = min(UInt64(count), size - offset)
+    if offset >= bufferStart && offset + wanted <= bufferStart + UInt64(buffer.count) {
+      return Int(offset - bufferStart)
+    }
+    let amount = Int(min(UInt64(max(count, Self.chunk)), size - offset))
+    buffer = try file.read(at: offset, count: amount)
+    bufferStart = offset
+    return 0
+  }
+
+  mutating func parse(at offset: UInt64) throws -> ParseResult {
+    let available = Int(min(size - offset, UInt64(Int.max)))
+    var index = try load(offset, SegmentFormat.recordHeaderSize)
+    let headerAvailable = buffer.count - index
+    if headerAvailable >= SegmentFormat.recordHeaderSize {
+      let declared = buffer.withUnsafeBytes {
+        RecordParser.declaredPayload(UnsafeRawBufferPointer(rebasing: $0[index...])) ?? 0
+      }
+      index = try load(offset, SegmentFormat.recordHeaderSize + declared)
+    }
+    let resident = buffer.count - index
+    return RecordParser.parse(buffer, at: index, available: min(available, max(resident, 0)))
+  }
+
+  /// A closed segment whose footer is damaged must not pass for an open segment with a
+  /// torn last record: the tail is exactly one footer long and at least two of its three
+  /// identifying fields (marker, kind, payload length) still say "footer".
+  mutating func looksLikeDamagedFooter(at offset: UInt64) throws -> Bool {
+    guard size - offset == UInt64(SegmentFormat.footerSize) else { return false }
+    let index = try load(offset, SegmentFormat.footerSize)
+    return buffer.withUnsafeBytes { whole in
+      let raw = UnsafeRawBufferPointer(rebasing: whole[index...])
+      let marker = UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)) == SegmentFormat.recordMarker
+      let kind = raw[4] == JournalRecord.Kind.segmentEnd
+      let length =
+        UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 40, as: UInt32.self))
+        == UInt32(SegmentFormat.footerPayloadSize)
+      return [marker, kind, length].filter { $0 }.count >= 2
+    }
+  }
+
+  /// Looks past damage for any intact record with seq ≥ `minimumSeq`: if one exists the
+  /// damage is not a torn tail but corruption in the middle of history.
+  mutating func findValidRecord(after offset: UInt64, minimumSeq: Seq) throws -> (offset: UInt64, seq: Seq)? {
+    var candidate = offset + 1
+    let marker = withUnsafeBytes(of: SegmentFormat.recordMarker.littleEndian) { Array($0) }
+    while candidate + UInt64(SegmentFormat.recordHeaderSize) <= size {
+      let index = try load(candidate, SegmentFormat.recordHeaderSize)
+      guard buffer.count - index >= 4 else { return nil }
+      if buffer[index] == marker[0] && buffer[index + 1] == marker[1] && buffer[index + 2] == marker[2]
+        && buffer[index + 3] == marker[3]
+      {
+        if case .record(let raw) = try parse(at: candidate), raw.seq >= minimumSeq || raw.kind == JournalRecord.Kind.segmentEnd {
+          return (candidate, raw.seq)
+        }
+      }
+      candidate += 1
+    }
+    return nil
+  }
+}

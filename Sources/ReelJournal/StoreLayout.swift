@@ -1,0 +1,79 @@
+import Foundation
+import ReelCore
+
+/// Where things live in a store folder. See docs/store-layout.md.
+public struct StoreLayout: Sendable, Equatable {
+  public let root: String
+
+  public init(root: String) {
+    self.root = (root as NSString).standardizingPath
+  }
+
+  /// `--store` if given, else `$REEL_STORE`, else `~/.local/share/reel`.
+  public static func resolve(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+    -> StoreLayout
+  {
+    if let explicit, !explicit.isEmpty { return StoreLayout(root: explicit) }
+    if let fromEnvironment = environment["REEL_STORE"], !fromEnvironment.isEmpty {
+      return StoreLayout(root: fromEnvironment)
+    }
+    let home = environment["HOME"] ?? NSHomeDirectory()
+    return StoreLayout(root: home + "/.local/share/reel")
+  }
+
+  public var catalogPath: String { root + "/catalog.sqlite" }
+  public var volumesDirectory: String { root + "/volumes" }
+  public func volumeDirectory(_ name: String) -> String { volumesDirectory + "/" + name }
+  public func descriptorPath(_ name: String) -> String { volumeDirectory(name) + "/volume.json" }
+  public func journalDirectory(_ name: String) -> String { volumeDirectory(name) + "/journal" }
+  public func liveImagePath(_ name: String) -> String { volumeDirectory(name) + "/live.img" }
+  public func baseImagePath(_ name: String) -> String { volumeDirectory(name) + "/base.img" }
+
+  public var isInitialized: Bool { FileManager.default.fileExists(atPath: catalogPath) }
+
+  public func requireInitialized() throws {
+    guard isInitialized else {
+      throw ReelError(
+        .notFound, "no Reel store at \(root)",
+        remedy: "run `reel init --store \(root)` first, or point --store / REEL_STORE at an existing store")
+    }
+  }
+
+  /// Reads a volume's descriptor; the error names the volume and lists what exists.
+  public func descriptor(of name: String) throws -> VolumeDescriptor {
+    try requireInitialized()
+    let path = descriptorPath(name)
+    guard let data = FileManager.default.contents(atPath: path) else {
+      let known = volumeNames()
+      throw ReelError(
+        .notFound, "no volume named \"\(name)\" in the store at \(root)",
+        remedy: known.isEmpty
+          ? "create one with `reel volume create \(name) --size SIZE`"
+          : "known volumes: \(known.joined(separator: ", "))")
+    }
+    do {
+      let descriptor = try JSONDecoder().decode(VolumeDescriptor.self, from: data)
+      guard descriptor.formatVersion == VolumeDescriptor.formatVersion else {
+        throw ReelError(
+          .incompatible, "\(path): volume descriptor version \(descriptor.formatVersion) is not supported")
+      }
+      return descriptor
+    } catch let error as ReelError {
+      throw error
+    } catch {
+      throw ReelError(.corrupt, "\(path): unreadable volume descriptor (\(error))")
+    }
+  }
+
+  public func volumeNames() -> [String] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: volumesDirectory)) ?? []
+    return names.filter { FileManager.default.fileExists(atPath: descriptorPath($0)) }.sorted()
+  }
+
+  public func writeDescriptor(_ descriptor: VolumeDescriptor) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let data = try encoder.encode(descriptor)
+    try Durable.replaceFile(at: descriptorPath(descriptor.name), with: Array(data) + [10])
+  }
+}

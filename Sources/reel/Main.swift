@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import ReelCore
+
+@main
+struct Main {
+  static func main() {
+    do {
+      var command = try Reel.parseAsRoot()
+      try command.run()
+    } catch let error as ReelError {
+      FileHandle.standardError.write(Data("reel: \(error)\n".utf8))
+      exit(error.exitCode)
+    } catch {
+      Reel.exit(withError: error)
+    }
+  }
+}
+
+struct Reel: ParsableCommand {
+  static let version = "0.1.0"
+
+  static let configuration = CommandConfiguration(
+    commandName: "reel",
+    abstract: "Continuous data protection for block volumes.",
+    discussion: """
+      Reel journals every block write of a protected volume with its time, so any
+      volume can be rebuilt as of any instant.
+      Store: --store DIR, else $REEL_STORE, else ~/.local/share/reel.
+      """,
+    version: version,
+    subcommands: [Init.self, VolumeCommand.self, JournalCommand.self]
+  )
+}
+
+struct StoreOption: ParsableArguments {
+  @Option(name: .long, help: "Store folder (default: $REEL_STORE, else ~/.local/share/reel).")
+  var store: String?
+}
+
+/// Writes one line to standard output.
+func say(_ line: String) {
+  print(line)
+}
+
+/// One-line JSON for a dictionary or array (JSON Lines and single reports alike).
+func jsonText(_ object: Any) -> String {
+  let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+  return String(decoding: data, as: UTF8.self)
+}
