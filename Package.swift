@@ -24,6 +24,7 @@ let package = Package(
     .target(name: "ReelCore"),
     .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd"]),
     .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelCodec"]),
+    .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelJournal"]),
 
     .target(
       name: "ReelStore",
@@ -34,14 +35,17 @@ let package = Package(
     .executableTarget(
       name: "reel",
       dependencies: [
-        "ReelCore", "ReelCodec", "ReelJournal", "ReelStore",
+        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec"]),
     .testTarget(name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec"]),
     .testTarget(
       name: "ReelCLITests",
-      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore"]),
+      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
+    .testTarget(
+      name: "ReelCaptureTests",
+      dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -52,6 +52,8 @@ public final class JournalWriter: @unchecked Sendable {
   private var syncing = false
   private var failure: ReelError?
   private var closed = false
+  /// Held for the writer's lifetime: two writers on one journal would interleave seqs.
+  private let lock: PosixFile
 
   private final class OpenSegment {
     let file: PosixFile
@@ -77,6 +79,7 @@ public final class JournalWriter: @unchecked Sendable {
     directory: String, volume: VolumeID, options: JournalOptions = JournalOptions()
   ) throws -> (JournalWriter, RecoveryReport) {
     try Durable.makeDirectory(directory)
+    let lock = try lockJournal(directory)
     try removeLeftoverTemporaries(in: directory)
     let reader = try JournalReader(directory: directory, volume: volume)
     var report = RecoveryReport(tornTail: nil, closedSegment: nil, lastSeq: 0, segmentCount: reader.segments.count)
@@ -99,14 +102,15 @@ public final class JournalWriter: @unchecked Sendable {
     let nextNumber = (reader.segments.last?.number ?? 0) + 1
     let writer = try JournalWriter(
       directory: directory, volume: volume, options: options, segmentNumber: nextNumber,
-      lastSeq: lastSeq, lastTime: lastTime)
+      lastSeq: lastSeq, lastTime: lastTime, lock: lock)
     return (writer, report)
   }
 
   private init(
     directory: String, volume: VolumeID, options: JournalOptions, segmentNumber: UInt64,
-    lastSeq: Seq, lastTime: Timestamp
+    lastSeq: Seq, lastTime: Timestamp, lock: PosixFile
   ) throws {
+    self.lock = lock
     self.directory = directory
     self.volume = volume
     self.options = options
@@ -221,6 +225,7 @@ public final class JournalWriter: @unchecked Sendable {
     try closeSegment()
     closed = true
     durableSeq = lastSeq
+    flock(lock.descriptor, LOCK_UN)
   }
 
   private func checkUsable(allowClosed: Bool = false) throws {
@@ -271,6 +276,20 @@ public final class JournalWriter: @unchecked Sendable {
     guard rename(temporary, path) == 0 else { throw PosixFile.error(errno, "rename", path) }
     try Durable.syncDirectory(directory)
     return OpenSegment(file: file, header: header)
+  }
+
+  private static func lockJournal(_ directory: String) throws -> PosixFile {
+    let lock = try PosixFile(path: directory + "/writer.lock", flags: O_RDWR | O_CREAT)
+    guard flock(lock.descriptor, LOCK_EX | LOCK_NB) == 0 else {
+      let holder = (try? lock.read(at: 0, count: 32)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
+      throw ReelError(
+        .alreadyExists,
+        "the journal \(directory) is being written by another process (pid \(holder.trimmingCharacters(in: .whitespacesAndNewlines)))",
+        remedy: "stop the other `reel serve` for this volume, or talk to it (e.g. `reel bookmark` uses it)")
+    }
+    try lock.truncate(to: 0)
+    try lock.write(Array("\(getpid())\n".utf8), at: 0)
+    return lock
   }
 
   private static func removeLeftoverTemporaries(in directory: String) throws {

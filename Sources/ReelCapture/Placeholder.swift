@@ -1,0 +1,1 @@
+// The NBD capture server lives here; see docs/capture.md.
