@@ -21,9 +21,10 @@ let package = Package(
     .systemLibrary(
       name: "CGcrypt", pkgConfig: "libgcrypt",
       providers: [.apt(["libgcrypt20-dev"])]),
+    .systemLibrary(name: "CLinux"),
     .target(name: "ReelCore"),
     .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd"]),
-    .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelCodec"]),
+    .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelCodec", "CLinux"]),
     .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelJournal"]),
 
     .target(
@@ -39,7 +40,10 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec"]),
-    .testTarget(name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec"]),
+    .executableTarget(
+      name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
+    .testTarget(
+      name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "JournalCrashWriter"]),
     .testTarget(
       name: "ReelCLITests",
       dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),

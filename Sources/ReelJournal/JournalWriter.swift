@@ -273,8 +273,7 @@ public final class JournalWriter: @unchecked Sendable {
     let file = try PosixFile(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
     try file.write(header.encoded(), at: 0)
     try file.sync()
-    guard rename(temporary, path) == 0 else { throw PosixFile.error(errno, "rename", path) }
-    try Durable.syncDirectory(directory)
+    try Durable.rename(temporary, to: path)
     return OpenSegment(file: file, header: header)
   }
 

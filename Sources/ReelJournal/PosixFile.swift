@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import ReelCore
 
@@ -107,11 +108,27 @@ public final class PosixFile: @unchecked Sendable {
     guard fsync(descriptor) == 0 else { throw Self.error(errno, "fsync", path) }
   }
 
+  /// Makes the range read as zeros without storing them (a hole), or by writing zeros
+  /// where the file system cannot punch holes.
+  public func punchHole(offset: UInt64, length: UInt64) throws {
+    guard length > 0 else { return }
+    if reel_punch_hole(descriptor, Int64(offset), Int64(length)) == 0 { return }
+    guard errno == EOPNOTSUPP || errno == ENOSYS else { throw Self.error(errno, "punch hole in", path) }
+    let zeros = [UInt8](repeating: 0, count: Int(min(length, 1 << 20)))
+    var done: UInt64 = 0
+    while done < length {
+      let count = Int(min(UInt64(zeros.count), length - done))
+      try zeros.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0..<count]), at: offset + done) }
+      done += UInt64(count)
+    }
+  }
+
   public func truncate(to size: UInt64) throws {
     guard ftruncate(descriptor, off_t(size)) == 0 else { throw Self.error(errno, "truncate", path) }
   }
 
-  static func error(_ code: Int32, _ operation: String, _ path: String) -> ReelError {
+  /// Turns an errno from `operation` on `path` into a user-facing error.
+  public static func error(_ code: Int32, _ operation: String, _ path: String) -> ReelError {
     let reason = String(cString: strerror(code))
     switch code {
     case ENOENT:
@@ -152,12 +169,19 @@ public enum Durable {
       unlink(temporary)
       throw error
     }
-    guard rename(temporary, path) == 0 else {
-      let code = errno
+    do {
+      try rename(temporary, to: path)
+    } catch {
       unlink(temporary)
-      throw PosixFile.error(code, "rename", path)
+      throw error
     }
-    try syncDirectory((path as NSString).deletingLastPathComponent)
+  }
+
+  /// Renames `source` to `destination` (replacing it) and makes the rename durable.
+  public static func rename(_ source: String, to destination: String) throws {
+    guard Glibc.rename(source, destination) == 0 else { throw PosixFile.error(errno, "rename to", destination) }
+    let parent = (destination as NSString).deletingLastPathComponent
+    try syncDirectory(parent.isEmpty ? "." : parent)
   }
 
   /// Creates `path` and any missing parents, syncing each parent it created into.

@@ -61,10 +61,7 @@ public enum Volumes {
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
       try Durable.replaceFile(at: staging + "/volume.json", with: Array(try encoder.encode(descriptor)) + [10])
       try Durable.syncDirectory(staging)
-      guard rename(staging, finalDirectory) == 0 else {
-        throw ReelError(.io, "cannot move the new volume into \(finalDirectory): \(String(cString: strerror(errno)))")
-      }
-      try Durable.syncDirectory(layout.volumesDirectory)
+      try Durable.rename(staging, to: finalDirectory)
       try store.catalog.register(descriptor)
       return descriptor
     } catch {

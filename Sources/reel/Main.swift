@@ -29,7 +29,9 @@ struct Reel: ParsableCommand {
       Store: --store DIR, else $REEL_STORE, else ~/.local/share/reel.
       """,
     version: version,
-    subcommands: [Init.self, VolumeCommand.self, JournalCommand.self]
+    subcommands: [
+      Init.self, VolumeCommand.self, JournalCommand.self, TimelineCommand.self, RestoreCommand.self,
+    ]
   )
 }
 
