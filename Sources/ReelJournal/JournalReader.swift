@@ -34,14 +34,16 @@ public struct JournalReader: Sendable {
         throw ReelError(
           .corrupt,
           "\(directory): segment \(SegmentFormat.fileName(segment: previous.number + 1)) is missing between \(SegmentFormat.fileName(segment: previous.number)) and \(name)",
-          remedy: "put the missing segment back (from a copy or archive); history after it cannot be trusted without it")
+          remedy: "put the missing segment back (from a copy or archive); history after it cannot be trusted without it"
+        )
       }
       let segment = try SegmentFile(path: directory + "/" + name, volume: volume, number: number)
       if let previous = segments.last {
         guard let summary = previous.summary else {
           throw ReelError(
             .corrupt, "\(previous.path): segment was never closed but a later segment \(name) exists",
-            remedy: "open the journal with the writer (e.g. `reel serve`) to recover, or restore the segment from a copy")
+            remedy:
+              "open the journal with the writer (e.g. `reel serve`) to recover, or restore the segment from a copy")
         }
         guard segment.header.firstSeq == summary.lastSeq + 1 else {
           throw ReelError(

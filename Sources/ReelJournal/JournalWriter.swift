@@ -134,7 +134,8 @@ public final class JournalWriter: @unchecked Sendable {
   @discardableResult
   public func append(_ entry: JournalEntry) throws -> AppendedRecord {
     guard entry.payload.count <= SegmentFormat.maxPayload else {
-      throw ReelError(.usage, "journal record payload of \(entry.payload.count) bytes exceeds \(SegmentFormat.maxPayload)")
+      throw ReelError(
+        .usage, "journal record payload of \(entry.payload.count) bytes exceeds \(SegmentFormat.maxPayload)")
     }
     var payloadChecksum = CRC32C()
     payloadChecksum.update(entry.payload)

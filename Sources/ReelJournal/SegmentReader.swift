@@ -29,7 +29,8 @@ public struct SegmentFile: Sendable {
       throw ReelError(
         .corrupt,
         "\(path): header says segment \(header.segmentNumber) but the file name says \(number)",
-        remedy: "a segment file was renamed; give it back its name \(SegmentFormat.fileName(segment: header.segmentNumber))")
+        remedy:
+          "a segment file was renamed; give it back its name \(SegmentFormat.fileName(segment: header.segmentNumber))")
     }
     self.path = path
     self.file = file
@@ -134,7 +135,8 @@ public struct SegmentFile: Sendable {
     ReelError(
       .corrupt, "\(path): damaged journal at offset \(offset): \(reason)",
       remedy:
-        "nothing was changed; copy the journal folder aside, then restore this segment from a sealed archive or run `reel journal repair` to cut the volume's history at this point")
+        "nothing was changed; copy the journal folder aside, then restore this segment from a sealed archive or run `reel journal repair` to cut the volume's history at this point"
+    )
   }
 }
 
@@ -278,7 +280,9 @@ struct ReadWindow {
       if buffer[index] == marker[0] && buffer[index + 1] == marker[1] && buffer[index + 2] == marker[2]
         && buffer[index + 3] == marker[3]
       {
-        if case .record(let raw) = try parse(at: candidate), raw.seq >= minimumSeq || raw.kind == JournalRecord.Kind.segmentEnd {
+        if case .record(let raw) = try parse(at: candidate),
+          raw.seq >= minimumSeq || raw.kind == JournalRecord.Kind.segmentEnd
+        {
           return (candidate, raw.seq)
         }
       }

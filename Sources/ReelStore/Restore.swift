@@ -60,7 +60,8 @@ public enum Restore {
       guard record.offset <= size, record.length <= size - record.offset else {
         throw ReelError(
           .corrupt,
-          "journal record seq \(record.seq) reaches past the end of the volume (offset \(record.offset), length \(record.length), size \(size))")
+          "journal record seq \(record.seq) reaches past the end of the volume (offset \(record.offset), length \(record.length), size \(size))"
+        )
       }
       if record.kind == .write {
         try record.payload.withUnsafeBytes { try file.write($0, at: record.offset) }

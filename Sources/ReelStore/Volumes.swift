@@ -34,7 +34,8 @@ public enum Volumes {
       size = size ?? imageSize
     }
     guard let size, size > 0 else {
-      throw ReelError(.usage, "a new volume needs --size (or --from IMAGE)", remedy: "e.g. `reel volume create \(name) --size 1G`")
+      throw ReelError(
+        .usage, "a new volume needs --size (or --from IMAGE)", remedy: "e.g. `reel volume create \(name) --size 1G`")
     }
     guard size % UInt64(blockSize) == 0 else {
       throw ReelError(
@@ -84,7 +85,8 @@ public enum Volumes {
       return UInt64(end)
     }
     guard (info.st_mode & S_IFMT) == S_IFREG else {
-      throw ReelError(.usage, "\(path) is neither a regular file nor a block device", remedy: "give an image file or a block device")
+      throw ReelError(
+        .usage, "\(path) is neither a regular file nor a block device", remedy: "give an image file or a block device")
     }
     return UInt64(info.st_size)
   }

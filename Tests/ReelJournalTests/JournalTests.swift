@@ -78,10 +78,14 @@ func expectMatches(_ records: [JournalRecord], _ entries: [JournalEntry], firstS
     try writer.close()
     let reader = try JournalReader(directory: dir.path, volume: volume)
     var fromSeq: [Seq] = []
-    try reader.forEachRecord(fromSeq: 25) { fromSeq.append($0.seq); return true }
+    try reader.forEachRecord(fromSeq: 25) {
+      fromSeq.append($0.seq); return true
+    }
     #expect(fromSeq == Array(25...40))
     var fromTime: [Seq] = []
-    try reader.forEachRecord(fromTime: times[30]) { fromTime.append($0.seq); return true }
+    try reader.forEachRecord(fromTime: times[30]) {
+      fromTime.append($0.seq); return true
+    }
     #expect(fromTime == Array(31...40))
   }
 

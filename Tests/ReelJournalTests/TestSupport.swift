@@ -51,7 +51,9 @@ func pattern(_ index: Int, count: Int) -> [UInt8] {
 
 func readAll(_ directory: String, _ volume: VolumeID) throws -> [JournalRecord] {
   var records: [JournalRecord] = []
-  try JournalReader(directory: directory, volume: volume).forEachRecord { records.append($0); return true }
+  try JournalReader(directory: directory, volume: volume).forEachRecord {
+    records.append($0); return true
+  }
   return records
 }
 
@@ -62,7 +64,9 @@ func segmentFiles(_ directory: String) -> [String] {
 
 func fileBytes(_ path: String) -> [UInt8] { Array(FileManager.default.contents(atPath: path)!) }
 
-func writeBytes(_ path: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
+func writeBytes(_ path: String, _ bytes: [UInt8]) {
+  _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+}
 
 func copyDirectory(_ from: String, _ to: String) throws {
   try? FileManager.default.removeItem(atPath: to)
