@@ -39,6 +39,8 @@ let package = Package(
         "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
+    .executableTarget(
+      name: "reel-bench", dependencies: ["ReelCore", "ReelJournal"], path: "benchmarks/Sources/reel-bench"),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec"]),
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),

@@ -1,0 +1,51 @@
+// Drives Reel's modules directly for the scripts in benchmarks/. Not part of the product.
+//   reel-bench journal DIR TOTAL WRITE SYNC-EVERY   append TOTAL bytes as WRITE-sized
+//                                                   records, sync every SYNC-EVERY bytes
+// Prints one line: `journal bytes=N seconds=S mbps=M`.
+import Foundation
+import ReelCore
+import ReelJournal
+
+func fail(_ message: String) -> Never {
+  FileHandle.standardError.write(Data("reel-bench: \(message)\n".utf8))
+  exit(64)
+}
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+  let elapsed = ContinuousClock.now - start
+  return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else { fail("usage: reel-bench journal DIR TOTAL WRITE SYNC-EVERY") }
+
+switch command {
+case "journal":
+  guard arguments.count == 5, let total = try? ByteSize.parse(arguments[2]),
+    let writeSize = try? ByteSize.parse(arguments[3]), let syncEvery = try? ByteSize.parse(arguments[4])
+  else { fail("usage: reel-bench journal DIR TOTAL WRITE SYNC-EVERY") }
+  // Incompressible data, as a real volume's writes mostly are; reused round robin.
+  var generator = SystemRandomNumberGenerator()
+  let pool = (0..<16).map { _ in (0..<Int(writeSize)).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+  let (writer, _) = try JournalWriter.open(directory: arguments[1], volume: VolumeID())
+  let start = ContinuousClock.now
+  var written: UInt64 = 0
+  var sinceSync: UInt64 = 0
+  var index = 0
+  while written < total {
+    try writer.append(.write(offset: written % (1 << 30), data: pool[index % pool.count]))
+    index += 1
+    written += writeSize
+    sinceSync += writeSize
+    if sinceSync >= syncEvery {
+      try writer.sync()
+      sinceSync = 0
+    }
+  }
+  try writer.sync()
+  let elapsed = seconds(since: start)
+  try writer.close()
+  print(String(format: "journal bytes=%llu seconds=%.3f mbps=%.1f", written, elapsed, Double(written) / elapsed / 1e6))
+default:
+  fail("unknown benchmark \(command)")
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Reel builds and tests with, when any is missing.
+# Libraries: libarchive, libzstd, libsqlite3 (through GRDB), libgcrypt.
+# Real clients the tests drive: qemu-utils (qemu-io, qemu-img), libnbd-bin (nbdinfo,
+# nbdcopy, nbdfuse), nbdkit, fuse3, e2fsprogs; bsdtar/zstd/coreutils for archives.
+set -euo pipefail
+
+packages=(
+  pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev
+  qemu-utils libnbd-bin nbdkit fuse3 e2fsprogs libarchive-tools zstd
+  coreutils util-linux procps
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "Installing: ${missing[*]}"
+  sudo_cmd=()
+  if [ "$(id -u)" != 0 ]; then sudo_cmd=(sudo); fi
+  "${sudo_cmd[@]}" apt-get update
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v swift >/dev/null; then
+  if [ -x /opt/swift/usr/bin/swift ]; then
+    echo "swift is not on PATH; add /opt/swift/usr/bin to PATH" >&2
+  else
+    echo "Swift 6.3 is required: install it from swift.org and put it on PATH" >&2
+  fi
+  exit 1
+fi
