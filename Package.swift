@@ -41,7 +41,7 @@ let package = Package(
       ]),
     .executableTarget(
       name: "reel-bench", dependencies: ["ReelCore", "ReelJournal"], path: "benchmarks/Sources/reel-bench"),
-    .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec"]),
+    .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec", "ReelCore"]),
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
     .testTarget(

@@ -1,5 +1,7 @@
 import Testing
 
+import ReelCore
+
 @testable import ReelCodec
 
 @Suite struct CRC32CTests {
@@ -21,5 +23,29 @@ import Testing
       crc.update(Array(data[split...]))
       #expect(crc.value == whole, "split at \(split)")
     }
+  }
+}
+
+@Suite struct DigestAndCompressionTests {
+  @Test func sha256KnownVectors() {
+    #expect(SHA256Digest.hash([UInt8]()).hex == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    #expect(
+      SHA256Digest.hash(Array("abc".utf8)).hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    let digest = SHA256Digest.hash(Array("abc".utf8))
+    #expect(SHA256Digest(hex: digest.hex) == digest)
+    #expect(SHA256Digest(hex: "xyz") == nil)
+  }
+
+  @Test func zstdRoundTripAndDamage() throws {
+    let input = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 % 251 &* 7) }
+    let compressor = ZstdCompressor()
+    let packed = compressor.compress(input)
+    #expect(packed.count < input.count / 10)
+    #expect(try Zstd.decompress(packed, expectedSize: input.count, what: "test") == input)
+    var damaged = packed
+    damaged[damaged.count / 2] ^= 0xFF
+    damaged[4] ^= 0xFF
+    #expect(throws: ReelError.self) { try Zstd.decompress(damaged, expectedSize: input.count, what: "test") }
+    #expect(throws: ReelError.self) { try Zstd.decompress(packed, expectedSize: input.count - 1, what: "test") }
   }
 }

@@ -1,0 +1,70 @@
+import CGcrypt
+import Foundation
+import ReelCore
+
+/// libgcrypt must be initialised once per process before its first use.
+enum Gcrypt {
+  static let ready: Bool = {
+    guard gcry_check_version("1.9.0") != nil else { return false }
+    gcry_control_initialization_finished()
+    return true
+  }()
+
+  static func require() {
+    precondition(ready, "libgcrypt 1.9 or newer is required")
+  }
+}
+
+/// SHA-256 through libgcrypt: chunk identities and archive member digests.
+public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
+  public let bytes: [UInt8]
+
+  public init(bytes: [UInt8]) {
+    precondition(bytes.count == 32)
+    self.bytes = bytes
+  }
+
+  public init?(hex: String) {
+    guard hex.utf8.count == 64 else { return nil }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(32)
+    var index = hex.startIndex
+    while index < hex.endIndex {
+      let next = hex.index(index, offsetBy: 2)
+      guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+      bytes.append(byte)
+      index = next
+    }
+    self.bytes = bytes
+  }
+
+  public static func hash(_ buffer: UnsafeRawBufferPointer) -> SHA256Digest {
+    Gcrypt.require()
+    var out = [UInt8](repeating: 0, count: 32)
+    out.withUnsafeMutableBytes { digest in
+      gcry_md_hash_buffer(Int32(GCRY_MD_SHA256.rawValue), digest.baseAddress, buffer.baseAddress, buffer.count)
+    }
+    return SHA256Digest(bytes: out)
+  }
+
+  public static func hash(_ bytes: some ContiguousBytes) -> SHA256Digest {
+    bytes.withUnsafeBytes { hash($0) }
+  }
+
+  public var hex: String {
+    let digits = Array("0123456789abcdef".utf8)
+    var text = [UInt8]()
+    text.reserveCapacity(64)
+    for byte in bytes {
+      text.append(digits[Int(byte >> 4)])
+      text.append(digits[Int(byte & 0x0F)])
+    }
+    return String(decoding: text, as: UTF8.self)
+  }
+
+  public var description: String { hex }
+
+  public static func < (lhs: SHA256Digest, rhs: SHA256Digest) -> Bool {
+    lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+  }
+}

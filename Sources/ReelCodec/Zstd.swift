@@ -1,0 +1,51 @@
+import CZstd
+import ReelCore
+
+/// zstd compression with a reusable context; one per thread.
+public final class ZstdCompressor {
+  private let context: OpaquePointer
+  public let level: Int32
+
+  public init(level: Int32 = 3) {
+    context = ZSTD_createCCtx()
+    self.level = level
+  }
+
+  deinit { ZSTD_freeCCtx(context) }
+
+  public func compress(_ input: UnsafeRawBufferPointer) -> [UInt8] {
+    let bound = ZSTD_compressBound(input.count)
+    var output = [UInt8](repeating: 0, count: bound)
+    let written = output.withUnsafeMutableBytes { out in
+      ZSTD_compressCCtx(context, out.baseAddress, bound, input.baseAddress, input.count, level)
+    }
+    precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
+    output.removeLast(bound - written)
+    return output
+  }
+
+  public func compress(_ input: [UInt8]) -> [UInt8] {
+    input.withUnsafeBytes { compress($0) }
+  }
+}
+
+public enum Zstd {
+  /// Decompresses one frame whose content size is recorded in its header and must equal
+  /// `expectedSize`; `what` names the data in errors.
+  public static func decompress(_ input: [UInt8], expectedSize: Int, what: String) throws -> [UInt8] {
+    var output = [UInt8](repeating: 0, count: expectedSize)
+    let written = input.withUnsafeBytes { source in
+      output.withUnsafeMutableBytes { out in
+        ZSTD_decompress(out.baseAddress, expectedSize, source.baseAddress, source.count)
+      }
+    }
+    if ZSTD_isError(written) != 0 {
+      throw ReelError(
+        .corrupt, "\(what): zstd data is damaged (\(String(cString: ZSTD_getErrorName(written))))")
+    }
+    guard written == expectedSize else {
+      throw ReelError(.corrupt, "\(what): decompressed to \(written) bytes, expected \(expectedSize)")
+    }
+    return output
+  }
+}
