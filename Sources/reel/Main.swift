@@ -31,6 +31,7 @@ struct Reel: ParsableCommand {
     version: version,
     subcommands: [
       Init.self, VolumeCommand.self, JournalCommand.self, TimelineCommand.self, RestoreCommand.self,
+      ServeCommand.self, BookmarkCommand.self,
     ]
   )
 }

@@ -1,0 +1,107 @@
+import Foundation
+import ReelCore
+import ReelJournal
+
+/// A bookmark that was written.
+public struct BookmarkResult: Sendable, Equatable {
+  public var volume: String
+  public var label: String
+  public var seq: Seq
+  public var time: Timestamp
+  /// True when the running `reel serve` wrote it; false when it was written directly.
+  public var throughServer: Bool
+}
+
+/// Named, crash-consistent points in a volume's journal.
+public enum Bookmarks {
+  public static let maximumLabelBytes = 200
+
+  /// Writes bookmark `label` into `volume`'s journal: through the control socket of the
+  /// `reel serve` that has the volume, or directly when no server has it.
+  public static func create(layout: StoreLayout, volume: String, label: String) throws -> BookmarkResult {
+    try validate(label: label)
+    let descriptor = try layout.descriptor(of: volume)
+    let controlPath = layout.volumeDirectory(volume) + "/" + ControlProtocol.socketName
+    if let record = try throughServer(controlPath: controlPath, label: label) {
+      return BookmarkResult(volume: volume, label: label, seq: record.seq, time: record.time, throughServer: true)
+    }
+    let directory = layout.journalDirectory(volume)
+    let journal: JournalWriter
+    do {
+      (journal, _) = try JournalWriter.open(directory: directory, volume: descriptor.id)
+    } catch let error as ReelError where error.kind == .alreadyExists && error.message.contains("another process") {
+      throw ReelError(
+        .alreadyExists,
+        "volume \(volume) is open in another process (\(error.message)), but it does not answer on \(controlPath)",
+        remedy:
+          "if that is a `reel serve`, restart it so its control socket comes back; otherwise stop the other process and retry"
+      )
+    }
+    var result: BookmarkResult?
+    var failure: Error?
+    do {
+      let existing = try JournalReader(directory: directory, volume: descriptor.id).summarize().bookmarks
+      guard !existing.contains(where: { $0.label == label }) else { throw duplicate(label, volume: volume) }
+      try journal.append(.flush)
+      try journal.sync()
+      let record = try journal.appendDurably(.bookmark(label))
+      result = BookmarkResult(volume: volume, label: label, seq: record.seq, time: record.time, throughServer: false)
+    } catch {
+      failure = error
+    }
+    try journal.close()
+    if let failure { throw failure }
+    return result!
+  }
+
+  /// Labels are 1 to 200 UTF-8 bytes on one line, and must read back as a bookmark when
+  /// given as a point (`--at LABEL`), so `latest`, `seq:N` and times are refused.
+  public static func validate(label: String) throws {
+    let bytes = label.utf8.count
+    guard bytes >= 1, bytes <= maximumLabelBytes else {
+      throw ReelError(
+        .usage,
+        "a bookmark label must be 1 to \(maximumLabelBytes) bytes of UTF-8; \"\(label.prefix(40))\" has \(bytes)",
+        remedy: "choose a shorter label")
+    }
+    guard !label.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
+      throw ReelError(.usage, "a bookmark label must be a single line", remedy: "remove the line breaks from the label")
+    }
+    guard Point(parsing: label) == .bookmark(label) else {
+      throw ReelError(
+        .usage, "\"\(label)\" would be read as \(Point(parsing: label)), not as a bookmark label",
+        remedy: "choose a label that is not `latest`, `seq:N`, a time, or starting with `bookmark:`")
+    }
+  }
+
+  static func duplicate(_ label: String, volume: String) -> ReelError {
+    ReelError(
+      .alreadyExists, "volume \(volume) already has a bookmark \"\(label)\"",
+      remedy: "choose another label; `reel timeline \(volume)` lists the existing ones")
+  }
+
+  /// Asks the server over the control socket; nil when no server listens there.
+  private static func throughServer(controlPath: String, label: String) throws -> (seq: Seq, time: Timestamp)? {
+    let stream: SocketStream?
+    do {
+      stream = try SocketStream.connect(unixPath: controlPath)
+    } catch let error as SocketFailure {
+      throw ReelError(.io, "cannot reach the capture server at \(controlPath): \(error)")
+    }
+    guard let stream else { return nil }
+    defer { stream.close() }
+    do {
+      try stream.send(Array("BOOKMARK \(label)\n".utf8))
+      guard let line = try ControlProtocol.readLine(stream) else {
+        throw ReelError(
+          .io, "the capture server at \(controlPath) closed the connection without answering",
+          remedy: "check the server's log; it may be shutting down")
+      }
+      return try ControlProtocol.parseReply(line)
+    } catch let error as SocketFailure {
+      throw ReelError(.io, "talking to the capture server at \(controlPath) failed: \(error)")
+    } catch is ConnectionClosed {
+      throw ReelError(.io, "the capture server at \(controlPath) went away while writing the bookmark")
+    }
+  }
+}

@@ -1,0 +1,265 @@
+import Dispatch
+import Foundation
+import ReelCore
+import ReelJournal
+
+/// What `reel serve` was asked to do.
+public struct CaptureConfiguration: Sendable {
+  public var layout: StoreLayout
+  public var volumes: [String]
+  /// Unix socket path; nil means `<store>/run/reel.sock` unless `listen` is given.
+  public var socketPath: String?
+  /// `PORT`, `HOST:PORT` or `[IPv6]:PORT`; the host defaults to 127.0.0.1.
+  public var listen: String?
+  /// Receives one line per event (connections, recovery, shutdown); `reel serve` prints them to stderr.
+  public var log: @Sendable (String) -> Void
+  /// Checkpoint the live image after this many bytes changed ...
+  public var checkpointBytes: UInt64 = 256 << 20
+  /// ... or this long after the first change since the last checkpoint.
+  public var checkpointInterval: Duration = .seconds(60)
+
+  public init(
+    layout: StoreLayout, volumes: [String], socketPath: String? = nil, listen: String? = nil,
+    log: @escaping @Sendable (String) -> Void
+  ) {
+    self.layout = layout
+    self.volumes = volumes
+    self.socketPath = socketPath
+    self.listen = listen
+    self.log = log
+  }
+
+  public var defaultSocketPath: String { layout.root + "/run/reel.sock" }
+}
+
+/// A running NBD capture server: volumes opened and recovered, sockets listening.
+public final class CaptureServer: @unchecked Sendable {
+  public struct ServedVolumeInfo: Sendable {
+    public var name: String
+    public var size: UInt64
+    public var blockSize: UInt32
+    public var recovery: LiveImageRecovery
+    public var controlSocket: String
+  }
+
+  /// Where NBD clients connect: Unix socket paths and TCP `host:port`s.
+  public let endpoints: [Endpoint]
+  public let volumes: [ServedVolumeInfo]
+
+  public enum Endpoint: Sendable, CustomStringConvertible {
+    case unix(path: String)
+    case tcp(address: String)
+
+    public var description: String {
+      switch self {
+      case .unix(let path): "unix socket \(path)"
+      case .tcp(let address): "tcp \(address)"
+      }
+    }
+
+    /// An NBD URI for `name` (as qemu, nbdinfo and nbdcopy take it).
+    public func uri(export name: String) -> String {
+      switch self {
+      case .unix(let path): "nbd+unix:///\(name)?socket=\(path)"
+      case .tcp(let address): "nbd://\(address)/\(name)"
+      }
+    }
+  }
+
+  private let configuration: CaptureConfiguration
+  private let served: [ServedVolume]
+  private let exports: ExportTable
+  private let listeners: [SocketListener]
+  private let controls: [ControlSocket]
+  private let clients = ConnectionRegistry()
+  private let controlClients = ConnectionRegistry()
+  private let state = NSCondition()
+  private var stopRequested = false
+  private var nextClient = 1
+
+  /// Opens every volume (journal lock, crash recovery of the live image) and starts
+  /// listening; clients are served once `run` is called.
+  public init(_ configuration: CaptureConfiguration) throws {
+    self.configuration = configuration
+    guard !configuration.volumes.isEmpty else {
+      throw ReelError(.usage, "no volume to serve", remedy: "name one or more volumes: `reel serve NAME...`")
+    }
+    if let duplicate = Dictionary(grouping: configuration.volumes, by: { $0 }).first(where: { $0.value.count > 1 }) {
+      throw ReelError(.usage, "volume \(duplicate.key) is named twice", remedy: "name each volume once")
+    }
+    try configuration.layout.requireInitialized()
+    var opened: [ServedVolume] = []
+    var controls: [ControlSocket] = []
+    var listeners: [SocketListener] = []
+    do {
+      for name in configuration.volumes {
+        let volume = try ServedVolume.open(
+          name: name, layout: configuration.layout, checkpointBytes: configuration.checkpointBytes,
+          checkpointInterval: configuration.checkpointInterval)
+        opened.append(volume)
+        configuration.log("volume \(name): \(volume.recovery)")
+      }
+      for volume in opened {
+        controls.append(try ControlSocket(volume: volume, registry: controlClients, log: configuration.log))
+      }
+      if let listen = configuration.listen {
+        let (host, port) = try Self.parseListen(listen)
+        listeners.append(try SocketListener.tcp(host: host, port: port))
+      }
+      if configuration.socketPath != nil || configuration.listen == nil {
+        listeners.append(try SocketListener.unix(path: configuration.socketPath ?? configuration.defaultSocketPath))
+      }
+    } catch {
+      for listener in listeners { listener.stop() }
+      for control in controls { control.listener.stop() }
+      for volume in opened { try? volume.close() }
+      throw error
+    }
+    served = opened
+    self.controls = controls
+    self.listeners = listeners
+    exports = ExportTable(exports: opened.map { Export(volume: $0, readOnly: $0.readOnly) })
+    endpoints = listeners.map { $0.unixPath.map { .unix(path: $0) } ?? .tcp(address: $0.address) }
+    volumes = opened.map {
+      ServedVolumeInfo(
+        name: $0.name, size: $0.descriptor.size, blockSize: $0.descriptor.blockSize, recovery: $0.recovery,
+        controlSocket: $0.controlSocketPath)
+    }
+  }
+
+  /// Serves clients until SIGINT or SIGTERM (or `stop()`), then shuts down cleanly: no new
+  /// clients, requests already received are answered, journals synced and closed, live
+  /// images checkpointed as clean, sockets removed.
+  public func run() throws {
+    signal(SIGPIPE, SIG_IGN)
+    var signalSources: [DispatchSourceSignal] = []
+    for number in [SIGINT, SIGTERM] {
+      signal(number, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+      source.setEventHandler { [self] in
+        configuration.log("received \(number == SIGINT ? "SIGINT" : "SIGTERM"); shutting down")
+        stop()
+      }
+      source.resume()
+      signalSources.append(source)
+    }
+    var threads: [Thread] = []
+    for listener in listeners {
+      threads.append(startThread("reel accept \(listener.address)") { [self] in acceptClients(listener) })
+    }
+    for control in controls {
+      threads.append(startThread("reel control \(control.volume.name)") { control.acceptLoop() })
+    }
+    let checkpointer = startThread("reel checkpoint") { [self] in checkpointLoop() }
+
+    state.withLock {
+      while !stopRequested { state.wait() }
+    }
+    for listener in listeners { listener.stop() }
+    for control in controls { control.listener.stop() }
+    clients.stopAll()
+    controlClients.stopAll()
+    clients.waitUntilEmpty()
+    controlClients.waitUntilEmpty()
+    _ = threads
+    _ = checkpointer
+    for source in signalSources { source.cancel() }
+
+    var firstError: Error?
+    for volume in served {
+      do {
+        try volume.close()
+        configuration.log(
+          "volume \(volume.name): journal closed at seq \(volume.journal.lastAppendedSeq), live image checkpointed")
+      } catch {
+        configuration.log("volume \(volume.name): clean shutdown failed: \(error)")
+        firstError = firstError ?? error
+      }
+    }
+    if let firstError { throw firstError }
+  }
+
+  /// Asks `run` to shut down; safe from any thread.
+  public func stop() {
+    state.withLock {
+      stopRequested = true
+      state.broadcast()
+    }
+  }
+
+  private func acceptClients(_ listener: SocketListener) {
+    let transport = listener.unixPath == nil ? "tcp" : "unix"
+    while let stream = listener.accept() {
+      let number = state.withLock {
+        defer { nextClient += 1 }
+        return nextClient
+      }
+      clients.serve(stream) { [self] _ in serveClient(stream, label: "client \(number) (\(transport))") }
+    }
+  }
+
+  private func serveClient(_ stream: SocketStream, label: String) {
+    let outcome: HandshakeOutcome
+    do {
+      outcome = try NBDHandshake(stream: stream, exports: exports).run()
+    } catch let closed as ConnectionClosed {
+      configuration.log("\(label): went away during the handshake (after \(closed.received) bytes of a message)")
+      return
+    } catch {
+      configuration.log("\(label): handshake failed: \(error); disconnected")
+      return
+    }
+    switch outcome {
+    case .ended(let reason):
+      configuration.log("\(label): \(reason)")
+    case .transmission(let export, let agreed):
+      configuration.log("\(label) connected to export \"\(export.name)\"")
+      let connection = NBDConnection(stream: stream, export: export, enforceAlignment: agreed, log: configuration.log)
+      let reason = connection.serve()
+      configuration.log("\(label) disconnected from export \"\(export.name)\": \(reason)")
+    }
+  }
+
+  private func checkpointLoop() {
+    while true {
+      let stopping = state.withLock {
+        if !stopRequested { _ = state.wait(until: Date(timeIntervalSinceNow: 1)) }
+        return stopRequested
+      }
+      if stopping { return }
+      for volume in served {
+        do {
+          try volume.checkpointIfDue()
+        } catch {
+          configuration.log("volume \(volume.name): checkpoint failed: \(error)")
+        }
+      }
+    }
+  }
+
+  private func startThread(_ name: String, _ body: @escaping @Sendable () -> Void) -> Thread {
+    let thread = Thread(block: body)
+    thread.name = name
+    thread.start()
+    return thread
+  }
+
+  /// `PORT`, `HOST:PORT` or `[IPv6]:PORT`.
+  static func parseListen(_ text: String) throws -> (host: String, port: UInt16) {
+    let invalid = ReelError(
+      .usage, "cannot read --listen \"\(text)\"",
+      remedy: "give PORT, HOST:PORT or [IPv6]:PORT, e.g. 10809 or 0.0.0.0:10809")
+    if let port = UInt16(text) { return ("127.0.0.1", port) }
+    if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+      let host = String(text[text.index(after: text.startIndex)..<close])
+      let rest = text[text.index(after: close)...]
+      guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()), !host.isEmpty else { throw invalid }
+      return (host, port)
+    }
+    guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else {
+      throw invalid
+    }
+    let host = String(text[..<colon])
+    return (host.isEmpty ? "127.0.0.1" : host, port)
+  }
+}

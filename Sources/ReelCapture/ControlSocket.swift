@@ -1,0 +1,111 @@
+import Foundation
+import ReelCore
+import ReelJournal
+
+/// The line protocol on each served volume's control socket (`control.sock` in the volume
+/// folder). One request per line, one reply line each:
+///
+///     BOOKMARK <label>            →  OK <seq> <RFC 3339 time>
+///                                 or ERR <kind>\t<message>\t<remedy>
+///
+/// See docs/capture.md.
+enum ControlProtocol {
+  static let socketName = "control.sock"
+  static let maximumLine = 4096
+
+  static func okLine(_ record: AppendedRecord) -> String {
+    "OK \(record.seq) \(record.time.rfc3339)\n"
+  }
+
+  static func errorLine(_ error: ReelError) -> String {
+    let clean = { (text: String) in
+      text.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\t", with: " ")
+    }
+    return "ERR \(error.kind.rawValue)\t\(clean(error.message))\t\(clean(error.remedy ?? ""))\n"
+  }
+
+  /// Reads one line (without its newline); nil at end of stream.
+  static func readLine(_ stream: SocketStream) throws -> String? {
+    var bytes: [UInt8] = []
+    var byte: UInt8 = 0
+    while true {
+      do {
+        try withUnsafeMutableBytes(of: &byte) { try stream.receive(into: $0) }
+      } catch is ConnectionClosed {
+        return nil
+      }
+      if byte == 10 { return String(decoding: bytes, as: UTF8.self) }
+      bytes.append(byte)
+      guard bytes.count <= maximumLine else {
+        throw ReelError(.protocolViolation, "control request longer than \(maximumLine) bytes")
+      }
+    }
+  }
+
+  /// Parses a reply line into the bookmark's seq and time, or the error the server sent.
+  static func parseReply(_ line: String) throws -> (seq: Seq, time: Timestamp) {
+    if line.hasPrefix("OK ") {
+      let fields = line.dropFirst(3).split(separator: " ")
+      if fields.count == 2, let seq = Seq(fields[0]), let time = Timestamp(rfc3339: String(fields[1])) {
+        return (seq, time)
+      }
+    } else if line.hasPrefix("ERR ") {
+      let fields = line.dropFirst(4).split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+      let kind = ReelError.Kind(rawValue: fields.first ?? "") ?? .io
+      let message = fields.count > 1 ? fields[1] : "the server refused the request"
+      let remedy = fields.count > 2 && !fields[2].isEmpty ? fields[2] : nil
+      throw ReelError(kind, message, remedy: remedy)
+    }
+    throw ReelError(.protocolViolation, "unexpected reply from the capture server's control socket: \(line)")
+  }
+}
+
+/// Serves the control socket of one volume.
+final class ControlSocket: @unchecked Sendable {
+  let volume: ServedVolume
+  let listener: SocketListener
+  private let registry: ConnectionRegistry
+  private let log: @Sendable (String) -> Void
+
+  init(volume: ServedVolume, registry: ConnectionRegistry, log: @escaping @Sendable (String) -> Void) throws {
+    self.volume = volume
+    self.registry = registry
+    self.log = log
+    listener = try SocketListener.unix(path: volume.controlSocketPath)
+  }
+
+  /// Accepts control connections until `listener.stop()`; call on its own thread.
+  func acceptLoop() {
+    while let stream = listener.accept() {
+      registry.serve(stream) { [self] _ in handle(stream) }
+    }
+  }
+
+  private func handle(_ stream: SocketStream) {
+    do {
+      while let line = try ControlProtocol.readLine(stream) {
+        let reply: String
+        do {
+          reply = ControlProtocol.okLine(try perform(line))
+        } catch let error as ReelError {
+          reply = ControlProtocol.errorLine(error)
+        }
+        try stream.send(Array(reply.utf8))
+      }
+    } catch {
+      log("control socket of \(volume.name): \(error)")
+    }
+  }
+
+  private func perform(_ line: String) throws -> AppendedRecord {
+    guard line.hasPrefix("BOOKMARK ") else {
+      throw ReelError(
+        .usage, "unknown control request \"\(line.prefix(40))\"",
+        remedy: "send `BOOKMARK <label>` (see docs/capture.md)")
+    }
+    let label = String(line.dropFirst("BOOKMARK ".count))
+    let record = try volume.bookmark(label)
+    log("bookmark \"\(label)\" on \(volume.name) at seq \(record.seq)")
+    return record
+  }
+}

@@ -1,0 +1,233 @@
+import Foundation
+import ReelCore
+import ReelJournal
+
+/// What `live.state` says about `live.img`. The journal is the truth; the image is a copy
+/// derived from it, and this file says how far the copy is known to be good.
+struct LiveImageState: Codable, Equatable, Sendable {
+  static let formatVersion = 1
+
+  var formatVersion = LiveImageState.formatVersion
+  /// Every journal record up to this seq is in the image and the image was synced after.
+  var appliedSeq: Seq
+  /// The kernel boot the state was written in: within one boot the page cache outlives a
+  /// killed process, across boots it does not.
+  var bootID: String
+  /// True only after a clean shutdown: nothing was written after `appliedSeq`.
+  var clean: Bool
+}
+
+/// How the live image was brought in line with the journal when serving started.
+public enum LiveImageRecovery: Sendable, Equatable, CustomStringConvertible {
+  /// Nothing was missing.
+  case upToDate(seq: Seq)
+  /// Records after the last checkpoint were applied again (same boot, process stopped).
+  case replayed(fromSeq: Seq, toSeq: Seq, records: Int)
+  /// The image was rebuilt from the base (or zeros) and the whole journal.
+  case rebuilt(reason: String, records: Int)
+
+  public var description: String {
+    switch self {
+    case .upToDate(let seq): "live image up to date at seq \(seq)"
+    case .replayed(let from, let to, let records):
+      "replayed \(records) journal records (seq \(from)…\(to)) into the live image"
+    case .rebuilt(let reason, let records):
+      "rebuilt the live image from \(records) journal records (\(reason))"
+    }
+  }
+}
+
+/// The volume's current contents as a plain file of exactly the volume's size, which NBD
+/// reads are served from. Writes reach it only after they are in the journal.
+final class LiveImage: @unchecked Sendable {
+  let path: String
+  let statePath: String
+  let size: UInt64
+  let file: PosixFile
+
+  private init(path: String, statePath: String, size: UInt64, file: PosixFile) {
+    self.path = path
+    self.statePath = statePath
+    self.size = size
+    self.file = file
+  }
+
+  /// Opens the live image of `descriptor`'s volume and makes it match the journal up to
+  /// `lastSeq` (see docs/capture.md, "Live image after a crash"), then records it as in
+  /// use (not clean) so a crash from here on is noticed at the next start.
+  static func open(
+    layout: StoreLayout, descriptor: VolumeDescriptor, journalLastSeq lastSeq: Seq
+  ) throws -> (LiveImage, LiveImageRecovery) {
+    let name = descriptor.name
+    let path = layout.liveImagePath(name)
+    let statePath = layout.volumeDirectory(name) + "/live.state"
+    let bootID = currentBootID()
+    let state = readState(statePath)
+    let imageSize = try? PosixFile.openForReading(path).size()
+
+    var rebuildReason: String?
+    if imageSize != descriptor.size {
+      rebuildReason =
+        imageSize == nil ? "live.img is missing" : "live.img has \(imageSize!) bytes, the volume \(descriptor.size)"
+    } else if let state {
+      if state.appliedSeq > lastSeq {
+        rebuildReason = "live.state is at seq \(state.appliedSeq), ahead of the journal's last seq \(lastSeq)"
+      } else if !state.clean && state.bootID != bootID {
+        rebuildReason =
+          "the machine restarted after an unclean stop, so image pages may be lost or ahead of the journal"
+      }
+    } else if lastSeq > 0 {
+      rebuildReason = "live.state is missing or unreadable"
+    }
+
+    let recovery: LiveImageRecovery
+    let file: PosixFile
+    if let rebuildReason {
+      let records = try rebuild(layout: layout, descriptor: descriptor, into: path)
+      file = try PosixFile(path: path, flags: O_RDWR)
+      recovery = .rebuilt(reason: rebuildReason, records: records)
+    } else {
+      file = try PosixFile(path: path, flags: O_RDWR)
+      let from = (state?.appliedSeq ?? 0) + 1
+      if from <= lastSeq {
+        let records = try replay(
+          layout: layout, descriptor: descriptor, fromSeq: from, into: file, path: path)
+        recovery = .replayed(fromSeq: from, toSeq: lastSeq, records: records)
+      } else {
+        recovery = .upToDate(seq: lastSeq)
+      }
+    }
+    let image = LiveImage(path: path, statePath: statePath, size: descriptor.size, file: file)
+    try image.checkpoint(appliedSeq: lastSeq, clean: false)
+    return (image, recovery)
+  }
+
+  func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    try file.write(bytes, at: offset)
+  }
+
+  /// Makes the range read as zeros (TRIM and WRITE_ZEROES alike).
+  func zero(offset: UInt64, length: UInt64) throws {
+    try file.punchHole(offset: offset, length: length)
+  }
+
+  func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+    let got = try file.read(into: buffer, at: offset)
+    if got < buffer.count {
+      // The image is exactly the volume's size; a short read means someone truncated it.
+      throw ReelError(.io, "\(path): read at \(offset) returned \(got) of \(buffer.count) bytes")
+    }
+  }
+
+  /// Makes the image durable and records that it holds every record up to `appliedSeq`.
+  func checkpoint(appliedSeq: Seq, clean: Bool) throws {
+    try file.syncData()
+    let state = LiveImageState(appliedSeq: appliedSeq, bootID: Self.currentBootID(), clean: clean)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try Durable.replaceFile(at: statePath, with: Array(try encoder.encode(state)) + [10])
+  }
+
+  static func readState(_ path: String) -> LiveImageState? {
+    guard let data = FileManager.default.contents(atPath: path),
+      let state = try? JSONDecoder().decode(LiveImageState.self, from: data),
+      state.formatVersion == LiveImageState.formatVersion
+    else { return nil }
+    return state
+  }
+
+  static func currentBootID() -> String {
+    let text = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "unknown"
+    return text.trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
+  /// Applies one journal record to `file`; flushes and bookmarks change no data.
+  static func apply(_ record: JournalRecord, to file: PosixFile, size: UInt64, path: String) throws {
+    switch record.kind {
+    case .write, .trim, .writeZeroes:
+      let (end, overflow) = record.offset.addingReportingOverflow(record.length)
+      guard !overflow, end <= size else {
+        throw ReelError(
+          .corrupt,
+          "journal record seq \(record.seq) reaches byte \(record.offset)+\(record.length), past the volume's \(size) bytes",
+          remedy: "check the journal with `reel journal verify`; the volume descriptor may not belong to it")
+      }
+      if record.kind == .write {
+        try record.payload.withUnsafeBytes { try file.write($0, at: record.offset) }
+      } else {
+        try file.punchHole(offset: record.offset, length: record.length)
+      }
+    case .flush, .bookmark:
+      break
+    }
+  }
+
+  private static func replay(
+    layout: StoreLayout, descriptor: VolumeDescriptor, fromSeq: Seq, into file: PosixFile, path: String
+  ) throws -> Int {
+    let reader = try JournalReader(directory: layout.journalDirectory(descriptor.name), volume: descriptor.id)
+    var count = 0
+    try reader.forEachRecord(fromSeq: fromSeq) { record in
+      try apply(record, to: file, size: descriptor.size, path: path)
+      count += 1
+      return true
+    }
+    return count
+  }
+
+  /// Builds the image again from what is durable: the base (or zeros) and every journal
+  /// record, in a temporary file renamed over the old image only once it is complete.
+  private static func rebuild(layout: StoreLayout, descriptor: VolumeDescriptor, into path: String) throws -> Int {
+    let temporary = path + ".rebuild"
+    unlink(temporary)
+    do {
+      let file = try PosixFile(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
+      if descriptor.hasBase {
+        let basePath = layout.baseImagePath(descriptor.name)
+        guard FileManager.default.fileExists(atPath: basePath) else {
+          throw ReelError(
+            .notFound, "\(basePath) is missing; the live image of \(descriptor.name) cannot be rebuilt without it",
+            remedy: "put the volume's base image back (from a copy or archive)")
+        }
+        try copySparse(from: try PosixFile.openForReading(basePath), to: file, size: descriptor.size)
+      }
+      try file.truncate(to: descriptor.size)
+      let records = try replay(layout: layout, descriptor: descriptor, fromSeq: 1, into: file, path: temporary)
+      try file.sync()
+      guard rename(temporary, path) == 0 else {
+        throw ReelError(.io, "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
+      }
+      try Durable.syncDirectory((path as NSString).deletingLastPathComponent)
+      return records
+    } catch {
+      unlink(temporary)
+      throw error
+    }
+  }
+
+  /// Copies `size` bytes, leaving all-zero blocks as holes.
+  private static func copySparse(from source: PosixFile, to destination: PosixFile, size: UInt64) throws {
+    let chunk = 1 << 20
+    let block = 4096
+    var buffer = [UInt8](repeating: 0, count: chunk)
+    var offset: UInt64 = 0
+    while offset < size {
+      let wanted = Int(min(UInt64(chunk), size - offset))
+      let got = try buffer.withUnsafeMutableBytes {
+        try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<wanted]), at: offset)
+      }
+      if got == 0 { break }
+      var start = 0
+      while start < got {
+        let end = min(start + block, got)
+        if buffer[start..<end].contains(where: { $0 != 0 }) {
+          try buffer.withUnsafeBytes {
+            try destination.write(UnsafeRawBufferPointer(rebasing: $0[start..<end]), at: offset + UInt64(start))
+          }
+        }
+        start = end
+      }
+      offset += UInt64(got)
+    }
+  }
+}

@@ -1,1 +1,0 @@
-// The NBD capture server lives here; see docs/capture.md.
