@@ -119,9 +119,13 @@ final class LiveImage: @unchecked Sendable {
     }
   }
 
-  /// Makes the image durable and records that it holds every record up to `appliedSeq`.
+  /// Records that the image holds every record up to `appliedSeq`. Only a clean
+  /// checkpoint syncs the image: after an unclean stop the image is trusted only within
+  /// the same boot, where the page cache outlived the process anyway; after a reboot it is
+  /// rebuilt. Syncing it while clients write would only steal disk bandwidth from the
+  /// journal (see docs/capture.md).
   func checkpoint(appliedSeq: Seq, clean: Bool) throws {
-    try file.syncData()
+    if clean { try file.syncData() }
     let state = LiveImageState(appliedSeq: appliedSeq, bootID: Self.currentBootID(), clean: clean)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

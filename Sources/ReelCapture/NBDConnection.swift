@@ -1,13 +1,18 @@
+import Foundation
 import ReelCore
 
-/// The transmission phase of one client: requests in, simple replies out, one at a time.
-final class NBDConnection {
+/// The transmission phase of one client. One thread receives requests (and write
+/// payloads) in order; a few workers carry them out and send the replies, so checksumming
+/// and copying one request overlaps with receiving the next. NBD lets replies come in any
+/// order; clients wait for a reply before relying on its effect.
+final class NBDConnection: @unchecked Sendable {
   private let stream: SocketStream
   private let export: Export
   private let enforceAlignment: Bool
   private let log: @Sendable (String) -> Void
-  /// Reused for READ replies; grows to the largest read seen.
-  private var readBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+  private let sending = NSLock()
+  private let work = RequestQueue<Work>(capacity: 16, byteCapacity: 64 << 20)
+  private let workerCount = 3
 
   init(stream: SocketStream, export: Export, enforceAlignment: Bool, log: @escaping @Sendable (String) -> Void) {
     self.stream = stream
@@ -16,18 +21,44 @@ final class NBDConnection {
     self.log = log
   }
 
-  deinit { readBuffer.deallocate() }
-
-  private struct Request {
+  struct Request: Sendable {
     var flags: UInt16
     var type: UInt16
     var handle: UInt64
     var offset: UInt64
     var length: UInt32
+
+    var fua: Bool { flags & NBD.CommandFlag.fua != 0 }
   }
 
-  /// Serves requests until the client disconnects; returns why the session ended.
+  /// A request that passed its checks, with its payload when it is a write.
+  enum Work: Sendable {
+    case read(Request)
+    case write(Request, [UInt8])
+    case flush(Request)
+    case zero(Request, trim: Bool)
+  }
+
+  /// Serves requests until the client disconnects; returns why the session ended. Every
+  /// request received before that is answered first.
   func serve() -> String {
+    let done = DispatchGroup()
+    for index in 0..<workerCount {
+      done.enter()
+      let worker = Thread { [self] in
+        while let item = work.take() { carryOut(item) }
+        done.leave()
+      }
+      worker.name = "reel worker \(index) for \(export.name)"
+      worker.start()
+    }
+    let reason = receiveRequests()
+    work.finish()
+    done.wait()
+    return reason
+  }
+
+  private func receiveRequests() -> String {
     var header = [UInt8](repeating: 0, count: NBD.requestSize)
     while true {
       do {
@@ -61,20 +92,25 @@ final class NBDConnection {
     }
   }
 
-  /// Handles one request; returns a reason when the session must end.
+  /// Checks one request on the receiving thread and queues it (refusals are answered at
+  /// once); returns a reason when the session must end.
   private func handle(_ request: Request) throws -> String? {
     switch request.type {
     case NBD.Command.read:
-      try read(request)
+      if let refusal = check(request, allowedFlags: NBD.CommandFlag.fua, range: true, limit: true) {
+        try reply(request, refusal)
+      } else {
+        work.put(.read(request), bytes: Int(request.length))
+      }
     case NBD.Command.write:
-      return try write(request)
+      return try receiveWrite(request)
     case NBD.Command.disconnect:
       return "client disconnected"
     case NBD.Command.flush:
       if let refusal = check(request, allowedFlags: NBD.CommandFlag.fua, range: false) {
         try reply(request, refusal)
       } else {
-        try reply(request, perform { try export.volume.flush() })
+        work.put(.flush(request), bytes: 0)
       }
     case NBD.Command.trim, NBD.Command.writeZeroes:
       let trim = request.type == NBD.Command.trim
@@ -84,13 +120,7 @@ final class NBDConnection {
       } else if request.length == 0 {
         try reply(request, nil)
       } else {
-        try reply(
-          request,
-          perform {
-            try export.volume.zero(
-              offset: request.offset, length: UInt64(request.length), trim: trim,
-              fua: request.flags & NBD.CommandFlag.fua != 0)
-          })
+        work.put(.zero(request, trim: trim), bytes: 0)
       }
     default:
       try reply(request, .invalid)
@@ -98,25 +128,7 @@ final class NBDConnection {
     return nil
   }
 
-  private func read(_ request: Request) throws {
-    if let refusal = check(request, allowedFlags: NBD.CommandFlag.fua, range: true, limit: true) {
-      try reply(request, refusal)
-      return
-    }
-    let count = Int(request.length)
-    if readBuffer.count < count {
-      readBuffer.deallocate()
-      readBuffer = .allocate(byteCount: count, alignment: 4096)
-    }
-    let data = UnsafeMutableRawBufferPointer(rebasing: readBuffer[0..<count])
-    if count > 0, let failure = perform({ try export.volume.read(into: data, at: request.offset) }) {
-      try reply(request, failure)
-      return
-    }
-    try replyBytes(request, nil).withUnsafeBytes { try stream.send([$0, UnsafeRawBufferPointer(data)]) }
-  }
-
-  private func write(_ request: Request) throws -> String? {
+  private func receiveWrite(_ request: Request) throws -> String? {
     if request.length > NBD.maximumPayload {
       try reply(request, .invalid)
       return
@@ -128,20 +140,45 @@ final class NBDConnection {
       return nil
     }
     let count = Int(request.length)
+    // Received straight into the array the journal record carries: one copy from the socket.
     let data = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
       try stream.receive(into: UnsafeMutableRawBufferPointer(buffer))
       initialized = count
     }
-    guard count > 0 else {
+    if count == 0 {
       try reply(request, nil)
-      return nil
+    } else {
+      work.put(.write(request, data), bytes: count)
     }
-    try reply(
-      request,
-      perform {
-        try export.volume.write(data, at: request.offset, fua: request.flags & NBD.CommandFlag.fua != 0)
-      })
     return nil
+  }
+
+  /// Runs on a worker: does the work and sends the reply. A client gone by then is noticed
+  /// by the receiving thread.
+  private func carryOut(_ item: Work) {
+    let volume = export.volume
+    switch item {
+    case .read(let request):
+      let count = Int(request.length)
+      let data = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 4096)
+      defer { data.deallocate() }
+      let filled = UnsafeMutableRawBufferPointer(rebasing: data[0..<count])
+      if count > 0, let failure = perform({ try volume.read(into: filled, at: request.offset) }) {
+        try? reply(request, failure)
+      } else {
+        try? send(replyBytes(request, nil), payload: UnsafeRawBufferPointer(filled))
+      }
+    case .write(let request, let data):
+      try? reply(request, perform { try volume.write(data, at: request.offset, fua: request.fua) })
+    case .flush(let request):
+      try? reply(request, perform { try volume.flush() })
+    case .zero(let request, let trim):
+      try? reply(
+        request,
+        perform {
+          try volume.zero(offset: request.offset, length: UInt64(request.length), trim: trim, fua: request.fua)
+        })
+    }
   }
 
   /// The error a request earns before anything is done, or nil when it is acceptable.
@@ -181,6 +218,15 @@ final class NBDConnection {
   }
 
   private func reply(_ request: Request, _ error: NBD.ErrorCode?) throws {
-    try stream.send(replyBytes(request, error))
+    try send(replyBytes(request, error), payload: nil)
+  }
+
+  /// Replies from several threads never interleave.
+  private func send(_ header: [UInt8], payload: UnsafeRawBufferPointer?) throws {
+    try sending.withLock {
+      try header.withUnsafeBytes { head in
+        try stream.send(payload.map { [head, $0] } ?? [head])
+      }
+    }
   }
 }

@@ -14,9 +14,15 @@ final class ServedVolume: @unchecked Sendable {
   private let checkpointBytes: UInt64
   private let checkpointInterval: Duration
 
-  /// Held from a data record's append until the image has it, so the image sees writes
-  /// in journal order and a checkpoint never falls between the two steps.
-  private let order = NSLock()
+  /// Records reach the image in journal order: a connection that appended seq N applies
+  /// its record only once N-1 is applied. Appending itself (checksum, copy) runs in
+  /// parallel; only the short image step takes turns.
+  private let applying = NSCondition()
+  private var appliedThrough: Seq
+  /// Set when the image missed a journaled record; it no longer matches the journal, so
+  /// reads and writes stop and no checkpoint claims more than was applied before.
+  private var imageFailure: String?
+
   private let progress = NSLock()
   private var bytesSinceCheckpoint: UInt64 = 0
   private var lastCheckpoint = ContinuousClock.now
@@ -40,6 +46,7 @@ final class ServedVolume: @unchecked Sendable {
     self.bookmarkLabels = bookmarkLabels
     self.checkpointBytes = checkpointBytes
     self.checkpointInterval = checkpointInterval
+    appliedThrough = journal.lastAppendedSeq
   }
 
   /// Opens the journal (taking its writer lock, recovering a torn tail) and brings the live
@@ -67,8 +74,7 @@ final class ServedVolume: @unchecked Sendable {
   /// Journals a write, then applies it to the image; with `fua`, returns only once the
   /// record is on stable storage.
   func write(_ data: [UInt8], at offset: UInt64, fua: Bool) throws {
-    try order.withLock {
-      try journal.append(.write(offset: offset, data: data, flags: fua ? .forceUnitAccess : []))
+    try record(.write(offset: offset, data: data, flags: fua ? .forceUnitAccess : [])) {
       try data.withUnsafeBytes { try image.write($0, at: offset) }
     }
     try finish(changed: UInt64(data.count), fua: fua)
@@ -80,20 +86,18 @@ final class ServedVolume: @unchecked Sendable {
     var entry: JournalEntry =
       trim ? .trim(offset: offset, length: length) : .writeZeroes(offset: offset, length: length)
     if fua { entry.flags.insert(.forceUnitAccess) }
-    try order.withLock {
-      try journal.append(entry)
-      try image.zero(offset: offset, length: length)
-    }
+    try record(entry) { try image.zero(offset: offset, length: length) }
     try finish(changed: length, fua: fua)
   }
 
   /// NBD FLUSH: a flush record, then everything before it made durable.
   func flush() throws {
-    try journal.append(.flush)
+    try record(.flush)
     try journal.sync()
   }
 
   func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+    try checkImage()
     try image.read(into: buffer, at: offset)
   }
 
@@ -103,11 +107,12 @@ final class ServedVolume: @unchecked Sendable {
     try Bookmarks.validate(label: label)
     return try bookmarking.withLock {
       guard !bookmarkLabels.contains(label) else { throw Bookmarks.duplicate(label, volume: name) }
-      try journal.append(.flush)
+      try record(.flush)
       try journal.sync()
-      let record = try journal.appendDurably(.bookmark(label))
+      let appended = try record(.bookmark(label))
+      try journal.sync()
       bookmarkLabels.insert(label)
-      return record
+      return appended
     }
   }
 
@@ -121,12 +126,14 @@ final class ServedVolume: @unchecked Sendable {
     if due { try checkpoint() }
   }
 
-  /// Syncs the journal and the image, then records the seq they agree on.
+  /// Syncs the journal, then records the seq up to which the image has every record.
   func checkpoint(clean: Bool = false) throws {
     try checkpointing.withLock {
-      let (applied, changed) = order.withLock {
-        (journal.lastAppendedSeq, progress.withLock { bytesSinceCheckpoint })
-      }
+      let changed = progress.withLock { bytesSinceCheckpoint }
+      let (applied, failure) = applying.withLock { (appliedThrough, imageFailure) }
+      // After a failed image write, live.state keeps the last good seq so a restart replays
+      // from there.
+      guard failure == nil else { return }
       try journal.sync()
       try image.checkpoint(appliedSeq: applied, clean: clean)
       progress.withLock {
@@ -142,6 +149,39 @@ final class ServedVolume: @unchecked Sendable {
     try journal.sync()
     try journal.close()
     try checkpoint(clean: true)
+    if let failure = applying.withLock({ imageFailure }) {
+      throw ReelError(
+        .io, "the live image of \(name) missed journaled writes (\(failure))",
+        remedy: "fix the cause and start `reel serve` again: it replays the journal into the image")
+    }
+  }
+
+  /// Appends `entry` and applies it to the image in journal order.
+  @discardableResult
+  private func record(_ entry: JournalEntry, apply: () throws -> Void = {}) throws -> AppendedRecord {
+    try checkImage()
+    let appended = try journal.append(entry)
+    applying.withLock {
+      while appliedThrough < appended.seq - 1 { applying.wait() }
+    }
+    // Every later record waits for this one, so whatever happens the turn is passed on.
+    var failure: Error?
+    do { try apply() } catch { failure = error }
+    applying.withLock {
+      appliedThrough = appended.seq
+      if let failure, imageFailure == nil { imageFailure = "seq \(appended.seq): \(failure)" }
+      applying.broadcast()
+    }
+    if let failure { throw failure }
+    return appended
+  }
+
+  private func checkImage() throws {
+    if let failure = applying.withLock({ imageFailure }) {
+      throw ReelError(
+        .io, "the live image of \(name) stopped matching its journal after a failed write (\(failure))",
+        remedy: "fix the cause and restart `reel serve`: it replays the journal into the image")
+    }
   }
 
   private func finish(changed: UInt64, fua: Bool) throws {

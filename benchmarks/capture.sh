@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Capture throughput: nbdcopy --flush of SIZE random bytes into `reel serve` over a Unix
+# socket, against nbdkit's file plugin serving a plain file over a Unix socket on the same
+# disk, in the same run. Reel writes every byte twice (journal, then live image) and
+# syncs the journal on the final flush; nbdkit writes once and syncs the file.
+# Usage: benchmarks/capture.sh [SIZE] [WORKDIR]   (SIZE default 1G; WORKDIR default a
+# fresh folder under ./.bench-work on the same disk as the repo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size=${1:-1G}
+work=${2:-$PWD/.bench-work/capture-$$}
+scratch=${REEL_BENCH_SCRATCH:-.build-capture-release}
+mkdir -p "$work"
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in nbdcopy nbdkit; do
+  command -v "$tool" >/dev/null || { echo "capture.sh: $tool is missing (apt-get install libnbd-bin nbdkit)" >&2; exit 1; }
+done
+
+swift build -c release --scratch-path "$scratch" --product reel >/dev/null
+reel=$(swift build -c release --scratch-path "$scratch" --show-bin-path)/reel
+bytes=$(numfmt --from=iec "$size")
+
+wait_for_socket() {
+  for _ in $(seq 1 300); do
+    [ -S "$1" ] && return 0
+    sleep 0.05
+  done
+  echo "capture.sh: no socket at $1 after 15 s" >&2
+  exit 1
+}
+
+stop_server() {
+  kill -TERM "$server_pid"
+  wait "$server_pid" || true
+  server_pid=
+}
+
+# Prints MB/s of one nbdcopy run into URI.
+timed_copy() {
+  local start end
+  start=$(date +%s.%N)
+  nbdcopy --flush "$work/source.img" "$1"
+  end=$(date +%s.%N)
+  awk -v n="$bytes" -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", n / (b - a) / 1e6 }'
+}
+
+head -c "$bytes" /dev/urandom >"$work/source.img"
+"$reel" init --store "$work/store" >/dev/null
+
+# In a fresh VM the first write to a never-used page of guest memory is many times slower
+# than later ones, which would penalise whichever server runs first. Touch and free
+# enough page cache for both servers first; each run's files are deleted after it.
+dd if=/dev/zero of="$work/warm-up" bs=1M count=$(( 3 * bytes / 1048576 )) status=none
+rm -f "$work/warm-up"
+
+# Alternating runs; each figure is the better of two.
+best_baseline=0
+best_reel=0
+for round in 1 2; do
+  rm -f "$work/baseline.img"
+  truncate -s "$bytes" "$work/baseline.img"
+  sync
+  nbdkit -f -U "$work/nbdkit$round.sock" file "$work/baseline.img" &
+  server_pid=$!
+  wait_for_socket "$work/nbdkit$round.sock"
+  baseline=$(timed_copy "nbd+unix:///?socket=$work/nbdkit$round.sock")
+  stop_server
+  rm -f "$work/baseline.img"
+
+  "$reel" volume create "bench$round" --size "$bytes" --store "$work/store" >/dev/null
+  sync
+  "$reel" serve "bench$round" --store "$work/store" --socket "$work/reel$round.sock" >/dev/null 2>"$work/serve.log" &
+  server_pid=$!
+  wait_for_socket "$work/reel$round.sock"
+  reel_mbps=$(timed_copy "nbd+unix:///bench$round?socket=$work/reel$round.sock")
+  stop_server
+  rm -rf "$work/store/volumes/bench$round"
+
+  printf 'round %d: nbdkit file %s MB/s, reel serve %s MB/s\n' "$round" "$baseline" "$reel_mbps"
+  best_baseline=$(awk -v x="$baseline" -v y="$best_baseline" 'BEGIN { print (x > y ? x : y) }')
+  best_reel=$(awk -v x="$reel_mbps" -v y="$best_reel" 'BEGIN { print (x > y ? x : y) }')
+done
+
+awk -v r="$best_reel" -v b="$best_baseline" \
+  'BEGIN { printf "RESULT capture reel=%.1f baseline=%.1f ratio=%.2f target=0.8\n", r, b, r / b }'
