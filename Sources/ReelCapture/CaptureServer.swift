@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import ReelCore
 import ReelJournal
@@ -76,11 +75,13 @@ public final class CaptureServer: @unchecked Sendable {
   private let state = NSCondition()
   private var stopRequested = false
   private var nextClient = 1
+  private let signalPipe: Int32
 
   /// Opens every volume (journal lock, crash recovery of the live image) and starts
   /// listening; clients are served once `run` is called.
   public init(_ configuration: CaptureConfiguration) throws {
     self.configuration = configuration
+    signalPipe = StopSignals.install()
     guard !configuration.volumes.isEmpty else {
       throw ReelError(.usage, "no volume to serve", remedy: "name one or more volumes: `reel serve NAME...`")
     }
@@ -131,17 +132,15 @@ public final class CaptureServer: @unchecked Sendable {
   /// clients, requests already received are answered, journals synced and closed, live
   /// images checkpointed as clean, sockets removed.
   public func run() throws {
-    signal(SIGPIPE, SIG_IGN)
-    var signalSources: [DispatchSourceSignal] = []
-    for number in [SIGINT, SIGTERM] {
-      signal(number, SIG_IGN)
-      let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-      source.setEventHandler { [self] in
-        configuration.log("received \(number == SIGINT ? "SIGINT" : "SIGTERM"); shutting down")
+    let signalWatcher = startThread("reel signals") { [self] in
+      while true {
+        let number = StopSignals.next(from: signalPipe)
+        if number != 0 {
+          configuration.log("received \(number == SIGINT ? "SIGINT" : "SIGTERM"); shutting down")
+        }
         stop()
+        if number != 0 || state.withLock({ stopRequested }) { return }
       }
-      source.resume()
-      signalSources.append(source)
     }
     var threads: [Thread] = []
     for listener in listeners {
@@ -161,9 +160,7 @@ public final class CaptureServer: @unchecked Sendable {
     controlClients.stopAll()
     clients.waitUntilEmpty()
     controlClients.waitUntilEmpty()
-    _ = threads
-    _ = checkpointer
-    for source in signalSources { source.cancel() }
+    _ = (threads, checkpointer, signalWatcher)
 
     var firstError: Error?
     for volume in served {
@@ -181,10 +178,14 @@ public final class CaptureServer: @unchecked Sendable {
 
   /// Asks `run` to shut down; safe from any thread.
   public func stop() {
-    state.withLock {
-      stopRequested = true
-      state.broadcast()
+    let first = state.withLock {
+      defer {
+        stopRequested = true
+        state.broadcast()
+      }
+      return !stopRequested
     }
+    if first { StopSignals.wake() }
   }
 
   private func acceptClients(_ listener: SocketListener) {

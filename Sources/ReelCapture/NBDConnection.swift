@@ -115,7 +115,9 @@ final class NBDConnection: @unchecked Sendable {
     case NBD.Command.trim, NBD.Command.writeZeroes:
       let trim = request.type == NBD.Command.trim
       let allowed = trim ? NBD.CommandFlag.fua : NBD.CommandFlag.fua | NBD.CommandFlag.noHole
-      if let refusal = check(request, allowedFlags: allowed, range: true, writes: true) {
+      if let refusal = check(
+        request, allowedFlags: allowed, range: true, writes: true, pastEnd: trim ? .invalid : .noSpace)
+      {
         try reply(request, refusal)
       } else if request.length == 0 {
         try reply(request, nil)
@@ -183,13 +185,15 @@ final class NBDConnection: @unchecked Sendable {
 
   /// The error a request earns before anything is done, or nil when it is acceptable.
   private func check(
-    _ request: Request, allowedFlags: UInt16, range: Bool, writes: Bool = false, limit: Bool = false
+    _ request: Request, allowedFlags: UInt16, range: Bool, writes: Bool = false, limit: Bool = false,
+    pastEnd: NBD.ErrorCode? = nil
   ) -> NBD.ErrorCode? {
     if request.flags & ~allowedFlags != 0 { return .invalid }
     if writes && export.readOnly { return .notPermitted }
     guard range else { return nil }
     let (end, overflow) = request.offset.addingReportingOverflow(UInt64(request.length))
-    if overflow || end > export.size { return writes ? .noSpace : .invalid }
+    // The protocol asks for ENOSPC when a write reaches past the end, EINVAL otherwise.
+    if overflow || end > export.size { return pastEnd ?? (writes ? .noSpace : .invalid) }
     if limit && request.length > export.maximumBlockSize { return .invalid }
     if enforceAlignment {
       let alignment = UInt64(export.minimumBlockSize)
