@@ -47,6 +47,8 @@ let package = Package(
     .testTarget(
       name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "JournalCrashWriter"]),
     .testTarget(
+      name: "ReelStoreTests", dependencies: ["ReelStore", "ReelJournal", "ReelCore", "ReelCodec"]),
+    .testTarget(
       name: "ReelCLITests",
       dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
     .testTarget(

@@ -9,7 +9,7 @@ public final class Catalog: Sendable {
   public let path: String
   let database: DatabaseQueue
 
-  public static let schemaVersion = 1
+  public static let schemaVersion = 2
 
   public init(path: String) throws {
     self.path = path
@@ -42,6 +42,49 @@ public final class Catalog: Sendable {
         t.column("block_size", .integer).notNull()
         t.column("created_ns", .integer).notNull()
       }
+    }
+    migrator.registerMigration("v2-live-store") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE ingest_state (
+            volume_id TEXT PRIMARY KEY NOT NULL,
+            ingested_seq INTEGER NOT NULL,
+            base_ingested INTEGER NOT NULL DEFAULT 0,
+            -- the oldest seq a point may name; history before it was pruned
+            retained_from_seq INTEGER NOT NULL DEFAULT 0
+          );
+          CREATE TABLE record_time (
+            volume_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            time_ns INTEGER NOT NULL,
+            kind INTEGER NOT NULL,
+            PRIMARY KEY (volume_id, seq)
+          ) WITHOUT ROWID;
+          CREATE INDEX record_time_by_time ON record_time (volume_id, time_ns);
+          CREATE TABLE bookmark (
+            volume_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            time_ns INTEGER NOT NULL,
+            PRIMARY KEY (volume_id, seq)
+          ) WITHOUT ROWID;
+          CREATE TABLE block_version (
+            volume_id TEXT NOT NULL,
+            block INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            full INTEGER NOT NULL,
+            chunk TEXT,
+            start INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            PRIMARY KEY (volume_id, block, seq)
+          ) WITHOUT ROWID;
+          CREATE INDEX block_version_by_chunk ON block_version (chunk) WHERE chunk IS NOT NULL;
+          CREATE TABLE chunk (
+            hash TEXT PRIMARY KEY NOT NULL,
+            size INTEGER NOT NULL,
+            stored_size INTEGER NOT NULL
+          ) WITHOUT ROWID;
+          """)
     }
     return migrator
   }

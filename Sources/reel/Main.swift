@@ -30,7 +30,8 @@ struct Reel: ParsableCommand {
       """,
     version: version,
     subcommands: [
-      Init.self, VolumeCommand.self, JournalCommand.self, TimelineCommand.self, RestoreCommand.self,
+      Init.self, VolumeCommand.self, JournalCommand.self, TimelineCommand.self, RestoreCommand.self, IngestCommand.self,
+      PruneCommand.self, StoreCommand.self,
     ]
   )
 }

@@ -1,0 +1,254 @@
+import Foundation
+import GRDB
+import ReelCodec
+import ReelCore
+import ReelJournal
+
+public struct IngestReport: Sendable, Equatable {
+  public var volume: String
+  /// Seqs `firstSeq...lastSeq` were ingested by this run (empty when firstSeq > lastSeq).
+  public var firstSeq: Seq
+  public var lastSeq: Seq
+  public var records: UInt64 = 0
+  public var bytesWritten: UInt64 = 0
+  public var chunksStored: UInt64 = 0
+  public var chunksReused: UInt64 = 0
+  public var storedBytes: UInt64 = 0
+}
+
+extension LiveStore {
+  /// Most payload one batch holds before it is committed; bounds memory and the work a
+  /// crash makes ingest redo.
+  static let batchPayloadLimit = 64 << 20
+  static let batchRecordLimit = 20_000
+
+  /// Brings the store up to date with the volume's journal (up to `limit`, if given).
+  /// Idempotent and crash-safe: each batch's chunks are made durable before the one
+  /// catalog transaction that references them and advances the ingested seq; a batch cut
+  /// short by a crash is redone and finds its chunks already there.
+  @discardableResult
+  public func ingest(volume name: String, upTo limit: Seq? = nil) throws -> IngestReport {
+    let descriptor = try store.layout.descriptor(of: name)
+    return try withStoreLock {
+      let volumeID = descriptor.id.description
+      let state = try catalog.database.read { db in
+        try Row.fetchOne(
+          db, sql: "SELECT ingested_seq, base_ingested FROM ingest_state WHERE volume_id = ?", arguments: [volumeID])
+      }
+      let ingested = Seq(state?["ingested_seq"] as Int64? ?? 0)
+      var report = IngestReport(volume: name, firstSeq: ingested + 1, lastSeq: ingested)
+      var batch = IngestBatch(live: self, descriptor: descriptor)
+      if descriptor.hasBase && (state?["base_ingested"] as Int64? ?? 0) == 0 {
+        try batch.addBase(path: store.layout.baseImagePath(name))
+        try commit(&batch, report: &report)
+      }
+      let journal = try JournalReader(directory: store.layout.journalDirectory(name), volume: descriptor.id)
+      try journal.forEachRecord(fromSeq: ingested + 1) { record in
+        if let limit, record.seq > limit { return false }
+        try batch.add(record)
+        report.records += 1
+        if record.kind == .write { report.bytesWritten += record.length }
+        if batch.payloadBytes >= Self.batchPayloadLimit || batch.records.count >= Self.batchRecordLimit {
+          try commit(&batch, report: &report)
+        }
+        return true
+      }
+      try commit(&batch, report: &report)
+      return report
+    }
+  }
+
+  private func commit(_ batch: inout IngestBatch, report: inout IngestReport) throws {
+    guard batch.hasWork else { return }
+    try backend.makeDurable()
+    let volumeID = batch.descriptor.id.description
+    let done = batch
+    try catalog.database.write { db in
+      for version in done.versions { try Catalog.insert(version, volume: volumeID, db) }
+      for record in done.records {
+        try db.execute(
+          sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)",
+          arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind.rawValue)])
+      }
+      for bookmark in done.bookmarks {
+        try db.execute(
+          sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
+          arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
+      }
+      for (hash, sizes) in done.newChunks {
+        try db.execute(
+          sql: "INSERT OR IGNORE INTO chunk (hash, size, stored_size) VALUES (?, ?, ?)",
+          arguments: [hash, sizes.size, sizes.stored])
+      }
+      let last = Int64(done.records.last?.seq ?? report.lastSeq)
+      try db.execute(
+        sql: """
+          INSERT INTO ingest_state (volume_id, ingested_seq, base_ingested) VALUES (?, ?, ?)
+          ON CONFLICT(volume_id) DO UPDATE SET ingested_seq = excluded.ingested_seq,
+            base_ingested = MAX(base_ingested, excluded.base_ingested)
+          """,
+        arguments: [volumeID, last, done.baseAdded || !done.descriptor.hasBase ? 1 : 0])
+    }
+    report.lastSeq = done.records.last?.seq ?? report.lastSeq
+    report.chunksStored += done.chunksStored
+    report.chunksReused += done.chunksReused
+    report.storedBytes += done.storedBytes
+    batch = IngestBatch(live: self, descriptor: batch.descriptor, carryingHeads: batch.heads)
+  }
+}
+
+/// One batch of ingest work, not yet committed: new block versions, the chains they
+/// extend, and the chunks written for them.
+struct IngestBatch {
+  let live: LiveStore
+  let descriptor: VolumeDescriptor
+  var versions: [BlockVersion] = []
+  var records: [JournalRecord] = []
+  var bookmarks: [(seq: Seq, label: String, time: Timestamp)] = []
+  var newChunks: [String: (size: Int, stored: Int)] = [:]
+  var knownChunks: Set<String> = []
+  /// The chain at the head of each touched block, including this batch's versions.
+  var heads: [UInt64: [BlockVersion]]
+  var payloadBytes = 0
+  var baseAdded = false
+  var chunksStored: UInt64 = 0
+  var chunksReused: UInt64 = 0
+  var storedBytes: UInt64 = 0
+  let codec = ChunkCodec()
+
+  init(live: LiveStore, descriptor: VolumeDescriptor, carryingHeads heads: [UInt64: [BlockVersion]] = [:]) {
+    self.live = live
+    self.descriptor = descriptor
+    // Heads stay valid across batches of one run: nothing else writes this volume's
+    // versions while the store lock is held. Bounded so memory stays flat.
+    self.heads = heads.count > 100_000 ? [:] : heads
+  }
+
+  var hasWork: Bool { !versions.isEmpty || !records.isEmpty || baseAdded }
+
+  /// The volume's starting image becomes full versions at seq 0.
+  mutating func addBase(path: String) throws {
+    let file = try PosixFile.openForReading(path)
+    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    var block: UInt64 = 0
+    while block * blockSize < descriptor.size {
+      let length = Int(min(blockSize, descriptor.size - block * blockSize))
+      var bytes = try file.read(at: block * blockSize, count: length)
+      if bytes.count < length { bytes += [UInt8](repeating: 0, count: length - bytes.count) }
+      if bytes.contains(where: { $0 != 0 }) {
+        let version = BlockVersion(
+          block: block, seq: 0, full: true, chunk: try put(bytes), start: 0, length: length)
+        versions.append(version)
+        heads[block] = [version]
+      }
+      block += 1
+    }
+    baseAdded = true
+  }
+
+  mutating func add(_ record: JournalRecord) throws {
+    records.append(record)
+    switch record.kind {
+    case .flush:
+      return
+    case .bookmark:
+      bookmarks.append((record.seq, record.label ?? "", record.time))
+      return
+    case .write, .trim, .writeZeroes:
+      break
+    }
+    guard record.offset <= descriptor.size, record.length <= descriptor.size - record.offset else {
+      throw ReelError(
+        .corrupt,
+        "volume \(descriptor.name): journal record seq \(record.seq) reaches past the end of the volume (offset \(record.offset), length \(record.length))"
+      )
+    }
+    payloadBytes += record.payload.count
+    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    let end = record.offset + record.length
+    var block = record.offset / blockSize
+    while block * blockSize < end {
+      let blockStart = block * blockSize
+      let blockLength = Int(min(blockSize, descriptor.size - blockStart))
+      let low = max(record.offset, blockStart)
+      let high = min(end, blockStart + UInt64(blockLength))
+      var data: [UInt8]? = nil
+      if record.kind == .write {
+        let piece = record.payload[Int(low - record.offset)..<Int(high - record.offset)]
+        if piece.contains(where: { $0 != 0 }) { data = Array(piece) }
+      }
+      try addPiece(
+        block: block, seq: record.seq, blockLength: blockLength, start: Int(low - blockStart),
+        length: Int(high - low), data: data)
+      block += 1
+    }
+  }
+
+  private mutating func addPiece(block: UInt64, seq: Seq, blockLength: Int, start: Int, length: Int, data: [UInt8]?)
+    throws
+  {
+    let version: BlockVersion
+    if start == 0 && length == blockLength {
+      version = BlockVersion(
+        block: block, seq: seq, full: true, chunk: try data.map { try put($0) }, start: 0, length: length)
+      heads[block] = [version]
+    } else {
+      var chain = try head(block)
+      let partials = chain.first?.full == true ? chain.count - 1 : chain.count
+      if partials >= LiveStoreFormat.maxPartials {
+        var content = try live.assemble(chain, length: blockLength)
+        if let data {
+          content.replaceSubrange(start..<(start + length), with: data)
+        } else {
+          content.replaceSubrange(start..<(start + length), with: repeatElement(0, count: length))
+        }
+        let chunk = content.contains(where: { $0 != 0 }) ? try put(content) : nil
+        version = BlockVersion(block: block, seq: seq, full: true, chunk: chunk, start: 0, length: blockLength)
+        heads[block] = [version]
+      } else {
+        version = BlockVersion(
+          block: block, seq: seq, full: false, chunk: try data.map { try put($0) }, start: start, length: length)
+        chain.append(version)
+        heads[block] = chain
+      }
+    }
+    versions.append(version)
+  }
+
+  private mutating func head(_ block: UInt64) throws -> [BlockVersion] {
+    if let chain = heads[block] { return chain }
+    let volumeID = descriptor.id.description
+    let chain = try live.catalog.database.read { db in
+      try Catalog.versionChain(db, volume: volumeID, block: block, atOrBefore: Seq(Int64.max))
+    }
+    heads[block] = chain
+    return chain
+  }
+
+  /// Stores `plaintext` unless a chunk with its content exists; returns its name.
+  private mutating func put(_ plaintext: [UInt8]) throws -> String {
+    let key = SHA256Digest.hash(plaintext).hex
+    if knownChunks.contains(key) {
+      chunksReused += 1
+      return key
+    }
+    let inCatalog = try live.catalog.database.read { db in
+      try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE hash = ?", arguments: [key]) ?? false
+    }
+    if inCatalog {
+      chunksReused += 1
+    } else {
+      // A chunk left by a batch that crashed before its commit is reused as it is: its
+      // name is its content's hash and every read checks its checksum.
+      let encoded = codec.encode(plaintext)
+      if !live.backend.contains(key) {
+        try live.backend.put(key, encoded)
+        chunksStored += 1
+        storedBytes += UInt64(encoded.count)
+      }
+      newChunks[key] = (plaintext.count, encoded.count)
+    }
+    knownChunks.insert(key)
+    return key
+  }
+}
