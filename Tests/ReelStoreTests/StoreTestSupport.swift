@@ -122,6 +122,6 @@ struct SplitMix {
 func difference(_ actual: [UInt8]?, _ expected: [UInt8]?) -> String? {
   guard let actual, let expected else { return actual == nil && expected == nil ? nil : "one side is missing" }
   if actual.count != expected.count { return "sizes differ: \(actual.count) vs \(expected.count)" }
-  guard let index = zip(actual, expected).firstIndex(where: { $0 != $1 }) else { return nil }
+  guard let index = actual.indices.first(where: { actual[$0] != expected[$0] }) else { return nil }
   return "first difference at byte \(index): \(actual[index]) vs \(expected[index])"
 }
