@@ -47,7 +47,8 @@ let package = Package(
     .testTarget(
       name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "JournalCrashWriter"]),
     .testTarget(
-      name: "ReelStoreTests", dependencies: ["ReelStore", "ReelJournal", "ReelCore", "ReelCodec"]),
+      name: "ReelStoreTests",
+      dependencies: ["ReelStore", "ReelJournal", "ReelCore", "ReelCodec", .product(name: "GRDB", package: "GRDB.swift")]),
     .testTarget(
       name: "ReelCLITests",
       dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),

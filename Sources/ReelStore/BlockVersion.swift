@@ -11,6 +11,16 @@ struct BlockVersion: Equatable {
   var chunk: String?
   var start: Int
   var length: Int
+  /// Where `chunk` is stored; filled in when read from the catalog.
+  var location: ChunkLocation? = nil
+
+  /// This version pointing at a stored chunk (or at zeros for nil).
+  func storing(_ stored: (key: String, location: ChunkLocation)?) -> BlockVersion {
+    var version = self
+    version.chunk = stored?.key
+    version.location = stored?.location
+    return version
+  }
 }
 
 /// Fixed parameters of the live store, format version 1 (docs/store-format.md).
@@ -32,15 +42,19 @@ extension Catalog {
     let rows = try Row.fetchAll(
       db,
       sql: """
-        SELECT seq, full, chunk, start, length FROM block_version
-        WHERE volume_id = ? AND block = ? AND seq <= ? ORDER BY seq DESC LIMIT ?
+        SELECT v.seq, v.full, v.chunk, v.start, v.length, c.pack, c.offset, c.length AS stored
+        FROM block_version v LEFT JOIN chunk c ON c.hash = v.chunk
+        WHERE v.volume_id = ? AND v.block = ? AND v.seq <= ? ORDER BY v.seq DESC LIMIT ?
         """,
       arguments: [volume, Int64(block), Int64(seq), LiveStoreFormat.maxPartials + 1])
     var chain: [BlockVersion] = []
     for row in rows {
       let version = BlockVersion(
         block: block, seq: Seq(row["seq"] as Int64), full: row["full"] as Int64 != 0, chunk: row["chunk"],
-        start: Int(row["start"] as Int64), length: Int(row["length"] as Int64))
+        start: Int(row["start"] as Int64), length: Int(row["length"] as Int64),
+        location: (row["pack"] as String?).map {
+          ChunkLocation(pack: $0, offset: UInt64(row["offset"] as Int64), length: Int(row["stored"] as Int64))
+        })
       chain.append(version)
       if version.full { break }
     }

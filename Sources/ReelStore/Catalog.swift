@@ -79,11 +79,21 @@ public final class Catalog: Sendable {
             PRIMARY KEY (volume_id, block, seq)
           ) WITHOUT ROWID;
           CREATE INDEX block_version_by_chunk ON block_version (chunk) WHERE chunk IS NOT NULL;
+          CREATE TABLE pack (
+            id TEXT PRIMARY KEY NOT NULL,
+            -- bytes up to here are referenced by committed catalog rows; anything after
+            -- was appended by a batch that never committed and is cut off
+            committed_size INTEGER NOT NULL,
+            created_ns INTEGER NOT NULL
+          ) WITHOUT ROWID;
           CREATE TABLE chunk (
             hash TEXT PRIMARY KEY NOT NULL,
-            size INTEGER NOT NULL,
-            stored_size INTEGER NOT NULL
+            pack TEXT NOT NULL REFERENCES pack(id),
+            offset INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            size INTEGER NOT NULL
           ) WITHOUT ROWID;
+          CREATE INDEX chunk_by_pack ON chunk (pack);
           """)
     }
     return migrator

@@ -37,7 +37,9 @@ extension LiveStore {
       }
       let ingested = Seq(state?["ingested_seq"] as Int64? ?? 0)
       var report = IngestReport(volume: name, firstSeq: ingested + 1, lastSeq: ingested)
-      var batch = IngestBatch(live: self, descriptor: descriptor)
+      try recoverPacks()
+      let packs = PackAppender(live: self)
+      var batch = IngestBatch(live: self, descriptor: descriptor, packs: packs)
       if descriptor.hasBase && (state?["base_ingested"] as Int64? ?? 0) == 0 {
         try batch.addBase(path: store.layout.baseImagePath(name))
         try commit(&batch, report: &report)
@@ -60,7 +62,7 @@ extension LiveStore {
 
   private func commit(_ batch: inout IngestBatch, report: inout IngestReport) throws {
     guard batch.hasWork else { return }
-    try backend.makeDurable()
+    let packSizes = try batch.packs.makeDurable()
     let volumeID = batch.descriptor.id.description
     let done = batch
     try catalog.database.write { db in
@@ -75,10 +77,13 @@ extension LiveStore {
           sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
           arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
       }
-      for (hash, sizes) in done.newChunks {
+      for (hash, chunk) in done.newChunks {
         try db.execute(
-          sql: "INSERT OR IGNORE INTO chunk (hash, size, stored_size) VALUES (?, ?, ?)",
-          arguments: [hash, sizes.size, sizes.stored])
+          sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)",
+          arguments: [hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size])
+      }
+      for (pack, size) in packSizes {
+        try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
       }
       let last = Int64(done.records.last?.seq ?? report.lastSeq)
       try db.execute(
@@ -93,7 +98,7 @@ extension LiveStore {
     report.chunksStored += done.chunksStored
     report.chunksReused += done.chunksReused
     report.storedBytes += done.storedBytes
-    batch = IngestBatch(live: self, descriptor: batch.descriptor, carryingHeads: batch.heads)
+    batch = IngestBatch(live: self, descriptor: batch.descriptor, packs: batch.packs, carryingHeads: batch.heads)
   }
 }
 
@@ -102,11 +107,12 @@ extension LiveStore {
 struct IngestBatch {
   let live: LiveStore
   let descriptor: VolumeDescriptor
+  let packs: PackAppender
   var versions: [BlockVersion] = []
   var records: [JournalRecord] = []
   var bookmarks: [(seq: Seq, label: String, time: Timestamp)] = []
-  var newChunks: [String: (size: Int, stored: Int)] = [:]
-  var knownChunks: Set<String> = []
+  var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
+  var knownChunks: [String: ChunkLocation] = [:]
   /// The chain at the head of each touched block, including this batch's versions.
   var heads: [UInt64: [BlockVersion]]
   var payloadBytes = 0
@@ -116,9 +122,13 @@ struct IngestBatch {
   var storedBytes: UInt64 = 0
   let codec = ChunkCodec()
 
-  init(live: LiveStore, descriptor: VolumeDescriptor, carryingHeads heads: [UInt64: [BlockVersion]] = [:]) {
+  init(
+    live: LiveStore, descriptor: VolumeDescriptor, packs: PackAppender,
+    carryingHeads heads: [UInt64: [BlockVersion]] = [:]
+  ) {
     self.live = live
     self.descriptor = descriptor
+    self.packs = packs
     // Heads stay valid across batches of one run: nothing else writes this volume's
     // versions while the store lock is held. Bounded so memory stays flat.
     self.heads = heads.count > 100_000 ? [:] : heads
@@ -137,7 +147,8 @@ struct IngestBatch {
       if bytes.count < length { bytes += [UInt8](repeating: 0, count: length - bytes.count) }
       if bytes.contains(where: { $0 != 0 }) {
         let version = BlockVersion(
-          block: block, seq: 0, full: true, chunk: try put(bytes), start: 0, length: length)
+          block: block, seq: 0, full: true, chunk: nil, start: 0, length: length)
+          .storing(try put(bytes))
         versions.append(version)
         heads[block] = [version]
       }
@@ -189,8 +200,8 @@ struct IngestBatch {
   {
     let version: BlockVersion
     if start == 0 && length == blockLength {
-      version = BlockVersion(
-        block: block, seq: seq, full: true, chunk: try data.map { try put($0) }, start: 0, length: length)
+      version = BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: length)
+        .storing(try data.map { try put($0) })
       heads[block] = [version]
     } else {
       var chain = try head(block)
@@ -202,12 +213,13 @@ struct IngestBatch {
         } else {
           content.replaceSubrange(start..<(start + length), with: repeatElement(0, count: length))
         }
-        let chunk = content.contains(where: { $0 != 0 }) ? try put(content) : nil
-        version = BlockVersion(block: block, seq: seq, full: true, chunk: chunk, start: 0, length: blockLength)
+        let stored = content.contains(where: { $0 != 0 }) ? try put(content) : nil
+        version = BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength)
+          .storing(stored)
         heads[block] = [version]
       } else {
-        version = BlockVersion(
-          block: block, seq: seq, full: false, chunk: try data.map { try put($0) }, start: start, length: length)
+        version = BlockVersion(block: block, seq: seq, full: false, chunk: nil, start: start, length: length)
+          .storing(try data.map { try put($0) })
         chain.append(version)
         heads[block] = chain
       }
@@ -225,30 +237,107 @@ struct IngestBatch {
     return chain
   }
 
-  /// Stores `plaintext` unless a chunk with its content exists; returns its name.
-  private mutating func put(_ plaintext: [UInt8]) throws -> String {
-    let key = SHA256Digest.hash(plaintext).hex
-    if knownChunks.contains(key) {
+  /// Stores `plaintext` unless a chunk with its content exists; returns its name and
+  /// where it is stored.
+  private mutating func put(_ plaintext: [UInt8]) throws -> (key: String, location: ChunkLocation) {
+    let digest = SHA256Digest.hash(plaintext)
+    let key = digest.hex
+    if let location = knownChunks[key] {
       chunksReused += 1
-      return key
+      return (key, location)
     }
-    let inCatalog = try live.catalog.database.read { db in
-      try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE hash = ?", arguments: [key]) ?? false
+    let stored = try live.catalog.database.read { db in
+      try Row.fetchOne(db, sql: "SELECT pack, offset, length FROM chunk WHERE hash = ?", arguments: [key])
     }
-    if inCatalog {
+    let location: ChunkLocation
+    if let stored {
+      location = ChunkLocation(
+        pack: stored["pack"], offset: UInt64(stored["offset"] as Int64), length: Int(stored["length"] as Int64))
       chunksReused += 1
     } else {
-      // A chunk left by a batch that crashed before its commit is reused as it is: its
-      // name is its content's hash and every read checks its checksum.
-      let encoded = codec.encode(plaintext)
-      if !live.backend.contains(key) {
-        try live.backend.put(key, encoded)
-        chunksStored += 1
-        storedBytes += UInt64(encoded.count)
-      }
-      newChunks[key] = (plaintext.count, encoded.count)
+      let record = codec.encode(plaintext, hash: digest)
+      location = try packs.append(record)
+      newChunks[key] = (location, plaintext.count)
+      chunksStored += 1
+      storedBytes += UInt64(record.count)
     }
-    knownChunks.insert(key)
-    return key
+    knownChunks[key] = location
+    return (key, location)
+  }
+}
+
+/// Appends chunk records to the newest pack until it is full, then starts another.
+/// A pack is registered in the catalog before its first byte is written, so every pack
+/// file is accounted for; its committed size moves only with a batch's commit.
+final class PackAppender {
+  let live: LiveStore
+  private var current: (id: String, size: UInt64)?
+  private var touched: Set<String> = []
+
+  private let reuseNewest: Bool
+
+  /// `reuseNewest: false` starts a fresh pack, as repacking must (the newest pack may be
+  /// the one being emptied).
+  init(live: LiveStore, reuseNewest: Bool = true) {
+    self.live = live
+    self.reuseNewest = reuseNewest
+  }
+
+  func append(_ record: [UInt8]) throws -> ChunkLocation {
+    if current == nil && reuseNewest { current = try live.newestOpenPack() }
+    if current == nil || current!.size >= LiveStore.packSizeLimit { current = (try live.registerPack(), 0) }
+    let id = current!.id
+    let offset = try live.backend.append(id, record)
+    current!.size = offset + UInt64(record.count)
+    touched.insert(id)
+    return ChunkLocation(pack: id, offset: offset, length: record.count)
+  }
+
+  /// Syncs every pack written since the last call; returns their sizes to commit.
+  func makeDurable() throws -> [(String, UInt64)] {
+    var sizes: [(String, UInt64)] = []
+    for pack in touched {
+      try live.backend.makeDurable(pack)
+      sizes.append((pack, try live.backend.size(pack) ?? 0))
+    }
+    touched.removeAll()
+    return sizes
+  }
+}
+
+extension LiveStore {
+  func registerPack() throws -> String {
+    let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    try catalog.database.write { db in
+      try db.execute(
+        sql: "INSERT INTO pack (id, committed_size, created_ns) VALUES (?, 0, ?)",
+        arguments: [id, Timestamp.now().nanoseconds])
+    }
+    return id
+  }
+
+  /// The most recent pack, if it still has room: frequent small ingests share packs.
+  func newestOpenPack() throws -> (id: String, size: UInt64)? {
+    let row = try catalog.database.read { db in
+      try Row.fetchOne(db, sql: "SELECT id, committed_size FROM pack ORDER BY created_ns DESC LIMIT 1")
+    }
+    guard let row, UInt64(row["committed_size"] as Int64) < Self.packSizeLimit else { return nil }
+    return (row["id"], UInt64(row["committed_size"] as Int64))
+  }
+
+  /// Cuts every pack back to its committed size: bytes after it were appended by a
+  /// batch that never committed, and nothing references them. Called with the store
+  /// lock held, before any append.
+  func recoverPacks() throws {
+    let packs = try catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT id, committed_size FROM pack").map {
+        ($0["id"] as String, UInt64($0["committed_size"] as Int64))
+      }
+    }
+    for (pack, committed) in packs {
+      if let size = try backend.size(pack), size > committed {
+        try backend.truncate(pack, to: committed)
+      }
+    }
   }
 }

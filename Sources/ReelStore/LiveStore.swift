@@ -9,29 +9,36 @@ import ReelJournal
 /// `VolumeView` reads any volume as of any retained point.
 public final class LiveStore: @unchecked Sendable {
   public let store: Store
-  let backend: ChunkBackend
+  let backend: PackBackend
   let cache = ChunkCache(capacity: 256)
+  /// Packs stop taking new chunks at this size.
+  static let packSizeLimit: UInt64 = 64 << 20
 
-  public init(store: Store, backend: ChunkBackend? = nil) {
+  public init(store: Store, backend: PackBackend? = nil) {
     self.store = store
-    self.backend = backend ?? FolderChunkBackend(root: store.layout.root + "/chunks")
+    self.backend = backend ?? FolderPackBackend(root: store.layout.root + "/packs")
   }
 
   var catalog: Catalog { store.catalog }
 
-  /// Plaintext of a chunk; the stored checksum is always checked, the SHA-256 name
-  /// only when `verify` is set (`reel store check --read-data`).
-  func chunk(_ key: String, verify: Bool = false) throws -> [UInt8] {
+  /// Plaintext of a chunk; the record's checksum is always checked, the SHA-256 of the
+  /// plaintext only when `verify` is set (`reel store check --read-data`).
+  func chunk(_ key: String, at location: ChunkLocation?, verify: Bool = false) throws -> [UInt8] {
     if !verify, let cached = cache.get(key) { return cached }
-    let stored: [UInt8]
-    do {
-      stored = try backend.get(key)
-    } catch let error as ReelError where error.kind == .notFound {
+    guard let location else {
       throw ReelError(
-        .corrupt, "chunk \(key) is missing from the store",
+        .corrupt, "chunk \(key) has no catalog row",
         remedy: "run `reel store check` to see what it affects; rehydrate the range from a sealed archive")
     }
-    let plaintext = try ChunkCodec.decode(stored, key: key, verify: verify)
+    let record: [UInt8]
+    do {
+      record = try backend.read(location.pack, offset: location.offset, length: location.length)
+    } catch let error as ReelError where error.kind == .notFound {
+      throw ReelError(
+        .corrupt, "chunk \(key): its pack \(location.pack) is missing",
+        remedy: "run `reel store check` to see what it affects; rehydrate the range from a sealed archive")
+    }
+    let plaintext = try ChunkCodec.decode(record, key: key, verify: verify)
     cache.put(key, plaintext)
     return plaintext
   }
@@ -40,7 +47,7 @@ public final class LiveStore: @unchecked Sendable {
   func assemble(_ chain: [BlockVersion], length: Int) throws -> [UInt8] {
     var block = [UInt8](repeating: 0, count: length)
     for version in chain {
-      let bytes = try version.chunk.map { try chunk($0) }
+      let bytes = try version.chunk.map { try chunk($0, at: version.location) }
       if version.full {
         if let bytes {
           guard bytes.count == length else {

@@ -90,35 +90,68 @@ extension LiveStore {
     }
   }
 
-  /// Mark and sweep: catalog rows of unreferenced chunks go in one transaction, then
-  /// their files; files without a row go once older than the margin. Runs under the
-  /// store lock, so no ingest can pick up a chunk between mark and sweep.
+  /// Mark and sweep: chunk rows nothing references are deleted in one transaction;
+  /// then packs holding no live chunk are deleted, and packs less than half live are
+  /// repacked (live chunks copied to the newest pack, rows moved, old pack deleted).
+  /// Pack files the catalog does not know are deleted once older than the margin. Runs
+  /// under the store lock, so no ingest can pick up a chunk between mark and sweep.
   func sweepChunks(safetyMargin: Duration, now: Timestamp) throws -> (count: Int, bytes: UInt64) {
-    let unreferenced = try catalog.database.write { db -> [(String, Int64)] in
-      let rows = try Row.fetchAll(
+    try recoverPacks()
+    let deleted = try catalog.database.write { db -> Int in
+      try db.execute(
+        sql: """
+          DELETE FROM chunk
+          WHERE NOT EXISTS (SELECT 1 FROM block_version WHERE block_version.chunk = chunk.hash)
+          """)
+      return db.changesCount
+    }
+    var freed: UInt64 = 0
+    let packs = try catalog.database.read { db in
+      try Row.fetchAll(
         db,
         sql: """
-          SELECT hash, stored_size FROM chunk
-          WHERE NOT EXISTS (SELECT 1 FROM block_version WHERE block_version.chunk = chunk.hash)
+          SELECT p.id, p.committed_size, COALESCE(SUM(c.length), 0) AS live
+          FROM pack p LEFT JOIN chunk c ON c.pack = p.id GROUP BY p.id
           """
-      ).map { ($0["hash"] as String, $0["stored_size"] as Int64) }
-      for (hash, _) in rows { try db.execute(sql: "DELETE FROM chunk WHERE hash = ?", arguments: [hash]) }
-      return rows
+      ).map { ($0["id"] as String, UInt64($0["committed_size"] as Int64), UInt64($0["live"] as Int64)) }
     }
-    var count = 0
-    var bytes: UInt64 = 0
-    for (hash, size) in unreferenced {
-      try backend.delete(hash)
-      count += 1
-      bytes += UInt64(size)
+    let appender = PackAppender(live: self, reuseNewest: false)
+    for (pack, committed, live) in packs where live == 0 || live < committed / 2 {
+      if live > 0 {
+        let chunks = try catalog.database.read { db in
+          try Row.fetchAll(db, sql: "SELECT hash, offset, length FROM chunk WHERE pack = ?", arguments: [pack])
+        }
+        var moved: [(String, ChunkLocation)] = []
+        for row in chunks {
+          let record = try backend.read(pack, offset: UInt64(row["offset"] as Int64), length: row["length"])
+          _ = try ChunkCodec.decode(record, key: row["hash"], verify: false)
+          moved.append((row["hash"], try appender.append(record)))
+        }
+        let sizes = try appender.makeDurable()
+        try catalog.database.write { db in
+          for (hash, location) in moved {
+            try db.execute(
+              sql: "UPDATE chunk SET pack = ?, offset = ? WHERE hash = ?",
+              arguments: [location.pack, Int64(location.offset), hash])
+          }
+          for (id, size) in sizes {
+            try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), id])
+          }
+        }
+      }
+      try catalog.database.write { db in
+        try db.execute(sql: "DELETE FROM pack WHERE id = ?", arguments: [pack])
+      }
+      try backend.delete(pack)
+      freed += committed - live
     }
-    let known = try catalog.database.read { db in try String.fetchSet(db, sql: "SELECT hash FROM chunk") }
+    let known = try catalog.database.read { db in try String.fetchSet(db, sql: "SELECT id FROM pack") }
     let oldest = now.nanoseconds - Self.nanoseconds(safetyMargin)
-    for (key, modified) in try backend.list() where !known.contains(key) && modified.nanoseconds < oldest {
-      try backend.delete(key)
-      count += 1
+    for file in try backend.list() where !known.contains(file.pack) && file.modified.nanoseconds < oldest {
+      try backend.delete(file.pack)
+      freed += file.size
     }
-    return (count, bytes)
+    return (deleted, freed)
   }
 
   static func nanoseconds(_ duration: Duration) -> Int64 {

@@ -13,9 +13,9 @@ public struct StoreCheckReport: Sendable {
   public var chunksChecked = 0
   public var chunksRead = 0
   public var versionsChecked = 0
-  /// Chunk files no catalog row names: left by an ingest that crashed before its commit;
-  /// harmless, and removed by the next prune once older than its safety margin.
-  public var orphanChunks = 0
+  /// Pack bytes no catalog row accounts for: left by an ingest or prune that was killed
+  /// before its commit; harmless, and cut off by the next ingest or prune.
+  public var orphanBytes: UInt64 = 0
   public var problems: [StoreProblem] = []
   public var isClean: Bool { problems.isEmpty }
 }
@@ -31,16 +31,33 @@ extension LiveStore {
         $0[$1["id"]] = $1["name"]
       }
     }
-    let known = try catalog.database.read { db in try String.fetchSet(db, sql: "SELECT hash FROM chunk") }
+    let chunks = try catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk").reduce(into: [String: ChunkLocation]()) {
+        $0[$1["hash"]] = ChunkLocation(
+          pack: $1["pack"], offset: UInt64($1["offset"] as Int64), length: Int($1["length"] as Int64))
+      }
+    }
     let referenced = try catalog.database.read { db in
       try String.fetchSet(db, sql: "SELECT DISTINCT chunk FROM block_version WHERE chunk IS NOT NULL")
     }
     report.versionsChecked = try catalog.database.read { db in
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM block_version") ?? 0
     }
-    let present = Set(try backend.list().map(\.key))
-    report.orphanChunks = present.subtracting(known).count
-    report.chunksChecked = known.count
+    let committed = try catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT id, committed_size FROM pack").reduce(into: [String: UInt64]()) {
+        $0[$1["id"]] = UInt64($1["committed_size"] as Int64)
+      }
+    }
+    var packSizes: [String: UInt64] = [:]
+    for file in try backend.list() {
+      packSizes[file.pack] = file.size
+      if let size = committed[file.pack] {
+        if file.size > size { report.orphanBytes += file.size - size }
+      } else {
+        report.orphanBytes += file.size
+      }
+    }
+    report.chunksChecked = chunks.count
 
     func affected(_ chunk: String) throws -> [String] {
       try catalog.database.read { db in
@@ -66,15 +83,20 @@ extension LiveStore {
       }
     }
 
-    for chunk in referenced.sorted() where !known.contains(chunk) || !present.contains(chunk) {
-      let what = !present.contains(chunk) ? "is missing" : "has no catalog row"
-      report.problems.append(StoreProblem(message: "chunk \(chunk) \(what)", affects: try affected(chunk)))
+    for chunk in referenced.sorted() where chunks[chunk] == nil {
+      report.problems.append(StoreProblem(message: "chunk \(chunk) has no catalog row", affects: try affected(chunk)))
     }
-    if readData {
-      for chunk in known.sorted() where present.contains(chunk) {
+    for (chunk, location) in chunks.sorted(by: { $0.key < $1.key }) {
+      let available = min(committed[location.pack] ?? 0, packSizes[location.pack] ?? 0)
+      guard location.offset + UInt64(location.length) <= available else {
+        let what = packSizes[location.pack] == nil ? "its pack \(location.pack) is missing" : "its pack \(location.pack) is cut short"
+        report.problems.append(StoreProblem(message: "chunk \(chunk): \(what)", affects: try affected(chunk)))
+        continue
+      }
+      if readData {
         report.chunksRead += 1
         do {
-          _ = try self.chunk(chunk, verify: true)
+          _ = try self.chunk(chunk, at: location, verify: true)
         } catch let error as ReelError {
           report.problems.append(StoreProblem(message: error.message, affects: try affected(chunk)))
         }

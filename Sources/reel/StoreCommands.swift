@@ -88,12 +88,12 @@ struct StoreCommand: ParsableCommand {
         say(
           jsonText([
             "clean": report.isClean, "chunks": report.chunksChecked, "chunks_read": report.chunksRead,
-            "versions": report.versionsChecked, "orphan_chunks": report.orphanChunks,
+            "versions": report.versionsChecked, "orphan_bytes": report.orphanBytes,
             "problems": report.problems.map { ["message": $0.message, "affects": $0.affects] },
           ]))
       } else {
         say(
-          "\(report.chunksChecked) chunks (\(report.chunksRead) read and re-hashed), \(report.versionsChecked) block versions, \(report.orphanChunks) orphan chunk files"
+          "\(report.chunksChecked) chunks (\(report.chunksRead) read and re-hashed), \(report.versionsChecked) block versions, \(ByteSize.describe(report.orphanBytes)) of uncommitted pack data"
         )
         for problem in report.problems {
           say("DAMAGE: \(problem.message)")

@@ -91,11 +91,11 @@ import Testing
     let sandbox = ReelSandbox()
     _ = try makeHistory(sandbox, megabytes: 1)
     #expect(try sandbox.reel("ingest", "disk").status == 0)
-    let chunks = sandbox.store + "/chunks"
-    let file = try #require(FileManager.default.subpathsOfDirectory(atPath: chunks).first { $0.count > 10 })
-    var bytes = Array(FileManager.default.contents(atPath: chunks + "/" + file)!)
-    bytes[20] ^= 1
-    _ = FileManager.default.createFile(atPath: chunks + "/" + file, contents: Data(bytes))
+    let packs = sandbox.store + "/packs"
+    let file = try #require(FileManager.default.subpathsOfDirectory(atPath: packs).first { $0.hasSuffix(".pack") })
+    var bytes = Array(FileManager.default.contents(atPath: packs + "/" + file)!)
+    bytes[bytes.count / 2] ^= 1
+    _ = FileManager.default.createFile(atPath: packs + "/" + file, contents: Data(bytes))
     let check = try sandbox.reel("store", "check", "--read-data")
     #expect(check.status == 65)
     #expect(check.stdout.contains("DAMAGE: chunk"))

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import ReelCore
 import ReelJournal
 import Testing
@@ -86,7 +87,7 @@ import Testing
     try fixture.append(.trim(offset: 0, length: 1 << 20))
     try fixture.append(.writeZeroes(offset: 4096, length: 65536))
     try fixture.live.ingest(volume: fixture.name)
-    #expect(fixture.chunkFiles.isEmpty)
+    #expect(fixture.chunkHashes.isEmpty && fixture.packFiles.isEmpty)
     var rng = SplitMix(seed: 42)
     let data = (0..<(256 * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
     for _ in 0..<10 { try fixture.append(.write(offset: 256 * 1024, data: data)) }
@@ -94,7 +95,7 @@ import Testing
     let report = try fixture.live.ingest(volume: fixture.name)
     #expect(report.chunksStored == 4)
     #expect(report.chunksReused == 36)
-    #expect(fixture.chunkFiles.count == 4)
+    #expect(fixture.chunkHashes.count == 4)
     #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
   }
 }
@@ -106,33 +107,36 @@ import Testing
     try fixture.closeWriter()
     let first = try fixture.live.ingest(volume: fixture.name)
     #expect(first.records == 200)
-    let files = fixture.chunkFiles
+    let packs = fixture.packFiles
     let rows = try countRows(fixture)
     let second = try fixture.live.ingest(volume: fixture.name)
     #expect(second.records == 0 && second.lastSeq == first.lastSeq)
-    #expect(fixture.chunkFiles == files)
+    #expect(fixture.packFiles == packs)
     #expect(try countRows(fixture) == rows)
   }
 
-  /// A backend that fails after a number of puts, as a crash in the middle of a batch
-  /// would leave things: chunk files written, catalog unchanged.
-  struct FailingBackend: ChunkBackend {
-    let inner: FolderChunkBackend
+  /// A backend that fails after a number of appends, as a crash in the middle of a
+  /// batch would leave things: records appended to a pack, catalog unchanged.
+  struct FailingBackend: PackBackend {
+    let inner: FolderPackBackend
     let failAfter: Int
     let counter = Counter()
     final class Counter: @unchecked Sendable {
-      var puts = 0
+      var appends = 0
     }
-    func contains(_ key: String) -> Bool { inner.contains(key) }
-    func put(_ key: String, _ bytes: [UInt8]) throws {
-      counter.puts += 1
-      if counter.puts > failAfter { throw ReelError(.io, "simulated crash") }
-      try inner.put(key, bytes)
+    func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 {
+      counter.appends += 1
+      if counter.appends > failAfter { throw ReelError(.io, "simulated crash") }
+      return try inner.append(pack, bytes)
     }
-    func get(_ key: String) throws -> [UInt8] { try inner.get(key) }
-    func delete(_ key: String) throws { try inner.delete(key) }
-    func list() throws -> [(key: String, modified: Timestamp)] { try inner.list() }
-    func makeDurable() throws { try inner.makeDurable() }
+    func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
+      try inner.read(pack, offset: offset, length: length)
+    }
+    func size(_ pack: String) throws -> UInt64? { try inner.size(pack) }
+    func truncate(_ pack: String, to size: UInt64) throws { try inner.truncate(pack, to: size) }
+    func delete(_ pack: String) throws { try inner.delete(pack) }
+    func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)] { try inner.list() }
+    func makeDurable(_ pack: String) throws { try inner.makeDurable(pack) }
   }
 
   @Test(arguments: [0, 5, 40])
@@ -142,23 +146,23 @@ import Testing
     try fixture.closeWriter()
     let failing = LiveStore(
       store: fixture.store,
-      backend: FailingBackend(
-        inner: FolderChunkBackend(root: fixture.store.layout.root + "/chunks"), failAfter: failAfter))
+      backend: FailingBackend(inner: FolderPackBackend(root: fixture.store.layout.root + "/packs"), failAfter: failAfter))
     #expect(throws: ReelError.self) { try failing.ingest(volume: fixture.name) }
-    let leftovers = fixture.chunkFiles.count
-    #expect(leftovers == failAfter)
+    #expect(fixture.chunkHashes.isEmpty)
+    let cutShort = try fixture.live.check(readData: false)
+    #expect(cutShort.isClean)
+    #expect((cutShort.orphanBytes > 0) == (failAfter > 0))
     try fixture.live.ingest(volume: fixture.name)
     let check = try fixture.live.check(readData: true)
-    #expect(check.isClean && check.orphanChunks == 0)
+    #expect(check.isClean && check.orphanBytes == 0)
     #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
-    // The same history ingested from scratch stores exactly the same chunks.
+    // The same history ingested without the crash stores exactly the same chunks and bytes.
     let clean = try StoreFixture(size: 512 * 1024, seed: 11)
     for _ in 0..<150 { try clean.randomChange() }
     try clean.closeWriter()
     try clean.live.ingest(volume: clean.name)
-    #expect(
-      clean.chunkFiles.map { ($0 as NSString).lastPathComponent }.sorted()
-        == fixture.chunkFiles.map { ($0 as NSString).lastPathComponent }.sorted())
+    #expect(clean.chunkHashes == fixture.chunkHashes)
+    #expect(clean.packFiles.values.reduce(0, +) == fixture.packFiles.values.reduce(0, +))
   }
 
   func countRows(_ fixture: StoreFixture) throws -> [Int] {
@@ -182,7 +186,7 @@ import Testing
     }
     try fixture.closeWriter()
     try fixture.live.ingest(volume: fixture.name)
-    let chunksBefore = fixture.chunkFiles.count
+    let chunksBefore = fixture.chunkHashes.count
     // "Now" is just after bookmark b3: history up to b3 is outside a 0-second window.
     let now = fixture.times[checkpoints[3]]!
     let report = try fixture.live.prune(
@@ -190,7 +194,8 @@ import Testing
     #expect(report.retainedFromSeq == checkpoints[3])
     #expect(report.versionsDeleted > 0 && report.bookmarksKept == 3)
     #expect(report.journalSegmentsKept == 1)
-    #expect(fixture.chunkFiles.count < chunksBefore)
+    #expect(fixture.chunkHashes.count < chunksBefore)
+    #expect(report.chunksDeleted == chunksBefore - fixture.chunkHashes.count)
     for (index, seq) in checkpoints.enumerated() {
       #expect(
         difference(try fixture.image(at: .bookmark("b\(index)")), fixture.snapshots[seq]) == nil, "bookmark b\(index)")
@@ -210,37 +215,63 @@ import Testing
     #expect(try fixture.live.check(readData: true).isClean)
   }
 
+  @Test func pruneRepacksMostlyDeadPacksAndFreesSpace() throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 3)
+    for round in 0..<3 {
+      var rng = SplitMix(seed: UInt64(round + 100))
+      try fixture.append(.write(offset: 0, data: (0..<(512 * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }))
+    }
+    let last = try fixture.append(.bookmark("end")).seq
+    try fixture.closeWriter()
+    try fixture.live.ingest(volume: fixture.name)
+    let before = fixture.packFiles.values.reduce(0, +)
+    let report = try fixture.live.prune(
+      volume: fixture.name, keepWithin: .seconds(0), keepBookmarks: false, safetyMargin: .seconds(0),
+      now: fixture.times[last]!)
+    let after = fixture.packFiles.values.reduce(0, +)
+    #expect(report.chunksDeleted == 16)
+    #expect(report.bytesFreed == before - after)
+    #expect(after < before / 2)
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+    let check = try fixture.live.check(readData: true)
+    #expect(check.isClean && check.orphanBytes == 0)
+  }
+
   @Test func damagedAndMissingChunksAreReportedWithWhatTheyAffect() throws {
     let fixture = try StoreFixture(size: 512 * 1024, seed: 9)
     try fixture.append(.write(offset: 65536, data: [UInt8](repeating: 0xAB, count: 65536)))
     try fixture.append(.write(offset: 3 * 65536, data: (0..<65536).map { UInt8(truncatingIfNeeded: $0) }))
     try fixture.closeWriter()
     try fixture.live.ingest(volume: fixture.name)
-    let chunksRoot = fixture.store.layout.root + "/chunks/"
-    let files = fixture.chunkFiles
-    #expect(files.count == 2)
+    let chunks = try fixture.live.catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk ORDER BY offset")
+    }
+    #expect(chunks.count == 2)
     // Flip one byte in the first chunk's stored data.
-    let victim = chunksRoot + files[0]
-    var bytes = Array(FileManager.default.contents(atPath: victim)!)
-    bytes[bytes.count - 1] ^= 0x40
-    _ = FileManager.default.createFile(atPath: victim, contents: Data(bytes))
+    let pack: String = chunks[0]["pack"]
+    let victimOffset = Int(chunks[0]["offset"] as Int64) + Int(chunks[0]["length"] as Int64) - 1
+    // In place, as a failing disk would: same inode, one byte changed.
+    let handle = try #require(FileHandle(forUpdatingAtPath: fixture.packPath(pack)))
+    try handle.seek(toOffset: UInt64(victimOffset))
+    let original = try #require(try handle.read(upToCount: 1))
+    try handle.seek(toOffset: UInt64(victimOffset))
+    try handle.write(contentsOf: Data([original[0] ^ 0x40]))
+    try handle.close()
     let report = try fixture.live.check(readData: true)
     #expect(report.problems.count == 1)
-    #expect(report.problems.first?.affects.first?.contains("volume disk bytes") == true)
+    #expect(report.problems.first?.message.contains(chunks[0]["hash"] as String) == true)
+    #expect(report.problems.first?.affects.first?.contains("volume disk bytes 65536..<131072") == true)
     // Reading through the damage fails and names the range (a fresh LiveStore: no cache).
     let fresh = LiveStore(store: fixture.store)
     let view = try VolumeView(live: fresh, volume: fixture.name, at: .latest)
     let readDamage = #expect(throws: ReelError.self) { try view.read(offset: 0, length: Int(view.size)) }
     #expect(readDamage?.kind == .corrupt)
-    #expect(readDamage?.message.contains("affects volume disk bytes") == true)
-    // Missing chunk: found without reading data.
-    try FileManager.default.removeItem(atPath: chunksRoot + files[1])
+    #expect(readDamage?.message.contains("affects volume disk bytes 65536..<131072") == true)
+    // A missing pack is found without reading data.
+    try FileManager.default.removeItem(atPath: fixture.packPath(pack))
     let missing = try fixture.live.check(readData: false)
-    #expect(missing.problems.contains { $0.message.contains("is missing") })
-    let readError = #expect(throws: ReelError.self) {
-      try LiveStore(store: fixture.store).backend.get(String(files[1].split(separator: "/").last!))
-    }
-    #expect(readError?.kind == .notFound)
+    #expect(missing.problems.count == 2)
+    #expect(missing.problems.allSatisfy { $0.message.contains("is missing") })
   }
 
   @Test func pointsOutsideTheHistoryAreClearErrors() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import ReelCore
 import ReelJournal
 
@@ -99,9 +100,18 @@ final class StoreFixture {
     return try view.read(offset: 0, length: Int(view.size))
   }
 
-  var chunkFiles: [String] {
-    let root = store.layout.root + "/chunks"
-    return ((try? FileManager.default.subpathsOfDirectory(atPath: root)) ?? []).filter { $0.count > 10 }.sorted()
+  var chunkHashes: [String] {
+    (try? live.catalog.database.read { db in try String.fetchAll(db, sql: "SELECT hash FROM chunk ORDER BY hash") })
+      ?? []
+  }
+
+  /// Pack files on disk with their sizes.
+  var packFiles: [String: UInt64] {
+    ((try? live.backend.list()) ?? []).reduce(into: [:]) { $0[$1.pack] = $1.size }
+  }
+
+  func packPath(_ pack: String) -> String {
+    store.layout.root + "/packs/" + pack.prefix(2) + "/" + pack + ".pack"
   }
 }
 
