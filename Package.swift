@@ -23,7 +23,7 @@ let package = Package(
       providers: [.apt(["libgcrypt20-dev"])]),
     .systemLibrary(name: "CLinux"),
     .target(name: "ReelCore"),
-    .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd"]),
+    .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd", "CLinux"]),
     .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelCodec", "CLinux"]),
     .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelJournal"]),
 

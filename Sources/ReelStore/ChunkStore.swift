@@ -119,7 +119,7 @@ struct ChunkLocation: Equatable, Sendable {
 /// A chunk record inside a pack (format version 1, docs/store-format.md): up to one
 /// store block of a volume's bytes, named by the SHA-256 of its plaintext, which the
 /// record repeats so a pack can be read without the catalog.
-struct ChunkCodec {
+struct ChunkCodec: Sendable {
   static let magic: [UInt8] = Array("RCH1".utf8)
   static let headerSize = 56
   static let encodingRaw: UInt8 = 0

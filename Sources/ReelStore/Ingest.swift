@@ -120,7 +120,7 @@ struct IngestBatch {
   var chunksStored: UInt64 = 0
   var chunksReused: UInt64 = 0
   var storedBytes: UInt64 = 0
-  let codec = ChunkCodec()
+  let codecs = [ChunkCodec(), ChunkCodec()]
 
   init(
     live: LiveStore, descriptor: VolumeDescriptor, packs: PackAppender,
@@ -148,7 +148,7 @@ struct IngestBatch {
       if bytes.contains(where: { $0 != 0 }) {
         let version = BlockVersion(
           block: block, seq: 0, full: true, chunk: nil, start: 0, length: length)
-          .storing(try put(bytes))
+          .storing(try store([bytes])[0])
         versions.append(version)
         heads[block] = [version]
       }
@@ -175,6 +175,9 @@ struct IngestBatch {
       )
     }
     payloadBytes += record.payload.count
+    // Plan each touched block's version, then hash and compress the new contents on
+    // every core, then store them in order.
+    var plans: [(version: BlockVersion, content: [UInt8]?)] = []
     let blockSize = UInt64(LiveStoreFormat.blockSize)
     let end = record.offset + record.length
     var block = record.offset / blockSize
@@ -188,43 +191,46 @@ struct IngestBatch {
         let piece = record.payload[Int(low - record.offset)..<Int(high - record.offset)]
         if piece.contains(where: { $0 != 0 }) { data = Array(piece) }
       }
-      try addPiece(
-        block: block, seq: record.seq, blockLength: blockLength, start: Int(low - blockStart),
-        length: Int(high - low), data: data)
+      plans.append(
+        try plan(
+          block: block, seq: record.seq, blockLength: blockLength, start: Int(low - blockStart),
+          length: Int(high - low), data: data))
       block += 1
+    }
+    let stored = try store(plans.map(\.content))
+    for (plan, chunk) in zip(plans, stored) {
+      let version = plan.version.storing(chunk)
+      if version.full {
+        heads[version.block] = [version]
+      } else {
+        heads[version.block, default: []].append(version)
+      }
+      versions.append(version)
     }
   }
 
-  private mutating func addPiece(block: UInt64, seq: Seq, blockLength: Int, start: Int, length: Int, data: [UInt8]?)
-    throws
+  /// The version a change to one block becomes, and the bytes it needs stored (nil: zeros).
+  private mutating func plan(block: UInt64, seq: Seq, blockLength: Int, start: Int, length: Int, data: [UInt8]?)
+    throws -> (version: BlockVersion, content: [UInt8]?)
   {
-    let version: BlockVersion
     if start == 0 && length == blockLength {
-      version = BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: length)
-        .storing(try data.map { try put($0) })
-      heads[block] = [version]
-    } else {
-      var chain = try head(block)
-      let partials = chain.first?.full == true ? chain.count - 1 : chain.count
-      if partials >= LiveStoreFormat.maxPartials {
-        var content = try live.assemble(chain, length: blockLength)
-        if let data {
-          content.replaceSubrange(start..<(start + length), with: data)
-        } else {
-          content.replaceSubrange(start..<(start + length), with: repeatElement(0, count: length))
-        }
-        let stored = content.contains(where: { $0 != 0 }) ? try put(content) : nil
-        version = BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength)
-          .storing(stored)
-        heads[block] = [version]
-      } else {
-        version = BlockVersion(block: block, seq: seq, full: false, chunk: nil, start: start, length: length)
-          .storing(try data.map { try put($0) })
-        chain.append(version)
-        heads[block] = chain
-      }
+      return (BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: length), data)
     }
-    versions.append(version)
+    let chain = try head(block)
+    let partials = chain.first?.full == true ? chain.count - 1 : chain.count
+    guard partials >= LiveStoreFormat.maxPartials else {
+      return (BlockVersion(block: block, seq: seq, full: false, chunk: nil, start: start, length: length), data)
+    }
+    var content = try live.assemble(chain, length: blockLength)
+    if let data {
+      content.replaceSubrange(start..<(start + length), with: data)
+    } else {
+      content.replaceSubrange(start..<(start + length), with: repeatElement(0, count: length))
+    }
+    return (
+      BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength),
+      content.contains(where: { $0 != 0 }) ? content : nil
+    )
   }
 
   private mutating func head(_ block: UInt64) throws -> [BlockVersion] {
@@ -237,33 +243,67 @@ struct IngestBatch {
     return chain
   }
 
-  /// Stores `plaintext` unless a chunk with its content exists; returns its name and
-  /// where it is stored.
-  private mutating func put(_ plaintext: [UInt8]) throws -> (key: String, location: ChunkLocation) {
-    let digest = SHA256Digest.hash(plaintext)
-    let key = digest.hex
-    if let location = knownChunks[key] {
-      chunksReused += 1
-      return (key, location)
+  /// Stores each content unless a chunk with it exists; returns names and locations
+  /// in the same order (nil for nil contents). Hashing and compression run in parallel.
+  private mutating func store(_ contents: [[UInt8]?]) throws -> [(key: String, location: ChunkLocation)?] {
+    let digests = parallelMap(contents) { _, content in content.map { SHA256Digest.hash($0) } }
+    let keys = digests.map { $0?.hex }
+    let unknown = Set(keys.compactMap { $0 }).filter { knownChunks[$0] == nil }
+    if !unknown.isEmpty {
+      let found = try live.catalog.database.read { db in
+        try Row.fetchAll(
+          db, sql: "SELECT hash, pack, offset, length FROM chunk WHERE hash IN (\(unknown.map { _ in "?" }.joined(separator: ",")))",
+          arguments: StatementArguments(Array(unknown)))
+      }
+      for row in found {
+        knownChunks[row["hash"]] = ChunkLocation(
+          pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
+      }
     }
-    let stored = try live.catalog.database.read { db in
-      try Row.fetchOne(db, sql: "SELECT pack, offset, length FROM chunk WHERE hash = ?", arguments: [key])
+    // Each new content once, even when it appears twice in this record.
+    var firstIndex: [String: Int] = [:]
+    for (index, key) in keys.enumerated() {
+      if let key, knownChunks[key] == nil, firstIndex[key] == nil { firstIndex[key] = index }
     }
-    let location: ChunkLocation
-    if let stored {
-      location = ChunkLocation(
-        pack: stored["pack"], offset: UInt64(stored["offset"] as Int64), length: Int(stored["length"] as Int64))
-      chunksReused += 1
-    } else {
-      let record = codec.encode(plaintext, hash: digest)
-      location = try packs.append(record)
-      newChunks[key] = (location, plaintext.count)
+    let toEncode = firstIndex.values.sorted()
+    let codecs = self.codecs
+    let records = parallelMap(toEncode) { worker, index in
+      codecs[worker].encode(contents[index]!, hash: digests[index]!)
+    }
+    for (index, record) in zip(toEncode, records) {
+      let location = try packs.append(record)
+      knownChunks[keys[index]!] = location
+      newChunks[keys[index]!] = (location, contents[index]!.count)
       chunksStored += 1
       storedBytes += UInt64(record.count)
     }
-    knownChunks[key] = location
-    return (key, location)
+    return keys.map { key in
+      guard let key else { return nil }
+      if firstIndex[key] == nil { chunksReused += 1 }
+      return (key, knownChunks[key]!)
+    }
   }
+}
+
+/// Runs `transform` over `items` on two workers (the machines Reel targets have a few
+/// cores; each worker gets its own index for per-worker state such as a compressor).
+func parallelMap<Item: Sendable, Result: Sendable>(
+  _ items: [Item], _ transform: @Sendable (Int, Item) -> Result
+) -> [Result] {
+  guard items.count > 1 else { return items.map { transform(0, $0) } }
+  let workers = 2
+  var results = [Result?](repeating: nil, count: items.count)
+  results.withUnsafeMutableBufferPointer { output in
+    nonisolated(unsafe) let output = output
+    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+      var index = worker
+      while index < items.count {
+        output[index] = transform(worker, items[index])
+        index += workers
+      }
+    }
+  }
+  return results.map { $0! }
 }
 
 /// Appends chunk records to the newest pack until it is full, then starts another.

@@ -31,16 +31,14 @@ public enum Restore {
       try file.truncate(to: view.size)
       var written: UInt64 = 0
       let blockSize = UInt64(LiveStoreFormat.blockSize)
-      var block: UInt64 = 0
-      while block * blockSize < view.size {
-        if try !view.blockIsZero(block) {
-          let bytes = try view.readBlock(block)
-          if bytes.contains(where: { $0 != 0 }) {
-            try file.write(bytes, at: block * blockSize)
-            written += UInt64(bytes.count)
-          }
+      var first: UInt64 = 0
+      while first < view.blockCount {
+        let range = first..<min(first + 256, view.blockCount)
+        try view.readBlocks(range) { block, bytes in
+          try file.write(bytes, at: block * blockSize)
+          written += UInt64(bytes.count)
         }
-        block += 1
+        first = range.upperBound
       }
       try file.sync()
       try Durable.rename(temporary, to: output)

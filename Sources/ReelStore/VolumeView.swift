@@ -55,27 +55,42 @@ public final class VolumeView: @unchecked Sendable {
 
   /// One whole store block (shorter at the end of the volume).
   public func readBlock(_ block: UInt64) throws -> [UInt8] {
-    let blockSize = UInt64(LiveStoreFormat.blockSize)
-    let length = Int(min(blockSize, size - block * blockSize))
-    let chain = try live.catalog.database.read { db in
-      try Catalog.versionChain(db, volume: volumeID, block: block, atOrBefore: resolved.seq)
-    }
-    do {
-      return try live.assemble(chain, length: length)
-    } catch let error as ReelError {
-      throw ReelError(
-        error.kind,
-        "\(error.message) — affects volume \(descriptor.name) bytes \(block * blockSize)..<\(block * blockSize + UInt64(length)) as of seq \(chain.last?.seq ?? 0) and later",
-        remedy: error.remedy)
-    }
+    try readBlocks(block..<(block + 1)) { _, bytes in _ = bytes }.first ?? []
   }
 
-  /// True when the block is all zeros at the view's point, without reading chunks.
-  func blockIsZero(_ block: UInt64) throws -> Bool {
-    let chain = try live.catalog.database.read { db in
-      try Catalog.versionChain(db, volume: volumeID, block: block, atOrBefore: resolved.seq)
+  /// Calls `body` with each block of `range` that is not all zeros at the view's point,
+  /// in order; one catalog transaction serves the whole range. Returns the blocks when
+  /// asked for a single one (for `readBlock`).
+  @discardableResult
+  public func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]) throws -> Void) throws -> [[UInt8]] {
+    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    let chains = try live.catalog.database.read { db in
+      try range.map { try Catalog.versionChain(db, volume: volumeID, block: $0, atOrBefore: resolved.seq) }
     }
-    return chain.allSatisfy { $0.chunk == nil }
+    var single: [[UInt8]] = []
+    for (block, chain) in zip(range, chains) {
+      let length = Int(min(blockSize, size - block * blockSize))
+      if chain.allSatisfy({ $0.chunk == nil }) {
+        if range.count == 1 { single.append([UInt8](repeating: 0, count: length)) }
+        continue
+      }
+      let bytes: [UInt8]
+      do {
+        bytes = try live.assemble(chain, length: length)
+      } catch let error as ReelError {
+        throw ReelError(
+          error.kind,
+          "\(error.message) — affects volume \(descriptor.name) bytes \(block * blockSize)..<\(block * blockSize + UInt64(length)) as of seq \(chain.last?.seq ?? 0) and later",
+          remedy: error.remedy)
+      }
+      if range.count == 1 { single.append(bytes) }
+      try body(block, bytes)
+    }
+    return single
+  }
+
+  public var blockCount: UInt64 {
+    (size + UInt64(LiveStoreFormat.blockSize) - 1) / UInt64(LiveStoreFormat.blockSize)
   }
 
   static func resolve(_ point: Point, descriptor: VolumeDescriptor, catalog: Catalog) throws -> ResolvedPoint {
