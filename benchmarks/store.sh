@@ -31,7 +31,7 @@ actual=$(stat -c %s "$work/source.img")
 export REEL_STORE=$work/store
 "$reel" init >/dev/null
 "$reel" volume create data --size "$actual" --block-size 512 >/dev/null
-"$bench" workload "$REEL_STORE" data "$work/source.img" 1 10000
+"$bench" workload "$REEL_STORE" data "$work/source.img" 1 10000 "$work/small-writes.bin"
 
 drop_caches
 start=$(now)
@@ -41,11 +41,11 @@ ingest_mbps=$(mbps "$((actual + 10000 * 4096))" "$start" "$end")
 ingest_rss_mib=$(awk '{ printf "%.0f", $1 / 1024 }' "$work/ingest.rss")
 echo "ingest: $ingest_mbps MB/s, peak RSS $ingest_rss_mib MiB"
 
-store_bytes=$(du -sb "$REEL_STORE/chunks" | cut -f1)
-zstd -3 -q -c "$work/source.img" >"$work/source.zst"
+store_bytes=$(du -sb "$REEL_STORE/packs" | cut -f1)
+cat "$work/source.img" "$work/small-writes.bin" | zstd -3 -q -c >"$work/source.zst"
 zstd_bytes=$(stat -c %s "$work/source.zst")
 rm -f "$work/source.zst"
-echo "space: store chunks $store_bytes bytes, zstd -3 of the same bytes $zstd_bytes bytes"
+echo "space: store packs $store_bytes bytes, zstd -3 of every byte written $zstd_bytes bytes"
 
 echo "== restore at an instant after 10,000 small writes vs cp"
 drop_caches
@@ -66,10 +66,10 @@ echo "restore: $restore_mbps MB/s, cp: $cp_mbps MB/s"
 echo "== dedup: the same 256 MiB written ten times"
 head -c 268435456 /dev/urandom >"$work/256.img"
 "$reel" volume create dedup --size 256M >/dev/null
-before=$(du -sb "$REEL_STORE/chunks" | cut -f1)
+before=$(du -sb "$REEL_STORE/packs" | cut -f1)
 "$bench" workload "$REEL_STORE" dedup "$work/256.img" 10 0 >/dev/null
 "$reel" ingest dedup >/dev/null
-after=$(du -sb "$REEL_STORE/chunks" | cut -f1)
+after=$(du -sb "$REEL_STORE/packs" | cut -f1)
 echo "dedup: 10 × 256 MiB of fresh random data written, store grew by $((after - before)) bytes ($(awk -v g="$((after - before))" 'BEGIN { printf "%.2f", g / 268435456 }') × 256 MiB)"
 
 awk -v r="$restore_mbps" -v c="$cp_mbps" \

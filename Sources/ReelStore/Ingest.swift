@@ -45,15 +45,16 @@ extension LiveStore {
         try commit(&batch, report: &report)
       }
       let journal = try JournalReader(directory: store.layout.journalDirectory(name), volume: descriptor.id)
-      try journal.forEachRecord(fromSeq: ingested + 1) { record in
-        if let limit, record.seq > limit { return false }
+      let records = RecordPrefetcher(reader: journal, fromSeq: ingested + 1, bufferBytes: 32 << 20)
+      defer { records.cancel() }
+      while let record = try records.next() {
+        if let limit, record.seq > limit { break }
         try batch.add(record)
         report.records += 1
         if record.kind == .write { report.bytesWritten += record.length }
         if batch.payloadBytes >= Self.batchPayloadLimit || batch.records.count >= Self.batchRecordLimit {
           try commit(&batch, report: &report)
         }
-        return true
       }
       try commit(&batch, report: &report)
       return report
@@ -109,7 +110,8 @@ struct IngestBatch {
   let descriptor: VolumeDescriptor
   let packs: PackAppender
   var versions: [BlockVersion] = []
-  var records: [JournalRecord] = []
+  /// Seq, time and kind of each record; payloads are not kept past `add`.
+  var records: [(seq: Seq, time: Timestamp, kind: JournalRecord.Kind)] = []
   var bookmarks: [(seq: Seq, label: String, time: Timestamp)] = []
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
   var knownChunks: [String: ChunkLocation] = [:]
@@ -158,7 +160,7 @@ struct IngestBatch {
   }
 
   mutating func add(_ record: JournalRecord) throws {
-    records.append(record)
+    records.append((record.seq, record.time, record.kind))
     switch record.kind {
     case .flush:
       return
