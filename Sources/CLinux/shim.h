@@ -12,9 +12,6 @@
 static inline int reel_punch_hole(int fd, long long offset, long long length) {
   return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
-/// Flushes every dirty page of the file system holding `fd`: one call makes a batch of
-/// freshly written chunk files durable, instead of one fsync per file.
-static inline int reel_syncfs(int fd) { return syncfs(fd); }
 
 #include <stddef.h>
 #include <stdint.h>

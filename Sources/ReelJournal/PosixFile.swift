@@ -177,12 +177,6 @@ public enum Durable {
     }
   }
 
-  /// Makes everything written to the file system holding `path` durable (syncfs).
-  public static func syncFileSystem(containing path: String) throws {
-    let handle = try PosixFile(path: path, flags: O_RDONLY)
-    guard reel_syncfs(handle.descriptor) == 0 else { throw PosixFile.error(errno, "syncfs", path) }
-  }
-
   /// Renames `source` to `destination` (replacing it) and makes the rename durable.
   public static func rename(_ source: String, to destination: String) throws {
     guard Glibc.rename(source, destination) == 0 else { throw PosixFile.error(errno, "rename to", destination) }
