@@ -287,13 +287,13 @@ struct IngestBatch {
   }
 }
 
-/// Runs `transform` over `items` on two workers (the machines Reel targets have a few
-/// cores; each worker gets its own index for per-worker state such as a compressor).
+/// Runs `transform` over `items` on `workers` threads (each gets its own index, for
+/// per-worker state such as a compressor). Two suit CPU work on the machines Reel
+/// targets; more help when the work waits on reads.
 func parallelMap<Item: Sendable, Result: Sendable>(
-  _ items: [Item], _ transform: @Sendable (Int, Item) -> Result
+  _ items: [Item], workers: Int = 2, _ transform: @Sendable (Int, Item) -> Result
 ) -> [Result] {
   guard items.count > 1 else { return items.map { transform(0, $0) } }
-  let workers = 2
   var results = [Result?](repeating: nil, count: items.count)
   results.withUnsafeMutableBufferPointer { output in
     nonisolated(unsafe) let output = output

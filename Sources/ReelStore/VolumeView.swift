@@ -67,21 +67,34 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
     let chains = try live.catalog.database.read { db in
       try range.map { try Catalog.versionChain(db, volume: volumeID, block: $0, atOrBefore: resolved.seq) }
     }
-    var single: [[UInt8]] = []
-    for (block, chain) in zip(range, chains) {
+    // Assembling reads and decompresses chunks: several at once hide read latency.
+    let live = self.live
+    let size = self.size
+    let name = descriptor.name
+    let assembled = parallelMap(Array(zip(range, chains)), workers: 4) {
+      _, item -> Result<[UInt8]?, ReelError> in
+      let (block, chain) = item
       let length = Int(min(blockSize, size - block * blockSize))
-      if chain.allSatisfy({ $0.chunk == nil }) {
-        if range.count == 1 { single.append([UInt8](repeating: 0, count: length)) }
-        continue
-      }
-      let bytes: [UInt8]
+      if chain.allSatisfy({ $0.chunk == nil }) { return .success(nil) }
       do {
-        bytes = try live.assemble(chain, length: length)
+        return .success(try live.assemble(chain, length: length))
       } catch let error as ReelError {
-        throw ReelError(
-          error.kind,
-          "\(error.message) — affects volume \(descriptor.name) bytes \(block * blockSize)..<\(block * blockSize + UInt64(length)) as of seq \(chain.last?.seq ?? 0) and later",
-          remedy: error.remedy)
+        return .failure(
+          ReelError(
+            error.kind,
+            "\(error.message) — affects volume \(name) bytes \(block * blockSize)..<\(block * blockSize + UInt64(length)) as of seq \(chain.last?.seq ?? 0) and later",
+            remedy: error.remedy))
+      } catch {
+        return .failure(ReelError(.io, "\(error)"))
+      }
+    }
+    var single: [[UInt8]] = []
+    for (block, result) in zip(range, assembled) {
+      guard let bytes = try result.get() else {
+        if range.count == 1 {
+          single.append([UInt8](repeating: 0, count: Int(min(blockSize, size - block * blockSize))))
+        }
+        continue
       }
       if range.count == 1 { single.append(bytes) }
       try body(block, bytes)
