@@ -23,7 +23,7 @@ let package = Package(
       providers: [.apt(["libgcrypt20-dev"])]),
     .systemLibrary(name: "CLinux"),
     .target(name: "ReelCore"),
-    .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd"]),
+    .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd", "CLinux"]),
     .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelCodec", "CLinux"]),
     .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelJournal"]),
 
@@ -46,6 +46,9 @@ let package = Package(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
     .testTarget(
       name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "JournalCrashWriter"]),
+    .testTarget(
+      name: "ReelStoreTests",
+      dependencies: ["ReelStore", "ReelJournal", "ReelCore", "ReelCodec", .product(name: "GRDB", package: "GRDB.swift")]),
     .testTarget(
       name: "ReelCLITests",
       dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),

@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev
   qemu-utils libnbd-bin nbdkit fuse3 e2fsprogs libarchive-tools zstd
-  coreutils util-linux procps
+  coreutils util-linux procps time
 )
 
 missing=()

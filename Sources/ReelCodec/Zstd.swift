@@ -1,8 +1,9 @@
 import CZstd
 import ReelCore
 
-/// zstd compression with a reusable context; one per thread.
-public final class ZstdCompressor {
+/// zstd compression with a reusable context. Not for concurrent use: give each thread
+/// its own (it is Sendable so a worker can be handed one).
+public final class ZstdCompressor: @unchecked Sendable {
   private let context: OpaquePointer
   public let level: Int32
 

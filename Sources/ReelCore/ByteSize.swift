@@ -39,3 +39,37 @@ extension String {
     String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
   }
 }
+
+/// Durations as users type them: `90s`, `30m`, `12h`, `7d`, `2w`, or combined `1d12h`.
+public enum DurationText {
+  public static func parse(_ text: String) throws -> Duration {
+    var total: Int64 = 0
+    var digits = ""
+    var sawUnit = false
+    for character in text {
+      if character.isASCII, character.isNumber {
+        digits.append(character)
+        continue
+      }
+      let unit: Int64
+      switch character {
+      case "s": unit = 1
+      case "m": unit = 60
+      case "h": unit = 3600
+      case "d": unit = 86400
+      case "w": unit = 7 * 86400
+      default: unit = 0
+      }
+      guard unit > 0, let value = Int64(digits) else { throw invalid(text) }
+      total += value * unit
+      digits = ""
+      sawUnit = true
+    }
+    guard digits.isEmpty, sawUnit else { throw invalid(text) }
+    return .seconds(total)
+  }
+
+  private static func invalid(_ text: String) -> ReelError {
+    ReelError(.usage, "cannot read \"\(text)\" as a duration", remedy: "write e.g. 90s, 30m, 12h, 7d, 2w or 1d12h")
+  }
+}

@@ -9,7 +9,7 @@ public final class Catalog: Sendable {
   public let path: String
   let database: DatabaseQueue
 
-  public static let schemaVersion = 1
+  public static let schemaVersion = 2
 
   public init(path: String) throws {
     self.path = path
@@ -42,6 +42,59 @@ public final class Catalog: Sendable {
         t.column("block_size", .integer).notNull()
         t.column("created_ns", .integer).notNull()
       }
+    }
+    migrator.registerMigration("v2-live-store") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE ingest_state (
+            volume_id TEXT PRIMARY KEY NOT NULL,
+            ingested_seq INTEGER NOT NULL,
+            base_ingested INTEGER NOT NULL DEFAULT 0,
+            -- the oldest seq a point may name; history before it was pruned
+            retained_from_seq INTEGER NOT NULL DEFAULT 0
+          );
+          CREATE TABLE record_time (
+            volume_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            time_ns INTEGER NOT NULL,
+            kind INTEGER NOT NULL,
+            PRIMARY KEY (volume_id, seq)
+          ) WITHOUT ROWID;
+          CREATE INDEX record_time_by_time ON record_time (volume_id, time_ns);
+          CREATE TABLE bookmark (
+            volume_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            time_ns INTEGER NOT NULL,
+            PRIMARY KEY (volume_id, seq)
+          ) WITHOUT ROWID;
+          CREATE TABLE block_version (
+            volume_id TEXT NOT NULL,
+            block INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            full INTEGER NOT NULL,
+            chunk TEXT,
+            start INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            PRIMARY KEY (volume_id, block, seq)
+          ) WITHOUT ROWID;
+          CREATE INDEX block_version_by_chunk ON block_version (chunk) WHERE chunk IS NOT NULL;
+          CREATE TABLE pack (
+            id TEXT PRIMARY KEY NOT NULL,
+            -- bytes up to here are referenced by committed catalog rows; anything after
+            -- was appended by a batch that never committed and is cut off
+            committed_size INTEGER NOT NULL,
+            created_ns INTEGER NOT NULL
+          ) WITHOUT ROWID;
+          CREATE TABLE chunk (
+            hash TEXT PRIMARY KEY NOT NULL,
+            pack TEXT NOT NULL REFERENCES pack(id),
+            offset INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            size INTEGER NOT NULL
+          ) WITHOUT ROWID;
+          CREATE INDEX chunk_by_pack ON chunk (pack);
+          """)
     }
     return migrator
   }

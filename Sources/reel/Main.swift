@@ -30,8 +30,8 @@ struct Reel: ParsableCommand {
       """,
     version: version,
     subcommands: [
-      Init.self, VolumeCommand.self, JournalCommand.self, TimelineCommand.self, RestoreCommand.self,
-      ServeCommand.self, BookmarkCommand.self,
+      Init.self, VolumeCommand.self, ServeCommand.self, BookmarkCommand.self, TimelineCommand.self,
+      RestoreCommand.self, IngestCommand.self, PruneCommand.self, StoreCommand.self, JournalCommand.self,
     ]
   )
 }

@@ -29,11 +29,11 @@ struct RestoreCommand: ParsableCommand {
         jsonText([
           "volume": report.volume, "output": report.output, "seq": report.resolved.seq,
           "time": report.resolved.time.rfc3339, "point": report.resolved.point.description,
-          "records_applied": report.recordsApplied, "bytes_applied": report.bytesApplied, "size": report.size,
+          "bytes_written": report.bytesWritten, "size": report.size,
         ]))
     } else {
       say(
-        "Restored \(report.volume) as of \(report.resolved.point) (seq \(report.resolved.seq), \(report.resolved.time.rfc3339)) to \(report.output): \(ByteSize.describe(report.size)), \(report.recordsApplied) records replayed"
+        "Restored \(report.volume) as of \(report.resolved.point) (seq \(report.resolved.seq), \(report.resolved.time.rfc3339)) to \(report.output): \(ByteSize.describe(report.size)) (\(ByteSize.describe(report.bytesWritten)) of data)"
       )
     }
   }

@@ -14,6 +14,21 @@ import ReelCore
     #expect(CRC32C.checksum((0..<32).map { UInt8(31 - $0) }) == 0x113F_DB5C)
   }
 
+  @Test func hardwareAndTablePathsAgree() {
+    var state: UInt64 = 0x1234_5678
+    let data = (0..<4099).map { _ -> UInt8 in
+      state = state &* 6_364_136_223_846_793_005 &+ 1
+      return UInt8(truncatingIfNeeded: state >> 33)
+    }
+    for length in [0, 1, 7, 8, 9, 63, 64, 1000, 4099] {
+      var software = CRC32C(softwareOnly: true)
+      software.update(Array(data[..<length]))
+      var fastest = CRC32C()
+      fastest.update(Array(data[..<length]))
+      #expect(software.value == fastest.value, "length \(length)")
+    }
+  }
+
   @Test func incrementalEqualsWholeAtEverySplit() {
     let data = (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
     let whole = CRC32C.checksum(data)

@@ -2,6 +2,12 @@
 //   reel-bench journal DIR TOTAL WRITE SYNC-EVERY   append TOTAL bytes as WRITE-sized
 //                                                   records, sync every SYNC-EVERY bytes
 // Prints one line: `journal bytes=N seconds=S mbps=M`.
+//   reel-bench workload STORE VOLUME SOURCE REPEAT SMALL-WRITES [SMALL-DATA-OUT]
+//                                                   journal SOURCE's bytes as 1 MiB writes
+//                                                   from offset 0, REPEAT times, then
+//                                                   SMALL-WRITES random 4 KiB writes (their
+//                                                   bytes also go to SMALL-DATA-OUT)
+// Prints one line: `workload records=N bytes=B`.
 import Foundation
 import ReelCore
 import ReelJournal
@@ -46,6 +52,45 @@ case "journal":
   let elapsed = seconds(since: start)
   try writer.close()
   print(String(format: "journal bytes=%llu seconds=%.3f mbps=%.1f", written, elapsed, Double(written) / elapsed / 1e6))
+case "workload":
+  guard arguments.count == 6 || arguments.count == 7, let repeats = Int(arguments[4]),
+    let smallWrites = Int(arguments[5])
+  else { fail("usage: reel-bench workload STORE VOLUME SOURCE REPEAT SMALL-WRITES [SMALL-DATA-OUT]") }
+  let smallOut = arguments.count == 7 ? try PosixFile(path: arguments[6], flags: O_WRONLY | O_CREAT | O_TRUNC) : nil
+  let layout = StoreLayout(root: arguments[1])
+  let descriptor = try layout.descriptor(of: arguments[2])
+  let source = try PosixFile.openForReading(arguments[3])
+  let sourceSize = try source.size()
+  let (writer, _) = try JournalWriter.open(directory: layout.journalDirectory(arguments[2]), volume: descriptor.id)
+  var records = 0
+  var bytes: UInt64 = 0
+  for _ in 0..<repeats {
+    var offset: UInt64 = 0
+    while offset < min(sourceSize, descriptor.size) {
+      let data = try source.read(at: offset, count: Int(min(1 << 20, min(sourceSize, descriptor.size) - offset)))
+      try writer.append(.write(offset: offset, data: data))
+      offset += UInt64(data.count)
+      bytes += UInt64(data.count)
+      records += 1
+    }
+    try writer.append(.flush)
+    try writer.sync()
+  }
+  var generator = SystemRandomNumberGenerator()
+  for index in 0..<smallWrites {
+    let block = UInt64.random(in: 0..<(descriptor.size / 4096), using: &generator)
+    // Like a file system's metadata updates: mostly the block as it was, a few bytes new.
+    var data = try source.read(at: block * 4096 % max(sourceSize, 1), count: 4096)
+    if data.count < 4096 { data += [UInt8](repeating: 0, count: 4096 - data.count) }
+    for _ in 0..<16 { data[Int.random(in: 0..<4096, using: &generator)] = UInt8.random(in: 0...255, using: &generator) }
+    try writer.append(.write(offset: block * 4096, data: data))
+    try smallOut?.write(data, at: UInt64(index) * 4096)
+    bytes += 4096
+    records += 1
+  }
+  try writer.append(.bookmark("benchmark end"))
+  try writer.close()
+  print("workload records=\(records) bytes=\(bytes)")
 default:
   fail("unknown benchmark \(command)")
 }

@@ -1,0 +1,75 @@
+import GRDB
+import ReelCore
+
+/// The live store's unit of history: the state of one store block from one seq on.
+/// A full version replaces the whole block; a partial one overlays `start..<start+length`
+/// on the version before it. `chunk == nil` means zeros.
+struct BlockVersion: Equatable {
+  var block: UInt64
+  var seq: Seq
+  var full: Bool
+  var chunk: String?
+  var start: Int
+  var length: Int
+  /// Where `chunk` is stored; filled in when read from the catalog.
+  var location: ChunkLocation? = nil
+
+  /// This version pointing at a stored chunk (or at zeros for nil).
+  func storing(_ stored: (key: String, location: ChunkLocation)?) -> BlockVersion {
+    var version = self
+    version.chunk = stored?.key
+    version.location = stored?.location
+    return version
+  }
+}
+
+/// Fixed parameters of the live store, format version 1 (docs/store-format.md).
+public enum LiveStoreFormat {
+  /// Volumes are cut into store blocks of this size; a multiple of every volume block size.
+  public static let blockSize = 64 * 1024
+  /// At most this many partial versions follow a full one; the next partial write to the
+  /// block writes a full version instead, so reading any block at any point touches at
+  /// most `maxPartials + 1` versions however long the history is.
+  public static let maxPartials = 16
+}
+
+extension Catalog {
+  /// The versions needed to rebuild `block` as of `seq`: the newest full version at or
+  /// before it and the partial versions after that, oldest first.
+  static func versionChain(_ db: Database, volume: String, block: UInt64, atOrBefore seq: Seq) throws
+    -> [BlockVersion]
+  {
+    let rows = try Row.fetchAll(
+      db,
+      sql: """
+        SELECT v.seq, v.full, v.chunk, v.start, v.length, c.pack, c.offset, c.length AS stored
+        FROM block_version v LEFT JOIN chunk c ON c.hash = v.chunk
+        WHERE v.volume_id = ? AND v.block = ? AND v.seq <= ? ORDER BY v.seq DESC LIMIT ?
+        """,
+      arguments: [volume, Int64(block), Int64(seq), LiveStoreFormat.maxPartials + 1])
+    var chain: [BlockVersion] = []
+    for row in rows {
+      let version = BlockVersion(
+        block: block, seq: Seq(row["seq"] as Int64), full: row["full"] as Int64 != 0, chunk: row["chunk"],
+        start: Int(row["start"] as Int64), length: Int(row["length"] as Int64),
+        location: (row["pack"] as String?).map {
+          ChunkLocation(pack: $0, offset: UInt64(row["offset"] as Int64), length: Int(row["stored"] as Int64))
+        })
+      chain.append(version)
+      if version.full { break }
+    }
+    return chain.reversed()
+  }
+
+  static func insert(_ version: BlockVersion, volume: String, _ db: Database) throws {
+    try db.execute(
+      sql: """
+        INSERT OR REPLACE INTO block_version (volume_id, block, seq, full, chunk, start, length)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        """,
+      arguments: [
+        volume, Int64(version.block), Int64(version.seq), version.full ? 1 : 0, version.chunk, version.start,
+        version.length,
+      ])
+  }
+}

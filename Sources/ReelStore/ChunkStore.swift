@@ -1,0 +1,183 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelJournal
+
+/// Where chunk bytes live: append-only pack files. Kept this small so an object store or
+/// another disk can take the place of a local folder without touching ingest, views or
+/// prune. Appends need not be durable until `makeDurable` returns.
+public protocol PackBackend: Sendable {
+  /// Appends `bytes` to `pack` (creating it) and returns the offset they start at.
+  func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64
+  func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8]
+  /// nil when the pack does not exist.
+  func size(_ pack: String) throws -> UInt64?
+  func truncate(_ pack: String, to size: UInt64) throws
+  func delete(_ pack: String) throws
+  func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)]
+  func makeDurable(_ pack: String) throws
+}
+
+/// Packs as files `<root>/<first two hex digits>/<id>.pack`, descriptors kept open.
+public final class FolderPackBackend: PackBackend, @unchecked Sendable {
+  public let root: String
+  private let lock = NSLock()
+  private var open: [String: (file: PosixFile, size: UInt64)] = [:]
+  private var created: Set<String> = []
+
+  public init(root: String) { self.root = root }
+
+  func path(_ pack: String) -> String { root + "/" + pack.prefix(2) + "/" + pack + ".pack" }
+
+  private func handle(_ pack: String, create: Bool) throws -> (file: PosixFile, size: UInt64) {
+    if let cached = open[pack] { return cached }
+    let path = path(pack)
+    if create {
+      let directory = (path as NSString).deletingLastPathComponent
+      if access(directory, F_OK) != 0 { try Durable.makeDirectory(directory) }
+      if access(path, F_OK) != 0 { created.insert(pack) }
+    }
+    let file = try PosixFile(path: path, flags: create ? O_RDWR | O_CREAT : O_RDWR)
+    let entry = (file, try file.size())
+    if open.count > 64 { open.removeAll() }
+    open[pack] = entry
+    return entry
+  }
+
+  public func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 {
+    try lock.withLock {
+      let (file, size) = try handle(pack, create: true)
+      try file.write(bytes, at: size)
+      open[pack] = (file, size + UInt64(bytes.count))
+      return size
+    }
+  }
+
+  public func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
+    let file = try lock.withLock { try handle(pack, create: false).file }
+    return try file.read(at: offset, count: length)
+  }
+
+  public func size(_ pack: String) throws -> UInt64? {
+    try lock.withLock {
+      guard access(path(pack), F_OK) == 0 else { return nil }
+      return try handle(pack, create: false).size
+    }
+  }
+
+  public func truncate(_ pack: String, to size: UInt64) throws {
+    try lock.withLock {
+      let (file, _) = try handle(pack, create: false)
+      try file.truncate(to: size)
+      try file.sync()
+      open[pack] = (file, size)
+    }
+  }
+
+  public func delete(_ pack: String) throws {
+    try lock.withLock {
+      open.removeValue(forKey: pack)
+      guard unlink(path(pack)) == 0 || errno == ENOENT else { throw PosixFile.error(errno, "delete", path(pack)) }
+    }
+  }
+
+  public func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)] {
+    var packs: [(String, UInt64, Timestamp)] = []
+    for directory in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where directory.count == 2 {
+      for name in (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + directory)) ?? []
+      where name.hasSuffix(".pack") {
+        var info = stat()
+        guard stat(root + "/" + directory + "/" + name, &info) == 0 else { continue }
+        let modified = Timestamp(
+          nanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+        packs.append((String(name.dropLast(5)), UInt64(info.st_size), modified))
+      }
+    }
+    return packs
+  }
+
+  public func makeDurable(_ pack: String) throws {
+    let (file, directory, isNew) = try lock.withLock {
+      let entry = try handle(pack, create: false)
+      return (entry.file, (path(pack) as NSString).deletingLastPathComponent, created.remove(pack) != nil)
+    }
+    try file.syncData()
+    if isNew {
+      try Durable.syncDirectory(directory)
+      try Durable.syncDirectory(root)
+    }
+  }
+}
+
+/// Where one chunk sits: its pack and the byte range of its record there.
+struct ChunkLocation: Equatable, Sendable {
+  var pack: String
+  var offset: UInt64
+  var length: Int
+}
+
+/// A chunk record inside a pack (format version 1, docs/store-format.md): up to one
+/// store block of a volume's bytes, named by the SHA-256 of its plaintext, which the
+/// record repeats so a pack can be read without the catalog.
+struct ChunkCodec: Sendable {
+  static let magic: [UInt8] = Array("RCH1".utf8)
+  static let headerSize = 56
+  static let encodingRaw: UInt8 = 0
+  static let encodingZstd: UInt8 = 1
+
+  let compressor = ZstdCompressor(level: 3)
+
+  /// Compressed when that saves at least 1/32 of the size; stored raw otherwise.
+  func encode(_ plaintext: [UInt8], hash: SHA256Digest) -> [UInt8] {
+    let compressed = compressor.compress(plaintext)
+    let useZstd = compressed.count + plaintext.count / 32 < plaintext.count
+    let body = useZstd ? compressed : plaintext
+    var record = Self.magic
+    record.reserveCapacity(Self.headerSize + body.count)
+    record += [useZstd ? Self.encodingZstd : Self.encodingRaw, 0, 0, 0]
+    withUnsafeBytes(of: UInt32(plaintext.count).littleEndian) { record += $0 }
+    withUnsafeBytes(of: UInt32(body.count).littleEndian) { record += $0 }
+    record += hash.bytes
+    var crc = CRC32C()
+    crc.update(record)
+    crc.update(body)
+    withUnsafeBytes(of: crc.value.littleEndian) { record += $0 }
+    record += [0, 0, 0, 0]
+    return record + body
+  }
+
+  /// Decodes a record read from `location`; with `verify`, checks the plaintext's SHA-256.
+  static func decode(_ record: [UInt8], key: String, verify: Bool) throws -> [UInt8] {
+    func damaged(_ reason: String) -> ReelError {
+      ReelError(
+        .corrupt, "chunk \(key): \(reason)",
+        remedy: "run `reel store check --read-data` to see what it affects")
+    }
+    guard record.count >= headerSize, Array(record[0..<4]) == magic else { throw damaged("not a chunk record") }
+    func u32(_ at: Int) -> Int {
+      Int(record[at]) | Int(record[at + 1]) << 8 | Int(record[at + 2]) << 16 | Int(record[at + 3]) << 24
+    }
+    let length = u32(8)
+    let storedLength = u32(12)
+    guard record.count == headerSize + storedLength else { throw damaged("record length does not match") }
+    var crc = CRC32C()
+    record.withUnsafeBytes { raw in
+      crc.update(UnsafeRawBufferPointer(rebasing: raw[0..<48]))
+      crc.update(UnsafeRawBufferPointer(rebasing: raw[headerSize...]))
+    }
+    guard crc.value == UInt32(u32(48)) else { throw damaged("stored bytes fail their checksum") }
+    guard SHA256Digest(bytes: Array(record[16..<48])).hex == key else {
+      throw damaged("the record holds another chunk")
+    }
+    let body = Array(record[headerSize...])
+    let plaintext: [UInt8]
+    switch record[4] {
+    case encodingRaw: plaintext = body
+    case encodingZstd: plaintext = try Zstd.decompress(body, expectedSize: length, what: "chunk \(key)")
+    default: throw damaged("unknown encoding \(record[4])")
+    }
+    guard plaintext.count == length else { throw damaged("holds \(plaintext.count) bytes, header says \(length)") }
+    if verify, SHA256Digest.hash(plaintext).hex != key { throw damaged("content does not match its SHA-256 name") }
+    return plaintext
+  }
+}

@@ -1,0 +1,385 @@
+import Foundation
+import GRDB
+import ReelCodec
+import ReelCore
+import ReelJournal
+
+public struct IngestReport: Sendable, Equatable {
+  public var volume: String
+  /// Seqs `firstSeq...lastSeq` were ingested by this run (empty when firstSeq > lastSeq).
+  public var firstSeq: Seq
+  public var lastSeq: Seq
+  public var records: UInt64 = 0
+  public var bytesWritten: UInt64 = 0
+  public var chunksStored: UInt64 = 0
+  public var chunksReused: UInt64 = 0
+  public var storedBytes: UInt64 = 0
+}
+
+extension LiveStore {
+  /// Most payload one batch holds before it is committed; bounds memory and the work a
+  /// crash makes ingest redo.
+  static let batchPayloadLimit = 64 << 20
+  static let batchRecordLimit = 20_000
+
+  /// Brings the store up to date with the volume's journal (up to `limit`, if given).
+  /// Idempotent and crash-safe: each batch's chunks are made durable before the one
+  /// catalog transaction that references them and advances the ingested seq; a batch cut
+  /// short by a crash is redone and finds its chunks already there.
+  @discardableResult
+  public func ingest(volume name: String, upTo limit: Seq? = nil) throws -> IngestReport {
+    let descriptor = try store.layout.descriptor(of: name)
+    return try withStoreLock {
+      let volumeID = descriptor.id.description
+      let state = try catalog.database.read { db in
+        try Row.fetchOne(
+          db, sql: "SELECT ingested_seq, base_ingested FROM ingest_state WHERE volume_id = ?", arguments: [volumeID])
+      }
+      let ingested = Seq(state?["ingested_seq"] as Int64? ?? 0)
+      var report = IngestReport(volume: name, firstSeq: ingested + 1, lastSeq: ingested)
+      try recoverPacks()
+      let packs = PackAppender(live: self)
+      var batch = IngestBatch(live: self, descriptor: descriptor, packs: packs)
+      if descriptor.hasBase && (state?["base_ingested"] as Int64? ?? 0) == 0 {
+        try batch.addBase(path: store.layout.baseImagePath(name))
+        try commit(&batch, report: &report)
+      }
+      let journal = try JournalReader(directory: store.layout.journalDirectory(name), volume: descriptor.id)
+      let records = RecordPrefetcher(reader: journal, fromSeq: ingested + 1, bufferBytes: 32 << 20)
+      defer { records.cancel() }
+      while let record = try records.next() {
+        if let limit, record.seq > limit { break }
+        try batch.add(record)
+        report.records += 1
+        if record.kind == .write { report.bytesWritten += record.length }
+        if batch.payloadBytes >= Self.batchPayloadLimit || batch.records.count >= Self.batchRecordLimit {
+          try commit(&batch, report: &report)
+        }
+      }
+      try commit(&batch, report: &report)
+      return report
+    }
+  }
+
+  private func commit(_ batch: inout IngestBatch, report: inout IngestReport) throws {
+    guard batch.hasWork else { return }
+    let packSizes = try batch.packs.makeDurable()
+    let volumeID = batch.descriptor.id.description
+    let done = batch
+    try catalog.database.write { db in
+      for version in done.versions { try Catalog.insert(version, volume: volumeID, db) }
+      for record in done.records {
+        try db.execute(
+          sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)",
+          arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind.rawValue)])
+      }
+      for bookmark in done.bookmarks {
+        try db.execute(
+          sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
+          arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
+      }
+      for (hash, chunk) in done.newChunks {
+        try db.execute(
+          sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)",
+          arguments: [hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size])
+      }
+      for (pack, size) in packSizes {
+        try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
+      }
+      let last = Int64(done.records.last?.seq ?? report.lastSeq)
+      try db.execute(
+        sql: """
+          INSERT INTO ingest_state (volume_id, ingested_seq, base_ingested) VALUES (?, ?, ?)
+          ON CONFLICT(volume_id) DO UPDATE SET ingested_seq = excluded.ingested_seq,
+            base_ingested = MAX(base_ingested, excluded.base_ingested)
+          """,
+        arguments: [volumeID, last, done.baseAdded || !done.descriptor.hasBase ? 1 : 0])
+    }
+    report.lastSeq = done.records.last?.seq ?? report.lastSeq
+    report.chunksStored += done.chunksStored
+    report.chunksReused += done.chunksReused
+    report.storedBytes += done.storedBytes
+    batch = IngestBatch(live: self, descriptor: batch.descriptor, packs: batch.packs, carryingHeads: batch.heads)
+  }
+}
+
+/// One batch of ingest work, not yet committed: new block versions, the chains they
+/// extend, and the chunks written for them.
+struct IngestBatch {
+  let live: LiveStore
+  let descriptor: VolumeDescriptor
+  let packs: PackAppender
+  var versions: [BlockVersion] = []
+  /// Seq, time and kind of each record; payloads are not kept past `add`.
+  var records: [(seq: Seq, time: Timestamp, kind: JournalRecord.Kind)] = []
+  var bookmarks: [(seq: Seq, label: String, time: Timestamp)] = []
+  var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
+  var knownChunks: [String: ChunkLocation] = [:]
+  /// The chain at the head of each touched block, including this batch's versions.
+  var heads: [UInt64: [BlockVersion]]
+  var payloadBytes = 0
+  var baseAdded = false
+  var chunksStored: UInt64 = 0
+  var chunksReused: UInt64 = 0
+  var storedBytes: UInt64 = 0
+  let codecs = [ChunkCodec(), ChunkCodec()]
+
+  init(
+    live: LiveStore, descriptor: VolumeDescriptor, packs: PackAppender,
+    carryingHeads heads: [UInt64: [BlockVersion]] = [:]
+  ) {
+    self.live = live
+    self.descriptor = descriptor
+    self.packs = packs
+    // Heads stay valid across batches of one run: nothing else writes this volume's
+    // versions while the store lock is held. Bounded so memory stays flat.
+    self.heads = heads.count > 100_000 ? [:] : heads
+  }
+
+  var hasWork: Bool { !versions.isEmpty || !records.isEmpty || baseAdded }
+
+  /// The volume's starting image becomes full versions at seq 0.
+  mutating func addBase(path: String) throws {
+    let file = try PosixFile.openForReading(path)
+    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    var block: UInt64 = 0
+    while block * blockSize < descriptor.size {
+      let length = Int(min(blockSize, descriptor.size - block * blockSize))
+      var bytes = try file.read(at: block * blockSize, count: length)
+      if bytes.count < length { bytes += [UInt8](repeating: 0, count: length - bytes.count) }
+      if bytes.contains(where: { $0 != 0 }) {
+        let version = BlockVersion(
+          block: block, seq: 0, full: true, chunk: nil, start: 0, length: length)
+          .storing(try store([bytes])[0])
+        versions.append(version)
+        heads[block] = [version]
+      }
+      block += 1
+    }
+    baseAdded = true
+  }
+
+  mutating func add(_ record: JournalRecord) throws {
+    records.append((record.seq, record.time, record.kind))
+    switch record.kind {
+    case .flush:
+      return
+    case .bookmark:
+      bookmarks.append((record.seq, record.label ?? "", record.time))
+      return
+    case .write, .trim, .writeZeroes:
+      break
+    }
+    guard record.offset <= descriptor.size, record.length <= descriptor.size - record.offset else {
+      throw ReelError(
+        .corrupt,
+        "volume \(descriptor.name): journal record seq \(record.seq) reaches past the end of the volume (offset \(record.offset), length \(record.length))"
+      )
+    }
+    payloadBytes += record.payload.count
+    // Plan each touched block's version, then hash and compress the new contents on
+    // every core, then store them in order.
+    var plans: [(version: BlockVersion, content: [UInt8]?)] = []
+    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    let end = record.offset + record.length
+    var block = record.offset / blockSize
+    while block * blockSize < end {
+      let blockStart = block * blockSize
+      let blockLength = Int(min(blockSize, descriptor.size - blockStart))
+      let low = max(record.offset, blockStart)
+      let high = min(end, blockStart + UInt64(blockLength))
+      var data: [UInt8]? = nil
+      if record.kind == .write {
+        let piece = record.payload[Int(low - record.offset)..<Int(high - record.offset)]
+        if piece.contains(where: { $0 != 0 }) { data = Array(piece) }
+      }
+      plans.append(
+        try plan(
+          block: block, seq: record.seq, blockLength: blockLength, start: Int(low - blockStart),
+          length: Int(high - low), data: data))
+      block += 1
+    }
+    let stored = try store(plans.map(\.content))
+    for (plan, chunk) in zip(plans, stored) {
+      let version = plan.version.storing(chunk)
+      if version.full {
+        heads[version.block] = [version]
+      } else {
+        heads[version.block, default: []].append(version)
+      }
+      versions.append(version)
+    }
+  }
+
+  /// The version a change to one block becomes, and the bytes it needs stored (nil: zeros).
+  private mutating func plan(block: UInt64, seq: Seq, blockLength: Int, start: Int, length: Int, data: [UInt8]?)
+    throws -> (version: BlockVersion, content: [UInt8]?)
+  {
+    if start == 0 && length == blockLength {
+      return (BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: length), data)
+    }
+    let chain = try head(block)
+    let partials = chain.first?.full == true ? chain.count - 1 : chain.count
+    guard partials >= LiveStoreFormat.maxPartials else {
+      return (BlockVersion(block: block, seq: seq, full: false, chunk: nil, start: start, length: length), data)
+    }
+    var content = try live.assemble(chain, length: blockLength)
+    if let data {
+      content.replaceSubrange(start..<(start + length), with: data)
+    } else {
+      content.replaceSubrange(start..<(start + length), with: repeatElement(0, count: length))
+    }
+    return (
+      BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength),
+      content.contains(where: { $0 != 0 }) ? content : nil
+    )
+  }
+
+  private mutating func head(_ block: UInt64) throws -> [BlockVersion] {
+    if let chain = heads[block] { return chain }
+    let volumeID = descriptor.id.description
+    let chain = try live.catalog.database.read { db in
+      try Catalog.versionChain(db, volume: volumeID, block: block, atOrBefore: Seq(Int64.max))
+    }
+    heads[block] = chain
+    return chain
+  }
+
+  /// Stores each content unless a chunk with it exists; returns names and locations
+  /// in the same order (nil for nil contents). Hashing and compression run in parallel.
+  private mutating func store(_ contents: [[UInt8]?]) throws -> [(key: String, location: ChunkLocation)?] {
+    let digests = parallelMap(contents) { _, content in content.map { SHA256Digest.hash($0) } }
+    let keys = digests.map { $0?.hex }
+    let unknown = Set(keys.compactMap { $0 }).filter { knownChunks[$0] == nil }
+    if !unknown.isEmpty {
+      let found = try live.catalog.database.read { db in
+        try Row.fetchAll(
+          db, sql: "SELECT hash, pack, offset, length FROM chunk WHERE hash IN (\(unknown.map { _ in "?" }.joined(separator: ",")))",
+          arguments: StatementArguments(Array(unknown)))
+      }
+      for row in found {
+        knownChunks[row["hash"]] = ChunkLocation(
+          pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
+      }
+    }
+    // Each new content once, even when it appears twice in this record.
+    var firstIndex: [String: Int] = [:]
+    for (index, key) in keys.enumerated() {
+      if let key, knownChunks[key] == nil, firstIndex[key] == nil { firstIndex[key] = index }
+    }
+    let toEncode = firstIndex.values.sorted()
+    let codecs = self.codecs
+    let records = parallelMap(toEncode) { worker, index in
+      codecs[worker].encode(contents[index]!, hash: digests[index]!)
+    }
+    for (index, record) in zip(toEncode, records) {
+      let location = try packs.append(record)
+      knownChunks[keys[index]!] = location
+      newChunks[keys[index]!] = (location, contents[index]!.count)
+      chunksStored += 1
+      storedBytes += UInt64(record.count)
+    }
+    return keys.map { key in
+      guard let key else { return nil }
+      if firstIndex[key] == nil { chunksReused += 1 }
+      return (key, knownChunks[key]!)
+    }
+  }
+}
+
+/// Runs `transform` over `items` on `workers` threads (each gets its own index, for
+/// per-worker state such as a compressor). Two suit CPU work on the machines Reel
+/// targets; more help when the work waits on reads.
+func parallelMap<Item: Sendable, Result: Sendable>(
+  _ items: [Item], workers: Int = 2, _ transform: @Sendable (Int, Item) -> Result
+) -> [Result] {
+  guard items.count > 1 else { return items.map { transform(0, $0) } }
+  var results = [Result?](repeating: nil, count: items.count)
+  results.withUnsafeMutableBufferPointer { output in
+    nonisolated(unsafe) let output = output
+    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+      var index = worker
+      while index < items.count {
+        output[index] = transform(worker, items[index])
+        index += workers
+      }
+    }
+  }
+  return results.map { $0! }
+}
+
+/// Appends chunk records to the newest pack until it is full, then starts another.
+/// A pack is registered in the catalog before its first byte is written, so every pack
+/// file is accounted for; its committed size moves only with a batch's commit.
+final class PackAppender {
+  let live: LiveStore
+  private var current: (id: String, size: UInt64)?
+  private var touched: Set<String> = []
+
+  private let reuseNewest: Bool
+
+  /// `reuseNewest: false` starts a fresh pack, as repacking must (the newest pack may be
+  /// the one being emptied).
+  init(live: LiveStore, reuseNewest: Bool = true) {
+    self.live = live
+    self.reuseNewest = reuseNewest
+  }
+
+  func append(_ record: [UInt8]) throws -> ChunkLocation {
+    if current == nil && reuseNewest { current = try live.newestOpenPack() }
+    if current == nil || current!.size >= LiveStore.packSizeLimit { current = (try live.registerPack(), 0) }
+    let id = current!.id
+    let offset = try live.backend.append(id, record)
+    current!.size = offset + UInt64(record.count)
+    touched.insert(id)
+    return ChunkLocation(pack: id, offset: offset, length: record.count)
+  }
+
+  /// Syncs every pack written since the last call; returns their sizes to commit.
+  func makeDurable() throws -> [(String, UInt64)] {
+    var sizes: [(String, UInt64)] = []
+    for pack in touched {
+      try live.backend.makeDurable(pack)
+      sizes.append((pack, try live.backend.size(pack) ?? 0))
+    }
+    touched.removeAll()
+    return sizes
+  }
+}
+
+extension LiveStore {
+  func registerPack() throws -> String {
+    let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    try catalog.database.write { db in
+      try db.execute(
+        sql: "INSERT INTO pack (id, committed_size, created_ns) VALUES (?, 0, ?)",
+        arguments: [id, Timestamp.now().nanoseconds])
+    }
+    return id
+  }
+
+  /// The most recent pack, if it still has room: frequent small ingests share packs.
+  func newestOpenPack() throws -> (id: String, size: UInt64)? {
+    let row = try catalog.database.read { db in
+      try Row.fetchOne(db, sql: "SELECT id, committed_size FROM pack ORDER BY created_ns DESC LIMIT 1")
+    }
+    guard let row, UInt64(row["committed_size"] as Int64) < Self.packSizeLimit else { return nil }
+    return (row["id"], UInt64(row["committed_size"] as Int64))
+  }
+
+  /// Cuts every pack back to its committed size: bytes after it were appended by a
+  /// batch that never committed, and nothing references them. Called with the store
+  /// lock held, before any append.
+  func recoverPacks() throws {
+    let packs = try catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT id, committed_size FROM pack").map {
+        ($0["id"] as String, UInt64($0["committed_size"] as Int64))
+      }
+    }
+    for (pack, committed) in packs {
+      if let size = try backend.size(pack), size > committed {
+        try backend.truncate(pack, to: committed)
+      }
+    }
+  }
+}

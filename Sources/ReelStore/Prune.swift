@@ -1,0 +1,161 @@
+import Foundation
+import GRDB
+import ReelCore
+import ReelJournal
+
+public struct PruneReport: Sendable, Equatable {
+  public var volume: String
+  /// History is kept from this seq on (plus kept bookmarks); 0 when nothing was pruned.
+  public var retainedFromSeq: Seq
+  public var versionsDeleted = 0
+  public var bookmarksKept = 0
+  public var chunksDeleted = 0
+  public var bytesFreed: UInt64 = 0
+  /// Journal segments stay until they are sealed into an archive.
+  public var journalSegmentsKept = 0
+}
+
+extension LiveStore {
+  /// Drops the volume's history older than `keepWithin` (keeping bookmarks with
+  /// `keepBookmarks`) and frees chunks nothing references any more. Chunk files that no
+  /// catalog row names are deleted only once older than `safetyMargin`.
+  public func prune(
+    volume name: String, keepWithin: Duration, keepBookmarks: Bool, safetyMargin: Duration = .seconds(3600),
+    now: Timestamp = .now()
+  ) throws -> PruneReport {
+    let descriptor = try store.layout.descriptor(of: name)
+    let volumeID = descriptor.id.description
+    try ingest(volume: name)
+    return try withStoreLock {
+      var report = PruneReport(volume: name, retainedFromSeq: 0)
+      let cutoff = now.nanoseconds - Self.nanoseconds(keepWithin)
+      try catalog.database.write { db in
+        guard
+          let cut = try Int64.fetchOne(
+            db,
+            sql: "SELECT seq FROM record_time WHERE volume_id = ? AND time_ns <= ? ORDER BY time_ns DESC LIMIT 1",
+            arguments: [volumeID, cutoff])
+        else { return }
+        let retained =
+          try Int64.fetchOne(
+            db, sql: "SELECT retained_from_seq FROM ingest_state WHERE volume_id = ?", arguments: [volumeID]) ?? 0
+        guard cut > retained else {
+          report.retainedFromSeq = Seq(retained)
+          return
+        }
+        var keptPoints = [Seq(cut)]
+        if keepBookmarks {
+          let kept = try Int64.fetchAll(
+            db, sql: "SELECT seq FROM bookmark WHERE volume_id = ? AND seq < ?", arguments: [volumeID, cut])
+          keptPoints += kept.map { Seq($0) }
+          report.bookmarksKept = kept.count
+        }
+        let blocks = try Int64.fetchAll(
+          db, sql: "SELECT DISTINCT block FROM block_version WHERE volume_id = ? AND seq < ?",
+          arguments: [volumeID, cut])
+        for block in blocks {
+          var needed = Set<Int64>()
+          for point in keptPoints {
+            for version in try Catalog.versionChain(db, volume: volumeID, block: UInt64(block), atOrBefore: point) {
+              needed.insert(Int64(version.seq))
+            }
+          }
+          let old = try Int64.fetchAll(
+            db, sql: "SELECT seq FROM block_version WHERE volume_id = ? AND block = ? AND seq < ?",
+            arguments: [volumeID, block, cut])
+          for seq in old where !needed.contains(seq) {
+            try db.execute(
+              sql: "DELETE FROM block_version WHERE volume_id = ? AND block = ? AND seq = ?",
+              arguments: [volumeID, block, seq])
+            report.versionsDeleted += 1
+          }
+        }
+        let keptBookmarkSeqs = keepBookmarks ? "(SELECT seq FROM bookmark WHERE volume_id = ?1)" : "(SELECT -1)"
+        try db.execute(
+          sql: "DELETE FROM record_time WHERE volume_id = ?1 AND seq < ?2 AND seq NOT IN \(keptBookmarkSeqs)",
+          arguments: [volumeID, cut])
+        if !keepBookmarks {
+          try db.execute(sql: "DELETE FROM bookmark WHERE volume_id = ? AND seq < ?", arguments: [volumeID, cut])
+        }
+        try db.execute(
+          sql: "UPDATE ingest_state SET retained_from_seq = ? WHERE volume_id = ?", arguments: [cut, volumeID])
+        report.retainedFromSeq = Seq(cut)
+      }
+      let swept = try sweepChunks(safetyMargin: safetyMargin, now: now)
+      report.chunksDeleted = swept.count
+      report.bytesFreed = swept.bytes
+      report.journalSegmentsKept =
+        (try? JournalReader(directory: store.layout.journalDirectory(name), volume: descriptor.id).segments.count) ?? 0
+      return report
+    }
+  }
+
+  /// Mark and sweep: chunk rows nothing references are deleted in one transaction;
+  /// then packs holding no live chunk are deleted, and packs less than half live are
+  /// repacked (live chunks copied to the newest pack, rows moved, old pack deleted).
+  /// Pack files the catalog does not know are deleted once older than the margin. Runs
+  /// under the store lock, so no ingest can pick up a chunk between mark and sweep.
+  func sweepChunks(safetyMargin: Duration, now: Timestamp) throws -> (count: Int, bytes: UInt64) {
+    try recoverPacks()
+    let deleted = try catalog.database.write { db -> Int in
+      try db.execute(
+        sql: """
+          DELETE FROM chunk
+          WHERE NOT EXISTS (SELECT 1 FROM block_version WHERE block_version.chunk = chunk.hash)
+          """)
+      return db.changesCount
+    }
+    var freed: UInt64 = 0
+    let packs = try catalog.database.read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT p.id, p.committed_size, COALESCE(SUM(c.length), 0) AS live
+          FROM pack p LEFT JOIN chunk c ON c.pack = p.id GROUP BY p.id
+          """
+      ).map { ($0["id"] as String, UInt64($0["committed_size"] as Int64), UInt64($0["live"] as Int64)) }
+    }
+    let appender = PackAppender(live: self, reuseNewest: false)
+    for (pack, committed, live) in packs where live == 0 || live < committed / 2 {
+      if live > 0 {
+        let chunks = try catalog.database.read { db in
+          try Row.fetchAll(db, sql: "SELECT hash, offset, length FROM chunk WHERE pack = ?", arguments: [pack])
+        }
+        var moved: [(String, ChunkLocation)] = []
+        for row in chunks {
+          let record = try backend.read(pack, offset: UInt64(row["offset"] as Int64), length: row["length"])
+          _ = try ChunkCodec.decode(record, key: row["hash"], verify: false)
+          moved.append((row["hash"], try appender.append(record)))
+        }
+        let sizes = try appender.makeDurable()
+        try catalog.database.write { db in
+          for (hash, location) in moved {
+            try db.execute(
+              sql: "UPDATE chunk SET pack = ?, offset = ? WHERE hash = ?",
+              arguments: [location.pack, Int64(location.offset), hash])
+          }
+          for (id, size) in sizes {
+            try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), id])
+          }
+        }
+      }
+      try catalog.database.write { db in
+        try db.execute(sql: "DELETE FROM pack WHERE id = ?", arguments: [pack])
+      }
+      try backend.delete(pack)
+      freed += committed - live
+    }
+    let known = try catalog.database.read { db in try String.fetchSet(db, sql: "SELECT id FROM pack") }
+    let oldest = now.nanoseconds - Self.nanoseconds(safetyMargin)
+    for file in try backend.list() where !known.contains(file.pack) && file.modified.nanoseconds < oldest {
+      try backend.delete(file.pack)
+      freed += file.size
+    }
+    return (deleted, freed)
+  }
+
+  static func nanoseconds(_ duration: Duration) -> Int64 {
+    let parts = duration.components
+    return parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000
+  }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import GRDB
+import ReelCore
+import ReelJournal
+
+public struct StoreProblem: Sendable, Equatable {
+  public var message: String
+  /// What the damage affects, as "volume NAME bytes A..<B, seq X…Y (TIME…TIME)".
+  public var affects: [String]
+}
+
+public struct StoreCheckReport: Sendable {
+  public var chunksChecked = 0
+  public var chunksRead = 0
+  public var versionsChecked = 0
+  /// Pack bytes no catalog row accounts for: left by an ingest or prune that was killed
+  /// before its commit; harmless, and cut off by the next ingest or prune.
+  public var orphanBytes: UInt64 = 0
+  public var problems: [StoreProblem] = []
+  public var isClean: Bool { problems.isEmpty }
+}
+
+extension LiveStore {
+  /// Checks that the catalog and the chunks agree; with `readData`, also decodes every
+  /// chunk and checks its SHA-256 against its name. Damage is reported with the
+  /// volume ranges and history spans it affects.
+  public func check(readData: Bool) throws -> StoreCheckReport {
+    var report = StoreCheckReport()
+    let volumes = try catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT id, name FROM volume").reduce(into: [String: String]()) {
+        $0[$1["id"]] = $1["name"]
+      }
+    }
+    let chunks = try catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk").reduce(into: [String: ChunkLocation]()) {
+        $0[$1["hash"]] = ChunkLocation(
+          pack: $1["pack"], offset: UInt64($1["offset"] as Int64), length: Int($1["length"] as Int64))
+      }
+    }
+    let referenced = try catalog.database.read { db in
+      try String.fetchSet(db, sql: "SELECT DISTINCT chunk FROM block_version WHERE chunk IS NOT NULL")
+    }
+    report.versionsChecked = try catalog.database.read { db in
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM block_version") ?? 0
+    }
+    let committed = try catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT id, committed_size FROM pack").reduce(into: [String: UInt64]()) {
+        $0[$1["id"]] = UInt64($1["committed_size"] as Int64)
+      }
+    }
+    var packSizes: [String: UInt64] = [:]
+    for file in try backend.list() {
+      packSizes[file.pack] = file.size
+      if let size = committed[file.pack] {
+        if file.size > size { report.orphanBytes += file.size - size }
+      } else {
+        report.orphanBytes += file.size
+      }
+    }
+    report.chunksChecked = chunks.count
+
+    func affected(_ chunk: String) throws -> [String] {
+      try catalog.database.read { db in
+        try Row.fetchAll(
+          db,
+          sql: """
+            SELECT volume_id, block, MIN(seq) AS first, MAX(seq) AS last FROM block_version
+            WHERE chunk = ? GROUP BY volume_id, block ORDER BY volume_id, block
+            """, arguments: [chunk]
+        ).map { row in
+          let block = UInt64(row["block"] as Int64)
+          let start = block * UInt64(LiveStoreFormat.blockSize)
+          let volume = volumes[row["volume_id"] as String] ?? (row["volume_id"] as String)
+          let first = Seq(row["first"] as Int64)
+          let times = try Row.fetchOne(
+            db,
+            sql: "SELECT MIN(time_ns) AS a, MAX(time_ns) AS b FROM record_time WHERE volume_id = ? AND seq >= ?",
+            arguments: [row["volume_id"] as String, Int64(first)])
+          let from = (times?["a"] as Int64?).map { Timestamp(nanoseconds: $0).rfc3339 } ?? "creation"
+          return
+            "volume \(volume) bytes \(start)..<\(start + UInt64(LiveStoreFormat.blockSize)) from seq \(first) (\(from)) on; the newest version using it is seq \(row["last"] as Int64)"
+        }
+      }
+    }
+
+    for chunk in referenced.sorted() where chunks[chunk] == nil {
+      report.problems.append(StoreProblem(message: "chunk \(chunk) has no catalog row", affects: try affected(chunk)))
+    }
+    for (chunk, location) in chunks.sorted(by: { $0.key < $1.key }) {
+      let available = min(committed[location.pack] ?? 0, packSizes[location.pack] ?? 0)
+      guard location.offset + UInt64(location.length) <= available else {
+        let what = packSizes[location.pack] == nil ? "its pack \(location.pack) is missing" : "its pack \(location.pack) is cut short"
+        report.problems.append(StoreProblem(message: "chunk \(chunk): \(what)", affects: try affected(chunk)))
+        continue
+      }
+      if readData {
+        report.chunksRead += 1
+        do {
+          _ = try self.chunk(chunk, at: location, verify: true)
+        } catch let error as ReelError {
+          report.problems.append(StoreProblem(message: error.message, affects: try affected(chunk)))
+        }
+      }
+    }
+    for (volumeID, name) in volumes {
+      guard let descriptor = try? store.layout.descriptor(of: name) else {
+        report.problems.append(
+          StoreProblem(message: "volume \(name) is in the catalog but its folder is missing", affects: []))
+        continue
+      }
+      let ingested = try catalog.database.read { db in
+        try Int64.fetchOne(db, sql: "SELECT ingested_seq FROM ingest_state WHERE volume_id = ?", arguments: [volumeID])
+      }
+      if let ingested, ingested > 0,
+        let reader = try? JournalReader(directory: store.layout.journalDirectory(name), volume: descriptor.id),
+        let lastSegment = reader.segments.last, let summary = lastSegment.summary, summary.lastSeq < Seq(ingested)
+      {
+        report.problems.append(
+          StoreProblem(
+            message:
+              "volume \(name): the store holds history up to seq \(ingested) but the journal ends at seq \(summary.lastSeq)",
+            affects: ["volume \(name) seq \(summary.lastSeq + 1)…\(ingested)"]))
+      }
+    }
+    return report
+  }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import GRDB
+import ReelCore
+import ReelJournal
+
+/// A user's POINT turned into the journal position it names.
+public struct ResolvedPoint: Sendable, Equatable {
+  /// Records with seq ≤ this are included; 0 means the volume as created.
+  public var seq: Seq
+  /// The time of that record (or the volume's creation time for seq 0).
+  public var time: Timestamp
+  public var point: Point
+}
+
+/// A volume as it was at one point, read from the live store without restoring it.
+/// Reading a range costs one catalog lookup per store block, however long the history.
+public final class VolumeView: VolumeSource, @unchecked Sendable {
+  public let live: LiveStore
+  public let descriptor: VolumeDescriptor
+  public let resolved: ResolvedPoint
+  private let volumeID: String
+
+  /// Resolves `point` against what has been ingested; call `LiveStore.ingest` first to
+  /// include the journal's newest records.
+  public init(live: LiveStore, volume name: String, at point: Point) throws {
+    self.live = live
+    descriptor = try live.store.layout.descriptor(of: name)
+    volumeID = descriptor.id.description
+    resolved = try Self.resolve(point, descriptor: descriptor, catalog: live.catalog)
+  }
+
+  public var size: UInt64 { descriptor.size }
+
+  /// The bytes of `offset..<offset+length` as of the view's point.
+  public func read(offset: UInt64, length: Int) throws -> [UInt8] {
+    guard offset <= size, UInt64(length) <= size - offset else {
+      throw ReelError(
+        .usage, "read of \(length) bytes at \(offset) is outside volume \(descriptor.name) (\(size) bytes)")
+    }
+    var result = [UInt8]()
+    result.reserveCapacity(length)
+    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    var position = offset
+    let end = offset + UInt64(length)
+    while position < end {
+      let block = position / blockSize
+      let bytes = try readBlock(block)
+      let from = Int(position - block * blockSize)
+      let to = Int(min(end - block * blockSize, UInt64(bytes.count)))
+      result += bytes[from..<to]
+      position = block * blockSize + UInt64(to)
+    }
+    return result
+  }
+
+  /// One whole store block (shorter at the end of the volume).
+  public func readBlock(_ block: UInt64) throws -> [UInt8] {
+    try readBlocks(block..<(block + 1)) { _, bytes in _ = bytes }.first ?? []
+  }
+
+  /// Calls `body` with each block of `range` that is not all zeros at the view's point,
+  /// in order; one catalog transaction serves the whole range. Returns the blocks when
+  /// asked for a single one (for `readBlock`).
+  @discardableResult
+  public func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]) throws -> Void) throws -> [[UInt8]] {
+    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    let chains = try live.catalog.database.read { db in
+      try range.map { try Catalog.versionChain(db, volume: volumeID, block: $0, atOrBefore: resolved.seq) }
+    }
+    // Assembling reads and decompresses chunks: several at once hide read latency.
+    let live = self.live
+    let size = self.size
+    let name = descriptor.name
+    let assembled = parallelMap(Array(zip(range, chains)), workers: 4) {
+      _, item -> Result<[UInt8]?, ReelError> in
+      let (block, chain) = item
+      let length = Int(min(blockSize, size - block * blockSize))
+      if chain.allSatisfy({ $0.chunk == nil }) { return .success(nil) }
+      do {
+        return .success(try live.assemble(chain, length: length))
+      } catch let error as ReelError {
+        return .failure(
+          ReelError(
+            error.kind,
+            "\(error.message) — affects volume \(name) bytes \(block * blockSize)..<\(block * blockSize + UInt64(length)) as of seq \(chain.last?.seq ?? 0) and later",
+            remedy: error.remedy))
+      } catch {
+        return .failure(ReelError(.io, "\(error)"))
+      }
+    }
+    var single: [[UInt8]] = []
+    for (block, result) in zip(range, assembled) {
+      guard let bytes = try result.get() else {
+        if range.count == 1 {
+          single.append([UInt8](repeating: 0, count: Int(min(blockSize, size - block * blockSize))))
+        }
+        continue
+      }
+      if range.count == 1 { single.append(bytes) }
+      try body(block, bytes)
+    }
+    return single
+  }
+
+  public var blockCount: UInt64 {
+    (size + UInt64(LiveStoreFormat.blockSize) - 1) / UInt64(LiveStoreFormat.blockSize)
+  }
+
+  static func resolve(_ point: Point, descriptor: VolumeDescriptor, catalog: Catalog) throws -> ResolvedPoint {
+    let volumeID = descriptor.id.description
+    let name = descriptor.name
+    return try catalog.database.read { db in
+      let state = try Row.fetchOne(
+        db, sql: "SELECT ingested_seq, retained_from_seq FROM ingest_state WHERE volume_id = ?",
+        arguments: [volumeID])
+      let ingested = Seq(state?["ingested_seq"] as Int64? ?? 0)
+      let retainedFrom = Seq(state?["retained_from_seq"] as Int64? ?? 0)
+      func time(of seq: Seq) throws -> Timestamp {
+        guard seq > 0,
+          let nanoseconds = try Int64.fetchOne(
+            db, sql: "SELECT time_ns FROM record_time WHERE volume_id = ? AND seq = ?",
+            arguments: [volumeID, Int64(seq)])
+        else { return descriptor.created }
+        return Timestamp(nanoseconds: nanoseconds)
+      }
+      switch point {
+      case .latest:
+        return ResolvedPoint(seq: ingested, time: try time(of: ingested), point: point)
+      case .seq(let seq):
+        guard seq <= ingested else {
+          throw ReelError(
+            .notFound, "volume \(name) has no seq \(seq); its history ends at seq \(ingested)",
+            remedy: "pick a seq up to \(ingested), or use `latest`")
+        }
+        guard seq >= retainedFrom else {
+          throw ReelError(
+            .notFound, "seq \(seq) of volume \(name) was pruned; history is kept from seq \(retainedFrom)",
+            remedy: "pick a later point, or rehydrate the older history from sealed archives")
+        }
+        return ResolvedPoint(seq: seq, time: try time(of: seq), point: point)
+      case .bookmark(let label):
+        guard
+          let row = try Row.fetchOne(
+            db,
+            sql: "SELECT seq, time_ns FROM bookmark WHERE volume_id = ? AND label = ? ORDER BY seq DESC LIMIT 1",
+            arguments: [volumeID, label])
+        else {
+          let known = try String.fetchAll(
+            db, sql: "SELECT label FROM bookmark WHERE volume_id = ? ORDER BY seq", arguments: [volumeID])
+          throw ReelError(
+            .notFound, "volume \(name) has no bookmark \"\(label)\"",
+            remedy: known.isEmpty
+              ? "the volume has no bookmarks yet; give a time (RFC 3339, UTC) or `latest`"
+              : "known bookmarks: \(known.map { "\"\($0)\"" }.joined(separator: ", "))")
+        }
+        return ResolvedPoint(
+          seq: Seq(row["seq"] as Int64), time: Timestamp(nanoseconds: row["time_ns"]), point: point)
+      case .time(let time):
+        guard time >= descriptor.created else {
+          throw ReelError(
+            .notFound, "\(time.rfc3339) is before volume \(name) existed (created \(descriptor.created.rfc3339))",
+            remedy: "pick a time from \(descriptor.created.rfc3339) on; `reel timeline \(name)` shows the range")
+        }
+        let row = try Row.fetchOne(
+          db,
+          sql: """
+            SELECT seq, time_ns FROM record_time WHERE volume_id = ? AND time_ns <= ?
+            ORDER BY time_ns DESC LIMIT 1
+            """,
+          arguments: [volumeID, time.nanoseconds])
+        let seq = Seq(row?["seq"] as Int64? ?? 0)
+        guard seq >= retainedFrom, row != nil || retainedFrom == 0 else {
+          throw ReelError(
+            .notFound,
+            "\(time.rfc3339) is older than the history kept for volume \(name) (pruned before seq \(retainedFrom))",
+            remedy: "pick a later time, or rehydrate the older history from sealed archives")
+        }
+        return ResolvedPoint(
+          seq: seq, time: row.map { Timestamp(nanoseconds: $0["time_ns"]) } ?? descriptor.created, point: point)
+      }
+    }
+  }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import ReelCore
+import ReelJournal
+import ReelStore
+
+struct IngestCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ingest",
+    abstract: "Bring the live store up to date with volumes' journals (serve does this continuously).")
+
+  @OptionGroup var options: StoreOption
+  @Argument(help: "Volume names (default: every volume).") var volumes: [String] = []
+  @Flag(help: "JSON output.") var json = false
+
+  func run() throws {
+    let store = try Store.open(StoreLayout.resolve(options.store))
+    let live = LiveStore(store: store)
+    let names = volumes.isEmpty ? store.layout.volumeNames() : volumes
+    var reports: [[String: Any]] = []
+    for name in names {
+      let report = try live.ingest(volume: name)
+      if json {
+        reports.append([
+          "volume": name, "first_seq": report.firstSeq, "last_seq": report.lastSeq, "records": report.records,
+          "bytes_written": report.bytesWritten, "chunks_stored": report.chunksStored,
+          "chunks_reused": report.chunksReused, "stored_bytes": report.storedBytes,
+        ])
+      } else if report.records == 0 {
+        say("\(name): up to date at seq \(report.lastSeq)")
+      } else {
+        say(
+          "\(name): ingested seq \(report.firstSeq)…\(report.lastSeq) (\(report.records) records, \(ByteSize.describe(report.bytesWritten)) written, \(report.chunksStored) new chunks = \(ByteSize.describe(report.storedBytes)), \(report.chunksReused) reused)"
+        )
+      }
+    }
+    if json { say(jsonText(reports)) }
+  }
+}
+
+struct PruneCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "prune",
+    abstract: "Drop a volume's history older than a window and free chunks nothing needs.",
+    discussion: "Journal segments are never pruned here until they are sealed into an archive.")
+
+  @OptionGroup var options: StoreOption
+  @Argument(help: "Volume name.") var volume: String
+  @Option(help: "Keep history this recent: e.g. 30m, 12h, 7d, 2w.") var keepWithin: String
+  @Flag(help: "Keep every bookmark older than the window.") var keepBookmarks = false
+  @Flag(help: "JSON output.") var json = false
+
+  func run() throws {
+    let window = try DurationText.parse(keepWithin)
+    let store = try Store.open(StoreLayout.resolve(options.store))
+    let report = try LiveStore(store: store).prune(volume: volume, keepWithin: window, keepBookmarks: keepBookmarks)
+    if json {
+      say(
+        jsonText([
+          "volume": volume, "retained_from_seq": report.retainedFromSeq, "versions_deleted": report.versionsDeleted,
+          "bookmarks_kept": report.bookmarksKept, "chunks_deleted": report.chunksDeleted,
+          "bytes_freed": report.bytesFreed, "journal_segments_kept": report.journalSegmentsKept,
+        ]))
+    } else {
+      say(
+        "\(volume): history kept from seq \(report.retainedFromSeq)\(report.bookmarksKept > 0 ? " plus \(report.bookmarksKept) older bookmarks" : ""); \(report.versionsDeleted) block versions dropped, \(report.chunksDeleted) chunks freed (\(ByteSize.describe(report.bytesFreed))); \(report.journalSegmentsKept) journal segments kept until sealed"
+      )
+    }
+  }
+}
+
+struct StoreCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "store", abstract: "Check the live store.", subcommands: [Check.self])
+
+  struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Check catalog and chunks agree; --read-data also re-hashes every chunk.",
+      discussion: "Exit status 65 when damage is found; each problem names what it affects.")
+
+    @OptionGroup var options: StoreOption
+    @Flag(help: "Read and re-hash every chunk.") var readData = false
+    @Flag(help: "JSON output.") var json = false
+
+    func run() throws {
+      let store = try Store.open(StoreLayout.resolve(options.store))
+      let report = try LiveStore(store: store).check(readData: readData)
+      if json {
+        say(
+          jsonText([
+            "clean": report.isClean, "chunks": report.chunksChecked, "chunks_read": report.chunksRead,
+            "versions": report.versionsChecked, "orphan_bytes": report.orphanBytes,
+            "problems": report.problems.map { ["message": $0.message, "affects": $0.affects] },
+          ]))
+      } else {
+        say(
+          "\(report.chunksChecked) chunks (\(report.chunksRead) read and re-hashed), \(report.versionsChecked) block versions, \(ByteSize.describe(report.orphanBytes)) of uncommitted pack data"
+        )
+        for problem in report.problems {
+          say("DAMAGE: \(problem.message)")
+          for line in problem.affects { say("  affects \(line)") }
+        }
+        say(report.isClean ? "Store is consistent." : "Store has \(report.problems.count) problems.")
+      }
+      if !report.isClean { throw ExitCode(65) }
+    }
+  }
+}

@@ -1,0 +1,289 @@
+import Foundation
+import GRDB
+import ReelCore
+import ReelJournal
+import Testing
+
+@testable import ReelStore
+
+@Suite struct LiveStorePointInTimeTests {
+  /// Random histories, ingested in several steps while the journal grows: every bookmark,
+  /// random seqs and random instants read back exactly the model's bytes.
+  @Test(arguments: [1, 2, 3, 4])
+  func randomHistoriesMatchTheModel(round: Int) throws {
+    let seed = UInt64.random(in: 0...UInt64.max)
+    let size = 1 << 20
+    var baseRng = SplitMix(seed: seed ^ 0xBA5E)
+    let base: [UInt8]? =
+      round % 2 == 0 ? (0..<size).map { $0 < size / 2 ? UInt8(truncatingIfNeeded: baseRng.next()) : 0 } : nil
+    let fixture = try StoreFixture(
+      size: size + 3 * 4096, base: base.map { $0 + [UInt8](repeating: 7, count: 3 * 4096) }, seed: seed)
+    var checkpoints: [Seq] = [0]
+    for step in 0..<4 {
+      for index in 0..<120 {
+        try fixture.randomChange()
+        if fixture.rng.next() % 17 == 0 {
+          let seq = try fixture.append(.flush).seq
+          fixture.snapshot(seq)
+          checkpoints.append(seq)
+        }
+        if index == 60 { try fixture.append(.bookmark("step \(step) middle")) }
+      }
+      let bookmark = try fixture.append(.bookmark("step \(step)")).seq
+      fixture.snapshot(bookmark)
+      checkpoints.append(bookmark)
+      // Ingest part of the time only, so later rounds start from carried-over heads.
+      if step % 2 == 1 { try fixture.live.ingest(volume: fixture.name) }
+    }
+    try fixture.closeWriter()
+    let report = try fixture.live.ingest(volume: fixture.name)
+    #expect(report.lastSeq == fixture.times.keys.max())
+
+    for seq in checkpoints {
+      let image = try fixture.image(at: .seq(seq))
+      #expect(difference(image, fixture.snapshots[seq]) == nil, "seed \(seed): image at seq \(seq)")
+      if seq > 0 {
+        // An instant between this record and the next resolves to this record.
+        let instant = Timestamp(nanoseconds: fixture.times[seq]!.nanoseconds + 1)
+        if fixture.times[seq + 1].map({ $0 > instant }) ?? true {
+          #expect(
+            difference(try fixture.image(at: .time(instant)), fixture.snapshots[seq]) == nil,
+            "seed \(seed): time after \(seq)")
+        }
+      }
+    }
+    for step in 0..<4 {
+      #expect(
+        difference(
+          try fixture.image(at: .bookmark("step \(step)")), fixture.snapshots[fixture.bookmarks["step \(step)"]!])
+          == nil, "seed \(seed): bookmark step \(step)")
+    }
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+    #expect(try fixture.live.check(readData: true).isClean)
+  }
+
+  @Test func readCostStaysBoundedByConsolidation() throws {
+    let fixture = try StoreFixture(size: 256 * 1024)
+    // Hundreds of 512-byte writes into one block: its chain never exceeds maxPartials.
+    for index in 0..<400 {
+      try fixture.append(
+        .write(offset: UInt64(index % 128) * 512, data: [UInt8](repeating: UInt8(index % 251), count: 512)))
+    }
+    try fixture.closeWriter()
+    try fixture.live.ingest(volume: fixture.name)
+    for seq in stride(from: Seq(1), through: 400, by: 37) {
+      let chain = try fixture.live.catalog.database.read { db in
+        try Catalog.versionChain(db, volume: fixture.descriptor.id.description, block: 0, atOrBefore: seq)
+      }
+      #expect(chain.first?.full == true || seq <= Seq(LiveStoreFormat.maxPartials))
+      #expect(chain.count <= LiveStoreFormat.maxPartials + 1)
+    }
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+  }
+
+  @Test func zerosAndTrimsStoreNothingAndRepeatedDataIsStoredOnce() throws {
+    let fixture = try StoreFixture(size: 1 << 20)
+    try fixture.append(.write(offset: 0, data: [UInt8](repeating: 0, count: 512 * 1024)))
+    try fixture.append(.trim(offset: 0, length: 1 << 20))
+    try fixture.append(.writeZeroes(offset: 4096, length: 65536))
+    try fixture.live.ingest(volume: fixture.name)
+    #expect(fixture.chunkHashes.isEmpty && fixture.packFiles.isEmpty)
+    var rng = SplitMix(seed: 42)
+    let data = (0..<(256 * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    for _ in 0..<10 { try fixture.append(.write(offset: 256 * 1024, data: data)) }
+    try fixture.closeWriter()
+    let report = try fixture.live.ingest(volume: fixture.name)
+    #expect(report.chunksStored == 4)
+    #expect(report.chunksReused == 36)
+    #expect(fixture.chunkHashes.count == 4)
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+  }
+}
+
+@Suite struct LiveStoreIngestSafetyTests {
+  @Test func ingestIsIdempotent() throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 7)
+    for _ in 0..<200 { try fixture.randomChange() }
+    try fixture.closeWriter()
+    let first = try fixture.live.ingest(volume: fixture.name)
+    #expect(first.records == 200)
+    let packs = fixture.packFiles
+    let rows = try countRows(fixture)
+    let second = try fixture.live.ingest(volume: fixture.name)
+    #expect(second.records == 0 && second.lastSeq == first.lastSeq)
+    #expect(fixture.packFiles == packs)
+    #expect(try countRows(fixture) == rows)
+  }
+
+  /// A backend that fails after a number of appends, as a crash in the middle of a
+  /// batch would leave things: records appended to a pack, catalog unchanged.
+  struct FailingBackend: PackBackend {
+    let inner: FolderPackBackend
+    let failAfter: Int
+    let counter = Counter()
+    final class Counter: @unchecked Sendable {
+      var appends = 0
+    }
+    func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 {
+      counter.appends += 1
+      if counter.appends > failAfter { throw ReelError(.io, "simulated crash") }
+      return try inner.append(pack, bytes)
+    }
+    func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
+      try inner.read(pack, offset: offset, length: length)
+    }
+    func size(_ pack: String) throws -> UInt64? { try inner.size(pack) }
+    func truncate(_ pack: String, to size: UInt64) throws { try inner.truncate(pack, to: size) }
+    func delete(_ pack: String) throws { try inner.delete(pack) }
+    func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)] { try inner.list() }
+    func makeDurable(_ pack: String) throws { try inner.makeDurable(pack) }
+  }
+
+  @Test(arguments: [0, 5, 40])
+  func ingestCutShortThenRerunGivesTheSameStore(failAfter: Int) throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 11)
+    for _ in 0..<150 { try fixture.randomChange() }
+    try fixture.closeWriter()
+    let failing = LiveStore(
+      store: fixture.store,
+      backend: FailingBackend(inner: FolderPackBackend(root: fixture.store.layout.root + "/packs"), failAfter: failAfter))
+    #expect(throws: ReelError.self) { try failing.ingest(volume: fixture.name) }
+    #expect(fixture.chunkHashes.isEmpty)
+    let cutShort = try fixture.live.check(readData: false)
+    #expect(cutShort.isClean)
+    #expect((cutShort.orphanBytes > 0) == (failAfter > 0))
+    try fixture.live.ingest(volume: fixture.name)
+    let check = try fixture.live.check(readData: true)
+    #expect(check.isClean && check.orphanBytes == 0)
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+    // The same history ingested without the crash stores exactly the same chunks and bytes.
+    let clean = try StoreFixture(size: 512 * 1024, seed: 11)
+    for _ in 0..<150 { try clean.randomChange() }
+    try clean.closeWriter()
+    try clean.live.ingest(volume: clean.name)
+    #expect(clean.chunkHashes == fixture.chunkHashes)
+    #expect(clean.packFiles.values.reduce(0, +) == fixture.packFiles.values.reduce(0, +))
+  }
+
+  func countRows(_ fixture: StoreFixture) throws -> [Int] {
+    try fixture.live.catalog.database.read { db in
+      try ["block_version", "record_time", "bookmark", "chunk"].map {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? 0
+      }
+    }
+  }
+}
+
+@Suite struct LiveStorePruneAndDamageTests {
+  @Test func pruneKeepsTheWindowAndBookmarksAndFreesChunks() throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 5)
+    var checkpoints: [Seq] = []
+    for step in 0..<6 {
+      for _ in 0..<40 { try fixture.randomChange() }
+      let seq = try fixture.append(.bookmark("b\(step)")).seq
+      fixture.snapshot(seq)
+      checkpoints.append(seq)
+    }
+    try fixture.closeWriter()
+    try fixture.live.ingest(volume: fixture.name)
+    let chunksBefore = fixture.chunkHashes.count
+    // "Now" is just after bookmark b3: history up to b3 is outside a 0-second window.
+    let now = fixture.times[checkpoints[3]]!
+    let report = try fixture.live.prune(
+      volume: fixture.name, keepWithin: .seconds(0), keepBookmarks: true, safetyMargin: .seconds(0), now: now)
+    #expect(report.retainedFromSeq == checkpoints[3])
+    #expect(report.versionsDeleted > 0 && report.bookmarksKept == 3)
+    #expect(report.journalSegmentsKept == 1)
+    #expect(fixture.chunkHashes.count < chunksBefore)
+    #expect(report.chunksDeleted == chunksBefore - fixture.chunkHashes.count)
+    for (index, seq) in checkpoints.enumerated() {
+      #expect(
+        difference(try fixture.image(at: .bookmark("b\(index)")), fixture.snapshots[seq]) == nil, "bookmark b\(index)")
+    }
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+    let pruned = #expect(throws: ReelError.self) { try fixture.image(at: .seq(checkpoints[1] - 1)) }
+    #expect(pruned?.message.contains("was pruned") == true)
+    #expect(try fixture.live.check(readData: true).isClean)
+
+    // Without --keep-bookmarks the old bookmarks go too.
+    let later = try fixture.live.prune(
+      volume: fixture.name, keepWithin: .seconds(0), keepBookmarks: false, safetyMargin: .seconds(0),
+      now: fixture.times[checkpoints[4]]!)
+    #expect(later.retainedFromSeq == checkpoints[4])
+    #expect(throws: ReelError.self) { try fixture.image(at: .bookmark("b0")) }
+    #expect(difference(try fixture.image(at: .bookmark("b5")), fixture.snapshots[checkpoints[5]]) == nil)
+    #expect(try fixture.live.check(readData: true).isClean)
+  }
+
+  @Test func pruneRepacksMostlyDeadPacksAndFreesSpace() throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 3)
+    for round in 0..<3 {
+      var rng = SplitMix(seed: UInt64(round + 100))
+      try fixture.append(.write(offset: 0, data: (0..<(512 * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }))
+    }
+    let last = try fixture.append(.bookmark("end")).seq
+    try fixture.closeWriter()
+    try fixture.live.ingest(volume: fixture.name)
+    let before = fixture.packFiles.values.reduce(0, +)
+    let report = try fixture.live.prune(
+      volume: fixture.name, keepWithin: .seconds(0), keepBookmarks: false, safetyMargin: .seconds(0),
+      now: fixture.times[last]!)
+    let after = fixture.packFiles.values.reduce(0, +)
+    #expect(report.chunksDeleted == 16)
+    #expect(report.bytesFreed == before - after)
+    #expect(after < before / 2)
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+    let check = try fixture.live.check(readData: true)
+    #expect(check.isClean && check.orphanBytes == 0)
+  }
+
+  @Test func damagedAndMissingChunksAreReportedWithWhatTheyAffect() throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 9)
+    try fixture.append(.write(offset: 65536, data: [UInt8](repeating: 0xAB, count: 65536)))
+    try fixture.append(.write(offset: 3 * 65536, data: (0..<65536).map { UInt8(truncatingIfNeeded: $0) }))
+    try fixture.closeWriter()
+    try fixture.live.ingest(volume: fixture.name)
+    let chunks = try fixture.live.catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk ORDER BY offset")
+    }
+    #expect(chunks.count == 2)
+    // Flip one byte in the first chunk's stored data.
+    let pack: String = chunks[0]["pack"]
+    let victimOffset = Int(chunks[0]["offset"] as Int64) + Int(chunks[0]["length"] as Int64) - 1
+    // In place, as a failing disk would: same inode, one byte changed.
+    let handle = try #require(FileHandle(forUpdatingAtPath: fixture.packPath(pack)))
+    try handle.seek(toOffset: UInt64(victimOffset))
+    let original = try #require(try handle.read(upToCount: 1))
+    try handle.seek(toOffset: UInt64(victimOffset))
+    try handle.write(contentsOf: Data([original[0] ^ 0x40]))
+    try handle.close()
+    let report = try fixture.live.check(readData: true)
+    #expect(report.problems.count == 1)
+    #expect(report.problems.first?.message.contains(chunks[0]["hash"] as String) == true)
+    #expect(report.problems.first?.affects.first?.contains("volume disk bytes 65536..<131072") == true)
+    // Reading through the damage fails and names the range (a fresh LiveStore: no cache).
+    let fresh = LiveStore(store: fixture.store)
+    let view = try VolumeView(live: fresh, volume: fixture.name, at: .latest)
+    let readDamage = #expect(throws: ReelError.self) { try view.read(offset: 0, length: Int(view.size)) }
+    #expect(readDamage?.kind == .corrupt)
+    #expect(readDamage?.message.contains("affects volume disk bytes 65536..<131072") == true)
+    // A missing pack is found without reading data.
+    try FileManager.default.removeItem(atPath: fixture.packPath(pack))
+    let missing = try fixture.live.check(readData: false)
+    #expect(missing.problems.count == 2)
+    #expect(missing.problems.allSatisfy { $0.message.contains("is missing") })
+  }
+
+  @Test func pointsOutsideTheHistoryAreClearErrors() throws {
+    let fixture = try StoreFixture(size: 64 * 1024)
+    try fixture.append(.bookmark("only"))
+    try fixture.closeWriter()
+    try fixture.live.ingest(volume: fixture.name)
+    let early = #expect(throws: ReelError.self) { try fixture.image(at: .time(Timestamp(nanoseconds: 0))) }
+    #expect(early?.message.contains("before volume disk existed") == true)
+    let missing = #expect(throws: ReelError.self) { try fixture.image(at: .bookmark("nope")) }
+    #expect(missing?.remedy?.contains("\"only\"") == true)
+    let future = #expect(throws: ReelError.self) { try fixture.image(at: .seq(99)) }
+    #expect(future?.message.contains("ends at seq 1") == true)
+  }
+}

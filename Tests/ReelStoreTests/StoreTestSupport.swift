@@ -1,0 +1,137 @@
+import Foundation
+import GRDB
+import ReelCore
+import ReelJournal
+
+@testable import ReelStore
+
+/// A store in a fresh temporary folder with one volume, and a model of its contents that
+/// the test keeps in step with every record it appends to the volume's journal.
+final class StoreFixture {
+  let root: String
+  let store: Store
+  let live: LiveStore
+  let name = "disk"
+  let descriptor: VolumeDescriptor
+  var model: [UInt8]
+  /// Model snapshots taken at chosen seqs.
+  var snapshots: [Seq: [UInt8]] = [:]
+  var times: [Seq: Timestamp] = [:]
+  var bookmarks: [String: Seq] = [:]
+  private(set) var writer: JournalWriter?
+  var rng: SplitMix
+
+  init(size: Int, base: [UInt8]? = nil, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) throws {
+    var template = Array((NSTemporaryDirectory() + "/reel-store-XXXXXX").utf8CString)
+    precondition(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) } != nil)
+    root = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    rng = SplitMix(seed: seed)
+    store = try Store.initialize(StoreLayout(root: root + "/store")).store
+    var basePath: String? = nil
+    if let base {
+      basePath = root + "/base.img"
+      _ = FileManager.default.createFile(atPath: basePath!, contents: Data(base))
+    }
+    descriptor = try Volumes.create(in: store, name: name, size: UInt64(size), blockSize: 512, baseImage: basePath)
+    model = base ?? [UInt8](repeating: 0, count: size)
+    live = LiveStore(store: store)
+    snapshots[0] = model
+  }
+
+  deinit { try? FileManager.default.removeItem(atPath: root) }
+
+  func openWriter() throws -> JournalWriter {
+    if let writer { return writer }
+    let (opened, _) = try JournalWriter.open(directory: store.layout.journalDirectory(name), volume: descriptor.id)
+    writer = opened
+    return opened
+  }
+
+  func closeWriter() throws {
+    try writer?.close()
+    writer = nil
+  }
+
+  @discardableResult
+  func append(_ entry: JournalEntry) throws -> AppendedRecord {
+    let appended = try openWriter().append(entry)
+    let start = Int(entry.offset)
+    let end = start + Int(entry.length)
+    switch entry.kind {
+    case .write: model.replaceSubrange(start..<end, with: entry.payload)
+    case .trim, .writeZeroes: model.replaceSubrange(start..<end, with: repeatElement(0, count: end - start))
+    case .bookmark: bookmarks[String(decoding: entry.payload, as: UTF8.self)] = appended.seq
+    case .flush: break
+    }
+    times[appended.seq] = appended.time
+    return appended
+  }
+
+  func snapshot(_ seq: Seq) { snapshots[seq] = model }
+
+  /// A random write, trim or zeroes of 512-byte multiples; small writes cluster on a few
+  /// blocks so that partial versions pile up and consolidation happens.
+  func randomChange() throws {
+    let size = model.count
+    let sectors = size / 512
+    let small = rng.next() % 3 == 0
+    let hot = Int(rng.next() % 4) * (LiveStoreFormat.blockSize / 512)
+    let first = small ? min(sectors - 1, hot + Int(rng.next() % 32)) : Int(rng.next() % UInt64(sectors))
+    let count = min(sectors - first, small ? 1 + Int(rng.next() % 4) : 1 + Int(rng.next() % 300))
+    let offset = UInt64(first * 512)
+    let length = count * 512
+    switch rng.next() % 10 {
+    case 0: try append(.trim(offset: offset, length: UInt64(length)))
+    case 1: try append(.writeZeroes(offset: offset, length: UInt64(length)))
+    case 2:
+      // Data with zero sectors inside it, and repeats of earlier data for dedup.
+      var data = (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+      data.replaceSubrange(0..<min(512, length), with: repeatElement(0, count: min(512, length)))
+      try append(.write(offset: offset, data: data))
+    default:
+      let fill = UInt8(truncatingIfNeeded: rng.next() % 8)
+      let data = (0..<length).map { fill &+ UInt8(truncatingIfNeeded: $0 / 512) }
+      try append(.write(offset: offset, data: data))
+    }
+  }
+
+  func image(at point: Point) throws -> [UInt8] {
+    let view = try VolumeView(live: live, volume: name, at: point)
+    return try view.read(offset: 0, length: Int(view.size))
+  }
+
+  var chunkHashes: [String] {
+    (try? live.catalog.database.read { db in try String.fetchAll(db, sql: "SELECT hash FROM chunk ORDER BY hash") })
+      ?? []
+  }
+
+  /// Pack files on disk with their sizes.
+  var packFiles: [String: UInt64] {
+    ((try? live.backend.list()) ?? []).reduce(into: [:]) { $0[$1.pack] = $1.size }
+  }
+
+  func packPath(_ pack: String) -> String {
+    store.layout.root + "/packs/" + pack.prefix(2) + "/" + pack + ".pack"
+  }
+}
+
+/// A small deterministic generator, so a failing history can be replayed from its seed.
+struct SplitMix {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}
+
+/// nil when equal; else where the first difference is, short enough for a test log.
+func difference(_ actual: [UInt8]?, _ expected: [UInt8]?) -> String? {
+  guard let actual, let expected else { return actual == nil && expected == nil ? nil : "one side is missing" }
+  if actual.count != expected.count { return "sizes differ: \(actual.count) vs \(expected.count)" }
+  guard let index = actual.indices.first(where: { actual[$0] != expected[$0] }) else { return nil }
+  return "first difference at byte \(index): \(actual[index]) vs \(expected[index])"
+}
