@@ -12,6 +12,8 @@ public struct CaptureConfiguration: Sendable {
   public var listen: String?
   /// Receives one line per event (connections, recovery, shutdown); `reel serve` prints them to stderr.
   public var log: @Sendable (String) -> Void
+  /// Past points to export read-only instead of (or beside) live volumes.
+  public var pastPoints: [PastPointExport] = []
   /// Checkpoint the live image after this many bytes changed ...
   public var checkpointBytes: UInt64 = 256 << 20
   /// ... or this long after the first change since the last checkpoint.
@@ -44,6 +46,7 @@ public final class CaptureServer: @unchecked Sendable {
   /// Where NBD clients connect: Unix socket paths and TCP `host:port`s.
   public let endpoints: [Endpoint]
   public let volumes: [ServedVolumeInfo]
+  public let pastPoints: [PastPointExport]
 
   public enum Endpoint: Sendable, CustomStringConvertible {
     case unix(path: String)
@@ -82,10 +85,11 @@ public final class CaptureServer: @unchecked Sendable {
   public init(_ configuration: CaptureConfiguration) throws {
     self.configuration = configuration
     signalPipe = StopSignals.install()
-    guard !configuration.volumes.isEmpty else {
+    guard !configuration.volumes.isEmpty || !configuration.pastPoints.isEmpty else {
       throw ReelError(.usage, "no volume to serve", remedy: "name one or more volumes: `reel serve NAME...`")
     }
-    if let duplicate = Dictionary(grouping: configuration.volumes, by: { $0 }).first(where: { $0.value.count > 1 }) {
+    let names = configuration.volumes + configuration.pastPoints.map(\.name)
+    if let duplicate = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 }) {
       throw ReelError(.usage, "volume \(duplicate.key) is named twice", remedy: "name each volume once")
     }
     try configuration.layout.requireInitialized()
@@ -119,13 +123,15 @@ public final class CaptureServer: @unchecked Sendable {
     served = opened
     self.controls = controls
     self.listeners = listeners
-    exports = ExportTable(exports: opened.map { Export(volume: $0, readOnly: $0.readOnly) })
+    exports = ExportTable(
+      exports: opened.map { Export(backend: $0) } + configuration.pastPoints.map { Export(backend: $0) })
     endpoints = listeners.map { $0.unixPath.map { .unix(path: $0) } ?? .tcp(address: $0.address) }
     volumes = opened.map {
       ServedVolumeInfo(
         name: $0.name, size: $0.descriptor.size, blockSize: $0.descriptor.blockSize, recovery: $0.recovery,
         controlSocket: $0.controlSocketPath)
     }
+    pastPoints = configuration.pastPoints
   }
 
   /// Serves clients until SIGINT or SIGTERM (or `stop()`), then shuts down cleanly: no new

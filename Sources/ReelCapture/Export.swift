@@ -1,17 +1,73 @@
+import ReelCore
+
+/// What an export reads from and writes to: a served volume (journaled writes), or a
+/// volume as it was at a past point (read-only).
+protocol ExportBackend: Sendable {
+  var name: String { get }
+  var size: UInt64 { get }
+  var preferredBlockSize: UInt32 { get }
+  var readOnly: Bool { get }
+  /// What NBD_INFO_DESCRIPTION says about the export.
+  var summary: String { get }
+  func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws
+  func write(_ data: [UInt8], at offset: UInt64, fua: Bool) throws
+  func zero(offset: UInt64, length: UInt64, trim: Bool, fua: Bool) throws
+  func flush() throws
+}
+
+extension ServedVolume: ExportBackend {
+  var size: UInt64 { descriptor.size }
+  var preferredBlockSize: UInt32 { descriptor.blockSize }
+  var summary: String { "Reel volume \(name), journaled" }
+}
+
+/// A volume as it was at one point, from any `VolumeSource` (the live store's view).
+/// Writes never reach it: the export says read-only and the connection answers EPERM.
+public struct PastPointExport: ExportBackend {
+  public let name: String
+  public let source: any VolumeSource
+  public let preferredBlockSize: UInt32
+  /// e.g. `bookmark "before upgrade" (seq 812, 2026-11-27T08:00:00Z)`.
+  public let point: String
+
+  public init(name: String, source: any VolumeSource, blockSize: UInt32, point: String) {
+    self.name = name
+    self.source = source
+    self.preferredBlockSize = blockSize
+    self.point = point
+  }
+
+  var size: UInt64 { source.size }
+  var readOnly: Bool { true }
+  var summary: String { "Reel volume \(name) as of \(point), read-only" }
+
+  func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+    let bytes = try source.read(offset: offset, length: buffer.count)
+    bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+  }
+
+  func write(_ data: [UInt8], at offset: UInt64, fua: Bool) throws { throw Self.refused(name) }
+  func zero(offset: UInt64, length: UInt64, trim: Bool, fua: Bool) throws { throw Self.refused(name) }
+  func flush() throws {}
+
+  static func refused(_ name: String) -> ReelError {
+    ReelError(.usage, "export \(name) shows a past point and is read-only")
+  }
+}
+
 /// A served volume as NBD clients see it.
 struct Export: Sendable {
-  let volume: ServedVolume
-  /// Later: exports of a point in time. Writes to a read-only export fail with EPERM.
-  let readOnly: Bool
+  let backend: any ExportBackend
 
-  var name: String { volume.name }
-  var size: UInt64 { volume.descriptor.size }
+  var name: String { backend.name }
+  var size: UInt64 { backend.size }
+  var readOnly: Bool { backend.readOnly }
 
   /// Requests must be aligned to this when the client asked for block sizes. Not the
   /// volume's block size: clients such as nbdfuse pass on 512-byte-aligned requests from
   /// the kernel and fail outright when the server asks for more.
   var minimumBlockSize: UInt32 { 512 }
-  var preferredBlockSize: UInt32 { volume.descriptor.blockSize }
+  var preferredBlockSize: UInt32 { backend.preferredBlockSize }
   var maximumBlockSize: UInt32 { NBD.maximumPayload }
 
   var transmissionFlags: UInt16 {

@@ -158,7 +158,7 @@ final class NBDConnection: @unchecked Sendable {
   /// Runs on a worker: does the work and sends the reply. A client gone by then is noticed
   /// by the receiving thread.
   private func carryOut(_ item: Work) {
-    let volume = export.volume
+    let volume = export.backend
     switch item {
     case .read(let request):
       let count = Int(request.length)

@@ -126,7 +126,7 @@ struct NBDHandshake {
     if requests.contains(NBD.Info.description) {
       var description = WireWriter()
       description.put(NBD.Info.description)
-      description.put(Array("Reel volume \(export.name), journaled".utf8))
+      description.put(Array(export.backend.summary.utf8))
       try reply(option, NBD.Reply.info, data: description.bytes)
     }
     try reply(option, NBD.Reply.ack)

@@ -3,6 +3,7 @@ import Foundation
 import ReelCapture
 import ReelCore
 import ReelJournal
+import ReelStore
 
 struct ServeCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -13,6 +14,9 @@ struct ServeCommand: ParsableCommand {
       export name is the volume name (an empty name picks the only volume served).
       Listens on a Unix socket, by default <store>/run/reel.sock, and with --listen on TCP.
       SIGINT or SIGTERM stops it cleanly. Client connects and disconnects are logged to stderr.
+      While serving, the live store ingests the journals every few seconds.
+      With --at POINT --read-only the volumes are served as they were at POINT, from the
+      live store, without restoring them; writes are refused with EPERM.
       """)
 
   @OptionGroup var options: StoreOption
@@ -21,19 +25,50 @@ struct ServeCommand: ParsableCommand {
   var socket: String?
   @Option(help: "Also listen on TCP: PORT, HOST:PORT or [IPv6]:PORT (host defaults to 127.0.0.1).")
   var listen: String?
+  @Option(help: "Serve the volumes as of this point: RFC 3339 time, bookmark label, seq:N or latest.")
+  var at: String?
+  @Flag(help: "Serve read-only from the live store (required with --at).") var readOnly = false
+
+  func validate() throws {
+    if at != nil && !readOnly {
+      throw ValidationError("a past point can only be served read-only: add --read-only")
+    }
+  }
 
   func run() throws {
-    let configuration = CaptureConfiguration(
-      layout: StoreLayout.resolve(options.store), volumes: names, socketPath: socket, listen: listen,
-      log: { line in FileHandle.standardError.write(Data("reel serve: \(line)\n".utf8)) })
+    let layout = StoreLayout.resolve(options.store)
+    let log: @Sendable (String) -> Void = { line in
+      FileHandle.standardError.write(Data("reel serve: \(line)\n".utf8))
+    }
+    var configuration = CaptureConfiguration(
+      layout: layout, volumes: readOnly ? [] : names, socketPath: socket, listen: listen, log: log)
+    let store = try Store.open(layout)
+    if readOnly {
+      let live = LiveStore(store: store)
+      let point = Point(parsing: at ?? "latest")
+      configuration.pastPoints = try names.map { name in
+        try live.ingest(volume: name)
+        let view = try VolumeView(live: live, volume: name, at: point)
+        return PastPointExport(
+          name: name, source: view, blockSize: view.descriptor.blockSize,
+          point: "\(view.resolved.point) (seq \(view.resolved.seq), \(view.resolved.time.rfc3339))")
+      }
+    }
     let server = try CaptureServer(configuration)
     for volume in server.volumes {
       say("Serving \(volume.name) (\(ByteSize.describe(volume.size)), \(volume.blockSize)-byte blocks)")
     }
+    for past in server.pastPoints {
+      say("Serving \(past.name) as of \(past.point), read-only")
+    }
     for endpoint in server.endpoints {
-      say("Listening on \(endpoint): \(server.volumes.map { endpoint.uri(export: $0.name) }.joined(separator: " "))")
+      let exports = server.volumes.map(\.name) + server.pastPoints.map(\.name)
+      say("Listening on \(endpoint): \(exports.map { endpoint.uri(export: $0) }.joined(separator: " "))")
     }
     fflush(nil)  // scripts wait for these lines before connecting
+    let ingestor = readOnly ? nil : LiveIngestor(store: store, volumes: names, report: log)
+    ingestor?.start()
+    defer { ingestor?.stop() }
     try server.run()
     say("Stopped; journals closed.")
   }

@@ -98,5 +98,38 @@ import Testing
     }
     let summary = try store.journal("fs").summarize()
     #expect(summary.bookmarks.map(\.label) == ["after-copy", "after-changes"])
+
+    // Browse the past without restoring: each bookmark served read-only from the live
+    // store, through nbdfuse and a read-only loop mount, shows the files as they were.
+    for (label, sum) in [("after-copy", firstSum), ("after-changes", secondSum)] {
+      let past = try ServerProcess(store: store, volumes: ["fs"], extra: ["--at", label, "--read-only"])
+      #expect(past.output.contains("as of bookmark \"\(label)\""))
+      let pastFuse = try ChildProcess(try tool("nbdfuse"), ["-r", fuseDirectory, store.uri("fs")])
+      mounts.fuse(fuseDirectory)
+      try past.waitUntil("nbdfuse shows \(device)") {
+        pastFuse.isRunning && FileManager.default.fileExists(atPath: device)
+      }
+      #expect(try sha256(device) == sum, "served read-only at \(label)")
+      try runChecked(try tool("mount"), ["-o", "ro,loop,noload", device, mountPoint])
+      mounts.mount(mountPoint, backingFile: device)
+      let listed = try FileManager.default.contentsOfDirectory(atPath: mountPoint + "/docs")
+      let newFile = mountPoint + "/new.bin"
+      if label == "after-copy" {
+        #expect(listed.sorted() == docs)
+        #expect(!FileManager.default.fileExists(atPath: newFile))
+      } else {
+        #expect(listed.count == docs.count - docs.count / 2)
+        #expect(FileManager.default.contents(atPath: newFile) == Data(repeating: 0x7A, count: 3 << 20))
+      }
+      try runChecked(try tool("umount"), [mountPoint])
+      try runChecked(try tool("fusermount3"), ["-u", fuseDirectory])
+      #expect(pastFuse.wait() == 0)
+      // A writer is refused: the export is read-only.
+      let write = try run(try tool("qemu-io"), ["-f", "raw", "-c", "write -P 0x11 0 4096", store.uri("fs")])
+      #expect(!write.succeeded || write.stdout.contains("Operation not permitted") || write.stderr.contains("read-only"))
+      #expect(past.stop() == 0)
+    }
+    // Nothing written while browsing: the journal is as it was.
+    #expect(try store.journal("fs").summarize().lastSeq == summary.lastSeq)
   }
 }
