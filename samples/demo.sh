@@ -60,6 +60,34 @@ for point in first second; do
     status=1
   fi
 done
+
+echo "== browsing the past without restoring: serve bookmark 'first' read-only"
+"$reel" serve "$name" --at first --read-only --socket "$socket" 2>>"$work/serve.log" &
+server=$!
+for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
+nbdcopy "$url" "$work/browsed-first.img"
+kill -TERM "$server"
+wait "$server"
+server=""
+if cmp -s "$work/browsed-first.img" "$work/device-at-first.img"; then
+  echo "  served as of 'first': identical to the device then"
+else
+  echo "  served as of 'first': DIFFERENT"
+  status=1
+fi
+
+echo "== checks"
 "$reel" journal verify "$name"
-echo "Store: $REEL_STORE (volume $name)"
+"$reel" store check --read-data | tail -1
+
+written=$("$reel" timeline "$name" --json | sed -n 's/.*"bytes_written":\([0-9]*\).*/\1/p')
+stored=$(du -sb "$REEL_STORE/packs" | cut -f1)
+journal=$(du -sb "$REEL_STORE/volumes/$name/journal" | cut -f1)
+printf '\n%-28s %s\n' "volume" "$name"
+printf '%-28s %s\n' "bookmarks" "first, second"
+printf '%-28s %s bytes\n' "written by clients" "$written"
+printf '%-28s %s bytes\n' "journal on disk" "$journal"
+printf '%-28s %s bytes (all volumes)\n' "live store packs" "$stored"
+printf '%-28s %s\n' "restore checks" "$([ $status = 0 ] && echo "all identical" || echo "FAILED")"
+echo "Store: $REEL_STORE"
 exit $status

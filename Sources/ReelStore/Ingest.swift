@@ -149,8 +149,9 @@ struct IngestBatch {
       if bytes.count < length { bytes += [UInt8](repeating: 0, count: length - bytes.count) }
       if bytes.contains(where: { $0 != 0 }) {
         let version = BlockVersion(
-          block: block, seq: 0, full: true, chunk: nil, start: 0, length: length)
-          .storing(try store([bytes])[0])
+          block: block, seq: 0, full: true, chunk: nil, start: 0, length: length
+        )
+        .storing(try store([bytes])[0])
         versions.append(version)
         heads[block] = [version]
       }
@@ -254,7 +255,9 @@ struct IngestBatch {
     if !unknown.isEmpty {
       let found = try live.catalog.database.read { db in
         try Row.fetchAll(
-          db, sql: "SELECT hash, pack, offset, length FROM chunk WHERE hash IN (\(unknown.map { _ in "?" }.joined(separator: ",")))",
+          db,
+          sql:
+            "SELECT hash, pack, offset, length FROM chunk WHERE hash IN (\(unknown.map { _ in "?" }.joined(separator: ",")))",
           arguments: StatementArguments(Array(unknown)))
       }
       for row in found {

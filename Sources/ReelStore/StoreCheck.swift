@@ -32,7 +32,8 @@ extension LiveStore {
       }
     }
     let chunks = try catalog.database.read { db in
-      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk").reduce(into: [String: ChunkLocation]()) {
+      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk").reduce(into: [String: ChunkLocation]())
+      {
         $0[$1["hash"]] = ChunkLocation(
           pack: $1["pack"], offset: UInt64($1["offset"] as Int64), length: Int($1["length"] as Int64))
       }
@@ -89,7 +90,9 @@ extension LiveStore {
     for (chunk, location) in chunks.sorted(by: { $0.key < $1.key }) {
       let available = min(committed[location.pack] ?? 0, packSizes[location.pack] ?? 0)
       guard location.offset + UInt64(location.length) <= available else {
-        let what = packSizes[location.pack] == nil ? "its pack \(location.pack) is missing" : "its pack \(location.pack) is cut short"
+        let what =
+          packSizes[location.pack] == nil
+          ? "its pack \(location.pack) is missing" : "its pack \(location.pack) is cut short"
         report.problems.append(StoreProblem(message: "chunk \(chunk): \(what)", affects: try affected(chunk)))
         continue
       }

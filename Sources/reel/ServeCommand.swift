@@ -70,6 +70,6 @@ struct ServeCommand: ParsableCommand {
     ingestor?.start()
     defer { ingestor?.stop() }
     try server.run()
-    say("Stopped; journals closed.")
+    say(readOnly ? "Stopped." : "Stopped; journals closed.")
   }
 }

@@ -126,7 +126,8 @@ import Testing
       #expect(pastFuse.wait() == 0)
       // A writer is refused: the export is read-only.
       let write = try run(try tool("qemu-io"), ["-f", "raw", "-c", "write -P 0x11 0 4096", store.uri("fs")])
-      #expect(!write.succeeded || write.stdout.contains("Operation not permitted") || write.stderr.contains("read-only"))
+      #expect(
+        !write.succeeded || write.stdout.contains("Operation not permitted") || write.stderr.contains("read-only"))
       #expect(past.stop() == 0)
     }
     // Nothing written while browsing: the journal is as it was.

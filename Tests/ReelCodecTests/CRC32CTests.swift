@@ -1,6 +1,5 @@
-import Testing
-
 import ReelCore
+import Testing
 
 @testable import ReelCodec
 

@@ -146,7 +146,8 @@ import Testing
     try fixture.closeWriter()
     let failing = LiveStore(
       store: fixture.store,
-      backend: FailingBackend(inner: FolderPackBackend(root: fixture.store.layout.root + "/packs"), failAfter: failAfter))
+      backend: FailingBackend(
+        inner: FolderPackBackend(root: fixture.store.layout.root + "/packs"), failAfter: failAfter))
     #expect(throws: ReelError.self) { try failing.ingest(volume: fixture.name) }
     #expect(fixture.chunkHashes.isEmpty)
     let cutShort = try fixture.live.check(readData: false)
