@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelJournal
 
 #if canImport(Glibc)
   import Glibc
@@ -94,15 +95,7 @@ final class SocketStream: @unchecked Sendable {
         }
         throw SocketFailure(operation: "send", code: errno)
       }
-      var remaining = sent
-      while first < vectors.count && remaining >= vectors[first].iov_len {
-        remaining -= vectors[first].iov_len
-        first += 1
-      }
-      if remaining > 0 {
-        vectors[first].iov_base += remaining
-        vectors[first].iov_len -= remaining
-      }
+      advance(&vectors, first: &first, by: sent)
     }
   }
 

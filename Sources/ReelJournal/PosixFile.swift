@@ -83,15 +83,7 @@ public final class PosixFile: @unchecked Sendable {
         throw Self.error(errno, "write", path)
       }
       position += UInt64(n)
-      var remaining = n
-      while first < vectors.count && remaining >= vectors[first].iov_len {
-        remaining -= vectors[first].iov_len
-        first += 1
-      }
-      if remaining > 0 {
-        vectors[first].iov_base += remaining
-        vectors[first].iov_len -= remaining
-      }
+      advance(&vectors, first: &first, by: n)
     }
   }
 
@@ -146,6 +138,20 @@ public final class PosixFile: @unchecked Sendable {
     default:
       return ReelError(.io, "\(path): \(operation) failed: \(reason)")
     }
+  }
+}
+
+/// Moves a scatter/gather list past `count` bytes a `writev`-style call transferred:
+/// `first` skips the vectors done, and a vector done in part is shortened in place.
+public func advance(_ vectors: inout [iovec], first: inout Int, by count: Int) {
+  var remaining = count
+  while first < vectors.count && remaining >= vectors[first].iov_len {
+    remaining -= vectors[first].iov_len
+    first += 1
+  }
+  if remaining > 0 {
+    vectors[first].iov_base += remaining
+    vectors[first].iov_len -= remaining
   }
 }
 
