@@ -30,7 +30,7 @@ let package = Package(
     .target(
       name: "ReelStore",
       dependencies: [
-        "ReelCore", "ReelCodec", "ReelJournal",
+        "ReelCore", "ReelCodec", "ReelJournal", "CLinux",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     .executableTarget(

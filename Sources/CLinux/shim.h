@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 static inline int reel_punch_hole(int fd, long long offset, long long length) {
   return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
@@ -44,4 +45,8 @@ static inline int reel_has_crc32c_instruction(void) { return __builtin_cpu_suppo
 static inline uint32_t reel_crc32c_hw(uint32_t crc, const void *data, size_t length) { return crc; }
 static inline int reel_has_crc32c_instruction(void) { return 0; }
 #endif
+
+/// Sets the calling thread's nice value (Linux keeps one per thread; threads it starts
+/// inherit it).
+static inline int reel_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)gettid(), nice); }
 #endif

@@ -249,7 +249,7 @@ struct IngestBatch {
   /// Stores each content unless a chunk with it exists; returns names and locations
   /// in the same order (nil for nil contents). Hashing and compression run in parallel.
   private mutating func store(_ contents: [[UInt8]?]) throws -> [(key: String, location: ChunkLocation)?] {
-    let digests = parallelMap(contents) { _, content in content.map { SHA256Digest.hash($0) } }
+    let digests = parallelMap(contents, workers: live.workers) { _, content in content.map { SHA256Digest.hash($0) } }
     let keys = digests.map { $0?.hex }
     let unknown = Set(keys.compactMap { $0 }).filter { knownChunks[$0] == nil }
     if !unknown.isEmpty {
@@ -272,7 +272,7 @@ struct IngestBatch {
     }
     let toEncode = firstIndex.values.sorted()
     let codecs = self.codecs
-    let records = parallelMap(toEncode) { worker, index in
+    let records = parallelMap(toEncode, workers: live.workers) { worker, index in
       codecs[worker].encode(contents[index]!, hash: digests[index]!)
     }
     for (index, record) in zip(toEncode, records) {

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import ReelCore
 
@@ -16,7 +17,7 @@ public final class LiveIngestor: @unchecked Sendable {
     store: Store, volumes: [String], interval: Duration = .seconds(5),
     report: @escaping @Sendable (String) -> Void
   ) {
-    live = LiveStore(store: store)
+    live = LiveStore(store: store, workers: 1)
     self.volumes = volumes
     self.interval = interval
     self.report = report
@@ -38,6 +39,10 @@ public final class LiveIngestor: @unchecked Sendable {
   }
 
   private func run() {
+    // Capture answers clients; ingest only keeps the store fresh. On Linux a thread's
+    // nice value is its own, so this yields the cores to the NBD workers under load.
+    // Ingest here runs on this thread alone (one worker), so all of it yields.
+    _ = reel_set_thread_nice(10)
     while true {
       condition.lock()
       if !stopping {

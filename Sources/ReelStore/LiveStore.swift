@@ -14,8 +14,12 @@ public final class LiveStore: @unchecked Sendable {
   /// Packs stop taking new chunks at this size.
   static let packSizeLimit: UInt64 = 64 << 20
 
-  public init(store: Store, backend: PackBackend? = nil) {
+  /// Threads that hash and compress during ingest.
+  let workers: Int
+
+  public init(store: Store, backend: PackBackend? = nil, workers: Int = 2) {
     self.store = store
+    self.workers = max(1, workers)
     self.backend = backend ?? FolderPackBackend(root: store.layout.root + "/packs")
   }
 
