@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <unistd.h>
-#include <sys/resource.h>
 
 static inline int reel_punch_hole(int fd, long long offset, long long length) {
   return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
@@ -47,6 +46,8 @@ static inline int reel_has_crc32c_instruction(void) { return 0; }
 #endif
 
 /// Sets the calling thread's nice value (Linux keeps one per thread; threads it starts
-/// inherit it).
-static inline int reel_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)gettid(), nice); }
+/// inherit it). <sys/resource.h> is not included: under _GNU_SOURCE its enums differ from
+/// the ones Swift's Glibc module saw, and the two modules then refuse to load together.
+extern int setpriority(int which, unsigned int who, int prio);
+static inline int reel_set_thread_nice(int nice) { return setpriority(0 /* PRIO_PROCESS */, (unsigned int)gettid(), nice); }
 #endif
