@@ -48,10 +48,10 @@ public final class LiveStore: @unchecked Sendable {
   }
 
   /// Rebuilds a block from its version chain (see `Catalog.versionChain`).
-  func assemble(_ chain: [BlockVersion], length: Int) throws -> [UInt8] {
+  func assemble(_ chain: [BlockVersion], length: Int, preloaded: [String: [UInt8]] = [:]) throws -> [UInt8] {
     var block = [UInt8](repeating: 0, count: length)
     for version in chain {
-      let bytes = try version.chunk.map { try chunk($0, at: version.location) }
+      let bytes = try version.chunk.map { try preloaded[$0] ?? chunk($0, at: version.location) }
       if version.full {
         if let bytes {
           guard bytes.count == length else {
@@ -74,6 +74,42 @@ public final class LiveStore: @unchecked Sendable {
       }
     }
     return block
+  }
+
+  /// Reads many chunks with few large reads: records are sorted by pack and offset and
+  /// neighbours are read as one span, then decoded on several threads. Best effort: a
+  /// chunk that fails to read or decode is left out, so the caller's own read of it
+  /// reports the damage with its context.
+  func loadChunks(_ wanted: [String: ChunkLocation]) -> [String: [UInt8]] {
+    let sorted = wanted.sorted { ($0.value.pack, $0.value.offset) < ($1.value.pack, $1.value.offset) }
+    var spans: [[(String, ChunkLocation)]] = []
+    for (key, location) in sorted {
+      if let last = spans.last?.last, last.1.pack == location.pack,
+        last.1.offset + UInt64(last.1.length) == location.offset,
+        location.offset + UInt64(location.length) - spans.last!.first!.1.offset <= 8 << 20
+      {
+        spans[spans.count - 1].append((key, location))
+      } else {
+        spans.append([(key, location)])
+      }
+    }
+    let backend = self.backend
+    let decoded = parallelMap(spans, workers: 4) { _, span -> [(String, [UInt8])] in
+      let start = span[0].1.offset
+      let end = span[span.count - 1].1.offset + UInt64(span[span.count - 1].1.length)
+      guard let bytes = try? backend.read(span[0].1.pack, offset: start, length: Int(end - start)) else { return [] }
+      return span.compactMap { key, location in
+        let from = Int(location.offset - start)
+        guard from + location.length <= bytes.count else { return nil }
+        let record = Array(bytes[from..<(from + location.length)])
+        return (try? ChunkCodec.decode(record, key: key, verify: false)).map { (key, $0) }
+      }
+    }
+    var chunks: [String: [UInt8]] = [:]
+    for batch in decoded {
+      for (key, plaintext) in batch { chunks[key] = plaintext }
+    }
+    return chunks
   }
 
   /// Serialises ingest and prune on one store: prune must never delete a chunk that an

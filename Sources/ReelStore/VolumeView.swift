@@ -67,7 +67,14 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
     let chains = try live.catalog.database.read { db in
       try range.map { try Catalog.versionChain(db, volume: volumeID, block: $0, atOrBefore: resolved.seq) }
     }
-    // Assembling reads and decompresses chunks: several at once hide read latency.
+    // Read every chunk the range needs in a few large, sorted reads, decoded in parallel.
+    var wanted: [String: ChunkLocation] = [:]
+    for chain in chains {
+      for version in chain {
+        if let key = version.chunk, let location = version.location { wanted[key] = location }
+      }
+    }
+    let preloaded = live.loadChunks(wanted)
     let live = self.live
     let size = self.size
     let name = descriptor.name
@@ -77,7 +84,7 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
       let length = Int(min(blockSize, size - block * blockSize))
       if chain.allSatisfy({ $0.chunk == nil }) { return .success(nil) }
       do {
-        return .success(try live.assemble(chain, length: length))
+        return .success(try live.assemble(chain, length: length, preloaded: preloaded))
       } catch let error as ReelError {
         return .failure(
           ReelError(
