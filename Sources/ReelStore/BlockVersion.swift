@@ -39,14 +39,15 @@ extension Catalog {
   static func versionChain(_ db: Database, volume: String, block: UInt64, atOrBefore seq: Seq) throws
     -> [BlockVersion]
   {
-    let rows = try Row.fetchAll(
-      db,
+    // Cached: this runs once per block read, and parsing the SQL each time showed in profiles.
+    let statement = try db.cachedStatement(
       sql: """
         SELECT v.seq, v.full, v.chunk, v.start, v.length, c.pack, c.offset, c.length AS stored
         FROM block_version v LEFT JOIN chunk c ON c.hash = v.chunk
         WHERE v.volume_id = ? AND v.block = ? AND v.seq <= ? ORDER BY v.seq DESC LIMIT ?
-        """,
-      arguments: [volume, Int64(block), Int64(seq), LiveStoreFormat.maxPartials + 1])
+        """)
+    let rows = try Row.fetchAll(
+      statement, arguments: [volume, Int64(block), Int64(seq), LiveStoreFormat.maxPartials + 1])
     var chain: [BlockVersion] = []
     for row in rows {
       let version = BlockVersion(
@@ -62,11 +63,12 @@ extension Catalog {
   }
 
   static func insert(_ version: BlockVersion, volume: String, _ db: Database) throws {
-    try db.execute(
+    try db.cachedStatement(
       sql: """
         INSERT OR REPLACE INTO block_version (volume_id, block, seq, full, chunk, start, length)
         VALUES (?, ?, ?, ?, ?, ?, ?)
-        """,
+        """
+    ).execute(
       arguments: [
         volume, Int64(version.block), Int64(version.seq), version.full ? 1 : 0, version.chunk, version.start,
         version.length,

@@ -69,9 +69,9 @@ extension LiveStore {
     try catalog.database.write { db in
       for version in done.versions { try Catalog.insert(version, volume: volumeID, db) }
       for record in done.records {
-        try db.execute(
-          sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)",
-          arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind.rawValue)])
+        try db.cachedStatement(
+          sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)"
+        ).execute(arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind.rawValue)])
       }
       for bookmark in done.bookmarks {
         try db.execute(
@@ -79,9 +79,9 @@ extension LiveStore {
           arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
       }
       for (hash, chunk) in done.newChunks {
-        try db.execute(
-          sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)",
-          arguments: [hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size])
+        try db.cachedStatement(
+          sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
+        ).execute(arguments: [hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size])
       }
       for (pack, size) in packSizes {
         try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
