@@ -81,7 +81,9 @@ extension LiveStore {
       for (hash, chunk) in done.newChunks {
         try db.cachedStatement(
           sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
-        ).execute(arguments: [hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size])
+        ).execute(arguments: [
+          hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size,
+        ])
       }
       for (pack, size) in packSizes {
         try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
