@@ -20,9 +20,7 @@ struct JournalCommand: ParsableCommand {
     @Flag(help: "JSON Lines output for scripts.") var json = false
 
     func run() throws {
-      let layout = StoreLayout.resolve(options.store)
-      let descriptor = try layout.descriptor(of: volume)
-      let reader = try JournalReader(directory: layout.journalDirectory(volume), volume: descriptor.id)
+      let reader = try StoreLayout.resolve(options.store).journalReader(of: volume)
       try reader.forEachRecord(fromSeq: from) { record in
         say(json ? jsonText(Self.object(record)) : Self.line(record))
         return true
@@ -71,9 +69,7 @@ struct JournalCommand: ParsableCommand {
     @Flag(help: "JSON output.") var json = false
 
     func run() throws {
-      let layout = StoreLayout.resolve(options.store)
-      let descriptor = try layout.descriptor(of: volume)
-      let reader = try JournalReader(directory: layout.journalDirectory(volume), volume: descriptor.id)
+      let reader = try StoreLayout.resolve(options.store).journalReader(of: volume)
       let summary = try reader.summarize()
       if json {
         say(

@@ -51,7 +51,7 @@ struct TimelineCommand: ParsableCommand {
   func run() throws {
     let layout = StoreLayout.resolve(options.store)
     let descriptor = try layout.descriptor(of: volume)
-    let summary = try JournalReader(directory: layout.journalDirectory(volume), volume: descriptor.id).summarize()
+    let summary = try layout.journalReader(of: volume).summarize()
     if json {
       say(
         jsonText([
