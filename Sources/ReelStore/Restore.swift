@@ -35,6 +35,7 @@ public enum Restore {
       while first < view.blockCount {
         let range = first..<min(first + 256, view.blockCount)
         try view.readBlocks(range) { block, bytes in
+          guard let bytes else { return }  // zeros stay a hole
           try file.write(bytes, at: block * blockSize)
           written += UInt64(bytes.count)
         }

@@ -37,32 +37,25 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
       throw ReelError(
         .usage, "read of \(length) bytes at \(offset) is outside volume \(descriptor.name) (\(size) bytes)")
     }
-    var result = [UInt8]()
-    result.reserveCapacity(length)
+    var result = [UInt8](repeating: 0, count: length)
+    guard length > 0 else { return result }
     let blockSize = UInt64(LiveStoreFormat.blockSize)
-    var position = offset
     let end = offset + UInt64(length)
-    while position < end {
-      let block = position / blockSize
-      let bytes = try readBlock(block)
-      let from = Int(position - block * blockSize)
-      let to = Int(min(end - block * blockSize, UInt64(bytes.count)))
-      result += bytes[from..<to]
-      position = block * blockSize + UInt64(to)
+    try readBlocks((offset / blockSize)..<((end - 1) / blockSize + 1)) { block, bytes in
+      guard let bytes else { return }  // zeros: already in `result`
+      let blockStart = block * blockSize
+      let from = max(offset, blockStart)
+      let to = min(end, blockStart + UInt64(bytes.count))
+      result.replaceSubrange(
+        Int(from - offset)..<Int(to - offset), with: bytes[Int(from - blockStart)..<Int(to - blockStart)])
     }
     return result
   }
 
-  /// One whole store block (shorter at the end of the volume).
-  public func readBlock(_ block: UInt64) throws -> [UInt8] {
-    try readBlocks(block..<(block + 1)) { _, bytes in _ = bytes }.first ?? []
-  }
-
-  /// Calls `body` with each block of `range` that is not all zeros at the view's point,
-  /// in order; one catalog transaction serves the whole range. Returns the blocks when
-  /// asked for a single one (for `readBlock`).
-  @discardableResult
-  public func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]) throws -> Void) throws -> [[UInt8]] {
+  /// Calls `body` with each block of `range` in order: its bytes (shorter at the end of
+  /// the volume), or nil when it is all zeros at the view's point. One catalog
+  /// transaction and a few coalesced pack reads serve the whole range.
+  public func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]?) throws -> Void) throws {
     let blockSize = UInt64(LiveStoreFormat.blockSize)
     let chains = try live.catalog.database.read { db in
       try range.map { try Catalog.versionChain(db, volume: volumeID, block: $0, atOrBefore: resolved.seq) }
@@ -95,18 +88,9 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
         return .failure(ReelError(.io, "\(error)"))
       }
     }
-    var single: [[UInt8]] = []
     for (block, result) in zip(range, assembled) {
-      guard let bytes = try result.get() else {
-        if range.count == 1 {
-          single.append([UInt8](repeating: 0, count: Int(min(blockSize, size - block * blockSize))))
-        }
-        continue
-      }
-      if range.count == 1 { single.append(bytes) }
-      try body(block, bytes)
+      try body(block, try result.get())
     }
-    return single
   }
 
   public var blockCount: UInt64 {
