@@ -193,45 +193,16 @@ final class LiveImage: @unchecked Sendable {
             .notFound, "\(basePath) is missing; the live image of \(descriptor.name) cannot be rebuilt without it",
             remedy: "put the volume's base image back (from a copy or archive)")
         }
-        try copySparse(from: try PosixFile.openForReading(basePath), to: file, size: descriptor.size)
+        try PosixFile.openForReading(basePath).copySparse(to: [file], limit: descriptor.size)
       }
       try file.truncate(to: descriptor.size)
       let records = try replay(layout: layout, descriptor: descriptor, fromSeq: 1, into: file, path: temporary)
       try file.sync()
-      guard rename(temporary, path) == 0 else {
-        throw ReelError(.io, "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
-      }
-      try Durable.syncDirectory((path as NSString).deletingLastPathComponent)
+      try Durable.rename(temporary, to: path)
       return records
     } catch {
       unlink(temporary)
       throw error
-    }
-  }
-
-  /// Copies `size` bytes, leaving all-zero blocks as holes.
-  private static func copySparse(from source: PosixFile, to destination: PosixFile, size: UInt64) throws {
-    let chunk = 1 << 20
-    let block = 4096
-    var buffer = [UInt8](repeating: 0, count: chunk)
-    var offset: UInt64 = 0
-    while offset < size {
-      let wanted = Int(min(UInt64(chunk), size - offset))
-      let got = try buffer.withUnsafeMutableBytes {
-        try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<wanted]), at: offset)
-      }
-      if got == 0 { break }
-      var start = 0
-      while start < got {
-        let end = min(start + block, got)
-        if buffer[start..<end].contains(where: { $0 != 0 }) {
-          try buffer.withUnsafeBytes {
-            try destination.write(UnsafeRawBufferPointer(rebasing: $0[start..<end]), at: offset + UInt64(start))
-          }
-        }
-        start = end
-      }
-      offset += UInt64(got)
     }
   }
 }

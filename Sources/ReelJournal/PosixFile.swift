@@ -100,6 +100,35 @@ public final class PosixFile: @unchecked Sendable {
     guard fsync(descriptor) == 0 else { throw Self.error(errno, "fsync", path) }
   }
 
+  /// Copies this file (its first `limit` bytes, if given) into each destination at the
+  /// same offsets, leaving 4 KiB blocks that are all zeros as holes.
+  public func copySparse(to destinations: [PosixFile], limit: UInt64? = nil) throws {
+    let chunk = 1 << 20
+    let block = 4096
+    var buffer = [UInt8](repeating: 0, count: chunk)
+    var offset: UInt64 = 0
+    while limit.map({ offset < $0 }) ?? true {
+      let wanted = Int(min(UInt64(chunk), (limit ?? UInt64.max) - offset))
+      let got = try buffer.withUnsafeMutableBytes {
+        try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<wanted]), at: offset)
+      }
+      if got == 0 { break }
+      var start = 0
+      while start < got {
+        let end = min(start + block, got)
+        if buffer[start..<end].contains(where: { $0 != 0 }) {
+          for destination in destinations {
+            try buffer.withUnsafeBytes {
+              try destination.write(UnsafeRawBufferPointer(rebasing: $0[start..<end]), at: offset + UInt64(start))
+            }
+          }
+        }
+        start = end
+      }
+      offset += UInt64(got)
+    }
+  }
+
   /// Makes the range read as zeros without storing them (a hole), or by writing zeros
   /// where the file system cannot punch holes.
   public func punchHole(offset: UInt64, length: UInt64) throws {

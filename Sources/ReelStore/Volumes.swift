@@ -50,7 +50,7 @@ public enum Volumes {
       let live = try PosixFile(path: staging + "/live.img", flags: O_RDWR | O_CREAT | O_EXCL)
       if let baseImage {
         let base = try PosixFile(path: staging + "/base.img", flags: O_RDWR | O_CREAT | O_EXCL, mode: 0o444)
-        try copyImage(from: baseImage, to: [base, live])
+        try PosixFile.openForReading(baseImage).copySparse(to: [base, live])
         try base.truncate(to: size)
         try base.sync()
       }
@@ -89,29 +89,5 @@ public enum Volumes {
         .usage, "\(path) is neither a regular file nor a block device", remedy: "give an image file or a block device")
     }
     return UInt64(info.st_size)
-  }
-
-  /// Copies an image into each destination, skipping all-zero blocks so copies stay sparse.
-  static func copyImage(from path: String, to destinations: [PosixFile]) throws {
-    let source = try PosixFile.openForReading(path)
-    let chunk = 1 << 20
-    var buffer = [UInt8](repeating: 0, count: chunk)
-    var offset: UInt64 = 0
-    while true {
-      let got = try buffer.withUnsafeMutableBytes { try source.read(into: $0, at: offset) }
-      if got == 0 { break }
-      var start = 0
-      while start < got {
-        let end = min(start + 4096, got)
-        let block = buffer[start..<end]
-        if block.contains(where: { $0 != 0 }) {
-          for destination in destinations {
-            try block.withUnsafeBytes { try destination.write($0, at: offset + UInt64(start)) }
-          }
-        }
-        start = end
-      }
-      offset += UInt64(got)
-    }
   }
 }
