@@ -97,3 +97,10 @@ extension Int64 {
     return (self % divisor < 0) ? quotient - 1 : quotient
   }
 }
+
+extension Duration {
+  /// The whole duration in nanoseconds, for arithmetic with `Timestamp`.
+  public var nanoseconds: Int64 {
+    components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+  }
+}

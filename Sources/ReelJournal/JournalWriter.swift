@@ -147,7 +147,7 @@ public final class JournalWriter: @unchecked Sendable {
       let now = options.clock()
       if segment.recordCount > 0
         && (segment.writtenSize + recordSize > options.segmentSizeLimit
-          || segment.header.created.nanoseconds + Self.nanoseconds(options.segmentAgeLimit) <= now.nanoseconds)
+          || segment.header.created.nanoseconds + options.segmentAgeLimit.nanoseconds <= now.nanoseconds)
       {
         try rotate()
       }
@@ -343,10 +343,5 @@ public final class JournalWriter: @unchecked Sendable {
     try file.sync()
     report.closedSegment = segment.path
     return (scanned.lastSeq, records > 0 ? scanned.lastTime : nil)
-  }
-
-  private static func nanoseconds(_ duration: Duration) -> Int64 {
-    let parts = duration.components
-    return parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000
   }
 }

@@ -76,10 +76,12 @@ public struct StoreLayout: Sendable, Equatable {
     return names.filter { FileManager.default.fileExists(atPath: descriptorPath($0)) }.sorted()
   }
 
-  public func writeDescriptor(_ descriptor: VolumeDescriptor) throws {
+  /// Writes `volume.json` into `folder` (the volume's own, or a staging folder that will
+  /// be renamed to it), atomically and durably.
+  public static func writeDescriptor(_ descriptor: VolumeDescriptor, inFolder folder: String) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data = try encoder.encode(descriptor)
-    try Durable.replaceFile(at: descriptorPath(descriptor.name), with: Array(data) + [10])
+    try Durable.replaceFile(at: folder + "/volume.json", with: Array(data) + [10])
   }
 }

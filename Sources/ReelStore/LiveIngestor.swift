@@ -46,7 +46,7 @@ public final class LiveIngestor: @unchecked Sendable {
     while true {
       condition.lock()
       if !stopping {
-        _ = condition.wait(until: Date(timeIntervalSinceNow: Double(interval.components.seconds)))
+        _ = condition.wait(until: Date(timeIntervalSinceNow: Double(interval.nanoseconds) / 1e9))
       }
       let last = stopping
       condition.unlock()

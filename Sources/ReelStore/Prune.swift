@@ -28,7 +28,7 @@ extension LiveStore {
     try ingest(volume: name)
     return try withStoreLock {
       var report = PruneReport(volume: name, retainedFromSeq: 0)
-      let cutoff = now.nanoseconds - Self.nanoseconds(keepWithin)
+      let cutoff = now.nanoseconds - keepWithin.nanoseconds
       try catalog.database.write { db in
         guard
           let cut = try Int64.fetchOne(
@@ -146,16 +146,11 @@ extension LiveStore {
       freed += committed - live
     }
     let known = try catalog.database.read { db in try String.fetchSet(db, sql: "SELECT id FROM pack") }
-    let oldest = now.nanoseconds - Self.nanoseconds(safetyMargin)
+    let oldest = now.nanoseconds - safetyMargin.nanoseconds
     for file in try backend.list() where !known.contains(file.pack) && file.modified.nanoseconds < oldest {
       try backend.delete(file.pack)
       freed += file.size
     }
     return (deleted, freed)
-  }
-
-  static func nanoseconds(_ duration: Duration) -> Int64 {
-    let parts = duration.components
-    return parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000
   }
 }

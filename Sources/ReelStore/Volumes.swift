@@ -58,9 +58,7 @@ public enum Volumes {
       try live.sync()
       let descriptor = VolumeDescriptor(
         name: name, size: size, blockSize: blockSize, created: Timestamp.now(), hasBase: baseImage != nil)
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      try Durable.replaceFile(at: staging + "/volume.json", with: Array(try encoder.encode(descriptor)) + [10])
+      try StoreLayout.writeDescriptor(descriptor, inFolder: staging)
       try Durable.syncDirectory(staging)
       try Durable.rename(staging, to: finalDirectory)
       try store.catalog.register(descriptor)
