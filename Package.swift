@@ -33,10 +33,19 @@ let package = Package(
         "ReelCore", "ReelCodec", "ReelJournal", "CLinux",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
+    .target(
+      name: "ReelArchive",
+      dependencies: [
+        "ReelCore", "ReelCodec", "ReelJournal", "ReelStore", "CArchive", "CZstd",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
+    .target(
+      name: "ReelMedia",
+      dependencies: ["ReelCore", "ReelCodec", "ReelJournal", "ReelStore", "ReelArchive", "CLinux"]),
     .executableTarget(
       name: "reel",
       dependencies: [
-        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore",
+        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(
@@ -55,6 +64,12 @@ let package = Package(
     .testTarget(
       name: "ReelCaptureTests",
       dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
+    .testTarget(
+      name: "ReelArchiveTests",
+      dependencies: ["ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel"]),
+    .testTarget(
+      name: "ReelMediaTests",
+      dependencies: ["ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel"]),
   ],
   swiftLanguageModes: [.v6]
 )

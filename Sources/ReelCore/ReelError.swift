@@ -9,6 +9,10 @@ public struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
     case incompatible
     case io
     case protocolViolation
+    /// The key or passphrase does not open this key file or archive.
+    case wrongKey
+    /// Media (a cartridge, a media set) has no room left.
+    case mediaFull
   }
 
   public var kind: Kind
@@ -36,6 +40,8 @@ public struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
     case .incompatible: 65
     case .io: 74
     case .protocolViolation: 76
+    case .wrongKey: 77
+    case .mediaFull: 75
     }
   }
 }

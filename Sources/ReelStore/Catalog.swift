@@ -9,7 +9,7 @@ public final class Catalog: Sendable {
   public let path: String
   let database: DatabaseQueue
 
-  public static let schemaVersion = 2
+  public static let schemaVersion = 3
 
   public init(path: String) throws {
     self.path = path
@@ -94,6 +94,35 @@ public final class Catalog: Sendable {
             size INTEGER NOT NULL
           ) WITHOUT ROWID;
           CREATE INDEX chunk_by_pack ON chunk (pack);
+          """)
+    }
+    migrator.registerMigration("v3-seal") { db in
+      try db.execute(
+        sql: """
+          -- one row per sealed archive this store wrote (or imported)
+          CREATE TABLE sealed_archive (
+            id TEXT PRIMARY KEY NOT NULL,
+            volume_id TEXT NOT NULL,
+            chain_id TEXT NOT NULL,
+            parent_id TEXT,
+            from_seq INTEGER NOT NULL,
+            until_seq INTEGER NOT NULL,
+            from_time_ns INTEGER NOT NULL,
+            until_time_ns INTEGER NOT NULL,
+            file_name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            created_ns INTEGER NOT NULL,
+            verified_ns INTEGER
+          ) WITHOUT ROWID;
+          CREATE INDEX sealed_archive_by_volume ON sealed_archive (volume_id, until_seq);
+          -- journal records with seq <= sealed_seq are held by a verified archive
+          CREATE TABLE seal_state (
+            volume_id TEXT PRIMARY KEY NOT NULL,
+            sealed_seq INTEGER NOT NULL,
+            last_archive_id TEXT
+          ) WITHOUT ROWID;
           """)
     }
     return migrator

@@ -32,6 +32,8 @@ struct Reel: ParsableCommand {
     subcommands: [
       Init.self, VolumeCommand.self, ServeCommand.self, BookmarkCommand.self, TimelineCommand.self,
       RestoreCommand.self, IngestCommand.self, PruneCommand.self, StoreCommand.self, JournalCommand.self,
+      KeyCommand.self, SealCommand.self, VerifyCommand.self, InspectCommand.self, ExportCommand.self,
+      MediaCommand.self,
     ]
   )
 }

@@ -1,0 +1,97 @@
+import Foundation
+import ReelCore
+
+/// `manifest.json` of a sealed archive, format version 1 (docs/archive-format.md): what the
+/// archive holds, readable without the key. Authenticated by `manifest.hmac`.
+public struct ArchiveManifest: Codable, Sendable, Equatable {
+  public static let formatName = "reel-archive"
+  public static let currentVersion = 1
+
+  public var format: String
+  public var formatVersion: Int
+  /// Lower-case UUID of this archive.
+  public var archiveID: String
+  /// The archive whose history this one continues; nil for the first of a chain.
+  public var parentID: String?
+  /// The first archive's ID, shared by every archive of the chain.
+  public var chainID: String
+  /// 0 for the first archive of a chain, then 1, 2, …
+  public var chainIndex: Int
+  public var createdAt: String
+  public var writer: String
+  public var volume: Volume
+  public var range: Range
+  public var bookmarks: [Bookmark]
+  public var members: [Member]
+  public var compression: Compression
+  public var cipher: Cipher
+  public var keys: [WrappedKey]
+  public var contents: Contents
+
+  public struct Volume: Codable, Sendable, Equatable {
+    public var name: String
+    public var id: String
+    public var size: UInt64
+    public var blockSize: Int
+    public var storeBlockSize: Int
+    public var created: String
+  }
+
+  /// The journal window: records `fromSeq < seq <= untilSeq`. The first archive of a chain
+  /// also carries the volume's state as of `fromSeq` (its base).
+  public struct Range: Codable, Sendable, Equatable {
+    public var fromSeq: UInt64
+    public var untilSeq: UInt64
+    public var fromTime: String
+    public var untilTime: String
+    public var records: Int
+    public var bytesWritten: UInt64
+  }
+
+  public struct Bookmark: Codable, Sendable, Equatable {
+    public var label: String
+    public var seq: UInt64
+    public var time: String
+  }
+
+  /// A tar member other than README.txt's followers `manifest.json`, `manifest.hmac` and
+  /// `SHA256SUMS`.
+  public struct Member: Codable, Sendable, Equatable {
+    public var name: String
+    /// `readme`, `index` or `pack`.
+    public var role: String
+    public var size: UInt64
+    public var sha256: String
+  }
+
+  public struct Compression: Codable, Sendable, Equatable {
+    public var algorithm: String
+    public var level: Int
+    public var frameSize: Int
+  }
+
+  public struct Cipher: Codable, Sendable, Equatable {
+    public var algorithm: String
+    public var nonce: String
+    public var associatedData: String
+    public var keyDerivation: String
+  }
+
+  public struct WrappedKey: Codable, Sendable, Equatable {
+    /// Fingerprint of the master key that wraps the data key.
+    public var fingerprint: String
+    public var wrap: String
+    /// Base64 of the 40-byte RFC 3394 wrapping of the 32-byte data key.
+    public var wrappedKey: String
+  }
+
+  public struct Contents: Codable, Sendable, Equatable {
+    /// True when the archive carries the volume's state as of `fromSeq` (first of a chain).
+    public var base: Bool
+    public var blockVersions: Int
+    public var chunks: Int
+    public var chunkBytes: UInt64
+    public var storedBytes: UInt64
+    public var frames: Int
+  }
+}

@@ -1,0 +1,1 @@
+// ReelMedia: cold-storage folders, virtual tape and LTO tape (issue #6), being built.
