@@ -203,7 +203,7 @@ final class ArchiveScanner {
       let stored = String(decoding: macText, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
       guard HMACSHA256.equal(Array(expected.utf8), Array(stored.utf8)) else {
         throw ReelError(
-          .corrupt, "\(label): manifest.json does not match manifest.hmac: the manifest was altered",
+          .corrupt, "\(label): manifest.json does not match manifest.hmac: one of them was altered or damaged",
           remedy: "use another copy of the archive")
       }
       self.keys = keys
@@ -255,7 +255,13 @@ final class ArchiveScanner {
     // Drain the padding so the whole-stream digest covers every byte.
     let drain = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
     defer { drain.deallocate() }
-    while try hashing.read(into: drain) > 0 {}
+    var trailing = try hashing.read(into: drain)
+    while trailing > 0 {
+      if drain[0..<trailing].contains(where: { $0 != 0 }) {
+        problem("(end of archive)", nil, "bytes after the last member are not the zero padding tar requires")
+      }
+      trailing = try hashing.read(into: drain)
+    }
     checkSums(sumsBytes)
     checkManifest()
     if index != nil { try checkIndexCoverage() }
@@ -372,7 +378,16 @@ final class ArchiveScanner {
         problem(member.name, nil, "is not listed in SHA256SUMS")
         continue
       }
-      if sum != member.sha256 { problem(member.name, nil, "its SHA-256 does not match SHA256SUMS (damaged)") }
+      guard sum != member.sha256 else { continue }
+      let manifestEntry = manifest?.members.first { $0.name == member.name }
+      let authentic = keys != nil && [ArchiveFormat.manifestName, ArchiveFormat.manifestMACName].contains(member.name)
+      if manifestEntry?.sha256 == member.sha256 || authentic {
+        problem(
+          ArchiveFormat.checksumsName, nil,
+          "its line for \(member.name) does not match that member (SHA256SUMS is damaged)")
+      } else {
+        problem(member.name, nil, "its SHA-256 does not match SHA256SUMS (damaged)")
+      }
     }
     for name in listed.keys.sorted() { problem(name, nil, "is listed in SHA256SUMS but missing from the archive") }
   }

@@ -128,12 +128,9 @@ final class TarReader {
           return -1
         }
       }, nil)
-    guard status == ARCHIVE_OK else {
-      let error = self.failure("opening")
-      archive_read_free(archive)
-      unmanaged.release()
-      throw error
-    }
+    // deinit frees the handle and the feed: it runs for a class whose init throws after
+    // every property is set.
+    guard status == ARCHIVE_OK else { throw failure("opening") }
   }
 
   deinit {

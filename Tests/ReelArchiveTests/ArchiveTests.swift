@@ -9,7 +9,7 @@ import Testing
 @testable import ReelArchive
 
 /// A fixture's history sealed into a chain of archives in a temporary folder.
-final class SealedChain {
+final class SealedChain: @unchecked Sendable {
   let fixture: StoreFixture
   let key = SymmetricKey.random()
   let output: String
