@@ -32,7 +32,7 @@ struct KeyCommand: ParsableCommand {
     var paperFile: String?
 
     func run() throws {
-      try KeyFile.refuseExisting(out)
+      try KeyFile.checkNewPath(out)
       let parameters = try keyDerivationParameters()
       if fromPaper || paperFile != nil {
         let reading = try PaperKey.read(try paperText())
