@@ -222,7 +222,8 @@ public enum Argon2id {
       self.parallelism = parallelism
     }
 
-    /// RFC 9106's second recommended option (64 MiB, 3 passes) with the machine's lanes.
+    /// RFC 9106's second recommended option (64 MiB, 3 passes), in one lane: libgcrypt
+    /// computes lanes one after another here, so more lanes would not make it faster.
     public static let standard = Parameters(iterations: 3, memoryKiB: 64 * 1024, parallelism: 1)
   }
 
