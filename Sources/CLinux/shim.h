@@ -13,6 +13,18 @@ static inline int reel_punch_hole(int fd, long long offset, long long length) {
   return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
 
+/// copy_file_range(2) at explicit offsets (the file positions stay where they are).
+static inline long long reel_copy_file_range(int from, long long fromOffset, int to, long long toOffset, size_t length) {
+  off64_t in = (off64_t)fromOffset;
+  off64_t out = (off64_t)toOffset;
+  return (long long)copy_file_range(from, &in, to, &out, length, 0);
+}
+
+/// Starts writing the dirty pages of a file range to disk without waiting for them.
+static inline int reel_start_writeback(int fd, long long offset, long long length) {
+  return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE);
+}
+
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>

@@ -7,6 +7,11 @@ public struct JournalOptions: Sendable {
   public var segmentSizeLimit: UInt64 = 64 << 20
   /// ... or once it is this old and holds at least one record.
   public var segmentAgeLimit: Duration = .seconds(3600)
+  /// Every this many bytes appended, the kernel is asked to start writing them to disk
+  /// (sync_file_range), so the disk works while records keep coming and a sync (FLUSH,
+  /// FUA, rotation) finds little left to write. Durability still comes only from sync;
+  /// 0 leaves writeback to the kernel.
+  public var writebackBytes: UInt64 = 8 << 20
   /// Where record times come from; replaced in tests to step the clock back.
   public var clock: @Sendable () -> Timestamp = { Timestamp.now() }
 
@@ -37,6 +42,14 @@ public struct AppendedRecord: Sendable, Equatable {
   public var time: Timestamp
 }
 
+/// Where an appended record's payload lies: its segment file and the offset of the
+/// payload's first byte in it. The file stays readable for as long as this is kept, even
+/// after the writer moved on to another segment.
+public struct RecordPlacement: Sendable {
+  public var file: PosixFile
+  public var payloadOffset: UInt64
+}
+
 /// Appends records to a volume's journal. Thread-safe: many connections append while
 /// one of them syncs; concurrent `sync` calls share one fdatasync (group commit).
 public final class JournalWriter: @unchecked Sendable {
@@ -59,6 +72,8 @@ public final class JournalWriter: @unchecked Sendable {
     let file: PosixFile
     let header: SegmentHeader
     var writtenSize: UInt64
+    /// Where the bytes not yet handed to `startWriteback` begin.
+    var writebackFrom: UInt64
     var recordCount: UInt64 = 0
     var minTime: Timestamp?
     var maxTime: Timestamp?
@@ -68,6 +83,7 @@ public final class JournalWriter: @unchecked Sendable {
       self.file = file
       self.header = header
       writtenSize = UInt64(SegmentFormat.headerSize)
+      writebackFrom = writtenSize
       digest.update(header.encoded())
     }
   }
@@ -133,12 +149,26 @@ public final class JournalWriter: @unchecked Sendable {
   /// loss only after a later `sync()` returns.
   @discardableResult
   public func append(_ entry: JournalEntry) throws -> AppendedRecord {
+    try append(entry) { _, _ in }
+  }
+
+  /// Appends like `append(_:)`, and calls `appended` with the record's seq and placement
+  /// while the writer's lock is still held: calls come one at a time, in seq order, and
+  /// only for records that were written. `appended` must be quick and must not call back
+  /// into the writer.
+  @discardableResult
+  public func append(
+    _ entry: JournalEntry, whileLocked appended: (AppendedRecord, RecordPlacement) -> Void
+  ) throws -> AppendedRecord {
     guard entry.payload.count <= SegmentFormat.maxPayload else {
       throw ReelError(
         .usage, "journal record payload of \(entry.payload.count) bytes exceeds \(SegmentFormat.maxPayload)")
     }
     var payloadChecksum = CRC32C()
     payloadChecksum.update(entry.payload)
+    var writeback: (file: PosixFile, offset: UInt64, count: UInt64)?
+    // Outside the lock: the call may wait for room in the disk's queue.
+    defer { if let writeback { writeback.file.startWriteback(offset: writeback.offset, count: writeback.count) } }
     state.lock()
     defer { state.unlock() }
     try checkUsable()
@@ -162,6 +192,7 @@ public final class JournalWriter: @unchecked Sendable {
           try segment.file.write([head, body], at: segment.writtenSize)
         }
       }
+      let placement = RecordPlacement(file: segment.file, payloadOffset: segment.writtenSize + UInt64(header.count))
       segment.writtenSize += UInt64(header.count + entry.payload.count)
       lastSeq = seq
       lastTime = time
@@ -169,7 +200,13 @@ public final class JournalWriter: @unchecked Sendable {
       if segment.minTime == nil { segment.minTime = time }
       segment.maxTime = time
       withUnsafeBytes(of: checksum.littleEndian) { segment.digest.update($0) }
-      return AppendedRecord(seq: seq, time: time)
+      if options.writebackBytes > 0 && segment.writtenSize - segment.writebackFrom >= options.writebackBytes {
+        writeback = (segment.file, segment.writebackFrom, segment.writtenSize - segment.writebackFrom)
+        segment.writebackFrom = segment.writtenSize
+      }
+      let record = AppendedRecord(seq: seq, time: time)
+      appended(record, placement)
+      return record
     } catch let error as ReelError {
       failure = error
       throw error

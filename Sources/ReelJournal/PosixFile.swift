@@ -91,6 +91,42 @@ public final class PosixFile: @unchecked Sendable {
     try bytes.withUnsafeBytes { try write($0, at: offset) }
   }
 
+  /// Copies `count` bytes at `sourceOffset` of `source` to `offset` in this file, inside the
+  /// kernel where it can (copy_file_range), else through a buffer.
+  public func copy(from source: PosixFile, at sourceOffset: UInt64, count: Int, to offset: UInt64) throws {
+    var done = 0
+    while done < count {
+      let n = reel_copy_file_range(
+        source.descriptor, Int64(sourceOffset) + Int64(done), descriptor, Int64(offset) + Int64(done), count - done)
+      if n > 0 {
+        done += Int(n)
+        continue
+      }
+      if n < 0 && errno == EINTR { continue }
+      if n < 0 && ![EXDEV, EINVAL, ENOSYS, EOPNOTSUPP].contains(errno) { throw Self.error(errno, "copy into", path) }
+      // No in-kernel copy here (or the source ended early): copy what is left by hand.
+      let left = count - done
+      let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(left, 1 << 20), alignment: 4096)
+      defer { buffer.deallocate() }
+      while done < count {
+        let step = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(count - done, buffer.count)])
+        let got = try source.read(into: step, at: sourceOffset + UInt64(done))
+        guard got == step.count else {
+          throw ReelError(
+            .io, "\(source.path): \(count) bytes expected at \(sourceOffset), the file ends before")
+        }
+        try write(UnsafeRawBufferPointer(step), at: offset + UInt64(done))
+        done += got
+      }
+    }
+  }
+
+  /// Asks the kernel to start writing the range's dirty pages to disk, without waiting,
+  /// so a later sync finds less to do. A hint: errors surface at the next sync.
+  public func startWriteback(offset: UInt64, count: UInt64) {
+    _ = reel_start_writeback(descriptor, Int64(offset), Int64(count))
+  }
+
   /// Data and the metadata needed to read it back (size), not timestamps.
   public func syncData() throws {
     guard fdatasync(descriptor) == 0 else { throw Self.error(errno, "fdatasync", path) }
