@@ -25,7 +25,7 @@ let package = Package(
     .target(name: "ReelCore"),
     .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd", "CLinux"]),
     .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelCodec", "CLinux"]),
-    .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelJournal"]),
+    .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelJournal", "CLinux"]),
 
     .target(
       name: "ReelStore",

@@ -18,6 +18,8 @@ public struct CaptureConfiguration: Sendable {
   public var checkpointBytes: UInt64 = 256 << 20
   /// ... or this long after the first change since the last checkpoint.
   public var checkpointInterval: Duration = .seconds(60)
+  /// How far the live image may lag behind the journal (docs/capture.md).
+  public var liveImage = LiveImageOptions()
 
   public init(
     layout: StoreLayout, volumes: [String], socketPath: String? = nil, listen: String? = nil,
@@ -100,7 +102,7 @@ public final class CaptureServer: @unchecked Sendable {
       for name in configuration.volumes {
         let volume = try ServedVolume.open(
           name: name, layout: configuration.layout, checkpointBytes: configuration.checkpointBytes,
-          checkpointInterval: configuration.checkpointInterval)
+          checkpointInterval: configuration.checkpointInterval, liveImage: configuration.liveImage)
         opened.append(volume)
         configuration.log("volume \(name): \(volume.recovery)")
       }

@@ -102,10 +102,6 @@ final class LiveImage: @unchecked Sendable {
     return (image, recovery)
   }
 
-  func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
-    try file.write(bytes, at: offset)
-  }
-
   /// Makes the range read as zeros (TRIM and WRITE_ZEROES alike).
   func zero(offset: UInt64, length: UInt64) throws {
     try file.punchHole(offset: offset, length: length)

@@ -8,20 +8,13 @@ final class ServedVolume: @unchecked Sendable {
   let descriptor: VolumeDescriptor
   let journal: JournalWriter
   let image: LiveImage
+  /// Keeps `image` up to date behind the journal and serves reads of what it lacks.
+  private let applier: ImageApplier
   let recovery: LiveImageRecovery
   let readOnly: Bool
   let controlSocketPath: String
   private let checkpointBytes: UInt64
   private let checkpointInterval: Duration
-
-  /// Records reach the image in journal order: a connection that appended seq N applies
-  /// its record only once N-1 is applied. Appending itself (checksum, copy) runs in
-  /// parallel; only the short image step takes turns.
-  private let applying = NSCondition()
-  private var appliedThrough: Seq
-  /// Set when the image missed a journaled record; it no longer matches the journal, so
-  /// reads and writes stop and no checkpoint claims more than was applied before.
-  private var imageFailure: String?
 
   private let progress = NSLock()
   private var bytesSinceCheckpoint: UInt64 = 0
@@ -35,24 +28,26 @@ final class ServedVolume: @unchecked Sendable {
   private init(
     descriptor: VolumeDescriptor, journal: JournalWriter, image: LiveImage, recovery: LiveImageRecovery,
     readOnly: Bool, controlSocketPath: String, bookmarkLabels: Set<String>, checkpointBytes: UInt64,
-    checkpointInterval: Duration
+    checkpointInterval: Duration, liveImage: LiveImageOptions
   ) {
     self.descriptor = descriptor
     self.journal = journal
     self.image = image
+    applier = ImageApplier(image: image, appliedThrough: journal.lastAppendedSeq, options: liveImage)
     self.recovery = recovery
     self.readOnly = readOnly
     self.controlSocketPath = controlSocketPath
     self.bookmarkLabels = bookmarkLabels
     self.checkpointBytes = checkpointBytes
     self.checkpointInterval = checkpointInterval
-    appliedThrough = journal.lastAppendedSeq
+    applier.start(name: descriptor.name)
   }
 
   /// Opens the journal (taking its writer lock, recovering a torn tail) and brings the live
   /// image in line with it.
   static func open(
-    name: String, layout: StoreLayout, readOnly: Bool = false, checkpointBytes: UInt64, checkpointInterval: Duration
+    name: String, layout: StoreLayout, readOnly: Bool = false, checkpointBytes: UInt64, checkpointInterval: Duration,
+    liveImage: LiveImageOptions = LiveImageOptions()
   ) throws -> ServedVolume {
     let descriptor = try layout.descriptor(of: name)
     let directory = layout.journalDirectory(name)
@@ -64,29 +59,28 @@ final class ServedVolume: @unchecked Sendable {
       return ServedVolume(
         descriptor: descriptor, journal: journal, image: image, recovery: recovery, readOnly: readOnly,
         controlSocketPath: layout.volumeDirectory(name) + "/" + ControlProtocol.socketName,
-        bookmarkLabels: Set(labels), checkpointBytes: checkpointBytes, checkpointInterval: checkpointInterval)
+        bookmarkLabels: Set(labels), checkpointBytes: checkpointBytes, checkpointInterval: checkpointInterval,
+        liveImage: liveImage)
     } catch {
       try? journal.close()
       throw error
     }
   }
 
-  /// Journals a write, then applies it to the image; with `fua`, returns only once the
-  /// record is on stable storage.
+  /// Journals a write; the image gets it later, and reads see it at once. With `fua`,
+  /// returns only once the record is on stable storage.
   func write(_ data: [UInt8], at offset: UInt64, fua: Bool) throws {
-    try record(.write(offset: offset, data: data, flags: fua ? .forceUnitAccess : [])) {
-      try data.withUnsafeBytes { try image.write($0, at: offset) }
-    }
+    try record(.write(offset: offset, data: data, flags: fua ? .forceUnitAccess : []))
     try finish(changed: UInt64(data.count), fua: fua)
   }
 
-  /// Journals a TRIM or WRITE_ZEROES, then punches the range out of the image so it reads
-  /// as zeros.
+  /// Journals a TRIM or WRITE_ZEROES; the range reads as zeros at once, and is punched out
+  /// of the image later.
   func zero(offset: UInt64, length: UInt64, trim: Bool, fua: Bool) throws {
     var entry: JournalEntry =
       trim ? .trim(offset: offset, length: length) : .writeZeroes(offset: offset, length: length)
     if fua { entry.flags.insert(.forceUnitAccess) }
-    try record(entry) { try image.zero(offset: offset, length: length) }
+    try record(entry)
     try finish(changed: length, fua: fua)
   }
 
@@ -97,8 +91,7 @@ final class ServedVolume: @unchecked Sendable {
   }
 
   func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
-    try checkImage()
-    try image.read(into: buffer, at: offset)
+    try applier.read(into: buffer, at: offset)
   }
 
   /// Appends a crash-consistent bookmark: a flush record made durable, then the bookmark
@@ -130,7 +123,7 @@ final class ServedVolume: @unchecked Sendable {
   func checkpoint(clean: Bool = false) throws {
     try checkpointing.withLock {
       let changed = progress.withLock { bytesSinceCheckpoint }
-      let (applied, failure) = applying.withLock { (appliedThrough, imageFailure) }
+      let (applied, failure) = applier.progress
       // After a failed image write, live.state keeps the last good seq so a restart replays
       // from there.
       guard failure == nil else { return }
@@ -143,44 +136,28 @@ final class ServedVolume: @unchecked Sendable {
     }
   }
 
-  /// Clean shutdown: the journal closed with its footer, then the image checkpointed as
-  /// clean so the next start needs no replay.
+  /// Clean shutdown: every pending record applied to the image, the journal closed with
+  /// its footer, then the image checkpointed as clean so the next start needs no replay.
   func close() throws {
+    // A failed image is reported below, after the journal is closed properly.
+    try? applier.finish()
     try journal.sync()
     try journal.close()
     try checkpoint(clean: true)
-    if let failure = applying.withLock({ imageFailure }) {
+    if let failure = applier.failureMessage {
       throw ReelError(
         .io, "the live image of \(name) missed journaled writes (\(failure))",
         remedy: "fix the cause and start `reel serve` again: it replays the journal into the image")
     }
   }
 
-  /// Appends `entry` and applies it to the image in journal order.
+  /// Appends `entry` and hands it to the applier in journal order. Writers wait here
+  /// (or help apply) while the image lags too far behind.
   @discardableResult
-  private func record(_ entry: JournalEntry, apply: () throws -> Void = {}) throws -> AppendedRecord {
-    try checkImage()
-    let appended = try journal.append(entry)
-    applying.withLock {
-      while appliedThrough < appended.seq - 1 { applying.wait() }
-    }
-    // Every later record waits for this one, so whatever happens the turn is passed on.
-    var failure: Error?
-    do { try apply() } catch { failure = error }
-    applying.withLock {
-      appliedThrough = appended.seq
-      if let failure, imageFailure == nil { imageFailure = "seq \(appended.seq): \(failure)" }
-      applying.broadcast()
-    }
-    if let failure { throw failure }
-    return appended
-  }
-
-  private func checkImage() throws {
-    if let failure = applying.withLock({ imageFailure }) {
-      throw ReelError(
-        .io, "the live image of \(name) stopped matching its journal after a failed write (\(failure))",
-        remedy: "fix the cause and restart `reel serve`: it replays the journal into the image")
+  private func record(_ entry: JournalEntry) throws -> AppendedRecord {
+    try applier.waitForRoom()
+    return try journal.append(entry) { appended, placement in
+      applier.enqueue(entry, as: appended, at: placement)
     }
   }
 

@@ -28,6 +28,10 @@ struct ServeCommand: ParsableCommand {
   @Option(help: "Serve the volumes as of this point: RFC 3339 time, bookmark label, seq:N or latest.")
   var at: String?
   @Flag(help: "Serve read-only from the live store (required with --at).") var readOnly = false
+  // Tuning and test hooks (docs/capture.md, "Live image"), not shown in --help.
+  @Option(name: .customLong("live-image-lag"), help: .hidden) var liveImageLag: String?
+  @Flag(name: .customLong("defer-live-image"), help: .hidden) var deferLiveImage = false
+  @Option(name: .customLong("checkpoint-bytes"), help: .hidden) var checkpointBytes: String?
 
   func validate() throws {
     if at != nil && !readOnly {
@@ -42,6 +46,9 @@ struct ServeCommand: ParsableCommand {
     }
     var configuration = CaptureConfiguration(
       layout: layout, volumes: readOnly ? [] : names, socketPath: socket, listen: listen, log: log)
+    if let liveImageLag { configuration.liveImage.lagBytes = max(1, try ByteSize.parse(liveImageLag)) }
+    configuration.liveImage.deferApply = deferLiveImage
+    if let checkpointBytes { configuration.checkpointBytes = max(1, try ByteSize.parse(checkpointBytes)) }
     let store = try Store.open(layout)
     if readOnly {
       let live = LiveStore(store: store)

@@ -1,0 +1,260 @@
+import CLinux
+import Foundation
+import ReelCore
+import ReelJournal
+
+/// How far `live.img` may fall behind the journal while serving.
+public struct LiveImageOptions: Sendable {
+  /// Writers wait (and help apply) once the journaled write payloads not yet in
+  /// `live.img` reach this many bytes ...
+  public var lagBytes: UInt64 = 2 << 30
+  /// ... or this many records are pending, which bounds the memory of the pending map.
+  public var lagRecords = 65536
+  /// While clients keep writing, the background thread waits until half a limit is
+  /// pending; it starts at once when no record arrived for this long.
+  public var quietPeriod: Duration = .milliseconds(20)
+  /// Records are applied in batches of about this many payload bytes.
+  public var batchBytes: UInt64 = 16 << 20
+  /// The background thread's nice value, so that when it does run during writes it
+  /// yields the cores to the NBD threads.
+  public var applierNice: Int32 = 10
+  /// For tests: no background applying, only writers over the limit and shutdown apply,
+  /// so the image lags behind the journal for as long as a test needs.
+  public var deferApply = false
+
+  public init() {}
+}
+
+/// Brings `live.img` up to date with the journal off the write path. A write is
+/// acknowledged once it is in the journal and in the pending map; a background thread
+/// copies the journaled bytes into the image (copy_file_range) in journal order, and only
+/// then drops them from the map. Reads take the pending map's pieces from the journal and
+/// everything else from the image, so they always see the newest acknowledged data.
+final class ImageApplier: @unchecked Sendable {
+  let image: LiveImage
+  private let options: LiveImageOptions
+  private let state = NSCondition()
+
+  private struct PendingRecord {
+    var seq: Seq
+    var start: UInt64
+    var end: UInt64
+    /// Payload bytes counted against `lagBytes`.
+    var bytes: UInt64
+  }
+
+  private var map = PendingMap()
+  /// Every record appended since the applier started and not applied yet, in seq order
+  /// (flushes and bookmarks too, with an empty range), from `head` on.
+  private var queue: [PendingRecord] = []
+  private var head = 0
+  private var pendingBytes: UInt64 = 0
+  /// Every record up to this seq is in the image, or overwritten by a later record that
+  /// is pending; replaying the records after it over the image gives the volume.
+  private var appliedThrough: Seq
+  /// One batch at a time, in journal order.
+  private var applying = false
+  private var applierWaiting = false
+  /// Set when the image missed a journaled record; it no longer matches the journal, so
+  /// reads and writes stop and no checkpoint claims more than was applied before.
+  private var failure: String?
+  private var stopping = false
+  private var threadRunning = false
+  private var lastEnqueue = ContinuousClock.now
+
+  init(image: LiveImage, appliedThrough: Seq, options: LiveImageOptions) {
+    self.image = image
+    self.appliedThrough = appliedThrough
+    self.options = options
+  }
+
+  /// Starts the background thread (none with `deferApply`).
+  func start(name: String) {
+    guard !options.deferApply else { return }
+    state.withLock { threadRunning = true }
+    let thread = Thread { [self] in
+      _ = reel_set_thread_nice(options.applierNice)
+      state.lock()
+      while true {
+        while !stopping && (applying || head == queue.count) {
+          applierWaiting = true
+          state.wait()
+          applierWaiting = false
+        }
+        if stopping || failure != nil { break }
+        // Applying costs a copy of every byte, now or later. In a burst it waits, so the
+        // cores go to receiving and journaling, and bytes rewritten meanwhile are copied
+        // once; half a limit pending, or a pause, and it goes.
+        let resume = lastEnqueue.advanced(by: options.quietPeriod)
+        if !isHalfFull && ContinuousClock.now < resume {
+          let seconds = Double((resume - ContinuousClock.now).nanoseconds) / 1e9
+          _ = state.wait(until: Date(timeIntervalSinceNow: max(seconds, 0.001)))
+          continue
+        }
+        applyBatch()
+      }
+      threadRunning = false
+      state.broadcast()
+      state.unlock()
+    }
+    thread.name = "reel apply \(name)"
+    thread.start()
+  }
+
+  /// Called with `state` locked.
+  private var isHalfFull: Bool {
+    pendingBytes >= options.lagBytes / 2 || queue.count - head >= options.lagRecords / 2
+  }
+
+  /// The seq the image reflects (see `appliedThrough`), and what broke it, if anything.
+  var progress: (appliedSeq: Seq, failure: String?) { state.withLock { (appliedThrough, failure) } }
+
+  var failureMessage: String? { state.withLock { failure } }
+
+  /// Waits while the image lags too far behind, applying batches itself when no one else
+  /// is, so writers never wait on a thread that the scheduler holds back.
+  func waitForRoom() throws {
+    state.lock()
+    defer { state.unlock() }
+    while failure == nil && (pendingBytes >= options.lagBytes || queue.count - head >= options.lagRecords) {
+      if applying { state.wait() } else { applyBatch() }
+    }
+    try checkUsable()
+  }
+
+  /// Records an appended record. Called under the journal writer's lock, so calls come in
+  /// seq order, each one before its record can be acknowledged.
+  func enqueue(_ entry: JournalEntry, as record: AppendedRecord, at placement: RecordPlacement) {
+    var pending = PendingRecord(seq: record.seq, start: 0, end: 0, bytes: 0)
+    state.withLock {
+      switch entry.kind {
+      case .write:
+        pending.start = entry.offset
+        pending.end = entry.offset + entry.length
+        pending.bytes = entry.length
+        map.insert(
+          start: pending.start, end: pending.end, seq: record.seq,
+          source: .journal(placement.file, placement.payloadOffset))
+      case .trim, .writeZeroes:
+        pending.start = entry.offset
+        pending.end = entry.offset + entry.length
+        map.insert(start: pending.start, end: pending.end, seq: record.seq, source: .zeros)
+      case .flush, .bookmark:
+        break
+      }
+      queue.append(pending)
+      pendingBytes += pending.bytes
+      lastEnqueue = ContinuousClock.now
+      if applierWaiting && !applying { state.signal() }
+    }
+  }
+
+  /// Fills `buffer` with the volume's bytes at `offset`: pending pieces from the journal
+  /// (or zeros), the rest from the image. The pieces are taken before the image is read;
+  /// a piece leaves the map only after its bytes are in the image, so a byte that is in
+  /// neither place cannot be missed.
+  func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+    let end = offset + UInt64(buffer.count)
+    let pieces = try state.withLock {
+      try checkUsable()
+      return map.isEmpty ? [] : map.pieces(from: offset, to: end)
+    }
+    func slice(_ start: UInt64, _ stop: UInt64) -> UnsafeMutableRawBufferPointer {
+      UnsafeMutableRawBufferPointer(rebasing: buffer[Int(start - offset)..<Int(stop - offset)])
+    }
+    var position = offset
+    for piece in pieces {
+      if piece.start > position { try image.read(into: slice(position, piece.start), at: position) }
+      let target = slice(piece.start, piece.end)
+      switch piece.source {
+      case .zeros:
+        target.initializeMemory(as: UInt8.self, repeating: 0)
+      case .journal(let file, let fileOffset):
+        let got = try file.read(into: target, at: fileOffset)
+        guard got == target.count else {
+          throw ReelError(.io, "\(file.path): journaled payload at \(fileOffset) ends after \(got) bytes")
+        }
+      }
+      position = piece.end
+    }
+    if position < end { try image.read(into: slice(position, end), at: position) }
+  }
+
+  /// Applies everything pending and stops the background thread; afterwards the image
+  /// has every record (unless it failed, which is thrown).
+  func finish() throws {
+    state.lock()
+    defer { state.unlock() }
+    stopping = true
+    state.broadcast()
+    while failure == nil && (applying || head < queue.count) {
+      if applying { state.wait() } else { applyBatch() }
+    }
+    while threadRunning { state.wait() }
+    try checkUsable()
+  }
+
+  /// Called with `state` locked and no batch running; returns with it locked. Takes the
+  /// next records (about `batchBytes` of payload), writes the pieces they still decide
+  /// into the image without the lock, then drops those pieces from the map. Parts that a
+  /// later pending record overwrote are skipped: that record rewrites them.
+  private func applyBatch() {
+    guard failure == nil, head < queue.count else { return }
+    applying = true
+    let first = head
+    var past = head
+    var bytes: UInt64 = 0
+    var work: [PendingPiece] = []
+    while past < queue.count && (past == first || bytes < options.batchBytes) {
+      let record = queue[past]
+      if record.start < record.end { work += map.pieces(of: record.seq, from: record.start, to: record.end) }
+      bytes += record.bytes
+      past += 1
+    }
+    state.unlock()
+    var error: Error?
+    do {
+      for piece in work {
+        switch piece.source {
+        case .zeros:
+          try image.zero(offset: piece.start, length: piece.count)
+        case .journal(let file, let offset):
+          try image.file.copy(from: file, at: offset, count: Int(piece.count), to: piece.start)
+        }
+      }
+    } catch let caught {
+      error = caught
+    }
+    work = []
+    state.lock()
+    applying = false
+    defer { state.broadcast() }
+    if let error {
+      failure = "seq \(queue[first].seq)…\(queue[past - 1].seq): \(error)"
+      return
+    }
+    for index in first..<past {
+      let record = queue[index]
+      if record.start < record.end { map.remove(seq: record.seq, from: record.start, to: record.end) }
+      pendingBytes -= record.bytes
+    }
+    appliedThrough = queue[past - 1].seq
+    head = past
+    if head == queue.count {
+      queue.removeAll(keepingCapacity: true)
+      head = 0
+    } else if head >= 4096 && head * 2 >= queue.count {
+      queue.removeFirst(head)
+      head = 0
+    }
+  }
+
+  /// Called with `state` locked.
+  private func checkUsable() throws {
+    if let failure {
+      throw ReelError(
+        .io, "the live image \(image.path) stopped matching its journal after a failed write (\(failure))",
+        remedy: "fix the cause and restart `reel serve`: it replays the journal into the image")
+    }
+  }
+}
