@@ -22,6 +22,34 @@ public struct CRC32C: Sendable {
     return table
   }()
 
+  /// Blocks summed as three parallel chains (see `reel_crc32c_hw_3way`): long ones for
+  /// the bulk of a payload, short ones for what is left.
+  private static let longBlock = 8192
+  private static let shortBlock = 256
+
+  /// Four 256-entry tables that advance a state over `count` zero bytes (built from the
+  /// 32 single-bit states, as the operation is linear).
+  private static func zeroShift(_ count: Int) -> [UInt32] {
+    let zeros = [UInt8](repeating: 0, count: count)
+    let bits = (0..<32).map { bit in
+      var crc = CRC32C(softwareOnly: true)
+      crc.state = 1 << UInt32(bit)
+      crc.update(zeros)
+      return crc.state
+    }
+    var table = [UInt32](repeating: 0, count: 4 * 256)
+    for slot in 0..<4 {
+      for byte in 0..<256 {
+        var value: UInt32 = 0
+        for bit in 0..<8 where byte & (1 << bit) != 0 { value ^= bits[slot * 8 + bit] }
+        table[slot * 256 + byte] = value
+      }
+    }
+    return table
+  }
+  private static let longShift = zeroShift(longBlock)
+  private static let shortShift = zeroShift(shortBlock)
+
   private var state: UInt32 = 0xFFFF_FFFF
   private static let hardwareAvailable = reel_has_crc32c_instruction() != 0
   private var hardware = Self.hardwareAvailable
@@ -36,7 +64,15 @@ public struct CRC32C: Sendable {
   public mutating func update(_ buffer: UnsafeRawBufferPointer) {
     guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
     if hardware {
-      state = reel_crc32c_hw(state, base, buffer.count)
+      let longRuns = buffer.count / (3 * Self.longBlock) * (3 * Self.longBlock)
+      if longRuns > 0 {
+        state = Self.longShift.withUnsafeBufferPointer {
+          reel_crc32c_hw_3way(state, base, longRuns, Self.longBlock, $0.baseAddress)
+        }
+      }
+      state = Self.shortShift.withUnsafeBufferPointer {
+        reel_crc32c_hw_3way(state, base + longRuns, buffer.count - longRuns, Self.shortBlock, $0.baseAddress)
+      }
       return
     }
     let count = buffer.count

@@ -19,12 +19,35 @@ import Testing
       state = state &* 6_364_136_223_846_793_005 &+ 1
       return UInt8(truncatingIfNeeded: state >> 33)
     }
-    for length in [0, 1, 7, 8, 9, 63, 64, 1000, 4099] {
+    for length in [0, 1, 7, 8, 9, 63, 64, 767, 768, 769, 1000, 4099] {
       var software = CRC32C(softwareOnly: true)
       software.update(Array(data[..<length]))
       var fastest = CRC32C()
       fastest.update(Array(data[..<length]))
       #expect(software.value == fastest.value, "length \(length)")
+    }
+  }
+
+  /// Long payloads go through three parallel chains per block, joined by zero-shift
+  /// tables; every length around the block edges must match the table path.
+  @Test func parallelChainsAgreeWithTheTablePath() {
+    var state: UInt64 = 0x9E37_79B9
+    let data = (0..<(3 * 8192 * 2 + 5000)).map { _ -> UInt8 in
+      state = state &* 6_364_136_223_846_793_005 &+ 1
+      return UInt8(truncatingIfNeeded: state >> 33)
+    }
+    for length in [3 * 8192 - 1, 3 * 8192, 3 * 8192 + 1, 3 * 8192 + 768 + 17, 2 * 3 * 8192, data.count] {
+      for start in [0, 3] {
+        let slice = Array(data[start..<(start + length - start)])
+        var software = CRC32C(softwareOnly: true)
+        software.update(slice)
+        var fastest = CRC32C()
+        fastest.update(slice)
+        var split = CRC32C()
+        split.update(Array(slice[..<(slice.count / 3)]))
+        split.update(Array(slice[(slice.count / 3)...]))
+        #expect(software.value == fastest.value && split.value == fastest.value, "length \(length), start \(start)")
+      }
     }
   }
 
