@@ -10,7 +10,7 @@ protocol ExportBackend: Sendable {
   /// What NBD_INFO_DESCRIPTION says about the export.
   var summary: String { get }
   func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws
-  func write(_ data: [UInt8], at offset: UInt64, fua: Bool) throws
+  func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, fua: Bool) throws
   func zero(offset: UInt64, length: UInt64, trim: Bool, fua: Bool) throws
   func flush() throws
 }
@@ -46,7 +46,7 @@ public struct PastPointExport: ExportBackend {
     bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
   }
 
-  func write(_ data: [UInt8], at offset: UInt64, fua: Bool) throws { throw Self.refused(name) }
+  func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, fua: Bool) throws { throw Self.refused(name) }
   func zero(offset: UInt64, length: UInt64, trim: Bool, fua: Bool) throws { throw Self.refused(name) }
   func flush() throws {}
 

@@ -124,20 +124,23 @@ final class ImageApplier: @unchecked Sendable {
 
   /// Records an appended record. Called under the journal writer's lock, so calls come in
   /// seq order, each one before its record can be acknowledged.
-  func enqueue(_ entry: JournalEntry, as record: AppendedRecord, at placement: RecordPlacement) {
+  func enqueue(
+    _ kind: JournalRecord.Kind, offset: UInt64, length: UInt64, as record: AppendedRecord,
+    at placement: RecordPlacement
+  ) {
     var pending = PendingRecord(seq: record.seq, start: 0, end: 0, bytes: 0)
     state.withLock {
-      switch entry.kind {
+      switch kind {
       case .write:
-        pending.start = entry.offset
-        pending.end = entry.offset + entry.length
-        pending.bytes = entry.length
+        pending.start = offset
+        pending.end = offset + length
+        pending.bytes = length
         map.insert(
           start: pending.start, end: pending.end, seq: record.seq,
           source: .journal(placement.file, placement.payloadOffset))
       case .trim, .writeZeroes:
-        pending.start = entry.offset
-        pending.end = entry.offset + entry.length
+        pending.start = offset
+        pending.end = offset + length
         map.insert(start: pending.start, end: pending.end, seq: record.seq, source: .zeros)
       case .flush, .bookmark:
         break

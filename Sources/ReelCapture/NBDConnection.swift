@@ -13,6 +13,7 @@ final class NBDConnection: @unchecked Sendable {
   private let sending = NSLock()
   private let work = RequestQueue<Work>(capacity: 16, byteCapacity: 64 << 20)
   private let workerCount = 3
+  private let payloads = PayloadPool(retainedBytes: 16 << 20)
 
   init(stream: SocketStream, export: Export, enforceAlignment: Bool, log: @escaping @Sendable (String) -> Void) {
     self.stream = stream
@@ -34,7 +35,7 @@ final class NBDConnection: @unchecked Sendable {
   /// A request that passed its checks, with its payload when it is a write.
   enum Work: Sendable {
     case read(Request)
-    case write(Request, [UInt8])
+    case write(Request, Payload)
     case flush(Request)
     case zero(Request, trim: Bool)
   }
@@ -142,16 +143,19 @@ final class NBDConnection: @unchecked Sendable {
       return nil
     }
     let count = Int(request.length)
-    // Received straight into the array the journal record carries: one copy from the socket.
-    let data = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-      try stream.receive(into: UnsafeMutableRawBufferPointer(buffer))
-      initialized = count
-    }
     if count == 0 {
       try reply(request, nil)
-    } else {
-      work.put(.write(request, data), bytes: count)
+      return nil
     }
+    // Received straight into the buffer the journal writes from: one copy from the socket.
+    let payload = payloads.take(count)
+    do {
+      try stream.receive(into: payload.bytes)
+    } catch {
+      payloads.recycle(payload)
+      throw error
+    }
+    work.put(.write(request, payload), bytes: count)
     return nil
   }
 
@@ -161,17 +165,19 @@ final class NBDConnection: @unchecked Sendable {
     let volume = export.backend
     switch item {
     case .read(let request):
-      let count = Int(request.length)
-      let data = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 4096)
-      defer { data.deallocate() }
-      let filled = UnsafeMutableRawBufferPointer(rebasing: data[0..<count])
-      if count > 0, let failure = perform({ try volume.read(into: filled, at: request.offset) }) {
+      let data = payloads.take(Int(request.length))
+      defer { payloads.recycle(data) }
+      if data.count > 0, let failure = perform({ try volume.read(into: data.bytes, at: request.offset) }) {
         try? reply(request, failure)
       } else {
-        try? send(replyBytes(request, nil), payload: UnsafeRawBufferPointer(filled))
+        try? send(replyBytes(request, nil), payload: UnsafeRawBufferPointer(data.bytes))
       }
     case .write(let request, let data):
-      try? reply(request, perform { try volume.write(data, at: request.offset, fua: request.fua) })
+      let failure = perform {
+        try volume.write(UnsafeRawBufferPointer(data.bytes), at: request.offset, fua: request.fua)
+      }
+      payloads.recycle(data)
+      try? reply(request, failure)
     case .flush(let request):
       try? reply(request, perform { try volume.flush() })
     case .zero(let request, let trim):

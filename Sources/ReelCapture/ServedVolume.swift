@@ -69,8 +69,11 @@ final class ServedVolume: @unchecked Sendable {
 
   /// Journals a write; the image gets it later, and reads see it at once. With `fua`,
   /// returns only once the record is on stable storage.
-  func write(_ data: [UInt8], at offset: UInt64, fua: Bool) throws {
-    try record(.write(offset: offset, data: data, flags: fua ? .forceUnitAccess : []))
+  func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, fua: Bool) throws {
+    try applier.waitForRoom()
+    try journal.appendWrite(offset: offset, data: data, flags: fua ? .forceUnitAccess : []) { appended, placement in
+      applier.enqueue(.write, offset: offset, length: UInt64(data.count), as: appended, at: placement)
+    }
     try finish(changed: UInt64(data.count), fua: fua)
   }
 
@@ -157,7 +160,7 @@ final class ServedVolume: @unchecked Sendable {
   private func record(_ entry: JournalEntry) throws -> AppendedRecord {
     try applier.waitForRoom()
     return try journal.append(entry) { appended, placement in
-      applier.enqueue(entry, as: appended, at: placement)
+      applier.enqueue(entry.kind, offset: entry.offset, length: entry.length, as: appended, at: placement)
     }
   }
 

@@ -160,12 +160,34 @@ public final class JournalWriter: @unchecked Sendable {
   public func append(
     _ entry: JournalEntry, whileLocked appended: (AppendedRecord, RecordPlacement) -> Void
   ) throws -> AppendedRecord {
-    guard entry.payload.count <= SegmentFormat.maxPayload else {
+    try entry.payload.withUnsafeBytes { payload in
+      try append(
+        kind: entry.kind, flags: entry.flags, offset: entry.offset, length: entry.length, payload: payload,
+        whileLocked: appended)
+    }
+  }
+
+  /// Appends a `write` record whose payload is `data`, read straight from the caller's
+  /// buffer (no array is made); otherwise like `append(_:whileLocked:)`.
+  @discardableResult
+  public func appendWrite(
+    offset: UInt64, data: UnsafeRawBufferPointer, flags: JournalRecord.Flags = [],
+    whileLocked appended: (AppendedRecord, RecordPlacement) -> Void
+  ) throws -> AppendedRecord {
+    try append(
+      kind: .write, flags: flags, offset: offset, length: UInt64(data.count), payload: data, whileLocked: appended)
+  }
+
+  private func append(
+    kind: JournalRecord.Kind, flags: JournalRecord.Flags, offset: UInt64, length: UInt64,
+    payload: UnsafeRawBufferPointer, whileLocked appended: (AppendedRecord, RecordPlacement) -> Void
+  ) throws -> AppendedRecord {
+    guard payload.count <= SegmentFormat.maxPayload else {
       throw ReelError(
-        .usage, "journal record payload of \(entry.payload.count) bytes exceeds \(SegmentFormat.maxPayload)")
+        .usage, "journal record payload of \(payload.count) bytes exceeds \(SegmentFormat.maxPayload)")
     }
     var payloadChecksum = CRC32C()
-    payloadChecksum.update(entry.payload)
+    payloadChecksum.update(payload)
     var writeback: (file: PosixFile, offset: UInt64, count: UInt64)?
     // Outside the lock: the call may wait for room in the disk's queue.
     defer { if let writeback { writeback.file.startWriteback(offset: writeback.offset, count: writeback.count) } }
@@ -173,7 +195,7 @@ public final class JournalWriter: @unchecked Sendable {
     defer { state.unlock() }
     try checkUsable()
     do {
-      let recordSize = UInt64(SegmentFormat.recordHeaderSize + entry.payload.count + SegmentFormat.footerSize)
+      let recordSize = UInt64(SegmentFormat.recordHeaderSize + payload.count + SegmentFormat.footerSize)
       let now = options.clock()
       if segment.recordCount > 0
         && (segment.writtenSize + recordSize > options.segmentSizeLimit
@@ -184,16 +206,14 @@ public final class JournalWriter: @unchecked Sendable {
       let seq = lastSeq + 1
       let time = now > lastTime ? now : Timestamp(nanoseconds: lastTime.nanoseconds + 1)
       let (header, checksum) = RecordEncoder.header(
-        kind: entry.kind.rawValue, flags: entry.flags.rawValue, seq: seq, time: time,
-        offset: entry.offset, length: entry.length, payloadCount: entry.payload.count,
+        kind: kind.rawValue, flags: flags.rawValue, seq: seq, time: time,
+        offset: offset, length: length, payloadCount: payload.count,
         payloadChecksum: payloadChecksum)
       try header.withUnsafeBytes { head in
-        try entry.payload.withUnsafeBytes { body in
-          try segment.file.write([head, body], at: segment.writtenSize)
-        }
+        try segment.file.write([head, payload], at: segment.writtenSize)
       }
       let placement = RecordPlacement(file: segment.file, payloadOffset: segment.writtenSize + UInt64(header.count))
-      segment.writtenSize += UInt64(header.count + entry.payload.count)
+      segment.writtenSize += UInt64(header.count + payload.count)
       lastSeq = seq
       lastTime = time
       segment.recordCount += 1
