@@ -12,7 +12,7 @@ public struct LiveImageOptions: Sendable {
   public var lagRecords = 65536
   /// While clients keep writing, the background thread waits until half a limit is
   /// pending; it starts at once when no record arrived for this long.
-  public var quietPeriod: Duration = .milliseconds(20)
+  public var quietPeriod: Duration = .milliseconds(100)
   /// Records are applied in batches of about this many payload bytes.
   public var batchBytes: UInt64 = 16 << 20
   /// The background thread's nice value, so that when it does run during writes it
