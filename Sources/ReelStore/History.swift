@@ -389,7 +389,8 @@ extension LiveStore {
     let volumeID = descriptor.id.description
     let (records, first, last) = try catalog.database.read { db in
       let row = try Row.fetchOne(
-        db, sql: "SELECT COUNT(*) AS n, MIN(time_ns) AS first, MAX(time_ns) AS last FROM record_time WHERE volume_id = ?",
+        db,
+        sql: "SELECT COUNT(*) AS n, MIN(time_ns) AS first, MAX(time_ns) AS last FROM record_time WHERE volume_id = ?",
         arguments: [volumeID])
       return (
         row?["n"] as Int? ?? 0, (row?["first"] as Int64?).map { Timestamp(nanoseconds: $0) },
