@@ -68,3 +68,31 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
     lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
   }
 }
+
+/// SHA-256 over bytes that arrive in pieces (an archive member as it streams).
+public final class SHA256Hasher {
+  private var handle: gcry_md_hd_t?
+
+  public init() {
+    Gcrypt.require()
+    let error = gcry_md_open(&handle, Int32(GCRY_MD_SHA256.rawValue), 0)
+    precondition(error == 0 && handle != nil, "libgcrypt could not open SHA-256")
+  }
+
+  deinit { gcry_md_close(handle) }
+
+  public func update(_ bytes: UnsafeRawBufferPointer) {
+    guard bytes.count > 0 else { return }
+    gcry_md_write(handle, bytes.baseAddress, bytes.count)
+  }
+
+  public func update(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { update($0) }
+  }
+
+  /// The digest of everything so far; the hasher is spent afterwards.
+  public func finish() -> SHA256Digest {
+    let digest = gcry_md_read(handle, Int32(GCRY_MD_SHA256.rawValue))!
+    return SHA256Digest(bytes: Array(UnsafeBufferPointer(start: digest, count: 32)))
+  }
+}
