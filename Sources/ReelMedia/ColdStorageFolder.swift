@@ -107,7 +107,7 @@ public final class ColdStorageFolder: MediaVolume {
     }
     try Durable.rename(partial, to: archivesPath + "/" + name)
     nextFile += 1
-    return .written(file: file, sha256: hasher.finish().hex)
+    return .written(file: file, sha256: hasher.finish().hex, endOfMedia: false)
   }
 
   public func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {

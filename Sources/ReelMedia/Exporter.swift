@@ -38,6 +38,9 @@ public struct Exporter {
   public var targets: [MediaAddress]
   public var store: Catalog?
   public var progress: (String) -> Void = { _ in }
+  /// Told of each archive as soon as it is verified (or found already there), so what was
+  /// done is known even when the export stops early (a full set).
+  public var exported: (ExportedArchive) -> Void = { _ in }
 
   public init(mediaSet: String, targets: [MediaAddress], store: Catalog?) {
     self.mediaSet = mediaSet
@@ -120,10 +123,11 @@ public struct Exporter {
       let summary = archive.summary
       if onSet.contains(summary.archiveID) {
         let copy = locate(summary.archiveID, in: catalogs)
-        report.exported.append(
-          ExportedArchive(
-            archiveID: summary.archiveID, fileName: summary.fileName, cartridgeLabel: copy?.label ?? "?",
-            address: copy?.address ?? "", tapeFile: copy?.file ?? -1, size: archive.size, alreadyThere: true))
+        let done = ExportedArchive(
+          archiveID: summary.archiveID, fileName: summary.fileName, cartridgeLabel: copy?.label ?? "?",
+          address: copy?.address ?? "", tapeFile: copy?.file ?? -1, size: archive.size, alreadyThere: true)
+        report.exported.append(done)
+        exported(done)
         continue
       }
       while true {
@@ -136,7 +140,7 @@ public struct Exporter {
         progress("writing \(summary.fileName) to \(writing.slot.volume.address) (\(writing.slot.label.name))")
         let result = try writing.slot.volume.append(archive, dataBlockSize: writing.slot.label.dataBlockSize)
         switch result {
-        case .written(let file, let sha256):
+        case .written(let file, let sha256, let endOfMedia):
           progress("reading \(summary.fileName) back from \(writing.slot.volume.address) file \(file)")
           let verified = try writing.slot.volume.verify(
             file: file, expectedSize: archive.size, describing: "\(summary.fileName) on \(writing.slot.volume.address)")
@@ -154,11 +158,19 @@ public struct Exporter {
           writing.catalog.files.append(entry)
           writing.fresh = false
           if let copy = ArchiveCopy(entry: entry, on: writing.catalog) { try store?.recordCopy(copy) }
-          report.exported.append(
-            ExportedArchive(
-              archiveID: summary.archiveID, fileName: summary.fileName, cartridgeLabel: writing.slot.label.name,
-              address: writing.slot.volume.address, tapeFile: file, size: archive.size, alreadyThere: false))
+          let done = ExportedArchive(
+            archiveID: summary.archiveID, fileName: summary.fileName, cartridgeLabel: writing.slot.label.name,
+            address: writing.slot.volume.address, tapeFile: file, size: archive.size, alreadyThere: false)
+          report.exported.append(done)
+          exported(done)
           current = writing
+          if endOfMedia {
+            progress("end of media on \(writing.slot.volume.address) right after \(summary.fileName)")
+            writing.catalog.closed = true
+            try finish(&writing, earlier: catalogs)
+            catalogs[writing.slot.label.sequence] = writing.catalog
+            current = nil
+          }
         case .endOfMedia(let file):
           progress("end of media on \(writing.slot.volume.address): \(summary.fileName) goes to the next cartridge")
           if let file {

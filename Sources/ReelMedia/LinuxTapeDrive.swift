@@ -71,8 +71,10 @@ public final class LinuxTapeDrive: TapeDrive {
     try operation(MTWEOF, 1, "MTWEOF")
   }
 
-  /// The st driver returns ENOSPC from the write that reaches early warning and lets the
-  /// writes after it through until the physical end, which is exactly `.earlyWarning`.
+  /// The st driver fails the write that reaches early warning with ENOSPC, without saying
+  /// how much of it reached the tape, and lets later writes through until the physical
+  /// end. So ENOSPC counts as end of media (the archive is abandoned) while the filemark
+  /// and catalog that follow still go through.
   public func write(_ bytes: UnsafeRawBufferPointer) throws -> WriteOutcome {
     var done = 0
     while done < bytes.count {
@@ -80,7 +82,8 @@ public final class LinuxTapeDrive: TapeDrive {
       if n < 0 {
         switch errno {
         case EINTR: continue
-        case ENOSPC: return .earlyWarning
+        case ENOSPC:
+          throw ReelError(.mediaFull, "\(name): early warning, end of tape near", remedy: "continue on another cartridge")
         case EROFS, EACCES: throw writeProtectedError()
         default: throw PosixFile.error(errno, "write", path)
         }

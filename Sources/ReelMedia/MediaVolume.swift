@@ -32,8 +32,9 @@ public struct SourceArchive: Sendable {
 
 /// How writing one archive ended.
 public enum AppendResult: Sendable, Equatable {
-  /// Written whole as this file; `sha256` of the bytes sent.
-  case written(file: Int, sha256: String)
+  /// Written whole as this file; `sha256` of the bytes sent. `endOfMedia` when the last
+  /// block crossed early warning: the archive is whole, but nothing more fits.
+  case written(file: Int, sha256: String, endOfMedia: Bool)
   /// End of media: the archive was abandoned, as tape file `file` if anything was written.
   case endOfMedia(file: Int?)
 }

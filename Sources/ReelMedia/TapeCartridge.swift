@@ -68,6 +68,7 @@ public final class TapeCartridge: MediaVolume {
     defer { buffer.deallocate() }
     var offset: UInt64 = 0
     var abandoned = false
+    var pastEarlyWarning = false
     while offset < archive.size {
       let got = try source.read(into: buffer, at: offset)
       guard got > 0 else {
@@ -79,8 +80,10 @@ public final class TapeCartridge: MediaVolume {
       offset += UInt64(got)
       do {
         if try drive.write(UnsafeRawBufferPointer(buffer)) == .earlyWarning {
-          abandoned = true
-          break
+          // Cut off unless that was the archive's last block: nothing is ever split.
+          pastEarlyWarning = true
+          abandoned = offset < archive.size
+          if abandoned { break }
         }
       } catch let error as ReelError where error.kind == .mediaFull {
         abandoned = true
@@ -88,7 +91,8 @@ public final class TapeCartridge: MediaVolume {
       }
     }
     try drive.writeFilemark()
-    return abandoned ? .endOfMedia(file: file) : .written(file: file, sha256: hasher.finish().hex)
+    return abandoned
+      ? .endOfMedia(file: file) : .written(file: file, sha256: hasher.finish().hex, endOfMedia: pastEarlyWarning)
   }
 
   public func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {

@@ -33,6 +33,14 @@ struct ExportCommand: ParsableCommand {
     if isatty(STDERR_FILENO) == 1 {
       exporter.progress = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
     }
+    if !json {
+      exporter.exported = { archive in
+        say(
+          archive.alreadyThere
+            ? "\(archive.fileName): already on \(archive.cartridgeLabel) file \(archive.tapeFile), skipped"
+            : "\(archive.fileName): \(archive.cartridgeLabel) file \(archive.tapeFile), verified")
+      }
+    }
     let report = try exporter.export(archives)
     if json {
       say(
@@ -54,12 +62,6 @@ struct ExportCommand: ParsableCommand {
     }
     for copy in report.abandoned {
       say("cut off at end of media: \(copy.archiveID) on \(copy.cartridgeLabel)\(copy.tapeFile.map { " file \($0)" } ?? "") (written whole on the next cartridge)")
-    }
-    for archive in report.exported {
-      say(
-        archive.alreadyThere
-          ? "\(archive.fileName): already on \(archive.cartridgeLabel) file \(archive.tapeFile), skipped"
-          : "\(archive.fileName): \(archive.cartridgeLabel) file \(archive.tapeFile), verified")
     }
     let written = report.exported.filter { !$0.alreadyThere }
     say("Exported \(written.count) archive(s) to media set \(report.mediaSet); \(report.exported.count - written.count) already there.")
