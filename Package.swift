@@ -55,9 +55,16 @@ let package = Package(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
     .testTarget(
       name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "JournalCrashWriter"]),
+    .target(
+      name: "ReelTestSupport",
+      dependencies: ["ReelStore", "ReelJournal", "ReelCore", "ReelCodec", .product(name: "GRDB", package: "GRDB.swift")],
+      path: "Tests/ReelTestSupport"),
     .testTarget(
       name: "ReelStoreTests",
-      dependencies: ["ReelStore", "ReelJournal", "ReelCore", "ReelCodec", .product(name: "GRDB", package: "GRDB.swift")]),
+      dependencies: [
+        "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
     .testTarget(
       name: "ReelCLITests",
       dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
@@ -66,7 +73,7 @@ let package = Package(
       dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
     .testTarget(
       name: "ReelArchiveTests",
-      dependencies: ["ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel"]),
+      dependencies: ["ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelMediaTests",
       dependencies: ["ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel"]),

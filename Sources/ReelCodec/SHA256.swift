@@ -25,16 +25,7 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
   }
 
   public init?(hex: String) {
-    guard hex.utf8.count == 64 else { return nil }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(32)
-    var index = hex.startIndex
-    while index < hex.endIndex {
-      let next = hex.index(index, offsetBy: 2)
-      guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
-      bytes.append(byte)
-      index = next
-    }
+    guard hex.utf8.count == 64, let bytes = Hex.decode(hex) else { return nil }
     self.bytes = bytes
   }
 
@@ -51,16 +42,7 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
     bytes.withUnsafeBytes { hash($0) }
   }
 
-  public var hex: String {
-    let digits = Array("0123456789abcdef".utf8)
-    var text = [UInt8]()
-    text.reserveCapacity(64)
-    for byte in bytes {
-      text.append(digits[Int(byte >> 4)])
-      text.append(digits[Int(byte & 0x0F)])
-    }
-    return String(decoding: text, as: UTF8.self)
-  }
+  public var hex: String { Hex.encode(bytes) }
 
   public var description: String { hex }
 

@@ -105,6 +105,7 @@ public final class Catalog: Sendable {
             volume_id TEXT NOT NULL,
             chain_id TEXT NOT NULL,
             parent_id TEXT,
+            chain_index INTEGER NOT NULL,
             from_seq INTEGER NOT NULL,
             until_seq INTEGER NOT NULL,
             from_time_ns INTEGER NOT NULL,

@@ -146,6 +146,33 @@ struct ChunkCodec: Sendable {
     return record + body
   }
 
+  /// Checks a record's header, checksum and name without decoding it; returns the stored
+  /// plaintext length.
+  @discardableResult
+  static func check(_ record: [UInt8], key: String) throws -> Int {
+    guard record.count >= headerSize, Array(record[0..<4]) == magic else {
+      throw ReelError(.corrupt, "chunk \(key): not a chunk record")
+    }
+    func u32(_ at: Int) -> Int {
+      Int(record[at]) | Int(record[at + 1]) << 8 | Int(record[at + 2]) << 16 | Int(record[at + 3]) << 24
+    }
+    guard record.count == headerSize + u32(12) else {
+      throw ReelError(.corrupt, "chunk \(key): record length does not match")
+    }
+    var crc = CRC32C()
+    record.withUnsafeBytes { raw in
+      crc.update(UnsafeRawBufferPointer(rebasing: raw[0..<48]))
+      crc.update(UnsafeRawBufferPointer(rebasing: raw[headerSize...]))
+    }
+    guard crc.value == UInt32(u32(48)) else {
+      throw ReelError(.corrupt, "chunk \(key): stored bytes fail their checksum")
+    }
+    guard SHA256Digest(bytes: Array(record[16..<48])).hex == key else {
+      throw ReelError(.corrupt, "chunk \(key): the record holds another chunk")
+    }
+    return u32(8)
+  }
+
   /// Decodes a record read from `location`; with `verify`, checks the plaintext's SHA-256.
   static func decode(_ record: [UInt8], key: String, verify: Bool) throws -> [UInt8] {
     func damaged(_ reason: String) -> ReelError {
@@ -153,21 +180,11 @@ struct ChunkCodec: Sendable {
         .corrupt, "chunk \(key): \(reason)",
         remedy: "run `reel store check --read-data` to see what it affects")
     }
-    guard record.count >= headerSize, Array(record[0..<4]) == magic else { throw damaged("not a chunk record") }
-    func u32(_ at: Int) -> Int {
-      Int(record[at]) | Int(record[at + 1]) << 8 | Int(record[at + 2]) << 16 | Int(record[at + 3]) << 24
-    }
-    let length = u32(8)
-    let storedLength = u32(12)
-    guard record.count == headerSize + storedLength else { throw damaged("record length does not match") }
-    var crc = CRC32C()
-    record.withUnsafeBytes { raw in
-      crc.update(UnsafeRawBufferPointer(rebasing: raw[0..<48]))
-      crc.update(UnsafeRawBufferPointer(rebasing: raw[headerSize...]))
-    }
-    guard crc.value == UInt32(u32(48)) else { throw damaged("stored bytes fail their checksum") }
-    guard SHA256Digest(bytes: Array(record[16..<48])).hex == key else {
-      throw damaged("the record holds another chunk")
+    let length: Int
+    do {
+      length = try check(record, key: key)
+    } catch let error as ReelError {
+      throw ReelError(error.kind, error.message, remedy: "run `reel store check --read-data` to see what it affects")
     }
     let body = Array(record[headerSize...])
     let plaintext: [UInt8]
@@ -179,5 +196,35 @@ struct ChunkCodec: Sendable {
     guard plaintext.count == length else { throw damaged("holds \(plaintext.count) bytes, header says \(length)") }
     if verify, SHA256Digest.hash(plaintext).hex != key { throw damaged("content does not match its SHA-256 name") }
     return plaintext
+  }
+}
+
+/// The chunk record format (docs/store-format.md) for code outside the store that carries
+/// records as they are, such as sealed archives.
+public enum ChunkRecordFormat {
+  public static let headerSize = ChunkCodec.headerSize
+
+  /// Checks header, checksum and name; returns the plaintext length.
+  @discardableResult
+  public static func check(_ record: [UInt8], key: String) throws -> Int {
+    try ChunkCodec.check(record, key: key)
+  }
+
+  /// The plaintext, its SHA-256 checked against `key`.
+  public static func decodeVerified(_ record: [UInt8], key: String) throws -> [UInt8] {
+    try ChunkCodec.decode(record, key: key, verify: true)
+  }
+
+  /// The name a record claims (bytes 16..<48), without checking it.
+  public static func claimedKey(_ record: UnsafeRawBufferPointer) -> String? {
+    guard record.count >= headerSize, Array(record[0..<4]) == ChunkCodec.magic else { return nil }
+    return SHA256Digest(bytes: Array(record[16..<48])).hex
+  }
+
+  /// Total length of the record starting at `record`, from its header; nil when the bytes
+  /// are not a record header.
+  public static func recordLength(_ record: UnsafeRawBufferPointer) -> Int? {
+    guard record.count >= headerSize, Array(record[0..<4]) == ChunkCodec.magic else { return nil }
+    return headerSize + Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self).littleEndian)
   }
 }

@@ -18,7 +18,7 @@ struct Main {
 }
 
 struct Reel: ParsableCommand {
-  static let version = "0.1.0"
+  static let version = ReelVersion.current
 
   static let configuration = CommandConfiguration(
     commandName: "reel",

@@ -1,3 +1,146 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelJournal
+import ReelStore
+import ReelTestSupport
 import Testing
 
 @testable import ReelArchive
+
+/// A fixture's history sealed into a chain of archives in a temporary folder.
+final class SealedChain: @unchecked Sendable {
+  let fixture: StoreFixture
+  let key = SymmetricKey.random()
+  let output: String
+  var archives: [String] = []
+
+  init(size: Int = 2 << 20, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) throws {
+    var base = [UInt8](repeating: 0, count: size)
+    for index in stride(from: 0, to: size / 2, by: 4096) { base[index] = UInt8(truncatingIfNeeded: index / 4096 + 1) }
+    fixture = try StoreFixture(size: size, base: base, seed: seed)
+    output = fixture.root + "/archives"
+  }
+
+  /// Appends `changes` random records and a bookmark, snapshotting the model there.
+  func history(_ changes: Int, bookmark: String) throws {
+    for _ in 0..<changes { try fixture.randomChange() }
+    let appended = try fixture.append(.bookmark(bookmark))
+    fixture.snapshot(appended.seq)
+  }
+
+  @discardableResult
+  func seal(until: Point? = nil, memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit) throws -> SealedArchive? {
+    let outcome = try Sealer.seal(
+      SealRequest(
+        volume: fixture.name, until: until, outputDirectory: output, masterKeys: [key], memberLimit: memberLimit),
+      live: fixture.live)
+    guard case .sealed(let archive) = outcome else { return nil }
+    archives.append(archive.path)
+    return archive
+  }
+}
+
+func run(_ arguments: [String], in directory: String? = nil) throws -> (status: Int32, output: String) {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+  process.arguments = arguments
+  if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+  let pipe = Pipe()
+  process.standardOutput = pipe
+  process.standardError = pipe
+  try process.run()
+  let data = pipe.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+@Suite struct ArchiveRoundTripTests {
+  @Test func chainRestoresEveryBookmarkAndInstantFromTheArchivesAlone() throws {
+    let chain = try SealedChain()
+    try chain.history(40, bookmark: "one")
+    let first = try #require(try chain.seal())
+    #expect(first.manifest.chainIndex == 0 && first.manifest.contents.base)
+    // Incompressible data, so the window spans several frames and members.
+    for index in 0..<12 {
+      var data = [UInt8](repeating: 0, count: 256 << 10)
+      for position in data.indices { data[position] = UInt8(truncatingIfNeeded: chain.fixture.rng.next()) }
+      try chain.fixture.append(.write(offset: UInt64(index % 8) * (256 << 10), data: data))
+    }
+    try chain.history(60, bookmark: "two")
+    try chain.history(30, bookmark: "three")
+    // A small member limit forces several pack members.
+    let second = try #require(try chain.seal(memberLimit: 1 << 20))
+    #expect(second.manifest.parentID == first.manifest.archiveID)
+    #expect(second.manifest.range.fromSeq == first.manifest.range.untilSeq)
+    #expect(second.manifest.members.filter { $0.role == "pack" }.count > 1)
+    #expect(try chain.seal() == nil, "nothing new to seal")
+
+    let target = try Store.initialize(StoreLayout(root: chain.fixture.root + "/rehydrated")).store
+    let live = LiveStore(store: target)
+    for path in chain.archives {
+      let report = try ArchiveImporter.importArchive(path: path, masterKeys: [chain.key], into: live)
+      #expect(report.imported)
+    }
+    // Importing again changes nothing.
+    #expect(!(try ArchiveImporter.importArchive(path: chain.archives[1], masterKeys: [chain.key], into: live)).imported)
+
+    for (label, seq) in chain.fixture.bookmarks {
+      let view = try VolumeView(live: live, volume: chain.fixture.name, at: .bookmark(label))
+      #expect(view.resolved.seq == seq)
+      let image = try view.read(offset: 0, length: Int(view.size))
+      #expect(difference(image, chain.fixture.snapshots[seq]) == nil, "bookmark \(label)")
+    }
+    // Every seq of the history: compare against the original store's view.
+    let last = second.manifest.range.untilSeq
+    for seq in stride(from: Seq(0), through: last, by: 13) {
+      let restored = try VolumeView(live: live, volume: chain.fixture.name, at: .seq(seq))
+      let original = try VolumeView(live: chain.fixture.live, volume: chain.fixture.name, at: .seq(seq))
+      #expect(
+        difference(
+          try restored.read(offset: 0, length: Int(restored.size)),
+          try original.read(offset: 0, length: Int(original.size))) == nil, "seq \(seq)")
+    }
+    // Instants resolve the same way as in the original store.
+    for (seq, time) in chain.fixture.times where seq % 11 == 0 {
+      let restored = try VolumeView(live: live, volume: chain.fixture.name, at: .time(time))
+      #expect(restored.resolved.seq == seq)
+    }
+  }
+
+  @Test func importRefusesAChainWithoutItsParent() throws {
+    let chain = try SealedChain()
+    try chain.history(10, bookmark: "a")
+    try chain.seal()
+    try chain.history(10, bookmark: "b")
+    try chain.seal()
+    let live = LiveStore(store: try Store.initialize(StoreLayout(root: chain.fixture.root + "/other")).store)
+    let error = #expect(throws: ReelError.self) {
+      try ArchiveImporter.importArchive(path: chain.archives[1], masterKeys: [chain.key], into: live)
+    }
+    #expect(error?.message.contains("in order") == true || error?.remedy?.contains("in order") == true)
+  }
+}
+
+@Suite struct ArchiveToolsTests {
+  @Test func gnuTarAndBsdtarListAndSha256sumChecksEveryMember() throws {
+    let chain = try SealedChain()
+    try chain.history(30, bookmark: "x")
+    let archive = try #require(try chain.seal())
+    let names = ["README.txt", "manifest.json", "manifest.hmac", "index.sqlite.enc", "packs/000001.pack", "SHA256SUMS"]
+    for tool in ["tar", "bsdtar"] {
+      let listing = try run([tool, "-tvf", archive.path])
+      #expect(listing.status == 0, "\(tool): \(listing.output)")
+      for name in names { #expect(listing.output.contains(name), "\(tool) lists \(name)") }
+    }
+    let folder = chain.fixture.root + "/extracted"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    #expect(try run(["tar", "-xf", archive.path, "-C", folder]).status == 0)
+    let check = try run(["sha256sum", "-c", "SHA256SUMS"], in: folder)
+    #expect(check.status == 0, "\(check.output)")
+    #expect(check.output.contains("packs/000001.pack: OK"))
+    let readme = try String(contentsOfFile: folder + "/README.txt", encoding: .utf8)
+    #expect(readme.contains("sha256sum -c SHA256SUMS") && readme.contains(archive.manifest.archiveID))
+    #expect(archive.size % UInt64(ArchiveFormat.recordSize) == 0, "whole 1 MiB records")
+  }
+}

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import ReelCore
 import ReelJournal
+import ReelTestSupport
 import Testing
 
 @testable import ReelStore

@@ -7,21 +7,21 @@ import ReelJournal
 
 /// A store in a fresh temporary folder with one volume, and a model of its contents that
 /// the test keeps in step with every record it appends to the volume's journal.
-final class StoreFixture {
-  let root: String
-  let store: Store
-  let live: LiveStore
-  let name = "disk"
-  let descriptor: VolumeDescriptor
-  var model: [UInt8]
+public final class StoreFixture {
+  public let root: String
+  public let store: Store
+  public let live: LiveStore
+  public let name = "disk"
+  public let descriptor: VolumeDescriptor
+  public var model: [UInt8]
   /// Model snapshots taken at chosen seqs.
-  var snapshots: [Seq: [UInt8]] = [:]
-  var times: [Seq: Timestamp] = [:]
-  var bookmarks: [String: Seq] = [:]
-  private(set) var writer: JournalWriter?
-  var rng: SplitMix
+  public var snapshots: [Seq: [UInt8]] = [:]
+  public var times: [Seq: Timestamp] = [:]
+  public var bookmarks: [String: Seq] = [:]
+  public private(set) var writer: JournalWriter?
+  public var rng: SplitMix
 
-  init(size: Int, base: [UInt8]? = nil, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) throws {
+  public init(size: Int, base: [UInt8]? = nil, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) throws {
     var template = Array((NSTemporaryDirectory() + "/reel-store-XXXXXX").utf8CString)
     precondition(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) } != nil)
     root = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -40,20 +40,20 @@ final class StoreFixture {
 
   deinit { try? FileManager.default.removeItem(atPath: root) }
 
-  func openWriter() throws -> JournalWriter {
+  public func openWriter() throws -> JournalWriter {
     if let writer { return writer }
     let (opened, _) = try JournalWriter.open(directory: store.layout.journalDirectory(name), volume: descriptor.id)
     writer = opened
     return opened
   }
 
-  func closeWriter() throws {
+  public func closeWriter() throws {
     try writer?.close()
     writer = nil
   }
 
   @discardableResult
-  func append(_ entry: JournalEntry) throws -> AppendedRecord {
+  public func append(_ entry: JournalEntry) throws -> AppendedRecord {
     let appended = try openWriter().append(entry)
     let start = Int(entry.offset)
     let end = start + Int(entry.length)
@@ -67,11 +67,11 @@ final class StoreFixture {
     return appended
   }
 
-  func snapshot(_ seq: Seq) { snapshots[seq] = model }
+  public func snapshot(_ seq: Seq) { snapshots[seq] = model }
 
   /// A random write, trim or zeroes of 512-byte multiples; small writes cluster on a few
   /// blocks so that partial versions pile up and consolidation happens.
-  func randomChange() throws {
+  public func randomChange() throws {
     let size = model.count
     let sectors = size / 512
     let small = rng.next() % 3 == 0
@@ -95,31 +95,31 @@ final class StoreFixture {
     }
   }
 
-  func image(at point: Point) throws -> [UInt8] {
+  public func image(at point: Point) throws -> [UInt8] {
     let view = try VolumeView(live: live, volume: name, at: point)
     return try view.read(offset: 0, length: Int(view.size))
   }
 
-  var chunkHashes: [String] {
+  public var chunkHashes: [String] {
     (try? live.catalog.database.read { db in try String.fetchAll(db, sql: "SELECT hash FROM chunk ORDER BY hash") })
       ?? []
   }
 
   /// Pack files on disk with their sizes.
-  var packFiles: [String: UInt64] {
+  public var packFiles: [String: UInt64] {
     ((try? live.backend.list()) ?? []).reduce(into: [:]) { $0[$1.pack] = $1.size }
   }
 
-  func packPath(_ pack: String) -> String {
+  public func packPath(_ pack: String) -> String {
     store.layout.root + "/packs/" + pack.prefix(2) + "/" + pack + ".pack"
   }
 }
 
 /// A small deterministic generator, so a failing history can be replayed from its seed.
-struct SplitMix {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
+public struct SplitMix {
+  public var state: UInt64
+  public init(seed: UInt64) { state = seed }
+  public mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -129,7 +129,7 @@ struct SplitMix {
 }
 
 /// nil when equal; else where the first difference is, short enough for a test log.
-func difference(_ actual: [UInt8]?, _ expected: [UInt8]?) -> String? {
+public func difference(_ actual: [UInt8]?, _ expected: [UInt8]?) -> String? {
   guard let actual, let expected else { return actual == nil && expected == nil ? nil : "one side is missing" }
   if actual.count != expected.count { return "sizes differ: \(actual.count) vs \(expected.count)" }
   guard let index = actual.indices.first(where: { actual[$0] != expected[$0] }) else { return nil }

@@ -1,0 +1,83 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelJournal
+import ReelStore
+
+public struct ArchiveImportReport: Sendable {
+  public var manifest: ArchiveManifest
+  /// False when the store already held this archive's window.
+  public var imported: Bool
+  public var chunksAdded: Int
+  public var chunksAlreadyStored: Int
+  public var verification: ArchiveVerification?
+}
+
+/// Imports a sealed archive into a live store, verifying every frame and chunk as it goes;
+/// the window becomes visible in one catalog transaction only when the whole archive
+/// checked out, so an interrupted or failed import leaves nothing half-imported.
+public enum ArchiveImporter {
+  public static func importArchive(
+    source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], into live: LiveStore
+  ) throws -> ArchiveImportReport {
+    let scanner = try ArchiveScanner(source: source, label: label, masterKeys: masterKeys)
+    try scanner.readHead()
+    guard let manifest = scanner.manifest, let index = scanner.index else {
+      throw ReelError(.wrongKey, "\(label): a key is needed to import", remedy: "give --key")
+    }
+    guard let id = VolumeID(string: manifest.volume.id), let created = Timestamp(rfc3339: manifest.volume.created)
+    else { throw ReelError(.corrupt, "\(label): the manifest's volume ID or creation time is malformed") }
+    guard manifest.volume.storeBlockSize == LiveStoreFormat.blockSize else {
+      throw ReelError(
+        .incompatible,
+        "\(label): store blocks of \(manifest.volume.storeBlockSize) bytes; this Reel uses \(LiveStoreFormat.blockSize)",
+        remedy: "use the Reel version that wrote the archive")
+    }
+    let descriptor = VolumeDescriptor(
+      id: id, name: manifest.volume.name, size: manifest.volume.size, blockSize: UInt32(manifest.volume.blockSize),
+      created: created)
+    var added = 0
+    var present = 0
+    var verification: ArchiveVerification?
+    let imported = try live.importHistory(
+      descriptor, fromSeq: manifest.range.fromSeq, throughSeq: manifest.range.untilSeq,
+      startsChain: manifest.contents.base
+    ) { window in
+      try scanner.readBody { key, record in try window.addChunkRecord(record, key: key) }
+      let result = scanner.result()
+      guard result.problems.isEmpty else {
+        throw ReelError(
+          .corrupt, "\(label): \(result.problems.map(\.description).joined(separator: "; "))",
+          remedy: "nothing from this archive was imported; use another copy of it")
+      }
+      verification = result
+      window.add(try index.versions())
+      window.add(try index.records())
+      window.add(try index.bookmarks())
+      added = window.chunksAdded
+      present = window.chunksAlreadyStored
+    }
+    if let verification, let fromTime = Timestamp(rfc3339: manifest.range.fromTime),
+      let untilTime = Timestamp(rfc3339: manifest.range.untilTime)
+    {
+      try live.recordSealed(
+        SealedArchiveRecord(
+          id: manifest.archiveID, volumeID: manifest.volume.id, chainID: manifest.chainID, parentID: manifest.parentID,
+          chainIndex: manifest.chainIndex, fromSeq: manifest.range.fromSeq, untilSeq: manifest.range.untilSeq,
+          fromTime: fromTime, untilTime: untilTime, fileName: label, path: label,
+          size: verification.structure.totalBytes, sha256: verification.structure.sha256, created: Timestamp.now(),
+          verified: Timestamp.now()))
+    }
+    return ArchiveImportReport(
+      manifest: manifest, imported: imported, chunksAdded: added, chunksAlreadyStored: present,
+      verification: verification)
+  }
+
+  public static func importArchive(path: String, masterKeys: [SymmetricKey], into live: LiveStore) throws
+    -> ArchiveImportReport
+  {
+    try importArchive(
+      source: try FileArchiveSource(path: path), label: (path as NSString).lastPathComponent, masterKeys: masterKeys,
+      into: live)
+  }
+}

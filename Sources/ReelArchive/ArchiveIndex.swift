@@ -1,0 +1,190 @@
+import Foundation
+import GRDB
+import ReelCore
+import ReelStore
+
+/// Where one chunk record sits in an archive: which pack member, which frame (its byte
+/// offset and total length in the member), and the record's place in the frame's plaintext.
+public struct ArchiveChunkLocation: Equatable, Sendable {
+  public var member: Int
+  public var frameOffset: UInt64
+  public var frameLength: Int
+  public var recordOffset: Int
+  public var recordLength: Int
+  /// Plaintext bytes of the chunk.
+  public var size: Int
+}
+
+/// The embedded index of a sealed archive: an SQLite database (schema version 1,
+/// docs/archive-format.md) stored encrypted as member `index.sqlite.enc`.
+/// It answers "(block range, seq) → (member, offset, length)" without reading the packs.
+public final class ArchiveIndex {
+  public static let schemaVersion = 1
+  let database: DatabaseQueue
+  public let path: String
+
+  /// Creates an empty index at `path` for writing.
+  static func create(at path: String) throws -> ArchiveIndex {
+    let index = try ArchiveIndex(path: path, readOnly: false)
+    try index.database.write { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE info (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
+          CREATE TABLE chunk (
+            hash TEXT PRIMARY KEY NOT NULL,
+            member INTEGER NOT NULL,
+            frame_offset INTEGER NOT NULL,
+            frame_length INTEGER NOT NULL,
+            record_offset INTEGER NOT NULL,
+            record_length INTEGER NOT NULL,
+            size INTEGER NOT NULL
+          ) WITHOUT ROWID;
+          CREATE TABLE block_version (
+            block INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            full INTEGER NOT NULL,
+            chunk TEXT,
+            start INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            base INTEGER NOT NULL,
+            PRIMARY KEY (block, seq)
+          ) WITHOUT ROWID;
+          CREATE TABLE record (seq INTEGER PRIMARY KEY NOT NULL, time_ns INTEGER NOT NULL, kind INTEGER NOT NULL);
+          CREATE TABLE bookmark (seq INTEGER PRIMARY KEY NOT NULL, label TEXT NOT NULL, time_ns INTEGER NOT NULL);
+          """)
+      try db.execute(
+        sql: "INSERT INTO info (key, value) VALUES ('schema', ?)", arguments: [String(Self.schemaVersion)])
+    }
+    return index
+  }
+
+  /// Opens an index that was decrypted to `path`.
+  static func open(at path: String, archive: String) throws -> ArchiveIndex {
+    do {
+      let index = try ArchiveIndex(path: path, readOnly: true)
+      let schema = try index.info()["schema"]
+      guard schema == String(schemaVersion) else {
+        throw ReelError(
+          .incompatible, "\(archive): the index has schema \(schema ?? "none"), this Reel reads \(schemaVersion)",
+          remedy: "use a newer Reel")
+      }
+      return index
+    } catch let error as DatabaseError {
+      throw ReelError(.corrupt, "\(archive): the decrypted index is not a readable database: \(error.message ?? "")")
+    }
+  }
+
+  private init(path: String, readOnly: Bool) throws {
+    self.path = path
+    var configuration = Configuration()
+    configuration.readonly = readOnly
+    if !readOnly {
+      // The staging index is rebuilt from the store if the machine crashes; durability
+      // comes from the archive's own fsync.
+      configuration.prepareDatabase { db in
+        try db.execute(sql: "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
+      }
+    }
+    database = try DatabaseQueue(path: path, configuration: configuration)
+  }
+
+  func close() throws { try database.close() }
+
+  public func info() throws -> [String: String] {
+    try database.read { db in
+      var info: [String: String] = [:]
+      for row in try Row.fetchAll(db, sql: "SELECT key, value FROM info") { info[row["key"]] = row["value"] }
+      return info
+    }
+  }
+
+  func setInfo(_ values: [String: String]) throws {
+    try database.write { db in
+      for (key, value) in values {
+        try db.execute(sql: "INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", arguments: [key, value])
+      }
+    }
+  }
+
+  func add(versions: [HistoryVersion], base: Bool, chunks: [(String, ArchiveChunkLocation)]) throws {
+    try database.write { db in
+      let insertVersion = try db.makeStatement(
+        sql: "INSERT INTO block_version (block, seq, full, chunk, start, length, base) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      for version in versions {
+        try insertVersion.execute(arguments: [
+          Int64(version.block), Int64(version.seq), version.full ? 1 : 0, version.chunk, version.start,
+          version.length, base ? 1 : 0,
+        ])
+      }
+      let insertChunk = try db.makeStatement(
+        sql: """
+          INSERT INTO chunk (hash, member, frame_offset, frame_length, record_offset, record_length, size)
+          VALUES (?, ?, ?, ?, ?, ?, ?)
+          """)
+      for (hash, location) in chunks {
+        try insertChunk.execute(arguments: [
+          hash, location.member, Int64(location.frameOffset), location.frameLength, location.recordOffset,
+          location.recordLength, location.size,
+        ])
+      }
+    }
+  }
+
+  func add(records: [HistoryRecord], bookmarks: [HistoryBookmark]) throws {
+    try database.write { db in
+      for record in records {
+        try db.execute(
+          sql: "INSERT INTO record (seq, time_ns, kind) VALUES (?, ?, ?)",
+          arguments: [Int64(record.seq), record.time.nanoseconds, Int64(record.kind)])
+      }
+      for bookmark in bookmarks {
+        try db.execute(
+          sql: "INSERT INTO bookmark (seq, label, time_ns) VALUES (?, ?, ?)",
+          arguments: [Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
+      }
+    }
+  }
+
+  public func chunkLocations() throws -> [String: ArchiveChunkLocation] {
+    try database.read { db in
+      var locations: [String: ArchiveChunkLocation] = [:]
+      for row in try Row.fetchAll(db, sql: "SELECT * FROM chunk") {
+        locations[row["hash"]] = ArchiveChunkLocation(
+          member: row["member"], frameOffset: UInt64(row["frame_offset"] as Int64), frameLength: row["frame_length"],
+          recordOffset: row["record_offset"], recordLength: row["record_length"], size: row["size"])
+      }
+      return locations
+    }
+  }
+
+  /// Versions in `(block, seq)` order; `base` selects the base state or the window's changes.
+  public func versions(base: Bool? = nil) throws -> [HistoryVersion] {
+    try database.read { db in
+      let filter = base.map { "WHERE base = \($0 ? 1 : 0)" } ?? ""
+      return try Row.fetchAll(
+        db, sql: "SELECT block, seq, full, chunk, start, length FROM block_version \(filter) ORDER BY block, seq"
+      ).map {
+        HistoryVersion(
+          block: UInt64($0["block"] as Int64), seq: Seq($0["seq"] as Int64), full: $0["full"] as Int64 != 0,
+          chunk: $0["chunk"], start: Int($0["start"] as Int64), length: Int($0["length"] as Int64))
+      }
+    }
+  }
+
+  public func records() throws -> [HistoryRecord] {
+    try database.read { db in
+      try Row.fetchAll(db, sql: "SELECT seq, time_ns, kind FROM record ORDER BY seq").map {
+        HistoryRecord(
+          seq: Seq($0["seq"] as Int64), time: Timestamp(nanoseconds: $0["time_ns"]), kind: UInt8($0["kind"] as Int64))
+      }
+    }
+  }
+
+  public func bookmarks() throws -> [HistoryBookmark] {
+    try database.read { db in
+      try Row.fetchAll(db, sql: "SELECT seq, label, time_ns FROM bookmark ORDER BY seq").map {
+        HistoryBookmark(seq: Seq($0["seq"] as Int64), label: $0["label"], time: Timestamp(nanoseconds: $0["time_ns"]))
+      }
+    }
+  }
+}

@@ -1,0 +1,457 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelJournal
+import ReelStore
+
+/// Something wrong with an archive, named by member and byte offset inside the member.
+public struct ArchiveProblem: Sendable, Equatable, CustomStringConvertible {
+  public var member: String
+  public var offset: UInt64?
+  public var message: String
+
+  public var description: String {
+    if let offset { return "\(member) at offset \(offset): \(message)" }
+    return "\(member): \(message)"
+  }
+}
+
+/// What the keyless checks found: the manifest and every member's size and digest.
+public struct ArchiveStructureReport: Sendable {
+  public var manifest: ArchiveManifest
+  public var members: [ArchiveManifest.Member]
+  /// Bytes of the whole tar stream and its SHA-256.
+  public var totalBytes: UInt64
+  public var sha256: String
+}
+
+public struct ArchiveVerification: Sendable {
+  public var structure: ArchiveStructureReport
+  /// True when the key opened the archive and every frame, chunk and index row was checked.
+  public var keyChecked: Bool
+  public var problems: [ArchiveProblem]
+  public var framesChecked: Int
+  public var chunksChecked: Int
+}
+
+/// Checks sealed archives (docs/archive-format.md).
+public enum ArchiveVerifier {
+  /// Keyless checks while streaming: tar structure, member names and order, every member
+  /// against SHA256SUMS and the manifest, frame headers. Throws `.corrupt` naming the first
+  /// damaged member; use this on bytes read back from media.
+  public static func verifyStructure(source: inout some ArchiveByteSource, label: String = "archive") throws
+    -> ArchiveStructureReport
+  {
+    let scanner = try ArchiveScanner(source: source, label: label, masterKeys: [])
+    try scanner.readHead()
+    try scanner.readBody(onChunk: nil)
+    let result = scanner.result()
+    if let problem = result.problems.first {
+      throw ReelError(
+        .corrupt,
+        "\(label): \(problem)" + (result.problems.count > 1 ? " (and \(result.problems.count - 1) more)" : ""),
+        remedy: "this copy is damaged; use another copy of the archive")
+    }
+    return result.structure
+  }
+
+  public static func verifyStructure(path: String) throws -> ArchiveStructureReport {
+    var source = try FileArchiveSource(path: path)
+    return try verifyStructure(source: &source, label: (path as NSString).lastPathComponent)
+  }
+
+  /// Every check: without keys the keyless ones; with a key that opens the archive also
+  /// the manifest HMAC, every frame's tag, every chunk's content hash and the index.
+  /// Problems are collected, not thrown; a tar that cannot be read at all throws.
+  public static func verify(path: String, masterKeys: [SymmetricKey], label: String? = nil) throws
+    -> ArchiveVerification
+  {
+    let source = try FileArchiveSource(path: path)
+    let scanner = try ArchiveScanner(
+      source: source, label: label ?? (path as NSString).lastPathComponent, masterKeys: masterKeys)
+    try scanner.readHead()
+    try scanner.readBody(onChunk: nil)
+    return scanner.result()
+  }
+
+  /// Reads only what precedes the index: the manifest, checked against nothing (`reel inspect`).
+  public static func readManifest(path: String) throws -> ArchiveManifest {
+    let source = try FileArchiveSource(path: path)
+    let scanner = try ArchiveScanner(source: source, label: (path as NSString).lastPathComponent, masterKeys: [])
+    return try scanner.readManifestOnly()
+  }
+}
+
+/// A byte source that also hashes and counts everything read through it.
+final class HashingSource: ArchiveByteSource {
+  var inner: any ArchiveByteSource
+  let hasher = SHA256Hasher()
+  var total: UInt64 = 0
+
+  init(_ inner: any ArchiveByteSource) { self.inner = inner }
+
+  func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    let count = try inner.read(into: buffer)
+    hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    total += UInt64(count)
+    return count
+  }
+}
+
+/// One pass over an archive's tar stream, member by member, in the order the format fixes.
+/// `readHead` covers README, manifest, MAC and index; `readBody` the packs and SHA256SUMS.
+/// An importer calls them with the store's import open in between.
+final class ArchiveScanner {
+  let label: String
+  let masterKeys: [SymmetricKey]
+  private let hashing: HashingSource
+  private let tar: TarReader
+  private(set) var manifest: ArchiveManifest?
+  private(set) var keys: ArchiveKeys?
+  private(set) var index: ArchiveIndex?
+  private var indexLocations: [String: ArchiveChunkLocation] = [:]
+  private var cipher: AES256GCM?
+  private var archiveUUID: UUID?
+  private var found: [ArchiveManifest.Member] = []
+  private var problems: [ArchiveProblem] = []
+  private var pending: TarReader.Member?
+  private var frames = 0
+  private var chunks = 0
+  private var foundChunks: Set<String> = []
+  private var scratch: String?
+
+  init(source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey]) throws {
+    self.label = label
+    self.masterKeys = masterKeys
+    hashing = HashingSource(source)
+    tar = try TarReader(source: hashing, label: label)
+  }
+
+  deinit {
+    if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
+  }
+
+  private func problem(_ member: String, _ offset: UInt64?, _ message: String) {
+    problems.append(ArchiveProblem(member: member, offset: offset, message: message))
+  }
+
+  private func corrupt(_ message: String) -> ReelError {
+    ReelError(
+      .corrupt, "\(label): \(message)", remedy: "this copy is damaged or is not a Reel archive; use another copy")
+  }
+
+  private func expect(_ name: String) throws -> TarReader.Member {
+    guard let member = try tar.next() else { throw corrupt("the archive ends before member \(name)") }
+    guard member.name == name else {
+      throw corrupt("member \"\(member.name)\" found where \(name) belongs")
+    }
+    return member
+  }
+
+  /// Reads a small member whole, hashing it.
+  private func small(_ member: TarReader.Member, limit: Int) throws -> [UInt8] {
+    guard member.size <= UInt64(limit) else {
+      throw corrupt("member \(member.name) claims \(member.size) bytes; at most \(limit) are allowed")
+    }
+    let bytes = try tar.readAll(limit: limit, name: member.name)
+    found.append(
+      ArchiveManifest.Member(
+        name: member.name, role: "", size: UInt64(bytes.count), sha256: SHA256Digest.hash(bytes).hex))
+    return bytes
+  }
+
+  func readManifestOnly() throws -> ArchiveManifest {
+    _ = try small(try expect(ArchiveFormat.readmeName), limit: 1 << 20)
+    return try decodeManifest(try small(try expect(ArchiveFormat.manifestName), limit: ArchiveFormat.smallMemberLimit))
+  }
+
+  private func decodeManifest(_ bytes: [UInt8]) throws -> ArchiveManifest {
+    struct Probe: Decodable {
+      var format: String?
+      var formatVersion: Int?
+    }
+    guard let probe = try? JSONDecoder().decode(Probe.self, from: Data(bytes)),
+      probe.format == ArchiveManifest.formatName
+    else { throw corrupt("manifest.json is not a Reel archive manifest") }
+    guard let version = probe.formatVersion, version <= ArchiveManifest.currentVersion else {
+      throw ReelError(
+        .incompatible,
+        "\(label): archive format version \(probe.formatVersion.map(String.init) ?? "?") is newer than this Reel reads (\(ArchiveManifest.currentVersion))",
+        remedy: "use a newer Reel; README.txt in the archive describes the format")
+    }
+    do {
+      return try JSONDecoder().decode(ArchiveManifest.self, from: Data(bytes))
+    } catch {
+      throw corrupt("manifest.json does not hold every field of format version 1 (\(error))")
+    }
+  }
+
+  func readHead() throws {
+    _ = try small(try expect(ArchiveFormat.readmeName), limit: 1 << 20)
+    let manifestBytes = try small(try expect(ArchiveFormat.manifestName), limit: ArchiveFormat.smallMemberLimit)
+    let manifest = try decodeManifest(manifestBytes)
+    self.manifest = manifest
+    guard let uuid = UUID(uuidString: manifest.archiveID) else {
+      throw corrupt("the manifest's archive ID is not a UUID")
+    }
+    archiveUUID = uuid
+    let macText = try small(try expect(ArchiveFormat.manifestMACName), limit: 4096)
+    if !masterKeys.isEmpty {
+      let master = masterKeys.first { key in manifest.keys.contains { $0.fingerprint == key.fingerprint } }
+      let keys = try ArchiveKeys.unwrap(manifest, with: master ?? masterKeys[0], archive: label)
+      let expected = SHA256Digest(bytes: HMACSHA256.authenticate(manifestBytes, key: keys.manifestKey)).hex
+      let stored = String(decoding: macText, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+      guard HMACSHA256.equal(Array(expected.utf8), Array(stored.utf8)) else {
+        throw ReelError(
+          .corrupt, "\(label): manifest.json does not match manifest.hmac: one of them was altered or damaged",
+          remedy: "use another copy of the archive")
+      }
+      self.keys = keys
+      cipher = AES256GCM(key: keys.frameKey)
+    }
+    let indexMember = try expect(ArchiveFormat.indexName)
+    var decrypted: PosixFile?
+    if cipher != nil {
+      let folder = NSTemporaryDirectory() + "reel-index-\(UUID().uuidString)"
+      try Durable.makeDirectory(folder)
+      scratch = folder
+      decrypted = try PosixFile(path: folder + "/index.sqlite", flags: O_WRONLY | O_CREAT | O_EXCL)
+    }
+    var written: UInt64 = 0
+    try readFrames(indexMember, content: ArchiveFrame.contentIndex) { plaintext, _ in
+      guard let decrypted else { return }
+      try decrypted.write(plaintext, at: written)
+      written += UInt64(plaintext.count)
+    }
+    if let decrypted, problems.isEmpty {
+      let index = try ArchiveIndex.open(at: decrypted.path, archive: label)
+      self.index = index
+      indexLocations = try index.chunkLocations()
+    } else if decrypted != nil {
+      throw corrupt("the index cannot be read: \(problems.map(\.description).joined(separator: "; "))")
+    }
+  }
+
+  /// Walks the packs and SHA256SUMS; `onChunk` gets every verified chunk record.
+  func readBody(onChunk: ((String, [UInt8]) throws -> Void)?) throws {
+    var packNumber = 1
+    var sumsBytes: [UInt8]?
+    while let member = try tar.next() {
+      if member.name == ArchiveFormat.checksumsName {
+        sumsBytes = try small(member, limit: 1 << 20)
+        break
+      }
+      guard ArchiveFormat.packNumber(member.name) == packNumber else {
+        throw corrupt(
+          "member \"\(member.name)\" found where \(ArchiveFormat.packName(packNumber)) or SHA256SUMS belongs")
+      }
+      try readFrames(member, content: ArchiveFrame.contentChunks) { plaintext, frame in
+        try self.checkChunks(plaintext, member: member.name, number: packNumber, frameOffset: frame, onChunk: onChunk)
+      }
+      packNumber += 1
+    }
+    guard let sumsBytes else { throw corrupt("the archive ends before SHA256SUMS (truncated?)") }
+    if let extra = try tar.next() { throw corrupt("member \"\(extra.name)\" follows SHA256SUMS") }
+    // Drain the padding so the whole-stream digest covers every byte.
+    let drain = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+    defer { drain.deallocate() }
+    var trailing = try hashing.read(into: drain)
+    while trailing > 0 {
+      if drain[0..<trailing].contains(where: { $0 != 0 }) {
+        problem("(end of archive)", nil, "bytes after the last member are not the zero padding tar requires")
+      }
+      trailing = try hashing.read(into: drain)
+    }
+    checkSums(sumsBytes)
+    checkManifest()
+    if index != nil { try checkIndexCoverage() }
+  }
+
+  /// Streams a framed member, checking each header; with a key, opens each frame and hands
+  /// the plaintext and the frame's offset to `body`.
+  private func readFrames(
+    _ member: TarReader.Member, content: UInt8, _ body: (UnsafeRawBufferPointer, UInt64) throws -> Void
+  ) throws {
+    let hasher = SHA256Hasher()
+    var buffer: [UInt8] = []
+    var consumed = 0
+    var memberOffset: UInt64 = 0
+    var expectedNumber: UInt64 = 0
+    var broken = false
+    let memberNumber = member.name == ArchiveFormat.indexName ? 0 : ArchiveFormat.packNumber(member.name) ?? -1
+    var total: UInt64 = 0
+    try tar.readData { piece in
+      hasher.update(piece)
+      total += UInt64(piece.count)
+      guard !broken else { return }
+      buffer += piece
+      while !broken {
+        let available = buffer.count - consumed
+        guard available >= ArchiveFrame.headerSize else { break }
+        let header = buffer.withUnsafeBytes {
+          ArchiveFrame.decodeHeader(
+            UnsafeRawBufferPointer(rebasing: $0[consumed..<(consumed + ArchiveFrame.headerSize)]))
+        }
+        guard let header, header.content == content, header.member == memberNumber,
+          header.frameNumber == expectedNumber, header.plaintextLength <= 16 << 20
+        else {
+          problem(member.name, memberOffset, "frame \(expectedNumber) has a damaged or misplaced header")
+          broken = true
+          break
+        }
+        let frameLength = ArchiveFrame.headerSize + header.sealedLength
+        guard available >= frameLength else { break }
+        if let cipher, let archiveUUID {
+          let headerBytes = Array(buffer[consumed..<(consumed + ArchiveFrame.headerSize)])
+          let start = consumed + ArchiveFrame.headerSize
+          do {
+            let plaintext = try buffer.withUnsafeBytes { (raw) throws(AuthenticationFailure) -> [UInt8] in
+              try ArchiveFrame.open(
+                UnsafeRawBufferPointer(rebasing: raw[start..<(start + header.sealedLength)]), header: header,
+                headerBytes: headerBytes, archiveID: archiveUUID, cipher: cipher)
+            }
+            try plaintext.withUnsafeBytes { try body($0, memberOffset) }
+          } catch is AuthenticationFailure {
+            problem(
+              member.name, memberOffset, "frame \(expectedNumber) fails its authentication tag (damaged or altered)")
+          }
+        }
+        frames += 1
+        consumed += frameLength
+        memberOffset += UInt64(frameLength)
+        expectedNumber += 1
+      }
+      if consumed > 4 << 20 {
+        buffer.removeFirst(consumed)
+        consumed = 0
+      }
+    }
+    if !broken && buffer.count - consumed != 0 {
+      problem(member.name, memberOffset, "ends inside a frame (\(buffer.count - consumed) stray bytes)")
+    }
+    found.append(ArchiveManifest.Member(name: member.name, role: "", size: total, sha256: hasher.finish().hex))
+  }
+
+  private func checkChunks(
+    _ plaintext: UnsafeRawBufferPointer, member: String, number: Int, frameOffset: UInt64,
+    onChunk: ((String, [UInt8]) throws -> Void)?
+  ) throws {
+    var offset = 0
+    while offset < plaintext.count {
+      let rest = UnsafeRawBufferPointer(rebasing: plaintext[offset...])
+      guard let length = ChunkRecordFormat.recordLength(rest), length <= rest.count,
+        let key = ChunkRecordFormat.claimedKey(rest)
+      else {
+        problem(member, frameOffset, "the frame's plaintext holds a damaged chunk record at byte \(offset)")
+        return
+      }
+      let record = Array(rest[0..<length])
+      do {
+        _ = try ChunkRecordFormat.decodeVerified(record, key: key)
+        chunks += 1
+        foundChunks.insert(key)
+        if let location = indexLocations[key],
+          location.member != number || location.frameOffset != frameOffset || location.recordOffset != offset
+        {
+          problem(member, frameOffset, "chunk \(key) is not where the index says")
+        }
+        try onChunk?(key, record)
+      } catch let error as ReelError {
+        problem(member, frameOffset, error.message)
+      }
+      offset += length
+    }
+  }
+
+  private func checkSums(_ bytes: [UInt8]) {
+    var listed: [String: String] = [:]
+    for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+      let parts = line.split(separator: " ", maxSplits: 1)
+      guard parts.count == 2, parts[0].count == 64 else {
+        problem(ArchiveFormat.checksumsName, nil, "line \"\(line)\" is not in sha256sum format")
+        continue
+      }
+      listed[String(parts[1].drop { $0 == " " || $0 == "*" })] = String(parts[0])
+    }
+    for member in found where member.name != ArchiveFormat.checksumsName {
+      guard let sum = listed.removeValue(forKey: member.name) else {
+        problem(member.name, nil, "is not listed in SHA256SUMS")
+        continue
+      }
+      guard sum != member.sha256 else { continue }
+      let manifestEntry = manifest?.members.first { $0.name == member.name }
+      let authentic = keys != nil && [ArchiveFormat.manifestName, ArchiveFormat.manifestMACName].contains(member.name)
+      if manifestEntry?.sha256 == member.sha256 || authentic {
+        problem(
+          ArchiveFormat.checksumsName, nil,
+          "its line for \(member.name) does not match that member (SHA256SUMS is damaged)")
+      } else {
+        problem(member.name, nil, "its SHA-256 does not match SHA256SUMS (damaged)")
+      }
+    }
+    for name in listed.keys.sorted() { problem(name, nil, "is listed in SHA256SUMS but missing from the archive") }
+  }
+
+  private func checkManifest() {
+    guard let manifest else { return }
+    let actual = Dictionary(found.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+    for member in manifest.members {
+      guard let seen = actual[member.name] else {
+        problem(member.name, nil, "is listed in manifest.json but missing from the archive")
+        continue
+      }
+      if seen.size != member.size || seen.sha256 != member.sha256 {
+        problem(member.name, nil, "does not match manifest.json (size or SHA-256)")
+      }
+    }
+    let listed = Set(manifest.members.map(\.name))
+    for member in found
+    where !listed.contains(member.name)
+      && ![ArchiveFormat.manifestName, ArchiveFormat.manifestMACName, ArchiveFormat.checksumsName].contains(member.name)
+    {
+      problem(member.name, nil, "is in the archive but not in manifest.json")
+    }
+  }
+
+  private func checkIndexCoverage() throws {
+    guard let index, let manifest else { return }
+    for (key, location) in indexLocations where !foundChunks.contains(key) {
+      problem(
+        ArchiveFormat.packName(location.member), location.frameOffset, "chunk \(key) listed in the index is missing")
+    }
+    let versions = try index.versions()
+    for version in versions {
+      if let key = version.chunk, indexLocations[key] == nil {
+        problem(
+          ArchiveFormat.indexName, nil,
+          "block \(version.block) at seq \(version.seq) refers to chunk \(key), which the archive does not hold")
+        break
+      }
+      if version.seq > manifest.range.untilSeq {
+        problem(
+          ArchiveFormat.indexName, nil,
+          "block \(version.block) has a version at seq \(version.seq), after the archive's range")
+        break
+      }
+    }
+    let records = try index.records()
+    if records.count != manifest.range.records
+      || records.contains(where: { $0.seq <= manifest.range.fromSeq || $0.seq > manifest.range.untilSeq })
+    {
+      problem(ArchiveFormat.indexName, nil, "its journal records do not match the manifest's range")
+    }
+    let bookmarks = try index.bookmarks().map {
+      ArchiveManifest.Bookmark(label: $0.label, seq: $0.seq, time: $0.time.rfc3339)
+    }
+    if bookmarks != manifest.bookmarks {
+      problem(ArchiveFormat.indexName, nil, "its bookmarks do not match the manifest")
+    }
+  }
+
+  func result() -> ArchiveVerification {
+    ArchiveVerification(
+      structure: ArchiveStructureReport(
+        manifest: manifest!, members: found, totalBytes: hashing.total, sha256: hashing.hasher.finish().hex),
+      keyChecked: keys != nil, problems: problems, framesChecked: frames, chunksChecked: chunks)
+  }
+}

@@ -1,0 +1,351 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelJournal
+import ReelStore
+
+/// What `reel seal` is asked to do for one volume.
+public struct SealRequest: Sendable {
+  public var volume: String
+  /// Seal up to this point; nil = the newest flush barrier or bookmark.
+  public var until: Point?
+  public var outputDirectory: String
+  /// The data key is wrapped for each; the first is the owner's, others are escrow keys.
+  public var masterKeys: [SymmetricKey]
+  public var memberLimit: UInt64
+  /// Start a new chain with a full base even when the last archive could be continued.
+  public var newChain: Bool
+
+  public init(
+    volume: String, until: Point? = nil, outputDirectory: String, masterKeys: [SymmetricKey],
+    memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit, newChain: Bool = false
+  ) {
+    self.volume = volume
+    self.until = until
+    self.outputDirectory = outputDirectory
+    self.masterKeys = masterKeys
+    self.memberLimit = memberLimit
+    self.newChain = newChain
+  }
+}
+
+public enum SealOutcome: Sendable {
+  /// Nothing journaled after the last sealed point (or no barrier to cut at).
+  case nothingToSeal(volume: String, sealedSeq: Seq, reason: String)
+  case sealed(SealedArchive)
+}
+
+public struct SealedArchive: Sendable {
+  public var path: String
+  public var manifest: ArchiveManifest
+  public var size: UInt64
+  public var sha256: String
+  public var verification: ArchiveVerification
+}
+
+/// Seals a window of a volume's ingested history into one archive (docs/archive-format.md):
+/// staged member by member, written as a tar under a temporary name, fsynced, read back and
+/// verified with the key, then renamed into place and recorded in the catalog.
+public enum Sealer {
+  public static func seal(_ request: SealRequest, live: LiveStore) throws -> SealOutcome {
+    precondition(!request.masterKeys.isEmpty)
+    let layout = live.store.layout
+    let descriptor = try layout.descriptor(of: request.volume)
+    try live.ingest(volume: request.volume)
+    let bounds = try live.historyBounds(of: descriptor)
+    let last = try live.lastSealedArchive(of: descriptor)
+    let continues = !request.newChain && last.map { $0.untilSeq >= bounds.retainedFrom } ?? false
+    let fromSeq = max(last?.untilSeq ?? bounds.retainedFrom, bounds.retainedFrom)
+    let untilSeq: Seq
+    if let point = request.until {
+      untilSeq = try VolumeView(live: live, volume: request.volume, at: point).resolved.seq
+      guard untilSeq > fromSeq else {
+        return .nothingToSeal(
+          volume: request.volume, sealedSeq: fromSeq,
+          reason: "\(point) (seq \(untilSeq)) is not after the sealed history (up to seq \(fromSeq))")
+      }
+    } else {
+      guard let barrier = try live.lastBarrier(of: descriptor, after: fromSeq, through: bounds.ingested) else {
+        return .nothingToSeal(
+          volume: request.volume, sealedSeq: fromSeq,
+          reason: bounds.ingested > fromSeq
+            ? "no flush or bookmark after seq \(fromSeq); give --until latest to seal up to seq \(bounds.ingested)"
+            : "nothing journaled after seq \(fromSeq)")
+      }
+      untilSeq = barrier
+    }
+    try Durable.makeDirectory(request.outputDirectory)
+    let lock = try PosixFile(path: request.outputDirectory + "/.reel-seal.lock", flags: O_RDWR | O_CREAT)
+    guard flock(lock.descriptor, LOCK_EX | LOCK_NB) == 0 else {
+      throw ReelError(
+        .alreadyExists, "another `reel seal` is writing into \(request.outputDirectory)",
+        remedy: "wait for it to finish, or seal into another folder")
+    }
+    defer { flock(lock.descriptor, LOCK_UN) }
+    removeLeftovers(in: request.outputDirectory)
+
+    let writer = try ArchiveWriter(
+      live: live, descriptor: descriptor, request: request, fromSeq: fromSeq, untilSeq: untilSeq,
+      parent: continues ? last : nil)
+    defer { try? FileManager.default.removeItem(atPath: writer.staging) }
+    let sealed = try writer.write()
+    try live.recordSealed(
+      SealedArchiveRecord(
+        id: sealed.manifest.archiveID, volumeID: descriptor.id.description, chainID: sealed.manifest.chainID,
+        parentID: sealed.manifest.parentID, chainIndex: sealed.manifest.chainIndex, fromSeq: fromSeq,
+        untilSeq: untilSeq, fromTime: try live.time(of: fromSeq, in: descriptor),
+        untilTime: try live.time(of: untilSeq, in: descriptor),
+        fileName: (sealed.path as NSString).lastPathComponent, path: sealed.path, size: sealed.size,
+        sha256: sealed.sha256, created: Timestamp.now(), verified: Timestamp.now()))
+    return .sealed(sealed)
+  }
+
+  /// Staging folders and partial archives of a seal that was killed: never referenced by
+  /// the catalog, so safe to delete while holding the folder's seal lock.
+  static func removeLeftovers(in directory: String) {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    for name in names where name.hasPrefix(".reel-seal-") || name.hasSuffix(ArchiveFormat.fileSuffix + ".partial") {
+      try? FileManager.default.removeItem(atPath: directory + "/" + name)
+    }
+  }
+}
+
+/// Builds one archive: stages the index and packs, then writes the tar.
+final class ArchiveWriter {
+  let live: LiveStore
+  let descriptor: VolumeDescriptor
+  let request: SealRequest
+  let fromSeq: Seq
+  let untilSeq: Seq
+  let parent: SealedArchiveRecord?
+  let archiveID = UUID()
+  let keys = ArchiveKeys.random()
+  let cipher: AES256GCM
+  let staging: String
+  let created = Timestamp.now()
+
+  private var packs: [ArchiveManifest.Member] = []
+  private var currentPack: StagedMember?
+  private var frame: [UInt8] = []
+  private var frameChunks: [(key: String, offset: Int, length: Int, size: Int)] = []
+  private var pendingLocations: [(String, ArchiveChunkLocation)] = []
+  private var sealedChunks: Set<String> = []
+  /// Bytes of data (not zeros) the window's versions put on the volume.
+  private var dataBytes: UInt64 = 0
+  private var contents = ArchiveManifest.Contents(
+    base: false, blockVersions: 0, chunks: 0, chunkBytes: 0, storedBytes: 0, frames: 0)
+
+  init(
+    live: LiveStore, descriptor: VolumeDescriptor, request: SealRequest, fromSeq: Seq, untilSeq: Seq,
+    parent: SealedArchiveRecord?
+  ) throws {
+    self.live = live
+    self.descriptor = descriptor
+    self.request = request
+    self.fromSeq = fromSeq
+    self.untilSeq = untilSeq
+    self.parent = parent
+    cipher = AES256GCM(key: keys.frameKey)
+    staging = request.outputDirectory + "/.reel-seal-" + archiveID.uuidString.lowercased()
+    try Durable.makeDirectory(staging)
+  }
+
+  var archiveIDText: String { archiveID.uuidString.lowercased() }
+
+  func write() throws -> SealedArchive {
+    let index = try ArchiveIndex.create(at: staging + "/index.sqlite")
+    contents.base = parent == nil
+    if parent == nil {
+      let base = try live.stateVersions(of: descriptor, at: fromSeq)
+      try add(base, base: true, to: index)
+    }
+    try live.versions(of: descriptor, after: fromSeq, through: untilSeq) { page in
+      try add(page, base: false, to: index)
+    }
+    try flushFrame(index: index)
+    try index.add(versions: [], base: false, chunks: pendingLocations)
+    pendingLocations.removeAll()
+    if let pack = currentPack { packs.append(pack.finish()) }
+    let records = try live.records(of: descriptor, after: fromSeq, through: untilSeq)
+    let bookmarks = try live.bookmarks(of: descriptor, after: fromSeq, through: untilSeq)
+    try index.add(records: records, bookmarks: bookmarks)
+    try index.setInfo([
+      "archive_id": archiveIDText, "volume_id": descriptor.id.description, "volume_name": descriptor.name,
+      "from_seq": String(fromSeq), "until_seq": String(untilSeq),
+    ])
+    try index.close()
+    let indexMember = try encryptIndex()
+
+    let manifest = try makeManifest(records: records, bookmarks: bookmarks, indexMember: indexMember)
+    let readme = Array(ArchiveReadme.text(for: manifest).utf8)
+    var finalManifest = manifest
+    finalManifest.members.insert(
+      ArchiveManifest.Member(
+        name: ArchiveFormat.readmeName, role: "readme", size: UInt64(readme.count),
+        sha256: SHA256Digest.hash(readme).hex), at: 0)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    let manifestBytes = Array(try encoder.encode(finalManifest)) + [0x0A]
+    let mac = Array(
+      (SHA256Digest(bytes: HMACSHA256.authenticate(manifestBytes, key: keys.manifestKey)).hex + "\n").utf8)
+    var sums: [(String, String)] = [
+      (SHA256Digest.hash(readme).hex, ArchiveFormat.readmeName),
+      (SHA256Digest.hash(manifestBytes).hex, ArchiveFormat.manifestName),
+      (SHA256Digest.hash(mac).hex, ArchiveFormat.manifestMACName),
+    ]
+    for member in [indexMember] + packs { sums.append((member.sha256, member.name)) }
+    let checksums = Array(sums.map { "\($0.0)  \($0.1)\n" }.joined().utf8)
+
+    let fileName = ArchiveFormat.fileName(
+      volume: descriptor.name, fromSeq: fromSeq, untilSeq: untilSeq, archiveID: archiveIDText)
+    let finalPath = request.outputDirectory + "/" + fileName
+    guard !FileManager.default.fileExists(atPath: finalPath) else {
+      throw ReelError(.alreadyExists, "\(finalPath) already exists; nothing was written")
+    }
+    let partial = request.outputDirectory + "/." + fileName + ".partial"
+    do {
+      let file = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o444)
+      let tar = try TarWriter(descriptor: file.descriptor, path: partial)
+      try tar.addFile(name: ArchiveFormat.readmeName, bytes: readme, modified: created)
+      try tar.addFile(name: ArchiveFormat.manifestName, bytes: manifestBytes, modified: created)
+      try tar.addFile(name: ArchiveFormat.manifestMACName, bytes: mac, modified: created)
+      for member in [indexMember] + packs {
+        try tar.addFile(name: member.name, size: member.size, modified: created) { write in
+          try copyStaged(staging + "/" + member.name, size: member.size, into: write)
+        }
+      }
+      try tar.addFile(name: ArchiveFormat.checksumsName, bytes: checksums, modified: created)
+      try tar.close()
+      try file.sync()
+      // Read back from the disk, not from the page cache, before the seal counts.
+      posix_fadvise(file.descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+      try? FileManager.default.removeItem(atPath: staging)
+      let verification = try ArchiveVerifier.verify(
+        path: partial, masterKeys: request.masterKeys, label: fileName)
+      guard verification.problems.isEmpty else {
+        throw ReelError(
+          .corrupt,
+          "\(fileName) failed its read-back verification: \(verification.problems.map(\.description).joined(separator: "; "))",
+          remedy: "nothing was sealed; check the disk and the store (`reel store check --read-data`), then seal again"
+        )
+      }
+      try Durable.rename(partial, to: finalPath)
+      return SealedArchive(
+        path: finalPath, manifest: finalManifest, size: verification.structure.totalBytes,
+        sha256: verification.structure.sha256, verification: verification)
+    } catch {
+      unlink(partial)
+      throw error
+    }
+  }
+
+  private func add(_ versions: [HistoryVersion], base: Bool, to index: ArchiveIndex) throws {
+    contents.blockVersions += versions.count
+    if !base {
+      for version in versions where version.chunk != nil { dataBytes += UInt64(version.length) }
+    }
+    var wanted: [String] = []
+    var seen: Set<String> = []
+    for version in versions {
+      if let key = version.chunk, !sealedChunks.contains(key), seen.insert(key).inserted { wanted.append(key) }
+    }
+    var position = 0
+    while position < wanted.count {
+      let batch = Array(wanted[position..<min(position + 2048, wanted.count)])
+      let records = try live.chunkRecords(batch)
+      for key in batch {
+        try append(records[key]!, key: key, index: index)
+      }
+      position += batch.count
+    }
+    try index.add(versions: versions, base: base, chunks: pendingLocations)
+    pendingLocations.removeAll()
+  }
+
+  private func append(_ record: [UInt8], key: String, index: ArchiveIndex) throws {
+    sealedChunks.insert(key)
+    frameChunks.append(
+      (key, frame.count, record.count, try ChunkRecordFormat.check(record, key: key)))
+    frame += record
+    contents.chunks += 1
+    contents.storedBytes += UInt64(record.count)
+    if frame.count >= ArchiveFormat.frameTarget { try flushFrame(index: index) }
+  }
+
+  private func flushFrame(index: ArchiveIndex) throws {
+    guard !frame.isEmpty else { return }
+    let frameLength = ArchiveFrame.headerSize + frame.count + AES256GCM.tagSize
+    if let pack = currentPack, pack.size + UInt64(frameLength) > request.memberLimit, pack.size > 0 {
+      packs.append(pack.finish())
+      currentPack = nil
+    }
+    if currentPack == nil {
+      let number = packs.count + 1
+      let name = ArchiveFormat.packName(number)
+      currentPack = try StagedMember(name: name, number: number, path: staging + "/" + name)
+    }
+    let pack = currentPack!
+    let placed = try frame.withUnsafeBytes {
+      try pack.appendFrame($0, content: ArchiveFrame.contentChunks, archiveID: archiveID, cipher: cipher)
+    }
+    for chunk in frameChunks {
+      pendingLocations.append(
+        (
+          chunk.key,
+          ArchiveChunkLocation(
+            member: pack.number, frameOffset: placed.offset, frameLength: placed.length,
+            recordOffset: chunk.offset, recordLength: chunk.length, size: chunk.size)
+        ))
+      contents.chunkBytes += UInt64(chunk.size)
+    }
+    contents.frames += 1
+    frame.removeAll(keepingCapacity: true)
+    frameChunks.removeAll(keepingCapacity: true)
+  }
+
+  private func encryptIndex() throws -> ArchiveManifest.Member {
+    let source = try PosixFile.openForReading(staging + "/index.sqlite")
+    let member = try StagedMember(
+      name: ArchiveFormat.indexName, number: 0, path: staging + "/" + ArchiveFormat.indexName)
+    let size = try source.size()
+    var offset: UInt64 = 0
+    while offset < size {
+      let piece = try source.read(at: offset, count: Int(min(UInt64(ArchiveFormat.frameTarget), size - offset)))
+      _ = try piece.withUnsafeBytes {
+        try member.appendFrame($0, content: ArchiveFrame.contentIndex, archiveID: archiveID, cipher: cipher)
+      }
+      offset += UInt64(piece.count)
+    }
+    return member.finish()
+  }
+
+  private func makeManifest(
+    records: [HistoryRecord], bookmarks: [HistoryBookmark], indexMember: ArchiveManifest.Member
+  ) throws -> ArchiveManifest {
+    return ArchiveManifest(
+      format: ArchiveManifest.formatName, formatVersion: ArchiveManifest.currentVersion, archiveID: archiveIDText,
+      parentID: parent?.id, chainID: parent?.chainID ?? archiveIDText,
+      chainIndex: parent.map { $0.chainIndex + 1 } ?? 0,
+      createdAt: created.rfc3339, writer: "reel \(ReelVersion.current)",
+      volume: ArchiveManifest.Volume(
+        name: descriptor.name, id: descriptor.id.description, size: descriptor.size,
+        blockSize: Int(descriptor.blockSize), storeBlockSize: LiveStoreFormat.blockSize,
+        created: descriptor.created.rfc3339),
+      range: ArchiveManifest.Range(
+        fromSeq: fromSeq, untilSeq: untilSeq, fromTime: try live.time(of: fromSeq, in: descriptor).rfc3339,
+        untilTime: try live.time(of: untilSeq, in: descriptor).rfc3339, records: records.count,
+        bytesWritten: dataBytes),
+      bookmarks: bookmarks.map { .init(label: $0.label, seq: $0.seq, time: $0.time.rfc3339) },
+      members: [indexMember] + packs,
+      compression: ArchiveManifest.Compression(algorithm: "zstd", level: 3, frameSize: ArchiveFormat.frameTarget),
+      cipher: ArchiveManifest.Cipher(
+        algorithm: "AES-256-GCM",
+        nonce: "member number (4 bytes, big-endian) || frame number within the member (8 bytes, big-endian)",
+        associatedData: "\"reel-archive-v1\" || archive UUID (16 bytes) || frame header bytes 0..<28",
+        keyDerivation:
+          "frame key = HMAC-SHA256(data key, \"\(ArchiveFormat.frameKeyPurpose)\"); manifest MAC key = HMAC-SHA256(data key, \"\(ArchiveFormat.manifestKeyPurpose)\")"
+      ),
+      keys: request.masterKeys.map { keys.wrapped(for: $0) },
+      contents: contents)
+  }
+}

@@ -1,0 +1,204 @@
+import CArchive
+import Foundation
+import ReelCore
+
+/// `S_IFREG`: tar members Reel writes and accepts are regular files only.
+let regularFileType: UInt32 = 0o100000
+
+/// A POSIX pax tar stream written with libarchive in 1 MiB records (the last record padded
+/// whole, so every write to tape is one full block).
+final class TarWriter {
+  private let archive: OpaquePointer
+  private let path: String
+  private var closed = false
+
+  init(descriptor: Int32, path: String) throws {
+    guard let archive = archive_write_new() else { throw ReelError(.io, "libarchive could not start \(path)") }
+    self.archive = archive
+    self.path = path
+    guard archive_write_set_format_pax(archive) == ARCHIVE_OK,
+      archive_write_set_bytes_per_block(archive, Int32(ArchiveFormat.recordSize)) == ARCHIVE_OK,
+      // libarchive would not pad the last record of a regular file; tape wants it whole.
+      archive_write_set_bytes_in_last_block(archive, Int32(ArchiveFormat.recordSize)) == ARCHIVE_OK,
+      archive_write_open_fd(archive, descriptor) == ARCHIVE_OK
+    else { throw failure("start") }
+  }
+
+  deinit {
+    if !closed { archive_write_close(archive) }
+    archive_write_free(archive)
+  }
+
+  private func failure(_ what: String) -> ReelError {
+    let text = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
+    return ReelError(.io, "\(path): tar \(what) failed: \(text)", remedy: "check the disk has room and is writable")
+  }
+
+  /// Adds a regular file of `size` bytes, read-only, owned by root; `body` must supply
+  /// exactly `size` bytes through the writer it is given.
+  func addFile(
+    name: String, size: UInt64, modified: Timestamp,
+    _ body: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
+  ) throws {
+    let entry = archive_entry_new()
+    defer { archive_entry_free(entry) }
+    archive_entry_set_pathname_utf8(entry, name)
+    archive_entry_set_size(entry, Int64(size))
+    archive_entry_set_filetype(entry, regularFileType)
+    archive_entry_set_perm(entry, 0o444)
+    archive_entry_set_uid(entry, 0)
+    archive_entry_set_gid(entry, 0)
+    archive_entry_set_uname(entry, "root")
+    archive_entry_set_gname(entry, "root")
+    let nanoseconds = modified.nanoseconds
+    archive_entry_set_mtime(entry, time_t(nanoseconds / 1_000_000_000), Int(nanoseconds % 1_000_000_000))
+    guard archive_write_header(archive, entry) == ARCHIVE_OK else { throw failure("header of \(name)") }
+    var written: UInt64 = 0
+    try body { bytes in
+      var offset = 0
+      while offset < bytes.count {
+        let count = archive_write_data(archive, bytes.baseAddress! + offset, bytes.count - offset)
+        guard count > 0 else { throw self.failure("write of \(name)") }
+        offset += count
+      }
+      written += UInt64(bytes.count)
+    }
+    precondition(written == size, "tar member \(name): wrote \(written) of \(size) bytes")
+    guard archive_write_finish_entry(archive) == ARCHIVE_OK else { throw failure("end of \(name)") }
+  }
+
+  func addFile(name: String, bytes: [UInt8], modified: Timestamp) throws {
+    try addFile(name: name, size: UInt64(bytes.count), modified: modified) { write in
+      try bytes.withUnsafeBytes { try write($0) }
+    }
+  }
+
+  func close() throws {
+    closed = true
+    guard archive_write_close(archive) == ARCHIVE_OK else { throw failure("close") }
+  }
+}
+
+/// A tar stream read member by member with libarchive, from any `ArchiveByteSource`.
+/// Only regular files with plain relative names are accepted: a member that is a link, a
+/// device, has `..` or an absolute path is refused before its bytes are read.
+final class TarReader {
+  struct Member {
+    var name: String
+    var size: UInt64
+  }
+
+  private final class Feed {
+    var source: any ArchiveByteSource
+    var buffer: UnsafeMutableRawBufferPointer
+    var error: Error?
+    var consumed: UInt64 = 0
+
+    init(source: any ArchiveByteSource) {
+      self.source = source
+      buffer = .allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+  }
+
+  private let archive: OpaquePointer
+  private let feed: Feed
+  private let unmanaged: Unmanaged<Feed>
+  let label: String
+
+  init(source: any ArchiveByteSource, label: String) throws {
+    guard let archive = archive_read_new() else { throw ReelError(.io, "libarchive could not start reading \(label)") }
+    self.archive = archive
+    self.label = label
+    feed = Feed(source: source)
+    unmanaged = Unmanaged.passRetained(feed)
+    archive_read_support_format_tar(archive)
+    let status = archive_read_open(
+      archive, unmanaged.toOpaque(), nil,
+      { _, context, buffer in
+        let feed = Unmanaged<Feed>.fromOpaque(context!).takeUnretainedValue()
+        do {
+          let count = try feed.source.read(into: feed.buffer)
+          feed.consumed += UInt64(count)
+          buffer?.pointee = UnsafeRawPointer(feed.buffer.baseAddress)
+          return count
+        } catch {
+          feed.error = error
+          return -1
+        }
+      }, nil)
+    // deinit frees the handle and the feed: it runs for a class whose init throws after
+    // every property is set.
+    guard status == ARCHIVE_OK else { throw failure("opening") }
+  }
+
+  deinit {
+    archive_read_free(archive)
+    unmanaged.release()
+  }
+
+  /// Bytes taken from the source so far.
+  var consumed: UInt64 { feed.consumed }
+
+  private func failure(_ what: String) -> ReelError {
+    if let error = feed.error as? ReelError { return error }
+    if let error = feed.error { return ReelError(.io, "\(label): \(error)") }
+    let text = archive_error_string(archive).map { String(cString: $0) } ?? "unexpected end of data"
+    return ReelError(
+      .corrupt, "\(label): not a readable tar archive (\(what): \(text))",
+      remedy: "the file is truncated or damaged; use another copy of the archive")
+  }
+
+  func next() throws -> Member? {
+    var entry: OpaquePointer?
+    let status = archive_read_next_header(archive, &entry)
+    if status == ARCHIVE_EOF { return nil }
+    guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else { throw failure("reading a member header") }
+    guard let rawName = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry) else {
+      throw ReelError(.corrupt, "\(label): a member has no name")
+    }
+    let name = String(cString: rawName)
+    let type = archive_entry_filetype(entry)
+    guard type == regularFileType else {
+      throw ReelError(
+        .corrupt, "\(label): member \"\(name)\" is not a regular file (a link, folder or device)",
+        remedy: "this is not an archive Reel wrote; it is refused so nothing outside it is touched")
+    }
+    guard !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), !name.isEmpty else {
+      throw ReelError(
+        .corrupt, "\(label): member \"\(name)\" has an absolute or parent-escaping path",
+        remedy: "this is not an archive Reel wrote; it is refused")
+    }
+    let size = archive_entry_size(entry)
+    guard archive_entry_size_is_set(entry) != 0, size >= 0 else {
+      throw ReelError(.corrupt, "\(label): member \"\(name)\" has no size")
+    }
+    return Member(name: name, size: UInt64(size))
+  }
+
+  /// Reads the current member's data in pieces as libarchive delivers them.
+  func readData(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    var buffer: UnsafeRawPointer? = nil
+    var size = 0
+    var offset: Int64 = 0
+    while true {
+      let status = archive_read_data_block(archive, &buffer, &size, &offset)
+      if status == ARCHIVE_EOF { return }
+      guard status == ARCHIVE_OK || status == ARCHIVE_WARN else { throw failure("reading member data") }
+      if size > 0, let buffer { try body(UnsafeRawBufferPointer(start: buffer, count: size)) }
+    }
+  }
+
+  /// The whole current member, refused when larger than `limit`.
+  func readAll(limit: Int, name: String) throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    try readData { piece in
+      guard bytes.count + piece.count <= limit else {
+        throw ReelError(.corrupt, "\(label): member \(name) is larger than \(limit) bytes", remedy: "use another copy")
+      }
+      bytes += piece
+    }
+    return bytes
+  }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import GRDB
+import ReelCodec
+import ReelCore
+import ReelJournal
+
+/// One window of a volume's history arriving from outside the journal (a sealed archive):
+/// chunk records go to packs as they come, rows are held until `LiveStore.importHistory`
+/// commits them all in one transaction, so a crash leaves the window either absent or whole.
+public final class HistoryImport {
+  let live: LiveStore
+  let packs: PackAppender
+  public let descriptor: VolumeDescriptor
+  public let fromSeq: Seq
+  public let throughSeq: Seq
+  var versions: [BlockVersion] = []
+  var records: [HistoryRecord] = []
+  var bookmarks: [HistoryBookmark] = []
+  var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
+  var present: Set<String> = []
+  public private(set) var chunksAdded = 0
+  public private(set) var chunksAlreadyStored = 0
+
+  init(live: LiveStore, descriptor: VolumeDescriptor, fromSeq: Seq, throughSeq: Seq) {
+    self.live = live
+    self.packs = PackAppender(live: live)
+    self.descriptor = descriptor
+    self.fromSeq = fromSeq
+    self.throughSeq = throughSeq
+  }
+
+  /// Adds one stored chunk record (docs/store-format.md); a chunk the store already holds
+  /// is skipped. The record's checksum and name are checked first.
+  public func addChunkRecord(_ record: [UInt8], key: String) throws {
+    guard !present.contains(key), newChunks[key] == nil else { return }
+    let size = try ChunkCodec.check(record, key: key)
+    let exists = try live.catalog.database.read { db in
+      try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE hash = ?", arguments: [key]) ?? false
+    }
+    if exists {
+      present.insert(key)
+      chunksAlreadyStored += 1
+      return
+    }
+    newChunks[key] = (try packs.append(record), size)
+    chunksAdded += 1
+  }
+
+  public func add(_ versions: [HistoryVersion]) { self.versions += versions.map(\.blockVersion) }
+  public func add(_ records: [HistoryRecord]) { self.records += records }
+  public func add(_ bookmarks: [HistoryBookmark]) { self.bookmarks += bookmarks }
+}
+
+extension LiveStore {
+  /// Imports the window `fromSeq <.. throughSeq` of a volume. `startsChain`: the window
+  /// carries the volume's whole state as of `fromSeq` (history before it is not kept);
+  /// otherwise the store must already hold history up to `fromSeq`. Importing a window the
+  /// store already holds changes nothing and returns false.
+  @discardableResult
+  public func importHistory(
+    _ descriptor: VolumeDescriptor, fromSeq: Seq, throughSeq: Seq, startsChain: Bool,
+    _ fill: (HistoryImport) throws -> Void
+  ) throws -> Bool {
+    try adopt(descriptor)
+    return try withStoreLock {
+      let bounds = try historyBounds(of: descriptor)
+      let hasState = try catalog.database.read { db in
+        try Bool.fetchOne(
+          db, sql: "SELECT 1 FROM ingest_state WHERE volume_id = ?", arguments: [descriptor.id.description]) ?? false
+      }
+      if hasState && bounds.ingested >= throughSeq && bounds.retainedFrom <= fromSeq { return false }
+      if !startsChain || hasState {
+        guard hasState, bounds.ingested == fromSeq else {
+          throw ReelError(
+            .notFound,
+            "volume \(descriptor.name): this window starts after seq \(fromSeq) but the store holds history up to seq \(bounds.ingested)",
+            remedy: "import the archives of the chain in order, starting with the first (its parent)")
+        }
+      }
+      try recoverPacks()
+      let window = HistoryImport(live: self, descriptor: descriptor, fromSeq: fromSeq, throughSeq: throughSeq)
+      try fill(window)
+      let packSizes = try window.packs.makeDurable()
+      let volumeID = descriptor.id.description
+      try catalog.database.write { db in
+        for version in window.versions { try Catalog.insert(version, volume: volumeID, db) }
+        for record in window.records {
+          try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)"
+          ).execute(arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind)])
+        }
+        for bookmark in window.bookmarks {
+          try db.execute(
+            sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
+            arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
+        }
+        for (hash, chunk) in window.newChunks {
+          try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
+          ).execute(arguments: [
+            hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size,
+          ])
+        }
+        for (pack, size) in packSizes {
+          try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
+        }
+        try db.execute(
+          sql: """
+            INSERT INTO ingest_state (volume_id, ingested_seq, base_ingested, retained_from_seq) VALUES (?, ?, 1, ?)
+            ON CONFLICT(volume_id) DO UPDATE SET ingested_seq = excluded.ingested_seq
+            """,
+          arguments: [volumeID, Int64(throughSeq), Int64(fromSeq)])
+      }
+      return true
+    }
+  }
+
+  /// Makes a volume known from its descriptor alone (no base image, an empty journal), or
+  /// checks that the volume of that name is the same one.
+  func adopt(_ descriptor: VolumeDescriptor) throws {
+    let layout = store.layout
+    if FileManager.default.fileExists(atPath: layout.descriptorPath(descriptor.name)) {
+      let existing = try layout.descriptor(of: descriptor.name)
+      guard existing.id == descriptor.id else {
+        throw ReelError(
+          .alreadyExists,
+          "the store already has a different volume named \(descriptor.name) (id \(existing.id), the archive's is \(descriptor.id))",
+          remedy: "import into another store folder")
+      }
+      return
+    }
+    var adopted = descriptor
+    adopted.hasBase = false
+    let staging = layout.volumesDirectory + "/.\(descriptor.name).adopting-\(getpid())"
+    try? FileManager.default.removeItem(atPath: staging)
+    try Durable.makeDirectory(staging + "/journal")
+    try StoreLayout.writeDescriptor(adopted, inFolder: staging)
+    try Durable.syncDirectory(staging)
+    try Durable.rename(staging, to: layout.volumeDirectory(descriptor.name))
+    if !(try catalog.volumeNames().contains(descriptor.name)) { try catalog.register(adopted) }
+  }
+}
