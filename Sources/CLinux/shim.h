@@ -51,8 +51,10 @@ static inline int reel_has_crc32c_instruction(void) { return 0; }
 extern int setpriority(int which, unsigned int who, int prio);
 static inline int reel_set_thread_nice(int nice) { return setpriority(0 /* PRIO_PROCESS */, (unsigned int)gettid(), nice); }
 
-#include <sys/ioctl.h>
-#include <sys/mtio.h>
+/// The kernel's <linux/mtio.h>, not glibc's <sys/mtio.h>: the latter pulls in
+/// <sys/select.h>, whose fd_set differs under _GNU_SOURCE and breaks other C modules.
+#include <linux/mtio.h>
+extern int ioctl(int fd, unsigned long int request, ...);
 
 /// One st-driver tape operation (MTIOCTOP is a macro Swift cannot import): MTSETBLK,
 /// MTWEOF, MTFSF, MTBSF, MTREW, MTEOM with its count. Returns ioctl's result; errno is set.

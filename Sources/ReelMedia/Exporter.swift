@@ -84,6 +84,12 @@ public struct Exporter {
     }
     members.sort { $0.label.sequence < $1.label.sequence }
     let known = try store?.cartridges().filter { $0.mediaSet == mediaSet && $0.sequence > 0 } ?? []
+    if members.isEmpty && scratch.isEmpty && !refused.isEmpty {
+      throw ReelError(
+        .notFound, "no cartridge among the targets can take media set \"\(mediaSet)\": "
+          + refused.joined(separator: "; "),
+        remedy: "label a blank one for this set: reel media label MEDIA --name LABEL [--media-set \(mediaSet)]")
+    }
     let setIDs = Set(members.compactMap(\.label.mediaSetID) + known.compactMap(\.mediaSetID))
     guard setIDs.count <= 1 else {
       throw ReelError(

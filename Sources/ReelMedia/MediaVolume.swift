@@ -20,11 +20,9 @@ public struct SourceArchive: Sendable {
 
   /// Reads the archive's manifest from its first bytes; refuses anything not a Reel archive.
   public init(path: String) throws {
-    let file = try PosixFile.openForReading(path)
     self.path = path
-    size = try file.size()
-    let prefix = try file.read(at: 0, count: Int(min(size, UInt64(ArchivePeek.prefixLimit))))
-    manifest = try ArchivePeek.manifest(fromPrefix: prefix, describing: path)
+    size = try PosixFile.openForReading(path).size()
+    manifest = try ArchiveVerifier.readManifest(path: path)
   }
 
   public var summary: ArchiveSummary { ArchiveSummary(manifest) }

@@ -115,19 +115,23 @@ public final class TapeCartridge: MediaVolume {
   public func readCatalog() throws -> CartridgeCatalog {
     let label = try requireLabel()
     let last = try drive.seekStartOfLastFile()
-    if last < 2 {
-      var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
-      if last == 1 { catalog.files.append(TapeFileEntry(file: 1, kind: .setCatalogs)) }
+    var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
+    if last == 0 {
       catalog.updateSet(earlier: [])
       return catalog
     }
-    do {
-      return try CartridgeCatalog.decode(try readWholeFile())
-    } catch {
-      throw ReelError(
-        .corrupt, "the last file (\(last)) on \(address) is not a Reel catalog: an export was cut short",
-        remedy: "rebuild the catalog by reading the whole cartridge: reel media catalog \(address) --scan")
+    let bytes = try? readWholeFile() ?? nil
+    if let bytes, let newest = try? CartridgeCatalog.decode(bytes) { return newest }
+    // A cartridge just taken into a set: label and earlier catalogs, nothing else yet.
+    if last == 1, let bytes, let earlier = try? SetCatalogs.decode(bytes) {
+      catalog.files.append(TapeFileEntry(file: 1, kind: .setCatalogs))
+      catalog.updateSet(earlier: earlier.catalogs)
+      return catalog
     }
+    throw ReelError(
+      .corrupt, "the last file (\(last)) on \(address) is not a Reel catalog: an export was cut short, "
+        + "or something else wrote to the cartridge",
+      remedy: "rebuild the catalog by reading the whole cartridge: reel media catalog \(address) --scan")
   }
 
   public func scan() throws -> CartridgeCatalog {
@@ -167,8 +171,7 @@ public final class TapeCartridge: MediaVolume {
           entry.sha256 = verified.sha256
         } catch {
           entry.state = .damaged
-          entry.archive = try? ArchiveSummary(
-            ArchivePeek.manifest(fromPrefix: Array(head[0..<got]) + source.prefix, describing: ""))
+          entry.archive = try? ArchiveSummary(ArchivePeek.manifest(fromPrefix: source.prefix, describing: ""))
           entry.note = "\(error)"
           if entry.archive == nil { entry = TapeFileEntry(file: file, kind: .foreign, note: "\(error)") }
         }
@@ -213,11 +216,14 @@ public final class TapeCartridge: MediaVolume {
     try drive.writeFilemark()
   }
 
-  /// The current file, whole, from here to its filemark.
-  private func readWholeFile() throws -> [UInt8] {
+  /// The current file, whole, from here to its filemark, if it is JSON (starts with `{`).
+  private func readWholeFile() throws -> [UInt8]? {
     try drive.setBlockSize(0)
     let source = TapeFileSource(drive: drive, recordSize: 16 << 20)
-    var bytes: [UInt8] = []
+    var bytes = [UInt8](repeating: 0, count: 1)
+    guard try bytes.withUnsafeMutableBytes({ try source.read(into: $0) }) == 1, bytes[0] == UInt8(ascii: "{") else {
+      return nil
+    }
     try readRest(source, into: &bytes)
     return bytes
   }

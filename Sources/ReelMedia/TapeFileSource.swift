@@ -1,6 +1,5 @@
 import Foundation
 import ReelArchive
-import ReelCodec
 import ReelCore
 
 /// The bytes of one tape file, read a record at a time up to its filemark, as an archive
@@ -73,22 +72,8 @@ enum ArchiveCheck {
   /// Streams an archive through the structural verifier: every member against
   /// SHA256SUMS and the manifest, and the SHA-256 of the whole stream.
   static func verify(_ source: inout some ArchiveByteSource, describing what: String) throws -> VerifiedArchive {
-    // Stand-in until ReelArchive's ArchiveVerifier lands: hashes the stream and reads the
-    // manifest. Replaced by ArchiveVerifier.verifyStructure(source:).
-    let hasher = SHA256Hasher()
-    var prefix: [UInt8] = []
-    var total: UInt64 = 0
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-    defer { buffer.deallocate() }
-    while true {
-      let count = try source.read(into: buffer)
-      if count == 0 { break }
-      let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-      hasher.update(chunk)
-      if prefix.count < ArchivePeek.prefixLimit { prefix += chunk }
-      total += UInt64(count)
-    }
-    let manifest = try ArchivePeek.manifest(fromPrefix: prefix, describing: what)
-    return VerifiedArchive(manifest: manifest, totalBytes: total, sha256: hasher.finish().hex)
+    let report = try ArchiveVerifier.verifyStructure(source: &source, label: what)
+    return VerifiedArchive(manifest: report.manifest, totalBytes: report.totalBytes, sha256: report.sha256)
   }
+
 }
