@@ -1,0 +1,119 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelJournal
+import ReelStore
+import ReelTestSupport
+import Testing
+
+@testable import ReelArchive
+
+/// Runs the built `reel` against a fixture's store with a passphrase in the environment.
+func reel(_ arguments: [String], store: String, passphrase: String = "correct horse") throws -> (
+  status: Int32, stdout: String, stderr: String
+) {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    .appendingPathComponent("reel")
+  process.arguments = arguments
+  var environment = ProcessInfo.processInfo.environment
+  environment["REEL_STORE"] = store
+  environment["REEL_PASSPHRASE"] = passphrase
+  environment.removeValue(forKey: "REEL_KEY")
+  process.environment = environment
+  let errorFile = NSTemporaryDirectory() + "reel-stderr-\(UUID().uuidString)"
+  _ = FileManager.default.createFile(atPath: errorFile, contents: nil)
+  defer { unlink(errorFile) }
+  process.standardError = FileHandle(forWritingAtPath: errorFile)
+  let out = Pipe()
+  process.standardOutput = out
+  try process.run()
+  let data = out.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return (
+    process.terminationStatus, String(decoding: data, as: UTF8.self),
+    (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
+  )
+}
+
+@Suite struct SealCommandTests {
+  @Test func sealInspectVerifyFromTheCommandLine() throws {
+    let fixture = try StoreFixture(size: 1 << 20)
+    for _ in 0..<30 { try fixture.randomChange() }
+    try fixture.append(.bookmark("before-upgrade"))
+    for _ in 0..<5 { try fixture.randomChange() }  // after the bookmark: not sealed by default
+    let store = fixture.store.layout.root
+    let keyPath = fixture.root + "/master.key"
+    let key = try KeyFile.create(at: keyPath, passphrase: "correct horse")
+    let out = fixture.root + "/sealed"
+
+    let wrong = try reel(["seal", "--out", out, "--key", keyPath], store: store, passphrase: "wrong")
+    #expect(wrong.status == 77, "\(wrong.stderr)")
+    #expect(wrong.stderr.contains(keyPath))
+    #expect((try? FileManager.default.contentsOfDirectory(atPath: out))?.isEmpty ?? true)
+
+    let sealed = try reel(["seal", "disk", "--out", out, "--key", keyPath, "--json"], store: store)
+    #expect(sealed.status == 0, "\(sealed.stderr)")
+    let report = try JSONSerialization.jsonObject(with: Data(sealed.stdout.utf8)) as! [String: Any]
+    let path = try #require(report["archive"] as? String)
+    #expect(report["until_seq"] as? Int == Int(fixture.bookmarks["before-upgrade"]!), "cut at the bookmark")
+    #expect(report["bookmarks"] as? [String] == ["before-upgrade"])
+    #expect(try archives(in: out) == [path], "only the archive; no staging or partial files are left")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix(".reel-seal-") }.isEmpty)
+
+    let again = try reel(["seal", "disk", "--out", out, "--key", keyPath], store: store)
+    #expect(again.status == 0 && again.stdout.contains("nothing sealed"), "\(again.stdout)")
+    let rest = try reel(["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest"], store: store)
+    #expect(rest.status == 0 && rest.stdout.contains("sealed seq"), "\(rest.stdout) \(rest.stderr)")
+
+    let inspect = try reel(["inspect", path], store: store)
+    #expect(inspect.status == 0)
+    #expect(inspect.stdout.contains(key.fingerprint) && inspect.stdout.contains("before-upgrade"))
+    let keyless = try reel(["verify", path], store: store)
+    #expect(keyless.status == 0 && keyless.stdout.contains("no key given"), "\(keyless.stdout)")
+    let full = try reel(["verify", "--key", keyPath] + (try archives(in: out)), store: store)
+    #expect(full.status == 0, "\(full.stdout) \(full.stderr)")
+
+    let otherKey = fixture.root + "/other.key"
+    try KeyFile.create(at: otherKey, passphrase: "correct horse")
+    let foreign = try reel(["verify", "--key", otherKey, path], store: store)
+    #expect(foreign.status == 77, "\(foreign.stdout) \(foreign.stderr)")
+
+    // A flipped byte in the middle of the file is found and named by member.
+    var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    let map = TarMap(bytes)
+    let pack = try #require(map.entry("packs/000001.pack"))
+    bytes[pack.dataOffset + pack.size / 3] ^= 0x20
+    let damaged = fixture.root + "/damaged.reel.tar"
+    try Data(bytes).write(to: URL(fileURLWithPath: damaged))
+    let broken = try reel(["verify", "--key", keyPath, damaged], store: store)
+    #expect(broken.status == 65)
+    #expect(broken.stdout.contains("packs/000001.pack at offset"), "\(broken.stdout)")
+  }
+
+  @Test func aMissingParentFailsChainVerification() throws {
+    let fixture = try StoreFixture(size: 1 << 20)
+    let keyPath = fixture.root + "/master.key"
+    try KeyFile.create(at: keyPath, passphrase: "correct horse")
+    let out = fixture.root + "/sealed"
+    let store = fixture.store.layout.root
+    for label in ["a", "b"] {
+      for _ in 0..<10 { try fixture.randomChange() }
+      try fixture.append(.bookmark(label))
+      #expect(try reel(["seal", "--out", out, "--key", keyPath], store: store).status == 0)
+    }
+    let files = try archives(in: out)
+    #expect(files.count == 2)
+    let first = try #require(files.first { $0.contains("-0-") })
+    try FileManager.default.removeItem(atPath: first)
+    let verify = try reel(["verify", "--key", keyPath] + files.filter { $0 != first }, store: store)
+    #expect(verify.status == 65)
+    #expect(verify.stdout.contains("parent archive") && verify.stdout.contains("missing"), "\(verify.stdout)")
+  }
+}
+
+func archives(in folder: String) throws -> [String] {
+  try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".reel.tar") }.sorted().map {
+    folder + "/" + $0
+  }
+}
