@@ -86,7 +86,8 @@ public struct Exporter {
     let known = try store?.cartridges().filter { $0.mediaSet == mediaSet && $0.sequence > 0 } ?? []
     if members.isEmpty && scratch.isEmpty && !refused.isEmpty {
       throw ReelError(
-        .notFound, "no cartridge among the targets can take media set \"\(mediaSet)\": "
+        .notFound,
+        "no cartridge among the targets can take media set \"\(mediaSet)\": "
           + refused.joined(separator: "; "),
         remedy: "label a blank one for this set: reel media label MEDIA --name LABEL [--media-set \(mediaSet)]")
     }
@@ -116,7 +117,8 @@ public struct Exporter {
     if let last = members.last, let catalog = catalogs[last.label.sequence], !catalog.closed {
       guard try !last.volume.isWriteProtected else {
         throw ReelError(
-          .io, "\(last.volume.address) (\(last.label.name)), the newest cartridge of media set \"\(mediaSet)\", "
+          .io,
+          "\(last.volume.address) (\(last.label.name)), the newest cartridge of media set \"\(mediaSet)\", "
             + "is write-protected: nothing was written",
           remedy: "clear its write protection, or take it out of the targets and give a blank cartridge")
       }
@@ -155,7 +157,8 @@ public struct Exporter {
               TapeFileEntry(file: file, kind: .archive, state: .damaged, archive: summary, note: "read-back mismatch"))
             try finish(&writing, earlier: catalogs)
             throw ReelError(
-              .corrupt, "\(summary.fileName) read back from \(writing.slot.volume.address) file \(file) "
+              .corrupt,
+              "\(summary.fileName) read back from \(writing.slot.volume.address) file \(file) "
                 + "differs from what was written",
               remedy: "the medium or drive is failing: use another cartridge and export again")
           }
@@ -180,7 +183,8 @@ public struct Exporter {
         case .endOfMedia(let file):
           progress("end of media on \(writing.slot.volume.address): \(summary.fileName) goes to the next cartridge")
           if let file {
-            writing.catalog.files.append(TapeFileEntry(file: file, kind: .archive, state: .incomplete, archive: summary))
+            writing.catalog.files.append(
+              TapeFileEntry(file: file, kind: .archive, state: .incomplete, archive: summary))
           }
           report.abandoned.append(
             AbandonedCopy(archiveID: summary.archiveID, cartridgeLabel: writing.slot.label.name, tapeFile: file))
@@ -190,7 +194,8 @@ public struct Exporter {
           current = nil
           if writing.fresh {
             throw ReelError(
-              .mediaFull, "\(summary.fileName) (\(ByteSize.describe(archive.size))) does not fit on a whole "
+              .mediaFull,
+              "\(summary.fileName) (\(ByteSize.describe(archive.size))) does not fit on a whole "
                 + "cartridge (\(writing.slot.volume.address))",
               remedy: "use larger cartridges for this set")
           }

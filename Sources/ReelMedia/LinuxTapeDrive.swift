@@ -83,7 +83,8 @@ public final class LinuxTapeDrive: TapeDrive {
         switch errno {
         case EINTR: continue
         case ENOSPC:
-          throw ReelError(.mediaFull, "\(name): early warning, end of tape near", remedy: "continue on another cartridge")
+          throw ReelError(
+            .mediaFull, "\(name): early warning, end of tape near", remedy: "continue on another cartridge")
         case EROFS, EACCES: throw writeProtectedError()
         default: throw PosixFile.error(errno, "write", path)
         }

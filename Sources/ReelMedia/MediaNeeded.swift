@@ -43,7 +43,9 @@ public struct RestorePlan: Sendable {
           + "media with `reel media catalog MEDIA --scan`")
     }
     guard let target = Self.archive(holding: point, among: archives) else {
-      let ranges = archives.sorted { $0.fromSeq < $1.fromSeq }.map { "\($0.fromTime.rfc3339) – \($0.untilTime.rfc3339)" }
+      let ranges = archives.sorted { $0.fromSeq < $1.fromSeq }.map {
+        "\($0.fromTime.rfc3339) – \($0.untilTime.rfc3339)"
+      }
       throw ReelError(
         .notFound, "no archive on media holds \(point) of volume \"\(volume)\"",
         remedy: "archived ranges: " + ranges.joined(separator: ", "))
@@ -54,7 +56,8 @@ public struct RestorePlan: Sendable {
     let missing = Set(0...target.chainIndex).subtracting(chain.map(\.chainIndex)).sorted()
     guard missing.isEmpty else {
       throw ReelError(
-        .notFound, "archive(s) \(missing.map(String.init).joined(separator: ", ")) of chain \(target.chainID) "
+        .notFound,
+        "archive(s) \(missing.map(String.init).joined(separator: ", ")) of chain \(target.chainID) "
           + "(volume \"\(volume)\") have no verified copy on media, so \(point) cannot be restored from media",
         remedy: "export those archives, or choose a later point of a newer chain")
     }

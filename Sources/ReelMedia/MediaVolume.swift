@@ -1,7 +1,7 @@
 import Foundation
 import ReelArchive
-import ReelJournal
 import ReelCore
+import ReelJournal
 
 /// What is at the start of a medium.
 public enum LabelState: Sendable, Equatable {

@@ -76,7 +76,9 @@ public final class TapeCartridge: MediaVolume {
       }
       hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
       // The last block is padded with zeros: a tape only takes whole blocks.
-      if got < dataBlockSize { (buffer.baseAddress! + got).initializeMemory(as: UInt8.self, repeating: 0, count: dataBlockSize - got) }
+      if got < dataBlockSize {
+        (buffer.baseAddress! + got).initializeMemory(as: UInt8.self, repeating: 0, count: dataBlockSize - got)
+      }
       offset += UInt64(got)
       do {
         if try drive.write(UnsafeRawBufferPointer(buffer)) == .earlyWarning {
@@ -129,7 +131,8 @@ public final class TapeCartridge: MediaVolume {
       return catalog
     }
     throw ReelError(
-      .corrupt, "the last file (\(last)) on \(address) is not a Reel catalog: an export was cut short, "
+      .corrupt,
+      "the last file (\(last)) on \(address) is not a Reel catalog: an export was cut short, "
         + "or something else wrote to the cartridge",
       remedy: "rebuild the catalog by reading the whole cartridge: reel media catalog \(address) --scan")
   }

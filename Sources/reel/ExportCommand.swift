@@ -29,7 +29,8 @@ struct ExportCommand: ParsableCommand {
     guard !archives.isEmpty else { throw ReelError(.usage, "name at least one archive to export") }
     guard !targets.isEmpty else { throw ReelError(.usage, "name the media with --to MEDIA") }
     let store = try Store.open(StoreLayout.resolve(options.store))
-    var exporter = Exporter(mediaSet: mediaSet, targets: try targets.map(MediaAddress.init(parsing:)), store: store.catalog)
+    var exporter = Exporter(
+      mediaSet: mediaSet, targets: try targets.map(MediaAddress.init(parsing:)), store: store.catalog)
     if isatty(STDERR_FILENO) == 1 {
       exporter.progress = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
     }
@@ -61,9 +62,13 @@ struct ExportCommand: ParsableCommand {
       return
     }
     for copy in report.abandoned {
-      say("cut off at end of media: \(copy.archiveID) on \(copy.cartridgeLabel)\(copy.tapeFile.map { " file \($0)" } ?? "") (written whole on the next cartridge)")
+      say(
+        "cut off at end of media: \(copy.archiveID) on \(copy.cartridgeLabel)\(copy.tapeFile.map { " file \($0)" } ?? "") (written whole on the next cartridge)"
+      )
     }
     let written = report.exported.filter { !$0.alreadyThere }
-    say("Exported \(written.count) archive(s) to media set \(report.mediaSet); \(report.exported.count - written.count) already there.")
+    say(
+      "Exported \(written.count) archive(s) to media set \(report.mediaSet); \(report.exported.count - written.count) already there."
+    )
   }
 }

@@ -98,7 +98,9 @@ struct MediaCommand: ParsableCommand {
         CartridgeRecord(
           cartridgeID: label.cartridgeID, label: name, mediaSet: mediaSet, mediaSetID: nil, sequence: 0,
           address: volume.address, closed: false, catalogJSON: nil, updated: .now()))
-      say("Labeled \(volume.address) as \(name) (cartridge \(label.cartridgeID), \(mediaSet.map { "reserved for media set \($0)" } ?? "scratch"))")
+      say(
+        "Labeled \(volume.address) as \(name) (cartridge \(label.cartridgeID), \(mediaSet.map { "reserved for media set \($0)" } ?? "scratch"))"
+      )
     }
   }
 
@@ -175,7 +177,10 @@ struct MediaCommand: ParsableCommand {
           ].joined(separator: "\t"))
       }
       if catalog.set.count > 1 {
-        say("set so far: " + catalog.set.map { "\($0.label) #\($0.sequence): \($0.archives.count) archive(s)" }.joined(separator: ", "))
+        say(
+          "set so far: "
+            + catalog.set.map { "\($0.label) #\($0.sequence): \($0.archives.count) archive(s)" }.joined(separator: ", ")
+        )
       }
     }
   }
@@ -208,7 +213,8 @@ struct MediaCommand: ParsableCommand {
         say("No media yet. Label some with `reel media label MEDIA --name LABEL`.")
         return
       }
-      for (set, members) in Dictionary(grouping: cartridges, by: { $0.mediaSet ?? "" }).sorted(by: { $0.key < $1.key }) {
+      for (set, members) in Dictionary(grouping: cartridges, by: { $0.mediaSet ?? "" }).sorted(by: { $0.key < $1.key })
+      {
         say(set.isEmpty ? "scratch" : "media set \(set)")
         for cartridge in members.sorted(by: { ($0.sequence, $0.label) < ($1.sequence, $1.label) }) {
           let held = copies.filter { $0.cartridgeID == cartridge.cartridgeID }
@@ -262,7 +268,9 @@ struct MediaCommand: ParsableCommand {
         say("  #\(archive.chainIndex) \(archive.archiveID)  \(archive.fromTime.rfc3339) – \(archive.untilTime.rfc3339)")
       }
       for set in plan.sets {
-        let cartridges = set.cartridges.map { "\($0.label) (file\($0.files.count > 1 ? "s" : "") \($0.files.map(String.init).joined(separator: ", ")))" }
+        let cartridges = set.cartridges.map {
+          "\($0.label) (file\($0.files.count > 1 ? "s" : "") \($0.files.map(String.init).joined(separator: ", ")))"
+        }
         say(
           "media set \(set.mediaSet): "
             + (set.missing.isEmpty

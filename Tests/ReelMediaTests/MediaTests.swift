@@ -86,7 +86,8 @@ import Testing
     let capacity = largest + (512 << 10) + (64 << 10) + (2 << 20)
     #expect(try sandbox.reel("init").status == 0)
     for name in ["C1", "C2", "C3"] {
-      let labeled = try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", name, "--capacity", "\(capacity)")
+      let labeled = try sandbox.reel(
+        "media", "label", "vtape:" + sandbox.library, "--name", name, "--capacity", "\(capacity)")
       #expect(labeled.status == 0, "\(labeled.output)")
     }
     let paths = archives.map(\.path)
@@ -108,9 +109,15 @@ import Testing
     let ids = archives.map { String($0.manifest.archiveID.prefix(8)) }
     let files = catalogs.map { ($0["files"] as! [[String: Any]]).fileSummary }
     #expect(
-      files[0] == ["0 label - -", "1 set-catalogs - -", "2 archive complete \(ids[0])", "3 archive incomplete \(ids[1])", "4 catalog - -"])
+      files[0] == [
+        "0 label - -", "1 set-catalogs - -", "2 archive complete \(ids[0])", "3 archive incomplete \(ids[1])",
+        "4 catalog - -",
+      ])
     #expect(
-      files[1] == ["0 label - -", "1 set-catalogs - -", "2 archive complete \(ids[1])", "3 archive incomplete \(ids[2])", "4 catalog - -"])
+      files[1] == [
+        "0 label - -", "1 set-catalogs - -", "2 archive complete \(ids[1])", "3 archive incomplete \(ids[2])",
+        "4 catalog - -",
+      ])
     #expect(files[2] == ["0 label - -", "1 set-catalogs - -", "2 archive complete \(ids[2])", "3 catalog - -"])
     #expect(catalogs[0]["closed"] as? Bool == true && catalogs[2]["closed"] as? Bool == false)
     // The newest cartridge's set manifest says where everything is.
@@ -139,11 +146,16 @@ import Testing
     let earlySets = (try sandbox.json(early.stdout) as! [String: Any])["media_sets"] as! [[String: Any]]
     #expect((earlySets[0]["cartridges"] as! [[String: Any]]).map { $0["label"] as! String } == ["C1"])
     let latest = try sandbox.reel("media", "needed", "latest", "--volume", "disk")
-    #expect(latest.status == 0 && latest.stdout.contains("media set weekly: C1 (file 2), C2 (file 2), C3 (file 2)"), "\(latest.output)")
+    #expect(
+      latest.status == 0 && latest.stdout.contains("media set weekly: C1 (file 2), C2 (file 2), C3 (file 2)"),
+      "\(latest.output)")
 
     // Running the export again writes nothing.
-    let again = try sandbox.reel("export", paths[0], paths[1], paths[2], "--to", "vtape:" + sandbox.library, "--media-set", "weekly")
-    #expect(again.status == 0 && again.stdout.contains("0 archive(s) to media set weekly; 3 already there"), "\(again.output)")
+    let again = try sandbox.reel(
+      "export", paths[0], paths[1], paths[2], "--to", "vtape:" + sandbox.library, "--media-set", "weekly")
+    #expect(
+      again.status == 0 && again.stdout.contains("0 archive(s) to media set weekly; 3 already there"), "\(again.output)"
+    )
 
     // A fourth archive fills the set: a clear error, earlier cartridges untouched; a new
     // blank cartridge and the same command finish the job.
@@ -152,7 +164,9 @@ import Testing
     let full = try sandbox.reel("export", fourth.path, "--to", "vtape:" + sandbox.library, "--media-set", "weekly")
     #expect(full.status == 75 && full.stderr.contains("is full: no blank cartridge left"), "\(full.output)")
     #expect(["C1", "C2"].map { sandbox.digest(sandbox.cartridge($0)) } == untouched)
-    #expect(try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "C4", "--capacity", "\(capacity)").status == 0)
+    #expect(
+      try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "C4", "--capacity", "\(capacity)").status
+        == 0)
     let resumed = try sandbox.reel("export", fourth.path, "--to", "vtape:" + sandbox.library, "--media-set", "weekly")
     #expect(resumed.status == 0 && resumed.stdout.contains("C4 file 2, verified"), "\(resumed.output)")
     let listed = try sandbox.json(try sandbox.reel("media", "list", "--json").stdout) as! [[String: Any]]
@@ -162,7 +176,10 @@ import Testing
 
   @Test func labelIsPlainTextThatDdReads() throws {
     let sandbox = try MediaSandbox()
-    #expect(try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "MONDAY", "--media-set", "weekly", "--capacity", "8M").status == 0)
+    #expect(
+      try sandbox.reel(
+        "media", "label", "vtape:" + sandbox.library, "--name", "MONDAY", "--media-set", "weekly", "--capacity", "8M"
+      ).status == 0)
     let dd = try sandbox.run(
       "/usr/bin/dd", ["if=" + sandbox.cartridge("MONDAY"), "bs=4096", "skip=1", "count=1", "status=none"])
     #expect(dd.status == 0)
@@ -183,15 +200,21 @@ import Testing
     let archives = try ["x", "y"].map { try maker.seal(randomBytes: 600_000, bookmark: $0) }
     #expect(try sandbox.reel("init").status == 0)
     let folder = sandbox.root + "/cold"
-    #expect(try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "T1", "--capacity", "64M").status == 0)
+    #expect(
+      try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "T1", "--capacity", "64M").status == 0)
     #expect(try sandbox.reel("media", "label", "dir:" + folder, "--name", "COLD1").status == 0)
     for media in ["vtape:" + sandbox.cartridge("T1"), "dir:" + folder] {
-      let export = try sandbox.reel("export", archives[0].path, archives[1].path, "--to", media, "--media-set", "s-\(media.prefix(3))")
+      let export = try sandbox.reel(
+        "export", archives[0].path, archives[1].path, "--to", media, "--media-set", "s-\(media.prefix(3))")
       #expect(export.status == 0, "\(export.output)")
     }
     // Archives in the folder are plain files a person can check.
     let copied = try FileManager.default.contentsOfDirectory(atPath: folder + "/archives").sorted()
-    #expect(copied == archives.enumerated().map { String(format: "%06d-", $0.offset + 2) + ($0.element.path as NSString).lastPathComponent })
+    #expect(
+      copied
+        == archives.enumerated().map {
+          String(format: "%06d-", $0.offset + 2) + ($0.element.path as NSString).lastPathComponent
+        })
     #expect(sandbox.digest(folder + "/archives/" + copied[1]) == sandbox.digest(archives[1].path))
 
     try FileManager.default.removeItem(atPath: sandbox.store)
@@ -231,14 +254,18 @@ import Testing
     #expect(sandbox.bytes(blank).count == Int(VirtualTapeDrive.headerSize))
 
     let other = sandbox.root + "/other.vtape"
-    #expect(try sandbox.reel("media", "label", "vtape:" + other, "--name", "O1", "--media-set", "monthly", "--capacity", "8M").status == 0)
+    #expect(
+      try sandbox.reel("media", "label", "vtape:" + other, "--name", "O1", "--media-set", "monthly", "--capacity", "8M")
+        .status == 0)
     let before = sandbox.digest(other)
     let foreignSet = try sandbox.reel("export", archive.path, "--to", "vtape:" + other, "--media-set", "weekly")
-    #expect(foreignSet.status == 66 && foreignSet.stderr.contains("belongs to media set \"monthly\""), "\(foreignSet.output)")
+    #expect(
+      foreignSet.status == 66 && foreignSet.stderr.contains("belongs to media set \"monthly\""), "\(foreignSet.output)")
     #expect(sandbox.digest(other) == before)
 
     let protectedPath = sandbox.root + "/protected.vtape"
-    #expect(try sandbox.reel("media", "label", "vtape:" + protectedPath, "--name", "P1", "--capacity", "8M").status == 0)
+    #expect(
+      try sandbox.reel("media", "label", "vtape:" + protectedPath, "--name", "P1", "--capacity", "8M").status == 0)
     try VirtualTapeDrive.setWriteProtected(path: protectedPath, true)
     let protectedBytes = sandbox.digest(protectedPath)
     let refused = try sandbox.reel("export", archive.path, "--to", "vtape:" + protectedPath)
@@ -252,11 +279,14 @@ import Testing
     let archive = try maker.seal(randomBytes: 300_000, bookmark: "q")
     #expect(try sandbox.reel("init").status == 0)
     let path = sandbox.cartridge("K1")
-    #expect(try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "K1", "--capacity", "8M").status == 0)
+    #expect(
+      try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "K1", "--capacity", "8M").status == 0)
     #expect(try sandbox.reel("export", archive.path, "--to", "vtape:" + path).status == 0)
     let before = sandbox.digest(path)
     let refused = try sandbox.reel("media", "label", "vtape:" + path, "--name", "K2")
-    #expect(refused.status == 73 && refused.stderr.contains("holds 1 archive(s)") && refused.stderr.contains("--force"), "\(refused.output)")
+    #expect(
+      refused.status == 73 && refused.stderr.contains("holds 1 archive(s)") && refused.stderr.contains("--force"),
+      "\(refused.output)")
     #expect(sandbox.digest(path) == before)
     let store = try Store.open(StoreLayout(root: sandbox.store)).catalog
     #expect(try store.verifiedCopyCount(archiveID: archive.manifest.archiveID) == 1)
@@ -280,7 +310,8 @@ import Testing
     let notArchive = sandbox.root + "/notes.reel.tar"
     _ = FileManager.default.createFile(atPath: notArchive, contents: Data(repeating: 65, count: 10_000))
     let path = sandbox.cartridge("F1")
-    #expect(try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "F1", "--capacity", "8M").status == 0)
+    #expect(
+      try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "F1", "--capacity", "8M").status == 0)
     let before = sandbox.digest(path)
     let refused = try sandbox.reel("export", notArchive, "--to", "vtape:" + path)
     #expect(refused.status == 65 && refused.stderr.contains("notes.reel.tar"), "\(refused.output)")
@@ -290,7 +321,8 @@ import Testing
     let folder = sandbox.root + "/plain"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     _ = FileManager.default.createFile(atPath: folder + "/hello.txt", contents: Data("hello".utf8))
-    #expect(try sandbox.run("/usr/bin/tar", ["-cf", sandbox.root + "/plain.tar", "-C", folder, "hello.txt"]).status == 0)
+    #expect(
+      try sandbox.run("/usr/bin/tar", ["-cf", sandbox.root + "/plain.tar", "-C", folder, "hello.txt"]).status == 0)
     var tar = sandbox.bytes(sandbox.root + "/plain.tar")
     tar += [UInt8](repeating: 0, count: (1 << 20) - tar.count % (1 << 20))
     do {
