@@ -61,7 +61,7 @@ public struct KeyFile: Sendable, Equatable {
     at path: String, key: SymmetricKey, passphrase: String, label: String = "",
     parameters: Argon2id.Parameters = .standard
   ) throws {
-    try refuseExisting(path)
+    try checkNewPath(path)
     let file = try sealing(key, path: path, passphrase: passphrase, label: label, parameters: parameters)
     try PrivateFile.writeNew(file.encoded(), at: path)
   }
@@ -90,7 +90,7 @@ public struct KeyFile: Sendable, Equatable {
   }
 
   /// Fails before anyone types a passphrase or waits for Argon2id when `path` is taken.
-  public static func refuseExisting(_ path: String) throws {
+  static func refuseExisting(_ path: String) throws {
     var info = stat()
     guard lstat(path, &info) != 0 else {
       throw ReelError(
@@ -99,11 +99,23 @@ public struct KeyFile: Sendable, Equatable {
     }
   }
 
+  /// Fails before anyone types a passphrase when a new key file cannot be written at `path`.
+  public static func checkNewPath(_ path: String) throws {
+    try refuseExisting(path)
+    let folder = (path as NSString).deletingLastPathComponent
+    var isFolder: ObjCBool = false
+    guard
+      folder.isEmpty || (FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue)
+    else {
+      throw ReelError(.notFound, "\(path): there is no folder \(folder)", remedy: "create the folder first")
+    }
+  }
+
   // MARK: - Reading
 
   /// Reads and checks a key file without the passphrase (fingerprint, label, parameters).
   public static func read(at path: String) throws -> KeyFile {
-    guard let data = FileManager.default.contents(atPath: path) else {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
       var info = stat()
       if lstat(path, &info) != 0 && errno == ENOENT {
         throw ReelError(
@@ -112,8 +124,22 @@ public struct KeyFile: Sendable, Equatable {
       }
       throw ReelError(.io, "\(path): cannot read the key file", remedy: "check that it is a file you may read")
     }
+    defer { try? handle.close() }
+    // Bounded, so pointing at a device or a huge file fails at once instead of filling memory.
+    let data: Data
+    do {
+      data = try handle.read(upToCount: maximumFileSize + 1) ?? Data()
+    } catch {
+      throw ReelError(.io, "\(path): cannot read the key file (\(error.localizedDescription))")
+    }
+    guard data.count <= maximumFileSize else {
+      throw ReelError(.corrupt, "\(path): not a Reel key file: larger than \(maximumFileSize / 1024) KiB")
+    }
     return try KeyFile(parsing: Array(data), path: path)
   }
+
+  /// Key files are well under 1 KiB.
+  static let maximumFileSize = 64 * 1024
 
   /// Reads the key file at `path` and unwraps its master key.
   public static func open(at path: String, passphrase: String) throws -> SymmetricKey {

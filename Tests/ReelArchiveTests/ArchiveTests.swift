@@ -144,3 +144,26 @@ func run(_ arguments: [String], in directory: String? = nil) throws -> (status: 
     #expect(archive.size % UInt64(ArchiveFormat.recordSize) == 0, "whole 1 MiB records")
   }
 }
+
+@Suite struct EscrowTests {
+  @Test func anEscrowKeyAloneOpensTheArchive() throws {
+    let chain = try SealedChain(size: 1 << 20)
+    try chain.history(20, bookmark: "e")
+    let escrow = SymmetricKey.random()
+    let outcome = try Sealer.seal(
+      SealRequest(volume: chain.fixture.name, outputDirectory: chain.output, masterKeys: [chain.key, escrow]),
+      live: chain.fixture.live)
+    guard case .sealed(let archive) = outcome else {
+      Issue.record("nothing sealed")
+      return
+    }
+    #expect(archive.manifest.keys.map(\.fingerprint) == [chain.key.fingerprint, escrow.fingerprint])
+    let verification = try ArchiveVerifier.verify(path: archive.path, masterKeys: [escrow])
+    #expect(verification.keyChecked && verification.problems.isEmpty)
+    let live = LiveStore(store: try Store.initialize(StoreLayout(root: chain.fixture.root + "/escrowed")).store)
+    #expect(try ArchiveImporter.importArchive(path: archive.path, masterKeys: [escrow], into: live).imported)
+    let seq = chain.fixture.bookmarks["e"]!
+    let view = try VolumeView(live: live, volume: chain.fixture.name, at: .bookmark("e"))
+    #expect(difference(try view.read(offset: 0, length: Int(view.size)), chain.fixture.snapshots[seq]) == nil)
+  }
+}

@@ -29,17 +29,35 @@ final class ReelSandbox {
 
   @discardableResult
   func reel(_ arguments: String...) throws -> ReelRun {
+    try run(Self.executable, arguments)
+  }
+
+  /// Runs `executable` with the store set; `environment` adds variables (nil removes one)
+  /// and `input`, when given, is its standard input.
+  func run(
+    _ executable: String, _ arguments: [String], environment changes: [String: String?] = [:],
+    input: [UInt8]? = nil
+  ) throws -> ReelRun {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: Self.executable)
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     var environment = ProcessInfo.processInfo.environment
     environment["REEL_STORE"] = store
+    for (name, value) in changes { environment[name] = value }
     process.environment = environment
     let out = Pipe()
     let err = Pipe()
+    let stdin = Pipe()
     process.standardOutput = out
     process.standardError = err
+    if input != nil { process.standardInput = stdin }
     try process.run()
+    if let input {
+      // A command may exit before reading its input; that must not kill the test runner.
+      signal(SIGPIPE, SIG_IGN)
+      try? stdin.fileHandleForWriting.write(contentsOf: Data(input))
+      try stdin.fileHandleForWriting.close()
+    }
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     let errData = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()

@@ -192,10 +192,15 @@ func reelError(_ body: () throws -> Void) -> ReelError? {
     #expect(reelError { _ = try KeyFile.read(at: path) }?.kind == .incompatible)
   }
 
-  @Test func aMissingFileIsNotFound() {
+  @Test func missingFilesAndFoldersAndEndlessFilesAreNamed() {
     let error = reelError { _ = try KeyFile.read(at: "/nonexistent/reel.key") }
     #expect(error?.kind == .notFound)
     #expect(error?.message.contains("/nonexistent/reel.key") == true)
+    let noFolder = reelError { try KeyFile.create(at: "/nonexistent/reel.key", passphrase: "p") }
+    #expect(noFolder?.message == "/nonexistent/reel.key: there is no folder /nonexistent")
+    let endless = reelError { _ = try KeyFile.read(at: "/dev/zero") }
+    #expect(endless?.kind == .corrupt)
+    #expect(endless?.message == "/dev/zero: not a Reel key file: larger than 64 KiB")
   }
 
   /// The example in docs/key-format.md, byte for byte: a reader written from the document
