@@ -8,7 +8,8 @@ public struct ExportedArchive: Sendable, Equatable {
   public var archiveID: String
   public var fileName: String
   public var cartridgeLabel: String
-  public var address: String
+  /// Where it was written; nil when it was already there.
+  public var address: String?
   public var tapeFile: Int
   public var size: UInt64
   /// True when the set already held a verified copy, so nothing was written.
@@ -19,7 +20,7 @@ public struct ExportedArchive: Sendable, Equatable {
 public struct AbandonedCopy: Sendable, Equatable {
   public var archiveID: String
   public var cartridgeLabel: String
-  public var tapeFile: Int?
+  public var tapeFile: Int
 }
 
 public struct ExportReport: Sendable {
@@ -130,10 +131,10 @@ public struct Exporter {
     for archive in archives {
       let summary = archive.summary
       if onSet.contains(summary.archiveID) {
-        let copy = locate(summary.archiveID, in: catalogs)
+        let copy = try locate(summary.archiveID, in: catalogs)
         let done = ExportedArchive(
           archiveID: summary.archiveID, fileName: summary.fileName, cartridgeLabel: copy?.label ?? "?",
-          address: copy?.address ?? "", tapeFile: copy?.file ?? -1, size: archive.size, alreadyThere: true)
+          address: nil, tapeFile: copy?.file ?? -1, size: archive.size, alreadyThere: true)
         report.exported.append(done)
         exported(done)
         continue
@@ -182,12 +183,13 @@ public struct Exporter {
           }
         case .endOfMedia(let file):
           progress("end of media on \(writing.slot.volume.address): \(summary.fileName) goes to the next cartridge")
+          // A folder refuses before writing; only a tape leaves the remains of the archive.
           if let file {
             writing.catalog.files.append(
               TapeFileEntry(file: file, kind: .archive, state: .incomplete, archive: summary))
+            report.abandoned.append(
+              AbandonedCopy(archiveID: summary.archiveID, cartridgeLabel: writing.slot.label.name, tapeFile: file))
           }
-          report.abandoned.append(
-            AbandonedCopy(archiveID: summary.archiveID, cartridgeLabel: writing.slot.label.name, tapeFile: file))
           writing.catalog.closed = true
           try finish(&writing, earlier: catalogs)
           catalogs[writing.slot.label.sequence] = writing.catalog
@@ -273,15 +275,16 @@ public struct Exporter {
     }
   }
 
-  private func locate(_ archiveID: String, in catalogs: [Int: CartridgeCatalog]) -> (
-    label: String, address: String, file: Int
-  )? {
+  /// Where the set already holds an archive whole: its cartridges' catalogs, else the store.
+  private func locate(_ archiveID: String, in catalogs: [Int: CartridgeCatalog]) throws -> (label: String, file: Int)? {
     for catalog in catalogs.values {
       if let entry = catalog.completeArchives.first(where: { $0.archive?.archiveID == archiveID }) {
-        return (catalog.cartridge.label, "", entry.file)
+        return (catalog.cartridge.label, entry.file)
       }
     }
-    return nil
+    return try store?.archiveCopies(archiveID: archiveID, mediaSet: mediaSet).first.map {
+      ($0.cartridgeLabel, $0.tapeFile)
+    }
   }
 }
 

@@ -51,11 +51,12 @@ struct ExportCommand: ParsableCommand {
             "exported": report.exported.map {
               [
                 "archive_id": $0.archiveID, "file_name": $0.fileName, "cartridge": $0.cartridgeLabel,
-                "address": $0.address, "tape_file": $0.tapeFile, "size": $0.size, "already_there": $0.alreadyThere,
+                "address": $0.address ?? NSNull(), "tape_file": $0.tapeFile, "size": $0.size,
+                "already_there": $0.alreadyThere,
               ] as [String: Any]
             },
             "abandoned": report.abandoned.map {
-              ["archive_id": $0.archiveID, "cartridge": $0.cartridgeLabel, "tape_file": $0.tapeFile ?? NSNull()]
+              ["archive_id": $0.archiveID, "cartridge": $0.cartridgeLabel, "tape_file": $0.tapeFile]
                 as [String: Any]
             },
           ] as [String: Any]))
@@ -63,7 +64,7 @@ struct ExportCommand: ParsableCommand {
     }
     for copy in report.abandoned {
       say(
-        "cut off at end of media: \(copy.archiveID) on \(copy.cartridgeLabel)\(copy.tapeFile.map { " file \($0)" } ?? "") (written whole on the next cartridge)"
+        "cut off at end of media: \(copy.archiveID) on \(copy.cartridgeLabel) file \(copy.tapeFile) (written whole on the next cartridge)"
       )
     }
     let written = report.exported.filter { !$0.alreadyThere }

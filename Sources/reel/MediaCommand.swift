@@ -126,7 +126,8 @@ struct MediaCommand: ParsableCommand {
       let store = try MediaCommand.storeCatalog(options)
       var catalogs: [CartridgeCatalog] = []
       for volume in volumes {
-        if address.isLibrary, case .labeled = try volume.readLabel() {} else if address.isLibrary { continue }
+        // In a library, cartridges not labeled yet have no catalog to show.
+        if address.isLibrary, case .blank = try volume.readLabel() { continue }
         let catalog = scan ? try volume.scan() : try volume.readCatalog()
         if scan, let store {
           try remember(catalog, at: volume.address, in: store)

@@ -174,6 +174,36 @@ import Testing
     #expect(listed.map { ($0["archives"] as! [Any]).count } == [1, 1, 1, 1])
   }
 
+  @Test func coldStorageFoldersFillByCapacityAndTheNextFolderTakesOver() throws {
+    let sandbox = try MediaSandbox()
+    let maker = try ArchiveMaker()
+    let archives = try ["p", "q"].map { try maker.seal(randomBytes: 600_000, bookmark: $0) }
+    #expect(try sandbox.reel("init").status == 0)
+    let capacity = archives.map(\.size).max()! + 4096
+    for name in ["A", "B"] {
+      let labeled = try sandbox.reel(
+        "media", "label", "dir:\(sandbox.root)/\(name)", "--name", name, "--capacity", "\(capacity)")
+      #expect(labeled.status == 0, "\(labeled.output)")
+    }
+    let export = try sandbox.reel(
+      "export", archives[0].path, archives[1].path, "--to", "dir:\(sandbox.root)/A", "dir:\(sandbox.root)/B", "--json")
+    #expect(export.status == 0, "\(export.output)")
+    let report = try sandbox.json(export.stdout) as! [String: Any]
+    let placed = (report["exported"] as! [[String: Any]]).map { "\($0["cartridge"]!) \($0["tape_file"]!)" }
+    #expect(placed == ["A 2", "B 2"])
+    #expect((report["abandoned"] as! [Any]).isEmpty, "nothing is cut off in a folder: it goes whole to the next")
+    for name in ["A", "B"] {
+      let fast = try sandbox.json(try sandbox.reel("media", "catalog", "dir:\(sandbox.root)/\(name)", "--json").stdout)
+      let scanned = try sandbox.json(
+        try sandbox.reel("media", "catalog", "dir:\(sandbox.root)/\(name)", "--scan", "--json").stdout)
+      #expect((fast as! NSDictionary) == (scanned as! NSDictionary), "scan of \(name)")
+    }
+    let list = try sandbox.reel("media", "list")
+    #expect(
+      list.status == 0 && list.stdout.contains("media set default") && list.stdout.contains("A\t#1\tfull"),
+      "\(list.output)")
+  }
+
   @Test func labelIsPlainTextThatDdReads() throws {
     let sandbox = try MediaSandbox()
     #expect(
