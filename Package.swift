@@ -76,7 +76,9 @@ let package = Package(
       dependencies: ["ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelMediaTests",
-      dependencies: ["ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel"]),
+      dependencies: [
+        "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel",
+      ]),
   ],
   swiftLanguageModes: [.v6]
 )

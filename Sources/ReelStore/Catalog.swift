@@ -9,7 +9,7 @@ public final class Catalog: Sendable {
   public let path: String
   let database: DatabaseQueue
 
-  public static let schemaVersion = 3
+  public static let schemaVersion = 4
 
   public init(path: String) throws {
     self.path = path
@@ -125,6 +125,9 @@ public final class Catalog: Sendable {
             last_archive_id TEXT
           ) WITHOUT ROWID;
           """)
+    }
+    migrator.registerMigration("v4-media") { db in
+      try db.execute(sql: ArchiveCopies.schema)
     }
     return migrator
   }
