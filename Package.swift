@@ -10,6 +10,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
   ],
   targets: [
     .systemLibrary(
@@ -42,10 +43,16 @@ let package = Package(
     .target(
       name: "ReelMedia",
       dependencies: ["ReelCore", "ReelCodec", "ReelJournal", "ReelStore", "ReelArchive", "CLinux"]),
+    .target(
+      name: "ReelPipeline",
+      dependencies: [
+        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
+        .product(name: "Yams", package: "Yams"),
+      ]),
     .executableTarget(
       name: "reel",
       dependencies: [
-        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
+        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia", "ReelPipeline",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(

@@ -74,6 +74,16 @@ public enum ArchiveVerifier {
     return scanner.result()
   }
 
+  /// Every check on a stream (an archive read back from media).
+  public static func verify(source: any ArchiveByteSource, masterKeys: [SymmetricKey], label: String) throws
+    -> ArchiveVerification
+  {
+    let scanner = try ArchiveScanner(source: source, label: label, masterKeys: masterKeys)
+    try scanner.readHead()
+    try scanner.readBody(onChunk: nil)
+    return scanner.result()
+  }
+
   /// Reads only what precedes the index: the manifest, checked against nothing (`reel inspect`).
   public static func readManifest(path: String) throws -> ArchiveManifest {
     let source = try FileArchiveSource(path: path)

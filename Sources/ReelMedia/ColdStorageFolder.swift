@@ -171,7 +171,7 @@ public final class ColdStorageFolder: MediaVolume {
   }
 
   /// The numbered archive files, in order.
-  private func archiveFiles() throws -> [(file: Int, path: String, size: UInt64)] {
+  func archiveFiles() throws -> [(file: Int, path: String, size: UInt64)] {
     guard FileManager.default.fileExists(atPath: archivesPath) else { return [] }
     return try FileManager.default.contentsOfDirectory(atPath: archivesPath).compactMap { name in
       guard !name.hasPrefix("."), let dash = name.firstIndex(of: "-"), let number = Int(name[..<dash]) else {

@@ -197,7 +197,7 @@ public final class TapeCartridge: MediaVolume {
   }
 
   /// Moves to the first block of `file`, counting from the end of data or the start.
-  private func position(atStartOf file: Int) throws {
+  func position(atStartOf file: Int) throws {
     try drive.seekEndOfData()
     let files = try drive.status().fileNumber
     if file == 0 {
