@@ -18,6 +18,10 @@ public struct CaptureConfiguration: Sendable {
   public var checkpointBytes: UInt64 = 256 << 20
   /// ... or this long after the first change since the last checkpoint.
   public var checkpointInterval: Duration = .seconds(60)
+  /// The volume as of a seq, for rebuilding a live image whose journal no longer begins
+  /// at seq 1 (its oldest segments were pruned once sealed and copied to media). `reel
+  /// serve` reads it from the live store; without it such a rebuild is refused.
+  public var rebuildBase: (@Sendable (_ volume: VolumeDescriptor, _ seq: Seq) throws -> any VolumeSource)?
 
   public init(
     layout: StoreLayout, volumes: [String], socketPath: String? = nil, listen: String? = nil,
@@ -100,7 +104,7 @@ public final class CaptureServer: @unchecked Sendable {
       for name in configuration.volumes {
         let volume = try ServedVolume.open(
           name: name, layout: configuration.layout, checkpointBytes: configuration.checkpointBytes,
-          checkpointInterval: configuration.checkpointInterval)
+          checkpointInterval: configuration.checkpointInterval, rebuildBase: configuration.rebuildBase)
         opened.append(volume)
         configuration.log("volume \(name): \(volume.recovery)")
       }

@@ -52,7 +52,8 @@ final class ServedVolume: @unchecked Sendable {
   /// Opens the journal (taking its writer lock, recovering a torn tail) and brings the live
   /// image in line with it.
   static func open(
-    name: String, layout: StoreLayout, readOnly: Bool = false, checkpointBytes: UInt64, checkpointInterval: Duration
+    name: String, layout: StoreLayout, readOnly: Bool = false, checkpointBytes: UInt64, checkpointInterval: Duration,
+    rebuildBase: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)? = nil
   ) throws -> ServedVolume {
     let descriptor = try layout.descriptor(of: name)
     let directory = layout.journalDirectory(name)
@@ -60,7 +61,7 @@ final class ServedVolume: @unchecked Sendable {
     do {
       let labels = try JournalReader(directory: directory, volume: descriptor.id).summarize().bookmarks.map(\.label)
       let (image, recovery) = try LiveImage.open(
-        layout: layout, descriptor: descriptor, journalLastSeq: journal.lastAppendedSeq)
+        layout: layout, descriptor: descriptor, journalLastSeq: journal.lastAppendedSeq, rebuildBase: rebuildBase)
       return ServedVolume(
         descriptor: descriptor, journal: journal, image: image, recovery: recovery, readOnly: readOnly,
         controlSocketPath: layout.volumeDirectory(name) + "/" + ControlProtocol.socketName,

@@ -43,6 +43,11 @@ struct ServeCommand: ParsableCommand {
     var configuration = CaptureConfiguration(
       layout: layout, volumes: readOnly ? [] : names, socketPath: socket, listen: listen, log: log)
     let store = try Store.open(layout)
+    configuration.rebuildBase = { descriptor, seq in
+      let live = LiveStore(store: store)
+      try live.ingest(volume: descriptor.name, upTo: seq)
+      return try VolumeView(live: live, volume: descriptor.name, at: .seq(seq))
+    }
     if readOnly {
       let live = LiveStore(store: store)
       let point = Point(parsing: at ?? "latest")
