@@ -86,6 +86,12 @@ let package = Package(
       dependencies: [
         "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel",
       ]),
+    .testTarget(
+      name: "ReelPipelineTests",
+      dependencies: [
+        "ReelPipeline", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
   ],
   swiftLanguageModes: [.v6]
 )

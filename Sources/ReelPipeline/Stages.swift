@@ -47,8 +47,17 @@ enum Stages {
       }
       let descriptor = try context.store.layout.descriptor(of: volume)
       if !context.dryRun { try live.ingest(volume: volume) }
-      let bounds = try live.historyBounds(of: descriptor)
+      var bounds = try live.historyBounds(of: descriptor)
       let from = max(try live.sealedSeq(of: descriptor), bounds.retainedFrom)
+      // A dry run does not ingest: what the journal holds beyond the store is read here.
+      var journalBarrier: Seq?
+      if context.dryRun {
+        try context.store.layout.journalReader(of: volume).forEachRecord(fromSeq: bounds.ingested + 1) { record in
+          bounds.ingested = record.seq
+          if record.kind == .flush || record.kind == .bookmark { journalBarrier = record.seq }
+          return true
+        }
+      }
       guard bounds.ingested > from else {
         outcome.lines.append("\(volume): nothing journaled after seq \(from)")
         if !context.dryRun { try context.remember(key, "none") }
@@ -71,7 +80,7 @@ enum Stages {
           cut = placed.seq
         }
       } else {
-        cut = try live.lastBarrier(of: descriptor, after: from, through: bounds.ingested)
+        cut = try journalBarrier ?? live.lastBarrier(of: descriptor, after: from, through: bounds.ingested)
       }
       guard let cut else {
         outcome.lines.append(
@@ -79,10 +88,10 @@ enum Stages {
         if !context.dryRun { try context.remember(key, "none") }
         continue
       }
-      let time = try live.time(of: cut, in: descriptor)
+      let time = journalBarrier == nil ? " (\(try live.time(of: cut, in: descriptor).rfc3339))" : ""
       outcome.items += 1
       outcome.lines.append(
-        "\(volume): \(context.dryRun ? "would cut" : "cut") at seq \(cut) (\(time.rfc3339)); history after seq \(from) goes into the next archive")
+        "\(volume): \(context.dryRun ? "would cut" : "cut") at seq \(cut)\(time); history after seq \(from) goes into the next archive")
       if !context.dryRun {
         try context.remember(key, String(cut))
         context.event("cut \(volume) at seq \(cut)")
