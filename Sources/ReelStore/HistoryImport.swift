@@ -127,6 +127,8 @@ extension LiveStore {
           "the store already has a different volume named \(descriptor.name) (id \(existing.id), the archive's is \(descriptor.id))",
           remedy: "import into another store folder")
       }
+      // A run killed between the rename and the catalog row finishes the job here.
+      if !(try catalog.volumeNames().contains(descriptor.name)) { try catalog.register(existing) }
       return
     }
     var adopted = descriptor
