@@ -111,11 +111,15 @@ public final class ColdStorageFolder: MediaVolume {
   }
 
   public func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {
+    var source = try openArchive(file: file, size: expectedSize)
+    return try ArchiveCheck.verify(&source, describing: what)
+  }
+
+  public func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource {
     guard let found = try archiveFiles().first(where: { $0.file == file }) else {
       throw ReelError(.notFound, "\(address) has no archive numbered \(file)")
     }
-    var source = LimitedFileSource(file: try PosixFile.openForReading(found.path), limit: expectedSize)
-    return try ArchiveCheck.verify(&source, describing: what)
+    return LimitedFileSource(file: try PosixFile.openForReading(found.path), limit: size)
   }
 
   public func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
