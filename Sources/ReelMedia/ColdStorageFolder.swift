@@ -111,11 +111,15 @@ public final class ColdStorageFolder: MediaVolume {
   }
 
   public func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {
+    var source = try openArchive(file: file, size: expectedSize)
+    return try ArchiveCheck.verify(&source, describing: what)
+  }
+
+  public func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource {
     guard let found = try archiveFiles().first(where: { $0.file == file }) else {
       throw ReelError(.notFound, "\(address) has no archive numbered \(file)")
     }
-    var source = LimitedFileSource(file: try PosixFile.openForReading(found.path), limit: expectedSize)
-    return try ArchiveCheck.verify(&source, describing: what)
+    return LimitedFileSource(file: try PosixFile.openForReading(found.path), limit: size)
   }
 
   public func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
@@ -171,7 +175,7 @@ public final class ColdStorageFolder: MediaVolume {
   }
 
   /// The numbered archive files, in order.
-  func archiveFiles() throws -> [(file: Int, path: String, size: UInt64)] {
+  private func archiveFiles() throws -> [(file: Int, path: String, size: UInt64)] {
     guard FileManager.default.fileExists(atPath: archivesPath) else { return [] }
     return try FileManager.default.contentsOfDirectory(atPath: archivesPath).compactMap { name in
       guard !name.hasPrefix("."), let dash = name.firstIndex(of: "-"), let number = Int(name[..<dash]) else {

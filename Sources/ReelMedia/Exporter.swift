@@ -64,163 +64,195 @@ public struct Exporter {
     var fresh: Bool
   }
 
-  public func export(_ paths: [String]) throws -> ExportReport {
-    let archives = try paths.map(SourceArchive.init(path:))
+  /// What the targets and the store say about the set before anything is written.
+  private struct SetState {
     var members: [Slot] = []
     var scratch: [Slot] = []
+    /// Why a target cannot take the set, for the error when nothing can.
     var refused: [String] = []
+    var setID = ""
+    /// The final (or newest) catalog of each cartridge of the set, by sequence.
+    var catalogs: [Int: CartridgeCatalog] = [:]
+    /// Archives the set already holds whole.
+    var onSet: Set<String> = []
+    var nextSequence = 1
+
+    func earlier(than sequence: Int) -> [CartridgeCatalog] {
+      catalogs.keys.sorted().filter { $0 < sequence }.compactMap { catalogs[$0] }
+    }
+  }
+
+  public func export(_ paths: [String]) throws -> ExportReport {
+    let archives = try paths.map(SourceArchive.init(path:))
+    var state = try survey()
+    var report = ExportReport(mediaSet: mediaSet, mediaSetID: state.setID, exported: [], abandoned: [])
+    var current = try resume(state)
+    for archive in archives {
+      if state.onSet.contains(archive.manifest.archiveID) {
+        let copy = try locate(archive.manifest.archiveID, in: state.catalogs)
+        let done = ExportedArchive(
+          archiveID: archive.manifest.archiveID, fileName: archive.summary.fileName,
+          cartridgeLabel: copy?.label ?? "?", address: nil, tapeFile: copy?.file ?? -1, size: archive.size,
+          alreadyThere: true)
+        report.exported.append(done)
+        exported(done)
+        continue
+      }
+      try place(archive, current: &current, state: &state, report: &report)
+      state.onSet.insert(archive.manifest.archiveID)
+    }
+    if var writing = current {
+      try finish(&writing, earlier: state.earlier(than: writing.slot.label.sequence))
+    }
+    return report
+  }
+
+  /// Reads every target's label and the set's catalogs (from the cartridges at hand, else
+  /// as the store last saw them).
+  private func survey() throws -> SetState {
+    var state = SetState()
     for volume in try targets.flatMap({ try $0.open() }) {
       switch try volume.readLabel() {
       case .labeled(let label) where label.mediaSet == mediaSet && label.sequence > 0:
-        members.append(Slot(volume: volume, label: label))
+        state.members.append(Slot(volume: volume, label: label))
       case .labeled(let label) where label.mediaSet == nil || label.mediaSet == mediaSet:
-        scratch.append(Slot(volume: volume, label: label))
+        state.scratch.append(Slot(volume: volume, label: label))
       case .labeled(let label):
-        refused.append("\(volume.address) (\(label.name)) belongs to media set \"\(label.mediaSet ?? "")\"")
+        state.refused.append("\(volume.address) (\(label.name)) belongs to media set \"\(label.mediaSet ?? "")\"")
       case .blank:
-        refused.append("\(volume.address) is not labeled")
+        state.refused.append("\(volume.address) is not labeled")
       case .foreign(let reason):
-        refused.append("\(volume.address) is not labeled by Reel: \(reason)")
+        state.refused.append("\(volume.address) is not labeled by Reel: \(reason)")
       }
     }
-    members.sort { $0.label.sequence < $1.label.sequence }
-    let known = try store?.cartridges().filter { $0.mediaSet == mediaSet && $0.sequence > 0 } ?? []
-    if members.isEmpty && scratch.isEmpty && !refused.isEmpty {
+    if state.members.isEmpty && state.scratch.isEmpty && !state.refused.isEmpty {
       throw ReelError(
         .notFound,
         "no cartridge among the targets can take media set \"\(mediaSet)\": "
-          + refused.joined(separator: "; "),
+          + state.refused.joined(separator: "; "),
         remedy: "label a blank one for this set: reel media label MEDIA --name LABEL [--media-set \(mediaSet)]")
     }
-    let setIDs = Set(members.compactMap(\.label.mediaSetID) + known.compactMap(\.mediaSetID))
+    state.members.sort { $0.label.sequence < $1.label.sequence }
+    let known = try store?.cartridges().filter { $0.mediaSet == mediaSet && $0.sequence > 0 } ?? []
+    let setIDs = Set(state.members.compactMap(\.label.mediaSetID) + known.compactMap(\.mediaSetID))
     guard setIDs.count <= 1 else {
       throw ReelError(
         .corrupt, "the cartridges named media set \"\(mediaSet)\" carry different set IDs (\(setIDs.sorted()))",
         remedy: "export to one set's cartridges at a time; `reel media catalog MEDIA` shows each one's set")
     }
-    let setID = setIDs.first ?? UUID().uuidString.lowercased()
-
-    // The set's catalogs so far: read from the cartridges at hand, else as the store last saw them.
-    var catalogs: [Int: CartridgeCatalog] = [:]
+    state.setID = setIDs.first ?? UUID().uuidString.lowercased()
     for record in known {
       if let json = record.catalogJSON, let catalog = try? CartridgeCatalog.decode(Array(json.utf8)) {
-        catalogs[record.sequence] = catalog
+        state.catalogs[record.sequence] = catalog
       }
     }
-    for member in members {
-      catalogs[member.label.sequence] = try catalogOf(member.volume)
+    for member in state.members {
+      state.catalogs[member.label.sequence] = try catalogOf(member.volume)
     }
-    var onSet = Set(catalogs.values.flatMap { $0.completeArchives.compactMap { $0.archive?.archiveID } })
-    onSet.formUnion(try store?.archiveCopies(mediaSet: mediaSet).map(\.archiveID) ?? [])
+    state.onSet = Set(state.catalogs.values.flatMap { $0.completeArchives.compactMap { $0.archive?.archiveID } })
+    state.onSet.formUnion(try store?.archiveCopies(mediaSet: mediaSet).map(\.archiveID) ?? [])
+    state.nextSequence = max(state.members.last?.label.sequence ?? 0, known.map(\.sequence).max() ?? 0) + 1
+    return state
+  }
 
-    var report = ExportReport(mediaSet: mediaSet, mediaSetID: setID, exported: [], abandoned: [])
-    var current: Current?
-    if let last = members.last, let catalog = catalogs[last.label.sequence], !catalog.closed {
-      guard try !last.volume.isWriteProtected else {
-        throw ReelError(
-          .io,
-          "\(last.volume.address) (\(last.label.name)), the newest cartridge of media set \"\(mediaSet)\", "
-            + "is write-protected: nothing was written",
-          remedy: "clear its write protection, or take it out of the targets and give a blank cartridge")
-      }
-      try last.volume.prepareAppend()
-      current = Current(slot: last, catalog: catalog, fresh: false)
+  /// The set's newest cartridge, ready to append to, unless it is full.
+  private func resume(_ state: SetState) throws -> Current? {
+    guard let last = state.members.last, let catalog = state.catalogs[last.label.sequence], !catalog.closed else {
+      return nil
     }
-    var nextSequence = max(members.last?.label.sequence ?? 0, known.map(\.sequence).max() ?? 0) + 1
+    guard try !last.volume.isWriteProtected else {
+      throw ReelError(
+        .io,
+        "\(last.volume.address) (\(last.label.name)), the newest cartridge of media set \"\(mediaSet)\", "
+          + "is write-protected: nothing was written",
+        remedy: "clear its write protection, or take it out of the targets and give a blank cartridge")
+    }
+    try last.volume.prepareAppend()
+    return Current(slot: last, catalog: catalog, fresh: false)
+  }
 
-    for archive in archives {
-      let summary = archive.summary
-      if onSet.contains(summary.archiveID) {
-        let copy = try locate(summary.archiveID, in: catalogs)
+  /// Writes one archive whole onto the set: on the current cartridge, or — when end of
+  /// media cuts it off — again from its start on the next one.
+  private func place(
+    _ archive: SourceArchive, current: inout Current?, state: inout SetState, report: inout ExportReport
+  ) throws {
+    let summary = archive.summary
+    while true {
+      var writing = try current ?? join(&state, for: archive)
+      current = writing
+      progress("writing \(summary.fileName) to \(writing.slot.volume.address) (\(writing.slot.label.name))")
+      switch try writing.slot.volume.append(archive, dataBlockSize: writing.slot.label.dataBlockSize) {
+      case .written(let file, let sha256, let endOfMedia):
+        try verify(archive, file: file, sha256: sha256, on: &writing, state: state)
+        let entry = TapeFileEntry(
+          file: file, kind: .archive, state: .complete, archive: summary, size: archive.size, sha256: sha256)
+        writing.catalog.files.append(entry)
+        writing.fresh = false
+        if let copy = ArchiveCopy(entry: entry, on: writing.catalog) { try store?.recordCopy(copy) }
         let done = ExportedArchive(
-          archiveID: summary.archiveID, fileName: summary.fileName, cartridgeLabel: copy?.label ?? "?",
-          address: nil, tapeFile: copy?.file ?? -1, size: archive.size, alreadyThere: true)
+          archiveID: summary.archiveID, fileName: summary.fileName, cartridgeLabel: writing.slot.label.name,
+          address: writing.slot.volume.address, tapeFile: file, size: archive.size, alreadyThere: false)
         report.exported.append(done)
         exported(done)
-        continue
-      }
-      while true {
-        if current == nil {
-          current = try join(
-            &scratch, sequence: nextSequence, setID: setID, earlier: catalogs, refused: refused, archive: archive)
-          nextSequence += 1
-        }
-        var writing = current!
-        progress("writing \(summary.fileName) to \(writing.slot.volume.address) (\(writing.slot.label.name))")
-        let result = try writing.slot.volume.append(archive, dataBlockSize: writing.slot.label.dataBlockSize)
-        switch result {
-        case .written(let file, let sha256, let endOfMedia):
-          progress("reading \(summary.fileName) back from \(writing.slot.volume.address) file \(file)")
-          let verified = try writing.slot.volume.verify(
-            file: file, expectedSize: archive.size, describing: "\(summary.fileName) on \(writing.slot.volume.address)")
-          guard verified.sha256 == sha256, verified.manifest.archiveID == summary.archiveID else {
-            writing.catalog.files.append(
-              TapeFileEntry(file: file, kind: .archive, state: .damaged, archive: summary, note: "read-back mismatch"))
-            try finish(&writing, earlier: catalogs)
-            throw ReelError(
-              .corrupt,
-              "\(summary.fileName) read back from \(writing.slot.volume.address) file \(file) "
-                + "differs from what was written",
-              remedy: "the medium or drive is failing: use another cartridge and export again")
-          }
-          let entry = TapeFileEntry(
-            file: file, kind: .archive, state: .complete, archive: summary, size: archive.size, sha256: sha256)
-          writing.catalog.files.append(entry)
-          writing.fresh = false
-          if let copy = ArchiveCopy(entry: entry, on: writing.catalog) { try store?.recordCopy(copy) }
-          let done = ExportedArchive(
-            archiveID: summary.archiveID, fileName: summary.fileName, cartridgeLabel: writing.slot.label.name,
-            address: writing.slot.volume.address, tapeFile: file, size: archive.size, alreadyThere: false)
-          report.exported.append(done)
-          exported(done)
-          current = writing
-          if endOfMedia {
-            progress("end of media on \(writing.slot.volume.address) right after \(summary.fileName)")
-            writing.catalog.closed = true
-            try finish(&writing, earlier: catalogs)
-            catalogs[writing.slot.label.sequence] = writing.catalog
-            current = nil
-          }
-        case .endOfMedia(let file):
-          progress("end of media on \(writing.slot.volume.address): \(summary.fileName) goes to the next cartridge")
-          // A folder refuses before writing; only a tape leaves the remains of the archive.
-          if let file {
-            writing.catalog.files.append(
-              TapeFileEntry(file: file, kind: .archive, state: .incomplete, archive: summary))
-            report.abandoned.append(
-              AbandonedCopy(archiveID: summary.archiveID, cartridgeLabel: writing.slot.label.name, tapeFile: file))
-          }
-          writing.catalog.closed = true
-          try finish(&writing, earlier: catalogs)
-          catalogs[writing.slot.label.sequence] = writing.catalog
+        current = writing
+        if endOfMedia {
+          progress("end of media on \(writing.slot.volume.address) right after \(summary.fileName)")
+          try close(&writing, state: &state)
           current = nil
-          if writing.fresh {
-            throw ReelError(
-              .mediaFull,
-              "\(summary.fileName) (\(ByteSize.describe(archive.size))) does not fit on a whole "
-                + "cartridge (\(writing.slot.volume.address))",
-              remedy: "use larger cartridges for this set")
-          }
-          continue
         }
-        break
+        return
+      case .endOfMedia(let file):
+        progress("end of media on \(writing.slot.volume.address): \(summary.fileName) goes to the next cartridge")
+        // A folder refuses before writing; only a tape leaves the remains of the archive.
+        if let file {
+          writing.catalog.files.append(TapeFileEntry(file: file, kind: .archive, state: .incomplete, archive: summary))
+          report.abandoned.append(
+            AbandonedCopy(archiveID: summary.archiveID, cartridgeLabel: writing.slot.label.name, tapeFile: file))
+        }
+        try close(&writing, state: &state)
+        current = nil
+        if writing.fresh {
+          throw ReelError(
+            .mediaFull,
+            "\(summary.fileName) (\(ByteSize.describe(archive.size))) does not fit on a whole "
+              + "cartridge (\(writing.slot.volume.address))",
+            remedy: "use larger cartridges for this set")
+        }
       }
-      onSet.insert(summary.archiveID)
     }
-    if var writing = current {
-      try finish(&writing, earlier: catalogs)
-    }
-    return report
+  }
+
+  /// Reads the archive back and holds it to what was sent; a mismatch is recorded as
+  /// damaged on the cartridge before the export stops.
+  private func verify(
+    _ archive: SourceArchive, file: Int, sha256: String, on writing: inout Current, state: SetState
+  ) throws {
+    let summary = archive.summary
+    let address = writing.slot.volume.address
+    progress("reading \(summary.fileName) back from \(address) file \(file)")
+    let verified = try writing.slot.volume.verify(
+      file: file, expectedSize: archive.size, describing: "\(summary.fileName) on \(address)")
+    guard verified.sha256 != sha256 || verified.manifest.archiveID != summary.archiveID else { return }
+    writing.catalog.files.append(
+      TapeFileEntry(file: file, kind: .archive, state: .damaged, archive: summary, note: "read-back mismatch"))
+    try finish(&writing, earlier: state.earlier(than: writing.slot.label.sequence))
+    throw ReelError(
+      .corrupt, "\(summary.fileName) read back from \(address) file \(file) differs from what was written",
+      remedy: "the medium or drive is failing: use another cartridge and export again")
+  }
+
+  /// Marks a cartridge full and writes its final catalog, which later cartridges copy.
+  private func close(_ writing: inout Current, state: inout SetState) throws {
+    writing.catalog.closed = true
+    try finish(&writing, earlier: state.earlier(than: writing.slot.label.sequence))
+    state.catalogs[writing.slot.label.sequence] = writing.catalog
   }
 
   /// Takes the next scratch cartridge into the set, or says the set is full.
-  private func join(
-    _ scratch: inout [Slot], sequence: Int, setID: String, earlier: [Int: CartridgeCatalog], refused: [String],
-    archive: SourceArchive
-  ) throws -> Current {
-    var skipped = refused
-    while !scratch.isEmpty {
-      var slot = scratch.removeFirst()
+  private func join(_ state: inout SetState, for archive: SourceArchive) throws -> Current {
+    var skipped = state.refused
+    while !state.scratch.isEmpty {
+      var slot = state.scratch.removeFirst()
       if try slot.volume.isWriteProtected {
         skipped.append("\(slot.volume.address) (\(slot.label.name)) is write-protected")
         continue
@@ -229,11 +261,13 @@ public struct Exporter {
         skipped.append("\(slot.volume.address) (\(slot.label.name)) holds archives; relabel it to reuse it")
         continue
       }
+      let sequence = state.nextSequence
+      state.nextSequence += 1
       slot.label.mediaSet = mediaSet
-      slot.label.mediaSetID = setID
+      slot.label.mediaSetID = state.setID
       slot.label.sequence = sequence
       progress("taking \(slot.volume.address) (\(slot.label.name)) into media set \(mediaSet) as cartridge \(sequence)")
-      let previous = earlier.keys.sorted().filter { $0 < sequence }.compactMap { earlier[$0] }
+      let previous = state.earlier(than: sequence)
       let entries = try slot.volume.joinSet(label: slot.label, earlier: previous)
       var catalog = CartridgeCatalog(label: slot.label, files: entries)
       catalog.updateSet(earlier: previous)
@@ -250,9 +284,8 @@ public struct Exporter {
   }
 
   /// Writes the cartridge's catalog (with the set manifest) and tells the store.
-  private func finish(_ writing: inout Current, earlier: [Int: CartridgeCatalog]) throws {
-    let sequence = writing.slot.label.sequence
-    writing.catalog.updateSet(earlier: earlier.keys.sorted().filter { $0 < sequence }.compactMap { earlier[$0] })
+  private func finish(_ writing: inout Current, earlier: [CartridgeCatalog]) throws {
+    writing.catalog.updateSet(earlier: earlier)
     try writing.slot.volume.writeCatalog(&writing.catalog)
     try record(writing.slot, catalog: writing.catalog, closed: writing.catalog.closed)
   }

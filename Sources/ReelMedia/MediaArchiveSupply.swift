@@ -1,75 +1,56 @@
 import Foundation
 import ReelArchive
 import ReelCore
-import ReelJournal
 
-/// The archives on one labeled medium (a cartridge or a cold-storage folder), as a supply
-/// for rehydration and for verifying copies with the key: offered from the medium's
-/// catalog (scanned when the catalog is damaged), read straight from the medium.
+/// The archives on media, as rehydration takes them: every labeled cartridge (or folder) a
+/// media address names, each from its newest catalog, or from a scan when that is lost.
 public final class MediaArchiveSupply: ArchiveSupply {
-  public let volume: any MediaVolume
-  private var catalog: CartridgeCatalog?
+  public let address: MediaAddress
+  private let volumes: [any MediaVolume]
 
-  public init(volume: any MediaVolume) {
-    self.volume = volume
+  public init(_ address: MediaAddress) throws {
+    self.address = address
+    volumes = try address.open()
   }
 
-  /// One supply per medium an address names (each cartridge of a library).
-  public static func supplies(for address: MediaAddress) throws -> [MediaArchiveSupply] {
-    try address.open().map(MediaArchiveSupply.init(volume:))
-  }
+  public var description: String { address.description }
 
-  public var description: String { volume.address }
-
-  /// Cartridges leave the drive; a folder stays.
-  public var isRemovable: Bool { volume is TapeCartridge }
-
-  public func cartridgeCatalog() throws -> CartridgeCatalog {
-    if let catalog { return catalog }
-    let read: CartridgeCatalog
-    do {
-      read = try volume.readCatalog()
-    } catch let error as ReelError where error.kind == .corrupt {
-      read = try volume.scan()
-    }
-    catalog = read
-    return read
+  /// A drive's cartridge leaves with the next one loaded; a library's stay at hand.
+  public var isRemovable: Bool {
+    if case .tapeDrive = address { return true }
+    return false
   }
 
   public func offers() throws -> [ArchiveOffer] {
-    let catalog = try cartridgeCatalog()
-    return catalog.completeArchives.compactMap { entry in
-      guard let summary = entry.archive else { return nil }
-      return ArchiveOffer(
-        archiveID: summary.archiveID, volume: summary.volume, volumeID: summary.volumeID, chainID: summary.chainID,
-        chainIndex: summary.chainIndex, parentID: summary.parentID, fromSeq: summary.fromSeq,
-        untilSeq: summary.untilSeq, fromTime: summary.fromTime, untilTime: summary.untilTime,
-        bookmarks: summary.bookmarks, keyFingerprints: [], size: entry.size,
-        location: "\(catalog.cartridge.label) file \(entry.file)", handle: String(entry.file))
+    var offers: [ArchiveOffer] = []
+    for (index, volume) in volumes.enumerated() {
+      guard case .labeled = try volume.readLabel() else { continue }
+      let catalog: CartridgeCatalog
+      do {
+        catalog = try volume.readCatalog()
+      } catch let error as ReelError where error.kind == .corrupt {
+        catalog = try volume.scan()
+      }
+      for entry in catalog.completeArchives {
+        guard let archive = entry.archive else { continue }
+        offers.append(
+          ArchiveOffer(
+            archiveID: archive.archiveID, volume: archive.volume, volumeID: archive.volumeID,
+            chainID: archive.chainID, chainIndex: archive.chainIndex, parentID: archive.parentID,
+            fromSeq: archive.fromSeq, untilSeq: archive.untilSeq, fromTime: archive.fromTime,
+            untilTime: archive.untilTime, bookmarks: archive.bookmarks, keyFingerprints: archive.keyFingerprints,
+            size: entry.size, location: "\(catalog.cartridge.label) (\(volume.address)) file \(entry.file)",
+            handle: "\(index):\(entry.file)"))
+      }
     }
+    return offers
   }
 
   public func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
-    guard let file = Int(offer.handle) else {
-      throw ReelError(.notFound, "\(volume.address) has no tape file \(offer.handle)")
+    let parts = offer.handle.split(separator: ":").compactMap { Int($0) }
+    guard parts.count == 2, volumes.indices.contains(parts[0]) else {
+      throw ReelError(.usage, "\(offer.handle) does not name an archive of \(address)")
     }
-    return try openFile(file, size: offer.size)
-  }
-
-  /// The bytes of tape file `file` (an archive), cut at `size` when known.
-  public func openFile(_ file: Int, size: UInt64?) throws -> any ArchiveByteSource {
-    switch volume {
-    case let cartridge as TapeCartridge:
-      try cartridge.position(atStartOf: file)
-      try cartridge.drive.setBlockSize(0)
-      return TapeFileSource(drive: cartridge.drive, recordSize: 16 << 20, limit: size)
-    case let folder as ColdStorageFolder:
-      guard let found = try folder.archiveFiles().first(where: { $0.file == file }) else {
-        throw ReelError(.notFound, "\(folder.address) has no archive numbered \(file)")
-      }
-      return LimitedFileSource(file: try PosixFile.openForReading(found.path), limit: size ?? found.size)
-    default:
-      throw ReelError(.usage, "\(volume.address): reading archives back is not supported for this medium")
-    }
+    return try volumes[parts[0]].openArchive(file: parts[1], size: offer.size)
   }
 }

@@ -15,6 +15,8 @@ public struct ArchiveSummary: Codable, Sendable, Equatable {
   public var fromTime: String
   public var untilTime: String
   public var bookmarks: [ArchiveManifest.Bookmark]
+  /// Fingerprints of the master keys that open it, so a restore can pick the right key.
+  public var keyFingerprints: [String]
 
   public init(_ manifest: ArchiveManifest) {
     archiveID = manifest.archiveID
@@ -28,6 +30,7 @@ public struct ArchiveSummary: Codable, Sendable, Equatable {
     fromTime = manifest.range.fromTime
     untilTime = manifest.range.untilTime
     bookmarks = manifest.bookmarks
+    keyFingerprints = manifest.keys.map(\.fingerprint)
   }
 
   /// The name `reel seal` gives the archive file.

@@ -61,6 +61,8 @@ public protocol MediaVolume: AnyObject {
   func readCatalog() throws -> CartridgeCatalog
   /// Rebuilds the catalog by reading every file, like Bacula's bscan.
   func scan() throws -> CartridgeCatalog
+  /// The bytes of the archive in `file`, cut at `size` when known (tape pads the last block).
+  func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource
 }
 
 extension MediaVolume {

@@ -98,12 +98,16 @@ public final class TapeCartridge: MediaVolume {
   }
 
   public func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {
+    var source = try openArchive(file: file, size: expectedSize)
+    let verified = try ArchiveCheck.verify(&source, describing: what)
+    try (source as? TapeFileSource)?.drain()
+    return verified
+  }
+
+  public func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource {
     try position(atStartOf: file)
     try drive.setBlockSize(0)
-    var source = TapeFileSource(drive: drive, recordSize: 16 << 20, limit: expectedSize)
-    let verified = try ArchiveCheck.verify(&source, describing: what)
-    try source.drain()
-    return verified
+    return TapeFileSource(drive: drive, recordSize: 16 << 20, limit: size)
   }
 
   public func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
@@ -197,7 +201,7 @@ public final class TapeCartridge: MediaVolume {
   }
 
   /// Moves to the first block of `file`, counting from the end of data or the start.
-  func position(atStartOf file: Int) throws {
+  private func position(atStartOf file: Int) throws {
     try drive.seekEndOfData()
     let files = try drive.status().fileNumber
     if file == 0 {

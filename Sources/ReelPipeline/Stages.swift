@@ -354,7 +354,7 @@ enum Stages {
         outcome.items += copies.count
         continue
       }
-      let supply = MediaArchiveSupply(volume: try address.openOne())
+      let medium = try address.openOne()
       for copy in copies.sorted(by: { $0.tapeFile < $1.tapeFile }) {
         number += 1
         let what = "\(copy.volumeName) \(copy.fromSeq + 1)…\(copy.untilSeq) on \(label) file \(copy.tapeFile)"
@@ -362,7 +362,8 @@ enum Stages {
         var problems: [String]
         do {
           let result = try ArchiveVerifier.verify(
-            source: try supply.openFile(copy.tapeFile, size: copy.size), masterKeys: try context.keys(), label: what)
+            source: try medium.openArchive(file: copy.tapeFile, size: copy.size), masterKeys: try context.keys(),
+            label: what)
           problems = result.problems.map(\.description)
           if result.structure.sha256 != copy.sha256 { problems.append("its SHA-256 differs from the exported one") }
           if result.structure.manifest.archiveID != copy.archiveID { problems.append("it holds another archive") }
@@ -576,7 +577,7 @@ enum Stages {
       let path = staging + "/" + id + ArchiveFormat.fileSuffix
       let partial = path + ".partial"
       context.progress("reading \(copy.volumeName) archive \(id.prefix(8)) from \(copy.cartridgeLabel) file \(copy.tapeFile)")
-      var source = try MediaArchiveSupply(volume: try address.openOne()).openFile(copy.tapeFile, size: copy.size)
+      var source = try address.openOne().openArchive(file: copy.tapeFile, size: copy.size)
       let file = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_TRUNC)
       let hasher = SHA256Hasher()
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
@@ -656,7 +657,7 @@ enum Stages {
       if FileManager.default.fileExists(atPath: scratch) { try FileManager.default.removeItem(atPath: scratch) }
       try context.remember("drill.scratch", scratch)
     }
-    let supplies = try addresses.flatMap { try MediaArchiveSupply.supplies(for: $0) }
+    let supplies = try addresses.map { try MediaArchiveSupply($0) }
     let store = try Store.initialize(StoreLayout(root: scratch)).store
     var current = ""
     let report = try Rehydrator.run(

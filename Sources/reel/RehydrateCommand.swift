@@ -4,6 +4,7 @@ import ReelArchive
 import ReelCodec
 import ReelCore
 import ReelJournal
+import ReelMedia
 import ReelStore
 
 struct RehydrateCommand: ParsableCommand {
@@ -109,8 +110,15 @@ struct RehydrateCommand: ParsableCommand {
   }
 }
 
-/// An archive source a user names: a folder or file of archives (`dir:` optional).
+/// An archive source a user names: a folder or file of archives (`dir:` optional), or
+/// labeled media (`vtape:`, `tape:`, a `dir:` cold-storage folder), read by their catalogs.
 func archiveSupply(for text: String) throws -> any ArchiveSupply {
-  if text.hasPrefix("dir:") { return ArchiveFiles(path: String(text.dropFirst(4))) }
-  return ArchiveFiles(path: text)
+  if text.hasPrefix("vtape:") || text.hasPrefix("tape:") {
+    return try MediaArchiveSupply(MediaAddress(parsing: text))
+  }
+  let path = text.hasPrefix("dir:") ? String(text.dropFirst(4)) : text
+  if case .labeled = try ColdStorageFolder(path: path).readLabel() {
+    return try MediaArchiveSupply(.folder(path))
+  }
+  return ArchiveFiles(path: path)
 }

@@ -1,5 +1,6 @@
 import Foundation
 import ReelArchive
+import ReelCodec
 import ReelCore
 import ReelJournal
 import ReelStore
@@ -172,6 +173,20 @@ import Testing
     let listed = try sandbox.json(try sandbox.reel("media", "list", "--json").stdout) as! [[String: Any]]
     #expect(listed.map { $0["label"] as! String } == ["C1", "C2", "C3", "C4"])
     #expect(listed.map { ($0["archives"] as! [Any]).count } == [1, 1, 1, 1])
+
+    // Disaster: the library and the key alone give the volume back, as of its last write.
+    let target = sandbox.root + "/rehydrated"
+    let rehydrated = try sandbox.run(
+      MediaSandbox.executable,
+      ["rehydrate", "--from", "vtape:" + sandbox.library, "--key", maker.keyPath, "--store", target],
+      environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
+    #expect(rehydrated.status == 0, "\(rehydrated.output)")
+    let image = sandbox.root + "/restored.img"
+    let restored = try sandbox.run(
+      MediaSandbox.executable, ["restore", "disk", "--at", "latest", "--output", image],
+      environment: ["REEL_STORE": target])
+    #expect(restored.status == 0, "\(restored.output)")
+    #expect(sandbox.digest(image) == SHA256Digest.hash(maker.fixture.model).hex, "the restored image is the last state")
   }
 
   @Test func coldStorageFoldersFillByCapacityAndTheNextFolderTakesOver() throws {

@@ -72,11 +72,15 @@ final class MediaSandbox: @unchecked Sendable {
 /// of incompressible writes, so its size is predictable to within a megabyte.
 final class ArchiveMaker: @unchecked Sendable {
   let fixture: StoreFixture
-  let key = SymmetricKey.random()
+  let key: SymmetricKey
+  let keyPath: String
+  static let passphrase = "correct horse"
   var archives: [SealedArchive] = []
 
   init() throws {
     fixture = try StoreFixture(size: 4 << 20)
+    keyPath = fixture.root + "/master.key"
+    key = try KeyFile.create(at: keyPath, passphrase: Self.passphrase)
   }
 
   @discardableResult
