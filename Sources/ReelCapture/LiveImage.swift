@@ -199,7 +199,8 @@ final class LiveImage: @unchecked Sendable {
           throw ReelError(
             .notFound,
             "the journal of \(descriptor.name) begins at seq \(firstSeq) (older segments were pruned once sealed); the live image cannot be rebuilt from the journal alone",
-            remedy: "serve it with `reel serve`, which starts from the live store, or restore it: reel restore \(descriptor.name) --at latest --output FILE"
+            remedy:
+              "serve it with `reel serve`, which starts from the live store, or restore it: reel restore \(descriptor.name) --at latest --output FILE"
           )
         }
         let source = try base(descriptor, firstSeq - 1)

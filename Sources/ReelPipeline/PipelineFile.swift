@@ -106,7 +106,8 @@ public enum PipelineFile {
   {
     guard let data = FileManager.default.contents(atPath: path) else {
       throw ReelError(
-        .notFound, "pipeline file \(path) not found", remedy: "give the path of a pipeline file, e.g. pipelines/nightly-seal-export.yaml")
+        .notFound, "pipeline file \(path) not found",
+        remedy: "give the path of a pipeline file, e.g. pipelines/nightly-seal-export.yaml")
     }
     guard let text = String(data: data, encoding: .utf8) else {
       throw ReelError(.usage, "\(path) is not UTF-8 text", remedy: "save the pipeline file as UTF-8")
@@ -242,14 +243,17 @@ struct Checker {
     var sawStages = false
     for (keyNode, value) in mapping {
       guard let key = keyNode.string else {
-        problem(keyNode, "keys must be plain names", fix: "use one of: \(PipelineFile.topLevelKeys.joined(separator: ", "))")
+        problem(
+          keyNode, "keys must be plain names", fix: "use one of: \(PipelineFile.topLevelKeys.joined(separator: ", "))")
         continue
       }
       switch key {
       case "pipeline":
         if let text = scalarString(value, what: "pipeline") {
           if text.isEmpty || text.contains(where: { !($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
-            problem(value, "pipeline name \"\(text)\" may only hold letters, digits, `-`, `_` and `.`", fix: "rename it, e.g. nightly-seal-export")
+            problem(
+              value, "pipeline name \"\(text)\" may only hold letters, digits, `-`, `_` and `.`",
+              fix: "rename it, e.g. nightly-seal-export")
           } else {
             name = text
           }
@@ -285,7 +289,8 @@ struct Checker {
       default:
         problem(
           keyNode, "unknown key `\(key)`",
-          fix: "use one of: \(PipelineFile.topLevelKeys.joined(separator: ", ")) (stage parameters go inside each stage)")
+          fix:
+            "use one of: \(PipelineFile.topLevelKeys.joined(separator: ", ")) (stage parameters go inside each stage)")
       }
     }
     if name == nil && !problems.contains(where: { $0.message.hasPrefix("pipeline name") }) {
@@ -299,7 +304,8 @@ struct Checker {
       if let earlier = seen[stage.name] {
         problems.append(
           PipelineProblem(
-            location: stage.location, message: "a second stage is named \"\(stage.name)\" (the first is at line \(earlier.line))",
+            location: stage.location,
+            message: "a second stage is named \"\(stage.name)\" (the first is at line \(earlier.line))",
             fix: "give each stage a unique `name:`"))
       }
       seen[stage.name] = stage.location
@@ -332,7 +338,8 @@ struct Checker {
       {
         problems.append(
           PipelineProblem(
-            location: stage.location, message: "stage \"\(stage.name)\" (rehydrate) does not say where the archives are",
+            location: stage.location,
+            message: "stage \"\(stage.name)\" (rehydrate) does not say where the archives are",
             fix: "add `from: [MEDIA...]` or `media-set: NAME` (its cartridges as the store knows them)"))
       }
     }
@@ -370,10 +377,13 @@ struct Checker {
     }
     guard let kindText = scalarString(kindNode, what: "stage") else { return nil }
     guard let kind = StageKind(rawValue: kindText) else {
-      let suggestion = StageKind.allCases.min { editDistance($0.rawValue, kindText) < editDistance($1.rawValue, kindText) }
+      let suggestion = StageKind.allCases.min {
+        editDistance($0.rawValue, kindText) < editDistance($1.rawValue, kindText)
+      }
       problem(
         kindNode, "unknown stage \"\(kindText)\"",
-        fix: (suggestion.map { editDistance($0.rawValue, kindText) <= 3 ? "did you mean \"\($0.rawValue)\"? " : "" } ?? "")
+        fix: (suggestion.map { editDistance($0.rawValue, kindText) <= 3 ? "did you mean \"\($0.rawValue)\"? " : "" }
+          ?? "")
           + "stages are: \(StageKind.allCases.map(\.rawValue).joined(separator: ", "))")
       return nil
     }

@@ -77,7 +77,9 @@ public enum PipelineMetrics {
     }
     metric("reel_pipeline_stage_duration_seconds", "Duration of each stage in the last run.", "gauge", duration)
     metric("reel_pipeline_stage_bytes", "Bytes each stage handled in the last run.", "gauge", bytes)
-    metric("reel_pipeline_stage_items", "Items (archives, copies, segments) each stage handled in the last run.", "gauge", items)
+    metric(
+      "reel_pipeline_stage_items", "Items (archives, copies, segments) each stage handled in the last run.", "gauge",
+      items)
     metric(
       "reel_pipeline_stage_last_success_timestamp_seconds", "When each stage last finished its work.", "gauge",
       stageSuccess)

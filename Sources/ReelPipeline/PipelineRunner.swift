@@ -141,10 +141,11 @@ public final class PipelineContext {
   public func event(_ text: String) {
     events += 1
     if let log = options.eventLog,
-      let handle = FileHandle(forWritingAtPath: log) ?? {
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        return FileHandle(forWritingAtPath: log)
-      }()
+      let handle = FileHandle(forWritingAtPath: log)
+        ?? {
+          _ = FileManager.default.createFile(atPath: log, contents: nil)
+          return FileHandle(forWritingAtPath: log)
+        }()
     {
       handle.seekToEndOfFile()
       handle.write(Data("\(events) \(stageName): \(text)\n".utf8))

@@ -87,7 +87,9 @@ public enum StageKind: String, Sendable, CaseIterable {
     switch self {
     case .cut:
       [
-        ParameterSpec("mode", .choice(["barrier", "bookmark"]), "barrier: the newest flush or bookmark; bookmark: a new bookmark now"),
+        ParameterSpec(
+          "mode", .choice(["barrier", "bookmark"]),
+          "barrier: the newest flush or bookmark; bookmark: a new bookmark now"),
         ParameterSpec("label", .string, "bookmark label for mode bookmark; {pipeline}, {run} and {date} are filled in"),
       ]
     case .seal:

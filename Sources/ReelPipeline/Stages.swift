@@ -41,7 +41,8 @@ enum Stages {
     for volume in context.volumes {
       let key = "cut.\(volume)"
       if let fixed = context.value(key) {
-        outcome.lines.append("\(volume): " + (fixed == "none" ? "nothing to cut" : "cut at seq \(fixed)") + " (fixed earlier in this run)")
+        outcome.lines.append(
+          "\(volume): " + (fixed == "none" ? "nothing to cut" : "cut at seq \(fixed)") + " (fixed earlier in this run)")
         if fixed != "none" { outcome.items += 1 }
         continue
       }
@@ -66,11 +67,14 @@ enum Stages {
       var cut: Seq?
       if bookmarkMode {
         let label = bookmarkLabel(stage, context)
-        let existing = try live.bookmarks(of: descriptor, after: 0, through: bounds.ingested).first { $0.label == label }
+        let existing = try live.bookmarks(of: descriptor, after: 0, through: bounds.ingested).first {
+          $0.label == label
+        }
         if let existing {
           cut = existing.seq
         } else if context.dryRun {
-          outcome.lines.append("\(volume): would place bookmark \"\(label)\" now and cut there (after seq \(bounds.ingested))")
+          outcome.lines.append(
+            "\(volume): would place bookmark \"\(label)\" now and cut there (after seq \(bounds.ingested))")
           outcome.items += 1
           continue
         } else {
@@ -91,7 +95,8 @@ enum Stages {
       let time = journalBarrier == nil ? " (\(try live.time(of: cut, in: descriptor).rfc3339))" : ""
       outcome.items += 1
       outcome.lines.append(
-        "\(volume): \(context.dryRun ? "would cut" : "cut") at seq \(cut)\(time); history after seq \(from) goes into the next archive")
+        "\(volume): \(context.dryRun ? "would cut" : "cut") at seq \(cut)\(time); history after seq \(from) goes into the next archive"
+      )
       if !context.dryRun {
         try context.remember(key, String(cut))
         context.event("cut \(volume) at seq \(cut)")
@@ -266,7 +271,8 @@ enum Stages {
       } else {
         let problems =
           result.problems.map(\.description)
-          + (result.structure.sha256 == archive.sha256 ? [] : ["its SHA-256 differs from the one recorded at seal time"])
+          + (result.structure.sha256 == archive.sha256
+            ? [] : ["its SHA-256 differs from the one recorded at seal time"])
         failures.append("\(archive.fileName): " + problems.joined(separator: "; "))
       }
     }
@@ -288,11 +294,14 @@ enum Stages {
     let todo = try pending(in: set, context)
     if context.dryRun {
       for archive in todo {
-        outcome.lines.append("would export \(archive.fileName) (\(ByteSize.describe(archive.size))) to media set \(set)")
+        outcome.lines.append(
+          "would export \(archive.fileName) (\(ByteSize.describe(archive.size))) to media set \(set)")
         outcome.bytes += archive.size
       }
       outcome.items = todo.count
-      outcome.lines.append("…and whatever the seal stage of this run seals; targets: \(targets.map(\.description).joined(separator: ", "))")
+      outcome.lines.append(
+        "…and whatever the seal stage of this run seals; targets: \(targets.map(\.description).joined(separator: ", "))"
+      )
       outcome.message = "\(todo.count) archive(s) to export"
       return outcome
     }
@@ -316,7 +325,8 @@ enum Stages {
     }
     let report = try exporter.export(todo.map(\.path))
     for copy in report.abandoned {
-      lines.append("cut off at end of media on \(copy.cartridgeLabel) file \(copy.tapeFile); written whole on the next cartridge")
+      lines.append(
+        "cut off at end of media on \(copy.cartridgeLabel) file \(copy.tapeFile); written whole on the next cartridge")
     }
     outcome.lines = lines
     outcome.bytes = bytes
@@ -331,7 +341,8 @@ enum Stages {
     var outcome = StageOutcome()
     let set = context.mediaSet(of: stage)
     let ids = Set(try archives(context).map(\.id))
-    let checked = Set(try context.catalog.mediaChecks().filter(\.ok).map { "\($0.archiveID)/\($0.cartridgeID)/\($0.tapeFile)" })
+    let checked = Set(
+      try context.catalog.mediaChecks().filter(\.ok).map { "\($0.archiveID)/\($0.cartridgeID)/\($0.tapeFile)" })
     let todo = try context.catalog.archiveCopies(mediaSet: set).filter {
       (ids.contains($0.archiveID) || context.definition.volumes == nil)
         && !checked.contains("\($0.archiveID)/\($0.cartridgeID)/\($0.tapeFile)")
@@ -346,11 +357,17 @@ enum Stages {
         mediaExists(address)
       else {
         outcome.partial = true
-        outcome.lines.append("\(label): not at hand (\(cartridges[cartridgeID]?.address ?? "address unknown")); \(copies.count) cop(ies) not checked")
+        outcome.lines.append(
+          "\(label): not at hand (\(cartridges[cartridgeID]?.address ?? "address unknown")); \(copies.count) cop(ies) not checked"
+        )
         continue
       }
       if context.dryRun {
-        for copy in copies { outcome.lines.append("would read back \(copy.volumeName) archive \(copy.archiveID.prefix(8)) from \(label) file \(copy.tapeFile) and verify it with the key") }
+        for copy in copies {
+          outcome.lines.append(
+            "would read back \(copy.volumeName) archive \(copy.archiveID.prefix(8)) from \(label) file \(copy.tapeFile) and verify it with the key"
+          )
+        }
         outcome.items += copies.count
         continue
       }
@@ -413,7 +430,9 @@ enum Stages {
       return outcome
     }
     try Durable.makeDirectory(folder)
-    if FileManager.default.fileExists(atPath: base + ".sqlite") && FileManager.default.fileExists(atPath: base + ".media.json") {
+    if FileManager.default.fileExists(atPath: base + ".sqlite")
+      && FileManager.default.fileExists(atPath: base + ".media.json")
+    {
       outcome.lines.append("already recorded: \(base).sqlite")
     } else {
       try context.catalog.snapshot(to: base + ".sqlite")
@@ -456,7 +475,8 @@ enum Stages {
     }
     let document: [String: Any] = ["written": Timestamp.now().rfc3339, "cartridges": cartridges]
     return Array(
-      try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+      try JSONSerialization.data(
+        withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
       + [10]
   }
 
@@ -486,7 +506,8 @@ enum Stages {
         "\(volume): deleted \(report.deleted.count) segment(s) (\(ByteSize.describe(report.bytesFreed))), kept \(report.kept.count)"
           + (report.kept.first.map { "; segment \($0.number) stays: \($0.reason)" } ?? ""))
     }
-    outcome.message = "\(outcome.items) segment(s) \(context.dryRun ? "deletable" : "deleted") (\(ByteSize.describe(outcome.bytes)))"
+    outcome.message =
+      "\(outcome.items) segment(s) \(context.dryRun ? "deletable" : "deleted") (\(ByteSize.describe(outcome.bytes)))"
     return outcome
   }
 
@@ -515,7 +536,8 @@ enum Stages {
         let copy = sourceCopies.first { $0.archiveID == id }!
         let local = records[id].map { FileManager.default.fileExists(atPath: $0.path) } ?? false
         outcome.lines.append(
-          "would copy \(copy.volumeName) seq \(copy.fromSeq + 1)…\(copy.untilSeq) to media set \(set) from \(local ? "its local file" : "\(copy.cartridgeLabel) file \(copy.tapeFile)")")
+          "would copy \(copy.volumeName) seq \(copy.fromSeq + 1)…\(copy.untilSeq) to media set \(set) from \(local ? "its local file" : "\(copy.cartridgeLabel) file \(copy.tapeFile)")"
+        )
         outcome.bytes += copy.size
       }
       outcome.items = order.count
@@ -523,7 +545,8 @@ enum Stages {
       return outcome
     }
     guard !order.isEmpty else {
-      outcome.message = "nothing to copy: media set \(set) holds every archive of media set \(from) since \(cutoff.rfc3339)"
+      outcome.message =
+        "nothing to copy: media set \(set) holds every archive of media set \(from) since \(cutoff.rfc3339)"
       return outcome
     }
     let staging = context.store.layout.root + "/run/offsite-staging"
@@ -534,7 +557,8 @@ enum Stages {
         paths.append(record.path)
         continue
       }
-      paths.append(try stageFromMedia(id, copies: sourceCopies.filter { $0.archiveID == id }, into: staging, context: context))
+      paths.append(
+        try stageFromMedia(id, copies: sourceCopies.filter { $0.archiveID == id }, into: staging, context: context))
     }
     var exporter = Exporter(mediaSet: set, targets: targets, store: context.catalog)
     var done = 0
@@ -544,7 +568,9 @@ enum Stages {
     exporter.exported = { archive in
       done += 1
       if !archive.alreadyThere { bytes += archive.size }
-      lines.append("\(archive.fileName): \(archive.alreadyThere ? "already on" : "copied to") \(archive.cartridgeLabel) file \(archive.tapeFile), read back and verified")
+      lines.append(
+        "\(archive.fileName): \(archive.alreadyThere ? "already on" : "copied to") \(archive.cartridgeLabel) file \(archive.tapeFile), read back and verified"
+      )
       context.event("copied \(archive.fileName) offsite")
     }
     let report = try exporter.export(paths)
@@ -576,7 +602,8 @@ enum Stages {
       try Durable.makeDirectory(staging)
       let path = staging + "/" + id + ArchiveFormat.fileSuffix
       let partial = path + ".partial"
-      context.progress("reading \(copy.volumeName) archive \(id.prefix(8)) from \(copy.cartridgeLabel) file \(copy.tapeFile)")
+      context.progress(
+        "reading \(copy.volumeName) archive \(id.prefix(8)) from \(copy.cartridgeLabel) file \(copy.tapeFile)")
       var source = try address.openOne().openArchive(file: copy.tapeFile, size: copy.size)
       let file = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_TRUNC)
       let hasher = SHA256Hasher()
@@ -648,7 +675,8 @@ enum Stages {
     }
     if context.dryRun {
       outcome.lines.append(
-        "would rehydrate \(context.definition.volumes?.joined(separator: ", ") ?? "every volume") from \(addresses.map(\.description).joined(separator: ", ")) into the scratch store \(scratch)")
+        "would rehydrate \(context.definition.volumes?.joined(separator: ", ") ?? "every volume") from \(addresses.map(\.description).joined(separator: ", ")) into the scratch store \(scratch)"
+      )
       outcome.message = "rehydrate planned"
       return outcome
     }
@@ -669,7 +697,8 @@ enum Stages {
           context.event("importing \(progress.archive)")
         }
         context.progress(
-          "\(progress.archive) \(ByteSize.describe(progress.bytes)) from \(progress.location)", done: progress.number - 1,
+          "\(progress.archive) \(ByteSize.describe(progress.bytes)) from \(progress.location)",
+          done: progress.number - 1,
           total: progress.count)
       })
     for volume in report.volumes {
@@ -683,7 +712,8 @@ enum Stages {
       for damaged in volume.damaged { outcome.lines.append("  DAMAGED \(damaged)") }
     }
     outcome.partial = !report.complete
-    outcome.message = "\(report.volumes.count) volume(s) rehydrated into \(scratch)" + (report.complete ? "" : " (incomplete)")
+    outcome.message =
+      "\(report.volumes.count) volume(s) rehydrated into \(scratch)" + (report.complete ? "" : " (incomplete)")
     return outcome
   }
 
@@ -692,7 +722,8 @@ enum Stages {
   static func compare(_ stage: StageDefinition, _ context: PipelineContext) throws -> StageOutcome {
     var outcome = StageOutcome()
     if context.dryRun {
-      outcome.lines.append("would restore the latest rehydrated point of each volume and compare it with the live store")
+      outcome.lines.append(
+        "would restore the latest rehydrated point of each volume and compare it with the live store")
       outcome.message = "compare planned"
       return outcome
     }
@@ -720,7 +751,8 @@ enum Stages {
         liveHash = try hashView(VolumeView(live: context.live, volume: volume, at: .seq(latest)))
       } catch let error as ReelError {
         outcome.partial = true
-        outcome.lines.append("\(volume): restored seq \(latest) but cannot read it from the live store: \(error.message)")
+        outcome.lines.append(
+          "\(volume): restored seq \(latest) but cannot read it from the live store: \(error.message)")
         continue
       }
       outcome.items += 1
@@ -730,7 +762,8 @@ enum Stages {
           "\(volume): restored seq \(latest) (\(restored.resolved.time.rfc3339)), \(ByteSize.describe(restored.size)), sha256 \(restoredHash.prefix(16))… = live store"
         )
       } else {
-        mismatches.append("\(volume) at seq \(latest): restored sha256 \(restoredHash.prefix(16))…, live store \(liveHash.prefix(16))…")
+        mismatches.append(
+          "\(volume) at seq \(latest): restored sha256 \(restoredHash.prefix(16))…, live store \(liveHash.prefix(16))…")
       }
     }
     if !(stage.boolean("keep-scratch") ?? false) {

@@ -83,7 +83,8 @@ struct PipelineCommand: ParsableCommand {
       var rows = [["stage", "kind", "status", "time", "items", "bytes", "result"]]
       for stage in report.stages {
         rows.append([
-          stage.name, stage.kind.rawValue, stage.doneEarlier ? "\(stage.status.rawValue) (earlier)" : stage.status.rawValue,
+          stage.name, stage.kind.rawValue,
+          stage.doneEarlier ? "\(stage.status.rawValue) (earlier)" : stage.status.rawValue,
           stage.duration.map { formatSeconds(Double($0.nanoseconds) / 1e9) } ?? "-", String(stage.items),
           stage.bytes > 0 ? ByteSize.describe(stage.bytes) : "-", stage.message,
         ])
@@ -133,7 +134,8 @@ struct PipelineCommand: ParsableCommand {
             ])
             continue
           }
-          let state = run.status == .running ? "RUNNING or killed (the next run resumes it)" : run.status.rawValue.uppercased()
+          let state =
+            run.status == .running ? "RUNNING or killed (the next run resumes it)" : run.status.rawValue.uppercased()
           say(
             "\(name) run \(run.id): \(state), started \(run.started.rfc3339)\(elapsed.map { ", took \(formatSeconds($0))" } ?? "")\(run.attempts > 1 ? ", \(run.attempts) attempts" : "") (\(run.file))"
           )
@@ -181,7 +183,9 @@ final class ProgressLine {
     let bar: String
     if let done = progress.done, let total = progress.total, total > 0 {
       let filled = min(width, done * width / total)
-      bar = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] \(done)/\(total)"
+      bar =
+        "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        + "] \(done)/\(total)"
     } else {
       let filled = (progress.stageNumber - 1) * width / max(progress.stageCount, 1)
       bar = "[" + String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled) + "]"

@@ -25,9 +25,10 @@ struct PipelineFileTests {
     let environment = ["REEL_VTL": folder, "REEL_OFFSITE_VTL": folder]
     let root = PipelineTests.repository + "/pipelines/"
     let nightly = try PipelineFile.load(path: root + "nightly-seal-export.yaml", environment: environment)
-    #expect(nightly.stages.map(\.kind.rawValue) == [
-      "cut", "seal", "verify", "export", "verify-on-media", "record-catalog", "prune-journal",
-    ])
+    #expect(
+      nightly.stages.map(\.kind.rawValue) == [
+        "cut", "seal", "verify", "export", "verify-on-media", "record-catalog", "prune-journal",
+      ])
     #expect(nightly.stages.last?.integer("copies") == 1)
     let offsite = try PipelineFile.load(path: root + "offsite-tape.yaml", environment: environment)
     #expect(offsite.stages.map(\.kind) == [.offsiteCopy, .verifyOnMedia, .listCartridges])
