@@ -310,29 +310,38 @@ enum Stages {
       outcome.message = "nothing to export: every archive is on media set \(set)"
       return outcome
     }
-    var exporter = Exporter(mediaSet: set, targets: targets, store: context.catalog)
+    let (report, lines, bytes) = try exportArchives(
+      todo.map(\.path), to: targets, mediaSet: set, context: context, verb: "written to")
+    outcome.lines = lines
+    for copy in report.abandoned {
+      outcome.lines.append(
+        "cut off at end of media on \(copy.cartridgeLabel) file \(copy.tapeFile); written whole on the next cartridge")
+    }
+    outcome.bytes = bytes
+    outcome.items = report.exported.filter { !$0.alreadyThere }.count
+    outcome.message = "\(outcome.items) archive(s) exported to media set \(set)"
+    return outcome
+  }
+
+  /// Exports archive files to a media set, one event per archive verified on the media.
+  static func exportArchives(
+    _ paths: [String], to targets: [MediaAddress], mediaSet: String, context: PipelineContext, verb: String
+  ) throws -> (report: ExportReport, lines: [String], bytes: UInt64) {
+    var exporter = Exporter(mediaSet: mediaSet, targets: targets, store: context.catalog)
     var done = 0
-    exporter.progress = { context.progress($0, done: done, total: todo.count) }
+    exporter.progress = { context.progress($0, done: done, total: paths.count) }
     var lines: [String] = []
     var bytes: UInt64 = 0
     exporter.exported = { archive in
       done += 1
       if !archive.alreadyThere { bytes += archive.size }
       lines.append(
-        "\(archive.fileName): " + (archive.alreadyThere ? "already on" : "written to")
-          + " \(archive.cartridgeLabel) file \(archive.tapeFile), read back and verified")
-      context.event("exported \(archive.fileName)")
+        "\(archive.fileName): \(archive.alreadyThere ? "already on" : verb) \(archive.cartridgeLabel) file \(archive.tapeFile), read back and verified"
+      )
+      context.event("exported \(archive.fileName) to \(mediaSet)")
     }
-    let report = try exporter.export(todo.map(\.path))
-    for copy in report.abandoned {
-      lines.append(
-        "cut off at end of media on \(copy.cartridgeLabel) file \(copy.tapeFile); written whole on the next cartridge")
-    }
-    outcome.lines = lines
-    outcome.bytes = bytes
-    outcome.items = report.exported.filter { !$0.alreadyThere }.count
-    outcome.message = "\(outcome.items) archive(s) exported to media set \(set)"
-    return outcome
+    let report = try exporter.export(paths)
+    return (report, lines, bytes)
   }
 
   // MARK: verify-on-media
@@ -560,20 +569,8 @@ enum Stages {
       paths.append(
         try stageFromMedia(id, copies: sourceCopies.filter { $0.archiveID == id }, into: staging, context: context))
     }
-    var exporter = Exporter(mediaSet: set, targets: targets, store: context.catalog)
-    var done = 0
-    exporter.progress = { context.progress($0, done: done, total: paths.count) }
-    var lines: [String] = []
-    var bytes: UInt64 = 0
-    exporter.exported = { archive in
-      done += 1
-      if !archive.alreadyThere { bytes += archive.size }
-      lines.append(
-        "\(archive.fileName): \(archive.alreadyThere ? "already on" : "copied to") \(archive.cartridgeLabel) file \(archive.tapeFile), read back and verified"
-      )
-      context.event("copied \(archive.fileName) offsite")
-    }
-    let report = try exporter.export(paths)
+    let (report, lines, bytes) = try exportArchives(
+      paths, to: targets, mediaSet: set, context: context, verb: "copied to")
     outcome.lines = lines
     outcome.bytes = bytes
     outcome.items = report.exported.filter { !$0.alreadyThere }.count

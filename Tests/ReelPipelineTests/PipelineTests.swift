@@ -227,6 +227,37 @@ struct PipelineTests {
     #expect(after.values.map(\.count).reduce(0, +) > sandbox.volumes.count)
   }
 
+  @Test("after the journal is pruned, serve rebuilds a lost live image from the live store")
+  func rebuildAfterPrune() throws {
+    let sandbox = try PipelineSandbox()
+    let file = try sandbox.pipeline("nightly", PipelineSandbox.nightly)
+    try sandbox.check(sandbox.reel(["pipeline", "run", file]))
+    #expect(sandbox.segments()["alpha"]?.count == 1)
+    let folder = sandbox.store + "/volumes/alpha"
+    try? FileManager.default.removeItem(atPath: folder + "/live.img")
+    try? FileManager.default.removeItem(atPath: folder + "/live.state")
+    let server = Process()
+    server.executableURL = URL(fileURLWithPath: PipelineSandbox.executable)
+    server.arguments = ["serve", "alpha", "--socket", sandbox.root + "/nbd.sock"]
+    server.environment = ProcessInfo.processInfo.environment.merging(sandbox.environment) { $1 }
+    let errors = Pipe()
+    server.standardError = errors
+    server.standardOutput = Pipe()
+    try server.run()
+    for _ in 0..<200 where !FileManager.default.fileExists(atPath: sandbox.root + "/nbd.sock") {
+      usleep(50_000)
+    }
+    server.terminate()
+    let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    server.waitUntilExit()
+    #expect(server.terminationStatus == 0, "\(log)")
+    #expect(log.contains("rebuilt the live image"), "\(log)")
+    let restored = sandbox.root + "/latest.img"
+    try sandbox.check(sandbox.reel(["restore", "alpha", "--at", "latest", "--output", restored]))
+    #expect(
+      FileManager.default.contents(atPath: folder + "/live.img") == FileManager.default.contents(atPath: restored))
+  }
+
   static var repository: String {
     var url = URL(fileURLWithPath: #filePath)
     for _ in 0..<3 { url.deleteLastPathComponent() }
