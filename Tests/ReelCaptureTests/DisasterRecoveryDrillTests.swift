@@ -60,7 +60,9 @@ import Testing
       // The database under load: inserts and updates in many small transactions.
       for batch in 0..<20 {
         var sql = "BEGIN;"
-        for item in 0..<10 { sql += "INSERT INTO item (round, note) VALUES (\(round), 'r\(round) b\(batch) i\(item)');" }
+        for item in 0..<10 {
+          sql += "INSERT INTO item (round, note) VALUES (\(round), 'r\(round) b\(batch) i\(item)');"
+        }
         sql += "UPDATE item SET note = note || '+' WHERE id % 7 = \(batch % 7); COMMIT;"
         _ = try sqlite(database, sql)
         rows += 10
@@ -69,7 +71,8 @@ import Testing
       let folder = mountPoint + "/files"
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
       for source in sources.prefix(4) {
-        try FileManager.default.copyItem(atPath: source, toPath: folder + "/r\(round)-" + (source as NSString).lastPathComponent)
+        try FileManager.default.copyItem(
+          atPath: source, toPath: folder + "/r\(round)-" + (source as NSString).lastPathComponent)
       }
       sources.append(contentsOf: sources.prefix(4))
       sources.removeFirst(4)
@@ -110,12 +113,17 @@ import Testing
     // Export to a set of small cartridges, so the set spans more than one.
     let library = work + "/vtl"
     try FileManager.default.createDirectory(atPath: library, withIntermediateDirectories: true)
-    let sizes = try archives.map { try FileManager.default.attributesOfItem(atPath: sealed + "/" + $0)[.size] as! UInt64 }
+    let sizes = try archives.map {
+      try FileManager.default.attributesOfItem(atPath: sealed + "/" + $0)[.size] as! UInt64
+    }
     let capacity = (sizes.max()! * 3) / 2 + (4 << 20)
     for number in 1...3 {
       try runChecked(
         store.reel,
-        ["media", "label", "vtape:" + library, "--name", "DR000\(number)", "--media-set", "drill", "--capacity", String(capacity)])
+        [
+          "media", "label", "vtape:" + library, "--name", "DR000\(number)", "--media-set", "drill", "--capacity",
+          String(capacity),
+        ])
     }
     let export = try store.reelCommand(
       ["export"] + archives.map { sealed + "/" + $0 } + ["--to", "vtape:" + library, "--media-set", "drill"])
@@ -125,7 +133,8 @@ import Testing
     let paper = try runChecked(store.reel, ["key", "paper", key]).stdout
     try paper.write(toFile: work + "/paper.txt", atomically: true, encoding: .utf8)
     let typedKey = work + "/typed.key"
-    try runChecked(store.reel, ["key", "create", "--out", typedKey, "--from-paper", "--paper-file", work + "/paper.txt"])
+    try runChecked(
+      store.reel, ["key", "create", "--out", typedKey, "--from-paper", "--paper-file", work + "/paper.txt"])
     try FileManager.default.removeItem(atPath: key)
     try FileManager.default.removeItem(atPath: store.root)
     try FileManager.default.removeItem(atPath: sealed)
