@@ -15,7 +15,7 @@ swift build -c release --product reel 2>&1 | tail -1
 reel="$(swift build -c release --show-bin-path)/reel"
 
 work=$(mktemp -d /tmp/reel-drill-XXXXXX)
-export REEL_STORE=$work/store REEL_PASSPHRASE="drill passphrase"
+export REEL_STORE=$work/store REEL_PASSPHRASE="drill passphrase" REEL_KEY=$work/master.key
 socket=$work/nbd.sock
 fuse=$work/fuse
 mnt=$work/mnt
@@ -49,6 +49,7 @@ for round in 1 2 3; do
   for batch in $(seq 20); do
     sqlite3 "$mnt/app.db" "BEGIN; $(for i in $(seq 10); do echo "INSERT INTO item (round, note) VALUES ($round, 'r$round b$batch i$i');"; done) UPDATE item SET note = note || '+' WHERE id % 7 = $((batch % 7)); COMMIT;"
   done
+  head -c 3145728 /dev/urandom >"$mnt/files/r$round-blob.bin"
   for file in "${sources[@]:$(((round - 1) * 4)):4}"; do [ -f "$file" ] && cp "$file" "$mnt/files/r$round-$(basename "$file")"; done
   if [ "$round" -gt 1 ]; then
     rm -f "$(ls -d "$mnt"/files/* | head -1)"
@@ -80,7 +81,7 @@ echo "== export to a vtape media set of small cartridges"
 largest=$(stat -c %s "$work"/sealed/*.reel.tar | sort -n | tail -1)
 mkdir -p "$work/vtl"
 for n in 1 2 3; do
-  "$reel" media label "vtape:$work/vtl" --name "DRILL0$n" --media-set drill --capacity $((largest * 3 / 2 + (4 << 20))) >/dev/null
+  "$reel" media label "vtape:$work/vtl" --name "DRILL0$n" --media-set drill --capacity $((largest + (3 << 20))) >/dev/null
 done
 "$reel" export "$work"/sealed/*.reel.tar --to "vtape:$work/vtl" --media-set drill
 
@@ -88,7 +89,7 @@ echo "== disaster: the store and the key file are gone; the paper copy is typed 
 "$reel" key paper "$work/master.key" >"$work/paper.txt"
 rm -rf "$REEL_STORE" "$work/master.key" "$work/sealed"
 "$reel" key create --out "$work/typed.key" --from-paper --paper-file "$work/paper.txt" >/dev/null
-unset REEL_STORE
+unset REEL_STORE REEL_KEY
 
 echo "== rehydrate from the cartridges"
 "$reel" rehydrate --from "vtape:$work/vtl" --key "$work/typed.key" --store "$work/recovered"
