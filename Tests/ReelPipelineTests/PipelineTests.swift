@@ -258,6 +258,41 @@ struct PipelineTests {
       FileManager.default.contents(atPath: folder + "/live.img") == FileManager.default.contents(atPath: restored))
   }
 
+  @Test("a cartridge not at hand makes verify-on-media partial: exit 3, later stages still run")
+  func partialRun() throws {
+    let sandbox = try PipelineSandbox()
+    let export = try sandbox.pipeline(
+      "export",
+      """
+      pipeline: export-only
+      media-set: primary
+      stages:
+        - stage: cut
+        - stage: seal
+        - stage: export
+          to: [vtape:\(sandbox.library)]
+      """)
+    try sandbox.check(sandbox.reel(["pipeline", "run", export]))
+    // The cartridge went offsite before its copies were read back.
+    try FileManager.default.moveItem(atPath: sandbox.library + "/c1.vtape", toPath: sandbox.root + "/c1-away.vtape")
+    let check = try sandbox.pipeline(
+      "check",
+      """
+      pipeline: check
+      media-set: primary
+      stages:
+        - stage: verify-on-media
+        - stage: record-catalog
+      """)
+    let run = try sandbox.reel(["pipeline", "run", check, "--json"])
+    #expect(run.status == 3, "\(run.output)")
+    let report = try sandbox.json(run.stdout)
+    #expect(report["status"] as? String == "partial")
+    let stages = report["stages"] as? [[String: Any]] ?? []
+    #expect(stages.map { $0["status"] as? String } == ["partial", "done"])
+    #expect((stages[0]["details"] as? [String] ?? []).contains { $0.contains("C1: not at hand") })
+  }
+
   static var repository: String {
     var url = URL(fileURLWithPath: #filePath)
     for _ in 0..<3 { url.deleteLastPathComponent() }
