@@ -182,17 +182,7 @@ struct PipelineTests {
     let sandbox = try PipelineSandbox()
     let before = sandbox.segments()
     // Export only; then damage the cartridge inside the first archive, then verify and prune.
-    let export = try sandbox.pipeline(
-      "export",
-      """
-      pipeline: export-only
-      media-set: primary
-      stages:
-        - stage: cut
-        - stage: seal
-        - stage: export
-          to: [vtape:\(sandbox.library)]
-      """)
+    let export = try sandbox.pipeline("export", sandbox.exportOnly)
     try sandbox.check(sandbox.reel(["pipeline", "run", export]))
     let cartridge = sandbox.library + "/c1.vtape"
     let handle = try #require(FileHandle(forUpdatingAtPath: cartridge))
@@ -261,17 +251,7 @@ struct PipelineTests {
   @Test("a cartridge not at hand makes verify-on-media partial: exit 3, later stages still run")
   func partialRun() throws {
     let sandbox = try PipelineSandbox()
-    let export = try sandbox.pipeline(
-      "export",
-      """
-      pipeline: export-only
-      media-set: primary
-      stages:
-        - stage: cut
-        - stage: seal
-        - stage: export
-          to: [vtape:\(sandbox.library)]
-      """)
+    let export = try sandbox.pipeline("export", sandbox.exportOnly)
     try sandbox.check(sandbox.reel(["pipeline", "run", export]))
     // The cartridge went offsite before its copies were read back.
     try FileManager.default.moveItem(atPath: sandbox.library + "/c1.vtape", toPath: sandbox.root + "/c1-away.vtape")

@@ -130,6 +130,19 @@ final class PipelineSandbox: @unchecked Sendable {
         copies: 1
     """
 
+  /// Cut, seal and export to the library, nothing else.
+  var exportOnly: String {
+    """
+    pipeline: export-only
+    media-set: primary
+    stages:
+      - stage: cut
+      - stage: seal
+      - stage: export
+        to: [vtape:\(library)]
+    """
+  }
+
   func json(_ text: String) throws -> [String: Any] {
     try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
   }
