@@ -71,6 +71,7 @@ public enum Rehydrator {
   public static func run(
     _ request: RehydrateRequest, store: Store, progress: ((RehydrateProgress) -> Void)? = nil
   ) throws -> RehydrateReport {
+    try requireOneMediaSet(request.supplies)
     let live = LiveStore(store: store)
     let incoming = ArchiveFiles(path: store.layout.root + "/" + incomingFolder)
     var supplies = request.supplies
@@ -111,6 +112,24 @@ public enum Rehydrator {
           volume: name, candidates: candidates, request: request, live: live, incoming: incoming, progress: progress))
     }
     return RehydrateReport(volumes: results)
+  }
+
+  /// Cartridges of different media sets are not mixed in one run: a cartridge loaded by
+  /// mistake is named before anything is read from it.
+  static func requireOneMediaSet(_ supplies: [any ArchiveSupply]) throws {
+    var sets: [String: [String]] = [:]
+    for supply in supplies {
+      for (set, labels) in try supply.mediaSets() {
+        sets[set, default: []] += labels.map { "\($0) (\(supply.description))" }
+      }
+    }
+    guard sets.count > 1 else { return }
+    let counted = sets.sorted { $0.value.count > $1.value.count }
+    let odd = counted.dropFirst().flatMap { set, labels in labels.map { "\($0) is of media set \(set)" } }
+    throw ReelError(
+      .usage,
+      "the media given belong to \(sets.count) media sets: \(odd.joined(separator: "; ")), the rest to \(counted[0].key)",
+      remedy: "rehydrate from one media set's cartridges at a time; take the odd cartridge out of the library")
   }
 
   /// Refuses a store with volumes the archives do not hold, or a same-named volume with

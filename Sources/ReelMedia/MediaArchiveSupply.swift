@@ -21,6 +21,16 @@ public final class MediaArchiveSupply: ArchiveSupply {
     return false
   }
 
+  public func mediaSets() throws -> [String: [String]] {
+    var sets: [String: [String]] = [:]
+    for volume in volumes {
+      // Scratch cartridges (labeled, in no set yet) hold nothing and mix with any set.
+      guard case .labeled(let label) = try volume.readLabel(), let set = label.mediaSet else { continue }
+      sets[set, default: []].append(label.name)
+    }
+    return sets
+  }
+
   public func offers() throws -> [ArchiveOffer] {
     var offers: [ArchiveOffer] = []
     for (index, volume) in volumes.enumerated() {

@@ -401,3 +401,32 @@ import Testing
     #expect(unknown.status == 64 && unknown.stderr.contains("dir:PATH"), "\(unknown.output)")
   }
 }
+
+@Suite struct RehydrateFromMediaTests {
+  @Test func aCartridgeOfAnotherSetIsNamedBeforeAnythingIsRead() throws {
+    let sandbox = try MediaSandbox()
+    let maker = try ArchiveMaker()
+    let archive = try maker.seal(randomBytes: 300_000, bookmark: "a")
+    #expect(try sandbox.reel("init").status == 0)
+    for (name, set) in [("W1", "weekly"), ("M1", "monthly")] {
+      #expect(
+        try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", name, "--media-set", set).status == 0)
+    }
+    #expect(
+      try sandbox.reel("export", archive.path, "--to", "vtape:" + sandbox.cartridge("W1"), "--media-set", "weekly")
+        .status == 0)
+    let target = sandbox.root + "/rehydrated"
+    let mixed = try sandbox.run(
+      MediaSandbox.executable,
+      ["rehydrate", "--from", "vtape:" + sandbox.library, "--key", maker.keyPath, "--store", target],
+      environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
+    #expect(mixed.status == 64, "\(mixed.output)")
+    #expect(mixed.stderr.contains("M1") && mixed.stderr.contains("monthly"), "\(mixed.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: target + "/volumes/disk"))
+    let one = try sandbox.run(
+      MediaSandbox.executable,
+      ["rehydrate", "--from", "vtape:" + sandbox.cartridge("W1"), "--key", maker.keyPath, "--store", target],
+      environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
+    #expect(one.status == 0, "\(one.output)")
+  }
+}
