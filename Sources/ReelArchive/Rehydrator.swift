@@ -13,16 +13,21 @@ public struct RehydrateRequest {
   public var until: Point?
   /// Allow a store that already holds other volumes.
   public var merge: Bool
+  /// Re-hash every chunk while importing. Without it frames are still authenticated
+  /// (AES-GCM) and records checked by CRC-32C; the chunks count as unverified until
+  /// `reel store check --read-data` re-hashes them.
+  public var verifyContent: Bool
 
   public init(
     supplies: [any ArchiveSupply], masterKeys: [SymmetricKey], volumes: [String] = [], until: Point? = nil,
-    merge: Bool = false
+    merge: Bool = false, verifyContent: Bool = false
   ) {
     self.supplies = supplies
     self.masterKeys = masterKeys
     self.volumes = volumes
     self.until = until
     self.merge = merge
+    self.verifyContent = verifyContent
   }
 }
 
@@ -42,6 +47,8 @@ public struct RehydratedVolume: Sendable {
   public var restorableUntilTime: String?
   public var restorableBookmarks: [String] = []
   public var bytesRead: UInt64 = 0
+  /// Every imported chunk was re-hashed during the import.
+  public var contentVerified = false
 
   public var complete: Bool { missing.isEmpty && damaged.isEmpty }
 }
@@ -171,6 +178,7 @@ public enum Rehydrator {
       }!.key
     let chain = (chains[chainID] ?? []).sorted { $0.offer.chainIndex < $1.offer.chainIndex }
     var result = RehydratedVolume(volume: name, chainID: chainID)
+    result.contentVerified = request.verifyContent
     let importedIDs = Set(imported.map(\.id))
     let byIndex = Dictionary(chain.map { ($0.offer.chainIndex, $0) }, uniquingKeysWith: { first, _ in first })
     let target = try targetIndex(request.until, chain: chain.map(\.offer), imported: imported, volume: name)
@@ -209,7 +217,8 @@ public enum Rehydrator {
         offer: offer, number: number, count: planned.count, source: source, progress: progress)
       do {
         _ = try ArchiveImporter.importArchive(
-          source: report, label: offer.fileName, masterKeys: request.masterKeys, into: live)
+          source: report, label: offer.fileName, masterKeys: request.masterKeys, into: live,
+          verifyContent: request.verifyContent)
       } catch let error as ReelError where error.kind == .corrupt || error.kind == .notFound {
         result.damaged.append("\(offer.fileName) (\(offer.location)): \(error.message)")
         result.bytesRead += source.count

@@ -18,6 +18,7 @@ public final class HistoryImport {
   var bookmarks: [HistoryBookmark] = []
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
   var present: Set<String> = []
+  var absent: Set<String> = []
   public private(set) var chunksAdded = 0
   public private(set) var chunksAlreadyStored = 0
 
@@ -29,18 +30,45 @@ public final class HistoryImport {
     self.throughSeq = throughSeq
   }
 
-  /// Adds one stored chunk record (docs/store-format.md); a chunk the store already holds
-  /// is skipped. The record's checksum and name are checked first.
-  public func addChunkRecord(_ record: [UInt8], key: String) throws {
-    guard !present.contains(key), newChunks[key] == nil else { return }
-    let size = try ChunkCodec.check(record, key: key)
-    let exists = try live.catalog.database.read { db in
-      try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE hash = ?", arguments: [key]) ?? false
+  /// Learns in a few queries which of `keys` the store already holds, so adding their
+  /// records later needs no query each.
+  public func preload(_ keys: [String]) throws {
+    var index = 0
+    while index < keys.count {
+      let slice = Array(keys[index..<min(index + 500, keys.count)])
+      let found = try live.catalog.database.read { db in
+        try String.fetchAll(
+          db, sql: "SELECT hash FROM chunk WHERE hash IN (\(slice.map { _ in "?" }.joined(separator: ",")))",
+          arguments: StatementArguments(slice))
+      }
+      present.formUnion(found)
+      absent.formUnion(Set(slice).subtracting(found))
+      index += 500
     }
-    if exists {
-      present.insert(key)
+  }
+
+  /// Adds one stored chunk record (docs/store-format.md); a chunk the store already holds
+  /// is skipped. The record's checksum and name are checked first unless the caller
+  /// already verified it.
+  public func addChunkRecord(_ record: [UInt8], key: String, verified: Bool = false) throws {
+    guard newChunks[key] == nil else { return }
+    if present.contains(key) {
       chunksAlreadyStored += 1
       return
+    }
+    let size =
+      verified
+      ? Int(record.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian })
+      : try ChunkCodec.check(record, key: key)
+    if !absent.contains(key) {
+      let exists = try live.catalog.database.read { db in
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE hash = ?", arguments: [key]) ?? false
+      }
+      if exists {
+        present.insert(key)
+        chunksAlreadyStored += 1
+        return
+      }
     }
     newChunks[key] = (try packs.append(record), size)
     chunksAdded += 1
