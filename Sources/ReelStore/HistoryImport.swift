@@ -111,27 +111,9 @@ extension LiveStore {
       let packSizes = try window.packs.makeDurable()
       let volumeID = descriptor.id.description
       try catalog.database.write { db in
-        for version in window.versions { try Catalog.insert(version, volume: volumeID, db) }
-        for record in window.records {
-          try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)"
-          ).execute(arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind)])
-        }
-        for bookmark in window.bookmarks {
-          try db.execute(
-            sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
-            arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
-        }
-        for (hash, chunk) in window.newChunks {
-          try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
-          ).execute(arguments: [
-            hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size,
-          ])
-        }
-        for (pack, size) in packSizes {
-          try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
-        }
+        try Catalog.insertHistory(
+          db, volume: volumeID, versions: window.versions, records: window.records, bookmarks: window.bookmarks,
+          newChunks: window.newChunks, packSizes: packSizes)
         try db.execute(
           sql: """
             INSERT INTO ingest_state (volume_id, ingested_seq, base_ingested, retained_from_seq) VALUES (?, ?, 1, ?)
@@ -168,5 +150,37 @@ extension LiveStore {
     try Durable.syncDirectory(staging)
     try Durable.rename(staging, to: layout.volumeDirectory(descriptor.name))
     if !(try catalog.volumeNames().contains(descriptor.name)) { try catalog.register(adopted) }
+  }
+}
+
+extension Catalog {
+  /// The rows one batch of history adds, ingested from a journal or imported from an
+  /// archive: versions, record times, bookmarks, new chunks and the packs' committed sizes.
+  static func insertHistory(
+    _ db: Database, volume volumeID: String, versions: [BlockVersion], records: [HistoryRecord],
+    bookmarks: [HistoryBookmark], newChunks: [String: (location: ChunkLocation, size: Int)],
+    packSizes: [(String, UInt64)]
+  ) throws {
+    for version in versions { try insert(version, volume: volumeID, db) }
+    for record in records {
+      try db.cachedStatement(
+        sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)"
+      ).execute(arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind)])
+    }
+    for bookmark in bookmarks {
+      try db.execute(
+        sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
+        arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
+    }
+    for (hash, chunk) in newChunks {
+      try db.cachedStatement(
+        sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
+      ).execute(arguments: [
+        hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size,
+      ])
+    }
+    for (pack, size) in packSizes {
+      try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
+    }
   }
 }
