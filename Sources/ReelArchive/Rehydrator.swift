@@ -111,12 +111,15 @@ public enum Rehydrator {
     }
     try checkStoreHoldsNothingElse(store, wanted: wanted, offers: offers.map(\.offer), merge: request.merge)
 
+    var whereabouts: [String: String] = [:]
+    for supply in supplies { whereabouts.merge(try supply.whereabouts()) { first, _ in first } }
     var results: [RehydratedVolume] = []
     for name in wanted {
       let candidates = offers.filter { $0.offer.volume == name }
       results.append(
         try rehydrate(
-          volume: name, candidates: candidates, request: request, live: live, incoming: incoming, progress: progress))
+          volume: name, candidates: candidates, request: request, live: live, incoming: incoming,
+          whereabouts: whereabouts, progress: progress))
     }
     return RehydrateReport(volumes: results)
   }
@@ -131,11 +134,10 @@ public enum Rehydrator {
       }
     }
     guard sets.count > 1 else { return }
-    let counted = sets.sorted { $0.value.count > $1.value.count }
-    let odd = counted.dropFirst().flatMap { set, labels in labels.map { "\($0) is of media set \(set)" } }
+    let listed = sets.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.joined(separator: ", "))" }
     throw ReelError(
       .usage,
-      "the media given belong to \(sets.count) media sets: \(odd.joined(separator: "; ")), the rest to \(counted[0].key)",
+      "the media given belong to \(sets.count) media sets — \(listed.joined(separator: "; "))",
       remedy: "rehydrate from one media set's cartridges at a time; take the odd cartridge out of the library")
   }
 
@@ -163,7 +165,8 @@ public enum Rehydrator {
 
   private static func rehydrate(
     volume name: String, candidates: [(offer: ArchiveOffer, supply: any ArchiveSupply)], request: RehydrateRequest,
-    live: LiveStore, incoming: ArchiveFiles, progress: ((RehydrateProgress) -> Void)?
+    live: LiveStore, incoming: ArchiveFiles, whereabouts: [String: String],
+    progress: ((RehydrateProgress) -> Void)?
   ) throws -> RehydratedVolume {
     let imported = try importedArchives(volume: name, live: live)
     // Continue the chain the store already has; else the newest chain that can start.
@@ -196,8 +199,11 @@ public enum Rehydrator {
           broken = true
           let next = chain.first { $0.offer.chainIndex > index }?.offer
           let previousEnd = index == 0 ? "its first record" : "seq \(result.restorableUntilSeq)"
+          // The next archive names this one as its parent; the set manifests may know where it is.
+          let id = byIndex[index + 1]?.offer.parentID
+          let place = id.flatMap { whereabouts[$0] }.map { " — it is on \($0)" } ?? ""
           result.missing.append(
-            "archive number \(index) of chain \(chainID) (history after \(previousEnd)\(next.map { " up to seq \($0.fromSeq), before \($0.fromTime)" } ?? ""))"
+            "archive number \(index) of chain \(chainID)\(id.map { " (\($0))" } ?? "") with history after \(previousEnd)\(next.map { " up to seq \($0.fromSeq), before \($0.fromTime)" } ?? "")\(place)"
           )
         } else if let candidate = byIndex[index], candidate.supply.isRemovable,
           !importedIDs.contains(candidate.offer.archiveID)
