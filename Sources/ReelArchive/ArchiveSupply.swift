@@ -70,10 +70,18 @@ public protocol ArchiveSupply: AnyObject {
   /// True for media that leave the drive (cartridges): an archive that cannot be imported
   /// yet is copied aside so the medium need not come back.
   var isRemovable: Bool { get }
+  /// The media sets its media belong to, as "set name" → the labels of its cartridges
+  /// (empty for plain folders of archives).
+  func mediaSets() throws -> [String: [String]]
+  /// Where archives not on these media are, as far as their catalogs know
+  /// (archive ID → e.g. "cartridge DR0002 of media set weekly").
+  func whereabouts() throws -> [String: String]
 }
 
 extension ArchiveSupply {
   public var isRemovable: Bool { false }
+  public func mediaSets() throws -> [String: [String]] { [:] }
+  public func whereabouts() throws -> [String: String] { [:] }
 }
 
 /// A folder of `.reel.tar` files (a cold-storage folder, an extracted set), or one file.

@@ -13,16 +13,21 @@ public struct RehydrateRequest {
   public var until: Point?
   /// Allow a store that already holds other volumes.
   public var merge: Bool
+  /// Re-hash every chunk while importing. Without it frames are still authenticated
+  /// (AES-GCM) and records checked by CRC-32C; the chunks count as unverified until
+  /// `reel store check --read-data` re-hashes them.
+  public var verifyContent: Bool
 
   public init(
     supplies: [any ArchiveSupply], masterKeys: [SymmetricKey], volumes: [String] = [], until: Point? = nil,
-    merge: Bool = false
+    merge: Bool = false, verifyContent: Bool = false
   ) {
     self.supplies = supplies
     self.masterKeys = masterKeys
     self.volumes = volumes
     self.until = until
     self.merge = merge
+    self.verifyContent = verifyContent
   }
 }
 
@@ -42,6 +47,8 @@ public struct RehydratedVolume: Sendable {
   public var restorableUntilTime: String?
   public var restorableBookmarks: [String] = []
   public var bytesRead: UInt64 = 0
+  /// Every imported chunk was re-hashed during the import.
+  public var contentVerified = false
 
   public var complete: Bool { missing.isEmpty && damaged.isEmpty }
 }
@@ -71,6 +78,7 @@ public enum Rehydrator {
   public static func run(
     _ request: RehydrateRequest, store: Store, progress: ((RehydrateProgress) -> Void)? = nil
   ) throws -> RehydrateReport {
+    try requireOneMediaSet(request.supplies)
     let live = LiveStore(store: store)
     let incoming = ArchiveFiles(path: store.layout.root + "/" + incomingFolder)
     var supplies = request.supplies
@@ -103,14 +111,34 @@ public enum Rehydrator {
     }
     try checkStoreHoldsNothingElse(store, wanted: wanted, offers: offers.map(\.offer), merge: request.merge)
 
+    var whereabouts: [String: String] = [:]
+    for supply in supplies { whereabouts.merge(try supply.whereabouts()) { first, _ in first } }
     var results: [RehydratedVolume] = []
     for name in wanted {
       let candidates = offers.filter { $0.offer.volume == name }
       results.append(
         try rehydrate(
-          volume: name, candidates: candidates, request: request, live: live, incoming: incoming, progress: progress))
+          volume: name, candidates: candidates, request: request, live: live, incoming: incoming,
+          whereabouts: whereabouts, progress: progress))
     }
     return RehydrateReport(volumes: results)
+  }
+
+  /// Cartridges of different media sets are not mixed in one run: a cartridge loaded by
+  /// mistake is named before anything is read from it.
+  static func requireOneMediaSet(_ supplies: [any ArchiveSupply]) throws {
+    var sets: [String: [String]] = [:]
+    for supply in supplies {
+      for (set, labels) in try supply.mediaSets() {
+        sets[set, default: []] += labels.map { "\($0) (\(supply.description))" }
+      }
+    }
+    guard sets.count > 1 else { return }
+    let listed = sets.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.joined(separator: ", "))" }
+    throw ReelError(
+      .usage,
+      "the media given belong to \(sets.count) media sets — \(listed.joined(separator: "; "))",
+      remedy: "rehydrate from one media set's cartridges at a time; take the odd cartridge out of the library")
   }
 
   /// Refuses a store with volumes the archives do not hold, or a same-named volume with
@@ -137,7 +165,8 @@ public enum Rehydrator {
 
   private static func rehydrate(
     volume name: String, candidates: [(offer: ArchiveOffer, supply: any ArchiveSupply)], request: RehydrateRequest,
-    live: LiveStore, incoming: ArchiveFiles, progress: ((RehydrateProgress) -> Void)?
+    live: LiveStore, incoming: ArchiveFiles, whereabouts: [String: String],
+    progress: ((RehydrateProgress) -> Void)?
   ) throws -> RehydratedVolume {
     let imported = try importedArchives(volume: name, live: live)
     // Continue the chain the store already has; else the newest chain that can start.
@@ -152,6 +181,7 @@ public enum Rehydrator {
       }!.key
     let chain = (chains[chainID] ?? []).sorted { $0.offer.chainIndex < $1.offer.chainIndex }
     var result = RehydratedVolume(volume: name, chainID: chainID)
+    result.contentVerified = request.verifyContent
     let importedIDs = Set(imported.map(\.id))
     let byIndex = Dictionary(chain.map { ($0.offer.chainIndex, $0) }, uniquingKeysWith: { first, _ in first })
     let target = try targetIndex(request.until, chain: chain.map(\.offer), imported: imported, volume: name)
@@ -169,8 +199,11 @@ public enum Rehydrator {
           broken = true
           let next = chain.first { $0.offer.chainIndex > index }?.offer
           let previousEnd = index == 0 ? "its first record" : "seq \(result.restorableUntilSeq)"
+          // The next archive names this one as its parent; the set manifests may know where it is.
+          let id = byIndex[index + 1]?.offer.parentID
+          let place = id.flatMap { whereabouts[$0] }.map { " — it is on \($0)" } ?? ""
           result.missing.append(
-            "archive number \(index) of chain \(chainID) (history after \(previousEnd)\(next.map { " up to seq \($0.fromSeq), before \($0.fromTime)" } ?? ""))"
+            "archive number \(index) of chain \(chainID)\(id.map { " (\($0))" } ?? "") with history after \(previousEnd)\(next.map { " up to seq \($0.fromSeq), before \($0.fromTime)" } ?? "")\(place)"
           )
         } else if let candidate = byIndex[index], candidate.supply.isRemovable,
           !importedIDs.contains(candidate.offer.archiveID)
@@ -190,7 +223,8 @@ public enum Rehydrator {
         offer: offer, number: number, count: planned.count, source: source, progress: progress)
       do {
         _ = try ArchiveImporter.importArchive(
-          source: report, label: offer.fileName, masterKeys: request.masterKeys, into: live)
+          source: report, label: offer.fileName, masterKeys: request.masterKeys, into: live,
+          verifyContent: request.verifyContent)
       } catch let error as ReelError where error.kind == .corrupt || error.kind == .notFound {
         result.damaged.append("\(offer.fileName) (\(offer.location)): \(error.message)")
         result.bytesRead += source.count

@@ -15,10 +15,41 @@ public final class MediaArchiveSupply: ArchiveSupply {
 
   public var description: String { address.description }
 
-  /// A drive's cartridge leaves with the next one loaded; a library's stay at hand.
+  /// A drive's cartridge leaves with the next one loaded, and so does one virtual
+  /// cartridge named on its own (a drill loading cartridges one at a time); a library's
+  /// stay at hand.
   public var isRemovable: Bool {
-    if case .tapeDrive = address { return true }
-    return false
+    switch address {
+    case .tapeDrive: true
+    case .virtualTape: !address.isLibrary
+    case .folder: false
+    }
+  }
+
+  /// Where the set manifests on these media say each archive is: archive ID → cartridge.
+  public func whereabouts() throws -> [String: String] {
+    var places: [String: String] = [:]
+    for volume in volumes {
+      guard case .labeled(let label) = try volume.readLabel(), let catalog = try? volume.readCatalog() else {
+        continue
+      }
+      for member in catalog.set {
+        for archive in member.archives {
+          places[archive] = "cartridge \(member.label)\(label.mediaSet.map { " of media set \($0)" } ?? "")"
+        }
+      }
+    }
+    return places
+  }
+
+  public func mediaSets() throws -> [String: [String]] {
+    var sets: [String: [String]] = [:]
+    for volume in volumes {
+      // Scratch cartridges (labeled, in no set yet) hold nothing and mix with any set.
+      guard case .labeled(let label) = try volume.readLabel(), let set = label.mediaSet else { continue }
+      sets[set, default: []].append(label.name)
+    }
+    return sets
   }
 
   public func offers() throws -> [ArchiveOffer] {

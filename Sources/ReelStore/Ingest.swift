@@ -67,27 +67,11 @@ extension LiveStore {
     let volumeID = batch.descriptor.id.description
     let done = batch
     try catalog.database.write { db in
-      for version in done.versions { try Catalog.insert(version, volume: volumeID, db) }
-      for record in done.records {
-        try db.cachedStatement(
-          sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)"
-        ).execute(arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind.rawValue)])
-      }
-      for bookmark in done.bookmarks {
-        try db.execute(
-          sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
-          arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
-      }
-      for (hash, chunk) in done.newChunks {
-        try db.cachedStatement(
-          sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
-        ).execute(arguments: [
-          hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size,
-        ])
-      }
-      for (pack, size) in packSizes {
-        try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
-      }
+      try Catalog.insertHistory(
+        db, volume: volumeID, versions: done.versions,
+        records: done.records.map { HistoryRecord(seq: $0.seq, time: $0.time, kind: $0.kind.rawValue) },
+        bookmarks: done.bookmarks.map { HistoryBookmark(seq: $0.seq, label: $0.label, time: $0.time) },
+        newChunks: done.newChunks, packSizes: packSizes)
       let last = Int64(done.records.last?.seq ?? report.lastSeq)
       try db.execute(
         sql: """

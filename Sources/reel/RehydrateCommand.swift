@@ -32,6 +32,11 @@ struct RehydrateCommand: ParsableCommand {
   @Option(help: "Import what restores up to this point need: RFC 3339 time, bookmark, seq:N or latest.")
   var until: String?
   @Flag(help: "Allow a store that already holds other volumes.") var merge = false
+  @Flag(
+    help:
+      "Re-hash every chunk while importing (else frames are authenticated and records CRC-checked; run `reel store check --read-data` later)."
+  )
+  var verify = false
   @Flag(help: "JSON report.") var json = false
 
   func run() throws {
@@ -50,7 +55,7 @@ struct RehydrateCommand: ParsableCommand {
     let report = try Rehydrator.run(
       RehydrateRequest(
         supplies: supplies, masterKeys: [master], volumes: volume, until: until.map(Point.init(parsing:)),
-        merge: merge),
+        merge: merge, verifyContent: verify),
       store: store,
       progress: terminal
         ? { progress in
@@ -69,6 +74,11 @@ struct RehydrateCommand: ParsableCommand {
       say(jsonText(Self.document(report, store: layout.root)))
     } else {
       for result in report.volumes { Self.describe(result) }
+    }
+    if !json && !verify && report.volumes.contains(where: { !$0.imported.isEmpty }) {
+      say(
+        "Frames were authenticated and chunk records checksummed on import; chunk contents count as unverified until `reel store check --read-data --store \(layout.root)` re-hashes them."
+      )
     }
     if !report.complete { throw ExitCode(3) }
   }
@@ -104,6 +114,7 @@ struct RehydrateCommand: ParsableCommand {
       entry["restorable_until_time"] = result.restorableUntilTime ?? NSNull()
       entry["restorable_bookmarks"] = result.restorableBookmarks
       entry["bytes_read"] = result.bytesRead
+      entry["content_verified"] = result.contentVerified
       return entry
     }
     return ["store": store, "complete": report.complete, "volumes": volumes]

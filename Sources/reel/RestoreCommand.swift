@@ -79,7 +79,10 @@ struct TimelineCommand: ParsableCommand {
       document["retained_from_seq"] = catalog.retainedFrom
       document["sealed_seq"] = catalog.sealedSeq
       document["archives"] = catalog.archives.map {
-        ["id": $0.id, "from_seq": $0.fromSeq, "until_seq": $0.untilSeq, "file": $0.fileName] as [String: Any]
+        [
+          "id": $0.id, "from_seq": $0.fromSeq, "until_seq": $0.untilSeq, "file": $0.fileName,
+          "verified": $0.verified != nil,
+        ] as [String: Any]
       }
       say(jsonText(document))
       return

@@ -60,11 +60,18 @@ final class SealedFolder {
       let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: output)))
       #expect(difference(bytes, sealed.image(seq)) == nil, "bookmark \(label)")
     }
+    // Imported without re-hashing: unverified until a read-data check.
+    let unverified = try reel(["timeline", "disk", "--json"], store: target)
+    let before = try JSONSerialization.jsonObject(with: Data(unverified.stdout.utf8)) as! [String: Any]
+    #expect((before["archives"] as! [[String: Any]]).allSatisfy { $0["verified"] as? Bool == false })
+    let check = try reel(["store", "check", "--read-data"], store: target)
+    #expect(check.status == 0 && check.stdout.contains("3 archive(s) imported without re-hashing are now verified"))
     let timeline = try reel(["timeline", "disk", "--json"], store: target)
     #expect(timeline.status == 0, "\(timeline.stderr)")
     let document = try JSONSerialization.jsonObject(with: Data(timeline.stdout.utf8)) as! [String: Any]
     #expect((document["bookmarks"] as! [[String: Any]]).count == 3)
     #expect((document["archives"] as! [[String: Any]]).count == 3)
+    #expect((document["archives"] as! [[String: Any]]).allSatisfy { $0["verified"] as? Bool == true })
 
     // Again: nothing to do, nothing imported twice.
     let again = try reel(

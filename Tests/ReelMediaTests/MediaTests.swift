@@ -401,3 +401,79 @@ import Testing
     #expect(unknown.status == 64 && unknown.stderr.contains("dir:PATH"), "\(unknown.output)")
   }
 }
+
+@Suite struct RehydrateFromMediaTests {
+  @Test func aCartridgeOfAnotherSetIsNamedBeforeAnythingIsRead() throws {
+    let sandbox = try MediaSandbox()
+    let maker = try ArchiveMaker()
+    let archive = try maker.seal(randomBytes: 300_000, bookmark: "a")
+    #expect(try sandbox.reel("init").status == 0)
+    for (name, set) in [("W1", "weekly"), ("M1", "monthly")] {
+      #expect(
+        try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", name, "--media-set", set).status == 0)
+    }
+    #expect(
+      try sandbox.reel("export", archive.path, "--to", "vtape:" + sandbox.cartridge("W1"), "--media-set", "weekly")
+        .status == 0)
+    let target = sandbox.root + "/rehydrated"
+    let mixed = try sandbox.run(
+      MediaSandbox.executable,
+      ["rehydrate", "--from", "vtape:" + sandbox.library, "--key", maker.keyPath, "--store", target],
+      environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
+    #expect(mixed.status == 64, "\(mixed.output)")
+    #expect(mixed.stderr.contains("M1") && mixed.stderr.contains("monthly"), "\(mixed.output)")
+    #expect(!FileManager.default.fileExists(atPath: target + "/volumes/disk"))
+    let one = try sandbox.run(
+      MediaSandbox.executable,
+      ["rehydrate", "--from", "vtape:" + sandbox.cartridge("W1"), "--key", maker.keyPath, "--store", target],
+      environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
+    #expect(one.status == 0, "\(one.output)")
+  }
+}
+
+extension RehydrateFromMediaTests {
+  /// Cartridges loaded one at a time, newest first: archives that cannot be imported yet
+  /// are set aside in the store, the missing ones are named with the cartridge that holds
+  /// them, and the last cartridge completes the store.
+  @Test func cartridgesLoadedOneAtATimeInAnyOrderCompleteTheStore() throws {
+    let sandbox = try MediaSandbox()
+    let maker = try ArchiveMaker()
+    let archives = try ["a", "b", "c"].map { try maker.seal(randomBytes: 1_200_000, bookmark: $0) }
+    #expect(try sandbox.reel("init").status == 0)
+    let capacity = archives.map(\.size).max()! + (3 << 20)
+    for name in ["C1", "C2", "C3"] {
+      #expect(
+        try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", name, "--capacity", "\(capacity)")
+          .status == 0)
+    }
+    let export = try sandbox.reel(
+      "export", archives[0].path, archives[1].path, archives[2].path, "--to", "vtape:" + sandbox.library,
+      "--media-set", "weekly")
+    #expect(export.status == 0 && export.stdout.contains("C3 file"), "\(export.output)")
+
+    let target = sandbox.root + "/rehydrated"
+    func load(_ cartridge: String) throws -> MediaSandbox.Run {
+      try sandbox.run(
+        MediaSandbox.executable,
+        ["rehydrate", "--from", "vtape:" + sandbox.cartridge(cartridge), "--key", maker.keyPath, "--store", target],
+        environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
+    }
+    let third = try load("C3")
+    #expect(third.status == 3, "\(third.output)")
+    #expect(third.stdout.contains("MISSING") && third.stdout.contains("it is on cartridge C2"), "\(third.stdout)")
+    #expect(third.stdout.contains("set aside"), "\(third.stdout)")
+    let second = try load("C2")
+    #expect(second.status == 3, "\(second.output)")
+    let first = try load("C1")
+    #expect(first.status == 0, "\(first.output)")
+    #expect(first.stdout.contains("3 archive(s) imported"), "\(first.stdout)")
+    let incoming = (try? FileManager.default.contentsOfDirectory(atPath: target + "/incoming")) ?? []
+    #expect(incoming.isEmpty, "set-aside copies are removed once imported: \(incoming)")
+    let image = sandbox.root + "/restored.img"
+    let restored = try sandbox.run(
+      MediaSandbox.executable, ["restore", "disk", "--at", "latest", "--output", image],
+      environment: ["REEL_STORE": target])
+    #expect(restored.status == 0, "\(restored.output)")
+    #expect(sandbox.digest(image) == SHA256Digest.hash(maker.fixture.model).hex)
+  }
+}
