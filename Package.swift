@@ -10,6 +10,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
   ],
   targets: [
     .systemLibrary(
@@ -42,10 +43,16 @@ let package = Package(
     .target(
       name: "ReelMedia",
       dependencies: ["ReelCore", "ReelCodec", "ReelJournal", "ReelStore", "ReelArchive", "CLinux"]),
+    .target(
+      name: "ReelPipeline",
+      dependencies: [
+        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
+        .product(name: "Yams", package: "Yams"),
+      ]),
     .executableTarget(
       name: "reel",
       dependencies: [
-        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
+        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia", "ReelPipeline",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(
@@ -76,7 +83,15 @@ let package = Package(
       dependencies: ["ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelMediaTests",
-      dependencies: ["ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel"]),
+      dependencies: [
+        "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel",
+      ]),
+    .testTarget(
+      name: "ReelPipelineTests",
+      dependencies: [
+        "ReelPipeline", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
   ],
   swiftLanguageModes: [.v6]
 )

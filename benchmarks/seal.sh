@@ -12,37 +12,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1G}
-bytes=$(numfmt --from=iec "$size")
 work=$PWD/.bench-work/seal-$$
 mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
 
-swift build -c release --product reel >/dev/null
-swift build -c release --product reel-bench >/dev/null
-bin=$(swift build -c release --show-bin-path)
-reel=$bin/reel
-bench=$bin/reel-bench
-drop_caches() { sync; if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
-now() { date +%s.%N; }
-mbps() { awk -v b="$1" -v a="$2" -v c="$3" 'BEGIN { printf "%.1f", b / (c - a) / 1e6 }'; }
+source benchmarks/lib.sh
 
 echo "== journal $size of real data (a tar of /usr) and 10,000 small writes"
-tar -cf - /usr/share /usr/lib /usr/bin 2>/dev/null | head -c "$bytes" >"$work/source.img" || true
-actual=$(stat -c %s "$work/source.img")
-export REEL_STORE=$work/store REEL_PASSPHRASE=benchmark REEL_KEY=$work/master.key
-"$reel" init >/dev/null
-"$reel" key create --out "$REEL_KEY" >/dev/null
-"$reel" volume create data --size "$actual" --block-size 512 >/dev/null
-"$bench" workload "$REEL_STORE" data "$work/source.img" 1 10000 "$work/small-writes.bin"
-rm -f "$work/small-writes.bin"
-journal="$REEL_STORE/volumes/data/journal"
-journaled=$(du -sb "$journal" | cut -f1)
-echo "journal: $journaled bytes"
+journal_real_workload "$work" "$size"
 
 start=$(now)
 "$reel" ingest data >/dev/null
 end=$(now)
-ingest_seconds=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
+ingest_seconds=$(seconds "$start" "$end")
 echo "ingest (done continuously by reel serve): $ingest_seconds s"
 
 drop_caches
@@ -50,15 +32,14 @@ start=$(now)
 "$reel" seal data --until latest --out "$work/sealed" >"$work/seal.out"
 end=$(now)
 seal_mbps=$(mbps "$journaled" "$start" "$end")
-seal_seconds=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
+seal_seconds=$(seconds "$start" "$end")
 archive=$(ls "$work"/sealed/*.reel.tar)
 archive_bytes=$(stat -c %s "$archive")
 cat "$work/seal.out"
 
 drop_caches
 start=$(now)
-tar -cf - -C "$journal" . | zstd -3 -T2 -q -c |
-  openssl enc -aes-256-ctr -pbkdf2 -pass pass:benchmark -out "$work/baseline.tar.zst.enc"
+baseline_seal "$journal" "$work/baseline.tar.zst.enc"
 sync
 end=$(now)
 baseline_mbps=$(mbps "$journaled" "$start" "$end")

@@ -2,13 +2,14 @@
 # Installs the Debian packages Reel builds and tests with, when any is missing.
 # Libraries: libarchive, libzstd, libsqlite3 (through GRDB), libgcrypt.
 # Real clients the tests drive: qemu-utils (qemu-io, qemu-img), libnbd-bin (nbdinfo,
-# nbdcopy, nbdfuse), nbdkit, fuse3, e2fsprogs; bsdtar/zstd/coreutils for archives.
+# nbdcopy, nbdfuse), nbdkit, fuse3, e2fsprogs; GNU tar, bsdtar, zstd, coreutils, openssl for
+# archives; python3 (hostile tar files) and sqlite3 (a database under load) in tests.
 set -euo pipefail
 
 packages=(
   pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev
   qemu-utils libnbd-bin nbdkit fuse3 e2fsprogs libarchive-tools zstd
-  coreutils util-linux procps time
+  coreutils util-linux procps time tar python3 sqlite3 openssl
 )
 
 missing=()

@@ -104,4 +104,32 @@ static inline int reel_has_crc32c_instruction(void) { return 0; }
 /// the ones Swift's Glibc module saw, and the two modules then refuse to load together.
 extern int setpriority(int which, unsigned int who, int prio);
 static inline int reel_set_thread_nice(int nice) { return setpriority(0 /* PRIO_PROCESS */, (unsigned int)gettid(), nice); }
+
+/// The kernel's <linux/mtio.h>, not glibc's <sys/mtio.h>: the latter pulls in
+/// <sys/select.h>, whose fd_set differs under _GNU_SOURCE and breaks other C modules.
+#include <linux/mtio.h>
+extern int ioctl(int fd, unsigned long int request, ...);
+
+/// One st-driver tape operation (MTIOCTOP is a macro Swift cannot import): MTSETBLK,
+/// MTWEOF, MTFSF, MTBSF, MTREW, MTEOM with its count. Returns ioctl's result; errno is set.
+static inline int reel_tape_operation(int fd, int operation, int count) {
+  struct mtop op;
+  op.mt_op = (short)operation;
+  op.mt_count = count;
+  return ioctl(fd, MTIOCTOP, &op);
+}
+
+/// MTIOCGET: the drive's file and block number, generic status bits (GMT_*) and the
+/// block size field of the status register. Fails with ENOTTY on anything not a tape.
+static inline int reel_tape_status(int fd, long *file, long *block, long *status, long *blockSize) {
+  struct mtget get;
+  int result = ioctl(fd, MTIOCGET, &get);
+  if (result == 0) {
+    *file = (long)get.mt_fileno;
+    *block = (long)get.mt_blkno;
+    *status = get.mt_gstat;
+    *blockSize = (get.mt_dsreg & MT_ST_BLKSIZE_MASK) >> MT_ST_BLKSIZE_SHIFT;
+  }
+  return result;
+}
 #endif

@@ -18,9 +18,11 @@ public struct ArchiveImportReport: Sendable {
 /// checked out, so an interrupted or failed import leaves nothing half-imported.
 public enum ArchiveImporter {
   public static func importArchive(
-    source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], into live: LiveStore
+    source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], into live: LiveStore,
+    verifyContent: Bool = true
   ) throws -> ArchiveImportReport {
-    let scanner = try ArchiveScanner(source: source, label: label, masterKeys: masterKeys)
+    let scanner = try ArchiveScanner(
+      source: source, label: label, masterKeys: masterKeys, checkContent: verifyContent)
     try scanner.readHead()
     guard let manifest = scanner.manifest, let index = scanner.index else {
       throw ReelError(.wrongKey, "\(label): a key is needed to import", remedy: "give --key")
@@ -43,7 +45,9 @@ public enum ArchiveImporter {
       descriptor, fromSeq: manifest.range.fromSeq, throughSeq: manifest.range.untilSeq,
       startsChain: manifest.contents.base
     ) { window in
-      try scanner.readBody { key, record in try window.addChunkRecord(record, key: key) }
+      try window.preload(Array(try index.chunkLocations().keys))
+      // The scanner has checked each record's CRC-32C and content hash already.
+      try scanner.readBody { key, record in try window.addChunkRecord(record, key: key, verified: true) }
       let result = scanner.result()
       guard result.problems.isEmpty else {
         throw ReelError(
@@ -66,7 +70,7 @@ public enum ArchiveImporter {
           chainIndex: manifest.chainIndex, fromSeq: manifest.range.fromSeq, untilSeq: manifest.range.untilSeq,
           fromTime: fromTime, untilTime: untilTime, fileName: label, path: label,
           size: verification.structure.totalBytes, sha256: verification.structure.sha256, created: Timestamp.now(),
-          verified: Timestamp.now()))
+          verified: verifyContent ? Timestamp.now() : nil))
     }
     return ArchiveImportReport(
       manifest: manifest, imported: imported, chunksAdded: added, chunksAlreadyStored: present,

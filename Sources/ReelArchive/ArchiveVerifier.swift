@@ -74,6 +74,16 @@ public enum ArchiveVerifier {
     return scanner.result()
   }
 
+  /// Every check on a stream (an archive read back from media).
+  public static func verify(source: any ArchiveByteSource, masterKeys: [SymmetricKey], label: String) throws
+    -> ArchiveVerification
+  {
+    let scanner = try ArchiveScanner(source: source, label: label, masterKeys: masterKeys)
+    try scanner.readHead()
+    try scanner.readBody(onChunk: nil)
+    return scanner.result()
+  }
+
   /// Reads only what precedes the index: the manifest, checked against nothing (`reel inspect`).
   public static func readManifest(path: String) throws -> ArchiveManifest {
     let source = try FileArchiveSource(path: path)
@@ -111,6 +121,7 @@ final class ArchiveScanner {
   private(set) var index: ArchiveIndex?
   private var indexLocations: [String: ArchiveChunkLocation] = [:]
   private var cipher: AES256GCM?
+  private var ciphers: [AES256GCM] = []
   private var archiveUUID: UUID?
   private var found: [ArchiveManifest.Member] = []
   private var problems: [ArchiveProblem] = []
@@ -120,10 +131,15 @@ final class ArchiveScanner {
   private var foundChunks: Set<String> = []
   private var scratch: String?
 
-  init(source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey]) throws {
+  /// Decompress every chunk and compare its SHA-256 with its name; without it, chunk records
+  /// are checked by CRC-32C and name only (their frames are still authenticated by GCM).
+  let checkContent: Bool
+
+  init(source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], checkContent: Bool = true) throws {
     self.label = label
     self.masterKeys = masterKeys
-    hashing = HashingSource(source)
+    self.checkContent = checkContent
+    hashing = HashingSource(ReadAheadSource(source))
     tar = try TarReader(source: hashing, label: label)
   }
 
@@ -218,10 +234,10 @@ final class ArchiveScanner {
       decrypted = try PosixFile(path: folder + "/index.sqlite", flags: O_WRONLY | O_CREAT | O_EXCL)
     }
     var written: UInt64 = 0
-    try readFrames(indexMember, content: ArchiveFrame.contentIndex) { plaintext, _ in
+    try readFrames(indexMember, content: ArchiveFrame.contentIndex) { _, opened in
       guard let decrypted else { return }
-      try decrypted.write(plaintext, at: written)
-      written += UInt64(plaintext.count)
+      try decrypted.write(opened.plaintext, at: written)
+      written += UInt64(opened.plaintext.count)
     }
     if let decrypted, problems.isEmpty {
       let index = try ArchiveIndex.open(at: decrypted.path, archive: label)
@@ -245,8 +261,9 @@ final class ArchiveScanner {
         throw corrupt(
           "member \"\(member.name)\" found where \(ArchiveFormat.packName(packNumber)) or SHA256SUMS belongs")
       }
-      try readFrames(member, content: ArchiveFrame.contentChunks) { plaintext, frame in
-        try self.checkChunks(plaintext, member: member.name, number: packNumber, frameOffset: frame, onChunk: onChunk)
+      try readFrames(member, content: ArchiveFrame.contentChunks) { frame, opened in
+        try self.accept(
+          opened, member: member.name, number: packNumber, frameOffset: frame.memberOffset, onChunk: onChunk)
       }
       packNumber += 1
     }
@@ -267,10 +284,26 @@ final class ArchiveScanner {
     if index != nil { try checkIndexCoverage() }
   }
 
-  /// Streams a framed member, checking each header; with a key, opens each frame and hands
-  /// the plaintext and the frame's offset to `body`.
+  /// A frame read from a member, still sealed.
+  private struct SealedFrame: Sendable {
+    var header: ArchiveFrame.Header
+    var headerBytes: [UInt8]
+    var sealed: [UInt8]
+    var memberOffset: UInt64
+  }
+
+  /// A frame after opening: its plaintext (index frames) or its checked chunk records.
+  private struct OpenedFrame: Sendable {
+    var plaintext: [UInt8] = []
+    var records: [(key: String, record: [UInt8], offset: Int)] = []
+    var problems: [String] = []
+    var authentic = true
+  }
+
+  /// Streams a framed member, checking each header; with a key, opens the frames (several
+  /// at a time on both cores) and hands each to `body` in order.
   private func readFrames(
-    _ member: TarReader.Member, content: UInt8, _ body: (UnsafeRawBufferPointer, UInt64) throws -> Void
+    _ member: TarReader.Member, content: UInt8, _ body: (SealedFrame, OpenedFrame) throws -> Void
   ) throws {
     let hasher = SHA256Hasher()
     var buffer: [UInt8] = []
@@ -280,6 +313,20 @@ final class ArchiveScanner {
     var broken = false
     let memberNumber = member.name == ArchiveFormat.indexName ? 0 : ArchiveFormat.packNumber(member.name) ?? -1
     var total: UInt64 = 0
+    var batch: [SealedFrame] = []
+    func openBatch() throws {
+      guard !batch.isEmpty else { return }
+      for (frame, opened) in zip(batch, try open(batch, content: content)) {
+        if !opened.authentic {
+          problem(
+            member.name, frame.memberOffset,
+            "frame \(frame.header.frameNumber) fails its authentication tag (damaged or altered)")
+        }
+        for message in opened.problems { problem(member.name, frame.memberOffset, message) }
+        try body(frame, opened)
+      }
+      batch.removeAll(keepingCapacity: true)
+    }
     try tar.readData { piece in
       hasher.update(piece)
       total += UInt64(piece.count)
@@ -301,20 +348,13 @@ final class ArchiveScanner {
         }
         let frameLength = ArchiveFrame.headerSize + header.sealedLength
         guard available >= frameLength else { break }
-        if let cipher, let archiveUUID {
-          let headerBytes = Array(buffer[consumed..<(consumed + ArchiveFrame.headerSize)])
+        if cipher != nil {
           let start = consumed + ArchiveFrame.headerSize
-          do {
-            let plaintext = try buffer.withUnsafeBytes { (raw) throws(AuthenticationFailure) -> [UInt8] in
-              try ArchiveFrame.open(
-                UnsafeRawBufferPointer(rebasing: raw[start..<(start + header.sealedLength)]), header: header,
-                headerBytes: headerBytes, archiveID: archiveUUID, cipher: cipher)
-            }
-            try plaintext.withUnsafeBytes { try body($0, memberOffset) }
-          } catch is AuthenticationFailure {
-            problem(
-              member.name, memberOffset, "frame \(expectedNumber) fails its authentication tag (damaged or altered)")
-          }
+          batch.append(
+            SealedFrame(
+              header: header, headerBytes: Array(buffer[consumed..<start]),
+              sealed: Array(buffer[start..<(start + header.sealedLength)]), memberOffset: memberOffset))
+          if batch.count == 8 { try openBatch() }
         }
         frames += 1
         consumed += frameLength
@@ -326,40 +366,76 @@ final class ArchiveScanner {
         consumed = 0
       }
     }
+    try openBatch()
     if !broken && buffer.count - consumed != 0 {
       problem(member.name, memberOffset, "ends inside a frame (\(buffer.count - consumed) stray bytes)")
     }
     found.append(ArchiveManifest.Member(name: member.name, role: "", size: total, sha256: hasher.finish().hex))
   }
 
-  private func checkChunks(
-    _ plaintext: UnsafeRawBufferPointer, member: String, number: Int, frameOffset: UInt64,
+  /// Decrypts frames and checks their chunk records (CRC-32C, and the SHA-256 of the
+  /// decompressed bytes against the name) on both cores.
+  private func open(_ frames: [SealedFrame], content: UInt8) throws -> [OpenedFrame] {
+    guard let keys, let archiveUUID else { return [] }
+    while ciphers.count < 2 { ciphers.append(AES256GCM(key: keys.frameKey)) }
+    let ciphers = self.ciphers
+    let checkContent = self.checkContent
+    return parallelMap(frames, workers: 2) { worker, frame in
+      var opened = OpenedFrame()
+      do {
+        opened.plaintext = try frame.sealed.withUnsafeBytes { (raw) throws(AuthenticationFailure) -> [UInt8] in
+          try ArchiveFrame.open(
+            raw, header: frame.header, headerBytes: frame.headerBytes, archiveID: archiveUUID, cipher: ciphers[worker])
+        }
+      } catch {
+        opened.authentic = false
+        return opened
+      }
+      guard content == ArchiveFrame.contentChunks else { return opened }
+      opened.plaintext.withUnsafeBytes { plaintext in
+        var offset = 0
+        while offset < plaintext.count {
+          let rest = UnsafeRawBufferPointer(rebasing: plaintext[offset...])
+          guard let length = ChunkRecordFormat.recordLength(rest), length <= rest.count,
+            let key = ChunkRecordFormat.claimedKey(rest)
+          else {
+            opened.problems.append("the frame's plaintext holds a damaged chunk record at byte \(offset)")
+            return
+          }
+          let record = Array(rest[0..<length])
+          do {
+            if checkContent {
+              _ = try ChunkRecordFormat.decodeVerified(record, key: key)
+            } else {
+              try ChunkRecordFormat.check(record, key: key)
+            }
+            opened.records.append((key, record, offset))
+          } catch let error as ReelError {
+            opened.problems.append(error.message)
+          } catch {
+            opened.problems.append("\(error)")
+          }
+          offset += length
+        }
+      }
+      opened.plaintext = []
+      return opened
+    }
+  }
+
+  private func accept(
+    _ opened: OpenedFrame, member: String, number: Int, frameOffset: UInt64,
     onChunk: ((String, [UInt8]) throws -> Void)?
   ) throws {
-    var offset = 0
-    while offset < plaintext.count {
-      let rest = UnsafeRawBufferPointer(rebasing: plaintext[offset...])
-      guard let length = ChunkRecordFormat.recordLength(rest), length <= rest.count,
-        let key = ChunkRecordFormat.claimedKey(rest)
-      else {
-        problem(member, frameOffset, "the frame's plaintext holds a damaged chunk record at byte \(offset)")
-        return
+    for (key, record, offset) in opened.records {
+      chunks += 1
+      foundChunks.insert(key)
+      if let location = indexLocations[key],
+        location.member != number || location.frameOffset != frameOffset || location.recordOffset != offset
+      {
+        problem(member, frameOffset, "chunk \(key) is not where the index says")
       }
-      let record = Array(rest[0..<length])
-      do {
-        _ = try ChunkRecordFormat.decodeVerified(record, key: key)
-        chunks += 1
-        foundChunks.insert(key)
-        if let location = indexLocations[key],
-          location.member != number || location.frameOffset != frameOffset || location.recordOffset != offset
-        {
-          problem(member, frameOffset, "chunk \(key) is not where the index says")
-        }
-        try onChunk?(key, record)
-      } catch let error as ReelError {
-        problem(member, frameOffset, error.message)
-      }
-      offset += length
+      try onChunk?(key, record)
     }
   }
 

@@ -20,6 +20,10 @@ public struct CaptureConfiguration: Sendable {
   public var checkpointInterval: Duration = .seconds(60)
   /// How far the live image may lag behind the journal (docs/capture.md).
   public var liveImage = LiveImageOptions()
+  /// The volume as of a seq, for rebuilding a live image whose journal no longer begins
+  /// at seq 1 (its oldest segments were pruned once sealed and copied to media). `reel
+  /// serve` reads it from the live store; without it such a rebuild is refused.
+  public var rebuildBase: (@Sendable (_ volume: VolumeDescriptor, _ seq: Seq) throws -> any VolumeSource)?
 
   public init(
     layout: StoreLayout, volumes: [String], socketPath: String? = nil, listen: String? = nil,
@@ -102,7 +106,8 @@ public final class CaptureServer: @unchecked Sendable {
       for name in configuration.volumes {
         let volume = try ServedVolume.open(
           name: name, layout: configuration.layout, checkpointBytes: configuration.checkpointBytes,
-          checkpointInterval: configuration.checkpointInterval, liveImage: configuration.liveImage)
+          checkpointInterval: configuration.checkpointInterval, liveImage: configuration.liveImage,
+          rebuildBase: configuration.rebuildBase)
         opened.append(volume)
         configuration.log("volume \(name): \(volume.recovery)")
       }

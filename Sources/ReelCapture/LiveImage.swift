@@ -56,7 +56,8 @@ final class LiveImage: @unchecked Sendable {
   /// `lastSeq` (see docs/capture.md, "Live image after a crash"), then records it as in
   /// use (not clean) so a crash from here on is noticed at the next start.
   static func open(
-    layout: StoreLayout, descriptor: VolumeDescriptor, journalLastSeq lastSeq: Seq
+    layout: StoreLayout, descriptor: VolumeDescriptor, journalLastSeq lastSeq: Seq,
+    rebuildBase: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)? = nil
   ) throws -> (LiveImage, LiveImageRecovery) {
     let name = descriptor.name
     let path = layout.liveImagePath(name)
@@ -83,7 +84,7 @@ final class LiveImage: @unchecked Sendable {
     let recovery: LiveImageRecovery
     let file: PosixFile
     if let rebuildReason {
-      let records = try rebuild(layout: layout, descriptor: descriptor, into: path)
+      let records = try rebuild(layout: layout, descriptor: descriptor, into: path, base: rebuildBase)
       file = try PosixFile(path: path, flags: O_RDWR)
       recovery = .rebuilt(reason: rebuildReason, records: records)
     } else {
@@ -177,11 +178,42 @@ final class LiveImage: @unchecked Sendable {
 
   /// Builds the image again from what is durable: the base (or zeros) and every journal
   /// record, in a temporary file renamed over the old image only once it is complete.
-  private static func rebuild(layout: StoreLayout, descriptor: VolumeDescriptor, into path: String) throws -> Int {
+  /// When the journal's oldest segments were pruned, the starting point is the volume as
+  /// of the seq before its first record, from `base` (the live store).
+  private static func rebuild(
+    layout: StoreLayout, descriptor: VolumeDescriptor, into path: String,
+    base: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)?
+  ) throws -> Int {
     let temporary = path + ".rebuild"
     unlink(temporary)
     do {
       let file = try PosixFile(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
+      let journal = try JournalReader(directory: layout.journalDirectory(descriptor.name), volume: descriptor.id)
+      let firstSeq = journal.segments.first?.header.firstSeq ?? 1
+      if firstSeq > 1 {
+        guard let base else {
+          throw ReelError(
+            .notFound,
+            "the journal of \(descriptor.name) begins at seq \(firstSeq) (older segments were pruned once sealed); the live image cannot be rebuilt from the journal alone",
+            remedy:
+              "serve it with `reel serve`, which starts from the live store, or restore it: reel restore \(descriptor.name) --at latest --output FILE"
+          )
+        }
+        let source = try base(descriptor, firstSeq - 1)
+        try file.truncate(to: descriptor.size)
+        var offset: UInt64 = 0
+        while offset < descriptor.size {
+          let length = Int(min(UInt64(4 << 20), descriptor.size - offset))
+          let bytes = try source.read(offset: offset, length: length)
+          if bytes.contains(where: { $0 != 0 }) { try file.write(bytes, at: offset) }
+          offset += UInt64(length)
+        }
+        let records = try replay(
+          layout: layout, descriptor: descriptor, fromSeq: firstSeq, into: file, path: temporary)
+        try file.sync()
+        try Durable.rename(temporary, to: path)
+        return records
+      }
       if descriptor.hasBase {
         let basePath = layout.baseImagePath(descriptor.name)
         guard FileManager.default.fileExists(atPath: basePath) else {

@@ -47,7 +47,8 @@ final class ServedVolume: @unchecked Sendable {
   /// image in line with it.
   static func open(
     name: String, layout: StoreLayout, readOnly: Bool = false, checkpointBytes: UInt64, checkpointInterval: Duration,
-    liveImage: LiveImageOptions = LiveImageOptions()
+    liveImage: LiveImageOptions = LiveImageOptions(),
+    rebuildBase: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)? = nil
   ) throws -> ServedVolume {
     let descriptor = try layout.descriptor(of: name)
     let directory = layout.journalDirectory(name)
@@ -55,7 +56,7 @@ final class ServedVolume: @unchecked Sendable {
     do {
       let labels = try JournalReader(directory: directory, volume: descriptor.id).summarize().bookmarks.map(\.label)
       let (image, recovery) = try LiveImage.open(
-        layout: layout, descriptor: descriptor, journalLastSeq: journal.lastAppendedSeq)
+        layout: layout, descriptor: descriptor, journalLastSeq: journal.lastAppendedSeq, rebuildBase: rebuildBase)
       return ServedVolume(
         descriptor: descriptor, journal: journal, image: image, recovery: recovery, readOnly: readOnly,
         controlSocketPath: layout.volumeDirectory(name) + "/" + ControlProtocol.socketName,

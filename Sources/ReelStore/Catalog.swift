@@ -9,7 +9,7 @@ public final class Catalog: Sendable {
   public let path: String
   let database: DatabaseQueue
 
-  public static let schemaVersion = 3
+  public static let schemaVersion = 5
 
   public init(path: String) throws {
     self.path = path
@@ -125,6 +125,12 @@ public final class Catalog: Sendable {
             last_archive_id TEXT
           ) WITHOUT ROWID;
           """)
+    }
+    migrator.registerMigration("v4-media") { db in
+      try db.execute(sql: ArchiveCopies.schema)
+    }
+    migrator.registerMigration("v5-pipeline") { db in
+      try db.execute(sql: PipelineRuns.schema)
     }
     return migrator
   }

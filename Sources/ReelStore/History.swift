@@ -370,3 +370,36 @@ extension LiveStore {
     }
   }
 }
+
+/// A volume's history as the catalog knows it: what points can be named, what is sealed.
+public struct CatalogTimeline: Sendable {
+  public var retainedFrom: Seq
+  public var ingested: Seq
+  public var records: Int
+  public var firstTime: Timestamp?
+  public var lastTime: Timestamp?
+  public var bookmarks: [HistoryBookmark]
+  public var sealedSeq: Seq
+  public var archives: [SealedArchiveRecord]
+}
+
+extension LiveStore {
+  public func catalogTimeline(of descriptor: VolumeDescriptor) throws -> CatalogTimeline {
+    let bounds = try historyBounds(of: descriptor)
+    let volumeID = descriptor.id.description
+    let (records, first, last) = try catalog.database.read { db in
+      let row = try Row.fetchOne(
+        db,
+        sql: "SELECT COUNT(*) AS n, MIN(time_ns) AS first, MAX(time_ns) AS last FROM record_time WHERE volume_id = ?",
+        arguments: [volumeID])
+      return (
+        row?["n"] as Int? ?? 0, (row?["first"] as Int64?).map { Timestamp(nanoseconds: $0) },
+        (row?["last"] as Int64?).map { Timestamp(nanoseconds: $0) }
+      )
+    }
+    return CatalogTimeline(
+      retainedFrom: bounds.retainedFrom, ingested: bounds.ingested, records: records, firstTime: first, lastTime: last,
+      bookmarks: try bookmarks(of: descriptor, after: 0, through: bounds.ingested),
+      sealedSeq: try sealedSeq(of: descriptor), archives: try sealedArchives(of: descriptor))
+  }
+}

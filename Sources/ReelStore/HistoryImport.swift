@@ -18,6 +18,7 @@ public final class HistoryImport {
   var bookmarks: [HistoryBookmark] = []
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
   var present: Set<String> = []
+  var absent: Set<String> = []
   public private(set) var chunksAdded = 0
   public private(set) var chunksAlreadyStored = 0
 
@@ -29,18 +30,45 @@ public final class HistoryImport {
     self.throughSeq = throughSeq
   }
 
-  /// Adds one stored chunk record (docs/store-format.md); a chunk the store already holds
-  /// is skipped. The record's checksum and name are checked first.
-  public func addChunkRecord(_ record: [UInt8], key: String) throws {
-    guard !present.contains(key), newChunks[key] == nil else { return }
-    let size = try ChunkCodec.check(record, key: key)
-    let exists = try live.catalog.database.read { db in
-      try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE hash = ?", arguments: [key]) ?? false
+  /// Learns in a few queries which of `keys` the store already holds, so adding their
+  /// records later needs no query each.
+  public func preload(_ keys: [String]) throws {
+    var index = 0
+    while index < keys.count {
+      let slice = Array(keys[index..<min(index + 500, keys.count)])
+      let found = try live.catalog.database.read { db in
+        try String.fetchAll(
+          db, sql: "SELECT hash FROM chunk WHERE hash IN (\(slice.map { _ in "?" }.joined(separator: ",")))",
+          arguments: StatementArguments(slice))
+      }
+      present.formUnion(found)
+      absent.formUnion(Set(slice).subtracting(found))
+      index += 500
     }
-    if exists {
-      present.insert(key)
+  }
+
+  /// Adds one stored chunk record (docs/store-format.md); a chunk the store already holds
+  /// is skipped. The record's checksum and name are checked first unless the caller
+  /// already verified it.
+  public func addChunkRecord(_ record: [UInt8], key: String, verified: Bool = false) throws {
+    guard newChunks[key] == nil else { return }
+    if present.contains(key) {
       chunksAlreadyStored += 1
       return
+    }
+    let size =
+      verified
+      ? Int(record.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian })
+      : try ChunkCodec.check(record, key: key)
+    if !absent.contains(key) {
+      let exists = try live.catalog.database.read { db in
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE hash = ?", arguments: [key]) ?? false
+      }
+      if exists {
+        present.insert(key)
+        chunksAlreadyStored += 1
+        return
+      }
     }
     newChunks[key] = (try packs.append(record), size)
     chunksAdded += 1
@@ -83,27 +111,9 @@ extension LiveStore {
       let packSizes = try window.packs.makeDurable()
       let volumeID = descriptor.id.description
       try catalog.database.write { db in
-        for version in window.versions { try Catalog.insert(version, volume: volumeID, db) }
-        for record in window.records {
-          try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)"
-          ).execute(arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind)])
-        }
-        for bookmark in window.bookmarks {
-          try db.execute(
-            sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
-            arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
-        }
-        for (hash, chunk) in window.newChunks {
-          try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
-          ).execute(arguments: [
-            hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size,
-          ])
-        }
-        for (pack, size) in packSizes {
-          try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
-        }
+        try Catalog.insertHistory(
+          db, volume: volumeID, versions: window.versions, records: window.records, bookmarks: window.bookmarks,
+          newChunks: window.newChunks, packSizes: packSizes)
         try db.execute(
           sql: """
             INSERT INTO ingest_state (volume_id, ingested_seq, base_ingested, retained_from_seq) VALUES (?, ?, 1, ?)
@@ -127,6 +137,8 @@ extension LiveStore {
           "the store already has a different volume named \(descriptor.name) (id \(existing.id), the archive's is \(descriptor.id))",
           remedy: "import into another store folder")
       }
+      // A run killed between the rename and the catalog row finishes the job here.
+      if !(try catalog.volumeNames().contains(descriptor.name)) { try catalog.register(existing) }
       return
     }
     var adopted = descriptor
@@ -138,5 +150,37 @@ extension LiveStore {
     try Durable.syncDirectory(staging)
     try Durable.rename(staging, to: layout.volumeDirectory(descriptor.name))
     if !(try catalog.volumeNames().contains(descriptor.name)) { try catalog.register(adopted) }
+  }
+}
+
+extension Catalog {
+  /// The rows one batch of history adds, ingested from a journal or imported from an
+  /// archive: versions, record times, bookmarks, new chunks and the packs' committed sizes.
+  static func insertHistory(
+    _ db: Database, volume volumeID: String, versions: [BlockVersion], records: [HistoryRecord],
+    bookmarks: [HistoryBookmark], newChunks: [String: (location: ChunkLocation, size: Int)],
+    packSizes: [(String, UInt64)]
+  ) throws {
+    for version in versions { try insert(version, volume: volumeID, db) }
+    for record in records {
+      try db.cachedStatement(
+        sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)"
+      ).execute(arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind)])
+    }
+    for bookmark in bookmarks {
+      try db.execute(
+        sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
+        arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
+    }
+    for (hash, chunk) in newChunks {
+      try db.cachedStatement(
+        sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
+      ).execute(arguments: [
+        hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size,
+      ])
+    }
+    for (pack, size) in packSizes {
+      try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
+    }
   }
 }

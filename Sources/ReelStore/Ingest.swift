@@ -67,27 +67,11 @@ extension LiveStore {
     let volumeID = batch.descriptor.id.description
     let done = batch
     try catalog.database.write { db in
-      for version in done.versions { try Catalog.insert(version, volume: volumeID, db) }
-      for record in done.records {
-        try db.cachedStatement(
-          sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)"
-        ).execute(arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind.rawValue)])
-      }
-      for bookmark in done.bookmarks {
-        try db.execute(
-          sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
-          arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
-      }
-      for (hash, chunk) in done.newChunks {
-        try db.cachedStatement(
-          sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
-        ).execute(arguments: [
-          hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size,
-        ])
-      }
-      for (pack, size) in packSizes {
-        try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
-      }
+      try Catalog.insertHistory(
+        db, volume: volumeID, versions: done.versions,
+        records: done.records.map { HistoryRecord(seq: $0.seq, time: $0.time, kind: $0.kind.rawValue) },
+        bookmarks: done.bookmarks.map { HistoryBookmark(seq: $0.seq, label: $0.label, time: $0.time) },
+        newChunks: done.newChunks, packSizes: packSizes)
       let last = Int64(done.records.last?.seq ?? report.lastSeq)
       try db.execute(
         sql: """
@@ -290,27 +274,6 @@ struct IngestBatch {
       return (key, knownChunks[key]!)
     }
   }
-}
-
-/// Runs `transform` over `items` on `workers` threads (each gets its own index, for
-/// per-worker state such as a compressor). Two suit CPU work on the machines Reel
-/// targets; more help when the work waits on reads.
-func parallelMap<Item: Sendable, Result: Sendable>(
-  _ items: [Item], workers: Int = 2, _ transform: @Sendable (Int, Item) -> Result
-) -> [Result] {
-  guard items.count > 1 else { return items.map { transform(0, $0) } }
-  var results = [Result?](repeating: nil, count: items.count)
-  results.withUnsafeMutableBufferPointer { output in
-    nonisolated(unsafe) let output = output
-    DispatchQueue.concurrentPerform(iterations: workers) { worker in
-      var index = worker
-      while index < items.count {
-        output[index] = transform(worker, items[index])
-        index += workers
-      }
-    }
-  }
-  return results.map { $0! }
 }
 
 /// Appends chunk records to the newest pack until it is full, then starts another.

@@ -12,7 +12,11 @@ public struct Store: Sendable {
     let existed = layout.isInitialized
     if !existed, FileManager.default.fileExists(atPath: layout.root) {
       let contents = (try? FileManager.default.contentsOfDirectory(atPath: layout.root)) ?? []
-      guard contents.isEmpty else {
+      // An init killed before its catalog existed leaves only an empty volumes folder.
+      let halfMade =
+        contents == [(layout.volumesDirectory as NSString).lastPathComponent]
+        && ((try? FileManager.default.contentsOfDirectory(atPath: layout.volumesDirectory)) ?? ["?"]).isEmpty
+      guard contents.isEmpty || halfMade else {
         throw ReelError(
           .alreadyExists, "\(layout.root) exists and is not an empty folder or a Reel store",
           remedy: "choose another --store path, or empty the folder")
@@ -20,7 +24,7 @@ public struct Store: Sendable {
     }
     try Durable.makeDirectory(layout.volumesDirectory)
     let catalog = try Catalog(path: layout.catalogPath)
-    if !existed {
+    if try !existed || catalog.storeInfo()["store_id"] == nil {
       try catalog.setStoreInfo([
         "store_id": UUID().uuidString.lowercased(),
         "created": Timestamp.now().rfc3339,

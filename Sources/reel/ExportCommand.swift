@@ -1,12 +1,75 @@
 import ArgumentParser
+import Foundation
 import ReelCore
+import ReelJournal
+import ReelMedia
+import ReelStore
 
 struct ExportCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "export",
-    abstract: "Copy sealed archives to media, verified by reading them back.")
+    abstract: "Copy sealed archives to media, verified by reading them back.",
+    discussion: """
+      Archives go to the media set's newest cartridge; when it fills, the archive being written
+      is abandoned there and written whole on the next blank cartridge of the targets. Every
+      archive is read back from the media and checked against its SHA256SUMS before it counts;
+      archives the set already holds are skipped, so an export can simply be run again.
+      """)
+
+  @OptionGroup var options: StoreOption
+  @Argument(help: "Sealed archive files (*.reel.tar).") var archives: [String]
+  @Option(
+    name: .customLong("to"), parsing: .upToNextOption,
+    help: "Media: dir:PATH, vtape:PATH (a cartridge or a library folder) or tape:/dev/nstN; several allowed.")
+  var targets: [String]
+  @Option(help: "The media set to write to.") var mediaSet = "default"
+  @Flag(help: "JSON output.") var json = false
 
   func run() throws {
-    throw ReelError(.usage, "reel export is not built yet")
+    guard !archives.isEmpty else { throw ReelError(.usage, "name at least one archive to export") }
+    guard !targets.isEmpty else { throw ReelError(.usage, "name the media with --to MEDIA") }
+    let store = try Store.open(StoreLayout.resolve(options.store))
+    var exporter = Exporter(
+      mediaSet: mediaSet, targets: try targets.map(MediaAddress.init(parsing:)), store: store.catalog)
+    if isatty(STDERR_FILENO) == 1 {
+      exporter.progress = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+    }
+    if !json {
+      exporter.exported = { archive in
+        say(
+          archive.alreadyThere
+            ? "\(archive.fileName): already on \(archive.cartridgeLabel) file \(archive.tapeFile), skipped"
+            : "\(archive.fileName): \(archive.cartridgeLabel) file \(archive.tapeFile), verified")
+      }
+    }
+    let report = try exporter.export(archives)
+    if json {
+      say(
+        jsonText(
+          [
+            "media_set": report.mediaSet, "media_set_id": report.mediaSetID,
+            "exported": report.exported.map {
+              [
+                "archive_id": $0.archiveID, "file_name": $0.fileName, "cartridge": $0.cartridgeLabel,
+                "address": $0.address ?? NSNull(), "tape_file": $0.tapeFile, "size": $0.size,
+                "already_there": $0.alreadyThere,
+              ] as [String: Any]
+            },
+            "abandoned": report.abandoned.map {
+              ["archive_id": $0.archiveID, "cartridge": $0.cartridgeLabel, "tape_file": $0.tapeFile]
+                as [String: Any]
+            },
+          ] as [String: Any]))
+      return
+    }
+    for copy in report.abandoned {
+      say(
+        "cut off at end of media: \(copy.archiveID) on \(copy.cartridgeLabel) file \(copy.tapeFile) (written whole on the next cartridge)"
+      )
+    }
+    let written = report.exported.filter { !$0.alreadyThere }
+    say(
+      "Exported \(written.count) archive(s) to media set \(report.mediaSet); \(report.exported.count - written.count) already there."
+    )
   }
 }

@@ -1,12 +1,293 @@
 import ArgumentParser
+import Foundation
 import ReelCore
+import ReelJournal
+import ReelMedia
+import ReelStore
 
 struct MediaCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "media",
-    abstract: "Label, list and catalog cold-storage folders and tape cartridges.")
+    abstract: "Label, list and catalog cold-storage folders and tape cartridges.",
+    discussion: """
+      MEDIA is dir:PATH (a cold-storage folder), vtape:PATH (a virtual tape cartridge file, or a
+      folder of *.vtape files: a library) or tape:/dev/nstN (a drive, the no-rewind device).
+      """,
+    subcommands: [Label.self, Catalog.self, List.self, Needed.self])
 
-  func run() throws {
-    throw ReelError(.usage, "reel media is not built yet")
+  /// The store catalog if there is a store; media commands work without one.
+  static func storeCatalog(_ options: StoreOption) throws -> ReelStore.Catalog? {
+    let layout = StoreLayout.resolve(options.store)
+    return layout.isInitialized ? try Store.open(layout).catalog : nil
   }
+
+  struct Label: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Label a cartridge or folder (a new vtape cartridge is created).",
+      discussion: """
+        A labeled medium that holds archives is never relabeled without --force: relabeling
+        erases it. For vtape:FOLDER the cartridge FOLDER/LABEL.vtape is created.
+        """)
+
+    @OptionGroup var options: StoreOption
+    @Argument(help: "dir:PATH, vtape:PATH or tape:/dev/nstN.") var media: String
+    @Option(help: "The label, e.g. WEEK01 (letters, digits, - and _).") var name: String
+    @Option(help: "Reserve the medium for this media set (default: scratch, any set may take it).")
+    var mediaSet: String?
+    @Option(help: "Capacity of a new vtape cartridge (default 16G) or the most a dir: folder may hold.")
+    var capacity: String?
+    @Flag(help: "Relabel even though the medium holds archives or data that is not Reel's.") var force = false
+
+    func run() throws {
+      guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+        throw ReelError(.usage, "invalid label \"\(name)\"", remedy: "use letters, digits, - and _")
+      }
+      var address = try MediaAddress(parsing: media)
+      let size = try capacity.map(ByteSize.parse)
+      var folderCapacity: UInt64?
+      switch address {
+      case .virtualTape(let path):
+        let cartridge = address.isLibrary ? path + "/\(name).vtape" : path
+        address = .virtualTape(cartridge)
+        if !FileManager.default.fileExists(atPath: cartridge) {
+          try VirtualTapeDrive.create(path: cartridge, capacity: size ?? (16 << 30))
+        } else if let size, let existing = try? VirtualTapeDrive(path: cartridge), existing.capacity != size {
+          throw ReelError(
+            .usage, "\(address) exists with a capacity of \(ByteSize.describe(existing.capacity))",
+            remedy: "leave out --capacity; a cartridge's capacity is fixed when it is created")
+        }
+      case .folder:
+        folderCapacity = size
+      case .tapeDrive:
+        if size != nil {
+          throw ReelError(.usage, "--capacity is for vtape: and dir: media", remedy: "a tape's capacity is the drive's")
+        }
+      }
+      let volume = try address.openOne()
+      let catalog = try MediaCommand.storeCatalog(options)
+      switch try volume.readLabel() {
+      case .blank:
+        break
+      case .foreign(let reason):
+        guard force else {
+          throw ReelError(
+            .alreadyExists, "\(address) holds data that is not a Reel label (\(reason)); nothing was written",
+            remedy: "check it is the right medium; add --force to erase it")
+        }
+      case .labeled(let old):
+        let held: Int
+        do {
+          held = try volume.readCatalog().completeArchives.count
+        } catch {
+          held = -1
+        }
+        guard held == 0 || force else {
+          throw ReelError(
+            .alreadyExists,
+            "\(address) is labeled \(old.name)"
+              + (old.mediaSet.map { " (media set \($0))" } ?? "")
+              + (held > 0 ? " and holds \(held) archive(s)" : " and its catalog cannot be read")
+              + "; Reel keeps archives on media until told otherwise, so nothing was written",
+            remedy: "to erase it anyway: reel media label \(media) --name \(name) --force")
+        }
+        try catalog?.forgetCartridge(id: old.cartridgeID)
+      }
+      let label = MediaLabel(name: name, mediaSet: mediaSet, capacity: folderCapacity)
+      try volume.writeLabel(label)
+      try catalog?.recordCartridge(
+        CartridgeRecord(
+          cartridgeID: label.cartridgeID, label: name, mediaSet: mediaSet, mediaSetID: nil, sequence: 0,
+          address: volume.address, closed: false, catalogJSON: nil, updated: .now()))
+      say(
+        "Labeled \(volume.address) as \(name) (cartridge \(label.cartridgeID), \(mediaSet.map { "reserved for media set \($0)" } ?? "scratch"))"
+      )
+    }
+  }
+
+  struct Catalog: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Show what a medium holds: its newest catalog, or --scan to rebuild it by reading everything.",
+      discussion: """
+        --scan reads and verifies every file (like Bacula's bscan) and records the verified
+        archives in the store catalog when there is one, so a lost store learns its media again.
+        """)
+
+    @OptionGroup var options: StoreOption
+    @Argument(help: "dir:PATH, vtape:PATH (a cartridge or a library) or tape:/dev/nstN.") var media: String
+    @Flag(help: "Rebuild the catalog by reading the whole medium.") var scan = false
+    @Flag(help: "JSON output (the catalog as it is on the medium).") var json = false
+
+    func run() throws {
+      let address = try MediaAddress(parsing: media)
+      let volumes = try address.open()
+      guard !volumes.isEmpty else {
+        throw ReelError(.notFound, "\(address) holds no cartridges", remedy: "create one with reel media label")
+      }
+      let store = try MediaCommand.storeCatalog(options)
+      var catalogs: [CartridgeCatalog] = []
+      for volume in volumes {
+        // In a library, cartridges not labeled yet have no catalog to show.
+        if address.isLibrary, case .blank = try volume.readLabel() { continue }
+        let catalog = scan ? try volume.scan() : try volume.readCatalog()
+        if scan, let store {
+          try remember(catalog, at: volume.address, in: store)
+        }
+        catalogs.append(catalog)
+      }
+      if json {
+        let encoded = try catalogs.map { try JSONSerialization.jsonObject(with: Data($0.json())) }
+        say(jsonText(address.isLibrary ? encoded as Any : encoded[0]))
+        return
+      }
+      for (index, catalog) in catalogs.enumerated() {
+        if index > 0 { say("") }
+        printCatalog(catalog)
+      }
+      let damaged = catalogs.flatMap(\.files).filter { $0.state == .damaged || $0.kind == .foreign }
+      if !damaged.isEmpty {
+        throw ReelError(
+          .corrupt, "\(damaged.count) file(s) on \(address) are damaged or not Reel's (marked above)",
+          remedy: "do not rely on those copies; export the archives again to other media")
+      }
+    }
+
+    private func remember(_ catalog: CartridgeCatalog, at address: String, in store: ReelStore.Catalog) throws {
+      try store.recordCartridge(
+        CartridgeRecord(
+          cartridgeID: catalog.cartridge.id, label: catalog.cartridge.label, mediaSet: catalog.mediaSet?.name,
+          mediaSetID: catalog.mediaSet?.id, sequence: catalog.cartridge.sequence, address: address,
+          closed: catalog.closed, catalogJSON: String(decoding: try catalog.json(), as: UTF8.self), updated: .now()))
+      for entry in catalog.files {
+        if let copy = ArchiveCopy(entry: entry, on: catalog) { try store.recordCopy(copy) }
+      }
+    }
+
+    private func printCatalog(_ catalog: CartridgeCatalog) {
+      let set = catalog.mediaSet.map { "media set \($0.name) (\($0.id)), cartridge \(catalog.cartridge.sequence)" }
+      say(
+        "\(catalog.cartridge.label) (\(catalog.cartridge.id)): \(set ?? "scratch")"
+          + (catalog.closed ? ", full" : ""))
+      say("FILE\tKIND\tSTATE\tVOLUME\tFROM\tUNTIL\tARCHIVE")
+      for entry in catalog.files {
+        let archive = entry.archive
+        say(
+          [
+            String(entry.file), entry.kind.rawValue, entry.state?.rawValue ?? "-", archive?.volume ?? "-",
+            archive?.fromTime ?? "-", archive?.untilTime ?? "-",
+            (archive.map { $0.fileName } ?? "-") + (entry.note.map { "  (\($0))" } ?? ""),
+          ].joined(separator: "\t"))
+      }
+      if catalog.set.count > 1 {
+        say(
+          "set so far: "
+            + catalog.set.map { "\($0.label) #\($0.sequence): \($0.archives.count) archive(s)" }.joined(separator: ", ")
+        )
+      }
+    }
+  }
+
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "List the media sets, cartridges and what is on each, as the store knows them.")
+
+    @OptionGroup var options: StoreOption
+    @Flag(help: "JSON output.") var json = false
+
+    func run() throws {
+      let store = try Store.open(StoreLayout.resolve(options.store)).catalog
+      let cartridges = try store.cartridges()
+      let copies = try store.archiveCopies()
+      if json {
+        say(
+          jsonText(
+            cartridges.map { cartridge in
+              [
+                "label": cartridge.label, "cartridge_id": cartridge.cartridgeID,
+                "media_set": cartridge.mediaSet ?? NSNull(), "media_set_id": cartridge.mediaSetID ?? NSNull(),
+                "sequence": cartridge.sequence, "address": cartridge.address, "full": cartridge.closed,
+                "archives": copies.filter { $0.cartridgeID == cartridge.cartridgeID }.map(copyJSON),
+              ] as [String: Any]
+            }))
+        return
+      }
+      if cartridges.isEmpty {
+        say("No media yet. Label some with `reel media label MEDIA --name LABEL`.")
+        return
+      }
+      for (set, members) in Dictionary(grouping: cartridges, by: { $0.mediaSet ?? "" }).sorted(by: { $0.key < $1.key })
+      {
+        say(set.isEmpty ? "scratch" : "media set \(set)")
+        for cartridge in members.sorted(by: { ($0.sequence, $0.label) < ($1.sequence, $1.label) }) {
+          let held = copies.filter { $0.cartridgeID == cartridge.cartridgeID }
+          say(
+            "  \(cartridge.label)\t#\(cartridge.sequence)\t\(cartridge.closed ? "full" : "open")\t"
+              + "\(held.count) archive(s)\t\(cartridge.address)")
+          for copy in held {
+            say(
+              "    file \(copy.tapeFile)\t\(copy.volumeName)\t\(copy.fromTime.rfc3339) – \(copy.untilTime.rfc3339)\t"
+                + "\(copy.archiveID)\tverified \(copy.verified.rfc3339)")
+          }
+        }
+      }
+    }
+  }
+
+  struct Needed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Which cartridges a restore of a volume to a point needs.")
+
+    @OptionGroup var options: StoreOption
+    @Argument(help: "RFC 3339 time, bookmark label, seq:N or latest.") var point: String
+    @Option(help: "The volume to restore.") var volume: String
+    @Flag(help: "JSON output.") var json = false
+
+    func run() throws {
+      let store = try Store.open(StoreLayout.resolve(options.store)).catalog
+      let plan = try RestorePlan(volume: volume, point: Point(parsing: point), copies: store.archiveCopies())
+      if json {
+        say(
+          jsonText(
+            [
+              "volume": plan.volume, "point": plan.point.description, "chain_id": plan.chainID,
+              "archives": plan.archives.map {
+                [
+                  "archive_id": $0.archiveID, "chain_index": $0.chainIndex, "from_time": $0.fromTime.rfc3339,
+                  "until_time": $0.untilTime.rfc3339, "copies": $0.copies.map(copyJSON),
+                ] as [String: Any]
+              },
+              "media_sets": plan.sets.map {
+                [
+                  "media_set": $0.mediaSet, "complete": $0.missing.isEmpty, "missing": $0.missing,
+                  "cartridges": $0.cartridges.map { ["label": $0.label, "files": $0.files] as [String: Any] },
+                ] as [String: Any]
+              },
+            ] as [String: Any]))
+        return
+      }
+      say("Restoring \(plan.volume) to \(plan.point) needs \(plan.archives.count) archive(s) of chain \(plan.chainID):")
+      for archive in plan.archives {
+        say("  #\(archive.chainIndex) \(archive.archiveID)  \(archive.fromTime.rfc3339) – \(archive.untilTime.rfc3339)")
+      }
+      for set in plan.sets {
+        let cartridges = set.cartridges.map {
+          "\($0.label) (file\($0.files.count > 1 ? "s" : "") \($0.files.map(String.init).joined(separator: ", ")))"
+        }
+        say(
+          "media set \(set.mediaSet): "
+            + (set.missing.isEmpty
+              ? cartridges.joined(separator: ", ")
+              : "incomplete, lacks \(set.missing.count) archive(s)"))
+      }
+    }
+  }
+}
+
+func copyJSON(_ copy: ArchiveCopy) -> [String: Any] {
+  [
+    "archive_id": copy.archiveID, "media_set": copy.mediaSet, "cartridge": copy.cartridgeLabel,
+    "cartridge_id": copy.cartridgeID, "tape_file": copy.tapeFile, "volume": copy.volumeName,
+    "chain_id": copy.chainID, "chain_index": copy.chainIndex, "from_seq": copy.fromSeq, "until_seq": copy.untilSeq,
+    "from_time": copy.fromTime.rfc3339, "until_time": copy.untilTime.rfc3339, "size": copy.size,
+    "sha256": copy.sha256, "verified": copy.verified.rfc3339,
+  ]
 }

@@ -49,34 +49,66 @@ struct TimelineCommand: ParsableCommand {
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
-    let layout = StoreLayout.resolve(options.store)
-    let descriptor = try layout.descriptor(of: volume)
-    let summary = try layout.journalReader(of: volume).summarize()
+    let store = try Store.open(StoreLayout.resolve(options.store))
+    let descriptor = try store.layout.descriptor(of: volume)
+    let summary = try store.layout.journalReader(of: volume).summarize()
+    let live = LiveStore(store: store)
+    try live.ingest(volume: volume)
+    let catalog = try live.catalogTimeline(of: descriptor)
+    // A rehydrated volume has no journal: its history is the catalog's.
+    let fromJournal = summary.segmentCount > 0
+    let firstTime = fromJournal ? summary.firstTime : catalog.firstTime
+    let lastTime = fromJournal ? summary.lastTime : catalog.lastTime
+    let firstSeq = fromJournal ? summary.firstSeq ?? 0 : catalog.retainedFrom + (catalog.records > 0 ? 1 : 0)
+    let lastSeq = fromJournal ? summary.lastSeq ?? 0 : catalog.ingested
+    let bookmarks =
+      fromJournal
+      ? summary.bookmarks.map { (label: $0.label, seq: $0.seq, time: $0.time) }
+      : catalog.bookmarks.map { (label: $0.label, seq: $0.seq, time: $0.time) }
     if json {
-      say(
-        jsonText([
-          "volume": volume, "created": descriptor.created.rfc3339, "size": descriptor.size,
-          "first_seq": summary.firstSeq ?? 0, "last_seq": summary.lastSeq ?? 0,
-          "first_time": summary.firstTime?.rfc3339 ?? NSNull(), "last_time": summary.lastTime?.rfc3339 ?? NSNull(),
-          "records": summary.recordCount, "bytes_written": summary.bytesWritten, "segments": summary.segmentCount,
-          "bookmarks": summary.bookmarks.map { ["label": $0.label, "seq": $0.seq, "time": $0.time.rfc3339] },
-        ]))
+      var document: [String: Any] = [
+        "volume": volume, "created": descriptor.created.rfc3339, "size": descriptor.size,
+        "first_seq": firstSeq, "last_seq": lastSeq,
+      ]
+      document["first_time"] = firstTime?.rfc3339 ?? NSNull()
+      document["last_time"] = lastTime?.rfc3339 ?? NSNull()
+      document["records"] = fromJournal ? Int(summary.recordCount) : catalog.records
+      document["bytes_written"] = summary.bytesWritten
+      document["segments"] = summary.segmentCount
+      document["bookmarks"] = bookmarks.map { ["label": $0.label, "seq": $0.seq, "time": $0.time.rfc3339] }
+      document["retained_from_seq"] = catalog.retainedFrom
+      document["sealed_seq"] = catalog.sealedSeq
+      document["archives"] = catalog.archives.map {
+        [
+          "id": $0.id, "from_seq": $0.fromSeq, "until_seq": $0.untilSeq, "file": $0.fileName,
+          "verified": $0.verified != nil,
+        ] as [String: Any]
+      }
+      say(jsonText(document))
       return
     }
     say("Volume \(volume): \(ByteSize.describe(descriptor.size)), created \(descriptor.created.rfc3339)")
-    if let first = summary.firstTime, let last = summary.lastTime {
-      say("History: \(first.rfc3339) → \(last.rfc3339), seq \(summary.firstSeq ?? 0)…\(summary.lastSeq ?? 0)")
+    if let firstTime, let lastTime {
+      say("History: \(firstTime.rfc3339) → \(lastTime.rfc3339), seq \(firstSeq)…\(lastSeq)")
     } else {
       say("History: no writes yet")
     }
+    if fromJournal {
+      say(
+        "Records: \(summary.recordCount) in \(summary.segmentCount) segments; \(ByteSize.describe(summary.bytesWritten)) written"
+      )
+    } else {
+      say("Records: \(catalog.records) in the store (no journal here: history came from sealed archives)")
+    }
+    if catalog.retainedFrom > 0 { say("Points kept from seq \(catalog.retainedFrom) on (older history pruned)") }
     say(
-      "Records: \(summary.recordCount) in \(summary.segmentCount) segments; \(ByteSize.describe(summary.bytesWritten)) written"
+      "Sealed: \(catalog.sealedSeq == 0 ? "nothing yet" : "up to seq \(catalog.sealedSeq)") in \(catalog.archives.count) archive(s)"
     )
-    if summary.bookmarks.isEmpty {
+    if bookmarks.isEmpty {
       say("Bookmarks: none")
     } else {
       say("Bookmarks:")
-      for bookmark in summary.bookmarks {
+      for bookmark in bookmarks {
         say("  \(bookmark.time.rfc3339)  seq \(bookmark.seq)  \(bookmark.label)")
       }
     }

@@ -11,16 +11,9 @@ struct KeyOptions: ParsableArguments {
   @Option(help: "Master key file (default: $REEL_KEY). Passphrase from $REEL_PASSPHRASE or a prompt.")
   var key: String?
 
-  var path: String? { key ?? ProcessInfo.processInfo.environment["REEL_KEY"] }
+  var path: String? { try? keyFilePath(key) }
 
-  func requiredPath() throws -> String {
-    guard let path else {
-      throw ReelError(
-        .usage, "no master key given",
-        remedy: "pass --key FILE or set REEL_KEY; make a key with `reel key create --out FILE`")
-    }
-    return path
-  }
+  func requiredPath() throws -> String { try keyFilePath(key) }
 
   /// The master key, or nil when none was named.
   func open() throws -> SymmetricKey? {
@@ -61,8 +54,8 @@ struct SealCommand: ParsableCommand {
     let master = try KeyFile.read(at: keyPath).open(passphrase: try Passphrase.obtain(for: keyPath))
     var keys = [master]
     if let escrowKey {
-      let passphrase =
-        try ProcessInfo.processInfo.environment["REEL_ESCROW_PASSPHRASE"] ?? Passphrase.obtain(for: escrowKey)
+      let given = ProcessInfo.processInfo.environment["REEL_ESCROW_PASSPHRASE"].flatMap { $0.isEmpty ? nil : $0 }
+      let passphrase = try given ?? Passphrase.obtain(for: escrowKey)
       keys.append(try KeyFile.read(at: escrowKey).open(passphrase: passphrase))
     }
     let limit = try memberSize.map { try ByteSize.parse($0) } ?? ArchiveFormat.defaultMemberLimit

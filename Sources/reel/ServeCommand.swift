@@ -50,6 +50,11 @@ struct ServeCommand: ParsableCommand {
     configuration.liveImage.deferApply = deferLiveImage
     if let checkpointBytes { configuration.checkpointBytes = max(1, try ByteSize.parse(checkpointBytes)) }
     let store = try Store.open(layout)
+    configuration.rebuildBase = { descriptor, seq in
+      let live = LiveStore(store: store)
+      try live.ingest(volume: descriptor.name, upTo: seq)
+      return try VolumeView(live: live, volume: descriptor.name, at: .seq(seq))
+    }
     if readOnly {
       let live = LiveStore(store: store)
       let point = Point(parsing: at ?? "latest")

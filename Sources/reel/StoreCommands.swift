@@ -89,6 +89,7 @@ struct StoreCommand: ParsableCommand {
           jsonText([
             "clean": report.isClean, "chunks": report.chunksChecked, "chunks_read": report.chunksRead,
             "versions": report.versionsChecked, "orphan_bytes": report.orphanBytes,
+            "archives_verified": report.archivesVerified,
             "problems": report.problems.map { ["message": $0.message, "affects": $0.affects] },
           ]))
       } else {
@@ -98,6 +99,9 @@ struct StoreCommand: ParsableCommand {
         for problem in report.problems {
           say("DAMAGE: \(problem.message)")
           for line in problem.affects { say("  affects \(line)") }
+        }
+        if report.archivesVerified > 0 {
+          say("\(report.archivesVerified) archive(s) imported without re-hashing are now verified.")
         }
         say(report.isClean ? "Store is consistent." : "Store has \(report.problems.count) problems.")
       }

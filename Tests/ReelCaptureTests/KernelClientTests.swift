@@ -60,7 +60,7 @@ import Testing
     let copied = try copyRealFiles(into: mountPoint + "/docs", limit: 300)
     #expect(copied >= 100)
     try runChecked(try tool("sync"), [])
-    try runChecked(try tool("umount"), [mountPoint])
+    try unmount(mountPoint)
     try runChecked(try tool("sync"), [])
     let firstSeq = try bookmark(store, "fs", "after-copy")
     let firstSum = try sha256(device)
@@ -70,7 +70,7 @@ import Testing
     for name in docs.prefix(docs.count / 2) { try FileManager.default.removeItem(atPath: mountPoint + "/docs/" + name) }
     try Data(repeating: 0x7A, count: 3 << 20).write(to: URL(fileURLWithPath: mountPoint + "/new.bin"))
     try runChecked(try tool("sync"), [])
-    try runChecked(try tool("umount"), [mountPoint])
+    try unmount(mountPoint)
     try runChecked(try tool("sync"), [])
     let secondSeq = try bookmark(store, "fs", "after-changes")
     let secondSum = try sha256(device)
@@ -121,7 +121,7 @@ import Testing
         #expect(listed.count == docs.count - docs.count / 2)
         #expect(FileManager.default.contents(atPath: newFile) == Data(repeating: 0x7A, count: 3 << 20))
       }
-      try runChecked(try tool("umount"), [mountPoint])
+      try unmount(mountPoint)
       try runChecked(try tool("fusermount3"), ["-u", fuseDirectory])
       #expect(pastFuse.wait() == 0)
       // A writer is refused: the export is read-only.

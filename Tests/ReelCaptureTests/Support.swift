@@ -143,6 +143,20 @@ func runChecked(_ executable: String, _ arguments: [String]) throws -> CommandRe
   return result
 }
 
+/// Unmounts, retrying while the kernel still reports the mount busy (a writeback or a
+/// just-exited process can hold it for a moment on a loaded machine).
+func unmount(_ mountPoint: String) throws {
+  var result = try run(try tool("umount"), [mountPoint])
+  var attempts = 1
+  while !result.succeeded && result.stderr.contains("busy") && attempts < 20 {
+    Thread.sleep(forTimeInterval: 0.5)
+    result = try run(try tool("umount"), [mountPoint])
+    attempts += 1
+  }
+  try #require(
+    result.succeeded, "umount \(mountPoint) exited \(result.status) after \(attempts) tries\n\(result.stderr)")
+}
+
 func sha256(_ path: String) throws -> String {
   let result = try runChecked(try tool("sha256sum"), [path])
   return String(result.stdout.prefix(64))

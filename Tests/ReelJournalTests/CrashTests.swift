@@ -50,7 +50,7 @@ func builtExecutable(_ name: String) -> String {
       kill(process.processIdentifier, SIGKILL)
       process.waitUntilExit()
       #expect(process.terminationReason == .uncaughtSignal)
-      #expect(syncs == killAfterSyncs, "writer stopped early in round \(round)")
+      #expect(syncs >= killAfterSyncs, "writer stopped early in round \(round)")
 
       let (writer, report) = try JournalWriter.open(directory: dir.path, volume: volume)
       #expect(report.lastSeq >= lastReported)

@@ -1,0 +1,116 @@
+import Foundation
+import ReelCore
+
+/// One archive some medium offers: what its manifest says, and where it is.
+public struct ArchiveOffer: Sendable, Equatable {
+  public var archiveID: String
+  public var volume: String
+  public var volumeID: String
+  public var chainID: String
+  public var chainIndex: Int
+  public var parentID: String?
+  public var fromSeq: Seq
+  public var untilSeq: Seq
+  public var fromTime: String
+  public var untilTime: String
+  public var bookmarks: [ArchiveManifest.Bookmark]
+  /// Fingerprints of the master keys the archive was sealed for, when known (a media
+  /// catalog may not carry them; the manifest does).
+  public var keyFingerprints: [String]
+  public var size: UInt64?
+  /// How a person finds it: a file path, or a cartridge label and tape file number.
+  public var location: String
+  /// Supply-specific handle (a path, a tape file number).
+  public var handle: String
+
+  public init(
+    archiveID: String, volume: String, volumeID: String, chainID: String, chainIndex: Int, parentID: String?,
+    fromSeq: Seq, untilSeq: Seq, fromTime: String, untilTime: String, bookmarks: [ArchiveManifest.Bookmark],
+    keyFingerprints: [String], size: UInt64?, location: String, handle: String
+  ) {
+    self.archiveID = archiveID
+    self.volume = volume
+    self.volumeID = volumeID
+    self.chainID = chainID
+    self.chainIndex = chainIndex
+    self.parentID = parentID
+    self.fromSeq = fromSeq
+    self.untilSeq = untilSeq
+    self.fromTime = fromTime
+    self.untilTime = untilTime
+    self.bookmarks = bookmarks
+    self.keyFingerprints = keyFingerprints
+    self.size = size
+    self.location = location
+    self.handle = handle
+  }
+
+  public init(manifest: ArchiveManifest, size: UInt64?, location: String, handle: String) {
+    self.init(
+      archiveID: manifest.archiveID, volume: manifest.volume.name, volumeID: manifest.volume.id,
+      chainID: manifest.chainID, chainIndex: manifest.chainIndex, parentID: manifest.parentID,
+      fromSeq: manifest.range.fromSeq, untilSeq: manifest.range.untilSeq, fromTime: manifest.range.fromTime,
+      untilTime: manifest.range.untilTime, bookmarks: manifest.bookmarks,
+      keyFingerprints: manifest.keys.map(\.fingerprint), size: size, location: location, handle: handle)
+  }
+
+  public var fileName: String {
+    ArchiveFormat.fileName(volume: volume, fromSeq: fromSeq, untilSeq: untilSeq, archiveID: archiveID)
+  }
+}
+
+/// Something that holds sealed archives and can hand them out one at a time: a folder, a
+/// single file, a tape cartridge. Media implement this (ReelMedia); rehydration uses it.
+public protocol ArchiveSupply: AnyObject {
+  var description: String { get }
+  /// Every archive it holds (from its catalog, or by reading it when the catalog is lost).
+  func offers() throws -> [ArchiveOffer]
+  /// The archive's bytes from its first one.
+  func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource
+  /// True for media that leave the drive (cartridges): an archive that cannot be imported
+  /// yet is copied aside so the medium need not come back.
+  var isRemovable: Bool { get }
+  /// The media sets its media belong to, as "set name" → the labels of its cartridges
+  /// (empty for plain folders of archives).
+  func mediaSets() throws -> [String: [String]]
+  /// Where archives not on these media are, as far as their catalogs know
+  /// (archive ID → e.g. "cartridge DR0002 of media set weekly").
+  func whereabouts() throws -> [String: String]
+}
+
+extension ArchiveSupply {
+  public var isRemovable: Bool { false }
+  public func mediaSets() throws -> [String: [String]] { [:] }
+  public func whereabouts() throws -> [String: String] { [:] }
+}
+
+/// A folder of `.reel.tar` files (a cold-storage folder, an extracted set), or one file.
+public final class ArchiveFiles: ArchiveSupply {
+  public let path: String
+
+  public init(path: String) { self.path = path }
+
+  public var description: String { path }
+
+  public func offers() throws -> [ArchiveOffer] {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+      throw ReelError(
+        .notFound, "\(path): no such file or folder", remedy: "give a folder of archives or an archive file")
+    }
+    let files =
+      isFolder.boolValue
+      ? try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(ArchiveFormat.fileSuffix) }
+        .sorted().map { path + "/" + $0 }
+      : [path]
+    return try files.map { file in
+      let manifest = try ArchiveVerifier.readManifest(path: file)
+      let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? UInt64) ?? nil
+      return ArchiveOffer(manifest: manifest, size: size, location: file, handle: file)
+    }
+  }
+
+  public func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
+    try FileArchiveSource(path: offer.handle)
+  }
+}

@@ -1,0 +1,360 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelJournal
+import ReelStore
+
+public struct RehydrateRequest {
+  public var supplies: [any ArchiveSupply]
+  public var masterKeys: [SymmetricKey]
+  /// Volume names to rehydrate; empty = every volume the supplies hold.
+  public var volumes: [String]
+  /// Import what a restore up to this point needs; nil = everything offered.
+  public var until: Point?
+  /// Allow a store that already holds other volumes.
+  public var merge: Bool
+  /// Re-hash every chunk while importing. Without it frames are still authenticated
+  /// (AES-GCM) and records checked by CRC-32C; the chunks count as unverified until
+  /// `reel store check --read-data` re-hashes them.
+  public var verifyContent: Bool
+
+  public init(
+    supplies: [any ArchiveSupply], masterKeys: [SymmetricKey], volumes: [String] = [], until: Point? = nil,
+    merge: Bool = false, verifyContent: Bool = false
+  ) {
+    self.supplies = supplies
+    self.masterKeys = masterKeys
+    self.volumes = volumes
+    self.until = until
+    self.merge = merge
+    self.verifyContent = verifyContent
+  }
+}
+
+/// What happened to one volume.
+public struct RehydratedVolume: Sendable {
+  public var volume: String
+  public var chainID: String
+  public var imported: [ArchiveOffer] = []
+  public var alreadyInStore: [ArchiveOffer] = []
+  /// Archives copied aside because an earlier one of the chain is not here yet.
+  public var setAside: [ArchiveOffer] = []
+  /// Chain positions nobody offered: (number in chain, what is known of its range).
+  public var missing: [String] = []
+  public var damaged: [String] = []
+  /// A restore works for points up to here.
+  public var restorableUntilSeq: Seq = 0
+  public var restorableUntilTime: String?
+  public var restorableBookmarks: [String] = []
+  public var bytesRead: UInt64 = 0
+  /// Every imported chunk was re-hashed during the import.
+  public var contentVerified = false
+
+  public var complete: Bool { missing.isEmpty && damaged.isEmpty }
+}
+
+public struct RehydrateReport: Sendable {
+  public var volumes: [RehydratedVolume]
+  public var complete: Bool { volumes.allSatisfy(\.complete) }
+}
+
+/// Progress while importing: the archive, its position in the plan, bytes so far.
+public struct RehydrateProgress: Sendable {
+  public var archive: String
+  public var location: String
+  public var number: Int
+  public var count: Int
+  public var bytes: UInt64
+  public var archiveSize: UInt64?
+}
+
+/// Turns sealed archives on media back into a live point-in-time store (issue "Rehydrate").
+/// Reads only the archives the chosen volumes and point need, in chain order; each one is
+/// verified as it is imported and becomes visible in one transaction, so a run killed at
+/// any moment resumes where it stopped and never imports anything twice.
+public enum Rehydrator {
+  public static let incomingFolder = "incoming"
+
+  public static func run(
+    _ request: RehydrateRequest, store: Store, progress: ((RehydrateProgress) -> Void)? = nil
+  ) throws -> RehydrateReport {
+    try requireOneMediaSet(request.supplies)
+    let live = LiveStore(store: store)
+    let incoming = ArchiveFiles(path: store.layout.root + "/" + incomingFolder)
+    var supplies = request.supplies
+    if FileManager.default.fileExists(atPath: incoming.path) { supplies.append(incoming) }
+    var offers: [(offer: ArchiveOffer, supply: any ArchiveSupply)] = []
+    var seen: Set<String> = []
+    for supply in supplies {
+      for offer in try supply.offers() where seen.insert(offer.archiveID).inserted {
+        offers.append((offer, supply))
+      }
+    }
+    let available = Set(offers.map(\.offer.volume))
+    let wanted = request.volumes.isEmpty ? available.sorted() : request.volumes
+    for name in wanted where !available.contains(name) {
+      throw ReelError(
+        .notFound, "no archive of volume \(name) on \(request.supplies.map(\.description).joined(separator: ", "))",
+        remedy: available.isEmpty
+          ? "check the media; `reel media catalog MEDIA` lists what a cartridge holds"
+          : "the media hold volumes \(available.sorted().joined(separator: ", "))")
+    }
+    // The key must open every archive before anything is written.
+    let fingerprints = Set(request.masterKeys.map(\.fingerprint))
+    for (offer, _) in offers where wanted.contains(offer.volume) {
+      if !offer.keyFingerprints.isEmpty && fingerprints.isDisjoint(with: offer.keyFingerprints) {
+        throw ReelError(
+          .wrongKey,
+          "\(offer.fileName) (\(offer.location)) was sealed for key \(offer.keyFingerprints.joined(separator: " or ")), not for \(fingerprints.sorted().joined(separator: ", "))",
+          remedy: "give the key file (or paper key) the archives were sealed with; nothing was written")
+      }
+    }
+    try checkStoreHoldsNothingElse(store, wanted: wanted, offers: offers.map(\.offer), merge: request.merge)
+
+    var whereabouts: [String: String] = [:]
+    for supply in supplies { whereabouts.merge(try supply.whereabouts()) { first, _ in first } }
+    var results: [RehydratedVolume] = []
+    for name in wanted {
+      let candidates = offers.filter { $0.offer.volume == name }
+      results.append(
+        try rehydrate(
+          volume: name, candidates: candidates, request: request, live: live, incoming: incoming,
+          whereabouts: whereabouts, progress: progress))
+    }
+    return RehydrateReport(volumes: results)
+  }
+
+  /// Cartridges of different media sets are not mixed in one run: a cartridge loaded by
+  /// mistake is named before anything is read from it.
+  static func requireOneMediaSet(_ supplies: [any ArchiveSupply]) throws {
+    var sets: [String: [String]] = [:]
+    for supply in supplies {
+      for (set, labels) in try supply.mediaSets() {
+        sets[set, default: []] += labels.map { "\($0) (\(supply.description))" }
+      }
+    }
+    guard sets.count > 1 else { return }
+    let listed = sets.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.joined(separator: ", "))" }
+    throw ReelError(
+      .usage,
+      "the media given belong to \(sets.count) media sets — \(listed.joined(separator: "; "))",
+      remedy: "rehydrate from one media set's cartridges at a time; take the odd cartridge out of the library")
+  }
+
+  /// Refuses a store with volumes the archives do not hold, or a same-named volume with
+  /// another identity, unless merging was asked for.
+  static func checkStoreHoldsNothingElse(_ store: Store, wanted: [String], offers: [ArchiveOffer], merge: Bool) throws {
+    let ids = Dictionary(offers.map { ($0.volume, $0.volumeID) }, uniquingKeysWith: { first, _ in first })
+    for name in store.layout.volumeNames() {
+      let existing = try store.layout.descriptor(of: name)
+      if let id = ids[name], id == existing.id.description { continue }
+      if ids[name] != nil {
+        throw ReelError(
+          .alreadyExists,
+          "\(store.layout.root) already has a volume \(name) that is not the one in the archives (id \(existing.id), archives \(ids[name]!))",
+          remedy: "rehydrate into an empty --store folder")
+      }
+      if !merge {
+        throw ReelError(
+          .alreadyExists,
+          "\(store.layout.root) already holds volume \(name), which these archives do not contain; nothing was written",
+          remedy: "give an empty --store folder, or add --merge to add the archives' volumes to this store")
+      }
+    }
+  }
+
+  private static func rehydrate(
+    volume name: String, candidates: [(offer: ArchiveOffer, supply: any ArchiveSupply)], request: RehydrateRequest,
+    live: LiveStore, incoming: ArchiveFiles, whereabouts: [String: String],
+    progress: ((RehydrateProgress) -> Void)?
+  ) throws -> RehydratedVolume {
+    let imported = try importedArchives(volume: name, live: live)
+    // Continue the chain the store already has; else the newest chain that can start.
+    let chains = Dictionary(grouping: candidates, by: \.offer.chainID)
+    let chainID =
+      imported.first?.chainID
+      ?? chains.max { a, b in
+        let aStarts = a.value.contains { $0.offer.chainIndex == 0 }
+        let bStarts = b.value.contains { $0.offer.chainIndex == 0 }
+        if aStarts != bStarts { return !aStarts }
+        return (a.value.map(\.offer.untilSeq).max() ?? 0) < (b.value.map(\.offer.untilSeq).max() ?? 0)
+      }!.key
+    let chain = (chains[chainID] ?? []).sorted { $0.offer.chainIndex < $1.offer.chainIndex }
+    var result = RehydratedVolume(volume: name, chainID: chainID)
+    result.contentVerified = request.verifyContent
+    let importedIDs = Set(imported.map(\.id))
+    let byIndex = Dictionary(chain.map { ($0.offer.chainIndex, $0) }, uniquingKeysWith: { first, _ in first })
+    let target = try targetIndex(request.until, chain: chain.map(\.offer), imported: imported, volume: name)
+    var broken = false
+    var planned: [(offer: ArchiveOffer, supply: any ArchiveSupply)] = []
+    for index in 0...max(target, 0) {
+      if let done = imported.first(where: { $0.chainIndex == index }) {
+        if let offered = byIndex[index]?.offer { result.alreadyInStore.append(offered) }
+        result.restorableUntilSeq = done.untilSeq
+        result.restorableUntilTime = done.untilTime.rfc3339
+        continue
+      }
+      guard !broken, let candidate = byIndex[index] else {
+        if byIndex[index] == nil {
+          broken = true
+          let next = chain.first { $0.offer.chainIndex > index }?.offer
+          let previousEnd = index == 0 ? "its first record" : "seq \(result.restorableUntilSeq)"
+          // The next archive names this one as its parent; the set manifests may know where it is.
+          let id = byIndex[index + 1]?.offer.parentID
+          let place = id.flatMap { whereabouts[$0] }.map { " — it is on \($0)" } ?? ""
+          result.missing.append(
+            "archive number \(index) of chain \(chainID)\(id.map { " (\($0))" } ?? "") with history after \(previousEnd)\(next.map { " up to seq \($0.fromSeq), before \($0.fromTime)" } ?? "")\(place)"
+          )
+        } else if let candidate = byIndex[index], candidate.supply.isRemovable,
+          !importedIDs.contains(candidate.offer.archiveID)
+        {
+          try setAside(candidate, into: incoming)
+          result.setAside.append(candidate.offer)
+        }
+        continue
+      }
+      planned.append(candidate)
+    }
+    var number = 0
+    for (offer, supply) in planned {
+      number += 1
+      let source = CountingSource(try supply.open(offer))
+      let report = ArchiveProgressReporter(
+        offer: offer, number: number, count: planned.count, source: source, progress: progress)
+      do {
+        _ = try ArchiveImporter.importArchive(
+          source: report, label: offer.fileName, masterKeys: request.masterKeys, into: live,
+          verifyContent: request.verifyContent)
+      } catch let error as ReelError where error.kind == .corrupt || error.kind == .notFound {
+        result.damaged.append("\(offer.fileName) (\(offer.location)): \(error.message)")
+        result.bytesRead += source.count
+        // Later archives of the chain build on this one: keep them for a later run.
+        for (later, laterSupply) in planned.drop(while: { $0.offer.archiveID != offer.archiveID }).dropFirst()
+        where laterSupply.isRemovable {
+          try setAside((later, laterSupply), into: incoming)
+          result.setAside.append(later)
+        }
+        break
+      }
+      result.bytesRead += source.count
+      result.imported.append(offer)
+      result.restorableUntilSeq = offer.untilSeq
+      result.restorableUntilTime = offer.untilTime
+      if supply === incoming { try? FileManager.default.removeItem(atPath: offer.handle) }
+    }
+    if let descriptor = try? live.store.layout.descriptor(of: name) {
+      result.restorableBookmarks = try live.bookmarks(of: descriptor, after: 0, through: result.restorableUntilSeq)
+        .map(\.label)
+    }
+    return result
+  }
+
+  private static func importedArchives(volume name: String, live: LiveStore) throws -> [SealedArchiveRecord] {
+    guard let descriptor = try? live.store.layout.descriptor(of: name) else { return [] }
+    let bounds = try live.historyBounds(of: descriptor)
+    return try live.sealedArchives(of: descriptor).filter { $0.untilSeq <= bounds.ingested }
+  }
+
+  /// The chain position a restore to `point` needs up to (inclusive).
+  static func targetIndex(_ point: Point?, chain: [ArchiveOffer], imported: [SealedArchiveRecord], volume: String)
+    throws -> Int
+  {
+    let positions =
+      chain.map { (index: $0.chainIndex, untilSeq: $0.untilSeq, untilTime: Timestamp(rfc3339: $0.untilTime)) }
+      + imported.map { (index: $0.chainIndex, untilSeq: $0.untilSeq, untilTime: Optional($0.untilTime)) }
+    let sorted = positions.sorted { $0.index < $1.index }
+    guard let last = sorted.last else { return 0 }
+    let found: Int?
+    switch point {
+    case nil, .latest?: return last.index
+    case .seq(let seq)?: found = sorted.first { $0.untilSeq >= seq }?.index
+    case .time(let time)?: found = sorted.first { ($0.untilTime ?? Timestamp(nanoseconds: .max)) >= time }?.index
+    case .bookmark(let label)?:
+      found = chain.last { $0.bookmarks.contains { $0.label == label } }?.chainIndex
+    }
+    guard let found else {
+      throw ReelError(
+        .notFound,
+        "\(point!) of volume \(volume) is not covered by the archives offered (they end at seq \(last.untilSeq))",
+        remedy: "load the media holding later archives, or pick an earlier point")
+    }
+    return found
+  }
+
+  /// Copies an archive from a removable medium into the store's incoming folder (atomic,
+  /// fsynced, checked), so the medium can go back to the shelf.
+  static func setAside(_ candidate: (offer: ArchiveOffer, supply: any ArchiveSupply), into incoming: ArchiveFiles)
+    throws
+  {
+    let folder = incoming.path
+    try Durable.makeDirectory(folder)
+    let final = folder + "/" + candidate.offer.fileName
+    guard !FileManager.default.fileExists(atPath: final) else { return }
+    let partial = final + ".partial"
+    let file = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_TRUNC)
+    var source = try candidate.supply.open(candidate.offer)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
+    defer { buffer.deallocate() }
+    var offset: UInt64 = 0
+    do {
+      while true {
+        let count = try source.read(into: buffer)
+        if count == 0 { break }
+        try file.write(UnsafeRawBufferPointer(rebasing: buffer[0..<count]), at: offset)
+        offset += UInt64(count)
+      }
+      try file.sync()
+      _ = try ArchiveVerifier.verifyStructure(path: partial)
+      try Durable.rename(partial, to: final)
+    } catch {
+      unlink(partial)
+      throw error
+    }
+  }
+}
+
+/// Counts the bytes read through it.
+final class CountingSource: ArchiveByteSource {
+  var inner: any ArchiveByteSource
+  var count: UInt64 = 0
+
+  init(_ inner: any ArchiveByteSource) { self.inner = inner }
+
+  func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    let read = try inner.read(into: buffer)
+    count += UInt64(read)
+    return read
+  }
+}
+
+/// Reports progress every few MiB as bytes flow.
+final class ArchiveProgressReporter: ArchiveByteSource {
+  let offer: ArchiveOffer
+  let number: Int
+  let total: Int
+  let source: CountingSource
+  let progress: ((RehydrateProgress) -> Void)?
+  private var reported: UInt64 = 0
+
+  init(
+    offer: ArchiveOffer, number: Int, count: Int, source: CountingSource, progress: ((RehydrateProgress) -> Void)?
+  ) {
+    self.offer = offer
+    self.number = number
+    self.total = count
+    self.source = source
+    self.progress = progress
+  }
+
+  func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    let count = try source.read(into: buffer)
+    if let progress, count == 0 || source.count - reported >= 8 << 20 {
+      reported = source.count
+      progress(
+        RehydrateProgress(
+          archive: offer.fileName, location: offer.location, number: number, count: total, bytes: source.count,
+          archiveSize: offer.size))
+    }
+    return count
+  }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import ReelArchive
+import ReelCore
+
+/// The archives on media, as rehydration takes them: every labeled cartridge (or folder) a
+/// media address names, each from its newest catalog, or from a scan when that is lost.
+public final class MediaArchiveSupply: ArchiveSupply {
+  public let address: MediaAddress
+  private let volumes: [any MediaVolume]
+
+  public init(_ address: MediaAddress) throws {
+    self.address = address
+    volumes = try address.open()
+  }
+
+  public var description: String { address.description }
+
+  /// A drive's cartridge leaves with the next one loaded, and so does one virtual
+  /// cartridge named on its own (a drill loading cartridges one at a time); a library's
+  /// stay at hand.
+  public var isRemovable: Bool {
+    switch address {
+    case .tapeDrive: true
+    case .virtualTape: !address.isLibrary
+    case .folder: false
+    }
+  }
+
+  /// Where the set manifests on these media say each archive is: archive ID → cartridge.
+  public func whereabouts() throws -> [String: String] {
+    var places: [String: String] = [:]
+    for volume in volumes {
+      guard case .labeled(let label) = try volume.readLabel(), let catalog = try? volume.readCatalog() else {
+        continue
+      }
+      for member in catalog.set {
+        for archive in member.archives {
+          places[archive] = "cartridge \(member.label)\(label.mediaSet.map { " of media set \($0)" } ?? "")"
+        }
+      }
+    }
+    return places
+  }
+
+  public func mediaSets() throws -> [String: [String]] {
+    var sets: [String: [String]] = [:]
+    for volume in volumes {
+      // Scratch cartridges (labeled, in no set yet) hold nothing and mix with any set.
+      guard case .labeled(let label) = try volume.readLabel(), let set = label.mediaSet else { continue }
+      sets[set, default: []].append(label.name)
+    }
+    return sets
+  }
+
+  public func offers() throws -> [ArchiveOffer] {
+    var offers: [ArchiveOffer] = []
+    for (index, volume) in volumes.enumerated() {
+      guard case .labeled = try volume.readLabel() else { continue }
+      let catalog: CartridgeCatalog
+      do {
+        catalog = try volume.readCatalog()
+      } catch let error as ReelError where error.kind == .corrupt {
+        catalog = try volume.scan()
+      }
+      for entry in catalog.completeArchives {
+        guard let archive = entry.archive else { continue }
+        offers.append(
+          ArchiveOffer(
+            archiveID: archive.archiveID, volume: archive.volume, volumeID: archive.volumeID,
+            chainID: archive.chainID, chainIndex: archive.chainIndex, parentID: archive.parentID,
+            fromSeq: archive.fromSeq, untilSeq: archive.untilSeq, fromTime: archive.fromTime,
+            untilTime: archive.untilTime, bookmarks: archive.bookmarks, keyFingerprints: archive.keyFingerprints,
+            size: entry.size, location: "\(catalog.cartridge.label) (\(volume.address)) file \(entry.file)",
+            handle: "\(index):\(entry.file)"))
+      }
+    }
+    return offers
+  }
+
+  public func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
+    let parts = offer.handle.split(separator: ":").compactMap { Int($0) }
+    guard parts.count == 2, volumes.indices.contains(parts[0]) else {
+      throw ReelError(.usage, "\(offer.handle) does not name an archive of \(address)")
+    }
+    return try volumes[parts[0]].openArchive(file: parts[1], size: offer.size)
+  }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import ReelCore
+
+/// The label of a cartridge (tape file 0) or cold-storage folder (`REEL-LABEL.txt`):
+/// plain text, `key: value` lines, then instructions for a person without Reel. One
+/// 4096-byte block on tape, padded with spaces (docs/tape-format.md).
+public struct MediaLabel: Sendable, Equatable {
+  public static let magic = "REEL MEDIA LABEL"
+  public static let formatVersion = 1
+  public static let blockSize = 4096
+  public static let defaultDataBlockSize = 1 << 20
+
+  /// Lower-case UUID, new each time the cartridge is labeled.
+  public var cartridgeID: String
+  public var name: String
+  /// nil while the cartridge is scratch: any set may take it.
+  public var mediaSet: String?
+  /// Set when the first archive of a set is written; shared by the set's cartridges.
+  public var mediaSetID: String?
+  /// 1, 2, … in the set; 0 until the set first writes to the cartridge.
+  public var sequence: Int
+  public var dataBlockSize: Int
+  /// For `dir:` only: the most the folder may hold (tape capacity is the drive's business).
+  public var capacity: UInt64?
+  public var labeled: Timestamp
+
+  public init(
+    cartridgeID: String = UUID().uuidString.lowercased(), name: String, mediaSet: String? = nil,
+    mediaSetID: String? = nil, sequence: Int = 0, dataBlockSize: Int = defaultDataBlockSize,
+    capacity: UInt64? = nil, labeled: Timestamp = .now()
+  ) {
+    self.cartridgeID = cartridgeID
+    self.name = name
+    self.mediaSet = mediaSet
+    self.mediaSetID = mediaSetID
+    self.sequence = sequence
+    self.dataBlockSize = dataBlockSize
+    self.capacity = capacity
+    self.labeled = labeled
+  }
+
+  /// The label as it is written: fields, then how to read the medium by hand.
+  public func text(forTape: Bool) -> String {
+    var lines = [
+      "\(Self.magic) \(Self.formatVersion)",
+      "cartridge-id: \(cartridgeID)",
+      "label: \(name)",
+      "media-set: \(mediaSet ?? "-")",
+      "media-set-id: \(mediaSetID ?? "-")",
+      "sequence: \(sequence)",
+      "label-block-size: \(Self.blockSize)",
+      "data-block-size: \(dataBlockSize)",
+    ]
+    if let capacity { lines.append("capacity: \(capacity)") }
+    lines += ["labeled: \(labeled.rfc3339)", "writer: reel", ""]
+    lines += forTape ? tapeInstructions : folderInstructions
+    return lines.joined(separator: "\n") + "\n"
+  }
+
+  private var tapeInstructions: [String] {
+    [
+      "This is a Reel tape cartridge (docs/tape-format.md in the Reel sources).",
+      "Tape file 0 is this label, one \(Self.blockSize)-byte block. File 1 holds the catalogs",
+      "of the media set's earlier cartridges (JSON). Every later file is one sealed",
+      "archive (a POSIX pax tar) in \(dataBlockSize)-byte blocks, or a catalog of this",
+      "cartridge (JSON, \(Self.blockSize)-byte blocks); the last file is the newest catalog.",
+      "",
+      "To list it without Reel (N = a tape file number):",
+      "  mt -f /dev/nst0 rewind; mt -f /dev/nst0 setblk 0",
+      "  dd if=/dev/nst0 bs=\(Self.blockSize) count=1                     # this label",
+      "  mt -f /dev/nst0 rewind; mt -f /dev/nst0 fsf N",
+      "  dd if=/dev/nst0 bs=\(dataBlockSize) | tar -tvf -            # the archive in file N",
+      "  dd if=/dev/nst0 bs=\(dataBlockSize) | tar -xf - SHA256SUMS  # then sha256sum -c SHA256SUMS",
+      "Each archive's README.txt says how to verify and restore it.",
+    ]
+  }
+
+  private var folderInstructions: [String] {
+    [
+      "This is a Reel cold-storage folder (docs/tape-format.md in the Reel sources).",
+      "archives/ holds sealed archives (POSIX pax tar), one file each, numbered in the",
+      "order they were written; catalog.json lists them. List one with `tar -tvf FILE`;",
+      "each archive's README.txt says how to verify and restore it.",
+    ]
+  }
+
+  /// The label block: the text padded with spaces to a whole block.
+  public func block(forTape: Bool) throws -> [UInt8] {
+    var bytes = Array(text(forTape: forTape).utf8)
+    guard bytes.count < Self.blockSize else {
+      throw ReelError(.usage, "the label text for \"\(name)\" does not fit one \(Self.blockSize)-byte block")
+    }
+    bytes += [UInt8](repeating: 0x20, count: Self.blockSize - 1 - bytes.count) + [0x0A]
+    return bytes
+  }
+
+  /// Reads a label; nil when the bytes are not a Reel label at all.
+  public static func parse(_ bytes: some Collection<UInt8>) throws -> MediaLabel? {
+    let text = String(decoding: bytes, as: UTF8.self)
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    guard let first = lines.first, first.hasPrefix(magic + " ") else { return nil }
+    guard first == "\(magic) \(formatVersion)" else {
+      throw ReelError(
+        .incompatible, "the media label is \(first), which this Reel does not read",
+        remedy: "use a newer Reel")
+    }
+    var values: [String: String] = [:]
+    for line in lines.dropFirst() {
+      if line.isEmpty { break }
+      guard let colon = line.firstIndex(of: ":") else { continue }
+      values[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    func optional(_ key: String) -> String? { values[key].flatMap { $0 == "-" ? nil : $0 } }
+    guard let id = values["cartridge-id"], let name = values["label"],
+      let sequence = values["sequence"].flatMap(Int.init),
+      let dataBlockSize = values["data-block-size"].flatMap(Int.init),
+      let labeled = values["labeled"].flatMap(Timestamp.init(rfc3339:))
+    else {
+      throw ReelError(.corrupt, "the media label is missing fields", remedy: "relabel the medium with --force")
+    }
+    return MediaLabel(
+      cartridgeID: id, name: name, mediaSet: optional("media-set"), mediaSetID: optional("media-set-id"),
+      sequence: sequence, dataBlockSize: dataBlockSize, capacity: values["capacity"].flatMap(UInt64.init),
+      labeled: labeled)
+  }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import ReelArchive
+import ReelCore
+import ReelJournal
+
+/// What is at the start of a medium.
+public enum LabelState: Sendable, Equatable {
+  /// Nothing recorded: ready to be labeled.
+  case blank
+  /// Data that is not a Reel label; the reason says what was found.
+  case foreign(String)
+  case labeled(MediaLabel)
+}
+
+/// A sealed archive about to be exported: its file, length and manifest.
+public struct SourceArchive: Sendable {
+  public var path: String
+  public var size: UInt64
+  public var manifest: ArchiveManifest
+
+  /// Reads the archive's manifest from its first bytes; refuses anything not a Reel archive.
+  public init(path: String) throws {
+    self.path = path
+    size = try PosixFile.openForReading(path).size()
+    manifest = try ArchiveVerifier.readManifest(path: path)
+  }
+
+  public var summary: ArchiveSummary { ArchiveSummary(manifest) }
+}
+
+/// How writing one archive ended.
+public enum AppendResult: Sendable, Equatable {
+  /// Written whole as this file; `sha256` of the bytes sent. `endOfMedia` when the last
+  /// block crossed early warning: the archive is whole, but nothing more fits.
+  case written(file: Int, sha256: String, endOfMedia: Bool)
+  /// End of media: the archive was abandoned, as tape file `file` if anything was written.
+  case endOfMedia(file: Int?)
+}
+
+/// One labeled medium — a cartridge in a (virtual) drive or a cold-storage folder — with
+/// the operations export, catalog and scan need. Where bytes live stays behind this, so
+/// another kind of medium (an object store) can come later without touching the logic.
+public protocol MediaVolume: AnyObject {
+  /// How a person names it, e.g. `vtape:/srv/vtl/c1.vtape`.
+  var address: String { get }
+  var isWriteProtected: Bool { get throws }
+  func readLabel() throws -> LabelState
+  /// Writes a new label; everything the medium held is gone afterwards.
+  func writeLabel(_ label: MediaLabel) throws
+  /// Takes a scratch medium into a set: the label with its set and sequence, then the
+  /// catalogs of the set's earlier cartridges. Returns the catalog entries of both.
+  func joinSet(label: MediaLabel, earlier: [CartridgeCatalog]) throws -> [TapeFileEntry]
+  /// Gets ready to append after what is recorded.
+  func prepareAppend() throws
+  func append(_ archive: SourceArchive, dataBlockSize: Int) throws -> AppendResult
+  /// Reads the file back and verifies it; the stream is cut at `expectedSize`.
+  func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive
+  /// Writes the catalog, adding its own entry first where catalogs are numbered files.
+  func writeCatalog(_ catalog: inout CartridgeCatalog) throws
+  /// The newest catalog (fast: the last file of a tape, `catalog.json` of a folder).
+  func readCatalog() throws -> CartridgeCatalog
+  /// Rebuilds the catalog by reading every file, like Bacula's bscan.
+  func scan() throws -> CartridgeCatalog
+  /// The bytes of the archive in `file`, cut at `size` when known (tape pads the last block).
+  func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource
+}
+
+extension MediaVolume {
+  /// The label, or an error that says what to do when there is none.
+  public func requireLabel() throws -> MediaLabel {
+    switch try readLabel() {
+    case .labeled(let label): return label
+    case .blank:
+      throw ReelError(
+        .notFound, "\(address) is not labeled (blank)",
+        remedy: "label it first: reel media label \(address) --name LABEL")
+    case .foreign(let reason):
+      throw ReelError(
+        .notFound, "\(address) is not labeled by Reel: \(reason)",
+        remedy: "check it is the right medium; to reuse it, reel media label \(address) --name LABEL --force")
+    }
+  }
+}

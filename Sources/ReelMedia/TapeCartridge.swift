@@ -1,0 +1,281 @@
+import Foundation
+import ReelArchive
+import ReelCodec
+import ReelCore
+import ReelJournal
+
+/// The cartridge in a tape drive, laid out as docs/tape-format.md says: file 0 the label,
+/// file 1 the set's earlier catalogs, then archives (one per file) and catalogs. The same
+/// code drives a `VirtualTapeDrive` and a `LinuxTapeDrive`.
+public final class TapeCartridge: MediaVolume {
+  public let drive: TapeDrive
+  public var address: String { drive.name }
+
+  /// The largest JSON file (label, catalogs) read back whole.
+  static let jsonLimit = 64 << 20
+
+  public init(drive: TapeDrive) { self.drive = drive }
+
+  public var isWriteProtected: Bool {
+    get throws { try drive.status().writeProtected }
+  }
+
+  public func readLabel() throws -> LabelState {
+    try drive.rewind()
+    try drive.setBlockSize(0)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+    defer { buffer.deallocate() }
+    let result: TapeRead
+    do {
+      result = try drive.read(into: buffer)
+    } catch {
+      return .foreign("its first block cannot be read as a label (\(error))")
+    }
+    switch result {
+    case .endOfData: return .blank
+    case .filemark: return .foreign("tape file 0 is empty")
+    case .data(let count):
+      guard let label = try MediaLabel.parse(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) else {
+        return .foreign("tape file 0 is not a Reel label")
+      }
+      return .labeled(label)
+    }
+  }
+
+  public func writeLabel(_ label: MediaLabel) throws {
+    guard try !isWriteProtected else { throw drive.writeProtectedError() }
+    try drive.rewind()
+    try writeTextFile(try label.block(forTape: true))
+  }
+
+  public func joinSet(label: MediaLabel, earlier: [CartridgeCatalog]) throws -> [TapeFileEntry] {
+    try writeLabel(label)
+    try writeTextFile(paddedToBlocks(try SetCatalogs(catalogs: earlier).json(), blockSize: MediaLabel.blockSize))
+    return [TapeFileEntry(file: 0, kind: .label), TapeFileEntry(file: 1, kind: .setCatalogs)]
+  }
+
+  public func prepareAppend() throws {
+    guard try !isWriteProtected else { throw drive.writeProtectedError() }
+    try drive.seekEndOfData()
+  }
+
+  public func append(_ archive: SourceArchive, dataBlockSize: Int) throws -> AppendResult {
+    let file = try drive.status().fileNumber
+    try drive.setBlockSize(dataBlockSize)
+    let source = try PosixFile.openForReading(archive.path)
+    let hasher = SHA256Hasher()
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: dataBlockSize, alignment: 4096)
+    defer { buffer.deallocate() }
+    var offset: UInt64 = 0
+    var abandoned = false
+    var pastEarlyWarning = false
+    while offset < archive.size {
+      let got = try source.read(into: buffer, at: offset)
+      guard got > 0 else {
+        throw ReelError(.io, "\(archive.path) became shorter while it was being exported", remedy: "export it again")
+      }
+      hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+      // The last block is padded with zeros: a tape only takes whole blocks.
+      if got < dataBlockSize {
+        (buffer.baseAddress! + got).initializeMemory(as: UInt8.self, repeating: 0, count: dataBlockSize - got)
+      }
+      offset += UInt64(got)
+      do {
+        if try drive.write(UnsafeRawBufferPointer(buffer)) == .earlyWarning {
+          // Cut off unless that was the archive's last block: nothing is ever split.
+          pastEarlyWarning = true
+          abandoned = offset < archive.size
+          if abandoned { break }
+        }
+      } catch let error as ReelError where error.kind == .mediaFull {
+        abandoned = true
+        break
+      }
+    }
+    try drive.writeFilemark()
+    return abandoned
+      ? .endOfMedia(file: file) : .written(file: file, sha256: hasher.finish().hex, endOfMedia: pastEarlyWarning)
+  }
+
+  public func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {
+    var source = try openArchive(file: file, size: expectedSize)
+    let verified = try ArchiveCheck.verify(&source, describing: what)
+    try (source as? TapeFileSource)?.drain()
+    return verified
+  }
+
+  public func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource {
+    try position(atStartOf: file)
+    try drive.setBlockSize(0)
+    return TapeFileSource(drive: drive, recordSize: 16 << 20, limit: size)
+  }
+
+  public func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
+    try drive.seekEndOfData()
+    let file = try drive.status().fileNumber
+    catalog.files.append(TapeFileEntry(file: file, kind: .catalog))
+    catalog.set = catalog.set.dropLast() + [catalog.member]
+    try writeTextFile(paddedToBlocks(try catalog.json(), blockSize: MediaLabel.blockSize))
+  }
+
+  public func readCatalog() throws -> CartridgeCatalog {
+    let label = try requireLabel()
+    let last = try drive.seekStartOfLastFile()
+    var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
+    if last == 0 {
+      catalog.updateSet(earlier: [])
+      return catalog
+    }
+    let bytes = try? readWholeFile() ?? nil
+    if let bytes, let newest = try? CartridgeCatalog.decode(bytes) { return newest }
+    // A cartridge just taken into a set: label and earlier catalogs, nothing else yet.
+    if last == 1, let bytes, let earlier = try? SetCatalogs.decode(bytes) {
+      catalog.files.append(TapeFileEntry(file: 1, kind: .setCatalogs))
+      catalog.updateSet(earlier: earlier.catalogs)
+      return catalog
+    }
+    throw ReelError(
+      .corrupt,
+      "the last file (\(last)) on \(address) is not a Reel catalog: an export was cut short, "
+        + "or something else wrote to the cartridge",
+      remedy: "rebuild the catalog by reading the whole cartridge: reel media catalog \(address) --scan")
+  }
+
+  public func scan() throws -> CartridgeCatalog {
+    let label = try requireLabel()
+    var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
+    var earlier: [CartridgeCatalog] = []
+    var newestCatalog: CartridgeCatalog?
+    try drive.spaceForward(files: 1)
+    var file = 1
+    while true {
+      try drive.setBlockSize(0)
+      let source = TapeFileSource(drive: drive, recordSize: 16 << 20)
+      var head = [UInt8](repeating: 0, count: 512)
+      let got = try head.withUnsafeMutableBytes { try readFully(source, into: $0) }
+      if got == 0 && source.atEndOfData { break }
+      var entry = TapeFileEntry(file: file, kind: .foreign)
+      if head.first == UInt8(ascii: "{") {
+        var bytes = Array(head[0..<got])
+        try readRest(source, into: &bytes)
+        if let value = try? CartridgeCatalog.decode(bytes) {
+          entry.kind = .catalog
+          newestCatalog = value
+        } else if let value = try? SetCatalogs.decode(bytes) {
+          entry.kind = .setCatalogs
+          earlier = value.catalogs
+        } else {
+          entry.note = "JSON that is not a Reel catalog"
+        }
+      } else if got == 512, ArchivePeek.isTarHeader(head[...]) {
+        var stream = PrefixedSource(prefix: Array(head[0..<got]), rest: source)
+        entry.kind = .archive
+        do {
+          let verified = try ArchiveCheck.verify(&stream, describing: "tape file \(file) of \(address)")
+          entry.state = .complete
+          entry.archive = ArchiveSummary(verified.manifest)
+          entry.size = verified.totalBytes
+          entry.sha256 = verified.sha256
+        } catch {
+          entry.state = .damaged
+          entry.archive = try? ArchiveSummary(ArchivePeek.manifest(fromPrefix: source.prefix, describing: ""))
+          entry.note = "\(error)"
+          if entry.archive == nil { entry = TapeFileEntry(file: file, kind: .foreign, note: "\(error)") }
+        }
+      } else {
+        entry.note = got == 0 ? "an empty tape file" : "neither a Reel archive nor a Reel catalog"
+      }
+      try source.drain()
+      catalog.files.append(entry)
+      file += 1
+    }
+    // An archive that fails verification as the last archive was cut off: at end of
+    // media, or by an export that stopped; one before others was damaged afterwards.
+    if let last = catalog.files.lastIndex(where: { $0.kind == .archive }), catalog.files[last].state == .damaged {
+      catalog.files[last].state = .incomplete
+      catalog.files[last].note = nil
+    }
+    catalog.closed = (newestCatalog?.closed ?? false) || catalog.files.contains { $0.state == .incomplete }
+    catalog.updateSet(earlier: earlier)
+    return catalog
+  }
+
+  /// Moves to the first block of `file`, counting from the end of data or the start.
+  private func position(atStartOf file: Int) throws {
+    try drive.seekEndOfData()
+    let files = try drive.status().fileNumber
+    if file == 0 {
+      try drive.rewind()
+    } else if files - file >= 1 && files - file < file {
+      try drive.spaceBack(files: files - file + 1)
+      try drive.spaceForward(files: 1)
+    } else {
+      try drive.rewind()
+      try drive.spaceForward(files: file)
+    }
+  }
+
+  /// Writes a label or JSON file in label-size blocks and closes it with a filemark.
+  private func writeTextFile(_ bytes: [UInt8]) throws {
+    try drive.setBlockSize(MediaLabel.blockSize)
+    let outcome = try bytes.withUnsafeBytes { try drive.write($0) }
+    _ = outcome  // past early warning there is still room for the small files Reel closes with
+    try drive.writeFilemark()
+  }
+
+  /// The current file, whole, from here to its filemark, if it is JSON (starts with `{`).
+  private func readWholeFile() throws -> [UInt8]? {
+    try drive.setBlockSize(0)
+    let source = TapeFileSource(drive: drive, recordSize: 16 << 20)
+    var bytes = [UInt8](repeating: 0, count: 1)
+    guard try bytes.withUnsafeMutableBytes({ try source.read(into: $0) }) == 1, bytes[0] == UInt8(ascii: "{") else {
+      return nil
+    }
+    try readRest(source, into: &bytes)
+    return bytes
+  }
+
+  private func readRest(_ source: TapeFileSource, into bytes: inout [UInt8]) throws {
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+      let got = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
+      if got == 0 { return }
+      bytes += chunk[0..<got]
+      guard bytes.count <= Self.jsonLimit else {
+        throw ReelError(.corrupt, "\(address): a catalog larger than \(ByteSize.describe(UInt64(Self.jsonLimit)))")
+      }
+    }
+  }
+
+  private func readFully(_ source: TapeFileSource, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    var done = 0
+    while done < buffer.count {
+      let got = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+      if got == 0 { break }
+      done += got
+    }
+    return done
+  }
+}
+
+/// Bytes already read from a stream, then the rest of it.
+struct PrefixedSource<Rest: ArchiveByteSource>: ArchiveByteSource {
+  var prefix: [UInt8]
+  var rest: Rest
+  private var used = 0
+
+  init(prefix: [UInt8], rest: Rest) {
+    self.prefix = prefix
+    self.rest = rest
+  }
+
+  mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    if used < prefix.count {
+      let count = min(buffer.count, prefix.count - used)
+      prefix.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + used, byteCount: count) }
+      used += count
+      return count
+    }
+    return try rest.read(into: buffer)
+  }
+}

@@ -1,0 +1,351 @@
+import Foundation
+import ReelCore
+import ReelJournal
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A tape cartridge emulated in one file, behaving the way the Linux st driver does
+/// (docs/tape-format.md, "vtape cartridge file"): a plain-text header of 4092 bytes, then
+/// the tape's records in SIMH `.tap` framing — a block is a 4-byte little-endian length,
+/// the data and the length again; a filemark is a zero length word; the end of the file
+/// is the end of recorded data. The 4-byte offset puts the first data block (the label)
+/// at byte 4096, so `dd bs=4096 skip=1 count=1` shows it.
+///
+/// Capacity counts every byte after the header. A write that ends past the early-warning
+/// point succeeds and reports `.earlyWarning`; a write that would pass the capacity fails
+/// with `.mediaFull` and writes nothing.
+public final class VirtualTapeDrive: TapeDrive {
+  public static let headerSize: UInt64 = 4092
+  static let magic = "REEL-VTAPE 1"
+  /// The smallest cartridge: room for a label, a catalog and one 1 MiB data block.
+  public static let minimumCapacity: UInt64 = 4 << 20
+
+  public let path: String
+  public let capacity: UInt64
+  public let earlyWarning: UInt64
+  public let writeProtected: Bool
+  public var name: String { "vtape:\(path)" }
+
+  private let file: PosixFile
+  private var position: UInt64 = headerSize
+  private var endOfData: UInt64
+  private var fileNumber = 0
+  private var blockNumber = 0
+  private var blockSize = 0
+  private var unsynced = false
+
+  /// Creates a blank cartridge file (no label). Refuses to replace an existing file.
+  public static func create(path: String, capacity: UInt64) throws {
+    guard capacity >= minimumCapacity else {
+      throw ReelError(
+        .usage, "a vtape cartridge of \(ByteSize.describe(capacity)) is too small",
+        remedy: "give --capacity of at least \(ByteSize.describe(minimumCapacity))")
+    }
+    let header = headerText(capacity: capacity, earlyWarning: defaultEarlyWarning(capacity), writeProtected: false)
+    let temporary = path + ".tmp-\(getpid())"
+    do {
+      let file = try PosixFile(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL)
+      try file.write(header, at: 0)
+      try file.sync()
+      guard link(temporary, path) == 0 else {
+        let code = errno
+        throw code == EEXIST
+          ? ReelError(.alreadyExists, "\(path) already exists", remedy: "label the existing cartridge instead")
+          : PosixFile.error(code, "create", path)
+      }
+      unlink(temporary)
+      try Durable.syncDirectory(parentFolder(of: path))
+    } catch {
+      unlink(temporary)
+      throw error
+    }
+  }
+
+  /// Sets or clears the write-protect tab recorded in the cartridge header.
+  public static func setWriteProtected(path: String, _ protected: Bool) throws {
+    let drive = try VirtualTapeDrive(path: path)
+    let header = headerText(capacity: drive.capacity, earlyWarning: drive.earlyWarning, writeProtected: protected)
+    let file = try PosixFile(path: path, flags: O_WRONLY)
+    try file.write(header, at: 0)
+    try file.sync()
+  }
+
+  /// Early warning leaves a sixteenth of the cartridge, at least 2 MiB: room for the
+  /// block that crosses it, a filemark and a catalog.
+  static func defaultEarlyWarning(_ capacity: UInt64) -> UInt64 {
+    capacity - max(capacity / 16, 2 << 20)
+  }
+
+  static func headerText(capacity: UInt64, earlyWarning: UInt64, writeProtected: Bool) -> [UInt8] {
+    let text = """
+      \(magic)
+      capacity: \(capacity)
+      early-warning: \(earlyWarning)
+      write-protected: \(writeProtected ? "yes" : "no")
+
+      A Reel virtual tape cartridge (docs/tape-format.md in the Reel sources).
+      From byte 4092 on, this file holds tape records in SIMH .tap framing: each block
+      is a 4-byte little-endian length, the data, and the length again; a filemark is
+      a zero length word; the end of the file is the end of recorded data.
+      Tape file 0, the cartridge label, is one 4096-byte block at byte 4096:
+        dd if=THIS-FILE bs=4096 skip=1 count=1 status=none
+
+      """
+    var bytes = Array(text.utf8)
+    precondition(bytes.count < Int(headerSize))
+    bytes += [UInt8](repeating: 0x20, count: Int(headerSize) - 1 - bytes.count) + [0x0A]
+    return bytes
+  }
+
+  /// Opens a cartridge file for exclusive use, read-only when the file cannot be written.
+  public init(path: String) throws {
+    self.path = path
+    var info = stat()
+    guard stat(path, &info) == 0 else {
+      throw ReelError(
+        .notFound, "no vtape cartridge at \(path)",
+        remedy: "create and label one with `reel media label vtape:\(path) --name LABEL --capacity SIZE`")
+    }
+    guard (info.st_mode & S_IFMT) == S_IFREG else {
+      throw ReelError(.usage, "vtape:\(path) is not a cartridge file", remedy: "name a .vtape file")
+    }
+    var readOnly = false
+    do {
+      file = try PosixFile(path: path, flags: O_RDWR)
+    } catch {
+      file = try PosixFile(path: path, flags: O_RDONLY)
+      readOnly = true
+    }
+    guard flock(file.descriptor, LOCK_EX | LOCK_NB) == 0 else {
+      throw ReelError(
+        .io, "vtape:\(path) is in use by another process", remedy: "wait for the other Reel command to finish")
+    }
+    let header = try file.read(at: 0, count: Int(Self.headerSize))
+    guard header.count == Int(Self.headerSize), let fields = Self.parseHeader(header) else {
+      throw ReelError(
+        .corrupt, "\(path) is not a Reel vtape cartridge (no `\(Self.magic)` header)",
+        remedy: "check the path; new cartridges are made by `reel media label vtape:PATH --name LABEL --capacity SIZE`")
+    }
+    capacity = fields.capacity
+    earlyWarning = fields.earlyWarning
+    writeProtected = fields.writeProtected || readOnly
+    endOfData = max(try file.size(), Self.headerSize)
+  }
+
+  private static func parseHeader(_ bytes: [UInt8]) -> (capacity: UInt64, earlyWarning: UInt64, writeProtected: Bool)? {
+    let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+    guard lines.first == Substring(magic) else { return nil }
+    var values: [String: String] = [:]
+    for line in lines.dropFirst() {
+      guard let colon = line.firstIndex(of: ":") else { continue }
+      values[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    guard let capacity = values["capacity"].flatMap(UInt64.init),
+      let earlyWarning = values["early-warning"].flatMap(UInt64.init), earlyWarning <= capacity
+    else { return nil }
+    return (capacity, earlyWarning, values["write-protected"] == "yes")
+  }
+
+  public func status() throws -> DriveStatus {
+    DriveStatus(
+      fileNumber: fileNumber, blockNumber: blockNumber, blockSize: blockSize, writeProtected: writeProtected,
+      atBeginning: position == Self.headerSize, atEndOfData: position >= endOfData)
+  }
+
+  public func setBlockSize(_ bytes: Int) throws {
+    guard bytes >= 0, bytes % 512 == 0, bytes < 1 << 24 else {
+      throw ReelError(.usage, "\(name): block size \(bytes) is not a multiple of 512 below 16 MiB")
+    }
+    blockSize = bytes
+  }
+
+  public func rewind() throws {
+    try flush()
+    position = Self.headerSize
+    fileNumber = 0
+    blockNumber = 0
+  }
+
+  public func spaceForward(files count: Int) throws {
+    var crossed = 0
+    while crossed < count {
+      switch try nextRecord() {
+      case .endOfData:
+        throw ReelError(.io, "\(name): end of data after \(crossed) of \(count) files spaced forward")
+      case .filemark(let next):
+        position = next
+        fileNumber += 1
+        blockNumber = 0
+        crossed += 1
+      case .block(_, let next):
+        position = next
+        blockNumber += 1
+      }
+    }
+  }
+
+  public func spaceBack(files count: Int) throws {
+    var crossed = 0
+    while crossed < count {
+      guard position > Self.headerSize else {
+        fileNumber = 0
+        blockNumber = 0
+        throw ReelError(.io, "\(name): beginning of tape after \(crossed) of \(count) files spaced back")
+      }
+      let word = try lengthWord(at: position - 4)
+      if word == 0 {
+        position -= 4
+        fileNumber -= 1
+        crossed += 1
+      } else {
+        let length = UInt64(word & 0x0FFF_FFFF)
+        guard position >= Self.headerSize + length + 8 else { throw corrupt(at: position - 4) }
+        position -= length + 8
+      }
+    }
+    blockNumber = -1
+  }
+
+  public func seekEndOfData() throws {
+    while true {
+      switch try nextRecord() {
+      case .endOfData:
+        return
+      case .filemark(let next):
+        position = next
+        fileNumber += 1
+        blockNumber = 0
+      case .block(_, let next):
+        position = next
+        blockNumber += 1
+      }
+    }
+  }
+
+  public func writeFilemark() throws {
+    try prepareWrite(adding: 4)
+    try file.write([0, 0, 0, 0], at: position)
+    position += 4
+    endOfData = position
+    fileNumber += 1
+    blockNumber = 0
+    unsynced = true
+    try flush()
+  }
+
+  public func write(_ bytes: UnsafeRawBufferPointer) throws -> WriteOutcome {
+    let recordSize = blockSize == 0 ? bytes.count : blockSize
+    guard recordSize > 0, bytes.count % recordSize == 0 else {
+      throw ReelError(.usage, "\(name): a write of \(bytes.count) bytes is not whole \(blockSize)-byte blocks")
+    }
+    let records = bytes.count / recordSize
+    let framed = UInt64(bytes.count + 8 * records)
+    try prepareWrite(adding: framed)
+    var word = UInt32(recordSize).littleEndian
+    try withUnsafeBytes(of: &word) { lengthBytes in
+      var buffers: [UnsafeRawBufferPointer] = []
+      buffers.reserveCapacity(records * 3)
+      for index in 0..<records {
+        buffers.append(lengthBytes)
+        buffers.append(UnsafeRawBufferPointer(rebasing: bytes[(index * recordSize)..<((index + 1) * recordSize)]))
+        buffers.append(lengthBytes)
+      }
+      try file.write(buffers, at: position)
+    }
+    position += framed
+    endOfData = position
+    blockNumber += records
+    unsynced = true
+    return position - Self.headerSize > earlyWarning ? .earlyWarning : .written
+  }
+
+  public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> TapeRead {
+    switch try nextRecord() {
+    case .endOfData:
+      return .endOfData
+    case .filemark(let next):
+      position = next
+      fileNumber += 1
+      blockNumber = 0
+      return .filemark
+    case .block(let length, let next):
+      guard blockSize == 0 || length == blockSize else {
+        throw ReelError(
+          .io, "\(name): file \(fileNumber) has \(length)-byte blocks but the drive is set to \(blockSize)")
+      }
+      guard length <= buffer.count else {
+        throw ReelError(
+          .io, "\(name): a \(length)-byte block in file \(fileNumber) does not fit a \(buffer.count)-byte read")
+      }
+      let got = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), at: position + 4)
+      guard got == length else { throw corrupt(at: position) }
+      position = next
+      blockNumber += 1
+      return .data(length)
+    }
+  }
+
+  /// Makes buffered writes durable; filemarks do this on their own.
+  public func flush() throws {
+    guard unsynced else { return }
+    try file.syncData()
+    unsynced = false
+  }
+
+  private enum Record {
+    case block(length: Int, next: UInt64)
+    case filemark(next: UInt64)
+    case endOfData
+  }
+
+  /// The record at the current position. A record cut short by a crash ends the data.
+  private func nextRecord() throws -> Record {
+    guard position + 4 <= endOfData else {
+      endOfData = position
+      return .endOfData
+    }
+    let word = try lengthWord(at: position)
+    if word == 0 { return .filemark(next: position + 4) }
+    if word == 0xFFFF_FFFF { return .endOfData }
+    guard word & 0xF000_0000 == 0 else { throw corrupt(at: position) }
+    let next = position + 8 + UInt64(word)
+    guard next <= endOfData, try lengthWord(at: next - 4) == word else {
+      endOfData = position
+      return .endOfData
+    }
+    return .block(length: Int(word), next: next)
+  }
+
+  private func lengthWord(at offset: UInt64) throws -> UInt32 {
+    let bytes = try file.read(at: offset, count: 4)
+    guard bytes.count == 4 else { throw corrupt(at: offset) }
+    return UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
+  }
+
+  /// A write erases what follows it; refuses on a protected cartridge or past capacity.
+  private func prepareWrite(adding count: UInt64) throws {
+    guard !writeProtected else { throw writeProtectedError() }
+    guard position - Self.headerSize + count <= capacity else {
+      throw ReelError(
+        .mediaFull, "\(name): physical end of tape (\(ByteSize.describe(capacity))) reached",
+        remedy: "continue on another cartridge")
+    }
+    if position < endOfData {
+      try file.truncate(to: position)
+      endOfData = position
+    }
+  }
+
+  private func corrupt(at offset: UInt64) -> ReelError {
+    ReelError(
+      .corrupt, "\(name): damaged record framing at byte \(offset)",
+      remedy: "the cartridge file was changed outside Reel; read what precedes it with `reel media catalog --scan`")
+  }
+}
+
+func parentFolder(of path: String) -> String {
+  let parent = (path as NSString).deletingLastPathComponent
+  return parent.isEmpty ? "." : parent
+}

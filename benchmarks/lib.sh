@@ -1,0 +1,36 @@
+# Shared helpers for the benchmark scripts: source it after `cd` to the repository root.
+# Builds release binaries and sets $reel and $bench.
+swift build -c release --product reel >/dev/null
+swift build -c release --product reel-bench >/dev/null
+bin=$(swift build -c release --show-bin-path)
+reel=$bin/reel
+bench=$bin/reel-bench
+
+drop_caches() { sync; if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
+now() { date +%s.%N; }
+# mbps BYTES START END
+mbps() { awk -v b="$1" -v a="$2" -v c="$3" 'BEGIN { printf "%.1f", b / (c - a) / 1e6 }'; }
+seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# journal_real_workload WORK SIZE: a store in WORK/store with a key and one volume `data`
+# whose journal holds the first SIZE bytes of a tar of /usr written in order, then 10,000
+# small 4 KiB writes and a bookmark "benchmark end". Sets $journal and $journaled.
+journal_real_workload() {
+  local work=$1 bytes
+  bytes=$(numfmt --from=iec "$2")
+  tar -cf - /usr/share /usr/lib /usr/bin 2>/dev/null | head -c "$bytes" >"$work/source.img" || true
+  local actual
+  actual=$(stat -c %s "$work/source.img")
+  export REEL_STORE=$work/store REEL_PASSPHRASE=benchmark REEL_KEY=$work/master.key
+  "$reel" init >/dev/null
+  "$reel" key create --out "$REEL_KEY" >/dev/null
+  "$reel" volume create data --size "$actual" --block-size 512 >/dev/null
+  "$bench" workload "$REEL_STORE" data "$work/source.img" 1 10000 "$work/small-writes.bin"
+  rm -f "$work/small-writes.bin" "$work/source.img"
+  journal="$REEL_STORE/volumes/data/journal"
+  journaled=$(du -sb "$journal" | cut -f1)
+  echo "journal: $journaled bytes"
+}
+
+# The seal benchmark's baseline: tar | zstd -3 -T2 | openssl enc of a journal folder.
+baseline_seal() { tar -cf - -C "$1" . | zstd -3 -T2 -q -c | openssl enc -aes-256-ctr -pbkdf2 -pass pass:benchmark -out "$2"; }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Rehydrate benchmark, one run on one disk: the seal benchmark's history (SIZE of a tar of
+# /usr plus 10,000 small writes) sealed and exported to a vtape cartridge, then
+# `reel rehydrate` from the cartridge into an empty store — every frame decrypted, every
+# chunk checked against its SHA-256, packs and catalog fsynced — against
+# `openssl enc -d | zstd -d | tar -x` of the seal benchmark's baseline archive of the same
+# journal (then sync).
+#   throughput: bytes journaled / wall time, target ≥ 0.8× the baseline
+# Then a restore from the rehydrated store at the last instant: seconds per GiB.
+# Usage: benchmarks/rehydrate.sh [SIZE]   (SIZE default 1G)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size=${1:-1G}
+work=$PWD/.bench-work/rehydrate-$$
+mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
+source benchmarks/lib.sh
+
+echo "== setup (not timed): journal, seal, export to vtape, baseline archive"
+journal_real_workload "$work" "$size"
+"$reel" seal data --until latest --out "$work/sealed" >/dev/null
+archive=$(ls "$work"/sealed/*.reel.tar)
+archive_bytes=$(stat -c %s "$archive")
+mkdir -p "$work/vtl"
+"$reel" media label "vtape:$work/vtl" --name DR0001 --media-set dr --capacity "$((archive_bytes * 2 + (64 << 20)))" >/dev/null
+"$reel" export "$archive" --to "vtape:$work/vtl" --media-set dr >/dev/null
+baseline_seal "$journal" "$work/baseline.enc"
+unset REEL_STORE
+
+echo "== reel rehydrate from vtape into an empty store"
+drop_caches
+start=$(now)
+"$reel" rehydrate --from "vtape:$work/vtl" --store "$work/dr-store"
+end=$(now)
+reel_mbps=$(mbps "$journaled" "$start" "$end")
+reel_seconds=$(seconds "$start" "$end")
+
+echo "== baseline: openssl enc -d | zstd -d | tar -x, then sync"
+mkdir -p "$work/extracted"
+drop_caches
+start=$(now)
+openssl enc -d -aes-256-ctr -pbkdf2 -pass pass:benchmark -in "$work/baseline.enc" | zstd -d -q -c | tar -x -C "$work/extracted"
+sync
+end=$(now)
+baseline_mbps=$(mbps "$journaled" "$start" "$end")
+rm -rf "$work/extracted"
+
+echo "== restore from the rehydrated store at the last bookmark"
+drop_caches
+start=$(now)
+"$reel" restore data --store "$work/dr-store" --at "benchmark end" --output "$work/restored.img" >/dev/null
+sync
+end=$(now)
+restored=$(stat -c %s "$work/restored.img")
+restore_seconds=$(seconds "$start" "$end")
+per_gib=$(awk -v s="$restore_seconds" -v b="$restored" 'BEGIN { printf "%.2f", s / (b / 1073741824) }')
+
+echo "rehydrate: $reel_seconds s, $reel_mbps MB/s of journaled history ($archive_bytes archive bytes read from vtape)"
+echo "baseline: $baseline_mbps MB/s"
+echo "restore at an instant from the rehydrated store: $restore_seconds s for $restored bytes = $per_gib s/GiB"
+awk -v r="$reel_mbps" -v b="$baseline_mbps" \
+  'BEGIN { printf "RESULT rehydrate reel=%.1fMB/s baseline=%.1fMB/s ratio=%.2f target=0.8\n", r, b, r / b }'
