@@ -66,6 +66,11 @@ final class LiveImage: @unchecked Sendable {
     let state = readState(statePath)
     let imageSize = try? PosixFile.openForReading(path).size()
 
+    // The oldest record the journal still has: segments older than it were pruned.
+    let journalFirstSeq =
+      (try? JournalReader(directory: layout.journalDirectory(name), volume: descriptor.id))?.segments.first?.header
+      .firstSeq ?? 1
+
     var rebuildReason: String?
     if imageSize != descriptor.size {
       rebuildReason =
@@ -76,6 +81,11 @@ final class LiveImage: @unchecked Sendable {
       } else if !state.clean && state.bootID != bootID {
         rebuildReason =
           "the machine restarted after an unclean stop, so image pages may be lost or ahead of the journal"
+      } else if state.appliedSeq + 1 < journalFirstSeq {
+        // The image lagged behind records that were sealed and pruned since: replaying
+        // what is left would skip them.
+        rebuildReason =
+          "live.state is at seq \(state.appliedSeq) but the journal now begins at seq \(journalFirstSeq) (older segments were pruned)"
       }
     } else if lastSeq > 0 {
       rebuildReason = "live.state is missing or unreadable"
