@@ -80,8 +80,16 @@ struct ServeCommand: ParsableCommand {
     fflush(nil)  // scripts wait for these lines before connecting
     let ingestor = readOnly ? nil : LiveIngestor(store: store, volumes: names, report: log)
     ingestor?.start()
-    defer { ingestor?.stop() }
-    try server.run()
+    do {
+      defer { ingestor?.stop() }
+      try server.run()
+    }
     say(readOnly ? "Stopped." : "Stopped; journals closed.")
+    // Everything durable is closed and synced. Threads told to stop (connections, the
+    // applier, ingest) may still be unwinding, and the library destructors that exit()
+    // runs race with them: seen as heap corruption in glibc's thread teardown and exit
+    // status 134 or 139 about once in 30 stops. Leave without running them.
+    fflush(nil)
+    _exit(0)
   }
 }
