@@ -46,7 +46,7 @@ struct TarMap {
 func verdict(of path: String, key: SymmetricKey, _ change: (inout [UInt8]) -> Void) throws -> String? {
   var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
   change(&bytes)
-  let damaged = path + ".damaged"
+  let damaged = path + ".damaged-\(UUID().uuidString)"
   try Data(bytes).write(to: URL(fileURLWithPath: damaged))
   defer { unlink(damaged) }
   do {
