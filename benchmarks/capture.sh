@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Capture throughput: nbdcopy --flush of SIZE random bytes into `reel serve` over a Unix
 # socket, against nbdkit's file plugin serving a plain file over a Unix socket on the same
-# disk, in the same run. Reel writes every byte twice (journal, then live image) and
-# syncs the journal on the final flush; nbdkit writes once and syncs the file.
+# disk, in the same run. Reel journals every byte (checksummed) and syncs the journal on
+# the final flush; its live image catches up in the background after the burst (at most
+# half its lag limit, 1 GiB, is left to it while writes keep coming; docs/capture.md).
+# nbdkit writes once and syncs the file.
 # Usage: benchmarks/capture.sh [SIZE] [WORKDIR]   (SIZE default 1G; WORKDIR default a
 # fresh folder under ./.bench-work on the same disk as the repo)
 set -euo pipefail

@@ -14,15 +14,6 @@ import Testing
 
   func pattern(_ index: Int) -> Int { 0x20 + index % 200 }
 
-  func journalBytes(_ store: TestStore, _ name: String) -> UInt64 {
-    let directory = store.layout.journalDirectory(name)
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-    return names.reduce(0) { total, name in
-      var info = stat()
-      return total + (lstat(directory + "/" + name, &info) == 0 ? UInt64(info.st_size) : 0)
-    }
-  }
-
   @Test func killNineInAWriteStreamLosesNothingAcknowledged() throws {
     let store = try TestStore()
     try store.createVolume("vm", size: "64M")
@@ -37,19 +28,8 @@ import Testing
     let output = store.directory.path + "/qemu-io.out"
     let writer = try ChildProcess(
       try tool("qemu-io"), ["-f", "raw", store.uri("vm")] + commands, stdout: output, stderr: output)
-    try server.waitUntil("8 MiB reach the journal") { journalBytes(store, "vm") >= 8 << 20 || !writer.isRunning }
-    #expect(writer.isRunning, "the writer finished before the kill; the test proves less than it should")
-    #expect(server.stop(SIGKILL) == 128 + SIGKILL)
-    let deadline = Date(timeIntervalSinceNow: 60)
-    while writer.isRunning && Date() < deadline { usleep(20_000) }
-    try #require(!writer.isRunning, "qemu-io did not give up after the server died")
-
-    let text = try String(contentsOfFile: output, encoding: .utf8)
-    let acknowledged = text.split(separator: "\n").compactMap { line -> Int? in
-      guard line.hasPrefix("wrote \(Self.chunk)/\(Self.chunk) bytes at offset ") else { return nil }
-      return Int(line.split(separator: " ").last!).map { $0 / Self.chunk }
-    }
-    try #require(acknowledged.count >= 8, "too few writes acknowledged before the kill:\n\(text)")
+    try server.waitUntil("8 MiB reach the journal") { store.journalBytes("vm") >= 8 << 20 || !writer.isRunning }
+    let acknowledged = try killServer(server, amid: writer, output: output, chunk: Self.chunk).map { $0 / Self.chunk }
     #expect(try store.liveState("vm")["clean"] as? Bool == false)
 
     // Every acknowledged write is in the journal with its bytes.

@@ -78,6 +78,19 @@ import Testing
     }
   }
 
+  /// The volume reads as `expected`; then a clean stop, which applies everything pending,
+  /// leaves exactly that in live.img.
+  func expectServedThenStoredOnStop(
+    _ server: ServerProcess, _ store: TestStore, _ expected: [UInt8], _ when: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+  ) throws {
+    expectSameBytes(try readBack(store, "vm"), expected, "volume read \(when)", sourceLocation: sourceLocation)
+    #expect(server.stop() == 0, sourceLocation: sourceLocation)
+    expectSameBytes(
+      try fileBytes(store.layout.liveImagePath("vm")), expected, "live.img after a clean stop",
+      sourceLocation: sourceLocation)
+  }
+
   @Test func readsOfPendingRangesSeeTheNewestWritesZeroesAndTrims() throws {
     let size = 8 << 20
     let store = try TestStore()
@@ -116,16 +129,13 @@ import Testing
     let image = try fileBytes(store.layout.liveImagePath("vm"))
     expectSameBytes(image, [UInt8](repeating: 0, count: size), "live.img, although applying was deferred")
 
-    // Parallel writes over the pending ranges (nbdcopy, four connections), read back.
+    // Parallel writes over the pending ranges (nbdcopy, four connections), read back;
+    // a clean stop applies everything.
     let source = store.directory.path + "/source.img"
     try writeRandomFile(source, bytes: 3 << 20)
     try runChecked(try tool("nbdcopy"), ["--flush", source, store.uri("vm")])
     model.replaceSubrange(0..<(3 << 20), with: try fileBytes(source))
-    expectSameBytes(try readBack(store, "vm"), model, "volume read after parallel writes")
-
-    // A clean stop applies everything.
-    #expect(server.stop() == 0)
-    expectSameBytes(try fileBytes(store.layout.liveImagePath("vm")), model, "live.img after a clean stop")
+    try expectServedThenStoredOnStop(server, store, model, "after parallel writes")
     #expect(try store.liveState("vm")["clean"] as? Bool == true)
     #expect(try store.liveState("vm")["appliedSeq"] as? Int == (try store.records("vm").last?.seq).map(Int.init))
   }
@@ -160,27 +170,10 @@ import Testing
     let output = store.directory.path + "/qemu-io.out"
     let writer = try ChildProcess(
       try tool("qemu-io"), ["-f", "raw", store.uri("vm")] + commands, stdout: output, stderr: output)
-    let journal = store.layout.journalDirectory("vm")
     try server.waitUntil("12 MiB reach the journal and a checkpoint is written") {
-      let names = (try? FileManager.default.contentsOfDirectory(atPath: journal)) ?? []
-      let bytes = names.reduce(UInt64(0)) { total, name in
-        var info = stat()
-        return total + (lstat(journal + "/" + name, &info) == 0 ? UInt64(info.st_size) : 0)
-      }
-      return (bytes >= 12 << 20 && stateWritten() != firstState) || !writer.isRunning
+      (store.journalBytes("vm") >= 12 << 20 && stateWritten() != firstState) || !writer.isRunning
     }
-    #expect(writer.isRunning, "the writer finished before the kill; the test proves less than it should")
-    #expect(server.stop(SIGKILL) == 128 + SIGKILL)
-    let deadline = Date(timeIntervalSinceNow: 60)
-    while writer.isRunning && Date() < deadline { usleep(20_000) }
-    try #require(!writer.isRunning, "qemu-io did not give up after the server died")
-
-    let text = try String(contentsOfFile: output, encoding: .utf8)
-    let acknowledged = text.split(separator: "\n").compactMap { line -> Int? in
-      guard line.hasPrefix("wrote \(chunk)/\(chunk) bytes at offset ") else { return nil }
-      return Int(line.split(separator: " ").last!).map { $0 / (chunk / 2) }
-    }
-    try #require(acknowledged.count >= 16, "too few writes acknowledged before the kill:\n\(text)")
+    let acknowledged = try killServer(server, amid: writer, output: output, chunk: chunk).map { $0 / (chunk / 2) }
     // The image lagged: a checkpoint was written, and it did not move past the start.
     #expect(stateWritten() != firstState)
     #expect(try store.liveState("vm")["appliedSeq"] as? Int == startSeq)
@@ -198,9 +191,7 @@ import Testing
     #expect(check.succeeded && !check.stdout.contains("verification failed"), "\(check.stdout.prefix(2000))")
     #expect(check.stdout.components(separatedBy: "read \(chunk / 2)/\(chunk / 2)").count - 1 == acknowledged.count)
     let expected = try store.replay("vm")
-    expectSameBytes(try readBack(store, "vm"), expected, "volume read after the restart")
-    #expect(server.stop() == 0)
-    expectSameBytes(try fileBytes(store.layout.liveImagePath("vm")), expected, "live.img after a clean stop")
+    try expectServedThenStoredOnStop(server, store, expected, "after the restart")
   }
 
   /// The image lagged behind records whose segment was then pruned (sealed, copied, and
@@ -227,9 +218,7 @@ import Testing
     #expect(server.log.contains("older segments were pruned"), "\(server.log)")
     var expected = try fileBytes(source)
     expected += [UInt8](repeating: 0, count: (140 << 20) - expected.count)
-    expectSameBytes(try readBack(store, "vm"), expected, "volume read after the rebuild")
-    #expect(server.stop() == 0)
-    expectSameBytes(try fileBytes(store.layout.liveImagePath("vm")), expected, "live.img after a clean stop")
+    try expectServedThenStoredOnStop(server, store, expected, "after the rebuild")
   }
 
   @Test func writersApplyThemselvesOnceTheLagLimitIsReached() throws {
@@ -249,8 +238,6 @@ import Testing
       image[$0..<($0 + 4096)] != expected[$0..<($0 + 4096)]
     }.count
     #expect(missing * 4096 <= 6 << 20, "\(missing) blocks of 4 KiB are not in live.img")
-    expectSameBytes(try readBack(store, "vm"), expected, "volume read")
-    #expect(server.stop() == 0)
-    expectSameBytes(try fileBytes(store.layout.liveImagePath("vm")), expected, "live.img after a clean stop")
+    try expectServedThenStoredOnStop(server, store, expected, "after the copy")
   }
 }

@@ -232,6 +232,16 @@ final class TestStore {
     return image
   }
 
+  /// Bytes in the volume's journal folder (segments and all).
+  func journalBytes(_ name: String) -> UInt64 {
+    let directory = layout.journalDirectory(name)
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    return names.reduce(0) { total, name in
+      var info = stat()
+      return total + (lstat(directory + "/" + name, &info) == 0 ? UInt64(info.st_size) : 0)
+    }
+  }
+
   func liveState(_ name: String) throws -> [String: Any] {
     let data = try #require(FileManager.default.contents(atPath: layout.volumeDirectory(name) + "/live.state"))
     return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -293,6 +303,24 @@ final class ServerProcess {
     }
     return child.wait()
   }
+}
+
+/// Kills `server` with SIGKILL while `writer` (qemu-io, output in `output`) is still
+/// writing `chunk`-byte blocks, waits for qemu-io to give up, and returns the offsets of
+/// the writes qemu-io saw acknowledged.
+func killServer(_ server: ServerProcess, amid writer: ChildProcess, output: String, chunk: Int) throws -> [Int] {
+  #expect(writer.isRunning, "the writer finished before the kill; the test proves less than it should")
+  #expect(server.stop(SIGKILL) == 128 + SIGKILL)
+  let deadline = Date(timeIntervalSinceNow: 60)
+  while writer.isRunning && Date() < deadline { usleep(20_000) }
+  try #require(!writer.isRunning, "qemu-io did not give up after the server died")
+  let text = try String(contentsOfFile: output, encoding: .utf8)
+  let offsets = text.split(separator: "\n").compactMap { line -> Int? in
+    guard line.hasPrefix("wrote \(chunk)/\(chunk) bytes at offset ") else { return nil }
+    return Int(line.split(separator: " ").last!)
+  }
+  try #require(offsets.count >= 8, "too few writes acknowledged before the kill:\n\(text)")
+  return offsets
 }
 
 /// Mount points and loop devices a test made, undone in reverse order when it ends.
