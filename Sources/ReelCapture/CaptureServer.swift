@@ -107,7 +107,7 @@ public final class CaptureServer: @unchecked Sendable {
         let volume = try ServedVolume.open(
           name: name, layout: configuration.layout, checkpointBytes: configuration.checkpointBytes,
           checkpointInterval: configuration.checkpointInterval, liveImage: configuration.liveImage,
-          rebuildBase: configuration.rebuildBase)
+          rebuildBase: configuration.rebuildBase, log: configuration.log)
         opened.append(volume)
         configuration.log("volume \(name): \(volume.recovery)")
       }

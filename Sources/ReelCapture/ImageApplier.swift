@@ -62,10 +62,17 @@ final class ImageApplier: @unchecked Sendable {
   private var threadRunning = false
   private var lastEnqueue = ContinuousClock.now
 
-  init(image: LiveImage, appliedThrough: Seq, options: LiveImageOptions) {
+  /// Told once when applying fails.
+  private let report: @Sendable (String) -> Void
+
+  init(
+    image: LiveImage, appliedThrough: Seq, options: LiveImageOptions,
+    report: @escaping @Sendable (String) -> Void = { _ in }
+  ) {
     self.image = image
     self.appliedThrough = appliedThrough
     self.options = options
+    self.report = report
   }
 
   /// Starts the background thread (none with `deferApply`).
@@ -233,7 +240,11 @@ final class ImageApplier: @unchecked Sendable {
     applying = false
     defer { state.broadcast() }
     if let error {
-      failure = "seq \(queue[first].seq)…\(queue[past - 1].seq): \(error)"
+      let failed = "seq \(queue[first].seq)…\(queue[past - 1].seq): \(error)"
+      failure = failed
+      report(
+        "the live image stopped taking journaled records; reads and writes fail with EIO until a restart replays the journal: \(failed)"
+      )
       return
     }
     for index in first..<past {

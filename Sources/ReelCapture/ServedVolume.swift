@@ -28,12 +28,14 @@ final class ServedVolume: @unchecked Sendable {
   private init(
     descriptor: VolumeDescriptor, journal: JournalWriter, image: LiveImage, recovery: LiveImageRecovery,
     readOnly: Bool, controlSocketPath: String, bookmarkLabels: Set<String>, checkpointBytes: UInt64,
-    checkpointInterval: Duration, liveImage: LiveImageOptions
+    checkpointInterval: Duration, liveImage: LiveImageOptions, log: @escaping @Sendable (String) -> Void
   ) {
     self.descriptor = descriptor
     self.journal = journal
     self.image = image
-    applier = ImageApplier(image: image, appliedThrough: journal.lastAppendedSeq, options: liveImage)
+    applier = ImageApplier(
+      image: image, appliedThrough: journal.lastAppendedSeq, options: liveImage,
+      report: { log("volume \(descriptor.name): \($0)") })
     self.recovery = recovery
     self.readOnly = readOnly
     self.controlSocketPath = controlSocketPath
@@ -48,7 +50,8 @@ final class ServedVolume: @unchecked Sendable {
   static func open(
     name: String, layout: StoreLayout, readOnly: Bool = false, checkpointBytes: UInt64, checkpointInterval: Duration,
     liveImage: LiveImageOptions = LiveImageOptions(),
-    rebuildBase: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)? = nil
+    rebuildBase: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)? = nil,
+    log: @escaping @Sendable (String) -> Void = { _ in }
   ) throws -> ServedVolume {
     let descriptor = try layout.descriptor(of: name)
     let directory = layout.journalDirectory(name)
@@ -61,7 +64,7 @@ final class ServedVolume: @unchecked Sendable {
         descriptor: descriptor, journal: journal, image: image, recovery: recovery, readOnly: readOnly,
         controlSocketPath: layout.volumeDirectory(name) + "/" + ControlProtocol.socketName,
         bookmarkLabels: Set(labels), checkpointBytes: checkpointBytes, checkpointInterval: checkpointInterval,
-        liveImage: liveImage)
+        liveImage: liveImage, log: log)
     } catch {
       try? journal.close()
       throw error

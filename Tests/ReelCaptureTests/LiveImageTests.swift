@@ -221,6 +221,35 @@ import Testing
     try expectServedThenStoredOnStop(server, store, expected, "after the rebuild")
   }
 
+  /// live.img refuses writes (immutable) when writers at the lag limit apply: the volume
+  /// stops with EIO and says so, no checkpoint claims the failed records, and once the
+  /// cause is gone a restart replays the journal; everything journaled reads back.
+  @Test func aFailedApplyStopsTheVolumeUntilARestartReplays() throws {
+    let store = try TestStore()
+    try store.createVolume("vm", size: "16M")
+    var server = try ServerProcess(
+      store: store, volumes: ["vm"], extra: ["--defer-live-image", "--live-image-lag", "1M"])
+    let image = store.layout.liveImagePath("vm")
+    try runChecked(try tool("qemu-io"), ["-f", "raw", store.uri("vm"), "-c", "write -P 0x11 0 512k"])
+    try runChecked(try tool("chattr"), ["+i", image])
+    defer { _ = try? run(try tool("chattr"), ["-i", image]) }
+
+    let source = store.directory.path + "/source.img"
+    try writeRandomFile(source, bytes: 4 << 20)
+    #expect(try run(try tool("nbdcopy"), ["--flush", source, store.uri("vm")]).succeeded == false)
+    try server.waitUntil("the failure is logged") { server.log.contains("reads and writes fail with EIO") }
+    let read = try run(try tool("qemu-io"), ["-f", "raw", store.uri("vm"), "-c", "read 0 4k"])
+    #expect(read.stdout.contains("read failed") || read.stderr.contains("read failed"), "\(read)")
+    #expect(server.stop() == 74, "the clean stop reports that the image missed journaled writes:\n\(server.log)")
+    #expect(try store.liveState("vm")["appliedSeq"] as? Int == 0)
+    #expect(try store.liveState("vm")["clean"] as? Bool == false)
+
+    try runChecked(try tool("chattr"), ["-i", image])
+    server = try ServerProcess(store: store, volumes: ["vm"])
+    #expect(server.log.contains("replayed"), "\(server.log)")
+    try expectServedThenStoredOnStop(server, store, try store.replay("vm"), "after the restart")
+  }
+
   @Test func writersApplyThemselvesOnceTheLagLimitIsReached() throws {
     let store = try TestStore()
     try store.createVolume("vm", size: "16M")
