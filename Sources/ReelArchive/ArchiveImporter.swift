@@ -45,7 +45,7 @@ public enum ArchiveImporter {
       descriptor, fromSeq: manifest.range.fromSeq, throughSeq: manifest.range.untilSeq,
       startsChain: manifest.contents.base
     ) { window in
-      try window.preload(Array(try index.chunkLocations().keys))
+      try window.preload(Array(scanner.indexLocations.keys))
       // The scanner has checked each record's CRC-32C and content hash already.
       try scanner.readBody { key, record in try window.addChunkRecord(record, key: key, verified: true) }
       let result = scanner.result()

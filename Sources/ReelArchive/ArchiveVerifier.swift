@@ -119,7 +119,8 @@ final class ArchiveScanner {
   private(set) var manifest: ArchiveManifest?
   private(set) var keys: ArchiveKeys?
   private(set) var index: ArchiveIndex?
-  private var indexLocations: [String: ArchiveChunkLocation] = [:]
+  /// The index's chunk table, read once in `readHead`.
+  private(set) var indexLocations: [String: ArchiveChunkLocation] = [:]
   private var cipher: AES256GCM?
   private var ciphers: [AES256GCM] = []
   private var archiveUUID: UUID?

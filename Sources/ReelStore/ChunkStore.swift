@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import ReelCodec
 import ReelCore
 import ReelJournal
@@ -109,6 +110,28 @@ public final class FolderPackBackend: PackBackend, @unchecked Sendable {
   }
 }
 
+extension Catalog {
+  /// Where each of `keys` that the catalog knows is stored; asked 500 names at a time.
+  static func chunkLocations(_ db: Database, _ keys: [String]) throws -> [String: ChunkLocation] {
+    var locations: [String: ChunkLocation] = [:]
+    var index = 0
+    while index < keys.count {
+      let slice = Array(keys[index..<min(index + 500, keys.count)])
+      for row in try Row.fetchAll(
+        db,
+        sql:
+          "SELECT hash, pack, offset, length FROM chunk WHERE hash IN (\(slice.map { _ in "?" }.joined(separator: ",")))",
+        arguments: StatementArguments(slice))
+      {
+        locations[row["hash"]] = ChunkLocation(
+          pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
+      }
+      index += 500
+    }
+    return locations
+  }
+}
+
 /// Where one chunk sits: its pack and the byte range of its record there.
 struct ChunkLocation: Equatable, Sendable {
   var pack: String
@@ -144,6 +167,11 @@ struct ChunkCodec: Sendable {
     withUnsafeBytes(of: crc.value.littleEndian) { record += $0 }
     record += [0, 0, 0, 0]
     return record + body
+  }
+
+  /// The plaintext length a record's header gives (bytes 8..<12).
+  static func plaintextLength(_ record: [UInt8]) -> Int {
+    record.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian) }
   }
 
   /// Checks a record's header, checksum and name without decoding it; returns the stored

@@ -216,7 +216,7 @@ extension LiveStore {
             """,
           arguments: [
             descriptor.id.description, Int64(through), position.seq, position.seq,
-            position.block == .max ? Int64.max : position.block, pageSize,
+            position.block, pageSize,
           ]
         ).map {
           HistoryVersion(
@@ -259,59 +259,33 @@ extension LiveStore {
   /// The stored records of `keys` (format of docs/store-format.md, still compressed), each
   /// checked against its checksum and name; read in few large sorted reads.
   public func chunkRecords(_ keys: [String]) throws -> [String: [UInt8]] {
-    var locations: [String: ChunkLocation] = [:]
-    try catalog.database.read { db in
-      var index = 0
-      while index < keys.count {
-        let slice = Array(keys[index..<min(index + 500, keys.count)])
-        for row in try Row.fetchAll(
-          db,
-          sql:
-            "SELECT hash, pack, offset, length FROM chunk WHERE hash IN (\(slice.map { _ in "?" }.joined(separator: ",")))",
-          arguments: StatementArguments(slice))
-        {
-          locations[row["hash"]] = ChunkLocation(
-            pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
-        }
-        index += 500
-      }
-    }
+    let locations = try catalog.database.read { db in try Catalog.chunkLocations(db, keys) }
     if let missing = keys.first(where: { locations[$0] == nil }) {
       throw ReelError(
         .corrupt, "chunk \(missing) is referenced by the volume's history but has no catalog row",
         remedy: "run `reel store check` to see what it affects")
     }
-    let sorted = locations.sorted { ($0.value.pack, $0.value.offset) < ($1.value.pack, $1.value.offset) }
     var records: [String: [UInt8]] = [:]
-    var index = 0
-    while index < sorted.count {
-      var end = index + 1
-      while end < sorted.count, sorted[end].value.pack == sorted[index].value.pack,
-        sorted[end].value.offset == sorted[end - 1].value.offset + UInt64(sorted[end - 1].value.length),
-        sorted[end].value.offset - sorted[index].value.offset < 8 << 20
-      {
-        end += 1
-      }
-      let first = sorted[index].value
-      let last = sorted[end - 1].value
-      let span: [UInt8]
+    for span in Self.readSpans(locations) {
+      let first = span[0].1
+      let last = span[span.count - 1].1
+      let bytes: [UInt8]
       do {
-        span = try backend.read(
+        bytes = try backend.read(
           first.pack, offset: first.offset, length: Int(last.offset - first.offset) + last.length)
       } catch let error as ReelError where error.kind == .notFound {
         throw ReelError(
           .corrupt, "pack \(first.pack) is missing", remedy: "run `reel store check` to see what it affects")
       }
-      for (key, location) in sorted[index..<end] {
+      for (key, location) in span {
         let from = Int(location.offset - first.offset)
-        guard from + location.length <= span.count else {
+        guard from + location.length <= bytes.count else {
           throw ReelError(.corrupt, "chunk \(key): pack \(location.pack) is shorter than the catalog says")
         }
-        let record = Array(span[from..<(from + location.length)])
+        let record = Array(bytes[from..<(from + location.length)])
         try ChunkCodec.check(record, key: key)
         records[key] = record
       }
-      index = end
     }
     return records
   }

@@ -33,18 +33,9 @@ public final class HistoryImport {
   /// Learns in a few queries which of `keys` the store already holds, so adding their
   /// records later needs no query each.
   public func preload(_ keys: [String]) throws {
-    var index = 0
-    while index < keys.count {
-      let slice = Array(keys[index..<min(index + 500, keys.count)])
-      let found = try live.catalog.database.read { db in
-        try String.fetchAll(
-          db, sql: "SELECT hash FROM chunk WHERE hash IN (\(slice.map { _ in "?" }.joined(separator: ",")))",
-          arguments: StatementArguments(slice))
-      }
-      present.formUnion(found)
-      absent.formUnion(Set(slice).subtracting(found))
-      index += 500
-    }
+    let found = Set(try live.catalog.database.read { db in try Catalog.chunkLocations(db, keys) }.keys)
+    present.formUnion(found)
+    absent.formUnion(Set(keys).subtracting(found))
   }
 
   /// Adds one stored chunk record (docs/store-format.md); a chunk the store already holds
@@ -56,10 +47,7 @@ public final class HistoryImport {
       chunksAlreadyStored += 1
       return
     }
-    let size =
-      verified
-      ? Int(record.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian })
-      : try ChunkCodec.check(record, key: key)
+    let size = verified ? ChunkCodec.plaintextLength(record) : try ChunkCodec.check(record, key: key)
     if !absent.contains(key) {
       let exists = try live.catalog.database.read { db in
         try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE hash = ?", arguments: [key]) ?? false

@@ -239,17 +239,8 @@ struct IngestBatch {
     let keys = digests.map { $0?.hex }
     let unknown = Set(keys.compactMap { $0 }).filter { knownChunks[$0] == nil }
     if !unknown.isEmpty {
-      let found = try live.catalog.database.read { db in
-        try Row.fetchAll(
-          db,
-          sql:
-            "SELECT hash, pack, offset, length FROM chunk WHERE hash IN (\(unknown.map { _ in "?" }.joined(separator: ",")))",
-          arguments: StatementArguments(Array(unknown)))
-      }
-      for row in found {
-        knownChunks[row["hash"]] = ChunkLocation(
-          pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
-      }
+      let found = try live.catalog.database.read { db in try Catalog.chunkLocations(db, Array(unknown)) }
+      knownChunks.merge(found) { _, new in new }
     }
     // Each new content once, even when it appears twice in this record.
     var firstIndex: [String: Int] = [:]

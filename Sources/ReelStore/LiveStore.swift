@@ -81,18 +81,7 @@ public final class LiveStore: @unchecked Sendable {
   /// chunk that fails to read or decode is left out, so the caller's own read of it
   /// reports the damage with its context.
   func loadChunks(_ wanted: [String: ChunkLocation]) -> [String: [UInt8]] {
-    let sorted = wanted.sorted { ($0.value.pack, $0.value.offset) < ($1.value.pack, $1.value.offset) }
-    var spans: [[(String, ChunkLocation)]] = []
-    for (key, location) in sorted {
-      if let last = spans.last?.last, last.1.pack == location.pack,
-        last.1.offset + UInt64(last.1.length) == location.offset,
-        location.offset + UInt64(location.length) - spans.last!.first!.1.offset <= 8 << 20
-      {
-        spans[spans.count - 1].append((key, location))
-      } else {
-        spans.append([(key, location)])
-      }
-    }
+    let spans = Self.readSpans(wanted)
     let backend = self.backend
     let decoded = parallelMap(spans, workers: 4) { _, span -> [(String, [UInt8])] in
       let start = span[0].1.offset
@@ -110,6 +99,24 @@ public final class LiveStore: @unchecked Sendable {
       for (key, plaintext) in batch { chunks[key] = plaintext }
     }
     return chunks
+  }
+
+  /// Records sorted by pack and offset, neighbours grouped into spans of at most 8 MiB that
+  /// are read with one call each.
+  static func readSpans(_ wanted: [String: ChunkLocation]) -> [[(String, ChunkLocation)]] {
+    let sorted = wanted.sorted { ($0.value.pack, $0.value.offset) < ($1.value.pack, $1.value.offset) }
+    var spans: [[(String, ChunkLocation)]] = []
+    for (key, location) in sorted {
+      if let last = spans.last?.last, last.1.pack == location.pack,
+        last.1.offset + UInt64(last.1.length) == location.offset,
+        location.offset + UInt64(location.length) - spans.last!.first!.1.offset <= 8 << 20
+      {
+        spans[spans.count - 1].append((key, location))
+      } else {
+        spans.append([(key, location)])
+      }
+    }
+    return spans
   }
 
   /// Serialises ingest and prune on one store: prune must never delete a chunk that an
