@@ -29,15 +29,17 @@ public enum ArchiveImporter {
     }
     guard let id = VolumeID(string: manifest.volume.id), let created = Timestamp(rfc3339: manifest.volume.created)
     else { throw ReelError(.corrupt, "\(label): the manifest's volume ID or creation time is malformed") }
-    guard manifest.volume.storeBlockSize == LiveStoreFormat.blockSize else {
+    guard let storeBlockSize = UInt32(exactly: manifest.volume.storeBlockSize),
+      (try? VolumeDescriptor.validate(storeBlockSize: storeBlockSize)) != nil
+    else {
       throw ReelError(
         .incompatible,
-        "\(label): store blocks of \(manifest.volume.storeBlockSize) bytes; this Reel uses \(LiveStoreFormat.blockSize)",
+        "\(label): store blocks of \(manifest.volume.storeBlockSize) bytes are not supported by this Reel",
         remedy: "use the Reel version that wrote the archive")
     }
     let descriptor = VolumeDescriptor(
       id: id, name: manifest.volume.name, size: manifest.volume.size, blockSize: UInt32(manifest.volume.blockSize),
-      created: created)
+      created: created, storeBlockSize: storeBlockSize)
     var added = 0
     var present = 0
     var verification: ArchiveVerification?

@@ -329,7 +329,7 @@ final class ArchiveWriter {
       createdAt: created.rfc3339, writer: "reel \(ReelVersion.current)",
       volume: ArchiveManifest.Volume(
         name: descriptor.name, id: descriptor.id.description, size: descriptor.size,
-        blockSize: Int(descriptor.blockSize), storeBlockSize: LiveStoreFormat.blockSize,
+        blockSize: Int(descriptor.blockSize), storeBlockSize: Int(descriptor.storeBlockSize),
         created: descriptor.created.rfc3339),
       range: ArchiveManifest.Range(
         fromSeq: fromSeq, untilSeq: untilSeq, fromTime: try live.time(of: fromSeq, in: descriptor).rfc3339,

@@ -28,9 +28,22 @@ public final class ZstdCompressor: @unchecked Sendable {
   public func compress(_ input: [UInt8]) -> [UInt8] {
     input.withUnsafeBytes { compress($0) }
   }
+
+  /// Compresses into `output` (at least `Zstd.compressBound(input.count)` bytes) and
+  /// returns the compressed length: no intermediate buffer, for callers that frame the
+  /// result themselves.
+  public func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int {
+    precondition(output.count >= ZSTD_compressBound(input.count), "zstd output buffer smaller than the bound")
+    let written = ZSTD_compressCCtx(context, output.baseAddress, output.count, input.baseAddress, input.count, level)
+    precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
+    return written
+  }
 }
 
 public enum Zstd {
+  /// The most bytes compressing `count` bytes can produce.
+  public static func compressBound(_ count: Int) -> Int { ZSTD_compressBound(count) }
+
   /// Decompresses one frame whose content size is recorded in its header and must equal
   /// `expectedSize`; `what` names the data in errors.
   public static func decompress(_ input: [UInt8], expectedSize: Int, what: String) throws -> [UInt8] {

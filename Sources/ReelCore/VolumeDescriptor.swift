@@ -1,7 +1,14 @@
 /// What defines a protected volume. Stored as `volume.json` in the volume's folder so the
 /// capture server and the journal can find it without the catalog.
+/// Version 2 added `storeBlockSize`; a version 1 file means 64 KiB store blocks.
 public struct VolumeDescriptor: Codable, Sendable, Equatable {
-  public static let formatVersion = 1
+  public static let formatVersion = 2
+  public static let readableVersions = 1...2
+  /// Store blocks of volumes created before the size was recorded (descriptor version 1).
+  public static let legacyStoreBlockSize: UInt32 = 64 * 1024
+  /// Store blocks of new volumes: large enough that per-chunk compression loses little
+  /// against one stream and that restores read few, long records (docs/store-format.md).
+  public static let defaultStoreBlockSize: UInt32 = 256 * 1024
 
   public var formatVersion: Int
   public var id: VolumeID
@@ -9,21 +16,52 @@ public struct VolumeDescriptor: Codable, Sendable, Equatable {
   /// Size in bytes, a multiple of `blockSize`.
   public var size: UInt64
   public var blockSize: UInt32
+  /// The live store cuts this volume into blocks of this many bytes (a power of two and
+  /// a multiple of `blockSize`); fixed for the volume's life, since chunks and versions
+  /// are keyed by it.
+  public var storeBlockSize: UInt32
   public var created: Timestamp
   /// True when the volume started from an image, kept as `base.img`; else it started as zeros.
   public var hasBase: Bool
 
   public init(
     id: VolumeID = VolumeID(), name: String, size: UInt64, blockSize: UInt32, created: Timestamp,
-    hasBase: Bool = false
+    hasBase: Bool = false, storeBlockSize: UInt32 = Self.defaultStoreBlockSize
   ) {
     self.formatVersion = Self.formatVersion
     self.id = id
     self.name = name
     self.size = size
     self.blockSize = blockSize
+    self.storeBlockSize = storeBlockSize
     self.created = created
     self.hasBase = hasBase
+  }
+
+  private enum CodingKeys: String, CodingKey {
+    case formatVersion, id, name, size, blockSize, storeBlockSize, created, hasBase
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    formatVersion = try container.decode(Int.self, forKey: .formatVersion)
+    id = try container.decode(VolumeID.self, forKey: .id)
+    name = try container.decode(String.self, forKey: .name)
+    size = try container.decode(UInt64.self, forKey: .size)
+    blockSize = try container.decode(UInt32.self, forKey: .blockSize)
+    storeBlockSize =
+      try container.decodeIfPresent(UInt32.self, forKey: .storeBlockSize) ?? Self.legacyStoreBlockSize
+    created = try container.decode(Timestamp.self, forKey: .created)
+    hasBase = try container.decode(Bool.self, forKey: .hasBase)
+  }
+
+  /// Store block sizes a volume may use: powers of two from 64 KiB to 4 MiB.
+  public static func validate(storeBlockSize: UInt32) throws {
+    guard storeBlockSize >= 64 * 1024, storeBlockSize <= 4 << 20, storeBlockSize & (storeBlockSize - 1) == 0 else {
+      throw ReelError(
+        .usage, "store block size \(storeBlockSize) is not supported",
+        remedy: "use a power of two from 64K to 4M, e.g. --store-block-size 256K")
+    }
   }
 
   /// Names become folder names and NBD export names: keep them portable.

@@ -53,9 +53,11 @@ public struct StoreLayout: Sendable, Equatable {
     }
     do {
       let descriptor = try JSONDecoder().decode(VolumeDescriptor.self, from: data)
-      guard descriptor.formatVersion == VolumeDescriptor.formatVersion else {
+      guard VolumeDescriptor.readableVersions.contains(descriptor.formatVersion) else {
         throw ReelError(
-          .incompatible, "\(path): volume descriptor version \(descriptor.formatVersion) is not supported")
+          .incompatible,
+          "\(path): volume descriptor version \(descriptor.formatVersion) is not supported by this Reel (it reads versions \(VolumeDescriptor.readableVersions.lowerBound)–\(VolumeDescriptor.readableVersions.upperBound))",
+          remedy: "use the Reel release that created this volume, or a newer one")
       }
       return descriptor
     } catch let error as ReelError {

@@ -23,10 +23,9 @@ struct BlockVersion: Equatable {
   }
 }
 
-/// Fixed parameters of the live store, format version 1 (docs/store-format.md).
+/// Fixed parameters of the live store (docs/store-format.md). The store block size is
+/// per volume: `VolumeDescriptor.storeBlockSize`.
 public enum LiveStoreFormat {
-  /// Volumes are cut into store blocks of this size; a multiple of every volume block size.
-  public static let blockSize = 64 * 1024
   /// At most this many partial versions follow a full one; the next partial write to the
   /// block writes a full version instead, so reading any block at any point touches at
   /// most `maxPartials + 1` versions however long the history is.

@@ -125,6 +125,12 @@ extension LiveStore {
           "the store already has a different volume named \(descriptor.name) (id \(existing.id), the archive's is \(descriptor.id))",
           remedy: "import into another store folder")
       }
+      guard existing.storeBlockSize == descriptor.storeBlockSize else {
+        throw ReelError(
+          .incompatible,
+          "volume \(descriptor.name) uses \(existing.storeBlockSize)-byte store blocks here but \(descriptor.storeBlockSize)-byte blocks in the history being imported",
+          remedy: "import into another store folder")
+      }
       // A run killed between the rename and the catalog row finishes the job here.
       if !(try catalog.volumeNames().contains(descriptor.name)) { try catalog.register(existing) }
       return

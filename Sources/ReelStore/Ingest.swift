@@ -39,7 +39,9 @@ extension LiveStore {
       var report = IngestReport(volume: name, firstSeq: ingested + 1, lastSeq: ingested)
       try recoverPacks()
       let packs = PackAppender(live: self)
-      var batch = IngestBatch(live: self, descriptor: descriptor, packs: packs)
+      let encoder = ChunkEncoder(catalog: catalog, workers: workers)
+      defer { encoder.shutdown() }
+      var batch = IngestBatch(live: self, descriptor: descriptor, packs: packs, encoder: encoder)
       if descriptor.hasBase && (state?["base_ingested"] as Int64? ?? 0) == 0 {
         try batch.addBase(path: store.layout.baseImagePath(name))
         try commit(&batch, report: &report)
@@ -62,6 +64,7 @@ extension LiveStore {
   }
 
   private func commit(_ batch: inout IngestBatch, report: inout IngestReport) throws {
+    try batch.resolveAll()
     guard batch.hasWork else { return }
     let packSizes = try batch.packs.makeDurable()
     let volumeID = batch.descriptor.id.description
@@ -85,16 +88,19 @@ extension LiveStore {
     report.chunksStored += done.chunksStored
     report.chunksReused += done.chunksReused
     report.storedBytes += done.storedBytes
-    batch = IngestBatch(live: self, descriptor: batch.descriptor, packs: batch.packs, carryingHeads: batch.heads)
+    batch = IngestBatch(
+      live: self, descriptor: batch.descriptor, packs: batch.packs, encoder: batch.encoder, carryingHeads: batch.heads)
   }
 }
 
 /// One batch of ingest work, not yet committed: new block versions, the chains they
-/// extend, and the chunks written for them.
+/// extend, and the chunks written for them. Contents go to the encoder as versions are
+/// planned; each version gets its chunk when the encoder's result comes back, in order.
 struct IngestBatch {
   let live: LiveStore
   let descriptor: VolumeDescriptor
   let packs: PackAppender
+  let encoder: ChunkEncoder
   var versions: [BlockVersion] = []
   /// Seq, time and kind of each record; payloads are not kept past `add`.
   var records: [(seq: Seq, time: Timestamp, kind: JournalRecord.Kind)] = []
@@ -103,20 +109,25 @@ struct IngestBatch {
   var knownChunks: [String: ChunkLocation] = [:]
   /// The chain at the head of each touched block, including this batch's versions.
   var heads: [UInt64: [BlockVersion]]
+  /// Indexes into `versions` whose content is with the encoder, oldest first.
+  private var awaiting: [Int] = []
+  private var awaitingHead = 0
   var payloadBytes = 0
   var baseAdded = false
   var chunksStored: UInt64 = 0
   var chunksReused: UInt64 = 0
   var storedBytes: UInt64 = 0
-  let codecs = [ChunkCodec(), ChunkCodec()]
+  /// Content handed to the encoder and not yet taken back stays under this.
+  static let encoderBytesLimit = 32 << 20
 
   init(
-    live: LiveStore, descriptor: VolumeDescriptor, packs: PackAppender,
+    live: LiveStore, descriptor: VolumeDescriptor, packs: PackAppender, encoder: ChunkEncoder,
     carryingHeads heads: [UInt64: [BlockVersion]] = [:]
   ) {
     self.live = live
     self.descriptor = descriptor
     self.packs = packs
+    self.encoder = encoder
     // Heads stay valid across batches of one run: nothing else writes this volume's
     // versions while the store lock is held. Bounded so memory stays flat.
     self.heads = heads.count > 100_000 ? [:] : heads
@@ -127,20 +138,13 @@ struct IngestBatch {
   /// The volume's starting image becomes full versions at seq 0.
   mutating func addBase(path: String) throws {
     let file = try PosixFile.openForReading(path)
-    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    let blockSize = UInt64(descriptor.storeBlockSize)
     var block: UInt64 = 0
     while block * blockSize < descriptor.size {
       let length = Int(min(blockSize, descriptor.size - block * blockSize))
       var bytes = try file.read(at: block * blockSize, count: length)
       if bytes.count < length { bytes += [UInt8](repeating: 0, count: length - bytes.count) }
-      if bytes.contains(where: { $0 != 0 }) {
-        let version = BlockVersion(
-          block: block, seq: 0, full: true, chunk: nil, start: 0, length: length
-        )
-        .storing(try store([bytes])[0])
-        versions.append(version)
-        heads[block] = [version]
-      }
+      try add(BlockVersion(block: block, seq: 0, full: true, chunk: nil, start: 0, length: length), content: bytes[...])
       block += 1
     }
     baseAdded = true
@@ -164,10 +168,7 @@ struct IngestBatch {
       )
     }
     payloadBytes += record.payload.count
-    // Plan each touched block's version, then hash and compress the new contents on
-    // every core, then store them in order.
-    var plans: [(version: BlockVersion, content: [UInt8]?)] = []
-    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    let blockSize = UInt64(descriptor.storeBlockSize)
     let end = record.offset + record.length
     var block = record.offset / blockSize
     while block * blockSize < end {
@@ -175,51 +176,93 @@ struct IngestBatch {
       let blockLength = Int(min(blockSize, descriptor.size - blockStart))
       let low = max(record.offset, blockStart)
       let high = min(end, blockStart + UInt64(blockLength))
-      var data: [UInt8]? = nil
-      if record.kind == .write {
-        let piece = record.payload[Int(low - record.offset)..<Int(high - record.offset)]
-        if piece.contains(where: { $0 != 0 }) { data = Array(piece) }
-      }
-      plans.append(
-        try plan(
-          block: block, seq: record.seq, blockLength: blockLength, start: Int(low - blockStart),
-          length: Int(high - low), data: data))
+      let piece =
+        record.kind == .write ? record.payload[Int(low - record.offset)..<Int(high - record.offset)] : nil
+      try place(
+        block: block, seq: record.seq, blockLength: blockLength, start: Int(low - blockStart),
+        length: Int(high - low), content: piece)
       block += 1
-    }
-    let stored = try store(plans.map(\.content))
-    for (plan, chunk) in zip(plans, stored) {
-      let version = plan.version.storing(chunk)
-      if version.full {
-        heads[version.block] = [version]
-      } else {
-        heads[version.block, default: []].append(version)
-      }
-      versions.append(version)
     }
   }
 
-  /// The version a change to one block becomes, and the bytes it needs stored (nil: zeros).
-  private mutating func plan(block: UInt64, seq: Seq, blockLength: Int, start: Int, length: Int, data: [UInt8]?)
-    throws -> (version: BlockVersion, content: [UInt8]?)
-  {
+  /// Adds the version a change to one block becomes; `content` nil means zeros.
+  private mutating func place(
+    block: UInt64, seq: Seq, blockLength: Int, start: Int, length: Int, content: ArraySlice<UInt8>?
+  ) throws {
     if start == 0 && length == blockLength {
-      return (BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: length), data)
+      return try add(
+        BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: length), content: content)
     }
     let chain = try head(block)
     let partials = chain.first?.full == true ? chain.count - 1 : chain.count
     guard partials >= LiveStoreFormat.maxPartials else {
-      return (BlockVersion(block: block, seq: seq, full: false, chunk: nil, start: start, length: length), data)
+      return try add(
+        BlockVersion(block: block, seq: seq, full: false, chunk: nil, start: start, length: length), content: content)
     }
-    var content = try live.assemble(chain, length: blockLength)
-    if let data {
-      content.replaceSubrange(start..<(start + length), with: data)
+    // Consolidating reads the chain's chunks, so those still with the encoder land first.
+    try resolveAll()
+    var whole = try live.assemble(try head(block), length: blockLength)
+    if let content {
+      whole.replaceSubrange(start..<(start + length), with: content)
     } else {
-      content.replaceSubrange(start..<(start + length), with: repeatElement(0, count: length))
+      whole.replaceSubrange(start..<(start + length), with: repeatElement(0, count: length))
     }
-    return (
-      BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength),
-      content.contains(where: { $0 != 0 }) ? content : nil
-    )
+    try add(
+      BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength), content: whole[...])
+  }
+
+  private mutating func add(_ version: BlockVersion, content: ArraySlice<UInt8>?) throws {
+    if version.full {
+      heads[version.block] = [version]
+    } else {
+      heads[version.block, default: []].append(version)
+    }
+    versions.append(version)
+    guard let content else { return }
+    awaiting.append(versions.count - 1)
+    _ = encoder.submit(content)
+    while encoder.bytesInFlight > Self.encoderBytesLimit { try resolveNext() }
+  }
+
+  /// Gives every version still waiting on the encoder its chunk.
+  mutating func resolveAll() throws {
+    while awaitingHead < awaiting.count { try resolveNext() }
+    awaiting.removeAll()
+    awaitingHead = 0
+  }
+
+  /// Takes the encoder's oldest result: appends a new chunk (once per name) and points
+  /// its version, and the version's place in `heads`, at the stored chunk.
+  private mutating func resolveNext() throws {
+    let index = awaiting[awaitingHead]
+    awaitingHead += 1
+    var stored: (key: String, location: ChunkLocation)?
+    switch encoder.takeNext() {
+    case .zeros:
+      stored = nil
+    case .known(let key, let location):
+      stored = (key, knownChunks[key] ?? location)
+      chunksReused += 1
+    case .new(let key, let record, let size):
+      if let location = knownChunks[key] {
+        stored = (key, location)
+        chunksReused += 1
+      } else {
+        let location = try packs.append(record)
+        knownChunks[key] = location
+        newChunks[key] = (location, size)
+        encoder.remember(key, at: location)
+        chunksStored += 1
+        storedBytes += UInt64(record.count)
+        stored = (key, location)
+      }
+    }
+    let version = versions[index].storing(stored)
+    versions[index] = version
+    if var chain = heads[version.block], let at = chain.lastIndex(where: { $0.seq == version.seq }) {
+      chain[at] = version
+      heads[version.block] = chain
+    }
   }
 
   private mutating func head(_ block: UInt64) throws -> [BlockVersion] {
@@ -230,40 +273,6 @@ struct IngestBatch {
     }
     heads[block] = chain
     return chain
-  }
-
-  /// Stores each content unless a chunk with it exists; returns names and locations
-  /// in the same order (nil for nil contents). Hashing and compression run in parallel.
-  private mutating func store(_ contents: [[UInt8]?]) throws -> [(key: String, location: ChunkLocation)?] {
-    let digests = parallelMap(contents, workers: live.workers) { _, content in content.map { SHA256Digest.hash($0) } }
-    let keys = digests.map { $0?.hex }
-    let unknown = Set(keys.compactMap { $0 }).filter { knownChunks[$0] == nil }
-    if !unknown.isEmpty {
-      let found = try live.catalog.database.read { db in try Catalog.chunkLocations(db, Array(unknown)) }
-      knownChunks.merge(found) { _, new in new }
-    }
-    // Each new content once, even when it appears twice in this record.
-    var firstIndex: [String: Int] = [:]
-    for (index, key) in keys.enumerated() {
-      if let key, knownChunks[key] == nil, firstIndex[key] == nil { firstIndex[key] = index }
-    }
-    let toEncode = firstIndex.values.sorted()
-    let codecs = self.codecs
-    let records = parallelMap(toEncode, workers: live.workers) { worker, index in
-      codecs[worker].encode(contents[index]!, hash: digests[index]!)
-    }
-    for (index, record) in zip(toEncode, records) {
-      let location = try packs.append(record)
-      knownChunks[keys[index]!] = location
-      newChunks[keys[index]!] = (location, contents[index]!.count)
-      chunksStored += 1
-      storedBytes += UInt64(record.count)
-    }
-    return keys.map { key in
-      guard let key else { return nil }
-      if firstIndex[key] == nil { chunksReused += 1 }
-      return (key, knownChunks[key]!)
-    }
   }
 }
 

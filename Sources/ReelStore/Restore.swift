@@ -30,7 +30,7 @@ public enum Restore {
       let file = try PosixFile(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
       try file.truncate(to: view.size)
       var written: UInt64 = 0
-      let blockSize = UInt64(LiveStoreFormat.blockSize)
+      let blockSize = UInt64(view.descriptor.storeBlockSize)
       var first: UInt64 = 0
       while first < view.blockCount {
         let range = first..<min(first + 256, view.blockCount)

@@ -33,6 +33,9 @@ extension LiveStore {
         $0[$1["id"]] = $1["name"]
       }
     }
+    let storeBlockSizes = volumes.reduce(into: [String: UInt64]()) { sizes, volume in
+      sizes[volume.key] = (try? store.layout.descriptor(of: volume.value)).map { UInt64($0.storeBlockSize) }
+    }
     let chunks = try catalog.database.read { db in
       try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk").reduce(into: [String: ChunkLocation]())
       {
@@ -72,7 +75,8 @@ extension LiveStore {
             """, arguments: [chunk]
         ).map { row in
           let block = UInt64(row["block"] as Int64)
-          let start = block * UInt64(LiveStoreFormat.blockSize)
+          let blockSize = storeBlockSizes[row["volume_id"] as String] ?? UInt64(VolumeDescriptor.legacyStoreBlockSize)
+          let start = block * blockSize
           let volume = volumes[row["volume_id"] as String] ?? (row["volume_id"] as String)
           let first = Seq(row["first"] as Int64)
           let times = try Row.fetchOne(
@@ -81,7 +85,7 @@ extension LiveStore {
             arguments: [row["volume_id"] as String, Int64(first)])
           let from = (times?["a"] as Int64?).map { Timestamp(nanoseconds: $0).rfc3339 } ?? "creation"
           return
-            "volume \(volume) bytes \(start)..<\(start + UInt64(LiveStoreFormat.blockSize)) from seq \(first) (\(from)) on; the newest version using it is seq \(row["last"] as Int64)"
+            "volume \(volume) bytes \(start)..<\(start + blockSize) from seq \(first) (\(from)) on; the newest version using it is seq \(row["last"] as Int64)"
         }
       }
     }

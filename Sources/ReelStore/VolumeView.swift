@@ -39,7 +39,7 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
     }
     var result = [UInt8](repeating: 0, count: length)
     guard length > 0 else { return result }
-    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    let blockSize = UInt64(descriptor.storeBlockSize)
     let end = offset + UInt64(length)
     try readBlocks((offset / blockSize)..<((end - 1) / blockSize + 1)) { block, bytes in
       guard let bytes else { return }  // zeros: already in `result`
@@ -56,7 +56,7 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
   /// the volume), or nil when it is all zeros at the view's point. One catalog
   /// transaction and a few coalesced pack reads serve the whole range.
   public func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]?) throws -> Void) throws {
-    let blockSize = UInt64(LiveStoreFormat.blockSize)
+    let blockSize = UInt64(descriptor.storeBlockSize)
     let chains = try live.catalog.database.read { db in
       try range.map { try Catalog.versionChain(db, volume: volumeID, block: $0, atOrBefore: resolved.seq) }
     }
@@ -94,7 +94,7 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
   }
 
   public var blockCount: UInt64 {
-    (size + UInt64(LiveStoreFormat.blockSize) - 1) / UInt64(LiveStoreFormat.blockSize)
+    (size + UInt64(descriptor.storeBlockSize) - 1) / UInt64(descriptor.storeBlockSize)
   }
 
   static func resolve(_ point: Point, descriptor: VolumeDescriptor, catalog: Catalog) throws -> ResolvedPoint {

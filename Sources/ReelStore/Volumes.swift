@@ -10,10 +10,11 @@ public enum Volumes {
   @discardableResult
   public static func create(
     in store: Store, name: String, size requestedSize: UInt64?, blockSize: UInt32 = 4096,
-    baseImage: String? = nil
+    storeBlockSize: UInt32 = VolumeDescriptor.defaultStoreBlockSize, baseImage: String? = nil
   ) throws -> VolumeDescriptor {
     let layout = store.layout
     try VolumeDescriptor.validate(name: name)
+    try VolumeDescriptor.validate(storeBlockSize: storeBlockSize)
     guard blockSize == 512 || blockSize == 4096 else {
       throw ReelError(.usage, "block size \(blockSize) is not supported", remedy: "use --block-size 512 or 4096")
     }
@@ -57,7 +58,8 @@ public enum Volumes {
       try live.truncate(to: size)
       try live.sync()
       let descriptor = VolumeDescriptor(
-        name: name, size: size, blockSize: blockSize, created: Timestamp.now(), hasBase: baseImage != nil)
+        name: name, size: size, blockSize: blockSize, created: Timestamp.now(), hasBase: baseImage != nil,
+        storeBlockSize: storeBlockSize)
       try StoreLayout.writeDescriptor(descriptor, inFolder: staging)
       try Durable.syncDirectory(staging)
       try Durable.rename(staging, to: finalDirectory)

@@ -18,11 +18,20 @@ struct VolumeCommand: ParsableCommand {
     @Option(help: "Size, e.g. 64M or 10G (default with --from: the image's size).") var size: String?
     @Option(help: "Logical block size: 512 or 4096.") var blockSize: UInt32 = 4096
     @Option(help: "Image file or block device the volume starts from.") var from: String?
+    @Option(
+      help:
+        "Live store block size (dedup and compression unit): a power of two from 64K to 4M; fixed for the volume's life."
+    ) var storeBlockSize: String = "256K"
 
     func run() throws {
       let store = try Store.open(StoreLayout.resolve(options.store))
+      let storeBlock = try ByteSize.parse(storeBlockSize)
+      guard storeBlock <= UInt64(UInt32.max) else {
+        throw ReelError(.usage, "store block size \(storeBlockSize) is too large", remedy: "use 64K to 4M")
+      }
       let descriptor = try Volumes.create(
-        in: store, name: name, size: try size.map(ByteSize.parse), blockSize: blockSize, baseImage: from)
+        in: store, name: name, size: try size.map(ByteSize.parse), blockSize: blockSize,
+        storeBlockSize: UInt32(storeBlock), baseImage: from)
       say(
         "Created volume \(descriptor.name) (\(ByteSize.describe(descriptor.size)), \(descriptor.blockSize)-byte blocks\(from.map { ", from \($0)" } ?? ""))"
       )
@@ -44,7 +53,7 @@ struct VolumeCommand: ParsableCommand {
             volumes.map {
               [
                 "name": $0.name, "id": $0.id.description, "size": $0.size, "block_size": $0.blockSize,
-                "created": $0.created.rfc3339, "has_base": $0.hasBase,
+                "store_block_size": $0.storeBlockSize, "created": $0.created.rfc3339, "has_base": $0.hasBase,
               ] as [String: Any]
             }))
         return

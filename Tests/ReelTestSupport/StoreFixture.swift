@@ -21,7 +21,10 @@ public final class StoreFixture {
   public private(set) var writer: JournalWriter?
   public var rng: SplitMix
 
-  public init(size: Int, base: [UInt8]? = nil, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) throws {
+  public init(
+    size: Int, base: [UInt8]? = nil, seed: UInt64 = UInt64.random(in: 0...UInt64.max),
+    storeBlockSize: UInt32 = VolumeDescriptor.defaultStoreBlockSize
+  ) throws {
     var template = Array((NSTemporaryDirectory() + "/reel-store-XXXXXX").utf8CString)
     precondition(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) } != nil)
     root = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -32,7 +35,8 @@ public final class StoreFixture {
       basePath = root + "/base.img"
       _ = FileManager.default.createFile(atPath: basePath!, contents: Data(base))
     }
-    descriptor = try Volumes.create(in: store, name: name, size: UInt64(size), blockSize: 512, baseImage: basePath)
+    descriptor = try Volumes.create(
+      in: store, name: name, size: UInt64(size), blockSize: 512, storeBlockSize: storeBlockSize, baseImage: basePath)
     model = base ?? [UInt8](repeating: 0, count: size)
     live = LiveStore(store: store)
     snapshots[0] = model
@@ -75,7 +79,7 @@ public final class StoreFixture {
     let size = model.count
     let sectors = size / 512
     let small = rng.next() % 3 == 0
-    let hot = Int(rng.next() % 4) * (LiveStoreFormat.blockSize / 512)
+    let hot = Int(rng.next() % 4) * Int(descriptor.storeBlockSize / 512) % sectors
     let first = small ? min(sectors - 1, hot + Int(rng.next() % 32)) : Int(rng.next() % UInt64(sectors))
     let count = min(sectors - first, small ? 1 + Int(rng.next() % 4) : 1 + Int(rng.next() % 300))
     let offset = UInt64(first * 512)
