@@ -47,11 +47,15 @@ public enum Zstd {
   /// Decompresses one frame whose content size is recorded in its header and must equal
   /// `expectedSize`; `what` names the data in errors.
   public static func decompress(_ input: [UInt8], expectedSize: Int, what: String) throws -> [UInt8] {
-    var output = [UInt8](repeating: 0, count: expectedSize)
-    let written = input.withUnsafeBytes { source in
-      output.withUnsafeMutableBytes { out in
-        ZSTD_decompress(out.baseAddress, expectedSize, source.baseAddress, source.count)
-      }
+    try input.withUnsafeBytes { try decompress($0, expectedSize: expectedSize, what: what) }
+  }
+
+  public static func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int, what: String) throws -> [UInt8] {
+    var written = 0
+    // Uninitialized: zstd writes every byte it reports, and the count is checked below.
+    let output = [UInt8](unsafeUninitializedCapacity: expectedSize) { buffer, count in
+      written = ZSTD_decompress(buffer.baseAddress, expectedSize, input.baseAddress, input.count)
+      count = ZSTD_isError(written) != 0 ? 0 : written
     }
     if ZSTD_isError(written) != 0 {
       throw ReelError(
@@ -62,4 +66,5 @@ public enum Zstd {
     }
     return output
   }
+
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// Runs `transform` over `items` on `workers` threads (each gets its own index, for
 /// per-worker state such as a compressor). Two suit CPU work on the machines Reel
@@ -19,4 +20,63 @@ public func parallelMap<Item: Sendable, Result: Sendable>(
     }
   }
   return results.map { $0! }
+}
+
+/// Runs `produce` on its own thread, keeping up to `depth` results ready ahead of the
+/// consumer, so producing the next item overlaps consuming this one. `produce` gets the
+/// item's index (0, 1, …) and returns nil after the last. `next()` returns the items in
+/// order, then nil; an error thrown by `produce` is rethrown there, in order. Call
+/// `cancel()` when stopping early.
+public final class ReadAhead<Element: Sendable>: @unchecked Sendable {
+  private let condition = NSCondition()
+  private var ready: [Result<Element, any Error>] = []
+  private var finished = false
+  private var cancelled = false
+
+  public init(name: String, depth: Int = 1, produce: @escaping @Sendable (Int) throws -> Element?) {
+    let thread = Thread { [self] in
+      var index = 0
+      while true {
+        let item: Result<Element, any Error>?
+        do {
+          item = try produce(index).map { .success($0) }
+          index += 1
+        } catch {
+          item = .failure(error)
+        }
+        let stop: Bool = condition.withLock {
+          if let item { ready.append(item) }
+          if item == nil || cancelled { finished = true }
+          if case .failure = item { finished = true }
+          condition.broadcast()
+          while !finished && ready.count >= depth && !cancelled { condition.wait() }
+          if cancelled { finished = true }
+          return finished
+        }
+        if stop { return }
+      }
+    }
+    thread.name = name
+    thread.start()
+  }
+
+  deinit { cancel() }
+
+  public func next() throws -> Element? {
+    try condition.withLock {
+      while ready.isEmpty && !finished { condition.wait() }
+      guard !ready.isEmpty else { return nil }
+      let item = ready.removeFirst()
+      condition.broadcast()
+      return try item.get()
+    }
+  }
+
+  /// Stops producing after the item in progress; later `next()` calls may return nil.
+  public func cancel() {
+    condition.withLock {
+      cancelled = true
+      condition.broadcast()
+    }
+  }
 }

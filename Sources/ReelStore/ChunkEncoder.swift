@@ -102,6 +102,8 @@ final class ChunkEncoder: @unchecked Sendable {
         return
       }
       let job = queue[queueHead]
+      // The slot's slice would keep its whole journal record alive until compaction.
+      queue[queueHead].content = []
       queueHead += 1
       if queueHead >= 1024 && queueHead * 2 >= queue.count {
         queue.removeFirst(queueHead)
@@ -132,7 +134,8 @@ final class ChunkEncoder: @unchecked Sendable {
     condition.unlock()
     if let cached { return cached }
     // A failed lookup only costs a compression: the ingest thread dedups again by name.
-    guard let found = try? catalog.database.read({ db in try Catalog.chunkLocation(db, key) }) else { return nil }
+    // Outside a transaction: one indexed SELECT, without BEGIN/COMMIT around it.
+    guard let found = try? catalog.database.unsafeRead({ db in try Catalog.chunkLocation(db, key) }) else { return nil }
     remember(key, at: found)
     return found
   }

@@ -90,8 +90,11 @@ public final class LiveStore: @unchecked Sendable {
       return span.compactMap { key, location in
         let from = Int(location.offset - start)
         guard from + location.length <= bytes.count else { return nil }
-        let record = Array(bytes[from..<(from + location.length)])
-        return (try? ChunkCodec.decode(record, key: key, verify: false)).map { (key, $0) }
+        let plaintext = bytes.withUnsafeBytes { span in
+          try? ChunkCodec.decode(
+            UnsafeRawBufferPointer(rebasing: span[from..<(from + location.length)]), key: key, verify: false)
+        }
+        return plaintext.map { (key, $0) }
       }
     }
     var chunks: [String: [UInt8]] = [:]

@@ -31,15 +31,29 @@ public enum Restore {
       try file.truncate(to: view.size)
       var written: UInt64 = 0
       let blockSize = UInt64(view.descriptor.storeBlockSize)
-      var first: UInt64 = 0
-      while first < view.blockCount {
-        let range = first..<min(first + 256, view.blockCount)
-        try view.readBlocks(range) { block, bytes in
-          guard let bytes else { return }  // zeros stay a hole
+      // The next 32 MiB are read and decoded while this one is written, and each written
+      // range starts its writeback, so the disk is busy all along and the final sync is short.
+      let step = max(1, UInt64(32 << 20) / blockSize)
+      let blockCount = view.blockCount
+      let ranges = ReadAhead<[(UInt64, [UInt8]?)]>(name: "reel-restore-read") { index in
+        let first = UInt64(index) * step
+        guard first < blockCount else { return nil }
+        var blocks: [(UInt64, [UInt8]?)] = []
+        try view.readBlocks(first..<min(first + step, blockCount)) { blocks.append(($0, $1)) }
+        return blocks
+      }
+      defer { ranges.cancel() }
+      while let blocks = try ranges.next() {
+        var low = UInt64.max
+        var high: UInt64 = 0
+        for (block, bytes) in blocks {
+          guard let bytes else { continue }  // zeros stay a hole
           try file.write(bytes, at: block * blockSize)
           written += UInt64(bytes.count)
+          low = min(low, block * blockSize)
+          high = max(high, block * blockSize + UInt64(bytes.count))
         }
-        first = range.upperBound
+        if low < high { file.startWriteback(offset: low, count: high - low) }
       }
       try file.sync()
       try Durable.rename(temporary, to: output)
