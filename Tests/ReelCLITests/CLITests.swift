@@ -111,6 +111,12 @@ final class ReelSandbox {
     #expect(badSize.status == 64 && badSize.stderr.contains("cannot read \"lots\" as a size"))
     let unaligned = try sandbox.reel("volume", "create", "v", "--size", "1000")
     #expect(unaligned.status == 64 && unaligned.stderr.contains("multiple of the block size"))
+    let oddStoreBlock = try sandbox.reel("volume", "create", "v", "--size", "1M", "--store-block-size", "100K")
+    #expect(oddStoreBlock.status == 64 && oddStoreBlock.stderr.contains("store block size 102400 is not supported"))
+    #expect(try sandbox.reel("volume", "create", "v", "--size", "1M", "--store-block-size", "1M").status == 0)
+    let list = try sandbox.reel("volume", "list", "--json")
+    let volumes = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
+    #expect(volumes?.first?["store_block_size"] as? Int == 1 << 20)
   }
 
   /// Writes a history straight into a volume's journal, then checks dump, timeline and
