@@ -1,12 +1,11 @@
 import Foundation
-import GRDB
 import ReelCodec
 import ReelCore
 
 /// What became of one piece of content handed to a `ChunkEncoder`.
 enum EncodedChunk: Sendable {
   case zeros
-  /// A chunk with this content is stored already (committed, or appended earlier in this run).
+  /// A chunk with this content was stored or found earlier in this run.
   case known(key: String, location: ChunkLocation)
   /// New content: the record to append to a pack.
   case new(key: String, record: [UInt8], size: Int)
@@ -26,14 +25,16 @@ final class ChunkEncoder: @unchecked Sendable {
   private var nextToTake = 0
   private var running = 0
   private var stopping = false
-  /// Chunks this run has appended or looked up: saves a catalog query per repeat.
+  /// Chunks this run has appended or found in the catalog, so repeats skip compression.
+  /// Workers do not query the catalog themselves: one query per chunk (a lock and an
+  /// fstat per SQLite statement) cost 8% of ingest; the ingest thread asks for whole
+  /// batches of names instead, and a chunk stored by an earlier run is compressed once
+  /// for nothing.
   private var locations: [String: ChunkLocation] = [:]
-  private let catalog: Catalog
   /// Bytes submitted and not yet taken back; the submitter keeps this bounded.
   private(set) var bytesInFlight = 0
 
-  init(catalog: Catalog, workers: Int) {
-    self.catalog = catalog
+  init(workers: Int) {
     running = workers
     for _ in 0..<workers {
       let thread = Thread { [self] in work() }
@@ -62,15 +63,19 @@ final class ChunkEncoder: @unchecked Sendable {
     return nextToTake == nextTicket
   }
 
-  /// The oldest result not yet taken; waits for it.
-  func takeNext() -> EncodedChunk {
+  /// The oldest results not yet taken, in order: waits for the first, then takes those
+  /// already finished behind it, up to `limit`.
+  func takeReady(limit: Int) -> [EncodedChunk] {
     condition.lock()
     defer { condition.unlock() }
     while finished[nextToTake] == nil { condition.wait() }
-    let result = finished.removeValue(forKey: nextToTake)!
-    bytesInFlight -= sizes.removeValue(forKey: nextToTake) ?? 0
-    nextToTake += 1
-    return result
+    var results: [EncodedChunk] = []
+    while results.count < limit, let result = finished.removeValue(forKey: nextToTake) {
+      results.append(result)
+      bytesInFlight -= sizes.removeValue(forKey: nextToTake) ?? 0
+      nextToTake += 1
+    }
+    return results
   }
 
   /// Records where a new chunk went, so later repeats of it are found without the catalog.
@@ -130,14 +135,8 @@ final class ChunkEncoder: @unchecked Sendable {
 
   private func knownLocation(_ key: String) -> ChunkLocation? {
     condition.lock()
-    let cached = locations[key]
-    condition.unlock()
-    if let cached { return cached }
-    // A failed lookup only costs a compression: the ingest thread dedups again by name.
-    // Outside a transaction: one indexed SELECT, without BEGIN/COMMIT around it.
-    guard let found = try? catalog.database.unsafeRead({ db in try Catalog.chunkLocation(db, key) }) else { return nil }
-    remember(key, at: found)
-    return found
+    defer { condition.unlock() }
+    return locations[key]
   }
 
   static func isAllZeros(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -157,16 +156,5 @@ final class ChunkEncoder: @unchecked Sendable {
       index += 1
     }
     return true
-  }
-}
-
-extension Catalog {
-  /// Where the chunk named `key` is stored, if the catalog knows it.
-  static func chunkLocation(_ db: Database, _ key: String) throws -> ChunkLocation? {
-    let row = try Row.fetchOne(
-      db.cachedStatement(sql: "SELECT pack, offset, length FROM chunk WHERE hash = ?"), arguments: [key])
-    return row.map {
-      ChunkLocation(pack: $0["pack"], offset: UInt64($0["offset"] as Int64), length: Int($0["length"] as Int64))
-    }
   }
 }

@@ -39,7 +39,7 @@ extension LiveStore {
       var report = IngestReport(volume: name, firstSeq: ingested + 1, lastSeq: ingested)
       try recoverPacks()
       let packs = PackAppender(live: self)
-      let encoder = ChunkEncoder(catalog: catalog, workers: workers)
+      let encoder = ChunkEncoder(workers: workers)
       defer { encoder.shutdown() }
       var batch = IngestBatch(live: self, descriptor: descriptor, packs: packs, encoder: encoder)
       if descriptor.hasBase && (state?["base_ingested"] as Int64? ?? 0) == 0 {
@@ -221,47 +221,60 @@ struct IngestBatch {
     guard let content else { return }
     awaiting.append(versions.count - 1)
     _ = encoder.submit(content)
-    while encoder.bytesInFlight > Self.encoderBytesLimit { try resolveNext() }
+    while encoder.bytesInFlight > Self.encoderBytesLimit { try resolveReady() }
   }
 
   /// Gives every version still waiting on the encoder its chunk.
   mutating func resolveAll() throws {
-    while awaitingHead < awaiting.count { try resolveNext() }
+    while awaitingHead < awaiting.count { try resolveReady() }
     awaiting.removeAll()
     awaitingHead = 0
   }
 
-  /// Takes the encoder's oldest result: appends a new chunk (once per name) and points
-  /// its version, and the version's place in `heads`, at the stored chunk.
-  private mutating func resolveNext() throws {
-    let index = awaiting[awaitingHead]
-    awaitingHead += 1
-    var stored: (key: String, location: ChunkLocation)?
-    switch encoder.takeNext() {
-    case .zeros:
-      stored = nil
-    case .known(let key, let location):
-      stored = (key, knownChunks[key] ?? location)
-      chunksReused += 1
-    case .new(let key, let record, let size):
-      if let location = knownChunks[key] {
-        stored = (key, location)
-        chunksReused += 1
-      } else {
-        let location = try packs.append(record)
+  /// Takes the encoder's oldest results (at least one): appends each new chunk once per
+  /// name, unless the catalog has it (one query for the lot), and points its version, and
+  /// the version's place in `heads`, at the stored chunk.
+  private mutating func resolveReady() throws {
+    let results = encoder.takeReady(limit: 256)
+    var unknown: [String] = []
+    for case .new(let key, _, _) in results where knownChunks[key] == nil { unknown.append(key) }
+    if !unknown.isEmpty {
+      let found = try live.catalog.database.read { db in try Catalog.chunkLocations(db, unknown) }
+      for (key, location) in found {
         knownChunks[key] = location
-        newChunks[key] = (location, size)
         encoder.remember(key, at: location)
-        chunksStored += 1
-        storedBytes += UInt64(record.count)
-        stored = (key, location)
       }
     }
-    let version = versions[index].storing(stored)
-    versions[index] = version
-    if var chain = heads[version.block], let at = chain.lastIndex(where: { $0.seq == version.seq }) {
-      chain[at] = version
-      heads[version.block] = chain
+    for result in results {
+      let index = awaiting[awaitingHead]
+      awaitingHead += 1
+      var stored: (key: String, location: ChunkLocation)?
+      switch result {
+      case .zeros:
+        stored = nil
+      case .known(let key, let location):
+        stored = (key, knownChunks[key] ?? location)
+        chunksReused += 1
+      case .new(let key, let record, let size):
+        if let location = knownChunks[key] {
+          stored = (key, location)
+          chunksReused += 1
+        } else {
+          let location = try packs.append(record)
+          knownChunks[key] = location
+          newChunks[key] = (location, size)
+          encoder.remember(key, at: location)
+          chunksStored += 1
+          storedBytes += UInt64(record.count)
+          stored = (key, location)
+        }
+      }
+      let version = versions[index].storing(stored)
+      versions[index] = version
+      if var chain = heads[version.block], let at = chain.lastIndex(where: { $0.seq == version.seq }) {
+        chain[at] = version
+        heads[version.block] = chain
+      }
     }
   }
 
