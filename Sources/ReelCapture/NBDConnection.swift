@@ -13,7 +13,7 @@ final class NBDConnection: @unchecked Sendable {
   private let sending = NSLock()
   private let work = RequestQueue<Work>(capacity: 16, byteCapacity: 64 << 20)
   private let workerCount = 3
-  private let payloads = PayloadPool(retainedBytes: 16 << 20)
+  private let payloads = BufferPool(retainedBytes: 16 << 20)
 
   init(stream: SocketStream, export: Export, enforceAlignment: Bool, log: @escaping @Sendable (String) -> Void) {
     self.stream = stream
@@ -35,7 +35,7 @@ final class NBDConnection: @unchecked Sendable {
   /// A request that passed its checks, with its payload when it is a write.
   enum Work: Sendable {
     case read(Request)
-    case write(Request, Payload)
+    case write(Request, PooledBuffer)
     case flush(Request)
     case zero(Request, trim: Bool)
   }

@@ -11,12 +11,23 @@ public protocol PackBackend: Sendable {
   /// Appends `bytes` to `pack` (creating it) and returns the offset they start at.
   func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64
   func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8]
+  /// Reads up to `buffer.count` bytes from `offset` into `buffer`; returns how many (fewer
+  /// only at the end of the pack).
+  func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int
   /// nil when the pack does not exist.
   func size(_ pack: String) throws -> UInt64?
   func truncate(_ pack: String, to size: UInt64) throws
   func delete(_ pack: String) throws
   func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)]
   func makeDurable(_ pack: String) throws
+}
+
+extension PackBackend {
+  public func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    let bytes = try read(pack, offset: offset, length: buffer.count)
+    bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    return bytes.count
+  }
 }
 
 /// Packs as files `<root>/<first two hex digits>/<id>.pack`, descriptors kept open.
@@ -73,6 +84,11 @@ public final class FolderPackBackend: PackBackend, @unchecked Sendable {
   public func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
     let file = try lock.withLock { try handle(pack, create: false).file }
     return try file.read(at: offset, count: length)
+  }
+
+  public func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    let file = try lock.withLock { try handle(pack, create: false).file }
+    return try file.read(into: buffer, at: offset)
   }
 
   public func size(_ pack: String) throws -> UInt64? {

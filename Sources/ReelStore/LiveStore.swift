@@ -11,6 +11,9 @@ public final class LiveStore: @unchecked Sendable {
   public let store: Store
   let backend: PackBackend
   let cache = ChunkCache(capacity: 256)
+  /// Span reads land in reused buffers: fresh 8 MiB arrays were faulted in and zeroed
+  /// for every span of a restore.
+  let spanBuffers = BufferPool(retainedBytes: 64 << 20)
   /// Packs stop taking new chunks at this size.
   static let packSizeLimit: UInt64 = 64 << 20
 
@@ -83,18 +86,20 @@ public final class LiveStore: @unchecked Sendable {
   func loadChunks(_ wanted: [String: ChunkLocation]) -> [String: [UInt8]] {
     let spans = Self.readSpans(wanted)
     let backend = self.backend
+    let buffers = spanBuffers
     let decoded = parallelMap(spans, workers: 4) { _, span -> [(String, [UInt8])] in
       let start = span[0].1.offset
       let end = span[span.count - 1].1.offset + UInt64(span[span.count - 1].1.length)
-      guard let bytes = try? backend.read(span[0].1.pack, offset: start, length: Int(end - start)) else { return [] }
+      let buffer = buffers.take(Int(end - start))
+      defer { buffers.recycle(buffer) }
+      guard let got = try? backend.read(span[0].1.pack, offset: start, into: buffer.bytes) else { return [] }
       return span.compactMap { key, location in
         let from = Int(location.offset - start)
-        guard from + location.length <= bytes.count else { return nil }
-        let plaintext = bytes.withUnsafeBytes { span in
-          try? ChunkCodec.decode(
-            UnsafeRawBufferPointer(rebasing: span[from..<(from + location.length)]), key: key, verify: false)
-        }
-        return plaintext.map { (key, $0) }
+        guard from + location.length <= got else { return nil }
+        return
+          (try? ChunkCodec.decode(
+            UnsafeRawBufferPointer(rebasing: buffer.bytes[from..<(from + location.length)]), key: key, verify: false))
+          .map { (key, $0) }
       }
     }
     var chunks: [String: [UInt8]] = [:]
