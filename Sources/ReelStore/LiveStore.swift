@@ -52,7 +52,12 @@ public final class LiveStore: @unchecked Sendable {
 
   /// Rebuilds a block from its version chain (see `Catalog.versionChain`).
   func assemble(_ chain: [BlockVersion], length: Int, preloaded: [String: [UInt8]] = [:]) throws -> [UInt8] {
-    var block = [UInt8](repeating: 0, count: length)
+    // A chain starting with a stored full version starts from its bytes: no zeroed block
+    // allocated just to be replaced (that showed in restore profiles).
+    var block: [UInt8] = []
+    if chain.first?.full != true || chain.first?.chunk == nil {
+      block = [UInt8](repeating: 0, count: length)
+    }
     for version in chain {
       let bytes = try version.chunk.map { try preloaded[$0] ?? chunk($0, at: version.location) }
       if version.full {
