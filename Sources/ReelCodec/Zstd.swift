@@ -31,6 +31,18 @@ public final class ZstdCompressor: @unchecked Sendable {
 }
 
 public enum Zstd {
+  /// The content size a single zstd frame's header records, when `input` is exactly one
+  /// whole frame that records it; nil otherwise (damaged, several frames, or no size).
+  public static func singleFrameContentSize(_ input: UnsafeRawBufferPointer) -> Int? {
+    guard let base = input.baseAddress, !input.isEmpty else { return nil }
+    let size = ZSTD_getFrameContentSize(base, input.count)
+    // ZSTD_CONTENTSIZE_UNKNOWN and ZSTD_CONTENTSIZE_ERROR are the two largest values.
+    guard size <= UInt64(Int.max) else { return nil }
+    let frameLength = ZSTD_findFrameCompressedSize(base, input.count)
+    guard ZSTD_isError(frameLength) == 0, frameLength == input.count else { return nil }
+    return Int(size)
+  }
+
   /// Decompresses one frame whose content size is recorded in its header and must equal
   /// `expectedSize`; `what` names the data in errors.
   public static func decompress(_ input: [UInt8], expectedSize: Int, what: String) throws -> [UInt8] {
