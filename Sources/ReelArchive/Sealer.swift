@@ -137,7 +137,9 @@ final class ArchiveWriter {
   /// Store records waiting to make the next pack frame, and their content bytes.
   private var group: [StoreRecord] = []
   private var groupBytes = 0
-  private let frameWork = OrderedWork<Result<BuiltPackFrame, any Error>>(window: 4)
+  /// Frames being built at once: enough queued work (48 MiB of content) that both cores
+  /// stay busy while the next batch of store records is read.
+  private let frameWork = OrderedWork<Result<BuiltPackFrame, any Error>>(window: 12)
   private var pendingLocations: [(String, ArchiveChunkLocation)] = []
   private var sealedChunks: Set<String> = []
   /// Bytes of data (not zeros) the window's versions put on the volume.
@@ -265,7 +267,8 @@ final class ArchiveWriter {
     }
     var position = 0
     while position < wanted.count {
-      let batch = Array(wanted[position..<min(position + 2048, wanted.count)])
+      // Small batches, so reading the store alternates with handing groups to the workers.
+      let batch = Array(wanted[position..<min(position + 512, wanted.count)])
       let records = try live.chunkRecords(batch)
       for key in batch {
         try append(records[key]!, key: key, index: index)

@@ -16,13 +16,12 @@ public final class ZstdCompressor: @unchecked Sendable {
 
   public func compress(_ input: UnsafeRawBufferPointer) -> [UInt8] {
     let bound = ZSTD_compressBound(input.count)
-    var output = [UInt8](repeating: 0, count: bound)
-    let written = output.withUnsafeMutableBytes { out in
-      ZSTD_compressCCtx(context, out.baseAddress, bound, input.baseAddress, input.count, level)
+    // Not zero-filled first: zstd writes every byte it reports.
+    return [UInt8](unsafeUninitializedCapacity: bound) { out, count in
+      let written = ZSTD_compressCCtx(context, out.baseAddress, bound, input.baseAddress, input.count, level)
+      precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
+      count = written
     }
-    precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
-    output.removeLast(bound - written)
-    return output
   }
 
   public func compress(_ input: [UInt8]) -> [UInt8] {
@@ -46,11 +45,13 @@ public enum Zstd {
   /// Decompresses one frame whose content size is recorded in its header and must equal
   /// `expectedSize`; `what` names the data in errors.
   public static func decompress(_ input: [UInt8], expectedSize: Int, what: String) throws -> [UInt8] {
-    var output = [UInt8](repeating: 0, count: expectedSize)
-    let written = input.withUnsafeBytes { source in
-      output.withUnsafeMutableBytes { out in
+    var written = 0
+    // Not zero-filled first; on failure the partial output is discarded.
+    let output = [UInt8](unsafeUninitializedCapacity: expectedSize) { out, count in
+      written = input.withUnsafeBytes { source in
         ZSTD_decompress(out.baseAddress, expectedSize, source.baseAddress, source.count)
       }
+      count = ZSTD_isError(written) == 0 && written <= expectedSize ? written : 0
     }
     if ZSTD_isError(written) != 0 {
       throw ReelError(
