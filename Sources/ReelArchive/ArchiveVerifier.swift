@@ -210,7 +210,7 @@ final class ArchiveScanner {
     guard let version = probe.formatVersion, version >= 1, version <= ArchiveManifest.currentVersion else {
       throw ReelError(
         .incompatible,
-        "\(label): archive format version \(probe.formatVersion.map(String.init) ?? "?") is newer than this Reel reads (\(ArchiveManifest.currentVersion))",
+        "\(label): archive format version \(probe.formatVersion.map(String.init) ?? "?") is not one this Reel reads (1 to \(ArchiveManifest.currentVersion))",
         remedy: "use a newer Reel; README.txt in the archive describes the format")
     }
     do {

@@ -149,25 +149,34 @@ enum PackFrame {
           )
           return
         }
-        let record = Array(rest[0..<length])
         do {
           if raw {
-            try ChunkRecordFormat.check(record, key: key)
-            guard record[4] == rawEncoding, plaintextLength(of: record) == length - ChunkRecordFormat.headerSize else {
+            // Checked in place: verifying alone copies nothing.
+            let record = UnsafeRawBufferPointer(rebasing: rest[0..<length])
+            func u32(_ at: Int) -> UInt32 { record.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian }
+            var crc = CRC32C()
+            crc.update(UnsafeRawBufferPointer(rebasing: record[0..<48]))
+            crc.update(UnsafeRawBufferPointer(rebasing: record[ChunkRecordFormat.headerSize...]))
+            guard crc.value == u32(48) else {
+              throw ReelError(.corrupt, "chunk \(key): stored bytes fail their checksum")
+            }
+            guard record[4] == rawEncoding, Int(u32(8)) == length - ChunkRecordFormat.headerSize else {
               throw ReelError(.corrupt, "chunk \(key): not a raw record, as format version 2 requires")
             }
-            var delivered: [UInt8] = []
-            if checkContent || encoder != nil {
-              let plaintext = Array(record[ChunkRecordFormat.headerSize...])
-              let digest = SHA256Digest(bytes: Array(record[16..<48]))
-              if checkContent, SHA256Digest.hash(plaintext) != digest {
-                throw ReelError(.corrupt, "chunk \(key): content does not match its SHA-256 name")
-              }
-              if let encoder { delivered = encoder.encode(plaintext, hash: digest) }
+            let plaintext = UnsafeRawBufferPointer(rebasing: record[ChunkRecordFormat.headerSize...])
+            let digest = SHA256Digest(bytes: Array(record[16..<48]))
+            if checkContent, SHA256Digest.hash(plaintext) != digest {
+              throw ReelError(.corrupt, "chunk \(key): content does not match its SHA-256 name")
             }
-            if deliver && encoder == nil { delivered = record }
+            var delivered: [UInt8] = []
+            if let encoder {
+              delivered = encoder.encode(Array(plaintext), hash: digest)
+            } else if deliver {
+              delivered = Array(record)
+            }
             opened.records.append(OpenedRecord(key: key, record: delivered, offset: offset))
           } else {
+            let record = Array(rest[0..<length])
             if checkContent {
               _ = try ChunkRecordFormat.decodeVerified(record, key: key)
             } else {
