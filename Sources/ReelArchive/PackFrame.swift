@@ -62,14 +62,44 @@ enum PackFrame {
       }
       return BuiltPackFrame(plaintext: content, records: placed, contentLength: content.count)
     }
-    content.reserveCapacity(
-      records.reduce(0) { $0 + ChunkRecordFormat.headerSize + plaintextLength(of: $1.record) })
-    for item in records {
-      let plaintext = try ChunkRecordFormat.decodeVerified(item.record, key: item.key)
-      let offset = content.count
-      appendRaw(plaintext, hash: item.record[16..<48], to: &content)
-      placed.append(
-        PlacedRecord(key: item.key, offset: offset, length: content.count - offset, size: plaintext.count))
+    // Every record's checksum first (so the lengths in the headers can be trusted), then
+    // each is decoded straight into its place in the group, hashed there, and the raw
+    // record's checksum computed over those same bytes.
+    let sizes = try records.map { try ChunkRecordFormat.check($0.record, key: $0.key) }
+    let headerSize = ChunkRecordFormat.headerSize
+    let total = sizes.reduce(0) { $0 + headerSize + $1 }
+    content = try [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+      let group = UnsafeMutableRawBufferPointer(buffer)
+      var at = 0
+      for (item, size) in zip(records, sizes) {
+        let plaintext = UnsafeMutableRawBufferPointer(rebasing: group[(at + headerSize)..<(at + headerSize + size)])
+        try item.record.withUnsafeBytes { record in
+          let stored = UnsafeRawBufferPointer(rebasing: record[headerSize...])
+          switch record[4] {
+          case rawEncoding:
+            guard stored.count == size else {
+              throw ReelError(.corrupt, "chunk \(item.key): holds \(stored.count) bytes, header says \(size)")
+            }
+            plaintext.copyMemory(from: stored)
+          case 1:
+            try Zstd.decompress(stored, into: plaintext, what: "chunk \(item.key)")
+          default:
+            throw ReelError(.corrupt, "chunk \(item.key): unknown encoding \(record[4])")
+          }
+          let hash = UnsafeRawBufferPointer(rebasing: record[16..<48])
+          guard SHA256Digest.hash(UnsafeRawBufferPointer(plaintext)).bytes.elementsEqual(hash) else {
+            throw ReelError(
+              .corrupt, "chunk \(item.key): content does not match its SHA-256 name",
+              remedy: "run `reel store check --read-data` to see what it affects")
+          }
+          writeRawHeader(
+            into: UnsafeMutableRawBufferPointer(rebasing: group[at..<(at + headerSize)]), hash: hash,
+            plaintext: UnsafeRawBufferPointer(plaintext))
+        }
+        placed.append(PlacedRecord(key: item.key, offset: at, length: headerSize + size, size: size))
+        at += headerSize + size
+      }
+      count = total
     }
     let compressed = ZstdCompressor(level: 3).compress(content)
     return BuiltPackFrame(plaintext: compressed, records: placed, contentLength: content.count)
@@ -79,6 +109,22 @@ enum PackFrame {
   static func plaintextLength(of record: [UInt8]) -> Int {
     guard record.count >= ChunkRecordFormat.headerSize else { return 0 }
     return record.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian) }
+  }
+
+  /// Writes the 56-byte header of a raw (encoding 0) chunk record for `plaintext`.
+  static func writeRawHeader(
+    into header: UnsafeMutableRawBufferPointer, hash: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer
+  ) {
+    precondition(header.count == ChunkRecordFormat.headerSize && hash.count == 32)
+    header.copyBytes(from: Array("RCH1".utf8) + [rawEncoding, 0, 0, 0])
+    header.storeBytes(of: UInt32(plaintext.count).littleEndian, toByteOffset: 8, as: UInt32.self)
+    header.storeBytes(of: UInt32(plaintext.count).littleEndian, toByteOffset: 12, as: UInt32.self)
+    UnsafeMutableRawBufferPointer(rebasing: header[16..<48]).copyMemory(from: hash)
+    var crc = CRC32C()
+    crc.update(UnsafeRawBufferPointer(rebasing: header[0..<48]))
+    crc.update(plaintext)
+    header.storeBytes(of: crc.value.littleEndian, toByteOffset: 48, as: UInt32.self)
+    header.storeBytes(of: UInt32(0), toByteOffset: 52, as: UInt32.self)
   }
 
   /// Appends a raw (encoding 0) chunk record: the store's record layout, stored bytes =

@@ -42,6 +42,21 @@ public enum Zstd {
     return Int(size)
   }
 
+  /// Decompresses one frame into `output`, which it must fill exactly; `what` names the
+  /// data in errors.
+  public static func decompress(
+    _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, what: String
+  ) throws {
+    let written = ZSTD_decompress(output.baseAddress, output.count, input.baseAddress, input.count)
+    if ZSTD_isError(written) != 0 {
+      throw ReelError(
+        .corrupt, "\(what): zstd data is damaged (\(String(cString: ZSTD_getErrorName(written))))")
+    }
+    guard written == output.count else {
+      throw ReelError(.corrupt, "\(what): decompressed to \(written) bytes, expected \(output.count)")
+    }
+  }
+
   /// Decompresses one frame whose content size is recorded in its header and must equal
   /// `expectedSize`; `what` names the data in errors.
   public static func decompress(_ input: [UInt8], expectedSize: Int, what: String) throws -> [UInt8] {

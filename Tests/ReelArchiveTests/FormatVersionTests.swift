@@ -142,4 +142,40 @@ func expectRestoresEverything(_ chain: SealedChain, archives: [String], store na
     #expect(stored[4] == 1 && stored.count < good.count)
     #expect(try ChunkRecordFormat.decodeVerified(stored, key: SHA256Digest.hash(plaintext).hex) == plaintext)
   }
+
+  @Test func aGroupBuiltFromStoreRecordsOpensToTheSameChunks() throws {
+    let encoder = ChunkRecordFormat.Encoder()
+    var rng = SystemRandomNumberGenerator()
+    var records: [StoreRecord] = []
+    for index in 0..<40 {
+      // Compressible, incompressible (stored raw by the store) and empty chunks.
+      let size = [65536, 4096, 0, 1000][index % 4]
+      let plaintext: [UInt8] =
+        index % 4 == 1
+        ? (0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        : (0..<size).map { UInt8(truncatingIfNeeded: $0 / 7 + index) }
+      let hash = SHA256Digest.hash(plaintext)
+      records.append(StoreRecord(key: hash.hex, record: encoder.encode(plaintext, hash: hash)))
+    }
+    let built = try PackFrame.build(records, formatVersion: 2)
+    #expect(built.plaintext.count < built.contentLength)
+    let opened = PackFrame.open(
+      built.plaintext, content: ArchiveFrame.contentGroup, frameNumber: 0, checkContent: true, deliver: true,
+      storeEncode: false)
+    #expect(opened.problems.isEmpty, "\(opened.problems)")
+    #expect(opened.records.map(\.key) == records.map(\.key))
+    #expect(opened.records.map(\.offset) == built.records.map(\.offset))
+    for (record, original) in zip(opened.records, records) {
+      #expect(record.record[4] == 0)
+      #expect(
+        try ChunkRecordFormat.decodeVerified(record.record, key: record.key)
+          == ChunkRecordFormat.decodeVerified(original.record, key: original.key))
+    }
+    // A store record whose content does not match its name stops the seal.
+    let plaintext = [UInt8](repeating: 1, count: 5000)
+    let wrong = StoreRecord(
+      key: SHA256Digest.hash([2]).hex, record: encoder.encode(plaintext, hash: SHA256Digest.hash([2])))
+    let error = #expect(throws: ReelError.self) { try PackFrame.build(records + [wrong], formatVersion: 2) }
+    #expect(error?.message.contains("SHA-256") == true)
+  }
 }
