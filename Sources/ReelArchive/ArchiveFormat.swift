@@ -2,8 +2,8 @@ import Foundation
 import ReelCodec
 import ReelCore
 
-/// Fixed names and parameters of the sealed archive format, version 1
-/// (docs/archive-format.md).
+/// Fixed names and parameters of the sealed archive format, version 2 (reads version 1 too;
+/// docs/archive-format.md).
 public enum ArchiveFormat {
   public static let readmeName = "README.txt"
   public static let manifestName = "manifest.json"
@@ -13,8 +13,19 @@ public enum ArchiveFormat {
   public static let fileSuffix = ".reel.tar"
   /// tar record size: one write per MiB, the block size tape drives are given.
   public static let recordSize = 1 << 20
-  /// A frame's plaintext stops growing once it reaches this many bytes.
+  /// A frame's plaintext stops growing once it reaches this many bytes (index frames, and
+  /// the pack frames of format version 1).
   public static let frameTarget = 1 << 20
+  /// A version 2 pack frame's group of raw chunk records stops growing once it reaches this
+  /// many bytes, then is compressed as one zstd frame. 4 MiB keeps the archive within about
+  /// 1% of one zstd stream while a chunk read decompresses at most one group.
+  public static let groupTarget = 4 << 20
+  /// Readers refuse a group that claims to decompress to more than this.
+  static let groupLimit = 64 << 20
+  /// Pack frames of format version 2 and later: one zstd frame of raw records.
+  static func packContent(formatVersion: Int) -> UInt8 {
+    formatVersion >= 2 ? ArchiveFrame.contentGroup : ArchiveFrame.contentChunks
+  }
   /// Default bound on a pack member, so restoring one range never needs more than one
   /// member read.
   public static let defaultMemberLimit: UInt64 = 4 << 30
@@ -81,12 +92,13 @@ public struct ArchiveKeys: Sendable {
   }
 }
 
-/// A frame: the unit of encryption inside the index and pack members (format version 1).
+/// A frame: the unit of encryption inside the index and pack members (format versions 1 and
+/// 2 share it; version 2 adds content type 3).
 ///
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic `RFR1` |
-/// | 4 | 1 | content: 1 = chunk records, 2 = index bytes |
+/// | 4 | 1 | content: 1 = chunk records (v1), 2 = index bytes, 3 = one zstd frame of raw chunk records (v2) |
 /// | 5 | 3 | reserved = 0 |
 /// | 8 | 4 | plaintext length P (LE) |
 /// | 12 | 4 | member number (LE; 0 = index, packs from 1) |
@@ -101,6 +113,7 @@ public enum ArchiveFrame {
   public static let magic: [UInt8] = Array("RFR1".utf8)
   public static let contentChunks: UInt8 = 1
   public static let contentIndex: UInt8 = 2
+  public static let contentGroup: UInt8 = 3
   static let associatedPrefix: [UInt8] = Array("reel-archive-v1".utf8)
 
   public struct Header: Equatable, Sendable {
@@ -136,7 +149,7 @@ public enum ArchiveFrame {
     let member = Int(u32(12))
     let nonceMember = Int(bytes.loadUnaligned(fromByteOffset: 16, as: UInt32.self).bigEndian)
     let frameNumber = bytes.loadUnaligned(fromByteOffset: 20, as: UInt64.self).bigEndian
-    guard nonceMember == member, bytes[4] == contentChunks || bytes[4] == contentIndex else { return nil }
+    guard nonceMember == member, [contentChunks, contentIndex, contentGroup].contains(bytes[4]) else { return nil }
     return Header(content: bytes[4], plaintextLength: Int(u32(8)), member: member, frameNumber: frameNumber)
   }
 

@@ -22,7 +22,7 @@ public enum ArchiveImporter {
     verifyContent: Bool = true
   ) throws -> ArchiveImportReport {
     let scanner = try ArchiveScanner(
-      source: source, label: label, masterKeys: masterKeys, checkContent: verifyContent)
+      source: source, label: label, masterKeys: masterKeys, checkContent: verifyContent, storeRecords: true)
     try scanner.readHead()
     guard let manifest = scanner.manifest, let index = scanner.index else {
       throw ReelError(.wrongKey, "\(label): a key is needed to import", remedy: "give --key")
@@ -48,7 +48,8 @@ public enum ArchiveImporter {
       startsChain: manifest.contents.base
     ) { window in
       try window.preload(Array(scanner.indexLocations.keys))
-      // The scanner has checked each record's CRC-32C and content hash already.
+      // The scanner has checked each record's CRC-32C (and with verifyContent its content
+      // hash) already; records of version 2 archives arrive re-encoded as the store keeps them.
       try scanner.readBody { key, record in try window.addChunkRecord(record, key: key, verified: true) }
       let result = scanner.result()
       guard result.problems.isEmpty else {

@@ -1,11 +1,11 @@
 import Foundation
 import ReelCore
 
-/// `manifest.json` of a sealed archive, format version 1 (docs/archive-format.md): what the
+/// `manifest.json` of a sealed archive, format version 2 (docs/archive-format.md): what the
 /// archive holds, readable without the key. Authenticated by `manifest.hmac`.
 public struct ArchiveManifest: Codable, Sendable, Equatable {
   public static let formatName = "reel-archive"
-  public static let currentVersion = 1
+  public static let currentVersion = 2
 
   public var format: String
   public var formatVersion: Int

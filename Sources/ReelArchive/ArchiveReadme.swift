@@ -8,6 +8,22 @@ enum ArchiveReadme {
       manifest.bookmarks.isEmpty
       ? "  (none)"
       : manifest.bookmarks.map { "  - \"\($0.label)\" at seq \($0.seq), \($0.time)" }.joined(separator: "\n")
+    let packs =
+      manifest.formatVersion >= 2
+      ? """
+      Each pack frame (content type 3) decrypts to one zstd frame (level 3, content size in
+        its header); decompressed, it is concatenated chunk records. A chunk record is a 56-byte
+        header (magic "RCH1", encoding 0 = raw, 3 zero bytes, plaintext length u32 LE, stored
+        length S u32 LE = the plaintext length, SHA-256 of the plaintext, CRC-32C u32 LE over
+        header bytes 0..47 and the S stored bytes, 4 zero bytes), then the S plaintext bytes.
+        The index's record_offset and record_length are in the decompressed bytes.
+      """
+      : """
+      Decrypted pack frames (content type 1) are concatenated chunk records: 56-byte header
+        (magic "RCH1", encoding 0 raw / 1 zstd, 3 zero bytes, plaintext length u32 LE, stored
+        length S u32 LE, SHA-256 of the plaintext, CRC-32C u32 LE over header bytes 0..47 and
+        the S stored bytes, 4 zero bytes), then S bytes.
+      """
     let members = manifest.members.map { "  \($0.name)  (\($0.size) bytes)" }.joined(separator: "\n")
     return """
       REEL SEALED ARCHIVE — format \(ArchiveManifest.formatName) version \(manifest.formatVersion)
@@ -51,7 +67,7 @@ enum ArchiveReadme {
         manifest MAC = hex HMAC-SHA256(HMAC-SHA256(data key, "reel archive manifest v1"),
         bytes of manifest.json), in manifest.hmac.
         index.sqlite.enc and packs/NNNNNN.pack are sequences of frames. A frame is a 32-byte header
-        (magic "RFR1", content type 1 = chunk records or 2 = index bytes, 3 zero bytes, plaintext
+        (magic "RFR1", content type 2 = index bytes, 1 or 3 = pack frames (below), 3 zero bytes, plaintext
         length u32 LE, member number u32 LE (0 = index, packs from 1), 12-byte nonce = member number
         u32 BE + frame number u64 BE, CRC-32C of header bytes 0..27 u32 LE), then the AES-256-GCM
         ciphertext of the plaintext and the 16-byte tag. Associated data: "reel-archive-v1", the
@@ -59,10 +75,7 @@ enum ArchiveReadme {
         Decrypted index frames, concatenated, are an SQLite database: tables info, record (seq,
         time_ns, kind), bookmark, block_version (block, seq, full, chunk, start, length, base) and
         chunk (hash, member, frame_offset, frame_length, record_offset, record_length, size).
-        Decrypted pack frames are concatenated chunk records: 56-byte header (magic "RCH1",
-        encoding 0 raw / 1 zstd, 3 zero bytes, plaintext length u32 LE, stored length S u32 LE,
-        SHA-256 of the plaintext, CRC-32C u32 LE over header bytes 0..47 and the S stored bytes,
-        4 zero bytes), then S bytes.
+        \(packs)
         Volumes are cut into \(manifest.volume.storeBlockSize)-byte store blocks. To read block b at seq S: take its
         block_version rows with seq <= S; start from the newest with full = 1 (chunk NULL means
         zeros), then lay each later partial row's chunk bytes (or zeros) over start..start+length.

@@ -66,9 +66,18 @@ public enum ArchiveVerifier {
   public static func verify(path: String, masterKeys: [SymmetricKey], label: String? = nil) throws
     -> ArchiveVerification
   {
+    try verify(path: path, masterKeys: masterKeys, label: label, checkContent: true)
+  }
+
+  /// `checkContent` false: chunk records are checked by CRC-32C and name, not re-hashed
+  /// (the seal's read-back of a version 2 archive, whose chunks were hashed on the way in).
+  static func verify(path: String, masterKeys: [SymmetricKey], label: String?, checkContent: Bool) throws
+    -> ArchiveVerification
+  {
     let source = try FileArchiveSource(path: path)
     let scanner = try ArchiveScanner(
-      source: source, label: label ?? (path as NSString).lastPathComponent, masterKeys: masterKeys)
+      source: source, label: label ?? (path as NSString).lastPathComponent, masterKeys: masterKeys,
+      checkContent: checkContent)
     try scanner.readHead()
     try scanner.readBody(onChunk: nil)
     return scanner.result()
@@ -122,7 +131,6 @@ final class ArchiveScanner {
   /// The index's chunk table, read once in `readHead`.
   private(set) var indexLocations: [String: ArchiveChunkLocation] = [:]
   private var cipher: AES256GCM?
-  private var ciphers: [AES256GCM] = []
   private var archiveUUID: UUID?
   private var found: [ArchiveManifest.Member] = []
   private var problems: [ArchiveProblem] = []
@@ -135,11 +143,20 @@ final class ArchiveScanner {
   /// Decompress every chunk and compare its SHA-256 with its name; without it, chunk records
   /// are checked by CRC-32C and name only (their frames are still authenticated by GCM).
   let checkContent: Bool
+  /// Hand raw records of version 2 frames to `onChunk` re-encoded as the store keeps them
+  /// (compressed on the frame workers), not raw.
+  let storeRecords: Bool
+  /// Frames being opened at once, on background threads.
+  static let framesInFlight = 4
 
-  init(source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], checkContent: Bool = true) throws {
+  init(
+    source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], checkContent: Bool = true,
+    storeRecords: Bool = false
+  ) throws {
     self.label = label
     self.masterKeys = masterKeys
     self.checkContent = checkContent
+    self.storeRecords = storeRecords
     hashing = HashingSource(ReadAheadSource(source))
     tar = try TarReader(source: hashing, label: label)
   }
@@ -190,16 +207,16 @@ final class ArchiveScanner {
     guard let probe = try? JSONDecoder().decode(Probe.self, from: Data(bytes)),
       probe.format == ArchiveManifest.formatName
     else { throw corrupt("manifest.json is not a Reel archive manifest") }
-    guard let version = probe.formatVersion, version <= ArchiveManifest.currentVersion else {
+    guard let version = probe.formatVersion, version >= 1, version <= ArchiveManifest.currentVersion else {
       throw ReelError(
         .incompatible,
-        "\(label): archive format version \(probe.formatVersion.map(String.init) ?? "?") is newer than this Reel reads (\(ArchiveManifest.currentVersion))",
+        "\(label): archive format version \(probe.formatVersion.map(String.init) ?? "?") is not one this Reel reads (1 to \(ArchiveManifest.currentVersion))",
         remedy: "use a newer Reel; README.txt in the archive describes the format")
     }
     do {
       return try JSONDecoder().decode(ArchiveManifest.self, from: Data(bytes))
     } catch {
-      throw corrupt("manifest.json does not hold every field of format version 1 (\(error))")
+      throw corrupt("manifest.json does not hold every field of format version \(version) (\(error))")
     }
   }
 
@@ -252,6 +269,7 @@ final class ArchiveScanner {
   /// Walks the packs and SHA256SUMS; `onChunk` gets every verified chunk record.
   func readBody(onChunk: ((String, [UInt8]) throws -> Void)?) throws {
     var packNumber = 1
+    let packContent = ArchiveFormat.packContent(formatVersion: manifest?.formatVersion ?? 1)
     var sumsBytes: [UInt8]?
     while let member = try tar.next() {
       if member.name == ArchiveFormat.checksumsName {
@@ -262,7 +280,7 @@ final class ArchiveScanner {
         throw corrupt(
           "member \"\(member.name)\" found where \(ArchiveFormat.packName(packNumber)) or SHA256SUMS belongs")
       }
-      try readFrames(member, content: ArchiveFrame.contentChunks) { frame, opened in
+      try readFrames(member, content: packContent, deliver: onChunk != nil) { frame, opened in
         try self.accept(
           opened, member: member.name, number: packNumber, frameOffset: frame.memberOffset, onChunk: onChunk)
       }
@@ -296,15 +314,17 @@ final class ArchiveScanner {
   /// A frame after opening: its plaintext (index frames) or its checked chunk records.
   private struct OpenedFrame: Sendable {
     var plaintext: [UInt8] = []
-    var records: [(key: String, record: [UInt8], offset: Int)] = []
+    var records: [OpenedRecord] = []
     var problems: [String] = []
     var authentic = true
   }
 
   /// Streams a framed member, checking each header; with a key, opens the frames (several
-  /// at a time on both cores) and hands each to `body` in order.
+  /// at a time on background threads, while reading goes on) and hands each to `body` in
+  /// order. `deliver`: keep the chunk records' bytes for `body`.
   private func readFrames(
-    _ member: TarReader.Member, content: UInt8, _ body: (SealedFrame, OpenedFrame) throws -> Void
+    _ member: TarReader.Member, content: UInt8, deliver: Bool = false,
+    _ body: (SealedFrame, OpenedFrame) throws -> Void
   ) throws {
     let hasher = SHA256Hasher()
     var buffer: [UInt8] = []
@@ -314,20 +334,18 @@ final class ArchiveScanner {
     var broken = false
     let memberNumber = member.name == ArchiveFormat.indexName ? 0 : ArchiveFormat.packNumber(member.name) ?? -1
     var total: UInt64 = 0
-    var batch: [SealedFrame] = []
-    func openBatch() throws {
-      guard !batch.isEmpty else { return }
-      for (frame, opened) in zip(batch, try open(batch, content: content)) {
-        if !opened.authentic {
-          problem(
-            member.name, frame.memberOffset,
-            "frame \(frame.header.frameNumber) fails its authentication tag (damaged or altered)")
-        }
-        for message in opened.problems { problem(member.name, frame.memberOffset, message) }
-        try body(frame, opened)
+    let work = OrderedWork<(SealedFrame, OpenedFrame)>(window: Self.framesInFlight)
+    func handle(_ done: (SealedFrame, OpenedFrame)) throws {
+      let (frame, opened) = done
+      if !opened.authentic {
+        problem(
+          member.name, frame.memberOffset,
+          "frame \(frame.header.frameNumber) fails its authentication tag (damaged or altered)")
       }
-      batch.removeAll(keepingCapacity: true)
+      for message in opened.problems { problem(member.name, frame.memberOffset, message) }
+      try body(frame, opened)
     }
+    let opener = opener(content: content, deliver: deliver)
     try tar.readData { piece in
       hasher.update(piece)
       total += UInt64(piece.count)
@@ -351,11 +369,10 @@ final class ArchiveScanner {
         guard available >= frameLength else { break }
         if cipher != nil {
           let start = consumed + ArchiveFrame.headerSize
-          batch.append(
-            SealedFrame(
-              header: header, headerBytes: Array(buffer[consumed..<start]),
-              sealed: Array(buffer[start..<(start + header.sealedLength)]), memberOffset: memberOffset))
-          if batch.count == 8 { try openBatch() }
+          let frame = SealedFrame(
+            header: header, headerBytes: Array(buffer[consumed..<start]),
+            sealed: Array(buffer[start..<(start + header.sealedLength)]), memberOffset: memberOffset)
+          if let opener { try work.submit({ (frame, opener(frame)) }, handle: handle) }
         }
         frames += 1
         consumed += frameLength
@@ -367,58 +384,38 @@ final class ArchiveScanner {
         consumed = 0
       }
     }
-    try openBatch()
+    try work.drain(handle)
     if !broken && buffer.count - consumed != 0 {
       problem(member.name, memberOffset, "ends inside a frame (\(buffer.count - consumed) stray bytes)")
     }
     found.append(ArchiveManifest.Member(name: member.name, role: "", size: total, sha256: hasher.finish().hex))
   }
 
-  /// Decrypts frames and checks their chunk records (CRC-32C, and the SHA-256 of the
-  /// decompressed bytes against the name) on both cores.
-  private func open(_ frames: [SealedFrame], content: UInt8) throws -> [OpenedFrame] {
-    guard let keys, let archiveUUID else { return [] }
-    while ciphers.count < 2 { ciphers.append(AES256GCM(key: keys.frameKey)) }
-    let ciphers = self.ciphers
+  /// What opens one frame on a background thread: decrypts it and checks its chunk records
+  /// (CRC-32C, name, and with `checkContent` the SHA-256 of the plaintext); nil without a key.
+  private func opener(content: UInt8, deliver: Bool) -> (@Sendable (SealedFrame) -> OpenedFrame)? {
+    guard let keys, let archiveUUID else { return nil }
+    let frameKey = keys.frameKey
     let checkContent = self.checkContent
-    return parallelMap(frames, workers: 2) { worker, frame in
+    let storeRecords = self.storeRecords
+    return { frame in
       var opened = OpenedFrame()
       do {
         opened.plaintext = try frame.sealed.withUnsafeBytes { (raw) throws(AuthenticationFailure) -> [UInt8] in
           try ArchiveFrame.open(
-            raw, header: frame.header, headerBytes: frame.headerBytes, archiveID: archiveUUID, cipher: ciphers[worker])
+            raw, header: frame.header, headerBytes: frame.headerBytes, archiveID: archiveUUID,
+            cipher: AES256GCM(key: frameKey))
         }
       } catch {
         opened.authentic = false
         return opened
       }
-      guard content == ArchiveFrame.contentChunks else { return opened }
-      opened.plaintext.withUnsafeBytes { plaintext in
-        var offset = 0
-        while offset < plaintext.count {
-          let rest = UnsafeRawBufferPointer(rebasing: plaintext[offset...])
-          guard let length = ChunkRecordFormat.recordLength(rest), length <= rest.count,
-            let key = ChunkRecordFormat.claimedKey(rest)
-          else {
-            opened.problems.append("the frame's plaintext holds a damaged chunk record at byte \(offset)")
-            return
-          }
-          let record = Array(rest[0..<length])
-          do {
-            if checkContent {
-              _ = try ChunkRecordFormat.decodeVerified(record, key: key)
-            } else {
-              try ChunkRecordFormat.check(record, key: key)
-            }
-            opened.records.append((key, record, offset))
-          } catch let error as ReelError {
-            opened.problems.append(error.message)
-          } catch {
-            opened.problems.append("\(error)")
-          }
-          offset += length
-        }
-      }
+      guard content != ArchiveFrame.contentIndex else { return opened }
+      let checked = PackFrame.open(
+        opened.plaintext, content: content, frameNumber: frame.header.frameNumber, checkContent: checkContent,
+        deliver: deliver, storeEncode: storeRecords)
+      opened.records = checked.records
+      opened.problems = checked.problems
       opened.plaintext = []
       return opened
     }
@@ -428,7 +425,7 @@ final class ArchiveScanner {
     _ opened: OpenedFrame, member: String, number: Int, frameOffset: UInt64,
     onChunk: ((String, [UInt8]) throws -> Void)?
   ) throws {
-    for (key, record, offset) in opened.records {
+    for (key, record, offset) in opened.records.map({ ($0.key, $0.record, $0.offset) }) {
       chunks += 1
       foundChunks.insert(key)
       if let location = indexLocations[key],

@@ -15,11 +15,17 @@ public struct SealRequest: Sendable {
   public var memberLimit: UInt64
   /// Start a new chain with a full base even when the last archive could be continued.
   public var newChain: Bool
+  /// The archive format version to write: the current one, or 1 (chunk records as the
+  /// store keeps them) for readers that know only that.
+  public var formatVersion: Int
 
   public init(
     volume: String, until: Point? = nil, outputDirectory: String, masterKeys: [SymmetricKey],
-    memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit, newChain: Bool = false
+    memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit, newChain: Bool = false,
+    formatVersion: Int = ArchiveManifest.currentVersion
   ) {
+    precondition((1...ArchiveManifest.currentVersion).contains(formatVersion))
+    self.formatVersion = formatVersion
     self.volume = volume
     self.until = until
     self.outputDirectory = outputDirectory
@@ -110,7 +116,9 @@ public enum Sealer {
   }
 }
 
-/// Builds one archive: stages the index and packs, then writes the tar.
+/// Builds one archive: stages the index and packs, then writes the tar. Pack frames are
+/// built (store records decoded and hashed, grouped, compressed) on background threads
+/// while the store is read and finished frames are encrypted and written in order.
 final class ArchiveWriter {
   let live: LiveStore
   let descriptor: VolumeDescriptor
@@ -126,8 +134,12 @@ final class ArchiveWriter {
 
   private var packs: [ArchiveManifest.Member] = []
   private var currentPack: StagedMember?
-  private var frame: [UInt8] = []
-  private var frameChunks: [(key: String, offset: Int, length: Int, size: Int)] = []
+  /// Store records waiting to make the next pack frame, and their content bytes.
+  private var group: [StoreRecord] = []
+  private var groupBytes = 0
+  /// Frames being built at once: enough queued work (48 MiB of content) that both cores
+  /// stay busy while the next batch of store records is read.
+  private let frameWork = OrderedWork<Result<BuiltPackFrame, any Error>>(window: 12)
   private var pendingLocations: [(String, ArchiveChunkLocation)] = []
   private var sealedChunks: Set<String> = []
   /// Bytes of data (not zeros) the window's versions put on the volume.
@@ -162,7 +174,8 @@ final class ArchiveWriter {
     try live.versions(of: descriptor, after: fromSeq, through: untilSeq) { page in
       try add(page, base: false, to: index)
     }
-    try flushFrame(index: index)
+    try submitGroup()
+    try frameWork.drain { try place($0.get()) }
     try index.add(versions: [], base: false, chunks: pendingLocations)
     pendingLocations.removeAll()
     if let pack = currentPack { packs.append(pack.finish()) }
@@ -220,8 +233,11 @@ final class ArchiveWriter {
       // Read back from the disk, not from the page cache, before the seal counts.
       posix_fadvise(file.descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
       try? FileManager.default.removeItem(atPath: staging)
+      // Version 2 hashed every chunk's plaintext as it built the frames, in the buffer the
+      // records' CRC-32C was computed from; the read-back proves the written bytes (tags,
+      // CRC-32C of every decompressed record, member digests, index coverage).
       let verification = try ArchiveVerifier.verify(
-        path: partial, masterKeys: request.masterKeys, label: fileName)
+        path: partial, masterKeys: request.masterKeys, label: fileName, checkContent: formatVersion < 2)
       guard verification.problems.isEmpty else {
         throw ReelError(
           .corrupt,
@@ -251,7 +267,8 @@ final class ArchiveWriter {
     }
     var position = 0
     while position < wanted.count {
-      let batch = Array(wanted[position..<min(position + 2048, wanted.count)])
+      // Small batches, so reading the store alternates with handing groups to the workers.
+      let batch = Array(wanted[position..<min(position + 512, wanted.count)])
       let records = try live.chunkRecords(batch)
       for key in batch {
         try append(records[key]!, key: key, index: index)
@@ -262,19 +279,39 @@ final class ArchiveWriter {
     pendingLocations.removeAll()
   }
 
+  var formatVersion: Int { request.formatVersion }
+
   private func append(_ record: [UInt8], key: String, index: ArchiveIndex) throws {
     sealedChunks.insert(key)
-    frameChunks.append(
-      (key, frame.count, record.count, try ChunkRecordFormat.check(record, key: key)))
-    frame += record
+    group.append(StoreRecord(key: key, record: record))
     contents.chunks += 1
-    contents.storedBytes += UInt64(record.count)
-    if frame.count >= ArchiveFormat.frameTarget { try flushFrame(index: index) }
+    if formatVersion < 2 {
+      groupBytes += record.count
+      contents.storedBytes += UInt64(record.count)
+      if groupBytes >= ArchiveFormat.frameTarget { try submitGroup() }
+    } else {
+      groupBytes += ChunkRecordFormat.headerSize + PackFrame.plaintextLength(of: record)
+      if groupBytes >= ArchiveFormat.groupTarget { try submitGroup() }
+    }
   }
 
-  private func flushFrame(index: ArchiveIndex) throws {
-    guard !frame.isEmpty else { return }
-    let frameLength = ArchiveFrame.headerSize + frame.count + AES256GCM.tagSize
+  /// Hands the waiting records to a background worker to become a frame; places frames
+  /// that are done, in order.
+  private func submitGroup() throws {
+    guard !group.isEmpty else { return }
+    let records = group
+    let version = formatVersion
+    group.removeAll(keepingCapacity: true)
+    groupBytes = 0
+    try frameWork.submit({ Result { try PackFrame.build(records, formatVersion: version) } }) {
+      try place($0.get())
+    }
+  }
+
+  /// Encrypts a built frame into the current pack member (starting the next one when the
+  /// member limit would be passed) and notes where its records are.
+  private func place(_ built: BuiltPackFrame) throws {
+    let frameLength = ArchiveFrame.headerSize + built.plaintext.count + AES256GCM.tagSize
     if let pack = currentPack, pack.size + UInt64(frameLength) > request.memberLimit, pack.size > 0 {
       packs.append(pack.finish())
       currentPack = nil
@@ -285,22 +322,22 @@ final class ArchiveWriter {
       currentPack = try StagedMember(name: name, number: number, path: staging + "/" + name)
     }
     let pack = currentPack!
-    let placed = try frame.withUnsafeBytes {
-      try pack.appendFrame($0, content: ArchiveFrame.contentChunks, archiveID: archiveID, cipher: cipher)
+    let placed = try built.plaintext.withUnsafeBytes {
+      try pack.appendFrame(
+        $0, content: ArchiveFormat.packContent(formatVersion: formatVersion), archiveID: archiveID, cipher: cipher)
     }
-    for chunk in frameChunks {
+    for record in built.records {
       pendingLocations.append(
         (
-          chunk.key,
+          record.key,
           ArchiveChunkLocation(
             member: pack.number, frameOffset: placed.offset, frameLength: placed.length,
-            recordOffset: chunk.offset, recordLength: chunk.length, size: chunk.size)
+            recordOffset: record.offset, recordLength: record.length, size: record.size)
         ))
-      contents.chunkBytes += UInt64(chunk.size)
+      contents.chunkBytes += UInt64(record.size)
     }
+    if formatVersion >= 2 { contents.storedBytes += UInt64(built.plaintext.count) }
     contents.frames += 1
-    frame.removeAll(keepingCapacity: true)
-    frameChunks.removeAll(keepingCapacity: true)
   }
 
   private func encryptIndex() throws -> ArchiveManifest.Member {
@@ -323,7 +360,7 @@ final class ArchiveWriter {
     records: [HistoryRecord], bookmarks: [HistoryBookmark], indexMember: ArchiveManifest.Member
   ) throws -> ArchiveManifest {
     return ArchiveManifest(
-      format: ArchiveManifest.formatName, formatVersion: ArchiveManifest.currentVersion, archiveID: archiveIDText,
+      format: ArchiveManifest.formatName, formatVersion: formatVersion, archiveID: archiveIDText,
       parentID: parent?.id, chainID: parent?.chainID ?? archiveIDText,
       chainIndex: parent.map { $0.chainIndex + 1 } ?? 0,
       createdAt: created.rfc3339, writer: "reel \(ReelVersion.current)",
@@ -337,7 +374,9 @@ final class ArchiveWriter {
         bytesWritten: dataBytes),
       bookmarks: bookmarks.map { .init(label: $0.label, seq: $0.seq, time: $0.time.rfc3339) },
       members: [indexMember] + packs,
-      compression: ArchiveManifest.Compression(algorithm: "zstd", level: 3, frameSize: ArchiveFormat.frameTarget),
+      compression: ArchiveManifest.Compression(
+        algorithm: "zstd", level: 3,
+        frameSize: formatVersion < 2 ? ArchiveFormat.frameTarget : ArchiveFormat.groupTarget),
       cipher: ArchiveManifest.Cipher(
         algorithm: "AES-256-GCM",
         nonce: "member number (4 bytes, big-endian) || frame number within the member (8 bytes, big-endian)",

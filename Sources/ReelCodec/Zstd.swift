@@ -16,13 +16,12 @@ public final class ZstdCompressor: @unchecked Sendable {
 
   public func compress(_ input: UnsafeRawBufferPointer) -> [UInt8] {
     let bound = ZSTD_compressBound(input.count)
-    var output = [UInt8](repeating: 0, count: bound)
-    let written = output.withUnsafeMutableBytes { out in
-      ZSTD_compressCCtx(context, out.baseAddress, bound, input.baseAddress, input.count, level)
+    // Not zero-filled first: zstd writes every byte it reports.
+    return [UInt8](unsafeUninitializedCapacity: bound) { out, count in
+      let written = ZSTD_compressCCtx(context, out.baseAddress, bound, input.baseAddress, input.count, level)
+      precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
+      count = written
     }
-    precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
-    output.removeLast(bound - written)
-    return output
   }
 
   public func compress(_ input: [UInt8]) -> [UInt8] {
@@ -43,6 +42,33 @@ public final class ZstdCompressor: @unchecked Sendable {
 public enum Zstd {
   /// The most bytes compressing `count` bytes can produce.
   public static func compressBound(_ count: Int) -> Int { ZSTD_compressBound(count) }
+
+  /// The content size a single zstd frame's header records, when `input` is exactly one
+  /// whole frame that records it; nil otherwise (damaged, several frames, or no size).
+  public static func singleFrameContentSize(_ input: UnsafeRawBufferPointer) -> Int? {
+    guard let base = input.baseAddress, !input.isEmpty else { return nil }
+    let size = ZSTD_getFrameContentSize(base, input.count)
+    // ZSTD_CONTENTSIZE_UNKNOWN and ZSTD_CONTENTSIZE_ERROR are the two largest values.
+    guard size <= UInt64(Int.max) else { return nil }
+    let frameLength = ZSTD_findFrameCompressedSize(base, input.count)
+    guard ZSTD_isError(frameLength) == 0, frameLength == input.count else { return nil }
+    return Int(size)
+  }
+
+  /// Decompresses one frame into `output`, which it must fill exactly; `what` names the
+  /// data in errors.
+  public static func decompress(
+    _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, what: String
+  ) throws {
+    let written = ZSTD_decompress(output.baseAddress, output.count, input.baseAddress, input.count)
+    if ZSTD_isError(written) != 0 {
+      throw ReelError(
+        .corrupt, "\(what): zstd data is damaged (\(String(cString: ZSTD_getErrorName(written))))")
+    }
+    guard written == output.count else {
+      throw ReelError(.corrupt, "\(what): decompressed to \(written) bytes, expected \(output.count)")
+    }
+  }
 
   /// Decompresses one frame whose content size is recorded in its header and must equal
   /// `expectedSize`; `what` names the data in errors.

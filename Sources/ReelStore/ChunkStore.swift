@@ -309,6 +309,14 @@ public enum ChunkRecordFormat {
     return SHA256Digest(bytes: Array(record[16..<48])).hex
   }
 
+  /// Encodes plaintext as the store keeps it (zstd level 3 when that saves at least 1/32,
+  /// raw otherwise). Not for concurrent use: give each thread its own.
+  public struct Encoder: Sendable {
+    let codec = ChunkCodec()
+    public init() {}
+    public func encode(_ plaintext: [UInt8], hash: SHA256Digest) -> [UInt8] { codec.encode(plaintext, hash: hash) }
+  }
+
   /// Total length of the record starting at `record`, from its header; nil when the bytes
   /// are not a record header.
   public static func recordLength(_ record: UnsafeRawBufferPointer) -> Int? {

@@ -30,10 +30,14 @@ final class SealedChain: @unchecked Sendable {
   }
 
   @discardableResult
-  func seal(until: Point? = nil, memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit) throws -> SealedArchive? {
+  func seal(
+    until: Point? = nil, memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit,
+    formatVersion: Int = ArchiveManifest.currentVersion
+  ) throws -> SealedArchive? {
     let outcome = try Sealer.seal(
       SealRequest(
-        volume: fixture.name, until: until, outputDirectory: output, masterKeys: [key], memberLimit: memberLimit),
+        volume: fixture.name, until: until, outputDirectory: output, masterKeys: [key], memberLimit: memberLimit,
+        formatVersion: formatVersion),
       live: fixture.live)
     guard case .sealed(let archive) = outcome else { return nil }
     archives.append(archive.path)

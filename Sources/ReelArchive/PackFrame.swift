@@ -1,0 +1,243 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelStore
+
+/// One chunk record's place in a pack frame's content (docs/archive-format.md).
+struct PlacedRecord: Sendable {
+  var key: String
+  /// Offset and length of the record in the frame's content: the plaintext for format
+  /// version 1, the decompressed zstd frame for version 2.
+  var offset: Int
+  var length: Int
+  /// Plaintext bytes of the chunk.
+  var size: Int
+}
+
+/// A store chunk record on its way into a pack frame.
+struct StoreRecord: Sendable {
+  var key: String
+  var record: [UInt8]
+}
+
+/// A pack frame's plaintext, ready to be encrypted.
+struct BuiltPackFrame: Sendable {
+  var plaintext: [UInt8]
+  var records: [PlacedRecord]
+  /// Bytes of the frame's content (equal to the plaintext for format version 1).
+  var contentLength: Int
+}
+
+/// A chunk record checked after decryption, with the bytes a reader asked for.
+struct OpenedRecord: Sendable {
+  var key: String
+  /// Empty unless records were asked for: for version 1 the record as stored; for
+  /// version 2 a store record re-encoded from the raw one (or the raw one, if not asked to).
+  var record: [UInt8]
+  var offset: Int
+}
+
+/// Builds and opens the contents of pack frames.
+///
+/// - Version 1 (content 1): the plaintext is store chunk records exactly as the live store
+///   keeps them, each compressed on its own.
+/// - Version 2 (content 3): the plaintext is one zstd frame (level 3, content size in its
+///   header) that decompresses to raw (encoding 0) chunk records.
+enum PackFrame {
+  static let rawEncoding: UInt8 = 0
+
+  /// Builds a frame from store records. Version 1 checks each record's CRC-32C and name and
+  /// carries it as it is. Version 2 decodes each one (CRC-32C, decompression, SHA-256 of the
+  /// plaintext against its name), lays it out raw, and compresses the whole group.
+  static func build(_ records: [StoreRecord], formatVersion: Int) throws -> BuiltPackFrame {
+    var placed: [PlacedRecord] = []
+    placed.reserveCapacity(records.count)
+    var content: [UInt8] = []
+    if formatVersion < 2 {
+      content.reserveCapacity(records.reduce(0) { $0 + $1.record.count })
+      for item in records {
+        let size = try ChunkRecordFormat.check(item.record, key: item.key)
+        placed.append(PlacedRecord(key: item.key, offset: content.count, length: item.record.count, size: size))
+        content += item.record
+      }
+      return BuiltPackFrame(plaintext: content, records: placed, contentLength: content.count)
+    }
+    // Every record's checksum first (so the lengths in the headers can be trusted), then
+    // each is decoded straight into its place in the group, hashed there, and the raw
+    // record's checksum computed over those same bytes.
+    let sizes = try records.map { try ChunkRecordFormat.check($0.record, key: $0.key) }
+    let headerSize = ChunkRecordFormat.headerSize
+    let total = sizes.reduce(0) { $0 + headerSize + $1 }
+    content = try [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+      let group = UnsafeMutableRawBufferPointer(buffer)
+      var at = 0
+      for (item, size) in zip(records, sizes) {
+        let plaintext = UnsafeMutableRawBufferPointer(rebasing: group[(at + headerSize)..<(at + headerSize + size)])
+        try item.record.withUnsafeBytes { record in
+          let stored = UnsafeRawBufferPointer(rebasing: record[headerSize...])
+          switch record[4] {
+          case rawEncoding:
+            guard stored.count == size else {
+              throw ReelError(.corrupt, "chunk \(item.key): holds \(stored.count) bytes, header says \(size)")
+            }
+            plaintext.copyMemory(from: stored)
+          case 1:
+            try Zstd.decompress(stored, into: plaintext, what: "chunk \(item.key)")
+          default:
+            throw ReelError(.corrupt, "chunk \(item.key): unknown encoding \(record[4])")
+          }
+          let hash = UnsafeRawBufferPointer(rebasing: record[16..<48])
+          guard SHA256Digest.hash(UnsafeRawBufferPointer(plaintext)).bytes.elementsEqual(hash) else {
+            throw ReelError(
+              .corrupt, "chunk \(item.key): content does not match its SHA-256 name",
+              remedy: "run `reel store check --read-data` to see what it affects")
+          }
+          writeRawHeader(
+            into: UnsafeMutableRawBufferPointer(rebasing: group[at..<(at + headerSize)]), hash: hash,
+            plaintext: UnsafeRawBufferPointer(plaintext))
+        }
+        placed.append(PlacedRecord(key: item.key, offset: at, length: headerSize + size, size: size))
+        at += headerSize + size
+      }
+      count = total
+    }
+    let compressed = ZstdCompressor(level: 3).compress(content)
+    return BuiltPackFrame(plaintext: compressed, records: placed, contentLength: content.count)
+  }
+
+  /// The plaintext length a chunk record's header claims (bytes 8..<12).
+  static func plaintextLength(of record: [UInt8]) -> Int {
+    guard record.count >= ChunkRecordFormat.headerSize else { return 0 }
+    return record.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian) }
+  }
+
+  /// Writes the 56-byte header of a raw (encoding 0) chunk record for `plaintext`.
+  static func writeRawHeader(
+    into header: UnsafeMutableRawBufferPointer, hash: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer
+  ) {
+    precondition(header.count == ChunkRecordFormat.headerSize && hash.count == 32)
+    header.copyBytes(from: Array("RCH1".utf8) + [rawEncoding, 0, 0, 0])
+    header.storeBytes(of: UInt32(plaintext.count).littleEndian, toByteOffset: 8, as: UInt32.self)
+    header.storeBytes(of: UInt32(plaintext.count).littleEndian, toByteOffset: 12, as: UInt32.self)
+    UnsafeMutableRawBufferPointer(rebasing: header[16..<48]).copyMemory(from: hash)
+    var crc = CRC32C()
+    crc.update(UnsafeRawBufferPointer(rebasing: header[0..<48]))
+    crc.update(plaintext)
+    header.storeBytes(of: crc.value.littleEndian, toByteOffset: 48, as: UInt32.self)
+    header.storeBytes(of: UInt32(0), toByteOffset: 52, as: UInt32.self)
+  }
+
+  /// Appends a raw (encoding 0) chunk record: the store's record layout, stored bytes =
+  /// the plaintext, CRC-32C over header bytes 0..<48 and the plaintext.
+  static func appendRaw(_ plaintext: [UInt8], hash: ArraySlice<UInt8>, to content: inout [UInt8]) {
+    precondition(hash.count == 32)
+    var header: [UInt8] = Array("RCH1".utf8) + [rawEncoding, 0, 0, 0]
+    withUnsafeBytes(of: UInt32(plaintext.count).littleEndian) { header += $0 }
+    withUnsafeBytes(of: UInt32(plaintext.count).littleEndian) { header += $0 }
+    header += hash
+    var crc = CRC32C()
+    crc.update(header)
+    crc.update(plaintext)
+    withUnsafeBytes(of: crc.value.littleEndian) { header += $0 }
+    header += [0, 0, 0, 0]
+    content += header
+    content += plaintext
+  }
+
+  /// What opening one frame's plaintext found.
+  struct Opened: Sendable {
+    var records: [OpenedRecord] = []
+    var problems: [String] = []
+  }
+
+  /// Checks the chunk records of a decrypted pack frame: for content 1 the records as they
+  /// are; for content 3 the zstd frame is decompressed first and every record must be raw.
+  /// Each record's CRC-32C and name are checked; with `checkContent` also the SHA-256 of its
+  /// plaintext. `deliver`: keep each record's bytes; `storeEncode`: re-encode raw records
+  /// as the store keeps them (compressed), as rehydration wants them.
+  static func open(
+    _ plaintext: [UInt8], content: UInt8, frameNumber: UInt64, checkContent: Bool, deliver: Bool, storeEncode: Bool
+  ) -> Opened {
+    var opened = Opened()
+    let body: [UInt8]
+    if content == ArchiveFrame.contentGroup {
+      guard
+        let size = plaintext.withUnsafeBytes({ Zstd.singleFrameContentSize($0) }),
+        size <= ArchiveFormat.groupLimit
+      else {
+        opened.problems.append(
+          "frame \(frameNumber) does not hold one whole zstd frame of at most \(ArchiveFormat.groupLimit) bytes")
+        return opened
+      }
+      do {
+        body = try Zstd.decompress(plaintext, expectedSize: size, what: "frame \(frameNumber)")
+      } catch let error as ReelError {
+        opened.problems.append(error.message)
+        return opened
+      } catch {
+        opened.problems.append("frame \(frameNumber): \(error)")
+        return opened
+      }
+    } else {
+      body = plaintext
+    }
+    let raw = content == ArchiveFrame.contentGroup
+    let encoder = raw && deliver && storeEncode ? ChunkRecordFormat.Encoder() : nil
+    body.withUnsafeBytes { bytes in
+      var offset = 0
+      while offset < bytes.count {
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+        guard let length = ChunkRecordFormat.recordLength(rest), length <= rest.count,
+          let key = ChunkRecordFormat.claimedKey(rest)
+        else {
+          opened.problems.append(
+            "frame \(frameNumber) holds a damaged chunk record at byte \(offset) of its \(raw ? "decompressed " : "")content"
+          )
+          return
+        }
+        do {
+          if raw {
+            // Checked in place: verifying alone copies nothing.
+            let record = UnsafeRawBufferPointer(rebasing: rest[0..<length])
+            func u32(_ at: Int) -> UInt32 { record.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian }
+            var crc = CRC32C()
+            crc.update(UnsafeRawBufferPointer(rebasing: record[0..<48]))
+            crc.update(UnsafeRawBufferPointer(rebasing: record[ChunkRecordFormat.headerSize...]))
+            guard crc.value == u32(48) else {
+              throw ReelError(.corrupt, "chunk \(key): stored bytes fail their checksum")
+            }
+            guard record[4] == rawEncoding, Int(u32(8)) == length - ChunkRecordFormat.headerSize else {
+              throw ReelError(.corrupt, "chunk \(key): not a raw record, as format version 2 requires")
+            }
+            let plaintext = UnsafeRawBufferPointer(rebasing: record[ChunkRecordFormat.headerSize...])
+            let digest = SHA256Digest(bytes: Array(record[16..<48]))
+            if checkContent, SHA256Digest.hash(plaintext) != digest {
+              throw ReelError(.corrupt, "chunk \(key): content does not match its SHA-256 name")
+            }
+            var delivered: [UInt8] = []
+            if let encoder {
+              delivered = encoder.encode(Array(plaintext), hash: digest)
+            } else if deliver {
+              delivered = Array(record)
+            }
+            opened.records.append(OpenedRecord(key: key, record: delivered, offset: offset))
+          } else {
+            let record = Array(rest[0..<length])
+            if checkContent {
+              _ = try ChunkRecordFormat.decodeVerified(record, key: key)
+            } else {
+              try ChunkRecordFormat.check(record, key: key)
+            }
+            opened.records.append(OpenedRecord(key: key, record: deliver ? record : [], offset: offset))
+          }
+        } catch let error as ReelError {
+          opened.problems.append(error.message)
+        } catch {
+          opened.problems.append("\(error)")
+        }
+        offset += length
+      }
+    }
+    return opened
+  }
+}
