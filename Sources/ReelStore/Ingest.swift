@@ -17,9 +17,11 @@ public struct IngestReport: Sendable, Equatable {
 }
 
 extension LiveStore {
-  /// Most payload one batch holds before it is committed; bounds memory and the work a
-  /// crash makes ingest redo.
-  static let batchPayloadLimit = 64 << 20
+  /// Most payload one batch goes through before it is committed; bounds the work a crash
+  /// makes ingest redo. Payloads are not kept, so memory does not grow with it; each
+  /// commit drains the encoder and waits for an fsync, so fewer, larger batches keep
+  /// the workers busy.
+  static let batchPayloadLimit = 256 << 20
   static let batchRecordLimit = 20_000
 
   /// Brings the store up to date with the volume's journal (up to `limit`, if given).

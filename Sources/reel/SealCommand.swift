@@ -46,6 +46,11 @@ struct SealCommand: ParsableCommand {
   @Option(help: "Largest pack member (default 4G).") var memberSize: String?
   @Flag(help: "Start a new chain with a full base even when the last archive could be continued.")
   var newChain = false
+  @Flag(
+    help:
+      "Write archive format 2: chunks grouped into 4 MiB zstd frames, ~7% smaller, but sealing and rehydrating compress every byte (slower)."
+  )
+  var compact = false
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
@@ -65,7 +70,7 @@ struct SealCommand: ParsableCommand {
     for name in names {
       let request = SealRequest(
         volume: name, until: until.map(Point.init(parsing:)), outputDirectory: out, masterKeys: keys,
-        memberLimit: limit, newChain: newChain)
+        memberLimit: limit, newChain: newChain, formatVersion: compact ? 2 : SealRequest.defaultFormatVersion)
       switch try Sealer.seal(request, live: live) {
       case .nothingToSeal(let volume, let sealedSeq, let reason):
         reports.append(["volume": volume, "sealed": false, "sealed_seq": sealedSeq, "reason": reason])
