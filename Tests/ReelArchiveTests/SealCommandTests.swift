@@ -63,8 +63,13 @@ func reel(_ arguments: [String], store: String, passphrase: String = "correct ho
 
     let again = try reel(["seal", "disk", "--out", out, "--key", keyPath], store: store)
     #expect(again.status == 0 && again.stdout.contains("nothing sealed"), "\(again.stdout)")
-    let rest = try reel(["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest"], store: store)
+    // The default writes format 1; --compact writes format 2; one chain may hold both.
+    let rest = try reel(
+      ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--compact"], store: store)
     #expect(rest.status == 0 && rest.stdout.contains("sealed seq"), "\(rest.stdout) \(rest.stderr)")
+    #expect(try ArchiveVerifier.readManifest(path: path).formatVersion == 1)
+    let compact = try #require(try archives(in: out).first { $0 != path })
+    #expect(try ArchiveVerifier.readManifest(path: compact).formatVersion == 2)
 
     let inspect = try reel(["inspect", path], store: store)
     #expect(inspect.status == 0)
