@@ -7,7 +7,7 @@
 # journal (then sync).
 #   throughput: bytes journaled / wall time, target ≥ 0.8× the baseline
 # Then a restore from the rehydrated store at the last instant: seconds per GiB.
-# Usage: benchmarks/rehydrate.sh [SIZE]   (SIZE default 1G)
+# Usage: benchmarks/rehydrate.sh [SIZE]   (SIZE default 1G; REEL_SEAL_FLAGS=--compact for archive format 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1G}
@@ -18,7 +18,7 @@ source benchmarks/lib.sh
 
 echo "== setup (not timed): journal, seal, export to vtape, baseline archive"
 journal_real_workload "$work" "$size"
-"$reel" seal data --until latest --out "$work/sealed" >/dev/null
+"$reel" seal data --until latest --out "$work/sealed" ${REEL_SEAL_FLAGS:-} >/dev/null
 archive=$(ls "$work"/sealed/*.reel.tar)
 archive_bytes=$(stat -c %s "$archive")
 mkdir -p "$work/vtl"

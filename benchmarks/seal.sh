@@ -8,7 +8,7 @@
 #   size:       baseline output / archive size, target ≥ 0.95 (archive ≤ 1.05× baseline)
 # The live store is brought up to date first (`reel serve` does that continuously); that
 # ingest is timed and reported on its own.
-# Usage: benchmarks/seal.sh [SIZE]   (SIZE default 1G)
+# Usage: benchmarks/seal.sh [SIZE]   (SIZE default 1G; REEL_SEAL_FLAGS=--compact measures archive format 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1G}
@@ -29,7 +29,7 @@ echo "ingest (done continuously by reel serve): $ingest_seconds s"
 
 drop_caches
 start=$(now)
-"$reel" seal data --until latest --out "$work/sealed" >"$work/seal.out"
+"$reel" seal data --until latest --out "$work/sealed" ${REEL_SEAL_FLAGS:-} >"$work/seal.out"
 end=$(now)
 seal_mbps=$(mbps "$journaled" "$start" "$end")
 seal_seconds=$(seconds "$start" "$end")
