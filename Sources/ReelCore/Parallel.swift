@@ -45,11 +45,15 @@ public final class ReadAhead<Element: Sendable>: @unchecked Sendable {
           item = .failure(error)
         }
         let stop: Bool = condition.withLock {
-          if let item { ready.append(item) }
-          if item == nil || cancelled { finished = true }
-          if case .failure = item { finished = true }
+          switch item {
+          case .success(let element): ready.append(.success(element))
+          case .failure(let error):
+            ready.append(.failure(error))
+            finished = true
+          case nil: finished = true
+          }
           condition.broadcast()
-          while !finished && ready.count >= depth && !cancelled { condition.wait() }
+          while !finished && !cancelled && ready.count >= depth { condition.wait() }
           if cancelled { finished = true }
           return finished
         }
@@ -60,7 +64,8 @@ public final class ReadAhead<Element: Sendable>: @unchecked Sendable {
     thread.start()
   }
 
-  deinit { cancel() }
+  // No deinit: the producing thread holds the object until it stops, so stopping early
+  // is the consumer's `cancel()`.
 
   public func next() throws -> Element? {
     try condition.withLock {

@@ -19,8 +19,8 @@ final class ChunkEncoder: @unchecked Sendable {
   private let condition = NSCondition()
   private var queue: [(ticket: Int, content: ArraySlice<UInt8>)] = []
   private var queueHead = 0
-  private var finished: [Int: EncodedChunk] = [:]
-  private var sizes: [Int: Int] = [:]
+  /// Results by ticket, with the size of the content they came from.
+  private var finished: [Int: (result: EncodedChunk, size: Int)] = [:]
   private var nextTicket = 0
   private var nextToTake = 0
   private var running = 0
@@ -43,24 +43,15 @@ final class ChunkEncoder: @unchecked Sendable {
     }
   }
 
-  /// Queues `content` (a store block or part of one) and returns its ticket.
-  func submit(_ content: ArraySlice<UInt8>) -> Int {
+  /// Queues `content` (a store block or part of one); its result comes back from
+  /// `takeReady` after those of everything submitted before it.
+  func submit(_ content: ArraySlice<UInt8>) {
     condition.lock()
     defer { condition.unlock() }
-    let ticket = nextTicket
+    queue.append((nextTicket, content))
     nextTicket += 1
-    queue.append((ticket, content))
-    sizes[ticket] = content.count
     bytesInFlight += content.count
     condition.signal()
-    return ticket
-  }
-
-  /// True when nothing submitted is waiting to be taken.
-  var idle: Bool {
-    condition.lock()
-    defer { condition.unlock() }
-    return nextToTake == nextTicket
   }
 
   /// The oldest results not yet taken, in order: waits for the first, then takes those
@@ -70,9 +61,9 @@ final class ChunkEncoder: @unchecked Sendable {
     defer { condition.unlock() }
     while finished[nextToTake] == nil { condition.wait() }
     var results: [EncodedChunk] = []
-    while results.count < limit, let result = finished.removeValue(forKey: nextToTake) {
-      results.append(result)
-      bytesInFlight -= sizes.removeValue(forKey: nextToTake) ?? 0
+    while results.count < limit, let done = finished.removeValue(forKey: nextToTake) {
+      results.append(done.result)
+      bytesInFlight -= done.size
       nextToTake += 1
     }
     return results
@@ -117,7 +108,7 @@ final class ChunkEncoder: @unchecked Sendable {
       condition.unlock()
       let result = encode(job.content, codec: codec)
       condition.lock()
-      finished[job.ticket] = result
+      finished[job.ticket] = (result, job.content.count)
       condition.broadcast()
       condition.unlock()
     }

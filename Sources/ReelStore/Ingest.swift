@@ -222,7 +222,7 @@ struct IngestBatch {
     versions.append(version)
     guard let content else { return }
     awaiting.append(versions.count - 1)
-    _ = encoder.submit(content)
+    encoder.submit(content)
     while encoder.bytesInFlight > Self.encoderBytesLimit { try resolveReady() }
   }
 
