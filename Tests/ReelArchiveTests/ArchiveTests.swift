@@ -43,6 +43,26 @@ final class SealedChain: @unchecked Sendable {
     archives.append(archive.path)
     return archive
   }
+
+  /// `live` (restored from this chain's archives) reads every bookmark as the fixture's
+  /// model, and every `step`th seq up to `last` as the fixture's own store.
+  func expectSameHistory(in live: LiveStore, through last: Seq, every step: Int) throws {
+    for (label, seq) in fixture.bookmarks {
+      let view = try VolumeView(live: live, volume: fixture.name, at: .bookmark(label))
+      #expect(view.resolved.seq == seq)
+      #expect(
+        difference(try view.read(offset: 0, length: Int(view.size)), fixture.snapshots[seq]) == nil, "bookmark \(label)"
+      )
+    }
+    for seq in stride(from: Seq(0), through: last, by: step) {
+      let restored = try VolumeView(live: live, volume: fixture.name, at: .seq(seq))
+      let original = try VolumeView(live: fixture.live, volume: fixture.name, at: .seq(seq))
+      #expect(
+        difference(
+          try restored.read(offset: 0, length: Int(restored.size)),
+          try original.read(offset: 0, length: Int(original.size))) == nil, "seq \(seq)")
+    }
+  }
 }
 
 func run(_ arguments: [String], in directory: String? = nil) throws -> (status: Int32, output: String) {
@@ -89,22 +109,8 @@ func run(_ arguments: [String], in directory: String? = nil) throws -> (status: 
     // Importing again changes nothing.
     #expect(!(try ArchiveImporter.importArchive(path: chain.archives[1], masterKeys: [chain.key], into: live)).imported)
 
-    for (label, seq) in chain.fixture.bookmarks {
-      let view = try VolumeView(live: live, volume: chain.fixture.name, at: .bookmark(label))
-      #expect(view.resolved.seq == seq)
-      let image = try view.read(offset: 0, length: Int(view.size))
-      #expect(difference(image, chain.fixture.snapshots[seq]) == nil, "bookmark \(label)")
-    }
-    // Every seq of the history: compare against the original store's view.
-    let last = second.manifest.range.untilSeq
-    for seq in stride(from: Seq(0), through: last, by: 13) {
-      let restored = try VolumeView(live: live, volume: chain.fixture.name, at: .seq(seq))
-      let original = try VolumeView(live: chain.fixture.live, volume: chain.fixture.name, at: .seq(seq))
-      #expect(
-        difference(
-          try restored.read(offset: 0, length: Int(restored.size)),
-          try original.read(offset: 0, length: Int(original.size))) == nil, "seq \(seq)")
-    }
+    // Every bookmark, and every 13th seq of the history against the original store's view.
+    try chain.expectSameHistory(in: live, through: second.manifest.range.untilSeq, every: 13)
     // Instants resolve the same way as in the original store.
     for (seq, time) in chain.fixture.times where seq % 11 == 0 {
       let restored = try VolumeView(live: live, volume: chain.fixture.name, at: .time(time))

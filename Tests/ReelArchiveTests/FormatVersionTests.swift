@@ -31,20 +31,7 @@ func expectRestoresEverything(_ chain: SealedChain, archives: [String], store na
   for path in archives {
     #expect(try ArchiveImporter.importArchive(path: path, masterKeys: [chain.key], into: live).imported)
   }
-  for (label, seq) in chain.fixture.bookmarks {
-    let view = try VolumeView(live: live, volume: chain.fixture.name, at: .bookmark(label))
-    #expect(view.resolved.seq == seq)
-    #expect(difference(try view.read(offset: 0, length: Int(view.size)), chain.fixture.snapshots[seq]) == nil)
-  }
-  let last = chain.fixture.bookmarks.values.max() ?? 0
-  for seq in stride(from: Seq(0), through: last, by: 7) {
-    let restored = try VolumeView(live: live, volume: chain.fixture.name, at: .seq(seq))
-    let original = try VolumeView(live: chain.fixture.live, volume: chain.fixture.name, at: .seq(seq))
-    #expect(
-      difference(
-        try restored.read(offset: 0, length: Int(restored.size)),
-        try original.read(offset: 0, length: Int(original.size))) == nil, "seq \(seq)")
-  }
+  try chain.expectSameHistory(in: live, through: chain.fixture.bookmarks.values.max() ?? 0, every: 7)
 }
 
 @Suite struct FormatVersionTests {
