@@ -15,14 +15,7 @@ work=$PWD/.bench-work/store-$$
 mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
 
-swift build -c release --product reel >/dev/null
-swift build -c release --product reel-bench >/dev/null
-bin=$(swift build -c release --show-bin-path)
-reel=$bin/reel
-bench=$bin/reel-bench
-drop_caches() { sync; if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
-now() { date +%s.%N; }
-mbps() { awk -v b="$1" -v a="$2" -v c="$3" 'BEGIN { printf "%.1f", b / (c - a) / 1e6 }'; }
+source benchmarks/lib.sh
 
 echo "== real data: the first $size of a tar of /usr"
 tar -cf - /usr/share /usr/lib /usr/bin 2>/dev/null | head -c "$bytes" >"$work/source.img" || true
