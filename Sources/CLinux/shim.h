@@ -20,6 +20,9 @@ static inline long long reel_copy_file_range(int from, long long fromOffset, int
   return (long long)copy_file_range(from, &in, to, &out, length, 0);
 }
 
+/// O_DIRECT, which Glibc only defines under _GNU_SOURCE.
+static inline int reel_o_direct(void) { return O_DIRECT; }
+
 /// Starts writing the dirty pages of a file range to disk without waiting for them.
 static inline int reel_start_writeback(int fd, long long offset, long long length) {
   return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE);

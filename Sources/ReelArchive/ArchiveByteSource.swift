@@ -24,3 +24,17 @@ public struct FileArchiveSource: ArchiveByteSource {
     return count
   }
 }
+
+/// An archive file read from its start with direct I/O: what the disk holds, not what the
+/// page cache remembers (the seal's read-back).
+struct DirectArchiveSource: ArchiveByteSource {
+  private let reader: DirectFileReader
+
+  init(path: String) throws {
+    reader = try DirectFileReader(path: path)
+  }
+
+  func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    try reader.read(into: buffer)
+  }
+}

@@ -17,9 +17,10 @@ public enum ArchiveFormat {
   /// the pack frames of format version 1).
   public static let frameTarget = 1 << 20
   /// A version 2 pack frame's group of raw chunk records stops growing once it reaches this
-  /// many bytes, then is compressed as one zstd frame. 4 MiB keeps the archive within about
-  /// 1% of one zstd stream while a chunk read decompresses at most one group.
-  public static let groupTarget = 4 << 20
+  /// many bytes, then is compressed as one zstd frame. 8 MiB, with a window as large, makes
+  /// the archive as small as one zstd -3 stream of the same data while a chunk read
+  /// decompresses at most one group.
+  public static let groupTarget = 8 << 20
   /// Readers refuse a group that claims to decompress to more than this.
   static let groupLimit = 64 << 20
   /// Pack frames of format version 2 and later: one zstd frame of raw records.

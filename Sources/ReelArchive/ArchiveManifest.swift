@@ -68,6 +68,8 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     public var algorithm: String
     public var level: Int
     public var frameSize: Int
+    /// log2 of the largest match distance a decoder needs (format version 2; absent in 1).
+    public var windowLog: Int?
   }
 
   public struct Cipher: Codable, Sendable, Equatable {

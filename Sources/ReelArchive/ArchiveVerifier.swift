@@ -66,28 +66,28 @@ public enum ArchiveVerifier {
   public static func verify(path: String, masterKeys: [SymmetricKey], label: String? = nil) throws
     -> ArchiveVerification
   {
-    try verify(path: path, masterKeys: masterKeys, label: label, checkContent: true)
-  }
-
-  /// `checkContent` false: chunk records are checked by CRC-32C and name, not re-hashed
-  /// (the seal's read-back of a version 2 archive, whose chunks were hashed on the way in).
-  static func verify(path: String, masterKeys: [SymmetricKey], label: String?, checkContent: Bool) throws
-    -> ArchiveVerification
-  {
-    let source = try FileArchiveSource(path: path)
-    let scanner = try ArchiveScanner(
-      source: source, label: label ?? (path as NSString).lastPathComponent, masterKeys: masterKeys,
-      checkContent: checkContent)
-    try scanner.readHead()
-    try scanner.readBody(onChunk: nil)
-    return scanner.result()
+    try verify(
+      source: try FileArchiveSource(path: path), masterKeys: masterKeys,
+      label: label ?? (path as NSString).lastPathComponent)
   }
 
   /// Every check on a stream (an archive read back from media).
   public static func verify(source: any ArchiveByteSource, masterKeys: [SymmetricKey], label: String) throws
     -> ArchiveVerification
   {
-    let scanner = try ArchiveScanner(source: source, label: label, masterKeys: masterKeys)
+    try scan(ArchiveScanner(source: source, label: label, masterKeys: masterKeys))
+  }
+
+  /// Every check on the tar stream as it is written (the seal's verification, before the
+  /// bytes on disk are compared with it): `pipe` gets every byte the writer produces.
+  static func verify(written pipe: ArchiveBytePipe, masterKeys: [SymmetricKey], label: String) throws
+    -> ArchiveVerification
+  {
+    defer { pipe.abandon() }
+    return try scan(ArchiveScanner(source: pipe, label: label, masterKeys: masterKeys, readAhead: false))
+  }
+
+  private static func scan(_ scanner: ArchiveScanner) throws -> ArchiveVerification {
     try scanner.readHead()
     try scanner.readBody(onChunk: nil)
     return scanner.result()
@@ -149,15 +149,16 @@ final class ArchiveScanner {
   /// Frames being opened at once, on background threads.
   static let framesInFlight = 4
 
+  /// `readAhead` false: the source already arrives from another thread.
   init(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], checkContent: Bool = true,
-    storeRecords: Bool = false
+    storeRecords: Bool = false, readAhead: Bool = true
   ) throws {
     self.label = label
     self.masterKeys = masterKeys
     self.checkContent = checkContent
     self.storeRecords = storeRecords
-    hashing = HashingSource(ReadAheadSource(source))
+    hashing = HashingSource(readAhead ? ReadAheadSource(source) : source)
     tar = try TarReader(source: hashing, label: label)
   }
 

@@ -1,56 +1,51 @@
 import Foundation
 import ReelCore
 
-/// Reads an archive source ahead on its own thread, so the disk or tape keeps streaming
-/// while frames are decrypted and checked (a bounded number of 1 MiB pieces in flight).
-final class ReadAheadSource: ArchiveByteSource, @unchecked Sendable {
+/// Bytes handed from one thread to a reader on another, a bounded number of pieces at a
+/// time: the reader sees them as an archive stream.
+final class ArchiveBytePipe: ArchiveByteSource, @unchecked Sendable {
   private let condition = NSCondition()
   private var pieces: [[UInt8]] = []
   private var current: [UInt8] = []
   private var position = 0
   private var finished = false
-  private var failure: Error?
-  private var stopped = false
+  private var failure: (any Error)?
+  private var abandoned = false
   private let depth: Int
 
-  init(_ source: any ArchiveByteSource, depth: Int = 16) {
+  init(depth: Int = 16) {
     self.depth = depth
-    nonisolated(unsafe) var inner = source
-    let thread = Thread { [self] in
-      let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
-      defer { buffer.deallocate() }
-      while true {
-        let piece: [UInt8]
-        do {
-          let count = try inner.read(into: buffer)
-          piece = Array(buffer[0..<count])
-        } catch {
-          condition.withLock {
-            failure = error
-            finished = true
-            condition.broadcast()
-          }
-          return
-        }
-        let done: Bool = condition.withLock {
-          while pieces.count >= depth && !stopped { condition.wait() }
-          if piece.isEmpty || stopped {
-            finished = true
-          } else {
-            pieces.append(piece)
-          }
-          condition.broadcast()
-          return finished
-        }
-        if done { return }
-      }
-    }
-    thread.start()
   }
 
-  deinit {
+  /// Queues a copy of `bytes`, waiting while `depth` pieces are queued. Returns false once
+  /// the reader has stopped reading.
+  @discardableResult
+  func push(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    guard !bytes.isEmpty else { return true }
+    let piece = Array(bytes)
+    return condition.withLock {
+      while pieces.count >= depth && !abandoned { condition.wait() }
+      guard !abandoned else { return false }
+      pieces.append(piece)
+      condition.broadcast()
+      return true
+    }
+  }
+
+  /// The end of the stream, or (with `failure`) the error the reader gets after the queued
+  /// pieces.
+  func close(failure: (any Error)? = nil) {
     condition.withLock {
-      stopped = true
+      finished = true
+      self.failure = failure
+      condition.broadcast()
+    }
+  }
+
+  /// The reader is done: pushes stop waiting and are dropped.
+  func abandon() {
+    condition.withLock {
+      abandoned = true
       condition.broadcast()
     }
   }
@@ -77,5 +72,37 @@ final class ReadAheadSource: ArchiveByteSource, @unchecked Sendable {
     }
     position += count
     return count
+  }
+}
+
+/// Reads an archive source ahead on its own thread, so the disk or tape keeps streaming
+/// while frames are decrypted and checked (a bounded number of 1 MiB pieces in flight).
+final class ReadAheadSource: ArchiveByteSource, @unchecked Sendable {
+  private let pipe: ArchiveBytePipe
+
+  init(_ source: any ArchiveByteSource, depth: Int = 16) {
+    let pipe = ArchiveBytePipe(depth: depth)
+    self.pipe = pipe
+    nonisolated(unsafe) var inner = source
+    let thread = Thread {
+      let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
+      defer { buffer.deallocate() }
+      do {
+        while true {
+          let count = try inner.read(into: buffer)
+          guard count > 0, pipe.push(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) else { break }
+        }
+        pipe.close()
+      } catch {
+        pipe.close(failure: error)
+      }
+    }
+    thread.start()
+  }
+
+  deinit { pipe.abandon() }
+
+  func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    try pipe.read(into: buffer)
   }
 }

@@ -140,9 +140,11 @@ final class ArchiveWriter {
   /// Store records waiting to make the next pack frame, and their content bytes.
   private var group: [StoreRecord] = []
   private var groupBytes = 0
-  /// Frames being built at once: enough queued work (48 MiB of content) that both cores
-  /// stay busy while the next batch of store records is read.
-  private let frameWork = OrderedWork<Result<BuiltPackFrame, any Error>>(window: 12)
+  /// Frames being built at once: enough queued work (12 MiB of records to check for
+  /// version 1, 48 MiB to compress for version 2) that both cores stay busy while the next
+  /// batch of store records is read.
+  private lazy var frameWork = OrderedWork<Result<BuiltPackFrame, any Error>>(
+    window: formatVersion < 2 ? 12 : (48 << 20) / ArchiveFormat.groupTarget)
   private var pendingLocations: [(String, ArchiveChunkLocation)] = []
   private var sealedChunks: Set<String> = []
   /// Bytes of data (not zeros) the window's versions put on the volume.
@@ -181,7 +183,7 @@ final class ArchiveWriter {
     try frameWork.drain { try place($0.get()) }
     try index.add(versions: [], base: false, chunks: pendingLocations)
     pendingLocations.removeAll()
-    if let pack = currentPack { packs.append(pack.finish()) }
+    if let pack = currentPack { packs.append(try pack.finish()) }
     let records = try live.records(of: descriptor, after: fromSeq, through: untilSeq)
     let bookmarks = try live.bookmarks(of: descriptor, after: fromSeq, through: untilSeq)
     try index.add(records: records, bookmarks: bookmarks)
@@ -220,34 +222,50 @@ final class ArchiveWriter {
     }
     let partial = request.outputDirectory + "/." + fileName + ".partial"
     do {
-      let file = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o444)
-      let tar = try TarWriter(descriptor: file.descriptor, path: partial)
-      try tar.addFile(name: ArchiveFormat.readmeName, bytes: readme, modified: created)
-      try tar.addFile(name: ArchiveFormat.manifestName, bytes: manifestBytes, modified: created)
-      try tar.addFile(name: ArchiveFormat.manifestMACName, bytes: mac, modified: created)
-      for member in [indexMember] + packs {
-        try tar.addFile(name: member.name, size: member.size, modified: created) { write in
-          try copyStaged(staging + "/" + member.name, size: member.size, into: write)
-        }
+      let output = try DirectFileWriter(creating: partial, mode: 0o444)
+      // Every check with the key runs on the tar stream while it is written (frame tags,
+      // every chunk's CRC-32C and SHA-256, member digests, manifest, index coverage); then
+      // the file is read back from the disk and must be exactly that stream (size and
+      // SHA-256).
+      let written = ArchiveBytePipe()
+      let masterKeys = request.masterKeys
+      let verifying = BackgroundTask {
+        try ArchiveVerifier.verify(written: written, masterKeys: masterKeys, label: fileName)
       }
-      try tar.addFile(name: ArchiveFormat.checksumsName, bytes: checksums, modified: created)
-      try tar.close()
-      try file.sync()
-      // Read back from the disk, not from the page cache, before the seal counts.
-      posix_fadvise(file.descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
-      try? FileManager.default.removeItem(atPath: staging)
-      // Version 2 hashed every chunk's plaintext as it built the frames, in the buffer the
-      // records' CRC-32C was computed from; the read-back proves the written bytes (tags,
-      // CRC-32C of every decompressed record, member digests, index coverage).
-      let verification = try ArchiveVerifier.verify(
-        path: partial, masterKeys: request.masterKeys, label: fileName, checkContent: formatVersion < 2)
+      do {
+        let tar = try TarWriter(writer: output, copy: written)
+        try tar.addFile(name: ArchiveFormat.readmeName, bytes: readme, modified: created)
+        try tar.addFile(name: ArchiveFormat.manifestName, bytes: manifestBytes, modified: created)
+        try tar.addFile(name: ArchiveFormat.manifestMACName, bytes: mac, modified: created)
+        for member in [indexMember] + packs {
+          try tar.addFile(name: member.name, size: member.size, modified: created) { write in
+            try copyStaged(staging + "/" + member.name, size: member.size, into: write)
+          }
+        }
+        try tar.addFile(name: ArchiveFormat.checksumsName, bytes: checksums, modified: created)
+        try tar.close()
+        try output.finish()
+        written.close()
+      } catch {
+        written.close(failure: error)
+        _ = try? verifying.value()
+        throw error
+      }
+      let stagingRemoved = BackgroundTask { [staging] in try? FileManager.default.removeItem(atPath: staging) }
+      defer { try? stagingRemoved.value() }
+      let verification = try verifying.value()
+      try output.file.sync()
       guard verification.problems.isEmpty else {
         throw ReelError(
           .corrupt,
-          "\(fileName) failed its read-back verification: \(verification.problems.map(\.description).joined(separator: "; "))",
+          "\(fileName) failed its verification: \(verification.problems.map(\.description).joined(separator: "; "))",
           remedy: "nothing was sealed; check the disk and the store (`reel store check --read-data`), then seal again"
         )
       }
+      // From the disk, not the page cache (direct reads, or the cached pages dropped where
+      // the file system has no direct I/O).
+      if !output.direct { posix_fadvise(output.file.descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
+      try readBack(partial, label: fileName, matches: verification.structure)
       try Durable.rename(partial, to: finalPath)
       return SealedArchive(
         path: finalPath, manifest: finalManifest, size: verification.structure.totalBytes,
@@ -255,6 +273,28 @@ final class ArchiveWriter {
     } catch {
       unlink(partial)
       throw error
+    }
+  }
+
+  /// Reads the archive back and requires exactly the verified stream's bytes.
+  private func readBack(_ path: String, label: String, matches written: ArchiveStructureReport) throws {
+    let reader = ReadAheadSource(try DirectArchiveSource(path: path))
+    let hasher = SHA256Hasher()
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: DirectIO.blockSize, alignment: 16)
+    defer { buffer.deallocate() }
+    var total: UInt64 = 0
+    while true {
+      let count = try reader.read(into: buffer)
+      guard count > 0 else { break }
+      hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+      total += UInt64(count)
+    }
+    let digest = hasher.finish().hex
+    guard total == written.totalBytes, digest == written.sha256 else {
+      throw ReelError(
+        .corrupt,
+        "\(label): read back from the disk, it is not what was written and verified (\(total) bytes with SHA-256 \(digest); written: \(written.totalBytes) bytes with SHA-256 \(written.sha256))",
+        remedy: "nothing was sealed; check the disk (`dmesg`, SMART), then seal again")
     }
   }
 
@@ -316,7 +356,7 @@ final class ArchiveWriter {
   private func place(_ built: BuiltPackFrame) throws {
     let frameLength = ArchiveFrame.headerSize + built.plaintext.count + AES256GCM.tagSize
     if let pack = currentPack, pack.size + UInt64(frameLength) > request.memberLimit, pack.size > 0 {
-      packs.append(pack.finish())
+      packs.append(try pack.finish())
       currentPack = nil
     }
     if currentPack == nil {
@@ -356,7 +396,7 @@ final class ArchiveWriter {
       }
       offset += UInt64(piece.count)
     }
-    return member.finish()
+    return try member.finish()
   }
 
   private func makeManifest(
@@ -378,8 +418,9 @@ final class ArchiveWriter {
       bookmarks: bookmarks.map { .init(label: $0.label, seq: $0.seq, time: $0.time.rfc3339) },
       members: [indexMember] + packs,
       compression: ArchiveManifest.Compression(
-        algorithm: "zstd", level: request.formatVersion >= 2 ? Int(PackFrame.groupCompressionLevel) : 3,
-        frameSize: formatVersion < 2 ? ArchiveFormat.frameTarget : ArchiveFormat.groupTarget),
+        algorithm: "zstd", level: formatVersion >= 2 ? Int(PackFrame.groupCompressionLevel) : 3,
+        frameSize: formatVersion < 2 ? ArchiveFormat.frameTarget : ArchiveFormat.groupTarget,
+        windowLog: formatVersion >= 2 ? Int(PackFrame.groupWindowLog) : nil),
       cipher: ArchiveManifest.Cipher(
         algorithm: "AES-256-GCM",
         nonce: "member number (4 bytes, big-endian) || frame number within the member (8 bytes, big-endian)",

@@ -1,6 +1,7 @@
 import CArchive
 import Foundation
 import ReelCore
+import ReelJournal
 
 /// `S_IFREG`: tar members Reel writes and accepts are regular files only.
 let regularFileType: UInt32 = 0o100000
@@ -11,25 +12,57 @@ final class TarWriter {
   private let archive: OpaquePointer
   private let path: String
   private var closed = false
+  /// Where libarchive's records go, and the first error writing them.
+  private final class Sink {
+    let writer: DirectFileWriter
+    let copy: ArchiveBytePipe?
+    var error: (any Error)?
+    init(writer: DirectFileWriter, copy: ArchiveBytePipe?) {
+      self.writer = writer
+      self.copy = copy
+    }
+  }
+  private let sink: Sink
+  private let unmanagedSink: Unmanaged<Sink>
 
-  init(descriptor: Int32, path: String) throws {
-    guard let archive = archive_write_new() else { throw ReelError(.io, "libarchive could not start \(path)") }
+  /// `copy` also gets every byte written (for a verifier on another thread).
+  init(writer: DirectFileWriter, copy: ArchiveBytePipe? = nil) throws {
+    guard let archive = archive_write_new() else {
+      throw ReelError(.io, "libarchive could not start \(writer.path)")
+    }
     self.archive = archive
-    self.path = path
+    self.path = writer.path
+    sink = Sink(writer: writer, copy: copy)
+    unmanagedSink = Unmanaged.passRetained(sink)
     guard archive_write_set_format_pax(archive) == ARCHIVE_OK,
       archive_write_set_bytes_per_block(archive, Int32(ArchiveFormat.recordSize)) == ARCHIVE_OK,
       // libarchive would not pad the last record of a regular file; tape wants it whole.
       archive_write_set_bytes_in_last_block(archive, Int32(ArchiveFormat.recordSize)) == ARCHIVE_OK,
-      archive_write_open_fd(archive, descriptor) == ARCHIVE_OK
+      archive_write_open(
+        archive, unmanagedSink.toOpaque(), nil,
+        { _, context, buffer, length in
+          let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
+          do {
+            let bytes = UnsafeRawBufferPointer(start: buffer, count: length)
+            try sink.writer.append(bytes)
+            sink.copy?.push(bytes)
+            return length
+          } catch {
+            sink.error = error
+            return -1
+          }
+        }, nil) == ARCHIVE_OK
     else { throw failure("start") }
   }
 
   deinit {
     if !closed { archive_write_close(archive) }
     archive_write_free(archive)
+    unmanagedSink.release()
   }
 
   private func failure(_ what: String) -> ReelError {
+    if let error = sink.error as? ReelError { return error }
     let text = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
     return ReelError(.io, "\(path): tar \(what) failed: \(text)", remedy: "check the disk has room and is writable")
   }

@@ -6,10 +6,28 @@ import ReelCore
 public final class ZstdCompressor: @unchecked Sendable {
   private let context: OpaquePointer
   public let level: Int32
+  /// Set when the level's window or hash table sizes are overridden: the context then
+  /// holds them as parameters and compresses through `ZSTD_compress2`.
+  private let tuned: Bool
 
   public init(level: Int32 = 3) {
     context = ZSTD_createCCtx()
     self.level = level
+    tuned = false
+  }
+
+  /// A level with a larger window (log2 bytes, so matches reach further back) and/or a
+  /// larger hash table (log2 entries, so more of them are found) than the level's own.
+  public init(level: Int32, windowLog: Int32, hashLog: Int32) {
+    context = ZSTD_createCCtx()
+    self.level = level
+    tuned = true
+    for (parameter, value) in [
+      (ZSTD_c_compressionLevel, level), (ZSTD_c_windowLog, windowLog), (ZSTD_c_hashLog, hashLog),
+    ] {
+      let result = ZSTD_CCtx_setParameter(context, parameter, value)
+      precondition(ZSTD_isError(result) == 0, "zstd parameter \(parameter) = \(value) is out of range")
+    }
   }
 
   deinit { ZSTD_freeCCtx(context) }
@@ -18,7 +36,7 @@ public final class ZstdCompressor: @unchecked Sendable {
     let bound = ZSTD_compressBound(input.count)
     // Not zero-filled first: zstd writes every byte it reports.
     return [UInt8](unsafeUninitializedCapacity: bound) { out, count in
-      let written = ZSTD_compressCCtx(context, out.baseAddress, bound, input.baseAddress, input.count, level)
+      let written = compress(input.baseAddress, count: input.count, into: out.baseAddress, capacity: bound)
       precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
       count = written
     }
@@ -33,9 +51,17 @@ public final class ZstdCompressor: @unchecked Sendable {
   /// result themselves.
   public func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int {
     precondition(output.count >= ZSTD_compressBound(input.count), "zstd output buffer smaller than the bound")
-    let written = ZSTD_compressCCtx(context, output.baseAddress, output.count, input.baseAddress, input.count, level)
+    let written = compress(input.baseAddress, count: input.count, into: output.baseAddress, capacity: output.count)
     precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
     return written
+  }
+
+  private func compress(
+    _ input: UnsafeRawPointer?, count: Int, into output: UnsafeMutableRawPointer?, capacity: Int
+  ) -> Int {
+    tuned
+      ? ZSTD_compress2(context, output, capacity, input, count)
+      : ZSTD_compressCCtx(context, output, capacity, input, count, level)
   }
 }
 

@@ -85,3 +85,26 @@ public final class ReadAhead<Element: Sendable>: @unchecked Sendable {
     }
   }
 }
+
+/// Runs `work` on its own thread from the start; `value()` waits for it and returns its
+/// result or rethrows its error.
+public final class BackgroundTask<Value: Sendable>: @unchecked Sendable {
+  private let done = DispatchSemaphore(value: 0)
+  private var result: Result<Value, any Error>?
+
+  public init(_ work: @escaping @Sendable () throws -> Value) {
+    let thread = Thread { [self] in
+      result = Result { try work() }
+      done.signal()
+    }
+    thread.start()
+  }
+
+  public func value() throws -> Value {
+    if result == nil {
+      done.wait()
+      done.signal()
+    }
+    return try result!.get()
+  }
+}

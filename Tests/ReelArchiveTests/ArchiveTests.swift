@@ -85,8 +85,9 @@ func run(_ arguments: [String], in directory: String? = nil) throws -> (status: 
     try chain.history(40, bookmark: "one")
     let first = try #require(try chain.seal())
     #expect(first.manifest.chainIndex == 0 && first.manifest.contents.base)
-    // Incompressible data, so the window spans several frames and members.
-    for index in 0..<12 {
+    // Incompressible data (9 MiB, more than one 8 MiB group), so the window spans several
+    // frames and members.
+    for index in 0..<36 {
       var data = [UInt8](repeating: 0, count: 256 << 10)
       for position in data.indices { data[position] = UInt8(truncatingIfNeeded: chain.fixture.rng.next()) }
       try chain.fixture.append(.write(offset: UInt64(index % 8) * (256 << 10), data: data))
