@@ -11,11 +11,12 @@ enum ArchiveReadme {
     let packs =
       manifest.formatVersion >= 2
       ? """
-      Each pack frame (content type 3) decrypts to one zstd frame (level 3, content size in
-        its header); decompressed, it is concatenated chunk records. A chunk record is a 56-byte
-        header (magic "RCH1", encoding 0 = raw, 3 zero bytes, plaintext length u32 LE, stored
-        length S u32 LE = the plaintext length, SHA-256 of the plaintext, CRC-32C u32 LE over
-        header bytes 0..47 and the S stored bytes, 4 zero bytes), then the S plaintext bytes.
+      Each pack frame (content type 3) decrypts to one zstd frame (content size in its
+        header, window up to 8 MiB); decompressed, it is concatenated chunk records. A chunk
+        record is a 56-byte header (magic "RCH1", encoding 0 = raw, 3 zero bytes, plaintext
+        length u32 LE, stored length S u32 LE = the plaintext length, SHA-256 of the
+        plaintext, CRC-32C u32 LE over header bytes 0..47 and the S stored bytes, 4 zero
+        bytes), then the S plaintext bytes.
         The index's record_offset and record_length are in the decompressed bytes.
       """
       : """

@@ -80,11 +80,18 @@ public enum ArchiveVerifier {
 
   /// Every check on the tar stream as it is written (the seal's verification, before the
   /// bytes on disk are compared with it): `pipe` gets every byte the writer produces.
-  static func verify(written pipe: ArchiveBytePipe, masterKeys: [SymmetricKey], label: String) throws
-    -> ArchiveVerification
+  /// `checkContent` false: chunk records are checked by CRC-32C and name, not re-hashed.
+  /// A framed member whose every frame authenticates is not hashed again: the tags bind
+  /// each of its bytes to what the seal encrypted and hashed into the manifest (and the
+  /// read-back then proves the whole file's SHA-256).
+  static func verify(written pipe: ArchiveBytePipe, masterKeys: [SymmetricKey], label: String, checkContent: Bool)
+    throws -> ArchiveVerification
   {
     defer { pipe.abandon() }
-    return try scan(ArchiveScanner(source: pipe, label: label, masterKeys: masterKeys, readAhead: false))
+    return try scan(
+      ArchiveScanner(
+        source: pipe, label: label, masterKeys: masterKeys, checkContent: checkContent, readAhead: false,
+        hashAuthenticatedMembers: false))
   }
 
   private static func scan(_ scanner: ArchiveScanner) throws -> ArchiveVerification {
@@ -146,14 +153,18 @@ final class ArchiveScanner {
   /// Hand raw records of version 2 frames to `onChunk` re-encoded as the store keeps them
   /// (compressed on the frame workers), not raw.
   let storeRecords: Bool
+  /// False: a framed member whose every frame authenticates counts as the manifest's
+  /// digest instead of being hashed (the seal's check of what it just wrote).
+  let hashAuthenticatedMembers: Bool
   /// Frames being opened at once, on background threads.
   static let framesInFlight = 4
 
   /// `readAhead` false: the source already arrives from another thread.
   init(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], checkContent: Bool = true,
-    storeRecords: Bool = false, readAhead: Bool = true
+    storeRecords: Bool = false, readAhead: Bool = true, hashAuthenticatedMembers: Bool = true
   ) throws {
+    self.hashAuthenticatedMembers = hashAuthenticatedMembers
     self.label = label
     self.masterKeys = masterKeys
     self.checkContent = checkContent
@@ -335,10 +346,13 @@ final class ArchiveScanner {
     var broken = false
     let memberNumber = member.name == ArchiveFormat.indexName ? 0 : ArchiveFormat.packNumber(member.name) ?? -1
     var total: UInt64 = 0
+    let hashing = hashAuthenticatedMembers || cipher == nil
+    var everyFrameAuthentic = true
     let work = OrderedWork<(SealedFrame, OpenedFrame)>(window: Self.framesInFlight)
     func handle(_ done: (SealedFrame, OpenedFrame)) throws {
       let (frame, opened) = done
       if !opened.authentic {
+        everyFrameAuthentic = false
         problem(
           member.name, frame.memberOffset,
           "frame \(frame.header.frameNumber) fails its authentication tag (damaged or altered)")
@@ -348,7 +362,7 @@ final class ArchiveScanner {
     }
     let opener = opener(content: content, deliver: deliver)
     try tar.readData { piece in
-      hasher.update(piece)
+      if hashing { hasher.update(piece) }
       total += UInt64(piece.count)
       guard !broken else { return }
       buffer += piece
@@ -389,7 +403,13 @@ final class ArchiveScanner {
     if !broken && buffer.count - consumed != 0 {
       problem(member.name, memberOffset, "ends inside a frame (\(buffer.count - consumed) stray bytes)")
     }
-    found.append(ArchiveManifest.Member(name: member.name, role: "", size: total, sha256: hasher.finish().hex))
+    var digest = hashing ? hasher.finish().hex : "(not hashed: not every frame authenticated)"
+    if !hashing, everyFrameAuthentic, !broken, buffer.count == consumed,
+      let listed = manifest?.members.first(where: { $0.name == member.name }), listed.size == total
+    {
+      digest = listed.sha256
+    }
+    found.append(ArchiveManifest.Member(name: member.name, role: "", size: total, sha256: digest))
   }
 
   /// What opens one frame on a background thread: decrypts it and checks its chunk records

@@ -41,7 +41,7 @@ struct OpenedRecord: Sendable {
 ///
 /// - Version 1 (content 1): the plaintext is store chunk records exactly as the live store
 ///   keeps them, each compressed on its own.
-/// - Version 2 (content 3): the plaintext is one zstd frame (level 3, content size in its
+/// - Version 2 (content 3): the plaintext is one zstd frame (level 2, content size in its
 ///   header) that decompresses to raw (encoding 0) chunk records.
 enum PackFrame {
   static let rawEncoding: UInt8 = 0

@@ -79,12 +79,15 @@ final class ArchiveBytePipe: ArchiveByteSource, @unchecked Sendable {
 /// while frames are decrypted and checked (a bounded number of 1 MiB pieces in flight).
 final class ReadAheadSource: ArchiveByteSource, @unchecked Sendable {
   private let pipe: ArchiveBytePipe
+  private let stopped = DispatchSemaphore(value: 0)
 
   init(_ source: any ArchiveByteSource, depth: Int = 16) {
     let pipe = ArchiveBytePipe(depth: depth)
     self.pipe = pipe
     nonisolated(unsafe) var inner = source
+    let stopped = self.stopped
     let thread = Thread {
+      defer { stopped.signal() }
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
       defer { buffer.deallocate() }
       do {
@@ -100,7 +103,12 @@ final class ReadAheadSource: ArchiveByteSource, @unchecked Sendable {
     thread.start()
   }
 
-  deinit { pipe.abandon() }
+  /// Stops reading ahead and waits until the source is no longer being read: whoever owns
+  /// it (a tape drive) may go on using it directly.
+  deinit {
+    pipe.abandon()
+    stopped.wait()
+  }
 
   func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
     try pipe.read(into: buffer)

@@ -37,7 +37,7 @@ public enum DirectIO {
 /// disk's cache.
 public final class DirectFileWriter: @unchecked Sendable {
   public let file: PosixFile
-  public let direct: Bool
+  private let openedDirect: Bool
   public private(set) var size: UInt64 = 0
   private var current: UnsafeMutableRawBufferPointer
   private var filled = 0
@@ -54,7 +54,7 @@ public final class DirectFileWriter: @unchecked Sendable {
   /// for the disk to `buffers` MiB.
   public init(creating path: String, mode: mode_t = 0o644, buffers: Int = 4) throws {
     precondition(buffers >= 2)
-    (file, direct) = try DirectIO.openDirect(path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+    (file, openedDirect) = try DirectIO.openDirect(path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
     all = (0..<buffers).map { _ in DirectIO.allocate() }
     current = all[0]
     spare = Array(all.dropFirst())
@@ -66,6 +66,9 @@ public final class DirectFileWriter: @unchecked Sendable {
   }
 
   public var path: String { file.path }
+
+  /// Whether the writes bypass the page cache (still true after `finish`).
+  public var direct: Bool { openedDirect && fcntl(file.descriptor, F_GETFL) & reel_o_direct() != 0 }
 
   public func append(_ bytes: UnsafeRawBufferPointer) throws {
     precondition(!finished)
@@ -92,7 +95,7 @@ public final class DirectFileWriter: @unchecked Sendable {
     finished = true
     if filled > 0 {
       // A direct write must cover whole aligned blocks: pad the tail, then cut it off.
-      let padded = direct ? (filled + DirectIO.alignment - 1) / DirectIO.alignment * DirectIO.alignment : filled
+      let padded = openedDirect ? (filled + DirectIO.alignment - 1) / DirectIO.alignment * DirectIO.alignment : filled
       if padded > filled {
         UnsafeMutableRawBufferPointer(rebasing: current[filled..<padded]).initializeMemory(as: UInt8.self, repeating: 0)
       }
@@ -100,7 +103,7 @@ public final class DirectFileWriter: @unchecked Sendable {
     }
     writes.sync {}
     if let failure = condition.withLock({ failure }) { throw failure }
-    if direct, try file.size() != size { try file.truncate(to: size) }
+    if openedDirect, try file.size() != size { try file.truncate(to: size) }
   }
 
   /// Queues the current buffer (its first `count` bytes, default all that is filled) for
@@ -113,10 +116,18 @@ public final class DirectFileWriter: @unchecked Sendable {
     writes.async { [self] in
       var writeError: (any Error)?
       if condition.withLock({ failure == nil }) {
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
         do {
-          try file.write(UnsafeRawBufferPointer(rebasing: buffer[0..<length]), at: start)
+          try file.write(bytes, at: start)
         } catch {
-          writeError = error
+          // Some file systems accept O_DIRECT at open and refuse it at write: go on
+          // through the page cache.
+          let flags = fcntl(file.descriptor, F_GETFL)
+          if flags & reel_o_direct() != 0, fcntl(file.descriptor, F_SETFL, flags & ~reel_o_direct()) == 0 {
+            do { try file.write(bytes, at: start) } catch { writeError = error }
+          } else {
+            writeError = error
+          }
         }
       }
       condition.withLock {

@@ -68,7 +68,7 @@ struct DirectFileTests {
   func refusesExisting() throws {
     let folder = TemporaryDirectory("reel-direct")
     let path = folder.path + "/file"
-    FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3]))
+    #expect(FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3])))
     #expect(throws: (any Error).self) { try DirectFileWriter(creating: path) }
     #expect(FileManager.default.contents(atPath: path) == Data([1, 2, 3]))
   }
