@@ -267,7 +267,7 @@ final class ArchiveWriter {
       // From the disk, not the page cache (direct reads, or the cached pages dropped where
       // the file system has no direct I/O).
       if !output.direct { posix_fadvise(output.file.descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
-      try readBack(partial, label: fileName, matches: verification.structure)
+      try Self.readBack(partial, label: fileName, matches: verification.structure)
       try Durable.rename(partial, to: finalPath)
       return SealedArchive(
         path: finalPath, manifest: finalManifest, size: verification.structure.totalBytes,
@@ -279,7 +279,7 @@ final class ArchiveWriter {
   }
 
   /// Reads the archive back and requires exactly the verified stream's bytes.
-  private func readBack(_ path: String, label: String, matches written: ArchiveStructureReport) throws {
+  static func readBack(_ path: String, label: String, matches written: ArchiveStructureReport) throws {
     let reader = ReadAheadSource(try DirectArchiveSource(path: path))
     let hasher = SHA256Hasher()
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: DirectIO.blockSize, alignment: 16)
