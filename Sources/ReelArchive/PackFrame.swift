@@ -224,7 +224,7 @@ enum PackFrame {
             }
             var delivered: [UInt8] = []
             if let encoder {
-              delivered = encoder.encode(Array(plaintext), hash: digest)
+              delivered = encoder.encode(plaintext, hash: digest)
             } else if deliver {
               delivered = Array(record)
             }

@@ -321,6 +321,9 @@ public enum ChunkRecordFormat {
     let codec = ChunkCodec(level: 1)
     public init() {}
     public func encode(_ plaintext: [UInt8], hash: SHA256Digest) -> [UInt8] { codec.encode(plaintext, hash: hash) }
+    public func encode(_ plaintext: UnsafeRawBufferPointer, hash: SHA256Digest) -> [UInt8] {
+      codec.encode(plaintext, hash: hash)
+    }
   }
 
   /// Total length of the record starting at `record`, from its header; nil when the bytes
