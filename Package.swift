@@ -89,7 +89,7 @@ let package = Package(
     .testTarget(
       name: "ReelPipelineTests",
       dependencies: [
-        "ReelPipeline", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel",
+        "ReelPipeline", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
   ],

@@ -149,7 +149,8 @@ enum Stages {
       let request = SealRequest(
         volume: volume, until: cut.map { .seq($0) }, outputDirectory: context.archiveDirectory, masterKeys: keys,
         memberLimit: stage.size("member-size") ?? ArchiveFormat.defaultMemberLimit,
-        newChain: stage.boolean("new-chain") ?? false)
+        newChain: stage.boolean("new-chain") ?? false,
+        formatVersion: stage.string("format").flatMap { Int($0) } ?? SealRequest.defaultFormatVersion)
       switch try Sealer.seal(request, live: live) {
       case .sealed(let archive):
         outcome.items += 1

@@ -68,8 +68,12 @@ struct PipelineFileTests {
         - stage: record-catalog
           keep: 3
           colour: blue
+        - stage: seal
+          format: 3
       """)
-    #expect(message.contains("3 problems"))
+    #expect(message.contains("4 problems"))
+    #expect(message.contains("bad.yaml:12:13: `format` of stage seal cannot be \"3\""), "\(message)")
+    #expect(message.contains("write one of: 1, 2"))
     #expect(message.contains("bad.yaml:4:5: stage prune-journal is missing its parameter `copies`"))
     #expect(message.contains("bad.yaml:7:13: `copies` of stage prune-journal must be a whole number ≥ 1, not \"two\""))
     #expect(message.contains("bad.yaml:10:5: stage record-catalog has no parameter `colour`"))
