@@ -346,7 +346,7 @@ final class ArchiveScanner {
     var broken = false
     let memberNumber = member.name == ArchiveFormat.indexName ? 0 : ArchiveFormat.packNumber(member.name) ?? -1
     var total: UInt64 = 0
-    let hashing = hashAuthenticatedMembers || cipher == nil
+    let hashesMember = hashAuthenticatedMembers || cipher == nil
     var everyFrameAuthentic = true
     let work = OrderedWork<(SealedFrame, OpenedFrame)>(window: Self.framesInFlight)
     func handle(_ done: (SealedFrame, OpenedFrame)) throws {
@@ -362,7 +362,7 @@ final class ArchiveScanner {
     }
     let opener = opener(content: content, deliver: deliver)
     try tar.readData { piece in
-      if hashing { hasher.update(piece) }
+      if hashesMember { hasher.update(piece) }
       total += UInt64(piece.count)
       guard !broken else { return }
       buffer += piece
@@ -403,8 +403,8 @@ final class ArchiveScanner {
     if !broken && buffer.count - consumed != 0 {
       problem(member.name, memberOffset, "ends inside a frame (\(buffer.count - consumed) stray bytes)")
     }
-    var digest = hashing ? hasher.finish().hex : "(not hashed: not every frame authenticated)"
-    if !hashing, everyFrameAuthentic, !broken, buffer.count == consumed,
+    var digest = hashesMember ? hasher.finish().hex : "(not hashed: not every frame authenticated)"
+    if !hashesMember, everyFrameAuthentic, !broken, buffer.count == consumed,
       let listed = manifest?.members.first(where: { $0.name == member.name }), listed.size == total
     {
       digest = listed.sha256

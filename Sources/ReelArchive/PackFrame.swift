@@ -138,16 +138,12 @@ enum PackFrame {
   /// Appends a raw (encoding 0) chunk record: the store's record layout, stored bytes =
   /// the plaintext, CRC-32C over header bytes 0..<48 and the plaintext.
   static func appendRaw(_ plaintext: [UInt8], hash: ArraySlice<UInt8>, to content: inout [UInt8]) {
-    precondition(hash.count == 32)
-    var header: [UInt8] = Array("RCH1".utf8) + [rawEncoding, 0, 0, 0]
-    withUnsafeBytes(of: UInt32(plaintext.count).littleEndian) { header += $0 }
-    withUnsafeBytes(of: UInt32(plaintext.count).littleEndian) { header += $0 }
-    header += hash
-    var crc = CRC32C()
-    crc.update(header)
-    crc.update(plaintext)
-    withUnsafeBytes(of: crc.value.littleEndian) { header += $0 }
-    header += [0, 0, 0, 0]
+    var header = [UInt8](repeating: 0, count: ChunkRecordFormat.headerSize)
+    header.withUnsafeMutableBytes { header in
+      Array(hash).withUnsafeBytes { hash in
+        plaintext.withUnsafeBytes { writeRawHeader(into: header, hash: hash, plaintext: $0) }
+      }
+    }
     content += header
     content += plaintext
   }
@@ -207,14 +203,8 @@ enum PackFrame {
           if raw {
             // Checked in place: verifying alone copies nothing.
             let record = UnsafeRawBufferPointer(rebasing: rest[0..<length])
-            func u32(_ at: Int) -> UInt32 { record.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian }
-            var crc = CRC32C()
-            crc.update(UnsafeRawBufferPointer(rebasing: record[0..<48]))
-            crc.update(UnsafeRawBufferPointer(rebasing: record[ChunkRecordFormat.headerSize...]))
-            guard crc.value == u32(48) else {
-              throw ReelError(.corrupt, "chunk \(key): stored bytes fail their checksum")
-            }
-            guard record[4] == rawEncoding, Int(u32(8)) == length - ChunkRecordFormat.headerSize else {
+            let size = try ChunkRecordFormat.check(record, key: key)
+            guard record[4] == rawEncoding, size == length - ChunkRecordFormat.headerSize else {
               throw ReelError(.corrupt, "chunk \(key): not a raw record, as format version 2 requires")
             }
             let plaintext = UnsafeRawBufferPointer(rebasing: record[ChunkRecordFormat.headerSize...])

@@ -280,18 +280,12 @@ final class ArchiveWriter {
 
   /// Reads the archive back and requires exactly the verified stream's bytes.
   static func readBack(_ path: String, label: String, matches written: ArchiveStructureReport) throws {
-    let reader = ReadAheadSource(try DirectArchiveSource(path: path))
-    let hasher = SHA256Hasher()
+    let reader = HashingSource(ReadAheadSource(try DirectArchiveSource(path: path)))
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: DirectIO.blockSize, alignment: 16)
     defer { buffer.deallocate() }
-    var total: UInt64 = 0
-    while true {
-      let count = try reader.read(into: buffer)
-      guard count > 0 else { break }
-      hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-      total += UInt64(count)
-    }
-    let digest = hasher.finish().hex
+    while try reader.read(into: buffer) > 0 {}
+    let total = reader.total
+    let digest = reader.hasher.finish().hex
     guard total == written.totalBytes, digest == written.sha256 else {
       throw ReelError(
         .corrupt,

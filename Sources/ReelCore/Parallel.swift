@@ -100,11 +100,11 @@ public final class BackgroundTask<Value: Sendable>: @unchecked Sendable {
     thread.start()
   }
 
+  /// Waits for the work (every call: the semaphore is a latch, signalled again for the
+  /// next caller), so `result` is only read after the thread wrote it.
   public func value() throws -> Value {
-    if result == nil {
-      done.wait()
-      done.signal()
-    }
+    done.wait()
+    done.signal()
     return try result!.get()
   }
 }

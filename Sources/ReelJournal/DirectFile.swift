@@ -19,11 +19,25 @@ public enum DirectIO {
   /// Bytes per read or write.
   public static let blockSize = 1 << 20
 
+  /// Opens (or creates) `path`, then asks for direct I/O on it. Opening with O_DIRECT
+  /// instead would, on a file system that refuses it, fail only after O_CREAT made the
+  /// file, and a retry with O_EXCL would then find it there.
   static func openDirect(_ path: String, flags: Int32, mode: mode_t) throws -> (PosixFile, direct: Bool) {
-    if let file = try? PosixFile(path: path, flags: flags | reel_o_direct(), mode: mode) {
-      return (file, true)
-    }
-    return (try PosixFile(path: path, flags: flags, mode: mode), false)
+    let file = try PosixFile(path: path, flags: flags, mode: mode)
+    return (file, setDirect(file, true))
+  }
+
+  /// Turns direct I/O on or off for an open file; false when the file system refuses.
+  @discardableResult
+  static func setDirect(_ file: PosixFile, _ on: Bool) -> Bool {
+    let flags = fcntl(file.descriptor, F_GETFL)
+    guard flags >= 0 else { return false }
+    let wanted = on ? flags | reel_o_direct() : flags & ~reel_o_direct()
+    return wanted == flags || fcntl(file.descriptor, F_SETFL, wanted) == 0
+  }
+
+  static func isDirect(_ file: PosixFile) -> Bool {
+    fcntl(file.descriptor, F_GETFL) & reel_o_direct() != 0
   }
 
   static func allocate() -> UnsafeMutableRawBufferPointer {
@@ -44,7 +58,7 @@ public final class DirectFileWriter: @unchecked Sendable {
   private let writes = DispatchQueue(label: "reel.direct-writer")
   private let condition = NSCondition()
   private var spare: [UnsafeMutableRawBufferPointer]
-  private var all: [UnsafeMutableRawBufferPointer]
+  private let all: [UnsafeMutableRawBufferPointer]
   private var failure: (any Error)?
   private var finished = false
   /// Bytes handed to the background writes so far (whole buffers, then the padded tail).
@@ -68,7 +82,7 @@ public final class DirectFileWriter: @unchecked Sendable {
   public var path: String { file.path }
 
   /// Whether the writes bypass the page cache (still true after `finish`).
-  public var direct: Bool { openedDirect && fcntl(file.descriptor, F_GETFL) & reel_o_direct() != 0 }
+  public var direct: Bool { DirectIO.isDirect(file) }
 
   public func append(_ bytes: UnsafeRawBufferPointer) throws {
     precondition(!finished)
@@ -120,10 +134,9 @@ public final class DirectFileWriter: @unchecked Sendable {
         do {
           try file.write(bytes, at: start)
         } catch {
-          // Some file systems accept O_DIRECT at open and refuse it at write: go on
-          // through the page cache.
-          let flags = fcntl(file.descriptor, F_GETFL)
-          if flags & reel_o_direct() != 0, fcntl(file.descriptor, F_SETFL, flags & ~reel_o_direct()) == 0 {
+          // Some file systems accept O_DIRECT when it is set and refuse it at write: go
+          // on through the page cache.
+          if DirectIO.isDirect(file), DirectIO.setDirect(file, false) {
             do { try file.write(bytes, at: start) } catch { writeError = error }
           } else {
             writeError = error
@@ -149,15 +162,17 @@ public final class DirectFileWriter: @unchecked Sendable {
 /// system refuses O_DIRECT).
 public final class DirectFileReader: @unchecked Sendable {
   public let file: PosixFile
-  public let direct: Bool
   private let buffer = DirectIO.allocate()
   private var start = 0
   private var end = 0
   private var offset: UInt64 = 0
 
   public init(path: String) throws {
-    (file, direct) = try DirectIO.openDirect(path, flags: O_RDONLY, mode: 0)
+    (file, _) = try DirectIO.openDirect(path, flags: O_RDONLY, mode: 0)
   }
+
+  /// Whether the reads bypass the page cache.
+  public var direct: Bool { DirectIO.isDirect(file) }
 
   deinit { buffer.deallocate() }
 
@@ -181,7 +196,10 @@ public final class DirectFileReader: @unchecked Sendable {
     while true {
       let count = pread(file.descriptor, buffer.baseAddress, buffer.count, off_t(offset))
       if count >= 0 { return count }
-      if errno != EINTR { throw PosixFile.error(errno, "read", file.path) }
+      if errno == EINTR { continue }
+      // Refused at read though accepted when set (as for writes): read through the cache.
+      if errno == EINVAL, DirectIO.isDirect(file), DirectIO.setDirect(file, false) { continue }
+      throw PosixFile.error(errno, "read", file.path)
     }
   }
 }

@@ -302,6 +302,12 @@ public enum ChunkRecordFormat {
     try ChunkCodec.check(record, key: key)
   }
 
+  /// The same, on a record in place.
+  @discardableResult
+  public static func check(_ record: UnsafeRawBufferPointer, key: String) throws -> Int {
+    try ChunkCodec.check(record, key: key)
+  }
+
   /// The plaintext, its SHA-256 checked against `key`.
   public static func decodeVerified(_ record: [UInt8], key: String) throws -> [UInt8] {
     try ChunkCodec.decode(record, key: key, verify: true)
