@@ -119,6 +119,40 @@ public enum Sealer {
   }
 }
 
+/// Reads a file back from the disk while it is being written with direct I/O: each piece
+/// as soon as its direct write has returned (a direct read then gets what the device holds,
+/// not a cached copy), hashing as it goes, so reading back overlaps the writing instead of
+/// following it. Direct writes and reads share no page cache, so nothing read can be a copy
+/// the kernel kept; the caller still fsyncs before it relies on the result.
+final class FollowingReadBack {
+  private let task: BackgroundTask<(total: UInt64, sha256: String)?>
+
+  init(path: String, writer: DirectFileWriter) throws {
+    let reader = try DirectFileReader(path: path)
+    task = BackgroundTask {
+      let hasher = SHA256Hasher()
+      var offset: UInt64 = 0
+      while true {
+        let (completed, final) = writer.waitForWrites(beyond: offset)
+        while offset < completed {
+          let count = Int(min(UInt64(DirectIO.blockSize), completed - offset))
+          hasher.update(try reader.read(exactly: count, at: offset))
+          offset += UInt64(count)
+        }
+        if final { break }
+      }
+      // A read the file system refused directly went through the cache: not proof.
+      return reader.direct ? (offset, hasher.finish().hex) : nil
+    }
+  }
+
+  /// Waits for the writer to finish and the reading to catch up: the bytes read back and
+  /// their SHA-256, or nil when they could not all be read directly from the disk.
+  func result() throws -> (total: UInt64, sha256: String)? {
+    try task.value()
+  }
+}
+
 /// Builds one archive: stages the index and packs, then writes the tar. Pack frames are
 /// built (store records decoded and hashed, grouped, compressed) on background threads
 /// while the store is read and finished frames are encrypted and written in order.
@@ -223,6 +257,9 @@ final class ArchiveWriter {
     let partial = request.outputDirectory + "/." + fileName + ".partial"
     do {
       let output = try DirectFileWriter(creating: partial, mode: 0o444)
+      // Read back from the disk piece by piece as the direct writes complete, while the
+      // rest is written; nil where the writes go through the page cache.
+      let following = output.direct ? try FollowingReadBack(path: partial, writer: output) : nil
       // Every check with the key runs on the tar stream while it is written (frame tags,
       // every frame's zstd content, every chunk record's CRC-32C and name, member digests,
       // manifest, index coverage; for version 1 also every chunk's SHA-256); then the file
@@ -251,6 +288,8 @@ final class ArchiveWriter {
       } catch {
         written.close(failure: error)
         _ = try? verifying.value()
+        try? output.finish()
+        _ = try? following?.result()
         throw error
       }
       let stagingRemoved = BackgroundTask { [staging] in try? FileManager.default.removeItem(atPath: staging) }
@@ -264,10 +303,14 @@ final class ArchiveWriter {
           remedy: "nothing was sealed; check the disk and the store (`reel store check --read-data`), then seal again"
         )
       }
-      // From the disk, not the page cache (direct reads, or the cached pages dropped where
-      // the file system has no direct I/O).
-      if !output.direct { posix_fadvise(output.file.descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
-      try Self.readBack(partial, label: fileName, matches: verification.structure)
+      // From the disk, not the page cache: direct reads that followed the direct writes, or,
+      // where the writes went through the cache, a read after fsync with the pages dropped.
+      if let followed = try following?.result(), output.direct {
+        try Self.require(followed, label: fileName, matches: verification.structure)
+      } else {
+        if !output.direct { posix_fadvise(output.file.descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
+        try Self.readBack(partial, label: fileName, matches: verification.structure)
+      }
       try Durable.rename(partial, to: finalPath)
       return SealedArchive(
         path: finalPath, manifest: finalManifest, size: verification.structure.totalBytes,
@@ -284,8 +327,14 @@ final class ArchiveWriter {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: DirectIO.blockSize, alignment: 16)
     defer { buffer.deallocate() }
     while try reader.read(into: buffer) > 0 {}
-    let total = reader.total
-    let digest = reader.hasher.finish().hex
+    try require((reader.total, reader.hasher.finish().hex), label: label, matches: written)
+  }
+
+  /// Fails unless what was read back (its size and SHA-256) is the verified stream.
+  static func require(
+    _ readBack: (total: UInt64, sha256: String), label: String, matches written: ArchiveStructureReport
+  ) throws {
+    let (total, digest) = readBack
     guard total == written.totalBytes, digest == written.sha256 else {
       throw ReelError(
         .corrupt,

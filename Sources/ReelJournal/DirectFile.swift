@@ -63,6 +63,10 @@ public final class DirectFileWriter: @unchecked Sendable {
   private var finished = false
   /// Bytes handed to the background writes so far (whole buffers, then the padded tail).
   private var queued: UInt64 = 0
+  /// The file's first bytes whose writes have completed (writes run one at a time, in
+  /// order), not counting the tail's padding; and whether that is all there will be.
+  private var completed: UInt64 = 0
+  private var allCompleted = false
 
   /// Creates `path` (which must not exist) for writing; `buffers` bounds the bytes waiting
   /// for the disk to `buffers` MiB.
@@ -113,18 +117,37 @@ public final class DirectFileWriter: @unchecked Sendable {
       if padded > filled {
         UnsafeMutableRawBufferPointer(rebasing: current[filled..<padded]).initializeMemory(as: UInt8.self, repeating: 0)
       }
-      try handOff(count: padded)
+      try handOff(count: padded, logical: filled)
     }
     writes.sync {}
+    defer {
+      condition.withLock {
+        allCompleted = true
+        condition.broadcast()
+      }
+    }
     if let failure = condition.withLock({ failure }) { throw failure }
     if openedDirect, try file.size() != size { try file.truncate(to: size) }
   }
 
-  /// Queues the current buffer (its first `count` bytes, default all that is filled) for
-  /// writing and takes a free one, waiting while every buffer is in flight.
-  private func handOff(count: Int? = nil) throws {
+  /// Waits until the writes have completed past `offset` or there are no more; returns how
+  /// far they have completed and whether that is the end (after `finish`, or a failure).
+  /// A reader on another thread can follow the writer with it and read back, from the
+  /// disk, each piece whose direct write has returned.
+  public func waitForWrites(beyond offset: UInt64) -> (completed: UInt64, final: Bool) {
+    condition.withLock {
+      while completed <= offset && !allCompleted && failure == nil { condition.wait() }
+      return (completed, allCompleted || failure != nil)
+    }
+  }
+
+  /// Queues the current buffer (its first `count` bytes, default all that is filled, of
+  /// which the first `logical` are the file's) for writing and takes a free one, waiting
+  /// while every buffer is in flight.
+  private func handOff(count: Int? = nil, logical: Int? = nil) throws {
     nonisolated(unsafe) let buffer = current
     let length = count ?? filled
+    let end = queued + UInt64(logical ?? length)
     let start = queued
     queued += UInt64(length)
     writes.async { [self] in
@@ -145,6 +168,7 @@ public final class DirectFileWriter: @unchecked Sendable {
       }
       condition.withLock {
         if failure == nil, let writeError { failure = writeError }
+        if failure == nil { completed = end }
         spare.append(buffer)
         condition.broadcast()
       }
@@ -190,11 +214,30 @@ public final class DirectFileReader: @unchecked Sendable {
     return count
   }
 
+  /// The `count` bytes at `offset` (at most one block, from an aligned offset), read in one
+  /// go; the view is valid until the next read. Fails when the file ends before them, so a
+  /// file another thread is still writing can be read up to where its writes have completed.
+  public func read(exactly count: Int, at offset: UInt64) throws -> UnsafeRawBufferPointer {
+    precondition(count <= buffer.count && offset % UInt64(DirectIO.alignment) == 0)
+    // Direct reads cover whole aligned blocks; past the end of the file they come back short.
+    let aligned = min(buffer.count, (count + DirectIO.alignment - 1) / DirectIO.alignment * DirectIO.alignment)
+    let got = try read(count: aligned, at: offset)
+    guard got >= count else {
+      throw ReelError(
+        .io, "\(file.path): ends at byte \(offset + UInt64(got)), before the \(offset + UInt64(count)) bytes written")
+    }
+    return UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+  }
+
   /// One read of the next block. A short read means the end of the file: another read from
   /// the unaligned offset after it would be refused under O_DIRECT.
   private func fill() throws -> Int {
+    try read(count: buffer.count, at: offset)
+  }
+
+  private func read(count wanted: Int, at offset: UInt64) throws -> Int {
     while true {
-      let count = pread(file.descriptor, buffer.baseAddress, buffer.count, off_t(offset))
+      let count = pread(file.descriptor, buffer.baseAddress, wanted, off_t(offset))
       if count >= 0 { return count }
       if errno == EINTR { continue }
       // Refused at read though accepted when set (as for writes): read through the cache.

@@ -319,4 +319,36 @@ func streamVerdict(of bytes: [UInt8], key: SymmetricKey) throws -> String? {
     try Data(original.dropLast(1 << 20)).write(to: URL(fileURLWithPath: copy))
     #expect(throws: ReelError.self) { try ArchiveWriter.readBack(copy, label: "copy", matches: written) }
   }
+
+  /// The read-back that follows the direct writes reads the disk, not the bytes it was
+  /// given: started before anything is written (as the seal starts it) it sees the whole
+  /// stream; a byte changed on the disk behind the writer's back fails the comparison.
+  @Test func theReadBackThatFollowsTheWritesReadsWhatTheDiskHolds() throws {
+    let chain = ArchiveDamageTests.chain
+    let original = Array(try Data(contentsOf: URL(fileURLWithPath: chain.archives[0])))
+    let written = try ArchiveVerifier.verify(path: chain.archives[0], masterKeys: [chain.key]).structure
+    let copy = chain.archives[0] + ".following-\(UUID().uuidString)"
+    defer { unlink(copy) }
+    let writer = try DirectFileWriter(creating: copy)
+    let following = try FollowingReadBack(path: copy, writer: writer)
+    var offset = 0
+    while offset < original.count {
+      let end = min(original.count, offset + 300_007)
+      try original[offset..<end].withUnsafeBytes { try writer.append($0) }
+      offset = end
+    }
+    try writer.finish()
+    try writer.file.sync()
+    let followed = try #require(try following.result(), "direct reads of \(copy)")
+    try ArchiveWriter.require(followed, label: "copy", matches: written)
+
+    // Changed on the disk through another descriptor, then read back again.
+    let other = try PosixFile(path: copy, flags: O_WRONLY)
+    var byte = original[original.count / 3] ^ 0x40
+    #expect(pwrite(other.descriptor, &byte, 1, off_t(original.count / 3)) == 1)
+    try other.sync()
+    let reread = try #require(try FollowingReadBack(path: copy, writer: writer).result())
+    let error = #expect(throws: ReelError.self) { try ArchiveWriter.require(reread, label: "copy", matches: written) }
+    #expect(error?.message.contains("copy: read back from the disk, it is not what was written") == true)
+  }
 }

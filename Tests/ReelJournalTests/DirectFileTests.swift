@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import Testing
 
 @testable import ReelJournal
@@ -61,6 +62,41 @@ struct DirectFileTests {
         read += buffer[0..<count]
       }
       #expect(read == bytes, "\(folder.path): direct=\(reader.direct)")
+    }
+  }
+
+  @Test("a reader on another thread follows the writes as they complete and sees every byte")
+  func readerFollowsWriter() throws {
+    for folder in Self.folders() {
+      let path = folder.path + "/file"
+      let bytes = Self.pattern((3 << 20) + 777, seed: 7)
+      let writer = try DirectFileWriter(creating: path, buffers: 2)
+      let reader = try DirectFileReader(path: path)
+      nonisolated(unsafe) var seen: [UInt8] = []
+      let done = DispatchSemaphore(value: 0)
+      let following = Thread {
+        defer { done.signal() }
+        var offset: UInt64 = 0
+        while true {
+          let (completed, final) = writer.waitForWrites(beyond: offset)
+          while offset < completed {
+            let count = Int(min(UInt64(DirectIO.blockSize), completed - offset))
+            seen += (try? reader.read(exactly: count, at: offset)).map(Array.init) ?? []
+            offset += UInt64(count)
+          }
+          if final { break }
+        }
+      }
+      following.start()
+      for start in stride(from: 0, to: bytes.count, by: 65_536) {
+        try bytes[start..<min(bytes.count, start + 65_536)].withUnsafeBytes { try writer.append($0) }
+      }
+      try writer.finish()
+      done.wait()
+      #expect(seen == bytes, "\(folder.path): direct=\(reader.direct)")
+      // Past the end the reader says where the file ends instead of returning less.
+      let error = #expect(throws: ReelError.self) { try reader.read(exactly: 4096, at: UInt64(4 << 20)) }
+      #expect(error?.message.contains(path) == true)
     }
   }
 
