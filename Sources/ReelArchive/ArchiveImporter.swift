@@ -49,7 +49,7 @@ public enum ArchiveImporter {
     var verification: ArchiveVerification?
     let imported = try live.importHistory(
       descriptor, fromSeq: manifest.range.fromSeq, throughSeq: manifest.range.untilSeq,
-      startsChain: manifest.contents.base
+      startsChain: manifest.contents.base, expectedChunkBytes: manifest.contents.chunkBytes
     ) { window in
       try window.preload(Array(scanner.indexLocations.keys))
       // The scanner has checked each record's CRC-32C (and with verifyContent its content

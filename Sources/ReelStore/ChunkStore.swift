@@ -20,13 +20,80 @@ public protocol PackBackend: Sendable {
   func delete(_ pack: String) throws
   func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)]
   func makeDurable(_ pack: String) throws
+  /// A new pack written from its start to its end that nothing reads before `finish`
+  /// returns (an import's packs): a backend may write it a faster way than `append`.
+  func createWhole(_ pack: String) throws -> any WholePackWriter
+}
+
+/// Writes one new pack from start to end; `finish` makes it durable.
+public protocol WholePackWriter: AnyObject {
+  var size: UInt64 { get }
+  /// Appends `bytes`; returns the offset they start at.
+  func append(_ bytes: [UInt8]) throws -> UInt64
+  /// Writes what is buffered and makes the pack durable, with its directory entry.
+  func finish() throws
 }
 
 extension PackBackend {
+  public func createWhole(_ pack: String) throws -> any WholePackWriter {
+    AppendingPackWriter(backend: self, pack: pack)
+  }
   public func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
     let bytes = try read(pack, offset: offset, length: buffer.count)
     bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
     return bytes.count
+  }
+}
+
+/// A whole pack written through `PackBackend.append`, for backends without a faster way.
+final class AppendingPackWriter: WholePackWriter {
+  let backend: any PackBackend
+  let pack: String
+  private(set) var size: UInt64 = 0
+
+  init(backend: any PackBackend, pack: String) {
+    self.backend = backend
+    self.pack = pack
+  }
+
+  func append(_ bytes: [UInt8]) throws -> UInt64 {
+    let offset = try backend.append(pack, bytes)
+    size = offset + UInt64(bytes.count)
+    return offset
+  }
+
+  func finish() throws { if size > 0 { try backend.makeDurable(pack) } }
+}
+
+/// A whole pack file written with direct I/O (1 MiB writes on a background thread): an
+/// import writes hundreds of MiB that are not read again soon, and filling fresh
+/// page-cache pages cost the importing thread more than the copy itself (measured on
+/// rehydration: a third of that thread's time was the kernel's page-cache work).
+final class DirectPackWriter: WholePackWriter {
+  private let writer: DirectFileWriter
+  private let directory: String
+  private var finished = false
+
+  init(path: String) throws {
+    directory = (path as NSString).deletingLastPathComponent
+    if access(directory, F_OK) != 0 { try Durable.makeDirectory(directory) }
+    writer = try DirectFileWriter(creating: path)
+  }
+
+  var size: UInt64 { writer.size }
+
+  func append(_ bytes: [UInt8]) throws -> UInt64 {
+    let offset = writer.size
+    try writer.append(bytes)
+    return offset
+  }
+
+  func finish() throws {
+    guard !finished else { return }
+    try writer.finish()
+    try writer.file.syncData()
+    try Durable.syncDirectory(directory)
+    finished = true
   }
 }
 
@@ -129,6 +196,14 @@ public final class FolderPackBackend: PackBackend, @unchecked Sendable {
       }
     }
     return packs
+  }
+
+  public func createWhole(_ pack: String) throws -> any WholePackWriter {
+    lock.withLock {
+      open.removeValue(forKey: pack)
+      writebackFrom.removeValue(forKey: pack)
+    }
+    return try DirectPackWriter(path: path(pack))
   }
 
   public func makeDurable(_ pack: String) throws {

@@ -22,9 +22,11 @@ public final class HistoryImport {
   public private(set) var chunksAdded = 0
   public private(set) var chunksAlreadyStored = 0
 
-  init(live: LiveStore, descriptor: VolumeDescriptor, fromSeq: Seq, throughSeq: Seq) {
+  /// `expectedChunkBytes`: about how much chunk content the window brings; a large window
+  /// is written into new packs, whole, with direct I/O.
+  init(live: LiveStore, descriptor: VolumeDescriptor, fromSeq: Seq, throughSeq: Seq, expectedChunkBytes: UInt64) {
     self.live = live
-    self.packs = PackAppender(live: live)
+    self.packs = PackAppender(live: live, wholePacks: expectedChunkBytes >= LiveStore.wholePackImportThreshold)
     self.descriptor = descriptor
     self.fromSeq = fromSeq
     self.throughSeq = throughSeq
@@ -70,11 +72,12 @@ public final class HistoryImport {
 extension LiveStore {
   /// Imports the window `fromSeq <.. throughSeq` of a volume. `startsChain`: the window
   /// carries the volume's whole state as of `fromSeq` (history before it is not kept);
-  /// otherwise the store must already hold history up to `fromSeq`. Importing a window the
-  /// store already holds changes nothing and returns false.
+  /// otherwise the store must already hold history up to `fromSeq`. `expectedChunkBytes`:
+  /// about how much chunk content the window brings (it chooses how packs are written).
+  /// Importing a window the store already holds changes nothing and returns false.
   @discardableResult
   public func importHistory(
-    _ descriptor: VolumeDescriptor, fromSeq: Seq, throughSeq: Seq, startsChain: Bool,
+    _ descriptor: VolumeDescriptor, fromSeq: Seq, throughSeq: Seq, startsChain: Bool, expectedChunkBytes: UInt64 = 0,
     _ fill: (HistoryImport) throws -> Void
   ) throws -> Bool {
     try adopt(descriptor)
@@ -94,7 +97,9 @@ extension LiveStore {
         }
       }
       try recoverPacks()
-      let window = HistoryImport(live: self, descriptor: descriptor, fromSeq: fromSeq, throughSeq: throughSeq)
+      let window = HistoryImport(
+        live: self, descriptor: descriptor, fromSeq: fromSeq, throughSeq: throughSeq,
+        expectedChunkBytes: expectedChunkBytes)
       try fill(window)
       let packSizes = try window.packs.makeDurable()
       let volumeID = descriptor.id.description

@@ -300,15 +300,32 @@ final class PackAppender {
   private var touched: Set<String> = []
 
   private let reuseNewest: Bool
+  /// With `wholePacks`: the pack being written, and those written whole since the last
+  /// `makeDurable` with their sizes.
+  private let wholePacks: Bool
+  private var whole: (id: String, writer: any WholePackWriter)?
+  private var finishedWhole: [(String, UInt64)] = []
 
   /// `reuseNewest: false` starts a fresh pack, as repacking must (the newest pack may be
-  /// the one being emptied).
-  init(live: LiveStore, reuseNewest: Bool = true) {
+  /// the one being emptied). `wholePacks`: every pack is new and written from start to
+  /// end through `PackBackend.createWhole`, for large imports that read nothing back
+  /// before they commit.
+  init(live: LiveStore, reuseNewest: Bool = true, wholePacks: Bool = false) {
     self.live = live
-    self.reuseNewest = reuseNewest
+    self.reuseNewest = reuseNewest && !wholePacks
+    self.wholePacks = wholePacks
   }
 
   func append(_ record: [UInt8]) throws -> ChunkLocation {
+    if wholePacks {
+      if let whole, whole.writer.size >= LiveStore.packSizeLimit { try finishWhole() }
+      if whole == nil {
+        let id = try live.registerPack()
+        whole = (id, try live.backend.createWhole(id))
+      }
+      let offset = try whole!.writer.append(record)
+      return ChunkLocation(pack: whole!.id, offset: offset, length: record.count)
+    }
     if current == nil && reuseNewest { current = try live.newestOpenPack() }
     if current == nil || current!.size >= LiveStore.packSizeLimit { current = (try live.registerPack(), 0) }
     let id = current!.id
@@ -320,13 +337,22 @@ final class PackAppender {
 
   /// Syncs every pack written since the last call; returns their sizes to commit.
   func makeDurable() throws -> [(String, UInt64)] {
-    var sizes: [(String, UInt64)] = []
+    try finishWhole()
+    var sizes = finishedWhole
+    finishedWhole.removeAll()
     for pack in touched {
       try live.backend.makeDurable(pack)
       sizes.append((pack, try live.backend.size(pack) ?? 0))
     }
     touched.removeAll()
     return sizes
+  }
+
+  private func finishWhole() throws {
+    guard let whole else { return }
+    try whole.writer.finish()
+    finishedWhole.append((whole.id, whole.writer.size))
+    self.whole = nil
   }
 }
 

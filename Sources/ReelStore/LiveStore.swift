@@ -16,6 +16,10 @@ public final class LiveStore: @unchecked Sendable {
   let spanBuffers = BufferPool(retainedBytes: 64 << 20)
   /// Packs stop taking new chunks at this size.
   static let packSizeLimit: UInt64 = 64 << 20
+  /// Imports bringing at least this much chunk content write new packs whole, with direct
+  /// I/O; smaller ones append to the newest pack, so a chain of small windows does not
+  /// leave a small pack each.
+  static let wholePackImportThreshold: UInt64 = 8 << 20
 
   /// Threads that hash and compress during ingest.
   let workers: Int

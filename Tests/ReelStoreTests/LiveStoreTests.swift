@@ -347,3 +347,32 @@ import Testing
     #expect(try fixture.live.check(readData: true).isClean)
   }
 }
+
+@Suite struct WholePackTests {
+  /// What an import writes through `createWhole` (direct I/O in a folder) reads back at the
+  /// offsets it was given, with the pack's size exact, as the ordinary appends do.
+  @Test func aPackWrittenWholeReadsBackAtTheOffsetsItGave() throws {
+    let fixture = try StoreFixture(size: 4096)
+    let backend = FolderPackBackend(root: fixture.root + "/whole-packs")
+    var generator = SystemRandomNumberGenerator()
+    for (pack, sizes) in [("aa01", [1, 4095, 65_537, 1 << 20, 300_001, 7]), ("bb02", [Int]())] {
+      let writer = try backend.createWhole(pack)
+      var expected: [(UInt64, [UInt8])] = []
+      for size in sizes {
+        let record = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let offset = try writer.append(record)
+        #expect(offset == expected.last.map { $0.0 + UInt64($0.1.count) } ?? 0)
+        expected.append((offset, record))
+      }
+      try writer.finish()
+      let total = UInt64(sizes.reduce(0, +))
+      #expect(writer.size == total)
+      #expect(try backend.size(pack) == total)
+      for (offset, record) in expected {
+        #expect(try backend.read(pack, offset: offset, length: record.count) == record)
+      }
+      // A later ordinary append continues where the whole write ended.
+      #expect(try backend.append(pack, [1, 2, 3]) == total)
+    }
+  }
+}
