@@ -11,6 +11,13 @@ now() { date +%s.%N; }
 # mbps BYTES START END
 mbps() { awk -v b="$1" -v a="$2" -v c="$3" 'BEGIN { printf "%.1f", b / (c - a) / 1e6 }'; }
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+# fastest PREVIOUS SECONDS: the smaller of two timings (PREVIOUS empty on the first round).
+fastest() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b + 0 < a + 0) print b; else print a }'; }
+# Rounds each side of a comparison is timed, alternating Reel and the baseline; the fastest
+# round of each counts. On the machines measured (virtual, 2 vCPUs), whatever ran first
+# after the set-up paid for the host faulting the guest's freshly freed memory back in:
+# up to 1.5 s of a 5 s rehydration.
+rounds=${BENCH_ROUNDS:-2}
 
 # journal_real_workload WORK SIZE: a store in WORK/store with a key and one volume `data`
 # whose journal holds the first SIZE bytes of a tar of /usr written in order, then 10,000
