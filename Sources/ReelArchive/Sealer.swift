@@ -11,7 +11,7 @@ public struct SealRequest: Sendable {
   public var until: Point?
   public var outputDirectory: String
   /// The data key is wrapped for each; the first is the owner's, others are escrow keys.
-  public var masterKeys: [SymmetricKey]
+  public var masterKeys: SealKeys
   public var memberLimit: UInt64
   /// Start a new chain with a full base even when the last archive could be continued.
   public var newChain: Bool
@@ -24,6 +24,16 @@ public struct SealRequest: Sendable {
 
   public init(
     volume: String, until: Point? = nil, outputDirectory: String, masterKeys: [SymmetricKey],
+    memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit, newChain: Bool = false,
+    formatVersion: Int = SealRequest.defaultFormatVersion
+  ) {
+    self.init(
+      volume: volume, until: until, outputDirectory: outputDirectory, masterKeys: SealKeys(masterKeys),
+      memberLimit: memberLimit, newChain: newChain, formatVersion: formatVersion)
+  }
+
+  public init(
+    volume: String, until: Point? = nil, outputDirectory: String, masterKeys: SealKeys,
     memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit, newChain: Bool = false,
     formatVersion: Int = SealRequest.defaultFormatVersion
   ) {
@@ -52,12 +62,40 @@ public struct SealedArchive: Sendable {
   public var verification: ArchiveVerification
 }
 
+/// The master keys a seal wraps its data key for, possibly still being unlocked. Opening a
+/// key file runs Argon2id (about 0.2 s at the standard parameters, on one core), and a seal
+/// first needs the keys for its manifest, after the packs are built: unlocking on another
+/// thread meanwhile takes that time off the seal. A failed unlock (a wrong passphrase)
+/// stops the seal as soon as it is noticed, before anything is written.
+public final class SealKeys: Sendable {
+  private let unlocking: BackgroundTask<[SymmetricKey]>
+
+  public init(_ keys: [SymmetricKey]) {
+    unlocking = BackgroundTask { keys }
+  }
+
+  public init(unlocking unlock: @escaping @Sendable () throws -> [SymmetricKey]) {
+    unlocking = BackgroundTask(unlock)
+  }
+
+  /// Waits for the unlock; at least one key, the owner's first.
+  public func keys() throws -> [SymmetricKey] {
+    let keys = try unlocking.value()
+    precondition(!keys.isEmpty, "a seal needs a master key")
+    return keys
+  }
+
+  /// Throws the unlock's error if it has already failed; does not wait.
+  func checkSoFar() throws {
+    if unlocking.isFinished { _ = try keys() }
+  }
+}
+
 /// Seals a window of a volume's ingested history into one archive (docs/archive-format.md):
 /// staged member by member, written as a tar under a temporary name, fsynced, read back and
 /// verified with the key, then renamed into place and recorded in the catalog.
 public enum Sealer {
   public static func seal(_ request: SealRequest, live: LiveStore) throws -> SealOutcome {
-    precondition(!request.masterKeys.isEmpty)
     let layout = live.store.layout
     let descriptor = try layout.descriptor(of: request.volume)
     try live.ingest(volume: request.volume)
@@ -265,7 +303,7 @@ final class ArchiveWriter {
       // manifest, index coverage; for version 1 also every chunk's SHA-256); then the file
       // is read back from the disk and must be exactly that stream (size and SHA-256).
       let written = ArchiveBytePipe()
-      let masterKeys = request.masterKeys
+      let masterKeys = try request.masterKeys.keys()
       let checkContent = formatVersion < 2
       let verifying = BackgroundTask {
         try ArchiveVerifier.verify(
@@ -387,6 +425,7 @@ final class ArchiveWriter {
   /// that are done, in order.
   private func submitGroup() throws {
     guard !group.isEmpty else { return }
+    try request.masterKeys.checkSoFar()
     let records = group
     let version = formatVersion
     group.removeAll(keepingCapacity: true)
@@ -473,7 +512,7 @@ final class ArchiveWriter {
         keyDerivation:
           "frame key = HMAC-SHA256(data key, \"\(ArchiveFormat.frameKeyPurpose)\"); manifest MAC key = HMAC-SHA256(data key, \"\(ArchiveFormat.manifestKeyPurpose)\")"
       ),
-      keys: request.masterKeys.map { keys.wrapped(for: $0) },
+      keys: try request.masterKeys.keys().map { keys.wrapped(for: $0) },
       contents: contents)
   }
 }

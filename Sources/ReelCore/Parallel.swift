@@ -107,4 +107,11 @@ public final class BackgroundTask<Value: Sendable>: @unchecked Sendable {
     done.signal()
     return try result!.get()
   }
+
+  /// Whether the work has ended, without waiting.
+  public var isFinished: Bool {
+    guard done.wait(timeout: .now()) == .success else { return false }
+    done.signal()
+    return true
+  }
 }

@@ -63,13 +63,15 @@ struct SealCommand: ParsableCommand {
   func run() throws {
     let store = try Store.open(StoreLayout.resolve(options.store))
     let keyPath = try keyOptions.requiredPath()
-    let master = try KeyFile.read(at: keyPath).open(passphrase: try Passphrase.obtain(for: keyPath))
-    var keys = [master]
+    // Key files are read and passphrases asked for here; the Argon2id unlock itself runs
+    // while the seal builds its packs.
+    var locked = [(try KeyFile.read(at: keyPath), try Passphrase.obtain(for: keyPath))]
     if let escrowKey {
       let given = ProcessInfo.processInfo.environment["REEL_ESCROW_PASSPHRASE"].flatMap { $0.isEmpty ? nil : $0 }
       let passphrase = try given ?? Passphrase.obtain(for: escrowKey)
-      keys.append(try KeyFile.read(at: escrowKey).open(passphrase: passphrase))
+      locked.append((try KeyFile.read(at: escrowKey), passphrase))
     }
+    let keys = SealKeys { [locked] in try locked.map { file, passphrase in try file.open(passphrase: passphrase) } }
     let limit = try memberSize.map { try ByteSize.parse($0) } ?? ArchiveFormat.defaultMemberLimit
     let live = LiveStore(store: store)
     let names = volumes.isEmpty ? store.layout.volumeNames() : volumes
@@ -80,6 +82,8 @@ struct SealCommand: ParsableCommand {
         memberLimit: limit, newChain: newChain, formatVersion: format)
       switch try Sealer.seal(request, live: live) {
       case .nothingToSeal(let volume, let sealedSeq, let reason):
+        // A wrong passphrase is still an error when there is nothing to seal.
+        _ = try keys.keys()
         reports.append(["volume": volume, "sealed": false, "sealed_seq": sealedSeq, "reason": reason])
         if !json { say("\(volume): nothing sealed — \(reason)") }
       case .sealed(let archive):
@@ -107,6 +111,7 @@ struct SealCommand: ParsableCommand {
         }
       }
     }
+    _ = try keys.keys()
     if json {
       let document: [String: Any] = reports.count == 1 ? reports[0] : ["volumes": reports]
       say(jsonText(document))

@@ -178,3 +178,37 @@ func run(_ arguments: [String], in directory: String? = nil) throws -> (status: 
     #expect(difference(try view.read(offset: 0, length: Int(view.size)), chain.fixture.snapshots[seq]) == nil)
   }
 }
+
+@Suite struct SealKeysTests {
+  /// The key is unlocked while the packs are built: an unlock that fails (a wrong
+  /// passphrase) fails the seal with its own error, and leaves nothing sealed or staged;
+  /// one that succeeds late still seals.
+  @Test func aKeyUnlockedDuringTheSealFailsOrSealsIt() throws {
+    let chain = try SealedChain(size: 1 << 20)
+    try chain.history(20, bookmark: "k")
+    let failing = SealKeys { throw ReelError(.wrongKey, "test key: wrong passphrase") }
+    let error = #expect(throws: ReelError.self) {
+      try Sealer.seal(
+        SealRequest(volume: chain.fixture.name, outputDirectory: chain.output, masterKeys: failing),
+        live: chain.fixture.live)
+    }
+    #expect(error?.kind == .wrongKey)
+    let left = (try? FileManager.default.contentsOfDirectory(atPath: chain.output)) ?? []
+    #expect(left.allSatisfy { $0 == ".reel-seal.lock" }, "\(left)")
+    #expect(try chain.fixture.live.lastSealedArchive(of: chain.fixture.descriptor) == nil)
+
+    let key = chain.key
+    let late = SealKeys {
+      Thread.sleep(forTimeInterval: 0.3)
+      return [key]
+    }
+    let outcome = try Sealer.seal(
+      SealRequest(volume: chain.fixture.name, outputDirectory: chain.output, masterKeys: late),
+      live: chain.fixture.live)
+    guard case .sealed(let archive) = outcome else {
+      Issue.record("nothing sealed")
+      return
+    }
+    #expect(try ArchiveVerifier.verify(path: archive.path, masterKeys: [key]).problems.isEmpty)
+  }
+}
