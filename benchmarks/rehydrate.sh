@@ -9,7 +9,7 @@
 # journal (then sync).
 #   throughput: bytes journaled / wall time, target ≥ 0.8× the baseline
 # Then a restore from the rehydrated store at the last instant: seconds per GiB.
-# Usage: benchmarks/rehydrate.sh [SIZE]   (SIZE default 1G; REEL_SEAL_FLAGS="--format 2" for archive format 2)
+# Usage: benchmarks/rehydrate.sh [SIZE]   (SIZE default 1G; REEL_SEAL_FLAGS="--format 1" for archive format 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1G}

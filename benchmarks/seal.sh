@@ -9,7 +9,7 @@
 #   size:       baseline output / archive size, target ≥ 0.95 (archive ≤ 1.05× baseline)
 # The live store is brought up to date first (`reel serve` does that continuously); that
 # ingest is timed and reported on its own.
-# Usage: benchmarks/seal.sh [SIZE]   (SIZE default 1G; REEL_SEAL_FLAGS="--format 2" measures archive format 2)
+# Usage: benchmarks/seal.sh [SIZE]   (SIZE default 1G; REEL_SEAL_FLAGS="--format 1" measures archive format 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1G}

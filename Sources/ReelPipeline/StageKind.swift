@@ -98,7 +98,7 @@ public enum StageKind: String, Sendable, CaseIterable {
         ParameterSpec("new-chain", .boolean, "start a new chain with a full base"),
         ParameterSpec(
           "format", .choice(["1", "2"]),
-          "archive format: 1 (default) the store's chunks as they are; 2 compressed in 8 MiB groups, ~7% smaller, slower to seal and rehydrate"
+          "archive format: 2 (default) chunks compressed in 8 MiB groups; 1 the store's chunks as they are, ~5% larger, faster to seal and rehydrate"
         ),
       ]
     case .verify:

@@ -48,7 +48,7 @@ struct SealCommand: ParsableCommand {
   var newChain = false
   @Option(
     help:
-      "Archive format version: 1 (default) carries the store's chunks as they are, fast to seal and to rehydrate; 2 compresses them in 8 MiB groups, ~7% smaller, slower to seal and to rehydrate."
+      "Archive format version: 2 (default) compresses the chunks in 8 MiB groups; 1 carries the store's chunks as they are, ~5% larger but faster to seal and to rehydrate."
   )
   var format = SealRequest.defaultFormatVersion
   @Flag(help: "JSON output.") var json = false

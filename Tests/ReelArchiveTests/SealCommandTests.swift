@@ -66,16 +66,16 @@ func reel(_ arguments: [String], store: String, passphrase: String = "correct ho
 
     let again = try reel(["seal", "disk", "--out", out, "--key", keyPath], store: store)
     #expect(again.status == 0 && again.stdout.contains("nothing sealed"), "\(again.stdout)")
-    // The default writes format 1; --format 2 writes format 2; one chain may hold both.
+    // The default writes format 2; --format 1 writes format 1; one chain may hold both.
     let unknown = try reel(
       ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--format", "3"], store: store)
     #expect(unknown.status != 0 && unknown.stderr.contains("--format 3"), "\(unknown.stderr)")
     let rest = try reel(
-      ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--format", "2"], store: store)
+      ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--format", "1"], store: store)
     #expect(rest.status == 0 && rest.stdout.contains("sealed seq"), "\(rest.stdout) \(rest.stderr)")
-    #expect(try ArchiveVerifier.readManifest(path: path).formatVersion == 1)
-    let compact = try #require(try archives(in: out).first { $0 != path })
-    #expect(try ArchiveVerifier.readManifest(path: compact).formatVersion == 2)
+    #expect(try ArchiveVerifier.readManifest(path: path).formatVersion == 2)
+    let carried = try #require(try archives(in: out).first { $0 != path })
+    #expect(try ArchiveVerifier.readManifest(path: carried).formatVersion == 1)
 
     let inspect = try reel(["inspect", path], store: store)
     #expect(inspect.status == 0)

@@ -63,12 +63,12 @@ struct PipelineTests {
   func pruneNeedsCopies() throws {
     let sandbox = try PipelineSandbox()
     let before = sandbox.segments()
-    // Also seals archive format 2, which the rest of the chain (export, verify on media,
-    // offsite copy) handles like format 1.
+    // Also seals archive format 1 (the other pipelines seal the default, 2), which the rest
+    // of the chain (export, verify on media, offsite copy) handles like format 2.
     let file = try sandbox.pipeline(
       "two-copies",
       PipelineSandbox.nightly.replacingOccurrences(of: "copies: 1", with: "copies: 2")
-        .replacingOccurrences(of: "- stage: seal", with: "- stage: seal\n    format: 2"))
+        .replacingOccurrences(of: "- stage: seal", with: "- stage: seal\n    format: 1"))
     let run = try sandbox.reel(["pipeline", "run", file])
     #expect(run.status == 0, "\(run.output)")
     let sealed = try FileManager.default.contentsOfDirectory(atPath: sandbox.archives).filter {
@@ -76,7 +76,7 @@ struct PipelineTests {
     }
     #expect(!sealed.isEmpty)
     for name in sealed {
-      #expect(try ArchiveVerifier.readManifest(path: sandbox.archives + "/" + name).formatVersion == 2)
+      #expect(try ArchiveVerifier.readManifest(path: sandbox.archives + "/" + name).formatVersion == 1)
     }
     #expect(sandbox.segments() == before)
     #expect(run.stdout.contains("1 verified copy on media, 2 required"))
