@@ -303,11 +303,21 @@ func streamVerdict(of bytes: [UInt8], key: SymmetricKey) throws -> String? {
     }
   }
 
-  @Test func aReadBackThatDiffersFromTheVerifiedStreamFailsTheSeal() throws {
+  /// The damage chain's first archive: its bytes, what verifying it found (as a seal's
+  /// stream check reports it), and a fresh path for a copy next to it.
+  static func archiveToCopy(_ suffix: String) throws -> (
+    original: [UInt8], written: ArchiveStructureReport, copy: String
+  ) {
     let chain = ArchiveDamageTests.chain
-    let original = Array(try Data(contentsOf: URL(fileURLWithPath: chain.archives[0])))
-    let written = try ArchiveVerifier.verify(path: chain.archives[0], masterKeys: [chain.key]).structure
-    let copy = chain.archives[0] + ".read-back-\(UUID().uuidString)"
+    return (
+      Array(try Data(contentsOf: URL(fileURLWithPath: chain.archives[0]))),
+      try ArchiveVerifier.verify(path: chain.archives[0], masterKeys: [chain.key]).structure,
+      chain.archives[0] + ".\(suffix)-\(UUID().uuidString)"
+    )
+  }
+
+  @Test func aReadBackThatDiffersFromTheVerifiedStreamFailsTheSeal() throws {
+    let (original, written, copy) = try Self.archiveToCopy("read-back")
     defer { unlink(copy) }
     try Data(original).write(to: URL(fileURLWithPath: copy))
     try ArchiveWriter.readBack(copy, label: "copy", matches: written)
@@ -324,10 +334,7 @@ func streamVerdict(of bytes: [UInt8], key: SymmetricKey) throws -> String? {
   /// given: started before anything is written (as the seal starts it) it sees the whole
   /// stream; a byte changed on the disk behind the writer's back fails the comparison.
   @Test func theReadBackThatFollowsTheWritesReadsWhatTheDiskHolds() throws {
-    let chain = ArchiveDamageTests.chain
-    let original = Array(try Data(contentsOf: URL(fileURLWithPath: chain.archives[0])))
-    let written = try ArchiveVerifier.verify(path: chain.archives[0], masterKeys: [chain.key]).structure
-    let copy = chain.archives[0] + ".following-\(UUID().uuidString)"
+    let (original, written, copy) = try Self.archiveToCopy("following")
     defer { unlink(copy) }
     let writer = try DirectFileWriter(creating: copy)
     let following = try FollowingReadBack(path: copy, writer: writer)
