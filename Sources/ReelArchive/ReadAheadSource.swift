@@ -79,15 +79,13 @@ final class ArchiveBytePipe: ArchiveByteSource, @unchecked Sendable {
 /// while frames are decrypted and checked (a bounded number of 1 MiB pieces in flight).
 final class ReadAheadSource: ArchiveByteSource, @unchecked Sendable {
   private let pipe: ArchiveBytePipe
-  private let stopped = DispatchSemaphore(value: 0)
+  private let reading: BackgroundTask<Void>
 
   init(_ source: any ArchiveByteSource, depth: Int = 16) {
     let pipe = ArchiveBytePipe(depth: depth)
     self.pipe = pipe
     nonisolated(unsafe) var inner = source
-    let stopped = self.stopped
-    let thread = Thread {
-      defer { stopped.signal() }
+    reading = BackgroundTask {
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
       defer { buffer.deallocate() }
       do {
@@ -100,14 +98,13 @@ final class ReadAheadSource: ArchiveByteSource, @unchecked Sendable {
         pipe.close(failure: error)
       }
     }
-    thread.start()
   }
 
   /// Stops reading ahead and waits until the source is no longer being read: whoever owns
   /// it (a tape drive) may go on using it directly.
   deinit {
     pipe.abandon()
-    stopped.wait()
+    try? reading.value()
   }
 
   func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
