@@ -98,10 +98,15 @@ final class DirectPackWriter: WholePackWriter {
 }
 
 /// Packs as files `<root>/<first two hex digits>/<id>.pack`, descriptors kept open.
+///
+/// Other processes append to the same packs (each under the store lock), so nothing
+/// learnt about a pack's length outlives the call that learnt it: every append and size
+/// asks the file. A cached end let `reel serve`'s ingest write over chunks that a
+/// `reel seal` had committed to the same pack in between.
 public final class FolderPackBackend: PackBackend, @unchecked Sendable {
   public let root: String
   private let lock = NSLock()
-  private var open: [String: (file: PosixFile, size: UInt64)] = [:]
+  private var open: [String: PosixFile] = [:]
   private var created: Set<String> = []
   /// Per pack, where the bytes not yet handed to the disk's writeback begin.
   private var writebackFrom: [String: UInt64] = [:]
@@ -113,7 +118,7 @@ public final class FolderPackBackend: PackBackend, @unchecked Sendable {
 
   func path(_ pack: String) -> String { root + "/" + pack.prefix(2) + "/" + pack + ".pack" }
 
-  private func handle(_ pack: String, create: Bool) throws -> (file: PosixFile, size: UInt64) {
+  private func handle(_ pack: String, create: Bool) throws -> PosixFile {
     if let cached = open[pack] { return cached }
     let path = path(pack)
     if create {
@@ -122,22 +127,21 @@ public final class FolderPackBackend: PackBackend, @unchecked Sendable {
       if access(path, F_OK) != 0 { created.insert(pack) }
     }
     let file = try PosixFile(path: path, flags: create ? O_RDWR | O_CREAT : O_RDWR)
-    let entry = (file, try file.size())
     if open.count > 64 {
       open.removeAll()
       writebackFrom.removeAll()
     }
-    open[pack] = entry
-    return entry
+    open[pack] = file
+    return file
   }
 
   public func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 {
     try lock.withLock {
-      let (file, size) = try handle(pack, create: true)
+      let file = try handle(pack, create: true)
+      let size = try file.size()
       try file.write(bytes, at: size)
       let end = size + UInt64(bytes.count)
-      open[pack] = (file, end)
-      let from = writebackFrom[pack] ?? size
+      let from = min(writebackFrom[pack] ?? size, size)
       if end - from >= Self.writebackStep {
         file.startWriteback(offset: from, count: end - from)
         writebackFrom[pack] = end
@@ -149,28 +153,31 @@ public final class FolderPackBackend: PackBackend, @unchecked Sendable {
   }
 
   public func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
-    let file = try lock.withLock { try handle(pack, create: false).file }
+    let file = try lock.withLock { try handle(pack, create: false) }
     return try file.read(at: offset, count: length)
   }
 
   public func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-    let file = try lock.withLock { try handle(pack, create: false).file }
+    let file = try lock.withLock { try handle(pack, create: false) }
     return try file.read(into: buffer, at: offset)
   }
 
   public func size(_ pack: String) throws -> UInt64? {
     try lock.withLock {
-      guard access(path(pack), F_OK) == 0 else { return nil }
-      return try handle(pack, create: false).size
+      guard access(path(pack), F_OK) == 0 else {
+        // Deleted by another process: forget the descriptor of the unlinked file.
+        open.removeValue(forKey: pack)
+        return nil
+      }
+      return try handle(pack, create: false).size()
     }
   }
 
   public func truncate(_ pack: String, to size: UInt64) throws {
     try lock.withLock {
-      let (file, _) = try handle(pack, create: false)
+      let file = try handle(pack, create: false)
       try file.truncate(to: size)
       try file.sync()
-      open[pack] = (file, size)
       writebackFrom.removeValue(forKey: pack)
     }
   }
@@ -208,8 +215,7 @@ public final class FolderPackBackend: PackBackend, @unchecked Sendable {
 
   public func makeDurable(_ pack: String) throws {
     let (file, directory, isNew) = try lock.withLock {
-      let entry = try handle(pack, create: false)
-      return (entry.file, (path(pack) as NSString).deletingLastPathComponent, created.remove(pack) != nil)
+      (try handle(pack, create: false), (path(pack) as NSString).deletingLastPathComponent, created.remove(pack) != nil)
     }
     try file.syncData()
     if isNew {

@@ -93,13 +93,43 @@ extension LiveStore {
     for chunk in referenced.sorted() where chunks[chunk] == nil {
       report.problems.append(StoreProblem(message: "chunk \(chunk) has no catalog row", affects: try affected(chunk)))
     }
-    for (chunk, location) in chunks.sorted(by: { $0.key < $1.key }) {
-      let available = min(committed[location.pack] ?? 0, packSizes[location.pack] ?? 0)
-      guard location.offset + UInt64(location.length) <= available else {
-        let what =
-          packSizes[location.pack] == nil
-          ? "its pack \(location.pack) is missing" : "its pack \(location.pack) is cut short"
-        report.problems.append(StoreProblem(message: "chunk \(chunk): \(what)", affects: try affected(chunk)))
+    // Rows in pack order: two writers that each trusted a stale end of the same pack
+    // leave records that overlap, or rows past what was committed.
+    var previous: (chunk: String, location: ChunkLocation)?
+    for (chunk, location) in chunks.sorted(by: { ($0.value.pack, $0.value.offset) < ($1.value.pack, $1.value.offset) })
+    {
+      defer { previous = (chunk, location) }
+      let end = location.offset + UInt64(location.length)
+      guard let fileSize = packSizes[location.pack] else {
+        report.problems.append(
+          StoreProblem(message: "chunk \(chunk): its pack \(location.pack) is missing", affects: try affected(chunk)))
+        continue
+      }
+      let committedSize = committed[location.pack] ?? 0
+      guard end <= committedSize else {
+        report.problems.append(
+          StoreProblem(
+            message:
+              "chunk \(chunk): its record at bytes \(location.offset)..<\(end) of pack \(location.pack) runs past the committed end of the pack (\(committedSize) bytes)",
+            affects: try affected(chunk)))
+        continue
+      }
+      guard end <= fileSize else {
+        report.problems.append(
+          StoreProblem(
+            message:
+              "chunk \(chunk): its pack \(location.pack) is cut short (\(fileSize) bytes, the record ends at \(end))",
+            affects: try affected(chunk)))
+        continue
+      }
+      if let previous, previous.location.pack == location.pack,
+        previous.location.offset + UInt64(previous.location.length) > location.offset
+      {
+        report.problems.append(
+          StoreProblem(
+            message:
+              "chunk \(chunk): its record at bytes \(location.offset)..<\(end) of pack \(location.pack) overlaps chunk \(previous.chunk) (bytes \(previous.location.offset)..<\(previous.location.offset + UInt64(previous.location.length)))",
+            affects: try affected(chunk) + affected(previous.chunk)))
         continue
       }
       if readData {
