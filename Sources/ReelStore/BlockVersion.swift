@@ -45,8 +45,13 @@ extension Catalog {
         FROM block_version v LEFT JOIN chunk c ON c.hash = v.chunk
         WHERE v.volume_id = ? AND v.block = ? AND v.seq <= ? ORDER BY v.seq DESC LIMIT ?
         """)
-    let rows = try Row.fetchAll(
+    var rows = try Row.fetchAll(
       statement, arguments: [volume, Int64(block), Int64(seq), LiveStoreFormat.maxPartials + 1])
+    if rows.count == LiveStoreFormat.maxPartials + 1, !rows.contains(where: { $0["full"] as Int64 != 0 }) {
+      // Longer than the bound: ingest could not consolidate the block because a chunk of
+      // its chain is damaged, and kept the new write as one more partial version.
+      rows = try Row.fetchAll(statement, arguments: [volume, Int64(block), Int64(seq), Int64.max])
+    }
     var chain: [BlockVersion] = []
     for row in rows {
       let version = BlockVersion(

@@ -14,6 +14,8 @@ public struct IngestReport: Sendable, Equatable {
   public var chunksStored: UInt64 = 0
   public var chunksReused: UInt64 = 0
   public var storedBytes: UInt64 = 0
+  /// Damaged chunks met while ingesting (see `reel store repair`); ingest went on without them.
+  public var damage: [String] = []
 }
 
 extension LiveStore {
@@ -90,6 +92,7 @@ extension LiveStore {
     report.chunksStored += done.chunksStored
     report.chunksReused += done.chunksReused
     report.storedBytes += done.storedBytes
+    report.damage += done.damage
     batch = IngestBatch(
       live: self, descriptor: batch.descriptor, packs: batch.packs, encoder: batch.encoder, carryingHeads: batch.heads)
   }
@@ -115,6 +118,8 @@ struct IngestBatch {
   private var awaiting: [Int] = []
   private var awaitingHead = 0
   var payloadBytes = 0
+  /// Blocks whose chain could not be consolidated because a chunk of it is damaged.
+  var damage: [String] = []
   var baseAdded = false
   var chunksStored: UInt64 = 0
   var chunksReused: UInt64 = 0
@@ -203,7 +208,17 @@ struct IngestBatch {
     }
     // Consolidating reads the chain's chunks, so those still with the encoder land first.
     try resolveAll()
-    var whole = try live.assemble(try head(block), length: blockLength)
+    var whole: [UInt8]
+    do {
+      whole = try live.assemble(try head(block), length: blockLength)
+    } catch let error as ReelError where error.kind == .corrupt {
+      // A damaged chunk in the chain must not stop ingest (and with it every later point
+      // of every block): the write is kept as one more partial version, which costs only
+      // the points that need the damaged bytes anyway.
+      damage.append("block \(block) at seq \(seq) kept unconsolidated: \(error.message)")
+      return try add(
+        BlockVersion(block: block, seq: seq, full: false, chunk: nil, start: start, length: length), content: content)
+    }
     if let content {
       whole.replaceSubrange(start..<(start + length), with: content)
     } else {

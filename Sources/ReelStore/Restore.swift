@@ -10,6 +10,9 @@ public struct RestoreReport: Sendable {
   /// Bytes actually written: blocks that are all zeros at the point are left as holes.
   public var bytesWritten: UInt64
   public var ingest: IngestReport
+  /// What the user should know about the result (the journal's newest records could not
+  /// be ingested, damaged chunks met on the way).
+  public var warnings: [String] = []
 }
 
 /// Rebuilds a volume as of a point from the live store into an image file.
@@ -23,8 +26,7 @@ public enum Restore {
         remedy: "choose another --output, or add --force to replace it")
     }
     let live = LiveStore(store: store)
-    let ingest = try live.ingest(volume: name)
-    let view = try VolumeView(live: live, volume: name, at: point)
+    let (ingest, view, warnings) = try Self.view(live: live, volume: name, at: point)
     let temporary = output + ".reel-partial-\(getpid())"
     do {
       let file = try PosixFile(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
@@ -58,10 +60,31 @@ public enum Restore {
       try file.sync()
       try Durable.rename(temporary, to: output)
       return RestoreReport(
-        volume: name, resolved: view.resolved, output: output, size: view.size, bytesWritten: written, ingest: ingest)
+        volume: name, resolved: view.resolved, output: output, size: view.size, bytesWritten: written, ingest: ingest,
+        warnings: warnings)
     } catch {
       unlink(temporary)
       throw error
+    }
+  }
+
+  /// The store caught up with the journal, then the point resolved. When catching up
+  /// fails, a point inside the history the store already holds is still served (with a
+  /// warning): the failure concerns only newer records.
+  public static func view(live: LiveStore, volume name: String, at point: Point) throws -> (
+    IngestReport, VolumeView, [String]
+  ) {
+    do {
+      let ingest = try live.ingest(volume: name)
+      let warnings = ingest.damage.map { "damaged store: \($0); run `reel store repair`" }
+      return (ingest, try VolumeView(live: live, volume: name, at: point), warnings)
+    } catch let failure as ReelError {
+      guard point != .latest, let view = try? VolumeView(live: live, volume: name, at: point) else { throw failure }
+      let ingested = try live.historyBounds(of: view.descriptor).ingested
+      if case .time = point, view.resolved.seq >= ingested { throw failure }
+      let warning =
+        "the journal of \(name) after seq \(ingested) could not be taken into the store (\(failure.message)); \(point) is before that and was read from what the store holds"
+      return (IngestReport(volume: name, firstSeq: ingested + 1, lastSeq: ingested), view, [warning])
     }
   }
 }

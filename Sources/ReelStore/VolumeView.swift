@@ -56,10 +56,27 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
   /// the volume), or nil when it is all zeros at the view's point. One catalog
   /// transaction and a few coalesced pack reads serve the whole range.
   public func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]?) throws -> Void) throws {
-    let blockSize = UInt64(descriptor.storeBlockSize)
-    let chains = try live.catalog.database.read { db in
+    let chains = try versionChains(range)
+    var assembled = assemble(range, chains)
+    if assembled.contains(where: { if case .failure = $0 { true } else { false } }) {
+      // Another process's prune may have moved chunks to a new pack between the catalog
+      // read and the pack reads (the old pack is then gone): read where they are now.
+      let current = try versionChains(range)
+      if current != chains { assembled = assemble(range, current) }
+    }
+    for (block, result) in zip(range, assembled) {
+      try body(block, try result.get())
+    }
+  }
+
+  private func versionChains(_ range: Range<UInt64>) throws -> [[BlockVersion]] {
+    try live.catalog.database.read { db in
       try range.map { try Catalog.versionChain(db, volume: volumeID, block: $0, atOrBefore: resolved.seq) }
     }
+  }
+
+  private func assemble(_ range: Range<UInt64>, _ chains: [[BlockVersion]]) -> [Result<[UInt8]?, ReelError>] {
+    let blockSize = UInt64(descriptor.storeBlockSize)
     // Read every chunk the range needs in a few large, sorted reads, decoded in parallel.
     var wanted: [String: ChunkLocation] = [:]
     for chain in chains {
@@ -71,8 +88,7 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
     let live = self.live
     let size = self.size
     let name = descriptor.name
-    let assembled = parallelMap(Array(zip(range, chains)), workers: 4) {
-      _, item -> Result<[UInt8]?, ReelError> in
+    return parallelMap(Array(zip(range, chains)), workers: 4) { _, item -> Result<[UInt8]?, ReelError> in
       let (block, chain) = item
       let length = Int(min(blockSize, size - block * blockSize))
       if chain.allSatisfy({ $0.chunk == nil }) { return .success(nil) }
@@ -87,9 +103,6 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
       } catch {
         return .failure(ReelError(.io, "\(error)"))
       }
-    }
-    for (block, result) in zip(range, assembled) {
-      try body(block, try result.get())
     }
   }
 

@@ -48,6 +48,11 @@ func say(_ line: String) {
   print(line)
 }
 
+/// Writes one warning line to standard error: the command goes on.
+func warn(_ line: String) {
+  FileHandle.standardError.write(Data("reel: warning: \(line)\n".utf8))
+}
+
 /// One-line JSON for a dictionary or array (JSON Lines and single reports alike).
 func jsonText(_ object: Any) -> String {
   let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])

@@ -24,6 +24,7 @@ struct RestoreCommand: ParsableCommand {
     let store = try Store.open(StoreLayout.resolve(options.store))
     let report = try Restore.run(
       store: store, volume: volume, at: Point(parsing: at), output: output, overwrite: force)
+    for warning in report.warnings { warn(warning) }
     if json {
       say(
         jsonText([
@@ -53,7 +54,13 @@ struct TimelineCommand: ParsableCommand {
     let descriptor = try store.layout.descriptor(of: volume)
     let summary = try store.layout.journalReader(of: volume).summarize()
     let live = LiveStore(store: store)
-    try live.ingest(volume: volume)
+    do {
+      let ingest = try live.ingest(volume: volume)
+      for damage in ingest.damage { warn("damaged store: \(damage); run `reel store repair`") }
+    } catch let error as ReelError {
+      // The history the store already holds is still worth showing.
+      warn("the journal could not be taken into the store: \(error.message); showing what the store holds")
+    }
     let catalog = try live.catalogTimeline(of: descriptor)
     // A rehydrated volume has no journal: its history is the catalog's.
     let fromJournal = summary.segmentCount > 0

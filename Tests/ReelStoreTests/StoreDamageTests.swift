@@ -1,0 +1,69 @@
+import Foundation
+import GRDB
+import ReelCore
+import ReelJournal
+import ReelTestSupport
+import Testing
+
+@testable import ReelStore
+
+/// Damage costs only the points that need the damaged bytes.
+@Suite struct StoreDamageTests {
+  /// A store whose block 0 has one stored chunk, flipped on disk after ingest, and the
+  /// seq of the write that stored it; "early" is a bookmark before that write.
+  static func damagedStore() throws -> (fixture: StoreFixture, damagedSeq: Seq, chunk: String) {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 11, storeBlockSize: 64 * 1024)
+    try fixture.append(.write(offset: 65536, data: [UInt8](repeating: 0x11, count: 65536)))
+    let early = try fixture.append(.bookmark("early")).seq
+    fixture.snapshot(early)
+    let damagedSeq = try fixture.append(.write(offset: 0, data: (0..<65536).map { UInt8(truncatingIfNeeded: $0 * 7) })).seq
+    fixture.snapshot(damagedSeq)
+    try fixture.live.ingest(volume: fixture.name)
+    let row = try #require(
+      try fixture.live.catalog.database.read { db in
+        try Row.fetchOne(
+          db,
+          sql:
+            "SELECT c.hash, c.pack, c.offset, c.length FROM chunk c JOIN block_version v ON v.chunk = c.hash WHERE v.block = 0"
+        )
+      })
+    let handle = try #require(FileHandle(forUpdatingAtPath: fixture.packPath(row["pack"])))
+    let at = UInt64(row["offset"] as Int64) + UInt64(row["length"] as Int64) - 10
+    try handle.seek(toOffset: at)
+    let original = try #require(try handle.read(upToCount: 1))
+    try handle.seek(toOffset: at)
+    try handle.write(contentsOf: Data([original[0] ^ 0x01]))
+    try handle.close()
+    return (fixture, damagedSeq, row["hash"])
+  }
+
+  @Test func ingestGoesOnPastADamagedChainAndEarlierPointsStillRestore() throws {
+    let (fixture, damagedSeq, chunk) = try Self.damagedStore()
+    // More partial writes to block 0 than a chain may hold: consolidating them needs the
+    // damaged chunk.
+    for index in 0..<(LiveStoreFormat.maxPartials + 4) {
+      try fixture.append(.write(offset: UInt64(index * 512), data: [UInt8](repeating: UInt8(index), count: 512)))
+    }
+    try fixture.append(.write(offset: 4 * 65536, data: [UInt8](repeating: 0x44, count: 65536)))
+    let late = try fixture.append(.bookmark("late")).seq
+    fixture.snapshot(late)
+    try fixture.closeWriter()
+    let fresh = LiveStore(store: try Store.open(fixture.store.layout))
+    let report = try fresh.ingest(volume: fixture.name)
+    #expect(report.lastSeq == late)
+    #expect(report.damage.contains { $0.contains(chunk) }, "\(report.damage)")
+
+    #expect(difference(try fixture.image(at: .bookmark("early")), fixture.snapshots[damagedSeq - 1]) == nil)
+    // Through the restore path, which catches the store up first.
+    let output = fixture.root + "/early.img"
+    let restored = try Restore.run(store: fixture.store, volume: fixture.name, at: .bookmark("early"), output: output)
+    #expect(restored.resolved.seq == damagedSeq - 1)
+    let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: output)))
+    #expect(difference(bytes, fixture.snapshots[damagedSeq - 1]) == nil)
+    // The newest point still reads every block that does not need the damaged chunk.
+    let view = try VolumeView(live: LiveStore(store: fixture.store), volume: fixture.name, at: .bookmark("late"))
+    #expect(try view.read(offset: 65536, length: 65536 * 7) == Array(fixture.snapshots[late]![65536...]))
+    let damaged = #expect(throws: ReelError.self) { try view.read(offset: 0, length: 512) }
+    #expect(damaged?.kind == .corrupt)
+  }
+}
