@@ -32,6 +32,7 @@ struct ServeCommand: ParsableCommand {
   @Option(name: .customLong("live-image-lag"), help: .hidden) var liveImageLag: String?
   @Flag(name: .customLong("defer-live-image"), help: .hidden) var deferLiveImage = false
   @Option(name: .customLong("checkpoint-bytes"), help: .hidden) var checkpointBytes: String?
+  @Option(name: .customLong("ingest-interval"), help: .hidden) var ingestInterval: Double?
 
   func validate() throws {
     if at != nil && !readOnly {
@@ -78,7 +79,11 @@ struct ServeCommand: ParsableCommand {
       say("Listening on \(endpoint): \(exports.map { endpoint.uri(export: $0) }.joined(separator: " "))")
     }
     fflush(nil)  // scripts wait for these lines before connecting
-    let ingestor = readOnly ? nil : LiveIngestor(store: store, volumes: names, report: log)
+    let ingestor =
+      readOnly
+      ? nil
+      : LiveIngestor(
+        store: store, volumes: names, interval: .milliseconds(Int64((ingestInterval ?? 5) * 1000)), report: log)
     ingestor?.start()
     do {
       defer { ingestor?.stop() }

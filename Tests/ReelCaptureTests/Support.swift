@@ -58,7 +58,10 @@ final class ChildProcess: @unchecked Sendable {
 
   /// Starts `executable`; stdin is /dev/null, stdout and stderr go to the given files
   /// (appended), or to /dev/null.
-  init(_ executable: String, _ arguments: [String], stdout: String? = nil, stderr: String? = nil) throws {
+  init(
+    _ executable: String, _ arguments: [String], stdout: String? = nil, stderr: String? = nil,
+    environment: [String: String] = [:]
+  ) throws {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -66,7 +69,8 @@ final class ChildProcess: @unchecked Sendable {
     posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
     posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    let envp =
+      ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer { for pointer in argv + envp { free(pointer) } }
     // Test threads block signals; without a reset the child would inherit that mask and
     // never see SIGTERM.
@@ -123,11 +127,11 @@ final class ChildProcess: @unchecked Sendable {
 /// Runs a program to completion; output goes through files so a chatty program never
 /// blocks on a full pipe.
 @discardableResult
-func run(_ executable: String, _ arguments: [String]) throws -> CommandResult {
+func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
   let scratch = TemporaryDirectory("reel-run")
   let out = scratch.path + "/out"
   let err = scratch.path + "/err"
-  let status = try ChildProcess(executable, arguments, stdout: out, stderr: err).wait()
+  let status = try ChildProcess(executable, arguments, stdout: out, stderr: err, environment: environment).wait()
   return CommandResult(
     status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
     stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")

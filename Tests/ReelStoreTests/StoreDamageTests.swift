@@ -16,7 +16,8 @@ import Testing
     try fixture.append(.write(offset: 65536, data: [UInt8](repeating: 0x11, count: 65536)))
     let early = try fixture.append(.bookmark("early")).seq
     fixture.snapshot(early)
-    let damagedSeq = try fixture.append(.write(offset: 0, data: (0..<65536).map { UInt8(truncatingIfNeeded: $0 * 7) })).seq
+    let damagedSeq = try fixture.append(.write(offset: 0, data: (0..<65536).map { UInt8(truncatingIfNeeded: $0 * 7) }))
+      .seq
     fixture.snapshot(damagedSeq)
     try fixture.live.ingest(volume: fixture.name)
     let row = try #require(
