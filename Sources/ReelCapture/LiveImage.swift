@@ -23,16 +23,19 @@ public enum LiveImageRecovery: Sendable, Equatable, CustomStringConvertible {
   case upToDate(seq: Seq)
   /// Records after the last checkpoint were applied again (same boot, process stopped).
   case replayed(fromSeq: Seq, toSeq: Seq, records: Int)
-  /// The image was rebuilt from the base (or zeros) and the whole journal.
-  case rebuilt(reason: String, records: Int)
+  /// The image was rebuilt from the base (or zeros) and the whole journal, or from the
+  /// live store as of `storeSeq` (the journal begins after it) and the journal from there.
+  case rebuilt(reason: String, records: Int, storeSeq: Seq? = nil)
 
   public var description: String {
     switch self {
     case .upToDate(let seq): "live image up to date at seq \(seq)"
     case .replayed(let from, let to, let records):
       "replayed \(records) journal records (seq \(from)…\(to)) into the live image"
-    case .rebuilt(let reason, let records):
+    case .rebuilt(let reason, let records, nil):
       "rebuilt the live image from \(records) journal records (\(reason))"
+    case .rebuilt(let reason, let records, let storeSeq?):
+      "rebuilt the live image from the live store as of seq \(storeSeq) and \(records) journal records after it (\(reason))"
     }
   }
 }
@@ -94,9 +97,9 @@ final class LiveImage: @unchecked Sendable {
     let recovery: LiveImageRecovery
     let file: PosixFile
     if let rebuildReason {
-      let records = try rebuild(layout: layout, descriptor: descriptor, into: path, base: rebuildBase)
+      let rebuilt = try rebuild(layout: layout, descriptor: descriptor, into: path, base: rebuildBase)
       file = try PosixFile(path: path, flags: O_RDWR)
-      recovery = .rebuilt(reason: rebuildReason, records: records)
+      recovery = .rebuilt(reason: rebuildReason, records: rebuilt.records, storeSeq: rebuilt.storeSeq)
     } else {
       file = try PosixFile(path: path, flags: O_RDWR)
       let from = (state?.appliedSeq ?? 0) + 1
@@ -193,7 +196,7 @@ final class LiveImage: @unchecked Sendable {
   private static func rebuild(
     layout: StoreLayout, descriptor: VolumeDescriptor, into path: String,
     base: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)?
-  ) throws -> Int {
+  ) throws -> (records: Int, storeSeq: Seq?) {
     let temporary = path + ".rebuild"
     unlink(temporary)
     do {
@@ -222,7 +225,7 @@ final class LiveImage: @unchecked Sendable {
           layout: layout, descriptor: descriptor, fromSeq: firstSeq, into: file, path: temporary)
         try file.sync()
         try Durable.rename(temporary, to: path)
-        return records
+        return (records, firstSeq - 1)
       }
       if descriptor.hasBase {
         let basePath = layout.baseImagePath(descriptor.name)
@@ -237,7 +240,7 @@ final class LiveImage: @unchecked Sendable {
       let records = try replay(layout: layout, descriptor: descriptor, fromSeq: 1, into: file, path: temporary)
       try file.sync()
       try Durable.rename(temporary, to: path)
-      return records
+      return (records, nil)
     } catch {
       unlink(temporary)
       throw error

@@ -104,6 +104,9 @@ public final class JournalWriter: @unchecked Sendable {
     for segment in reader.segments.dropLast() {
       if let summary = segment.summary, summary.recordCount > 0 { lastTime = summary.maxTime }
     }
+    // An empty journal that continues imported history (`continueAfter`) carries the time
+    // of that history's last record as its creation time; time never goes back behind it.
+    if let last = reader.segments.last { lastTime = max(lastTime, last.header.created) }
     if let last = reader.segments.last {
       if let summary = last.summary {
         lastSeq = summary.lastSeq
@@ -122,9 +125,47 @@ public final class JournalWriter: @unchecked Sendable {
     return (writer, report)
   }
 
+  /// Makes a journal that holds no record continue after `seq`: history up to it came from
+  /// elsewhere (sealed archives, on rehydration), and new records must follow it, so
+  /// points, bookmarks and later seals continue instead of restarting at seq 1. Written as
+  /// one empty closed segment whose first seq is `seq + 1` and whose creation time is
+  /// `time` (the last imported record's), replacing empty segments before it. A journal
+  /// with records is left alone when it already reaches `seq`; returns whether it changed.
+  @discardableResult
+  public static func continueAfter(directory: String, volume: VolumeID, seq: Seq, time: Timestamp) throws -> Bool {
+    try Durable.makeDirectory(directory)
+    let lock = try lockJournal(directory)
+    defer { flock(lock.descriptor, LOCK_UN) }
+    try removeLeftoverTemporaries(in: directory)
+    let reader = try JournalReader(directory: directory, volume: volume)
+    let summaries = reader.segments.map(\.summary)
+    let lastSeq = summaries.last.flatMap { $0?.lastSeq } ?? 0
+    if summaries.contains(where: { $0 == nil || $0!.recordCount > 0 }) {
+      guard lastSeq >= seq || summaries.last! == nil else {
+        throw ReelError(
+          .incompatible,
+          "the journal in \(directory) ends at seq \(lastSeq) but the volume's history reaches seq \(seq)",
+          remedy: "import into a store whose journal for this volume is empty, or run `reel store check`")
+      }
+      return false
+    }
+    if !reader.segments.isEmpty && lastSeq == seq { return false }
+    // Only empty segments: nothing is lost by replacing them.
+    for segment in reader.segments {
+      guard unlink(segment.path) == 0 || errno == ENOENT else { throw PosixFile.error(errno, "delete", segment.path) }
+    }
+    try Durable.syncDirectory(directory)
+    let writer = try JournalWriter(
+      directory: directory, volume: volume, options: JournalOptions(),
+      segmentNumber: (reader.segments.last?.number ?? 0) + 1, lastSeq: seq, lastTime: time, lock: lock,
+      created: time)
+    try writer.close()
+    return true
+  }
+
   private init(
     directory: String, volume: VolumeID, options: JournalOptions, segmentNumber: UInt64,
-    lastSeq: Seq, lastTime: Timestamp, lock: PosixFile
+    lastSeq: Seq, lastTime: Timestamp, lock: PosixFile, created: Timestamp? = nil
   ) throws {
     self.lock = lock
     self.directory = directory
@@ -135,7 +176,7 @@ public final class JournalWriter: @unchecked Sendable {
     self.durableSeq = lastSeq
     self.segment = try Self.createSegment(
       directory: directory, volume: volume, number: segmentNumber, firstSeq: lastSeq + 1,
-      created: max(options.clock(), lastTime))
+      created: created ?? max(options.clock(), lastTime))
   }
 
   /// The seq of the last record appended (not necessarily durable yet).

@@ -81,6 +81,7 @@ extension LiveStore {
     _ fill: (HistoryImport) throws -> Void
   ) throws -> Bool {
     try adopt(descriptor)
+    defer { _ = try? continueJournal(of: descriptor) }
     return try withStoreLock {
       let bounds = try historyBounds(of: descriptor)
       let hasState = try catalog.database.read { db in
@@ -116,6 +117,28 @@ extension LiveStore {
       }
       return true
     }
+  }
+
+  /// Makes the volume's journal continue after the history the store holds when that
+  /// history came from elsewhere and the journal has no record (a rehydrated volume), so
+  /// serving it starts from the newest imported state and new writes get the next seqs.
+  /// Returns whether the journal changed.
+  @discardableResult
+  public func continueJournal(of descriptor: VolumeDescriptor) throws -> Bool {
+    let volumeID = descriptor.id.description
+    let last = try catalog.database.read { db -> (seq: Int64, time: Int64)? in
+      guard
+        let seq = try Int64.fetchOne(
+          db, sql: "SELECT ingested_seq FROM ingest_state WHERE volume_id = ?", arguments: [volumeID]), seq > 0
+      else { return nil }
+      let time = try Int64.fetchOne(
+        db, sql: "SELECT MAX(time_ns) FROM record_time WHERE volume_id = ?", arguments: [volumeID])
+      return (seq, time ?? descriptor.created.nanoseconds)
+    }
+    guard let last else { return false }
+    return try JournalWriter.continueAfter(
+      directory: store.layout.journalDirectory(descriptor.name), volume: descriptor.id, seq: Seq(last.seq),
+      time: Timestamp(nanoseconds: last.time))
   }
 
   /// Makes a volume known from its descriptor alone (no base image, an empty journal), or

@@ -62,16 +62,21 @@ struct TimelineCommand: ParsableCommand {
       warn("the journal could not be taken into the store: \(error.message); showing what the store holds")
     }
     let catalog = try live.catalogTimeline(of: descriptor)
-    // A rehydrated volume has no journal: its history is the catalog's.
-    let fromJournal = summary.segmentCount > 0
-    let firstTime = fromJournal ? summary.firstTime : catalog.firstTime
+    // The journal holds the newest history; the store may hold older history the journal
+    // no longer has (pruned once sealed, or imported from archives on rehydration).
+    let fromJournal = summary.recordCount > 0
+    let journalFirst = fromJournal ? summary.firstSeq ?? 0 : Seq.max
+    let storeHasOlder = catalog.records > 0 && catalog.retainedFrom + 1 < journalFirst
+    let firstTime = storeHasOlder ? catalog.firstTime : summary.firstTime
     let lastTime = fromJournal ? summary.lastTime : catalog.lastTime
-    let firstSeq = fromJournal ? summary.firstSeq ?? 0 : catalog.retainedFrom + (catalog.records > 0 ? 1 : 0)
-    let lastSeq = fromJournal ? summary.lastSeq ?? 0 : catalog.ingested
-    let bookmarks =
-      fromJournal
-      ? summary.bookmarks.map { (label: $0.label, seq: $0.seq, time: $0.time) }
-      : catalog.bookmarks.map { (label: $0.label, seq: $0.seq, time: $0.time) }
+    let firstSeq =
+      storeHasOlder ? catalog.retainedFrom + 1 : fromJournal ? journalFirst : catalog.retainedFrom
+    let lastSeq = max(fromJournal ? summary.lastSeq ?? 0 : 0, catalog.ingested)
+    var bookmarksBySeq: [Seq: (label: String, seq: Seq, time: Timestamp)] = [:]
+    for bookmark in catalog.bookmarks { bookmarksBySeq[bookmark.seq] = (bookmark.label, bookmark.seq, bookmark.time) }
+    for bookmark in summary.bookmarks { bookmarksBySeq[bookmark.seq] = (bookmark.label, bookmark.seq, bookmark.time) }
+    let bookmarks = bookmarksBySeq.values.sorted { $0.seq < $1.seq }
+    let olderRecords = storeHasOlder ? catalog.records - Int(summary.recordCount) : 0
     if json {
       var document: [String: Any] = [
         "volume": volume, "created": descriptor.created.rfc3339, "size": descriptor.size,
@@ -79,7 +84,7 @@ struct TimelineCommand: ParsableCommand {
       ]
       document["first_time"] = firstTime?.rfc3339 ?? NSNull()
       document["last_time"] = lastTime?.rfc3339 ?? NSNull()
-      document["records"] = fromJournal ? Int(summary.recordCount) : catalog.records
+      document["records"] = Int(summary.recordCount) + max(0, olderRecords)
       document["bytes_written"] = summary.bytesWritten
       document["segments"] = summary.segmentCount
       document["bookmarks"] = bookmarks.map { ["label": $0.label, "seq": $0.seq, "time": $0.time.rfc3339] }
@@ -104,8 +109,11 @@ struct TimelineCommand: ParsableCommand {
       say(
         "Records: \(summary.recordCount) in \(summary.segmentCount) segments; \(ByteSize.describe(summary.bytesWritten)) written"
       )
-    } else {
-      say("Records: \(catalog.records) in the store (no journal here: history came from sealed archives)")
+    }
+    if storeHasOlder {
+      say(
+        "History before seq \(journalFirst == Seq.max ? lastSeq + 1 : journalFirst) is in the store only (\(fromJournal ? "pruned from the journal once sealed, or " : "")imported from sealed archives)"
+      )
     }
     if catalog.retainedFrom > 0 { say("Points kept from seq \(catalog.retainedFrom) on (older history pruned)") }
     say(

@@ -51,6 +51,11 @@ struct ServeCommand: ParsableCommand {
     configuration.liveImage.deferApply = deferLiveImage
     if let checkpointBytes { configuration.checkpointBytes = max(1, try ByteSize.parse(checkpointBytes)) }
     let store = try Store.open(layout)
+    if !readOnly {
+      // A rehydrated volume's journal is empty: new writes continue its imported history.
+      let live = LiveStore(store: store)
+      for name in names { try live.continueJournal(of: try layout.descriptor(of: name)) }
+    }
     configuration.rebuildBase = { descriptor, seq in
       let live = LiveStore(store: store)
       try live.ingest(volume: descriptor.name, upTo: seq)
