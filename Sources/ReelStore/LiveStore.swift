@@ -168,6 +168,8 @@ final class ChunkCache: @unchecked Sendable {
     }
   }
 
+  func removeAll() { lock.withLock { entries.removeAll() } }
+
   func put(_ key: String, _ bytes: [UInt8]) {
     lock.withLock {
       tick += 1

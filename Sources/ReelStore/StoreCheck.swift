@@ -7,6 +7,8 @@ public struct StoreProblem: Sendable, Equatable {
   public var message: String
   /// What the damage affects, as "volume NAME bytes A..<B, seq X…Y (TIME…TIME)".
   public var affects: [String]
+  /// The chunk whose record is missing or cannot be trusted, when the problem is one.
+  public var chunk: String? = nil
 }
 
 public struct StoreCheckReport: Sendable {
@@ -27,6 +29,11 @@ extension LiveStore {
   /// chunk and checks its SHA-256 against its name. Damage is reported with the
   /// volume ranges and history spans it affects.
   public func check(readData: Bool) throws -> StoreCheckReport {
+    try check(readData: readData, markVerified: true)
+  }
+
+  /// `markVerified`: a clean read of every chunk marks imported archives verified.
+  func check(readData: Bool, markVerified: Bool) throws -> StoreCheckReport {
     var report = StoreCheckReport()
     let volumes = try catalog.database.read { db in
       try Row.fetchAll(db, sql: "SELECT id, name FROM volume").reduce(into: [String: String]()) {
@@ -91,7 +98,8 @@ extension LiveStore {
     }
 
     for chunk in referenced.sorted() where chunks[chunk] == nil {
-      report.problems.append(StoreProblem(message: "chunk \(chunk) has no catalog row", affects: try affected(chunk)))
+      report.problems.append(
+        StoreProblem(message: "chunk \(chunk) has no catalog row", affects: try affected(chunk), chunk: chunk))
     }
     // Rows in pack order: two writers that each trusted a stale end of the same pack
     // leave records that overlap, or rows past what was committed.
@@ -102,7 +110,9 @@ extension LiveStore {
       let end = location.offset + UInt64(location.length)
       guard let fileSize = packSizes[location.pack] else {
         report.problems.append(
-          StoreProblem(message: "chunk \(chunk): its pack \(location.pack) is missing", affects: try affected(chunk)))
+          StoreProblem(
+            message: "chunk \(chunk): its pack \(location.pack) is missing", affects: try affected(chunk), chunk: chunk)
+        )
         continue
       }
       let committedSize = committed[location.pack] ?? 0
@@ -111,7 +121,7 @@ extension LiveStore {
           StoreProblem(
             message:
               "chunk \(chunk): its record at bytes \(location.offset)..<\(end) of pack \(location.pack) runs past the committed end of the pack (\(committedSize) bytes)",
-            affects: try affected(chunk)))
+            affects: try affected(chunk), chunk: chunk))
         continue
       }
       guard end <= fileSize else {
@@ -119,10 +129,11 @@ extension LiveStore {
           StoreProblem(
             message:
               "chunk \(chunk): its pack \(location.pack) is cut short (\(fileSize) bytes, the record ends at \(end))",
-            affects: try affected(chunk)))
+            affects: try affected(chunk), chunk: chunk))
         continue
       }
-      if let previous, previous.location.pack == location.pack,
+      // Reading the data tells which of two overlapping records is intact.
+      if !readData, let previous, previous.location.pack == location.pack,
         previous.location.offset + UInt64(previous.location.length) > location.offset
       {
         report.problems.append(
@@ -137,7 +148,7 @@ extension LiveStore {
         do {
           _ = try self.chunk(chunk, at: location, verify: true)
         } catch let error as ReelError {
-          report.problems.append(StoreProblem(message: error.message, affects: try affected(chunk)))
+          report.problems.append(StoreProblem(message: error.message, affects: try affected(chunk), chunk: chunk))
         }
       }
     }
@@ -161,7 +172,7 @@ extension LiveStore {
             affects: ["volume \(name) seq \(summary.lastSeq + 1)…\(ingested)"]))
       }
     }
-    if readData && report.isClean {
+    if readData && report.isClean && markVerified {
       // Every chunk re-hashed: history imported from archives without that check is now verified.
       report.archivesVerified = try catalog.database.write { db in
         try db.execute(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ReelArchive
 import ReelCore
 import ReelJournal
 import ReelStore
@@ -70,7 +71,7 @@ struct PruneCommand: ParsableCommand {
 
 struct StoreCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "store", abstract: "Check the live store.", subcommands: [Check.self])
+    commandName: "store", abstract: "Check and repair the live store.", subcommands: [Check.self, Repair.self])
 
   struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -106,6 +107,63 @@ struct StoreCommand: ParsableCommand {
         say(report.isClean ? "Store is consistent." : "Store has \(report.problems.count) problems.")
       }
       if !report.isClean { throw ExitCode(65) }
+    }
+  }
+
+  struct Repair: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Store damaged chunks again from the journals and sealed archives; say what could not be.",
+      discussion: """
+        Reads every chunk (as `reel store check --read-data`), rebuilds each damaged one from
+        the journal records and base images its block versions were made from, then, with a
+        key, from the sealed archives the catalog knows whose files are still there. A chunk
+        is accepted only when its SHA-256 matches its name. Exit status 0 when nothing is left
+        damaged, 65 when some chunks could not be given back (each named with what it affects).
+        Serving, seals and other ingests wait while it runs (it holds the store lock).
+        """)
+
+    @OptionGroup var options: StoreOption
+    @OptionGroup var keyOptions: KeyOptions
+    @Flag(help: "JSON output.") var json = false
+
+    func run() throws {
+      let store = try Store.open(StoreLayout.resolve(options.store))
+      let live = LiveStore(store: store)
+      let keys = try keyOptions.open().map { [$0] }
+      var searched: [String] = []
+      let report = try live.repair(
+        archives: keys.map { ArchiveRepair.supply(live: live, masterKeys: $0) }, searched: { searched = $0 })
+      if json {
+        say(
+          jsonText([
+            "complete": report.isComplete, "chunks": report.chunksChecked, "damaged": report.damaged.count,
+            "from_journal": report.fromJournal, "from_archives": report.fromArchives, "archives_read": searched,
+            "unrepaired": report.unrepaired.map { ["chunk": $0.hash, "reason": $0.reason, "affects": $0.affects] },
+          ]))
+      } else {
+        say("\(report.chunksChecked) chunks read, \(report.damaged.count) damaged")
+        if !report.fromJournal.isEmpty { say("Rebuilt from journal records: \(report.fromJournal.count) chunk(s)") }
+        if !report.fromArchives.isEmpty {
+          say("Taken again from sealed archives: \(report.fromArchives.count) chunk(s)")
+        }
+        if keys == nil && !report.unrepaired.isEmpty {
+          say("Sealed archives were not searched: give --key (or $REEL_KEY) to search them.")
+        } else if !searched.isEmpty {
+          say("Archives read: \(searched.joined(separator: ", "))")
+        }
+        for chunk in report.unrepaired {
+          say("NOT REPAIRED: \(chunk.reason)")
+          for line in chunk.affects { say("  affects \(line)") }
+        }
+        say(
+          report.damaged.isEmpty
+            ? "Store is consistent; nothing to repair."
+            : report.isComplete
+              ? "Store repaired."
+              : "\(report.unrepaired.count) chunk(s) could not be repaired: the points that need them stay unreadable; rehydrate those ranges from another copy of their archives."
+        )
+      }
+      if !report.isComplete { throw ExitCode(65) }
     }
   }
 }
