@@ -43,6 +43,11 @@ struct StoreOption: ParsableArguments {
   var store: String?
 }
 
+/// Writes one line to standard error, marked as a warning.
+func warn(_ line: String) {
+  FileHandle.standardError.write(Data("reel: warning: \(line)\n".utf8))
+}
+
 /// Writes one line to standard output.
 func say(_ line: String) {
   print(line)

@@ -237,13 +237,17 @@ struct MediaCommand: ParsableCommand {
       abstract: "Which cartridges a restore of a volume to a point needs.")
 
     @OptionGroup var options: StoreOption
-    @Argument(help: "RFC 3339 time, bookmark label, seq:N or latest.") var point: String
+    @Argument(
+      help: "RFC 3339 time, relative time (\"10 minutes ago\", or -10m after --), bookmark label, seq:N or latest.")
+    var point: String
     @Option(help: "The volume to restore.") var volume: String
     @Flag(help: "JSON output.") var json = false
 
     func run() throws {
       let store = try Store.open(StoreLayout.resolve(options.store)).catalog
-      let plan = try RestorePlan(volume: volume, point: Point(parsing: point), copies: store.archiveCopies())
+      let point = try Point.parse(point)
+      if let warning = point.futureWarning(using: "the newest archived state") { warn(warning) }
+      let plan = try RestorePlan(volume: volume, point: point.point, copies: store.archiveCopies())
       if json {
         say(
           jsonText(

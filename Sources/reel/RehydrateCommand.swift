@@ -29,7 +29,9 @@ struct RehydrateCommand: ParsableCommand {
     help: "Media: dir:PATH, vtape:PATH, tape:/dev/nstN, or an archive file or folder.")
   var from: [String]
   @Option(name: .long, help: "Only this volume (repeatable).") var volume: [String] = []
-  @Option(help: "Import what restores up to this point need: RFC 3339 time, bookmark, seq:N or latest.")
+  @Option(
+    parsing: .unconditional,
+    help: "Import what restores up to this point need: RFC 3339 time, relative time (-10m), bookmark, seq:N or latest.")
   var until: String?
   @Flag(help: "Allow a store that already holds other volumes.") var merge = false
   @Flag(
@@ -48,13 +50,15 @@ struct RehydrateCommand: ParsableCommand {
     let layout = StoreLayout.resolve(options.store)
     let master = try keyOptions.open()
     guard let master else { throw ReelError(.usage, "rehydrate needs the master key", remedy: "give --key FILE") }
+    let until = try self.until.map { try Point.parse($0) }
+    if let warning = until?.futureWarning(using: "the newest state the archives hold") { warn(warning) }
     let supplies = try from.map(archiveSupply(for:))
     let store = try Store.initialize(layout).store
     let terminal = isatty(2) == 1 && !json
     let started = Date()
     let report = try Rehydrator.run(
       RehydrateRequest(
-        supplies: supplies, masterKeys: [master], volumes: volume, until: until.map(Point.init(parsing:)),
+        supplies: supplies, masterKeys: [master], volumes: volume, until: until?.pastOrLatest(),
         merge: merge, verifyContent: verify),
       store: store,
       progress: terminal

@@ -10,20 +10,26 @@ struct RestoreCommand: ParsableCommand {
     abstract: "Rebuild a volume as it was at a point in time, into an image file.",
     discussion: """
       POINT is an RFC 3339 time (UTC or with an offset, fractions allowed, e.g.
-      2026-11-27T07:22:02.5Z), a bookmark label, `seq:N`, or `latest`.
+      2026-11-27T07:22:02.5Z or 2026-11-27T08:22:02+01:00), a relative time (-90s, -10m,
+      -2h, -1d, -2w, or "10 minutes ago", "1 day ago"), a bookmark label, `seq:N`, or
+      `latest`. A time in the future means the latest state (with a warning).
       """)
 
   @OptionGroup var options: StoreOption
   @Argument(help: "Volume name.") var volume: String
-  @Option(help: "RFC 3339 time, bookmark label, seq:N, or latest.") var at: String
+  @Option(
+    parsing: .unconditional,
+    help: "RFC 3339 time, relative time (-10m, \"2 hours ago\"), bookmark label, seq:N, or latest.")
+  var at: String
   @Option(help: "Image file to write.") var output: String
   @Flag(help: "Replace --output if it exists.") var force = false
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
     let store = try Store.open(StoreLayout.resolve(options.store))
-    let report = try Restore.run(
-      store: store, volume: volume, at: Point(parsing: at), output: output, overwrite: force)
+    let point = try Point.parse(at)
+    let report = try Restore.run(store: store, volume: volume, at: point.point, output: output, overwrite: force)
+    if let warning = report.resolved.warning { warn(warning) }
     if json {
       say(
         jsonText([
@@ -33,7 +39,7 @@ struct RestoreCommand: ParsableCommand {
         ]))
     } else {
       say(
-        "Restored \(report.volume) as of \(report.resolved.point) (seq \(report.resolved.seq), \(report.resolved.time.rfc3339)) to \(report.output): \(ByteSize.describe(report.size)) (\(ByteSize.describe(report.bytesWritten)) of data)"
+        "Restored \(report.volume) as of \(point) (seq \(report.resolved.seq), \(report.resolved.time.rfc3339)) to \(report.output): \(ByteSize.describe(report.size)) (\(ByteSize.describe(report.bytesWritten)) of data)"
       )
     }
   }
