@@ -67,10 +67,7 @@ struct TimelineCommand: ParsableCommand {
     let lastTime = fromJournal ? summary.lastTime : catalog.lastTime
     let firstSeq = fromJournal ? summary.firstSeq ?? 0 : catalog.retainedFrom + (catalog.records > 0 ? 1 : 0)
     let lastSeq = fromJournal ? summary.lastSeq ?? 0 : catalog.ingested
-    let bookmarks =
-      fromJournal
-      ? summary.bookmarks.map { (label: $0.label, seq: $0.seq, time: $0.time) }
-      : catalog.bookmarks.map { (label: $0.label, seq: $0.seq, time: $0.time) }
+    let bookmarks = try live.bookmarks(of: descriptor, journal: summary)
     if json {
       var document: [String: Any] = [
         "volume": volume, "created": descriptor.created.rfc3339, "size": descriptor.size,
