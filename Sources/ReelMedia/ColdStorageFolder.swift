@@ -28,6 +28,10 @@ public final class ColdStorageFolder: MediaVolume {
     get throws { FileManager.default.fileExists(atPath: path) && access(path, W_OK) != 0 }
   }
 
+  public var missing: String? {
+    FileManager.default.fileExists(atPath: path) ? nil : "the folder \(path) does not exist"
+  }
+
   public func readLabel() throws -> LabelState {
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { return .blank }

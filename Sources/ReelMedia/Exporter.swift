@@ -120,7 +120,8 @@ public struct Exporter {
       case .labeled(let label):
         state.refused.append("\(volume.address) (\(label.name)) belongs to media set \"\(label.mediaSet ?? "")\"")
       case .blank:
-        state.refused.append("\(volume.address) is not labeled")
+        state.refused.append(
+          "\(volume.address) " + (volume.missing.map { "cannot be used: \($0)" } ?? "is not labeled"))
       case .foreign(let reason):
         state.refused.append("\(volume.address) is not labeled by Reel: \(reason)")
       }
