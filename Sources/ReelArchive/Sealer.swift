@@ -41,7 +41,9 @@ public struct SealRequest: Sendable {
     self.formatVersion = formatVersion
     self.volume = volume
     self.until = until
-    self.outputDirectory = outputDirectory
+    // The catalog records where each archive went; a relative path would only be right
+    // from the folder the seal ran in.
+    self.outputDirectory = Durable.absolute(outputDirectory)
     self.masterKeys = masterKeys
     self.memberLimit = memberLimit
     self.newChain = newChain

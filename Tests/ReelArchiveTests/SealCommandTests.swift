@@ -128,3 +128,59 @@ func archives(in folder: String) throws -> [String] {
     folder + "/" + $0
   }
 }
+
+/// Paths as people type them: relative to the folder they are in.
+@Suite struct RelativePathTests {
+  func reelIn(_ folder: String, _ arguments: [String], store: String) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+      .appendingPathComponent("reel")
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: folder)
+    var environment = ProcessInfo.processInfo.environment
+    environment["REEL_STORE"] = store
+    environment["REEL_PASSPHRASE"] = "correct horse"
+    environment.removeValue(forKey: "REEL_KEY")
+    process.environment = environment
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+  }
+
+  @Test func sealExportRehydrateAndRestoreWithRelativePaths() throws {
+    let fixture = try StoreFixture(size: 1 << 20)
+    for _ in 0..<10 { try fixture.randomChange() }
+    try fixture.append(.bookmark("one"))
+    let expected = fixture.model
+    let store = fixture.store.layout.root
+    _ = try KeyFile.create(at: fixture.root + "/master.key", passphrase: "correct horse")
+    let work = fixture.root
+
+    // The first archive of a chain creates the folder: it used to fail on syncing "" (its parent).
+    let sealed = try reelIn(work, ["seal", "disk", "--out", "archives", "--key", "master.key", "--json"], store: store)
+    #expect(sealed.status == 0, "\(sealed.output)")
+    #expect(!sealed.output.contains("reel: :"), "\(sealed.output)")
+    let report = try JSONSerialization.jsonObject(with: Data(sealed.output.utf8)) as? [String: Any]
+    let archive = try #require(report?["archive"] as? String)
+    #expect(archive.hasPrefix("/"), "the recorded path works from any folder: \(archive)")
+    #expect(FileManager.default.fileExists(atPath: archive))
+    let name = (archive as NSString).lastPathComponent
+
+    #expect(try reelIn(work, ["verify", "archives/" + name, "--key", "master.key"], store: store).status == 0)
+    let label = try reelIn(work, ["media", "label", "dir:media", "--name", "D1"], store: store)
+    #expect(label.status == 0, "\(label.output)")
+    let exported = try reelIn(work, ["export", "archives/" + name, "--to", "dir:media"], store: store)
+    #expect(exported.status == 0, "\(exported.output)")
+    let rehydrated = try reelIn(
+      work, ["rehydrate", "--from", "dir:media", "--store", "again", "--key", "master.key"], store: store)
+    #expect(rehydrated.status == 0, "\(rehydrated.output)")
+    let restored = try reelIn(
+      work, ["restore", "disk", "--at", "one", "--output", "one.img", "--store", "again"], store: store)
+    #expect(restored.status == 0, "\(restored.output)")
+    #expect(FileManager.default.contents(atPath: work + "/one.img") == Data(expected))
+  }
+}
