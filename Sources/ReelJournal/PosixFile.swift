@@ -260,7 +260,7 @@ public enum Durable {
   /// `path` made absolute against the current folder, for paths that are recorded (in a
   /// catalog, a report) and used again later from elsewhere.
   public static func absolute(_ path: String) -> String {
-    guard !path.hasPrefix("/") else { return (path as NSString).standardizingPath }
+    guard !path.hasPrefix("/") else { return path }
     let base = FileManager.default.currentDirectoryPath
     return ((base as NSString).appendingPathComponent(path.isEmpty ? "." : path) as NSString).standardizingPath
   }
