@@ -10,6 +10,8 @@ public struct RestoreReport: Sendable {
   /// Bytes actually written: blocks that are all zeros at the point are left as holes.
   public var bytesWritten: UInt64
   public var ingest: IngestReport
+  /// Partial files of earlier restores to the same output that were killed, removed now.
+  public var removedPartials: [String] = []
 }
 
 /// Rebuilds a volume as of a point from the live store into an image file.
@@ -22,9 +24,11 @@ public enum Restore {
         .alreadyExists, "\(output) already exists; nothing was written",
         remedy: "choose another --output, or add --force to replace it")
     }
+    let removedPartials = try removeStalePartials(of: output)
     let live = LiveStore(store: store)
     let ingest = try live.ingest(volume: name)
     let view = try VolumeView(live: live, volume: name, at: point)
+    try Interrupt.check()
     let temporary = output + ".reel-partial-\(getpid())"
     do {
       let file = try PosixFile(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
@@ -47,6 +51,7 @@ public enum Restore {
         var low = UInt64.max
         var high: UInt64 = 0
         for (block, bytes) in blocks {
+          try Interrupt.check()
           guard let bytes else { continue }  // zeros stay a hole
           try file.write(bytes, at: block * blockSize)
           written += UInt64(bytes.count)
@@ -58,10 +63,33 @@ public enum Restore {
       try file.sync()
       try Durable.rename(temporary, to: output)
       return RestoreReport(
-        volume: name, resolved: view.resolved, output: output, size: view.size, bytesWritten: written, ingest: ingest)
+        volume: name, resolved: view.resolved, output: output, size: view.size, bytesWritten: written, ingest: ingest,
+        removedPartials: removedPartials)
+    } catch let error as ReelError where error.kind == .interrupted {
+      unlink(temporary)
+      throw Interrupt.error("removed the partial \(temporary)")
     } catch {
       unlink(temporary)
       throw error
     }
+  }
+
+  /// Removes `OUTPUT.reel-partial-PID` files left by restores that were killed (their PID
+  /// no longer runs), so a rerun does not leave their space taken; returns their paths.
+  /// A partial of a restore still running is left alone.
+  static func removeStalePartials(of output: String) throws -> [String] {
+    let folder = Durable.parent(of: output)
+    let prefix = (output as NSString).lastPathComponent + ".reel-partial-"
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+    var removed: [String] = []
+    for name in names.sorted() where name.hasPrefix(prefix) {
+      guard let pid = pid_t(name.dropFirst(prefix.count)), pid > 0 else { continue }
+      guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
+      // Named as the restore that wrote it named it, so the user recognises it.
+      let path = output + ".reel-partial-\(pid)"
+      guard unlink(path) == 0 || errno == ENOENT else { throw PosixFile.error(errno, "remove", path) }
+      removed.append(path)
+    }
+    return removed
   }
 }

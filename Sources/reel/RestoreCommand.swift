@@ -28,14 +28,18 @@ struct RestoreCommand: ParsableCommand {
   func run() throws {
     let store = try Store.open(StoreLayout.resolve(options.store))
     let point = try Point.parse(at)
+    Interrupt.install()
     let report = try Restore.run(store: store, volume: volume, at: point.point, output: output, overwrite: force)
     if let warning = report.resolved.warning { warn(warning) }
+    for partial in report.removedPartials {
+      FileHandle.standardError.write(Data("reel: removed \(partial), left by a restore that was killed\n".utf8))
+    }
     if json {
       say(
         jsonText([
           "volume": report.volume, "output": report.output, "seq": report.resolved.seq,
           "time": report.resolved.time.rfc3339, "point": report.resolved.point.description,
-          "bytes_written": report.bytesWritten, "size": report.size,
+          "bytes_written": report.bytesWritten, "size": report.size, "removed_partials": report.removedPartials,
         ]))
     } else {
       say(
