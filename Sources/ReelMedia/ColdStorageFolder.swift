@@ -92,6 +92,7 @@ public final class ColdStorageFolder: MediaVolume {
       defer { buffer.deallocate() }
       var offset: UInt64 = 0
       while offset < archive.size {
+        try Interrupt.check()
         let got = try source.read(into: buffer, at: offset)
         guard got > 0 else {
           throw ReelError(.io, "\(archive.path) became shorter while it was being exported", remedy: "export it again")
@@ -105,6 +106,9 @@ public final class ColdStorageFolder: MediaVolume {
     } catch let error as ReelError where error.message.contains("No space left") {
       unlink(partial)
       return .endOfMedia(file: nil)
+    } catch let error as ReelError where error.kind == .interrupted {
+      unlink(partial)
+      throw Interrupt.error("removed the partial copy \(partial); run the same export again to finish")
     } catch {
       unlink(partial)
       throw error

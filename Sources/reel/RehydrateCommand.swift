@@ -41,6 +41,17 @@ struct RehydrateCommand: ParsableCommand {
   var verify = false
   @Flag(help: "JSON report.") var json = false
 
+  /// An interrupted rehydration keeps what it imported; the same command resumes it.
+  static func resumable<T>(_ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let error as ReelError where error.kind == .interrupted {
+      throw Interrupt.error(
+        "archives imported so far are kept, the one being imported when it stopped was not recorded; run the same command again to resume"
+      )
+    }
+  }
+
   func run() throws {
     guard options.store != nil || ProcessInfo.processInfo.environment["REEL_STORE"] != nil else {
       throw ReelError(
@@ -50,29 +61,32 @@ struct RehydrateCommand: ParsableCommand {
     let layout = StoreLayout.resolve(options.store)
     let master = try keyOptions.open()
     guard let master else { throw ReelError(.usage, "rehydrate needs the master key", remedy: "give --key FILE") }
+    Interrupt.install()
     let until = try self.until.map { try Point.parse($0) }
     if let warning = until?.futureWarning(using: "the newest state the archives hold") { warn(warning) }
     let supplies = try from.map(archiveSupply(for:))
     let store = try Store.initialize(layout).store
     let terminal = isatty(2) == 1 && !json
     let started = Date()
-    let report = try Rehydrator.run(
-      RehydrateRequest(
-        supplies: supplies, masterKeys: [master], volumes: volume, until: until?.pastOrLatest(),
-        merge: merge, verifyContent: verify),
-      store: store,
-      progress: terminal
-        ? { progress in
-          let elapsed = max(Date().timeIntervalSince(started), 0.001)
-          var line =
-            "\r[\(progress.number)/\(progress.count)] \(progress.archive) \(ByteSize.describe(progress.bytes))"
-          if let size = progress.archiveSize {
-            line += " of \(ByteSize.describe(size))"
-          }
-          line += String(format: " %.0f MB/s", Double(progress.bytes) / elapsed / 1e6)
-          line += "  \(progress.location)\u{1B}[K"
-          FileHandle.standardError.write(Data(line.utf8))
-        } : nil)
+    let report = try Self.resumable {
+      try Rehydrator.run(
+        RehydrateRequest(
+          supplies: supplies, masterKeys: [master], volumes: volume, until: until?.pastOrLatest(),
+          merge: merge, verifyContent: verify),
+        store: store,
+        progress: terminal
+          ? { progress in
+            let elapsed = max(Date().timeIntervalSince(started), 0.001)
+            var line =
+              "\r[\(progress.number)/\(progress.count)] \(progress.archive) \(ByteSize.describe(progress.bytes))"
+            if let size = progress.archiveSize {
+              line += " of \(ByteSize.describe(size))"
+            }
+            line += String(format: " %.0f MB/s", Double(progress.bytes) / elapsed / 1e6)
+            line += "  \(progress.location)\u{1B}[K"
+            FileHandle.standardError.write(Data(line.utf8))
+          } : nil)
+    }
     if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
     if json {
       say(jsonText(Self.document(report, store: layout.root)))

@@ -75,6 +75,8 @@ struct SealCommand: ParsableCommand {
       let passphrase = try given ?? Passphrase.obtain(for: escrowKey)
       locked.append((try KeyFile.read(at: escrowKey), passphrase))
     }
+    // After the prompts: Ctrl-C at a passphrase prompt should simply end the command.
+    Interrupt.install()
     let keys = SealKeys { [locked] in try locked.map { file, passphrase in try file.open(passphrase: passphrase) } }
     let limit = try memberSize.map { try ByteSize.parse($0) } ?? ArchiveFormat.defaultMemberLimit
     let live = LiveStore(store: store)
@@ -143,6 +145,7 @@ struct VerifyCommand: ParsableCommand {
 
   func run() throws {
     let master = try keyOptions.open()
+    Interrupt.install()
     var failed = false
     var reports: [[String: Any]] = []
     var manifests: [ArchiveManifest] = []
