@@ -184,3 +184,47 @@ func archives(in folder: String) throws -> [String] {
     #expect(FileManager.default.contents(atPath: work + "/one.img") == Data(expected))
   }
 }
+
+@Suite struct SealInterruptTests {
+  /// SIGINT while sealing: exit 130, "interrupted", and no staging folder or partial archive.
+  @Test func ctrlCDuringASealLeavesNothingHalfWritten() throws {
+    let fixture = try StoreFixture(size: 64 << 20)
+    var generator = SystemRandomNumberGenerator()
+    for step in 0..<48 {
+      let data = (0..<(1 << 20) / 8).flatMap { _ in withUnsafeBytes(of: generator.next()) { Array($0) } }
+      try fixture.append(.write(offset: UInt64(step) << 20, data: data))
+    }
+    try fixture.append(.flush)
+    try fixture.closeWriter()
+    let keyPath = fixture.root + "/master.key"
+    _ = try KeyFile.create(at: keyPath, passphrase: "correct horse")
+    let out = fixture.root + "/sealed"
+    #expect(try reel(["ingest"], store: fixture.store.layout.root).status == 0)
+
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+      .appendingPathComponent("reel")
+    process.arguments = ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--format", "2"]
+    var environment = ProcessInfo.processInfo.environment
+    environment["REEL_STORE"] = fixture.store.layout.root
+    environment["REEL_PASSPHRASE"] = "correct horse"
+    process.environment = environment
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+    try process.run()
+    let deadline = Date().addingTimeInterval(60)
+    func staged() -> Bool {
+      ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).contains { $0.hasPrefix(".reel-seal-") }
+    }
+    while !staged() && process.isRunning && Date() < deadline { usleep(200) }
+    #expect(staged(), "the seal got as far as staging")
+    kill(process.processIdentifier, SIGINT)
+    let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 130, "\(stderr)")
+    #expect(stderr.contains("reel: interrupted; nothing was sealed for volume disk"), "\(stderr)")
+    let left = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+    #expect(left.allSatisfy { $0 == ".reel-seal.lock" }, "\(left)")
+  }
+}
