@@ -54,7 +54,10 @@ public enum ArchiveImporter {
       try window.preload(Array(scanner.indexLocations.keys))
       // The scanner has checked each record's CRC-32C (and with verifyContent its content
       // hash) already; records of version 2 archives arrive re-encoded as the store keeps them.
-      try scanner.readBody { key, record in try window.addChunkRecord(record, key: key, verified: true) }
+      try scanner.readBody { key, record in
+        try Interrupt.check()
+        try window.addChunkRecord(record, key: key, verified: true)
+      }
       let result = scanner.result()
       guard result.problems.isEmpty else {
         throw ReelError(

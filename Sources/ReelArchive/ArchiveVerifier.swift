@@ -284,6 +284,7 @@ final class ArchiveScanner {
     let packContent = ArchiveFormat.packContent(formatVersion: manifest?.formatVersion ?? 1)
     var sumsBytes: [UInt8]?
     while let member = try tar.next() {
+      try Interrupt.check()
       if member.name == ArchiveFormat.checksumsName {
         sumsBytes = try small(member, limit: 1 << 20)
         break

@@ -53,6 +53,7 @@ func copyStaged(_ path: String, size: UInt64, into write: (UnsafeRawBufferPointe
   defer { buffer.deallocate() }
   var offset: UInt64 = 0
   while offset < size {
+    try Interrupt.check()
     let want = Int(min(UInt64(buffer.count), size - offset))
     let count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
     guard count > 0 else { throw ReelError(.io, "\(path): shorter than the \(size) bytes staged") }

@@ -41,7 +41,9 @@ public struct SealRequest: Sendable {
     self.formatVersion = formatVersion
     self.volume = volume
     self.until = until
-    self.outputDirectory = outputDirectory
+    // The catalog records where each archive went; a relative path would only be right
+    // from the folder the seal ran in.
+    self.outputDirectory = Durable.absolute(outputDirectory)
     self.masterKeys = masterKeys
     self.memberLimit = memberLimit
     self.newChain = newChain
@@ -135,7 +137,14 @@ public enum Sealer {
       live: live, descriptor: descriptor, request: request, fromSeq: fromSeq, untilSeq: untilSeq,
       parent: continues ? last : nil)
     defer { try? FileManager.default.removeItem(atPath: writer.staging) }
-    let sealed = try writer.write()
+    let sealed: SealedArchive
+    do {
+      sealed = try writer.write()
+    } catch let error as ReelError where error.kind == .interrupted {
+      throw Interrupt.error(
+        "nothing was sealed for volume \(request.volume); removed the staging folder \(writer.staging) and the partial archive"
+      )
+    }
     try live.recordSealed(
       SealedArchiveRecord(
         id: sealed.manifest.archiveID, volumeID: descriptor.id.description, chainID: sealed.manifest.chainID,
@@ -315,6 +324,7 @@ final class ArchiveWriter {
         try tar.addFile(name: ArchiveFormat.manifestName, bytes: manifestBytes, modified: created)
         try tar.addFile(name: ArchiveFormat.manifestMACName, bytes: mac, modified: created)
         for member in [indexMember] + packs {
+          try Interrupt.check()
           try tar.addFile(name: member.name, size: member.size, modified: created) { write in
             try copyStaged(staging + "/" + member.name, size: member.size, into: write)
           }
@@ -425,6 +435,7 @@ final class ArchiveWriter {
   /// that are done, in order.
   private func submitGroup() throws {
     guard !group.isEmpty else { return }
+    try Interrupt.check()
     try request.masterKeys.checkSoFar()
     let records = group
     let version = formatVersion

@@ -67,10 +67,14 @@ public enum Bookmarks {
     guard !label.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
       throw ReelError(.usage, "a bookmark label must be a single line", remedy: "remove the line breaks from the label")
     }
-    guard Point(parsing: label) == .bookmark(label) else {
+    // A label that reads as a mistyped time would never be found by `--at LABEL`.
+    let read = try? Point.parse(label)
+    guard let read, read.form == .bookmark, read.point == .bookmark(label) else {
       throw ReelError(
-        .usage, "\"\(label)\" would be read as \(Point(parsing: label)), not as a bookmark label",
-        remedy: "choose a label that is not `latest`, `seq:N`, a time, or starting with `bookmark:`")
+        .usage, "\"\(label)\" would be read as \(read.map(\.point.description) ?? "a time"), not as a bookmark label",
+        remedy:
+          "choose a label that is not `latest`, `seq:N`, a time, a relative time such as -10m or \"2 hours ago\", or starting with `bookmark:`"
+      )
     }
   }
 

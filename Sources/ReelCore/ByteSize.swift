@@ -61,7 +61,11 @@ public enum DurationText {
       default: unit = 0
       }
       guard unit > 0, let value = Int64(digits) else { throw invalid(text) }
-      total += value * unit
+      // A typo of many digits must be an error, not a crash.
+      let (part, overflow) = value.multipliedReportingOverflow(by: unit)
+      let (sum, overflowSum) = total.addingReportingOverflow(part)
+      guard !overflow, !overflowSum else { throw invalid(text) }
+      total = sum
       digits = ""
       sawUnit = true
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// An error a user can meet. `message` says what happened and to what; `remedy` says what
 /// to do. Both are written for a person at a terminal, never a Swift dump.
 public struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
@@ -13,6 +15,8 @@ public struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
     case wrongKey
     /// Media (a cartridge, a media set) has no room left.
     case mediaFull
+    /// SIGINT or SIGTERM stopped the command (`Interrupt`).
+    case interrupted
   }
 
   public var kind: Kind
@@ -42,6 +46,8 @@ public struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
     case .protocolViolation: 76
     case .wrongKey: 77
     case .mediaFull: 75
+    // The shell's convention for death by a signal, though the command ended cleanly.
+    case .interrupted: 128 + (Interrupt.signal ?? SIGINT)
     }
   }
 }

@@ -49,7 +49,8 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
       let day = number(8..<10), chars[10] == 84 || chars[10] == 116 || chars[10] == 32,
       let hour = number(11..<13), chars[13] == 58, let minute = number(14..<16), chars[16] == 58,
       let second = number(17..<19),
-      (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+      (1...12).contains(month), (1...Self.days(inMonth: month, of: year)).contains(day), hour < 24, minute < 60,
+      second < 61
     else { return nil }
     var index = 19
     var fractionNanos: Int64 = 0
@@ -71,7 +72,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     } else if chars[index] == 43 || chars[index] == 45 {
       let sign = chars[index] == 43 ? 1 : -1
       guard let oh = number((index + 1)..<(index + 3)), chars.count > index + 3,
-        chars[index + 3] == 58, let om = number((index + 4)..<(index + 6))
+        chars[index + 3] == 58, let om = number((index + 4)..<(index + 6)), oh < 24, om < 60
       else { return nil }
       offsetSeconds = sign * (oh * 3600 + om * 60)
       index += 6
@@ -88,6 +89,18 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     parts.tm_sec = Int32(second)
     let epoch = Int64(timegm(&parts)) - Int64(offsetSeconds)
     nanoseconds = epoch * 1_000_000_000 + fractionNanos
+  }
+}
+
+extension Timestamp {
+  /// Days in `month` (1…12) of `year`, so that 2026-02-30 is refused rather than quietly
+  /// read as March 2nd by `timegm`.
+  static func days(inMonth month: Int, of year: Int) -> Int {
+    switch month {
+    case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+    case 4, 6, 9, 11: 30
+    default: 31
+    }
   }
 }
 

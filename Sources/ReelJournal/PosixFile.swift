@@ -185,8 +185,11 @@ public final class PosixFile: @unchecked Sendable {
   }
 
   /// Turns an errno from `operation` on `path` into a user-facing error.
-  public static func error(_ code: Int32, _ operation: String, _ path: String) -> ReelError {
+  public static func error(_ code: Int32, _ operation: String, _ given: String) -> ReelError {
     let reason = String(cString: strerror(code))
+    // An empty path reaching here is a bug upstream, but the message must still say
+    // something a person can act on rather than ": not found".
+    let path = given.isEmpty ? "(an empty path)" : given
     switch code {
     case ENOENT:
       return ReelError(.notFound, "\(path): not found (\(operation))")
@@ -251,14 +254,28 @@ public enum Durable {
   /// Renames `source` to `destination` (replacing it) and makes the rename durable.
   public static func rename(_ source: String, to destination: String) throws {
     guard Glibc.rename(source, destination) == 0 else { throw PosixFile.error(errno, "rename to", destination) }
-    let parent = (destination as NSString).deletingLastPathComponent
-    try syncDirectory(parent.isEmpty ? "." : parent)
+    try syncDirectory(parent(of: destination))
+  }
+
+  /// `path` made absolute against the current folder, for paths that are recorded (in a
+  /// catalog, a report) and used again later from elsewhere.
+  public static func absolute(_ path: String) -> String {
+    guard !path.hasPrefix("/") else { return path }
+    let base = FileManager.default.currentDirectoryPath
+    return ((base as NSString).appendingPathComponent(path.isEmpty ? "." : path) as NSString).standardizingPath
+  }
+
+  /// The folder holding `path`, as a path that can be opened: `deletingLastPathComponent`
+  /// gives "" for a bare relative name such as `archives`, which is the current folder.
+  public static func parent(of path: String) -> String {
+    let parent = (path as NSString).deletingLastPathComponent
+    return parent.isEmpty ? "." : parent
   }
 
   /// Creates `path` and any missing parents, syncing each parent it created into.
   public static func makeDirectory(_ path: String) throws {
     var missing: [String] = []
-    var current = path
+    var current = path.isEmpty ? "." : path
     while !FileManager.default.fileExists(atPath: current) {
       missing.append(current)
       let parent = (current as NSString).deletingLastPathComponent
@@ -269,7 +286,7 @@ public enum Durable {
       if mkdir(directory, 0o755) != 0 && errno != EEXIST {
         throw PosixFile.error(errno, "mkdir", directory)
       }
-      try syncDirectory((directory as NSString).deletingLastPathComponent)
+      try syncDirectory(parent(of: directory))
     }
   }
 }

@@ -28,6 +28,10 @@ public final class ColdStorageFolder: MediaVolume {
     get throws { FileManager.default.fileExists(atPath: path) && access(path, W_OK) != 0 }
   }
 
+  public var missing: String? {
+    FileManager.default.fileExists(atPath: path) ? nil : "the folder \(path) does not exist"
+  }
+
   public func readLabel() throws -> LabelState {
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { return .blank }
@@ -88,6 +92,7 @@ public final class ColdStorageFolder: MediaVolume {
       defer { buffer.deallocate() }
       var offset: UInt64 = 0
       while offset < archive.size {
+        try Interrupt.check()
         let got = try source.read(into: buffer, at: offset)
         guard got > 0 else {
           throw ReelError(.io, "\(archive.path) became shorter while it was being exported", remedy: "export it again")
@@ -101,6 +106,9 @@ public final class ColdStorageFolder: MediaVolume {
     } catch let error as ReelError where error.message.contains("No space left") {
       unlink(partial)
       return .endOfMedia(file: nil)
+    } catch let error as ReelError where error.kind == .interrupted {
+      unlink(partial)
+      throw Interrupt.error("removed the partial copy \(partial); run the same export again to finish")
     } catch {
       unlink(partial)
       throw error

@@ -88,6 +88,12 @@ public struct Exporter {
     var report = ExportReport(mediaSet: mediaSet, mediaSetID: state.setID, exported: [], abandoned: [])
     var current = try resume(state)
     for archive in archives {
+      // A tape is not left with half an archive: the check is between archives there, and
+      // within the copy only for folders, which remove their partial file.
+      guard Interrupt.signal == nil else {
+        throw Interrupt.error(
+          "\(report.exported.count) archive(s) exported and verified before it; run the same export again for the rest")
+      }
       if state.onSet.contains(archive.manifest.archiveID) {
         let copy = try locate(archive.manifest.archiveID, in: state.catalogs)
         let done = ExportedArchive(
@@ -120,7 +126,8 @@ public struct Exporter {
       case .labeled(let label):
         state.refused.append("\(volume.address) (\(label.name)) belongs to media set \"\(label.mediaSet ?? "")\"")
       case .blank:
-        state.refused.append("\(volume.address) is not labeled")
+        state.refused.append(
+          "\(volume.address) " + (volume.missing.map { "cannot be used: \($0)" } ?? "is not labeled"))
       case .foreign(let reason):
         state.refused.append("\(volume.address) is not labeled by Reel: \(reason)")
       }

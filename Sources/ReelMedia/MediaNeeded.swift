@@ -88,7 +88,8 @@ public struct RestorePlan: Sendable {
   static func archive(holding point: Point, among archives: [ArchiveCopy]) -> ArchiveCopy? {
     let holding: [ArchiveCopy]
     switch point {
-    case .latest:
+    case .latest, .time(Timestamp.now()...):
+      // A time still to come can only mean the newest state there is.
       return archives.max { ($0.untilSeq, $0.chainIndex) < ($1.untilSeq, $1.chainIndex) }
     case .seq(let seq):
       holding = archives.filter { contains($0, seq: seq) }

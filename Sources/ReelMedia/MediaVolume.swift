@@ -44,6 +44,9 @@ public protocol MediaVolume: AnyObject {
   /// How a person names it, e.g. `vtape:/srv/vtl/c1.vtape`.
   var address: String { get }
   var isWriteProtected: Bool { get throws }
+  /// What is missing for the medium to be there at all (a cold-storage folder that does not
+  /// exist), so "blank" is not said of something nobody created; nil when it is there.
+  var missing: String? { get }
   func readLabel() throws -> LabelState
   /// Writes a new label; everything the medium held is gone afterwards.
   func writeLabel(_ label: MediaLabel) throws
@@ -66,11 +69,18 @@ public protocol MediaVolume: AnyObject {
 }
 
 extension MediaVolume {
+  public var missing: String? { nil }
+
   /// The label, or an error that says what to do when there is none.
   public func requireLabel() throws -> MediaLabel {
     switch try readLabel() {
     case .labeled(let label): return label
     case .blank:
+      if let missing {
+        throw ReelError(
+          .notFound, "\(address): \(missing)",
+          remedy: "check the path; a new folder is made with reel media label \(address) --name LABEL")
+      }
       throw ReelError(
         .notFound, "\(address) is not labeled (blank)",
         remedy: "label it first: reel media label \(address) --name LABEL")

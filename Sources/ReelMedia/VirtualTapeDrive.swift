@@ -346,6 +346,5 @@ public final class VirtualTapeDrive: TapeDrive {
 }
 
 func parentFolder(of path: String) -> String {
-  let parent = (path as NSString).deletingLastPathComponent
-  return parent.isEmpty ? "." : parent
+  Durable.parent(of: path)
 }

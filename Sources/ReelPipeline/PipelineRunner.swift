@@ -227,6 +227,9 @@ public enum PipelineRunner {
             message: "not run: an earlier stage failed", lines: [], doneEarlier: false))
         continue
       }
+      if Interrupt.signal != nil {
+        throw Interrupt.error("stopped before stage \(stage.name); run the same pipeline again to resume")
+      }
       record.status = .running
       record.started = .now()
       record.finished = nil
@@ -242,6 +245,11 @@ public enum PipelineRunner {
         record.message = outcome.message
         lines = outcome.lines
         partial = partial || outcome.partial
+      } catch let error as ReelError where error.kind == .interrupted {
+        // Left as a killed run leaves it (the stage still running), which the next run of
+        // the same file resumes; a failed stage would not be.
+        context.event("stage interrupted")
+        throw Interrupt.error("\(error.message) (stage \(stage.name)); run the same pipeline again to resume")
       } catch {
         record.status = .failed
         record.message = "\(error)"

@@ -13,6 +13,8 @@ public struct RestoreReport: Sendable {
   /// What the user should know about the result (the journal's newest records could not
   /// be ingested, damaged chunks met on the way).
   public var warnings: [String] = []
+  /// Partial files of earlier restores to the same output that were killed, removed now.
+  public var removedPartials: [String] = []
 }
 
 /// Rebuilds a volume as of a point from the live store into an image file.
@@ -25,8 +27,10 @@ public enum Restore {
         .alreadyExists, "\(output) already exists; nothing was written",
         remedy: "choose another --output, or add --force to replace it")
     }
+    let removedPartials = try removeStalePartials(of: output)
     let live = LiveStore(store: store)
     let (ingest, view, warnings) = try Self.view(live: live, volume: name, at: point)
+    try Interrupt.check()
     let temporary = output + ".reel-partial-\(getpid())"
     do {
       let file = try PosixFile(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
@@ -49,6 +53,7 @@ public enum Restore {
         var low = UInt64.max
         var high: UInt64 = 0
         for (block, bytes) in blocks {
+          try Interrupt.check()
           guard let bytes else { continue }  // zeros stay a hole
           try file.write(bytes, at: block * blockSize)
           written += UInt64(bytes.count)
@@ -61,7 +66,10 @@ public enum Restore {
       try Durable.rename(temporary, to: output)
       return RestoreReport(
         volume: name, resolved: view.resolved, output: output, size: view.size, bytesWritten: written, ingest: ingest,
-        warnings: warnings)
+        warnings: warnings, removedPartials: removedPartials)
+    } catch let error as ReelError where error.kind == .interrupted {
+      unlink(temporary)
+      throw Interrupt.error("removed the partial \(temporary)")
     } catch {
       unlink(temporary)
       throw error
@@ -86,5 +94,24 @@ public enum Restore {
         "the journal of \(name) after seq \(ingested) could not be taken into the store (\(failure.message)); \(point) is before that and was read from what the store holds"
       return (IngestReport(volume: name, firstSeq: ingested + 1, lastSeq: ingested), view, [warning])
     }
+  }
+
+  /// Removes `OUTPUT.reel-partial-PID` files left by restores that were killed (their PID
+  /// no longer runs), so a rerun does not leave their space taken; returns their paths.
+  /// A partial of a restore still running is left alone.
+  static func removeStalePartials(of output: String) throws -> [String] {
+    let folder = Durable.parent(of: output)
+    let prefix = (output as NSString).lastPathComponent + ".reel-partial-"
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+    var removed: [String] = []
+    for name in names.sorted() where name.hasPrefix(prefix) {
+      guard let pid = pid_t(name.dropFirst(prefix.count)), pid > 0 else { continue }
+      guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
+      // Named as the restore that wrote it named it, so the user recognises it.
+      let path = output + ".reel-partial-\(pid)"
+      guard unlink(path) == 0 || errno == ENOENT else { throw PosixFile.error(errno, "remove", path) }
+      removed.append(path)
+    }
+    return removed
   }
 }

@@ -10,6 +10,9 @@ public struct ResolvedPoint: Sendable, Equatable {
   /// The time of that record (or the volume's creation time for seq 0).
   public var time: Timestamp
   public var point: Point
+  /// Something the user should know about how the point was read, e.g. that a time in
+  /// the future was taken as the latest state; for standard error.
+  public var warning: String? = nil
 }
 
 /// A volume as it was at one point, read from the live store without restoring it.
@@ -149,6 +152,8 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
             sql: "SELECT seq, time_ns FROM bookmark WHERE volume_id = ? AND label = ? ORDER BY seq DESC LIMIT 1",
             arguments: [volumeID, label])
         else {
+          // `Point(parsing:)` cannot throw, so a mistyped time arrives here as a label.
+          if let invalid = Point.invalidTime(ifTimeLike: label) { throw invalid }
           let known = try String.fetchAll(
             db, sql: "SELECT label FROM bookmark WHERE volume_id = ? ORDER BY seq", arguments: [volumeID])
           throw ReelError(
@@ -179,8 +184,13 @@ public final class VolumeView: VolumeSource, @unchecked Sendable {
             "\(time.rfc3339) is older than the history kept for volume \(name) (pruned before seq \(retainedFrom))",
             remedy: "pick a later time, or rehydrate the older history from sealed archives")
         }
-        return ResolvedPoint(
+        var resolved = ResolvedPoint(
           seq: seq, time: row.map { Timestamp(nanoseconds: $0["time_ns"]) } ?? descriptor.created, point: point)
+        if time > Timestamp.now() {
+          resolved.warning =
+            "\(time.rfc3339) is in the future; using the latest state of volume \(name): seq \(resolved.seq), \(resolved.time.rfc3339)"
+        }
+        return resolved
       }
     }
   }

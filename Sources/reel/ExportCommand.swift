@@ -29,6 +29,7 @@ struct ExportCommand: ParsableCommand {
     guard !archives.isEmpty else { throw ReelError(.usage, "name at least one archive to export") }
     guard !targets.isEmpty else { throw ReelError(.usage, "name the media with --to MEDIA") }
     let store = try Store.open(StoreLayout.resolve(options.store))
+    Interrupt.install()
     var exporter = Exporter(
       mediaSet: mediaSet, targets: try targets.map(MediaAddress.init(parsing:)), store: store.catalog)
     if isatty(STDERR_FILENO) == 1 {

@@ -43,14 +43,14 @@ struct StoreOption: ParsableArguments {
   var store: String?
 }
 
+/// Writes one line to standard error, marked as a warning.
+func warn(_ line: String) {
+  FileHandle.standardError.write(Data("reel: warning: \(line)\n".utf8))
+}
+
 /// Writes one line to standard output.
 func say(_ line: String) {
   print(line)
-}
-
-/// Writes one warning line to standard error: the command goes on.
-func warn(_ line: String) {
-  FileHandle.standardError.write(Data("reel: warning: \(line)\n".utf8))
 }
 
 /// One-line JSON for a dictionary or array (JSON Lines and single reports alike).

@@ -42,29 +42,36 @@ struct MediaCommand: ParsableCommand {
       guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
         throw ReelError(.usage, "invalid label \"\(name)\"", remedy: "use letters, digits, - and _")
       }
-      var address = try MediaAddress(parsing: media)
+      // Everything is checked before anything is created: a refused label leaves no file behind.
+      let address = try MediaAddress(parsing: media).labelTarget(name: name)
       let size = try capacity.map(ByteSize.parse)
       var folderCapacity: UInt64?
       switch address {
-      case .virtualTape(let path):
-        let cartridge = address.isLibrary ? path + "/\(name).vtape" : path
-        address = .virtualTape(cartridge)
-        if !FileManager.default.fileExists(atPath: cartridge) {
-          try VirtualTapeDrive.create(path: cartridge, capacity: size ?? (16 << 30))
-        } else if let size, let existing = try? VirtualTapeDrive(path: cartridge), existing.capacity != size {
-          throw ReelError(
-            .usage, "\(address) exists with a capacity of \(ByteSize.describe(existing.capacity))",
-            remedy: "leave out --capacity; a cartridge's capacity is fixed when it is created")
-        }
-      case .folder:
-        folderCapacity = size
+      case .virtualTape: break
+      case .folder: folderCapacity = size
       case .tapeDrive:
         if size != nil {
           throw ReelError(.usage, "--capacity is for vtape: and dir: media", remedy: "a tape's capacity is the drive's")
         }
       }
-      let volume = try address.openOne()
       let catalog = try MediaCommand.storeCatalog(options)
+      let cartridgeExists: Bool
+      if case .virtualTape(let path) = address {
+        cartridgeExists = FileManager.default.fileExists(atPath: path)
+      } else {
+        cartridgeExists = true
+      }
+      let present = cartridgeExists ? try address.openOne().readLabel() : .blank
+      if let catalog {
+        var current: String? = nil
+        if case .labeled(let old) = present { current = old.cartridgeID }
+        let replaced = try MediaLabel.checkUnique(
+          name: name, mediaSet: mediaSet, cartridgeID: current, address: address, force: force,
+          among: try catalog.cartridges())
+        if let replaced { try catalog.forgetCartridge(id: replaced.cartridgeID) }
+      }
+      try address.createCartridgeIfMissing(capacity: size)
+      let volume = try address.openOne()
       switch try volume.readLabel() {
       case .blank:
         break
@@ -237,13 +244,17 @@ struct MediaCommand: ParsableCommand {
       abstract: "Which cartridges a restore of a volume to a point needs.")
 
     @OptionGroup var options: StoreOption
-    @Argument(help: "RFC 3339 time, bookmark label, seq:N or latest.") var point: String
+    @Argument(
+      help: "RFC 3339 time, relative time (\"10 minutes ago\", or -10m after --), bookmark label, seq:N or latest.")
+    var point: String
     @Option(help: "The volume to restore.") var volume: String
     @Flag(help: "JSON output.") var json = false
 
     func run() throws {
       let store = try Store.open(StoreLayout.resolve(options.store)).catalog
-      let plan = try RestorePlan(volume: volume, point: Point(parsing: point), copies: store.archiveCopies())
+      let point = try Point.parse(point)
+      if let warning = point.futureWarning(using: "the newest archived state") { warn(warning) }
+      let plan = try RestorePlan(volume: volume, point: point.point, copies: store.archiveCopies())
       if json {
         say(
           jsonText(

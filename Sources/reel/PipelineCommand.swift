@@ -42,6 +42,7 @@ struct PipelineCommand: ParsableCommand {
       var runOptions = PipelineRunOptions(dryRun: dryRun)
       let display = isatty(STDERR_FILENO) == 1 && !json ? ProgressLine() : nil
       if let display { runOptions.progress = { display.show($0) } }
+      Interrupt.install()
       let report = try PipelineRunner.run(definition, store: store, masterKeys: keys, options: runOptions)
       display?.clear()
       if let metricsFile, !dryRun {

@@ -29,7 +29,9 @@ struct RehydrateCommand: ParsableCommand {
     help: "Media: dir:PATH, vtape:PATH, tape:/dev/nstN, or an archive file or folder.")
   var from: [String]
   @Option(name: .long, help: "Only this volume (repeatable).") var volume: [String] = []
-  @Option(help: "Import what restores up to this point need: RFC 3339 time, bookmark, seq:N or latest.")
+  @Option(
+    parsing: .unconditional,
+    help: "Import what restores up to this point need: RFC 3339 time, relative time (-10m), bookmark, seq:N or latest.")
   var until: String?
   @Flag(help: "Allow a store that already holds other volumes.") var merge = false
   @Flag(
@@ -38,6 +40,17 @@ struct RehydrateCommand: ParsableCommand {
   )
   var verify = false
   @Flag(help: "JSON report.") var json = false
+
+  /// An interrupted rehydration keeps what it imported; the same command resumes it.
+  static func resumable<T>(_ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let error as ReelError where error.kind == .interrupted {
+      throw Interrupt.error(
+        "archives imported so far are kept, the one being imported when it stopped was not recorded; run the same command again to resume"
+      )
+    }
+  }
 
   func run() throws {
     guard options.store != nil || ProcessInfo.processInfo.environment["REEL_STORE"] != nil else {
@@ -48,27 +61,32 @@ struct RehydrateCommand: ParsableCommand {
     let layout = StoreLayout.resolve(options.store)
     let master = try keyOptions.open()
     guard let master else { throw ReelError(.usage, "rehydrate needs the master key", remedy: "give --key FILE") }
+    Interrupt.install()
+    let until = try self.until.map { try Point.parse($0) }
+    if let warning = until?.futureWarning(using: "the newest state the archives hold") { warn(warning) }
     let supplies = try from.map(archiveSupply(for:))
     let store = try Store.initialize(layout).store
     let terminal = isatty(2) == 1 && !json
     let started = Date()
-    let report = try Rehydrator.run(
-      RehydrateRequest(
-        supplies: supplies, masterKeys: [master], volumes: volume, until: until.map(Point.init(parsing:)),
-        merge: merge, verifyContent: verify),
-      store: store,
-      progress: terminal
-        ? { progress in
-          let elapsed = max(Date().timeIntervalSince(started), 0.001)
-          var line =
-            "\r[\(progress.number)/\(progress.count)] \(progress.archive) \(ByteSize.describe(progress.bytes))"
-          if let size = progress.archiveSize {
-            line += " of \(ByteSize.describe(size))"
-          }
-          line += String(format: " %.0f MB/s", Double(progress.bytes) / elapsed / 1e6)
-          line += "  \(progress.location)\u{1B}[K"
-          FileHandle.standardError.write(Data(line.utf8))
-        } : nil)
+    let report = try Self.resumable {
+      try Rehydrator.run(
+        RehydrateRequest(
+          supplies: supplies, masterKeys: [master], volumes: volume, until: until?.pastOrLatest(),
+          merge: merge, verifyContent: verify),
+        store: store,
+        progress: terminal
+          ? { progress in
+            let elapsed = max(Date().timeIntervalSince(started), 0.001)
+            var line =
+              "\r[\(progress.number)/\(progress.count)] \(progress.archive) \(ByteSize.describe(progress.bytes))"
+            if let size = progress.archiveSize {
+              line += " of \(ByteSize.describe(size))"
+            }
+            line += String(format: " %.0f MB/s", Double(progress.bytes) / elapsed / 1e6)
+            line += "  \(progress.location)\u{1B}[K"
+            FileHandle.standardError.write(Data(line.utf8))
+          } : nil)
+    }
     if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
     if json {
       say(jsonText(Self.document(report, store: layout.root)))

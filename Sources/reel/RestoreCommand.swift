@@ -10,31 +10,41 @@ struct RestoreCommand: ParsableCommand {
     abstract: "Rebuild a volume as it was at a point in time, into an image file.",
     discussion: """
       POINT is an RFC 3339 time (UTC or with an offset, fractions allowed, e.g.
-      2026-11-27T07:22:02.5Z), a bookmark label, `seq:N`, or `latest`.
+      2026-11-27T07:22:02.5Z or 2026-11-27T08:22:02+01:00), a relative time (-90s, -10m,
+      -2h, -1d, -2w, or "10 minutes ago", "1 day ago"), a bookmark label, `seq:N`, or
+      `latest`. A time in the future means the latest state (with a warning).
       """)
 
   @OptionGroup var options: StoreOption
   @Argument(help: "Volume name.") var volume: String
-  @Option(help: "RFC 3339 time, bookmark label, seq:N, or latest.") var at: String
+  @Option(
+    parsing: .unconditional,
+    help: "RFC 3339 time, relative time (-10m, \"2 hours ago\"), bookmark label, seq:N, or latest.")
+  var at: String
   @Option(help: "Image file to write.") var output: String
   @Flag(help: "Replace --output if it exists.") var force = false
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
     let store = try Store.open(StoreLayout.resolve(options.store))
-    let report = try Restore.run(
-      store: store, volume: volume, at: Point(parsing: at), output: output, overwrite: force)
+    let point = try Point.parse(at)
+    Interrupt.install()
+    let report = try Restore.run(store: store, volume: volume, at: point.point, output: output, overwrite: force)
+    if let warning = report.resolved.warning { warn(warning) }
     for warning in report.warnings { warn(warning) }
+    for partial in report.removedPartials {
+      FileHandle.standardError.write(Data("reel: removed \(partial), left by a restore that was killed\n".utf8))
+    }
     if json {
       say(
         jsonText([
           "volume": report.volume, "output": report.output, "seq": report.resolved.seq,
           "time": report.resolved.time.rfc3339, "point": report.resolved.point.description,
-          "bytes_written": report.bytesWritten, "size": report.size,
+          "bytes_written": report.bytesWritten, "size": report.size, "removed_partials": report.removedPartials,
         ]))
     } else {
       say(
-        "Restored \(report.volume) as of \(report.resolved.point) (seq \(report.resolved.seq), \(report.resolved.time.rfc3339)) to \(report.output): \(ByteSize.describe(report.size)) (\(ByteSize.describe(report.bytesWritten)) of data)"
+        "Restored \(report.volume) as of \(point) (seq \(report.resolved.seq), \(report.resolved.time.rfc3339)) to \(report.output): \(ByteSize.describe(report.size)) (\(ByteSize.describe(report.bytesWritten)) of data)"
       )
     }
   }
@@ -72,10 +82,7 @@ struct TimelineCommand: ParsableCommand {
     let firstSeq =
       storeHasOlder ? catalog.retainedFrom + 1 : fromJournal ? journalFirst : catalog.retainedFrom
     let lastSeq = max(fromJournal ? summary.lastSeq ?? 0 : 0, catalog.ingested)
-    var bookmarksBySeq: [Seq: (label: String, seq: Seq, time: Timestamp)] = [:]
-    for bookmark in catalog.bookmarks { bookmarksBySeq[bookmark.seq] = (bookmark.label, bookmark.seq, bookmark.time) }
-    for bookmark in summary.bookmarks { bookmarksBySeq[bookmark.seq] = (bookmark.label, bookmark.seq, bookmark.time) }
-    let bookmarks = bookmarksBySeq.values.sorted { $0.seq < $1.seq }
+    let bookmarks = try live.bookmarks(of: descriptor, journal: summary)
     let olderRecords = storeHasOlder ? catalog.records - Int(summary.recordCount) : 0
     if json {
       var document: [String: Any] = [

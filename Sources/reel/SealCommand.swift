@@ -38,7 +38,11 @@ struct SealCommand: ParsableCommand {
   @OptionGroup var options: StoreOption
   @OptionGroup var keyOptions: KeyOptions
   @Argument(help: "Volume names (default: every volume).") var volumes: [String] = []
-  @Option(help: "Seal up to this point: RFC 3339 time, bookmark label, seq:N, or latest.") var until: String?
+  @Option(
+    parsing: .unconditional,
+    help:
+      "Seal up to this point: RFC 3339 time, relative time (-10m, \"2 hours ago\"), bookmark label, seq:N, or latest.")
+  var until: String?
   @Option(help: "Folder to write the archives to.") var out: String
   @Option(
     help: "A second key file the data key is also wrapped for (escrow); passphrase from $REEL_ESCROW_PASSPHRASE.")
@@ -71,14 +75,18 @@ struct SealCommand: ParsableCommand {
       let passphrase = try given ?? Passphrase.obtain(for: escrowKey)
       locked.append((try KeyFile.read(at: escrowKey), passphrase))
     }
+    // After the prompts: Ctrl-C at a passphrase prompt should simply end the command.
+    Interrupt.install()
     let keys = SealKeys { [locked] in try locked.map { file, passphrase in try file.open(passphrase: passphrase) } }
     let limit = try memberSize.map { try ByteSize.parse($0) } ?? ArchiveFormat.defaultMemberLimit
     let live = LiveStore(store: store)
     let names = volumes.isEmpty ? store.layout.volumeNames() : volumes
+    let until = try self.until.map { try Point.parse($0) }
+    if let warning = until?.futureWarning(using: "the latest state") { warn(warning) }
     var reports: [[String: Any]] = []
     for name in names {
       let request = SealRequest(
-        volume: name, until: until.map(Point.init(parsing:)), outputDirectory: out, masterKeys: keys,
+        volume: name, until: until?.point, outputDirectory: out, masterKeys: keys,
         memberLimit: limit, newChain: newChain, formatVersion: format)
       switch try Sealer.seal(request, live: live) {
       case .nothingToSeal(let volume, let sealedSeq, let reason):
@@ -137,6 +145,7 @@ struct VerifyCommand: ParsableCommand {
 
   func run() throws {
     let master = try keyOptions.open()
+    Interrupt.install()
     var failed = false
     var reports: [[String: Any]] = []
     var manifests: [ArchiveManifest] = []

@@ -18,7 +18,11 @@ struct IngestCommand: ParsableCommand {
     let live = LiveStore(store: store)
     let names = volumes.isEmpty ? store.layout.volumeNames() : volumes
     var reports: [[String: Any]] = []
+    Interrupt.install()
     for name in names {
+      // Each volume's ingest commits as it goes and resumes where it stopped, so stopping
+      // between volumes loses nothing.
+      try Interrupt.check()
       let report = try live.ingest(volume: name)
       if json {
         reports.append([

@@ -128,3 +128,103 @@ func archives(in folder: String) throws -> [String] {
     folder + "/" + $0
   }
 }
+
+/// Paths as people type them: relative to the folder they are in.
+@Suite struct RelativePathTests {
+  func reelIn(_ folder: String, _ arguments: [String], store: String) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+      .appendingPathComponent("reel")
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: folder)
+    var environment = ProcessInfo.processInfo.environment
+    environment["REEL_STORE"] = store
+    environment["REEL_PASSPHRASE"] = "correct horse"
+    environment.removeValue(forKey: "REEL_KEY")
+    process.environment = environment
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+  }
+
+  @Test func sealExportRehydrateAndRestoreWithRelativePaths() throws {
+    let fixture = try StoreFixture(size: 1 << 20)
+    for _ in 0..<10 { try fixture.randomChange() }
+    try fixture.append(.bookmark("one"))
+    let expected = fixture.model
+    let store = fixture.store.layout.root
+    _ = try KeyFile.create(at: fixture.root + "/master.key", passphrase: "correct horse")
+    let work = fixture.root
+
+    // The first archive of a chain creates the folder: it used to fail on syncing "" (its parent).
+    let sealed = try reelIn(work, ["seal", "disk", "--out", "archives", "--key", "master.key", "--json"], store: store)
+    #expect(sealed.status == 0, "\(sealed.output)")
+    #expect(!sealed.output.contains("reel: :"), "\(sealed.output)")
+    let report = try JSONSerialization.jsonObject(with: Data(sealed.output.utf8)) as? [String: Any]
+    let archive = try #require(report?["archive"] as? String)
+    #expect(archive.hasPrefix("/"), "the recorded path works from any folder: \(archive)")
+    #expect(FileManager.default.fileExists(atPath: archive))
+    let name = (archive as NSString).lastPathComponent
+
+    #expect(try reelIn(work, ["verify", "archives/" + name, "--key", "master.key"], store: store).status == 0)
+    let label = try reelIn(work, ["media", "label", "dir:media", "--name", "D1"], store: store)
+    #expect(label.status == 0, "\(label.output)")
+    let exported = try reelIn(work, ["export", "archives/" + name, "--to", "dir:media"], store: store)
+    #expect(exported.status == 0, "\(exported.output)")
+    let rehydrated = try reelIn(
+      work, ["rehydrate", "--from", "dir:media", "--store", "again", "--key", "master.key"], store: store)
+    #expect(rehydrated.status == 0, "\(rehydrated.output)")
+    let restored = try reelIn(
+      work, ["restore", "disk", "--at", "one", "--output", "one.img", "--store", "again"], store: store)
+    #expect(restored.status == 0, "\(restored.output)")
+    #expect(FileManager.default.contents(atPath: work + "/one.img") == Data(expected))
+  }
+}
+
+@Suite struct SealInterruptTests {
+  /// SIGINT while sealing: exit 130, "interrupted", and no staging folder or partial archive.
+  @Test func ctrlCDuringASealLeavesNothingHalfWritten() throws {
+    let fixture = try StoreFixture(size: 64 << 20)
+    var generator = SystemRandomNumberGenerator()
+    for step in 0..<48 {
+      let data = (0..<(1 << 20) / 8).flatMap { _ in withUnsafeBytes(of: generator.next()) { Array($0) } }
+      try fixture.append(.write(offset: UInt64(step) << 20, data: data))
+    }
+    try fixture.append(.flush)
+    try fixture.closeWriter()
+    let keyPath = fixture.root + "/master.key"
+    _ = try KeyFile.create(at: keyPath, passphrase: "correct horse")
+    let out = fixture.root + "/sealed"
+    #expect(try reel(["ingest"], store: fixture.store.layout.root).status == 0)
+
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+      .appendingPathComponent("reel")
+    process.arguments = ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--format", "2"]
+    var environment = ProcessInfo.processInfo.environment
+    environment["REEL_STORE"] = fixture.store.layout.root
+    environment["REEL_PASSPHRASE"] = "correct horse"
+    process.environment = environment
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+    try process.run()
+    let deadline = Date().addingTimeInterval(60)
+    func staged() -> Bool {
+      ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).contains { $0.hasPrefix(".reel-seal-") }
+    }
+    while !staged() && process.isRunning && Date() < deadline { usleep(200) }
+    #expect(staged(), "the seal got as far as staging")
+    kill(process.processIdentifier, SIGINT)
+    let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 130, "\(stderr)")
+    #expect(stderr.contains("reel: interrupted; nothing was sealed for volume disk"), "\(stderr)")
+    let left = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+    #expect(left.allSatisfy { $0 == ".reel-seal.lock" }, "\(left)")
+  }
+}

@@ -477,3 +477,62 @@ extension RehydrateFromMediaTests {
     #expect(sandbox.digest(image) == SHA256Digest.hash(maker.fixture.model).hex)
   }
 }
+
+@Suite struct MediaLabelCheckTests {
+  /// A mistyped library folder must not turn into a cartridge file of that name, and a
+  /// missing cold-storage folder is called missing, not unlabeled.
+  @Test func missingFoldersAreNamedAndNothingIsCreated() throws {
+    let sandbox = try MediaSandbox()
+    #expect(try sandbox.reel("init").status == 0)
+    let missing = sandbox.root + "/no-such-library"
+    let label = try sandbox.reel("media", "label", "vtape:" + missing, "--name", "L1")
+    #expect(label.status == 66, "\(label.output)")
+    #expect(label.stderr.contains("\(missing) does not exist") && label.stderr.contains("mkdir -p"), "\(label.output)")
+    #expect(!FileManager.default.fileExists(atPath: missing))
+
+    let inMissing = sandbox.root + "/no-such-folder/L2.vtape"
+    let nested = try sandbox.reel("media", "label", "vtape:" + inMissing, "--name", "L2")
+    #expect(nested.status == 66 && nested.stderr.contains("/no-such-folder does not exist"), "\(nested.output)")
+    #expect(!FileManager.default.fileExists(atPath: sandbox.root + "/no-such-folder"))
+
+    let maker = try ArchiveMaker()
+    let archive = try maker.seal(randomBytes: 100_000, bookmark: "m")
+    let gone = sandbox.root + "/no-such-dir"
+    let export = try sandbox.reel("export", archive.path, "--to", "dir:" + gone)
+    #expect(export.status == 66, "\(export.output)")
+    #expect(export.stderr.contains("no-such-dir does not exist"), "\(export.output)")
+    #expect(!export.stderr.contains("is not labeled"), "\(export.output)")
+    #expect(!FileManager.default.fileExists(atPath: gone))
+  }
+
+  @Test func labelsAreUniqueWithinAMediaSet() throws {
+    let sandbox = try MediaSandbox()
+    #expect(try sandbox.reel("init").status == 0)
+    let first = try sandbox.reel(
+      "media", "label", "vtape:" + sandbox.library, "--name", "W1", "--media-set", "weekly", "--capacity", "8M")
+    #expect(first.status == 0, "\(first.output)")
+
+    let second = sandbox.root + "/second.vtape"
+    for extra in [[], ["--force"]] {
+      let clash = try sandbox.run(
+        MediaSandbox.executable,
+        ["media", "label", "vtape:" + second, "--name", "W1", "--media-set", "weekly", "--capacity", "8M"] + extra,
+        environment: ["REEL_STORE": sandbox.store])
+      #expect(clash.status == 73, "\(clash.output)")
+      #expect(clash.stderr.contains("media set \"weekly\" already has a cartridge labeled W1"), "\(clash.output)")
+      #expect(!FileManager.default.fileExists(atPath: second), "nothing is created")
+    }
+    // A scratch cartridge may join any set, so it clashes too.
+    let scratch = try sandbox.reel("media", "label", "vtape:" + second, "--name", "W1", "--capacity", "8M")
+    #expect(scratch.status == 73, "\(scratch.output)")
+    // Another set may use the name, and the same cartridge may be relabeled with it.
+    let monthly = try sandbox.reel(
+      "media", "label", "vtape:" + second, "--name", "W1", "--media-set", "monthly", "--capacity", "8M")
+    #expect(monthly.status == 0, "\(monthly.output)")
+    let again = try sandbox.reel(
+      "media", "label", "vtape:" + sandbox.cartridge("W1"), "--name", "W1", "--media-set", "weekly", "--force")
+    #expect(again.status == 0, "\(again.output)")
+    let list = try sandbox.reel("media", "list", "--json")
+    #expect(list.stdout.components(separatedBy: "\"W1\"").count - 1 == 2, "\(list.stdout)")
+  }
+}
