@@ -100,6 +100,15 @@ public enum Sealer {
   public static func seal(_ request: SealRequest, live: LiveStore) throws -> SealOutcome {
     let layout = live.store.layout
     let descriptor = try layout.descriptor(of: request.volume)
+    // Two seals of one volume (a `reel seal` beside the nightly pipeline, into other
+    // folders) would both continue the same parent and fork the chain: the second waits,
+    // then seals only what the first left.
+    let sealing = try PosixFile(path: layout.volumeDirectory(request.volume) + "/seal.lock", flags: O_RDWR | O_CREAT)
+    while flock(sealing.descriptor, LOCK_EX) != 0 {
+      guard errno == EINTR else { throw PosixFile.error(errno, "lock", sealing.path) }
+      try Interrupt.check()
+    }
+    defer { flock(sealing.descriptor, LOCK_UN) }
     try live.ingest(volume: request.volume)
     let bounds = try live.historyBounds(of: descriptor)
     let last = try live.lastSealedArchive(of: descriptor)

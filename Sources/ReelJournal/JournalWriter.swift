@@ -104,13 +104,17 @@ public final class JournalWriter: @unchecked Sendable {
     for segment in reader.segments.dropLast() {
       if let summary = segment.summary, summary.recordCount > 0 { lastTime = summary.maxTime }
     }
-    // An empty journal that continues imported history (`continueAfter`) carries the time
-    // of that history's last record as its creation time; time never goes back behind it.
-    if let last = reader.segments.last { lastTime = max(lastTime, last.header.created) }
     if let last = reader.segments.last {
       if let summary = last.summary {
         lastSeq = summary.lastSeq
-        if summary.recordCount > 0 { lastTime = summary.maxTime }
+        if summary.recordCount > 0 {
+          lastTime = summary.maxTime
+        } else {
+          // An empty journal that continues imported history (`continueAfter`) carries the
+          // time of that history's last record as its creation time: time never goes back
+          // behind it. (A segment with records may hold times before its creation time.)
+          lastTime = max(lastTime, last.header.created)
+        }
       } else {
         let recovered = try recoverOpenSegment(last, previousTime: lastTime, directory: directory, report: &report)
         lastSeq = recovered.lastSeq

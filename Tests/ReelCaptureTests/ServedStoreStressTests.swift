@@ -70,10 +70,11 @@ import Testing
         round % 2 == 0
         ? ["seal", "vt", "--out", work + "/archives", "--format", round % 4 == 0 ? "1" : "2"]
         : ["pipeline", "run", pipeline]
+      // A second seal into another folder at the same moment must not fork the chain.
       let others: [[String]] = [
         ["ingest", "vt"], sealing, ["prune", "vt", "--keep-within", "7d"],
         ["restore", "vt", "--at", "latest", "--output", work + "/latest.img", "--force"],
-        ["ingest", "vt"],
+        ["seal", "vt", "--out", work + "/archives-\(round)", "--until", "latest"],
       ]
       let children = try others.enumerated().map { index, arguments in
         (
@@ -98,6 +99,18 @@ import Testing
     #expect(server.stop() == 0)
     #expect(!server.log.contains("failed"), "\(server.log)")
 
+    // One chain, each archive continuing the one before it.
+    let chain = try runChecked(
+      try tool("sqlite3"),
+      [
+        store.layout.catalogPath,
+        "SELECT id, COALESCE(parent_id, '-'), from_seq, until_seq FROM sealed_archive ORDER BY until_seq",
+      ]
+    ).stdout.split(separator: "\n").map { $0.split(separator: "|").map(String.init) }
+    #expect(chain.count >= rounds)
+    for (previous, archive) in zip(chain, chain.dropFirst()) {
+      #expect(archive[1] == previous[0] && archive[2] == previous[3], "chain forks: \(chain)")
+    }
     let check = try reel(["store", "check", "--read-data"])
     #expect(check.succeeded, "\(check.stdout)\(check.stderr)")
     for (label, image) in bookmarks {

@@ -8,6 +8,16 @@ import Testing
 @testable import ReelStore
 
 /// Damage costs only the points that need the damaged bytes.
+/// Changes one byte of a file in place (same inode), as a failing disk would.
+func flip(_ path: String, at offset: UInt64) throws {
+  let handle = try #require(FileHandle(forUpdatingAtPath: path))
+  defer { try? handle.close() }
+  try handle.seek(toOffset: offset)
+  let original = try #require(try handle.read(upToCount: 1))
+  try handle.seek(toOffset: offset)
+  try handle.write(contentsOf: Data([original[0] ^ 0x81]))
+}
+
 @Suite struct StoreDamageTests {
   /// A store whose block 0 has one stored chunk, flipped on disk after ingest, and the
   /// seq of the write that stored it; "early" is a bookmark before that write.
@@ -28,13 +38,7 @@ import Testing
             "SELECT c.hash, c.pack, c.offset, c.length FROM chunk c JOIN block_version v ON v.chunk = c.hash WHERE v.block = 0"
         )
       })
-    let handle = try #require(FileHandle(forUpdatingAtPath: fixture.packPath(row["pack"])))
-    let at = UInt64(row["offset"] as Int64) + UInt64(row["length"] as Int64) - 10
-    try handle.seek(toOffset: at)
-    let original = try #require(try handle.read(upToCount: 1))
-    try handle.seek(toOffset: at)
-    try handle.write(contentsOf: Data([original[0] ^ 0x01]))
-    try handle.close()
+    try flip(fixture.packPath(row["pack"]), at: UInt64(row["offset"] as Int64) + UInt64(row["length"] as Int64) - 10)
     return (fixture, damagedSeq, row["hash"])
   }
 
@@ -68,19 +72,13 @@ import Testing
     #expect(damaged?.kind == .corrupt)
   }
 
-  /// Flips the last byte of every stored chunk record, in place, as a failing disk would.
+  /// Changes the last byte of every stored chunk record.
   static func damageEveryChunk(_ fixture: StoreFixture) throws -> Int {
     let rows = try fixture.live.catalog.database.read { db in
       try Row.fetchAll(db, sql: "SELECT pack, offset, length FROM chunk")
     }
     for row in rows {
-      let handle = try #require(FileHandle(forUpdatingAtPath: fixture.packPath(row["pack"])))
-      let at = UInt64(row["offset"] as Int64) + UInt64(row["length"] as Int64) - 1
-      try handle.seek(toOffset: at)
-      let original = try #require(try handle.read(upToCount: 1))
-      try handle.seek(toOffset: at)
-      try handle.write(contentsOf: Data([original[0] ^ 0x80]))
-      try handle.close()
+      try flip(fixture.packPath(row["pack"]), at: UInt64(row["offset"] as Int64) + UInt64(row["length"] as Int64) - 1)
     }
     return rows.count
   }
