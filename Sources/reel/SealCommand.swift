@@ -106,7 +106,7 @@ struct SealCommand: ParsableCommand {
         reports.append(report)
         if !json {
           say(
-            "\(name): sealed seq \(manifest.range.fromSeq + 1)…\(manifest.range.untilSeq) (\(manifest.range.fromTime) → \(manifest.range.untilTime)), \(manifest.bookmarks.count) bookmark(s), \(manifest.contents.base ? "with a full base, " : "")\(ByteSize.describe(archive.size)) → \(archive.path) (read back and verified: \(archive.verification.framesChecked) frames, \(archive.verification.chunksChecked) chunks)"
+            "\(name): sealed \(manifest.range.seqs) (\(manifest.range.fromTime) → \(manifest.range.untilTime)), \(manifest.bookmarks.count) bookmark(s), \(manifest.contents.base ? "with a full base, " : "")\(ByteSize.describe(archive.size)) → \(archive.path) (read back and verified: \(archive.verification.framesChecked) frames, \(archive.verification.chunksChecked) chunks)"
           )
         }
       }
