@@ -221,11 +221,11 @@ public enum Rehydrator {
       let source = CountingSource(try supply.open(offer))
       let report = ArchiveProgressReporter(
         offer: offer, number: number, count: planned.count, source: source, progress: progress)
+      let done: ArchiveImportReport
       do {
-        let done = try ArchiveImporter.importArchive(
+        done = try ArchiveImporter.importArchive(
           source: report, label: offer.fileName, masterKeys: request.masterKeys, into: live,
           verifyContent: request.verifyContent)
-        try recordCopy(offer, read: done, from: supply, in: live.store.catalog)
       } catch let error as ReelError where error.kind == .corrupt || error.kind == .notFound {
         result.damaged.append("\(offer.fileName) (\(offer.location)): \(error.message)")
         result.bytesRead += source.count
@@ -237,6 +237,7 @@ public enum Rehydrator {
         }
         break
       }
+      try recordCopy(offer, read: done, from: supply, in: live.store.catalog)
       result.bytesRead += source.count
       result.imported.append(offer)
       result.restorableUntilSeq = offer.untilSeq

@@ -445,7 +445,7 @@ enum Stages {
       let medium = try address.openOne()
       for copy in copies.sorted(by: { $0.tapeFile < $1.tapeFile }) {
         number += 1
-        let what = "\(copy.volumeName) \(copy.fromSeq + 1)…\(copy.untilSeq) on \(label) file \(copy.tapeFile)"
+        let what = "\(copy.volumeName) \(seqs(copy.fromSeq, copy.untilSeq)) on \(label) file \(copy.tapeFile)"
         context.progress("reading back \(what)", done: number - 1, total: todo.count)
         var problems: [String]
         do {
@@ -480,6 +480,11 @@ enum Stages {
     try requireEveryVolume(on: set, after: stage, context)
     outcome.message = "\(outcome.items) cop(ies) verified on media set \(set)"
     return outcome
+  }
+
+  /// An archive's window for people; a first archive may hold only the state it starts from.
+  static func seqs(_ from: Seq, _ until: Seq) -> String {
+    until > from ? "seq \(from + 1)…\(until)" : "the state at seq \(from)"
   }
 
   static func mediaExists(_ address: MediaAddress) -> Bool {
@@ -608,7 +613,7 @@ enum Stages {
         let copy = sourceCopies.first { $0.archiveID == id }!
         let local = records[id].map { FileManager.default.fileExists(atPath: $0.path) } ?? false
         outcome.lines.append(
-          "would copy \(copy.volumeName) seq \(copy.fromSeq + 1)…\(copy.untilSeq) to media set \(set) from \(local ? "its local file" : "\(copy.cartridgeLabel) file \(copy.tapeFile)")"
+          "would copy \(copy.volumeName) \(seqs(copy.fromSeq, copy.untilSeq)) to media set \(set) from \(local ? "its local file" : "\(copy.cartridgeLabel) file \(copy.tapeFile)")"
         )
         outcome.bytes += copy.size
       }

@@ -205,7 +205,7 @@ struct InspectCommand: ParsableCommand {
       "Chain       \(manifest.chainID) number \(manifest.chainIndex)\(manifest.parentID.map { ", parent \($0)" } ?? ", starts the chain (full base)")"
     )
     say(
-      "Covers      seq \(manifest.range.fromSeq + 1)…\(manifest.range.untilSeq), \(manifest.range.fromTime) → \(manifest.range.untilTime), \(manifest.range.records) records"
+      "Covers      \(manifest.range.seqs), \(manifest.range.fromTime) → \(manifest.range.untilTime), \(manifest.range.records) records"
     )
     say("Sealed      \(manifest.createdAt)")
     say("Keys        \(manifest.keys.map(\.fingerprint).joined(separator: ", "))")

@@ -52,6 +52,8 @@ struct ProtectionTests {
       ],
       environment: ["REEL_STORE": target])
     #expect(rehydrated.status == 0, "\(rehydrated.output)")
+    #expect(rehydrated.stdout.contains("the state at seq 0"), "\(rehydrated.stdout)")
+    #expect(rehydrated.stdout.contains("restorable: any point up to seq 0"), "\(rehydrated.stdout)")
     let output = sandbox.root + "/gamma-restored.img"
     let restored = try sandbox.reel(
       ["restore", "gamma", "--at", "latest", "--output", output], environment: ["REEL_STORE": target])
