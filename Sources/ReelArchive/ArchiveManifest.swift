@@ -46,6 +46,12 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     public var untilTime: String
     public var records: Int
     public var bytesWritten: UInt64
+
+    /// What the window holds, for people: "seq 5…9", or for a first archive holding only
+    /// the state it starts from, "the state at seq 0".
+    public var seqs: String {
+      untilSeq > fromSeq ? "seq \(fromSeq + 1)…\(untilSeq)" : "the state at seq \(fromSeq)"
+    }
   }
 
   public struct Bookmark: Codable, Sendable, Equatable {

@@ -37,7 +37,7 @@ enum ArchiveReadme {
       \(manifest.volume.blockSize)-byte blocks)
       Archive:     \(manifest.archiveID) (chain \(manifest.chainID), number \(manifest.chainIndex) in the chain)
       Parent:      \(manifest.parentID ?? "none — this archive starts a chain and holds a full base of the volume")
-      Covers:      journal records seq \(manifest.range.fromSeq + 1) to \(manifest.range.untilSeq), \
+      Covers:      \(manifest.range.untilSeq > manifest.range.fromSeq ? "journal records seq \(manifest.range.fromSeq + 1) to \(manifest.range.untilSeq)" : "no journal record: the volume's state at seq \(manifest.range.fromSeq) alone"), \
       \(manifest.range.fromTime) to \(manifest.range.untilTime)
       Sealed:      \(manifest.createdAt)
       Key:         AES-256 master key with fingerprint \(manifest.keys.map(\.fingerprint).joined(separator: " or "))

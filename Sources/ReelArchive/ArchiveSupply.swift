@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelStore
 
 /// One archive some medium offers: what its manifest says, and where it is.
 public struct ArchiveOffer: Sendable, Equatable {
@@ -76,10 +77,28 @@ public protocol ArchiveSupply: AnyObject {
   /// Where archives not on these media are, as far as their catalogs know
   /// (archive ID → e.g. "cartridge DR0002 of media set weekly").
   func whereabouts() throws -> [String: String]
+  /// The copy `offer` is on these media, as the store records copies on media, with the
+  /// cartridge (or labeled folder) holding it; nil where the media belong to no media set
+  /// (a plain folder of archive files, a scratch cartridge) or their catalog names other
+  /// bytes. `sha256` and `size` are those of the bytes read, which passed every check with
+  /// the key.
+  func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy?
+}
+
+/// A copy on media that rehydration read, and where it is.
+public struct SupplyCopy: Sendable, Codable {
+  public var copy: ArchiveCopy
+  public var cartridge: CartridgeRecord
+
+  public init(copy: ArchiveCopy, cartridge: CartridgeRecord) {
+    self.copy = copy
+    self.cartridge = cartridge
+  }
 }
 
 extension ArchiveSupply {
   public var isRemovable: Bool { false }
+  public func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? { nil }
   public func mediaSets() throws -> [String: [String]] { [:] }
   public func whereabouts() throws -> [String: String] { [:] }
 }
@@ -112,5 +131,18 @@ public final class ArchiveFiles: ArchiveSupply {
 
   public func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
     try FileArchiveSource(path: offer.handle)
+  }
+
+  /// Beside an archive rehydration set aside (`<store>/incoming/NAME.reel.tar`), the copy
+  /// on media it was read from (`NAME.reel.tar.copy.json`, a `SupplyCopy` as JSON).
+  public static let copySuffix = ".copy.json"
+
+  /// The copy on media a set-aside archive was read from, when its bytes are still those.
+  public func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? {
+    guard let data = FileManager.default.contents(atPath: offer.handle + Self.copySuffix),
+      let found = try? JSONDecoder().decode(SupplyCopy.self, from: data),
+      found.copy.archiveID == offer.archiveID, found.copy.sha256 == sha256, found.copy.size == size
+    else { return nil }
+    return found
   }
 }

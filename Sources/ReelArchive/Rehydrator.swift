@@ -221,8 +221,9 @@ public enum Rehydrator {
       let source = CountingSource(try supply.open(offer))
       let report = ArchiveProgressReporter(
         offer: offer, number: number, count: planned.count, source: source, progress: progress)
+      let done: ArchiveImportReport
       do {
-        _ = try ArchiveImporter.importArchive(
+        done = try ArchiveImporter.importArchive(
           source: report, label: offer.fileName, masterKeys: request.masterKeys, into: live,
           verifyContent: request.verifyContent)
       } catch let error as ReelError where error.kind == .corrupt || error.kind == .notFound {
@@ -236,17 +237,36 @@ public enum Rehydrator {
         }
         break
       }
+      try recordCopy(offer, read: done, from: supply, in: live.store.catalog)
       result.bytesRead += source.count
       result.imported.append(offer)
       result.restorableUntilSeq = offer.untilSeq
       result.restorableUntilTime = offer.untilTime
-      if supply === incoming { try? FileManager.default.removeItem(atPath: offer.handle) }
+      if supply === incoming {
+        try? FileManager.default.removeItem(atPath: offer.handle)
+        try? FileManager.default.removeItem(atPath: offer.handle + ArchiveFiles.copySuffix)
+      }
     }
     if let descriptor = try? live.store.layout.descriptor(of: name) {
       result.restorableBookmarks = try live.bookmarks(of: descriptor, after: 0, through: result.restorableUntilSeq)
         .map(\.label)
     }
     return result
+  }
+
+  /// Records the copy an archive was imported from, so the new store knows its media as
+  /// the store that exported them did (the nightly job then finds every archive on its set).
+  /// It counts as verified because the import checked every frame with the key and the
+  /// bytes read are the ones the media's catalog names (size and SHA-256).
+  static func recordCopy(
+    _ offer: ArchiveOffer, read done: ArchiveImportReport, from supply: any ArchiveSupply, in catalog: Catalog
+  ) throws {
+    guard let verification = done.verification,
+      let found = try supply.copy(
+        of: offer, sha256: verification.structure.sha256, size: verification.structure.totalBytes)
+    else { return }
+    try catalog.recordCartridge(found.cartridge)
+    try catalog.recordCopy(found.copy)
   }
 
   private static func importedArchives(volume name: String, live: LiveStore) throws -> [SealedArchiveRecord] {
@@ -292,7 +312,7 @@ public enum Rehydrator {
     guard !FileManager.default.fileExists(atPath: final) else { return }
     let partial = final + ".partial"
     let file = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_TRUNC)
-    var source = try candidate.supply.open(candidate.offer)
+    let source = HashingSource(try candidate.supply.open(candidate.offer))
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
     defer { buffer.deallocate() }
     var offset: UInt64 = 0
@@ -305,6 +325,13 @@ public enum Rehydrator {
       }
       try file.sync()
       _ = try ArchiveVerifier.verifyStructure(path: partial)
+      // Which copy on media these bytes are, for when they are imported from here (and
+      // checked with the key then): written before the archive appears under its name.
+      if let copy = try candidate.supply.copy(
+        of: candidate.offer, sha256: source.hasher.finish().hex, size: source.total)
+      {
+        try Durable.replaceFile(at: final + ArchiveFiles.copySuffix, with: Array(try JSONEncoder().encode(copy)))
+      }
       try Durable.rename(partial, to: final)
     } catch {
       unlink(partial)

@@ -114,23 +114,25 @@ public enum Sealer {
     let last = try live.lastSealedArchive(of: descriptor)
     let continues = !request.newChain && last.map { $0.untilSeq >= bounds.retainedFrom } ?? false
     let fromSeq = max(last?.untilSeq ?? bounds.retainedFrom, bounds.retainedFrom)
+    let alone = Self.stateAloneIsSealable(descriptor: descriptor, bounds: bounds, last: last)
     let untilSeq: Seq
     if let point = request.until {
       untilSeq = try VolumeView(live: live, volume: request.volume, at: point).resolved.seq
-      guard untilSeq > fromSeq else {
+      guard untilSeq > fromSeq || (alone && untilSeq == fromSeq) else {
         return .nothingToSeal(
           volume: request.volume, sealedSeq: fromSeq,
           reason: "\(point) (seq \(untilSeq)) is not after the sealed history (up to seq \(fromSeq))")
       }
-    } else {
-      guard let barrier = try live.lastBarrier(of: descriptor, after: fromSeq, through: bounds.ingested) else {
-        return .nothingToSeal(
-          volume: request.volume, sealedSeq: fromSeq,
-          reason: bounds.ingested > fromSeq
-            ? "no flush or bookmark after seq \(fromSeq); give --until latest to seal up to seq \(bounds.ingested)"
-            : "nothing journaled after seq \(fromSeq)")
-      }
+    } else if let barrier = try live.lastBarrier(of: descriptor, after: fromSeq, through: bounds.ingested) {
       untilSeq = barrier
+    } else if alone {
+      untilSeq = fromSeq
+    } else {
+      return .nothingToSeal(
+        volume: request.volume, sealedSeq: fromSeq,
+        reason: bounds.ingested > fromSeq
+          ? "no flush or bookmark after seq \(fromSeq); give --until latest to seal up to seq \(bounds.ingested)"
+          : "nothing journaled after seq \(fromSeq)")
     }
     try Durable.makeDirectory(request.outputDirectory)
     let lock = try PosixFile(path: request.outputDirectory + "/.reel-seal.lock", flags: O_RDWR | O_CREAT)
@@ -163,6 +165,18 @@ public enum Sealer {
         fileName: (sealed.path as NSString).lastPathComponent, path: sealed.path, size: sealed.size,
         sha256: sealed.sha256, created: Timestamp.now(), verified: Timestamp.now()))
     return .sealed(sealed)
+  }
+
+  /// Whether a volume's first archive may hold nothing but its state at the start of its
+  /// history (an archive ending where it begins, `fromSeq` = `untilSeq`). Until a volume has
+  /// an archive nothing of it is protected, and waiting for a first flush would leave the
+  /// image it was created from (or a blank volume's very existence) off the media. A blank
+  /// volume with writes but no flush yet is not sealed as zeros: that would look protected
+  /// while its data is not.
+  public static func stateAloneIsSealable(
+    descriptor: VolumeDescriptor, bounds: HistoryBounds, last: SealedArchiveRecord?
+  ) -> Bool {
+    last == nil && (descriptor.hasBase || bounds.ingested <= bounds.retainedFrom)
   }
 
   /// Staging folders and partial archives of a seal that was killed: never referenced by

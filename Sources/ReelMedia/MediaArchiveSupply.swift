@@ -1,12 +1,15 @@
 import Foundation
 import ReelArchive
 import ReelCore
+import ReelStore
 
 /// The archives on media, as rehydration takes them: every labeled cartridge (or folder) a
 /// media address names, each from its newest catalog, or from a scan when that is lost.
 public final class MediaArchiveSupply: ArchiveSupply {
   public let address: MediaAddress
   private let volumes: [any MediaVolume]
+  /// The catalog each offer was read from, by medium, to record the copies rehydration read.
+  private var catalogs: [Int: CartridgeCatalog] = [:]
 
   public init(_ address: MediaAddress) throws {
     self.address = address
@@ -62,6 +65,7 @@ public final class MediaArchiveSupply: ArchiveSupply {
       } catch let error as ReelError where error.kind == .corrupt {
         catalog = try volume.scan()
       }
+      catalogs[index] = catalog
       for entry in catalog.completeArchives {
         guard let archive = entry.archive else { continue }
         offers.append(
@@ -78,10 +82,34 @@ public final class MediaArchiveSupply: ArchiveSupply {
   }
 
   public func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
+    let (volume, file) = try place(of: offer)
+    return try volumes[volume].openArchive(file: file, size: offer.size)
+  }
+
+  public func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? {
+    let (volume, file) = try place(of: offer)
+    guard let catalog = catalogs[volume],
+      var entry = catalog.completeArchives.first(where: { $0.file == file && $0.archive?.archiveID == offer.archiveID })
+    else { return nil }
+    // A catalog rebuilt by a scan may not know the bytes; one that does must name those read.
+    guard entry.sha256 ?? sha256 == sha256, entry.size ?? size == size else { return nil }
+    entry.sha256 = sha256
+    entry.size = size
+    guard let copy = ArchiveCopy(entry: entry, on: catalog) else { return nil }
+    return SupplyCopy(
+      copy: copy,
+      cartridge: CartridgeRecord(
+        cartridgeID: catalog.cartridge.id, label: catalog.cartridge.label, mediaSet: catalog.mediaSet?.name,
+        mediaSetID: catalog.mediaSet?.id, sequence: catalog.cartridge.sequence, address: volumes[volume].address,
+        closed: catalog.closed, catalogJSON: String(decoding: try catalog.json(), as: UTF8.self), updated: .now()))
+  }
+
+  /// The medium (an index into `volumes`) and file an offer's handle names.
+  private func place(of offer: ArchiveOffer) throws -> (volume: Int, file: Int) {
     let parts = offer.handle.split(separator: ":").compactMap { Int($0) }
     guard parts.count == 2, volumes.indices.contains(parts[0]) else {
       throw ReelError(.usage, "\(offer.handle) does not name an archive of \(address)")
     }
-    return try volumes[parts[0]].openArchive(file: parts[1], size: offer.size)
+    return (parts[0], parts[1])
   }
 }

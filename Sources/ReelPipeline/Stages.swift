@@ -59,13 +59,20 @@ enum Stages {
           return true
         }
       }
-      guard bounds.ingested > from else {
+      // Until a volume has an archive nothing of it is protected: with nothing later to cut
+      // at, its first archive holds the state its history starts from (the image it was
+      // created from) alone.
+      let alone = Sealer.stateAloneIsSealable(
+        descriptor: descriptor, bounds: bounds, last: try live.lastSealedArchive(of: descriptor))
+      guard bounds.ingested > from || alone else {
         outcome.lines.append("\(volume): nothing journaled after seq \(from)")
         if !context.dryRun { try context.remember(key, "none") }
         continue
       }
       var cut: Seq?
-      if bookmarkMode {
+      if bounds.ingested == from {
+        cut = from
+      } else if bookmarkMode {
         let label = bookmarkLabel(stage, context)
         let existing = try live.bookmarks(of: descriptor, after: 0, through: bounds.ingested).first {
           $0.label == label
@@ -85,6 +92,7 @@ enum Stages {
         }
       } else {
         cut = try journalBarrier ?? live.lastBarrier(of: descriptor, after: from, through: bounds.ingested)
+        if cut == nil && alone { cut = from }
       }
       guard let cut else {
         outcome.lines.append(
@@ -95,8 +103,10 @@ enum Stages {
       let time = journalBarrier == nil ? " (\(try live.time(of: cut, in: descriptor).rfc3339))" : ""
       outcome.items += 1
       outcome.lines.append(
-        "\(volume): \(context.dryRun ? "would cut" : "cut") at seq \(cut)\(time); history after seq \(from) goes into the next archive"
-      )
+        "\(volume): \(context.dryRun ? "would cut" : "cut") at seq \(cut)\(time); "
+          + (cut > from
+            ? "history after seq \(from) goes into the next archive"
+            : "the volume's first archive holds its state at seq \(cut) alone"))
       if !context.dryRun {
         try context.remember(key, String(cut))
         context.event("cut \(volume) at seq \(cut)")
@@ -130,16 +140,20 @@ enum Stages {
       let cut = fixed.flatMap { Seq($0) }
       let sealed = try live.sealedSeq(of: descriptor)
       if context.dryRun {
-        outcome.lines.append(
-          "\(volume): would seal seq \(sealed + 1)…" + (cut.map { String($0) } ?? "the newest flush or bookmark")
-            + " into \(context.archiveDirectory)")
+        let window =
+          cut == sealed
+          ? "the state at seq \(sealed)"
+          : "seq \(sealed + 1)…" + (cut.map { String($0) } ?? "the newest flush or bookmark")
+        outcome.lines.append("\(volume): would seal \(window) into \(context.archiveDirectory)")
         continue
       }
       let keys = try context.keys()
       if let adopted = try adoptOrphans(volume: volume, descriptor: descriptor, context: context, keys: keys) {
         outcome.lines.append(adopted)
       }
-      if let cut, try live.sealedSeq(of: descriptor) >= cut {
+      // The sealed seq alone cannot tell: it is 0 both before and after a first archive
+      // that holds only the state at seq 0.
+      if let cut, let last = try live.lastSealedArchive(of: descriptor), last.untilSeq >= cut {
         let archive = try live.sealedArchives(of: descriptor).first { $0.untilSeq == cut }
         outcome.lines.append(
           "\(volume): already sealed through seq \(cut)" + (archive.map { " (\($0.fileName))" } ?? ""))
@@ -157,7 +171,7 @@ enum Stages {
         outcome.bytes += archive.size
         let range = archive.manifest.range
         outcome.lines.append(
-          "\(volume): sealed seq \(range.fromSeq + 1)…\(range.untilSeq) → \((archive.path as NSString).lastPathComponent) (\(ByteSize.describe(archive.size)), read back and verified)"
+          "\(volume): sealed \(range.seqs) → \((archive.path as NSString).lastPathComponent) (\(ByteSize.describe(archive.size)), read back and verified)"
         )
         context.event("sealed \(volume) through seq \(range.untilSeq)")
       case .nothingToSeal(_, _, let reason):
@@ -308,6 +322,7 @@ enum Stages {
     }
     try requireFiles(todo, mediaSet: set)
     guard !todo.isEmpty else {
+      try requireEveryVolume(on: set, after: stage, context)
       outcome.message = "nothing to export: every archive is on media set \(set)"
       return outcome
     }
@@ -320,8 +335,54 @@ enum Stages {
     }
     outcome.bytes = bytes
     outcome.items = report.exported.filter { !$0.alreadyThere }.count
+    try requireEveryVolume(on: set, after: stage, context)
     outcome.message = "\(outcome.items) archive(s) exported to media set \(set)"
     return outcome
+  }
+
+  /// The promise of a job that exports: once its last stage that puts archives on a media
+  /// set or checks them there is done, every volume it protects has an archive on that set.
+  /// A volume without one would not survive losing the store, however well the rest went,
+  /// so the run fails and names it.
+  static func requireEveryVolume(on set: String, after stage: StageDefinition, _ context: PipelineContext) throws {
+    let stages = context.definition.stages
+    guard !context.dryRun, stages.contains(where: { $0.kind == .export && context.mediaSet(of: $0) == set }),
+      stages.last(where: { ($0.kind == .export || $0.kind == .verifyOnMedia) && context.mediaSet(of: $0) == set })?
+        .name == stage.name
+    else { return }
+    let unprotected = try volumesWithoutCopies(on: set, context)
+    guard !unprotected.isEmpty else { return }
+    throw ReelError(
+      .notFound,
+      "\(unprotected.count) volume(s) have no verified archive on media set \(set): "
+        + unprotected.map { "\($0.volume) (\($0.why))" }.joined(separator: "; "),
+      remedy:
+        "nothing of them would survive losing this store: see the cut, seal and export stages above for why, fix that (a volume written without a flush yet: `reel seal VOLUME --until latest`), then run the pipeline again"
+    )
+  }
+
+  /// The pipeline's volumes of which the set holds no archive. A copy counts when it is
+  /// recorded (read back and verified when exported, or checked with the key frame by frame
+  /// when a store was rehydrated from it) and its newest keyed check on media did not fail.
+  static func volumesWithoutCopies(on set: String, _ context: PipelineContext) throws
+    -> [(volume: String, why: String)]
+  {
+    let failed = Set(
+      try context.catalog.mediaChecks().filter { !$0.ok }.map { "\($0.archiveID)/\($0.cartridgeID)/\($0.tapeFile)" })
+    let held = Set(
+      try context.catalog.archiveCopies(mediaSet: set).filter {
+        !failed.contains("\($0.archiveID)/\($0.cartridgeID)/\($0.tapeFile)")
+      }.map(\.archiveID))
+    var result: [(volume: String, why: String)] = []
+    for volume in context.volumes {
+      let archives = try context.live.sealedArchives(of: try context.store.layout.descriptor(of: volume))
+      if archives.isEmpty {
+        result.append((volume, "nothing of it is sealed"))
+      } else if !archives.contains(where: { held.contains($0.id) }) {
+        result.append((volume, "\(archives.count) archive(s) sealed, none with a good copy on the set"))
+      }
+    }
+    return result
   }
 
   /// Exports archive files to a media set, one event per archive verified on the media.
@@ -384,7 +445,7 @@ enum Stages {
       let medium = try address.openOne()
       for copy in copies.sorted(by: { $0.tapeFile < $1.tapeFile }) {
         number += 1
-        let what = "\(copy.volumeName) \(copy.fromSeq + 1)…\(copy.untilSeq) on \(label) file \(copy.tapeFile)"
+        let what = "\(copy.volumeName) \(seqs(copy.fromSeq, copy.untilSeq)) on \(label) file \(copy.tapeFile)"
         context.progress("reading back \(what)", done: number - 1, total: todo.count)
         var problems: [String]
         do {
@@ -416,8 +477,14 @@ enum Stages {
         .corrupt, "\(failures.count) cop(ies) on media failed verification: " + failures.joined(separator: " | "),
         remedy: "those copies no longer count; export to another cartridge (the journal segments stay until then)")
     }
+    try requireEveryVolume(on: set, after: stage, context)
     outcome.message = "\(outcome.items) cop(ies) verified on media set \(set)"
     return outcome
+  }
+
+  /// An archive's window for people; a first archive may hold only the state it starts from.
+  static func seqs(_ from: Seq, _ until: Seq) -> String {
+    until > from ? "seq \(from + 1)…\(until)" : "the state at seq \(from)"
   }
 
   static func mediaExists(_ address: MediaAddress) -> Bool {
@@ -546,7 +613,7 @@ enum Stages {
         let copy = sourceCopies.first { $0.archiveID == id }!
         let local = records[id].map { FileManager.default.fileExists(atPath: $0.path) } ?? false
         outcome.lines.append(
-          "would copy \(copy.volumeName) seq \(copy.fromSeq + 1)…\(copy.untilSeq) to media set \(set) from \(local ? "its local file" : "\(copy.cartridgeLabel) file \(copy.tapeFile)")"
+          "would copy \(copy.volumeName) \(seqs(copy.fromSeq, copy.untilSeq)) to media set \(set) from \(local ? "its local file" : "\(copy.cartridgeLabel) file \(copy.tapeFile)")"
         )
         outcome.bytes += copy.size
       }
@@ -702,17 +769,50 @@ enum Stages {
     for volume in report.volumes {
       outcome.items += volume.imported.count
       outcome.bytes += volume.bytesRead
-      try context.remember("drill.latest.\(volume.volume)", String(volume.restorableUntilSeq))
+      // Only what the scratch store can restore: a volume whose whole history is its first
+      // archive's state at seq 0 restores at seq 0, one with no archive imported does not.
+      if !volume.imported.isEmpty || !volume.alreadyInStore.isEmpty {
+        try context.remember("drill.latest.\(volume.volume)", String(volume.restorableUntilSeq))
+      }
       outcome.lines.append(
         "\(volume.volume): \(volume.imported.count) archive(s) imported, \(volume.alreadyInStore.count) already there; restorable up to seq \(volume.restorableUntilSeq) (\(volume.restorableUntilTime ?? "-"))"
       )
       for missing in volume.missing { outcome.lines.append("  MISSING \(missing)") }
       for damaged in volume.damaged { outcome.lines.append("  DAMAGED \(damaged)") }
     }
+    let missing = notRehydrated(context)
+    for volume in missing {
+      outcome.lines.append("\(volume): NOT REHYDRATED — no archive of it could be imported from the media")
+    }
     outcome.partial = !report.complete
     outcome.message =
-      "\(report.volumes.count) volume(s) rehydrated into \(scratch)" + (report.complete ? "" : " (incomplete)")
+      "\(report.volumes.count - missing.count) volume(s) rehydrated into \(scratch)"
+      + (report.complete ? "" : " (incomplete)")
+      + (missing.isEmpty ? "" : "; not rehydrated: \(missing.joined(separator: ", "))")
+    // The compare stage reports them after comparing the rest; without one the drill ends here.
+    if !missing.isEmpty && !context.definition.stages.contains(where: { $0.kind == .compare }) {
+      throw notRehydratedError(missing, context)
+    }
     return outcome
+  }
+
+  /// Volumes of the store the drill protects that the scratch store cannot restore.
+  static func notRehydrated(_ context: PipelineContext) -> [String] {
+    context.volumes.filter { context.value("drill.latest.\($0)") == nil }
+  }
+
+  /// `comparedAlike`: the volumes the compare stage found identical, said here because a
+  /// failed stage's report keeps only its message.
+  static func notRehydratedError(_ missing: [String], _ context: PipelineContext, comparedAlike: Int? = nil)
+    -> ReelError
+  {
+    ReelError(
+      .notFound,
+      "\(missing.count) volume(s) of the store could not be rebuilt from the media: \(missing.joined(separator: ", "))"
+        + (comparedAlike.map { "; the other \($0) volume(s) were restored and identical to the live store" } ?? ""),
+      remedy:
+        "a disaster would lose them: seal and export them (the nightly pipeline), or see the rehydrate stage's lines for archives missing or damaged on the media"
+    )
   }
 
   // MARK: compare (DR drill)
@@ -730,9 +830,9 @@ enum Stages {
     }
     let scratchStore = try Store.open(StoreLayout(root: scratch))
     var mismatches: [String] = []
-    for volume in scratchStore.layout.volumeNames() {
-      let latest = context.value("drill.latest.\(volume)").flatMap { Seq($0) } ?? 0
-      guard latest > 0 else {
+    let missing = notRehydrated(context)
+    for volume in scratchStore.layout.volumeNames() where !missing.contains(volume) {
+      guard let latest = context.value("drill.latest.\(volume)").flatMap({ Seq($0) }) else {
         outcome.partial = true
         outcome.lines.append("\(volume): nothing restorable in the scratch store")
         continue
@@ -775,6 +875,7 @@ enum Stages {
         .corrupt, "the drill's restore differs from the live store: " + mismatches.joined(separator: "; "),
         remedy: "run `reel verify` on the archives and `reel store check --read-data`; keep the media")
     }
+    if !missing.isEmpty { throw notRehydratedError(missing, context, comparedAlike: outcome.items) }
     outcome.message = "\(outcome.items) volume(s) restored and identical to the live store"
     return outcome
   }

@@ -66,7 +66,7 @@ public struct ArchiveCopy: Sendable, Equatable, Codable {
 
 /// What the store last saw of a labeled cartridge (or cold-storage folder): where it was,
 /// which set it belongs to, and the catalog last written to it.
-public struct CartridgeRecord: Sendable, Equatable {
+public struct CartridgeRecord: Sendable, Equatable, Codable {
   public var cartridgeID: String
   public var label: String
   public var mediaSet: String?

@@ -106,12 +106,16 @@ struct RehydrateCommand: ParsableCommand {
       "\(result.volume): \(result.imported.count) archive(s) imported (\(ByteSize.describe(result.bytesRead)) read, verified), \(result.alreadyInStore.count) already in the store"
     )
     for offer in result.imported {
-      say("  imported  \(offer.fileName)  seq \(offer.fromSeq + 1)…\(offer.untilSeq)  from \(offer.location)")
+      let seqs =
+        offer.untilSeq > offer.fromSeq
+        ? "seq \(offer.fromSeq + 1)…\(offer.untilSeq)" : "the state at seq \(offer.fromSeq)"
+      say("  imported  \(offer.fileName)  \(seqs)  from \(offer.location)")
     }
     for offer in result.setAside { say("  set aside \(offer.fileName) (waits for an earlier archive of its chain)") }
     for missing in result.missing { say("  MISSING   \(missing)") }
     for damaged in result.damaged { say("  DAMAGED   \(damaged)") }
-    if result.restorableUntilSeq > 0 {
+    // A volume whose only archive holds its starting state restores at seq 0.
+    if !result.imported.isEmpty || !result.alreadyInStore.isEmpty {
       say(
         "  restorable: any point up to seq \(result.restorableUntilSeq) (\(result.restorableUntilTime ?? "?"))\(result.restorableBookmarks.isEmpty ? "" : "; bookmarks \(result.restorableBookmarks.joined(separator: ", "))")"
       )

@@ -114,7 +114,7 @@ struct SealCommand: ParsableCommand {
         reports.append(report)
         if !json {
           say(
-            "\(name): sealed seq \(manifest.range.fromSeq + 1)…\(manifest.range.untilSeq) (\(manifest.range.fromTime) → \(manifest.range.untilTime)), \(manifest.bookmarks.count) bookmark(s), \(manifest.contents.base ? "with a full base, " : "")\(ByteSize.describe(archive.size)) → \(archive.path) (read back and verified: \(archive.verification.framesChecked) frames, \(archive.verification.chunksChecked) chunks)"
+            "\(name): sealed \(manifest.range.seqs) (\(manifest.range.fromTime) → \(manifest.range.untilTime)), \(manifest.bookmarks.count) bookmark(s), \(manifest.contents.base ? "with a full base, " : "")\(ByteSize.describe(archive.size)) → \(archive.path) (read back and verified: \(archive.verification.framesChecked) frames, \(archive.verification.chunksChecked) chunks)"
           )
         }
       }
@@ -214,7 +214,7 @@ struct InspectCommand: ParsableCommand {
       "Chain       \(manifest.chainID) number \(manifest.chainIndex)\(manifest.parentID.map { ", parent \($0)" } ?? ", starts the chain (full base)")"
     )
     say(
-      "Covers      seq \(manifest.range.fromSeq + 1)…\(manifest.range.untilSeq), \(manifest.range.fromTime) → \(manifest.range.untilTime), \(manifest.range.records) records"
+      "Covers      \(manifest.range.seqs), \(manifest.range.fromTime) → \(manifest.range.untilTime), \(manifest.range.records) records"
     )
     say("Sealed      \(manifest.createdAt)")
     say("Keys        \(manifest.keys.map(\.fingerprint).joined(separator: ", "))")

@@ -228,3 +228,64 @@ func archives(in folder: String) throws -> [String] {
     #expect(left.allSatisfy { $0 == ".reel-seal.lock" }, "\(left)")
   }
 }
+
+@Suite struct FirstArchiveTests {
+  /// A volume made from an image and never written: its first seal holds the image alone
+  /// (the state at seq 0), later seals continue that chain, and rehydrating gives the
+  /// image back bit for bit.
+  @Test func aVolumeCreatedFromAnImageIsSealableBeforeItsFirstWrite() throws {
+    let root = NSTemporaryDirectory() + "reel-first-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let store = root + "/store"
+    let image = root + "/golden.img"
+    var generator = SystemRandomNumberGenerator()
+    // Whole logical blocks but not whole store blocks, with a run of zeros, so the tail and sparse
+    // blocks are part of what must come back.
+    var bytes = (0..<(3 << 20) + 12_288).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    bytes.replaceSubrange(1 << 20..<(2 << 20), with: repeatElement(0, count: 1 << 20))
+    try Data(bytes).write(to: URL(fileURLWithPath: image))
+    let keyPath = root + "/master.key"
+    _ = try KeyFile.create(at: keyPath, passphrase: "correct horse")
+    #expect(try reel(["init"], store: store).status == 0)
+    let created = try reel(["volume", "create", "golden", "--from", image], store: store)
+    #expect(created.status == 0, "\(created.stderr)")
+
+    let out = root + "/sealed"
+    let sealed = try reel(["seal", "golden", "--out", out, "--key", keyPath, "--json"], store: store)
+    #expect(sealed.status == 0, "\(sealed.stdout)\(sealed.stderr)")
+    let report = try JSONSerialization.jsonObject(with: Data(sealed.stdout.utf8)) as? [String: Any] ?? [:]
+    #expect(report["sealed"] as? Bool == true, "\(sealed.stdout)")
+    #expect(report["from_seq"] as? Int == 0 && report["until_seq"] as? Int == 0, "\(sealed.stdout)")
+    #expect(report["chain_index"] as? Int == 0)
+    // Sealed once: the next seal has nothing new to hold.
+    let again = try reel(["seal", "golden", "--out", out, "--key", keyPath], store: store)
+    #expect(again.status == 0 && again.stdout.contains("nothing sealed"), "\(again.stdout)\(again.stderr)")
+
+    // The first write and flush go into the next archive of the same chain.
+    let layout = StoreLayout(root: store)
+    let (writer, _) = try JournalWriter.open(
+      directory: layout.journalDirectory("golden"), volume: try layout.descriptor(of: "golden").id,
+      options: JournalOptions())
+    let written = [UInt8](repeating: 0xA5, count: 8192)
+    _ = try writer.append(.write(offset: 1 << 20, data: written))
+    _ = try writer.append(.flush)
+    try writer.close()
+    bytes.replaceSubrange(1 << 20..<(1 << 20) + written.count, with: written)
+    let next = try reel(["seal", "golden", "--out", out, "--key", keyPath, "--json"], store: store)
+    let second = try JSONSerialization.jsonObject(with: Data(next.stdout.utf8)) as? [String: Any] ?? [:]
+    #expect(second["chain_index"] as? Int == 1 && second["from_seq"] as? Int == 0, "\(next.stdout)\(next.stderr)")
+    #expect(second["parent_id"] as? String == report["archive_id"] as? String)
+
+    let target = root + "/rehydrated"
+    let rehydrated = try reel(
+      ["rehydrate", "--from", "dir:" + out, "--key", keyPath, "--store", target], store: target)
+    #expect(rehydrated.status == 0, "\(rehydrated.stdout)\(rehydrated.stderr)")
+    let restored = root + "/restored.img"
+    let restore = try reel(["restore", "golden", "--at", "latest", "--output", restored], store: target)
+    #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
+    let back = Array(FileManager.default.contents(atPath: restored) ?? Data())
+    #expect(back.count == bytes.count)
+    #expect(SHA256Digest.hash(back) == SHA256Digest.hash(bytes))
+  }
+}

@@ -432,6 +432,38 @@ import Testing
 }
 
 extension RehydrateFromMediaTests {
+  /// A labeled cold-storage folder is media like a cartridge: a store rehydrated from it
+  /// records its archives as copies in that folder, at the folder's address.
+  @Test func aStoreRehydratedFromAColdStorageFolderRecordsItsCopiesThere() throws {
+    let sandbox = try MediaSandbox()
+    let maker = try ArchiveMaker()
+    let archives = try ["a", "b"].map { try maker.seal(randomBytes: 200_000, bookmark: $0) }
+    #expect(try sandbox.reel("init").status == 0)
+    let folder = sandbox.root + "/cold"
+    #expect(try sandbox.reel("media", "label", "dir:" + folder, "--name", "F1").status == 0)
+    let export = try sandbox.reel(
+      "export", archives[0].path, archives[1].path, "--to", "dir:" + folder, "--media-set", "cold")
+    #expect(export.status == 0, "\(export.output)")
+    let exported = try Store.open(StoreLayout(root: sandbox.store)).catalog.archiveCopies()
+    #expect(exported.count == 2)
+
+    let target = sandbox.root + "/rehydrated"
+    let rehydrated = try sandbox.run(
+      MediaSandbox.executable, ["rehydrate", "--from", "dir:" + folder, "--key", maker.keyPath, "--store", target],
+      environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
+    #expect(rehydrated.status == 0, "\(rehydrated.output)")
+    let store = try Store.open(StoreLayout(root: target))
+    func identity(_ copy: ArchiveCopy) -> String {
+      "\(copy.archiveID) \(copy.mediaSet)/\(copy.mediaSetID) \(copy.cartridgeID) \(copy.tapeFile) \(copy.size) \(copy.sha256)"
+    }
+    #expect(try store.catalog.archiveCopies().map(identity).sorted() == exported.map(identity).sorted())
+    let cartridges = try store.catalog.cartridges()
+    #expect(
+      cartridges.map { "\($0.label) \($0.mediaSet ?? "-") \($0.address)" } == [
+        "F1 cold dir:\((folder as NSString).standardizingPath)"
+      ])
+  }
+
   /// Cartridges loaded one at a time, newest first: archives that cannot be imported yet
   /// are set aside in the store, the missing ones are named with the cartridge that holds
   /// them, and the last cartridge completes the store.
@@ -469,6 +501,13 @@ extension RehydrateFromMediaTests {
     #expect(first.stdout.contains("3 archive(s) imported"), "\(first.stdout)")
     let incoming = (try? FileManager.default.contentsOfDirectory(atPath: target + "/incoming")) ?? []
     #expect(incoming.isEmpty, "set-aside copies are removed once imported: \(incoming)")
+    // Archives set aside and imported later still count as the copies they were read from.
+    let exported = try Store.open(StoreLayout(root: sandbox.store)).catalog.archiveCopies()
+    let known = try Store.open(StoreLayout(root: target)).catalog.archiveCopies()
+    #expect(
+      known.map { "\($0.archiveID) \($0.cartridgeLabel) \($0.tapeFile) \($0.sha256)" }.sorted()
+        == exported.map { "\($0.archiveID) \($0.cartridgeLabel) \($0.tapeFile) \($0.sha256)" }.sorted())
+    #expect(Set(known.map(\.cartridgeLabel)) == ["C1", "C2", "C3"])
     let image = sandbox.root + "/restored.img"
     let restored = try sandbox.run(
       MediaSandbox.executable, ["restore", "disk", "--at", "latest", "--output", image],
