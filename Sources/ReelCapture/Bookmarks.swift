@@ -29,7 +29,7 @@ public enum Bookmarks {
     let journal: JournalWriter
     do {
       (journal, _) = try JournalWriter.open(directory: directory, volume: descriptor.id)
-    } catch let error as ReelError where error.kind == .alreadyExists && error.message.contains("another process") {
+    } catch let error as ReelError where error.kind == .alreadyExists && error.errno == EWOULDBLOCK {
       throw ReelError(
         .alreadyExists,
         "volume \(volume) is open in another process (\(error.message)), but it does not answer on \(controlPath)",

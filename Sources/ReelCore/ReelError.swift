@@ -22,11 +22,15 @@ public struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
   public var kind: Kind
   public var message: String
   public var remedy: String?
+  /// The system's error number, when the error came from a system call: code tells
+  /// errors apart by it, never by the words of `message`.
+  public var errno: Int32?
 
-  public init(_ kind: Kind, _ message: String, remedy: String? = nil) {
+  public init(_ kind: Kind, _ message: String, remedy: String? = nil, errno: Int32? = nil) {
     self.kind = kind
     self.message = message
     self.remedy = remedy
+    self.errno = errno
   }
 
   public var description: String {

@@ -387,7 +387,8 @@ public final class JournalWriter: @unchecked Sendable {
       throw ReelError(
         .alreadyExists,
         "the journal \(directory) is being written by another process (pid \(holder.trimmingCharacters(in: .whitespacesAndNewlines)))",
-        remedy: "stop the other `reel serve` for this volume, or talk to it (e.g. `reel bookmark` uses it)")
+        remedy: "stop the other `reel serve` for this volume, or talk to it (e.g. `reel bookmark` uses it)",
+        errno: EWOULDBLOCK)
     }
     try lock.truncate(to: 0)
     try lock.write(Array("\(getpid())\n".utf8), at: 0)

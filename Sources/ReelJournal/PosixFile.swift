@@ -186,6 +186,12 @@ public final class PosixFile: @unchecked Sendable {
 
   /// Turns an errno from `operation` on `path` into a user-facing error.
   public static func error(_ code: Int32, _ operation: String, _ given: String) -> ReelError {
+    var error = describe(code, operation, given)
+    error.errno = code
+    return error
+  }
+
+  private static func describe(_ code: Int32, _ operation: String, _ given: String) -> ReelError {
     let reason = String(cString: strerror(code))
     // An empty path reaching here is a bug upstream, but the message must still say
     // something a person can act on rather than ": not found".

@@ -103,7 +103,7 @@ public final class ColdStorageFolder: MediaVolume {
         offset += UInt64(got)
       }
       try target.sync()
-    } catch let error as ReelError where error.message.contains("No space left") {
+    } catch let error as ReelError where error.errno == ENOSPC || error.errno == EDQUOT {
       unlink(partial)
       return .endOfMedia(file: nil)
     } catch let error as ReelError where error.kind == .interrupted {

@@ -66,4 +66,19 @@ import Testing
     #expect(result.stderr.contains("does not answer"), "\(result.stderr)")
     #expect(result.stderr.contains("pid \(server.pid)"), "\(result.stderr)")
   }
+
+  /// Another process holds the journal but no server answers on the control socket: the
+  /// error says so (told apart by the lock's errno, not by the words of a message).
+  @Test func aJournalHeldByAProcessThatDoesNotAnswerIsNamed() throws {
+    let store = try TestStore()
+    try store.createVolume("held", size: "1M")
+    let lock = open(store.layout.journalDirectory("held") + "/writer.lock", O_RDWR | O_CREAT, 0o600)
+    try #require(lock >= 0)
+    defer { close(lock) }
+    try #require(flock(lock, LOCK_EX) == 0)
+    let refused = try store.reelCommand(["bookmark", "held", "while-held"])
+    #expect(refused.status == 73)
+    #expect(refused.stderr.contains("is open in another process"), "\(refused.stderr)")
+    #expect(refused.stderr.contains("does not answer on"), "\(refused.stderr)")
+  }
 }
