@@ -273,7 +273,9 @@ final class ServerProcess {
     child = try ChildProcess(store.reel, arguments, stdout: outputPath, stderr: logPath)
     if waitForSocket {
       // A socket file left by a killed server may already exist: wait for this server's word.
-      try waitUntil("the server listens") { output.contains("Listening on") }
+      // A start that rebuilds a large live image from the store can take tens of seconds
+      // while the stress tests load both cores; a dead server still fails at once.
+      try waitUntil("the server listens", timeout: 120) { output.contains("Listening on") }
       if let path = self.socketPath {
         try waitUntil("the server's socket \(path) appears") { FileManager.default.fileExists(atPath: path) }
       }
