@@ -123,7 +123,7 @@ import Testing
         store.reel,
         [
           "media", "label", "vtape:" + library, "--name", "DR000\(number)", "--media-set", "drill", "--capacity",
-          String(capacity),
+          String(capacity), "--store", store.root,
         ])
     }
     let export = try store.reelCommand(
