@@ -168,8 +168,6 @@ final class ChunkCache: @unchecked Sendable {
     }
   }
 
-  func removeAll() { lock.withLock { entries.removeAll() } }
-
   func put(_ key: String, _ bytes: [UInt8]) {
     lock.withLock {
       tick += 1

@@ -22,6 +22,8 @@ public struct StoreRepairReport: Sendable {
   public var fromArchives: [String] = []
   /// Damaged chunks nothing could give back: the points that need them stay unreadable.
   public var unrepaired: [DamagedChunk] = []
+  /// The archives read for chunks the journals could not give.
+  public var archivesRead: [String] = []
   public var isComplete: Bool { unrepaired.isEmpty }
 }
 
@@ -39,9 +41,7 @@ extension LiveStore {
   /// when its hash matches, and every block version naming it reads right again. Rows of
   /// chunks nothing could give back are removed, so a later ingest of the same content
   /// stores it afresh instead of reusing the damaged record. Runs under the store lock.
-  public func repair(archives: ChunkRecordSupply? = nil, searched: (([String]) -> Void)? = nil) throws
-    -> StoreRepairReport
-  {
+  public func repair(archives: ChunkRecordSupply? = nil) throws -> StoreRepairReport {
     try withStoreLock {
       try recoverPacks()
       var report = StoreRepairReport()
@@ -54,19 +54,20 @@ extension LiveStore {
       var records: [String: [UInt8]] = [:]
       let codec = ChunkCodec()
       for (hash, plaintext) in try rebuildFromJournals(wanted) {
-        records[hash] = codec.encode(plaintext, hash: SHA256Digest.hash(plaintext))
+        // The name is the plaintext's SHA-256, checked when it was rebuilt.
+        guard let digest = SHA256Digest(hex: hash) else { continue }
+        records[hash] = codec.encode(plaintext, hash: digest)
         report.fromJournal.append(hash)
       }
       wanted.subtract(records.keys)
       if let archives, !wanted.isEmpty {
-        let looked = try archives(wanted) { hash, record in
+        report.archivesRead = try archives(wanted) { hash, record in
           guard wanted.contains(hash), records[hash] == nil else { return }
           // The archive's word is not taken: the record must decode to content of that name.
           guard (try? ChunkCodec.decode(record, key: hash, verify: true)) != nil else { return }
           records[hash] = record
           report.fromArchives.append(hash)
         }
-        searched?(looked)
       }
       wanted.subtract(records.keys)
 
@@ -89,7 +90,6 @@ extension LiveStore {
           try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
         }
       }
-      cache.removeAll()
       report.fromJournal.sort()
       report.fromArchives.sort()
       report.unrepaired = report.damaged.filter { wanted.contains($0.hash) }

@@ -134,14 +134,14 @@ struct StoreCommand: ParsableCommand {
       let store = try Store.open(StoreLayout.resolve(options.store))
       let live = LiveStore(store: store)
       let keys = try keyOptions.open().map { [$0] }
-      var searched: [String] = []
       let report = try live.repair(
-        archives: keys.map { ArchiveRepair.supply(live: live, masterKeys: $0) }, searched: { searched = $0 })
+        archives: keys.map { ArchiveRepair.supply(live: live, masterKeys: $0) })
       if json {
         say(
           jsonText([
             "complete": report.isComplete, "chunks": report.chunksChecked, "damaged": report.damaged.count,
-            "from_journal": report.fromJournal, "from_archives": report.fromArchives, "archives_read": searched,
+            "from_journal": report.fromJournal, "from_archives": report.fromArchives,
+            "archives_read": report.archivesRead,
             "unrepaired": report.unrepaired.map { ["chunk": $0.hash, "reason": $0.reason, "affects": $0.affects] },
           ]))
       } else {
@@ -152,8 +152,8 @@ struct StoreCommand: ParsableCommand {
         }
         if keys == nil && !report.unrepaired.isEmpty {
           say("Sealed archives were not searched: give --key (or $REEL_KEY) to search them.")
-        } else if !searched.isEmpty {
-          say("Archives read: \(searched.joined(separator: ", "))")
+        } else if !report.archivesRead.isEmpty {
+          say("Archives read: \(report.archivesRead.joined(separator: ", "))")
         }
         for chunk in report.unrepaired {
           say("NOT REPAIRED: \(chunk.reason)")
