@@ -110,9 +110,9 @@ public final class JournalWriter: @unchecked Sendable {
         if summary.recordCount > 0 {
           lastTime = summary.maxTime
         } else {
-          // An empty journal that continues imported history (`continueAfter`) carries the
-          // time of that history's last record as its creation time: time never goes back
-          // behind it. (A segment with records may hold times before its creation time.)
+          // An empty journal that continues imported history (`continueAfter`) was created
+          // no earlier than that history's last record: time never goes back behind it.
+          // (A segment with records may hold times before its creation time.)
           lastTime = max(lastTime, last.header.created)
         }
       } else {
@@ -132,8 +132,8 @@ public final class JournalWriter: @unchecked Sendable {
   /// Makes a journal that holds no record continue after `seq`: history up to it came from
   /// elsewhere (sealed archives, on rehydration), and new records must follow it, so
   /// points, bookmarks and later seals continue instead of restarting at seq 1. Written as
-  /// one empty closed segment whose first seq is `seq + 1` and whose creation time is
-  /// `time` (the last imported record's), replacing empty segments before it. A journal
+  /// one empty closed segment whose first seq is `seq + 1`, created no earlier than `time`
+  /// (the last imported record's), replacing empty segments before it. A journal
   /// with records is left alone when it already reaches `seq`; returns whether it changed.
   @discardableResult
   public static func continueAfter(directory: String, volume: VolumeID, seq: Seq, time: Timestamp) throws -> Bool {
@@ -161,15 +161,14 @@ public final class JournalWriter: @unchecked Sendable {
     try Durable.syncDirectory(directory)
     let writer = try JournalWriter(
       directory: directory, volume: volume, options: JournalOptions(),
-      segmentNumber: (reader.segments.last?.number ?? 0) + 1, lastSeq: seq, lastTime: time, lock: lock,
-      created: time)
+      segmentNumber: (reader.segments.last?.number ?? 0) + 1, lastSeq: seq, lastTime: time, lock: lock)
     try writer.close()
     return true
   }
 
   private init(
     directory: String, volume: VolumeID, options: JournalOptions, segmentNumber: UInt64,
-    lastSeq: Seq, lastTime: Timestamp, lock: PosixFile, created: Timestamp? = nil
+    lastSeq: Seq, lastTime: Timestamp, lock: PosixFile
   ) throws {
     self.lock = lock
     self.directory = directory
@@ -180,7 +179,7 @@ public final class JournalWriter: @unchecked Sendable {
     self.durableSeq = lastSeq
     self.segment = try Self.createSegment(
       directory: directory, volume: volume, number: segmentNumber, firstSeq: lastSeq + 1,
-      created: created ?? max(options.clock(), lastTime))
+      created: max(options.clock(), lastTime))
   }
 
   /// The seq of the last record appended (not necessarily durable yet).

@@ -79,7 +79,7 @@ public enum Restore {
   /// The store caught up with the journal, then the point resolved. When catching up
   /// fails, a point inside the history the store already holds is still served (with a
   /// warning): the failure concerns only newer records.
-  public static func view(live: LiveStore, volume name: String, at point: Point) throws -> (
+  static func view(live: LiveStore, volume name: String, at point: Point) throws -> (
     IngestReport, VolumeView, [String]
   ) {
     do {
