@@ -24,39 +24,42 @@ let package = Package(
       providers: [.apt(["libgcrypt20-dev"])]),
     .systemLibrary(name: "CLinux"),
     .target(name: "ReelCore"),
-    .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd", "CLinux"]),
-    .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelCodec", "CLinux"]),
-    .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelJournal", "CLinux"]),
+    .target(name: "ReelIO", dependencies: ["ReelCore", "CLinux"]),
+    .target(name: "ReelCodec", dependencies: ["ReelCore", "ReelIO", "CGcrypt", "CZstd", "CLinux"]),
+    .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelIO", "ReelCodec", "CLinux"]),
+    .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelIO", "ReelJournal", "CLinux"]),
 
     .target(
       name: "ReelStore",
       dependencies: [
-        "ReelCore", "ReelCodec", "ReelJournal", "CLinux",
+        "ReelCore", "ReelIO", "ReelCodec", "ReelJournal", "CLinux",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     .target(
       name: "ReelArchive",
       dependencies: [
-        "ReelCore", "ReelCodec", "ReelJournal", "ReelStore", "CArchive", "CZstd",
+        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "CArchive", "CZstd",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     .target(
       name: "ReelMedia",
-      dependencies: ["ReelCore", "ReelCodec", "ReelJournal", "ReelStore", "ReelArchive", "CLinux"]),
+      dependencies: ["ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "CLinux"]),
     .target(
       name: "ReelPipeline",
       dependencies: [
-        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
+        "ReelCore", "ReelIO", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
         .product(name: "Yams", package: "Yams"),
       ]),
     .executableTarget(
       name: "reel",
       dependencies: [
-        "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia", "ReelPipeline",
+        "ReelCore", "ReelIO", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
+        "ReelPipeline",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(
-      name: "reel-bench", dependencies: ["ReelCore", "ReelJournal"], path: "benchmarks/Sources/reel-bench"),
+      name: "reel-bench", dependencies: ["ReelCore", "ReelIO", "ReelJournal"], path: "benchmarks/Sources/reel-bench"),
+    .testTarget(name: "ReelIOTests", dependencies: ["ReelIO", "ReelCore"]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec", "ReelCore"]),
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
@@ -64,7 +67,9 @@ let package = Package(
       name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "JournalCrashWriter"]),
     .target(
       name: "ReelTestSupport",
-      dependencies: ["ReelStore", "ReelJournal", "ReelCore", "ReelCodec", .product(name: "GRDB", package: "GRDB.swift")],
+      dependencies: [
+        "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", .product(name: "GRDB", package: "GRDB.swift"),
+      ],
       path: "Tests/ReelTestSupport"),
     .testTarget(
       name: "ReelStoreTests",
@@ -77,19 +82,22 @@ let package = Package(
       dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
     .testTarget(
       name: "ReelCaptureTests",
-      dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
+      dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "reel"]),
     .testTarget(
       name: "ReelArchiveTests",
-      dependencies: ["ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel"]),
+      dependencies: [
+        "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelTestSupport", "reel",
+      ]),
     .testTarget(
       name: "ReelMediaTests",
       dependencies: [
-        "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel",
+        "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelTestSupport",
+        "reel",
       ]),
     .testTarget(
       name: "ReelPipelineTests",
       dependencies: [
-        "ReelPipeline", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel",
+        "ReelPipeline", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "reel",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
   ],

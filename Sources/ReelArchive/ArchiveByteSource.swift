@@ -1,6 +1,6 @@
 import Foundation
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// Where the bytes of a sealed archive come from when it is read as a stream: a file, a
 /// tape file being read back, a pipe. `read` fills up to `buffer.count` bytes and returns

@@ -1,7 +1,6 @@
 import Foundation
 import ReelCodec
 import ReelCore
-import ReelJournal
 import ReelStore
 
 public struct ArchiveImportReport: Sendable {

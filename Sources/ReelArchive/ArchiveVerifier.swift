@@ -1,7 +1,7 @@
 import Foundation
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelStore
 
 /// Something wrong with an archive, named by member and byte offset inside the member.

@@ -1,7 +1,7 @@
 import Foundation
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// One member being staged as a file before it goes into the tar: frames are appended,
 /// its size and SHA-256 kept as they grow.

@@ -1,7 +1,7 @@
 import CArchive
 import Foundation
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// `S_IFREG`: tar members Reel writes and accepts are regular files only.
 let regularFileType: UInt32 = 0o100000

@@ -1,6 +1,6 @@
 import Foundation
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// What `reel serve` was asked to do.
 public struct CaptureConfiguration: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelIO
 import ReelJournal
 
 /// What `live.state` says about `live.img`. The journal is the truth; the image is a copy

@@ -1,5 +1,5 @@
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// Where the current bytes of a pending range are.
 enum PendingSource {

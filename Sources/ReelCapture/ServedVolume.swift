@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelIO
 import ReelJournal
 
 /// One volume while `reel serve` has it: its journal writer, its live image, and the rules

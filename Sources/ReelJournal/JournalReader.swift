@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelIO
 
 /// A volume's journal folder: its segment files, checked for continuity.
 public struct JournalReader: Sendable {
@@ -120,4 +121,12 @@ public struct JournalSummary: Sendable, Equatable {
   public var countsByKind: [JournalRecord.Kind: UInt64] = [:]
   public var bookmarks: [Bookmark] = []
   public var openSegment = false
+}
+
+extension StoreLayout {
+  /// A reader of the named volume's journal, checked against its descriptor.
+  public func journalReader(of name: String) throws -> JournalReader {
+    let descriptor = try descriptor(of: name)
+    return try JournalReader(directory: journalDirectory(name), volume: descriptor.id)
+  }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import ReelCodec
 import ReelCore
+import ReelIO
 
 public struct JournalOptions: Sendable {
   /// A segment is closed and a new one started once it would grow past this size.

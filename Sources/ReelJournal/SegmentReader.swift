@@ -1,6 +1,7 @@
 import Foundation
 import ReelCodec
 import ReelCore
+import ReelIO
 
 /// One segment file opened for reading: its header, and its footer if it was closed.
 public struct SegmentFile: Sendable {

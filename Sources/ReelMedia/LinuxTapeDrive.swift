@@ -1,7 +1,7 @@
 import CLinux
 import Foundation
 import ReelCore
-import ReelJournal
+import ReelIO
 
 #if canImport(Glibc)
   import Glibc

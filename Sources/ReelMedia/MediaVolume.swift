@@ -1,7 +1,7 @@
 import Foundation
 import ReelArchive
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// What is at the start of a medium.
 public enum LabelState: Sendable, Equatable {

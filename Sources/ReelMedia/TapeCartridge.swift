@@ -2,7 +2,7 @@ import Foundation
 import ReelArchive
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// The cartridge in a tape drive, laid out as docs/tape-format.md says: file 0 the label,
 /// file 1 the set's earlier catalogs, then archives (one per file) and catalogs. The same

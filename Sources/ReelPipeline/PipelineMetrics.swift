@@ -1,6 +1,6 @@
 import Foundation
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelStore
 
 /// Prometheus textfile metrics (node_exporter's textfile collector) for one pipeline,

@@ -3,6 +3,7 @@ import ReelArchive
 import ReelCapture
 import ReelCodec
 import ReelCore
+import ReelIO
 import ReelJournal
 import ReelMedia
 import ReelStore

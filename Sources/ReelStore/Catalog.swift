@@ -1,7 +1,6 @@
 import Foundation
 import GRDB
 import ReelCore
-import ReelJournal
 
 /// The store's SQLite catalog. Version 1 holds the store's identity and its volumes;
 /// later migrations add chunks, extents and archives.

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// Where chunk bytes live: append-only pack files. Kept this small so an object store or
 /// another disk can take the place of a local folder without touching ingest, views or

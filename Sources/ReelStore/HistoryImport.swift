@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import ReelCodec
 import ReelCore
+import ReelIO
 import ReelJournal
 
 /// One window of a volume's history arriving from outside the journal (a sealed archive):

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import ReelCodec
 import ReelCore
+import ReelIO
 import ReelJournal
 
 public struct IngestReport: Sendable, Equatable {

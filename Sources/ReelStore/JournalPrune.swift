@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReelCore
+import ReelIO
 import ReelJournal
 
 /// What may happen to one journal segment when the journal is pruned.

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// The deduplicated, compressed point-in-time store of a Reel store folder: chunks in a
 /// `ChunkBackend`, their history in the catalog. Ingest feeds it from the journals;

@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// One run of a pipeline as the store catalog remembers it (migration `v5-pipeline`).
 public struct PipelineRunRecord: Sendable, Equatable {

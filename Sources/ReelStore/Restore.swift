@@ -1,6 +1,6 @@
 import Foundation
 import ReelCore
-import ReelJournal
+import ReelIO
 
 public struct RestoreReport: Sendable {
   public var volume: String

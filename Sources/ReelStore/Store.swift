@@ -1,6 +1,6 @@
 import Foundation
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// A Reel store folder: catalog, volumes and their journals.
 public struct Store: Sendable {

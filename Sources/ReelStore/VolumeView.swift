@@ -1,7 +1,6 @@
 import Foundation
 import GRDB
 import ReelCore
-import ReelJournal
 
 /// A user's POINT turned into the journal position it names.
 public struct ResolvedPoint: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import Foundation
 import ReelCore
-import ReelJournal
+import ReelIO
 
 /// Creating and listing protected volumes.
 public enum Volumes {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ReelCapture
 import ReelCore
+import ReelIO
 import ReelJournal
 import ReelStore
 

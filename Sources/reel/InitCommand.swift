@@ -1,5 +1,5 @@
 import ArgumentParser
-import ReelJournal
+import ReelIO
 import ReelStore
 
 struct Init: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ReelCore
+import ReelIO
 import ReelJournal
 
 struct JournalCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelMedia
 import ReelStore
 

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelPipeline
 import ReelStore
 

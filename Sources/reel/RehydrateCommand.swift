@@ -3,7 +3,7 @@ import Foundation
 import ReelArchive
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelMedia
 import ReelStore
 

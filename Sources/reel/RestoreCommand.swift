@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ReelCore
+import ReelIO
 import ReelJournal
 import ReelStore
 

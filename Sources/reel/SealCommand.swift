@@ -3,7 +3,7 @@ import Foundation
 import ReelArchive
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelStore
 
 /// The master key options every command that seals or opens archives shares.

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import ReelCapture
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelStore
 
 struct ServeCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ReelArchive
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelStore
 
 struct IngestCommand: ParsableCommand {

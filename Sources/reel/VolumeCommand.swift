@@ -1,6 +1,6 @@
 import ArgumentParser
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelStore
 
 struct VolumeCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import Foundation
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelStore
 import ReelTestSupport
 import Testing

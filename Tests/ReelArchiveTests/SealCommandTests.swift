@@ -1,6 +1,7 @@
 import Foundation
 import ReelCodec
 import ReelCore
+import ReelIO
 import ReelJournal
 import ReelStore
 import ReelTestSupport

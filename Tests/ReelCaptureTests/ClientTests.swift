@@ -1,6 +1,5 @@
 import Foundation
 import ReelCore
-import ReelJournal
 import Testing
 
 /// Real NBD clients (qemu-io, nbdinfo, nbdcopy) against `reel serve`.

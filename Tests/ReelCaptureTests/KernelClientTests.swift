@@ -1,6 +1,5 @@
 import Foundation
 import ReelCore
-import ReelJournal
 import Testing
 
 #if canImport(Glibc)

@@ -1,6 +1,5 @@
 import Foundation
 import ReelCore
-import ReelJournal
 import Testing
 
 /// Disaster recovery ends with serving the recovered volume: a rehydrated store serves

@@ -14,11 +14,6 @@ final class TemporaryDirectory {
     path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 
-  /// Takes over a folder made elsewhere (removed with this object).
-  init(adopting path: String) {
-    self.path = path
-  }
-
   deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 

@@ -2,7 +2,7 @@ import Foundation
 import ReelArchive
 import ReelCodec
 import ReelCore
-import ReelJournal
+import ReelIO
 import ReelStore
 import Testing
 

@@ -2,7 +2,6 @@ import Foundation
 import ReelArchive
 import ReelCodec
 import ReelCore
-import ReelJournal
 import ReelStore
 import ReelTestSupport
 

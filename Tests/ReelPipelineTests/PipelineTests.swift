@@ -2,7 +2,6 @@ import Foundation
 import GRDB
 import ReelArchive
 import ReelCore
-import ReelJournal
 import ReelPipeline
 import ReelStore
 import Testing

@@ -1,7 +1,6 @@
 import Foundation
 import GRDB
 import ReelCore
-import ReelJournal
 import ReelTestSupport
 import Testing
 

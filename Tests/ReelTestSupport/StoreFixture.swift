@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReelCore
+import ReelIO
 import ReelJournal
 
 @testable import ReelStore

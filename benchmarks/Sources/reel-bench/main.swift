@@ -10,6 +10,7 @@
 // Prints one line: `workload records=N bytes=B`.
 import Foundation
 import ReelCore
+import ReelIO
 import ReelJournal
 
 func fail(_ message: String) -> Never {

@@ -1,8 +1,7 @@
 import Foundation
 import ReelCore
+import ReelIO
 import Testing
-
-@testable import ReelJournal
 
 @Suite("Direct I/O files")
 struct DirectFileTests {

@@ -67,12 +67,6 @@ public struct StoreLayout: Sendable, Equatable {
     }
   }
 
-  /// A reader of the named volume's journal, checked against its descriptor.
-  public func journalReader(of name: String) throws -> JournalReader {
-    let descriptor = try descriptor(of: name)
-    return try JournalReader(directory: journalDirectory(name), volume: descriptor.id)
-  }
-
   public func volumeNames() -> [String] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: volumesDirectory)) ?? []
     return names.filter { FileManager.default.fileExists(atPath: descriptorPath($0)) }.sorted()
