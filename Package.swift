@@ -26,7 +26,7 @@ let package = Package(
     .target(name: "ReelCore"),
     .target(name: "ReelIO", dependencies: ["ReelCore", "CLinux"]),
     .target(name: "ReelCodec", dependencies: ["ReelCore", "ReelIO", "CGcrypt", "CZstd", "CLinux"]),
-    .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelIO", "ReelCodec", "CLinux"]),
+    .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelIO", "ReelCodec"]),
     .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelIO", "ReelJournal", "CLinux"]),
 
     .target(

@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelIO
 
 #if canImport(Glibc)
   import Glibc
@@ -63,7 +64,12 @@ public struct KeyFile: Sendable, Equatable {
   ) throws {
     try checkNewPath(path)
     let file = try sealing(key, path: path, passphrase: passphrase, label: label, parameters: parameters)
-    try PrivateFile.writeNew(file.encoded(), at: path)
+    do {
+      try Durable.createNew(at: path, with: file.encoded(), mode: 0o600)
+    } catch let error as ReelError where error.errno == EEXIST {
+      try refuseExisting(path)
+      throw error
+    }
   }
 
   /// The key file for `key` without writing it: fresh salt, the key wrapped with the key
@@ -360,52 +366,5 @@ public struct KeyFile: Sendable, Equatable {
       "wrappedKey=\(stored.wrappedKey)",
     ]
     return "sha256:" + SHA256Digest.hash(Array(fields.map { $0 + "\n" }.joined().utf8)).hex
-  }
-}
-
-/// Writing a file only its owner can read. ReelCodec sits below ReelJournal's `Durable`,
-/// and a key file also needs what `Durable.replaceFile` does not give: never replacing an
-/// existing file, even one created a moment ago by someone else.
-enum PrivateFile {
-  /// Temporary file created 0600 in the same folder, written and fsynced, then hard-linked
-  /// to `path` (which fails if `path` exists), then the folder fsynced. A crash leaves no
-  /// file or a whole one (and perhaps a `.NAME.tmp-PID` to delete).
-  static func writeNew(_ bytes: [UInt8], at path: String) throws {
-    let folder = (path as NSString).deletingLastPathComponent
-    let directory = folder.isEmpty ? "." : folder
-    let temporary = directory + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
-    let descriptor = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else { throw failure(errno, "create", temporary) }
-    defer { unlink(temporary) }
-    do {
-      defer { close(descriptor) }
-      var written = 0
-      while written < bytes.count {
-        let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, bytes.count - written) }
-        if count < 0 {
-          if errno == EINTR { continue }
-          throw failure(errno, "write", temporary)
-        }
-        written += count
-      }
-      guard fsync(descriptor) == 0 else { throw failure(errno, "fsync", temporary) }
-    }
-    if link(temporary, path) != 0 {
-      let code = errno
-      if code == EEXIST { try KeyFile.refuseExisting(path) }
-      // File systems without hard links (FAT, some FUSE): check, then rename.
-      guard code == EPERM || code == EOPNOTSUPP || code == ENOSYS else { throw failure(code, "link to", path) }
-      try KeyFile.refuseExisting(path)
-      guard rename(temporary, path) == 0 else { throw failure(errno, "rename to", path) }
-    }
-    unlink(temporary)
-    let folderDescriptor = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard folderDescriptor >= 0 else { throw failure(errno, "open", directory) }
-    defer { close(folderDescriptor) }
-    guard fsync(folderDescriptor) == 0 else { throw failure(errno, "fsync", directory) }
-  }
-
-  private static func failure(_ code: Int32, _ operation: String, _ path: String) -> ReelError {
-    ReelError(.io, "\(path): \(operation) failed: \(String(cString: strerror(code)))")
   }
 }
