@@ -103,3 +103,8 @@ let package = Package(
   ],
   swiftLanguageModes: [.v6]
 )
+
+// Each module's folder has a README.md for people: what it owns, what it must never import.
+for target in package.targets where target.path == nil && [.regular, .executable].contains(target.type) {
+  target.exclude.append("README.md")
+}
