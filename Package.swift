@@ -23,7 +23,7 @@ let package = Package(
       name: "CGcrypt", pkgConfig: "libgcrypt",
       providers: [.apt(["libgcrypt20-dev"])]),
     .systemLibrary(name: "CLinux"),
-    .target(name: "ReelCore"),
+    .target(name: "ReelCore", dependencies: ["CLinux"]),
     .target(name: "ReelCodec", dependencies: ["ReelCore", "CGcrypt", "CZstd", "CLinux"]),
     .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelCodec", "CLinux"]),
     .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelJournal", "CLinux"]),
@@ -57,6 +57,7 @@ let package = Package(
       ]),
     .executableTarget(
       name: "reel-bench", dependencies: ["ReelCore", "ReelJournal"], path: "benchmarks/Sources/reel-bench"),
+    .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec", "ReelCore"]),
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
