@@ -23,7 +23,7 @@ let package = Package(
       name: "CGcrypt", pkgConfig: "libgcrypt",
       providers: [.apt(["libgcrypt20-dev"])]),
     .systemLibrary(name: "CLinux"),
-    .target(name: "ReelCore"),
+    .target(name: "ReelCore", dependencies: ["CLinux"]),
     .target(name: "ReelIO", dependencies: ["ReelCore", "CLinux"]),
     .target(name: "ReelCodec", dependencies: ["ReelCore", "ReelIO", "CGcrypt", "CZstd", "CLinux"]),
     .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelIO", "ReelCodec"]),
@@ -59,6 +59,7 @@ let package = Package(
       ]),
     .executableTarget(
       name: "reel-bench", dependencies: ["ReelCore", "ReelIO", "ReelJournal"], path: "benchmarks/Sources/reel-bench"),
+    .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"]),
     .testTarget(name: "ReelIOTests", dependencies: ["ReelIO", "ReelCore"]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec", "ReelCore"]),
     .executableTarget(

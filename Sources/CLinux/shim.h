@@ -108,6 +108,12 @@ static inline int reel_has_crc32c_instruction(void) { return 0; }
 extern int setpriority(int which, unsigned int who, int prio);
 static inline int reel_set_thread_nice(int nice) { return setpriority(0 /* PRIO_PROCESS */, (unsigned int)gettid(), nice); }
 
+/// Names the calling thread (at most 15 bytes show) for ps, top and debuggers. Declared
+/// here rather than through <pthread.h>, for the same reason as setpriority above.
+extern unsigned long pthread_self(void);
+extern int pthread_setname_np(unsigned long thread, const char *name);
+static inline void reel_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
 /// The kernel's <linux/mtio.h>, not glibc's <sys/mtio.h>: the latter pulls in
 /// <sys/select.h>, whose fd_set differs under _GNU_SOURCE and breaks other C modules.
 #include <linux/mtio.h>

@@ -1,13 +1,12 @@
 import Foundation
+import ReelCore
 
 /// Runs jobs on background threads, at most `window` at a time, and hands their results
 /// back on the submitting thread in submission order — so reading, the jobs (compression,
 /// decryption) and writing overlap while the output stays in order. Used from one thread.
 final class OrderedWork<Output: Sendable> {
-  private final class Slot: @unchecked Sendable {
-    let done = DispatchSemaphore(value: 0)
-    var output: Output?
-  }
+  /// One job's output, put there once by the thread that ran it.
+  private typealias Slot = BoundedQueue<Output>
 
   private var slots: [Slot] = []
   private var head = 0
@@ -24,11 +23,10 @@ final class OrderedWork<Output: Sendable> {
   /// gives its output to `handle`.
   func submit(_ job: @escaping @Sendable () -> Output, handle: (Output) throws -> Void) throws {
     while pending >= window { try handle(next()) }
-    let slot = Slot()
+    let slot = Slot(capacity: 1)
     slots.append(slot)
     DispatchQueue.global().async {
-      slot.output = job()
-      slot.done.signal()
+      slot.put(job())
     }
   }
 
@@ -39,12 +37,12 @@ final class OrderedWork<Output: Sendable> {
 
   private func next() -> Output {
     let slot = slots[head]
-    slot.done.wait()
     head += 1
     if head > 64 {
       slots.removeFirst(head)
       head = 0
     }
-    return slot.output!
+    // Never closed or cancelled: take returns the job's output once it is there.
+    return try! slot.take()!
   }
 }

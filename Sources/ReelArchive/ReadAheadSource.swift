@@ -3,18 +3,14 @@ import ReelCore
 
 /// Bytes handed from one thread to a reader on another, a bounded number of pieces at a
 /// time: the reader sees them as an archive stream.
-final class ArchiveBytePipe: ArchiveByteSource, @unchecked Sendable {
-  private let condition = NSCondition()
-  private var pieces: [[UInt8]] = []
-  private var current: [UInt8] = []
-  private var position = 0
-  private var finished = false
-  private var failure: (any Error)?
-  private var abandoned = false
-  private let depth: Int
+final class ArchiveBytePipe: ArchiveByteSource, Sendable {
+  private let pieces: BoundedQueue<[UInt8]>
+  /// The piece being read and how far; only the reading thread uses it (one lock per
+  /// read call, not per byte).
+  private let current = Locked<(piece: [UInt8], position: Int)>(([], 0))
 
   init(depth: Int = 16) {
-    self.depth = depth
+    pieces = BoundedQueue(capacity: depth)
   }
 
   /// Queues a copy of `bytes`, waiting while `depth` pieces are queued. Returns false once
@@ -22,62 +18,40 @@ final class ArchiveBytePipe: ArchiveByteSource, @unchecked Sendable {
   @discardableResult
   func push(_ bytes: UnsafeRawBufferPointer) -> Bool {
     guard !bytes.isEmpty else { return true }
-    let piece = Array(bytes)
-    return condition.withLock {
-      while pieces.count >= depth && !abandoned { condition.wait() }
-      guard !abandoned else { return false }
-      pieces.append(piece)
-      condition.broadcast()
-      return true
-    }
+    return pieces.put(Array(bytes))
   }
 
   /// The end of the stream, or (with `failure`) the error the reader gets after the queued
   /// pieces.
   func close(failure: (any Error)? = nil) {
-    condition.withLock {
-      finished = true
-      self.failure = failure
-      condition.broadcast()
-    }
+    pieces.close(failure: failure)
   }
 
   /// The reader is done: pushes stop waiting and are dropped.
   func abandon() {
-    condition.withLock {
-      abandoned = true
-      condition.broadcast()
-    }
+    pieces.cancel()
   }
 
   func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-    if position == current.count {
-      let next: [UInt8]? = try condition.withLock {
-        while pieces.isEmpty && !finished { condition.wait() }
-        if !pieces.isEmpty {
-          let piece = pieces.removeFirst()
-          condition.broadcast()
-          return piece
-        }
-        if let failure { throw failure }
-        return nil
+    try current.withLock { current in
+      if current.position == current.piece.count {
+        guard let next = try pieces.take() else { return 0 }
+        current = (next, 0)
       }
-      guard let next else { return 0 }
-      current = next
-      position = 0
+      let count = min(buffer.count, current.piece.count - current.position)
+      let position = current.position
+      current.piece.withUnsafeBytes {
+        buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[position..<(position + count)]))
+      }
+      current.position += count
+      return count
     }
-    let count = min(buffer.count, current.count - position)
-    current.withUnsafeBytes {
-      buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[position..<(position + count)]))
-    }
-    position += count
-    return count
   }
 }
 
 /// Reads an archive source ahead on its own thread, so the disk or tape keeps streaming
 /// while frames are decrypted and checked (a bounded number of 1 MiB pieces in flight).
-final class ReadAheadSource: ArchiveByteSource, @unchecked Sendable {
+final class ReadAheadSource: ArchiveByteSource, Sendable {
   private let pipe: ArchiveBytePipe
   private let reading: BackgroundTask<Void>
 
@@ -85,7 +59,7 @@ final class ReadAheadSource: ArchiveByteSource, @unchecked Sendable {
     let pipe = ArchiveBytePipe(depth: depth)
     self.pipe = pipe
     nonisolated(unsafe) var inner = source
-    reading = BackgroundTask {
+    reading = BackgroundTask(name: "reel-read-ahead") {
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
       defer { buffer.deallocate() }
       do {

@@ -40,7 +40,7 @@ public struct CaptureConfiguration: Sendable {
 }
 
 /// A running NBD capture server: volumes opened and recovered, sockets listening.
-public final class CaptureServer: @unchecked Sendable {
+public final class CaptureServer: Sendable {
   public struct ServedVolumeInfo: Sendable {
     public var name: String
     public var size: UInt64
@@ -81,9 +81,11 @@ public final class CaptureServer: @unchecked Sendable {
   private let controls: [ControlSocket]
   private let clients = ConnectionRegistry()
   private let controlClients = ConnectionRegistry()
-  private let state = NSCondition()
-  private var stopRequested = false
-  private var nextClient = 1
+  private struct State {
+    var stopRequested = false
+    var nextClient = 1
+  }
+  private let state = Locked(State())
   private let signalPipe: Int32
 
   /// Opens every volume (journal lock, crash recovery of the live image) and starts
@@ -145,35 +147,37 @@ public final class CaptureServer: @unchecked Sendable {
   /// clients, requests already received are answered, journals synced and closed, live
   /// images checkpointed as clean, sockets removed.
   public func run() throws {
-    let signalWatcher = startThread("reel signals") { [self] in
+    let signalWatcher = WorkerThread(name: "reel signals") { [self] in
       while true {
         let number = StopSignals.next(from: signalPipe)
         if number != 0 {
           configuration.log("received \(number == SIGINT ? "SIGINT" : "SIGTERM"); shutting down")
         }
         stop()
-        if number != 0 || state.withLock({ stopRequested }) { return }
+        if number != 0 || state.withLock({ $0.stopRequested }) { return }
       }
     }
-    var threads: [Thread] = []
+    var accepting: [WorkerThread] = []
     for listener in listeners {
-      threads.append(startThread("reel accept \(listener.address)") { [self] in acceptClients(listener) })
+      accepting.append(WorkerThread(name: "reel accept \(listener.address)") { [self] in acceptClients(listener) })
     }
     for control in controls {
-      threads.append(startThread("reel control \(control.volume.name)") { control.acceptLoop() })
+      accepting.append(WorkerThread(name: "reel control \(control.volume.name)") { control.acceptLoop() })
     }
-    let checkpointer = startThread("reel checkpoint") { [self] in checkpointLoop() }
+    let checkpointer = WorkerThread(name: "reel checkpoint") { [self] in checkpointLoop() }
 
-    state.withLock {
-      while !stopRequested { state.wait() }
-    }
+    state.withLock(when: { $0.stopRequested }) { _ in }
     for listener in listeners { listener.stop() }
     for control in controls { control.listener.stop() }
     clients.stopAll()
     controlClients.stopAll()
+    // Accepting ends with the listeners; then no connection can start, and every one
+    // that did is joined.
+    accepting.joinAll()
     clients.waitUntilEmpty()
     controlClients.waitUntilEmpty()
-    _ = (threads, checkpointer, signalWatcher)
+    checkpointer.join()
+    signalWatcher.join()
 
     var firstError: Error?
     for volume in served {
@@ -191,22 +195,20 @@ public final class CaptureServer: @unchecked Sendable {
 
   /// Asks `run` to shut down; safe from any thread.
   public func stop() {
-    let first = state.withLock {
-      defer {
-        stopRequested = true
-        state.broadcast()
-      }
-      return !stopRequested
+    let first = state.withLock { state in
+      defer { state.stopRequested = true }
+      return !state.stopRequested
     }
+    state.broadcast()
     if first { StopSignals.wake() }
   }
 
   private func acceptClients(_ listener: SocketListener) {
     let transport = listener.unixPath == nil ? "tcp" : "unix"
     while let stream = listener.accept() {
-      let number = state.withLock {
-        defer { nextClient += 1 }
-        return nextClient
+      let number = state.withLock { state in
+        defer { state.nextClient += 1 }
+        return state.nextClient
       }
       clients.serve(stream) { [self] _ in serveClient(stream, label: "client \(number) (\(transport))") }
     }
@@ -236,10 +238,7 @@ public final class CaptureServer: @unchecked Sendable {
 
   private func checkpointLoop() {
     while true {
-      let stopping = state.withLock {
-        if !stopRequested { _ = state.wait(until: Date(timeIntervalSinceNow: 1)) }
-        return stopRequested
-      }
+      let stopping = state.withLock(when: { $0.stopRequested }, timeout: .seconds(1)) { $0.stopRequested }
       if stopping { return }
       for volume in served {
         do {
@@ -249,13 +248,6 @@ public final class CaptureServer: @unchecked Sendable {
         }
       }
     }
-  }
-
-  private func startThread(_ name: String, _ body: @escaping @Sendable () -> Void) -> Thread {
-    let thread = Thread(block: body)
-    thread.name = name
-    thread.start()
-    return thread
   }
 
   /// `PORT`, `HOST:PORT` or `[IPv6]:PORT`.

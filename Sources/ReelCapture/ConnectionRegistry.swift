@@ -1,51 +1,67 @@
 import Foundation
+import ReelCore
 
 /// The connections a server has open and the threads serving them, so shutdown can wake
-/// every one of them and wait until they have finished.
-final class ConnectionRegistry: @unchecked Sendable {
-  private let state = NSCondition()
-  private var streams: [Int: SocketStream] = [:]
-  private var nextID = 1
-  private var stopping = false
+/// every one of them, wait until they have finished and join their threads.
+final class ConnectionRegistry: Sendable {
+  private struct State {
+    var streams: [Int: SocketStream] = [:]
+    /// Threads not joined yet, by connection; a connection whose stream is gone has ended.
+    var threads: [Int: WorkerThread] = [:]
+    var nextID = 1
+    var stopping = false
+
+    /// Takes out the threads of connections that have ended, for joining.
+    mutating func takeEnded() -> [WorkerThread] {
+      let ended = threads.keys.filter { streams[$0] == nil }
+      return ended.compactMap { threads.removeValue(forKey: $0) }
+    }
+  }
+
+  private let state = Locked(State())
 
   /// Registers a stream and runs `body` on a new thread; returns false when the server is
-  /// already stopping (the stream is then closed).
+  /// already stopping (the stream is then closed). Joins the threads of connections that
+  /// ended since the last call, so they do not pile up on a long-running server.
   @discardableResult
   func serve(_ stream: SocketStream, _ body: @escaping @Sendable (_ id: Int) -> Void) -> Bool {
-    let id: Int? = state.withLock {
-      guard !stopping else { return nil }
-      defer { nextID += 1 }
-      streams[nextID] = stream
-      return nextID
+    let (id, ended): (Int?, [WorkerThread]) = state.withLock { state in
+      let ended = state.takeEnded()
+      guard !state.stopping else { return (nil, ended) }
+      defer { state.nextID += 1 }
+      state.streams[state.nextID] = stream
+      return (state.nextID, ended)
     }
+    ended.joinAll()
     guard let id else {
       stream.close()
       return false
     }
-    let thread = Thread { [self] in
+    let thread = WorkerThread(name: "reel connection \(id)") { [state] in
       body(id)
       stream.close()
-      state.withLock {
-        streams[id] = nil
-        state.broadcast()
-      }
+      state.withLock { $0.streams[id] = nil }
+      state.broadcast()
     }
-    thread.name = "reel connection \(id)"
-    thread.start()
+    state.withLock { $0.threads[id] = thread }
     return true
   }
 
   /// Wakes every connection blocked on input and refuses new ones.
   func stopAll() {
-    state.withLock {
-      stopping = true
-      for stream in streams.values { stream.stopReceiving() }
+    state.withLock { state in
+      state.stopping = true
+      for stream in state.streams.values { stream.stopReceiving() }
     }
   }
 
+  /// Waits until every connection has ended and joins their threads. Call once nothing
+  /// calls `serve` any more (its caller's thread joined), so no thread is missed.
   func waitUntilEmpty() {
-    state.withLock {
-      while !streams.isEmpty { state.wait() }
+    let threads = state.withLock(when: { $0.streams.isEmpty }) { state in
+      defer { state.threads = [:] }
+      return Array(state.threads.values)
     }
+    threads.joinAll()
   }
 }

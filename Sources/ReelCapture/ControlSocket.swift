@@ -61,7 +61,7 @@ enum ControlProtocol {
 }
 
 /// Serves the control socket of one volume.
-final class ControlSocket: @unchecked Sendable {
+final class ControlSocket: Sendable {
   let volume: ServedVolume
   let listener: SocketListener
   private let registry: ConnectionRegistry

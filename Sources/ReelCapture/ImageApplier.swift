@@ -30,6 +30,7 @@ public struct LiveImageOptions: Sendable {
 /// copies the journaled bytes into the image (copy_file_range) in journal order, and only
 /// then drops them from the map. Reads take the pending map's pieces from the journal and
 /// everything else from the image, so they always see the newest acknowledged data.
+// Its state is guarded by `state`, released while a batch is copied, which `Locked` cannot express.
 final class ImageApplier: @unchecked Sendable {
   let image: LiveImage
   private let options: LiveImageOptions
@@ -59,7 +60,8 @@ final class ImageApplier: @unchecked Sendable {
   /// reads and writes stop and no checkpoint claims more than was applied before.
   private var failure: String?
   private var stopping = false
-  private var threadRunning = false
+  /// The background thread, joined by `finish`.
+  private var thread: WorkerThread?
   private var lastEnqueue = ContinuousClock.now
 
   /// Told once when applying fails.
@@ -78,8 +80,7 @@ final class ImageApplier: @unchecked Sendable {
   /// Starts the background thread (none with `deferApply`).
   func start(name: String) {
     guard !options.deferApply else { return }
-    state.withLock { threadRunning = true }
-    let thread = Thread { [self] in
+    let thread = WorkerThread(name: "reel apply \(name)") { [self] in
       _ = reel_set_thread_nice(options.applierNice)
       state.lock()
       while true {
@@ -100,12 +101,9 @@ final class ImageApplier: @unchecked Sendable {
         }
         applyBatch()
       }
-      threadRunning = false
-      state.broadcast()
       state.unlock()
     }
-    thread.name = "reel apply \(name)"
-    thread.start()
+    state.withLock { self.thread = thread }
   }
 
   /// Called with `state` locked.
@@ -193,15 +191,16 @@ final class ImageApplier: @unchecked Sendable {
   /// Applies everything pending and stops the background thread; afterwards the image
   /// has every record (unless it failed, which is thrown).
   func finish() throws {
-    state.lock()
-    defer { state.unlock() }
-    stopping = true
-    state.broadcast()
-    while failure == nil && (applying || head < queue.count) {
-      if applying { state.wait() } else { applyBatch() }
+    let thread = state.withLock {
+      stopping = true
+      state.broadcast()
+      while failure == nil && (applying || head < queue.count) {
+        if applying { state.wait() } else { applyBatch() }
+      }
+      return self.thread
     }
-    while threadRunning { state.wait() }
-    try checkUsable()
+    thread?.join()
+    try state.withLock { try checkUsable() }
   }
 
   /// Called with `state` locked and no batch running; returns with it locked. Takes the

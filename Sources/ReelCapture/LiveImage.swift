@@ -43,7 +43,7 @@ public enum LiveImageRecovery: Sendable, Equatable, CustomStringConvertible {
 
 /// The volume's current contents as a plain file of exactly the volume's size, which NBD
 /// reads are served from. Writes reach it only after they are in the journal.
-final class LiveImage: @unchecked Sendable {
+final class LiveImage: Sendable {
   let path: String
   let statePath: String
   let size: UInt64

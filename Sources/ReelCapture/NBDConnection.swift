@@ -5,13 +5,15 @@ import ReelCore
 /// payloads) in order; a few workers carry them out and send the replies, so checksumming
 /// and copying one request overlaps with receiving the next. NBD lets replies come in any
 /// order; clients wait for a reply before relying on its effect.
-final class NBDConnection: @unchecked Sendable {
+final class NBDConnection: Sendable {
   private let stream: SocketStream
   private let export: Export
   private let enforceAlignment: Bool
   private let log: @Sendable (String) -> Void
   private let sending = NSLock()
-  private let work = RequestQueue<Work>(capacity: 16, byteCapacity: 64 << 20)
+  /// Bounded by count and payload bytes, so a fast client cannot make the server buffer
+  /// without limit: receiving waits until there is room.
+  private let work = BoundedQueue<Work>(capacity: 16, costCapacity: 64 << 20)
   private let workerCount = 3
   private let payloads = BufferPool(retainedBytes: 16 << 20)
 
@@ -43,19 +45,12 @@ final class NBDConnection: @unchecked Sendable {
   /// Serves requests until the client disconnects; returns why the session ended. Every
   /// request received before that is answered first.
   func serve() -> String {
-    let done = DispatchGroup()
-    for index in 0..<workerCount {
-      done.enter()
-      let worker = Thread { [self] in
-        while let item = work.take() { carryOut(item) }
-        done.leave()
-      }
-      worker.name = "reel worker \(index) for \(export.name)"
-      worker.start()
+    let workers = WorkerThread.group(workerCount, name: { "reel worker \($0) for \(export.name)" }) { [self] _ in
+      while let item = try? work.take() { carryOut(item) }
     }
     let reason = receiveRequests()
-    work.finish()
-    done.wait()
+    work.close()
+    workers.joinAll()
     return reason
   }
 
@@ -101,7 +96,7 @@ final class NBDConnection: @unchecked Sendable {
       if let refusal = check(request, allowedFlags: NBD.CommandFlag.fua, range: true, limit: true) {
         try reply(request, refusal)
       } else {
-        work.put(.read(request), bytes: Int(request.length))
+        work.put(.read(request), cost: Int(request.length))
       }
     case NBD.Command.write:
       return try receiveWrite(request)
@@ -111,7 +106,7 @@ final class NBDConnection: @unchecked Sendable {
       if let refusal = check(request, allowedFlags: NBD.CommandFlag.fua, range: false) {
         try reply(request, refusal)
       } else {
-        work.put(.flush(request), bytes: 0)
+        work.put(.flush(request), cost: 0)
       }
     case NBD.Command.trim, NBD.Command.writeZeroes:
       let trim = request.type == NBD.Command.trim
@@ -123,7 +118,7 @@ final class NBDConnection: @unchecked Sendable {
       } else if request.length == 0 {
         try reply(request, nil)
       } else {
-        work.put(.zero(request, trim: trim), bytes: 0)
+        work.put(.zero(request, trim: trim), cost: 0)
       }
     default:
       try reply(request, .invalid)
@@ -155,7 +150,7 @@ final class NBDConnection: @unchecked Sendable {
       payloads.recycle(payload)
       throw error
     }
-    work.put(.write(request, payload), bytes: count)
+    work.put(.write(request, payload), cost: count)
     return nil
   }
 

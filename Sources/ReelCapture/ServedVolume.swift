@@ -5,7 +5,7 @@ import ReelJournal
 
 /// One volume while `reel serve` has it: its journal writer, its live image, and the rules
 /// that tie them together. Every connection and the control socket share this object.
-final class ServedVolume: @unchecked Sendable {
+final class ServedVolume: Sendable {
   let descriptor: VolumeDescriptor
   let journal: JournalWriter
   let image: LiveImage
@@ -17,12 +17,14 @@ final class ServedVolume: @unchecked Sendable {
   private let checkpointBytes: UInt64
   private let checkpointInterval: Duration
 
-  private let progress = NSLock()
-  private var bytesSinceCheckpoint: UInt64 = 0
-  private var lastCheckpoint = ContinuousClock.now
+  private struct Progress {
+    var bytesSinceCheckpoint: UInt64 = 0
+    var lastCheckpoint = ContinuousClock.now
+  }
+  private let progress = Locked(Progress())
   private let checkpointing = NSLock()
-  private let bookmarking = NSLock()
-  private var bookmarkLabels: Set<String>
+  /// Bookmarks are appended under this lock, so a label is checked and taken at once.
+  private let bookmarkLabels: Locked<Set<String>>
 
   var name: String { descriptor.name }
 
@@ -40,7 +42,7 @@ final class ServedVolume: @unchecked Sendable {
     self.recovery = recovery
     self.readOnly = readOnly
     self.controlSocketPath = controlSocketPath
-    self.bookmarkLabels = bookmarkLabels
+    self.bookmarkLabels = Locked(bookmarkLabels)
     self.checkpointBytes = checkpointBytes
     self.checkpointInterval = checkpointInterval
     applier.start(name: descriptor.name)
@@ -106,13 +108,13 @@ final class ServedVolume: @unchecked Sendable {
   /// record made durable, so everything acknowledged before the call is inside it.
   func bookmark(_ label: String) throws -> AppendedRecord {
     try Bookmarks.validate(label: label)
-    return try bookmarking.withLock {
-      guard !bookmarkLabels.contains(label) else { throw Bookmarks.duplicate(label, volume: name) }
+    return try bookmarkLabels.withLock { labels in
+      guard !labels.contains(label) else { throw Bookmarks.duplicate(label, volume: name) }
       try record(.flush)
       try journal.sync()
       let appended = try record(.bookmark(label))
       try journal.sync()
-      bookmarkLabels.insert(label)
+      labels.insert(label)
       return appended
     }
   }
@@ -120,9 +122,9 @@ final class ServedVolume: @unchecked Sendable {
   /// Checkpoints when enough was written or enough time passed since the last one, so a
   /// restart after a crash replays a bounded part of the journal.
   func checkpointIfDue() throws {
-    let due = progress.withLock {
-      bytesSinceCheckpoint >= checkpointBytes
-        || (bytesSinceCheckpoint > 0 && ContinuousClock.now - lastCheckpoint >= checkpointInterval)
+    let due = progress.withLock { progress in
+      progress.bytesSinceCheckpoint >= checkpointBytes
+        || (progress.bytesSinceCheckpoint > 0 && ContinuousClock.now - progress.lastCheckpoint >= checkpointInterval)
     }
     if due { try checkpoint() }
   }
@@ -130,16 +132,16 @@ final class ServedVolume: @unchecked Sendable {
   /// Syncs the journal, then records the seq up to which the image has every record.
   func checkpoint(clean: Bool = false) throws {
     try checkpointing.withLock {
-      let changed = progress.withLock { bytesSinceCheckpoint }
+      let changed = progress.withLock { $0.bytesSinceCheckpoint }
       let (applied, failure) = applier.progress
       // After a failed image write, live.state keeps the last good seq so a restart replays
       // from there.
       guard failure == nil else { return }
       try journal.sync()
       try image.checkpoint(appliedSeq: applied, clean: clean)
-      progress.withLock {
-        bytesSinceCheckpoint -= min(bytesSinceCheckpoint, changed)
-        lastCheckpoint = ContinuousClock.now
+      progress.withLock { progress in
+        progress.bytesSinceCheckpoint -= min(progress.bytesSinceCheckpoint, changed)
+        progress.lastCheckpoint = ContinuousClock.now
       }
     }
   }
@@ -170,7 +172,7 @@ final class ServedVolume: @unchecked Sendable {
   }
 
   private func finish(changed: UInt64, fua: Bool) throws {
-    progress.withLock { bytesSinceCheckpoint += changed }
+    progress.withLock { $0.bytesSinceCheckpoint += changed }
     if fua { try journal.sync() }
   }
 }

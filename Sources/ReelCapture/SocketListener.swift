@@ -6,7 +6,7 @@ import ReelCore
 #endif
 
 /// A listening socket, Unix or TCP. `stop` wakes a thread blocked in `accept`.
-final class SocketListener: @unchecked Sendable {
+final class SocketListener: Sendable {
   /// What a person reads in the log: a path or `host:port`.
   let address: String
   /// Set for Unix sockets: the file `stop` removes.
@@ -14,8 +14,7 @@ final class SocketListener: @unchecked Sendable {
   /// The TCP port actually bound (useful when port 0 was asked for).
   let port: UInt16?
   private let descriptor: Int32
-  private let lock = NSLock()
-  private var stopped = false
+  private let stopped = Locked(false)
 
   private init(descriptor: Int32, address: String, unixPath: String?, port: UInt16?) {
     self.descriptor = descriptor
@@ -130,7 +129,7 @@ final class SocketListener: @unchecked Sendable {
         }
         return SocketStream(descriptor: client)
       }
-      if lock.withLock({ stopped }) { return nil }
+      if stopped.withLock({ $0 }) { return nil }
       switch errno {
       case EINTR, ECONNABORTED, EPROTO: continue
       case EMFILE, ENFILE, ENOBUFS, ENOMEM: usleep(50_000)
@@ -141,7 +140,7 @@ final class SocketListener: @unchecked Sendable {
 
   /// Stops accepting and removes the Unix socket file.
   func stop() {
-    lock.withLock {
+    stopped.withLock { stopped in
       guard !stopped else { return }
       stopped = true
       _ = shutdown(descriptor, Int32(SHUT_RDWR))

@@ -22,10 +22,9 @@ struct SocketFailure: Error, CustomStringConvertible {
 
 /// One connected stream socket used by one thread at a time, except that `stopReceiving`
 /// may come from another thread to wake a blocked receive at shutdown.
-final class SocketStream: @unchecked Sendable {
+final class SocketStream: Sendable {
   private let descriptor: Int32
-  private let lock = NSLock()
-  private var closed = false
+  private let closed = Locked(false)
 
   init(descriptor: Int32) {
     self.descriptor = descriptor
@@ -102,13 +101,13 @@ final class SocketStream: @unchecked Sendable {
   /// Makes a blocked or later `receive` see the end of the stream once buffered bytes are
   /// read; replies can still be sent.
   func stopReceiving() {
-    lock.withLock {
+    closed.withLock { closed in
       if !closed { _ = shutdown(descriptor, Int32(SHUT_RD)) }
     }
   }
 
   func close() {
-    lock.withLock {
+    closed.withLock { closed in
       guard !closed else { return }
       closed = true
       _ = Glibc.close(descriptor)

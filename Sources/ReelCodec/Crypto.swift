@@ -57,6 +57,7 @@ private func gcryptFailed(_ error: gcry_error_t, _ what: String) -> Never {
 
 /// AES-256 in Galois/Counter mode. One instance holds one keyed libgcrypt handle; it is
 /// not thread-safe, so each worker owns its own (hence unchecked: never share one).
+// A libgcrypt handle used by one thread at a time.
 public final class AES256GCM: @unchecked Sendable {
   public static let nonceSize = 12
   public static let tagSize = 16

@@ -3,6 +3,7 @@ import ReelCore
 
 /// zstd compression with a reusable context. Not for concurrent use: give each thread
 /// its own (it is Sendable so a worker can be handed one).
+// A zstd context used by one thread at a time.
 public final class ZstdCompressor: @unchecked Sendable {
   private let context: OpaquePointer
   public let level: Int32

@@ -2,6 +2,7 @@ import Foundation
 
 /// A reusable buffer owned by one thread at a time: filled, handed on, given back to its
 /// pool (an NBD request's payload, a span of pack bytes being decoded).
+// Its memory is filled and read by one thread at a time, handed on with the buffer.
 public final class PooledBuffer: @unchecked Sendable {
   public let storage: UnsafeMutableRawBufferPointer
   public var count: Int
@@ -19,12 +20,10 @@ public final class PooledBuffer: @unchecked Sendable {
 /// Reuses buffers. Fresh memory for every request costs page faults, zeroing by the
 /// kernel and the allocator returning it to the kernel again, every time; a client
 /// streaming writes, or a restore reading spans, needs the same few buffers over and over.
-public final class BufferPool: @unchecked Sendable {
+public final class BufferPool: Sendable {
   /// Buffers come in multiples of this, so requests of similar sizes share them.
   private static let granule = 64 << 10
-  private let lock = NSLock()
-  private var free: [PooledBuffer] = []
-  private var freeBytes = 0
+  private let free = Locked<(buffers: [PooledBuffer], bytes: Int)>(([], 0))
   private let retainedBytes: Int
 
   /// Keeps at most `retainedBytes` of idle buffers.
@@ -35,20 +34,20 @@ public final class BufferPool: @unchecked Sendable {
   /// A buffer of `count` bytes (contents undefined).
   public func take(_ count: Int) -> PooledBuffer {
     let payload =
-      lock.withLock { () -> PooledBuffer? in
-        guard let index = free.lastIndex(where: { $0.storage.count >= count }) else { return nil }
-        freeBytes -= free[index].storage.count
-        return free.remove(at: index)
+      free.withLock { free -> PooledBuffer? in
+        guard let index = free.buffers.lastIndex(where: { $0.storage.count >= count }) else { return nil }
+        free.bytes -= free.buffers[index].storage.count
+        return free.buffers.remove(at: index)
       } ?? PooledBuffer(capacity: (count + Self.granule - 1) / Self.granule * Self.granule)
     payload.count = count
     return payload
   }
 
   public func recycle(_ payload: PooledBuffer) {
-    lock.withLock {
-      guard freeBytes + payload.storage.count <= retainedBytes else { return }
-      freeBytes += payload.storage.count
-      free.append(payload)
+    free.withLock { free in
+      guard free.bytes + payload.storage.count <= retainedBytes else { return }
+      free.bytes += payload.storage.count
+      free.buffers.append(payload)
     }
   }
 }

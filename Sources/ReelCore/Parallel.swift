@@ -26,92 +26,69 @@ public func parallelMap<Item: Sendable, Result: Sendable>(
 /// consumer, so producing the next item overlaps consuming this one. `produce` gets the
 /// item's index (0, 1, …) and returns nil after the last. `next()` returns the items in
 /// order, then nil; an error thrown by `produce` is rethrown there, in order. Call
-/// `cancel()` when stopping early.
-public final class ReadAhead<Element: Sendable>: @unchecked Sendable {
-  private let condition = NSCondition()
-  private var ready: [Result<Element, any Error>] = []
-  private var finished = false
-  private var cancelled = false
+/// `cancel()` when stopping early; the thread is joined when this is released.
+public final class ReadAhead<Element: Sendable>: Sendable {
+  private let ready: BoundedQueue<Element>
+  private let thread: WorkerThread
 
   public init(name: String, depth: Int = 1, produce: @escaping @Sendable (Int) throws -> Element?) {
-    let thread = Thread { [self] in
+    let ready = BoundedQueue<Element>(capacity: depth)
+    self.ready = ready
+    thread = WorkerThread(name: name) {
       var index = 0
-      while true {
-        let item: Result<Element, any Error>?
-        do {
-          item = try produce(index).map { .success($0) }
+      do {
+        // Room first, then the item: no more than `depth` items exist ahead of the consumer.
+        while ready.waitForRoom(), let element = try produce(index) {
+          ready.put(element)
           index += 1
-        } catch {
-          item = .failure(error)
         }
-        let stop: Bool = condition.withLock {
-          switch item {
-          case .success(let element): ready.append(.success(element))
-          case .failure(let error):
-            ready.append(.failure(error))
-            finished = true
-          case nil: finished = true
-          }
-          condition.broadcast()
-          while !finished && !cancelled && ready.count >= depth { condition.wait() }
-          if cancelled { finished = true }
-          return finished
-        }
-        if stop { return }
+        ready.close()
+      } catch {
+        ready.close(failure: error)
       }
     }
-    thread.name = name
-    thread.start()
   }
 
-  // No deinit: the producing thread holds the object until it stops, so stopping early
-  // is the consumer's `cancel()`.
+  deinit {
+    ready.cancel()
+    thread.join()
+  }
 
   public func next() throws -> Element? {
-    try condition.withLock {
-      while ready.isEmpty && !finished { condition.wait() }
-      guard !ready.isEmpty else { return nil }
-      let item = ready.removeFirst()
-      condition.broadcast()
-      return try item.get()
-    }
+    try ready.take()
   }
 
-  /// Stops producing after the item in progress; later `next()` calls may return nil.
+  /// Stops producing after the item in progress; later `next()` calls return nil.
   public func cancel() {
-    condition.withLock {
-      cancelled = true
-      condition.broadcast()
-    }
+    ready.cancel()
   }
 }
 
 /// Runs `work` on its own thread from the start; `value()` waits for it and returns its
-/// result or rethrows its error.
-public final class BackgroundTask<Value: Sendable>: @unchecked Sendable {
-  private let done = DispatchSemaphore(value: 0)
-  private var result: Result<Value, any Error>?
+/// result or rethrows its error. The thread is joined by `value()`, or when this is released.
+public final class BackgroundTask<Value: Sendable>: Sendable {
+  private let result: Locked<Result<Value, any Error>?>
+  private let thread: WorkerThread
 
-  public init(_ work: @escaping @Sendable () throws -> Value) {
-    let thread = Thread { [self] in
-      result = Result { try work() }
-      done.signal()
+  public init(name: String = "reel-background", _ work: @escaping @Sendable () throws -> Value) {
+    let result = Locked<Result<Value, any Error>?>(nil)
+    self.result = result
+    thread = WorkerThread(name: name) {
+      let outcome = Result { try work() }
+      result.withLock { $0 = outcome }
     }
-    thread.start()
   }
 
-  /// Waits for the work (every call: the semaphore is a latch, signalled again for the
-  /// next caller), so `result` is only read after the thread wrote it.
+  deinit { thread.join() }
+
+  /// Waits for the work (every call), then returns its result.
   public func value() throws -> Value {
-    done.wait()
-    done.signal()
-    return try result!.get()
+    thread.join()
+    return try result.withLock { $0! }.get()
   }
 
   /// Whether the work has ended, without waiting.
   public var isFinished: Bool {
-    guard done.wait(timeout: .now()) == .success else { return false }
-    done.signal()
-    return true
+    result.withLock { $0 != nil }
   }
 }

@@ -49,6 +49,7 @@ public enum DirectIO {
 /// works while the caller prepares the next bytes. `finish` writes the tail and reports
 /// the first failure; the caller still fsyncs (`file.sync()`) for the metadata and the
 /// disk's cache.
+// Its state is shared with its write queue under `condition`, which the compiler cannot see.
 public final class DirectFileWriter: @unchecked Sendable {
   public let file: PosixFile
   private let openedDirect: Bool
@@ -184,6 +185,7 @@ public final class DirectFileWriter: @unchecked Sendable {
 
 /// Reads a file from its start in 1 MiB direct reads (through the page cache where the file
 /// system refuses O_DIRECT).
+// Its read cursor and buffer are used by one thread at a time (a read-back handed to a worker).
 public final class DirectFileReader: @unchecked Sendable {
   public let file: PosixFile
   private let buffer = DirectIO.allocate()

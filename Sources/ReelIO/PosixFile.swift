@@ -9,7 +9,7 @@ import ReelCore
 /// A file descriptor with the few calls durability needs, each turning errno into a
 /// `ReelError` that names the file. Closed when the last reference goes away, so a sync
 /// running outside a lock can never see its descriptor reused.
-public final class PosixFile: @unchecked Sendable {
+public final class PosixFile: Sendable {
   public let path: String
   public let descriptor: Int32
 

@@ -53,6 +53,7 @@ public struct RecordPlacement: Sendable {
 
 /// Appends records to a volume's journal. Thread-safe: many connections append while
 /// one of them syncs; concurrent `sync` calls share one fdatasync (group commit).
+// Its state is guarded by `state` (an NSCondition), with the sync done outside it by design.
 public final class JournalWriter: @unchecked Sendable {
   public let directory: String
   public let volume: VolumeID

@@ -15,119 +15,98 @@ enum EncodedChunk: Sendable {
 /// thread goes on reading and planning; results are taken back in submission order.
 /// Before this, each journal record was hashed and compressed while the ingest thread
 /// waited, which kept 2 cores about half busy (measured: 85 MB/s, CPU time ≈ wall time).
-final class ChunkEncoder: @unchecked Sendable {
-  private let condition = NSCondition()
-  private var queue: [(ticket: Int, content: ArraySlice<UInt8>)] = []
-  private var queueHead = 0
-  /// Results by ticket, with the size of the content they came from.
-  private var finished: [Int: (result: EncodedChunk, size: Int)] = [:]
-  private var nextTicket = 0
-  private var nextToTake = 0
-  private var running = 0
-  private var stopping = false
+/// Used from the ingest thread; only the queues and `locations` are shared with the workers.
+final class ChunkEncoder {
+  private struct Job: Sendable {
+    let content: ArraySlice<UInt8>
+    /// Receives the one result.
+    let result: BoundedQueue<EncodedChunk>
+  }
+
+  private let jobs: BoundedQueue<Job>
+  /// Results not yet taken, oldest first from `awaitingHead`, with their contents' sizes.
+  private var awaiting: [(result: BoundedQueue<EncodedChunk>, size: Int)] = []
+  private var awaitingHead = 0
   /// Chunks this run has appended or found in the catalog, so repeats skip compression.
   /// Workers do not query the catalog themselves: one query per chunk (a lock and an
   /// fstat per SQLite statement) cost 8% of ingest; the ingest thread asks for whole
   /// batches of names instead, and a chunk stored by an earlier run is compressed once
   /// for nothing.
-  private var locations: [String: ChunkLocation] = [:]
+  private let locations: Locked<[String: ChunkLocation]>
+  private let workers: [WorkerThread]
   /// Bytes submitted and not yet taken back; the submitter keeps this bounded.
   private(set) var bytesInFlight = 0
 
   init(workers: Int) {
-    running = workers
-    for _ in 0..<workers {
-      let thread = Thread { [self] in work() }
-      thread.name = "reel-chunk-encoder"
-      thread.start()
+    let jobs = BoundedQueue<Job>(capacity: .max)
+    let locations = Locked<[String: ChunkLocation]>([:])
+    self.jobs = jobs
+    self.locations = locations
+    self.workers = WorkerThread.group(workers, name: { _ in "reel-chunk-encoder" }) { _ in
+      let codec = ChunkCodec()
+      while let job = try? jobs.take() {
+        job.result.put(Self.encode(job.content, codec: codec, locations: locations))
+      }
     }
   }
 
   /// Queues `content` (a store block or part of one); its result comes back from
   /// `takeReady` after those of everything submitted before it.
   func submit(_ content: ArraySlice<UInt8>) {
-    condition.lock()
-    defer { condition.unlock() }
-    queue.append((nextTicket, content))
-    nextTicket += 1
+    let result = BoundedQueue<EncodedChunk>(capacity: 1)
+    awaiting.append((result, content.count))
     bytesInFlight += content.count
-    condition.signal()
+    jobs.put(Job(content: content, result: result))
   }
 
   /// The oldest results not yet taken, in order: waits for the first, then takes those
   /// already finished behind it, up to `limit`.
   func takeReady(limit: Int) -> [EncodedChunk] {
-    condition.lock()
-    defer { condition.unlock() }
-    while finished[nextToTake] == nil { condition.wait() }
     var results: [EncodedChunk] = []
-    while results.count < limit, let done = finished.removeValue(forKey: nextToTake) {
-      results.append(done.result)
-      bytesInFlight -= done.size
-      nextToTake += 1
+    while results.count < limit && awaitingHead < awaiting.count {
+      let (result, size) = awaiting[awaitingHead]
+      // Never closed or cancelled: `take` waits for the worker's result.
+      let done: EncodedChunk?
+      if results.isEmpty { done = try? result.take() } else { done = try? result.poll() }
+      guard let done else { break }
+      results.append(done)
+      bytesInFlight -= size
+      awaitingHead += 1
+    }
+    if awaitingHead == awaiting.count {
+      awaiting.removeAll(keepingCapacity: true)
+      awaitingHead = 0
+    } else if awaitingHead >= 1024 && awaitingHead * 2 >= awaiting.count {
+      awaiting.removeFirst(awaitingHead)
+      awaitingHead = 0
     }
     return results
   }
 
   /// Records where a new chunk went, so later repeats of it are found without the catalog.
   func remember(_ key: String, at location: ChunkLocation) {
-    condition.lock()
-    defer { condition.unlock() }
-    if locations.count > 200_000 { locations.removeAll() }
-    locations[key] = location
+    locations.withLock { locations in
+      if locations.count > 200_000 { locations.removeAll() }
+      locations[key] = location
+    }
   }
 
   /// Stops the workers once the queue is empty and waits for them.
   func shutdown() {
-    condition.lock()
-    stopping = true
-    condition.broadcast()
-    while running > 0 { condition.wait() }
-    condition.unlock()
+    jobs.close()
+    workers.joinAll()
   }
 
-  private func work() {
-    let codec = ChunkCodec()
-    while true {
-      condition.lock()
-      while queueHead == queue.count && !stopping { condition.wait() }
-      guard queueHead < queue.count else {
-        running -= 1
-        condition.broadcast()
-        condition.unlock()
-        return
-      }
-      let job = queue[queueHead]
-      // The slot's slice would keep its whole journal record alive until compaction.
-      queue[queueHead].content = []
-      queueHead += 1
-      if queueHead >= 1024 && queueHead * 2 >= queue.count {
-        queue.removeFirst(queueHead)
-        queueHead = 0
-      }
-      condition.unlock()
-      let result = encode(job.content, codec: codec)
-      condition.lock()
-      finished[job.ticket] = (result, job.content.count)
-      condition.broadcast()
-      condition.unlock()
-    }
-  }
-
-  private func encode(_ content: ArraySlice<UInt8>, codec: ChunkCodec) -> EncodedChunk {
+  private static func encode(
+    _ content: ArraySlice<UInt8>, codec: ChunkCodec, locations: Locked<[String: ChunkLocation]>
+  ) -> EncodedChunk {
     content.withUnsafeBytes { raw in
-      if Self.isAllZeros(raw) { return .zeros }
+      if isAllZeros(raw) { return .zeros }
       let digest = SHA256Digest.hash(raw)
       let key = digest.hex
-      if let location = knownLocation(key) { return .known(key: key, location: location) }
+      if let location = locations.withLock({ $0[key] }) { return .known(key: key, location: location) }
       return .new(key: key, record: codec.encode(raw, hash: digest), size: raw.count)
     }
-  }
-
-  private func knownLocation(_ key: String) -> ChunkLocation? {
-    condition.lock()
-    defer { condition.unlock() }
-    return locations[key]
   }
 
   static func isAllZeros(_ bytes: UnsafeRawBufferPointer) -> Bool {

@@ -103,13 +103,20 @@ final class DirectPackWriter: WholePackWriter {
 /// learnt about a pack's length outlives the call that learnt it: every append and size
 /// asks the file. A cached end let `reel serve`'s ingest write over chunks that a
 /// `reel seal` had committed to the same pack in between.
-public final class FolderPackBackend: PackBackend, @unchecked Sendable {
+public final class FolderPackBackend: PackBackend, Sendable {
   public let root: String
-  private let lock = NSLock()
-  private var open: [String: PosixFile] = [:]
-  private var created: Set<String> = []
-  /// Per pack, where the bytes not yet handed to the disk's writeback begin.
-  private var writebackFrom: [String: UInt64] = [:]
+  private struct Handles {
+    var open: [String: PosixFile] = [:]
+    var created: Set<String> = []
+    /// Per pack, where the bytes not yet handed to the disk's writeback begin.
+    var writebackFrom: [String: UInt64] = [:]
+
+    mutating func forget(_ pack: String) {
+      open.removeValue(forKey: pack)
+      writebackFrom.removeValue(forKey: pack)
+    }
+  }
+  private let handles = Locked(Handles())
   /// Appended bytes start writing back in steps of this, so a batch's fdatasync finds
   /// little left to do (it took ~0.2 s per 64 MiB batch while the workers sat idle).
   static let writebackStep: UInt64 = 8 << 20
@@ -118,74 +125,74 @@ public final class FolderPackBackend: PackBackend, @unchecked Sendable {
 
   func path(_ pack: String) -> String { root + "/" + pack.prefix(2) + "/" + pack + ".pack" }
 
-  private func handle(_ pack: String, create: Bool) throws -> PosixFile {
-    if let cached = open[pack] { return cached }
+  /// Called inside `handles.withLock`.
+  private func handle(_ pack: String, create: Bool, in handles: inout Handles) throws -> PosixFile {
+    if let cached = handles.open[pack] { return cached }
     let path = path(pack)
     if create {
       let directory = (path as NSString).deletingLastPathComponent
       if access(directory, F_OK) != 0 { try Durable.makeDirectory(directory) }
-      if access(path, F_OK) != 0 { created.insert(pack) }
+      if access(path, F_OK) != 0 { handles.created.insert(pack) }
     }
     let file = try PosixFile(path: path, flags: create ? O_RDWR | O_CREAT : O_RDWR)
-    if open.count > 64 {
-      open.removeAll()
-      writebackFrom.removeAll()
+    if handles.open.count > 64 {
+      handles.open.removeAll()
+      handles.writebackFrom.removeAll()
     }
-    open[pack] = file
+    handles.open[pack] = file
     return file
   }
 
   public func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 {
-    try lock.withLock {
-      let file = try handle(pack, create: true)
+    try handles.withLock { handles in
+      let file = try handle(pack, create: true, in: &handles)
       let size = try file.size()
       try file.write(bytes, at: size)
       let end = size + UInt64(bytes.count)
-      let from = min(writebackFrom[pack] ?? size, size)
+      let from = min(handles.writebackFrom[pack] ?? size, size)
       if end - from >= Self.writebackStep {
         file.startWriteback(offset: from, count: end - from)
-        writebackFrom[pack] = end
+        handles.writebackFrom[pack] = end
       } else {
-        writebackFrom[pack] = from
+        handles.writebackFrom[pack] = from
       }
       return size
     }
   }
 
   public func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
-    let file = try lock.withLock { try handle(pack, create: false) }
+    let file = try handles.withLock { try handle(pack, create: false, in: &$0) }
     return try file.read(at: offset, count: length)
   }
 
   public func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-    let file = try lock.withLock { try handle(pack, create: false) }
+    let file = try handles.withLock { try handle(pack, create: false, in: &$0) }
     return try file.read(into: buffer, at: offset)
   }
 
   public func size(_ pack: String) throws -> UInt64? {
-    try lock.withLock {
+    try handles.withLock { handles in
       guard access(path(pack), F_OK) == 0 else {
         // Deleted by another process: forget the descriptor of the unlinked file.
-        open.removeValue(forKey: pack)
+        handles.open.removeValue(forKey: pack)
         return nil
       }
-      return try handle(pack, create: false).size()
+      return try handle(pack, create: false, in: &handles).size()
     }
   }
 
   public func truncate(_ pack: String, to size: UInt64) throws {
-    try lock.withLock {
-      let file = try handle(pack, create: false)
+    try handles.withLock { handles in
+      let file = try handle(pack, create: false, in: &handles)
       try file.truncate(to: size)
       try file.sync()
-      writebackFrom.removeValue(forKey: pack)
+      handles.writebackFrom.removeValue(forKey: pack)
     }
   }
 
   public func delete(_ pack: String) throws {
-    try lock.withLock {
-      open.removeValue(forKey: pack)
-      writebackFrom.removeValue(forKey: pack)
+    try handles.withLock { handles in
+      handles.forget(pack)
       guard unlink(path(pack)) == 0 || errno == ENOENT else { throw PosixFile.error(errno, "delete", path(pack)) }
     }
   }
@@ -206,16 +213,16 @@ public final class FolderPackBackend: PackBackend, @unchecked Sendable {
   }
 
   public func createWhole(_ pack: String) throws -> any WholePackWriter {
-    lock.withLock {
-      open.removeValue(forKey: pack)
-      writebackFrom.removeValue(forKey: pack)
-    }
+    handles.withLock { $0.forget(pack) }
     return try DirectPackWriter(path: path(pack))
   }
 
   public func makeDurable(_ pack: String) throws {
-    let (file, directory, isNew) = try lock.withLock {
-      (try handle(pack, create: false), (path(pack) as NSString).deletingLastPathComponent, created.remove(pack) != nil)
+    let (file, directory, isNew) = try handles.withLock { handles in
+      (
+        try handle(pack, create: false, in: &handles), (path(pack) as NSString).deletingLastPathComponent,
+        handles.created.remove(pack) != nil
+      )
     }
     try file.syncData()
     if isNew {

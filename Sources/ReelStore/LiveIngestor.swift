@@ -4,13 +4,12 @@ import ReelCore
 
 /// Feeds the live store from the journals of served volumes in the background, so the
 /// store stays a few seconds behind capture. Stopping runs one last pass.
-public final class LiveIngestor: @unchecked Sendable {
+public final class LiveIngestor: Sendable {
   private let live: LiveStore
   private let volumes: [String]
   private let interval: Duration
-  private let condition = NSCondition()
-  private var stopping = false
-  private var finished = false
+  private let stopping = Locked(false)
+  private let thread = Locked<WorkerThread?>(nil)
   private let report: @Sendable (String) -> Void
 
   public init(
@@ -24,18 +23,15 @@ public final class LiveIngestor: @unchecked Sendable {
   }
 
   public func start() {
-    let thread = Thread { [self] in run() }
-    thread.name = "reel-ingest"
-    thread.start()
+    let started = WorkerThread(name: "reel-ingest") { [self] in run() }
+    thread.withLock { $0 = started }
   }
 
-  /// Waits for the running pass, then ingests everything journaled so far.
+  /// Waits for the running pass, then ingests everything journaled so far, and joins the thread.
   public func stop() {
-    condition.lock()
-    stopping = true
-    condition.broadcast()
-    while !finished { condition.wait() }
-    condition.unlock()
+    stopping.withLock { $0 = true }
+    stopping.broadcast()
+    thread.withLock { $0 }?.join()
   }
 
   private func run() {
@@ -44,19 +40,10 @@ public final class LiveIngestor: @unchecked Sendable {
     // Ingest here runs on this thread alone (one worker), so all of it yields.
     _ = reel_set_thread_nice(10)
     while true {
-      condition.lock()
-      if !stopping {
-        _ = condition.wait(until: Date(timeIntervalSinceNow: Double(interval.nanoseconds) / 1e9))
-      }
-      let last = stopping
-      condition.unlock()
+      let last = stopping.withLock(when: { $0 }, timeout: interval) { $0 }
       pass()
       if last { break }
     }
-    condition.lock()
-    finished = true
-    condition.broadcast()
-    condition.unlock()
   }
 
   private func pass() {

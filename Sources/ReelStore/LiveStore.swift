@@ -7,7 +7,7 @@ import ReelIO
 /// The deduplicated, compressed point-in-time store of a Reel store folder: chunks in a
 /// `ChunkBackend`, their history in the catalog. Ingest feeds it from the journals;
 /// `VolumeView` reads any volume as of any retained point.
-public final class LiveStore: @unchecked Sendable {
+public final class LiveStore: Sendable {
   public let store: Store
   let backend: PackBackend
   let cache = ChunkCache(capacity: 256)
@@ -150,30 +150,32 @@ public final class LiveStore: @unchecked Sendable {
 
 /// A small LRU of decoded chunks: reads of neighbouring ranges and consolidation often
 /// touch the same chunk again.
-final class ChunkCache: @unchecked Sendable {
-  private let lock = NSLock()
-  private var entries: [String: (bytes: [UInt8], tick: UInt64)] = [:]
-  private var tick: UInt64 = 0
+final class ChunkCache: Sendable {
+  private struct Entries {
+    var byKey: [String: (bytes: [UInt8], tick: UInt64)] = [:]
+    var tick: UInt64 = 0
+  }
+  private let entries = Locked(Entries())
   let capacity: Int
 
   init(capacity: Int) { self.capacity = capacity }
 
   func get(_ key: String) -> [UInt8]? {
-    lock.withLock {
-      guard var entry = entries[key] else { return nil }
-      tick += 1
-      entry.tick = tick
-      entries[key] = entry
+    entries.withLock { entries in
+      guard var entry = entries.byKey[key] else { return nil }
+      entries.tick += 1
+      entry.tick = entries.tick
+      entries.byKey[key] = entry
       return entry.bytes
     }
   }
 
   func put(_ key: String, _ bytes: [UInt8]) {
-    lock.withLock {
-      tick += 1
-      entries[key] = (bytes, tick)
-      if entries.count > capacity, let oldest = entries.min(by: { $0.value.tick < $1.value.tick })?.key {
-        entries.removeValue(forKey: oldest)
+    entries.withLock { entries in
+      entries.tick += 1
+      entries.byKey[key] = (bytes, entries.tick)
+      if entries.byKey.count > capacity, let oldest = entries.byKey.min(by: { $0.value.tick < $1.value.tick })?.key {
+        entries.byKey.removeValue(forKey: oldest)
       }
     }
   }

@@ -16,7 +16,7 @@ public struct ResolvedPoint: Sendable, Equatable {
 
 /// A volume as it was at one point, read from the live store without restoring it.
 /// Reading a range costs one catalog lookup per store block, however long the history.
-public final class VolumeView: VolumeSource, @unchecked Sendable {
+public final class VolumeView: VolumeSource, Sendable {
   public let live: LiveStore
   public let descriptor: VolumeDescriptor
   public let resolved: ResolvedPoint

@@ -95,11 +95,5 @@ struct ServeCommand: ParsableCommand {
       try server.run()
     }
     say(readOnly ? "Stopped." : "Stopped; journals closed.")
-    // Everything durable is closed and synced. Threads told to stop (connections, the
-    // applier, ingest) may still be unwinding, and the library destructors that exit()
-    // runs race with them: seen as heap corruption in glibc's thread teardown and exit
-    // status 134 or 139 about once in 30 stops. Leave without running them.
-    fflush(nil)
-    _exit(0)
   }
 }
