@@ -44,7 +44,6 @@ struct OpenedRecord: Sendable {
 /// - Version 2 (content 3): the plaintext is one zstd frame (level 2, content size in its
 ///   header) that decompresses to raw (encoding 0) chunk records.
 enum PackFrame {
-  static let rawEncoding: UInt8 = 0
   /// zstd level 2 (its own 2^16-entry hash table) with the window raised to 8 MiB, the
   /// whole group: within about 3.5% of one `zstd -3` stream of the same data, well faster
   /// than level 3 — the window, not the match search, finds the repeats in volume data.
@@ -79,31 +78,31 @@ enum PackFrame {
     // Every record's checksum first (so the lengths in the headers can be trusted), then
     // each is decoded straight into its place in the group and the raw record's checksum
     // computed over those same bytes.
-    let sizes = try records.map { try ChunkRecordFormat.check($0.record, key: $0.key) }
-    let headerSize = ChunkRecordFormat.headerSize
-    let total = sizes.reduce(0) { $0 + headerSize + $1 }
+    let headers = try records.map { try ChunkRecordFormat.checkedHeader($0.record, key: $0.key) }
+    let headerSize = ChunkRecordHeader.size
+    let total = headers.reduce(0) { $0 + headerSize + $1.plaintextLength }
     content = try [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
       let group = UnsafeMutableRawBufferPointer(buffer)
       var at = 0
-      for (item, size) in zip(records, sizes) {
+      for (item, header) in zip(records, headers) {
+        let size = header.plaintextLength
         let plaintext = UnsafeMutableRawBufferPointer(rebasing: group[(at + headerSize)..<(at + headerSize + size)])
         try item.record.withUnsafeBytes { record in
           let stored = UnsafeRawBufferPointer(rebasing: record[headerSize...])
-          switch record[4] {
-          case rawEncoding:
+          switch header.encoding {
+          case ChunkRecordHeader.encodingRaw:
             guard stored.count == size else {
               throw ReelError(.corrupt, "chunk \(item.key): holds \(stored.count) bytes, header says \(size)")
             }
             plaintext.copyMemory(from: stored)
-          case 1:
+          case ChunkRecordHeader.encodingZstd:
             try Zstd.decompress(stored, into: plaintext, what: "chunk \(item.key)")
           default:
-            throw ReelError(.corrupt, "chunk \(item.key): unknown encoding \(record[4])")
+            throw ReelError(.corrupt, "chunk \(item.key): unknown encoding \(header.encoding)")
           }
-          let hash = UnsafeRawBufferPointer(rebasing: record[16..<48])
           writeRawHeader(
-            into: UnsafeMutableRawBufferPointer(rebasing: group[at..<(at + headerSize)]), hash: hash,
-            plaintext: UnsafeRawBufferPointer(plaintext))
+            into: UnsafeMutableRawBufferPointer(rebasing: group[at..<(at + headerSize)]),
+            hash: ChunkRecordHeader.claimedHash(record), plaintext: UnsafeRawBufferPointer(plaintext))
         }
         placed.append(PlacedRecord(key: item.key, offset: at, length: headerSize + size, size: size))
         at += headerSize + size
@@ -114,32 +113,25 @@ enum PackFrame {
     return BuiltPackFrame(plaintext: compressed, records: placed, contentLength: content.count)
   }
 
-  /// The plaintext length a chunk record's header claims (bytes 8..<12).
+  /// The plaintext length a chunk record's header claims.
   static func plaintextLength(of record: [UInt8]) -> Int {
-    guard record.count >= ChunkRecordFormat.headerSize else { return 0 }
-    return record.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian) }
+    ChunkRecordHeader(record)?.plaintextLength ?? 0
   }
 
-  /// Writes the 56-byte header of a raw (encoding 0) chunk record for `plaintext`.
+  /// Writes the header of a raw (encoding 0) chunk record for `plaintext`: stored bytes =
+  /// the plaintext.
   static func writeRawHeader(
     into header: UnsafeMutableRawBufferPointer, hash: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer
   ) {
-    precondition(header.count == ChunkRecordFormat.headerSize && hash.count == 32)
-    header.copyBytes(from: Array("RCH1".utf8) + [rawEncoding, 0, 0, 0])
-    header.storeBytes(of: UInt32(plaintext.count).littleEndian, toByteOffset: 8, as: UInt32.self)
-    header.storeBytes(of: UInt32(plaintext.count).littleEndian, toByteOffset: 12, as: UInt32.self)
-    UnsafeMutableRawBufferPointer(rebasing: header[16..<48]).copyMemory(from: hash)
-    var crc = CRC32C()
-    crc.update(UnsafeRawBufferPointer(rebasing: header[0..<48]))
-    crc.update(plaintext)
-    header.storeBytes(of: crc.value.littleEndian, toByteOffset: 48, as: UInt32.self)
-    header.storeBytes(of: UInt32(0), toByteOffset: 52, as: UInt32.self)
+    ChunkRecordHeader.write(
+      into: header, encoding: ChunkRecordHeader.encodingRaw, plaintextLength: plaintext.count, hash: hash,
+      stored: plaintext)
   }
 
   /// Appends a raw (encoding 0) chunk record: the store's record layout, stored bytes =
   /// the plaintext, CRC-32C over header bytes 0..<48 and the plaintext.
   static func appendRaw(_ plaintext: [UInt8], hash: ArraySlice<UInt8>, to content: inout [UInt8]) {
-    var header = [UInt8](repeating: 0, count: ChunkRecordFormat.headerSize)
+    var header = [UInt8](repeating: 0, count: ChunkRecordHeader.size)
     header.withUnsafeMutableBytes { header in
       Array(hash).withUnsafeBytes { hash in
         plaintext.withUnsafeBytes { writeRawHeader(into: header, hash: hash, plaintext: $0) }
@@ -204,12 +196,13 @@ enum PackFrame {
           if raw {
             // Checked in place: verifying alone copies nothing.
             let record = UnsafeRawBufferPointer(rebasing: rest[0..<length])
-            let size = try ChunkRecordFormat.check(record, key: key)
-            guard record[4] == rawEncoding, size == length - ChunkRecordFormat.headerSize else {
+            let header = try ChunkRecordFormat.checkedHeader(record, key: key)
+            guard header.encoding == ChunkRecordHeader.encodingRaw, header.plaintextLength == header.storedLength
+            else {
               throw ReelError(.corrupt, "chunk \(key): not a raw record, as format version 2 requires")
             }
-            let plaintext = UnsafeRawBufferPointer(rebasing: record[ChunkRecordFormat.headerSize...])
-            let digest = SHA256Digest(bytes: Array(record[16..<48]))
+            let plaintext = UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...])
+            let digest = SHA256Digest(bytes: Array(ChunkRecordHeader.claimedHash(record)))
             if checkContent, SHA256Digest.hash(plaintext) != digest {
               throw ReelError(.corrupt, "chunk \(key): content does not match its SHA-256 name")
             }

@@ -114,11 +114,12 @@ final class TarWriter {
 
 /// A tar stream read member by member with libarchive, from any `ArchiveByteSource`.
 /// Only regular files with plain relative names are accepted: a member that is a link, a
-/// device, has `..` or an absolute path is refused before its bytes are read.
-final class TarReader {
-  struct Member {
-    var name: String
-    var size: UInt64
+/// device, has `..` or an absolute path is refused before its bytes are read. The one
+/// reader of tar headers in Reel.
+public final class TarReader {
+  public struct Member: Sendable {
+    public var name: String
+    public var size: UInt64
   }
 
   private final class Feed {
@@ -140,7 +141,7 @@ final class TarReader {
   private let unmanaged: Unmanaged<Feed>
   let label: String
 
-  init(source: any ArchiveByteSource, label: String) throws {
+  public init(source: any ArchiveByteSource, label: String) throws {
     guard let archive = archive_read_new() else { throw ReelError(.io, "libarchive could not start reading \(label)") }
     self.archive = archive
     self.label = label
@@ -183,7 +184,8 @@ final class TarReader {
       remedy: "the file is truncated or damaged; use another copy of the archive")
   }
 
-  func next() throws -> Member? {
+  /// The next member's header; its data, if not read, is skipped.
+  public func next() throws -> Member? {
     var entry: OpaquePointer?
     let status = archive_read_next_header(archive, &entry)
     if status == ARCHIVE_EOF { return nil }
@@ -224,7 +226,7 @@ final class TarReader {
   }
 
   /// The whole current member, refused when larger than `limit`.
-  func readAll(limit: Int, name: String) throws -> [UInt8] {
+  public func readAll(limit: Int, name: String) throws -> [UInt8] {
     var bytes: [UInt8] = []
     try readData { piece in
       guard bytes.count + piece.count <= limit else {
@@ -233,5 +235,27 @@ final class TarReader {
       bytes += piece
     }
     return bytes
+  }
+
+  /// Whether a 512-byte block is a ustar (or pax) header with a valid checksum: how a
+  /// tape file holding an archive is told from one holding something else, before the
+  /// stream is read. The first header of a Reel archive is a pax extended header whose
+  /// data follows it, so libarchive cannot judge the block alone.
+  public static func isHeader(_ block: [UInt8]) -> Bool {
+    guard block.count == 512, Array(block[257..<262]) == Array("ustar".utf8) else { return false }
+    // The checksum counts the checksum field itself as eight spaces.
+    var sum = 0
+    for (index, byte) in block.enumerated() {
+      sum += (148..<156).contains(index) ? 32 : Int(byte)
+    }
+    var recorded = 0
+    for byte in block[148..<156] {
+      if byte == 0 || byte == 32 {
+        if recorded > 0 { break } else { continue }
+      }
+      guard byte >= 48 && byte <= 55 else { break }
+      recorded = recorded * 8 + Int(byte - 48)
+    }
+    return sum == recorded
   }
 }

@@ -167,7 +167,7 @@ public final class TapeCartridge: MediaVolume {
         } else {
           entry.note = "JSON that is not a Reel catalog"
         }
-      } else if got == 512, ArchivePeek.isTarHeader(head[...]) {
+      } else if got == 512, TarReader.isHeader(head) {
         var stream = PrefixedSource(prefix: Array(head[0..<got]), rest: source)
         entry.kind = .archive
         do {

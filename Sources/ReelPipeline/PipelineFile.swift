@@ -27,10 +27,12 @@ public struct FileLocation: Sendable, Equatable, CustomStringConvertible {
 /// One stage as the file names it.
 public struct StageDefinition: Sendable {
   public var name: String
-  public var kind: StageKind
+  let stageType: any PipelineStage.Type
   public var location: FileLocation
   public var parameters: [String: ParameterValue]
   public var parameterLocations: [String: FileLocation]
+
+  public var kind: StageKind { stageType.kind }
 
   public func string(_ key: String) -> String? {
     if case .string(let value) = parameters[key] { return value }
@@ -84,7 +86,7 @@ public struct PipelineDefinition: Sendable {
   /// SHA-256 of the file's bytes: a killed run is resumed only with the same file.
   public var sha256: String
 
-  public var needsKey: Bool { stages.contains { $0.kind.needsKey } }
+  public var needsKey: Bool { stages.contains { $0.stageType.needsKey } }
 }
 
 /// A problem found in a pipeline file, with where it is and what to do.
@@ -320,27 +322,14 @@ struct Checker {
   /// Stages that need what an earlier stage or the top level provides.
   mutating func checkOrder(_ stages: [StageDefinition], mediaSet: String?) {
     for (index, stage) in stages.enumerated() {
-      let before = stages[..<index].map(\.kind)
-      if stage.kind.needsMediaSet && stage.string("media-set") == nil && mediaSet == nil {
+      if stage.stageType.needsMediaSet && stage.string("media-set") == nil && mediaSet == nil {
         problems.append(
           PipelineProblem(
             location: stage.location, message: "stage \"\(stage.name)\" (\(stage.kind.rawValue)) needs a media set",
             fix: "add `media-set: NAME` to the stage, or once at the top of the file"))
       }
-      if stage.kind == .compare && !before.contains(.rehydrate) {
-        problems.append(
-          PipelineProblem(
-            location: stage.location, message: "stage \"\(stage.name)\" (compare) needs a rehydrate stage before it",
-            fix: "add `- stage: rehydrate` before it"))
-      }
-      if stage.kind == .rehydrate && stage.media("from") == nil && stage.string("media-set") == nil
-        && mediaSet == nil
-      {
-        problems.append(
-          PipelineProblem(
-            location: stage.location,
-            message: "stage \"\(stage.name)\" (rehydrate) does not say where the archives are",
-            fix: "add `from: [MEDIA...]` or `media-set: NAME` (its cartridges as the store knows them)"))
+      for problem in stage.stageType.placementProblems(stage, after: Array(stages[..<index]), mediaSet: mediaSet) {
+        problems.append(PipelineProblem(location: stage.location, message: problem.message, fix: problem.fix))
       }
     }
   }
@@ -372,25 +361,23 @@ struct Checker {
     guard let kindNode = mapping["stage"] else {
       problem(
         node, "stage \(index + 1) does not say which stage it is",
-        fix: "add `stage: KIND`, one of: \(StageKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        fix: "add `stage: KIND`, one of: \(StageRegistry.names.joined(separator: ", "))")
       return nil
     }
     guard let kindText = scalarString(kindNode, what: "stage") else { return nil }
-    guard let kind = StageKind(rawValue: kindText) else {
-      let suggestion = StageKind.allCases.min {
-        editDistance($0.rawValue, kindText) < editDistance($1.rawValue, kindText)
-      }
+    guard let stageType = StageRegistry.stage(named: kindText) else {
+      let suggestion = StageRegistry.names.min { editDistance($0, kindText) < editDistance($1, kindText) }
       problem(
         kindNode, "unknown stage \"\(kindText)\"",
-        fix: (suggestion.map { editDistance($0.rawValue, kindText) <= 3 ? "did you mean \"\($0.rawValue)\"? " : "" }
-          ?? "")
-          + "stages are: \(StageKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        fix: (suggestion.map { editDistance($0, kindText) <= 3 ? "did you mean \"\($0)\"? " : "" } ?? "")
+          + "stages are: \(StageRegistry.names.joined(separator: ", "))")
       return nil
     }
+    let kind = stageType.kind
     var name = kind.rawValue
     var parameters: [String: ParameterValue] = [:]
     var locations: [String: FileLocation] = [:]
-    let specs = kind.parameters
+    let specs = stageType.parameters
     for (keyNode, value) in mapping {
       guard let key = keyNode.string else { continue }
       if key == "stage" { continue }
@@ -414,7 +401,7 @@ struct Checker {
         fix: "add `\(spec.name): \(spec.type.example)` to the stage")
     }
     return StageDefinition(
-      name: name, kind: kind, location: location(node), parameters: parameters, parameterLocations: locations)
+      name: name, stageType: stageType, location: location(node), parameters: parameters, parameterLocations: locations)
   }
 
   mutating func check(_ node: Node, against spec: ParameterSpec, stage: StageKind) -> ParameterValue? {

@@ -81,7 +81,7 @@ public struct PipelineRunOptions {
   }
 }
 
-/// What a stage sees: the definition, the store, the key, the run's remembered values.
+/// What a stage sees: the definition, the store, the key, the run's state.
 public final class PipelineContext {
   public let definition: PipelineDefinition
   public let store: Store
@@ -90,7 +90,7 @@ public final class PipelineContext {
   public let dryRun: Bool
   let masterKeys: [SymmetricKey]
   let options: PipelineRunOptions
-  private var values: [String: String]
+  let state: RunState
   private var events = 0
   var stageNumber = 0
   var stageName = ""
@@ -106,7 +106,7 @@ public final class PipelineContext {
     dryRun = options.dryRun
     self.masterKeys = masterKeys
     self.options = options
-    values = try runID.map { try store.catalog.pipelineValues(runID: $0) } ?? [:]
+    state = try RunState(catalog: store.catalog, runID: runID)
   }
 
   public var catalog: Catalog { store.catalog }
@@ -125,16 +125,13 @@ public final class PipelineContext {
     return masterKeys
   }
 
-  func mediaSet(of stage: StageDefinition) -> String {
-    stage.string("media-set") ?? definition.mediaSet ?? "default"
+  /// The media set a stage names, else the file's.
+  func mediaSet(named name: String?) -> String {
+    name ?? definition.mediaSet ?? "default"
   }
 
-  /// A value remembered for this run (and found again by a resumed run).
-  public func value(_ key: String) -> String? { values[key] }
-
-  public func remember(_ key: String, _ value: String) throws {
-    values[key] = value
-    if let runID, !dryRun { try catalog.setPipelineValue(runID: runID, key: key, value: value) }
+  func mediaSet(of stage: StageDefinition) -> String {
+    mediaSet(named: stage.string("media-set"))
   }
 
   /// Something happened that a killed run must survive. Counted for the kill test hook.
@@ -238,7 +235,7 @@ public enum PipelineRunner {
       context.progress("starting")
       var lines: [String] = []
       do {
-        let outcome = try Stages.run(stage, context: context)
+        let outcome = try stage.stageType.init(stage).run(context)
         record.status = outcome.partial ? .partial : .done
         record.bytes = outcome.bytes
         record.items = outcome.items
@@ -283,7 +280,7 @@ public enum PipelineRunner {
     for (position, stage) in definition.stages.enumerated() {
       context.stageNumber = position + 1
       context.stageName = stage.name
-      let outcome = try Stages.plan(stage, context: context)
+      let outcome = try stage.stageType.init(stage).run(context)
       reports.append(
         StageReport(
           name: stage.name, kind: stage.kind, status: .pending, duration: nil, bytes: outcome.bytes,

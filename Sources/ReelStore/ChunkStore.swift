@@ -265,10 +265,6 @@ struct ChunkLocation: Equatable, Sendable {
 /// store block of a volume's bytes, named by the SHA-256 of its plaintext, which the
 /// record repeats so a pack can be read without the catalog.
 struct ChunkCodec: Sendable {
-  static let magic: [UInt8] = Array("RCH1".utf8)
-  static let headerSize = 56
-  static let encodingRaw: UInt8 = 0
-  static let encodingZstd: UInt8 = 1
   /// zstd level 2: on 256 KiB blocks of real file data it stores 0.5% more than level 3
   /// and 1% less than level 1 (`zstd -b1…3 -B256K`), at a speed that lets ingest keep up
   /// on 2 cores; sealed archives recompress in large groups anyway.
@@ -289,7 +285,7 @@ struct ChunkCodec: Sendable {
   /// once on the way to its pack.
   func encode(_ plaintext: UnsafeRawBufferPointer, hash: SHA256Digest) -> [UInt8] {
     let bound = Zstd.compressBound(plaintext.count)
-    let headerSize = Self.headerSize
+    let headerSize = ChunkRecordHeader.size
     return [UInt8](unsafeUninitializedCapacity: headerSize + max(bound, plaintext.count)) { buffer, count in
       let record = UnsafeMutableRawBufferPointer(buffer)
       let body = UnsafeMutableRawBufferPointer(rebasing: record[headerSize...])
@@ -299,25 +295,19 @@ struct ChunkCodec: Sendable {
         body.copyMemory(from: plaintext)
         stored = plaintext.count
       }
-      record.copyMemory(from: Self.magic.withUnsafeBytes { $0 })
-      record.storeBytes(of: useZstd ? Self.encodingZstd : Self.encodingRaw, toByteOffset: 4, as: UInt8.self)
-      record.storeBytes(of: 0, toByteOffset: 5, as: UInt8.self)
-      record.storeBytes(of: 0, toByteOffset: 6, as: UInt16.self)
-      record.storeBytes(of: UInt32(plaintext.count).littleEndian, toByteOffset: 8, as: UInt32.self)
-      record.storeBytes(of: UInt32(stored).littleEndian, toByteOffset: 12, as: UInt32.self)
-      hash.bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: record[16..<48]).copyMemory(from: $0) }
-      var crc = CRC32C()
-      crc.update(UnsafeRawBufferPointer(rebasing: record[0..<48]))
-      crc.update(UnsafeRawBufferPointer(rebasing: body[0..<stored]))
-      record.storeBytes(of: crc.value.littleEndian, toByteOffset: 48, as: UInt32.self)
-      record.storeBytes(of: 0, toByteOffset: 52, as: UInt32.self)
+      hash.bytes.withUnsafeBytes { hash in
+        ChunkRecordHeader.write(
+          into: UnsafeMutableRawBufferPointer(rebasing: record[0..<headerSize]),
+          encoding: useZstd ? ChunkRecordHeader.encodingZstd : ChunkRecordHeader.encodingRaw,
+          plaintextLength: plaintext.count, hash: hash, stored: UnsafeRawBufferPointer(rebasing: body[0..<stored]))
+      }
       count = headerSize + stored
     }
   }
 
-  /// The plaintext length a record's header gives (bytes 8..<12).
+  /// The plaintext length a record's header gives.
   static func plaintextLength(_ record: [UInt8]) -> Int {
-    record.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian) }
+    ChunkRecordHeader(record)?.plaintextLength ?? 0
   }
 
   /// Checks a record's header, checksum and name without decoding it; returns the stored
@@ -329,23 +319,23 @@ struct ChunkCodec: Sendable {
 
   @discardableResult
   static func check(_ record: UnsafeRawBufferPointer, key: String) throws -> Int {
-    guard record.count >= headerSize, record.prefix(4).elementsEqual(magic) else {
+    try checkedHeader(record, key: key).plaintextLength
+  }
+
+  static func checkedHeader(_ record: UnsafeRawBufferPointer, key: String) throws -> ChunkRecordHeader {
+    guard let header = ChunkRecordHeader(record) else {
       throw ReelError(.corrupt, "chunk \(key): not a chunk record")
     }
-    func u32(_ at: Int) -> Int { Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
-    guard record.count == headerSize + u32(12) else {
+    guard record.count == header.recordLength else {
       throw ReelError(.corrupt, "chunk \(key): record length does not match")
     }
-    var crc = CRC32C()
-    crc.update(UnsafeRawBufferPointer(rebasing: record[0..<48]))
-    crc.update(UnsafeRawBufferPointer(rebasing: record[headerSize...]))
-    guard crc.value == UInt32(u32(48)) else {
+    guard ChunkRecordHeader.checksumMatches(record) else {
       throw ReelError(.corrupt, "chunk \(key): stored bytes fail their checksum")
     }
-    guard SHA256Digest(bytes: Array(record[16..<48])).hex == key else {
+    guard SHA256Digest(bytes: Array(ChunkRecordHeader.claimedHash(record))).hex == key else {
       throw ReelError(.corrupt, "chunk \(key): the record holds another chunk")
     }
-    return u32(8)
+    return header
   }
 
   /// Decodes a record read from `location`; with `verify`, checks the plaintext's SHA-256.
@@ -360,18 +350,20 @@ struct ChunkCodec: Sendable {
         .corrupt, "chunk \(key): \(reason)",
         remedy: "run `reel store check --read-data` to see what it affects")
     }
-    let length: Int
+    let header: ChunkRecordHeader
     do {
-      length = try check(record, key: key)
+      header = try checkedHeader(record, key: key)
     } catch let error as ReelError {
       throw ReelError(error.kind, error.message, remedy: "run `reel store check --read-data` to see what it affects")
     }
-    let body = UnsafeRawBufferPointer(rebasing: record[headerSize...])
+    let length = header.plaintextLength
+    let body = UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...])
     let plaintext: [UInt8]
-    switch record[4] {
-    case encodingRaw: plaintext = Array(body)
-    case encodingZstd: plaintext = try Zstd.decompress(body, expectedSize: length, what: "chunk \(key)")
-    default: throw damaged("unknown encoding \(record[4])")
+    switch header.encoding {
+    case ChunkRecordHeader.encodingRaw: plaintext = Array(body)
+    case ChunkRecordHeader.encodingZstd:
+      plaintext = try Zstd.decompress(body, expectedSize: length, what: "chunk \(key)")
+    default: throw damaged("unknown encoding \(header.encoding)")
     }
     guard plaintext.count == length else { throw damaged("holds \(plaintext.count) bytes, header says \(length)") }
     if verify, SHA256Digest.hash(plaintext).hex != key { throw damaged("content does not match its SHA-256 name") }
@@ -382,7 +374,7 @@ struct ChunkCodec: Sendable {
 /// The chunk record format (docs/store-format.md) for code outside the store that carries
 /// records as they are, such as sealed archives.
 public enum ChunkRecordFormat {
-  public static let headerSize = ChunkCodec.headerSize
+  public static let headerSize = ChunkRecordHeader.size
 
   /// Checks header, checksum and name; returns the plaintext length.
   @discardableResult
@@ -396,15 +388,25 @@ public enum ChunkRecordFormat {
     try ChunkCodec.check(record, key: key)
   }
 
+  /// Checks header, checksum and name; returns the header.
+  public static func checkedHeader(_ record: [UInt8], key: String) throws -> ChunkRecordHeader {
+    try record.withUnsafeBytes { try ChunkCodec.checkedHeader($0, key: key) }
+  }
+
+  /// The same, on a record in place.
+  public static func checkedHeader(_ record: UnsafeRawBufferPointer, key: String) throws -> ChunkRecordHeader {
+    try ChunkCodec.checkedHeader(record, key: key)
+  }
+
   /// The plaintext, its SHA-256 checked against `key`.
   public static func decodeVerified(_ record: [UInt8], key: String) throws -> [UInt8] {
     try ChunkCodec.decode(record, key: key, verify: true)
   }
 
-  /// The name a record claims (bytes 16..<48), without checking it.
+  /// The name a record claims, without checking it.
   public static func claimedKey(_ record: UnsafeRawBufferPointer) -> String? {
-    guard record.count >= headerSize, Array(record[0..<4]) == ChunkCodec.magic else { return nil }
-    return SHA256Digest(bytes: Array(record[16..<48])).hex
+    guard ChunkRecordHeader(record) != nil else { return nil }
+    return SHA256Digest(bytes: Array(ChunkRecordHeader.claimedHash(record))).hex
   }
 
   /// Encodes plaintext as the store keeps it (zstd when that saves at least 1/32, raw
@@ -423,7 +425,6 @@ public enum ChunkRecordFormat {
   /// Total length of the record starting at `record`, from its header; nil when the bytes
   /// are not a record header.
   public static func recordLength(_ record: UnsafeRawBufferPointer) -> Int? {
-    guard record.count >= headerSize, Array(record[0..<4]) == ChunkCodec.magic else { return nil }
-    return headerSize + Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self).littleEndian)
+    ChunkRecordHeader(record)?.recordLength
   }
 }

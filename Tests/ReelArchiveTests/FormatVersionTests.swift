@@ -170,4 +170,24 @@ func expectRestoresEverything(_ chain: SealedChain, archives: [String], store na
       storeEncode: false)
     #expect(checked.problems == ["chunk \(wrong.key): content does not match its SHA-256 name"])
   }
+
+  /// Read as docs/store-format.md lays the header out, not through `ChunkRecordHeader`.
+  @Test func chunkRecordsKeepTheirDocumentedLayout() throws {
+    let compressible = [UInt8](repeating: 7, count: 4096)
+    let random = (0..<4096).map { _ in UInt8.random(in: 0...255) }
+    var raw: [UInt8] = []
+    PackFrame.appendRaw(random, hash: ArraySlice(SHA256Digest.hash(random).bytes), to: &raw)
+    let zstd = ChunkRecordFormat.Encoder().encode(compressible, hash: SHA256Digest.hash(compressible))
+    for (record, plaintext, encoding) in [(raw, random, UInt8(0)), (zstd, compressible, UInt8(1))] {
+      func u32(_ at: Int) -> UInt32 { record[at..<(at + 4)].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+      #expect(Array(record[0..<8]) == Array("RCH1".utf8) + [encoding, 0, 0, 0])
+      #expect(u32(8) == UInt32(plaintext.count) && Int(u32(12)) == record.count - 56)
+      #expect(Array(record[16..<48]) == SHA256Digest.hash(plaintext).bytes)
+      var crc = CRC32C()
+      crc.update(Array(record[0..<48]))
+      crc.update(Array(record[56...]))
+      #expect(u32(48) == crc.value && u32(52) == 0)
+      #expect(try ChunkRecordFormat.decodeVerified(record, key: SHA256Digest.hash(plaintext).hex) == plaintext)
+    }
+  }
 }

@@ -1,0 +1,85 @@
+import Foundation
+import ReelCore
+import ReelIO
+
+extension StageKind {
+  public static let recordCatalog = StageKind(rawValue: "record-catalog")
+}
+
+/// Keeps a consistent copy of the store catalog (and a media list) beside the archives.
+struct RecordCatalogStage: PipelineStage {
+  static let kind = StageKind.recordCatalog
+  static let parameters = [
+    ParameterSpec("to", .string, "folder for catalog copies (default: <store>/catalog-copies)"),
+    ParameterSpec("keep", .integer(minimum: 1), "how many copies to keep (default 14)"),
+  ]
+
+  let folder: String?
+  let keep: Int
+
+  init(_ definition: StageDefinition) {
+    folder = definition.string("to")
+    keep = definition.integer("keep") ?? 14
+  }
+
+  func run(_ context: PipelineContext) throws -> StageOutcome {
+    var outcome = StageOutcome()
+    let folder = self.folder ?? context.store.layout.root + "/catalog-copies"
+    let prefix = "catalog-\(context.definition.name)-run"
+    let base = folder + "/" + prefix + (context.runID.map(String.init) ?? "N")
+    if context.dryRun {
+      outcome.lines.append("would copy the store catalog to \(base).sqlite and list the media in \(base).media.json")
+      outcome.message = "catalog copy planned"
+      return outcome
+    }
+    try Durable.makeDirectory(folder)
+    if FileManager.default.fileExists(atPath: base + ".sqlite")
+      && FileManager.default.fileExists(atPath: base + ".media.json")
+    {
+      outcome.lines.append("already recorded: \(base).sqlite")
+    } else {
+      try context.catalog.snapshot(to: base + ".sqlite")
+      try Durable.replaceFile(at: base + ".media.json", with: try mediaListJSON(context))
+      try Durable.syncDirectory(folder)
+      context.event("catalog copied to \(base).sqlite")
+      outcome.lines.append("catalog copied to \(base).sqlite; media list in \(base).media.json")
+    }
+    outcome.bytes = (try? PosixFile.openForReading(base + ".sqlite").size()) ?? 0
+    outcome.items = 1
+    // Keep the newest copies of this pipeline.
+    let runs = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).compactMap { name -> Int? in
+      guard name.hasPrefix(prefix), name.hasSuffix(".sqlite") else { return nil }
+      return Int(name.dropFirst(prefix.count).dropLast(".sqlite".count))
+    }.sorted()
+    for old in runs.dropLast(keep) {
+      for suffix in [".sqlite", ".media.json"] { unlink(folder + "/" + prefix + String(old) + suffix) }
+      outcome.lines.append("dropped the copy of run \(old) (keeping \(keep))")
+    }
+    try Durable.syncDirectory(folder)
+    outcome.message = "catalog recorded"
+    return outcome
+  }
+
+  /// Media sets, cartridges and the archive copies on each, as JSON for a person or a script.
+  func mediaListJSON(_ context: PipelineContext) throws -> [UInt8] {
+    let copies = try context.catalog.archiveCopies()
+    let cartridges: [[String: Any]] = try context.catalog.cartridges().map { cartridge in
+      [
+        "label": cartridge.label, "cartridge_id": cartridge.cartridgeID, "media_set": cartridge.mediaSet ?? NSNull(),
+        "sequence": cartridge.sequence, "address": cartridge.address, "closed": cartridge.closed,
+        "archives": copies.filter { $0.cartridgeID == cartridge.cartridgeID }.map {
+          [
+            "archive_id": $0.archiveID, "volume": $0.volumeName, "tape_file": $0.tapeFile, "from_seq": $0.fromSeq,
+            "until_seq": $0.untilSeq, "from_time": $0.fromTime.rfc3339, "until_time": $0.untilTime.rfc3339,
+            "size": $0.size, "sha256": $0.sha256,
+          ] as [String: Any]
+        },
+      ]
+    }
+    let document: [String: Any] = ["written": Timestamp.now().rfc3339, "cartridges": cartridges]
+    return Array(
+      try JSONSerialization.data(
+        withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+      + [10]
+  }
+}
