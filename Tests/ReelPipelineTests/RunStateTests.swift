@@ -1,5 +1,5 @@
 import Foundation
-import ReelJournal
+import ReelIO
 import ReelStore
 import Testing
 
