@@ -42,12 +42,15 @@ let package = Package(
       ]),
     .target(
       name: "ReelMedia",
-      dependencies: ["ReelCore", "ReelCodec", "ReelJournal", "ReelStore", "ReelArchive", "CLinux"]),
+      dependencies: [
+        "ReelCore", "ReelCodec", "ReelJournal", "ReelStore", "ReelArchive", "CLinux",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
     .target(
       name: "ReelPipeline",
       dependencies: [
         "ReelCore", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
-        .product(name: "Yams", package: "Yams"),
+        .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Yams", package: "Yams"),
       ]),
     .executableTarget(
       name: "reel",
@@ -89,7 +92,7 @@ let package = Package(
     .testTarget(
       name: "ReelPipelineTests",
       dependencies: [
-        "ReelPipeline", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel",
+        "ReelPipeline", "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
   ],

@@ -1,7 +1,9 @@
 import Foundation
+import ReelArchive
 import ReelCodec
 import ReelCore
 import ReelJournal
+import ReelMedia
 import ReelStore
 import Testing
 
