@@ -43,12 +43,15 @@ let package = Package(
       ]),
     .target(
       name: "ReelMedia",
-      dependencies: ["ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "CLinux"]),
+      dependencies: [
+        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "CLinux",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
     .target(
       name: "ReelPipeline",
       dependencies: [
         "ReelCore", "ReelIO", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
-        .product(name: "Yams", package: "Yams"),
+        .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Yams", package: "Yams"),
       ]),
     .executableTarget(
       name: "reel",
@@ -98,7 +101,7 @@ let package = Package(
     .testTarget(
       name: "ReelPipelineTests",
       dependencies: [
-        "ReelPipeline", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "reel",
+        "ReelPipeline", "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "reel",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
   ],

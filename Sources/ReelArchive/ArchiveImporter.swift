@@ -75,10 +75,8 @@ public enum ArchiveImporter {
     {
       try live.recordSealed(
         SealedArchiveRecord(
-          id: manifest.archiveID, volumeID: manifest.volume.id, chainID: manifest.chainID, parentID: manifest.parentID,
-          chainIndex: manifest.chainIndex, fromSeq: manifest.range.fromSeq, untilSeq: manifest.range.untilSeq,
-          fromTime: fromTime, untilTime: untilTime, fileName: label, path: label,
-          size: verification.structure.totalBytes, sha256: verification.structure.sha256, created: Timestamp.now(),
+          manifest: manifest, fromTime: fromTime, untilTime: untilTime, fileName: label, path: label,
+          size: verification.structure.totalBytes, sha256: verification.structure.sha256,
           verified: verifyContent ? Timestamp.now() : nil))
     }
     return ArchiveImportReport(

@@ -130,7 +130,7 @@ public final class ArchiveIndex {
     }
   }
 
-  func add(records: [HistoryRecord], bookmarks: [HistoryBookmark]) throws {
+  func add(records: [HistoryRecord], bookmarks: [Bookmark]) throws {
     try database.write { db in
       for record in records {
         try db.execute(
@@ -180,10 +180,10 @@ public final class ArchiveIndex {
     }
   }
 
-  public func bookmarks() throws -> [HistoryBookmark] {
+  public func bookmarks() throws -> [Bookmark] {
     try database.read { db in
       try Row.fetchAll(db, sql: "SELECT seq, label, time_ns FROM bookmark ORDER BY seq").map {
-        HistoryBookmark(seq: Seq($0["seq"] as Int64), label: $0["label"], time: Timestamp(nanoseconds: $0["time_ns"]))
+        Bookmark(seq: Seq($0["seq"] as Int64), label: $0["label"], time: Timestamp(nanoseconds: $0["time_ns"]))
       }
     }
   }

@@ -10,11 +10,11 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
   public var format: String
   public var formatVersion: Int
   /// Lower-case UUID of this archive.
-  public var archiveID: String
+  public var archiveID: ArchiveID
   /// The archive whose history this one continues; nil for the first of a chain.
-  public var parentID: String?
+  public var parentID: ArchiveID?
   /// The first archive's ID, shared by every archive of the chain.
-  public var chainID: String
+  public var chainID: ArchiveID
   /// 0 for the first archive of a chain, then 1, 2, …
   public var chainIndex: Int
   public var createdAt: String
@@ -38,10 +38,11 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
   }
 
   /// The journal window: records `fromSeq < seq <= untilSeq`. The first archive of a chain
-  /// also carries the volume's state as of `fromSeq` (its base).
+  /// also carries the volume's state as of `fromSeq` (its base). The manifest's spelling of
+  /// an `ArchiveSpan`'s window (times as RFC 3339 text), with what the window holds.
   public struct Range: Codable, Sendable, Equatable {
-    public var fromSeq: UInt64
-    public var untilSeq: UInt64
+    public var fromSeq: Seq
+    public var untilSeq: Seq
     public var fromTime: String
     public var untilTime: String
     public var records: Int
@@ -54,10 +55,18 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     }
   }
 
+  /// A bookmark as the manifest spells it: the time as RFC 3339 text, read without the key
+  /// and compared as written.
   public struct Bookmark: Codable, Sendable, Equatable {
     public var label: String
-    public var seq: UInt64
+    public var seq: Seq
     public var time: String
+
+    public init(_ bookmark: ReelCore.Bookmark) {
+      label = bookmark.label
+      seq = bookmark.seq
+      time = bookmark.time.rfc3339
+    }
   }
 
   /// A tar member other than README.txt's followers `manifest.json`, `manifest.hmac` and

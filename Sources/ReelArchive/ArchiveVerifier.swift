@@ -109,14 +109,14 @@ public enum ArchiveVerifier {
 }
 
 /// A byte source that also hashes and counts everything read through it.
-final class HashingSource: ArchiveByteSource {
+package final class HashingSource: ArchiveByteSource {
   var inner: any ArchiveByteSource
-  let hasher = SHA256Hasher()
-  var total: UInt64 = 0
+  package let hasher = SHA256Hasher()
+  package var total: UInt64 = 0
 
-  init(_ inner: any ArchiveByteSource) { self.inner = inner }
+  package init(_ inner: any ArchiveByteSource) { self.inner = inner }
 
-  func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+  package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
     let count = try inner.read(into: buffer)
     hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     total += UInt64(count)
@@ -536,9 +536,7 @@ final class ArchiveScanner {
     {
       problem(ArchiveFormat.indexName, nil, "its journal records do not match the manifest's range")
     }
-    let bookmarks = try index.bookmarks().map {
-      ArchiveManifest.Bookmark(label: $0.label, seq: $0.seq, time: $0.time.rfc3339)
-    }
+    let bookmarks = try index.bookmarks().map(ArchiveManifest.Bookmark.init)
     if bookmarks != manifest.bookmarks {
       problem(ArchiveFormat.indexName, nil, "its bookmarks do not match the manifest")
     }

@@ -159,12 +159,9 @@ public enum Sealer {
     }
     try live.recordSealed(
       SealedArchiveRecord(
-        id: sealed.manifest.archiveID, volumeID: descriptor.id.description, chainID: sealed.manifest.chainID,
-        parentID: sealed.manifest.parentID, chainIndex: sealed.manifest.chainIndex, fromSeq: fromSeq,
-        untilSeq: untilSeq, fromTime: try live.time(of: fromSeq, in: descriptor),
-        untilTime: try live.time(of: untilSeq, in: descriptor),
-        fileName: (sealed.path as NSString).lastPathComponent, path: sealed.path, size: sealed.size,
-        sha256: sealed.sha256, created: Timestamp.now(), verified: Timestamp.now()))
+        manifest: sealed.manifest, fromTime: try live.time(of: fromSeq, in: descriptor),
+        untilTime: try live.time(of: untilSeq, in: descriptor), fileName: (sealed.path as NSString).lastPathComponent,
+        path: sealed.path, size: sealed.size, sha256: sealed.sha256, verified: Timestamp.now()))
     return .sealed(sealed)
   }
 
@@ -519,7 +516,7 @@ final class ArchiveWriter {
   }
 
   private func makeManifest(
-    records: [HistoryRecord], bookmarks: [HistoryBookmark], indexMember: ArchiveManifest.Member
+    records: [HistoryRecord], bookmarks: [Bookmark], indexMember: ArchiveManifest.Member
   ) throws -> ArchiveManifest {
     return ArchiveManifest(
       format: ArchiveManifest.formatName, formatVersion: formatVersion, archiveID: archiveIDText,
@@ -534,7 +531,7 @@ final class ArchiveWriter {
         fromSeq: fromSeq, untilSeq: untilSeq, fromTime: try live.time(of: fromSeq, in: descriptor).rfc3339,
         untilTime: try live.time(of: untilSeq, in: descriptor).rfc3339, records: records.count,
         bytesWritten: dataBytes),
-      bookmarks: bookmarks.map { .init(label: $0.label, seq: $0.seq, time: $0.time.rfc3339) },
+      bookmarks: bookmarks.map(ArchiveManifest.Bookmark.init),
       members: [indexMember] + packs,
       compression: ArchiveManifest.Compression(
         algorithm: "zstd", level: formatVersion >= 2 ? Int(PackFrame.groupCompressionLevel) : 3,

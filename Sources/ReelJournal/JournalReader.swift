@@ -96,7 +96,9 @@ public struct JournalReader: Sendable {
       summary.lastTime = record.time
       summary.countsByKind[record.kind, default: 0] += 1
       if record.kind == .write { summary.bytesWritten += record.length }
-      if let label = record.label { summary.bookmarks.append(.init(label: label, seq: record.seq, time: record.time)) }
+      if let label = record.label {
+        summary.bookmarks.append(Bookmark(seq: record.seq, label: label, time: record.time))
+      }
       return true
     }
     summary.openSegment = segments.last.map { $0.summary == nil } ?? false
@@ -105,12 +107,6 @@ public struct JournalReader: Sendable {
 }
 
 public struct JournalSummary: Sendable, Equatable {
-  public struct Bookmark: Sendable, Equatable {
-    public var label: String
-    public var seq: Seq
-    public var time: Timestamp
-  }
-
   public var segmentCount: Int
   public var recordCount: UInt64 = 0
   public var firstSeq: Seq?

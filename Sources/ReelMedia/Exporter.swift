@@ -339,6 +339,6 @@ extension ArchiveCopy {
       chainID: summary.chainID, chainIndex: summary.chainIndex, fromSeq: summary.fromSeq, untilSeq: summary.untilSeq,
       fromTime: time(summary.fromTime), untilTime: time(summary.untilTime), size: entry.size ?? 0,
       sha256: entry.sha256 ?? "", verified: verified,
-      bookmarks: summary.bookmarks.map { ArchiveCopy.Bookmark(label: $0.label, seq: $0.seq, time: time($0.time)) })
+      bookmarks: summary.bookmarks.map { Bookmark(seq: $0.seq, label: $0.label, time: time($0.time)) })
   }
 }

@@ -70,11 +70,7 @@ public final class MediaArchiveSupply: ArchiveSupply {
         guard let archive = entry.archive else { continue }
         offers.append(
           ArchiveOffer(
-            archiveID: archive.archiveID, volume: archive.volume, volumeID: archive.volumeID,
-            chainID: archive.chainID, chainIndex: archive.chainIndex, parentID: archive.parentID,
-            fromSeq: archive.fromSeq, untilSeq: archive.untilSeq, fromTime: archive.fromTime,
-            untilTime: archive.untilTime, bookmarks: archive.bookmarks, keyFingerprints: archive.keyFingerprints,
-            size: entry.size, location: "\(catalog.cartridge.label) (\(volume.address)) file \(entry.file)",
+            archive, size: entry.size, location: "\(catalog.cartridge.label) (\(volume.address)) file \(entry.file)",
             handle: "\(index):\(entry.file)"))
       }
     }

@@ -3,15 +3,17 @@ import ReelArchive
 import ReelCore
 
 /// What an archive is, from its manifest: enough to find it for a restore with no store.
+/// Written into media catalogs, so it keeps the manifest's spelling (times as RFC 3339 text,
+/// bookmarks as the manifest lists them) rather than an `ArchiveSpan`.
 public struct ArchiveSummary: Codable, Sendable, Equatable {
-  public var archiveID: String
+  public var archiveID: ArchiveID
   public var volume: String
   public var volumeID: String
-  public var chainID: String
+  public var chainID: ArchiveID
   public var chainIndex: Int
-  public var parentID: String?
-  public var fromSeq: UInt64
-  public var untilSeq: UInt64
+  public var parentID: ArchiveID?
+  public var fromSeq: Seq
+  public var untilSeq: Seq
   public var fromTime: String
   public var untilTime: String
   public var bookmarks: [ArchiveManifest.Bookmark]
@@ -35,7 +37,7 @@ public struct ArchiveSummary: Codable, Sendable, Equatable {
 
   /// The name `reel seal` gives the archive file.
   public var fileName: String {
-    "\(volume)-\(fromSeq)-\(untilSeq)-\(archiveID.prefix(8)).reel.tar"
+    ArchiveFormat.fileName(volume: volume, fromSeq: fromSeq, untilSeq: untilSeq, archiveID: archiveID)
   }
 }
 

@@ -6,7 +6,9 @@ import ReelCore
 /// later migrations add chunks, extents and archives.
 public final class Catalog: Sendable {
   public let path: String
-  let database: DatabaseQueue
+  /// The tables of the layers above the store (sealed archives, media copies, pipeline
+  /// runs) are read and written by those layers; their schema stays here, in the migrations.
+  package let database: DatabaseQueue
 
   public static let schemaVersion = 5
 
@@ -126,10 +128,89 @@ public final class Catalog: Sendable {
           """)
     }
     migrator.registerMigration("v4-media") { db in
-      try db.execute(sql: ArchiveCopies.schema)
+      try db.execute(
+        sql: """
+          CREATE TABLE media_cartridge (
+            id TEXT PRIMARY KEY NOT NULL,
+            label TEXT NOT NULL,
+            media_set TEXT,
+            media_set_id TEXT,
+            sequence INTEGER NOT NULL,
+            address TEXT NOT NULL,
+            closed INTEGER NOT NULL,
+            catalog_json TEXT,
+            updated_ns INTEGER NOT NULL
+          ) WITHOUT ROWID;
+          -- one row per verified copy of an archive on media
+          CREATE TABLE archive_copy (
+            archive_id TEXT NOT NULL,
+            media_set TEXT NOT NULL,
+            media_set_id TEXT NOT NULL,
+            cartridge_id TEXT NOT NULL,
+            cartridge_label TEXT NOT NULL,
+            tape_file INTEGER NOT NULL,
+            volume_name TEXT NOT NULL,
+            chain_id TEXT NOT NULL,
+            chain_index INTEGER NOT NULL,
+            from_seq INTEGER NOT NULL,
+            until_seq INTEGER NOT NULL,
+            from_time_ns INTEGER NOT NULL,
+            until_time_ns INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            verified_ns INTEGER NOT NULL,
+            -- JSON: [{"label", "seq", "time"}] of the bookmarks inside the range
+            bookmarks TEXT NOT NULL,
+            PRIMARY KEY (archive_id, cartridge_id, tape_file)
+          ) WITHOUT ROWID;
+          CREATE INDEX archive_copy_by_set ON archive_copy (media_set, archive_id);
+          CREATE INDEX archive_copy_by_volume ON archive_copy (volume_name, chain_id, chain_index);
+          """)
     }
     migrator.registerMigration("v5-pipeline") { db in
-      try db.execute(sql: PipelineRuns.schema)
+      try db.execute(
+        sql: """
+          CREATE TABLE pipeline_run (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pipeline TEXT NOT NULL,
+            file TEXT NOT NULL,
+            definition_sha256 TEXT NOT NULL,
+            started_ns INTEGER NOT NULL,
+            finished_ns INTEGER,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 1
+          );
+          CREATE INDEX pipeline_run_by_name ON pipeline_run (pipeline, id);
+          CREATE TABLE pipeline_stage (
+            run_id INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_ns INTEGER,
+            finished_ns INTEGER,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            items INTEGER NOT NULL DEFAULT 0,
+            message TEXT,
+            PRIMARY KEY (run_id, position)
+          ) WITHOUT ROWID;
+          CREATE TABLE pipeline_run_value (
+            run_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+          ) WITHOUT ROWID;
+          -- a copy on media read back and verified with the key (verify-on-media)
+          CREATE TABLE media_check (
+            archive_id TEXT NOT NULL,
+            cartridge_id TEXT NOT NULL,
+            tape_file INTEGER NOT NULL,
+            checked_ns INTEGER NOT NULL,
+            ok INTEGER NOT NULL,
+            detail TEXT,
+            PRIMARY KEY (archive_id, cartridge_id, tape_file)
+          ) WITHOUT ROWID;
+          """)
     }
     return migrator
   }
@@ -167,5 +248,17 @@ public final class Catalog: Sendable {
 
   public func volumeNames() throws -> [String] {
     try database.read { db in try String.fetchAll(db, sql: "SELECT name FROM volume ORDER BY name") }
+  }
+
+  /// A consistent copy of the whole catalog as a new SQLite file (`VACUUM INTO`), written
+  /// under a temporary name and renamed into place.
+  public func snapshot(to path: String) throws {
+    let partial = path + ".partial"
+    unlink(partial)
+    try database.writeWithoutTransaction { db in
+      try db.execute(sql: "VACUUM INTO ?", arguments: [partial])
+    }
+    try PosixFile.openForReading(partial).sync()
+    try Durable.rename(partial, to: path)
   }
 }

@@ -49,69 +49,6 @@ public struct HistoryRecord: Sendable, Equatable {
   }
 }
 
-public struct HistoryBookmark: Sendable, Equatable {
-  public var seq: Seq
-  public var label: String
-  public var time: Timestamp
-
-  public init(seq: Seq, label: String, time: Timestamp) {
-    self.seq = seq
-    self.label = label
-    self.time = time
-  }
-}
-
-/// A sealed archive as the store's catalog knows it (table `sealed_archive`).
-public struct SealedArchiveRecord: Sendable, Equatable {
-  public var id: String
-  public var volumeID: String
-  public var chainID: String
-  public var parentID: String?
-  public var chainIndex: Int
-  public var fromSeq: Seq
-  public var untilSeq: Seq
-  public var fromTime: Timestamp
-  public var untilTime: Timestamp
-  public var fileName: String
-  public var path: String
-  public var size: UInt64
-  public var sha256: String
-  public var created: Timestamp
-  public var verified: Timestamp?
-
-  public init(
-    id: String, volumeID: String, chainID: String, parentID: String?, chainIndex: Int, fromSeq: Seq, untilSeq: Seq,
-    fromTime: Timestamp, untilTime: Timestamp, fileName: String, path: String, size: UInt64, sha256: String,
-    created: Timestamp, verified: Timestamp?
-  ) {
-    self.id = id
-    self.volumeID = volumeID
-    self.chainID = chainID
-    self.parentID = parentID
-    self.chainIndex = chainIndex
-    self.fromSeq = fromSeq
-    self.untilSeq = untilSeq
-    self.fromTime = fromTime
-    self.untilTime = untilTime
-    self.fileName = fileName
-    self.path = path
-    self.size = size
-    self.sha256 = sha256
-    self.created = created
-    self.verified = verified
-  }
-
-  init(row: Row) {
-    self.init(
-      id: row["id"], volumeID: row["volume_id"], chainID: row["chain_id"], parentID: row["parent_id"],
-      chainIndex: row["chain_index"], fromSeq: Seq(row["from_seq"] as Int64), untilSeq: Seq(row["until_seq"] as Int64),
-      fromTime: Timestamp(nanoseconds: row["from_time_ns"]), untilTime: Timestamp(nanoseconds: row["until_time_ns"]),
-      fileName: row["file_name"], path: row["path"], size: UInt64(row["size"] as Int64), sha256: row["sha256"],
-      created: Timestamp(nanoseconds: row["created_ns"]),
-      verified: (row["verified_ns"] as Int64?).map { Timestamp(nanoseconds: $0) })
-  }
-}
-
 /// Where a volume's retained, ingested history begins and ends.
 public struct HistoryBounds: Sendable, Equatable {
   public var retainedFrom: Seq
@@ -143,6 +80,20 @@ extension LiveStore {
           Int64(JournalRecord.Kind.bookmark.rawValue),
         ]
       ).map { Seq($0) }
+    }
+  }
+
+  /// How many records of the volume the catalog holds, and the times of the oldest and newest.
+  public func recordTimes(of descriptor: VolumeDescriptor) throws -> (count: Int, first: Timestamp?, last: Timestamp?) {
+    try catalog.database.read { db in
+      let row = try Row.fetchOne(
+        db,
+        sql: "SELECT COUNT(*) AS n, MIN(time_ns) AS first, MAX(time_ns) AS last FROM record_time WHERE volume_id = ?",
+        arguments: [descriptor.id.description])
+      return (
+        row?["n"] as Int? ?? 0, (row?["first"] as Int64?).map { Timestamp(nanoseconds: $0) },
+        (row?["last"] as Int64?).map { Timestamp(nanoseconds: $0) }
+      )
     }
   }
 
@@ -244,14 +195,14 @@ extension LiveStore {
   }
 
   /// Bookmarks in `after <.. through`; with `after` = nil also every older kept one.
-  public func bookmarks(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> [HistoryBookmark] {
+  public func bookmarks(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> [Bookmark] {
     try catalog.database.read { db in
       try Row.fetchAll(
         db,
         sql: "SELECT seq, label, time_ns FROM bookmark WHERE volume_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
         arguments: [descriptor.id.description, Int64(after), Int64(through)]
       ).map {
-        HistoryBookmark(seq: Seq($0["seq"] as Int64), label: $0["label"], time: Timestamp(nanoseconds: $0["time_ns"]))
+        Bookmark(seq: Seq($0["seq"] as Int64), label: $0["label"], time: Timestamp(nanoseconds: $0["time_ns"]))
       }
     }
   }
@@ -288,92 +239,5 @@ extension LiveStore {
       }
     }
     return records
-  }
-
-  /// The newest archive sealed for the volume, if any.
-  public func lastSealedArchive(of descriptor: VolumeDescriptor) throws -> SealedArchiveRecord? {
-    try catalog.database.read { db in
-      try Row.fetchOne(
-        db, sql: "SELECT * FROM sealed_archive WHERE volume_id = ? ORDER BY until_seq DESC LIMIT 1",
-        arguments: [descriptor.id.description]
-      ).map(SealedArchiveRecord.init(row:))
-    }
-  }
-
-  public func sealedArchives(of descriptor: VolumeDescriptor) throws -> [SealedArchiveRecord] {
-    try catalog.database.read { db in
-      try Row.fetchAll(
-        db, sql: "SELECT * FROM sealed_archive WHERE volume_id = ? ORDER BY until_seq",
-        arguments: [descriptor.id.description]
-      ).map(SealedArchiveRecord.init(row:))
-    }
-  }
-
-  /// Journal records with seq ≤ this are held by a verified archive.
-  public func sealedSeq(of descriptor: VolumeDescriptor) throws -> Seq {
-    try catalog.database.read { db in
-      Seq(
-        try Int64.fetchOne(
-          db, sql: "SELECT sealed_seq FROM seal_state WHERE volume_id = ?", arguments: [descriptor.id.description])
-          ?? 0)
-    }
-  }
-
-  /// Records a verified archive and moves the volume's sealed seq, in one transaction.
-  public func recordSealed(_ archive: SealedArchiveRecord) throws {
-    try catalog.database.write { db in
-      try db.execute(
-        sql: """
-          INSERT OR REPLACE INTO sealed_archive (id, volume_id, chain_id, parent_id, chain_index, from_seq, until_seq,
-            from_time_ns, until_time_ns, file_name, path, size, sha256, created_ns, verified_ns)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-          """,
-        arguments: [
-          archive.id, archive.volumeID, archive.chainID, archive.parentID, archive.chainIndex,
-          Int64(archive.fromSeq), Int64(archive.untilSeq), archive.fromTime.nanoseconds,
-          archive.untilTime.nanoseconds, archive.fileName, archive.path, Int64(archive.size), archive.sha256,
-          archive.created.nanoseconds, archive.verified?.nanoseconds,
-        ])
-      try db.execute(
-        sql: """
-          INSERT INTO seal_state (volume_id, sealed_seq, last_archive_id) VALUES (?, ?, ?)
-          ON CONFLICT(volume_id) DO UPDATE SET sealed_seq = MAX(sealed_seq, excluded.sealed_seq),
-            last_archive_id = excluded.last_archive_id
-          """,
-        arguments: [archive.volumeID, Int64(archive.untilSeq), archive.id])
-    }
-  }
-}
-
-/// A volume's history as the catalog knows it: what points can be named, what is sealed.
-public struct CatalogTimeline: Sendable {
-  public var retainedFrom: Seq
-  public var ingested: Seq
-  public var records: Int
-  public var firstTime: Timestamp?
-  public var lastTime: Timestamp?
-  public var bookmarks: [HistoryBookmark]
-  public var sealedSeq: Seq
-  public var archives: [SealedArchiveRecord]
-}
-
-extension LiveStore {
-  public func catalogTimeline(of descriptor: VolumeDescriptor) throws -> CatalogTimeline {
-    let bounds = try historyBounds(of: descriptor)
-    let volumeID = descriptor.id.description
-    let (records, first, last) = try catalog.database.read { db in
-      let row = try Row.fetchOne(
-        db,
-        sql: "SELECT COUNT(*) AS n, MIN(time_ns) AS first, MAX(time_ns) AS last FROM record_time WHERE volume_id = ?",
-        arguments: [volumeID])
-      return (
-        row?["n"] as Int? ?? 0, (row?["first"] as Int64?).map { Timestamp(nanoseconds: $0) },
-        (row?["last"] as Int64?).map { Timestamp(nanoseconds: $0) }
-      )
-    }
-    return CatalogTimeline(
-      retainedFrom: bounds.retainedFrom, ingested: bounds.ingested, records: records, firstTime: first, lastTime: last,
-      bookmarks: try bookmarks(of: descriptor, after: 0, through: bounds.ingested),
-      sealedSeq: try sealedSeq(of: descriptor), archives: try sealedArchives(of: descriptor))
   }
 }

@@ -16,7 +16,7 @@ public final class HistoryImport {
   public let throughSeq: Seq
   var versions: [BlockVersion] = []
   var records: [HistoryRecord] = []
-  var bookmarks: [HistoryBookmark] = []
+  var bookmarks: [Bookmark] = []
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
   var present: Set<String> = []
   var absent: Set<String> = []
@@ -67,7 +67,7 @@ public final class HistoryImport {
 
   public func add(_ versions: [HistoryVersion]) { self.versions += versions.map(\.blockVersion) }
   public func add(_ records: [HistoryRecord]) { self.records += records }
-  public func add(_ bookmarks: [HistoryBookmark]) { self.bookmarks += bookmarks }
+  public func add(_ bookmarks: [Bookmark]) { self.bookmarks += bookmarks }
 }
 
 extension LiveStore {
@@ -181,7 +181,7 @@ extension Catalog {
   /// archive: versions, record times, bookmarks, new chunks and the packs' committed sizes.
   static func insertHistory(
     _ db: Database, volume volumeID: String, versions: [BlockVersion], records: [HistoryRecord],
-    bookmarks: [HistoryBookmark], newChunks: [String: (location: ChunkLocation, size: Int)],
+    bookmarks: [Bookmark], newChunks: [String: (location: ChunkLocation, size: Int)],
     packSizes: [(String, UInt64)]
   ) throws {
     for version in versions { try insert(version, volume: volumeID, db) }

@@ -78,7 +78,7 @@ extension LiveStore {
       try Catalog.insertHistory(
         db, volume: volumeID, versions: done.versions,
         records: done.records.map { HistoryRecord(seq: $0.seq, time: $0.time, kind: $0.kind.rawValue) },
-        bookmarks: done.bookmarks.map { HistoryBookmark(seq: $0.seq, label: $0.label, time: $0.time) },
+        bookmarks: done.bookmarks,
         newChunks: done.newChunks, packSizes: packSizes)
       let last = Int64(done.records.last?.seq ?? report.lastSeq)
       try db.execute(
@@ -110,7 +110,7 @@ struct IngestBatch {
   var versions: [BlockVersion] = []
   /// Seq, time and kind of each record; payloads are not kept past `add`.
   var records: [(seq: Seq, time: Timestamp, kind: JournalRecord.Kind)] = []
-  var bookmarks: [(seq: Seq, label: String, time: Timestamp)] = []
+  var bookmarks: [Bookmark] = []
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
   var knownChunks: [String: ChunkLocation] = [:]
   /// The chain at the head of each touched block, including this batch's versions.
@@ -164,7 +164,7 @@ struct IngestBatch {
     case .flush:
       return
     case .bookmark:
-      bookmarks.append((record.seq, record.label ?? "", record.time))
+      bookmarks.append(Bookmark(seq: record.seq, label: record.label ?? "", time: record.time))
       return
     case .write, .trim, .writeZeroes:
       break

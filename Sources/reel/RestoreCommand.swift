@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ReelArchive
 import ReelCore
 import ReelIO
 import ReelJournal

@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelPipeline
 import ReelStore
 import Testing
 

@@ -1,8 +1,10 @@
 import Foundation
+import ReelArchive
 import ReelCodec
 import ReelCore
 import ReelIO
 import ReelJournal
+import ReelMedia
 import ReelStore
 import Testing
 

@@ -1,9 +1,12 @@
 import Foundation
 import GRDB
+import ReelArchive
 import ReelCodec
 import ReelCore
 import ReelIO
 import ReelJournal
+import ReelMedia
+import ReelPipeline
 import ReelStore
 
 /// A store with two volumes whose journals span several closed segments, a key file, a

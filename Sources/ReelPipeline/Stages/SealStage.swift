@@ -113,9 +113,7 @@ struct SealStage: PipelineStage {
       guard verification.problems.isEmpty else { continue }
       try live.recordSealed(
         SealedArchiveRecord(
-          id: manifest.archiveID, volumeID: descriptor.id.description, chainID: manifest.chainID,
-          parentID: manifest.parentID, chainIndex: manifest.chainIndex, fromSeq: manifest.range.fromSeq,
-          untilSeq: manifest.range.untilSeq, fromTime: try live.time(of: manifest.range.fromSeq, in: descriptor),
+          manifest: manifest, fromTime: try live.time(of: manifest.range.fromSeq, in: descriptor),
           untilTime: try live.time(of: manifest.range.untilSeq, in: descriptor), fileName: name, path: path,
           size: verification.structure.totalBytes, sha256: verification.structure.sha256,
           created: Timestamp(rfc3339: manifest.createdAt) ?? .now(), verified: .now()))

@@ -1,4 +1,5 @@
 import Foundation
+import ReelArchive
 import ReelCodec
 import ReelCore
 import ReelIO

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import ReelCore
 import ReelIO
+import ReelStore
 
 /// One run of a pipeline as the store catalog remembers it (migration `v5-pipeline`).
 public struct PipelineRunRecord: Sendable, Equatable {
@@ -94,54 +95,9 @@ public struct MediaCheck: Sendable, Equatable {
   var key: String { "\(archiveID)/\(cartridgeID)/\(tapeFile)" }
 }
 
-/// Pipeline run state in the store catalog: runs, their stages, and small values a stage
-/// must find again when a killed run resumes (the cut point of each volume, the scratch
-/// folder of a drill).
-public enum PipelineRuns {
-  static let schema = """
-    CREATE TABLE pipeline_run (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      pipeline TEXT NOT NULL,
-      file TEXT NOT NULL,
-      definition_sha256 TEXT NOT NULL,
-      started_ns INTEGER NOT NULL,
-      finished_ns INTEGER,
-      status TEXT NOT NULL,
-      attempts INTEGER NOT NULL DEFAULT 1
-    );
-    CREATE INDEX pipeline_run_by_name ON pipeline_run (pipeline, id);
-    CREATE TABLE pipeline_stage (
-      run_id INTEGER NOT NULL,
-      position INTEGER NOT NULL,
-      name TEXT NOT NULL,
-      kind TEXT NOT NULL,
-      status TEXT NOT NULL,
-      started_ns INTEGER,
-      finished_ns INTEGER,
-      bytes INTEGER NOT NULL DEFAULT 0,
-      items INTEGER NOT NULL DEFAULT 0,
-      message TEXT,
-      PRIMARY KEY (run_id, position)
-    ) WITHOUT ROWID;
-    CREATE TABLE pipeline_run_value (
-      run_id INTEGER NOT NULL,
-      key TEXT NOT NULL,
-      value TEXT NOT NULL,
-      PRIMARY KEY (run_id, key)
-    ) WITHOUT ROWID;
-    -- a copy on media read back and verified with the key (verify-on-media)
-    CREATE TABLE media_check (
-      archive_id TEXT NOT NULL,
-      cartridge_id TEXT NOT NULL,
-      tape_file INTEGER NOT NULL,
-      checked_ns INTEGER NOT NULL,
-      ok INTEGER NOT NULL,
-      detail TEXT,
-      PRIMARY KEY (archive_id, cartridge_id, tape_file)
-    ) WITHOUT ROWID;
-    """
-}
-
+/// Pipeline run state in the store catalog (migration `v5-pipeline`): runs, their stages,
+/// and small values a stage must find again when a killed run resumes (the cut point of
+/// each volume, the scratch folder of a drill); and the keyed checks of copies on media.
 extension Catalog {
   /// Starts a run with its stages pending, in one transaction.
   public func beginPipelineRun(
@@ -281,25 +237,5 @@ extension Catalog {
           checked: Timestamp(nanoseconds: row["checked_ns"]), ok: row["ok"], detail: row["detail"])
       }
     }
-  }
-
-  /// Marks an archive as verified with the key again (its read-back at seal time was the first).
-  public func markArchiveVerified(id: String, at time: Timestamp = .now()) throws {
-    try database.write { db in
-      try db.execute(
-        sql: "UPDATE sealed_archive SET verified_ns = ? WHERE id = ?", arguments: [time.nanoseconds, id])
-    }
-  }
-
-  /// A consistent copy of the whole catalog as a new SQLite file (`VACUUM INTO`), written
-  /// under a temporary name and renamed into place.
-  public func snapshot(to path: String) throws {
-    let partial = path + ".partial"
-    unlink(partial)
-    try database.writeWithoutTransaction { db in
-      try db.execute(sql: "VACUUM INTO ?", arguments: [partial])
-    }
-    try PosixFile.openForReading(partial).sync()
-    try Durable.rename(partial, to: path)
   }
 }

@@ -1,62 +1,28 @@
 import Foundation
+import ReelArchive
 import ReelCore
 import ReelStore
 
-/// One archive some medium offers: what its manifest says, and where it is.
+/// One archive some medium offers: what its manifest (or the media catalog's copy of it)
+/// says, and where it is.
+@dynamicMemberLookup
 public struct ArchiveOffer: Sendable, Equatable {
-  public var archiveID: String
-  public var volume: String
-  public var volumeID: String
-  public var chainID: String
-  public var chainIndex: Int
-  public var parentID: String?
-  public var fromSeq: Seq
-  public var untilSeq: Seq
-  public var fromTime: String
-  public var untilTime: String
-  public var bookmarks: [ArchiveManifest.Bookmark]
-  /// Fingerprints of the master keys the archive was sealed for, when known (a media
-  /// catalog may not carry them; the manifest does).
-  public var keyFingerprints: [String]
+  public var archive: ArchiveSummary
   public var size: UInt64?
   /// How a person finds it: a file path, or a cartridge label and tape file number.
   public var location: String
   /// Supply-specific handle (a path, a tape file number).
   public var handle: String
 
-  public init(
-    archiveID: String, volume: String, volumeID: String, chainID: String, chainIndex: Int, parentID: String?,
-    fromSeq: Seq, untilSeq: Seq, fromTime: String, untilTime: String, bookmarks: [ArchiveManifest.Bookmark],
-    keyFingerprints: [String], size: UInt64?, location: String, handle: String
-  ) {
-    self.archiveID = archiveID
-    self.volume = volume
-    self.volumeID = volumeID
-    self.chainID = chainID
-    self.chainIndex = chainIndex
-    self.parentID = parentID
-    self.fromSeq = fromSeq
-    self.untilSeq = untilSeq
-    self.fromTime = fromTime
-    self.untilTime = untilTime
-    self.bookmarks = bookmarks
-    self.keyFingerprints = keyFingerprints
+  public init(_ archive: ArchiveSummary, size: UInt64?, location: String, handle: String) {
+    self.archive = archive
     self.size = size
     self.location = location
     self.handle = handle
   }
 
-  public init(manifest: ArchiveManifest, size: UInt64?, location: String, handle: String) {
-    self.init(
-      archiveID: manifest.archiveID, volume: manifest.volume.name, volumeID: manifest.volume.id,
-      chainID: manifest.chainID, chainIndex: manifest.chainIndex, parentID: manifest.parentID,
-      fromSeq: manifest.range.fromSeq, untilSeq: manifest.range.untilSeq, fromTime: manifest.range.fromTime,
-      untilTime: manifest.range.untilTime, bookmarks: manifest.bookmarks,
-      keyFingerprints: manifest.keys.map(\.fingerprint), size: size, location: location, handle: handle)
-  }
-
-  public var fileName: String {
-    ArchiveFormat.fileName(volume: volume, fromSeq: fromSeq, untilSeq: untilSeq, archiveID: archiveID)
+  public subscript<Value>(dynamicMember keyPath: KeyPath<ArchiveSummary, Value>) -> Value {
+    archive[keyPath: keyPath]
   }
 }
 
@@ -125,7 +91,7 @@ public final class ArchiveFiles: ArchiveSupply {
     return try files.map { file in
       let manifest = try ArchiveVerifier.readManifest(path: file)
       let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? UInt64) ?? nil
-      return ArchiveOffer(manifest: manifest, size: size, location: file, handle: file)
+      return ArchiveOffer(ArchiveSummary(manifest), size: size, location: file, handle: file)
     }
   }
 

@@ -1,28 +1,43 @@
 import Foundation
-import GRDB
+import ReelArchive
 import ReelCore
 import ReelIO
 import ReelJournal
+import ReelMedia
+import ReelStore
 
 /// What may happen to one journal segment when the journal is pruned.
-public struct JournalSegmentDecision: Sendable, Equatable {
-  public var number: UInt64
-  public var path: String
-  public var firstSeq: Seq
+struct JournalSegmentDecision: Sendable, Equatable {
+  var number: UInt64
+  var path: String
+  var firstSeq: Seq
   /// Nil for the open segment (the writer's).
-  public var lastSeq: Seq?
-  public var size: UInt64
-  public var deletable: Bool
+  var lastSeq: Seq?
+  var size: UInt64
+  var deletable: Bool
   /// Why it stays (or, when deletable, what holds its records).
-  public var reason: String
+  var reason: String
+  /// False for a closed segment without records.
+  var holdsRecords: Bool
+
+  init(_ segment: SegmentFile, deletable: Bool = false, reason: String = "") {
+    number = segment.number
+    path = segment.path
+    firstSeq = segment.header.firstSeq
+    lastSeq = segment.summary?.lastSeq
+    size = segment.size
+    holdsRecords = segment.summary.map { $0.recordCount > 0 && $0.lastSeq >= segment.header.firstSeq } ?? true
+    self.deletable = deletable
+    self.reason = reason
+  }
 }
 
-public struct JournalPruneReport: Sendable, Equatable {
-  public var volume: String
-  public var sealedSeq: Seq
-  public var deleted: [JournalSegmentDecision]
-  public var kept: [JournalSegmentDecision]
-  public var bytesFreed: UInt64 { deleted.reduce(0) { $0 + $1.size } }
+struct JournalPruneReport: Sendable, Equatable {
+  var volume: String
+  var sealedSeq: Seq
+  var deleted: [JournalSegmentDecision]
+  var kept: [JournalSegmentDecision]
+  var bytesFreed: UInt64 { deleted.reduce(0) { $0 + $1.size } }
 }
 
 extension LiveStore {
@@ -31,13 +46,14 @@ extension LiveStore {
   /// seq), held by archives that were verified and have at least `copies` verified copies
   /// on media (of `mediaSets`, when given). The first segment that must stay ends the
   /// list of deletable ones, so the journal never gets a gap.
-  public func journalPrunePlan(volume name: String, copies: Int, mediaSets: [String] = []) throws
+  func journalPrunePlan(volume name: String, copies: Int, mediaSets: [String] = []) throws
     -> [JournalSegmentDecision]
   {
     let descriptor = try store.layout.descriptor(of: name)
     let reader = try JournalReader(directory: store.layout.journalDirectory(name), volume: descriptor.id)
     let sealed = try sealedSeq(of: descriptor)
     let archives = try sealedArchives(of: descriptor)
+    let catalog = store.catalog
     // A copy whose newest keyed check on media failed does not count.
     let failed = Set(try catalog.mediaChecks().filter { !$0.ok }.map(\.key))
     var copyCounts: [String: Int] = [:]
@@ -51,10 +67,7 @@ extension LiveStore {
     var decisions: [JournalSegmentDecision] = []
     var blocked = false
     for (index, segment) in reader.segments.enumerated() {
-      let size = (try? PosixFile.openForReading(segment.path).size()) ?? 0
-      var decision = JournalSegmentDecision(
-        number: segment.number, path: segment.path, firstSeq: segment.header.firstSeq,
-        lastSeq: segment.summary?.lastSeq, size: size, deletable: false, reason: "")
+      var decision = JournalSegmentDecision(segment)
       func keep(_ reason: String) {
         decision.reason = reason
         blocked = true
@@ -64,7 +77,7 @@ extension LiveStore {
       } else if index == reader.segments.count - 1 {
         keep("newest segment (the writer's)")
       } else if let summary = segment.summary {
-        if summary.recordCount == 0 || summary.lastSeq < segment.header.firstSeq {
+        if !decision.holdsRecords {
           decision.deletable = true
           decision.reason = "holds no records"
         } else if summary.lastSeq > sealed {
@@ -97,29 +110,26 @@ extension LiveStore {
     return decisions
   }
 
-  /// Deletes the segments `journalPrunePlan` allows, oldest first, each one durably
-  /// (unlink, then fsync of the folder) before the next, so a crash leaves a journal that
-  /// only lost its oldest, already protected segments. Holds the store lock, so an ingest
-  /// never opens a segment that is about to go. `deleted` is told of each one once it is gone.
-  public func pruneJournal(
+  /// Deletes the segments `journalPrunePlan` allows: the store deletes, under its lock and
+  /// oldest first, the segments holding nothing after the last record the plan found
+  /// protected. `deleted` is told of each one once it is gone.
+  func pruneJournal(
     volume name: String, copies: Int, mediaSets: [String] = [],
     deleted: (JournalSegmentDecision) throws -> Void = { _ in }
   ) throws -> JournalPruneReport {
-    try withStoreLock {
-      let descriptor = try store.layout.descriptor(of: name)
-      let plan = try journalPrunePlan(volume: name, copies: copies, mediaSets: mediaSets)
-      var report = JournalPruneReport(
-        volume: name, sealedSeq: try sealedSeq(of: descriptor), deleted: [], kept: plan.filter { !$0.deletable })
-      let directory = store.layout.journalDirectory(name)
-      for decision in plan where decision.deletable {
-        guard unlink(decision.path) == 0 || errno == ENOENT else {
-          throw PosixFile.error(errno, "delete", decision.path)
-        }
-        try Durable.syncDirectory(directory)
-        report.deleted.append(decision)
-        try deleted(decision)
-      }
-      return report
+    let descriptor = try store.layout.descriptor(of: name)
+    let plan = try journalPrunePlan(volume: name, copies: copies, mediaSets: mediaSets)
+    let deletable = plan.filter(\.deletable)
+    let protected = deletable.filter(\.holdsRecords).compactMap(\.lastSeq).max() ?? 0
+    var report = JournalPruneReport(
+      volume: name, sealedSeq: try sealedSeq(of: descriptor), deleted: [], kept: plan.filter { !$0.deletable })
+    try deleteJournalSegments(volume: name, through: protected) { segment in
+      let decision =
+        deletable.first { $0.number == segment.number }
+        ?? JournalSegmentDecision(segment, deletable: true, reason: "holds no records")
+      report.deleted.append(decision)
+      try deleted(decision)
     }
+    return report
   }
 }

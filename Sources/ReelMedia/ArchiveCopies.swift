@@ -1,12 +1,13 @@
 import Foundation
 import GRDB
 import ReelCore
+import ReelStore
 
 /// One copy of a sealed archive on media, recorded only after it was read back from the
 /// media and verified. The row carries the archive's identity and time range itself, so
 /// `reel media needed` works for archives this store did not seal (or no longer knows).
 public struct ArchiveCopy: Sendable, Equatable, Codable {
-  public var archiveID: String
+  public var archiveID: ArchiveID
   public var mediaSet: String
   public var mediaSetID: String
   public var cartridgeID: String
@@ -14,10 +15,10 @@ public struct ArchiveCopy: Sendable, Equatable, Codable {
   /// The tape file number on the cartridge (for `dir:` media, the archive's ordinal).
   public var tapeFile: Int
   public var volumeName: String
-  public var chainID: String
+  public var chainID: ArchiveID
   public var chainIndex: Int
-  public var fromSeq: UInt64
-  public var untilSeq: UInt64
+  public var fromSeq: Seq
+  public var untilSeq: Seq
   public var fromTime: Timestamp
   public var untilTime: Timestamp
   public var size: UInt64
@@ -26,21 +27,9 @@ public struct ArchiveCopy: Sendable, Equatable, Codable {
   /// The bookmarks inside the archive's range, so a bookmark names a point without the store.
   public var bookmarks: [Bookmark]
 
-  public struct Bookmark: Sendable, Equatable, Codable {
-    public var label: String
-    public var seq: UInt64
-    public var time: Timestamp
-
-    public init(label: String, seq: UInt64, time: Timestamp) {
-      self.label = label
-      self.seq = seq
-      self.time = time
-    }
-  }
-
   public init(
-    archiveID: String, mediaSet: String, mediaSetID: String, cartridgeID: String, cartridgeLabel: String,
-    tapeFile: Int, volumeName: String, chainID: String, chainIndex: Int, fromSeq: UInt64, untilSeq: UInt64,
+    archiveID: ArchiveID, mediaSet: String, mediaSetID: String, cartridgeID: String, cartridgeLabel: String,
+    tapeFile: Int, volumeName: String, chainID: ArchiveID, chainIndex: Int, fromSeq: Seq, untilSeq: Seq,
     fromTime: Timestamp, untilTime: Timestamp, size: UInt64, sha256: String, verified: Timestamp,
     bookmarks: [Bookmark] = []
   ) {
@@ -99,46 +88,6 @@ public struct CartridgeRecord: Sendable, Equatable, Codable {
 
 /// Export state in the store catalog (migration `v4-media`): which archive is on which
 /// cartridge, so the pipeline can require N verified copies before pruning.
-public enum ArchiveCopies {
-  static let schema = """
-    CREATE TABLE media_cartridge (
-      id TEXT PRIMARY KEY NOT NULL,
-      label TEXT NOT NULL,
-      media_set TEXT,
-      media_set_id TEXT,
-      sequence INTEGER NOT NULL,
-      address TEXT NOT NULL,
-      closed INTEGER NOT NULL,
-      catalog_json TEXT,
-      updated_ns INTEGER NOT NULL
-    ) WITHOUT ROWID;
-    -- one row per verified copy of an archive on media
-    CREATE TABLE archive_copy (
-      archive_id TEXT NOT NULL,
-      media_set TEXT NOT NULL,
-      media_set_id TEXT NOT NULL,
-      cartridge_id TEXT NOT NULL,
-      cartridge_label TEXT NOT NULL,
-      tape_file INTEGER NOT NULL,
-      volume_name TEXT NOT NULL,
-      chain_id TEXT NOT NULL,
-      chain_index INTEGER NOT NULL,
-      from_seq INTEGER NOT NULL,
-      until_seq INTEGER NOT NULL,
-      from_time_ns INTEGER NOT NULL,
-      until_time_ns INTEGER NOT NULL,
-      size INTEGER NOT NULL,
-      sha256 TEXT NOT NULL,
-      verified_ns INTEGER NOT NULL,
-      -- JSON: [{"label", "seq", "time"}] of the bookmarks inside the range
-      bookmarks TEXT NOT NULL,
-      PRIMARY KEY (archive_id, cartridge_id, tape_file)
-    ) WITHOUT ROWID;
-    CREATE INDEX archive_copy_by_set ON archive_copy (media_set, archive_id);
-    CREATE INDEX archive_copy_by_volume ON archive_copy (volume_name, chain_id, chain_index);
-    """
-}
-
 extension Catalog {
   /// Records a verified copy; recording the same copy again updates its verified time.
   public func recordCopy(_ copy: ArchiveCopy) throws {
@@ -235,7 +184,7 @@ extension Catalog {
       fromSeq: UInt64(row["from_seq"] as Int64), untilSeq: UInt64(row["until_seq"] as Int64),
       fromTime: Timestamp(nanoseconds: row["from_time_ns"]), untilTime: Timestamp(nanoseconds: row["until_time_ns"]),
       size: UInt64(row["size"] as Int64), sha256: row["sha256"], verified: Timestamp(nanoseconds: row["verified_ns"]),
-      bookmarks: (try? JSONDecoder().decode([ArchiveCopy.Bookmark].self, from: Data((row["bookmarks"] as String).utf8)))
+      bookmarks: (try? JSONDecoder().decode([Bookmark].self, from: Data((row["bookmarks"] as String).utf8)))
         ?? [])
   }
 }
