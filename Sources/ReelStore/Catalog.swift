@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReelCore
+import ReelIO
 
 /// The store's SQLite catalog. Version 1 holds the store's identity and its volumes;
 /// later migrations add chunks, extents and archives.

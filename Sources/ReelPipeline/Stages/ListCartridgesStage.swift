@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelMedia
 
 extension StageKind {
   public static let listCartridges = StageKind(rawValue: "list-cartridges")

@@ -1,4 +1,5 @@
 import Foundation
+import ReelArchive
 import ReelCore
 import ReelMedia
 import ReelStore

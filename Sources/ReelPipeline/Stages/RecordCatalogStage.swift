@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelMedia
 import ReelIO
 
 extension StageKind {
