@@ -61,10 +61,14 @@ let package = Package(
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
     .testTarget(
-      name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "JournalCrashWriter"]),
+      name: "ReelJournalTests",
+      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "JournalCrashWriter"]),
+    .systemLibrary(name: "CTestSupport", path: "Tests/CTestSupport"),
     .target(
       name: "ReelTestSupport",
-      dependencies: ["ReelStore", "ReelJournal", "ReelCore", "ReelCodec", .product(name: "GRDB", package: "GRDB.swift")],
+      dependencies: [
+        "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "CTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+      ],
       path: "Tests/ReelTestSupport"),
     .testTarget(
       name: "ReelStoreTests",
@@ -74,10 +78,10 @@ let package = Package(
       ]),
     .testTarget(
       name: "ReelCLITests",
-      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
+      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelCaptureTests",
-      dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
+      dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelArchiveTests",
       dependencies: ["ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel"]),
@@ -89,7 +93,7 @@ let package = Package(
     .testTarget(
       name: "ReelPipelineTests",
       dependencies: [
-        "ReelPipeline", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "reel",
+        "ReelPipeline", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
   ],
