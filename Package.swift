@@ -82,6 +82,11 @@ let package = Package(
     .testTarget(
       name: "ReelCaptureTests",
       dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "ReelTestSupport", "reel"]),
+    // Whole-system tests: `reel serve` with the kernel as its client (nbdfuse, loop
+    // mounts, ext4), and the disaster-recovery drill. They need root and take minutes.
+    .testTarget(
+      name: "ReelEndToEndTests",
+      dependencies: ["ReelJournal", "ReelCore", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelArchiveTests",
       dependencies: ["ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "reel"]),
