@@ -63,16 +63,19 @@ let package = Package(
     .executableTarget(
       name: "reel-bench", dependencies: ["ReelCore", "ReelIO", "ReelJournal"], path: "benchmarks/Sources/reel-bench"),
     .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"]),
-    .testTarget(name: "ReelIOTests", dependencies: ["ReelIO", "ReelCore"]),
+    .testTarget(name: "ReelIOTests", dependencies: ["ReelIO", "ReelCore", "ReelTestSupport"]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec", "ReelCore"]),
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
     .testTarget(
-      name: "ReelJournalTests", dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "JournalCrashWriter"]),
+      name: "ReelJournalTests",
+      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "JournalCrashWriter"]),
+    .systemLibrary(name: "CTestSupport", path: "Tests/CTestSupport"),
     .target(
       name: "ReelTestSupport",
       dependencies: [
-        "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", .product(name: "GRDB", package: "GRDB.swift"),
+        "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "CTestSupport",
+        .product(name: "GRDB", package: "GRDB.swift"),
       ],
       path: "Tests/ReelTestSupport"),
     .testTarget(
@@ -83,10 +86,15 @@ let package = Package(
       ]),
     .testTarget(
       name: "ReelCLITests",
-      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "reel"]),
+      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelCaptureTests",
-      dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "reel"]),
+      dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelTestSupport", "reel"]),
+    // Whole-system tests: `reel serve` with the kernel as its client (nbdfuse, loop
+    // mounts, ext4), and the disaster-recovery drill. They need root and take minutes.
+    .testTarget(
+      name: "ReelEndToEndTests",
+      dependencies: ["ReelJournal", "ReelCore", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelArchiveTests",
       dependencies: [
@@ -101,7 +109,7 @@ let package = Package(
     .testTarget(
       name: "ReelPipelineTests",
       dependencies: [
-        "ReelPipeline", "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "reel",
+        "ReelPipeline", "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelTestSupport", "reel",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
   ],

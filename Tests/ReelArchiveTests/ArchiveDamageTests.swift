@@ -157,7 +157,7 @@ func verdict(of path: String, key: SymmetricKey, _ change: (inout [UInt8]) -> Vo
     try script.write(toFile: folder + "/make.py", atomically: true, encoding: .utf8)
     for kind in ["dotdot", "absolute", "symlink", "huge", "notreel"] {
       let path = folder + "/\(kind).tar"
-      let made = try run(["python3", folder + "/make.py", kind, path])
+      let made = try run("/usr/bin/env", ["python3", folder + "/make.py", kind, path])
       #expect(made.status == 0, "\(made.output)")
       let error = #expect(throws: ReelError.self, "\(kind)") { try ArchiveVerifier.verify(path: path, masterKeys: []) }
       #expect(error?.kind == .corrupt, "\(kind): \(String(describing: error))")
@@ -170,7 +170,7 @@ func verdict(of path: String, key: SymmetricKey, _ change: (inout [UInt8]) -> Vo
     let chain = Self.chain
     let folder = chain.fixture.root + "/edited"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    #expect(try run(["tar", "-xf", chain.archives[0], "-C", folder]).status == 0)
+    #expect(try run("/usr/bin/env", ["tar", "-xf", chain.archives[0], "-C", folder]).status == 0)
     // Claim another size for the pack, keep SHA256SUMS consistent with the edited manifest.
     let manifestPath = folder + "/manifest.json"
     var manifest = try JSONDecoder().decode(
@@ -178,15 +178,17 @@ func verdict(of path: String, key: SymmetricKey, _ change: (inout [UInt8]) -> Vo
     manifest.members[manifest.members.count - 1].size += 1
     try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: manifestPath))
     let sums = try run(
-      ["sh", "-c", "sha256sum README.txt manifest.json manifest.hmac index.sqlite.enc packs/* > SHA256SUMS"], in: folder
-    )
+      "/bin/sh", ["-c", "sha256sum README.txt manifest.json manifest.hmac index.sqlite.enc packs/* > SHA256SUMS"],
+      directory: folder)
     #expect(sums.status == 0)
     let rebuilt = folder + "/rebuilt.tar"
     let tar = try run(
+      "/bin/sh",
       [
-        "sh", "-c",
+        "-c",
         "tar --format=pax -cf rebuilt.tar README.txt manifest.json manifest.hmac index.sqlite.enc packs/* SHA256SUMS",
-      ], in: folder)
+      ],
+      directory: folder)
     #expect(tar.status == 0, "\(tar.output)")
     let keyless = try ArchiveVerifier.verify(path: rebuilt, masterKeys: []).problems
     #expect(keyless.map(\.description).contains { $0.contains("does not match manifest.json") }, "\(keyless)")

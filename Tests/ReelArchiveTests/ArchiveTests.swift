@@ -65,20 +65,6 @@ final class SealedChain: @unchecked Sendable {
   }
 }
 
-func run(_ arguments: [String], in directory: String? = nil) throws -> (status: Int32, output: String) {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-  process.arguments = arguments
-  if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-  let pipe = Pipe()
-  process.standardOutput = pipe
-  process.standardError = pipe
-  try process.run()
-  let data = pipe.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 @Suite struct ArchiveRoundTripTests {
   @Test func chainRestoresEveryBookmarkAndInstantFromTheArchivesAlone() throws {
     let chain = try SealedChain()
@@ -140,14 +126,14 @@ func run(_ arguments: [String], in directory: String? = nil) throws -> (status: 
     let archive = try #require(try chain.seal())
     let names = ["README.txt", "manifest.json", "manifest.hmac", "index.sqlite.enc", "packs/000001.pack", "SHA256SUMS"]
     for tool in ["tar", "bsdtar"] {
-      let listing = try run([tool, "-tvf", archive.path])
+      let listing = try run("/usr/bin/env", [tool, "-tvf", archive.path])
       #expect(listing.status == 0, "\(tool): \(listing.output)")
       for name in names { #expect(listing.output.contains(name), "\(tool) lists \(name)") }
     }
     let folder = chain.fixture.root + "/extracted"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    #expect(try run(["tar", "-xf", archive.path, "-C", folder]).status == 0)
-    let check = try run(["sha256sum", "-c", "SHA256SUMS"], in: folder)
+    #expect(try run("/usr/bin/env", ["tar", "-xf", archive.path, "-C", folder]).status == 0)
+    let check = try run("/usr/bin/env", ["sha256sum", "-c", "SHA256SUMS"], directory: folder)
     #expect(check.status == 0, "\(check.output)")
     #expect(check.output.contains("packs/000001.pack: OK"))
     let readme = try String(contentsOfFile: folder + "/README.txt", encoding: .utf8)

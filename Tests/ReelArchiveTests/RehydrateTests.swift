@@ -161,21 +161,13 @@ final class SealedFolder {
   @Test func killedAtAnyMomentItResumesAndImportsNothingTwice() throws {
     let sealed = try SealedFolder(size: 16 << 20, windows: ["a", "b"], randomBytes: 12 << 20)
     let target = sealed.fixture.root + "/dr-killed"
-    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-      .appendingPathComponent("reel").path
     for delay in [0.01, 0.05, 0.1, 0.2, 0.35, 0.5, 0.8, 1.2] {
-      let process = Process()
-      process.executableURL = URL(fileURLWithPath: executable)
-      process.arguments = ["rehydrate", "--from", sealed.out, "--key", sealed.keyPath, "--store", target]
-      var environment = ProcessInfo.processInfo.environment
-      environment["REEL_PASSPHRASE"] = "correct horse"
-      process.environment = environment
-      process.standardOutput = FileHandle.nullDevice
-      process.standardError = FileHandle.nullDevice
-      try process.run()
+      let child = try ChildProcess(
+        reelExecutable, ["rehydrate", "--from", sealed.out, "--key", sealed.keyPath, "--store", target],
+        environment: ["REEL_PASSPHRASE": "correct horse"])
       Thread.sleep(forTimeInterval: delay)
-      kill(process.processIdentifier, SIGKILL)
-      process.waitUntilExit()
+      child.signal(SIGKILL)
+      child.wait()
     }
     let finish = try reel(
       ["rehydrate", "--from", sealed.out, "--key", sealed.keyPath, "--store", target], store: target)

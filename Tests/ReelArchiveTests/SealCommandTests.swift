@@ -10,31 +10,12 @@ import Testing
 @testable import ReelArchive
 
 /// Runs the built `reel` against a fixture's store with a passphrase in the environment.
-func reel(_ arguments: [String], store: String, passphrase: String = "correct horse") throws -> (
-  status: Int32, stdout: String, stderr: String
-) {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    .appendingPathComponent("reel")
-  process.arguments = arguments
-  var environment = ProcessInfo.processInfo.environment
-  environment["REEL_STORE"] = store
-  environment["REEL_PASSPHRASE"] = passphrase
-  environment.removeValue(forKey: "REEL_KEY")
-  process.environment = environment
-  let errorFile = NSTemporaryDirectory() + "reel-stderr-\(UUID().uuidString)"
-  _ = FileManager.default.createFile(atPath: errorFile, contents: nil)
-  defer { unlink(errorFile) }
-  process.standardError = FileHandle(forWritingAtPath: errorFile)
-  let out = Pipe()
-  process.standardOutput = out
-  try process.run()
-  let data = out.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return (
-    process.terminationStatus, String(decoding: data, as: UTF8.self),
-    (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
-  )
+func reel(
+  _ arguments: [String], store: String, passphrase: String = "correct horse", in directory: String? = nil
+) throws -> CommandResult {
+  try run(
+    reelExecutable, arguments, environment: ["REEL_STORE": store, "REEL_PASSPHRASE": passphrase, "REEL_KEY": nil],
+    directory: directory)
 }
 
 @Suite struct SealCommandTests {
@@ -132,26 +113,6 @@ func archives(in folder: String) throws -> [String] {
 
 /// Paths as people type them: relative to the folder they are in.
 @Suite struct RelativePathTests {
-  func reelIn(_ folder: String, _ arguments: [String], store: String) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-      .appendingPathComponent("reel")
-    process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: folder)
-    var environment = ProcessInfo.processInfo.environment
-    environment["REEL_STORE"] = store
-    environment["REEL_PASSPHRASE"] = "correct horse"
-    environment.removeValue(forKey: "REEL_KEY")
-    process.environment = environment
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = out
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-  }
-
   @Test func sealExportRehydrateAndRestoreWithRelativePaths() throws {
     let fixture = try StoreFixture(size: 1 << 20)
     for _ in 0..<10 { try fixture.randomChange() }
@@ -162,7 +123,8 @@ func archives(in folder: String) throws -> [String] {
     let work = fixture.root
 
     // The first archive of a chain creates the folder: it used to fail on syncing "" (its parent).
-    let sealed = try reelIn(work, ["seal", "disk", "--out", "archives", "--key", "master.key", "--json"], store: store)
+    let sealed = try reel(
+      ["seal", "disk", "--out", "archives", "--key", "master.key", "--json"], store: store, in: work)
     #expect(sealed.status == 0, "\(sealed.output)")
     #expect(!sealed.output.contains("reel: :"), "\(sealed.output)")
     let report = try JSONSerialization.jsonObject(with: Data(sealed.output.utf8)) as? [String: Any]
@@ -171,16 +133,16 @@ func archives(in folder: String) throws -> [String] {
     #expect(FileManager.default.fileExists(atPath: archive))
     let name = (archive as NSString).lastPathComponent
 
-    #expect(try reelIn(work, ["verify", "archives/" + name, "--key", "master.key"], store: store).status == 0)
-    let label = try reelIn(work, ["media", "label", "dir:media", "--name", "D1"], store: store)
+    #expect(try reel(["verify", "archives/" + name, "--key", "master.key"], store: store, in: work).status == 0)
+    let label = try reel(["media", "label", "dir:media", "--name", "D1"], store: store, in: work)
     #expect(label.status == 0, "\(label.output)")
-    let exported = try reelIn(work, ["export", "archives/" + name, "--to", "dir:media"], store: store)
+    let exported = try reel(["export", "archives/" + name, "--to", "dir:media"], store: store, in: work)
     #expect(exported.status == 0, "\(exported.output)")
-    let rehydrated = try reelIn(
-      work, ["rehydrate", "--from", "dir:media", "--store", "again", "--key", "master.key"], store: store)
+    let rehydrated = try reel(
+      ["rehydrate", "--from", "dir:media", "--store", "again", "--key", "master.key"], store: store, in: work)
     #expect(rehydrated.status == 0, "\(rehydrated.output)")
-    let restored = try reelIn(
-      work, ["restore", "disk", "--at", "one", "--output", "one.img", "--store", "again"], store: store)
+    let restored = try reel(
+      ["restore", "disk", "--at", "one", "--output", "one.img", "--store", "again"], store: store, in: work)
     #expect(restored.status == 0, "\(restored.output)")
     #expect(FileManager.default.contents(atPath: work + "/one.img") == Data(expected))
   }
@@ -203,8 +165,7 @@ func archives(in folder: String) throws -> [String] {
     #expect(try reel(["ingest"], store: fixture.store.layout.root).status == 0)
 
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-      .appendingPathComponent("reel")
+    process.executableURL = URL(fileURLWithPath: reelExecutable)
     process.arguments = ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--format", "2"]
     var environment = ProcessInfo.processInfo.environment
     environment["REEL_STORE"] = fixture.store.layout.root
@@ -235,9 +196,8 @@ func archives(in folder: String) throws -> [String] {
   /// (the state at seq 0), later seals continue that chain, and rehydrating gives the
   /// image back bit for bit.
   @Test func aVolumeCreatedFromAnImageIsSealableBeforeItsFirstWrite() throws {
-    let root = NSTemporaryDirectory() + "reel-first-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: root) }
+    let folder = TemporaryDirectory("reel-first")
+    let root = folder.path
     let store = root + "/store"
     let image = root + "/golden.img"
     var generator = SystemRandomNumberGenerator()

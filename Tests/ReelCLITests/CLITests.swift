@@ -2,34 +2,18 @@ import Foundation
 import ReelCodec
 import ReelCore
 import ReelJournal
+import ReelTestSupport
 import Testing
 
-/// Runs the built `reel` with a store folder of its own; returns status and output.
-struct ReelRun {
-  var status: Int32
-  var stdout: String
-  var stderr: String
-}
-
+/// A store folder of its own for the built `reel` to run against.
 final class ReelSandbox {
-  let root: String
+  private let folder = TemporaryDirectory("reel-cli")
+  var root: String { folder.path }
   var store: String { root + "/store" }
 
-  init() {
-    var template = Array((NSTemporaryDirectory() + "/reel-cli-XXXXXX").utf8CString)
-    precondition(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) } != nil)
-    root = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-  }
-
-  deinit { try? FileManager.default.removeItem(atPath: root) }
-
-  static var executable: String {
-    URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("reel").path
-  }
-
   @discardableResult
-  func reel(_ arguments: String...) throws -> ReelRun {
-    try run(Self.executable, arguments)
+  func reel(_ arguments: String...) throws -> CommandResult {
+    try run(reelExecutable, arguments)
   }
 
   /// Runs `executable` with the store set; `environment` adds variables (nil removes one)
@@ -37,33 +21,9 @@ final class ReelSandbox {
   func run(
     _ executable: String, _ arguments: [String], environment changes: [String: String?] = [:],
     input: [UInt8]? = nil
-  ) throws -> ReelRun {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["REEL_STORE"] = store
-    for (name, value) in changes { environment[name] = value }
-    process.environment = environment
-    let out = Pipe()
-    let err = Pipe()
-    let stdin = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    if input != nil { process.standardInput = stdin }
-    try process.run()
-    if let input {
-      // A command may exit before reading its input; that must not kill the test runner.
-      signal(SIGPIPE, SIG_IGN)
-      try? stdin.fileHandleForWriting.write(contentsOf: Data(input))
-      try stdin.fileHandleForWriting.close()
-    }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return ReelRun(
-      status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-      stderr: String(decoding: errData, as: UTF8.self))
+  ) throws -> CommandResult {
+    try ReelTestSupport.run(
+      executable, arguments, environment: changes.merging(["REEL_STORE": store]) { first, _ in first }, input: input)
   }
 
   func json(_ text: String) throws -> [String: Any] {

@@ -1,4 +1,5 @@
 import Foundation
+import ReelTestSupport
 import Testing
 
 /// Ctrl-C and SIGTERM stop a long command cleanly: it says so, removes what it had half
@@ -28,7 +29,7 @@ import Testing
   /// status and standard error.
   func interruptRestore(_ sandbox: ReelSandbox, output: String, signal number: Int32) throws -> (Int32, String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: ReelSandbox.executable)
+    process.executableURL = URL(fileURLWithPath: reelExecutable)
     process.arguments = ["restore", "disk", "--at", "latest", "--output", output]
     var environment = ProcessInfo.processInfo.environment
     environment["REEL_STORE"] = sandbox.store

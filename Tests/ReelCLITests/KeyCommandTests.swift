@@ -1,4 +1,5 @@
 import Foundation
+import ReelTestSupport
 import Testing
 
 /// `reel key` run as a user would: the real binary, the passphrase in the environment.
@@ -13,9 +14,9 @@ import Testing
 
   func key(
     _ sandbox: ReelSandbox, _ arguments: String..., passphrase: String? = passphrase, input: String? = nil
-  ) throws -> ReelRun {
+  ) throws -> CommandResult {
     try sandbox.run(
-      ReelSandbox.executable, ["key"] + arguments, environment: Self.environment(passphrase: passphrase),
+      reelExecutable, ["key"] + arguments, environment: Self.environment(passphrase: passphrase),
       input: input.map { Array($0.utf8) })
   }
 
@@ -39,7 +40,7 @@ import Testing
     #expect(json["fingerprint"] as? String == fingerprint)
     #expect((json["kdf"] as? [String: Any])?["memory_kib"] as? Int == 64)
     let viaEnvironment = try sandbox.run(
-      ReelSandbox.executable, ["key", "show"], environment: ["REEL_KEY": original, "REEL_PASSPHRASE": nil])
+      reelExecutable, ["key", "show"], environment: ["REEL_KEY": original, "REEL_PASSPHRASE": nil])
     #expect(viaEnvironment.status == 0 && viaEnvironment.stdout.contains(fingerprint))
 
     let paper = try key(sandbox, "paper", original)
@@ -154,7 +155,7 @@ import Testing
     let path = sandbox.root + "/k.key"
     #expect(try key(sandbox, "create", "--out", path).status == 0)
     let detached = try sandbox.run(
-      "/usr/bin/setsid", ["--wait", ReelSandbox.executable, "key", "paper", path],
+      "/usr/bin/setsid", ["--wait", reelExecutable, "key", "paper", path],
       environment: Self.environment(passphrase: nil))
     #expect(detached.status == 64)
     #expect(detached.stderr.contains("REEL_PASSPHRASE is not set and there is no terminal"))

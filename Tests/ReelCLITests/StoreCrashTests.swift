@@ -2,6 +2,7 @@ import Foundation
 import ReelCodec
 import ReelCore
 import ReelJournal
+import ReelTestSupport
 import Testing
 
 /// `reel ingest` and `reel prune` killed with SIGKILL at random moments, then run again:
@@ -42,7 +43,7 @@ import Testing
 
   func killAfter(_ milliseconds: Int, _ arguments: [String], sandbox: ReelSandbox) throws -> Bool {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: ReelSandbox.executable)
+    process.executableURL = URL(fileURLWithPath: reelExecutable)
     process.arguments = arguments
     var environment = ProcessInfo.processInfo.environment
     environment["REEL_STORE"] = sandbox.store

@@ -1,5 +1,7 @@
 import Foundation
 import ReelCore
+import ReelJournal
+import ReelTestSupport
 import Testing
 
 /// Real NBD clients (qemu-io, nbdinfo, nbdcopy) against `reel serve`.

@@ -1,5 +1,7 @@
 import Foundation
 import ReelCore
+import ReelJournal
+import ReelTestSupport
 import Testing
 
 /// Hand-made NBD traffic that breaks the rules: the server answers with an NBD error or

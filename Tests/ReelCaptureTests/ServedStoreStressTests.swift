@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelTestSupport
 import Testing
 
 /// A served volume under random writes while every other writer of the store runs from
@@ -16,20 +17,15 @@ import Testing
       "REEL_KEY": work + "/master.reelkey", "REEL_PASSPHRASE": "stress", "REEL_KDF_MEMORY_KIB": "1024",
       "REEL_VTL": work + "/vtl", "REEL_STORE": store.root,
     ]
-    func reel(_ arguments: [String]) throws -> CommandResult {
-      try run(store.reel, arguments, environment: environment)
-    }
-    func reelChecked(_ arguments: [String]) throws {
-      let result = try reel(arguments)
-      try #require(result.succeeded, "reel \(arguments.joined(separator: " ")): \(result.stdout)\(result.stderr)")
-    }
-    try reelChecked(["key", "create", "--out", work + "/master.reelkey"])
+    try runChecked(store.reel, ["key", "create", "--out", work + "/master.reelkey"], environment: environment)
     try FileManager.default.createDirectory(atPath: work + "/vtl", withIntermediateDirectories: true)
     for name in ["c1", "c2", "c3"] {
-      try reelChecked([
-        "media", "label", "vtape:\(work)/vtl/\(name).vtape", "--name", name.uppercased(), "--media-set", "primary",
-        "--capacity", "256M",
-      ])
+      try runChecked(
+        store.reel,
+        [
+          "media", "label", "vtape:\(work)/vtl/\(name).vtape", "--name", name.uppercased(), "--media-set", "primary",
+          "--capacity", "256M",
+        ], environment: environment)
     }
     let pipeline = work + "/nightly.yaml"
     try Data(
@@ -91,7 +87,7 @@ import Testing
         #expect(status == 0, "round \(round): reel \(arguments.joined(separator: " ")) exited \(status): \(output)")
       }
       let label = "round-\(round)"
-      try reelChecked(["bookmark", "vt", label, "--store", store.root])
+      try runChecked(store.reel, ["bookmark", "vt", label, "--store", store.root], environment: environment)
       let image = work + "/\(label).device"
       try runChecked(try tool("nbdcopy"), [store.uri("vt"), image])
       bookmarks.append((label, image))
@@ -111,11 +107,11 @@ import Testing
     for (previous, archive) in zip(chain, chain.dropFirst()) {
       #expect(archive[1] == previous[0] && archive[2] == previous[3], "chain forks: \(chain)")
     }
-    let check = try reel(["store", "check", "--read-data"])
+    let check = try run(store.reel, ["store", "check", "--read-data"], environment: environment)
     #expect(check.succeeded, "\(check.stdout)\(check.stderr)")
     for (label, image) in bookmarks {
       let restored = work + "/\(label).restored"
-      try reelChecked(["restore", "vt", "--at", label, "--output", restored])
+      try runChecked(store.reel, ["restore", "vt", "--at", label, "--output", restored], environment: environment)
       #expect(try sha256(restored) == sha256(image), "bookmark \(label)")
     }
   }

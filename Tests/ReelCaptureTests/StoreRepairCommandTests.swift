@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelTestSupport
 import Testing
 
 /// `reel store repair` with the real binary: a damaged chunk whose journal record is gone

@@ -1,6 +1,7 @@
 import Foundation
 import ReelCore
 import ReelIO
+import ReelTestSupport
 import Testing
 
 @Suite("Durable files and their errors")

@@ -4,6 +4,7 @@ import ReelCodec
 import ReelCore
 import ReelIO
 import ReelStore
+import ReelTestSupport
 import Testing
 
 @testable import ReelMedia
@@ -176,14 +177,14 @@ import Testing
 
     // Disaster: the library and the key alone give the volume back, as of its last write.
     let target = sandbox.root + "/rehydrated"
-    let rehydrated = try sandbox.run(
-      MediaSandbox.executable,
+    let rehydrated = try run(
+      reelExecutable,
       ["rehydrate", "--from", "vtape:" + sandbox.library, "--key", maker.keyPath, "--store", target],
       environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
     #expect(rehydrated.status == 0, "\(rehydrated.output)")
     let image = sandbox.root + "/restored.img"
-    let restored = try sandbox.run(
-      MediaSandbox.executable, ["restore", "disk", "--at", "latest", "--output", image],
+    let restored = try run(
+      reelExecutable, ["restore", "disk", "--at", "latest", "--output", image],
       environment: ["REEL_STORE": target])
     #expect(restored.status == 0, "\(restored.output)")
     #expect(sandbox.digest(image) == SHA256Digest.hash(maker.fixture.model).hex, "the restored image is the last state")
@@ -225,7 +226,7 @@ import Testing
       try sandbox.reel(
         "media", "label", "vtape:" + sandbox.library, "--name", "MONDAY", "--media-set", "weekly", "--capacity", "8M"
       ).status == 0)
-    let dd = try sandbox.run(
+    let dd = try run(
       "/usr/bin/dd", ["if=" + sandbox.cartridge("MONDAY"), "bs=4096", "skip=1", "count=1", "status=none"])
     #expect(dd.status == 0)
     let text = dd.stdout
@@ -367,7 +368,7 @@ import Testing
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     _ = FileManager.default.createFile(atPath: folder + "/hello.txt", contents: Data("hello".utf8))
     #expect(
-      try sandbox.run("/usr/bin/tar", ["-cf", sandbox.root + "/plain.tar", "-C", folder, "hello.txt"]).status == 0)
+      try run("/usr/bin/tar", ["-cf", sandbox.root + "/plain.tar", "-C", folder, "hello.txt"]).status == 0)
     var tar = sandbox.bytes(sandbox.root + "/plain.tar")
     tar += [UInt8](repeating: 0, count: (1 << 20) - tar.count % (1 << 20))
     do {
@@ -416,15 +417,15 @@ import Testing
       try sandbox.reel("export", archive.path, "--to", "vtape:" + sandbox.cartridge("W1"), "--media-set", "weekly")
         .status == 0)
     let target = sandbox.root + "/rehydrated"
-    let mixed = try sandbox.run(
-      MediaSandbox.executable,
+    let mixed = try run(
+      reelExecutable,
       ["rehydrate", "--from", "vtape:" + sandbox.library, "--key", maker.keyPath, "--store", target],
       environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
     #expect(mixed.status == 64, "\(mixed.output)")
     #expect(mixed.stderr.contains("M1") && mixed.stderr.contains("monthly"), "\(mixed.output)")
     #expect(!FileManager.default.fileExists(atPath: target + "/volumes/disk"))
-    let one = try sandbox.run(
-      MediaSandbox.executable,
+    let one = try run(
+      reelExecutable,
       ["rehydrate", "--from", "vtape:" + sandbox.cartridge("W1"), "--key", maker.keyPath, "--store", target],
       environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
     #expect(one.status == 0, "\(one.output)")
@@ -448,8 +449,8 @@ extension RehydrateFromMediaTests {
     #expect(exported.count == 2)
 
     let target = sandbox.root + "/rehydrated"
-    let rehydrated = try sandbox.run(
-      MediaSandbox.executable, ["rehydrate", "--from", "dir:" + folder, "--key", maker.keyPath, "--store", target],
+    let rehydrated = try run(
+      reelExecutable, ["rehydrate", "--from", "dir:" + folder, "--key", maker.keyPath, "--store", target],
       environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
     #expect(rehydrated.status == 0, "\(rehydrated.output)")
     let store = try Store.open(StoreLayout(root: target))
@@ -484,9 +485,9 @@ extension RehydrateFromMediaTests {
     #expect(export.status == 0 && export.stdout.contains("C3 file"), "\(export.output)")
 
     let target = sandbox.root + "/rehydrated"
-    func load(_ cartridge: String) throws -> MediaSandbox.Run {
-      try sandbox.run(
-        MediaSandbox.executable,
+    func load(_ cartridge: String) throws -> CommandResult {
+      try run(
+        reelExecutable,
         ["rehydrate", "--from", "vtape:" + sandbox.cartridge(cartridge), "--key", maker.keyPath, "--store", target],
         environment: ["REEL_STORE": target, "REEL_PASSPHRASE": ArchiveMaker.passphrase])
     }
@@ -509,8 +510,8 @@ extension RehydrateFromMediaTests {
         == exported.map { "\($0.archiveID) \($0.cartridgeLabel) \($0.tapeFile) \($0.sha256)" }.sorted())
     #expect(Set(known.map(\.cartridgeLabel)) == ["C1", "C2", "C3"])
     let image = sandbox.root + "/restored.img"
-    let restored = try sandbox.run(
-      MediaSandbox.executable, ["restore", "disk", "--at", "latest", "--output", image],
+    let restored = try run(
+      reelExecutable, ["restore", "disk", "--at", "latest", "--output", image],
       environment: ["REEL_STORE": target])
     #expect(restored.status == 0, "\(restored.output)")
     #expect(sandbox.digest(image) == SHA256Digest.hash(maker.fixture.model).hex)
@@ -553,8 +554,8 @@ extension RehydrateFromMediaTests {
 
     let second = sandbox.root + "/second.vtape"
     for extra in [[], ["--force"]] {
-      let clash = try sandbox.run(
-        MediaSandbox.executable,
+      let clash = try run(
+        reelExecutable,
         ["media", "label", "vtape:" + second, "--name", "W1", "--media-set", "weekly", "--capacity", "8M"] + extra,
         environment: ["REEL_STORE": sandbox.store])
       #expect(clash.status == 73, "\(clash.output)")

@@ -7,52 +7,18 @@ import ReelTestSupport
 
 /// A temporary folder with a store for the built `reel` to use, and a place for media.
 final class MediaSandbox: @unchecked Sendable {
-  let root: String
+  private let folder = TemporaryDirectory("reel-media")
+  var root: String { folder.path }
   var store: String { root + "/store" }
   var library: String { root + "/vtl" }
 
   init() throws {
-    var template = Array((NSTemporaryDirectory() + "/reel-media-XXXXXX").utf8CString)
-    precondition(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) } != nil)
-    root = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     try FileManager.default.createDirectory(atPath: library, withIntermediateDirectories: true)
   }
 
-  deinit { try? FileManager.default.removeItem(atPath: root) }
-
-  struct Run {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var output: String { stdout + stderr }
-  }
-
-  static var executable: String {
-    URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("reel").path
-  }
-
   @discardableResult
-  func reel(_ arguments: String...) throws -> Run {
-    try run(Self.executable, arguments, environment: ["REEL_STORE": store])
-  }
-
-  @discardableResult
-  func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Run {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return Run(
-      status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-      stderr: String(decoding: errData, as: UTF8.self))
+  func reel(_ arguments: String...) throws -> CommandResult {
+    try run(reelExecutable, arguments, environment: ["REEL_STORE": store])
   }
 
   func json(_ text: String) throws -> Any {

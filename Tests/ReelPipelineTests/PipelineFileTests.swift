@@ -1,6 +1,7 @@
 import Foundation
 import ReelCore
 import ReelPipeline
+import ReelTestSupport
 import Testing
 
 @Suite("Pipeline files")
@@ -19,10 +20,8 @@ struct PipelineFileTests {
 
   @Test("the shipped pipelines are valid")
   func shipped() throws {
-    let folder = NSTemporaryDirectory() + "/reel-pipeline-files-\(getpid())"
-    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: folder) }
-    let environment = ["REEL_VTL": folder, "REEL_OFFSITE_VTL": folder]
+    let folder = TemporaryDirectory("reel-pipeline-files")
+    let environment = ["REEL_VTL": folder.path, "REEL_OFFSITE_VTL": folder.path]
     let root = PipelineTests.repository + "/pipelines/"
     let nightly = try PipelineFile.load(path: root + "nightly-seal-export.yaml", environment: environment)
     #expect(

@@ -4,6 +4,7 @@ import ReelArchive
 import ReelCore
 import ReelPipeline
 import ReelStore
+import ReelTestSupport
 import Testing
 
 @Suite("Pipelines", .serialized)
@@ -236,21 +237,17 @@ struct PipelineTests {
     let folder = sandbox.store + "/volumes/alpha"
     try? FileManager.default.removeItem(atPath: folder + "/live.img")
     try? FileManager.default.removeItem(atPath: folder + "/live.state")
-    let server = Process()
-    server.executableURL = URL(fileURLWithPath: PipelineSandbox.executable)
-    server.arguments = ["serve", "alpha", "--socket", sandbox.root + "/nbd.sock"]
-    server.environment = ProcessInfo.processInfo.environment.merging(sandbox.environment) { $1 }
-    let errors = Pipe()
-    server.standardError = errors
-    server.standardOutput = Pipe()
-    try server.run()
+    let logPath = sandbox.root + "/serve.log"
+    let server = try ChildProcess(
+      reelExecutable, ["serve", "alpha", "--socket", sandbox.root + "/nbd.sock"], stderr: logPath,
+      environment: sandbox.environment)
     for _ in 0..<200 where !FileManager.default.fileExists(atPath: sandbox.root + "/nbd.sock") {
       usleep(50_000)
     }
-    server.terminate()
-    let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    server.waitUntilExit()
-    #expect(server.terminationStatus == 0, "\(log)")
+    server.signal(SIGTERM)
+    let status = server.wait()
+    let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    #expect(status == 0, "\(log)")
     #expect(log.contains("rebuilt the live image"), "\(log)")
     let restored = sandbox.root + "/latest.img"
     try sandbox.check(sandbox.reel(["restore", "alpha", "--at", "latest", "--output", restored]))

@@ -8,13 +8,15 @@ import ReelJournal
 import ReelMedia
 import ReelPipeline
 import ReelStore
+import ReelTestSupport
 
 /// A store with two volumes whose journals span several closed segments, a key file, a
 /// virtual tape library and a pipeline file, all in a fresh temporary folder; the built
 /// `reel` runs against it. The workload is the same for the same seed, so two sandboxes
 /// can be compared after different histories of kills.
 final class PipelineSandbox: @unchecked Sendable {
-  let root: String
+  private let folder = TemporaryDirectory("reel-pipeline")
+  var root: String { folder.path }
   var store: String { root + "/store" }
   var key: String { root + "/master.reelkey" }
   var library: String { root + "/vtl" }
@@ -23,9 +25,6 @@ final class PipelineSandbox: @unchecked Sendable {
   let volumes = ["alpha", "beta"]
 
   init(seed: UInt64 = 7, sessions: Int = 3) throws {
-    var template = Array((NSTemporaryDirectory() + "/reel-pipeline-XXXXXX").utf8CString)
-    precondition(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) } != nil)
-    root = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     let store = try Store.initialize(StoreLayout(root: self.store)).store
     var random = seed
     func next() -> UInt64 {
@@ -65,20 +64,6 @@ final class PipelineSandbox: @unchecked Sendable {
     }
   }
 
-  deinit { try? FileManager.default.removeItem(atPath: root) }
-
-  struct Run {
-    var status: Int32
-    var killed: Bool
-    var stdout: String
-    var stderr: String
-    var output: String { stdout + stderr }
-  }
-
-  static var executable: String {
-    URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("reel").path
-  }
-
   var environment: [String: String] {
     [
       "REEL_STORE": store, "REEL_KEY": key, "REEL_PASSPHRASE": "correct horse", "REEL_KDF_MEMORY_KIB": "1024",
@@ -87,25 +72,11 @@ final class PipelineSandbox: @unchecked Sendable {
   }
 
   @discardableResult
-  func reel(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Run {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: Self.executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.merging(extra) { $1 }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return Run(
-      status: process.terminationStatus, killed: process.terminationReason == .uncaughtSignal,
-      stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+  func reel(_ arguments: [String], environment extra: [String: String] = [:]) throws -> CommandResult {
+    try run(reelExecutable, arguments, environment: environment.merging(extra) { $1 })
   }
 
-  func check(_ run: Run) throws {
+  func check(_ run: CommandResult) throws {
     guard run.status == 0, !run.killed else {
       throw ReelError(.io, "reel failed (\(run.status)): \(run.output)")
     }

@@ -9,7 +9,8 @@ import ReelJournal
 /// A store in a fresh temporary folder with one volume, and a model of its contents that
 /// the test keeps in step with every record it appends to the volume's journal.
 public final class StoreFixture {
-  public let root: String
+  private let folder = TemporaryDirectory("reel-store")
+  public var root: String { folder.path }
   public let store: Store
   public let live: LiveStore
   public let name = "disk"
@@ -26,14 +27,11 @@ public final class StoreFixture {
     size: Int, base: [UInt8]? = nil, seed: UInt64 = UInt64.random(in: 0...UInt64.max),
     storeBlockSize: UInt32 = VolumeDescriptor.defaultStoreBlockSize
   ) throws {
-    var template = Array((NSTemporaryDirectory() + "/reel-store-XXXXXX").utf8CString)
-    precondition(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) } != nil)
-    root = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     rng = SplitMix(seed: seed)
-    store = try Store.initialize(StoreLayout(root: root + "/store")).store
+    store = try Store.initialize(StoreLayout(root: folder.path + "/store")).store
     var basePath: String? = nil
     if let base {
-      basePath = root + "/base.img"
+      basePath = folder.path + "/base.img"
       _ = FileManager.default.createFile(atPath: basePath!, contents: Data(base))
     }
     descriptor = try Volumes.create(
@@ -42,8 +40,6 @@ public final class StoreFixture {
     live = LiveStore(store: store)
     snapshots[0] = model
   }
-
-  deinit { try? FileManager.default.removeItem(atPath: root) }
 
   public func openWriter() throws -> JournalWriter {
     if let writer { return writer }

@@ -1,5 +1,7 @@
 import Foundation
 import ReelCore
+import ReelJournal
+import ReelTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -24,23 +26,18 @@ import Testing
   }
 
   @Test func drillFromCartridgesAndAPaperKeyRestoresEveryPoint() throws {
-    setenv("REEL_PASSPHRASE", "drill passphrase", 1)
     let store = try TestStore()
     let work = store.directory.path
     try store.createVolume("fs", size: "48M")
     let key = work + "/master.key"
-    try runChecked(store.reel, ["key", "create", "--out", key, "--label", "drill"])
+    let passphrase = ["REEL_PASSPHRASE": "drill passphrase"]
+    try runChecked(store.reel, ["key", "create", "--out", key, "--label", "drill"], environment: passphrase)
     let server = try ServerProcess(store: store, volumes: ["fs"])
-    let mounts = MountTracker()
-    let fuseDirectory = work + "/fuse"
-    let mountPoint = work + "/mnt"
-    try FileManager.default.createDirectory(atPath: fuseDirectory, withIntermediateDirectories: true)
-    try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-    let device = fuseDirectory + "/nbd"
-    let fuse = try ChildProcess(try tool("nbdfuse"), [fuseDirectory, store.uri("fs")])
-    mounts.fuse(fuseDirectory)
-    try server.waitUntil("nbdfuse shows \(device)") { fuse.isRunning && FileManager.default.fileExists(atPath: device) }
-    try runChecked(try tool("mkfs.ext4"), ["-q", "-F", device])
+    let kernel = try KernelMount(in: work)
+    let device = kernel.device
+    let mountPoint = kernel.mountPoint
+    try kernel.connect(store.uri("fs"), servedBy: server)
+    try kernel.formatExt4()
 
     var points: [Point] = []
     let sealed = work + "/sealed"
@@ -50,8 +47,7 @@ import Testing
     #expect(sources.count >= 5)
     var rows = 0
     for round in 1...3 {
-      try runChecked(try tool("mount"), ["-o", "loop", device, mountPoint])
-      mounts.mount(mountPoint, backingFile: device)
+      try kernel.mount()
       let database = mountPoint + "/app.db"
       if round == 1 {
         _ = try sqlite(database, "CREATE TABLE item (id INTEGER PRIMARY KEY, round INTEGER, note TEXT)")
@@ -89,7 +85,7 @@ import Testing
       }
       #expect(try sqlite(database, "SELECT COUNT(*) FROM item") == String(rows))
       try runChecked(try tool("sync"), [])
-      try unmount(mountPoint)
+      try kernel.unmount()
       try runChecked(try tool("sync"), [])
       let sha = try sha256(device)
       let label = "round-\(round)"
@@ -99,12 +95,11 @@ import Testing
       let instant = Timestamp.now().rfc3339
       points.append(Point(name: instant, sha: sha, files: files, rows: rows))
       if round != 2 {
-        let seal = try store.reelCommand(["seal", "fs", "--out", sealed, "--key", key])
+        let seal = try store.reelCommand(["seal", "fs", "--out", sealed, "--key", key], environment: passphrase)
         try #require(seal.succeeded, "seal: \(seal.stderr)")
       }
     }
-    try runChecked(try tool("fusermount3"), ["-u", fuseDirectory])
-    #expect(fuse.wait() == 0)
+    #expect(try kernel.disconnect() == 0)
     #expect(server.stop() == 0)
     let archives = try FileManager.default.contentsOfDirectory(atPath: sealed).filter { $0.hasSuffix(".reel.tar") }
       .sorted()
@@ -131,35 +126,38 @@ import Testing
     #expect(export.stdout.contains("DR0002"), "the set spans cartridges: \(export.stdout)")
 
     // The paper copy of the key, typed back in; then the server room burns down.
-    let paper = try runChecked(store.reel, ["key", "paper", key]).stdout
+    let paper = try runChecked(store.reel, ["key", "paper", key], environment: passphrase).stdout
     try paper.write(toFile: work + "/paper.txt", atomically: true, encoding: .utf8)
     let typedKey = work + "/typed.key"
     try runChecked(
-      store.reel, ["key", "create", "--out", typedKey, "--from-paper", "--paper-file", work + "/paper.txt"])
+      store.reel, ["key", "create", "--out", typedKey, "--from-paper", "--paper-file", work + "/paper.txt"],
+      environment: passphrase)
     try FileManager.default.removeItem(atPath: key)
     try FileManager.default.removeItem(atPath: store.root)
     try FileManager.default.removeItem(atPath: sealed)
 
     let recovered = work + "/recovered"
     let rehydrate = try run(
-      store.reel, ["rehydrate", "--from", "vtape:" + library, "--key", typedKey, "--store", recovered, "--json"])
+      store.reel, ["rehydrate", "--from", "vtape:" + library, "--key", typedKey, "--store", recovered, "--json"],
+      environment: passphrase)
     try #require(rehydrate.succeeded, "rehydrate: \(rehydrate.stdout) \(rehydrate.stderr)")
 
     for point in points {
       let image = work + "/restored.img"
       try? FileManager.default.removeItem(atPath: image)
-      let restore = try run(store.reel, ["restore", "fs", "--at", point.name, "--output", image, "--store", recovered])
+      let restore = try run(
+        store.reel, ["restore", "fs", "--at", point.name, "--output", image, "--store", recovered],
+        environment: passphrase)
       try #require(restore.succeeded, "restore at \(point.name): \(restore.stderr)")
       #expect(try sha256(image) == point.sha, "restored image at \(point.name)")
-      try runChecked(try tool("mount"), ["-o", "ro,loop,noload", image, mountPoint])
-      mounts.mount(mountPoint, backingFile: image)
+      try kernel.mount(image, options: "ro,loop,noload")
       var files: [String: String] = [:]
       for name in try FileManager.default.contentsOfDirectory(atPath: mountPoint + "/files") {
         files[name] = try sha256(mountPoint + "/files/" + name)
       }
       #expect(files == point.files, "files at \(point.name)")
       #expect(try sqlite("file:\(mountPoint)/app.db?immutable=1", "SELECT COUNT(*) FROM item") == String(point.rows))
-      try unmount(mountPoint)
+      try kernel.unmount()
     }
   }
 }

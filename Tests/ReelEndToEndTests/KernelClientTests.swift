@@ -1,5 +1,7 @@
 import Foundation
 import ReelCore
+import ReelJournal
+import ReelTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -42,42 +44,34 @@ import Testing
     let store = try TestStore()
     try store.createVolume("fs", size: "64M")
     let server = try ServerProcess(store: store, volumes: ["fs"])
-    let mounts = MountTracker()
-    let fuseDirectory = store.directory.path + "/fuse"
-    let mountPoint = store.directory.path + "/mnt"
-    try FileManager.default.createDirectory(atPath: fuseDirectory, withIntermediateDirectories: true)
-    try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-    let device = fuseDirectory + "/nbd"
+    let kernel = try KernelMount(in: store.directory.path)
+    let device = kernel.device
+    let mountPoint = kernel.mountPoint
 
-    let fuse = try ChildProcess(try tool("nbdfuse"), [fuseDirectory, store.uri("fs")])
-    mounts.fuse(fuseDirectory)
-    try server.waitUntil("nbdfuse shows \(device)") { fuse.isRunning && FileManager.default.fileExists(atPath: device) }
-
-    try runChecked(try tool("mkfs.ext4"), ["-q", "-F", device])
-    try runChecked(try tool("mount"), ["-o", "loop", device, mountPoint])
-    mounts.mount(mountPoint, backingFile: device)
+    try kernel.connect(store.uri("fs"), servedBy: server)
+    try kernel.formatExt4()
+    try kernel.mount()
     let copied = try copyRealFiles(into: mountPoint + "/docs", limit: 300)
     #expect(copied >= 100)
     try runChecked(try tool("sync"), [])
-    try unmount(mountPoint)
+    try kernel.unmount()
     try runChecked(try tool("sync"), [])
     let firstSeq = try bookmark(store, "fs", "after-copy")
     let firstSum = try sha256(device)
 
-    try runChecked(try tool("mount"), ["-o", "loop", device, mountPoint])
+    try kernel.mount()
     let docs = try FileManager.default.contentsOfDirectory(atPath: mountPoint + "/docs").sorted()
     for name in docs.prefix(docs.count / 2) { try FileManager.default.removeItem(atPath: mountPoint + "/docs/" + name) }
     try Data(repeating: 0x7A, count: 3 << 20).write(to: URL(fileURLWithPath: mountPoint + "/new.bin"))
     try runChecked(try tool("sync"), [])
-    try unmount(mountPoint)
+    try kernel.unmount()
     try runChecked(try tool("sync"), [])
     let secondSeq = try bookmark(store, "fs", "after-changes")
     let secondSum = try sha256(device)
     #expect(firstSum != secondSum)
     #expect(secondSeq > firstSeq)
 
-    try runChecked(try tool("fusermount3"), ["-u", fuseDirectory])
-    #expect(fuse.wait() == 0)
+    #expect(try kernel.disconnect() == 0)
     #expect(server.stop() == 0)
 
     // The journal, replayed independently up to each bookmark, gives what the device held.
@@ -103,14 +97,9 @@ import Testing
     for (label, sum) in [("after-copy", firstSum), ("after-changes", secondSum)] {
       let past = try ServerProcess(store: store, volumes: ["fs"], extra: ["--at", label, "--read-only"])
       #expect(past.output.contains("as of bookmark \"\(label)\""))
-      let pastFuse = try ChildProcess(try tool("nbdfuse"), ["-r", fuseDirectory, store.uri("fs")])
-      mounts.fuse(fuseDirectory)
-      try past.waitUntil("nbdfuse shows \(device)") {
-        pastFuse.isRunning && FileManager.default.fileExists(atPath: device)
-      }
+      try kernel.connect(store.uri("fs"), servedBy: past, readOnly: true)
       #expect(try sha256(device) == sum, "served read-only at \(label)")
-      try runChecked(try tool("mount"), ["-o", "ro,loop,noload", device, mountPoint])
-      mounts.mount(mountPoint, backingFile: device)
+      try kernel.mount(options: "ro,loop,noload")
       let listed = try FileManager.default.contentsOfDirectory(atPath: mountPoint + "/docs")
       let newFile = mountPoint + "/new.bin"
       if label == "after-copy" {
@@ -120,9 +109,8 @@ import Testing
         #expect(listed.count == docs.count - docs.count / 2)
         #expect(FileManager.default.contents(atPath: newFile) == Data(repeating: 0x7A, count: 3 << 20))
       }
-      try unmount(mountPoint)
-      try runChecked(try tool("fusermount3"), ["-u", fuseDirectory])
-      #expect(pastFuse.wait() == 0)
+      try kernel.unmount()
+      #expect(try kernel.disconnect() == 0)
       // A writer is refused: the export is read-only.
       let write = try run(try tool("qemu-io"), ["-f", "raw", "-c", "write -P 0x11 0 4096", store.uri("fs")])
       #expect(

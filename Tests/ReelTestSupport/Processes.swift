@@ -1,0 +1,245 @@
+import CTestSupport
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A test-support step that could not be done (a tool missing, a process that would not
+/// start); thrown so the test fails with the reason.
+public struct SupportError: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// The `reel` executable built next to the test bundle.
+public var reelExecutable: String {
+  var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+  if directory.path.hasSuffix(".xctest/Contents/MacOS") {
+    directory = directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+  }
+  return directory.appendingPathComponent("reel").path
+}
+
+/// A system tool by name, from the usual folders.
+public func tool(_ name: String) throws -> String {
+  for folder in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
+    let path = folder + "/" + name
+    if FileManager.default.isExecutableFile(atPath: path) { return path }
+  }
+  throw SupportError("\(name) is not installed")
+}
+
+public struct CommandResult: Sendable {
+  /// The exit status, or 128 + the signal's number when a signal ended the process.
+  public var status: Int32
+  /// The signal that ended the process, if one did.
+  public var signal: Int32?
+  public var stdout: String
+  public var stderr: String
+  public var succeeded: Bool { status == 0 }
+  public var killed: Bool { signal != nil }
+  public var output: String { stdout + stderr }
+}
+
+/// Runs a program to completion and returns what it wrote. Standard output and error are
+/// read together as they come, so a child filling either pipe never blocks. `environment`
+/// is added to this process's own (a nil value removes a variable); `input`, when given,
+/// is the child's standard input (else /dev/null).
+@discardableResult
+public func run(
+  _ executable: String, _ arguments: [String], environment: [String: String?] = [:], input: [UInt8]? = nil,
+  directory: String? = nil
+) throws -> CommandResult {
+  // A child that exits before reading all its input must not kill the test runner.
+  if input != nil { signal(SIGPIPE, SIG_IGN) }
+  let inPipe = try CloseOnExecPipe()
+  let outPipe = try CloseOnExecPipe()
+  let errPipe = try CloseOnExecPipe()
+  let child: ChildProcess
+  do {
+    child = try ChildProcess(executable, arguments, environment: environment, directory: directory) { actions in
+      if input != nil {
+        posix_spawn_file_actions_adddup2(&actions, inPipe.read, 0)
+      } else {
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+      }
+      posix_spawn_file_actions_adddup2(&actions, outPipe.write, 1)
+      posix_spawn_file_actions_adddup2(&actions, errPipe.write, 2)
+    }
+  } catch {
+    for descriptor in [inPipe.read, inPipe.write, outPipe.read, outPipe.write, errPipe.read, errPipe.write] {
+      close(descriptor)
+    }
+    throw error
+  }
+  close(inPipe.read)
+  close(outPipe.write)
+  close(errPipe.write)
+  let pending = input ?? []
+  var writing: Int32? = nil
+  if pending.isEmpty {
+    close(inPipe.write)
+  } else {
+    // Written only as far as the pipe has room, so output is read while input is pending.
+    _ = fcntl(inPipe.write, F_SETFL, O_NONBLOCK)
+    writing = inPipe.write
+  }
+
+  var written = 0
+  var reading: [Int32: [UInt8]] = [outPipe.read: [], errPipe.read: []]
+  var collected: [Int32: [UInt8]] = [:]
+  var buffer = [UInt8](repeating: 0, count: 1 << 16)
+  while writing != nil || !reading.isEmpty {
+    var polled = reading.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    if let writing { polled.append(pollfd(fd: writing, events: Int16(POLLOUT), revents: 0)) }
+    if poll(&polled, nfds_t(polled.count), -1) < 0 {
+      if errno == EINTR { continue }
+      throw SupportError("poll: \(String(cString: strerror(errno)))")
+    }
+    for entry in polled where entry.revents != 0 {
+      if entry.fd == writing {
+        let count = pending.withUnsafeBytes { write(entry.fd, $0.baseAddress! + written, pending.count - written) }
+        if count > 0 { written += count }
+        if written == pending.count || (count < 0 && errno != EAGAIN && errno != EINTR) {
+          close(entry.fd)
+          writing = nil
+        }
+      } else {
+        let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress!, $0.count) }
+        if count > 0 {
+          reading[entry.fd]!.append(contentsOf: buffer[0..<count])
+        } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
+          collected[entry.fd] = reading.removeValue(forKey: entry.fd)
+          close(entry.fd)
+        }
+      }
+    }
+  }
+  let raw = child.waitRaw()
+  let terminatingSignal = raw & 0x7F
+  return CommandResult(
+    status: terminatingSignal == 0 ? (raw >> 8) & 0xFF : 128 + terminatingSignal,
+    signal: terminatingSignal == 0 ? nil : terminatingSignal,
+    stdout: String(decoding: collected[outPipe.read] ?? [], as: UTF8.self),
+    stderr: String(decoding: collected[errPipe.read] ?? [], as: UTF8.self))
+}
+
+/// Runs a program that must succeed; throws with its output otherwise.
+@discardableResult
+public func runChecked(
+  _ executable: String, _ arguments: [String], environment: [String: String?] = [:], directory: String? = nil
+) throws -> CommandResult {
+  let result = try run(executable, arguments, environment: environment, directory: directory)
+  guard result.succeeded else {
+    throw SupportError(
+      "\(executable) \(arguments.joined(separator: " ")) exited \(result.status)\n\(result.stdout)\n\(result.stderr)")
+  }
+  return result
+}
+
+/// A pipe whose ends are closed on exec, so that children started at the same moment by
+/// other tests do not hold them open (a reader would then never see the end).
+private struct CloseOnExecPipe {
+  let read: Int32
+  let write: Int32
+
+  init() throws {
+    var ends: [Int32] = [0, 0]
+    guard pipe2(&ends, O_CLOEXEC) == 0 else { throw SupportError("pipe2: \(String(cString: strerror(errno)))") }
+    read = ends[0]
+    write = ends[1]
+  }
+}
+
+/// A child process started with posix_spawn and reaped with waitpid. Foundation's
+/// `Process` was seen to hang in `waitUntilExit` when tests spawn from several threads.
+public final class ChildProcess: @unchecked Sendable {
+  public let pid: pid_t
+  private let lock = NSLock()
+  private var status: Int32?
+
+  /// Starts `executable`; stdin is /dev/null, stdout and stderr go to the given files
+  /// (appended), or to /dev/null.
+  public convenience init(
+    _ executable: String, _ arguments: [String], stdout: String? = nil, stderr: String? = nil,
+    environment: [String: String?] = [:]
+  ) throws {
+    try self.init(executable, arguments, environment: environment, directory: nil) { actions in
+      posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+      posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+      posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    }
+  }
+
+  /// Starts `executable` with the standard streams that `streams` sets up.
+  init(
+    _ executable: String, _ arguments: [String], environment changes: [String: String?], directory: String?,
+    streams: (inout posix_spawn_file_actions_t) -> Void
+  ) throws {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    streams(&actions)
+    if let directory { posix_spawn_file_actions_addchdir_np(&actions, directory) }
+    var environment = ProcessInfo.processInfo.environment
+    for (name, value) in changes { environment[name] = value }
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for pointer in argv + envp { free(pointer) } }
+    // Test threads block signals; without a reset the child would inherit that mask and
+    // never see SIGTERM.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var noSignals = sigset_t()
+    sigemptyset(&noSignals)
+    posix_spawnattr_setsigmask(&attributes, &noSignals)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for number in [SIGINT, SIGTERM, SIGPIPE] { sigaddset(&defaults, number) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var child: pid_t = 0
+    let result = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+    guard result == 0 else { throw SupportError("cannot start \(executable): \(String(cString: strerror(result)))") }
+    pid = child
+  }
+
+  deinit {
+    if isRunning { kill(pid, SIGKILL) }
+    _ = waitRaw()
+  }
+
+  public var isRunning: Bool {
+    lock.withLock {
+      if status != nil { return false }
+      var raw: Int32 = 0
+      if waitpid(pid, &raw, WNOHANG) == pid { status = raw }
+      return status == nil
+    }
+  }
+
+  /// Waits for the exit; the exit status, or 128 + signal number when killed.
+  @discardableResult
+  public func wait() -> Int32 {
+    let raw = waitRaw()
+    let signal = raw & 0x7F
+    return signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
+  }
+
+  /// Waits for the exit; the status as waitpid gives it.
+  func waitRaw() -> Int32 {
+    lock.withLock {
+      if let status { return status }
+      var raw: Int32 = 0
+      while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+      status = raw
+      return raw
+    }
+  }
+
+  public func signal(_ number: Int32) {
+    if isRunning { kill(pid, number) }
+  }
+}

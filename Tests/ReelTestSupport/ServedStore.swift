@@ -1,0 +1,239 @@
+import Foundation
+import ReelCore
+import ReelJournal
+import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A store in a fresh folder, made with the real `reel` binary.
+public final class TestStore {
+  public let directory = TemporaryDirectory("reel-capture")
+  public let reel = reelExecutable
+  public var root: String { directory.path + "/store" }
+  public var layout: StoreLayout { StoreLayout(root: root) }
+  public var socketPath: String { directory.path + "/nbd.sock" }
+
+  public init() throws {
+    try runChecked(reel, ["init", "--store", root])
+  }
+
+  public func createVolume(_ name: String, size: String = "32M", blockSize: Int = 4096) throws {
+    try runChecked(
+      reel, ["volume", "create", name, "--size", size, "--block-size", String(blockSize), "--store", root])
+  }
+
+  public func uri(_ name: String) -> String { "nbd+unix:///\(name)?socket=\(socketPath)" }
+
+  public func reelCommand(_ arguments: [String], environment: [String: String?] = [:]) throws -> CommandResult {
+    try run(reel, arguments + ["--store", root], environment: environment)
+  }
+
+  public func descriptor(_ name: String) throws -> VolumeDescriptor { try layout.descriptor(of: name) }
+
+  public func journal(_ name: String) throws -> JournalReader {
+    try JournalReader(directory: layout.journalDirectory(name), volume: try descriptor(name).id)
+  }
+
+  public func records(_ name: String) throws -> [JournalRecord] {
+    var records: [JournalRecord] = []
+    try journal(name).forEachRecord {
+      records.append($0)
+      return true
+    }
+    return records
+  }
+
+  /// The volume as the journal says it was at `seq`: zeros, then every write, trim and
+  /// zeroing up to it. Independent of the server and of `reel restore`.
+  public func replay(_ name: String, upTo seq: Seq = .max) throws -> [UInt8] {
+    let descriptor = try descriptor(name)
+    var image = [UInt8](repeating: 0, count: Int(descriptor.size))
+    if descriptor.hasBase {
+      let base = layout.baseImagePath(name)
+      image = Array(try #require(FileManager.default.contents(atPath: base), "cannot read \(base)"))
+    }
+    try journal(name).forEachRecord { record in
+      guard record.seq <= seq else { return false }
+      let start = Int(record.offset)
+      let end = start + Int(record.length)
+      switch record.kind {
+      case .write: image.replaceSubrange(start..<end, with: record.payload)
+      case .trim, .writeZeroes: image.replaceSubrange(start..<end, with: repeatElement(0, count: end - start))
+      case .flush, .bookmark: break
+      }
+      return true
+    }
+    return image
+  }
+
+  /// Bytes in the volume's journal folder (segments and all).
+  public func journalBytes(_ name: String) -> UInt64 {
+    let directory = layout.journalDirectory(name)
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    return names.reduce(0) { total, name in
+      var info = stat()
+      return total + (lstat(directory + "/" + name, &info) == 0 ? UInt64(info.st_size) : 0)
+    }
+  }
+
+  public func liveState(_ name: String) throws -> [String: Any] {
+    let data = try #require(FileManager.default.contents(atPath: layout.volumeDirectory(name) + "/live.state"))
+    return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+  }
+}
+
+/// `reel serve` as a child process. Killed (SIGKILL) and reaped when dropped, whatever the
+/// test did; never found by name.
+public final class ServerProcess {
+  public let child: ChildProcess
+  public let logPath: String
+  public let outputPath: String
+  private let socketPath: String?
+
+  public init(
+    store: TestStore, volumes: [String], extra: [String] = [], socket: String? = nil, waitForSocket: Bool = true
+  ) throws {
+    let socketPath = socket ?? store.socketPath
+    self.socketPath = extra.contains("--listen") && socket == nil ? nil : socketPath
+    let stamp = UUID().uuidString.prefix(8)
+    logPath = store.directory.path + "/serve-\(stamp).log"
+    outputPath = store.directory.path + "/serve-\(stamp).out"
+    var arguments = ["serve"] + volumes + ["--store", store.root] + extra
+    if self.socketPath != nil { arguments += ["--socket", socketPath] }
+    child = try ChildProcess(store.reel, arguments, stdout: outputPath, stderr: logPath)
+    if waitForSocket {
+      // A socket file left by a killed server may already exist: wait for this server's word.
+      // A start that rebuilds a large live image from the store can take tens of seconds
+      // while the stress tests load both cores; a dead server still fails at once.
+      try waitUntil("the server listens", timeout: 120) { output.contains("Listening on") }
+      if let path = self.socketPath {
+        try waitUntil("the server's socket \(path) appears") { FileManager.default.fileExists(atPath: path) }
+      }
+    }
+  }
+
+  public var pid: Int32 { child.pid }
+  public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+  public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
+  /// Waits (bounded) for `condition`, failing early if the server died.
+  public func waitUntil(_ what: String, timeout: Double = 30, _ condition: () -> Bool) throws {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while !condition() {
+      try #require(child.isRunning, "reel serve exited (\(child.wait())) before \(what):\n\(log)")
+      try #require(Date() < deadline, "timed out waiting until \(what):\n\(log)")
+      usleep(20_000)
+    }
+  }
+
+  /// Sends `signal` and waits for the exit; returns the exit status (128 + signal when
+  /// killed by one).
+  @discardableResult
+  public func stop(_ signal: Int32 = SIGTERM) -> Int32 {
+    child.signal(signal)
+    let deadline = Date(timeIntervalSinceNow: 60)
+    while child.isRunning && Date() < deadline { usleep(20_000) }
+    if child.isRunning {
+      Issue.record("reel serve did not exit within 60 s of signal \(signal):\n\(log)")
+      child.signal(SIGKILL)
+    }
+    return child.wait()
+  }
+}
+
+/// Unmounts, retrying while the kernel still reports the mount busy (a writeback or a
+/// just-exited process can hold it for a moment on a loaded machine).
+public func unmount(_ mountPoint: String) throws {
+  var result = try run(try tool("umount"), [mountPoint])
+  var attempts = 1
+  while !result.succeeded && result.stderr.contains("busy") && attempts < 20 {
+    Thread.sleep(forTimeInterval: 0.5)
+    result = try run(try tool("umount"), [mountPoint])
+    attempts += 1
+  }
+  try #require(
+    result.succeeded, "umount \(mountPoint) exited \(result.status) after \(attempts) tries\n\(result.stderr)")
+}
+
+public func sha256(_ path: String) throws -> String {
+  let result = try runChecked(try tool("sha256sum"), [path])
+  return String(result.stdout.prefix(64))
+}
+
+public func writeRandomFile(_ path: String, bytes: Int) throws {
+  let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+  defer { try? random.close() }
+  _ = FileManager.default.createFile(atPath: path, contents: random.readData(ofLength: bytes))
+}
+
+/// A served volume as the kernel sees it: nbdfuse exposes the export as the file `device`,
+/// and a file system on it (or on an image file) mounts through a loop device at
+/// `mountPoint`. Every mount and nbdfuse it made is undone, in reverse order, when the
+/// fixture is dropped, also after a failed test.
+public final class KernelMount {
+  public let device: String
+  public let mountPoint: String
+  private let fuseDirectory: String
+  private var fuse: ChildProcess?
+  private var undo: [() -> Void] = []
+
+  /// Uses `folder`/fuse for nbdfuse and `folder`/mnt as the mount point.
+  public init(in folder: String) throws {
+    fuseDirectory = folder + "/fuse"
+    mountPoint = folder + "/mnt"
+    device = fuseDirectory + "/nbd"
+    try FileManager.default.createDirectory(atPath: fuseDirectory, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+  }
+
+  deinit {
+    for step in undo.reversed() { step() }
+  }
+
+  /// Exposes `uri` (served by `server`) as `device`, waiting until it appears.
+  public func connect(_ uri: String, servedBy server: ServerProcess, readOnly: Bool = false) throws {
+    let fuse = try ChildProcess(try tool("nbdfuse"), (readOnly ? ["-r"] : []) + [fuseDirectory, uri])
+    self.fuse = fuse
+    let folder = fuseDirectory
+    undo.append { _ = try? run("/usr/bin/fusermount3", ["-u", "-z", folder]) }
+    try server.waitUntil("nbdfuse shows \(device)") {
+      fuse.isRunning && FileManager.default.fileExists(atPath: device)
+    }
+  }
+
+  /// Removes the nbdfuse mount; nbdfuse's exit status.
+  public func disconnect() throws -> Int32 {
+    try runChecked(try tool("fusermount3"), ["-u", fuseDirectory])
+    let status = fuse?.wait() ?? 0
+    fuse = nil
+    return status
+  }
+
+  public func formatExt4() throws {
+    try runChecked(try tool("mkfs.ext4"), ["-q", "-F", device])
+  }
+
+  /// Mounts `image` (the device unless told otherwise) at `mountPoint`.
+  public func mount(_ image: String? = nil, options: String = "loop") throws {
+    let backing = image ?? device
+    try runChecked(try tool("mount"), ["-o", options, backing, mountPoint])
+    let mountPoint = mountPoint
+    undo.append {
+      _ = try? run("/usr/bin/umount", [mountPoint])
+      // `mount -o loop` detaches on unmount; detach what is left if the unmount failed.
+      if let listed = try? run("/usr/sbin/losetup", ["-j", backing]) {
+        for line in listed.stdout.split(separator: "\n") {
+          if let loop = line.split(separator: ":").first {
+            _ = try? run("/usr/sbin/losetup", ["-d", String(loop)])
+          }
+        }
+      }
+    }
+  }
+
+  public func unmount() throws {
+    try ReelTestSupport.unmount(mountPoint)
+  }
+}
