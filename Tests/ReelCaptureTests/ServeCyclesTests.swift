@@ -1,5 +1,7 @@
 import Foundation
 import ReelCore
+import ReelJournal
+import ReelTestSupport
 import Testing
 
 #if canImport(Glibc)

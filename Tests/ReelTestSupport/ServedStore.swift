@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelIO
 import ReelJournal
 import Testing
 

@@ -1,7 +1,7 @@
 import Foundation
 import ReelCore
-import ReelMedia
 import ReelIO
+import ReelMedia
 
 extension StageKind {
   public static let recordCatalog = StageKind(rawValue: "record-catalog")
