@@ -30,11 +30,7 @@ struct BookmarkCommand: ParsableCommand {
     func run() throws {
       let result = try Bookmarks.create(layout: StoreLayout.resolve(options.store), volume: volume, label: label)
       if json {
-        say(
-          jsonText([
-            "volume": result.volume, "label": result.label, "seq": result.seq, "time": result.time.rfc3339,
-            "through_server": result.throughServer,
-          ]))
+        say(jsonText(BookmarkCreatedJSON(result)))
       } else {
         say("Bookmark \(result.label) at seq \(result.seq), \(result.time.rfc3339)")
       }
@@ -59,7 +55,7 @@ struct BookmarkCommand: ParsableCommand {
       let summary = try store.layout.journalReader(of: volume).summarize()
       let bookmarks = try LiveStore(store: store).bookmarks(of: descriptor, journal: summary)
       if json {
-        say(jsonText(bookmarks.map { ["label": $0.label, "seq": $0.seq, "time": $0.time.rfc3339] as [String: Any] }))
+        say(jsonText(bookmarks.map(BookmarkJSON.init)))
       } else if bookmarks.isEmpty {
         say("Volume \(volume) has no bookmarks")
       } else {

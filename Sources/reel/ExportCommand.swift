@@ -45,22 +45,7 @@ struct ExportCommand: ParsableCommand {
     }
     let report = try exporter.export(archives)
     if json {
-      say(
-        jsonText(
-          [
-            "media_set": report.mediaSet, "media_set_id": report.mediaSetID,
-            "exported": report.exported.map {
-              [
-                "archive_id": $0.archiveID, "file_name": $0.fileName, "cartridge": $0.cartridgeLabel,
-                "address": $0.address ?? NSNull(), "tape_file": $0.tapeFile, "size": $0.size,
-                "already_there": $0.alreadyThere,
-              ] as [String: Any]
-            },
-            "abandoned": report.abandoned.map {
-              ["archive_id": $0.archiveID, "cartridge": $0.cartridgeLabel, "tape_file": $0.tapeFile]
-                as [String: Any]
-            },
-          ] as [String: Any]))
+      say(jsonText(ExportJSON(report)))
       return
     }
     for copy in report.abandoned {

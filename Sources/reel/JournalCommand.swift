@@ -23,7 +23,7 @@ struct JournalCommand: ParsableCommand {
     func run() throws {
       let reader = try StoreLayout.resolve(options.store).journalReader(of: volume)
       try reader.forEachRecord(fromSeq: from) { record in
-        say(json ? jsonText(Self.object(record)) : Self.line(record))
+        say(json ? jsonText(JournalRecordJSON(record)) : Self.line(record))
         return true
       }
     }
@@ -41,24 +41,6 @@ struct JournalCommand: ParsableCommand {
       }
       return text
     }
-
-    static func object(_ record: JournalRecord) -> [String: Any] {
-      var object: [String: Any] = [
-        "seq": record.seq, "time": record.time.rfc3339, "time_ns": record.time.nanoseconds,
-        "kind": record.kind.description,
-      ]
-      switch record.kind {
-      case .write, .trim, .writeZeroes:
-        object["offset"] = record.offset
-        object["length"] = record.length
-        object["fua"] = record.flags.contains(.forceUnitAccess)
-      case .bookmark:
-        object["label"] = record.label ?? ""
-      case .flush:
-        break
-      }
-      return object
-    }
   }
 
   struct Verify: ParsableCommand {
@@ -73,12 +55,7 @@ struct JournalCommand: ParsableCommand {
       let reader = try StoreLayout.resolve(options.store).journalReader(of: volume)
       let summary = try reader.summarize()
       if json {
-        say(
-          jsonText([
-            "volume": volume, "ok": true, "segments": summary.segmentCount, "records": summary.recordCount,
-            "first_seq": summary.firstSeq ?? 0, "last_seq": summary.lastSeq ?? 0,
-            "bytes_written": summary.bytesWritten,
-          ]))
+        say(jsonText(JournalVerifyJSON(volume: volume, summary: summary)))
       } else {
         say(
           "journal of \(volume): OK — \(summary.recordCount) records in \(summary.segmentCount) segments, seq \(summary.firstSeq ?? 0)…\(summary.lastSeq ?? 0)"

@@ -117,17 +117,7 @@ struct KeyCommand: ParsableCommand {
       let keyFile = try KeyFile.read(at: keyFilePath(file))
       let parameters = keyFile.parameters
       if json {
-        say(
-          jsonText([
-            "path": keyFile.path, "format": KeyFile.formatName, "format_version": KeyFile.currentVersion,
-            "fingerprint": keyFile.fingerprint, "label": keyFile.label, "created": keyFile.created,
-            "kdf": [
-              "algorithm": KeyFile.keyDerivationName, "version": KeyFile.argon2Version,
-              "iterations": parameters.iterations, "memory_kib": parameters.memoryKiB,
-              "parallelism": parameters.parallelism,
-            ],
-            "wrap": KeyFile.wrapName,
-          ]))
+        say(jsonText(KeyFileJSON(keyFile)))
       } else {
         say("key file:    \(keyFile.path)")
         say("format:      \(KeyFile.formatName) version \(KeyFile.currentVersion)")

@@ -53,8 +53,8 @@ func say(_ line: String) {
   print(line)
 }
 
-/// One-line JSON for a dictionary or array (JSON Lines and single reports alike).
-func jsonText(_ object: Any) -> String {
-  let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-  return String(decoding: data, as: UTF8.self)
+/// One-line JSON for a report (JSON Lines and single reports alike).
+func jsonText(_ report: some Encodable) -> String {
+  // Reports are plain values: encoding them cannot fail.
+  try! ReportJSON.text(report)
 }

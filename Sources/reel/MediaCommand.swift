@@ -142,8 +142,7 @@ struct MediaCommand: ParsableCommand {
         catalogs.append(catalog)
       }
       if json {
-        let encoded = try catalogs.map { try JSONSerialization.jsonObject(with: Data($0.json())) }
-        say(jsonText(address.isLibrary ? encoded as Any : encoded[0]))
+        say(jsonText(CatalogsJSON(catalogs: catalogs, library: address.isLibrary)))
         return
       }
       for (index, catalog) in catalogs.enumerated() {
@@ -205,16 +204,7 @@ struct MediaCommand: ParsableCommand {
       let cartridges = try store.cartridges()
       let copies = try store.archiveCopies()
       if json {
-        say(
-          jsonText(
-            cartridges.map { cartridge in
-              [
-                "label": cartridge.label, "cartridge_id": cartridge.cartridgeID,
-                "media_set": cartridge.mediaSet ?? NSNull(), "media_set_id": cartridge.mediaSetID ?? NSNull(),
-                "sequence": cartridge.sequence, "address": cartridge.address, "full": cartridge.closed,
-                "archives": copies.filter { $0.cartridgeID == cartridge.cartridgeID }.map(copyJSON),
-              ] as [String: Any]
-            }))
+        say(jsonText(cartridges.map { CartridgeJSON($0, copies: copies) }))
         return
       }
       if cartridges.isEmpty {
@@ -256,23 +246,7 @@ struct MediaCommand: ParsableCommand {
       if let warning = point.futureWarning(using: "the newest archived state") { warn(warning) }
       let plan = try RestorePlan(volume: volume, point: point.point, copies: store.archiveCopies())
       if json {
-        say(
-          jsonText(
-            [
-              "volume": plan.volume, "point": plan.point.description, "chain_id": plan.chainID,
-              "archives": plan.archives.map {
-                [
-                  "archive_id": $0.archiveID, "chain_index": $0.chainIndex, "from_time": $0.fromTime.rfc3339,
-                  "until_time": $0.untilTime.rfc3339, "copies": $0.copies.map(copyJSON),
-                ] as [String: Any]
-              },
-              "media_sets": plan.sets.map {
-                [
-                  "media_set": $0.mediaSet, "complete": $0.missing.isEmpty, "missing": $0.missing,
-                  "cartridges": $0.cartridges.map { ["label": $0.label, "files": $0.files] as [String: Any] },
-                ] as [String: Any]
-              },
-            ] as [String: Any]))
+        say(jsonText(RestorePlanJSON(plan)))
         return
       }
       say("Restoring \(plan.volume) to \(plan.point) needs \(plan.archives.count) archive(s) of chain \(plan.chainID):")
@@ -291,14 +265,4 @@ struct MediaCommand: ParsableCommand {
       }
     }
   }
-}
-
-func copyJSON(_ copy: ArchiveCopy) -> [String: Any] {
-  [
-    "archive_id": copy.archiveID, "media_set": copy.mediaSet, "cartridge": copy.cartridgeLabel,
-    "cartridge_id": copy.cartridgeID, "tape_file": copy.tapeFile, "volume": copy.volumeName,
-    "chain_id": copy.chainID, "chain_index": copy.chainIndex, "from_seq": copy.fromSeq, "until_seq": copy.untilSeq,
-    "from_time": copy.fromTime.rfc3339, "until_time": copy.untilTime.rfc3339, "size": copy.size,
-    "sha256": copy.sha256, "verified": copy.verified.rfc3339,
-  ]
 }

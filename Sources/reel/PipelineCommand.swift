@@ -49,27 +49,11 @@ struct PipelineCommand: ParsableCommand {
         try PipelineMetrics.write(pipeline: definition.name, catalog: store.catalog, to: metricsFile)
       }
       if json {
-        say(jsonText(Self.document(report)))
+        say(jsonText(PipelineRunJSON(report)))
       } else {
         Self.describe(report)
       }
       if report.exitCode != 0 { throw ExitCode(report.exitCode) }
-    }
-
-    static func document(_ report: PipelineRunReport) -> [String: Any] {
-      [
-        "pipeline": report.pipeline, "file": report.file, "run_id": report.runID.map { $0 as Any } ?? NSNull(),
-        "dry_run": report.dryRun, "resumed": report.resumed, "status": report.status.rawValue,
-        "exit_code": report.exitCode, "started": report.started.rfc3339, "finished": report.finished.rfc3339,
-        "stages": report.stages.map { stage in
-          [
-            "name": stage.name, "kind": stage.kind.rawValue, "status": stage.status.rawValue,
-            "duration_seconds": stage.duration.map { Double($0.nanoseconds) / 1e9 as Any } ?? NSNull(),
-            "bytes": stage.bytes, "items": stage.items, "message": stage.message, "details": stage.lines,
-            "done_earlier": stage.doneEarlier,
-          ] as [String: Any]
-        },
-      ]
     }
 
     static func describe(_ report: PipelineRunReport) {
@@ -111,7 +95,7 @@ struct PipelineCommand: ParsableCommand {
       let store = try Store.open(StoreLayout.resolve(options.store))
       let catalog = store.catalog
       let names = try pipeline.map { [$0] } ?? catalog.pipelineNames()
-      var documents: [[String: Any]] = []
+      var documents: [PipelineStatusJSON.Run] = []
       if names.isEmpty && !json { say("No pipeline has run on this store.") }
       for name in names {
         let history = try catalog.pipelineRuns(pipeline: name, limit: runs)
@@ -120,19 +104,7 @@ struct PipelineCommand: ParsableCommand {
           let stages = try catalog.pipelineStages(runID: run.id)
           let elapsed = run.finished.map { Double($0.nanoseconds - run.started.nanoseconds) / 1e9 }
           if json {
-            documents.append([
-              "pipeline": name, "run_id": run.id, "file": run.file, "status": run.status.rawValue,
-              "started": run.started.rfc3339, "finished": run.finished?.rfc3339 ?? NSNull(),
-              "duration_seconds": elapsed ?? NSNull(), "attempts": run.attempts,
-              "stages": stages.map { stage in
-                [
-                  "name": stage.name, "kind": stage.kind, "status": stage.status.rawValue,
-                  "started": stage.started?.rfc3339 ?? NSNull(), "finished": stage.finished?.rfc3339 ?? NSNull(),
-                  "duration_seconds": stage.duration.map { Double($0.nanoseconds) / 1e9 as Any } ?? NSNull(),
-                  "bytes": stage.bytes, "items": stage.items, "message": stage.message ?? NSNull(),
-                ] as [String: Any]
-              },
-            ])
+            documents.append(PipelineStatusJSON.Run(pipeline: name, run: run, stages: stages))
             continue
           }
           let state =
@@ -152,7 +124,7 @@ struct PipelineCommand: ParsableCommand {
           for line in table(rows) { say("  " + line) }
         }
       }
-      if json { say(jsonText(["runs": documents])) }
+      if json { say(jsonText(PipelineStatusJSON(runs: documents))) }
     }
   }
 }

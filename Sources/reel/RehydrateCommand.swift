@@ -89,7 +89,7 @@ struct RehydrateCommand: ParsableCommand {
     }
     if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
     if json {
-      say(jsonText(Self.document(report, store: layout.root)))
+      say(jsonText(RehydrateJSON(report, store: layout.root)))
     } else {
       for result in report.volumes { Self.describe(result) }
     }
@@ -122,24 +122,6 @@ struct RehydrateCommand: ParsableCommand {
     } else {
       say("  nothing restorable yet")
     }
-  }
-
-  static func document(_ report: RehydrateReport, store: String) -> [String: Any] {
-    let volumes: [[String: Any]] = report.volumes.map { result in
-      var entry: [String: Any] = ["volume": result.volume, "chain_id": result.chainID, "complete": result.complete]
-      entry["imported"] = result.imported.map(\.fileName)
-      entry["already_in_store"] = result.alreadyInStore.map(\.fileName)
-      entry["set_aside"] = result.setAside.map(\.fileName)
-      entry["missing"] = result.missing
-      entry["damaged"] = result.damaged
-      entry["restorable_until_seq"] = result.restorableUntilSeq
-      entry["restorable_until_time"] = result.restorableUntilTime ?? NSNull()
-      entry["restorable_bookmarks"] = result.restorableBookmarks
-      entry["bytes_read"] = result.bytesRead
-      entry["content_verified"] = result.contentVerified
-      return entry
-    }
-    return ["store": store, "complete": report.complete, "volumes": volumes]
   }
 }
 

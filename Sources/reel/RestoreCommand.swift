@@ -38,12 +38,7 @@ struct RestoreCommand: ParsableCommand {
       FileHandle.standardError.write(Data("reel: removed \(partial), left by a restore that was killed\n".utf8))
     }
     if json {
-      say(
-        jsonText([
-          "volume": report.volume, "output": report.output, "seq": report.resolved.seq,
-          "time": report.resolved.time.rfc3339, "point": report.resolved.point.description,
-          "bytes_written": report.bytesWritten, "size": report.size, "removed_partials": report.removedPartials,
-        ]))
+      say(jsonText(RestoreJSON(report)))
     } else {
       say(
         "Restored \(report.volume) as of \(point) (seq \(report.resolved.seq), \(report.resolved.time.rfc3339)) to \(report.output): \(ByteSize.describe(report.size)) (\(ByteSize.describe(report.bytesWritten)) of data)"
@@ -87,24 +82,13 @@ struct TimelineCommand: ParsableCommand {
     let bookmarks = try live.bookmarks(of: descriptor, journal: summary)
     let olderRecords = storeHasOlder ? catalog.records - Int(summary.recordCount) : 0
     if json {
-      var document: [String: Any] = [
-        "volume": volume, "created": descriptor.created.rfc3339, "size": descriptor.size,
-        "first_seq": firstSeq, "last_seq": lastSeq,
-      ]
-      document["first_time"] = firstTime?.rfc3339 ?? NSNull()
-      document["last_time"] = lastTime?.rfc3339 ?? NSNull()
-      document["records"] = Int(summary.recordCount) + max(0, olderRecords)
-      document["bytes_written"] = summary.bytesWritten
-      document["segments"] = summary.segmentCount
-      document["bookmarks"] = bookmarks.map { ["label": $0.label, "seq": $0.seq, "time": $0.time.rfc3339] }
-      document["retained_from_seq"] = catalog.retainedFrom
-      document["sealed_seq"] = catalog.sealedSeq
-      document["archives"] = catalog.archives.map {
-        [
-          "id": $0.id, "from_seq": $0.fromSeq, "until_seq": $0.untilSeq, "file": $0.fileName,
-          "verified": $0.verified != nil,
-        ] as [String: Any]
-      }
+      let document = TimelineJSON(
+        volume: volume, created: descriptor.created.rfc3339, size: descriptor.size, firstSeq: firstSeq,
+        lastSeq: lastSeq, firstTime: firstTime?.rfc3339, lastTime: lastTime?.rfc3339,
+        records: Int(summary.recordCount) + max(0, olderRecords), bytesWritten: summary.bytesWritten,
+        segments: summary.segmentCount, bookmarks: bookmarks.map(BookmarkJSON.init),
+        retainedFromSeq: catalog.retainedFrom, sealedSeq: catalog.sealedSeq,
+        archives: catalog.archives.map(TimelineJSON.Archive.init))
       say(jsonText(document))
       return
     }

@@ -83,7 +83,7 @@ struct SealCommand: ParsableCommand {
     let names = volumes.isEmpty ? store.layout.volumeNames() : volumes
     let until = try self.until.map { try Point.parse($0) }
     if let warning = until?.futureWarning(using: "the latest state") { warn(warning) }
-    var reports: [[String: Any]] = []
+    var reports: [SealVolumeReport] = []
     for name in names {
       let request = SealRequest(
         volume: name, until: until?.point, outputDirectory: out, masterKeys: keys,
@@ -92,26 +92,11 @@ struct SealCommand: ParsableCommand {
       case .nothingToSeal(let volume, let sealedSeq, let reason):
         // A wrong passphrase is still an error when there is nothing to seal.
         _ = try keys.keys()
-        reports.append(["volume": volume, "sealed": false, "sealed_seq": sealedSeq, "reason": reason])
+        reports.append(.nothingSealed(.init(volume: volume, sealedSeq: sealedSeq, reason: reason)))
         if !json { say("\(volume): nothing sealed — \(reason)") }
       case .sealed(let archive):
         let manifest = archive.manifest
-        var report: [String: Any] = [
-          "volume": name, "sealed": true, "archive": archive.path, "archive_id": manifest.archiveID,
-          "chain_id": manifest.chainID, "chain_index": manifest.chainIndex,
-        ]
-        report["parent_id"] = manifest.parentID ?? NSNull()
-        report["from_seq"] = manifest.range.fromSeq
-        report["until_seq"] = manifest.range.untilSeq
-        report["from_time"] = manifest.range.fromTime
-        report["until_time"] = manifest.range.untilTime
-        report["size"] = archive.size
-        report["sha256"] = archive.sha256
-        report["bookmarks"] = manifest.bookmarks.map(\.label)
-        report["chunks"] = manifest.contents.chunks
-        report["frames"] = manifest.contents.frames
-        report["verified"] = true
-        reports.append(report)
+        reports.append(.sealed(.init(volume: name, archive: archive)))
         if !json {
           say(
             "\(name): sealed \(manifest.range.seqs) (\(manifest.range.fromTime) → \(manifest.range.untilTime)), \(manifest.bookmarks.count) bookmark(s), \(manifest.contents.base ? "with a full base, " : "")\(ByteSize.describe(archive.size)) → \(archive.path) (read back and verified: \(archive.verification.framesChecked) frames, \(archive.verification.chunksChecked) chunks)"
@@ -121,8 +106,7 @@ struct SealCommand: ParsableCommand {
     }
     _ = try keys.keys()
     if json {
-      let document: [String: Any] = reports.count == 1 ? reports[0] : ["volumes": reports]
-      say(jsonText(document))
+      say(jsonText(SealDocument(volumes: reports)))
     }
   }
 }
@@ -147,27 +131,27 @@ struct VerifyCommand: ParsableCommand {
     let master = try keyOptions.open()
     Interrupt.install()
     var failed = false
-    var reports: [[String: Any]] = []
+    var reports: [VerifyEntry] = []
     var manifests: [ArchiveManifest] = []
     for path in archives {
       var problems: [String] = []
-      var entry: [String: Any] = ["archive": path]
+      var entry = VerifyEntry.ArchiveCheck(archive: path)
       do {
         let result = try ArchiveVerifier.verify(path: path, masterKeys: master.map { [$0] } ?? [])
         manifests.append(result.structure.manifest)
         problems = result.problems.map(\.description)
-        entry["archive_id"] = result.structure.manifest.archiveID
-        entry["key_checked"] = result.keyChecked
-        entry["frames"] = result.framesChecked
-        entry["chunks"] = result.chunksChecked
-        entry["sha256"] = result.structure.sha256
+        entry.archiveID = result.structure.manifest.archiveID
+        entry.keyChecked = result.keyChecked
+        entry.frames = result.framesChecked
+        entry.chunks = result.chunksChecked
+        entry.sha256 = result.structure.sha256
       } catch let error as ReelError where error.kind == .corrupt || error.kind == .incompatible {
         problems = [error.message]
       }
-      entry["problems"] = problems
-      entry["ok"] = problems.isEmpty
+      entry.problems = problems
+      entry.ok = problems.isEmpty
       failed = failed || !problems.isEmpty
-      reports.append(entry)
+      reports.append(.archive(entry))
       if !json {
         if problems.isEmpty {
           let depth = master == nil ? "structure and checksums (no key given)" : "every frame and chunk with the key"
@@ -185,9 +169,9 @@ struct VerifyCommand: ParsableCommand {
         failed = true
         if !json { say("chain: \(problem)") }
       }
-      if json { reports.append(["chain_problems": chainProblems.map(\.description)]) }
+      if json { reports.append(.chain(problems: chainProblems.map(\.description))) }
     }
-    if json { say(jsonText(["archives": reports, "ok": !failed])) }
+    if json { say(jsonText(VerifyDocument(archives: reports, ok: !failed))) }
     if failed { throw ExitCode(65) }
   }
 }
@@ -203,9 +187,7 @@ struct InspectCommand: ParsableCommand {
   func run() throws {
     let manifest = try ArchiveVerifier.readManifest(path: archive)
     if json {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-      say(String(decoding: try encoder.encode(manifest), as: UTF8.self))
+      say(jsonText(manifest))
       return
     }
     say("Archive     \(manifest.archiveID)  (format \(manifest.format) \(manifest.formatVersion), \(manifest.writer))")

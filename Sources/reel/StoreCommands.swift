@@ -17,7 +17,7 @@ struct IngestCommand: ParsableCommand {
     let store = try Store.open(StoreLayout.resolve(options.store))
     let live = LiveStore(store: store)
     let names = volumes.isEmpty ? store.layout.volumeNames() : volumes
-    var reports: [[String: Any]] = []
+    var reports: [IngestJSON] = []
     Interrupt.install()
     for name in names {
       // Each volume's ingest commits as it goes and resumes where it stopped, so stopping
@@ -25,11 +25,7 @@ struct IngestCommand: ParsableCommand {
       try Interrupt.check()
       let report = try live.ingest(volume: name)
       if json {
-        reports.append([
-          "volume": name, "first_seq": report.firstSeq, "last_seq": report.lastSeq, "records": report.records,
-          "bytes_written": report.bytesWritten, "chunks_stored": report.chunksStored,
-          "chunks_reused": report.chunksReused, "stored_bytes": report.storedBytes,
-        ])
+        reports.append(IngestJSON(volume: name, report: report))
       } else if report.records == 0 {
         say("\(name): up to date at seq \(report.lastSeq)")
       } else {
@@ -59,12 +55,7 @@ struct PruneCommand: ParsableCommand {
     let store = try Store.open(StoreLayout.resolve(options.store))
     let report = try LiveStore(store: store).prune(volume: volume, keepWithin: window, keepBookmarks: keepBookmarks)
     if json {
-      say(
-        jsonText([
-          "volume": volume, "retained_from_seq": report.retainedFromSeq, "versions_deleted": report.versionsDeleted,
-          "bookmarks_kept": report.bookmarksKept, "chunks_deleted": report.chunksDeleted,
-          "bytes_freed": report.bytesFreed, "journal_segments_kept": report.journalSegmentsKept,
-        ]))
+      say(jsonText(PruneJSON(volume: volume, report: report)))
     } else {
       say(
         "\(volume): history kept from seq \(report.retainedFromSeq)\(report.bookmarksKept > 0 ? " plus \(report.bookmarksKept) older bookmarks" : ""); \(report.versionsDeleted) block versions dropped, \(report.chunksDeleted) chunks freed (\(ByteSize.describe(report.bytesFreed))); \(report.journalSegmentsKept) journal segments kept until sealed"
@@ -90,13 +81,7 @@ struct StoreCommand: ParsableCommand {
       let store = try Store.open(StoreLayout.resolve(options.store))
       let report = try LiveStore(store: store).check(readData: readData)
       if json {
-        say(
-          jsonText([
-            "clean": report.isClean, "chunks": report.chunksChecked, "chunks_read": report.chunksRead,
-            "versions": report.versionsChecked, "orphan_bytes": report.orphanBytes,
-            "archives_verified": report.archivesVerified,
-            "problems": report.problems.map { ["message": $0.message, "affects": $0.affects] },
-          ]))
+        say(jsonText(StoreCheckJSON(report: report)))
       } else {
         say(
           "\(report.chunksChecked) chunks (\(report.chunksRead) read and re-hashed), \(report.versionsChecked) block versions, \(ByteSize.describe(report.orphanBytes)) of uncommitted pack data"
@@ -137,13 +122,7 @@ struct StoreCommand: ParsableCommand {
       let report = try live.repair(
         archives: keys.map { ArchiveRepair.supply(live: live, masterKeys: $0) })
       if json {
-        say(
-          jsonText([
-            "complete": report.isComplete, "chunks": report.chunksChecked, "damaged": report.damaged.count,
-            "from_journal": report.fromJournal, "from_archives": report.fromArchives,
-            "archives_read": report.archivesRead,
-            "unrepaired": report.unrepaired.map { ["chunk": $0.hash, "reason": $0.reason, "affects": $0.affects] },
-          ]))
+        say(jsonText(StoreRepairJSON(report: report)))
       } else {
         say("\(report.chunksChecked) chunks read, \(report.damaged.count) damaged")
         if !report.fromJournal.isEmpty { say("Rebuilt from journal records: \(report.fromJournal.count) chunk(s)") }

@@ -48,14 +48,7 @@ struct VolumeCommand: ParsableCommand {
       let store = try Store.open(StoreLayout.resolve(options.store))
       let volumes = try Volumes.list(in: store)
       if json {
-        say(
-          jsonText(
-            volumes.map {
-              [
-                "name": $0.name, "id": $0.id.description, "size": $0.size, "block_size": $0.blockSize,
-                "store_block_size": $0.storeBlockSize, "created": $0.created.rfc3339, "has_base": $0.hasBase,
-              ] as [String: Any]
-            }))
+        say(jsonText(volumes.map(VolumeJSON.init)))
         return
       }
       if volumes.isEmpty {

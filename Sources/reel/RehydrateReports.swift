@@ -1,0 +1,59 @@
+import ReelCore
+import ReelMedia
+
+/// `reel rehydrate --json`.
+struct RehydrateJSON: Encodable {
+  struct Volume: Encodable {
+    var volume: String
+    var chainID: String
+    var complete: Bool
+    var imported: [String]
+    var alreadyInStore: [String]
+    var setAside: [String]
+    var missing: [String]
+    var damaged: [String]
+    var restorableUntilSeq: Seq
+    @NullIfAbsent var restorableUntilTime: String?
+    var restorableBookmarks: [String]
+    var bytesRead: UInt64
+    var contentVerified: Bool
+
+    init(_ result: RehydratedVolume) {
+      volume = result.volume
+      chainID = result.chainID
+      complete = result.complete
+      imported = result.imported.map(\.fileName)
+      alreadyInStore = result.alreadyInStore.map(\.fileName)
+      setAside = result.setAside.map(\.fileName)
+      missing = result.missing
+      damaged = result.damaged
+      restorableUntilSeq = result.restorableUntilSeq
+      restorableUntilTime = result.restorableUntilTime
+      restorableBookmarks = result.restorableBookmarks
+      bytesRead = result.bytesRead
+      contentVerified = result.contentVerified
+    }
+
+    private enum CodingKeys: String, CodingKey {
+      case volume, complete, imported, missing, damaged
+      case chainID = "chain_id"
+      case alreadyInStore = "already_in_store"
+      case setAside = "set_aside"
+      case restorableUntilSeq = "restorable_until_seq"
+      case restorableUntilTime = "restorable_until_time"
+      case restorableBookmarks = "restorable_bookmarks"
+      case bytesRead = "bytes_read"
+      case contentVerified = "content_verified"
+    }
+  }
+
+  var store: String
+  var complete: Bool
+  var volumes: [Volume]
+
+  init(_ report: RehydrateReport, store: String) {
+    self.store = store
+    complete = report.complete
+    volumes = report.volumes.map(Volume.init)
+  }
+}
