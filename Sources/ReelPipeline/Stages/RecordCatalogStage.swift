@@ -64,23 +64,78 @@ struct RecordCatalogStage: PipelineStage {
   /// Media sets, cartridges and the archive copies on each, as JSON for a person or a script.
   func mediaListJSON(_ context: PipelineContext) throws -> [UInt8] {
     let copies = try context.catalog.archiveCopies()
-    let cartridges: [[String: Any]] = try context.catalog.cartridges().map { cartridge in
-      [
-        "label": cartridge.label, "cartridge_id": cartridge.cartridgeID, "media_set": cartridge.mediaSet ?? NSNull(),
-        "sequence": cartridge.sequence, "address": cartridge.address, "closed": cartridge.closed,
-        "archives": copies.filter { $0.cartridgeID == cartridge.cartridgeID }.map {
-          [
-            "archive_id": $0.archiveID, "volume": $0.volumeName, "tape_file": $0.tapeFile, "from_seq": $0.fromSeq,
-            "until_seq": $0.untilSeq, "from_time": $0.fromTime.rfc3339, "until_time": $0.untilTime.rfc3339,
-            "size": $0.size, "sha256": $0.sha256,
-          ] as [String: Any]
-        },
-      ]
-    }
-    let document: [String: Any] = ["written": Timestamp.now().rfc3339, "cartridges": cartridges]
-    return Array(
-      try JSONSerialization.data(
-        withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
-      + [10]
+    let document = MediaListDocument(
+      written: Timestamp.now().rfc3339,
+      cartridges: try context.catalog.cartridges().map { cartridge in
+        MediaListDocument.Cartridge(
+          cartridge, archives: copies.filter { $0.cartridgeID == cartridge.cartridgeID })
+      })
+    return Array(try ReportJSON.encode(document, pretty: true)) + [10]
   }
+}
+
+/// The media list beside each catalog copy (`*.media.json`, indented).
+struct MediaListDocument: Encodable {
+  struct Cartridge: Encodable {
+    var label: String
+    var cartridgeID: String
+    @NullIfAbsent var mediaSet: String?
+    var sequence: Int
+    var address: String
+    var closed: Bool
+    var archives: [Archive]
+
+    init(_ cartridge: CartridgeRecord, archives: [ArchiveCopy]) {
+      label = cartridge.label
+      cartridgeID = cartridge.cartridgeID
+      mediaSet = cartridge.mediaSet
+      sequence = cartridge.sequence
+      address = cartridge.address
+      closed = cartridge.closed
+      self.archives = archives.map(Archive.init)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+      case label, sequence, address, closed, archives
+      case cartridgeID = "cartridge_id"
+      case mediaSet = "media_set"
+    }
+  }
+
+  struct Archive: Encodable {
+    var archiveID: ArchiveID
+    var volume: String
+    var tapeFile: Int
+    var fromSeq: Seq
+    var untilSeq: Seq
+    var fromTime: String
+    var untilTime: String
+    var size: UInt64
+    var sha256: String
+
+    init(_ copy: ArchiveCopy) {
+      archiveID = copy.archiveID
+      volume = copy.volumeName
+      tapeFile = copy.tapeFile
+      fromSeq = copy.fromSeq
+      untilSeq = copy.untilSeq
+      fromTime = copy.fromTime.rfc3339
+      untilTime = copy.untilTime.rfc3339
+      size = copy.size
+      sha256 = copy.sha256
+    }
+
+    private enum CodingKeys: String, CodingKey {
+      case volume, size, sha256
+      case archiveID = "archive_id"
+      case tapeFile = "tape_file"
+      case fromSeq = "from_seq"
+      case untilSeq = "until_seq"
+      case fromTime = "from_time"
+      case untilTime = "until_time"
+    }
+  }
+
+  var written: String
+  var cartridges: [Cartridge]
 }
