@@ -84,7 +84,8 @@ extension LiveStore {
   }
 
   /// How many records of the volume the catalog holds, and the times of the oldest and newest.
-  package func recordTimes(of descriptor: VolumeDescriptor) throws -> (count: Int, first: Timestamp?, last: Timestamp?) {
+  package func recordTimes(of descriptor: VolumeDescriptor) throws -> (count: Int, first: Timestamp?, last: Timestamp?)
+  {
     try catalog.database.read { db in
       let row = try Row.fetchOne(
         db,
