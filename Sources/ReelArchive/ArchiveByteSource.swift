@@ -5,20 +5,20 @@ import ReelIO
 /// Where the bytes of a sealed archive come from when it is read as a stream: a file, a
 /// tape file being read back, a pipe. `read` fills up to `buffer.count` bytes and returns
 /// how many; 0 means the end of the archive.
-public protocol ArchiveByteSource {
+package protocol ArchiveByteSource {
   mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
 }
 
 /// An archive file read from its start.
-public struct FileArchiveSource: ArchiveByteSource {
+package struct FileArchiveSource: ArchiveByteSource {
   private let file: PosixFile
   private var offset: UInt64 = 0
 
-  public init(path: String) throws {
+  package init(path: String) throws {
     file = try PosixFile.openForReading(path)
   }
 
-  public mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+  package mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
     let count = try file.read(into: buffer, at: offset)
     offset += UInt64(count)
     return count

@@ -3,10 +3,10 @@ import ReelCore
 
 /// Chain continuity across archives: each archive's parent must be present, cover the seqs
 /// just before it, and belong to the same volume and chain.
-public enum ArchiveChain {
+package enum ArchiveChain {
   /// Problems with the chains `manifests` form; a parent not among them is looked up in
   /// `folders` (every `*.reel.tar` there) before it is called missing.
-  public static func problems(of manifests: [ArchiveManifest], searching folders: [String] = [])
+  package static func problems(of manifests: [ArchiveManifest], searching folders: [String] = [])
     -> [ArchiveProblem]
   {
     var known = Dictionary(manifests.map { ($0.archiveID, $0) }, uniquingKeysWith: { first, _ in first })

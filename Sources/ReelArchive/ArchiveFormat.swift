@@ -4,23 +4,23 @@ import ReelCore
 
 /// Fixed names and parameters of the sealed archive format, version 2 (reads version 1 too;
 /// docs/archive-format.md).
-public enum ArchiveFormat {
-  public static let readmeName = "README.txt"
-  public static let manifestName = "manifest.json"
-  public static let manifestMACName = "manifest.hmac"
-  public static let indexName = "index.sqlite.enc"
-  public static let checksumsName = "SHA256SUMS"
-  public static let fileSuffix = ".reel.tar"
+package enum ArchiveFormat {
+  static let readmeName = "README.txt"
+  static let manifestName = "manifest.json"
+  static let manifestMACName = "manifest.hmac"
+  static let indexName = "index.sqlite.enc"
+  static let checksumsName = "SHA256SUMS"
+  package static let fileSuffix = ".reel.tar"
   /// tar record size: one write per MiB, the block size tape drives are given.
-  public static let recordSize = 1 << 20
+  package static let recordSize = 1 << 20
   /// A frame's plaintext stops growing once it reaches this many bytes (index frames, and
   /// the pack frames of format version 1).
-  public static let frameTarget = 1 << 20
+  package static let frameTarget = 1 << 20
   /// A version 2 pack frame's group of raw chunk records stops growing once it reaches this
   /// many bytes, then is compressed as one zstd frame. 8 MiB, with a window as large, makes
   /// the archive as small as one zstd -3 stream of the same data while a chunk read
   /// decompresses at most one group.
-  public static let groupTarget = 8 << 20
+  package static let groupTarget = 8 << 20
   /// Readers refuse a group that claims to decompress to more than this.
   static let groupLimit = 64 << 20
   /// Pack frames of format version 2 and later: one zstd frame of raw records.
@@ -29,18 +29,18 @@ public enum ArchiveFormat {
   }
   /// Default bound on a pack member, so restoring one range never needs more than one
   /// member read.
-  public static let defaultMemberLimit: UInt64 = 4 << 30
+  package static let defaultMemberLimit: UInt64 = 4 << 30
   /// Members whose whole contents are read into memory are refused beyond this size.
   static let smallMemberLimit = 64 << 20
   static let frameKeyPurpose = "reel archive frames v1"
   static let manifestKeyPurpose = "reel archive manifest v1"
 
   /// `packs/000001.pack`: pack members are numbered from 1; the index is member 0.
-  public static func packName(_ number: Int) -> String {
+  static func packName(_ number: Int) -> String {
     "packs/" + String(repeating: "0", count: max(0, 6 - String(number).count)) + String(number) + ".pack"
   }
 
-  public static func packNumber(_ name: String) -> Int? {
+  static func packNumber(_ name: String) -> Int? {
     guard name.hasPrefix("packs/"), name.hasSuffix(".pack") else { return nil }
     let digits = name.dropFirst(6).dropLast(5)
     guard digits.count == 6, digits.allSatisfy(\.isASCII), let number = Int(digits), number > 0 else { return nil }
@@ -48,30 +48,30 @@ public enum ArchiveFormat {
   }
 
   /// The archive's file name: volume, seq window and the first 8 digits of its ID.
-  public static func fileName(volume: String, fromSeq: Seq, untilSeq: Seq, archiveID: String) -> String {
+  package static func fileName(volume: String, fromSeq: Seq, untilSeq: Seq, archiveID: String) -> String {
     "\(volume)-\(fromSeq)-\(untilSeq)-\(archiveID.prefix(8))\(fileSuffix)"
   }
 }
 
 /// The keys of one archive: a random data key, wrapped for each master key; frames and
 /// the manifest MAC use keys derived from it.
-public struct ArchiveKeys: Sendable {
-  public let dataKey: SymmetricKey
-  public var frameKey: SymmetricKey { dataKey.derived(ArchiveFormat.frameKeyPurpose) }
-  public var manifestKey: SymmetricKey { dataKey.derived(ArchiveFormat.manifestKeyPurpose) }
+struct ArchiveKeys: Sendable {
+  let dataKey: SymmetricKey
+  var frameKey: SymmetricKey { dataKey.derived(ArchiveFormat.frameKeyPurpose) }
+  var manifestKey: SymmetricKey { dataKey.derived(ArchiveFormat.manifestKeyPurpose) }
 
-  public init(dataKey: SymmetricKey) { self.dataKey = dataKey }
+  package init(dataKey: SymmetricKey) { self.dataKey = dataKey }
 
-  public static func random() -> ArchiveKeys { ArchiveKeys(dataKey: .random()) }
+  package static func random() -> ArchiveKeys { ArchiveKeys(dataKey: .random()) }
 
-  public func wrapped(for master: SymmetricKey) -> ArchiveManifest.WrappedKey {
+  package func wrapped(for master: SymmetricKey) -> ArchiveManifest.WrappedKey {
     ArchiveManifest.WrappedKey(
       fingerprint: master.fingerprint, wrap: "AES-256 key wrap (RFC 3394)",
       wrappedKey: Data(AESKeyWrap.wrap(dataKey, with: master)).base64EncodedString())
   }
 
   /// Opens the data key with whichever master key the manifest names.
-  public static func unwrap(_ manifest: ArchiveManifest, with master: SymmetricKey, archive: String) throws
+  package static func unwrap(_ manifest: ArchiveManifest, with master: SymmetricKey, archive: String) throws
     -> ArchiveKeys
   {
     guard let entry = manifest.keys.first(where: { $0.fingerprint == master.fingerprint }) else {
@@ -109,20 +109,20 @@ public struct ArchiveKeys: Sendable {
 ///
 /// Associated data: `reel-archive-v1` ‖ archive UUID (16 bytes) ‖ header bytes 0..<28, so a
 /// frame moved to another archive, member or position fails its tag.
-public enum ArchiveFrame {
-  public static let headerSize = 32
-  public static let magic: [UInt8] = Array("RFR1".utf8)
-  public static let contentChunks: UInt8 = 1
-  public static let contentIndex: UInt8 = 2
-  public static let contentGroup: UInt8 = 3
+package enum ArchiveFrame {
+  package static let headerSize = 32
+  package static let magic: [UInt8] = Array("RFR1".utf8)
+  package static let contentChunks: UInt8 = 1
+  static let contentIndex: UInt8 = 2
+  package static let contentGroup: UInt8 = 3
   static let associatedPrefix: [UInt8] = Array("reel-archive-v1".utf8)
 
-  public struct Header: Equatable, Sendable {
-    public var content: UInt8
-    public var plaintextLength: Int
-    public var member: Int
-    public var frameNumber: UInt64
-    public var sealedLength: Int { plaintextLength + AES256GCM.tagSize }
+  package struct Header: Equatable, Sendable {
+    package var content: UInt8
+    package var plaintextLength: Int
+    package var member: Int
+    package var frameNumber: UInt64
+    package var sealedLength: Int { plaintextLength + AES256GCM.tagSize }
   }
 
   static func nonce(member: Int, frameNumber: UInt64) -> [UInt8] {

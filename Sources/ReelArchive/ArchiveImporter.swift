@@ -3,20 +3,20 @@ import ReelCodec
 import ReelCore
 import ReelStore
 
-public struct ArchiveImportReport: Sendable {
-  public var manifest: ArchiveManifest
+package struct ArchiveImportReport: Sendable {
+  package var manifest: ArchiveManifest
   /// False when the store already held this archive's window.
-  public var imported: Bool
-  public var chunksAdded: Int
-  public var chunksAlreadyStored: Int
-  public var verification: ArchiveVerification?
+  package var imported: Bool
+  package var chunksAdded: Int
+  package var chunksAlreadyStored: Int
+  package var verification: ArchiveVerification?
 }
 
 /// Imports a sealed archive into a live store, verifying every frame and chunk as it goes;
 /// the window becomes visible in one catalog transaction only when the whole archive
 /// checked out, so an interrupted or failed import leaves nothing half-imported.
-public enum ArchiveImporter {
-  public static func importArchive(
+package enum ArchiveImporter {
+  package static func importArchive(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], into live: LiveStore,
     verifyContent: Bool = true
   ) throws -> ArchiveImportReport {
@@ -84,7 +84,7 @@ public enum ArchiveImporter {
       verification: verification)
   }
 
-  public static func importArchive(path: String, masterKeys: [SymmetricKey], into live: LiveStore) throws
+  package static func importArchive(path: String, masterKeys: [SymmetricKey], into live: LiveStore) throws
     -> ArchiveImportReport
   {
     try importArchive(

@@ -5,23 +5,23 @@ import ReelStore
 
 /// Where one chunk record sits in an archive: which pack member, which frame (its byte
 /// offset and total length in the member), and the record's place in the frame's plaintext.
-public struct ArchiveChunkLocation: Equatable, Sendable {
-  public var member: Int
-  public var frameOffset: UInt64
-  public var frameLength: Int
-  public var recordOffset: Int
-  public var recordLength: Int
+struct ArchiveChunkLocation: Equatable, Sendable {
+  package var member: Int
+  var frameOffset: UInt64
+  package var frameLength: Int
+  var recordOffset: Int
+  package var recordLength: Int
   /// Plaintext bytes of the chunk.
-  public var size: Int
+  package var size: Int
 }
 
 /// The embedded index of a sealed archive: an SQLite database (schema version 1,
 /// docs/archive-format.md) stored encrypted as member `index.sqlite.enc`.
 /// It answers "(block range, seq) → (member, offset, length)" without reading the packs.
-public final class ArchiveIndex {
-  public static let schemaVersion = 1
+final class ArchiveIndex {
+  package static let schemaVersion = 1
   let database: DatabaseQueue
-  public let path: String
+  package let path: String
 
   /// Creates an empty index at `path` for writing.
   static func create(at path: String) throws -> ArchiveIndex {
@@ -90,7 +90,7 @@ public final class ArchiveIndex {
 
   func close() throws { try database.close() }
 
-  public func info() throws -> [String: String] {
+  package func info() throws -> [String: String] {
     try database.read { db in
       var info: [String: String] = [:]
       for row in try Row.fetchAll(db, sql: "SELECT key, value FROM info") { info[row["key"]] = row["value"] }
@@ -145,7 +145,7 @@ public final class ArchiveIndex {
     }
   }
 
-  public func chunkLocations() throws -> [String: ArchiveChunkLocation] {
+  package func chunkLocations() throws -> [String: ArchiveChunkLocation] {
     try database.read { db in
       var locations: [String: ArchiveChunkLocation] = [:]
       for row in try Row.fetchAll(db, sql: "SELECT * FROM chunk") {
@@ -158,7 +158,7 @@ public final class ArchiveIndex {
   }
 
   /// Versions in `(block, seq)` order; `base` selects the base state or the window's changes.
-  public func versions(base: Bool? = nil) throws -> [HistoryVersion] {
+  package func versions(base: Bool? = nil) throws -> [HistoryVersion] {
     try database.read { db in
       let filter = base.map { "WHERE base = \($0 ? 1 : 0)" } ?? ""
       return try Row.fetchAll(
@@ -171,7 +171,7 @@ public final class ArchiveIndex {
     }
   }
 
-  public func records() throws -> [HistoryRecord] {
+  package func records() throws -> [HistoryRecord] {
     try database.read { db in
       try Row.fetchAll(db, sql: "SELECT seq, time_ns, kind FROM record ORDER BY seq").map {
         HistoryRecord(
@@ -180,7 +180,7 @@ public final class ArchiveIndex {
     }
   }
 
-  public func bookmarks() throws -> [Bookmark] {
+  package func bookmarks() throws -> [Bookmark] {
     try database.read { db in
       try Row.fetchAll(db, sql: "SELECT seq, label, time_ns FROM bookmark ORDER BY seq").map {
         Bookmark(seq: Seq($0["seq"] as Int64), label: $0["label"], time: Timestamp(nanoseconds: $0["time_ns"]))

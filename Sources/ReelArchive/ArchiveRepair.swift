@@ -6,8 +6,8 @@ import ReelStore
 /// Sealed archives as a source of chunk records for `LiveStore.repair`: the archives this
 /// store sealed or imported whose files are still where the catalog says, each read and
 /// verified frame by frame with the key.
-public enum ArchiveRepair {
-  public static func supply(live: LiveStore, masterKeys: [SymmetricKey]) -> ChunkRecordSupply {
+package enum ArchiveRepair {
+  package static func supply(live: LiveStore, masterKeys: [SymmetricKey]) -> ChunkRecordSupply {
     { wanted, found in
       var looked: [String] = []
       var remaining = wanted

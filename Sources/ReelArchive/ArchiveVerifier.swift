@@ -5,41 +5,41 @@ import ReelIO
 import ReelStore
 
 /// Something wrong with an archive, named by member and byte offset inside the member.
-public struct ArchiveProblem: Sendable, Equatable, CustomStringConvertible {
-  public var member: String
-  public var offset: UInt64?
-  public var message: String
+package struct ArchiveProblem: Sendable, Equatable, CustomStringConvertible {
+  package var member: String
+  package var offset: UInt64?
+  package var message: String
 
-  public var description: String {
+  package var description: String {
     if let offset { return "\(member) at offset \(offset): \(message)" }
     return "\(member): \(message)"
   }
 }
 
 /// What the keyless checks found: the manifest and every member's size and digest.
-public struct ArchiveStructureReport: Sendable {
-  public var manifest: ArchiveManifest
-  public var members: [ArchiveManifest.Member]
+package struct ArchiveStructureReport: Sendable {
+  package var manifest: ArchiveManifest
+  package var members: [ArchiveManifest.Member]
   /// Bytes of the whole tar stream and its SHA-256.
-  public var totalBytes: UInt64
-  public var sha256: String
+  package var totalBytes: UInt64
+  package var sha256: String
 }
 
-public struct ArchiveVerification: Sendable {
-  public var structure: ArchiveStructureReport
+package struct ArchiveVerification: Sendable {
+  package var structure: ArchiveStructureReport
   /// True when the key opened the archive and every frame, chunk and index row was checked.
-  public var keyChecked: Bool
-  public var problems: [ArchiveProblem]
-  public var framesChecked: Int
-  public var chunksChecked: Int
+  package var keyChecked: Bool
+  package var problems: [ArchiveProblem]
+  package var framesChecked: Int
+  package var chunksChecked: Int
 }
 
 /// Checks sealed archives (docs/archive-format.md).
-public enum ArchiveVerifier {
+package enum ArchiveVerifier {
   /// Keyless checks while streaming: tar structure, member names and order, every member
   /// against SHA256SUMS and the manifest, frame headers. Throws `.corrupt` naming the first
   /// damaged member; use this on bytes read back from media.
-  public static func verifyStructure(source: inout some ArchiveByteSource, label: String = "archive") throws
+  package static func verifyStructure(source: inout some ArchiveByteSource, label: String = "archive") throws
     -> ArchiveStructureReport
   {
     let scanner = try ArchiveScanner(source: source, label: label, masterKeys: [])
@@ -55,7 +55,7 @@ public enum ArchiveVerifier {
     return result.structure
   }
 
-  public static func verifyStructure(path: String) throws -> ArchiveStructureReport {
+  package static func verifyStructure(path: String) throws -> ArchiveStructureReport {
     var source = try FileArchiveSource(path: path)
     return try verifyStructure(source: &source, label: (path as NSString).lastPathComponent)
   }
@@ -63,7 +63,7 @@ public enum ArchiveVerifier {
   /// Every check: without keys the keyless ones; with a key that opens the archive also
   /// the manifest HMAC, every frame's tag, every chunk's content hash and the index.
   /// Problems are collected, not thrown; a tar that cannot be read at all throws.
-  public static func verify(path: String, masterKeys: [SymmetricKey], label: String? = nil) throws
+  package static func verify(path: String, masterKeys: [SymmetricKey], label: String? = nil) throws
     -> ArchiveVerification
   {
     try verify(
@@ -72,7 +72,7 @@ public enum ArchiveVerifier {
   }
 
   /// Every check on a stream (an archive read back from media).
-  public static func verify(source: any ArchiveByteSource, masterKeys: [SymmetricKey], label: String) throws
+  package static func verify(source: any ArchiveByteSource, masterKeys: [SymmetricKey], label: String) throws
     -> ArchiveVerification
   {
     try scan(ArchiveScanner(source: source, label: label, masterKeys: masterKeys))
@@ -101,7 +101,7 @@ public enum ArchiveVerifier {
   }
 
   /// Reads only what precedes the index: the manifest, checked against nothing (`reel inspect`).
-  public static func readManifest(path: String) throws -> ArchiveManifest {
+  package static func readManifest(path: String) throws -> ArchiveManifest {
     let source = try FileArchiveSource(path: path)
     let scanner = try ArchiveScanner(source: source, label: (path as NSString).lastPathComponent, masterKeys: [])
     return try scanner.readManifestOnly()

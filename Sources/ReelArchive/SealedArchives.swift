@@ -6,17 +6,17 @@ import ReelStore
 /// A sealed archive as the store's catalog knows it (table `sealed_archive`): where it sits
 /// in its volume's history, and the file that holds it.
 @dynamicMemberLookup
-public struct SealedArchiveRecord: Sendable, Equatable {
-  public var span: ArchiveSpan
-  public var volumeID: String
-  public var fileName: String
-  public var path: String
-  public var size: UInt64
-  public var sha256: String
-  public var created: Timestamp
-  public var verified: Timestamp?
+package struct SealedArchiveRecord: Sendable, Equatable {
+  package var span: ArchiveSpan
+  package var volumeID: String
+  package var fileName: String
+  package var path: String
+  package var size: UInt64
+  package var sha256: String
+  package var created: Timestamp
+  package var verified: Timestamp?
 
-  public init(
+  package init(
     span: ArchiveSpan, volumeID: String, fileName: String, path: String, size: UInt64, sha256: String,
     created: Timestamp, verified: Timestamp?
   ) {
@@ -32,7 +32,7 @@ public struct SealedArchiveRecord: Sendable, Equatable {
 
   /// The record of an archive file that passed verification, as its manifest describes it;
   /// `fromTime` and `untilTime` are the times of the window's two seqs.
-  public init(
+  package init(
     manifest: ArchiveManifest, fromTime: Timestamp, untilTime: Timestamp, fileName: String, path: String,
     size: UInt64, sha256: String, created: Timestamp = .now(), verified: Timestamp?
   ) {
@@ -56,7 +56,7 @@ public struct SealedArchiveRecord: Sendable, Equatable {
       verified: (row["verified_ns"] as Int64?).map { Timestamp(nanoseconds: $0) })
   }
 
-  public subscript<Value>(dynamicMember keyPath: KeyPath<ArchiveSpan, Value>) -> Value { span[keyPath: keyPath] }
+  package subscript<Value>(dynamicMember keyPath: KeyPath<ArchiveSpan, Value>) -> Value { span[keyPath: keyPath] }
 }
 
 /// The sealed archives of the store's volumes (migration `v3-seal`): one row per archive
@@ -64,7 +64,7 @@ public struct SealedArchiveRecord: Sendable, Equatable {
 /// holds its journal records.
 extension LiveStore {
   /// The newest archive sealed for the volume, if any.
-  public func lastSealedArchive(of descriptor: VolumeDescriptor) throws -> SealedArchiveRecord? {
+  package func lastSealedArchive(of descriptor: VolumeDescriptor) throws -> SealedArchiveRecord? {
     try store.catalog.database.read { db in
       try Row.fetchOne(
         db, sql: "SELECT * FROM sealed_archive WHERE volume_id = ? ORDER BY until_seq DESC LIMIT 1",
@@ -73,7 +73,7 @@ extension LiveStore {
     }
   }
 
-  public func sealedArchives(of descriptor: VolumeDescriptor) throws -> [SealedArchiveRecord] {
+  package func sealedArchives(of descriptor: VolumeDescriptor) throws -> [SealedArchiveRecord] {
     try store.catalog.database.read { db in
       try Row.fetchAll(
         db, sql: "SELECT * FROM sealed_archive WHERE volume_id = ? ORDER BY until_seq",
@@ -83,7 +83,7 @@ extension LiveStore {
   }
 
   /// Journal records with seq ≤ this are held by a verified archive.
-  public func sealedSeq(of descriptor: VolumeDescriptor) throws -> Seq {
+  package func sealedSeq(of descriptor: VolumeDescriptor) throws -> Seq {
     try store.catalog.database.read { db in
       Seq(
         try Int64.fetchOne(
@@ -93,7 +93,7 @@ extension LiveStore {
   }
 
   /// Records a verified archive and moves the volume's sealed seq, in one transaction.
-  public func recordSealed(_ archive: SealedArchiveRecord) throws {
+  package func recordSealed(_ archive: SealedArchiveRecord) throws {
     try store.catalog.database.write { db in
       try db.execute(
         sql: """
@@ -120,7 +120,7 @@ extension LiveStore {
 
 extension Catalog {
   /// Marks an archive as verified with the key again (its read-back at seal time was the first).
-  public func markArchiveVerified(id: String, at time: Timestamp = .now()) throws {
+  package func markArchiveVerified(id: String, at time: Timestamp = .now()) throws {
     try database.write { db in
       try db.execute(
         sql: "UPDATE sealed_archive SET verified_ns = ? WHERE id = ?", arguments: [time.nanoseconds, id])
@@ -129,19 +129,19 @@ extension Catalog {
 }
 
 /// A volume's history as the catalog knows it: what points can be named, what is sealed.
-public struct CatalogTimeline: Sendable {
-  public var retainedFrom: Seq
-  public var ingested: Seq
-  public var records: Int
-  public var firstTime: Timestamp?
-  public var lastTime: Timestamp?
-  public var bookmarks: [Bookmark]
-  public var sealedSeq: Seq
-  public var archives: [SealedArchiveRecord]
+package struct CatalogTimeline: Sendable {
+  package var retainedFrom: Seq
+  package var ingested: Seq
+  package var records: Int
+  package var firstTime: Timestamp?
+  package var lastTime: Timestamp?
+  package var bookmarks: [Bookmark]
+  package var sealedSeq: Seq
+  package var archives: [SealedArchiveRecord]
 }
 
 extension LiveStore {
-  public func catalogTimeline(of descriptor: VolumeDescriptor) throws -> CatalogTimeline {
+  package func catalogTimeline(of descriptor: VolumeDescriptor) throws -> CatalogTimeline {
     let bounds = try historyBounds(of: descriptor)
     let records = try recordTimes(of: descriptor)
     return CatalogTimeline(

@@ -5,24 +5,24 @@ import ReelIO
 import ReelStore
 
 /// What `reel seal` is asked to do for one volume.
-public struct SealRequest: Sendable {
-  public var volume: String
+package struct SealRequest: Sendable {
+  package var volume: String
   /// Seal up to this point; nil = the newest flush barrier or bookmark.
-  public var until: Point?
-  public var outputDirectory: String
+  package var until: Point?
+  package var outputDirectory: String
   /// The data key is wrapped for each; the first is the owner's, others are escrow keys.
-  public var masterKeys: SealKeys
-  public var memberLimit: UInt64
+  package var masterKeys: SealKeys
+  package var memberLimit: UInt64
   /// Start a new chain with a full base even when the last archive could be continued.
-  public var newChain: Bool
+  package var newChain: Bool
   /// The archive format version to write. 2 (the default) groups chunks into 8 MiB zstd
   /// frames: within 3.5% of one zstd stream of the raw journal. 1 (`reel seal --format 1`)
   /// carries chunk records as the store keeps them: ~5% larger, but much faster to seal
   /// and to rehydrate, as nothing is compressed again (docs/archive-format.md).
-  public var formatVersion: Int
-  public static let defaultFormatVersion = 2
+  package var formatVersion: Int
+  package static let defaultFormatVersion = 2
 
-  public init(
+  package init(
     volume: String, until: Point? = nil, outputDirectory: String, masterKeys: [SymmetricKey],
     memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit, newChain: Bool = false,
     formatVersion: Int = SealRequest.defaultFormatVersion
@@ -32,7 +32,7 @@ public struct SealRequest: Sendable {
       memberLimit: memberLimit, newChain: newChain, formatVersion: formatVersion)
   }
 
-  public init(
+  package init(
     volume: String, until: Point? = nil, outputDirectory: String, masterKeys: SealKeys,
     memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit, newChain: Bool = false,
     formatVersion: Int = SealRequest.defaultFormatVersion
@@ -50,18 +50,18 @@ public struct SealRequest: Sendable {
   }
 }
 
-public enum SealOutcome: Sendable {
+package enum SealOutcome: Sendable {
   /// Nothing journaled after the last sealed point (or no barrier to cut at).
   case nothingToSeal(volume: String, sealedSeq: Seq, reason: String)
   case sealed(SealedArchive)
 }
 
-public struct SealedArchive: Sendable {
-  public var path: String
-  public var manifest: ArchiveManifest
-  public var size: UInt64
-  public var sha256: String
-  public var verification: ArchiveVerification
+package struct SealedArchive: Sendable {
+  package var path: String
+  package var manifest: ArchiveManifest
+  package var size: UInt64
+  package var sha256: String
+  package var verification: ArchiveVerification
 }
 
 /// The master keys a seal wraps its data key for, possibly still being unlocked. Opening a
@@ -69,19 +69,19 @@ public struct SealedArchive: Sendable {
 /// first needs the keys for its manifest, after the packs are built: unlocking on another
 /// thread meanwhile takes that time off the seal. A failed unlock (a wrong passphrase)
 /// stops the seal as soon as it is noticed, before anything is written.
-public final class SealKeys: Sendable {
+package final class SealKeys: Sendable {
   private let unlocking: BackgroundTask<[SymmetricKey]>
 
-  public init(_ keys: [SymmetricKey]) {
+  package init(_ keys: [SymmetricKey]) {
     unlocking = BackgroundTask { keys }
   }
 
-  public init(unlocking unlock: @escaping @Sendable () throws -> [SymmetricKey]) {
+  package init(unlocking unlock: @escaping @Sendable () throws -> [SymmetricKey]) {
     unlocking = BackgroundTask(unlock)
   }
 
   /// Waits for the unlock; at least one key, the owner's first.
-  public func keys() throws -> [SymmetricKey] {
+  package func keys() throws -> [SymmetricKey] {
     let keys = try unlocking.value()
     precondition(!keys.isEmpty, "a seal needs a master key")
     return keys
@@ -96,8 +96,8 @@ public final class SealKeys: Sendable {
 /// Seals a window of a volume's ingested history into one archive (docs/archive-format.md):
 /// staged member by member, written as a tar under a temporary name, fsynced, read back and
 /// verified with the key, then renamed into place and recorded in the catalog.
-public enum Sealer {
-  public static func seal(_ request: SealRequest, live: LiveStore) throws -> SealOutcome {
+package enum Sealer {
+  package static func seal(_ request: SealRequest, live: LiveStore) throws -> SealOutcome {
     let layout = live.store.layout
     let descriptor = try layout.descriptor(of: request.volume)
     // Two seals of one volume (a `reel seal` beside the nightly pipeline, into other
@@ -171,7 +171,7 @@ public enum Sealer {
   /// image it was created from (or a blank volume's very existence) off the media. A blank
   /// volume with writes but no flush yet is not sealed as zeros: that would look protected
   /// while its data is not.
-  public static func stateAloneIsSealable(
+  package static func stateAloneIsSealable(
     descriptor: VolumeDescriptor, bounds: HistoryBounds, last: SealedArchiveRecord?
   ) -> Bool {
     last == nil && (descriptor.hasBase || bounds.ingested <= bounds.retainedFrom)

@@ -116,10 +116,10 @@ final class TarWriter {
 /// Only regular files with plain relative names are accepted: a member that is a link, a
 /// device, has `..` or an absolute path is refused before its bytes are read. The one
 /// reader of tar headers in Reel.
-public final class TarReader {
-  public struct Member: Sendable {
-    public var name: String
-    public var size: UInt64
+package final class TarReader {
+  package struct Member: Sendable {
+    package var name: String
+    package var size: UInt64
   }
 
   private final class Feed {
@@ -141,7 +141,7 @@ public final class TarReader {
   private let unmanaged: Unmanaged<Feed>
   let label: String
 
-  public init(source: any ArchiveByteSource, label: String) throws {
+  package init(source: any ArchiveByteSource, label: String) throws {
     guard let archive = archive_read_new() else { throw ReelError(.io, "libarchive could not start reading \(label)") }
     self.archive = archive
     self.label = label
@@ -185,7 +185,7 @@ public final class TarReader {
   }
 
   /// The next member's header; its data, if not read, is skipped.
-  public func next() throws -> Member? {
+  package func next() throws -> Member? {
     var entry: OpaquePointer?
     let status = archive_read_next_header(archive, &entry)
     if status == ARCHIVE_EOF { return nil }
@@ -226,7 +226,7 @@ public final class TarReader {
   }
 
   /// The whole current member, refused when larger than `limit`.
-  public func readAll(limit: Int, name: String) throws -> [UInt8] {
+  package func readAll(limit: Int, name: String) throws -> [UInt8] {
     var bytes: [UInt8] = []
     try readData { piece in
       guard bytes.count + piece.count <= limit else {
@@ -241,7 +241,7 @@ public final class TarReader {
   /// tape file holding an archive is told from one holding something else, before the
   /// stream is read. The first header of a Reel archive is a pax extended header whose
   /// data follows it, so libarchive cannot judge the block alone.
-  public static func isHeader(_ block: [UInt8]) -> Bool {
+  package static func isHeader(_ block: [UInt8]) -> Bool {
     guard block.count == 512, Array(block[257..<262]) == Array("ustar".utf8) else { return false }
     // The checksum counts the checksum field itself as eight spaces.
     var sum = 0

@@ -4,22 +4,22 @@ import ReelIO
 import ReelJournal
 
 /// A bookmark that was written.
-public struct BookmarkResult: Sendable, Equatable {
-  public var volume: String
-  public var label: String
-  public var seq: Seq
-  public var time: Timestamp
+package struct BookmarkResult: Sendable, Equatable {
+  package var volume: String
+  package var label: String
+  package var seq: Seq
+  package var time: Timestamp
   /// True when the running `reel serve` wrote it; false when it was written directly.
-  public var throughServer: Bool
+  package var throughServer: Bool
 }
 
 /// Named, crash-consistent points in a volume's journal.
-public enum Bookmarks {
-  public static let maximumLabelBytes = 200
+package enum Bookmarks {
+  static let maximumLabelBytes = 200
 
   /// Writes bookmark `label` into `volume`'s journal: through the control socket of the
   /// `reel serve` that has the volume, or directly when no server has it.
-  public static func create(layout: StoreLayout, volume: String, label: String) throws -> BookmarkResult {
+  package static func create(layout: StoreLayout, volume: String, label: String) throws -> BookmarkResult {
     try validate(label: label)
     let descriptor = try layout.descriptor(of: volume)
     let controlPath = layout.volumeDirectory(volume) + "/" + ControlProtocol.socketName
@@ -57,7 +57,7 @@ public enum Bookmarks {
 
   /// Labels are 1 to 200 UTF-8 bytes on one line, and must read back as a bookmark when
   /// given as a point (`--at LABEL`), so `latest`, `seq:N` and times are refused.
-  public static func validate(label: String) throws {
+  package static func validate(label: String) throws {
     let bytes = label.utf8.count
     guard bytes >= 1, bytes <= maximumLabelBytes else {
       throw ReelError(

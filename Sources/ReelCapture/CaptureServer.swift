@@ -3,29 +3,29 @@ import ReelCore
 import ReelIO
 
 /// What `reel serve` was asked to do.
-public struct CaptureConfiguration: Sendable {
-  public var layout: StoreLayout
-  public var volumes: [String]
+package struct CaptureConfiguration: Sendable {
+  package var layout: StoreLayout
+  package var volumes: [String]
   /// Unix socket path; nil means `<store>/run/reel.sock` unless `listen` is given.
-  public var socketPath: String?
+  package var socketPath: String?
   /// `PORT`, `HOST:PORT` or `[IPv6]:PORT`; the host defaults to 127.0.0.1.
-  public var listen: String?
+  package var listen: String?
   /// Receives one line per event (connections, recovery, shutdown); `reel serve` prints them to stderr.
-  public var log: @Sendable (String) -> Void
+  package var log: @Sendable (String) -> Void
   /// Past points to export read-only instead of (or beside) live volumes.
-  public var pastPoints: [PastPointExport] = []
+  package var pastPoints: [PastPointExport] = []
   /// Checkpoint the live image after this many bytes changed ...
-  public var checkpointBytes: UInt64 = 256 << 20
+  package var checkpointBytes: UInt64 = 256 << 20
   /// ... or this long after the first change since the last checkpoint.
-  public var checkpointInterval: Duration = .seconds(60)
+  var checkpointInterval: Duration = .seconds(60)
   /// How far the live image may lag behind the journal (docs/capture.md).
-  public var liveImage = LiveImageOptions()
+  package var liveImage = LiveImageOptions()
   /// The volume as of a seq, for rebuilding a live image whose journal no longer begins
   /// at seq 1 (its oldest segments were pruned once sealed and copied to media). `reel
   /// serve` reads it from the live store; without it such a rebuild is refused.
-  public var rebuildBase: (@Sendable (_ volume: VolumeDescriptor, _ seq: Seq) throws -> any VolumeSource)?
+  package var rebuildBase: (@Sendable (_ volume: VolumeDescriptor, _ seq: Seq) throws -> any VolumeSource)?
 
-  public init(
+  package init(
     layout: StoreLayout, volumes: [String], socketPath: String? = nil, listen: String? = nil,
     log: @escaping @Sendable (String) -> Void
   ) {
@@ -36,29 +36,29 @@ public struct CaptureConfiguration: Sendable {
     self.log = log
   }
 
-  public var defaultSocketPath: String { layout.root + "/run/reel.sock" }
+  var defaultSocketPath: String { layout.root + "/run/reel.sock" }
 }
 
 /// A running NBD capture server: volumes opened and recovered, sockets listening.
-public final class CaptureServer: Sendable {
-  public struct ServedVolumeInfo: Sendable {
-    public var name: String
-    public var size: UInt64
-    public var blockSize: UInt32
-    public var recovery: LiveImageRecovery
-    public var controlSocket: String
+package final class CaptureServer: Sendable {
+  package struct ServedVolumeInfo: Sendable {
+    package var name: String
+    package var size: UInt64
+    package var blockSize: UInt32
+    package var recovery: LiveImageRecovery
+    package var controlSocket: String
   }
 
   /// Where NBD clients connect: Unix socket paths and TCP `host:port`s.
-  public let endpoints: [Endpoint]
-  public let volumes: [ServedVolumeInfo]
-  public let pastPoints: [PastPointExport]
+  package let endpoints: [Endpoint]
+  package let volumes: [ServedVolumeInfo]
+  package let pastPoints: [PastPointExport]
 
-  public enum Endpoint: Sendable, CustomStringConvertible {
+  package enum Endpoint: Sendable, CustomStringConvertible {
     case unix(path: String)
     case tcp(address: String)
 
-    public var description: String {
+    package var description: String {
       switch self {
       case .unix(let path): "unix socket \(path)"
       case .tcp(let address): "tcp \(address)"
@@ -66,7 +66,7 @@ public final class CaptureServer: Sendable {
     }
 
     /// An NBD URI for `name` (as qemu, nbdinfo and nbdcopy take it).
-    public func uri(export name: String) -> String {
+    package func uri(export name: String) -> String {
       switch self {
       case .unix(let path): "nbd+unix:///\(name)?socket=\(path)"
       case .tcp(let address): "nbd://\(address)/\(name)"
@@ -90,7 +90,7 @@ public final class CaptureServer: Sendable {
 
   /// Opens every volume (journal lock, crash recovery of the live image) and starts
   /// listening; clients are served once `run` is called.
-  public init(_ configuration: CaptureConfiguration) throws {
+  package init(_ configuration: CaptureConfiguration) throws {
     self.configuration = configuration
     signalPipe = StopSignals.install()
     guard !configuration.volumes.isEmpty || !configuration.pastPoints.isEmpty else {
@@ -146,7 +146,7 @@ public final class CaptureServer: Sendable {
   /// Serves clients until SIGINT or SIGTERM (or `stop()`), then shuts down cleanly: no new
   /// clients, requests already received are answered, journals synced and closed, live
   /// images checkpointed as clean, sockets removed.
-  public func run() throws {
+  package func run() throws {
     let signalWatcher = WorkerThread(name: "reel signals") { [self] in
       while true {
         let number = StopSignals.next(from: signalPipe)
@@ -194,7 +194,7 @@ public final class CaptureServer: Sendable {
   }
 
   /// Asks `run` to shut down; safe from any thread.
-  public func stop() {
+  package func stop() {
     let first = state.withLock { state in
       defer { state.stopRequested = true }
       return !state.stopRequested

@@ -23,14 +23,14 @@ extension ServedVolume: ExportBackend {
 
 /// A volume as it was at one point, from any `VolumeSource` (the live store's view).
 /// Writes never reach it: the export says read-only and the connection answers EPERM.
-public struct PastPointExport: ExportBackend {
-  public let name: String
-  public let source: any VolumeSource
-  public let preferredBlockSize: UInt32
+package struct PastPointExport: ExportBackend {
+  package let name: String
+  package let source: any VolumeSource
+  let preferredBlockSize: UInt32
   /// e.g. `bookmark "before upgrade" (seq 812, 2026-11-27T08:00:00Z)`.
-  public let point: String
+  package let point: String
 
-  public init(name: String, source: any VolumeSource, blockSize: UInt32, point: String) {
+  package init(name: String, source: any VolumeSource, blockSize: UInt32, point: String) {
     self.name = name
     self.source = source
     self.preferredBlockSize = blockSize

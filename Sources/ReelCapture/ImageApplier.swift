@@ -4,25 +4,25 @@ import ReelCore
 import ReelJournal
 
 /// How far `live.img` may fall behind the journal while serving.
-public struct LiveImageOptions: Sendable {
+package struct LiveImageOptions: Sendable {
   /// Writers wait (and help apply) once the journaled write payloads not yet in
   /// `live.img` reach this many bytes ...
-  public var lagBytes: UInt64 = 2 << 30
+  package var lagBytes: UInt64 = 2 << 30
   /// ... or this many records are pending, which bounds the memory of the pending map.
-  public var lagRecords = 65536
+  var lagRecords = 65536
   /// While clients keep writing, the background thread waits until half a limit is
   /// pending; it starts at once when no record arrived for this long.
-  public var quietPeriod: Duration = .milliseconds(100)
+  var quietPeriod: Duration = .milliseconds(100)
   /// Records are applied in batches of about this many payload bytes.
-  public var batchBytes: UInt64 = 16 << 20
+  var batchBytes: UInt64 = 16 << 20
   /// The background thread's nice value, so that when it does run during writes it
   /// yields the cores to the NBD threads.
-  public var applierNice: Int32 = 10
+  var applierNice: Int32 = 10
   /// For tests: no background applying, only writers over the limit and shutdown apply,
   /// so the image lags behind the journal for as long as a test needs.
-  public var deferApply = false
+  package var deferApply = false
 
-  public init() {}
+  package init() {}
 }
 
 /// Brings `live.img` up to date with the journal off the write path. A write is

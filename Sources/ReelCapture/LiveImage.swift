@@ -19,7 +19,7 @@ struct LiveImageState: Codable, Equatable, Sendable {
 }
 
 /// How the live image was brought in line with the journal when serving started.
-public enum LiveImageRecovery: Sendable, Equatable, CustomStringConvertible {
+package enum LiveImageRecovery: Sendable, Equatable, CustomStringConvertible {
   /// Nothing was missing.
   case upToDate(seq: Seq)
   /// Records after the last checkpoint were applied again (same boot, process stopped).
@@ -28,7 +28,7 @@ public enum LiveImageRecovery: Sendable, Equatable, CustomStringConvertible {
   /// live store as of `storeSeq` (the journal begins after it) and the journal from there.
   case rebuilt(reason: String, records: Int, storeSeq: Seq? = nil)
 
-  public var description: String {
+  package var description: String {
     switch self {
     case .upToDate(let seq): "live image up to date at seq \(seq)"
     case .replayed(let from, let to, let records):

@@ -3,7 +3,7 @@ import Foundation
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of iSCSI, ext4 and
 /// btrfs metadata. The SSE 4.2 instruction where the CPU has it; else slicing-by-8.
-public struct CRC32C: Sendable {
+package struct CRC32C: Sendable {
   /// Eight 256-entry tables laid end to end: table k at `k * 256`.
   private static let table: [UInt32] = {
     var table = [UInt32](repeating: 0, count: 8 * 256)
@@ -54,14 +54,14 @@ public struct CRC32C: Sendable {
   private static let hardwareAvailable = reel_has_crc32c_instruction() != 0
   private var hardware = Self.hardwareAvailable
 
-  public init() {}
+  package init() {}
 
   /// The table-driven path regardless of the CPU, so tests can hold both paths equal.
   init(softwareOnly: Bool) { hardware = !softwareOnly && Self.hardwareAvailable }
 
-  public var value: UInt32 { state ^ 0xFFFF_FFFF }
+  package var value: UInt32 { state ^ 0xFFFF_FFFF }
 
-  public mutating func update(_ buffer: UnsafeRawBufferPointer) {
+  package mutating func update(_ buffer: UnsafeRawBufferPointer) {
     guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
     if hardware {
       let longRuns = buffer.count / (3 * Self.longBlock) * (3 * Self.longBlock)
@@ -97,11 +97,11 @@ public struct CRC32C: Sendable {
     state = crc
   }
 
-  public mutating func update(_ bytes: some ContiguousBytes) {
+  package mutating func update(_ bytes: some ContiguousBytes) {
     bytes.withUnsafeBytes { update($0) }
   }
 
-  public static func checksum(_ bytes: some ContiguousBytes) -> UInt32 {
+  package static func checksum(_ bytes: some ContiguousBytes) -> UInt32 {
     var crc = CRC32C()
     crc.update(bytes)
     return crc.value

@@ -3,27 +3,27 @@ import Foundation
 import ReelCore
 
 /// A 256-bit secret: a master key, an archive's data key, or a key derived from one.
-public struct SymmetricKey: Sendable, Equatable {
-  public let bytes: [UInt8]
+package struct SymmetricKey: Sendable, Equatable {
+  package let bytes: [UInt8]
 
-  public init(bytes: [UInt8]) {
+  package init(bytes: [UInt8]) {
     precondition(bytes.count == 32, "a Reel key is 32 bytes")
     self.bytes = bytes
   }
 
-  public static func random() -> SymmetricKey {
+  package static func random() -> SymmetricKey {
     SymmetricKey(bytes: SecureRandom.bytes(32))
   }
 
   /// A key for one purpose derived from this one, so one secret never serves two roles
   /// (HMAC-SHA256 with the purpose label as message).
-  public func derived(_ purpose: String) -> SymmetricKey {
+  package func derived(_ purpose: String) -> SymmetricKey {
     SymmetricKey(bytes: HMACSHA256.authenticate(Array(purpose.utf8), key: self))
   }
 
   /// Public name of the key: the first 16 bytes of HMAC-SHA256(key, "reel key fingerprint v1"),
   /// hex in groups of four. Reveals nothing about the key.
-  public var fingerprint: String {
+  package var fingerprint: String {
     let mac = HMACSHA256.authenticate(Array("reel key fingerprint v1".utf8), key: self)
     let hex = SHA256Digest(bytes: mac).hex.prefix(32)
     var groups: [Substring] = []
@@ -38,8 +38,8 @@ public struct SymmetricKey: Sendable, Equatable {
 }
 
 /// Random bytes from libgcrypt's strong generator (seeded from the kernel).
-public enum SecureRandom {
-  public static func bytes(_ count: Int) -> [UInt8] {
+package enum SecureRandom {
+  package static func bytes(_ count: Int) -> [UInt8] {
     Gcrypt.require()
     var out = [UInt8](repeating: 0, count: count)
     out.withUnsafeMutableBytes { gcry_randomize($0.baseAddress, count, GCRY_STRONG_RANDOM) }
@@ -48,7 +48,7 @@ public enum SecureRandom {
 }
 
 /// A failed authentication check: wrong key, or bytes changed since they were sealed.
-public struct AuthenticationFailure: Error, Sendable {}
+package struct AuthenticationFailure: Error, Sendable {}
 
 private func gcryptFailed(_ error: gcry_error_t, _ what: String) -> Never {
   let text = String(cString: gcry_strerror(error))
@@ -58,12 +58,12 @@ private func gcryptFailed(_ error: gcry_error_t, _ what: String) -> Never {
 /// AES-256 in Galois/Counter mode. One instance holds one keyed libgcrypt handle; it is
 /// not thread-safe, so each worker owns its own (hence unchecked: never share one).
 // A libgcrypt handle used by one thread at a time.
-public final class AES256GCM: @unchecked Sendable {
-  public static let nonceSize = 12
-  public static let tagSize = 16
+package final class AES256GCM: @unchecked Sendable {
+  static let nonceSize = 12
+  package static let tagSize = 16
   private var handle: gcry_cipher_hd_t?
 
-  public init(key: SymmetricKey) {
+  package init(key: SymmetricKey) {
     Gcrypt.require()
     var opened: gcry_cipher_hd_t?
     let error = gcry_cipher_open(
@@ -87,7 +87,7 @@ public final class AES256GCM: @unchecked Sendable {
   }
 
   /// Encrypts `plaintext` and returns ciphertext followed by the 16-byte tag.
-  public func seal(_ plaintext: UnsafeRawBufferPointer, nonce: [UInt8], aad: [UInt8]) -> [UInt8] {
+  package func seal(_ plaintext: UnsafeRawBufferPointer, nonce: [UInt8], aad: [UInt8]) -> [UInt8] {
     start(nonce: nonce, aad: aad)
     let count = plaintext.count
     return [UInt8](unsafeUninitializedCapacity: count + Self.tagSize) { out, initialized in
@@ -103,13 +103,13 @@ public final class AES256GCM: @unchecked Sendable {
     }
   }
 
-  public func seal(_ plaintext: [UInt8], nonce: [UInt8], aad: [UInt8]) -> [UInt8] {
+  package func seal(_ plaintext: [UInt8], nonce: [UInt8], aad: [UInt8]) -> [UInt8] {
     plaintext.withUnsafeBytes { seal($0, nonce: nonce, aad: aad) }
   }
 
   /// Decrypts ciphertext-plus-tag; throws when the tag does not match (wrong key, or the
   /// bytes, nonce or associated data changed).
-  public func open(_ sealed: UnsafeRawBufferPointer, nonce: [UInt8], aad: [UInt8]) throws(AuthenticationFailure)
+  package func open(_ sealed: UnsafeRawBufferPointer, nonce: [UInt8], aad: [UInt8]) throws(AuthenticationFailure)
     -> [UInt8]
   {
     guard sealed.count >= Self.tagSize else { throw AuthenticationFailure() }
@@ -128,7 +128,7 @@ public final class AES256GCM: @unchecked Sendable {
     return plaintext
   }
 
-  public func open(_ sealed: [UInt8], nonce: [UInt8], aad: [UInt8]) throws(AuthenticationFailure) -> [UInt8] {
+  package func open(_ sealed: [UInt8], nonce: [UInt8], aad: [UInt8]) throws(AuthenticationFailure) -> [UInt8] {
     try sealed.withUnsafeBufferPointer { (buffer) throws(AuthenticationFailure) -> [UInt8] in
       try open(UnsafeRawBufferPointer(buffer), nonce: nonce, aad: aad)
     }
@@ -137,8 +137,8 @@ public final class AES256GCM: @unchecked Sendable {
 }
 
 /// HMAC-SHA256 (RFC 2104).
-public enum HMACSHA256 {
-  public static func authenticate(_ message: UnsafeRawBufferPointer, key: SymmetricKey) -> [UInt8] {
+package enum HMACSHA256 {
+  package static func authenticate(_ message: UnsafeRawBufferPointer, key: SymmetricKey) -> [UInt8] {
     Gcrypt.require()
     var handle: gcry_mac_hd_t?
     var error = gcry_mac_open(&handle, Int32(GCRY_MAC_HMAC_SHA256.rawValue), 0, nil)
@@ -157,12 +157,12 @@ public enum HMACSHA256 {
     return out
   }
 
-  public static func authenticate(_ message: [UInt8], key: SymmetricKey) -> [UInt8] {
+  package static func authenticate(_ message: [UInt8], key: SymmetricKey) -> [UInt8] {
     message.withUnsafeBytes { authenticate($0, key: key) }
   }
 
   /// Compares in time independent of where the first difference is.
-  public static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+  package static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     var difference: UInt8 = 0
     for index in a.indices { difference |= a[index] ^ b[index] }
@@ -172,8 +172,8 @@ public enum HMACSHA256 {
 
 /// AES key wrap (RFC 3394) with a 256-bit key-encryption key: 32 bytes in, 40 out, with
 /// an integrity check that fails on the wrong key.
-public enum AESKeyWrap {
-  public static func wrap(_ key: SymmetricKey, with kek: SymmetricKey) -> [UInt8] {
+package enum AESKeyWrap {
+  package static func wrap(_ key: SymmetricKey, with kek: SymmetricKey) -> [UInt8] {
     let handle = open(kek)
     defer { gcry_cipher_close(handle) }
     var out = [UInt8](repeating: 0, count: 40)
@@ -184,7 +184,7 @@ public enum AESKeyWrap {
     return out
   }
 
-  public static func unwrap(_ wrapped: [UInt8], with kek: SymmetricKey) throws(AuthenticationFailure) -> SymmetricKey {
+  package static func unwrap(_ wrapped: [UInt8], with kek: SymmetricKey) throws(AuthenticationFailure) -> SymmetricKey {
     guard wrapped.count == 40 else { throw AuthenticationFailure() }
     let handle = open(kek)
     defer { gcry_cipher_close(handle) }
@@ -209,15 +209,15 @@ public enum AESKeyWrap {
 }
 
 /// Argon2id (RFC 9106) through libgcrypt: turns a passphrase into a key-encryption key.
-public enum Argon2id {
-  public struct Parameters: Sendable, Equatable, Codable {
+package enum Argon2id {
+  package struct Parameters: Sendable, Equatable, Codable {
     /// Passes over memory.
-    public var iterations: Int
+    package var iterations: Int
     /// Memory in KiB.
-    public var memoryKiB: Int
-    public var parallelism: Int
+    package var memoryKiB: Int
+    package var parallelism: Int
 
-    public init(iterations: Int, memoryKiB: Int, parallelism: Int) {
+    package init(iterations: Int, memoryKiB: Int, parallelism: Int) {
       self.iterations = iterations
       self.memoryKiB = memoryKiB
       self.parallelism = parallelism
@@ -225,10 +225,10 @@ public enum Argon2id {
 
     /// RFC 9106's second recommended option (64 MiB, 3 passes), in one lane: libgcrypt
     /// computes lanes one after another here, so more lanes would not make it faster.
-    public static let standard = Parameters(iterations: 3, memoryKiB: 64 * 1024, parallelism: 1)
+    package static let standard = Parameters(iterations: 3, memoryKiB: 64 * 1024, parallelism: 1)
   }
 
-  public static func deriveKey(passphrase: String, salt: [UInt8], parameters: Parameters) -> SymmetricKey {
+  package static func deriveKey(passphrase: String, salt: [UInt8], parameters: Parameters) -> SymmetricKey {
     Gcrypt.require()
     let params: [UInt] = [
       32, UInt(parameters.iterations), UInt(parameters.memoryKiB), UInt(parameters.parallelism),

@@ -1,9 +1,9 @@
 /// Lower-case hexadecimal text for bytes: digests, salts and wrapped keys in files people
 /// may read.
-public enum Hex {
+package enum Hex {
   private static let digits = Array("0123456789abcdef".utf8)
 
-  public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+  package static func encode(_ bytes: some Sequence<UInt8>) -> String {
     var text: [UInt8] = []
     text.reserveCapacity(bytes.underestimatedCount * 2)
     for byte in bytes {
@@ -14,7 +14,7 @@ public enum Hex {
   }
 
   /// The bytes of `text` (either case); nil when it has an odd length or a non-hex digit.
-  public static func decode(_ text: some StringProtocol) -> [UInt8]? {
+  package static func decode(_ text: some StringProtocol) -> [UInt8]? {
     let chars = Array(text.utf8)
     guard chars.count % 2 == 0 else { return nil }
     var bytes: [UInt8] = []

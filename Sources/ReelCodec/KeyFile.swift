@@ -9,29 +9,29 @@ import ReelIO
 /// A master key file, format version 1 (docs/key-format.md): the 32-byte master key
 /// wrapped (AES key wrap) with a key derived from a passphrase by Argon2id, plus what can
 /// be said about the key without the passphrase. A small JSON file a person can read.
-public struct KeyFile: Sendable, Equatable {
-  public static let formatName = "reel-key"
-  public static let currentVersion = 1
-  public static let keyDerivationName = "argon2id"
+package struct KeyFile: Sendable, Equatable {
+  package static let formatName = "reel-key"
+  package static let currentVersion = 1
+  package static let keyDerivationName = "argon2id"
   /// Argon2 version 0x13, the only one libgcrypt implements.
-  public static let argon2Version = 19
-  public static let wrapName = "aes-256-kw"
-  public static let saltSize = 16
+  package static let argon2Version = 19
+  package static let wrapName = "aes-256-kw"
+  package static let saltSize = 16
   /// Labels are one line so the checksum's input stays one field per line.
-  public static let maximumLabelLength = 200
+  static let maximumLabelLength = 200
 
   /// Where the file was read from or written to; names the file in every error.
-  public var path: String
+  package var path: String
   /// RFC 3339 time of creation, UTC.
-  public var created: String
-  public var fingerprint: String
-  public var label: String
-  public var parameters: Argon2id.Parameters
-  public var salt: [UInt8]
+  package var created: String
+  package var fingerprint: String
+  package var label: String
+  package var parameters: Argon2id.Parameters
+  package var salt: [UInt8]
   /// RFC 3394 wrapping of the master key: 40 bytes.
-  public var wrappedKey: [UInt8]
+  package var wrappedKey: [UInt8]
 
-  public init(
+  package init(
     path: String, created: String, fingerprint: String, label: String, parameters: Argon2id.Parameters,
     salt: [UInt8], wrappedKey: [UInt8]
   ) {
@@ -48,7 +48,7 @@ public struct KeyFile: Sendable, Equatable {
 
   /// Makes a new random master key, writes it to a new key file at `path` and returns it.
   @discardableResult
-  public static func create(
+  package static func create(
     at path: String, passphrase: String, label: String = "", parameters: Argon2id.Parameters = .standard
   ) throws -> SymmetricKey {
     let key = SymmetricKey.random()
@@ -58,7 +58,7 @@ public struct KeyFile: Sendable, Equatable {
 
   /// Writes `key` (for instance one typed back in from paper) to a new key file at `path`.
   /// Refuses to replace an existing file: losing a master key loses its archives.
-  public static func create(
+  package static func create(
     at path: String, key: SymmetricKey, passphrase: String, label: String = "",
     parameters: Argon2id.Parameters = .standard
   ) throws {
@@ -74,7 +74,7 @@ public struct KeyFile: Sendable, Equatable {
 
   /// The key file for `key` without writing it: fresh salt, the key wrapped with the key
   /// derived from `passphrase`.
-  public static func sealing(
+  package static func sealing(
     _ key: SymmetricKey, path: String, passphrase: String, label: String, parameters: Argon2id.Parameters,
     created: Timestamp = .now()
   ) throws -> KeyFile {
@@ -106,7 +106,7 @@ public struct KeyFile: Sendable, Equatable {
   }
 
   /// Fails before anyone types a passphrase when a new key file cannot be written at `path`.
-  public static func checkNewPath(_ path: String) throws {
+  package static func checkNewPath(_ path: String) throws {
     try refuseExisting(path)
     let folder = (path as NSString).deletingLastPathComponent
     var isFolder: ObjCBool = false
@@ -120,7 +120,7 @@ public struct KeyFile: Sendable, Equatable {
   // MARK: - Reading
 
   /// Reads and checks a key file without the passphrase (fingerprint, label, parameters).
-  public static func read(at path: String) throws -> KeyFile {
+  package static func read(at path: String) throws -> KeyFile {
     guard let handle = FileHandle(forReadingAtPath: path) else {
       var info = stat()
       if lstat(path, &info) != 0 && errno == ENOENT {
@@ -148,12 +148,12 @@ public struct KeyFile: Sendable, Equatable {
   static let maximumFileSize = 64 * 1024
 
   /// Reads the key file at `path` and unwraps its master key.
-  public static func open(at path: String, passphrase: String) throws -> SymmetricKey {
+  package static func open(at path: String, passphrase: String) throws -> SymmetricKey {
     try read(at: path).open(passphrase: passphrase)
   }
 
   /// The master key, when `passphrase` is the right one.
-  public func open(passphrase: String) throws -> SymmetricKey {
+  package func open(passphrase: String) throws -> SymmetricKey {
     let kek = Self.keyEncryptionKey(passphrase: passphrase, salt: salt, parameters: parameters)
     let key: SymmetricKey
     do {
@@ -178,7 +178,7 @@ public struct KeyFile: Sendable, Equatable {
   // MARK: - Encoding
 
   /// The file's bytes: pretty-printed JSON with sorted keys and a final newline.
-  public func encoded() -> [UInt8] {
+  package func encoded() -> [UInt8] {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     let data = try! encoder.encode(stored)
@@ -186,7 +186,7 @@ public struct KeyFile: Sendable, Equatable {
   }
 
   /// Parses and checks the bytes of a key file; every error names `path`.
-  public init(parsing bytes: [UInt8], path: String) throws {
+  package init(parsing bytes: [UInt8], path: String) throws {
     let damaged = { (what: String) in
       ReelError(
         .corrupt, "\(path): damaged or not a Reel key file: \(what)",
@@ -250,10 +250,10 @@ public struct KeyFile: Sendable, Equatable {
 
   /// Reading a file never allocates more than this for Argon2id (4 GiB), so a damaged or
   /// hostile file cannot exhaust memory.
-  public static let maximumMemoryKiB = 4 * 1024 * 1024
+  static let maximumMemoryKiB = 4 * 1024 * 1024
 
   /// Why `parameters` are refused, or nil when they are usable.
-  public static func parametersProblem(_ parameters: Argon2id.Parameters) -> String? {
+  package static func parametersProblem(_ parameters: Argon2id.Parameters) -> String? {
     guard (1...255).contains(parameters.parallelism) else { return "lanes must be 1 to 255" }
     guard (1...1000).contains(parameters.iterations) else { return "passes must be 1 to 1000" }
     guard parameters.memoryKiB >= 8 * parameters.parallelism else { return "memory must be at least 8 KiB per lane" }
@@ -262,7 +262,7 @@ public struct KeyFile: Sendable, Equatable {
   }
 
   /// Human-readable parameters: `3 passes, 65536 KiB, 1 lane`.
-  public static func describe(_ parameters: Argon2id.Parameters) -> String {
+  package static func describe(_ parameters: Argon2id.Parameters) -> String {
     let passes = parameters.iterations == 1 ? "1 pass" : "\(parameters.iterations) passes"
     let lanes = parameters.parallelism == 1 ? "1 lane" : "\(parameters.parallelism) lanes"
     return "\(passes), \(parameters.memoryKiB) KiB, \(lanes)"

@@ -4,16 +4,16 @@ import ReelCore
 /// A printable copy of a master key (docs/key-format.md, "Paper copy"): four numbered
 /// lines of 16 characters in Crockford's base32, each carrying 8 key bytes and a CRC-16
 /// of its own, and the key's fingerprint as the check of the whole.
-public enum PaperKey {
+package enum PaperKey {
   /// Crockford's base32: no I, L, O or U, so handwriting and OCR cannot confuse 1, I and L
   /// or 0 and O; reading maps those back.
   static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
-  public static let lineCount = 4
+  package static let lineCount = 4
   static let bytesPerLine = 8
   static let charactersPerLine = 16
 
   /// The lines that carry `key`: `1: 7ZQ4 0M3K XB2D 9HAT` … `4: …`.
-  public static func lines(for key: SymmetricKey) -> [String] {
+  package static func lines(for key: SymmetricKey) -> [String] {
     (1...lineCount).map { number in
       let data = Array(key.bytes[(number - 1) * bytesPerLine..<number * bytesPerLine])
       let check = crc16([UInt8(number)] + data)
@@ -26,7 +26,7 @@ public enum PaperKey {
   }
 
   /// The page `reel key paper` prints.
-  public static func page(for key: SymmetricKey, label: String, created: String, printed: Timestamp) -> String {
+  package static func page(for key: SymmetricKey, label: String, created: String, printed: Timestamp) -> String {
     var text = """
       REEL MASTER KEY - PAPER COPY
 
@@ -53,15 +53,15 @@ public enum PaperKey {
   }
 
   /// What a paper copy gives back.
-  public struct Reading: Sendable, Equatable {
-    public var key: SymmetricKey
+  package struct Reading: Sendable, Equatable {
+    package var key: SymmetricKey
     /// The `label:` line, when the text has one.
-    public var label: String?
+    package var label: String?
   }
 
   /// Reads the text of a paper copy: the numbered lines (`N:` then the characters) and the
   /// `fingerprint:` line, in any order among other text, which is ignored.
-  public static func read(_ text: String) throws -> Reading {
+  package static func read(_ text: String) throws -> Reading {
     var bodies: [Int: String] = [:]
     var fingerprint: String?
     var label: String?
@@ -110,7 +110,7 @@ public enum PaperKey {
   }
 
   /// The 8 key bytes of line `number` from its characters, with or without the `N:` in front.
-  public static func decodeLine(_ typed: String, number: Int) throws -> [UInt8] {
+  package static func decodeLine(_ typed: String, number: Int) throws -> [UInt8] {
     var body = typed
     if let (given, rest) = numbered(typed.trimmingCharacters(in: .whitespaces)) {
       guard given == number else {

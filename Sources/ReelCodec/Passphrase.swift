@@ -12,12 +12,12 @@ private nonisolated(unsafe) var promptTerminalMode = termios()
 
 /// Where a key file's passphrase comes from: `REEL_PASSPHRASE`, else a prompt on the
 /// controlling terminal with echo off. Never an argument, which `ps` shows to every user.
-public enum Passphrase {
-  public static let environmentVariable = "REEL_PASSPHRASE"
+package enum Passphrase {
+  static let environmentVariable = "REEL_PASSPHRASE"
 
   /// The passphrase for the key file at `path`. With `confirm` (a new key file) a prompt
   /// asks twice. Empty passphrases are refused.
-  public static func obtain(for path: String, confirm: Bool = false) throws -> String {
+  package static func obtain(for path: String, confirm: Bool = false) throws -> String {
     if let value = getenv(environmentVariable).map({ String(cString: $0) }) {
       guard !value.isEmpty else {
         throw ReelError(

@@ -16,20 +16,20 @@ enum Gcrypt {
 }
 
 /// SHA-256 through libgcrypt: chunk identities and archive member digests.
-public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
-  public let bytes: [UInt8]
+package struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
+  package let bytes: [UInt8]
 
-  public init(bytes: [UInt8]) {
+  package init(bytes: [UInt8]) {
     precondition(bytes.count == 32)
     self.bytes = bytes
   }
 
-  public init?(hex: String) {
+  package init?(hex: String) {
     guard hex.utf8.count == 64, let bytes = Hex.decode(hex) else { return nil }
     self.bytes = bytes
   }
 
-  public static func hash(_ buffer: UnsafeRawBufferPointer) -> SHA256Digest {
+  package static func hash(_ buffer: UnsafeRawBufferPointer) -> SHA256Digest {
     Gcrypt.require()
     var out = [UInt8](repeating: 0, count: 32)
     out.withUnsafeMutableBytes { digest in
@@ -38,24 +38,24 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
     return SHA256Digest(bytes: out)
   }
 
-  public static func hash(_ bytes: some ContiguousBytes) -> SHA256Digest {
+  package static func hash(_ bytes: some ContiguousBytes) -> SHA256Digest {
     bytes.withUnsafeBytes { hash($0) }
   }
 
-  public var hex: String { Hex.encode(bytes) }
+  package var hex: String { Hex.encode(bytes) }
 
-  public var description: String { hex }
+  package var description: String { hex }
 
-  public static func < (lhs: SHA256Digest, rhs: SHA256Digest) -> Bool {
+  package static func < (lhs: SHA256Digest, rhs: SHA256Digest) -> Bool {
     lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
   }
 }
 
 /// SHA-256 over bytes that arrive in pieces (an archive member as it streams).
-public final class SHA256Hasher {
+package final class SHA256Hasher {
   private var handle: gcry_md_hd_t?
 
-  public init() {
+  package init() {
     Gcrypt.require()
     let error = gcry_md_open(&handle, Int32(GCRY_MD_SHA256.rawValue), 0)
     precondition(error == 0 && handle != nil, "libgcrypt could not open SHA-256")
@@ -63,17 +63,17 @@ public final class SHA256Hasher {
 
   deinit { gcry_md_close(handle) }
 
-  public func update(_ bytes: UnsafeRawBufferPointer) {
+  package func update(_ bytes: UnsafeRawBufferPointer) {
     guard bytes.count > 0 else { return }
     gcry_md_write(handle, bytes.baseAddress, bytes.count)
   }
 
-  public func update(_ bytes: [UInt8]) {
+  package func update(_ bytes: [UInt8]) {
     bytes.withUnsafeBytes { update($0) }
   }
 
   /// The digest of everything so far; the hasher is spent afterwards.
-  public func finish() -> SHA256Digest {
+  package func finish() -> SHA256Digest {
     let digest = gcry_md_read(handle, Int32(GCRY_MD_SHA256.rawValue))!
     return SHA256Digest(bytes: Array(UnsafeBufferPointer(start: digest, count: 32)))
   }

@@ -4,14 +4,14 @@ import ReelCore
 /// zstd compression with a reusable context. Not for concurrent use: give each thread
 /// its own (it is Sendable so a worker can be handed one).
 // A zstd context used by one thread at a time.
-public final class ZstdCompressor: @unchecked Sendable {
+package final class ZstdCompressor: @unchecked Sendable {
   private let context: OpaquePointer
-  public let level: Int32
+  package let level: Int32
   /// Set when the level's window or hash table sizes are overridden: the context then
   /// holds them as parameters and compresses through `ZSTD_compress2`.
   private let tuned: Bool
 
-  public init(level: Int32 = 3) {
+  package init(level: Int32 = 3) {
     context = ZSTD_createCCtx()
     self.level = level
     tuned = false
@@ -19,7 +19,7 @@ public final class ZstdCompressor: @unchecked Sendable {
 
   /// A level with a larger window (log2 bytes, so matches reach further back) and/or a
   /// larger hash table (log2 entries, so more of them are found) than the level's own.
-  public init(level: Int32, windowLog: Int32, hashLog: Int32) {
+  package init(level: Int32, windowLog: Int32, hashLog: Int32) {
     context = ZSTD_createCCtx()
     self.level = level
     tuned = true
@@ -33,7 +33,7 @@ public final class ZstdCompressor: @unchecked Sendable {
 
   deinit { ZSTD_freeCCtx(context) }
 
-  public func compress(_ input: UnsafeRawBufferPointer) -> [UInt8] {
+  package func compress(_ input: UnsafeRawBufferPointer) -> [UInt8] {
     let bound = ZSTD_compressBound(input.count)
     // Not zero-filled first: zstd writes every byte it reports.
     return [UInt8](unsafeUninitializedCapacity: bound) { out, count in
@@ -43,14 +43,14 @@ public final class ZstdCompressor: @unchecked Sendable {
     }
   }
 
-  public func compress(_ input: [UInt8]) -> [UInt8] {
+  package func compress(_ input: [UInt8]) -> [UInt8] {
     input.withUnsafeBytes { compress($0) }
   }
 
   /// Compresses into `output` (at least `Zstd.compressBound(input.count)` bytes) and
   /// returns the compressed length: no intermediate buffer, for callers that frame the
   /// result themselves.
-  public func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int {
+  package func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int {
     precondition(output.count >= ZSTD_compressBound(input.count), "zstd output buffer smaller than the bound")
     let written = compress(input.baseAddress, count: input.count, into: output.baseAddress, capacity: output.count)
     precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
@@ -66,13 +66,13 @@ public final class ZstdCompressor: @unchecked Sendable {
   }
 }
 
-public enum Zstd {
+package enum Zstd {
   /// The most bytes compressing `count` bytes can produce.
-  public static func compressBound(_ count: Int) -> Int { ZSTD_compressBound(count) }
+  package static func compressBound(_ count: Int) -> Int { ZSTD_compressBound(count) }
 
   /// The content size a single zstd frame's header records, when `input` is exactly one
   /// whole frame that records it; nil otherwise (damaged, several frames, or no size).
-  public static func singleFrameContentSize(_ input: UnsafeRawBufferPointer) -> Int? {
+  package static func singleFrameContentSize(_ input: UnsafeRawBufferPointer) -> Int? {
     guard let base = input.baseAddress, !input.isEmpty else { return nil }
     let size = ZSTD_getFrameContentSize(base, input.count)
     // ZSTD_CONTENTSIZE_UNKNOWN and ZSTD_CONTENTSIZE_ERROR are the two largest values.
@@ -84,7 +84,7 @@ public enum Zstd {
 
   /// Decompresses one frame into `output`, which it must fill exactly; `what` names the
   /// data in errors.
-  public static func decompress(
+  package static func decompress(
     _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, what: String
   ) throws {
     let written = ZSTD_decompress(output.baseAddress, output.count, input.baseAddress, input.count)
@@ -99,11 +99,11 @@ public enum Zstd {
 
   /// Decompresses one frame whose content size is recorded in its header and must equal
   /// `expectedSize`; `what` names the data in errors.
-  public static func decompress(_ input: [UInt8], expectedSize: Int, what: String) throws -> [UInt8] {
+  package static func decompress(_ input: [UInt8], expectedSize: Int, what: String) throws -> [UInt8] {
     try input.withUnsafeBytes { try decompress($0, expectedSize: expectedSize, what: what) }
   }
 
-  public static func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int, what: String) throws -> [UInt8] {
+  package static func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int, what: String) throws -> [UInt8] {
     var written = 0
     // Uninitialized: zstd writes every byte it reports, and the count is checked below.
     let output = [UInt8](unsafeUninitializedCapacity: expectedSize) { buffer, count in

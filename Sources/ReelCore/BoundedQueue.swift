@@ -12,7 +12,7 @@
 /// producers wait on separate conditions and each change wakes one thread that can use
 /// it, not every waiting one.
 // The state is touched only with `mutex` held; two conditions share it, which `Locked` lacks.
-public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
+package final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
   private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
   private let notEmpty = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
   private let hasRoom = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -26,7 +26,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
   private let capacity: Int
   private let costCapacity: Int
 
-  public init(capacity: Int, costCapacity: Int = .max) {
+  package init(capacity: Int, costCapacity: Int = .max) {
     precondition(capacity > 0 && costCapacity > 0)
     self.capacity = capacity
     self.costCapacity = costCapacity
@@ -49,7 +49,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
   /// Queues `element`, waiting while the queue is full. Returns false, dropping it, once
   /// the queue is cancelled or closed.
   @discardableResult
-  public func put(_ element: Element, cost: Int = 0) -> Bool {
+  package func put(_ element: Element, cost: Int = 0) -> Bool {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }
     while !cancelled && !closed && count > 0 && (count >= capacity || queuedCost + cost > costCapacity) {
@@ -64,7 +64,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
 
   /// Waits until a `put` would not block (for a producer that makes an element only when it
   /// can go in at once). Returns false once the queue is cancelled or closed.
-  public func waitForRoom() -> Bool {
+  package func waitForRoom() -> Bool {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }
     while !cancelled && !closed && count >= capacity { pthread_cond_wait(hasRoom, mutex) }
@@ -73,7 +73,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
 
   /// The next element, waiting for one; nil once the queue is cancelled, or closed and
   /// drained. A queue closed with an error throws it after the last element, every time.
-  public func take() throws -> Element? {
+  package func take() throws -> Element? {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }
     while count == 0 && !closed && !cancelled { pthread_cond_wait(notEmpty, mutex) }
@@ -82,7 +82,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
 
   /// The next element if one is queued now, without waiting; otherwise like `take` at
   /// the end of the stream, or nil.
-  public func poll() throws -> Element? {
+  package func poll() throws -> Element? {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }
     guard count > 0 || closed || cancelled else { return nil }
@@ -111,7 +111,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
   }
 
   /// No more elements: consumers take what is queued, then get nil, or `failure` thrown.
-  public func close(failure: (any Error)? = nil) {
+  package func close(failure: (any Error)? = nil) {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }
     guard !closed else { return }
@@ -123,7 +123,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
 
   /// Stops both sides now: waiting producers and consumers return, queued elements are
   /// dropped, later `put`s return false and `take`s nil.
-  public func cancel() {
+  package func cancel() {
     pthread_mutex_lock(mutex)
     cancelled = true
     let dropped = slots
@@ -137,7 +137,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     _ = dropped
   }
 
-  public var isCancelled: Bool {
+  package var isCancelled: Bool {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }
     return cancelled

@@ -1,7 +1,7 @@
 /// Sizes as users type them: `512`, `64K`, `16M`, `1G`, `2T` (powers of 1024; a trailing
 /// `iB` or `B` is accepted: `16MiB`, `16MB` both mean 16 × 1024²).
-public enum ByteSize {
-  public static func parse(_ text: String) throws -> UInt64 {
+package enum ByteSize {
+  package static func parse(_ text: String) throws -> UInt64 {
     var digits = Substring(text.trimmingPrefixAndSuffixSpaces())
     var multiplier: UInt64 = 1
     for suffix in ["iB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count {
@@ -20,7 +20,7 @@ public enum ByteSize {
   }
 
   /// `1.5 GiB`-style text for people.
-  public static func describe(_ bytes: UInt64) -> String {
+  package static func describe(_ bytes: UInt64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
     var value = Double(bytes)
     var unit = 0
@@ -41,8 +41,8 @@ extension String {
 }
 
 /// Durations as users type them: `90s`, `30m`, `12h`, `7d`, `2w`, or combined `1d12h`.
-public enum DurationText {
-  public static func parse(_ text: String) throws -> Duration {
+package enum DurationText {
+  package static func parse(_ text: String) throws -> Duration {
     var total: Int64 = 0
     var digits = ""
     var sawUnit = false

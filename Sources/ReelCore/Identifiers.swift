@@ -2,17 +2,17 @@ import Foundation
 
 /// The identity of a protected volume; stable across renames and written into every
 /// journal segment so a segment can never be replayed onto the wrong volume.
-public struct VolumeID: Hashable, Sendable, Codable, CustomStringConvertible {
-  public let uuid: UUID
+package struct VolumeID: Hashable, Sendable, Codable, CustomStringConvertible {
+  package let uuid: UUID
 
-  public init(_ uuid: UUID = UUID()) { self.uuid = uuid }
+  package init(_ uuid: UUID = UUID()) { self.uuid = uuid }
 
-  public init?(string: String) {
+  package init?(string: String) {
     guard let uuid = UUID(uuidString: string) else { return nil }
     self.uuid = uuid
   }
 
-  public init(bytes: [UInt8]) {
+  package init(bytes: [UInt8]) {
     precondition(bytes.count == 16)
     uuid = UUID(
       uuid: (
@@ -21,13 +21,13 @@ public struct VolumeID: Hashable, Sendable, Codable, CustomStringConvertible {
       ))
   }
 
-  public var bytes: [UInt8] {
+  package var bytes: [UInt8] {
     withUnsafeBytes(of: uuid.uuid) { Array($0) }
   }
 
-  public var description: String { uuid.uuidString.lowercased() }
+  package var description: String { uuid.uuidString.lowercased() }
 }
 
 /// A journal sequence number: strictly increasing across all segments of a volume,
 /// starting at 1. Zero means "before the first record".
-public typealias Seq = UInt64
+package typealias Seq = UInt64

@@ -20,14 +20,14 @@ private nonisolated(unsafe) var signalPipe: Int32 = -1
 /// (and wakes a server's signal pipe); work that takes long calls `check()` between units,
 /// which throws an `.interrupted` error that unwinds through the caller's cleanup, so
 /// nothing is left half-written and nobody calls `exit` from a signal handler.
-public enum Interrupt {
+package enum Interrupt {
   private static let installation = NSLock()
   private nonisolated(unsafe) static var readEnd: Int32 = -1
 
   /// Installs the handlers once per process. `forceOnSecond`: a second signal ends the
   /// process with that signal's default action (for commands; a server shuts down in its
   /// own time instead).
-  public static func install(forceOnSecond: Bool = true) {
+  package static func install(forceOnSecond: Bool = true) {
     installation.withLock {
       // Globals are initialized lazily; the handler must not be the first to touch them.
       _ = receivedSignal.load(ordering: .relaxed)
@@ -37,7 +37,7 @@ public enum Interrupt {
   }
 
   /// Installs the handlers and a pipe each signal writes its number to; returns the read end.
-  public static func installWithPipe() -> Int32 {
+  package static func installWithPipe() -> Int32 {
     installation.withLock {
       if readEnd >= 0 { return readEnd }
       var ends: [Int32] = [0, 0]
@@ -83,24 +83,24 @@ public enum Interrupt {
   }
 
   /// Wakes a reader of the signal pipe without a signal (value 0).
-  public static func wake() {
+  package static func wake() {
     var byte: UInt8 = 0
     _ = write(signalPipe, &byte, 1)
   }
 
   /// The signal received, if any.
-  public static var signal: Int32? {
+  package static var signal: Int32? {
     let number = receivedSignal.load(ordering: .relaxed)
     return number == 0 ? nil : number
   }
 
   /// Throws `.interrupted` once SIGINT or SIGTERM has arrived.
-  public static func check() throws {
+  package static func check() throws {
     if signal != nil { throw error() }
   }
 
   /// The error a command ends with when interrupted; `cleanup` says what was removed.
-  public static func error(_ cleanup: String? = nil) -> ReelError {
+  package static func error(_ cleanup: String? = nil) -> ReelError {
     ReelError(.interrupted, "interrupted" + (cleanup.map { "; \($0)" } ?? ""))
   }
 }

@@ -6,12 +6,12 @@
 /// wait on until it changes. Classes keep their mutable state in one, so the compiler
 /// checks that they are Sendable.
 // The value is only read or written with `mutex` held, which the compiler cannot see.
-public final class Locked<Value: Sendable>: @unchecked Sendable {
+package final class Locked<Value: Sendable>: @unchecked Sendable {
   private var value: Value
   private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
   private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-  public init(_ value: Value) {
+  package init(_ value: Value) {
     self.value = value
     pthread_mutex_init(mutex, nil)
     var attributes = pthread_condattr_t()
@@ -28,7 +28,7 @@ public final class Locked<Value: Sendable>: @unchecked Sendable {
     mutex.deallocate()
   }
 
-  public func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+  package func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }
     return try body(&value)
@@ -36,7 +36,7 @@ public final class Locked<Value: Sendable>: @unchecked Sendable {
 
   /// Waits until `ready` holds (woken by `signal` or `broadcast`), then runs `body`, all
   /// under the lock.
-  public func withLock<Result>(
+  package func withLock<Result>(
     when ready: (Value) -> Bool, _ body: (inout Value) throws -> Result
   ) rethrows -> Result {
     pthread_mutex_lock(mutex)
@@ -46,7 +46,7 @@ public final class Locked<Value: Sendable>: @unchecked Sendable {
   }
 
   /// Like `withLock(when:_:)`, but runs `body` after `timeout` even if `ready` never held.
-  public func withLock<Result>(
+  package func withLock<Result>(
     when ready: (Value) -> Bool, timeout: Duration, _ body: (inout Value) throws -> Result
   ) rethrows -> Result {
     var deadline = timespec()
@@ -64,12 +64,12 @@ public final class Locked<Value: Sendable>: @unchecked Sendable {
   }
 
   /// Wakes one thread waiting in `withLock(when:)`.
-  public func signal() {
+  package func signal() {
     pthread_cond_signal(changed)
   }
 
   /// Wakes every thread waiting in `withLock(when:)`.
-  public func broadcast() {
+  package func broadcast() {
     pthread_cond_broadcast(changed)
   }
 }

@@ -4,7 +4,7 @@ import Foundation
 /// Runs `transform` over `items` on `workers` threads (each gets its own index, for
 /// per-worker state such as a compressor). Two suit CPU work on the machines Reel
 /// targets; more help when the work waits on reads.
-public func parallelMap<Item: Sendable, Result: Sendable>(
+package func parallelMap<Item: Sendable, Result: Sendable>(
   _ items: [Item], workers: Int = 2, _ transform: @Sendable (Int, Item) -> Result
 ) -> [Result] {
   guard items.count > 1 else { return items.map { transform(0, $0) } }
@@ -27,11 +27,11 @@ public func parallelMap<Item: Sendable, Result: Sendable>(
 /// item's index (0, 1, …) and returns nil after the last. `next()` returns the items in
 /// order, then nil; an error thrown by `produce` is rethrown there, in order. Call
 /// `cancel()` when stopping early; the thread is joined when this is released.
-public final class ReadAhead<Element: Sendable>: Sendable {
+package final class ReadAhead<Element: Sendable>: Sendable {
   private let ready: BoundedQueue<Element>
   private let thread: WorkerThread
 
-  public init(name: String, depth: Int = 1, produce: @escaping @Sendable (Int) throws -> Element?) {
+  package init(name: String, depth: Int = 1, produce: @escaping @Sendable (Int) throws -> Element?) {
     let ready = BoundedQueue<Element>(capacity: depth)
     self.ready = ready
     thread = WorkerThread(name: name) {
@@ -54,23 +54,23 @@ public final class ReadAhead<Element: Sendable>: Sendable {
     thread.join()
   }
 
-  public func next() throws -> Element? {
+  package func next() throws -> Element? {
     try ready.take()
   }
 
   /// Stops producing after the item in progress; later `next()` calls return nil.
-  public func cancel() {
+  package func cancel() {
     ready.cancel()
   }
 }
 
 /// Runs `work` on its own thread from the start; `value()` waits for it and returns its
 /// result or rethrows its error. The thread is joined by `value()`, or when this is released.
-public final class BackgroundTask<Value: Sendable>: Sendable {
+package final class BackgroundTask<Value: Sendable>: Sendable {
   private let result: Locked<Result<Value, any Error>?>
   private let thread: WorkerThread
 
-  public init(name: String = "reel-background", _ work: @escaping @Sendable () throws -> Value) {
+  package init(name: String = "reel-background", _ work: @escaping @Sendable () throws -> Value) {
     let result = Locked<Result<Value, any Error>?>(nil)
     self.result = result
     thread = WorkerThread(name: name) {
@@ -82,13 +82,13 @@ public final class BackgroundTask<Value: Sendable>: Sendable {
   deinit { thread.join() }
 
   /// Waits for the work (every call), then returns its result.
-  public func value() throws -> Value {
+  package func value() throws -> Value {
     thread.join()
     return try result.withLock { $0! }.get()
   }
 
   /// Whether the work has ended, without waiting.
-  public var isFinished: Bool {
+  package var isFinished: Bool {
     result.withLock { $0 != nil }
   }
 }

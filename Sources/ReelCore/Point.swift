@@ -2,7 +2,7 @@ import Foundation
 
 /// A point in a volume's history that a user can name: an instant, a bookmark label,
 /// a journal sequence number, or the latest state.
-public enum Point: Hashable, Sendable, CustomStringConvertible {
+package enum Point: Hashable, Sendable, CustomStringConvertible {
   case latest
   case time(Timestamp)
   case bookmark(String)
@@ -11,7 +11,7 @@ public enum Point: Hashable, Sendable, CustomStringConvertible {
   /// Parses what a user types like `parse`, but never fails: text that is not a valid
   /// point is taken as a bookmark label, and resolving that label reports it (see
   /// `invalidTime`), so callers that cannot throw here still fail with the right words.
-  public init(parsing text: String) {
+  package init(parsing text: String) {
     self = (try? Point.parse(text).point) ?? .bookmark(text)
   }
 
@@ -20,7 +20,7 @@ public enum Point: Hashable, Sendable, CustomStringConvertible {
   /// `10 minutes ago`, `1 day ago`), `bookmark:LABEL`, or else a bookmark label. Relative
   /// times count back from `now`. Text that looks like a time but is not one is a usage
   /// error rather than a bookmark nobody could have created.
-  public static func parse(_ text: String, now: Timestamp = .now()) throws -> ParsedPoint {
+  package static func parse(_ text: String, now: Timestamp = .now()) throws -> ParsedPoint {
     if text == "latest" { return ParsedPoint(text: text, point: .latest, form: .latest) }
     if text.hasPrefix("seq:"), let seq = Seq(text.dropFirst(4)) {
       return ParsedPoint(text: text, point: .seq(seq), form: .seq)
@@ -44,7 +44,7 @@ public enum Point: Hashable, Sendable, CustomStringConvertible {
 
   /// The usage error for `text` when it looks like a time (a date, `-10m`, `… ago`) but is
   /// not a valid one; nil when it could only be a bookmark label.
-  public static func invalidTime(ifTimeLike text: String) -> ReelError? {
+  package static func invalidTime(ifTimeLike text: String) -> ReelError? {
     let looksDated = text.wholeMatch(of: /[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ].*)?/) != nil
     let looksRelative = text.wholeMatch(of: /-[0-9].*/) != nil || text.wholeMatch(of: /[0-9]+\s*\S+\s+ago/) != nil
     guard looksDated || looksRelative else { return nil }
@@ -77,7 +77,7 @@ public enum Point: Hashable, Sendable, CustomStringConvertible {
     return total
   }
 
-  public var description: String {
+  package var description: String {
     switch self {
     case .latest: "latest"
     case .time(let time): time.rfc3339
@@ -89,8 +89,8 @@ public enum Point: Hashable, Sendable, CustomStringConvertible {
 
 /// A point as the user typed it and what it was read as, so a command can say which
 /// kind of point it used ("10 minutes ago = 2026-12-04T13:11:00Z").
-public struct ParsedPoint: Sendable, Equatable, CustomStringConvertible {
-  public enum Form: Sendable, Equatable {
+package struct ParsedPoint: Sendable, Equatable, CustomStringConvertible {
+  package enum Form: Sendable, Equatable {
     case latest
     case seq
     case bookmark
@@ -100,17 +100,17 @@ public struct ParsedPoint: Sendable, Equatable, CustomStringConvertible {
     case relative(seconds: Int64)
   }
 
-  public var text: String
-  public var point: Point
-  public var form: Form
+  package var text: String
+  package var point: Point
+  package var form: Form
 
-  public init(text: String, point: Point, form: Form) {
+  package init(text: String, point: Point, form: Form) {
     self.text = text
     self.point = point
     self.form = form
   }
 
-  public var description: String {
+  package var description: String {
     switch (form, point) {
     case (.relative(let seconds), .time(let time)):
       "\(Self.ago(seconds)) = \(time.rfc3339)"
@@ -123,18 +123,18 @@ public struct ParsedPoint: Sendable, Equatable, CustomStringConvertible {
 
   /// A warning for a time after `now`: it is read as the latest state, which is rarely
   /// what a mistyped date meant, so the command says so.
-  public func futureWarning(now: Timestamp = .now(), using state: String) -> String? {
+  package func futureWarning(now: Timestamp = .now(), using state: String) -> String? {
     guard isFuture(now: now) else { return nil }
     return "\(text) is in the future (now is \(now.rfc3339)); using \(state)"
   }
 
-  public func isFuture(now: Timestamp = .now()) -> Bool {
+  func isFuture(now: Timestamp = .now()) -> Bool {
     guard case .time(let time) = point else { return false }
     return time > now
   }
 
   /// The point for code that has no notion of "now": a time still to come is `latest`.
-  public func pastOrLatest(now: Timestamp = .now()) -> Point {
+  package func pastOrLatest(now: Timestamp = .now()) -> Point {
     isFuture(now: now) ? .latest : point
   }
 
@@ -149,14 +149,14 @@ public struct ParsedPoint: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A byte range of a volume.
-public struct BlockExtent: Hashable, Sendable, Codable {
-  public var offset: UInt64
-  public var length: UInt64
+struct BlockExtent: Hashable, Sendable, Codable {
+  package var offset: UInt64
+  package var length: UInt64
 
-  public init(offset: UInt64, length: UInt64) {
+  package init(offset: UInt64, length: UInt64) {
     self.offset = offset
     self.length = length
   }
 
-  public var end: UInt64 { offset + length }
+  package var end: UInt64 { offset + length }
 }

@@ -2,8 +2,8 @@ import Foundation
 
 /// An error a user can meet. `message` says what happened and to what; `remedy` says what
 /// to do. Both are written for a person at a terminal, never a Swift dump.
-public struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
-  public enum Kind: String, Sendable {
+package struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
+  package enum Kind: String, Sendable {
     case usage
     case notFound
     case alreadyExists
@@ -19,27 +19,27 @@ public struct ReelError: Error, Sendable, CustomStringConvertible, Equatable {
     case interrupted
   }
 
-  public var kind: Kind
-  public var message: String
-  public var remedy: String?
+  package var kind: Kind
+  package var message: String
+  package var remedy: String?
   /// The system's error number, when the error came from a system call: code tells
   /// errors apart by it, never by the words of `message`.
-  public var errno: Int32?
+  package var errno: Int32?
 
-  public init(_ kind: Kind, _ message: String, remedy: String? = nil, errno: Int32? = nil) {
+  package init(_ kind: Kind, _ message: String, remedy: String? = nil, errno: Int32? = nil) {
     self.kind = kind
     self.message = message
     self.remedy = remedy
     self.errno = errno
   }
 
-  public var description: String {
+  package var description: String {
     if let remedy { return "\(message)\n  → \(remedy)" }
     return message
   }
 
   /// Exit status for the CLI: corruption is distinct so scripts can tell it apart.
-  public var exitCode: Int32 {
+  package var exitCode: Int32 {
     switch kind {
     case .usage: 64
     case .notFound: 66

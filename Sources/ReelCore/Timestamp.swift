@@ -1,23 +1,23 @@
 import Foundation
 
 /// Wall-clock time in nanoseconds since the Unix epoch, UTC.
-public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
-  public var nanoseconds: Int64
+package struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+  package var nanoseconds: Int64
 
-  public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+  package init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
 
-  public static func now() -> Timestamp {
+  package static func now() -> Timestamp {
     var spec = timespec()
     clock_gettime(CLOCK_REALTIME, &spec)
     return Timestamp(nanoseconds: Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec))
   }
 
-  public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
+  package static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
     lhs.nanoseconds < rhs.nanoseconds
   }
 
   /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-27T07:22:02.123456789Z`.
-  public var rfc3339: String {
+  package var rfc3339: String {
     let seconds = nanoseconds.floorDivided(by: 1_000_000_000)
     let fraction = nanoseconds - seconds * 1_000_000_000
     var time = time_t(seconds)
@@ -29,10 +29,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     return date + String(format: ".%09dZ", Int(fraction))
   }
 
-  public var description: String { rfc3339 }
+  package var description: String { rfc3339 }
 
   /// Parses RFC 3339: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; a space may replace `T`.
-  public init?(rfc3339 text: String) {
+  package init?(rfc3339 text: String) {
     let chars = Array(text.utf8)
     func number(_ range: Range<Int>) -> Int? {
       guard range.upperBound <= chars.count else { return nil }
@@ -113,7 +113,7 @@ extension Int64 {
 
 extension Duration {
   /// The whole duration in nanoseconds, for arithmetic with `Timestamp`.
-  public var nanoseconds: Int64 {
+  package var nanoseconds: Int64 {
     components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
   }
 }

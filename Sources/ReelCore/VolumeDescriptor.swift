@@ -1,30 +1,30 @@
 /// What defines a protected volume. Stored as `volume.json` in the volume's folder so the
 /// capture server and the journal can find it without the catalog.
 /// Version 2 added `storeBlockSize`; a version 1 file means 64 KiB store blocks.
-public struct VolumeDescriptor: Codable, Sendable, Equatable {
-  public static let formatVersion = 2
-  public static let readableVersions = 1...2
+package struct VolumeDescriptor: Codable, Sendable, Equatable {
+  package static let formatVersion = 2
+  package static let readableVersions = 1...2
   /// Store blocks of volumes created before the size was recorded (descriptor version 1).
-  public static let legacyStoreBlockSize: UInt32 = 64 * 1024
+  package static let legacyStoreBlockSize: UInt32 = 64 * 1024
   /// Store blocks of new volumes: large enough that per-chunk compression loses little
   /// against one stream and that restores read few, long records (docs/store-format.md).
-  public static let defaultStoreBlockSize: UInt32 = 256 * 1024
+  package static let defaultStoreBlockSize: UInt32 = 256 * 1024
 
-  public var formatVersion: Int
-  public var id: VolumeID
-  public var name: String
+  package var formatVersion: Int
+  package var id: VolumeID
+  package var name: String
   /// Size in bytes, a multiple of `blockSize`.
-  public var size: UInt64
-  public var blockSize: UInt32
+  package var size: UInt64
+  package var blockSize: UInt32
   /// The live store cuts this volume into blocks of this many bytes (a power of two and
   /// a multiple of `blockSize`); fixed for the volume's life, since chunks and versions
   /// are keyed by it.
-  public var storeBlockSize: UInt32
-  public var created: Timestamp
+  package var storeBlockSize: UInt32
+  package var created: Timestamp
   /// True when the volume started from an image, kept as `base.img`; else it started as zeros.
-  public var hasBase: Bool
+  package var hasBase: Bool
 
-  public init(
+  package init(
     id: VolumeID = VolumeID(), name: String, size: UInt64, blockSize: UInt32, created: Timestamp,
     hasBase: Bool = false, storeBlockSize: UInt32 = Self.defaultStoreBlockSize
   ) {
@@ -42,7 +42,7 @@ public struct VolumeDescriptor: Codable, Sendable, Equatable {
     case formatVersion, id, name, size, blockSize, storeBlockSize, created, hasBase
   }
 
-  public init(from decoder: any Decoder) throws {
+  package init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: CodingKeys.self)
     formatVersion = try container.decode(Int.self, forKey: .formatVersion)
     id = try container.decode(VolumeID.self, forKey: .id)
@@ -56,7 +56,7 @@ public struct VolumeDescriptor: Codable, Sendable, Equatable {
   }
 
   /// Store block sizes a volume may use: powers of two from 64 KiB to 4 MiB.
-  public static func validate(storeBlockSize: UInt32) throws {
+  package static func validate(storeBlockSize: UInt32) throws {
     guard storeBlockSize >= 64 * 1024, storeBlockSize <= 4 << 20, storeBlockSize & (storeBlockSize - 1) == 0 else {
       throw ReelError(
         .usage, "store block size \(storeBlockSize) is not supported",
@@ -65,7 +65,7 @@ public struct VolumeDescriptor: Codable, Sendable, Equatable {
   }
 
   /// Names become folder names and NBD export names: keep them portable.
-  public static func validate(name: String) throws {
+  package static func validate(name: String) throws {
     let allowed = name.utf8.allSatisfy { c in
       (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 45 || c == 95 || c == 46
     }

@@ -8,12 +8,12 @@ import CLinux
 /// be unwinding (its stack, its thread-local destructors) when the process exits, and
 /// glibc's teardown racing with it corrupted the heap. `join()` returns once the thread
 /// has ended, so nothing outlives its owner.
-public final class WorkerThread: Sendable {
+package final class WorkerThread: Sendable {
   /// nil once joined.
   private let handle: Locked<pthread_t?>
 
   /// Starts `body` on a new thread named `name` (the first 15 bytes show in ps and top).
-  public init(name: String, _ body: @escaping @Sendable () -> Void) {
+  package init(name: String, _ body: @escaping @Sendable () -> Void) {
     final class Start {
       let name: String
       let body: @Sendable () -> Void
@@ -39,14 +39,14 @@ public final class WorkerThread: Sendable {
   }
 
   /// Starts one thread per index in `0..<count`, each running `body` with its index.
-  public static func group(
+  package static func group(
     _ count: Int, name: (Int) -> String, _ body: @escaping @Sendable (Int) -> Void
   ) -> [WorkerThread] {
     (0..<count).map { index in WorkerThread(name: name(index)) { body(index) } }
   }
 
   /// Waits until the thread has ended; at once if it was joined already.
-  public func join() {
+  package func join() {
     handle.withLock { handle in
       guard let thread = handle else { return }
       precondition(pthread_equal(thread, pthread_self()) == 0, "a thread cannot join itself")
@@ -65,7 +65,7 @@ public final class WorkerThread: Sendable {
 
 extension [WorkerThread] {
   /// Joins every thread, in order.
-  public func joinAll() {
+  package func joinAll() {
     for thread in self { thread.join() }
   }
 }

@@ -13,11 +13,11 @@ import ReelCore
 /// faults it in too), a sealed archive is not read again soon, and a read-back that
 /// bypasses the cache proves what the disk holds. Where the file system refuses O_DIRECT
 /// (tmpfs, some network file systems) the same calls go through the page cache.
-public enum DirectIO {
+package enum DirectIO {
   /// Buffer and offset alignment every Linux file system accepts for O_DIRECT.
-  public static let alignment = 4096
+  package static let alignment = 4096
   /// Bytes per read or write.
-  public static let blockSize = 1 << 20
+  package static let blockSize = 1 << 20
 
   /// Opens (or creates) `path`, then asks for direct I/O on it. Opening with O_DIRECT
   /// instead would, on a file system that refuses it, fail only after O_CREAT made the
@@ -50,10 +50,10 @@ public enum DirectIO {
 /// the first failure; the caller still fsyncs (`file.sync()`) for the metadata and the
 /// disk's cache.
 // Its state is shared with its write queue under `condition`, which the compiler cannot see.
-public final class DirectFileWriter: @unchecked Sendable {
-  public let file: PosixFile
+package final class DirectFileWriter: @unchecked Sendable {
+  package let file: PosixFile
   private let openedDirect: Bool
-  public private(set) var size: UInt64 = 0
+  package private(set) var size: UInt64 = 0
   private var current: UnsafeMutableRawBufferPointer
   private var filled = 0
   private let writes = DispatchQueue(label: "reel.direct-writer")
@@ -71,7 +71,7 @@ public final class DirectFileWriter: @unchecked Sendable {
 
   /// Creates `path` (which must not exist) for writing; `buffers` bounds the bytes waiting
   /// for the disk to `buffers` MiB.
-  public init(creating path: String, mode: mode_t = 0o644, buffers: Int = 4) throws {
+  package init(creating path: String, mode: mode_t = 0o644, buffers: Int = 4) throws {
     precondition(buffers >= 2)
     (file, openedDirect) = try DirectIO.openDirect(path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
     all = (0..<buffers).map { _ in DirectIO.allocate() }
@@ -84,12 +84,12 @@ public final class DirectFileWriter: @unchecked Sendable {
     for buffer in all { buffer.deallocate() }
   }
 
-  public var path: String { file.path }
+  package var path: String { file.path }
 
   /// Whether the writes bypass the page cache (still true after `finish`).
-  public var direct: Bool { DirectIO.isDirect(file) }
+  package var direct: Bool { DirectIO.isDirect(file) }
 
-  public func append(_ bytes: UnsafeRawBufferPointer) throws {
+  package func append(_ bytes: UnsafeRawBufferPointer) throws {
     precondition(!finished)
     var offset = 0
     while offset < bytes.count {
@@ -103,13 +103,13 @@ public final class DirectFileWriter: @unchecked Sendable {
     size += UInt64(bytes.count)
   }
 
-  public func append(_ bytes: [UInt8]) throws {
+  package func append(_ bytes: [UInt8]) throws {
     try bytes.withUnsafeBytes { try append($0) }
   }
 
   /// Writes what is buffered and waits for every write; the file then holds exactly
   /// `size` bytes.
-  public func finish() throws {
+  package func finish() throws {
     guard !finished else { return }
     finished = true
     if filled > 0 {
@@ -135,7 +135,7 @@ public final class DirectFileWriter: @unchecked Sendable {
   /// far they have completed and whether that is the end (after `finish`, or a failure).
   /// A reader on another thread can follow the writer with it and read back, from the
   /// disk, each piece whose direct write has returned.
-  public func waitForWrites(beyond offset: UInt64) -> (completed: UInt64, final: Bool) {
+  package func waitForWrites(beyond offset: UInt64) -> (completed: UInt64, final: Bool) {
     condition.withLock {
       while completed <= offset && !allCompleted && failure == nil { condition.wait() }
       return (completed, allCompleted || failure != nil)
@@ -186,24 +186,24 @@ public final class DirectFileWriter: @unchecked Sendable {
 /// Reads a file from its start in 1 MiB direct reads (through the page cache where the file
 /// system refuses O_DIRECT).
 // Its read cursor and buffer are used by one thread at a time (a read-back handed to a worker).
-public final class DirectFileReader: @unchecked Sendable {
-  public let file: PosixFile
+package final class DirectFileReader: @unchecked Sendable {
+  package let file: PosixFile
   private let buffer = DirectIO.allocate()
   private var start = 0
   private var end = 0
   private var offset: UInt64 = 0
 
-  public init(path: String) throws {
+  package init(path: String) throws {
     (file, _) = try DirectIO.openDirect(path, flags: O_RDONLY, mode: 0)
   }
 
   /// Whether the reads bypass the page cache.
-  public var direct: Bool { DirectIO.isDirect(file) }
+  package var direct: Bool { DirectIO.isDirect(file) }
 
   deinit { buffer.deallocate() }
 
   /// Copies the next bytes into `destination`; 0 at the end of the file.
-  public func read(into destination: UnsafeMutableRawBufferPointer) throws -> Int {
+  package func read(into destination: UnsafeMutableRawBufferPointer) throws -> Int {
     if start == end {
       start = 0
       end = try fill()
@@ -219,7 +219,7 @@ public final class DirectFileReader: @unchecked Sendable {
   /// The `count` bytes at `offset` (at most one block, from an aligned offset), read in one
   /// go; the view is valid until the next read. Fails when the file ends before them, so a
   /// file another thread is still writing can be read up to where its writes have completed.
-  public func read(exactly count: Int, at offset: UInt64) throws -> UnsafeRawBufferPointer {
+  package func read(exactly count: Int, at offset: UInt64) throws -> UnsafeRawBufferPointer {
     precondition(count <= buffer.count && offset % UInt64(DirectIO.alignment) == 0)
     // Direct reads cover whole aligned blocks; past the end of the file they come back short.
     let aligned = min(buffer.count, (count + DirectIO.alignment - 1) / DirectIO.alignment * DirectIO.alignment)

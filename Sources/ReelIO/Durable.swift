@@ -5,16 +5,16 @@ import Foundation
 #endif
 
 /// The steps that make a file's existence and contents survive power loss.
-public enum Durable {
+package enum Durable {
   /// Makes directory entries (create, rename, unlink) inside `directory` durable.
-  public static func syncDirectory(_ directory: String) throws {
+  package static func syncDirectory(_ directory: String) throws {
     let dir = try PosixFile(path: directory, flags: O_RDONLY | O_DIRECTORY)
     try dir.sync()
   }
 
   /// Writes `bytes` to `path` so that after a crash the file holds either its old
   /// contents or all of `bytes`: temporary file, fsync, rename, fsync the directory.
-  public static func replaceFile(at path: String, with bytes: [UInt8]) throws {
+  package static func replaceFile(at path: String, with bytes: [UInt8]) throws {
     let temporary = path + ".tmp-\(getpid())"
     do {
       let file = try PosixFile(path: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
@@ -38,7 +38,7 @@ public enum Durable {
   /// `path` (which fails if the name is taken), then the folder fsynced. A crash leaves no
   /// file or a whole one (and perhaps a `.NAME.tmp-PID` to delete). A taken name fails
   /// with errno EEXIST.
-  public static func createNew(at path: String, with bytes: [UInt8], mode: mode_t) throws {
+  package static func createNew(at path: String, with bytes: [UInt8], mode: mode_t) throws {
     let directory = parent(of: path)
     let temporary = directory + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
     do {
@@ -61,14 +61,14 @@ public enum Durable {
   }
 
   /// Renames `source` to `destination` (replacing it) and makes the rename durable.
-  public static func rename(_ source: String, to destination: String) throws {
+  package static func rename(_ source: String, to destination: String) throws {
     guard Glibc.rename(source, destination) == 0 else { throw PosixFile.error(errno, "rename to", destination) }
     try syncDirectory(parent(of: destination))
   }
 
   /// `path` made absolute against the current folder, for paths that are recorded (in a
   /// catalog, a report) and used again later from elsewhere.
-  public static func absolute(_ path: String) -> String {
+  package static func absolute(_ path: String) -> String {
     guard !path.hasPrefix("/") else { return path }
     let base = FileManager.default.currentDirectoryPath
     return ((base as NSString).appendingPathComponent(path.isEmpty ? "." : path) as NSString).standardizingPath
@@ -76,13 +76,13 @@ public enum Durable {
 
   /// The folder holding `path`, as a path that can be opened: `deletingLastPathComponent`
   /// gives "" for a bare relative name such as `archives`, which is the current folder.
-  public static func parent(of path: String) -> String {
+  package static func parent(of path: String) -> String {
     let parent = (path as NSString).deletingLastPathComponent
     return parent.isEmpty ? "." : parent
   }
 
   /// Creates `path` and any missing parents, syncing each parent it created into.
-  public static func makeDirectory(_ path: String) throws {
+  package static func makeDirectory(_ path: String) throws {
     var missing: [String] = []
     var current = path.isEmpty ? "." : path
     while !FileManager.default.fileExists(atPath: current) {

@@ -9,11 +9,11 @@ import ReelCore
 /// A file descriptor with the few calls durability needs, each turning errno into a
 /// `ReelError` that names the file. Closed when the last reference goes away, so a sync
 /// running outside a lock can never see its descriptor reused.
-public final class PosixFile: Sendable {
-  public let path: String
-  public let descriptor: Int32
+package final class PosixFile: Sendable {
+  package let path: String
+  package let descriptor: Int32
 
-  public init(path: String, flags: Int32, mode: mode_t = 0o644) throws {
+  package init(path: String, flags: Int32, mode: mode_t = 0o644) throws {
     let fd = open(path, flags | O_CLOEXEC, mode)
     guard fd >= 0 else { throw Self.error(errno, "open", path) }
     self.path = path
@@ -22,18 +22,18 @@ public final class PosixFile: Sendable {
 
   deinit { close(descriptor) }
 
-  public static func openForReading(_ path: String) throws -> PosixFile {
+  package static func openForReading(_ path: String) throws -> PosixFile {
     try PosixFile(path: path, flags: O_RDONLY)
   }
 
-  public func size() throws -> UInt64 {
+  package func size() throws -> UInt64 {
     var info = stat()
     guard fstat(descriptor, &info) == 0 else { throw Self.error(errno, "stat", path) }
     return UInt64(info.st_size)
   }
 
   /// Reads up to `count` bytes at `offset`; fewer only at end of file.
-  public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+  package func read(at offset: UInt64, count: Int) throws -> [UInt8] {
     var buffer = [UInt8](repeating: 0, count: count)
     let got = try buffer.withUnsafeMutableBytes { try read(into: $0, at: offset) }
     if got < count { buffer.removeLast(count - got) }
@@ -41,7 +41,7 @@ public final class PosixFile: Sendable {
   }
 
   /// Fills `buffer` from `offset`, stopping early only at end of file; returns bytes read.
-  public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+  package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
     var done = 0
     while done < buffer.count {
       let n = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
@@ -55,7 +55,7 @@ public final class PosixFile: Sendable {
     return done
   }
 
-  public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+  package func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
     var done = 0
     while done < bytes.count {
       let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
@@ -68,7 +68,7 @@ public final class PosixFile: Sendable {
   }
 
   /// Writes the buffers back to back from `offset` with as few system calls as possible.
-  public func write(_ buffers: [UnsafeRawBufferPointer], at offset: UInt64) throws {
+  package func write(_ buffers: [UnsafeRawBufferPointer], at offset: UInt64) throws {
     var vectors = buffers.filter { !$0.isEmpty }.map {
       iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
     }
@@ -87,13 +87,13 @@ public final class PosixFile: Sendable {
     }
   }
 
-  public func write(_ bytes: [UInt8], at offset: UInt64) throws {
+  package func write(_ bytes: [UInt8], at offset: UInt64) throws {
     try bytes.withUnsafeBytes { try write($0, at: offset) }
   }
 
   /// Copies `count` bytes at `sourceOffset` of `source` to `offset` in this file, inside the
   /// kernel where it can (copy_file_range), else through a buffer.
-  public func copy(from source: PosixFile, at sourceOffset: UInt64, count: Int, to offset: UInt64) throws {
+  package func copy(from source: PosixFile, at sourceOffset: UInt64, count: Int, to offset: UInt64) throws {
     var done = 0
     while done < count {
       let n = reel_copy_file_range(
@@ -123,22 +123,22 @@ public final class PosixFile: Sendable {
 
   /// Asks the kernel to start writing the range's dirty pages to disk, without waiting,
   /// so a later sync finds less to do. A hint: errors surface at the next sync.
-  public func startWriteback(offset: UInt64, count: UInt64) {
+  package func startWriteback(offset: UInt64, count: UInt64) {
     _ = reel_start_writeback(descriptor, Int64(offset), Int64(count))
   }
 
   /// Data and the metadata needed to read it back (size), not timestamps.
-  public func syncData() throws {
+  package func syncData() throws {
     guard fdatasync(descriptor) == 0 else { throw Self.error(errno, "fdatasync", path) }
   }
 
-  public func sync() throws {
+  package func sync() throws {
     guard fsync(descriptor) == 0 else { throw Self.error(errno, "fsync", path) }
   }
 
   /// Copies this file (its first `limit` bytes, if given) into each destination at the
   /// same offsets, leaving 4 KiB blocks that are all zeros as holes.
-  public func copySparse(to destinations: [PosixFile], limit: UInt64? = nil) throws {
+  package func copySparse(to destinations: [PosixFile], limit: UInt64? = nil) throws {
     let chunk = 1 << 20
     let block = 4096
     var buffer = [UInt8](repeating: 0, count: chunk)
@@ -167,7 +167,7 @@ public final class PosixFile: Sendable {
 
   /// Makes the range read as zeros without storing them (a hole), or by writing zeros
   /// where the file system cannot punch holes.
-  public func punchHole(offset: UInt64, length: UInt64) throws {
+  package func punchHole(offset: UInt64, length: UInt64) throws {
     guard length > 0 else { return }
     if reel_punch_hole(descriptor, Int64(offset), Int64(length)) == 0 { return }
     guard errno == EOPNOTSUPP || errno == ENOSYS else { throw Self.error(errno, "punch hole in", path) }
@@ -180,12 +180,12 @@ public final class PosixFile: Sendable {
     }
   }
 
-  public func truncate(to size: UInt64) throws {
+  package func truncate(to size: UInt64) throws {
     guard ftruncate(descriptor, off_t(size)) == 0 else { throw Self.error(errno, "truncate", path) }
   }
 
   /// Turns an errno from `operation` on `path` into a user-facing error.
-  public static func error(_ code: Int32, _ operation: String, _ given: String) -> ReelError {
+  package static func error(_ code: Int32, _ operation: String, _ given: String) -> ReelError {
     var error = describe(code, operation, given)
     error.errno = code
     return error
@@ -217,7 +217,7 @@ public final class PosixFile: Sendable {
 
 /// Moves a scatter/gather list past `count` bytes a `writev`-style call transferred:
 /// `first` skips the vectors done, and a vector done in part is shortened in place.
-public func advance(_ vectors: inout [iovec], first: inout Int, by count: Int) {
+package func advance(_ vectors: inout [iovec], first: inout Int, by count: Int) {
   var remaining = count
   while first < vectors.count && remaining >= vectors[first].iov_len {
     remaining -= vectors[first].iov_len

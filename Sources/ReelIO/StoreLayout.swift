@@ -2,15 +2,15 @@ import Foundation
 import ReelCore
 
 /// Where things live in a store folder. See docs/store-layout.md.
-public struct StoreLayout: Sendable, Equatable {
-  public let root: String
+package struct StoreLayout: Sendable, Equatable {
+  package let root: String
 
-  public init(root: String) {
+  package init(root: String) {
     self.root = (root as NSString).standardizingPath
   }
 
   /// `--store` if given, else `$REEL_STORE`, else `~/.local/share/reel`.
-  public static func resolve(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+  package static func resolve(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
     -> StoreLayout
   {
     if let explicit, !explicit.isEmpty { return StoreLayout(root: explicit) }
@@ -21,17 +21,17 @@ public struct StoreLayout: Sendable, Equatable {
     return StoreLayout(root: home + "/.local/share/reel")
   }
 
-  public var catalogPath: String { root + "/catalog.sqlite" }
-  public var volumesDirectory: String { root + "/volumes" }
-  public func volumeDirectory(_ name: String) -> String { volumesDirectory + "/" + name }
-  public func descriptorPath(_ name: String) -> String { volumeDirectory(name) + "/volume.json" }
-  public func journalDirectory(_ name: String) -> String { volumeDirectory(name) + "/journal" }
-  public func liveImagePath(_ name: String) -> String { volumeDirectory(name) + "/live.img" }
-  public func baseImagePath(_ name: String) -> String { volumeDirectory(name) + "/base.img" }
+  package var catalogPath: String { root + "/catalog.sqlite" }
+  package var volumesDirectory: String { root + "/volumes" }
+  package func volumeDirectory(_ name: String) -> String { volumesDirectory + "/" + name }
+  package func descriptorPath(_ name: String) -> String { volumeDirectory(name) + "/volume.json" }
+  package func journalDirectory(_ name: String) -> String { volumeDirectory(name) + "/journal" }
+  package func liveImagePath(_ name: String) -> String { volumeDirectory(name) + "/live.img" }
+  package func baseImagePath(_ name: String) -> String { volumeDirectory(name) + "/base.img" }
 
-  public var isInitialized: Bool { FileManager.default.fileExists(atPath: catalogPath) }
+  package var isInitialized: Bool { FileManager.default.fileExists(atPath: catalogPath) }
 
-  public func requireInitialized() throws {
+  package func requireInitialized() throws {
     guard isInitialized else {
       throw ReelError(
         .notFound, "no Reel store at \(root)",
@@ -40,7 +40,7 @@ public struct StoreLayout: Sendable, Equatable {
   }
 
   /// Reads a volume's descriptor; the error names the volume and lists what exists.
-  public func descriptor(of name: String) throws -> VolumeDescriptor {
+  package func descriptor(of name: String) throws -> VolumeDescriptor {
     try requireInitialized()
     let path = descriptorPath(name)
     guard let data = FileManager.default.contents(atPath: path) else {
@@ -67,14 +67,14 @@ public struct StoreLayout: Sendable, Equatable {
     }
   }
 
-  public func volumeNames() -> [String] {
+  package func volumeNames() -> [String] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: volumesDirectory)) ?? []
     return names.filter { FileManager.default.fileExists(atPath: descriptorPath($0)) }.sorted()
   }
 
   /// Writes `volume.json` into `folder` (the volume's own, or a staging folder that will
   /// be renamed to it), atomically and durably.
-  public static func writeDescriptor(_ descriptor: VolumeDescriptor, inFolder folder: String) throws {
+  package static func writeDescriptor(_ descriptor: VolumeDescriptor, inFolder folder: String) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data = try encoder.encode(descriptor)

@@ -3,15 +3,15 @@ import ReelCore
 import ReelIO
 
 /// A volume's journal folder: its segment files, checked for continuity.
-public struct JournalReader: Sendable {
-  public let directory: String
-  public let volume: VolumeID
-  public let segments: [SegmentFile]
+package struct JournalReader: Sendable {
+  package let directory: String
+  package let volume: VolumeID
+  package let segments: [SegmentFile]
 
   /// Opens every segment's header and footer. A missing segment in the middle, a
   /// segment of another volume, a seq gap, or an unclosed segment that is not the last
   /// throws an error naming the file.
-  public init(directory: String, volume: VolumeID) throws {
+  package init(directory: String, volume: VolumeID) throws {
     self.directory = directory
     self.volume = volume
     var entries: [(UInt64, String)] = []
@@ -61,7 +61,7 @@ public struct JournalReader: Sendable {
   /// Calls `body` for each record with seq ≥ `fromSeq` (and time ≥ `fromTime`, if given),
   /// in order, until it returns false. Damage throws; the torn tail of the open segment
   /// is treated as not yet written.
-  public func forEachRecord(
+  package func forEachRecord(
     fromSeq: Seq = 1, fromTime: Timestamp? = nil, _ body: (JournalRecord) throws -> Bool
   ) throws {
     var lastTime: Timestamp? = nil
@@ -86,7 +86,7 @@ public struct JournalReader: Sendable {
   }
 
   /// A whole-journal pass that checks every record.
-  public func summarize() throws -> JournalSummary {
+  package func summarize() throws -> JournalSummary {
     var summary = JournalSummary(segmentCount: segments.count)
     summary.firstSeq = segments.first?.header.firstSeq
     try forEachRecord { record in
@@ -106,22 +106,22 @@ public struct JournalReader: Sendable {
   }
 }
 
-public struct JournalSummary: Sendable, Equatable {
-  public var segmentCount: Int
-  public var recordCount: UInt64 = 0
-  public var firstSeq: Seq?
-  public var lastSeq: Seq?
-  public var firstTime: Timestamp?
-  public var lastTime: Timestamp?
-  public var bytesWritten: UInt64 = 0
-  public var countsByKind: [JournalRecord.Kind: UInt64] = [:]
-  public var bookmarks: [Bookmark] = []
-  public var openSegment = false
+package struct JournalSummary: Sendable, Equatable {
+  package var segmentCount: Int
+  package var recordCount: UInt64 = 0
+  package var firstSeq: Seq?
+  package var lastSeq: Seq?
+  package var firstTime: Timestamp?
+  package var lastTime: Timestamp?
+  package var bytesWritten: UInt64 = 0
+  var countsByKind: [JournalRecord.Kind: UInt64] = [:]
+  package var bookmarks: [Bookmark] = []
+  package var openSegment = false
 }
 
 extension StoreLayout {
   /// A reader of the named volume's journal, checked against its descriptor.
-  public func journalReader(of name: String) throws -> JournalReader {
+  package func journalReader(of name: String) throws -> JournalReader {
     let descriptor = try descriptor(of: name)
     return try JournalReader(directory: journalDirectory(name), volume: descriptor.id)
   }

@@ -1,8 +1,8 @@
 import ReelCore
 
 /// One entry of a volume's journal.
-public struct JournalRecord: Equatable, Sendable {
-  public enum Kind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+package struct JournalRecord: Equatable, Sendable {
+  package enum Kind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// `payload` holds `length` bytes to write at `offset`.
     case write = 1
     /// The range's contents are discarded; reads may return zeros.
@@ -17,7 +17,7 @@ public struct JournalRecord: Equatable, Sendable {
     /// Closes a segment; never returned to readers.
     static let segmentEnd: UInt8 = 0x7F
 
-    public var description: String {
+    package var description: String {
       switch self {
       case .write: "write"
       case .trim: "trim"
@@ -28,22 +28,22 @@ public struct JournalRecord: Equatable, Sendable {
     }
   }
 
-  public struct Flags: OptionSet, Sendable, Hashable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+  package struct Flags: OptionSet, Sendable, Hashable {
+    package let rawValue: UInt8
+    package init(rawValue: UInt8) { self.rawValue = rawValue }
     /// The client asked for this write to be durable before the reply (NBD FUA).
-    public static let forceUnitAccess = Flags(rawValue: 1)
+    package static let forceUnitAccess = Flags(rawValue: 1)
   }
 
-  public var seq: Seq
-  public var time: Timestamp
-  public var kind: Kind
-  public var flags: Flags
-  public var offset: UInt64
-  public var length: UInt64
-  public var payload: [UInt8]
+  package var seq: Seq
+  package var time: Timestamp
+  package var kind: Kind
+  package var flags: Flags
+  package var offset: UInt64
+  package var length: UInt64
+  package var payload: [UInt8]
 
-  public init(
+  package init(
     seq: Seq, time: Timestamp, kind: Kind, flags: Flags = [], offset: UInt64 = 0,
     length: UInt64 = 0, payload: [UInt8] = []
   ) {
@@ -57,30 +57,30 @@ public struct JournalRecord: Equatable, Sendable {
   }
 
   /// The label of a bookmark record.
-  public var label: String? {
+  package var label: String? {
     kind == .bookmark ? String(decoding: payload, as: UTF8.self) : nil
   }
 }
 
 /// What a caller hands to the writer; the writer assigns seq and time.
-public struct JournalEntry: Sendable {
-  public var kind: JournalRecord.Kind
-  public var flags: JournalRecord.Flags
-  public var offset: UInt64
-  public var length: UInt64
-  public var payload: [UInt8]
+package struct JournalEntry: Sendable {
+  package var kind: JournalRecord.Kind
+  package var flags: JournalRecord.Flags
+  package var offset: UInt64
+  package var length: UInt64
+  package var payload: [UInt8]
 
-  public static func write(offset: UInt64, data: [UInt8], flags: JournalRecord.Flags = []) -> JournalEntry {
+  package static func write(offset: UInt64, data: [UInt8], flags: JournalRecord.Flags = []) -> JournalEntry {
     JournalEntry(kind: .write, flags: flags, offset: offset, length: UInt64(data.count), payload: data)
   }
-  public static func trim(offset: UInt64, length: UInt64) -> JournalEntry {
+  package static func trim(offset: UInt64, length: UInt64) -> JournalEntry {
     JournalEntry(kind: .trim, flags: [], offset: offset, length: length, payload: [])
   }
-  public static func writeZeroes(offset: UInt64, length: UInt64, flags: JournalRecord.Flags = []) -> JournalEntry {
+  package static func writeZeroes(offset: UInt64, length: UInt64, flags: JournalRecord.Flags = []) -> JournalEntry {
     JournalEntry(kind: .writeZeroes, flags: flags, offset: offset, length: length, payload: [])
   }
-  public static let flush = JournalEntry(kind: .flush, flags: [], offset: 0, length: 0, payload: [])
-  public static func bookmark(_ label: String) -> JournalEntry {
+  package static let flush = JournalEntry(kind: .flush, flags: [], offset: 0, length: 0, payload: [])
+  package static func bookmark(_ label: String) -> JournalEntry {
     JournalEntry(kind: .bookmark, flags: [], offset: 0, length: 0, payload: Array(label.utf8))
   }
 }

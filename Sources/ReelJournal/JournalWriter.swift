@@ -3,60 +3,60 @@ import ReelCodec
 import ReelCore
 import ReelIO
 
-public struct JournalOptions: Sendable {
+package struct JournalOptions: Sendable {
   /// A segment is closed and a new one started once it would grow past this size.
-  public var segmentSizeLimit: UInt64 = 64 << 20
+  package var segmentSizeLimit: UInt64 = 64 << 20
   /// ... or once it is this old and holds at least one record.
-  public var segmentAgeLimit: Duration = .seconds(3600)
+  package var segmentAgeLimit: Duration = .seconds(3600)
   /// Every this many bytes appended, the kernel is asked to start writing them to disk
   /// (sync_file_range), so the disk works while records keep coming and a sync (FLUSH,
   /// FUA, rotation) finds little left to write. Durability still comes only from sync;
   /// 0 leaves writeback to the kernel.
-  public var writebackBytes: UInt64 = 8 << 20
+  package var writebackBytes: UInt64 = 8 << 20
   /// Where record times come from; replaced in tests to step the clock back.
-  public var clock: @Sendable () -> Timestamp = { Timestamp.now() }
+  package var clock: @Sendable () -> Timestamp = { Timestamp.now() }
 
-  public init() {}
+  package init() {}
 }
 
 /// What opening a journal for writing found and repaired.
-public struct RecoveryReport: Sendable, Equatable {
-  public struct TornTail: Sendable, Equatable {
-    public var segmentPath: String
-    public var offset: UInt64
-    public var removedBytes: UInt64
-    public var reason: String
+package struct RecoveryReport: Sendable, Equatable {
+  package struct TornTail: Sendable, Equatable {
+    var segmentPath: String
+    package var offset: UInt64
+    package var removedBytes: UInt64
+    package var reason: String
     /// The cut-off bytes, kept for inspection; they were never acknowledged.
-    public var quarantinePath: String
+    package var quarantinePath: String
   }
 
-  public var tornTail: TornTail?
+  package var tornTail: TornTail?
   /// A segment left open by a crash that recovery closed with a footer.
-  public var closedSegment: String?
-  public var lastSeq: Seq
-  public var segmentCount: Int
+  package var closedSegment: String?
+  package var lastSeq: Seq
+  package var segmentCount: Int
 }
 
 /// The seq and time the writer gave a record.
-public struct AppendedRecord: Sendable, Equatable {
-  public var seq: Seq
-  public var time: Timestamp
+package struct AppendedRecord: Sendable, Equatable {
+  package var seq: Seq
+  package var time: Timestamp
 }
 
 /// Where an appended record's payload lies: its segment file and the offset of the
 /// payload's first byte in it. The file stays readable for as long as this is kept, even
 /// after the writer moved on to another segment.
-public struct RecordPlacement: Sendable {
-  public var file: PosixFile
-  public var payloadOffset: UInt64
+package struct RecordPlacement: Sendable {
+  package var file: PosixFile
+  package var payloadOffset: UInt64
 }
 
 /// Appends records to a volume's journal. Thread-safe: many connections append while
 /// one of them syncs; concurrent `sync` calls share one fdatasync (group commit).
 // Its state is guarded by `state` (an NSCondition), with the sync done outside it by design.
-public final class JournalWriter: @unchecked Sendable {
-  public let directory: String
-  public let volume: VolumeID
+package final class JournalWriter: @unchecked Sendable {
+  package let directory: String
+  package let volume: VolumeID
   private let options: JournalOptions
   private let state = NSCondition()
 
@@ -93,7 +93,7 @@ public final class JournalWriter: @unchecked Sendable {
   /// Opens (creating if needed) the journal in `directory`, recovering from a crash:
   /// a torn tail of the last segment is cut off (and kept in `quarantine/`), an open
   /// segment is closed, and a fresh segment is started.
-  public static func open(
+  package static func open(
     directory: String, volume: VolumeID, options: JournalOptions = JournalOptions()
   ) throws -> (JournalWriter, RecoveryReport) {
     try Durable.makeDirectory(directory)
@@ -138,7 +138,7 @@ public final class JournalWriter: @unchecked Sendable {
   /// (the last imported record's), replacing empty segments before it. A journal
   /// with records is left alone when it already reaches `seq`; returns whether it changed.
   @discardableResult
-  public static func continueAfter(directory: String, volume: VolumeID, seq: Seq, time: Timestamp) throws -> Bool {
+  package static func continueAfter(directory: String, volume: VolumeID, seq: Seq, time: Timestamp) throws -> Bool {
     try Durable.makeDirectory(directory)
     let lock = try lockJournal(directory)
     defer { flock(lock.descriptor, LOCK_UN) }
@@ -185,16 +185,16 @@ public final class JournalWriter: @unchecked Sendable {
   }
 
   /// The seq of the last record appended (not necessarily durable yet).
-  public var lastAppendedSeq: Seq { state.withLock { lastSeq } }
+  package var lastAppendedSeq: Seq { state.withLock { lastSeq } }
 
   /// The seq up to which every record is known to be on stable storage.
-  public var lastDurableSeq: Seq { state.withLock { durableSeq } }
+  package var lastDurableSeq: Seq { state.withLock { durableSeq } }
 
   /// Appends one record and returns its seq and time. The record is handed to the kernel
   /// before this returns, so it survives the process being killed; it survives power
   /// loss only after a later `sync()` returns.
   @discardableResult
-  public func append(_ entry: JournalEntry) throws -> AppendedRecord {
+  package func append(_ entry: JournalEntry) throws -> AppendedRecord {
     try append(entry) { _, _ in }
   }
 
@@ -203,7 +203,7 @@ public final class JournalWriter: @unchecked Sendable {
   /// only for records that were written. `appended` must be quick and must not call back
   /// into the writer.
   @discardableResult
-  public func append(
+  package func append(
     _ entry: JournalEntry, whileLocked appended: (AppendedRecord, RecordPlacement) -> Void
   ) throws -> AppendedRecord {
     try entry.payload.withUnsafeBytes { payload in
@@ -216,7 +216,7 @@ public final class JournalWriter: @unchecked Sendable {
   /// Appends a `write` record whose payload is `data`, read straight from the caller's
   /// buffer (no array is made); otherwise like `append(_:whileLocked:)`.
   @discardableResult
-  public func appendWrite(
+  package func appendWrite(
     offset: UInt64, data: UnsafeRawBufferPointer, flags: JournalRecord.Flags = [],
     whileLocked appended: (AppendedRecord, RecordPlacement) -> Void
   ) throws -> AppendedRecord {
@@ -282,7 +282,7 @@ public final class JournalWriter: @unchecked Sendable {
   /// Returns once every record appended before the call is on stable storage. Callers
   /// that arrive while another sync runs wait for it and share its fdatasync when it
   /// covers them.
-  public func sync() throws {
+  package func sync() throws {
     state.lock()
     defer { state.unlock() }
     let target = lastSeq
@@ -313,14 +313,14 @@ public final class JournalWriter: @unchecked Sendable {
 
   /// Appends `entry` and returns only once it is durable.
   @discardableResult
-  public func appendDurably(_ entry: JournalEntry) throws -> AppendedRecord {
+  package func appendDurably(_ entry: JournalEntry) throws -> AppendedRecord {
     let appended = try append(entry)
     try sync()
     return appended
   }
 
   /// Writes everything, closes the segment with its footer and syncs. Later appends fail.
-  public func close() throws {
+  package func close() throws {
     state.lock()
     defer { state.unlock() }
     while syncing { state.wait() }

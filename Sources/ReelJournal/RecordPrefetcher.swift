@@ -3,11 +3,11 @@ import ReelCore
 
 /// Reads and checks a journal's records on a thread of its own, a bounded number of
 /// bytes ahead of the consumer, so checksumming and disk reads overlap the consumer's work.
-public final class RecordPrefetcher: Sendable {
+package final class RecordPrefetcher: Sendable {
   private let records: BoundedQueue<JournalRecord>
   private let thread: WorkerThread
 
-  public init(reader: JournalReader, fromSeq: Seq, bufferBytes: Int = 128 << 20) {
+  package init(reader: JournalReader, fromSeq: Seq, bufferBytes: Int = 128 << 20) {
     let records = BoundedQueue<JournalRecord>(capacity: .max, costCapacity: bufferBytes)
     self.records = records
     thread = WorkerThread(name: "reel-journal-prefetch") {
@@ -29,12 +29,12 @@ public final class RecordPrefetcher: Sendable {
   }
 
   /// The next record, nil at the end; rethrows what the reader hit.
-  public func next() throws -> JournalRecord? {
+  package func next() throws -> JournalRecord? {
     try records.take()
   }
 
   /// Stops the reading thread early (the consumer has what it needs).
-  public func cancel() {
+  package func cancel() {
     records.cancel()
   }
 }

@@ -3,8 +3,8 @@ import ReelCore
 
 /// Byte layout of journal segments, format version 1. `docs/journal-format.md` is the
 /// normative description; this file must match it byte for byte.
-public enum SegmentFormat {
-  public static let version: UInt16 = 1
+package enum SegmentFormat {
+  package static let version: UInt16 = 1
   static let magic: [UInt8] = Array("REELJRNL".utf8)
   static let headerSize = 64
   static let recordMarker: UInt32 = 0x3143_4552  // "REC1" in file order
@@ -12,7 +12,7 @@ public enum SegmentFormat {
   static let footerPayloadSize = 48
   static let footerSize = recordHeaderSize + footerPayloadSize
   /// Largest payload a record may carry; an NBD request is at most 32 MiB.
-  public static let maxPayload = 64 << 20
+  package static let maxPayload = 64 << 20
   static let fileExtension = "rjs"
 
   static func fileName(segment number: UInt64) -> String {
@@ -29,12 +29,12 @@ public enum SegmentFormat {
 }
 
 /// The fixed 64-byte header at offset 0 of every segment.
-public struct SegmentHeader: Equatable, Sendable {
-  public var volume: VolumeID
-  public var segmentNumber: UInt64
+package struct SegmentHeader: Equatable, Sendable {
+  package var volume: VolumeID
+  var segmentNumber: UInt64
   /// The seq the first record of this segment has; one past the previous segment's last.
-  public var firstSeq: Seq
-  public var created: Timestamp
+  package var firstSeq: Seq
+  package var created: Timestamp
 
   func encoded() -> [UInt8] {
     var writer = ByteWriter(capacity: SegmentFormat.headerSize)
@@ -98,15 +98,15 @@ public struct SegmentHeader: Equatable, Sendable {
 }
 
 /// What a closed segment's footer records about it.
-public struct SegmentSummary: Equatable, Sendable {
-  public var recordCount: UInt64
-  public var firstSeq: Seq
+package struct SegmentSummary: Equatable, Sendable {
+  package var recordCount: UInt64
+  package var firstSeq: Seq
   /// `firstSeq - 1` when the segment holds no records.
-  public var lastSeq: Seq
-  public var minTime: Timestamp
-  public var maxTime: Timestamp
+  package var lastSeq: Seq
+  var minTime: Timestamp
+  var maxTime: Timestamp
   /// CRC-32C over the segment header followed by each record's checksum, in order.
-  public var digest: UInt32
+  package var digest: UInt32
 
   func encodedPayload() -> [UInt8] {
     var writer = ByteWriter(capacity: SegmentFormat.footerPayloadSize)

@@ -4,16 +4,16 @@ import ReelCore
 import ReelIO
 
 /// One segment file opened for reading: its header, and its footer if it was closed.
-public struct SegmentFile: Sendable {
-  public let path: String
-  public let header: SegmentHeader
+package struct SegmentFile: Sendable {
+  package let path: String
+  package let header: SegmentHeader
   /// Present when the segment was closed cleanly; nil for the segment being written
   /// (or left open by a crash).
-  public let summary: SegmentSummary?
-  public let size: UInt64
+  package let summary: SegmentSummary?
+  package let size: UInt64
   let file: PosixFile
 
-  public var number: UInt64 { header.segmentNumber }
+  package var number: UInt64 { header.segmentNumber }
 
   /// Opens `path` and checks its header against what the journal folder expects.
   init(path: String, volume: VolumeID, number: UInt64) throws {
@@ -53,7 +53,7 @@ public struct SegmentFile: Sendable {
   }
 
   /// How a scan of the segment ended.
-  public enum End: Equatable, Sendable {
+  package enum End: Equatable, Sendable {
     /// The footer at `offset` closed the segment.
     case footer(offset: UInt64, summary: SegmentSummary)
     /// The open segment ends cleanly at `offset` after its last whole record.

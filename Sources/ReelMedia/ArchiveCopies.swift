@@ -6,28 +6,28 @@ import ReelStore
 /// One copy of a sealed archive on media, recorded only after it was read back from the
 /// media and verified. The row carries the archive's identity and time range itself, so
 /// `reel media needed` works for archives this store did not seal (or no longer knows).
-public struct ArchiveCopy: Sendable, Equatable, Codable {
-  public var archiveID: ArchiveID
-  public var mediaSet: String
-  public var mediaSetID: String
-  public var cartridgeID: String
-  public var cartridgeLabel: String
+package struct ArchiveCopy: Sendable, Equatable, Codable {
+  package var archiveID: ArchiveID
+  package var mediaSet: String
+  package var mediaSetID: String
+  package var cartridgeID: String
+  package var cartridgeLabel: String
   /// The tape file number on the cartridge (for `dir:` media, the archive's ordinal).
-  public var tapeFile: Int
-  public var volumeName: String
-  public var chainID: ArchiveID
-  public var chainIndex: Int
-  public var fromSeq: Seq
-  public var untilSeq: Seq
-  public var fromTime: Timestamp
-  public var untilTime: Timestamp
-  public var size: UInt64
-  public var sha256: String
-  public var verified: Timestamp
+  package var tapeFile: Int
+  package var volumeName: String
+  package var chainID: ArchiveID
+  package var chainIndex: Int
+  package var fromSeq: Seq
+  package var untilSeq: Seq
+  package var fromTime: Timestamp
+  package var untilTime: Timestamp
+  package var size: UInt64
+  package var sha256: String
+  package var verified: Timestamp
   /// The bookmarks inside the archive's range, so a bookmark names a point without the store.
-  public var bookmarks: [Bookmark]
+  package var bookmarks: [Bookmark]
 
-  public init(
+  package init(
     archiveID: ArchiveID, mediaSet: String, mediaSetID: String, cartridgeID: String, cartridgeLabel: String,
     tapeFile: Int, volumeName: String, chainID: ArchiveID, chainIndex: Int, fromSeq: Seq, untilSeq: Seq,
     fromTime: Timestamp, untilTime: Timestamp, size: UInt64, sha256: String, verified: Timestamp,
@@ -55,22 +55,22 @@ public struct ArchiveCopy: Sendable, Equatable, Codable {
 
 /// What the store last saw of a labeled cartridge (or cold-storage folder): where it was,
 /// which set it belongs to, and the catalog last written to it.
-public struct CartridgeRecord: Sendable, Equatable, Codable {
-  public var cartridgeID: String
-  public var label: String
-  public var mediaSet: String?
-  public var mediaSetID: String?
-  public var sequence: Int
+package struct CartridgeRecord: Sendable, Equatable, Codable {
+  package var cartridgeID: String
+  package var label: String
+  package var mediaSet: String?
+  package var mediaSetID: String?
+  package var sequence: Int
   /// The media address it was last used at, e.g. `vtape:/srv/vtl/c1.vtape`.
-  public var address: String
+  package var address: String
   /// True once end of media was reached: nothing more is appended.
-  public var closed: Bool
+  package var closed: Bool
   /// The on-media catalog (JSON) as last written, so a set can continue without the
   /// earlier cartridges loaded.
-  public var catalogJSON: String?
-  public var updated: Timestamp
+  package var catalogJSON: String?
+  package var updated: Timestamp
 
-  public init(
+  package init(
     cartridgeID: String, label: String, mediaSet: String?, mediaSetID: String?, sequence: Int, address: String,
     closed: Bool, catalogJSON: String?, updated: Timestamp
   ) {
@@ -90,7 +90,7 @@ public struct CartridgeRecord: Sendable, Equatable, Codable {
 /// cartridge, so the pipeline can require N verified copies before pruning.
 extension Catalog {
   /// Records a verified copy; recording the same copy again updates its verified time.
-  public func recordCopy(_ copy: ArchiveCopy) throws {
+  package func recordCopy(_ copy: ArchiveCopy) throws {
     try database.write { db in
       try db.execute(
         sql: """
@@ -110,7 +110,7 @@ extension Catalog {
   }
 
   /// How many verified copies of the archive exist on media, across all media sets.
-  public func verifiedCopyCount(archiveID: String) throws -> Int {
+  package func verifiedCopyCount(archiveID: String) throws -> Int {
     try database.read { db in
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM archive_copy WHERE archive_id = ?", arguments: [archiveID])
         ?? 0
@@ -118,7 +118,7 @@ extension Catalog {
   }
 
   /// Every verified copy, optionally only those of one archive or one media set.
-  public func archiveCopies(archiveID: String? = nil, mediaSet: String? = nil) throws -> [ArchiveCopy] {
+  package func archiveCopies(archiveID: String? = nil, mediaSet: String? = nil) throws -> [ArchiveCopy] {
     try database.read { db in
       var conditions: [String] = []
       var arguments: [any DatabaseValueConvertible] = []
@@ -138,7 +138,7 @@ extension Catalog {
     }
   }
 
-  public func recordCartridge(_ record: CartridgeRecord) throws {
+  package func recordCartridge(_ record: CartridgeRecord) throws {
     try database.write { db in
       try db.execute(
         sql: """
@@ -158,14 +158,14 @@ extension Catalog {
   }
 
   /// Forgets a cartridge and its copies: it was relabeled, so what it held is gone.
-  public func forgetCartridge(id: String) throws {
+  package func forgetCartridge(id: String) throws {
     try database.write { db in
       try db.execute(sql: "DELETE FROM archive_copy WHERE cartridge_id = ?", arguments: [id])
       try db.execute(sql: "DELETE FROM media_cartridge WHERE id = ?", arguments: [id])
     }
   }
 
-  public func cartridges() throws -> [CartridgeRecord] {
+  package func cartridges() throws -> [CartridgeRecord] {
     try database.read { db in
       try Row.fetchAll(db, sql: "SELECT * FROM media_cartridge ORDER BY media_set, sequence, label").map { row in
         CartridgeRecord(

@@ -6,29 +6,29 @@ import ReelStore
 /// One archive some medium offers: what its manifest (or the media catalog's copy of it)
 /// says, and where it is.
 @dynamicMemberLookup
-public struct ArchiveOffer: Sendable, Equatable {
-  public var archive: ArchiveSummary
-  public var size: UInt64?
+package struct ArchiveOffer: Sendable, Equatable {
+  package var archive: ArchiveSummary
+  package var size: UInt64?
   /// How a person finds it: a file path, or a cartridge label and tape file number.
-  public var location: String
+  package var location: String
   /// Supply-specific handle (a path, a tape file number).
-  public var handle: String
+  package var handle: String
 
-  public init(_ archive: ArchiveSummary, size: UInt64?, location: String, handle: String) {
+  package init(_ archive: ArchiveSummary, size: UInt64?, location: String, handle: String) {
     self.archive = archive
     self.size = size
     self.location = location
     self.handle = handle
   }
 
-  public subscript<Value>(dynamicMember keyPath: KeyPath<ArchiveSummary, Value>) -> Value {
+  package subscript<Value>(dynamicMember keyPath: KeyPath<ArchiveSummary, Value>) -> Value {
     archive[keyPath: keyPath]
   }
 }
 
 /// Something that holds sealed archives and can hand them out one at a time: a folder, a
 /// single file, a tape cartridge. Media implement this (ReelMedia); rehydration uses it.
-public protocol ArchiveSupply: AnyObject {
+package protocol ArchiveSupply: AnyObject {
   var description: String { get }
   /// Every archive it holds (from its catalog, or by reading it when the catalog is lost).
   func offers() throws -> [ArchiveOffer]
@@ -52,32 +52,32 @@ public protocol ArchiveSupply: AnyObject {
 }
 
 /// A copy on media that rehydration read, and where it is.
-public struct SupplyCopy: Sendable, Codable {
-  public var copy: ArchiveCopy
-  public var cartridge: CartridgeRecord
+package struct SupplyCopy: Sendable, Codable {
+  package var copy: ArchiveCopy
+  package var cartridge: CartridgeRecord
 
-  public init(copy: ArchiveCopy, cartridge: CartridgeRecord) {
+  package init(copy: ArchiveCopy, cartridge: CartridgeRecord) {
     self.copy = copy
     self.cartridge = cartridge
   }
 }
 
 extension ArchiveSupply {
-  public var isRemovable: Bool { false }
-  public func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? { nil }
-  public func mediaSets() throws -> [String: [String]] { [:] }
-  public func whereabouts() throws -> [String: String] { [:] }
+  package var isRemovable: Bool { false }
+  package func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? { nil }
+  package func mediaSets() throws -> [String: [String]] { [:] }
+  package func whereabouts() throws -> [String: String] { [:] }
 }
 
 /// A folder of `.reel.tar` files (a cold-storage folder, an extracted set), or one file.
-public final class ArchiveFiles: ArchiveSupply {
-  public let path: String
+package final class ArchiveFiles: ArchiveSupply {
+  package let path: String
 
-  public init(path: String) { self.path = path }
+  package init(path: String) { self.path = path }
 
-  public var description: String { path }
+  package var description: String { path }
 
-  public func offers() throws -> [ArchiveOffer] {
+  package func offers() throws -> [ArchiveOffer] {
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
       throw ReelError(
@@ -95,16 +95,16 @@ public final class ArchiveFiles: ArchiveSupply {
     }
   }
 
-  public func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
+  package func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
     try FileArchiveSource(path: offer.handle)
   }
 
   /// Beside an archive rehydration set aside (`<store>/incoming/NAME.reel.tar`), the copy
   /// on media it was read from (`NAME.reel.tar.copy.json`, a `SupplyCopy` as JSON).
-  public static let copySuffix = ".copy.json"
+  static let copySuffix = ".copy.json"
 
   /// The copy on media a set-aside archive was read from, when its bytes are still those.
-  public func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? {
+  package func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? {
     guard let data = FileManager.default.contents(atPath: offer.handle + Self.copySuffix),
       let found = try? JSONDecoder().decode(SupplyCopy.self, from: data),
       found.copy.archiveID == offer.archiveID, found.copy.sha256 == sha256, found.copy.size == size

@@ -12,27 +12,27 @@ import ReelIO
 /// label in `REEL-LABEL.txt`, the set's earlier catalogs in `set-catalogs.json`, archives
 /// in `archives/` as `NNNNNN-NAME.reel.tar` (NNNNNN numbered like tape files, from 2),
 /// and `catalog.json`. Every file is written to a temporary name, synced and renamed.
-public final class ColdStorageFolder: MediaVolume {
-  public let path: String
-  public var address: String { "dir:\(path)" }
+package final class ColdStorageFolder: MediaVolume {
+  package let path: String
+  package var address: String { "dir:\(path)" }
   var labelPath: String { path + "/REEL-LABEL.txt" }
   var setCatalogsPath: String { path + "/set-catalogs.json" }
   var catalogPath: String { path + "/catalog.json" }
   var archivesPath: String { path + "/archives" }
   private var nextFile = 2
 
-  public init(path: String) { self.path = (path as NSString).standardizingPath }
+  package init(path: String) { self.path = (path as NSString).standardizingPath }
 
   /// A folder is write-protected when this process may not write into it.
-  public var isWriteProtected: Bool {
+  package var isWriteProtected: Bool {
     get throws { FileManager.default.fileExists(atPath: path) && access(path, W_OK) != 0 }
   }
 
-  public var missing: String? {
+  package var missing: String? {
     FileManager.default.fileExists(atPath: path) ? nil : "the folder \(path) does not exist"
   }
 
-  public func readLabel() throws -> LabelState {
+  package func readLabel() throws -> LabelState {
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { return .blank }
     guard isFolder.boolValue else { return .foreign("it is a file, not a folder") }
@@ -46,7 +46,7 @@ public final class ColdStorageFolder: MediaVolume {
     return .labeled(label)
   }
 
-  public func writeLabel(_ label: MediaLabel) throws {
+  package func writeLabel(_ label: MediaLabel) throws {
     guard try !isWriteProtected else { throw writeProtected() }
     try Durable.makeDirectory(path)
     // Relabeling empties the medium, as on tape.
@@ -58,13 +58,13 @@ public final class ColdStorageFolder: MediaVolume {
     try Durable.syncDirectory(path)
   }
 
-  public func joinSet(label: MediaLabel, earlier: [CartridgeCatalog]) throws -> [TapeFileEntry] {
+  package func joinSet(label: MediaLabel, earlier: [CartridgeCatalog]) throws -> [TapeFileEntry] {
     try writeLabel(label)
     try Durable.replaceFile(at: setCatalogsPath, with: try SetCatalogs(catalogs: earlier).json())
     return [TapeFileEntry(file: 0, kind: .label), TapeFileEntry(file: 1, kind: .setCatalogs)]
   }
 
-  public func prepareAppend() throws {
+  package func prepareAppend() throws {
     guard try !isWriteProtected else { throw writeProtected() }
     try Durable.makeDirectory(archivesPath)
     for name in try FileManager.default.contentsOfDirectory(atPath: archivesPath) where name.hasPrefix(".partial-") {
@@ -73,7 +73,7 @@ public final class ColdStorageFolder: MediaVolume {
     nextFile = (try archiveFiles().map(\.file).max() ?? 1) + 1
   }
 
-  public func append(_ archive: SourceArchive, dataBlockSize: Int) throws -> AppendResult {
+  package func append(_ archive: SourceArchive, dataBlockSize: Int) throws -> AppendResult {
     let label = try requireLabel()
     let used = try archiveFiles().reduce(UInt64(0)) { $0 + $1.size }
     if let capacity = label.capacity, used + archive.size > capacity { return .endOfMedia(file: nil) }
@@ -118,23 +118,23 @@ public final class ColdStorageFolder: MediaVolume {
     return .written(file: file, sha256: hasher.finish().hex, endOfMedia: false)
   }
 
-  public func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {
+  package func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {
     var source = try openArchive(file: file, size: expectedSize)
     return try ArchiveCheck.verify(&source, describing: what)
   }
 
-  public func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource {
+  package func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource {
     guard let found = try archiveFiles().first(where: { $0.file == file }) else {
       throw ReelError(.notFound, "\(address) has no archive numbered \(file)")
     }
     return LimitedFileSource(file: try PosixFile.openForReading(found.path), limit: size)
   }
 
-  public func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
+  package func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
     try Durable.replaceFile(at: catalogPath, with: try catalog.json())
   }
 
-  public func readCatalog() throws -> CartridgeCatalog {
+  package func readCatalog() throws -> CartridgeCatalog {
     let label = try requireLabel()
     guard let bytes = FileManager.default.contents(atPath: catalogPath) else {
       var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
@@ -152,7 +152,7 @@ public final class ColdStorageFolder: MediaVolume {
     return try CartridgeCatalog.decode(Array(bytes))
   }
 
-  public func scan() throws -> CartridgeCatalog {
+  package func scan() throws -> CartridgeCatalog {
     let label = try requireLabel()
     var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
     var earlier: [CartridgeCatalog] = []

@@ -4,46 +4,46 @@ import ReelCore
 import ReelStore
 
 /// One archive of an export and where it ended up.
-public struct ExportedArchive: Sendable, Equatable {
-  public var archiveID: String
-  public var fileName: String
-  public var cartridgeLabel: String
+package struct ExportedArchive: Sendable, Equatable {
+  package var archiveID: String
+  package var fileName: String
+  package var cartridgeLabel: String
   /// Where it was written; nil when it was already there.
-  public var address: String?
-  public var tapeFile: Int
-  public var size: UInt64
+  package var address: String?
+  package var tapeFile: Int
+  package var size: UInt64
   /// True when the set already held a verified copy, so nothing was written.
-  public var alreadyThere: Bool
+  package var alreadyThere: Bool
 }
 
 /// An archive cut off at end of media; it was written whole on a later cartridge.
-public struct AbandonedCopy: Sendable, Equatable {
-  public var archiveID: String
-  public var cartridgeLabel: String
-  public var tapeFile: Int
+package struct AbandonedCopy: Sendable, Equatable {
+  package var archiveID: String
+  package var cartridgeLabel: String
+  package var tapeFile: Int
 }
 
-public struct ExportReport: Sendable {
-  public var mediaSet: String
-  public var mediaSetID: String
-  public var exported: [ExportedArchive]
-  public var abandoned: [AbandonedCopy]
+package struct ExportReport: Sendable {
+  package var mediaSet: String
+  package var mediaSetID: String
+  package var exported: [ExportedArchive]
+  package var abandoned: [AbandonedCopy]
 }
 
 /// Copies sealed archives onto the media of one media set: appends to the set's newest
 /// cartridge, takes scratch cartridges into the set when one fills, rewrites an archive
 /// cut off at end of media whole on the next, reads every archive back and verifies it
 /// before it counts, and records each verified copy in the store catalog.
-public struct Exporter {
-  public var mediaSet: String
-  public var targets: [MediaAddress]
-  public var store: Catalog?
-  public var progress: (String) -> Void = { _ in }
+package struct Exporter {
+  package var mediaSet: String
+  package var targets: [MediaAddress]
+  package var store: Catalog?
+  package var progress: (String) -> Void = { _ in }
   /// Told of each archive as soon as it is verified (or found already there), so what was
   /// done is known even when the export stops early (a full set).
-  public var exported: (ExportedArchive) -> Void = { _ in }
+  package var exported: (ExportedArchive) -> Void = { _ in }
 
-  public init(mediaSet: String, targets: [MediaAddress], store: Catalog?) {
+  package init(mediaSet: String, targets: [MediaAddress], store: Catalog?) {
     self.mediaSet = mediaSet
     self.targets = targets
     self.store = store
@@ -82,7 +82,7 @@ public struct Exporter {
     }
   }
 
-  public func export(_ paths: [String]) throws -> ExportReport {
+  package func export(_ paths: [String]) throws -> ExportReport {
     let archives = try paths.map(SourceArchive.init(path:))
     var state = try survey()
     var report = ExportReport(mediaSet: mediaSet, mediaSetID: state.setID, exported: [], abandoned: [])
@@ -330,7 +330,7 @@ public struct Exporter {
 
 extension ArchiveCopy {
   /// The store's record of a complete, verified archive entry of a set's cartridge.
-  public init?(entry: TapeFileEntry, on catalog: CartridgeCatalog, verified: Timestamp = .now()) {
+  package init?(entry: TapeFileEntry, on catalog: CartridgeCatalog, verified: Timestamp = .now()) {
     guard entry.state == .complete, let summary = entry.archive, let set = catalog.mediaSet else { return nil }
     func time(_ text: String) -> Timestamp { Timestamp(rfc3339: text) ?? Timestamp(nanoseconds: 0) }
     self.init(

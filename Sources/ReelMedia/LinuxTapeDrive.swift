@@ -10,14 +10,14 @@ import ReelIO
 /// A real drive through the Linux st driver: a file descriptor, `MTIOCTOP` and
 /// `MTIOCGET`, nothing more. Kept thin on purpose: it is the one part of the tape code
 /// that cannot run here, so every decision lives above it, in code vtape tests exercise.
-public final class LinuxTapeDrive: TapeDrive {
-  public let path: String
-  public var name: String { "tape:\(path)" }
+final class LinuxTapeDrive: TapeDrive {
+  package let path: String
+  package var name: String { "tape:\(path)" }
   private let file: PosixFile
   private let readOnly: Bool
 
   /// Opens the no-rewind device and proves it is a tape by asking for its status.
-  public init(path: String) throws {
+  package init(path: String) throws {
     self.path = path
     let base = (path as NSString).lastPathComponent
     if base.hasPrefix("st"), base.dropFirst(2).first?.isNumber == true {
@@ -45,7 +45,7 @@ public final class LinuxTapeDrive: TapeDrive {
     }
   }
 
-  public func status() throws -> DriveStatus {
+  package func status() throws -> DriveStatus {
     var fileNumber = 0
     var blockNumber = 0
     var bits = 0
@@ -60,13 +60,13 @@ public final class LinuxTapeDrive: TapeDrive {
       atEndOfData: bits & 0x0800_0000 != 0)
   }
 
-  public func setBlockSize(_ bytes: Int) throws { try operation(MTSETBLK, bytes, "MTSETBLK") }
-  public func rewind() throws { try operation(MTREW, 1, "MTREW") }
-  public func spaceForward(files count: Int) throws { try operation(MTFSF, count, "MTFSF") }
-  public func spaceBack(files count: Int) throws { try operation(MTBSF, count, "MTBSF") }
-  public func seekEndOfData() throws { try operation(MTEOM, 1, "MTEOM") }
+  package func setBlockSize(_ bytes: Int) throws { try operation(MTSETBLK, bytes, "MTSETBLK") }
+  package func rewind() throws { try operation(MTREW, 1, "MTREW") }
+  package func spaceForward(files count: Int) throws { try operation(MTFSF, count, "MTFSF") }
+  package func spaceBack(files count: Int) throws { try operation(MTBSF, count, "MTBSF") }
+  package func seekEndOfData() throws { try operation(MTEOM, 1, "MTEOM") }
 
-  public func writeFilemark() throws {
+  package func writeFilemark() throws {
     guard !readOnly else { throw writeProtectedError() }
     try operation(MTWEOF, 1, "MTWEOF")
   }
@@ -75,7 +75,7 @@ public final class LinuxTapeDrive: TapeDrive {
   /// how much of it reached the tape, and lets later writes through until the physical
   /// end. So ENOSPC counts as end of media (the archive is abandoned) while the filemark
   /// and catalog that follow still go through.
-  public func write(_ bytes: UnsafeRawBufferPointer) throws -> WriteOutcome {
+  package func write(_ bytes: UnsafeRawBufferPointer) throws -> WriteOutcome {
     var done = 0
     while done < bytes.count {
       let n = Glibc.write(file.descriptor, bytes.baseAddress! + done, bytes.count - done)
@@ -96,7 +96,7 @@ public final class LinuxTapeDrive: TapeDrive {
 
   /// Read returns 0 at a filemark (and moves past it); at the end of data the st driver
   /// answers EIO or a second 0, told apart by the EOD bit of the status.
-  public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> TapeRead {
+  package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> TapeRead {
     while true {
       let n = Glibc.read(file.descriptor, buffer.baseAddress, buffer.count)
       if n > 0 { return .data(n) }

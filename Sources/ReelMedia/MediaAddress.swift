@@ -3,12 +3,12 @@ import ReelCore
 
 /// Media as a user names it: `dir:PATH`, `vtape:PATH` (a cartridge file, or a folder of
 /// them — a virtual tape library) or `tape:/dev/nstN`.
-public enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
+package enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
   case folder(String)
   case virtualTape(String)
   case tapeDrive(String)
 
-  public init(parsing text: String) throws {
+  package init(parsing text: String) throws {
     guard let colon = text.firstIndex(of: ":"), colon != text.index(before: text.endIndex) else {
       throw Self.usage(text)
     }
@@ -27,7 +27,7 @@ public enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
       remedy: "write dir:PATH (a folder), vtape:PATH (a cartridge file or a folder of them) or tape:/dev/nstN")
   }
 
-  public var description: String {
+  package var description: String {
     switch self {
     case .folder(let path): "dir:\(path)"
     case .virtualTape(let path): "vtape:\(path)"
@@ -36,14 +36,14 @@ public enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
   }
 
   /// True for `vtape:` naming a folder: a library of `*.vtape` cartridge files.
-  public var isLibrary: Bool {
+  package var isLibrary: Bool {
     guard case .virtualTape(let path) = self else { return false }
     var isFolder: ObjCBool = false
     return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
   }
 
   /// The cartridge files of a library, in name order; the path itself otherwise.
-  public func cartridgePaths() throws -> [String] {
+  func cartridgePaths() throws -> [String] {
     guard case .virtualTape(let path) = self else { return [] }
     guard isLibrary else { return [path] }
     return try FileManager.default.contentsOfDirectory(atPath: path)
@@ -51,7 +51,7 @@ public enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
   }
 
   /// Opens every medium this address names. A library opens each cartridge in it.
-  public func open() throws -> [any MediaVolume] {
+  package func open() throws -> [any MediaVolume] {
     switch self {
     case .folder(let path): [ColdStorageFolder(path: path)]
     case .tapeDrive(let path): [TapeCartridge(drive: try LinuxTapeDrive(path: path))]
@@ -61,7 +61,7 @@ public enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
   }
 
   /// Opens the one medium this address names; a library is refused.
-  public func openOne() throws -> any MediaVolume {
+  package func openOne() throws -> any MediaVolume {
     guard !isLibrary else {
       throw ReelError(
         .usage, "\(self) is a library of cartridges; name one cartridge file", remedy: "e.g. \(self)/NAME.vtape")

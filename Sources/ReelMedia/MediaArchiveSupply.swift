@@ -5,23 +5,23 @@ import ReelStore
 
 /// The archives on media, as rehydration takes them: every labeled cartridge (or folder) a
 /// media address names, each from its newest catalog, or from a scan when that is lost.
-public final class MediaArchiveSupply: ArchiveSupply {
-  public let address: MediaAddress
+package final class MediaArchiveSupply: ArchiveSupply {
+  package let address: MediaAddress
   private let volumes: [any MediaVolume]
   /// The catalog each offer was read from, by medium, to record the copies rehydration read.
   private var catalogs: [Int: CartridgeCatalog] = [:]
 
-  public init(_ address: MediaAddress) throws {
+  package init(_ address: MediaAddress) throws {
     self.address = address
     volumes = try address.open()
   }
 
-  public var description: String { address.description }
+  package var description: String { address.description }
 
   /// A drive's cartridge leaves with the next one loaded, and so does one virtual
   /// cartridge named on its own (a drill loading cartridges one at a time); a library's
   /// stay at hand.
-  public var isRemovable: Bool {
+  package var isRemovable: Bool {
     switch address {
     case .tapeDrive: true
     case .virtualTape: !address.isLibrary
@@ -30,7 +30,7 @@ public final class MediaArchiveSupply: ArchiveSupply {
   }
 
   /// Where the set manifests on these media say each archive is: archive ID → cartridge.
-  public func whereabouts() throws -> [String: String] {
+  package func whereabouts() throws -> [String: String] {
     var places: [String: String] = [:]
     for volume in volumes {
       guard case .labeled(let label) = try volume.readLabel(), let catalog = try? volume.readCatalog() else {
@@ -45,7 +45,7 @@ public final class MediaArchiveSupply: ArchiveSupply {
     return places
   }
 
-  public func mediaSets() throws -> [String: [String]] {
+  package func mediaSets() throws -> [String: [String]] {
     var sets: [String: [String]] = [:]
     for volume in volumes {
       // Scratch cartridges (labeled, in no set yet) hold nothing and mix with any set.
@@ -55,7 +55,7 @@ public final class MediaArchiveSupply: ArchiveSupply {
     return sets
   }
 
-  public func offers() throws -> [ArchiveOffer] {
+  package func offers() throws -> [ArchiveOffer] {
     var offers: [ArchiveOffer] = []
     for (index, volume) in volumes.enumerated() {
       guard case .labeled = try volume.readLabel() else { continue }
@@ -77,12 +77,12 @@ public final class MediaArchiveSupply: ArchiveSupply {
     return offers
   }
 
-  public func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
+  package func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
     let (volume, file) = try place(of: offer)
     return try volumes[volume].openArchive(file: file, size: offer.size)
   }
 
-  public func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? {
+  package func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? {
     let (volume, file) = try place(of: offer)
     guard let catalog = catalogs[volume],
       var entry = catalog.completeArchives.first(where: { $0.file == file && $0.archive?.archiveID == offer.archiveID })

@@ -4,27 +4,27 @@ import ReelCore
 /// The label of a cartridge (tape file 0) or cold-storage folder (`REEL-LABEL.txt`):
 /// plain text, `key: value` lines, then instructions for a person without Reel. One
 /// 4096-byte block on tape, padded with spaces (docs/tape-format.md).
-public struct MediaLabel: Sendable, Equatable {
-  public static let magic = "REEL MEDIA LABEL"
-  public static let formatVersion = 1
-  public static let blockSize = 4096
-  public static let defaultDataBlockSize = 1 << 20
+package struct MediaLabel: Sendable, Equatable {
+  package static let magic = "REEL MEDIA LABEL"
+  package static let formatVersion = 1
+  package static let blockSize = 4096
+  static let defaultDataBlockSize = 1 << 20
 
   /// Lower-case UUID, new each time the cartridge is labeled.
-  public var cartridgeID: String
-  public var name: String
+  package var cartridgeID: String
+  package var name: String
   /// nil while the cartridge is scratch: any set may take it.
-  public var mediaSet: String?
+  package var mediaSet: String?
   /// Set when the first archive of a set is written; shared by the set's cartridges.
-  public var mediaSetID: String?
+  package var mediaSetID: String?
   /// 1, 2, … in the set; 0 until the set first writes to the cartridge.
-  public var sequence: Int
-  public var dataBlockSize: Int
+  package var sequence: Int
+  package var dataBlockSize: Int
   /// For `dir:` only: the most the folder may hold (tape capacity is the drive's business).
-  public var capacity: UInt64?
-  public var labeled: Timestamp
+  package var capacity: UInt64?
+  package var labeled: Timestamp
 
-  public init(
+  package init(
     cartridgeID: String = UUID().uuidString.lowercased(), name: String, mediaSet: String? = nil,
     mediaSetID: String? = nil, sequence: Int = 0, dataBlockSize: Int = defaultDataBlockSize,
     capacity: UInt64? = nil, labeled: Timestamp = .now()
@@ -40,7 +40,7 @@ public struct MediaLabel: Sendable, Equatable {
   }
 
   /// The label as it is written: fields, then how to read the medium by hand.
-  public func text(forTape: Bool) -> String {
+  package func text(forTape: Bool) -> String {
     var lines = [
       "\(Self.magic) \(Self.formatVersion)",
       "cartridge-id: \(cartridgeID)",
@@ -85,7 +85,7 @@ public struct MediaLabel: Sendable, Equatable {
   }
 
   /// The label block: the text padded with spaces to a whole block.
-  public func block(forTape: Bool) throws -> [UInt8] {
+  package func block(forTape: Bool) throws -> [UInt8] {
     var bytes = Array(text(forTape: forTape).utf8)
     guard bytes.count < Self.blockSize else {
       throw ReelError(.usage, "the label text for \"\(name)\" does not fit one \(Self.blockSize)-byte block")
@@ -95,7 +95,7 @@ public struct MediaLabel: Sendable, Equatable {
   }
 
   /// Reads a label; nil when the bytes are not a Reel label at all.
-  public static func parse(_ bytes: some Collection<UInt8>) throws -> MediaLabel? {
+  package static func parse(_ bytes: some Collection<UInt8>) throws -> MediaLabel? {
     let text = String(decoding: bytes, as: UTF8.self)
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
     guard let first = lines.first, first.hasPrefix(magic + " ") else { return nil }

@@ -8,7 +8,7 @@ extension MediaAddress {
   /// `NAME.vtape`. A vtape path that does not exist becomes a new cartridge file only when
   /// it is named `*.vtape` inside an existing folder; anything else is most likely a
   /// mistyped library folder, and a cartridge file under that name would hide the mistake.
-  public func labelTarget(name: String) throws -> MediaAddress {
+  package func labelTarget(name: String) throws -> MediaAddress {
     guard case .virtualTape(let path) = self else { return self }
     if isLibrary { return .virtualTape(path + "/\(name).vtape") }
     guard !FileManager.default.fileExists(atPath: path) else { return self }
@@ -33,7 +33,7 @@ extension MediaAddress {
 
   /// Creates the vtape cartridge file when it is not there yet; refuses a capacity that
   /// differs from an existing cartridge's, since that is fixed when it is created.
-  public func createCartridgeIfMissing(capacity: UInt64?) throws {
+  package func createCartridgeIfMissing(capacity: UInt64?) throws {
     guard case .virtualTape(let path) = self else { return }
     if !FileManager.default.fileExists(atPath: path) {
       try VirtualTapeDrive.create(path: path, capacity: capacity ?? (16 << 30))
@@ -52,7 +52,7 @@ extension MediaLabel {
   /// label. Relabeling the same cartridge (`cartridgeID`, the one the medium holds now) is
   /// no clash; with `force`, neither is a catalog entry for a cartridge that used to be at
   /// this very address (the file was replaced), which is returned to be forgotten.
-  public static func checkUnique(
+  package static func checkUnique(
     name: String, mediaSet: String?, cartridgeID: String?, address: MediaAddress, force: Bool,
     among cartridges: [CartridgeRecord]
   ) throws -> CartridgeRecord? {

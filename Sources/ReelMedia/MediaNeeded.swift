@@ -4,33 +4,33 @@ import ReelStore
 
 /// Which archives, and so which cartridges, a restore of a volume to a point needs: the
 /// archive whose range holds the point and every earlier archive of its chain.
-public struct RestorePlan: Sendable {
-  public struct NeededArchive: Sendable {
-    public var archiveID: String
-    public var chainIndex: Int
-    public var fromTime: Timestamp
-    public var untilTime: Timestamp
-    public var copies: [ArchiveCopy]
+package struct RestorePlan: Sendable {
+  package struct NeededArchive: Sendable {
+    package var archiveID: String
+    package var chainIndex: Int
+    package var fromTime: Timestamp
+    package var untilTime: Timestamp
+    package var copies: [ArchiveCopy]
   }
 
   /// One media set's cartridges that together hold every needed archive.
-  public struct SetPlan: Sendable {
-    public var mediaSet: String
+  package struct SetPlan: Sendable {
+    package var mediaSet: String
     /// Cartridge label and the tape files to read from it, in chain order.
-    public var cartridges: [(label: String, files: [Int])]
+    package var cartridges: [(label: String, files: [Int])]
     /// Archives this set has no verified copy of; empty when the set alone suffices.
-    public var missing: [String]
+    package var missing: [String]
   }
 
-  public var volume: String
-  public var point: Point
-  public var chainID: String
-  public var archives: [NeededArchive]
-  public var sets: [SetPlan]
+  package var volume: String
+  package var point: Point
+  package var chainID: String
+  package var archives: [NeededArchive]
+  package var sets: [SetPlan]
 
   /// Plans from the store's verified copies; throws when no archive holds the point or
   /// the chain up to it is not all on media.
-  public init(volume: String, point: Point, copies allCopies: [ArchiveCopy]) throws {
+  package init(volume: String, point: Point, copies allCopies: [ArchiveCopy]) throws {
     self.volume = volume
     self.point = point
     let copies = allCopies.filter { $0.volumeName == volume }

@@ -4,7 +4,7 @@ import ReelCore
 import ReelIO
 
 /// What is at the start of a medium.
-public enum LabelState: Sendable, Equatable {
+package enum LabelState: Sendable, Equatable {
   /// Nothing recorded: ready to be labeled.
   case blank
   /// Data that is not a Reel label; the reason says what was found.
@@ -13,23 +13,23 @@ public enum LabelState: Sendable, Equatable {
 }
 
 /// A sealed archive about to be exported: its file, length and manifest.
-public struct SourceArchive: Sendable {
-  public var path: String
-  public var size: UInt64
-  public var manifest: ArchiveManifest
+package struct SourceArchive: Sendable {
+  package var path: String
+  package var size: UInt64
+  package var manifest: ArchiveManifest
 
   /// Reads the archive's manifest from its first bytes; refuses anything not a Reel archive.
-  public init(path: String) throws {
+  package init(path: String) throws {
     self.path = path
     size = try PosixFile.openForReading(path).size()
     manifest = try ArchiveVerifier.readManifest(path: path)
   }
 
-  public var summary: ArchiveSummary { ArchiveSummary(manifest) }
+  package var summary: ArchiveSummary { ArchiveSummary(manifest) }
 }
 
 /// How writing one archive ended.
-public enum AppendResult: Sendable, Equatable {
+package enum AppendResult: Sendable, Equatable {
   /// Written whole as this file; `sha256` of the bytes sent. `endOfMedia` when the last
   /// block crossed early warning: the archive is whole, but nothing more fits.
   case written(file: Int, sha256: String, endOfMedia: Bool)
@@ -40,7 +40,7 @@ public enum AppendResult: Sendable, Equatable {
 /// One labeled medium — a cartridge in a (virtual) drive or a cold-storage folder — with
 /// the operations export, catalog and scan need. Where bytes live stays behind this, so
 /// another kind of medium (an object store) can come later without touching the logic.
-public protocol MediaVolume: AnyObject {
+package protocol MediaVolume: AnyObject {
   /// How a person names it, e.g. `vtape:/srv/vtl/c1.vtape`.
   var address: String { get }
   var isWriteProtected: Bool { get throws }
@@ -69,10 +69,10 @@ public protocol MediaVolume: AnyObject {
 }
 
 extension MediaVolume {
-  public var missing: String? { nil }
+  package var missing: String? { nil }
 
   /// The label, or an error that says what to do when there is none.
-  public func requireLabel() throws -> MediaLabel {
+  func requireLabel() throws -> MediaLabel {
     switch try readLabel() {
     case .labeled(let label): return label
     case .blank:

@@ -5,21 +5,21 @@ import ReelCore
 import ReelIO
 import ReelStore
 
-public struct RehydrateRequest {
-  public var supplies: [any ArchiveSupply]
-  public var masterKeys: [SymmetricKey]
+package struct RehydrateRequest {
+  package var supplies: [any ArchiveSupply]
+  package var masterKeys: [SymmetricKey]
   /// Volume names to rehydrate; empty = every volume the supplies hold.
-  public var volumes: [String]
+  package var volumes: [String]
   /// Import what a restore up to this point needs; nil = everything offered.
-  public var until: Point?
+  package var until: Point?
   /// Allow a store that already holds other volumes.
-  public var merge: Bool
+  package var merge: Bool
   /// Re-hash every chunk while importing. Without it frames are still authenticated
   /// (AES-GCM) and records checked by CRC-32C; the chunks count as unverified until
   /// `reel store check --read-data` re-hashes them.
-  public var verifyContent: Bool
+  package var verifyContent: Bool
 
-  public init(
+  package init(
     supplies: [any ArchiveSupply], masterKeys: [SymmetricKey], volumes: [String] = [], until: Point? = nil,
     merge: Bool = false, verifyContent: Bool = false
   ) {
@@ -33,50 +33,50 @@ public struct RehydrateRequest {
 }
 
 /// What happened to one volume.
-public struct RehydratedVolume: Sendable {
-  public var volume: String
-  public var chainID: String
-  public var imported: [ArchiveOffer] = []
-  public var alreadyInStore: [ArchiveOffer] = []
+package struct RehydratedVolume: Sendable {
+  package var volume: String
+  package var chainID: String
+  package var imported: [ArchiveOffer] = []
+  package var alreadyInStore: [ArchiveOffer] = []
   /// Archives copied aside because an earlier one of the chain is not here yet.
-  public var setAside: [ArchiveOffer] = []
+  package var setAside: [ArchiveOffer] = []
   /// Chain positions nobody offered: (number in chain, what is known of its range).
-  public var missing: [String] = []
-  public var damaged: [String] = []
+  package var missing: [String] = []
+  package var damaged: [String] = []
   /// A restore works for points up to here.
-  public var restorableUntilSeq: Seq = 0
-  public var restorableUntilTime: String?
-  public var restorableBookmarks: [String] = []
-  public var bytesRead: UInt64 = 0
+  package var restorableUntilSeq: Seq = 0
+  package var restorableUntilTime: String?
+  package var restorableBookmarks: [String] = []
+  package var bytesRead: UInt64 = 0
   /// Every imported chunk was re-hashed during the import.
-  public var contentVerified = false
+  package var contentVerified = false
 
-  public var complete: Bool { missing.isEmpty && damaged.isEmpty }
+  package var complete: Bool { missing.isEmpty && damaged.isEmpty }
 }
 
-public struct RehydrateReport: Sendable {
-  public var volumes: [RehydratedVolume]
-  public var complete: Bool { volumes.allSatisfy(\.complete) }
+package struct RehydrateReport: Sendable {
+  package var volumes: [RehydratedVolume]
+  package var complete: Bool { volumes.allSatisfy(\.complete) }
 }
 
 /// Progress while importing: the archive, its position in the plan, bytes so far.
-public struct RehydrateProgress: Sendable {
-  public var archive: String
-  public var location: String
-  public var number: Int
-  public var count: Int
-  public var bytes: UInt64
-  public var archiveSize: UInt64?
+package struct RehydrateProgress: Sendable {
+  package var archive: String
+  package var location: String
+  package var number: Int
+  package var count: Int
+  package var bytes: UInt64
+  package var archiveSize: UInt64?
 }
 
 /// Turns sealed archives on media back into a live point-in-time store (issue "Rehydrate").
 /// Reads only the archives the chosen volumes and point need, in chain order; each one is
 /// verified as it is imported and becomes visible in one transaction, so a run killed at
 /// any moment resumes where it stopped and never imports anything twice.
-public enum Rehydrator {
-  public static let incomingFolder = "incoming"
+package enum Rehydrator {
+  static let incomingFolder = "incoming"
 
-  public static func run(
+  package static func run(
     _ request: RehydrateRequest, store: Store, progress: ((RehydrateProgress) -> Void)? = nil
   ) throws -> RehydrateReport {
     try requireOneMediaSet(request.supplies)

@@ -7,20 +7,20 @@ import ReelIO
 /// The cartridge in a tape drive, laid out as docs/tape-format.md says: file 0 the label,
 /// file 1 the set's earlier catalogs, then archives (one per file) and catalogs. The same
 /// code drives a `VirtualTapeDrive` and a `LinuxTapeDrive`.
-public final class TapeCartridge: MediaVolume {
-  public let drive: TapeDrive
-  public var address: String { drive.name }
+final class TapeCartridge: MediaVolume {
+  package let drive: TapeDrive
+  package var address: String { drive.name }
 
   /// The largest JSON file (label, catalogs) read back whole.
   static let jsonLimit = 64 << 20
 
-  public init(drive: TapeDrive) { self.drive = drive }
+  package init(drive: TapeDrive) { self.drive = drive }
 
-  public var isWriteProtected: Bool {
+  package var isWriteProtected: Bool {
     get throws { try drive.status().writeProtected }
   }
 
-  public func readLabel() throws -> LabelState {
+  package func readLabel() throws -> LabelState {
     try drive.rewind()
     try drive.setBlockSize(0)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
@@ -42,24 +42,24 @@ public final class TapeCartridge: MediaVolume {
     }
   }
 
-  public func writeLabel(_ label: MediaLabel) throws {
+  package func writeLabel(_ label: MediaLabel) throws {
     guard try !isWriteProtected else { throw drive.writeProtectedError() }
     try drive.rewind()
     try writeTextFile(try label.block(forTape: true))
   }
 
-  public func joinSet(label: MediaLabel, earlier: [CartridgeCatalog]) throws -> [TapeFileEntry] {
+  package func joinSet(label: MediaLabel, earlier: [CartridgeCatalog]) throws -> [TapeFileEntry] {
     try writeLabel(label)
     try writeTextFile(paddedToBlocks(try SetCatalogs(catalogs: earlier).json(), blockSize: MediaLabel.blockSize))
     return [TapeFileEntry(file: 0, kind: .label), TapeFileEntry(file: 1, kind: .setCatalogs)]
   }
 
-  public func prepareAppend() throws {
+  package func prepareAppend() throws {
     guard try !isWriteProtected else { throw drive.writeProtectedError() }
     try drive.seekEndOfData()
   }
 
-  public func append(_ archive: SourceArchive, dataBlockSize: Int) throws -> AppendResult {
+  package func append(_ archive: SourceArchive, dataBlockSize: Int) throws -> AppendResult {
     let file = try drive.status().fileNumber
     try drive.setBlockSize(dataBlockSize)
     let source = try PosixFile.openForReading(archive.path)
@@ -97,20 +97,20 @@ public final class TapeCartridge: MediaVolume {
       ? .endOfMedia(file: file) : .written(file: file, sha256: hasher.finish().hex, endOfMedia: pastEarlyWarning)
   }
 
-  public func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {
+  package func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {
     var source = try openArchive(file: file, size: expectedSize)
     let verified = try ArchiveCheck.verify(&source, describing: what)
     try (source as? TapeFileSource)?.drain()
     return verified
   }
 
-  public func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource {
+  package func openArchive(file: Int, size: UInt64?) throws -> any ArchiveByteSource {
     try position(atStartOf: file)
     try drive.setBlockSize(0)
     return TapeFileSource(drive: drive, recordSize: 16 << 20, limit: size)
   }
 
-  public func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
+  package func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
     try drive.seekEndOfData()
     let file = try drive.status().fileNumber
     catalog.files.append(TapeFileEntry(file: file, kind: .catalog))
@@ -118,7 +118,7 @@ public final class TapeCartridge: MediaVolume {
     try writeTextFile(paddedToBlocks(try catalog.json(), blockSize: MediaLabel.blockSize))
   }
 
-  public func readCatalog() throws -> CartridgeCatalog {
+  package func readCatalog() throws -> CartridgeCatalog {
     let label = try requireLabel()
     let last = try drive.seekStartOfLastFile()
     var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
@@ -141,7 +141,7 @@ public final class TapeCartridge: MediaVolume {
       remedy: "rebuild the catalog by reading the whole cartridge: reel media catalog \(address) --scan")
   }
 
-  public func scan() throws -> CartridgeCatalog {
+  package func scan() throws -> CartridgeCatalog {
     let label = try requireLabel()
     var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
     var earlier: [CartridgeCatalog] = []

@@ -1,21 +1,21 @@
 import ReelCore
 
 /// Where a drive is and what it knows, as `MTIOCGET` reports it.
-public struct DriveStatus: Sendable, Equatable {
+package struct DriveStatus: Sendable, Equatable {
   /// Tape file number counted from the beginning of tape; -1 when the drive lost count.
-  public var fileNumber: Int
+  package var fileNumber: Int
   /// Block number within the file; -1 when unknown (after spacing back over a filemark).
-  public var blockNumber: Int
+  var blockNumber: Int
   /// 0 in variable-block mode.
-  public var blockSize: Int
-  public var writeProtected: Bool
-  public var atBeginning: Bool
-  public var atEndOfData: Bool
+  package var blockSize: Int
+  package var writeProtected: Bool
+  var atBeginning: Bool
+  package var atEndOfData: Bool
 }
 
 /// What a read returned: one record of `n` bytes, a filemark (the drive is now past it),
 /// or the end of recorded data.
-public enum TapeRead: Sendable, Equatable {
+package enum TapeRead: Sendable, Equatable {
   case data(Int)
   case filemark
   case endOfData
@@ -23,7 +23,7 @@ public enum TapeRead: Sendable, Equatable {
 
 /// A write that succeeded past the early-warning point tells the writer to wrap up: there
 /// is room left for a filemark and a catalog, not for another archive.
-public enum WriteOutcome: Sendable, Equatable {
+package enum WriteOutcome: Sendable, Equatable {
   case written
   case earlyWarning
 }
@@ -36,7 +36,7 @@ public enum WriteOutcome: Sendable, Equatable {
 /// records of n bytes); reads happen in variable-block mode (`setBlockSize(0)`: one record
 /// per read, into a buffer at least as large), which is how `dd bs=1M` reads a tape too.
 /// Writing anywhere but at the end of data erases everything after that point.
-public protocol TapeDrive: AnyObject {
+protocol TapeDrive: AnyObject {
   /// How a person names the drive, e.g. `vtape:/srv/vtl/c1.vtape`.
   var name: String { get }
   func status() throws -> DriveStatus

@@ -62,10 +62,10 @@ final class TapeFileSource: ArchiveByteSource {
 }
 
 /// What read-back verification established about one archive's bytes.
-public struct VerifiedArchive: Sendable {
-  public var manifest: ArchiveManifest
-  public var totalBytes: UInt64
-  public var sha256: String
+package struct VerifiedArchive: Sendable {
+  package var manifest: ArchiveManifest
+  package var totalBytes: UInt64
+  package var sha256: String
 }
 
 enum ArchiveCheck {

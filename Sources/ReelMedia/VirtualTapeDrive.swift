@@ -16,17 +16,17 @@ import ReelIO
 /// Capacity counts every byte after the header. A write that ends past the early-warning
 /// point succeeds and reports `.earlyWarning`; a write that would pass the capacity fails
 /// with `.mediaFull` and writes nothing.
-public final class VirtualTapeDrive: TapeDrive {
-  public static let headerSize: UInt64 = 4092
+package final class VirtualTapeDrive: TapeDrive {
+  package static let headerSize: UInt64 = 4092
   static let magic = "REEL-VTAPE 1"
   /// The smallest cartridge: room for a label, a catalog and one 1 MiB data block.
-  public static let minimumCapacity: UInt64 = 4 << 20
+  static let minimumCapacity: UInt64 = 4 << 20
 
-  public let path: String
-  public let capacity: UInt64
-  public let earlyWarning: UInt64
-  public let writeProtected: Bool
-  public var name: String { "vtape:\(path)" }
+  package let path: String
+  package let capacity: UInt64
+  package let earlyWarning: UInt64
+  package let writeProtected: Bool
+  package var name: String { "vtape:\(path)" }
 
   private let file: PosixFile
   private var position: UInt64 = headerSize
@@ -37,7 +37,7 @@ public final class VirtualTapeDrive: TapeDrive {
   private var unsynced = false
 
   /// Creates a blank cartridge file (no label). Refuses to replace an existing file.
-  public static func create(path: String, capacity: UInt64) throws {
+  package static func create(path: String, capacity: UInt64) throws {
     guard capacity >= minimumCapacity else {
       throw ReelError(
         .usage, "a vtape cartridge of \(ByteSize.describe(capacity)) is too small",
@@ -64,7 +64,7 @@ public final class VirtualTapeDrive: TapeDrive {
   }
 
   /// Sets or clears the write-protect tab recorded in the cartridge header.
-  public static func setWriteProtected(path: String, _ protected: Bool) throws {
+  package static func setWriteProtected(path: String, _ protected: Bool) throws {
     let drive = try VirtualTapeDrive(path: path)
     let header = headerText(capacity: drive.capacity, earlyWarning: drive.earlyWarning, writeProtected: protected)
     let file = try PosixFile(path: path, flags: O_WRONLY)
@@ -100,7 +100,7 @@ public final class VirtualTapeDrive: TapeDrive {
   }
 
   /// Opens a cartridge file for exclusive use, read-only when the file cannot be written.
-  public init(path: String) throws {
+  package init(path: String) throws {
     self.path = path
     var info = stat()
     guard stat(path, &info) == 0 else {
@@ -148,27 +148,27 @@ public final class VirtualTapeDrive: TapeDrive {
     return (capacity, earlyWarning, values["write-protected"] == "yes")
   }
 
-  public func status() throws -> DriveStatus {
+  package func status() throws -> DriveStatus {
     DriveStatus(
       fileNumber: fileNumber, blockNumber: blockNumber, blockSize: blockSize, writeProtected: writeProtected,
       atBeginning: position == Self.headerSize, atEndOfData: position >= endOfData)
   }
 
-  public func setBlockSize(_ bytes: Int) throws {
+  package func setBlockSize(_ bytes: Int) throws {
     guard bytes >= 0, bytes % 512 == 0, bytes < 1 << 24 else {
       throw ReelError(.usage, "\(name): block size \(bytes) is not a multiple of 512 below 16 MiB")
     }
     blockSize = bytes
   }
 
-  public func rewind() throws {
+  package func rewind() throws {
     try flush()
     position = Self.headerSize
     fileNumber = 0
     blockNumber = 0
   }
 
-  public func spaceForward(files count: Int) throws {
+  package func spaceForward(files count: Int) throws {
     var crossed = 0
     while crossed < count {
       switch try nextRecord() {
@@ -186,7 +186,7 @@ public final class VirtualTapeDrive: TapeDrive {
     }
   }
 
-  public func spaceBack(files count: Int) throws {
+  package func spaceBack(files count: Int) throws {
     var crossed = 0
     while crossed < count {
       guard position > Self.headerSize else {
@@ -208,7 +208,7 @@ public final class VirtualTapeDrive: TapeDrive {
     blockNumber = -1
   }
 
-  public func seekEndOfData() throws {
+  package func seekEndOfData() throws {
     while true {
       switch try nextRecord() {
       case .endOfData:
@@ -224,7 +224,7 @@ public final class VirtualTapeDrive: TapeDrive {
     }
   }
 
-  public func writeFilemark() throws {
+  package func writeFilemark() throws {
     try prepareWrite(adding: 4)
     try file.write([0, 0, 0, 0], at: position)
     position += 4
@@ -235,7 +235,7 @@ public final class VirtualTapeDrive: TapeDrive {
     try flush()
   }
 
-  public func write(_ bytes: UnsafeRawBufferPointer) throws -> WriteOutcome {
+  package func write(_ bytes: UnsafeRawBufferPointer) throws -> WriteOutcome {
     let recordSize = blockSize == 0 ? bytes.count : blockSize
     guard recordSize > 0, bytes.count % recordSize == 0 else {
       throw ReelError(.usage, "\(name): a write of \(bytes.count) bytes is not whole \(blockSize)-byte blocks")
@@ -261,7 +261,7 @@ public final class VirtualTapeDrive: TapeDrive {
     return position - Self.headerSize > earlyWarning ? .earlyWarning : .written
   }
 
-  public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> TapeRead {
+  package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> TapeRead {
     switch try nextRecord() {
     case .endOfData:
       return .endOfData
@@ -288,7 +288,7 @@ public final class VirtualTapeDrive: TapeDrive {
   }
 
   /// Makes buffered writes durable; filemarks do this on their own.
-  public func flush() throws {
+  package func flush() throws {
     guard unsynced else { return }
     try file.syncData()
     unsynced = false

@@ -5,7 +5,7 @@ import ReelMedia
 import Yams
 
 /// A value a pipeline file gave a parameter, already checked against its type.
-public enum ParameterValue: Sendable, Equatable {
+package enum ParameterValue: Sendable, Equatable {
   case string(String)
   case integer(Int)
   case boolean(Bool)
@@ -16,94 +16,94 @@ public enum ParameterValue: Sendable, Equatable {
 }
 
 /// Where something was written in a pipeline file, for messages a person can act on.
-public struct FileLocation: Sendable, Equatable, CustomStringConvertible {
-  public var file: String
-  public var line: Int
-  public var column: Int
+package struct FileLocation: Sendable, Equatable, CustomStringConvertible {
+  package var file: String
+  package var line: Int
+  package var column: Int
 
-  public var description: String { "\(file):\(line):\(column)" }
+  package var description: String { "\(file):\(line):\(column)" }
 }
 
 /// One stage as the file names it.
-public struct StageDefinition: Sendable {
-  public var name: String
+package struct StageDefinition: Sendable {
+  package var name: String
   let stageType: any PipelineStage.Type
-  public var location: FileLocation
-  public var parameters: [String: ParameterValue]
-  public var parameterLocations: [String: FileLocation]
+  package var location: FileLocation
+  package var parameters: [String: ParameterValue]
+  package var parameterLocations: [String: FileLocation]
 
-  public var kind: StageKind { stageType.kind }
+  package var kind: StageKind { stageType.kind }
 
-  public func string(_ key: String) -> String? {
+  package func string(_ key: String) -> String? {
     if case .string(let value) = parameters[key] { return value }
     return nil
   }
 
-  public func integer(_ key: String) -> Int? {
+  package func integer(_ key: String) -> Int? {
     if case .integer(let value) = parameters[key] { return value }
     return nil
   }
 
-  public func boolean(_ key: String) -> Bool? {
+  func boolean(_ key: String) -> Bool? {
     if case .boolean(let value) = parameters[key] { return value }
     return nil
   }
 
-  public func size(_ key: String) -> UInt64? {
+  package func size(_ key: String) -> UInt64? {
     if case .size(let value) = parameters[key] { return value }
     return nil
   }
 
-  public func duration(_ key: String) -> Duration? {
+  package func duration(_ key: String) -> Duration? {
     if case .duration(let value) = parameters[key] { return value }
     return nil
   }
 
-  public func strings(_ key: String) -> [String]? {
+  func strings(_ key: String) -> [String]? {
     if case .strings(let value) = parameters[key] { return value }
     return nil
   }
 
-  public func media(_ key: String) -> [MediaAddress]? {
+  package func media(_ key: String) -> [MediaAddress]? {
     if case .media(let value) = parameters[key] { return value }
     return nil
   }
 }
 
 /// A pipeline file, parsed and checked (docs/pipelines.md).
-public struct PipelineDefinition: Sendable {
-  public var name: String
-  public var file: String
-  public var description: String?
+package struct PipelineDefinition: Sendable {
+  package var name: String
+  package var file: String
+  package var description: String?
   /// Volume names; nil means every volume of the store.
-  public var volumes: [String]?
-  public var volumesLocation: FileLocation?
+  package var volumes: [String]?
+  var volumesLocation: FileLocation?
   /// The media set the stages work on unless a stage names another.
-  public var mediaSet: String?
+  package var mediaSet: String?
   /// Where sealed archives are written; nil means `<store>/archives`.
-  public var archiveDirectory: String?
-  public var stages: [StageDefinition]
+  var archiveDirectory: String?
+  package var stages: [StageDefinition]
   /// SHA-256 of the file's bytes: a killed run is resumed only with the same file.
-  public var sha256: String
+  package var sha256: String
 
-  public var needsKey: Bool { stages.contains { $0.stageType.needsKey } }
+  package var needsKey: Bool { stages.contains { $0.stageType.needsKey } }
 }
 
 /// A problem found in a pipeline file, with where it is and what to do.
-public struct PipelineProblem: Sendable, Equatable, CustomStringConvertible {
-  public var location: FileLocation
-  public var message: String
-  public var fix: String
+struct PipelineProblem: Sendable, Equatable, CustomStringConvertible {
+  package var location: FileLocation
+  package var message: String
+  package var fix: String
 
-  public var description: String { "\(location): \(message)\n    → \(fix)" }
+  package var description: String { "\(location): \(message)\n    → \(fix)" }
 }
 
 /// Reads pipeline files: YAML (via Yams) into a checked `PipelineDefinition`. Every problem
 /// is collected with its file, line and column before anything runs.
-public enum PipelineFile {
+package enum PipelineFile {
   static let topLevelKeys = ["pipeline", "description", "volumes", "media-set", "archive-dir", "stages"]
 
-  public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+  package static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
     -> PipelineDefinition
   {
     guard let data = FileManager.default.contents(atPath: path) else {
@@ -117,7 +117,7 @@ public enum PipelineFile {
     return try parse(text, file: path, sha256: SHA256Digest.hash(Array(data)).hex, environment: environment)
   }
 
-  public static func parse(
+  package static func parse(
     _ text: String, file: String, sha256: String? = nil,
     environment: [String: String] = ProcessInfo.processInfo.environment
   ) throws -> PipelineDefinition {

@@ -5,8 +5,8 @@ import ReelStore
 
 /// Prometheus textfile metrics (node_exporter's textfile collector) for one pipeline,
 /// from its run history in the store catalog.
-public enum PipelineMetrics {
-  public static func text(pipeline: String, catalog: Catalog) throws -> String {
+package enum PipelineMetrics {
+  package static func text(pipeline: String, catalog: Catalog) throws -> String {
     let runs = try catalog.pipelineRuns(pipeline: pipeline, limit: 1000)
     let label = "pipeline=\"\(escape(pipeline))\""
     var lines: [String] = []
@@ -92,7 +92,7 @@ public enum PipelineMetrics {
   }
 
   /// Writes the textfile atomically, as the textfile collector expects.
-  public static func write(pipeline: String, catalog: Catalog, to path: String) throws {
+  package static func write(pipeline: String, catalog: Catalog, to path: String) throws {
     let folder = (path as NSString).deletingLastPathComponent
     if !folder.isEmpty { try Durable.makeDirectory(folder) }
     try Durable.replaceFile(at: path, with: Array(try text(pipeline: pipeline, catalog: catalog).utf8))

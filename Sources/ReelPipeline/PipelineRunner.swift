@@ -5,48 +5,48 @@ import ReelIO
 import ReelStore
 
 /// What one stage did.
-public struct StageOutcome: Sendable {
+struct StageOutcome: Sendable {
   /// Some of the work could not be done (the lines say what); later stages still run.
-  public var partial = false
-  public var bytes: UInt64 = 0
-  public var items = 0
+  package var partial = false
+  package var bytes: UInt64 = 0
+  package var items = 0
   /// One line for the summary table.
-  public var message = ""
+  package var message = ""
   /// Details for the summary, one per line.
-  public var lines: [String] = []
+  package var lines: [String] = []
 
-  public init() {}
+  package init() {}
 }
 
 /// One stage in a run's report.
-public struct StageReport: Sendable {
-  public var name: String
-  public var kind: StageKind
-  public var status: PipelineStageRecord.Status
-  public var duration: Duration?
-  public var bytes: UInt64
-  public var items: Int
-  public var message: String
-  public var lines: [String]
+package struct StageReport: Sendable {
+  package var name: String
+  package var kind: StageKind
+  package var status: PipelineStageRecord.Status
+  package var duration: Duration?
+  package var bytes: UInt64
+  package var items: Int
+  package var message: String
+  package var lines: [String]
   /// Done by an earlier, killed invocation of the same run.
-  public var doneEarlier: Bool
+  package var doneEarlier: Bool
 }
 
-public struct PipelineRunReport: Sendable {
-  public var pipeline: String
-  public var file: String
+package struct PipelineRunReport: Sendable {
+  package var pipeline: String
+  package var file: String
   /// Nil for a dry run.
-  public var runID: Int64?
-  public var dryRun: Bool
+  package var runID: Int64?
+  package var dryRun: Bool
   /// A killed run was picked up where it stopped.
-  public var resumed: Bool
-  public var status: PipelineRunRecord.Status
-  public var started: Timestamp
-  public var finished: Timestamp
-  public var stages: [StageReport]
+  package var resumed: Bool
+  package var status: PipelineRunRecord.Status
+  package var started: Timestamp
+  package var finished: Timestamp
+  package var stages: [StageReport]
 
   /// 0 success, 3 partial, 1 failed.
-  public var exitCode: Int32 {
+  package var exitCode: Int32 {
     switch status {
     case .success: 0
     case .partial: 3
@@ -56,25 +56,25 @@ public struct PipelineRunReport: Sendable {
 }
 
 /// Progress for a display: which stage, and what it is doing now.
-public struct PipelineProgress: Sendable {
-  public var stageNumber: Int
-  public var stageCount: Int
-  public var stage: String
-  public var text: String
+package struct PipelineProgress: Sendable {
+  package var stageNumber: Int
+  package var stageCount: Int
+  package var stage: String
+  package var text: String
   /// Work units done and expected in this stage, when known.
-  public var done: Int?
-  public var total: Int?
+  package var done: Int?
+  package var total: Int?
 }
 
-public struct PipelineRunOptions {
-  public var dryRun = false
-  public var progress: ((PipelineProgress) -> Void)?
+package struct PipelineRunOptions {
+  package var dryRun = false
+  package var progress: ((PipelineProgress) -> Void)?
   /// Test hook: SIGKILL this process at the Nth event (`REEL_PIPELINE_KILL_AFTER`).
-  public var killAfterEvents: Int?
+  var killAfterEvents: Int?
   /// Test hook: append each event to this file (`REEL_PIPELINE_EVENT_LOG`).
-  public var eventLog: String?
+  var eventLog: String?
 
-  public init(dryRun: Bool = false, environment: [String: String] = ProcessInfo.processInfo.environment) {
+  package init(dryRun: Bool = false, environment: [String: String] = ProcessInfo.processInfo.environment) {
     self.dryRun = dryRun
     killAfterEvents = environment["REEL_PIPELINE_KILL_AFTER"].flatMap(Int.init)
     eventLog = environment["REEL_PIPELINE_EVENT_LOG"].flatMap { $0.isEmpty ? nil : $0 }
@@ -82,12 +82,12 @@ public struct PipelineRunOptions {
 }
 
 /// What a stage sees: the definition, the store, the key, the run's state.
-public final class PipelineContext {
-  public let definition: PipelineDefinition
-  public let store: Store
-  public let live: LiveStore
-  public let runID: Int64?
-  public let dryRun: Bool
+final class PipelineContext {
+  package let definition: PipelineDefinition
+  package let store: Store
+  package let live: LiveStore
+  package let runID: Int64?
+  package let dryRun: Bool
   let masterKeys: [SymmetricKey]
   let options: PipelineRunOptions
   let state: RunState
@@ -109,12 +109,12 @@ public final class PipelineContext {
     state = try RunState(catalog: store.catalog, runID: runID)
   }
 
-  public var catalog: Catalog { store.catalog }
+  package var catalog: Catalog { store.catalog }
 
   /// The volumes the pipeline works on.
-  public var volumes: [String] { definition.volumes ?? store.layout.volumeNames() }
+  package var volumes: [String] { definition.volumes ?? store.layout.volumeNames() }
 
-  public var archiveDirectory: String {
+  var archiveDirectory: String {
     definition.archiveDirectory ?? store.layout.root + "/archives"
   }
 
@@ -135,7 +135,7 @@ public final class PipelineContext {
   }
 
   /// Something happened that a killed run must survive. Counted for the kill test hook.
-  public func event(_ text: String) {
+  package func event(_ text: String) {
     events += 1
     if let log = options.eventLog,
       let handle = FileHandle(forWritingAtPath: log)
@@ -153,7 +153,7 @@ public final class PipelineContext {
     }
   }
 
-  public func progress(_ text: String, done: Int? = nil, total: Int? = nil) {
+  package func progress(_ text: String, done: Int? = nil, total: Int? = nil) {
     options.progress?(
       PipelineProgress(
         stageNumber: stageNumber, stageCount: definition.stages.count, stage: stageName, text: text, done: done,
@@ -165,8 +165,8 @@ public final class PipelineContext {
 /// at any point is resumed by the next invocation of the same pipeline file: stages that
 /// finished are not run again, the one that was running runs again (every stage is
 /// idempotent), and values fixed earlier (cut points) are kept.
-public enum PipelineRunner {
-  public static func run(
+package enum PipelineRunner {
+  package static func run(
     _ definition: PipelineDefinition, store: Store, masterKeys: [SymmetricKey], options: PipelineRunOptions
   ) throws -> PipelineRunReport {
     try checkAgainstStore(definition, store: store)

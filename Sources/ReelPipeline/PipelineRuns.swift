@@ -5,8 +5,8 @@ import ReelIO
 import ReelStore
 
 /// One run of a pipeline as the store catalog remembers it (migration `v5-pipeline`).
-public struct PipelineRunRecord: Sendable, Equatable {
-  public enum Status: String, Sendable, Codable {
+package struct PipelineRunRecord: Sendable, Equatable {
+  package enum Status: String, Sendable, Codable {
     /// Started and not finished: still running, or killed (the next run resumes it).
     case running
     case success
@@ -18,20 +18,20 @@ public struct PipelineRunRecord: Sendable, Equatable {
     case superseded
   }
 
-  public var id: Int64
-  public var pipeline: String
-  public var file: String
-  public var definitionSHA256: String
-  public var started: Timestamp
-  public var finished: Timestamp?
-  public var status: Status
+  package var id: Int64
+  package var pipeline: String
+  package var file: String
+  package var definitionSHA256: String
+  package var started: Timestamp
+  package var finished: Timestamp?
+  package var status: Status
   /// How many invocations worked on this run (1 + resumes).
-  public var attempts: Int
+  package var attempts: Int
 }
 
 /// One stage of a run.
-public struct PipelineStageRecord: Sendable, Equatable {
-  public enum Status: String, Sendable, Codable {
+package struct PipelineStageRecord: Sendable, Equatable {
+  package enum Status: String, Sendable, Codable {
     case pending
     case running
     case done
@@ -41,18 +41,18 @@ public struct PipelineStageRecord: Sendable, Equatable {
     case skipped
   }
 
-  public var runID: Int64
-  public var position: Int
-  public var name: String
-  public var kind: String
-  public var status: Status
-  public var started: Timestamp?
-  public var finished: Timestamp?
-  public var bytes: UInt64
-  public var items: Int
-  public var message: String?
+  package var runID: Int64
+  package var position: Int
+  package var name: String
+  package var kind: String
+  package var status: Status
+  package var started: Timestamp?
+  package var finished: Timestamp?
+  package var bytes: UInt64
+  package var items: Int
+  package var message: String?
 
-  public init(
+  package init(
     runID: Int64, position: Int, name: String, kind: String, status: Status, started: Timestamp? = nil,
     finished: Timestamp? = nil, bytes: UInt64 = 0, items: Int = 0, message: String? = nil
   ) {
@@ -68,22 +68,22 @@ public struct PipelineStageRecord: Sendable, Equatable {
     self.message = message
   }
 
-  public var duration: Duration? {
+  package var duration: Duration? {
     guard let started, let finished else { return nil }
     return .nanoseconds(finished.nanoseconds - started.nanoseconds)
   }
 }
 
 /// The newest keyed check of one copy of an archive on media.
-public struct MediaCheck: Sendable, Equatable {
-  public var archiveID: String
-  public var cartridgeID: String
-  public var tapeFile: Int
-  public var checked: Timestamp
-  public var ok: Bool
-  public var detail: String?
+package struct MediaCheck: Sendable, Equatable {
+  package var archiveID: String
+  package var cartridgeID: String
+  package var tapeFile: Int
+  package var checked: Timestamp
+  package var ok: Bool
+  package var detail: String?
 
-  public init(archiveID: String, cartridgeID: String, tapeFile: Int, checked: Timestamp, ok: Bool, detail: String?) {
+  package init(archiveID: String, cartridgeID: String, tapeFile: Int, checked: Timestamp, ok: Bool, detail: String?) {
     self.archiveID = archiveID
     self.cartridgeID = cartridgeID
     self.tapeFile = tapeFile
@@ -100,7 +100,7 @@ public struct MediaCheck: Sendable, Equatable {
 /// each volume, the scratch folder of a drill); and the keyed checks of copies on media.
 extension Catalog {
   /// Starts a run with its stages pending, in one transaction.
-  public func beginPipelineRun(
+  package func beginPipelineRun(
     pipeline: String, file: String, definitionSHA256: String, stages: [(name: String, kind: String)]
   ) throws -> PipelineRunRecord {
     let started = Timestamp.now()
@@ -124,13 +124,13 @@ extension Catalog {
   }
 
   /// Counts one more invocation working on a run that was killed.
-  public func resumePipelineRun(id: Int64) throws {
+  func resumePipelineRun(id: Int64) throws {
     try database.write { db in
       try db.execute(sql: "UPDATE pipeline_run SET attempts = attempts + 1 WHERE id = ?", arguments: [id])
     }
   }
 
-  public func finishPipelineRun(id: Int64, status: PipelineRunRecord.Status) throws {
+  func finishPipelineRun(id: Int64, status: PipelineRunRecord.Status) throws {
     try database.write { db in
       try db.execute(
         sql: "UPDATE pipeline_run SET status = ?, finished_ns = ? WHERE id = ?",
@@ -139,7 +139,7 @@ extension Catalog {
   }
 
   /// Runs, newest first; of one pipeline when named.
-  public func pipelineRuns(pipeline: String? = nil, limit: Int = 20) throws -> [PipelineRunRecord] {
+  package func pipelineRuns(pipeline: String? = nil, limit: Int = 20) throws -> [PipelineRunRecord] {
     try database.read { db in
       let filter = pipeline == nil ? "" : "WHERE pipeline = ?"
       let arguments: StatementArguments = pipeline.map { [$0, limit] } ?? [limit]
@@ -156,13 +156,13 @@ extension Catalog {
   }
 
   /// The names of every pipeline that ever ran, in name order.
-  public func pipelineNames() throws -> [String] {
+  package func pipelineNames() throws -> [String] {
     try database.read { db in
       try String.fetchAll(db, sql: "SELECT DISTINCT pipeline FROM pipeline_run ORDER BY pipeline")
     }
   }
 
-  public func pipelineStages(runID: Int64) throws -> [PipelineStageRecord] {
+  package func pipelineStages(runID: Int64) throws -> [PipelineStageRecord] {
     try database.read { db in
       try Row.fetchAll(
         db, sql: "SELECT * FROM pipeline_stage WHERE run_id = ? ORDER BY position", arguments: [runID]
@@ -177,7 +177,7 @@ extension Catalog {
     }
   }
 
-  public func updatePipelineStage(_ stage: PipelineStageRecord) throws {
+  func updatePipelineStage(_ stage: PipelineStageRecord) throws {
     try database.write { db in
       try db.execute(
         sql: """
@@ -192,7 +192,7 @@ extension Catalog {
   }
 
   /// Remembers a value for the rest of the run (and for a resumed run).
-  public func setPipelineValue(runID: Int64, key: String, value: String) throws {
+  func setPipelineValue(runID: Int64, key: String, value: String) throws {
     try database.write { db in
       try db.execute(
         sql: """
@@ -203,7 +203,7 @@ extension Catalog {
     }
   }
 
-  public func pipelineValues(runID: Int64) throws -> [String: String] {
+  package func pipelineValues(runID: Int64) throws -> [String: String] {
     try database.read { db in
       var values: [String: String] = [:]
       for row in try Row.fetchAll(
@@ -215,7 +215,7 @@ extension Catalog {
     }
   }
 
-  public func recordMediaCheck(_ check: MediaCheck) throws {
+  func recordMediaCheck(_ check: MediaCheck) throws {
     try database.write { db in
       try db.execute(
         sql: """
@@ -229,7 +229,7 @@ extension Catalog {
     }
   }
 
-  public func mediaChecks() throws -> [MediaCheck] {
+  package func mediaChecks() throws -> [MediaCheck] {
     try database.read { db in
       try Row.fetchAll(db, sql: "SELECT * FROM media_check").map { row in
         MediaCheck(

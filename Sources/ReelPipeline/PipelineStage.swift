@@ -1,7 +1,7 @@
 import Foundation
 
 /// The type a stage parameter must have.
-public enum ParameterType: Sendable, Equatable {
+enum ParameterType: Sendable, Equatable {
   case string
   case choice([String])
   case integer(minimum: Int)
@@ -39,11 +39,11 @@ public enum ParameterType: Sendable, Equatable {
   }
 }
 
-public struct ParameterSpec: Sendable {
-  public var name: String
-  public var type: ParameterType
-  public var required: Bool
-  public var help: String
+struct ParameterSpec: Sendable {
+  package var name: String
+  package var type: ParameterType
+  package var required: Bool
+  package var help: String
 
   init(_ name: String, _ type: ParameterType, required: Bool = false, _ help: String) {
     self.name = name
@@ -54,10 +54,10 @@ public struct ParameterSpec: Sendable {
 }
 
 /// The name a pipeline file gives a kind of stage (`stage: seal`); each stage declares its own.
-public struct StageKind: RawRepresentable, Hashable, Sendable {
-  public let rawValue: String
+package struct StageKind: RawRepresentable, Hashable, Sendable {
+  package let rawValue: String
 
-  public init(rawValue: String) {
+  package init(rawValue: String) {
     self.rawValue = rawValue
   }
 }

@@ -25,11 +25,11 @@ struct BlockVersion: Equatable {
 
 /// Fixed parameters of the live store (docs/store-format.md). The store block size is
 /// per volume: `VolumeDescriptor.storeBlockSize`.
-public enum LiveStoreFormat {
+package enum LiveStoreFormat {
   /// At most this many partial versions follow a full one; the next partial write to the
   /// block writes a full version instead, so reading any block at any point touches at
   /// most `maxPartials + 1` versions however long the history is.
-  public static let maxPartials = 16
+  package static let maxPartials = 16
 }
 
 extension Catalog {

@@ -5,15 +5,15 @@ import ReelIO
 
 /// The store's SQLite catalog. Version 1 holds the store's identity and its volumes;
 /// later migrations add chunks, extents and archives.
-public final class Catalog: Sendable {
-  public let path: String
+package final class Catalog: Sendable {
+  package let path: String
   /// The tables of the layers above the store (sealed archives, media copies, pipeline
   /// runs) are read and written by those layers; their schema stays here, in the migrations.
   package let database: DatabaseQueue
 
-  public static let schemaVersion = 5
+  package static let schemaVersion = 5
 
-  public init(path: String) throws {
+  package init(path: String) throws {
     self.path = path
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
@@ -216,7 +216,7 @@ public final class Catalog: Sendable {
     return migrator
   }
 
-  public func storeInfo() throws -> [String: String] {
+  package func storeInfo() throws -> [String: String] {
     try database.read { db in
       var info: [String: String] = [:]
       for row in try Row.fetchAll(db, sql: "SELECT key, value FROM store_info") {
@@ -236,7 +236,7 @@ public final class Catalog: Sendable {
     }
   }
 
-  public func register(_ volume: VolumeDescriptor) throws {
+  func register(_ volume: VolumeDescriptor) throws {
     try database.write { db in
       try db.execute(
         sql: "INSERT INTO volume(id, name, size, block_size, created_ns) VALUES (?, ?, ?, ?, ?)",
@@ -247,13 +247,13 @@ public final class Catalog: Sendable {
     }
   }
 
-  public func volumeNames() throws -> [String] {
+  package func volumeNames() throws -> [String] {
     try database.read { db in try String.fetchAll(db, sql: "SELECT name FROM volume ORDER BY name") }
   }
 
   /// A consistent copy of the whole catalog as a new SQLite file (`VACUUM INTO`), written
   /// under a temporary name and renamed into place.
-  public func snapshot(to path: String) throws {
+  package func snapshot(to path: String) throws {
     let partial = path + ".partial"
     unlink(partial)
     try database.writeWithoutTransaction { db in

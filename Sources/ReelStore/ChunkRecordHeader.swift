@@ -6,41 +6,41 @@ import ReelCodec
 /// Bytes 0..<4 magic `RCH1`; 4 encoding; 5..<8 zero; 8..<12 plaintext length and 12..<16
 /// stored length (u32 LE); 16..<48 SHA-256 of the plaintext, the chunk's name; 48..<52
 /// CRC-32C over bytes 0..<48 and the stored bytes (u32 LE); 52..<56 zero.
-public struct ChunkRecordHeader: Sendable, Equatable {
-  public static let size = 56
-  public static let encodingRaw: UInt8 = 0
-  public static let encodingZstd: UInt8 = 1
+package struct ChunkRecordHeader: Sendable, Equatable {
+  package static let size = 56
+  package static let encodingRaw: UInt8 = 0
+  package static let encodingZstd: UInt8 = 1
   static let magic: [UInt8] = Array("RCH1".utf8)
   static let checksummedBytes = 0..<48
   static let hashBytes = 16..<48
 
-  public var encoding: UInt8
-  public var plaintextLength: Int
-  public var storedLength: Int
+  package var encoding: UInt8
+  package var plaintextLength: Int
+  package var storedLength: Int
 
   /// The header and the stored bytes after it.
-  public var recordLength: Int { Self.size + storedLength }
+  package var recordLength: Int { Self.size + storedLength }
 
   /// The header at the start of `record`; nil when the bytes are too few or lack the magic.
-  public init?(_ record: UnsafeRawBufferPointer) {
+  package init?(_ record: UnsafeRawBufferPointer) {
     guard record.count >= Self.size, record.prefix(Self.magic.count).elementsEqual(Self.magic) else { return nil }
     encoding = record[4]
     plaintextLength = Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
     storedLength = Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
   }
 
-  public init?(_ record: [UInt8]) {
+  package init?(_ record: [UInt8]) {
     guard let header = record.withUnsafeBytes({ Self($0) }) else { return nil }
     self = header
   }
 
   /// The SHA-256 name a record's header claims, not checked against anything.
-  public static func claimedHash(_ record: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+  package static func claimedHash(_ record: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
     UnsafeRawBufferPointer(rebasing: record[hashBytes])
   }
 
   /// Whether the CRC-32C in a whole record's header matches its header and stored bytes.
-  public static func checksumMatches(_ record: UnsafeRawBufferPointer) -> Bool {
+  static func checksumMatches(_ record: UnsafeRawBufferPointer) -> Bool {
     var crc = CRC32C()
     crc.update(UnsafeRawBufferPointer(rebasing: record[checksummedBytes]))
     crc.update(UnsafeRawBufferPointer(rebasing: record[size...]))
@@ -49,7 +49,7 @@ public struct ChunkRecordHeader: Sendable, Equatable {
 
   /// Writes the header of a record whose stored bytes are `stored` (which need not follow
   /// it in memory yet) into the `size` bytes of `header`.
-  public static func write(
+  package static func write(
     into header: UnsafeMutableRawBufferPointer, encoding: UInt8, plaintextLength: Int, hash: UnsafeRawBufferPointer,
     stored: UnsafeRawBufferPointer
   ) {

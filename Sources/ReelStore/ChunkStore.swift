@@ -7,7 +7,7 @@ import ReelIO
 /// Where chunk bytes live: append-only pack files. Kept this small so an object store or
 /// another disk can take the place of a local folder without touching ingest, views or
 /// prune. Appends need not be durable until `makeDurable` returns.
-public protocol PackBackend: Sendable {
+package protocol PackBackend: Sendable {
   /// Appends `bytes` to `pack` (creating it) and returns the offset they start at.
   func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64
   func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8]
@@ -26,7 +26,7 @@ public protocol PackBackend: Sendable {
 }
 
 /// Writes one new pack from start to end; `finish` makes it durable.
-public protocol WholePackWriter: AnyObject {
+package protocol WholePackWriter: AnyObject {
   var size: UInt64 { get }
   /// Appends `bytes`; returns the offset they start at.
   func append(_ bytes: [UInt8]) throws -> UInt64
@@ -35,10 +35,10 @@ public protocol WholePackWriter: AnyObject {
 }
 
 extension PackBackend {
-  public func createWhole(_ pack: String) throws -> any WholePackWriter {
+  package func createWhole(_ pack: String) throws -> any WholePackWriter {
     AppendingPackWriter(backend: self, pack: pack)
   }
-  public func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+  package func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
     let bytes = try read(pack, offset: offset, length: buffer.count)
     bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
     return bytes.count
@@ -103,8 +103,8 @@ final class DirectPackWriter: WholePackWriter {
 /// learnt about a pack's length outlives the call that learnt it: every append and size
 /// asks the file. A cached end let `reel serve`'s ingest write over chunks that a
 /// `reel seal` had committed to the same pack in between.
-public final class FolderPackBackend: PackBackend, Sendable {
-  public let root: String
+package final class FolderPackBackend: PackBackend, Sendable {
+  package let root: String
   private struct Handles {
     var open: [String: PosixFile] = [:]
     var created: Set<String> = []
@@ -121,7 +121,7 @@ public final class FolderPackBackend: PackBackend, Sendable {
   /// little left to do (it took ~0.2 s per 64 MiB batch while the workers sat idle).
   static let writebackStep: UInt64 = 8 << 20
 
-  public init(root: String) { self.root = root }
+  package init(root: String) { self.root = root }
 
   func path(_ pack: String) -> String { root + "/" + pack.prefix(2) + "/" + pack + ".pack" }
 
@@ -143,7 +143,7 @@ public final class FolderPackBackend: PackBackend, Sendable {
     return file
   }
 
-  public func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 {
+  package func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 {
     try handles.withLock { handles in
       let file = try handle(pack, create: true, in: &handles)
       let size = try file.size()
@@ -160,17 +160,17 @@ public final class FolderPackBackend: PackBackend, Sendable {
     }
   }
 
-  public func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
+  package func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
     let file = try handles.withLock { try handle(pack, create: false, in: &$0) }
     return try file.read(at: offset, count: length)
   }
 
-  public func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+  package func read(_ pack: String, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
     let file = try handles.withLock { try handle(pack, create: false, in: &$0) }
     return try file.read(into: buffer, at: offset)
   }
 
-  public func size(_ pack: String) throws -> UInt64? {
+  package func size(_ pack: String) throws -> UInt64? {
     try handles.withLock { handles in
       guard access(path(pack), F_OK) == 0 else {
         // Deleted by another process: forget the descriptor of the unlinked file.
@@ -181,7 +181,7 @@ public final class FolderPackBackend: PackBackend, Sendable {
     }
   }
 
-  public func truncate(_ pack: String, to size: UInt64) throws {
+  package func truncate(_ pack: String, to size: UInt64) throws {
     try handles.withLock { handles in
       let file = try handle(pack, create: false, in: &handles)
       try file.truncate(to: size)
@@ -190,14 +190,14 @@ public final class FolderPackBackend: PackBackend, Sendable {
     }
   }
 
-  public func delete(_ pack: String) throws {
+  package func delete(_ pack: String) throws {
     try handles.withLock { handles in
       handles.forget(pack)
       guard unlink(path(pack)) == 0 || errno == ENOENT else { throw PosixFile.error(errno, "delete", path(pack)) }
     }
   }
 
-  public func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)] {
+  package func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)] {
     var packs: [(String, UInt64, Timestamp)] = []
     for directory in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where directory.count == 2 {
       for name in (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + directory)) ?? []
@@ -212,12 +212,12 @@ public final class FolderPackBackend: PackBackend, Sendable {
     return packs
   }
 
-  public func createWhole(_ pack: String) throws -> any WholePackWriter {
+  package func createWhole(_ pack: String) throws -> any WholePackWriter {
     handles.withLock { $0.forget(pack) }
     return try DirectPackWriter(path: path(pack))
   }
 
-  public func makeDurable(_ pack: String) throws {
+  package func makeDurable(_ pack: String) throws {
     let (file, directory, isNew) = try handles.withLock { handles in
       (
         try handle(pack, create: false, in: &handles), (path(pack) as NSString).deletingLastPathComponent,
@@ -373,38 +373,38 @@ struct ChunkCodec: Sendable {
 
 /// The chunk record format (docs/store-format.md) for code outside the store that carries
 /// records as they are, such as sealed archives.
-public enum ChunkRecordFormat {
-  public static let headerSize = ChunkRecordHeader.size
+package enum ChunkRecordFormat {
+  package static let headerSize = ChunkRecordHeader.size
 
   /// Checks header, checksum and name; returns the plaintext length.
   @discardableResult
-  public static func check(_ record: [UInt8], key: String) throws -> Int {
+  package static func check(_ record: [UInt8], key: String) throws -> Int {
     try ChunkCodec.check(record, key: key)
   }
 
   /// The same, on a record in place.
   @discardableResult
-  public static func check(_ record: UnsafeRawBufferPointer, key: String) throws -> Int {
+  package static func check(_ record: UnsafeRawBufferPointer, key: String) throws -> Int {
     try ChunkCodec.check(record, key: key)
   }
 
   /// Checks header, checksum and name; returns the header.
-  public static func checkedHeader(_ record: [UInt8], key: String) throws -> ChunkRecordHeader {
+  package static func checkedHeader(_ record: [UInt8], key: String) throws -> ChunkRecordHeader {
     try record.withUnsafeBytes { try ChunkCodec.checkedHeader($0, key: key) }
   }
 
   /// The same, on a record in place.
-  public static func checkedHeader(_ record: UnsafeRawBufferPointer, key: String) throws -> ChunkRecordHeader {
+  package static func checkedHeader(_ record: UnsafeRawBufferPointer, key: String) throws -> ChunkRecordHeader {
     try ChunkCodec.checkedHeader(record, key: key)
   }
 
   /// The plaintext, its SHA-256 checked against `key`.
-  public static func decodeVerified(_ record: [UInt8], key: String) throws -> [UInt8] {
+  package static func decodeVerified(_ record: [UInt8], key: String) throws -> [UInt8] {
     try ChunkCodec.decode(record, key: key, verify: true)
   }
 
   /// The name a record claims, without checking it.
-  public static func claimedKey(_ record: UnsafeRawBufferPointer) -> String? {
+  package static func claimedKey(_ record: UnsafeRawBufferPointer) -> String? {
     guard ChunkRecordHeader(record) != nil else { return nil }
     return SHA256Digest(bytes: Array(ChunkRecordHeader.claimedHash(record))).hex
   }
@@ -413,18 +413,18 @@ public enum ChunkRecordFormat {
   /// otherwise). Rehydration uses this for every chunk of a version 2 archive, so it
   /// compresses at level 1: 1.3× the speed of the store's level 2 for about 1% more
   /// space (`zstd -b1 -B256K` vs `-b2`). Not for concurrent use: give each thread its own.
-  public struct Encoder: Sendable {
+  package struct Encoder: Sendable {
     let codec = ChunkCodec(level: 1)
-    public init() {}
-    public func encode(_ plaintext: [UInt8], hash: SHA256Digest) -> [UInt8] { codec.encode(plaintext, hash: hash) }
-    public func encode(_ plaintext: UnsafeRawBufferPointer, hash: SHA256Digest) -> [UInt8] {
+    package init() {}
+    package func encode(_ plaintext: [UInt8], hash: SHA256Digest) -> [UInt8] { codec.encode(plaintext, hash: hash) }
+    package func encode(_ plaintext: UnsafeRawBufferPointer, hash: SHA256Digest) -> [UInt8] {
       codec.encode(plaintext, hash: hash)
     }
   }
 
   /// Total length of the record starting at `record`, from its header; nil when the bytes
   /// are not a record header.
-  public static func recordLength(_ record: UnsafeRawBufferPointer) -> Int? {
+  package static func recordLength(_ record: UnsafeRawBufferPointer) -> Int? {
     ChunkRecordHeader(record)?.recordLength
   }
 }

@@ -6,16 +6,16 @@ import ReelJournal
 
 /// One block version as it leaves the store for a sealed archive or enters it from one
 /// (the public face of a `block_version` row; docs/store-format.md).
-public struct HistoryVersion: Sendable, Equatable {
-  public var block: UInt64
-  public var seq: Seq
-  public var full: Bool
+package struct HistoryVersion: Sendable, Equatable {
+  package var block: UInt64
+  package var seq: Seq
+  package var full: Bool
   /// SHA-256 name of the chunk; nil means zeros.
-  public var chunk: String?
-  public var start: Int
-  public var length: Int
+  package var chunk: String?
+  package var start: Int
+  package var length: Int
 
-  public init(block: UInt64, seq: Seq, full: Bool, chunk: String?, start: Int, length: Int) {
+  package init(block: UInt64, seq: Seq, full: Bool, chunk: String?, start: Int, length: Int) {
     self.block = block
     self.seq = seq
     self.full = full
@@ -36,13 +36,13 @@ public struct HistoryVersion: Sendable, Equatable {
 }
 
 /// A journal record's place in time (its payload lives in the versions).
-public struct HistoryRecord: Sendable, Equatable {
-  public var seq: Seq
-  public var time: Timestamp
+package struct HistoryRecord: Sendable, Equatable {
+  package var seq: Seq
+  package var time: Timestamp
   /// `JournalRecord.Kind` raw value.
-  public var kind: UInt8
+  package var kind: UInt8
 
-  public init(seq: Seq, time: Timestamp, kind: UInt8) {
+  package init(seq: Seq, time: Timestamp, kind: UInt8) {
     self.seq = seq
     self.time = time
     self.kind = kind
@@ -50,13 +50,13 @@ public struct HistoryRecord: Sendable, Equatable {
 }
 
 /// Where a volume's retained, ingested history begins and ends.
-public struct HistoryBounds: Sendable, Equatable {
-  public var retainedFrom: Seq
-  public var ingested: Seq
+package struct HistoryBounds: Sendable, Equatable {
+  package var retainedFrom: Seq
+  package var ingested: Seq
 }
 
 extension LiveStore {
-  public func historyBounds(of descriptor: VolumeDescriptor) throws -> HistoryBounds {
+  package func historyBounds(of descriptor: VolumeDescriptor) throws -> HistoryBounds {
     try catalog.database.read { db in
       let row = try Row.fetchOne(
         db, sql: "SELECT ingested_seq, retained_from_seq FROM ingest_state WHERE volume_id = ?",
@@ -68,7 +68,7 @@ extension LiveStore {
 
   /// The newest flush or bookmark record in `after <.. through`: the last point a client
   /// asked to be durable, so a window cut there is crash-consistent.
-  public func lastBarrier(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> Seq? {
+  package func lastBarrier(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> Seq? {
     try catalog.database.read { db in
       try Int64.fetchOne(
         db,
@@ -84,7 +84,8 @@ extension LiveStore {
   }
 
   /// How many records of the volume the catalog holds, and the times of the oldest and newest.
-  public func recordTimes(of descriptor: VolumeDescriptor) throws -> (count: Int, first: Timestamp?, last: Timestamp?) {
+  package func recordTimes(of descriptor: VolumeDescriptor) throws -> (count: Int, first: Timestamp?, last: Timestamp?)
+  {
     try catalog.database.read { db in
       let row = try Row.fetchOne(
         db,
@@ -98,7 +99,7 @@ extension LiveStore {
   }
 
   /// The time of record `seq` (the volume's creation for seq 0).
-  public func time(of seq: Seq, in descriptor: VolumeDescriptor) throws -> Timestamp {
+  package func time(of seq: Seq, in descriptor: VolumeDescriptor) throws -> Timestamp {
     guard seq > 0 else { return descriptor.created }
     return try catalog.database.read { db in
       guard
@@ -114,7 +115,7 @@ extension LiveStore {
 
   /// The versions that rebuild every block as of `seq`: per block, the newest full
   /// version at or before it and the partial ones after, oldest first.
-  public func stateVersions(of descriptor: VolumeDescriptor, at seq: Seq) throws -> [HistoryVersion] {
+  package func stateVersions(of descriptor: VolumeDescriptor, at seq: Seq) throws -> [HistoryVersion] {
     try catalog.database.read { db in
       let cursor = try Row.fetchCursor(
         db,
@@ -151,7 +152,7 @@ extension LiveStore {
 
   /// Calls `body` with the versions written by records `after <.. through`, in seq order,
   /// a page at a time so a long window never sits in memory whole.
-  public func versions(
+  package func versions(
     of descriptor: VolumeDescriptor, after: Seq, through: Seq, pageSize: Int = 20_000,
     _ body: ([HistoryVersion]) throws -> Void
   ) throws {
@@ -181,7 +182,7 @@ extension LiveStore {
     }
   }
 
-  public func records(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> [HistoryRecord] {
+  package func records(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> [HistoryRecord] {
     try catalog.database.read { db in
       try Row.fetchAll(
         db,
@@ -195,7 +196,7 @@ extension LiveStore {
   }
 
   /// Bookmarks in `after <.. through`; with `after` = nil also every older kept one.
-  public func bookmarks(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> [Bookmark] {
+  package func bookmarks(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> [Bookmark] {
     try catalog.database.read { db in
       try Row.fetchAll(
         db,
@@ -209,7 +210,7 @@ extension LiveStore {
 
   /// The stored records of `keys` (format of docs/store-format.md, still compressed), each
   /// checked against its checksum and name; read in few large sorted reads.
-  public func chunkRecords(_ keys: [String]) throws -> [String: [UInt8]] {
+  package func chunkRecords(_ keys: [String]) throws -> [String: [UInt8]] {
     let locations = try catalog.database.read { db in try Catalog.chunkLocations(db, keys) }
     if let missing = keys.first(where: { locations[$0] == nil }) {
       throw ReelError(

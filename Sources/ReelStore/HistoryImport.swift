@@ -8,20 +8,20 @@ import ReelJournal
 /// One window of a volume's history arriving from outside the journal (a sealed archive):
 /// chunk records go to packs as they come, rows are held until `LiveStore.importHistory`
 /// commits them all in one transaction, so a crash leaves the window either absent or whole.
-public final class HistoryImport {
+package final class HistoryImport {
   let live: LiveStore
   let packs: PackAppender
-  public let descriptor: VolumeDescriptor
-  public let fromSeq: Seq
-  public let throughSeq: Seq
+  package let descriptor: VolumeDescriptor
+  package let fromSeq: Seq
+  package let throughSeq: Seq
   var versions: [BlockVersion] = []
   var records: [HistoryRecord] = []
   var bookmarks: [Bookmark] = []
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
   var present: Set<String> = []
   var absent: Set<String> = []
-  public private(set) var chunksAdded = 0
-  public private(set) var chunksAlreadyStored = 0
+  package private(set) var chunksAdded = 0
+  package private(set) var chunksAlreadyStored = 0
 
   /// `expectedChunkBytes`: about how much chunk content the window brings; a large window
   /// is written into new packs, whole, with direct I/O.
@@ -35,7 +35,7 @@ public final class HistoryImport {
 
   /// Learns in a few queries which of `keys` the store already holds, so adding their
   /// records later needs no query each.
-  public func preload(_ keys: [String]) throws {
+  package func preload(_ keys: [String]) throws {
     let found = Set(try live.catalog.database.read { db in try Catalog.chunkLocations(db, keys) }.keys)
     present.formUnion(found)
     absent.formUnion(Set(keys).subtracting(found))
@@ -44,7 +44,7 @@ public final class HistoryImport {
   /// Adds one stored chunk record (docs/store-format.md); a chunk the store already holds
   /// is skipped. The record's checksum and name are checked first unless the caller
   /// already verified it.
-  public func addChunkRecord(_ record: [UInt8], key: String, verified: Bool = false) throws {
+  package func addChunkRecord(_ record: [UInt8], key: String, verified: Bool = false) throws {
     guard newChunks[key] == nil else { return }
     if present.contains(key) {
       chunksAlreadyStored += 1
@@ -65,9 +65,9 @@ public final class HistoryImport {
     chunksAdded += 1
   }
 
-  public func add(_ versions: [HistoryVersion]) { self.versions += versions.map(\.blockVersion) }
-  public func add(_ records: [HistoryRecord]) { self.records += records }
-  public func add(_ bookmarks: [Bookmark]) { self.bookmarks += bookmarks }
+  package func add(_ versions: [HistoryVersion]) { self.versions += versions.map(\.blockVersion) }
+  package func add(_ records: [HistoryRecord]) { self.records += records }
+  package func add(_ bookmarks: [Bookmark]) { self.bookmarks += bookmarks }
 }
 
 extension LiveStore {
@@ -77,7 +77,7 @@ extension LiveStore {
   /// about how much chunk content the window brings (it chooses how packs are written).
   /// Importing a window the store already holds changes nothing and returns false.
   @discardableResult
-  public func importHistory(
+  package func importHistory(
     _ descriptor: VolumeDescriptor, fromSeq: Seq, throughSeq: Seq, startsChain: Bool, expectedChunkBytes: UInt64 = 0,
     _ fill: (HistoryImport) throws -> Void
   ) throws -> Bool {
@@ -125,7 +125,7 @@ extension LiveStore {
   /// serving it starts from the newest imported state and new writes get the next seqs.
   /// Returns whether the journal changed.
   @discardableResult
-  public func continueJournal(of descriptor: VolumeDescriptor) throws -> Bool {
+  package func continueJournal(of descriptor: VolumeDescriptor) throws -> Bool {
     let volumeID = descriptor.id.description
     let last = try catalog.database.read { db -> (seq: Int64, time: Int64)? in
       guard

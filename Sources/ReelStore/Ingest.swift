@@ -5,18 +5,18 @@ import ReelCore
 import ReelIO
 import ReelJournal
 
-public struct IngestReport: Sendable, Equatable {
-  public var volume: String
+package struct IngestReport: Sendable, Equatable {
+  package var volume: String
   /// Seqs `firstSeq...lastSeq` were ingested by this run (empty when firstSeq > lastSeq).
-  public var firstSeq: Seq
-  public var lastSeq: Seq
-  public var records: UInt64 = 0
-  public var bytesWritten: UInt64 = 0
-  public var chunksStored: UInt64 = 0
-  public var chunksReused: UInt64 = 0
-  public var storedBytes: UInt64 = 0
+  package var firstSeq: Seq
+  package var lastSeq: Seq
+  package var records: UInt64 = 0
+  package var bytesWritten: UInt64 = 0
+  package var chunksStored: UInt64 = 0
+  package var chunksReused: UInt64 = 0
+  package var storedBytes: UInt64 = 0
   /// Damaged chunks met while ingesting (see `reel store repair`); ingest went on without them.
-  public var damage: [String] = []
+  package var damage: [String] = []
 }
 
 extension LiveStore {
@@ -32,7 +32,7 @@ extension LiveStore {
   /// catalog transaction that references them and advances the ingested seq; a batch cut
   /// short by a crash is redone and finds its chunks already there.
   @discardableResult
-  public func ingest(volume name: String, upTo limit: Seq? = nil) throws -> IngestReport {
+  package func ingest(volume name: String, upTo limit: Seq? = nil) throws -> IngestReport {
     let descriptor = try store.layout.descriptor(of: name)
     return try withStoreLock {
       let volumeID = descriptor.id.description

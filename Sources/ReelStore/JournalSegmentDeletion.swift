@@ -10,7 +10,7 @@ extension LiveStore {
   /// folder) before the next, so a crash leaves a journal that only lost its oldest
   /// segments. Holds the store lock, so an ingest never opens a segment that is about to
   /// go. `deleted` is told of each one once it is gone.
-  public func deleteJournalSegments(volume name: String, through seq: Seq, deleted: (SegmentFile) throws -> Void)
+  package func deleteJournalSegments(volume name: String, through seq: Seq, deleted: (SegmentFile) throws -> Void)
     throws
   {
     try withStoreLock {

@@ -4,7 +4,7 @@ import ReelCore
 
 /// Feeds the live store from the journals of served volumes in the background, so the
 /// store stays a few seconds behind capture. Stopping runs one last pass.
-public final class LiveIngestor: Sendable {
+package final class LiveIngestor: Sendable {
   private let live: LiveStore
   private let volumes: [String]
   private let interval: Duration
@@ -12,7 +12,7 @@ public final class LiveIngestor: Sendable {
   private let thread = Locked<WorkerThread?>(nil)
   private let report: @Sendable (String) -> Void
 
-  public init(
+  package init(
     store: Store, volumes: [String], interval: Duration = .seconds(5),
     report: @escaping @Sendable (String) -> Void
   ) {
@@ -22,13 +22,13 @@ public final class LiveIngestor: Sendable {
     self.report = report
   }
 
-  public func start() {
+  package func start() {
     let started = WorkerThread(name: "reel-ingest") { [self] in run() }
     thread.withLock { $0 = started }
   }
 
   /// Waits for the running pass, then ingests everything journaled so far, and joins the thread.
-  public func stop() {
+  package func stop() {
     stopping.withLock { $0 = true }
     stopping.broadcast()
     thread.withLock { $0 }?.join()

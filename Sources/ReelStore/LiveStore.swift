@@ -7,8 +7,8 @@ import ReelIO
 /// The deduplicated, compressed point-in-time store of a Reel store folder: chunks in a
 /// `ChunkBackend`, their history in the catalog. Ingest feeds it from the journals;
 /// `VolumeView` reads any volume as of any retained point.
-public final class LiveStore: Sendable {
-  public let store: Store
+package final class LiveStore: Sendable {
+  package let store: Store
   let backend: PackBackend
   let cache = ChunkCache(capacity: 256)
   /// Span reads land in reused buffers: fresh 8 MiB arrays were faulted in and zeroed
@@ -24,7 +24,7 @@ public final class LiveStore: Sendable {
   /// Threads that hash and compress during ingest.
   let workers: Int
 
-  public init(store: Store, backend: PackBackend? = nil, workers: Int = 2) {
+  package init(store: Store, backend: PackBackend? = nil, workers: Int = 2) {
     self.store = store
     self.workers = max(1, workers)
     self.backend = backend ?? FolderPackBackend(root: store.layout.root + "/packs")

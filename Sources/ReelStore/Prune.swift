@@ -3,23 +3,23 @@ import GRDB
 import ReelCore
 import ReelJournal
 
-public struct PruneReport: Sendable, Equatable {
-  public var volume: String
+package struct PruneReport: Sendable, Equatable {
+  package var volume: String
   /// History is kept from this seq on (plus kept bookmarks); 0 when nothing was pruned.
-  public var retainedFromSeq: Seq
-  public var versionsDeleted = 0
-  public var bookmarksKept = 0
-  public var chunksDeleted = 0
-  public var bytesFreed: UInt64 = 0
+  package var retainedFromSeq: Seq
+  package var versionsDeleted = 0
+  package var bookmarksKept = 0
+  package var chunksDeleted = 0
+  package var bytesFreed: UInt64 = 0
   /// Journal segments stay until they are sealed into an archive.
-  public var journalSegmentsKept = 0
+  package var journalSegmentsKept = 0
 }
 
 extension LiveStore {
   /// Drops the volume's history older than `keepWithin` (keeping bookmarks with
   /// `keepBookmarks`) and frees chunks nothing references any more. Chunk files that no
   /// catalog row names are deleted only once older than `safetyMargin`.
-  public func prune(
+  package func prune(
     volume name: String, keepWithin: Duration, keepBookmarks: Bool, safetyMargin: Duration = .seconds(3600),
     now: Timestamp = .now()
   ) throws -> PruneReport {

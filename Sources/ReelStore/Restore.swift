@@ -2,24 +2,24 @@ import Foundation
 import ReelCore
 import ReelIO
 
-public struct RestoreReport: Sendable {
-  public var volume: String
-  public var resolved: ResolvedPoint
-  public var output: String
-  public var size: UInt64
+package struct RestoreReport: Sendable {
+  package var volume: String
+  package var resolved: ResolvedPoint
+  package var output: String
+  package var size: UInt64
   /// Bytes actually written: blocks that are all zeros at the point are left as holes.
-  public var bytesWritten: UInt64
-  public var ingest: IngestReport
+  package var bytesWritten: UInt64
+  package var ingest: IngestReport
   /// What the user should know about the result (the journal's newest records could not
   /// be ingested, damaged chunks met on the way).
-  public var warnings: [String] = []
+  package var warnings: [String] = []
   /// Partial files of earlier restores to the same output that were killed, removed now.
-  public var removedPartials: [String] = []
+  package var removedPartials: [String] = []
 }
 
 /// Rebuilds a volume as of a point from the live store into an image file.
-public enum Restore {
-  public static func run(
+package enum Restore {
+  package static func run(
     store: Store, volume name: String, at point: Point, output: String, overwrite: Bool = false
   ) throws -> RestoreReport {
     if FileManager.default.fileExists(atPath: output) && !overwrite {

@@ -3,12 +3,12 @@ import ReelCore
 import ReelIO
 
 /// A Reel store folder: catalog, volumes and their journals.
-public struct Store: Sendable {
-  public let layout: StoreLayout
-  public let catalog: Catalog
+package struct Store: Sendable {
+  package let layout: StoreLayout
+  package let catalog: Catalog
 
   /// Creates the store folder and its catalog; an existing store is opened unchanged.
-  public static func initialize(_ layout: StoreLayout) throws -> (store: Store, created: Bool) {
+  package static func initialize(_ layout: StoreLayout) throws -> (store: Store, created: Bool) {
     let existed = layout.isInitialized
     if !existed, FileManager.default.fileExists(atPath: layout.root) {
       let contents = (try? FileManager.default.contentsOfDirectory(atPath: layout.root)) ?? []
@@ -35,7 +35,7 @@ public struct Store: Sendable {
     return (Store(layout: layout, catalog: catalog), !existed)
   }
 
-  public static func open(_ layout: StoreLayout) throws -> Store {
+  package static func open(_ layout: StoreLayout) throws -> Store {
     try layout.requireInitialized()
     return Store(layout: layout, catalog: try Catalog(path: layout.catalogPath))
   }

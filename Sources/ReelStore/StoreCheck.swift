@@ -3,32 +3,32 @@ import GRDB
 import ReelCore
 import ReelJournal
 
-public struct StoreProblem: Sendable, Equatable {
-  public var message: String
+package struct StoreProblem: Sendable, Equatable {
+  package var message: String
   /// What the damage affects, as "volume NAME bytes A..<B, seq X…Y (TIME…TIME)".
-  public var affects: [String]
+  package var affects: [String]
   /// The chunk whose record is missing or cannot be trusted, when the problem is one.
-  public var chunk: String? = nil
+  package var chunk: String? = nil
 }
 
-public struct StoreCheckReport: Sendable {
-  public var chunksChecked = 0
-  public var chunksRead = 0
-  public var versionsChecked = 0
+package struct StoreCheckReport: Sendable {
+  package var chunksChecked = 0
+  package var chunksRead = 0
+  package var versionsChecked = 0
   /// Pack bytes no catalog row accounts for: left by an ingest or prune that was killed
   /// before its commit; harmless, and cut off by the next ingest or prune.
-  public var orphanBytes: UInt64 = 0
-  public var problems: [StoreProblem] = []
-  public var isClean: Bool { problems.isEmpty }
+  package var orphanBytes: UInt64 = 0
+  package var problems: [StoreProblem] = []
+  package var isClean: Bool { problems.isEmpty }
   /// Archives imported without re-hashing their chunks, marked verified by this check.
-  public var archivesVerified = 0
+  package var archivesVerified = 0
 }
 
 extension LiveStore {
   /// Checks that the catalog and the chunks agree; with `readData`, also decodes every
   /// chunk and checks its SHA-256 against its name. Damage is reported with the
   /// volume ranges and history spans it affects.
-  public func check(readData: Bool) throws -> StoreCheckReport {
+  package func check(readData: Bool) throws -> StoreCheckReport {
     try check(readData: readData, markVerified: true)
   }
 

@@ -6,31 +6,31 @@ import ReelIO
 import ReelJournal
 
 /// A chunk whose stored record cannot be trusted, and why.
-public struct DamagedChunk: Sendable, Equatable {
-  public var hash: String
-  public var reason: String
+package struct DamagedChunk: Sendable, Equatable {
+  package var hash: String
+  package var reason: String
   /// What it affects, as `reel store check` words it.
-  public var affects: [String]
+  package var affects: [String]
 }
 
-public struct StoreRepairReport: Sendable {
-  public var chunksChecked = 0
+package struct StoreRepairReport: Sendable {
+  package var chunksChecked = 0
   /// Damaged chunks found, before repair.
-  public var damaged: [DamagedChunk] = []
+  package var damaged: [DamagedChunk] = []
   /// Chunks rebuilt from journal records (and base images) and stored again.
-  public var fromJournal: [String] = []
+  package var fromJournal: [String] = []
   /// Chunks taken again from sealed archives.
-  public var fromArchives: [String] = []
+  package var fromArchives: [String] = []
   /// Damaged chunks nothing could give back: the points that need them stay unreadable.
-  public var unrepaired: [DamagedChunk] = []
+  package var unrepaired: [DamagedChunk] = []
   /// The archives read for chunks the journals could not give.
-  public var archivesRead: [String] = []
-  public var isComplete: Bool { unrepaired.isEmpty }
+  package var archivesRead: [String] = []
+  package var isComplete: Bool { unrepaired.isEmpty }
 }
 
 /// Supplies stored chunk records (docs/store-format.md) for the wanted names from outside
 /// the store (sealed archives): calls `found` for each it has, returns where it looked.
-public typealias ChunkRecordSupply = (
+package typealias ChunkRecordSupply = (
   _ wanted: Set<String>, _ found: @escaping (String, [UInt8]) throws -> Void
 ) throws -> [String]
 
@@ -42,7 +42,7 @@ extension LiveStore {
   /// when its hash matches, and every block version naming it reads right again. Rows of
   /// chunks nothing could give back are removed, so a later ingest of the same content
   /// stores it afresh instead of reusing the damaged record. Runs under the store lock.
-  public func repair(archives: ChunkRecordSupply? = nil) throws -> StoreRepairReport {
+  package func repair(archives: ChunkRecordSupply? = nil) throws -> StoreRepairReport {
     try withStoreLock {
       try recoverPacks()
       var report = StoreRepairReport()

@@ -7,7 +7,7 @@ extension LiveStore {
   /// holds (kept through prunes and brought in by rehydration, when the journal may no
   /// longer have them), then those still only in the journal, past what was ingested.
   /// `journal` is the volume's journal summary (nil or empty when it has no journal).
-  public func bookmarks(of descriptor: VolumeDescriptor, journal: JournalSummary?) throws -> [Bookmark] {
+  package func bookmarks(of descriptor: VolumeDescriptor, journal: JournalSummary?) throws -> [Bookmark] {
     let ingested = try historyBounds(of: descriptor).ingested
     let stored = try bookmarks(of: descriptor, after: 0, through: ingested)
     let pending = (journal?.bookmarks ?? []).filter { $0.seq > ingested }

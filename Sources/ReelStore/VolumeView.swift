@@ -3,38 +3,38 @@ import GRDB
 import ReelCore
 
 /// A user's POINT turned into the journal position it names.
-public struct ResolvedPoint: Sendable, Equatable {
+package struct ResolvedPoint: Sendable, Equatable {
   /// Records with seq ≤ this are included; 0 means the volume as created.
-  public var seq: Seq
+  package var seq: Seq
   /// The time of that record (or the volume's creation time for seq 0).
-  public var time: Timestamp
-  public var point: Point
+  package var time: Timestamp
+  package var point: Point
   /// Something the user should know about how the point was read, e.g. that a time in
   /// the future was taken as the latest state; for standard error.
-  public var warning: String? = nil
+  package var warning: String? = nil
 }
 
 /// A volume as it was at one point, read from the live store without restoring it.
 /// Reading a range costs one catalog lookup per store block, however long the history.
-public final class VolumeView: VolumeSource, Sendable {
-  public let live: LiveStore
-  public let descriptor: VolumeDescriptor
-  public let resolved: ResolvedPoint
+package final class VolumeView: VolumeSource, Sendable {
+  package let live: LiveStore
+  package let descriptor: VolumeDescriptor
+  package let resolved: ResolvedPoint
   private let volumeID: String
 
   /// Resolves `point` against what has been ingested; call `LiveStore.ingest` first to
   /// include the journal's newest records.
-  public init(live: LiveStore, volume name: String, at point: Point) throws {
+  package init(live: LiveStore, volume name: String, at point: Point) throws {
     self.live = live
     descriptor = try live.store.layout.descriptor(of: name)
     volumeID = descriptor.id.description
     resolved = try Self.resolve(point, descriptor: descriptor, catalog: live.catalog)
   }
 
-  public var size: UInt64 { descriptor.size }
+  package var size: UInt64 { descriptor.size }
 
   /// The bytes of `offset..<offset+length` as of the view's point.
-  public func read(offset: UInt64, length: Int) throws -> [UInt8] {
+  package func read(offset: UInt64, length: Int) throws -> [UInt8] {
     guard offset <= size, UInt64(length) <= size - offset else {
       throw ReelError(
         .usage, "read of \(length) bytes at \(offset) is outside volume \(descriptor.name) (\(size) bytes)")
@@ -57,7 +57,7 @@ public final class VolumeView: VolumeSource, Sendable {
   /// Calls `body` with each block of `range` in order: its bytes (shorter at the end of
   /// the volume), or nil when it is all zeros at the view's point. One catalog
   /// transaction and a few coalesced pack reads serve the whole range.
-  public func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]?) throws -> Void) throws {
+  func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]?) throws -> Void) throws {
     let chains = try versionChains(range)
     var assembled = assemble(range, chains)
     if assembled.contains(where: { if case .failure = $0 { true } else { false } }) {
@@ -108,7 +108,7 @@ public final class VolumeView: VolumeSource, Sendable {
     }
   }
 
-  public var blockCount: UInt64 {
+  var blockCount: UInt64 {
     (size + UInt64(descriptor.storeBlockSize) - 1) / UInt64(descriptor.storeBlockSize)
   }
 

@@ -3,12 +3,12 @@ import ReelCore
 import ReelIO
 
 /// Creating and listing protected volumes.
-public enum Volumes {
+package enum Volumes {
   /// Creates a volume: zeros, or a copy of `baseImage` (a file or block device) that
   /// becomes its base. Built under a temporary folder and renamed into place, so a
   /// crash leaves either no volume or a whole one.
   @discardableResult
-  public static func create(
+  package static func create(
     in store: Store, name: String, size requestedSize: UInt64?, blockSize: UInt32 = 4096,
     storeBlockSize: UInt32 = VolumeDescriptor.defaultStoreBlockSize, baseImage: String? = nil
   ) throws -> VolumeDescriptor {
@@ -71,7 +71,7 @@ public enum Volumes {
     }
   }
 
-  public static func list(in store: Store) throws -> [VolumeDescriptor] {
+  package static func list(in store: Store) throws -> [VolumeDescriptor] {
     try store.layout.volumeNames().map { try store.layout.descriptor(of: $0) }
   }
 

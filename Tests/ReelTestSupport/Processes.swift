@@ -7,13 +7,13 @@ import Foundation
 
 /// A test-support step that could not be done (a tool missing, a process that would not
 /// start); thrown so the test fails with the reason.
-public struct SupportError: Error, CustomStringConvertible {
-  public let description: String
-  public init(_ description: String) { self.description = description }
+package struct SupportError: Error, CustomStringConvertible {
+  package let description: String
+  package init(_ description: String) { self.description = description }
 }
 
 /// The `reel` executable built next to the test bundle.
-public var reelExecutable: String {
+package var reelExecutable: String {
   var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
   if directory.path.hasSuffix(".xctest/Contents/MacOS") {
     directory = directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -22,7 +22,7 @@ public var reelExecutable: String {
 }
 
 /// A system tool by name, from the usual folders.
-public func tool(_ name: String) throws -> String {
+package func tool(_ name: String) throws -> String {
   for folder in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
     let path = folder + "/" + name
     if FileManager.default.isExecutableFile(atPath: path) { return path }
@@ -30,16 +30,16 @@ public func tool(_ name: String) throws -> String {
   throw SupportError("\(name) is not installed")
 }
 
-public struct CommandResult: Sendable {
+package struct CommandResult: Sendable {
   /// The exit status, or 128 + the signal's number when a signal ended the process.
-  public var status: Int32
+  package var status: Int32
   /// The signal that ended the process, if one did.
-  public var signal: Int32?
-  public var stdout: String
-  public var stderr: String
-  public var succeeded: Bool { status == 0 }
-  public var killed: Bool { signal != nil }
-  public var output: String { stdout + stderr }
+  package var signal: Int32?
+  package var stdout: String
+  package var stderr: String
+  package var succeeded: Bool { status == 0 }
+  package var killed: Bool { signal != nil }
+  package var output: String { stdout + stderr }
 }
 
 /// Runs a program to completion and returns what it wrote. Standard output and error are
@@ -47,7 +47,7 @@ public struct CommandResult: Sendable {
 /// is added to this process's own (a nil value removes a variable); `input`, when given,
 /// is the child's standard input (else /dev/null).
 @discardableResult
-public func run(
+package func run(
   _ executable: String, _ arguments: [String], environment: [String: String?] = [:], input: [UInt8]? = nil,
   directory: String? = nil
 ) throws -> CommandResult {
@@ -127,7 +127,7 @@ public func run(
 
 /// Runs a program that must succeed; throws with its output otherwise.
 @discardableResult
-public func runChecked(
+package func runChecked(
   _ executable: String, _ arguments: [String], environment: [String: String?] = [:], directory: String? = nil
 ) throws -> CommandResult {
   let result = try run(executable, arguments, environment: environment, directory: directory)
@@ -154,14 +154,14 @@ private struct CloseOnExecPipe {
 
 /// A child process started with posix_spawn and reaped with waitpid. Foundation's
 /// `Process` was seen to hang in `waitUntilExit` when tests spawn from several threads.
-public final class ChildProcess: @unchecked Sendable {
-  public let pid: pid_t
+package final class ChildProcess: @unchecked Sendable {
+  package let pid: pid_t
   private let lock = NSLock()
   private var status: Int32?
 
   /// Starts `executable`; stdin is /dev/null, stdout and stderr go to the given files
   /// (appended), or to /dev/null.
-  public convenience init(
+  package convenience init(
     _ executable: String, _ arguments: [String], stdout: String? = nil, stderr: String? = nil,
     environment: [String: String?] = [:]
   ) throws {
@@ -211,7 +211,7 @@ public final class ChildProcess: @unchecked Sendable {
     _ = waitRaw()
   }
 
-  public var isRunning: Bool {
+  package var isRunning: Bool {
     lock.withLock {
       if status != nil { return false }
       var raw: Int32 = 0
@@ -222,7 +222,7 @@ public final class ChildProcess: @unchecked Sendable {
 
   /// Waits for the exit; the exit status, or 128 + signal number when killed.
   @discardableResult
-  public func wait() -> Int32 {
+  package func wait() -> Int32 {
     let raw = waitRaw()
     let signal = raw & 0x7F
     return signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
@@ -239,7 +239,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
   }
 
-  public func signal(_ number: Int32) {
+  package func signal(_ number: Int32) {
     if isRunning { kill(pid, number) }
   }
 }

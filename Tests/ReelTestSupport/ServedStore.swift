@@ -9,35 +9,35 @@ import Testing
 #endif
 
 /// A store in a fresh folder, made with the real `reel` binary.
-public final class TestStore {
-  public let directory = TemporaryDirectory("reel-capture")
-  public let reel = reelExecutable
-  public var root: String { directory.path + "/store" }
-  public var layout: StoreLayout { StoreLayout(root: root) }
-  public var socketPath: String { directory.path + "/nbd.sock" }
+package final class TestStore {
+  package let directory = TemporaryDirectory("reel-capture")
+  package let reel = reelExecutable
+  package var root: String { directory.path + "/store" }
+  package var layout: StoreLayout { StoreLayout(root: root) }
+  package var socketPath: String { directory.path + "/nbd.sock" }
 
-  public init() throws {
+  package init() throws {
     try runChecked(reel, ["init", "--store", root])
   }
 
-  public func createVolume(_ name: String, size: String = "32M", blockSize: Int = 4096) throws {
+  package func createVolume(_ name: String, size: String = "32M", blockSize: Int = 4096) throws {
     try runChecked(
       reel, ["volume", "create", name, "--size", size, "--block-size", String(blockSize), "--store", root])
   }
 
-  public func uri(_ name: String) -> String { "nbd+unix:///\(name)?socket=\(socketPath)" }
+  package func uri(_ name: String) -> String { "nbd+unix:///\(name)?socket=\(socketPath)" }
 
-  public func reelCommand(_ arguments: [String], environment: [String: String?] = [:]) throws -> CommandResult {
+  package func reelCommand(_ arguments: [String], environment: [String: String?] = [:]) throws -> CommandResult {
     try run(reel, arguments + ["--store", root], environment: environment)
   }
 
-  public func descriptor(_ name: String) throws -> VolumeDescriptor { try layout.descriptor(of: name) }
+  package func descriptor(_ name: String) throws -> VolumeDescriptor { try layout.descriptor(of: name) }
 
-  public func journal(_ name: String) throws -> JournalReader {
+  package func journal(_ name: String) throws -> JournalReader {
     try JournalReader(directory: layout.journalDirectory(name), volume: try descriptor(name).id)
   }
 
-  public func records(_ name: String) throws -> [JournalRecord] {
+  package func records(_ name: String) throws -> [JournalRecord] {
     var records: [JournalRecord] = []
     try journal(name).forEachRecord {
       records.append($0)
@@ -48,7 +48,7 @@ public final class TestStore {
 
   /// The volume as the journal says it was at `seq`: zeros, then every write, trim and
   /// zeroing up to it. Independent of the server and of `reel restore`.
-  public func replay(_ name: String, upTo seq: Seq = .max) throws -> [UInt8] {
+  package func replay(_ name: String, upTo seq: Seq = .max) throws -> [UInt8] {
     let descriptor = try descriptor(name)
     var image = [UInt8](repeating: 0, count: Int(descriptor.size))
     if descriptor.hasBase {
@@ -70,7 +70,7 @@ public final class TestStore {
   }
 
   /// Bytes in the volume's journal folder (segments and all).
-  public func journalBytes(_ name: String) -> UInt64 {
+  package func journalBytes(_ name: String) -> UInt64 {
     let directory = layout.journalDirectory(name)
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     return names.reduce(0) { total, name in
@@ -79,7 +79,7 @@ public final class TestStore {
     }
   }
 
-  public func liveState(_ name: String) throws -> [String: Any] {
+  package func liveState(_ name: String) throws -> [String: Any] {
     let data = try #require(FileManager.default.contents(atPath: layout.volumeDirectory(name) + "/live.state"))
     return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
   }
@@ -87,13 +87,13 @@ public final class TestStore {
 
 /// `reel serve` as a child process. Killed (SIGKILL) and reaped when dropped, whatever the
 /// test did; never found by name.
-public final class ServerProcess {
-  public let child: ChildProcess
-  public let logPath: String
-  public let outputPath: String
+package final class ServerProcess {
+  package let child: ChildProcess
+  package let logPath: String
+  package let outputPath: String
   private let socketPath: String?
 
-  public init(
+  package init(
     store: TestStore, volumes: [String], extra: [String] = [], socket: String? = nil, waitForSocket: Bool = true
   ) throws {
     let socketPath = socket ?? store.socketPath
@@ -115,12 +115,12 @@ public final class ServerProcess {
     }
   }
 
-  public var pid: Int32 { child.pid }
-  public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-  public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+  package var pid: Int32 { child.pid }
+  package var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+  package var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
 
   /// Waits (bounded) for `condition`, failing early if the server died.
-  public func waitUntil(_ what: String, timeout: Double = 30, _ condition: () -> Bool) throws {
+  package func waitUntil(_ what: String, timeout: Double = 30, _ condition: () -> Bool) throws {
     let deadline = Date(timeIntervalSinceNow: timeout)
     while !condition() {
       try #require(child.isRunning, "reel serve exited (\(child.wait())) before \(what):\n\(log)")
@@ -132,7 +132,7 @@ public final class ServerProcess {
   /// Sends `signal` and waits for the exit; returns the exit status (128 + signal when
   /// killed by one).
   @discardableResult
-  public func stop(_ signal: Int32 = SIGTERM) -> Int32 {
+  package func stop(_ signal: Int32 = SIGTERM) -> Int32 {
     child.signal(signal)
     let deadline = Date(timeIntervalSinceNow: 60)
     while child.isRunning && Date() < deadline { usleep(20_000) }
@@ -146,7 +146,7 @@ public final class ServerProcess {
 
 /// Unmounts, retrying while the kernel still reports the mount busy (a writeback or a
 /// just-exited process can hold it for a moment on a loaded machine).
-public func unmount(_ mountPoint: String) throws {
+package func unmount(_ mountPoint: String) throws {
   var result = try run(try tool("umount"), [mountPoint])
   var attempts = 1
   while !result.succeeded && result.stderr.contains("busy") && attempts < 20 {
@@ -158,12 +158,12 @@ public func unmount(_ mountPoint: String) throws {
     result.succeeded, "umount \(mountPoint) exited \(result.status) after \(attempts) tries\n\(result.stderr)")
 }
 
-public func sha256(_ path: String) throws -> String {
+package func sha256(_ path: String) throws -> String {
   let result = try runChecked(try tool("sha256sum"), [path])
   return String(result.stdout.prefix(64))
 }
 
-public func writeRandomFile(_ path: String, bytes: Int) throws {
+package func writeRandomFile(_ path: String, bytes: Int) throws {
   let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
   defer { try? random.close() }
   _ = FileManager.default.createFile(atPath: path, contents: random.readData(ofLength: bytes))
@@ -173,15 +173,15 @@ public func writeRandomFile(_ path: String, bytes: Int) throws {
 /// and a file system on it (or on an image file) mounts through a loop device at
 /// `mountPoint`. Every mount and nbdfuse it made is undone, in reverse order, when the
 /// fixture is dropped, also after a failed test.
-public final class KernelMount {
-  public let device: String
-  public let mountPoint: String
+package final class KernelMount {
+  package let device: String
+  package let mountPoint: String
   private let fuseDirectory: String
   private var fuse: ChildProcess?
   private var undo: [() -> Void] = []
 
   /// Uses `folder`/fuse for nbdfuse and `folder`/mnt as the mount point.
-  public init(in folder: String) throws {
+  package init(in folder: String) throws {
     fuseDirectory = folder + "/fuse"
     mountPoint = folder + "/mnt"
     device = fuseDirectory + "/nbd"
@@ -194,7 +194,7 @@ public final class KernelMount {
   }
 
   /// Exposes `uri` (served by `server`) as `device`, waiting until it appears.
-  public func connect(_ uri: String, servedBy server: ServerProcess, readOnly: Bool = false) throws {
+  package func connect(_ uri: String, servedBy server: ServerProcess, readOnly: Bool = false) throws {
     let fuse = try ChildProcess(try tool("nbdfuse"), (readOnly ? ["-r"] : []) + [fuseDirectory, uri])
     self.fuse = fuse
     let folder = fuseDirectory
@@ -205,19 +205,19 @@ public final class KernelMount {
   }
 
   /// Removes the nbdfuse mount; nbdfuse's exit status.
-  public func disconnect() throws -> Int32 {
+  package func disconnect() throws -> Int32 {
     try runChecked(try tool("fusermount3"), ["-u", fuseDirectory])
     let status = fuse?.wait() ?? 0
     fuse = nil
     return status
   }
 
-  public func formatExt4() throws {
+  package func formatExt4() throws {
     try runChecked(try tool("mkfs.ext4"), ["-q", "-F", device])
   }
 
   /// Mounts `image` (the device unless told otherwise) at `mountPoint`.
-  public func mount(_ image: String? = nil, options: String = "loop") throws {
+  package func mount(_ image: String? = nil, options: String = "loop") throws {
     let backing = image ?? device
     try runChecked(try tool("mount"), ["-o", options, backing, mountPoint])
     let mountPoint = mountPoint
@@ -234,7 +234,7 @@ public final class KernelMount {
     }
   }
 
-  public func unmount() throws {
+  package func unmount() throws {
     try ReelTestSupport.unmount(mountPoint)
   }
 }

@@ -8,22 +8,22 @@ import ReelJournal
 
 /// A store in a fresh temporary folder with one volume, and a model of its contents that
 /// the test keeps in step with every record it appends to the volume's journal.
-public final class StoreFixture {
+package final class StoreFixture {
   private let folder = TemporaryDirectory("reel-store")
-  public var root: String { folder.path }
-  public let store: Store
-  public let live: LiveStore
-  public let name = "disk"
-  public let descriptor: VolumeDescriptor
-  public var model: [UInt8]
+  package var root: String { folder.path }
+  package let store: Store
+  package let live: LiveStore
+  package let name = "disk"
+  package let descriptor: VolumeDescriptor
+  package var model: [UInt8]
   /// Model snapshots taken at chosen seqs.
-  public var snapshots: [Seq: [UInt8]] = [:]
-  public var times: [Seq: Timestamp] = [:]
-  public var bookmarks: [String: Seq] = [:]
-  public private(set) var writer: JournalWriter?
-  public var rng: SplitMix
+  package var snapshots: [Seq: [UInt8]] = [:]
+  package var times: [Seq: Timestamp] = [:]
+  package var bookmarks: [String: Seq] = [:]
+  package private(set) var writer: JournalWriter?
+  package var rng: SplitMix
 
-  public init(
+  package init(
     size: Int, base: [UInt8]? = nil, seed: UInt64 = UInt64.random(in: 0...UInt64.max),
     storeBlockSize: UInt32 = VolumeDescriptor.defaultStoreBlockSize
   ) throws {
@@ -41,20 +41,20 @@ public final class StoreFixture {
     snapshots[0] = model
   }
 
-  public func openWriter() throws -> JournalWriter {
+  package func openWriter() throws -> JournalWriter {
     if let writer { return writer }
     let (opened, _) = try JournalWriter.open(directory: store.layout.journalDirectory(name), volume: descriptor.id)
     writer = opened
     return opened
   }
 
-  public func closeWriter() throws {
+  package func closeWriter() throws {
     try writer?.close()
     writer = nil
   }
 
   @discardableResult
-  public func append(_ entry: JournalEntry) throws -> AppendedRecord {
+  package func append(_ entry: JournalEntry) throws -> AppendedRecord {
     let appended = try openWriter().append(entry)
     let start = Int(entry.offset)
     let end = start + Int(entry.length)
@@ -68,11 +68,11 @@ public final class StoreFixture {
     return appended
   }
 
-  public func snapshot(_ seq: Seq) { snapshots[seq] = model }
+  package func snapshot(_ seq: Seq) { snapshots[seq] = model }
 
   /// A random write, trim or zeroes of 512-byte multiples; small writes cluster on a few
   /// blocks so that partial versions pile up and consolidation happens.
-  public func randomChange() throws {
+  package func randomChange() throws {
     let size = model.count
     let sectors = size / 512
     let small = rng.next() % 3 == 0
@@ -96,31 +96,31 @@ public final class StoreFixture {
     }
   }
 
-  public func image(at point: Point) throws -> [UInt8] {
+  package func image(at point: Point) throws -> [UInt8] {
     let view = try VolumeView(live: live, volume: name, at: point)
     return try view.read(offset: 0, length: Int(view.size))
   }
 
-  public var chunkHashes: [String] {
+  package var chunkHashes: [String] {
     (try? live.catalog.database.read { db in try String.fetchAll(db, sql: "SELECT hash FROM chunk ORDER BY hash") })
       ?? []
   }
 
   /// Pack files on disk with their sizes.
-  public var packFiles: [String: UInt64] {
+  package var packFiles: [String: UInt64] {
     ((try? live.backend.list()) ?? []).reduce(into: [:]) { $0[$1.pack] = $1.size }
   }
 
-  public func packPath(_ pack: String) -> String {
+  package func packPath(_ pack: String) -> String {
     store.layout.root + "/packs/" + pack.prefix(2) + "/" + pack + ".pack"
   }
 }
 
 /// A small deterministic generator, so a failing history can be replayed from its seed.
-public struct SplitMix {
-  public var state: UInt64
-  public init(seed: UInt64) { state = seed }
-  public mutating func next() -> UInt64 {
+package struct SplitMix {
+  package var state: UInt64
+  package init(seed: UInt64) { state = seed }
+  package mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -130,7 +130,7 @@ public struct SplitMix {
 }
 
 /// nil when equal; else where the first difference is, short enough for a test log.
-public func difference(_ actual: [UInt8]?, _ expected: [UInt8]?) -> String? {
+package func difference(_ actual: [UInt8]?, _ expected: [UInt8]?) -> String? {
   guard let actual, let expected else { return actual == nil && expected == nil ? nil : "one side is missing" }
   if actual.count != expected.count { return "sizes differ: \(actual.count) vs \(expected.count)" }
   guard let index = actual.indices.first(where: { actual[$0] != expected[$0] }) else { return nil }

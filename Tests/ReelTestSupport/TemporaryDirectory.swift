@@ -6,10 +6,10 @@ import Foundation
 
 /// A fresh private (0700) folder under /tmp, removed when the object is dropped. Under
 /// /tmp rather than $TMPDIR so that socket paths made inside it stay short.
-public final class TemporaryDirectory: Sendable {
-  public let path: String
+package final class TemporaryDirectory: Sendable {
+  package let path: String
 
-  public init(_ label: String = "reel-test") {
+  package init(_ label: String = "reel-test") {
     var template = Array("/tmp/\(label)-XXXXXX".utf8CString)
     let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
     precondition(created != nil, "mkdtemp failed: \(String(cString: strerror(errno)))")
@@ -17,7 +17,7 @@ public final class TemporaryDirectory: Sendable {
   }
 
   /// Takes over a folder made elsewhere (removed with this object).
-  public init(adopting path: String) {
+  package init(adopting path: String) {
     self.path = path
   }
 

@@ -5,7 +5,7 @@ import ReelIO
 import ReelStore
 
 extension StageKind {
-  public static let compare = StageKind(rawValue: "compare")
+  package static let compare = StageKind(rawValue: "compare")
 }
 
 /// Restores the latest point of each volume from the drill's scratch store and compares it

@@ -5,7 +5,7 @@ import ReelCore
 import ReelStore
 
 extension StageKind {
-  public static let cut = StageKind(rawValue: "cut")
+  package static let cut = StageKind(rawValue: "cut")
 }
 
 /// Fixes each volume's cut point: its newest flush barrier or bookmark, or a new bookmark

@@ -3,7 +3,7 @@ import ReelCore
 import ReelMedia
 
 extension StageKind {
-  public static let export = StageKind(rawValue: "export")
+  package static let export = StageKind(rawValue: "export")
 }
 
 /// Copies the archives to the media set, each read back and verified.

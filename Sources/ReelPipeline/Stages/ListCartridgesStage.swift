@@ -3,7 +3,7 @@ import ReelCore
 import ReelMedia
 
 extension StageKind {
-  public static let listCartridges = StageKind(rawValue: "list-cartridges")
+  package static let listCartridges = StageKind(rawValue: "list-cartridges")
 }
 
 /// Lists the cartridges of a media set that hold recent archives (to send offsite).

@@ -7,7 +7,7 @@ import ReelMedia
 import ReelStore
 
 extension StageKind {
-  public static let offsiteCopy = StageKind(rawValue: "offsite-copy")
+  package static let offsiteCopy = StageKind(rawValue: "offsite-copy")
 }
 
 /// Copies the recent archives of one media set to another: from the archive file when it

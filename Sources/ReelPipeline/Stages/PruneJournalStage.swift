@@ -2,7 +2,7 @@ import Foundation
 import ReelCore
 
 extension StageKind {
-  public static let pruneJournal = StageKind(rawValue: "prune-journal")
+  static let pruneJournal = StageKind(rawValue: "prune-journal")
 }
 
 /// Deletes journal segments that are sealed, verified and have N verified copies.

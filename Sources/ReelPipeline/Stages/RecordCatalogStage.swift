@@ -4,7 +4,7 @@ import ReelIO
 import ReelMedia
 
 extension StageKind {
-  public static let recordCatalog = StageKind(rawValue: "record-catalog")
+  static let recordCatalog = StageKind(rawValue: "record-catalog")
 }
 
 /// Keeps a consistent copy of the store catalog (and a media list) beside the archives.

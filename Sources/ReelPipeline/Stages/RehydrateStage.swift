@@ -6,7 +6,7 @@ import ReelMedia
 import ReelStore
 
 extension StageKind {
-  public static let rehydrate = StageKind(rawValue: "rehydrate")
+  package static let rehydrate = StageKind(rawValue: "rehydrate")
 }
 
 /// Rebuilds a scratch store from the media and the key (the first half of a DR drill).

@@ -5,7 +5,7 @@ import ReelCore
 import ReelStore
 
 extension StageKind {
-  public static let seal = StageKind(rawValue: "seal")
+  package static let seal = StageKind(rawValue: "seal")
 }
 
 /// Seals each volume's history up to its cut into a verified archive.

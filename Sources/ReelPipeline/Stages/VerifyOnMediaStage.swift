@@ -5,7 +5,7 @@ import ReelMedia
 import ReelStore
 
 extension StageKind {
-  public static let verifyOnMedia = StageKind(rawValue: "verify-on-media")
+  package static let verifyOnMedia = StageKind(rawValue: "verify-on-media")
 }
 
 /// Reads each new copy back from the media and verifies it with the key.

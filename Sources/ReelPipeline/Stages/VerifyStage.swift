@@ -3,7 +3,7 @@ import ReelArchive
 import ReelCore
 
 extension StageKind {
-  public static let verify = StageKind(rawValue: "verify")
+  package static let verify = StageKind(rawValue: "verify")
 }
 
 /// Verifies with the key every archive not yet on the media set (without a set, every one
