@@ -7,9 +7,9 @@ import Foundation
 /// `JSONEncoder` sorts keys by code unit where `JSONSerialization` sorted them
 /// case-insensitively and numerically; for lower-case snake_case keys (every report key)
 /// the two orders are the same.
-public enum ReportJSON {
+package enum ReportJSON {
   /// The encoded bytes; `pretty` indents them (for files a person may read).
-  public static func encode(_ value: some Encodable, pretty: Bool = false) throws -> Data {
+  package static func encode(_ value: some Encodable, pretty: Bool = false) throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting =
       pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
@@ -17,7 +17,7 @@ public enum ReportJSON {
   }
 
   /// One line of JSON (JSON Lines and single reports alike).
-  public static func text(_ value: some Encodable) throws -> String {
+  package static func text(_ value: some Encodable) throws -> String {
     String(decoding: try encode(value), as: UTF8.self)
   }
 }
@@ -25,14 +25,14 @@ public enum ReportJSON {
 /// An optional report field that is written as `null` when absent (synthesized `Encodable`
 /// leaves a plain optional out instead).
 @propertyWrapper
-public struct NullIfAbsent<Value: Encodable>: Encodable {
-  public var wrappedValue: Value?
+package struct NullIfAbsent<Value: Encodable>: Encodable {
+  package var wrappedValue: Value?
 
-  public init(wrappedValue: Value?) {
+  package init(wrappedValue: Value?) {
     self.wrappedValue = wrappedValue
   }
 
-  public func encode(to encoder: any Encoder) throws {
+  package func encode(to encoder: any Encoder) throws {
     var container = encoder.singleValueContainer()
     if let wrappedValue {
       try container.encode(wrappedValue)
