@@ -41,6 +41,10 @@ package final class LiveIngestor: Sendable {
     _ = reel_set_thread_nice(10)
     while true {
       let last = stopping.withLock(when: { $0 }, timeout: interval) { $0 }
+      // The last pass runs after the clients are gone and the server waits for it: at
+      // nice 10 on a busy machine it took minutes. Raising the priority back needs
+      // CAP_SYS_NICE (or RLIMIT_NICE); without it the pass stays yielding.
+      if last { _ = reel_set_thread_nice(0) }
       pass()
       if last { break }
     }

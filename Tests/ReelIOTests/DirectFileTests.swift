@@ -19,13 +19,10 @@ struct DirectFileTests {
   /// it, so the page-cache path runs too).
   static func folders() -> [TemporaryDirectory] {
     var folders = [TemporaryDirectory("reel-direct")]
-    if FileManager.default.isWritableFile(atPath: "/dev/shm") {
-      var template = Array("/dev/shm/reel-direct-XXXXXX".utf8CString)
-      if template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil {
-        folders.append(
-          TemporaryDirectory(
-            adopting: String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))
-      }
+    if FileManager.default.isWritableFile(atPath: "/dev/shm"),
+      let memory = TemporaryDirectory(in: "/dev/shm", label: "reel-direct")
+    {
+      folders.append(memory)
     }
     return folders
   }

@@ -10,15 +10,23 @@ package final class TemporaryDirectory: Sendable {
   package let path: String
 
   package init(_ label: String = "reel-test") {
-    var template = Array("/tmp/\(label)-XXXXXX".utf8CString)
-    let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    precondition(created != nil, "mkdtemp failed: \(String(cString: strerror(errno)))")
-    path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    path = Self.make(in: "/tmp", label: label)!
   }
 
-  /// Takes over a folder made elsewhere (removed with this object).
-  package init(adopting path: String) {
+  /// A folder inside `parent` (such as /dev/shm, for a file system with other rules), or
+  /// nil when `parent` refuses one.
+  package init?(in parent: String, label: String) {
+    guard let path = Self.make(in: parent, label: label) else { return nil }
     self.path = path
+  }
+
+  private static func make(in parent: String, label: String) -> String? {
+    var template = Array("\(parent)/\(label)-XXXXXX".utf8CString)
+    guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+      precondition(parent != "/tmp", "mkdtemp in /tmp failed: \(String(cString: strerror(errno)))")
+      return nil
+    }
+    return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 
   deinit { try? FileManager.default.removeItem(atPath: path) }
