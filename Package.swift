@@ -22,12 +22,15 @@ let package = Package(
     .systemLibrary(
       name: "CGcrypt", pkgConfig: "libgcrypt",
       providers: [.apt(["libgcrypt20-dev"])]),
+    .systemLibrary(
+      name: "CGnuTLS", pkgConfig: "gnutls",
+      providers: [.apt(["libgnutls28-dev"])]),
     .systemLibrary(name: "CLinux"),
     .target(name: "ReelCore", dependencies: ["CLinux"]),
     .target(name: "ReelIO", dependencies: ["ReelCore", "CLinux"]),
     .target(name: "ReelCodec", dependencies: ["ReelCore", "ReelIO", "CGcrypt", "CZstd", "CLinux"]),
     .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelIO", "ReelCodec"]),
-    .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelIO", "ReelJournal", "CLinux"]),
+    .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelIO", "ReelJournal", "CGnuTLS", "CLinux"]),
 
     .target(
       name: "ReelStore",

@@ -10,6 +10,8 @@ package struct CaptureConfiguration: Sendable {
   package var socketPath: String?
   /// `PORT`, `HOST:PORT` or `[IPv6]:PORT`; the host defaults to 127.0.0.1.
   package var listen: String?
+  /// NBD_OPT_STARTTLS, keys and per-export identities; TCP requires TLS unless told otherwise.
+  package var tls = TLSConfiguration()
   /// Receives one line per event (connections, recovery, shutdown); `reel serve` prints them to stderr.
   package var log: @Sendable (String) -> Void
   /// Past points to export read-only instead of (or beside) live volumes.
@@ -53,6 +55,8 @@ package final class CaptureServer: Sendable {
   package let endpoints: [Endpoint]
   package let volumes: [ServedVolumeInfo]
   package let pastPoints: [PastPointExport]
+  /// Whether clients must, may or cannot use TLS.
+  package var tlsMode: TLSMode { tls.mode }
 
   package enum Endpoint: Sendable, CustomStringConvertible {
     case unix(path: String)
@@ -65,11 +69,13 @@ package final class CaptureServer: Sendable {
       }
     }
 
-    /// An NBD URI for `name` (as qemu, nbdinfo and nbdcopy take it).
-    package func uri(export name: String) -> String {
-      switch self {
-      case .unix(let path): "nbd+unix:///\(name)?socket=\(path)"
-      case .tcp(let address): "nbd://\(address)/\(name)"
+    /// An NBD URI for `name` (as qemu, nbdinfo and nbdcopy take it); `nbds` when TLS is
+    /// required.
+    package func uri(export name: String, tls: Bool = false) -> String {
+      let scheme = tls ? "nbds" : "nbd"
+      return switch self {
+      case .unix(let path): "\(scheme)+unix:///\(name)?socket=\(path)"
+      case .tcp(let address): "\(scheme)://\(address)/\(name)"
       }
     }
   }
@@ -77,6 +83,7 @@ package final class CaptureServer: Sendable {
   private let configuration: CaptureConfiguration
   private let served: [ServedVolume]
   private let exports: ExportTable
+  private let tls: TLSPolicy
   private let listeners: [SocketListener]
   private let controls: [ControlSocket]
   private let clients = ConnectionRegistry()
@@ -100,6 +107,7 @@ package final class CaptureServer: Sendable {
     if let duplicate = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 }) {
       throw ReelError(.usage, "volume \(duplicate.key) is named twice", remedy: "name each volume once")
     }
+    tls = try TLSPolicy(configuration.tls, exports: names, listen: configuration.listen)
     try configuration.layout.requireInitialized()
     var opened: [ServedVolume] = []
     var controls: [ControlSocket] = []
@@ -217,7 +225,7 @@ package final class CaptureServer: Sendable {
   private func serveClient(_ stream: SocketStream, label: String) {
     let outcome: HandshakeOutcome
     do {
-      outcome = try NBDHandshake(stream: stream, exports: exports).run()
+      outcome = try NBDHandshake(stream: stream, exports: exports, tls: tls).run()
     } catch let closed as ConnectionClosed {
       configuration.log("\(label): went away during the handshake (after \(closed.received) bytes of a message)")
       return
@@ -229,7 +237,8 @@ package final class CaptureServer: Sendable {
     case .ended(let reason):
       configuration.log("\(label): \(reason)")
     case .transmission(let export, let agreed):
-      configuration.log("\(label) connected to export \"\(export.name)\"")
+      let secured = stream.tlsSession.map { " over \($0.summary)" } ?? ""
+      configuration.log("\(label) connected to export \"\(export.name)\"\(secured)")
       let connection = NBDConnection(stream: stream, export: export, enforceAlignment: agreed, log: configuration.log)
       let reason = connection.serve()
       configuration.log("\(label) disconnected from export \"\(export.name)\": \(reason)")

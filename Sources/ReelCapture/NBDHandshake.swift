@@ -13,10 +13,12 @@ enum HandshakeOutcome {
   case ended(String)
 }
 
-/// The fixed newstyle handshake, server side (proto.md "Fixed newstyle negotiation").
+/// The fixed newstyle handshake, server side (proto.md "Fixed newstyle negotiation"), with
+/// NBD_OPT_STARTTLS ("TLS support") when the policy offers TLS.
 struct NBDHandshake {
   let stream: SocketStream
   let exports: ExportTable
+  var tls: TLSPolicy = .plain
 
   func run() throws -> HandshakeOutcome {
     var greeting = WireWriter()
@@ -32,6 +34,7 @@ struct NBDHandshake {
     }
     let fixedNewstyle = clientFlags & NBD.ClientFlag.fixedNewstyle != 0
     let noZeroes = clientFlags & NBD.ClientFlag.noZeroes != 0
+    var session: TLSSession?
 
     while true {
       var header = WireReader(try stream.receive(count: 16))
@@ -52,6 +55,11 @@ struct NBDHandshake {
         guard let export = exports.lookup(name) else {
           return .ended("no export named \"\(name)\" (NBD_OPT_EXPORT_NAME)")
         }
+        switch tls.access(to: export.name, session: session) {
+        case .granted: break
+        case .tlsRequired: return .ended("export \"\(export.name)\" needs TLS; NBD_OPT_EXPORT_NAME came without it")
+        case .refused(let reason): return .ended("\(reason) (NBD_OPT_EXPORT_NAME)")
+        }
         var reply = WireWriter()
         reply.put(export.size)
         reply.put(export.transmissionFlags)
@@ -62,6 +70,12 @@ struct NBDHandshake {
       guard fixedNewstyle else {
         throw ProtocolViolation("option \(option) from a client that did not agree to fixed newstyle negotiation")
       }
+      if tls.mode == .require && session == nil && option != NBD.Option.startTLS && option != NBD.Option.abort {
+        try reply(
+          option, NBD.Reply.errTLSRequired,
+          message: "this server requires TLS: send NBD_OPT_STARTTLS first (an nbds:// URI with a key)")
+        continue
+      }
       switch option {
       case NBD.Option.abort:
         try? reply(option, NBD.Reply.ack)
@@ -71,15 +85,29 @@ struct NBDHandshake {
           try reply(option, NBD.Reply.errInvalid, message: "NBD_OPT_LIST takes no data")
           continue
         }
-        for export in exports.exports {
+        for export in exports.exports where tls.access(to: export.name, session: session) == .granted {
           var entry = WireWriter()
           entry.put(UInt32(export.name.utf8.count))
           entry.put(Array(export.name.utf8))
           try reply(option, NBD.Reply.server, data: entry.bytes)
         }
         try reply(option, NBD.Reply.ack)
+      case NBD.Option.startTLS:
+        guard let server = tls.server else {
+          try reply(
+            option, NBD.Reply.errUnsupported,
+            message: "TLS is not enabled on this server (reel serve --tls-psk FILE or --tls-certificates DIR)")
+          continue
+        }
+        guard session == nil, data.isEmpty else {
+          let problem = session == nil ? "NBD_OPT_STARTTLS takes no data" : "TLS is already on"
+          try reply(option, NBD.Reply.errInvalid, message: problem)
+          continue
+        }
+        try reply(option, NBD.Reply.ack)
+        session = try stream.startTLS(server)
       case NBD.Option.info, NBD.Option.go:
-        if let outcome = try informOrGo(option: option, data: data) { return outcome }
+        if let outcome = try informOrGo(option: option, data: data, session: session) { return outcome }
       default:
         try reply(option, NBD.Reply.errUnsupported, message: "option \(option) is not supported by reel serve")
       }
@@ -87,7 +115,7 @@ struct NBDHandshake {
   }
 
   /// NBD_OPT_INFO and NBD_OPT_GO; returns an outcome only when GO succeeded.
-  private func informOrGo(option: UInt32, data: [UInt8]) throws -> HandshakeOutcome? {
+  private func informOrGo(option: UInt32, data: [UInt8], session: TLSSession?) throws -> HandshakeOutcome? {
     var reader = WireReader(data)
     guard let nameLength = reader.u32(), data.count >= 6, Int(nameLength) <= data.count - 6,
       let nameBytes = reader.raw(Int(nameLength)), let count = reader.u16(), reader.remaining == Int(count) * 2
@@ -103,6 +131,17 @@ struct NBDHandshake {
         name.isEmpty
         ? "no default export: this server serves \(known); name one" : "no export named \"\(name)\"; served: \(known)"
       try reply(option, NBD.Reply.errUnknown, message: message)
+      return nil
+    }
+    switch tls.access(to: export.name, session: session) {
+    case .granted:
+      break
+    case .tlsRequired:
+      try reply(
+        option, NBD.Reply.errTLSRequired, message: "export \(export.name) needs TLS: send NBD_OPT_STARTTLS first")
+      return nil
+    case .refused(let reason):
+      try reply(option, NBD.Reply.errPolicy, message: reason)
       return nil
     }
     var info = WireWriter()

@@ -32,6 +32,7 @@ enum NBD {
     static let exportName: UInt32 = 1
     static let abort: UInt32 = 2
     static let list: UInt32 = 3
+    static let startTLS: UInt32 = 5
     static let info: UInt32 = 6
     static let go: UInt32 = 7
   }
@@ -41,7 +42,9 @@ enum NBD {
     static let server: UInt32 = 2
     static let info: UInt32 = 3
     static let errUnsupported: UInt32 = 0x8000_0001
+    static let errPolicy: UInt32 = 0x8000_0002
     static let errInvalid: UInt32 = 0x8000_0003
+    static let errTLSRequired: UInt32 = 0x8000_0005
     static let errUnknown: UInt32 = 0x8000_0006
   }
 

@@ -21,10 +21,12 @@ struct SocketFailure: Error, CustomStringConvertible {
 }
 
 /// One connected stream socket used by one thread at a time, except that `stopReceiving`
-/// may come from another thread to wake a blocked receive at shutdown.
+/// may come from another thread to wake a blocked receive at shutdown. After `startTLS`
+/// every byte goes through the TLS session instead of the bare socket.
 final class SocketStream: Sendable {
   private let descriptor: Int32
   private let closed = Locked(false)
+  private let tls = Locked<TLSSession?>(nil)
 
   init(descriptor: Int32) {
     self.descriptor = descriptor
@@ -34,6 +36,7 @@ final class SocketStream: Sendable {
 
   /// Fills `buffer` completely or throws `ConnectionClosed`.
   func receive(into buffer: UnsafeMutableRawBufferPointer) throws {
+    if let session = tls.withLock({ $0 }) { return try session.receive(into: buffer) }
     var done = 0
     while done < buffer.count {
       let got = recv(descriptor, buffer.baseAddress! + done, buffer.count - done, 0)
@@ -76,6 +79,7 @@ final class SocketStream: Sendable {
 
   /// Sends the buffers back to back with as few system calls as possible.
   func send(_ buffers: [UnsafeRawBufferPointer]) throws {
+    if let session = tls.withLock({ $0 }) { return try session.send(buffers) }
     var vectors = buffers.filter { !$0.isEmpty }.map {
       iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
     }
@@ -98,6 +102,18 @@ final class SocketStream: Sendable {
     }
   }
 
+  /// Upgrades the connection to TLS (the server side of the handshake); from here on the
+  /// peer is the holder of the key or certificate the session names.
+  @discardableResult
+  func startTLS(_ server: TLSServer) throws -> TLSSession {
+    let session = try server.handshake(descriptor: descriptor)
+    tls.withLock { $0 = session }
+    return session
+  }
+
+  /// The TLS session once `startTLS` succeeded.
+  var tlsSession: TLSSession? { tls.withLock { $0 } }
+
   /// Makes a blocked or later `receive` see the end of the stream once buffered bytes are
   /// read; replies can still be sent.
   func stopReceiving() {
@@ -110,6 +126,7 @@ final class SocketStream: Sendable {
     closed.withLock { closed in
       guard !closed else { return }
       closed = true
+      tls.withLock { $0 }?.closeNotify(descriptor: descriptor)
       _ = Glibc.close(descriptor)
     }
   }

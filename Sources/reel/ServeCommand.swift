@@ -28,6 +28,20 @@ struct ServeCommand: ParsableCommand {
   @Option(help: "Serve the volumes as of this point: RFC 3339 time, bookmark label, seq:N or latest.")
   var at: String?
   @Flag(help: "Serve read-only from the live store (required with --at).") var readOnly = false
+  @Option(help: "TLS: off, on (offered) or require (the default once keys are given).") var tls: TLSMode?
+  @Option(name: .customLong("tls-psk"), help: "Pre-shared keys: IDENTITY:HEXKEY lines, as `psktool -p FILE` writes.")
+  var tlsPSK: String?
+  @Option(
+    name: .customLong("tls-certificates"), help: "X.509: a folder with ca-cert.pem, server-cert.pem, server-key.pem.")
+  var tlsCertificates: String?
+  @Flag(name: .customLong("tls-verify-peer"), help: "Require client certificates signed by ca-cert.pem.")
+  var tlsVerifyPeer = false
+  @Option(
+    name: .customLong("allow"),
+    help: "VOLUME=IDENTITY: only these PSK identities open VOLUME (repeatable; then needed for every volume).")
+  var allow: [String] = []
+  @Flag(name: .customLong("insecure-no-tls"), help: "Allow --listen without TLS (anyone reaching the port can write).")
+  var insecureNoTLS = false
   // Tuning and test hooks (docs/capture.md, "Live image"), not shown in --help.
   @Option(name: .customLong("live-image-lag"), help: .hidden) var liveImageLag: String?
   @Flag(name: .customLong("defer-live-image"), help: .hidden) var deferLiveImage = false
@@ -37,6 +51,9 @@ struct ServeCommand: ParsableCommand {
   func validate() throws {
     if at != nil && !readOnly {
       throw ValidationError("a past point can only be served read-only: add --read-only")
+    }
+    for entry in allow where !entry.contains("=") {
+      throw ValidationError("--allow \(entry): write VOLUME=IDENTITY, e.g. --allow vm1=alice")
     }
   }
 
@@ -49,6 +66,15 @@ struct ServeCommand: ParsableCommand {
       layout: layout, volumes: readOnly ? [] : names, socketPath: socket, listen: listen, log: log)
     if let liveImageLag { configuration.liveImage.lagBytes = max(1, try ByteSize.parse(liveImageLag)) }
     configuration.liveImage.deferApply = deferLiveImage
+    configuration.tls.mode = tls
+    configuration.tls.pskFile = tlsPSK
+    configuration.tls.certificateDirectory = tlsCertificates
+    configuration.tls.verifyPeer = tlsVerifyPeer
+    configuration.tls.plainTCP = insecureNoTLS
+    for entry in allow {
+      let parts = entry.split(separator: "=", maxSplits: 1)
+      configuration.tls.allowedIdentities[String(parts[0]), default: []].insert(String(parts.count > 1 ? parts[1] : ""))
+    }
     if let checkpointBytes { configuration.checkpointBytes = max(1, try ByteSize.parse(checkpointBytes)) }
     let store = try Store.open(layout)
     if !readOnly {
@@ -81,7 +107,8 @@ struct ServeCommand: ParsableCommand {
     }
     for endpoint in server.endpoints {
       let exports = server.volumes.map(\.name) + server.pastPoints.map(\.name)
-      say("Listening on \(endpoint): \(exports.map { endpoint.uri(export: $0) }.joined(separator: " "))")
+      let uris = exports.map { endpoint.uri(export: $0, tls: server.tlsMode == .require) }
+      say("Listening on \(endpoint)\(tlsNote(server.tlsMode)): \(uris.joined(separator: " "))")
     }
     fflush(nil)  // scripts wait for these lines before connecting
     let ingestor =
@@ -96,4 +123,14 @@ struct ServeCommand: ParsableCommand {
     }
     say(readOnly ? "Stopped." : "Stopped; journals closed.")
   }
+
+  private func tlsNote(_ mode: TLSMode) -> String {
+    switch mode {
+    case .off: ""
+    case .on: " (TLS offered)"
+    case .require: " (TLS required)"
+    }
+  }
 }
+
+extension TLSMode: ExpressibleByArgument {}
