@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reel builds and tests with, when any is missing.
-# Libraries: libarchive, libzstd, libsqlite3 (through GRDB), libgcrypt.
+# Libraries: libarchive, libzstd, libsqlite3 (through GRDB), libgcrypt, GnuTLS (reel serve TLS).
 # Real clients the tests drive: qemu-utils (qemu-io, qemu-img), libnbd-bin (nbdinfo,
 # nbdcopy, nbdfuse), nbdkit, fuse3, e2fsprogs; GNU tar, bsdtar, zstd, coreutils, openssl for
-# archives; python3 (hostile tar files) and sqlite3 (a database under load) in tests.
+# archives; python3 (hostile tar files) and sqlite3 (a database under load) in tests;
+# gnutls-bin (psktool, certtool) makes keys for the TLS tests.
 set -euo pipefail
 
 packages=(
-  pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev
+  pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev libgnutls28-dev
   qemu-utils libnbd-bin nbdkit fuse3 e2fsprogs libarchive-tools zstd
-  coreutils util-linux procps time tar python3 sqlite3 openssl
+  coreutils util-linux procps time tar python3 sqlite3 openssl gnutls-bin
 )
 
 missing=()

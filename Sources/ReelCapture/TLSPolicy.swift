@@ -69,8 +69,8 @@ struct TLSPolicy: Sendable {
     if let listen, mode != .require && !configuration.plainTCP {
       throw ReelError(
         .usage,
-        "--listen \(listen) would let anyone who reaches that port read and overwrite the volumes: "
-          + "TCP needs TLS (--tls \(mode.rawValue) lets plain clients in)",
+        "--listen \(listen) without TLS would let anyone who reaches that port read and overwrite the volumes"
+          + (mode == .on ? " (--tls on still lets plain clients in)" : ""),
         remedy:
           "give --tls-psk FILE (make one with `psktool -u NAME -p FILE`) or --tls-certificates DIR; "
           + "or --insecure-no-tls to serve plain TCP on a network you trust")
@@ -118,7 +118,8 @@ struct TLSPolicy: Sendable {
     let allowed = configuration.allowedIdentities
     guard !allowed.isEmpty else { return }
     guard configuration.pskFile != nil else {
-      throw ReelError(.usage, "--allow names PSK identities, but no --tls-psk FILE was given", remedy: "add --tls-psk FILE")
+      throw ReelError(
+        .usage, "--allow names PSK identities, but no --tls-psk FILE was given", remedy: "add --tls-psk FILE")
     }
     for export in allowed.keys.sorted() where !exports.contains(export) {
       throw ReelError(

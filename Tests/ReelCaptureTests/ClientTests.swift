@@ -83,7 +83,8 @@ import Testing
     let store = try TestStore()
     try store.createVolume("alpha", size: "8M")
     try store.createVolume("beta", size: "16M")
-    let server = try ServerProcess(store: store, volumes: ["alpha", "beta"], extra: ["--listen", "127.0.0.1:0"])
+    let server = try ServerProcess(
+      store: store, volumes: ["alpha", "beta"], extra: ["--listen", "127.0.0.1:0", "--insecure-no-tls"])
     defer { server.stop() }
     try server.waitUntil("the TCP address is printed") { server.output.contains("Listening on tcp") }
     let line = try #require(server.output.split(separator: "\n").first { $0.contains("Listening on tcp") })
