@@ -5,6 +5,9 @@
 # the final flush; its live image catches up in the background after the burst (at most
 # half its lag limit, 1 GiB, is left to it while writes keep coming; docs/capture.md).
 # nbdkit writes once and syncs the file.
+# Then TLS: the same capture over TCP loopback, once through TLS with a pre-shared key
+# (nbds://, AES-GCM) and once plain (--insecure-no-tls), alternating; target: TLS at
+# least 0.7 of plain.
 # Usage: benchmarks/capture.sh [SIZE] [WORKDIR]   (SIZE default 1G; WORKDIR default a
 # fresh folder under ./.bench-work on the same disk as the repo)
 set -euo pipefail
@@ -20,8 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in nbdcopy nbdkit; do
-  command -v "$tool" >/dev/null || { echo "capture.sh: $tool is missing (apt-get install libnbd-bin nbdkit)" >&2; exit 1; }
+for tool in nbdcopy nbdkit psktool; do
+  command -v "$tool" >/dev/null || { echo "capture.sh: $tool is missing (apt-get install libnbd-bin nbdkit gnutls-bin)" >&2; exit 1; }
 done
 
 swift build -c release --scratch-path "$scratch" --product reel >/dev/null
@@ -91,3 +94,47 @@ done
 
 awk -v r="$best_reel" -v b="$best_baseline" \
   'BEGIN { printf "RESULT capture reel=%.1f baseline=%.1f ratio=%.2f target=0.8\n", r, b, r / b }'
+
+# Prints the TCP port `reel serve --listen 127.0.0.1:0` reports in $1 (its stdout).
+wait_for_port() {
+  for _ in $(seq 1 300); do
+    port=$(grep -o 'Listening on tcp 127.0.0.1:[0-9]*' "$1" | head -1 | sed 's/.*://')
+    [ -n "$port" ] && { echo "$port"; return 0; }
+    sleep 0.05
+  done
+  echo "capture.sh: reel serve printed no TCP port after 15 s" >&2
+  exit 1
+}
+
+psktool -u bench -p "$work/keys.psk" >/dev/null
+best_plain=0
+best_tls=0
+for round in 1 2; do
+  for kind in plain tls; do
+    name="tcp-$kind$round"
+    "$reel" volume create "$name" --size "$bytes" --store "$work/store" >/dev/null
+    sync
+    if [ "$kind" = tls ]; then
+      flags=(--tls-psk "$work/keys.psk")
+    else
+      flags=(--insecure-no-tls)
+    fi
+    "$reel" serve "$name" --store "$work/store" --listen 127.0.0.1:0 "${flags[@]}" \
+      >"$work/serve.out" 2>"$work/serve.log" &
+    server_pid=$!
+    port=$(wait_for_port "$work/serve.out")
+    if [ "$kind" = tls ]; then
+      mbps=$(timed_copy "nbds://bench@127.0.0.1:$port/$name?tls-psk-file=$work/keys.psk")
+      best_tls=$(awk -v x="$mbps" -v y="$best_tls" 'BEGIN { print (x > y ? x : y) }')
+    else
+      mbps=$(timed_copy "nbd://127.0.0.1:$port/$name")
+      best_plain=$(awk -v x="$mbps" -v y="$best_plain" 'BEGIN { print (x > y ? x : y) }')
+    fi
+    stop_server
+    rm -rf "$work/store/volumes/$name"
+    printf 'round %d: reel serve over TCP, %s: %s MB/s\n' "$round" "$kind" "$mbps"
+  done
+done
+
+awk -v r="$best_tls" -v b="$best_plain" \
+  'BEGIN { printf "RESULT capture-tls reel=%.1f baseline=%.1f ratio=%.2f target=0.7\n", r, b, r / b }'
