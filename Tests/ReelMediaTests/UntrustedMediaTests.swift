@@ -142,16 +142,21 @@ import Testing
     let archive = try maker.seal(randomBytes: 300_000, bookmark: "p")
     let path = try cartridge(sandbox, [archive])
     var bytes = sandbox.bytes(path)
-    // libarchive writes a pax header with the sub-second mtime before each member; the
-    // second is manifest.json's. Same length, so the tape framing stays intact.
-    let record = Array("30 mtime=".utf8)
-    let starts = bytes.indices.filter { index in
-      index + record.count <= bytes.count && bytes[index] == record[0]
-        && Array(bytes[index..<(index + record.count)]) == record
+    // libarchive writes a pax header with the sub-second mtime before each member
+    // ("LEN mtime=…\n"); the second is manifest.json's. It becomes a size record of the
+    // same length, so the tape framing stays intact.
+    let key = Array(" mtime=".utf8)
+    let keys = bytes.indices.filter { index in
+      index + key.count <= bytes.count && bytes[index] == key[0] && Array(bytes[index..<(index + key.count)]) == key
     }
-    try #require(starts.count >= 2)
-    let negative = Array("30 size=-00000000000000000001\n".utf8)
-    bytes.replaceSubrange(starts[1]..<(starts[1] + negative.count), with: negative)
+    try #require(keys.count >= 2)
+    var start = keys[1]
+    while bytes[start - 1] >= 48 && bytes[start - 1] <= 57 { start -= 1 }
+    let end = bytes[keys[1]...].firstIndex(of: 10)!
+    let length = end + 1 - start
+    let prefix = Array("\(length) size=-".utf8)
+    let negative = prefix + [UInt8](repeating: 48, count: length - prefix.count - 2) + Array("1\n".utf8)
+    bytes.replaceSubrange(start...end, with: negative)
     _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
 
     let scan = try sandbox.reel("media", "catalog", "vtape:" + path, "--scan")
