@@ -133,20 +133,22 @@ struct Mutator {
   /// field and checksum updated, so libarchive reaches the value.
   mutating func editPaxRecord(_ bytes: inout [UInt8]) {
     let keys = ["size=", "path=", "mtime=", "uid=", "gid=", "linkpath=", "GNU.sparse.size=", "atime="]
-    let key = Array(random.pick(keys).utf8)
+    // Any record libarchive wrote ("mtime=" before every member) can become any key.
+    let found = Array(" mtime=".utf8)
     var hits: [Int] = []
     var index = 0
-    while index + key.count <= bytes.count && hits.count < 64 {
-      if bytes[index] == key[0] && Array(bytes[index..<(index + key.count)]) == key { hits.append(index) }
+    while index + found.count <= bytes.count && hits.count < 64 {
+      if bytes[index] == found[0] && Array(bytes[index..<(index + found.count)]) == found { hits.append(index + 1) }
       index += 1
     }
     guard !hits.isEmpty else { return editUstarField(&bytes) }
+    let key = Array(random.pick(keys).utf8)
     let keyAt = random.pick(hits)
     // The record's start: back over "LEN " from the key.
     var start = keyAt - 1
     guard start > 0, bytes[start] == 32 else { return }
     while start > 0 && bytes[start - 1] >= 48 && bytes[start - 1] <= 57 { start -= 1 }
-    guard let end = bytes[keyAt...].firstIndex(of: 10) else { return }
+    guard let end = bytes[keyAt...].prefix(200).firstIndex(of: 10) else { return }
     let oldLength = end + 1 - start
     let value =
       key == Array("path=".utf8) || key == Array("linkpath=".utf8)
@@ -154,43 +156,34 @@ struct Mutator {
     let body = Array(String(decoding: key, as: UTF8.self).utf8) + Array(value.utf8) + [10]
     var length = body.count + 2
     while String(length).count + 1 + body.count != length { length += 1 }
-    var record = Array("\(length) ".utf8) + body
-    if record.count < oldLength, key != Array("path=".utf8) {
-      // Same length: pad the number with leading zeros after any sign.
+    let record = Array("\(length) ".utf8) + body
+    if record.count <= oldLength {
+      // Same length as the old record: the number padded with zeros after any sign.
       let pad = oldLength - record.count
-      let valueAt = Array("\(oldLength) ".utf8).count + key.count
-      record =
-        Array("\(oldLength) ".utf8) + key
-        + (value.hasPrefix("-")
-          ? Array("-".utf8) + [UInt8](repeating: 48, count: pad) + Array(value.dropFirst().utf8)
-          : [UInt8](repeating: 48, count: pad) + Array(value.utf8)) + [10]
-      _ = valueAt
-      if record.count == oldLength {
-        bytes.replaceSubrange(start..<(end + 1), with: record)
+      let digits = value.hasPrefix("-") ? Array(value.dropFirst().utf8) : Array(value.utf8)
+      let padded =
+        Array("\(oldLength) ".utf8) + key + (value.hasPrefix("-") ? [45] : [])
+        + [UInt8](repeating: 48, count: pad) + digits + [10]
+      if padded.count == oldLength {
+        bytes.replaceSubrange(start...end, with: padded)
         return
       }
-      record = Array("\(length) ".utf8) + body
     }
-    // The header before the pax data: its size field grows by the difference.
+    // Otherwise the record changes length: the header before the pax data gets the new
+    // size and checksum, and the padding moves so the next header stays on a block.
     let header = start / 512 * 512 - 512
     guard header >= 0, header + 512 <= bytes.count else { return }
     let delta = record.count - oldLength
     let oldSize = Int(octal(bytes[(header + 124)..<(header + 136)]))
     let newSize = oldSize + delta
-    guard newSize >= 0 else { return }
-    bytes.replaceSubrange(start..<(end + 1), with: record)
-    let dataEnd = header + 512 + newSize
-    let oldBlocks = (oldSize + 511) / 512
-    let newBlocks = (newSize + 511) / 512
-    if newBlocks > oldBlocks {
-      // Room for the longer data: the old padding after it is gone.
-      let padding = header + 512 + oldBlocks * 512 + delta
-      let missing = header + 512 + newBlocks * 512 - padding
-      if missing > 0, padding <= bytes.count {
-        bytes.insert(contentsOf: [UInt8](repeating: 0, count: missing), at: padding)
-      }
-    } else if newBlocks == oldBlocks && delta < 0, dataEnd <= bytes.count {
-      bytes.insert(contentsOf: [UInt8](repeating: 0, count: -delta), at: dataEnd)
+    guard newSize >= 0, oldSize < 1 << 20 else { return }
+    bytes.replaceSubrange(start...end, with: record)
+    let next = header + 512 + (oldSize + 511) / 512 * 512 + delta
+    let wanted = header + 512 + (newSize + 511) / 512 * 512
+    if wanted > next, next <= bytes.count {
+      bytes.insert(contentsOf: [UInt8](repeating: 0, count: wanted - next), at: next)
+    } else if wanted < next, next <= bytes.count {
+      bytes.removeSubrange(wanted..<next)
     }
     writeOctal(&bytes, at: header + 124, width: 12, value: UInt64(newSize))
     fixChecksum(&bytes, header: header)
