@@ -65,6 +65,14 @@ let package = Package(
       ]),
     .executableTarget(
       name: "reel-bench", dependencies: ["ReelCore", "ReelIO", "ReelJournal"], path: "benchmarks/Sources/reel-bench"),
+    // The mutation fuzzer of everything Reel parses from media, files and sockets
+    // (Tests/ReelFuzzTests runs it briefly; benchmarks/fuzz.sh for a minute per target).
+    .executableTarget(
+      name: "reel-fuzz",
+      dependencies: [
+        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "ReelMedia", "ReelPipeline", "ReelTestSupport",
+      ],
+      path: "Tests/Support/reel-fuzz"),
     .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"]),
     .testTarget(name: "ReelIOTests", dependencies: ["ReelIO", "ReelCore", "ReelTestSupport"]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec", "ReelCore"]),
@@ -109,6 +117,9 @@ let package = Package(
         "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelTestSupport",
         "reel",
       ]),
+    .testTarget(
+      name: "ReelFuzzTests", dependencies: ["ReelCore", "ReelTestSupport", "reel-fuzz", "reel"],
+      exclude: ["Fixtures"]),
     .testTarget(
       name: "ReelPipelineTests",
       dependencies: [

@@ -18,7 +18,7 @@ package struct ArchiveImportReport: Sendable {
 package enum ArchiveImporter {
   package static func importArchive(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], into live: LiveStore,
-    verifyContent: Bool = true
+    verifyContent: Bool = true, expecting: ((ArchiveManifest) throws -> Void)? = nil
   ) throws -> ArchiveImportReport {
     // Frames are authenticated one by one, so a member whose every frame passes is what
     // was sealed; hashing it again would only prove SHA256SUMS, which rehydration does not
@@ -29,6 +29,16 @@ package enum ArchiveImporter {
     try scanner.readHead()
     guard let manifest = scanner.manifest, let index = scanner.index else {
       throw ReelError(.wrongKey, "\(label): a key is needed to import", remedy: "give --key")
+    }
+    // The manifest is authenticated now (manifest.hmac checked with the key): the caller
+    // compares it with what the media claimed before anything is written.
+    try expecting?(manifest)
+    do {
+      try VolumeDescriptor.validate(name: manifest.volume.name)
+    } catch {
+      throw ReelError(
+        .corrupt, "\(label): the manifest names volume \"\(manifest.volume.name.prefix(80))\", not a valid volume name",
+        remedy: "nothing was imported; this is not an archive `reel seal` wrote")
     }
     guard let id = VolumeID(string: manifest.volume.id), let created = Timestamp(rfc3339: manifest.volume.created)
     else { throw ReelError(.corrupt, "\(label): the manifest's volume ID or creation time is malformed") }

@@ -5,11 +5,11 @@ import ReelCore
 /// Reads `manifest.json` from the first bytes of a sealed archive without reading the
 /// rest: it is the second member, after a short README, so a few KiB hold it. Names the
 /// remains of an archive cut off at end of media, which full verification cannot do.
-enum ArchivePeek {
+package enum ArchivePeek {
   /// How many leading bytes are enough to find the manifest.
   static let prefixLimit = 4 << 20
 
-  static func manifest(fromPrefix bytes: [UInt8], describing what: String) throws -> ArchiveManifest {
+  package static func manifest(fromPrefix bytes: [UInt8], describing what: String) throws -> ArchiveManifest {
     let tar = try TarReader(source: BytesSource(bytes: bytes), label: what)
     while let member = try tar.next() {
       guard member.name == "manifest.json" else { continue }

@@ -49,6 +49,9 @@ package protocol ArchiveSupply: AnyObject {
   /// bytes. `sha256` and `size` are those of the bytes read, which passed every check with
   /// the key.
   func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy?
+  /// Every archive the media's catalogs mention, whole or not (after `offers()`): how a
+  /// chain whose newest archives were withheld is noticed. Unauthenticated, used only to warn.
+  func namedArchives() throws -> [ArchiveSummary]
 }
 
 /// A copy on media that rehydration read, and where it is.
@@ -67,6 +70,7 @@ extension ArchiveSupply {
   package func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? { nil }
   package func mediaSets() throws -> [String: [String]] { [:] }
   package func whereabouts() throws -> [String: String] { [:] }
+  package func namedArchives() throws -> [ArchiveSummary] { [] }
 }
 
 /// A folder of `.reel.tar` files (a cold-storage folder, an extracted set), or one file.

@@ -66,7 +66,9 @@ package final class MediaArchiveSupply: ArchiveSupply {
         catalog = try volume.scan()
       }
       catalogs[index] = catalog
-      for entry in catalog.completeArchives {
+      // A catalog's file numbers steer the drive; only ones past the label and set catalogs
+      // and below the files a cartridge can hold are followed.
+      for entry in catalog.completeArchives where (2..<(1 << 24)).contains(entry.file) {
         guard let archive = entry.archive else { continue }
         offers.append(
           ArchiveOffer(
@@ -75,6 +77,10 @@ package final class MediaArchiveSupply: ArchiveSupply {
       }
     }
     return offers
+  }
+
+  package func namedArchives() throws -> [ArchiveSummary] {
+    catalogs.values.flatMap { $0.files.compactMap(\.archive) }
   }
 
   package func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {

@@ -118,6 +118,32 @@ package struct MediaLabel: Sendable, Equatable {
     else {
       throw ReelError(.corrupt, "the media label is missing fields", remedy: "relabel the medium with --force")
     }
+    // Every value read here steers a drive or sizes a buffer later: range-checked now.
+    guard dataBlockSize >= 512, dataBlockSize % 512 == 0, dataBlockSize < 1 << 24 else {
+      throw ReelError(
+        .corrupt, "the media label's data-block-size \(dataBlockSize) is not a multiple of 512 below 16 MiB",
+        remedy: "relabel the medium with --force")
+    }
+    guard (0..<(1 << 20)).contains(sequence) else {
+      throw ReelError(
+        .corrupt, "the media label's sequence \(sequence) is out of range", remedy: "relabel the medium with --force")
+    }
+    try UntrustedNames.requireUUID(id, "cartridge-id", in: "the media label")
+    if let setID = optional("media-set-id") {
+      try UntrustedNames.requireUUID(setID, "media-set-id", in: "the media label")
+    }
+    // Label names as `reel media label` takes them; set names must at least be one path
+    // component of printable text.
+    guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }),
+      optional("media-set").map({ set in
+        set.count <= 128 && !set.hasPrefix(".") && !set.contains("/")
+          && !set.unicodeScalars.contains { $0.properties.generalCategory == .control }
+      }) ?? true
+    else {
+      throw ReelError(
+        .corrupt, "the media label's name or media set is not one `reel media label` gives",
+        remedy: "relabel the medium with --force")
+    }
     return MediaLabel(
       cartridgeID: id, name: name, mediaSet: optional("media-set"), mediaSetID: optional("media-set-id"),
       sequence: sequence, dataBlockSize: dataBlockSize, capacity: values["capacity"].flatMap(UInt64.init),

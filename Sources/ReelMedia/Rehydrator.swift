@@ -43,6 +43,9 @@ package struct RehydratedVolume: Sendable {
   /// Chain positions nobody offered: (number in chain, what is known of its range).
   package var missing: [String] = []
   package var damaged: [String] = []
+  /// Newer archives of the chain the media's catalogs name but nobody supplied: the media
+  /// may have been rolled back to an older state.
+  package var withheld: [String] = []
   /// A restore works for points up to here.
   package var restorableUntilSeq: Seq = 0
   package var restorableUntilTime: String?
@@ -51,12 +54,14 @@ package struct RehydratedVolume: Sendable {
   /// Every imported chunk was re-hashed during the import.
   package var contentVerified = false
 
-  package var complete: Bool { missing.isEmpty && damaged.isEmpty }
+  package var complete: Bool { missing.isEmpty && damaged.isEmpty && withheld.isEmpty }
 }
 
 package struct RehydrateReport: Sendable {
   package var volumes: [RehydratedVolume]
-  package var complete: Bool { volumes.allSatisfy(\.complete) }
+  /// Catalog entries not used because their names or chain positions are not Reel's.
+  package var refused: [String] = []
+  package var complete: Bool { refused.isEmpty && volumes.allSatisfy(\.complete) }
 }
 
 /// Progress while importing: the archive, its position in the plan, bytes so far.
@@ -86,10 +91,20 @@ package enum Rehydrator {
     if FileManager.default.fileExists(atPath: incoming.path) { supplies.append(incoming) }
     var offers: [(offer: ArchiveOffer, supply: any ArchiveSupply)] = []
     var seen: Set<String> = []
+    var refused: [String] = []
+    var named: [ArchiveSummary] = []
     for supply in supplies {
-      for offer in try supply.offers() where seen.insert(offer.archiveID).inserted {
-        offers.append((offer, supply))
+      for offer in try supply.offers() {
+        // Checked before it can shadow a genuine offer of the same ID.
+        do {
+          try offer.archive.validate(describing: offer.location)
+        } catch let error as ReelError {
+          refused.append(error.message)
+          continue
+        }
+        if seen.insert(offer.archiveID).inserted { offers.append((offer, supply)) }
       }
+      named += try supply.namedArchives().filter { (try? $0.validate(describing: "")) != nil }
     }
     let available = Set(offers.map(\.offer.volume))
     let wanted = request.volumes.isEmpty ? available.sorted() : request.volumes
@@ -120,9 +135,9 @@ package enum Rehydrator {
       results.append(
         try rehydrate(
           volume: name, candidates: candidates, request: request, live: live, incoming: incoming,
-          whereabouts: whereabouts, progress: progress))
+          whereabouts: whereabouts, named: named, progress: progress))
     }
-    return RehydrateReport(volumes: results)
+    return RehydrateReport(volumes: results, refused: refused)
   }
 
   /// Cartridges of different media sets are not mixed in one run: a cartridge loaded by
@@ -166,7 +181,7 @@ package enum Rehydrator {
 
   private static func rehydrate(
     volume name: String, candidates: [(offer: ArchiveOffer, supply: any ArchiveSupply)], request: RehydrateRequest,
-    live: LiveStore, incoming: ArchiveFiles, whereabouts: [String: String],
+    live: LiveStore, incoming: ArchiveFiles, whereabouts: [String: String], named: [ArchiveSummary],
     progress: ((RehydrateProgress) -> Void)?
   ) throws -> RehydratedVolume {
     let imported = try importedArchives(volume: name, live: live)
@@ -216,6 +231,9 @@ package enum Rehydrator {
       }
       planned.append(candidate)
     }
+    // Each link of the chain as the store or an authenticated manifest knows it.
+    var links = Dictionary(
+      imported.map { ($0.chainIndex, (id: $0.id, untilSeq: $0.untilSeq)) }, uniquingKeysWith: { first, _ in first })
     var number = 0
     for (offer, supply) in planned {
       number += 1
@@ -226,7 +244,11 @@ package enum Rehydrator {
       do {
         done = try ArchiveImporter.importArchive(
           source: report, label: offer.fileName, masterKeys: request.masterKeys, into: live,
-          verifyContent: request.verifyContent)
+          verifyContent: request.verifyContent,
+          expecting: { manifest in
+            try requireManifest(
+              manifest, matches: offer, volume: name, chainID: chainID, parent: links[offer.chainIndex - 1])
+          })
       } catch let error as ReelError where error.kind == .corrupt || error.kind == .notFound {
         result.damaged.append("\(offer.fileName) (\(offer.location)): \(error.message)")
         result.bytesRead += source.count
@@ -238,6 +260,7 @@ package enum Rehydrator {
         }
         break
       }
+      links[offer.chainIndex] = (offer.archiveID, offer.untilSeq)
       try recordCopy(offer, read: done, from: supply, in: live.store.catalog)
       result.bytesRead += source.count
       result.imported.append(offer)
@@ -248,11 +271,62 @@ package enum Rehydrator {
         try? FileManager.default.removeItem(atPath: offer.handle + ArchiveFiles.copySuffix)
       }
     }
+    if request.until == nil {
+      result.withheld = withheldArchives(
+        of: chainID, volume: name, named: named, held: Set(chain.map(\.offer.archiveID)).union(importedIDs),
+        after: max(chain.last?.offer.chainIndex ?? 0, imported.map(\.chainIndex).max() ?? 0),
+        whereabouts: whereabouts)
+    }
     if let descriptor = try? live.store.layout.descriptor(of: name) {
       result.restorableBookmarks = try live.bookmarks(of: descriptor, after: 0, through: result.restorableUntilSeq)
         .map(\.label)
     }
     return result
+  }
+
+  /// Refuses an archive whose authenticated manifest is not what the plan expects at its
+  /// place: the media's catalog named it (unauthenticated), the manifest decides.
+  static func requireManifest(
+    _ manifest: ArchiveManifest, matches offer: ArchiveOffer, volume: String, chainID: ArchiveID,
+    parent: (id: ArchiveID, untilSeq: Seq)?
+  ) throws {
+    var differences: [String] = []
+    func compare<T: Equatable>(_ field: String, _ claimed: T, _ actual: T) {
+      if claimed != actual { differences.append("\(field) \(claimed) on the media, \(actual) in the manifest") }
+    }
+    compare("archive", offer.archiveID, manifest.archiveID)
+    compare("volume", volume, manifest.volume.name)
+    compare("volume ID", offer.volumeID, manifest.volume.id)
+    compare("chain", chainID, manifest.chainID)
+    compare("chain position", offer.chainIndex, manifest.chainIndex)
+    compare("seq window", "\(offer.fromSeq)…\(offer.untilSeq)", "\(manifest.range.fromSeq)…\(manifest.range.untilSeq)")
+    if let parent {
+      compare("parent", parent.id, manifest.parentID ?? "none")
+      compare("start (the parent's end)", parent.untilSeq, manifest.range.fromSeq)
+    } else if offer.chainIndex == 0 {
+      compare("parent", "none", manifest.parentID ?? "none")
+    }
+    guard differences.isEmpty else {
+      throw ReelError(
+        .corrupt,
+        "the media's catalog does not describe the archive there: \(differences.joined(separator: "; ")); it was not imported",
+        remedy: "the catalog or the tape file was altered or spliced; use another copy of archive \(offer.archiveID)")
+    }
+  }
+
+  /// Archives of the chain newer than every one supplied that the media's catalogs still
+  /// name (the remains of one cut off at end of media, a copy on another cartridge).
+  static func withheldArchives(
+    of chainID: ArchiveID, volume: String, named: [ArchiveSummary], held: Set<ArchiveID>, after index: Int,
+    whereabouts: [String: String]
+  ) -> [String] {
+    var seen: Set<ArchiveID> = []
+    return named.filter { $0.volume == volume && $0.chainID == chainID && $0.chainIndex > index }
+      .sorted { $0.chainIndex < $1.chainIndex }
+      .filter { !held.contains($0.archiveID) && seen.insert($0.archiveID).inserted }
+      .map { archive in
+        "archive number \(archive.chainIndex) of chain \(chainID) (\(archive.archiveID), history after seq \(archive.fromSeq)) is named by the media's catalogs\(whereabouts[archive.archiveID].map { " (on \($0))" } ?? "") but was not supplied: newer history may have been withheld (rolled back); load the cartridge that holds it whole"
+      }
   }
 
   /// Records the copy an archive was imported from, so the new store knows its media as
@@ -309,7 +383,7 @@ package enum Rehydrator {
   {
     let folder = incoming.path
     try Durable.makeDirectory(folder)
-    let final = folder + "/" + candidate.offer.fileName
+    let final = folder + "/" + candidate.offer.archive.setAsideFileName
     guard !FileManager.default.fileExists(atPath: final) else { return }
     let partial = final + ".partial"
     let file = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_TRUNC)

@@ -18,7 +18,7 @@ struct RehydrateCommand: ParsableCommand {
       archives the chosen volumes and --until need are read. A killed run resumes where it
       stopped. Archives that cannot be imported yet (an earlier one of the chain is on
       another cartridge) are copied aside into the store and used in a later run.
-      Exit status: 0 complete, 3 partial (missing or damaged archives; the report says
+      Exit status: 0 complete, 3 partial (missing, damaged, withheld or refused archives; the report says
       what can still be restored), 77 wrong key.
       """)
 
@@ -91,6 +91,7 @@ struct RehydrateCommand: ParsableCommand {
     if json {
       say(jsonText(RehydrateJSON(report, store: layout.root)))
     } else {
+      for refused in report.refused { say("REFUSED   \(refused)") }
       for result in report.volumes { Self.describe(result) }
     }
     if !json && !verify && report.volumes.contains(where: { !$0.imported.isEmpty }) {
@@ -114,6 +115,7 @@ struct RehydrateCommand: ParsableCommand {
     for offer in result.setAside { say("  set aside \(offer.fileName) (waits for an earlier archive of its chain)") }
     for missing in result.missing { say("  MISSING   \(missing)") }
     for damaged in result.damaged { say("  DAMAGED   \(damaged)") }
+    for withheld in result.withheld { say("  WITHHELD  \(withheld)") }
     // A volume whose only archive holds its starting state restores at seq 0.
     if !result.imported.isEmpty || !result.alreadyInStore.isEmpty {
       say(

@@ -12,6 +12,7 @@ struct RehydrateJSON: Encodable {
     var setAside: [String]
     var missing: [String]
     var damaged: [String]
+    var withheld: [String]
     var restorableUntilSeq: Seq
     @NullIfAbsent var restorableUntilTime: String?
     var restorableBookmarks: [String]
@@ -27,6 +28,7 @@ struct RehydrateJSON: Encodable {
       setAside = result.setAside.map(\.fileName)
       missing = result.missing
       damaged = result.damaged
+      withheld = result.withheld
       restorableUntilSeq = result.restorableUntilSeq
       restorableUntilTime = result.restorableUntilTime
       restorableBookmarks = result.restorableBookmarks
@@ -35,7 +37,7 @@ struct RehydrateJSON: Encodable {
     }
 
     private enum CodingKeys: String, CodingKey {
-      case volume, complete, imported, missing, damaged
+      case volume, complete, imported, missing, damaged, withheld
       case chainID = "chain_id"
       case alreadyInStore = "already_in_store"
       case setAside = "set_aside"
@@ -49,11 +51,13 @@ struct RehydrateJSON: Encodable {
 
   var store: String
   var complete: Bool
+  var refused: [String]
   var volumes: [Volume]
 
   init(_ report: RehydrateReport, store: String) {
     self.store = store
     complete = report.complete
+    refused = report.refused
     volumes = report.volumes.map(Volume.init)
   }
 }

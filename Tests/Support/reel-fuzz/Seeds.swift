@@ -1,0 +1,97 @@
+import Foundation
+import ReelArchive
+import ReelCodec
+import ReelCore
+import ReelIO
+import ReelMedia
+import ReelTestSupport
+
+/// Seed inputs made by Reel itself: a tiny sealed archive, the cartridge `reel export`
+/// writes it to, its catalog and label, the pipeline files shipped in pipelines/.
+enum FuzzSeeds {
+  /// A label block with fixed fields, as tape file 0 of the vtapes the catalog target builds.
+  static func labelBlock() -> [UInt8] {
+    (try? label().block(forTape: true)) ?? []
+  }
+
+  static func label(set: String? = nil) -> MediaLabel {
+    MediaLabel(
+      cartridgeID: "3f1c2a8e-5b6d-4e7f-8a9b-0c1d2e3f4a5b", name: "FUZZ1", mediaSet: set,
+      mediaSetID: set.map { _ in "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d" }, sequence: set == nil ? 0 : 1,
+      labeled: Timestamp(nanoseconds: 1_700_000_000_000_000_000))
+  }
+
+  /// Every target's seeds, written to `folder/<target>/<n>.bin`.
+  static func build(into folder: String) throws {
+    let fixture = try StoreFixture(size: 1 << 20, seed: 19)
+    for index in 0..<6 {
+      var data = [UInt8](repeating: 0, count: 16 << 10)
+      for position in data.indices { data[position] = UInt8(truncatingIfNeeded: fixture.rng.next() % 7) }
+      try fixture.append(.write(offset: UInt64(index) * 65536, data: data))
+    }
+    try fixture.append(.bookmark("fuzz"))
+    let outcome = try Sealer.seal(
+      SealRequest(volume: fixture.name, outputDirectory: folder + "/work/archives", masterKeys: [.random()]),
+      live: fixture.live)
+    guard case .sealed(let archive) = outcome else { throw ReelError(.usage, "nothing was sealed for the seeds") }
+    let archiveBytes = try bytes(archive.path)
+
+    // The manifest as the archive holds it.
+    let reader = try TarReader(source: FuzzBytes(archiveBytes), label: archive.path)
+    var manifest: [UInt8] = []
+    while manifest.isEmpty, let member = try reader.next() {
+      if member.name == "manifest.json" { manifest = try reader.readAll(limit: 1 << 20, name: member.name) }
+    }
+
+    // A cartridge as `reel export` leaves it.
+    let cartridge = folder + "/work/seed.vtape"
+    try VirtualTapeDrive.create(path: cartridge, capacity: 64 << 20)
+    try MediaAddress(parsing: "vtape:" + cartridge).openOne().writeLabel(label())
+    _ = try Exporter(mediaSet: "fuzz", targets: [.virtualTape(cartridge)], store: nil).export([archive.path])
+    let catalog = try MediaAddress(parsing: "vtape:" + cartridge).openOne().readCatalog().json()
+
+    let pipelines = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+      "../../../pipelines"
+    ).standardized.path
+    let yaml = try FileManager.default.contentsOfDirectory(atPath: pipelines).filter { $0.hasSuffix(".yaml") }.sorted()
+      .map { try bytes(pipelines + "/" + $0) }
+
+    let seeds: [String: [[UInt8]]] = [
+      "tar": [withoutPadding(archiveBytes), Array(archiveBytes.prefix(16 << 10))],
+      "manifest": [manifest],
+      "label": [labelBlock(), Array(label(set: "weekly").text(forTape: false).utf8)],
+      "catalog": [catalog],
+      "vtape": [try bytes(cartridge)],
+      "pipeline": yaml,
+      "nbd": NBDFuzzing.seeds(),
+    ]
+    for (target, inputs) in seeds {
+      try FileManager.default.createDirectory(atPath: folder + "/" + target, withIntermediateDirectories: true)
+      for (index, input) in inputs.enumerated() {
+        guard FileManager.default.createFile(atPath: folder + "/\(target)/\(index).bin", contents: Data(input)) else {
+          throw ReelError(.io, "cannot write a seed into \(folder)")
+        }
+      }
+    }
+    try? FileManager.default.removeItem(atPath: folder + "/work")
+  }
+
+  /// The archive without most of the zeros that fill its last 1 MiB record: the same
+  /// members and end-of-archive blocks, a fraction of the bytes to read per input.
+  static func withoutPadding(_ archive: [UInt8]) -> [UInt8] {
+    let used = (archive.lastIndex { $0 != 0 } ?? 0) + 1
+    return Array(archive.prefix((used + 511) / 512 * 512)) + [UInt8](repeating: 0, count: 1024)
+  }
+
+  static func load(_ folder: String, target: String) throws -> [[UInt8]] {
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder + "/" + target).sorted()
+    return try files.map { try bytes(folder + "/\(target)/" + $0) }
+  }
+
+  static func bytes(_ path: String) throws -> [UInt8] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ReelError(.notFound, "cannot read \(path)")
+    }
+    return Array(data)
+  }
+}

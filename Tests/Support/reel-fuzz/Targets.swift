@@ -1,0 +1,148 @@
+import Foundation
+import ReelArchive
+import ReelCodec
+import ReelCore
+import ReelMedia
+import ReelPipeline
+import ReelTestSupport
+
+/// A parser of untrusted input and how it is driven. Errors are the expected outcome of
+/// most inputs; a trap, a hang or an absurd allocation is a finding.
+struct FuzzTarget: Sendable {
+  var name: String
+  /// What the target reads, for `reel-fuzz list`.
+  var summary: String
+  /// Runs one input; `scratch` is a folder it may use.
+  var run: @Sendable (_ input: [UInt8], _ scratch: String) throws -> Void
+
+  static let all: [FuzzTarget] = [tar, manifest, label, catalog, vtape, pipeline, nbd]
+
+  static func named(_ name: String) throws -> FuzzTarget {
+    guard let target = all.first(where: { $0.name == name }) else {
+      throw ReelError(.usage, "no fuzz target \(name)", remedy: "one of \(all.map(\.name).joined(separator: ", "))")
+    }
+    return target
+  }
+
+  /// Tar headers (ustar and pax) through the one tar reader, the structural verifier and
+  /// the manifest peek `reel media catalog --scan` uses on cut-off archives.
+  static let tar = FuzzTarget(name: "tar", summary: "sealed archive bytes: TarReader, verifier, ArchivePeek") {
+    input, _ in
+    var source = FuzzBytes(input)
+    _ = try? ArchiveVerifier.verifyStructure(source: &source, label: "fuzz input")
+    _ = try? ArchivePeek.manifest(fromPrefix: input, describing: "fuzz input")
+    let reader = try TarReader(source: FuzzBytes(input), label: "fuzz input")
+    while let member = try reader.next() { _ = try reader.readAll(limit: 1 << 20, name: member.name) }
+  }
+
+  /// manifest.json as read from an archive (and summarized into catalogs).
+  static let manifest = FuzzTarget(name: "manifest", summary: "manifest.json: decode, summary, chain checks") {
+    input, _ in
+    let manifest = try JSONDecoder().decode(ArchiveManifest.self, from: Data(input))
+    let summary = ArchiveSummary(manifest)
+    try? summary.validate(describing: "fuzz input")
+    _ = summary.fileName
+    _ = manifest.range.seqs
+    _ = ArchiveChain.problems(of: [manifest, manifest])
+  }
+
+  static let label = FuzzTarget(name: "label", summary: "media label text (tape file 0, REEL-LABEL.txt)") { input, _ in
+    guard let label = try MediaLabel.parse(input) else { return }
+    _ = try label.block(forTape: true)
+  }
+
+  /// A cartridge's catalog as the last tape file of a vtape whose label is Reel's: read
+  /// the way rehydration reads media.
+  static let catalog = FuzzTarget(name: "catalog", summary: "on-media catalog JSON, read by rehydration's supply") {
+    input, scratch in
+    _ = try? CartridgeCatalog.decode(input)
+    let path = scratch + "/catalog.vtape"
+    try VtapeImage.write(path: path, files: [FuzzSeeds.labelBlock(), VtapeImage.padded(input)])
+    let supply = try MediaArchiveSupply(MediaAddress(parsing: "vtape:" + path))
+    let offers = try supply.offers()
+    _ = try supply.namedArchives()
+    _ = try supply.whereabouts()
+    _ = try supply.mediaSets()
+    for offer in offers.prefix(4) {
+      _ = try? supply.copy(of: offer, sha256: String(repeating: "0", count: 64), size: offer.size ?? 0)
+      if let source = try? supply.open(offer) { try? drain(source) }
+    }
+  }
+
+  /// A whole vtape cartridge file made by `reel export`: header, record framing, label,
+  /// set catalogs, archive, catalog; read by catalog, scan and every offered archive.
+  static let vtape = FuzzTarget(name: "vtape", summary: "vtape cartridge file: records, catalog, scan") {
+    input, scratch in
+    let path = scratch + "/cartridge.vtape"
+    guard FileManager.default.createFile(atPath: path, contents: Data(input)) else {
+      throw ReelError(.io, "cannot write \(path)")
+    }
+    let volume = try MediaAddress(parsing: "vtape:" + path).openOne()
+    _ = try? volume.readLabel()
+    _ = try? volume.readCatalog()
+    _ = try? volume.scan()
+    let supply = try MediaArchiveSupply(MediaAddress(parsing: "vtape:" + path))
+    for offer in (try supply.offers()).prefix(4) {
+      if let source = try? supply.open(offer) { try? drain(source) }
+    }
+  }
+
+  static let pipeline = FuzzTarget(name: "pipeline", summary: "pipeline YAML files") { input, _ in
+    _ = try PipelineFile.parse(String(decoding: input, as: UTF8.self), file: "fuzz.yaml", environment: [:])
+  }
+
+  static let nbd = FuzzTarget(name: "nbd", summary: "NBD handshake and requests against a scratch volume") {
+    input, scratch in
+    try NBDFuzzing.run(input, scratch: scratch)
+  }
+}
+
+/// Reads a stream to its end, as an import would.
+func drain(_ source: any ArchiveByteSource) throws {
+  var source = source
+  let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+  defer { buffer.deallocate() }
+  while try source.read(into: buffer) > 0 {}
+}
+
+/// Bytes in memory as an archive stream.
+struct FuzzBytes: ArchiveByteSource {
+  let bytes: [UInt8]
+  var offset = 0
+
+  init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+  mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    let count = min(buffer.count, bytes.count - offset)
+    guard count > 0 else { return 0 }
+    bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: count) }
+    offset += count
+    return count
+  }
+}
+
+/// A vtape cartridge file written directly (no fsync, no lock): header, then each tape
+/// file as 4096-byte records in SIMH framing with a filemark after it.
+enum VtapeImage {
+  static func write(path: String, files: [[UInt8]]) throws {
+    var bytes = Array("REEL-VTAPE 1\ncapacity: 67108864\nearly-warning: 62914560\nwrite-protected: no\n".utf8)
+    bytes += [UInt8](repeating: 0x20, count: Int(VirtualTapeDrive.headerSize) - 1 - bytes.count) + [0x0A]
+    for file in files {
+      var offset = 0
+      while offset < file.count {
+        let record = file[offset..<min(offset + 4096, file.count)]
+        let length = withUnsafeBytes(of: UInt32(record.count).littleEndian) { Array($0) }
+        bytes += length + record + length
+        offset += 4096
+      }
+      bytes += [0, 0, 0, 0]
+    }
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+      throw ReelError(.io, "cannot write \(path)")
+    }
+  }
+
+  static func padded(_ bytes: [UInt8]) -> [UInt8] {
+    bytes + [UInt8](repeating: 0x20, count: (4096 - bytes.count % 4096) % 4096)
+  }
+}
