@@ -41,6 +41,7 @@ enum NBD {
     static let server: UInt32 = 2
     static let info: UInt32 = 3
     static let errUnsupported: UInt32 = 0x8000_0001
+    static let errPolicy: UInt32 = 0x8000_0002
     static let errInvalid: UInt32 = 0x8000_0003
     static let errUnknown: UInt32 = 0x8000_0006
   }

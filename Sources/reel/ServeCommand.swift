@@ -28,6 +28,19 @@ struct ServeCommand: ParsableCommand {
   @Option(help: "Serve the volumes as of this point: RFC 3339 time, bookmark label, seq:N or latest.")
   var at: String?
   @Flag(help: "Serve read-only from the live store (required with --at).") var readOnly = false
+  // Limits (docs/capture.md, "Limits").
+  @Option(help: "Most NBD connections open at once, handshakes included; more are closed at once.")
+  var maxConnections = ServerLimits().connections
+  @Option(help: "Most connections to one export; more are refused when they ask for it.")
+  var maxConnectionsPerExport = ServerLimits().connectionsPerExport
+  @Option(help: "A client must finish the NBD handshake within this (e.g. 10s).")
+  var handshakeTimeout = "10s"
+  @Option(help: "Disconnect a client that sends nothing for this long (e.g. 15m); off by default.")
+  var idleTimeout = "off"
+  @Option(help: "Disconnect a client that takes no reply for this long (e.g. 60s).")
+  var sendTimeout = "60s"
+  @Option(help: "Memory for request buffers of all clients together (e.g. 256M); requests wait for room.")
+  var requestMemory = "256M"
   // Tuning and test hooks (docs/capture.md, "Live image"), not shown in --help.
   @Option(name: .customLong("live-image-lag"), help: .hidden) var liveImageLag: String?
   @Flag(name: .customLong("defer-live-image"), help: .hidden) var deferLiveImage = false
@@ -50,6 +63,7 @@ struct ServeCommand: ParsableCommand {
     if let liveImageLag { configuration.liveImage.lagBytes = max(1, try ByteSize.parse(liveImageLag)) }
     configuration.liveImage.deferApply = deferLiveImage
     if let checkpointBytes { configuration.checkpointBytes = max(1, try ByteSize.parse(checkpointBytes)) }
+    configuration.limits = try limits()
     let store = try Store.open(layout)
     if !readOnly {
       // A rehydrated volume's journal is empty: new writes continue its imported history.
@@ -95,5 +109,28 @@ struct ServeCommand: ParsableCommand {
       try server.run()
     }
     say(readOnly ? "Stopped." : "Stopped; journals closed.")
+  }
+
+  private func limits() throws -> ServerLimits {
+    var limits = ServerLimits()
+    limits.connections = maxConnections
+    limits.connectionsPerExport = maxConnectionsPerExport
+    limits.handshakeTimeout = try Self.duration(handshakeTimeout, flag: "--handshake-timeout")
+    limits.idleTimeout = idleTimeout == "off" ? nil : try Self.duration(idleTimeout, flag: "--idle-timeout")
+    limits.sendTimeout = try Self.duration(sendTimeout, flag: "--send-timeout")
+    let memory = try ByteSize.parse(requestMemory)
+    limits.requestMemory = Int(min(memory, UInt64(Int.max)))
+    try limits.validate()
+    return limits
+  }
+
+  /// `10s`, `15m`, or a bare number of seconds (`0.5` for tests).
+  private static func duration(_ text: String, flag: String) throws -> Duration {
+    if let seconds = Double(text), seconds > 0, seconds < 1e9 { return .milliseconds(Int64(seconds * 1000)) }
+    do {
+      return try DurationText.parse(text)
+    } catch let error as ReelError {
+      throw ReelError(.usage, "\(flag): \(error.message)", remedy: error.remedy)
+    }
   }
 }
