@@ -58,8 +58,9 @@ final class ImageApplier: @unchecked Sendable {
   private var applierWaiting = false
   /// Set while applying fails (a full disk, most likely). Nothing is lost: the records
   /// stay pending, reads take them from the journal, and applying is tried again from
-  /// `retryAt` on (every batch is idempotent: it copies journaled bytes to where they
-  /// belong); meanwhile writers that find no room get this error at once.
+  /// `retryAt` on by the background thread, at once by a writer that needs room (every
+  /// batch is idempotent: it copies journaled bytes to where they belong); a writer
+  /// whose try fails gets this error.
   private var stall: (error: ReelError, retryAt: ContinuousClock.Instant)?
   private let retryDelay: Duration = .seconds(1)
   private var stopping = false
@@ -130,10 +131,10 @@ final class ImageApplier: @unchecked Sendable {
     state.lock()
     defer { state.unlock() }
     while pendingBytes >= options.lagBytes || queue.count - head >= options.lagRecords {
+      // A writer tries again at once (the background thread waits between tries): the
+      // disk may have room by now.
       if applying {
         state.wait()
-      } else if let stall, ContinuousClock.now < stall.retryAt {
-        throw stall.error
       } else if !applyBatch() {
         throw stall!.error
       }

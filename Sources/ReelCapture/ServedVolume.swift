@@ -149,12 +149,14 @@ final class ServedVolume: Sendable {
   /// its footer, then the image checkpointed as clean so the next start needs no replay.
   func close() throws {
     // An image that could not take every record is reported below, after the journal is
-    // closed properly; the checkpoint then names the last seq it has.
+    // closed properly; the checkpoint names the last seq it fully has.
     var applyFailure: Error?
     do { try applier.finish() } catch { applyFailure = error }
     try journal.sync()
     try journal.close()
-    try checkpoint(clean: true)
+    // Not clean when records are missing: a batch that failed halfway may have left some
+    // of their bytes in the image, so after a reboot it is rebuilt rather than trusted.
+    try checkpoint(clean: applyFailure == nil)
     if let applyFailure {
       throw ReelError(
         .io, "the live image of \(name) lacks journaled writes (\(applyFailure))",
