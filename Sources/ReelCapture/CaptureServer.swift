@@ -22,6 +22,8 @@ package struct CaptureConfiguration: Sendable {
   var checkpointInterval: Duration = .seconds(60)
   /// How far the live image may lag behind the journal (docs/capture.md).
   package var liveImage = LiveImageOptions()
+  /// What clients may hold: connections, time, request memory (docs/capture.md, "Limits").
+  package var limits = ServerLimits()
   /// The volume as of a seq, for rebuilding a live image whose journal no longer begins
   /// at seq 1 (its oldest segments were pruned once sealed and copied to media). `reel
   /// serve` reads it from the live store; without it such a rebuild is refused.
@@ -88,6 +90,8 @@ package final class CaptureServer: Sendable {
   private let controls: [ControlSocket]
   private let clients = ConnectionRegistry()
   private let controlClients = ConnectionRegistry()
+  private let memory: RequestMemory
+  private let slots: ExportSlots
   private struct State {
     var stopRequested = false
     var nextClient = 1
@@ -108,6 +112,7 @@ package final class CaptureServer: Sendable {
       throw ReelError(.usage, "volume \(duplicate.key) is named twice", remedy: "name each volume once")
     }
     tls = try TLSPolicy(configuration.tls, exports: names, listen: configuration.listen)
+    try configuration.limits.validate()
     try configuration.layout.requireInitialized()
     var opened: [ServedVolume] = []
     var controls: [ControlSocket] = []
@@ -140,8 +145,11 @@ package final class CaptureServer: Sendable {
     served = opened
     self.controls = controls
     self.listeners = listeners
-    exports = ExportTable(
-      exports: opened.map { Export(backend: $0) } + configuration.pastPoints.map { Export(backend: $0) })
+    let maximum = configuration.limits.maximumPayload
+    let backends: [any ExportBackend] = opened + configuration.pastPoints
+    exports = ExportTable(exports: backends.map { Export(backend: $0, maximumBlockSize: maximum) })
+    memory = RequestMemory(capacity: configuration.limits.requestMemory)
+    slots = ExportSlots(limit: configuration.limits.connectionsPerExport)
     endpoints = listeners.map { $0.unixPath.map { .unix(path: $0) } ?? .tcp(address: $0.address) }
     volumes = opened.map {
       ServedVolumeInfo(
@@ -173,18 +181,22 @@ package final class CaptureServer: Sendable {
       accepting.append(WorkerThread(name: "reel control \(control.volume.name)") { control.acceptLoop() })
     }
     let checkpointer = WorkerThread(name: "reel checkpoint") { [self] in checkpointLoop() }
+    let deadlines = WorkerThread(name: "reel deadlines") { [self] in deadlineLoop() }
 
     state.withLock(when: { $0.stopRequested }) { _ in }
     for listener in listeners { listener.stop() }
     for control in controls { control.listener.stop() }
     clients.stopAll()
     controlClients.stopAll()
+    // Connections waiting for request memory end too; buffers in use are still given back.
+    memory.close()
     // Accepting ends with the listeners; then no connection can start, and every one
     // that did is joined.
     accepting.joinAll()
     clients.waitUntilEmpty()
     controlClients.waitUntilEmpty()
     checkpointer.join()
+    deadlines.join()
     signalWatcher.join()
 
     var firstError: Error?
@@ -213,21 +225,48 @@ package final class CaptureServer: Sendable {
 
   private func acceptClients(_ listener: SocketListener) {
     let transport = listener.unixPath == nil ? "tcp" : "unix"
+    let limits = configuration.limits
     while let stream = listener.accept() {
       let number = state.withLock { state in
         defer { state.nextClient += 1 }
         return state.nextClient
       }
-      clients.serve(stream) { [self] _ in serveClient(stream, label: "client \(number) (\(transport))") }
+      let label = "client \(number) (\(transport))"
+      // Every receive and send is bounded from the first byte; the deadline bounds the
+      // whole handshake, which a client could otherwise dribble one byte at a time.
+      stream.setTimeouts(receive: limits.handshakeTimeout, send: limits.sendTimeout)
+      let deadline = ContinuousClock.now + limits.handshakeTimeout
+      let admission = clients.serve(stream, limit: limits.connections, deadline: deadline) { [self] id in
+        serveClient(stream, id: id, label: label, handshakeDeadline: deadline)
+      }
+      if case .full(let limit) = admission {
+        configuration.log(
+          "\(label): refused: \(limit) connections are open, the most --max-connections allows; closed before the handshake"
+        )
+      }
     }
   }
 
-  private func serveClient(_ stream: SocketStream, label: String) {
+  private func serveClient(
+    _ stream: SocketStream, id: Int, label: String, handshakeDeadline: ContinuousClock.Instant
+  ) {
     let outcome: HandshakeOutcome
+    let limits = configuration.limits
+    let overdue =
+      "did not finish the handshake within \(ServerLimits.describe(limits.handshakeTimeout)) (--handshake-timeout); disconnected"
     do {
-      outcome = try NBDHandshake(stream: stream, exports: exports, tls: tls).run()
+      var handshake = NBDHandshake(stream: stream, exports: exports, tls: tls, slots: slots)
+      handshake.note = { [configuration] in configuration.log("\(label): \($0)") }
+      outcome = try handshake.run()
     } catch let closed as ConnectionClosed {
-      configuration.log("\(label): went away during the handshake (after \(closed.received) bytes of a message)")
+      if ContinuousClock.now >= handshakeDeadline {
+        configuration.log("\(label): \(overdue)")
+      } else {
+        configuration.log("\(label): went away during the handshake (after \(closed.received) bytes of a message)")
+      }
+      return
+    } catch let failure as SocketFailure where failure.timedOut {
+      configuration.log("\(label): \(overdue)")
       return
     } catch {
       configuration.log("\(label): handshake failed: \(error); disconnected")
@@ -237,11 +276,25 @@ package final class CaptureServer: Sendable {
     case .ended(let reason):
       configuration.log("\(label): \(reason)")
     case .transmission(let export, let agreed):
+      defer { slots.give(export.name) }
+      clients.setDeadline(id, nil)
+      stream.setTimeouts(receive: limits.idleTimeout, send: limits.sendTimeout)
       let secured = stream.tlsSession.map { " over \($0.summary)" } ?? ""
       configuration.log("\(label) connected to export \"\(export.name)\"\(secured)")
-      let connection = NBDConnection(stream: stream, export: export, enforceAlignment: agreed, log: configuration.log)
+      let connection = NBDConnection(
+        stream: stream, export: export, enforceAlignment: agreed, memory: memory, limits: limits,
+        log: configuration.log)
       let reason = connection.serve()
       configuration.log("\(label) disconnected from export \"\(export.name)\": \(reason)")
+    }
+  }
+
+  /// Cuts off handshakes that overran their deadline, checking a few times a second.
+  private func deadlineLoop() {
+    while true {
+      let stopping = state.withLock(when: { $0.stopRequested }, timeout: .milliseconds(250)) { $0.stopRequested }
+      if stopping { return }
+      clients.enforceDeadlines()
     }
   }
 

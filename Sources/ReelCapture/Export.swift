@@ -58,6 +58,8 @@ package struct PastPointExport: ExportBackend {
 /// A served volume as NBD clients see it.
 struct Export: Sendable {
   let backend: any ExportBackend
+  /// The largest READ or WRITE: the server's request memory must hold one.
+  let maximumBlockSize: UInt32
 
   var name: String { backend.name }
   var size: UInt64 { backend.size }
@@ -67,8 +69,7 @@ struct Export: Sendable {
   /// volume's block size: clients such as nbdfuse pass on 512-byte-aligned requests from
   /// the kernel and fail outright when the server asks for more.
   var minimumBlockSize: UInt32 { 512 }
-  var preferredBlockSize: UInt32 { backend.preferredBlockSize }
-  var maximumBlockSize: UInt32 { NBD.maximumPayload }
+  var preferredBlockSize: UInt32 { min(backend.preferredBlockSize, maximumBlockSize) }
 
   var transmissionFlags: UInt16 {
     // Every connection appends to the same journal and reads the same image file, and a

@@ -56,9 +56,13 @@ final class ImageApplier: @unchecked Sendable {
   /// One batch at a time, in journal order.
   private var applying = false
   private var applierWaiting = false
-  /// Set when the image missed a journaled record; it no longer matches the journal, so
-  /// reads and writes stop and no checkpoint claims more than was applied before.
-  private var failure: String?
+  /// Set while applying fails (a full disk, most likely). Nothing is lost: the records
+  /// stay pending, reads take them from the journal, and applying is tried again from
+  /// `retryAt` on by the background thread, at once by a writer that needs room (every
+  /// batch is idempotent: it copies journaled bytes to where they belong); a writer
+  /// whose try fails gets this error.
+  private var stall: (error: ReelError, retryAt: ContinuousClock.Instant)?
+  private let retryDelay: Duration = .seconds(1)
   private var stopping = false
   /// The background thread, joined by `finish`.
   private var thread: WorkerThread?
@@ -89,7 +93,12 @@ final class ImageApplier: @unchecked Sendable {
           state.wait()
           applierWaiting = false
         }
-        if stopping || failure != nil { break }
+        if stopping { break }
+        if let stall, ContinuousClock.now < stall.retryAt {
+          let seconds = Double((stall.retryAt - ContinuousClock.now).nanoseconds) / 1e9
+          _ = state.wait(until: Date(timeIntervalSinceNow: max(seconds, 0.001)))
+          continue
+        }
         // Applying costs a copy of every byte, now or later. In a burst it waits, so the
         // cores go to receiving and journaling, and bytes rewritten meanwhile are copied
         // once; half a limit pending, or a pause, and it goes.
@@ -111,20 +120,25 @@ final class ImageApplier: @unchecked Sendable {
     pendingBytes >= options.lagBytes / 2 || queue.count - head >= options.lagRecords / 2
   }
 
-  /// The seq the image reflects (see `appliedThrough`), and what broke it, if anything.
-  var progress: (appliedSeq: Seq, failure: String?) { state.withLock { (appliedThrough, failure) } }
-
-  var failureMessage: String? { state.withLock { failure } }
+  /// The seq the image reflects (see `appliedThrough`): every record up to it is in the
+  /// image, whether or not applying later ones fails.
+  var appliedSeq: Seq { state.withLock { appliedThrough } }
 
   /// Waits while the image lags too far behind, applying batches itself when no one else
-  /// is, so writers never wait on a thread that the scheduler holds back.
+  /// is, so writers never wait on a thread that the scheduler holds back. Throws when the
+  /// image cannot take records now (the error keeps its errno, e.g. ENOSPC).
   func waitForRoom() throws {
     state.lock()
     defer { state.unlock() }
-    while failure == nil && (pendingBytes >= options.lagBytes || queue.count - head >= options.lagRecords) {
-      if applying { state.wait() } else { applyBatch() }
+    while pendingBytes >= options.lagBytes || queue.count - head >= options.lagRecords {
+      // A writer tries again at once (the background thread waits between tries): the
+      // disk may have room by now.
+      if applying {
+        state.wait()
+      } else if !applyBatch() {
+        throw stall!.error
+      }
     }
-    try checkUsable()
   }
 
   /// Records an appended record. Called under the journal writer's lock, so calls come in
@@ -163,10 +177,7 @@ final class ImageApplier: @unchecked Sendable {
   /// neither place cannot be missed.
   func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
     let end = offset + UInt64(buffer.count)
-    let pieces = try state.withLock {
-      try checkUsable()
-      return map.isEmpty ? [] : map.pieces(from: offset, to: end)
-    }
+    let pieces = state.withLock { map.isEmpty ? [] : map.pieces(from: offset, to: end) }
     func slice(_ start: UInt64, _ stop: UInt64) -> UnsafeMutableRawBufferPointer {
       UnsafeMutableRawBufferPointer(rebasing: buffer[Int(start - offset)..<Int(stop - offset)])
     }
@@ -189,26 +200,35 @@ final class ImageApplier: @unchecked Sendable {
   }
 
   /// Applies everything pending and stops the background thread; afterwards the image
-  /// has every record (unless it failed, which is thrown).
+  /// has every record, or the failure is thrown (the records stay in the journal, and the
+  /// next start replays them).
   func finish() throws {
-    let thread = state.withLock {
+    let (thread, failure) = state.withLock {
       stopping = true
       state.broadcast()
-      while failure == nil && (applying || head < queue.count) {
-        if applying { state.wait() } else { applyBatch() }
+      var failure: ReelError?
+      while applying || head < queue.count {
+        if applying {
+          state.wait()
+        } else if !applyBatch() {
+          failure = stall?.error
+          break
+        }
       }
-      return self.thread
+      return (self.thread, failure)
     }
     thread?.join()
-    try state.withLock { try checkUsable() }
+    if let failure { throw failure }
   }
 
   /// Called with `state` locked and no batch running; returns with it locked. Takes the
   /// next records (about `batchBytes` of payload), writes the pieces they still decide
   /// into the image without the lock, then drops those pieces from the map. Parts that a
-  /// later pending record overwrote are skipped: that record rewrites them.
-  private func applyBatch() {
-    guard failure == nil, head < queue.count else { return }
+  /// later pending record overwrote are skipped: that record rewrites them. Returns false
+  /// when writing failed; the records then stay pending, `stall` says why.
+  @discardableResult
+  private func applyBatch() -> Bool {
+    guard head < queue.count else { return true }
     applying = true
     let first = head
     var past = head
@@ -240,11 +260,23 @@ final class ImageApplier: @unchecked Sendable {
     defer { state.broadcast() }
     if let error {
       let failed = "seq \(queue[first].seq)…\(queue[past - 1].seq): \(error)"
-      failure = failed
-      report(
-        "the live image stopped taking journaled records; reads and writes fail with EIO until a restart replays the journal: \(failed)"
+      if stall == nil {
+        report(
+          "the live image cannot take journaled records (\(failed)); they stay in the journal and reads see them, writes get an error while the backlog is full; retrying every \(ServerLimits.describe(retryDelay))"
+        )
+      }
+      stall = (
+        ReelError(
+          .io, "the live image \(image.path) cannot take journaled writes: \(failed)",
+          remedy: "free space where the store is; writing resumes by itself",
+          errno: (error as? ReelError)?.errno),
+        ContinuousClock.now + retryDelay
       )
-      return
+      return false
+    }
+    if stall != nil {
+      stall = nil
+      report("the live image takes journaled records again")
     }
     for index in first..<past {
       let record = queue[index]
@@ -260,14 +292,6 @@ final class ImageApplier: @unchecked Sendable {
       queue.removeFirst(head)
       head = 0
     }
-  }
-
-  /// Called with `state` locked.
-  private func checkUsable() throws {
-    if let failure {
-      throw ReelError(
-        .io, "the live image \(image.path) stopped matching its journal after a failed write (\(failure))",
-        remedy: "fix the cause and restart `reel serve`: it replays the journal into the image")
-    }
+    return true
   }
 }

@@ -11,16 +11,27 @@ final class NBDConnection: Sendable {
   private let enforceAlignment: Bool
   private let log: @Sendable (String) -> Void
   private let sending = NSLock()
-  /// Bounded by count and payload bytes, so a fast client cannot make the server buffer
-  /// without limit: receiving waits until there is room.
+  /// Bounded by count and payload bytes, so one client cannot take all of the server's
+  /// request memory: receiving waits until there is room.
   private let work = BoundedQueue<Work>(capacity: 16, costCapacity: 64 << 20)
   private let workerCount = 3
-  private let payloads = BufferPool(retainedBytes: 16 << 20)
+  /// Shared by every connection of the server: buffers are taken before a payload is
+  /// received or a read is queued, so receiving waits while the server's budget is spent.
+  private let memory: RequestMemory
+  private let limits: ServerLimits
+  /// Why sending failed, once it did: the connection ends and later replies are dropped
+  /// at once instead of each waiting out the send timeout.
+  private let sendFailure = Locked<String?>(nil)
 
-  init(stream: SocketStream, export: Export, enforceAlignment: Bool, log: @escaping @Sendable (String) -> Void) {
+  init(
+    stream: SocketStream, export: Export, enforceAlignment: Bool, memory: RequestMemory, limits: ServerLimits,
+    log: @escaping @Sendable (String) -> Void
+  ) {
     self.stream = stream
     self.export = export
     self.enforceAlignment = enforceAlignment
+    self.memory = memory
+    self.limits = limits
     self.log = log
   }
 
@@ -36,7 +47,7 @@ final class NBDConnection: Sendable {
 
   /// A request that passed its checks, with its payload when it is a write.
   enum Work: Sendable {
-    case read(Request)
+    case read(Request, PooledBuffer)
     case write(Request, PooledBuffer)
     case flush(Request)
     case zero(Request, trim: Bool)
@@ -51,7 +62,15 @@ final class NBDConnection: Sendable {
     let reason = receiveRequests()
     work.close()
     workers.joinAll()
-    return reason
+    return sendFailure.withLock { $0 } ?? reason
+  }
+
+  private var sendingFailed: Bool { sendFailure.withLock { $0 != nil } }
+
+  /// Memory for one request's payload; nil when the connection must end instead (its
+  /// replies cannot be sent, or the server is shutting down).
+  private func buffer(for request: Request) -> PooledBuffer? {
+    memory.take(Int(request.length), unless: { sendingFailed })
   }
 
   private func receiveRequests() -> String {
@@ -63,6 +82,9 @@ final class NBDConnection: Sendable {
         return closed.received == 0
           ? "client closed the connection"
           : "client went away in the middle of a request header (\(closed.received) of \(NBD.requestSize) bytes)"
+      } catch let failure as SocketFailure where failure.timedOut {
+        let limit = limits.idleTimeout.map { " for \(ServerLimits.describe($0))" } ?? ""
+        return "client sent nothing\(limit) (--idle-timeout); disconnected"
       } catch {
         return "receiving failed: \(error)"
       }
@@ -95,8 +117,11 @@ final class NBDConnection: Sendable {
     case NBD.Command.read:
       if let refusal = check(request, allowedFlags: NBD.CommandFlag.fua, range: true, limit: true) {
         try reply(request, refusal)
+      } else if request.length == 0 {
+        try reply(request, nil)
       } else {
-        work.put(.read(request), cost: Int(request.length))
+        guard let data = buffer(for: request) else { return try endWithoutMemory(request) }
+        if !work.put(.read(request, data), cost: Int(request.length)) { memory.recycle(data) }
       }
     case NBD.Command.write:
       return try receiveWrite(request)
@@ -132,7 +157,7 @@ final class NBDConnection: Sendable {
       return
         "write of \(request.length) bytes exceeds the \(NBD.maximumPayload)-byte limit; disconnected instead of reading it"
     }
-    if let refusal = check(request, allowedFlags: NBD.CommandFlag.fua, range: true, writes: true) {
+    if let refusal = check(request, allowedFlags: NBD.CommandFlag.fua, range: true, writes: true, limit: true) {
       try stream.discard(count: Int(request.length))
       try reply(request, refusal)
       return nil
@@ -143,15 +168,23 @@ final class NBDConnection: Sendable {
       return nil
     }
     // Received straight into the buffer the journal writes from: one copy from the socket.
-    let payload = payloads.take(count)
+    guard let payload = buffer(for: request) else { return try endWithoutMemory(request) }
     do {
       try stream.receive(into: payload.bytes)
     } catch {
-      payloads.recycle(payload)
+      memory.recycle(payload)
       throw error
     }
-    work.put(.write(request, payload), cost: count)
+    if !work.put(.write(request, payload), cost: count) { memory.recycle(payload) }
     return nil
+  }
+
+  /// The request got no memory: its replies cannot be sent, or the server is stopping
+  /// (then the client is told, and its payload, if any, is left unread).
+  private func endWithoutMemory(_ request: Request) throws -> String {
+    if let failure = sendFailure.withLock({ $0 }) { return failure }
+    try reply(request, .shuttingDown)
+    return "server shutting down; request at offset \(request.offset) refused with ESHUTDOWN"
   }
 
   /// Runs on a worker: does the work and sends the reply. A client gone by then is noticed
@@ -159,10 +192,9 @@ final class NBDConnection: Sendable {
   private func carryOut(_ item: Work) {
     let volume = export.backend
     switch item {
-    case .read(let request):
-      let data = payloads.take(Int(request.length))
-      defer { payloads.recycle(data) }
-      if data.count > 0, let failure = perform({ try volume.read(into: data.bytes, at: request.offset) }) {
+    case .read(let request, let data):
+      defer { memory.recycle(data) }
+      if let failure = perform({ try volume.read(into: data.bytes, at: request.offset) }) {
         try? reply(request, failure)
       } else {
         try? send(replyBytes(request, nil), payload: UnsafeRawBufferPointer(data.bytes))
@@ -171,7 +203,7 @@ final class NBDConnection: Sendable {
       let failure = perform {
         try volume.write(UnsafeRawBufferPointer(data.bytes), at: request.offset, fua: request.fua)
       }
-      payloads.recycle(data)
+      memory.recycle(data)
       try? reply(request, failure)
     case .flush(let request):
       try? reply(request, perform { try volume.flush() })
@@ -203,14 +235,17 @@ final class NBDConnection: Sendable {
     return nil
   }
 
-  /// Runs a volume operation, turning a failure into EIO (logged once here).
+  /// Runs a volume operation, turning a failure into ENOSPC when the disk (or quota) is
+  /// full, which tells the client its data was not taken and that trying later may work,
+  /// and into EIO otherwise (logged once here).
   private func perform(_ body: () throws -> Void) -> NBD.ErrorCode? {
     do {
       try body()
       return nil
     } catch {
       log("export \(export.name): \(error)")
-      return .io
+      let code = (error as? ReelError)?.errno
+      return code == ENOSPC || code == EDQUOT ? .noSpace : .io
     }
   }
 
@@ -226,12 +261,33 @@ final class NBDConnection: Sendable {
     try send(replyBytes(request, error), payload: nil)
   }
 
-  /// Replies from several threads never interleave.
+  /// Replies from several threads never interleave. The first failure ends the
+  /// connection: receiving stops, so no more requests take memory for replies that
+  /// cannot be sent.
   private func send(_ header: [UInt8], payload: UnsafeRawBufferPointer?) throws {
-    try sending.withLock {
-      try header.withUnsafeBytes { head in
-        try stream.send(payload.map { [head, $0] } ?? [head])
+    do {
+      try sending.withLock {
+        if let failure = sendFailure.withLock({ $0 }) { throw SendAbandoned(reason: failure) }
+        try header.withUnsafeBytes { head in
+          try stream.send(payload.map { [head, $0] } ?? [head])
+        }
       }
+    } catch let error where !(error is SendAbandoned) {
+      let reason =
+        switch error {
+        case let failure as SocketFailure where failure.timedOut:
+          "client took no reply for \(ServerLimits.describe(limits.sendTimeout)) (--send-timeout); disconnected"
+        case is ConnectionClosed: "client went away before the reply was sent"
+        default: "sending a reply failed: \(error)"
+        }
+      sendFailure.withLock { $0 = $0 ?? reason }
+      stream.stopReceiving()
+      memory.wakeWaiters()
+      throw error
     }
+  }
+
+  private struct SendAbandoned: Error {
+    var reason: String
   }
 }

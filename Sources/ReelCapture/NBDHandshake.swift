@@ -19,6 +19,10 @@ struct NBDHandshake {
   let stream: SocketStream
   let exports: ExportTable
   var tls: TLSPolicy = .plain
+  /// A transmission outcome holds a slot of its export, which the caller gives back.
+  let slots: ExportSlots
+  /// Told about refusals that do not end the handshake.
+  var note: (String) -> Void = { _ in }
 
   func run() throws -> HandshakeOutcome {
     var greeting = WireWriter()
@@ -60,11 +64,17 @@ struct NBDHandshake {
         case .tlsRequired: return .ended("export \"\(export.name)\" needs TLS; NBD_OPT_EXPORT_NAME came without it")
         case .refused(let reason): return .ended("\(reason) (NBD_OPT_EXPORT_NAME)")
         }
+        guard slots.take(export.name) else { return .ended("refused: \(slots.refusal(export.name))") }
         var reply = WireWriter()
         reply.put(export.size)
         reply.put(export.transmissionFlags)
         if !noZeroes { reply.put([UInt8](repeating: 0, count: NBD.reservedZeroes)) }
-        try stream.send(reply.bytes)
+        do {
+          try stream.send(reply.bytes)
+        } catch {
+          slots.give(export.name)
+          throw error
+        }
         return .transmission(export, blockSizesAgreed: false)
       }
       guard fixedNewstyle else {
@@ -144,6 +154,21 @@ struct NBDHandshake {
       try reply(option, NBD.Reply.errPolicy, message: reason)
       return nil
     }
+    // Refused before anything is said about the export, so the client can try again later.
+    if option == NBD.Option.go && !slots.take(export.name) {
+      note("refused NBD_OPT_GO: \(slots.refusal(export.name))")
+      try reply(option, NBD.Reply.errPolicy, message: slots.refusal(export.name) + "; try again later")
+      return nil
+    }
+    do {
+      return try inform(option: option, export: export, requests: requests)
+    } catch {
+      if option == NBD.Option.go { slots.give(export.name) }
+      throw error
+    }
+  }
+
+  private func inform(option: UInt32, export: Export, requests: [UInt16]) throws -> HandshakeOutcome? {
     var info = WireWriter()
     info.put(NBD.Info.export)
     info.put(export.size)

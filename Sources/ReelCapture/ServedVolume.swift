@@ -133,10 +133,9 @@ final class ServedVolume: Sendable {
   func checkpoint(clean: Bool = false) throws {
     try checkpointing.withLock {
       let changed = progress.withLock { $0.bytesSinceCheckpoint }
-      let (applied, failure) = applier.progress
-      // After a failed image write, live.state keeps the last good seq so a restart replays
-      // from there.
-      guard failure == nil else { return }
+      // While applying fails this stays at the last seq the image fully has, so a restart
+      // replays from there.
+      let applied = applier.appliedSeq
       try journal.sync()
       try image.checkpoint(appliedSeq: applied, clean: clean)
       progress.withLock { progress in
@@ -149,15 +148,19 @@ final class ServedVolume: Sendable {
   /// Clean shutdown: every pending record applied to the image, the journal closed with
   /// its footer, then the image checkpointed as clean so the next start needs no replay.
   func close() throws {
-    // A failed image is reported below, after the journal is closed properly.
-    try? applier.finish()
+    // An image that could not take every record is reported below, after the journal is
+    // closed properly; the checkpoint names the last seq it fully has.
+    var applyFailure: Error?
+    do { try applier.finish() } catch { applyFailure = error }
     try journal.sync()
     try journal.close()
-    try checkpoint(clean: true)
-    if let failure = applier.failureMessage {
+    // Not clean when records are missing: a batch that failed halfway may have left some
+    // of their bytes in the image, so after a reboot it is rebuilt rather than trusted.
+    try checkpoint(clean: applyFailure == nil)
+    if let applyFailure {
       throw ReelError(
-        .io, "the live image of \(name) missed journaled writes (\(failure))",
-        remedy: "fix the cause and start `reel serve` again: it replays the journal into the image")
+        .io, "the live image of \(name) lacks journaled writes (\(applyFailure))",
+        remedy: "free space and start `reel serve` again: it replays them from the journal")
     }
   }
 

@@ -18,6 +18,8 @@ struct SocketFailure: Error, CustomStringConvertible {
   var operation: String
   var code: Int32
   var description: String { "\(operation): \(String(cString: strerror(code)))" }
+  /// The socket's receive or send timeout passed (`SocketStream.setTimeouts`).
+  var timedOut: Bool { code == EAGAIN || code == EWOULDBLOCK }
 }
 
 /// One connected stream socket used by one thread at a time, except that `stopReceiving`
@@ -113,6 +115,18 @@ final class SocketStream: Sendable {
 
   /// The TLS session once `startTLS` succeeded.
   var tlsSession: TLSSession? { tls.withLock { $0 } }
+
+  /// Bounds how long one receive or send call may wait for the peer (SO_RCVTIMEO,
+  /// SO_SNDTIMEO); a call that times out throws a `SocketFailure` that is `timedOut`.
+  /// Nil waits without limit.
+  func setTimeouts(receive: Duration?, send: Duration?) {
+    for (option, duration) in [(SO_RCVTIMEO, receive), (SO_SNDTIMEO, send)] {
+      let (seconds, attoseconds) = (duration ?? .zero).components
+      var value = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+      if duration != nil && value.tv_sec == 0 && value.tv_usec == 0 { value.tv_usec = 1 }
+      _ = setsockopt(descriptor, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+  }
 
   /// Makes a blocked or later `receive` see the end of the stream once buffered bytes are
   /// read; replies can still be sent.

@@ -240,6 +240,7 @@ package final class JournalWriter: @unchecked Sendable {
     state.lock()
     defer { state.unlock() }
     try checkUsable()
+    var writingRecord = false
     do {
       let recordSize = UInt64(SegmentFormat.recordHeaderSize + payload.count + SegmentFormat.footerSize)
       let now = options.clock()
@@ -255,9 +256,11 @@ package final class JournalWriter: @unchecked Sendable {
         kind: kind.rawValue, flags: flags.rawValue, seq: seq, time: time,
         offset: offset, length: length, payloadCount: payload.count,
         payloadChecksum: payloadChecksum)
+      writingRecord = true
       try header.withUnsafeBytes { head in
         try segment.file.write([head, payload], at: segment.writtenSize)
       }
+      writingRecord = false
       let placement = RecordPlacement(file: segment.file, payloadOffset: segment.writtenSize + UInt64(header.count))
       segment.writtenSize += UInt64(header.count + payload.count)
       lastSeq = seq
@@ -274,7 +277,13 @@ package final class JournalWriter: @unchecked Sendable {
       appended(record, placement)
       return record
     } catch let error as ReelError {
-      failure = error
+      // A full disk refuses this record only: whatever part of it landed is cut off, so
+      // no reader can take it (or bytes a client chose) for a record, and the next append
+      // goes where it would have. Anything else stops the writer.
+      let full = error.errno == ENOSPC || error.errno == EDQUOT
+      if !(writingRecord && full && (try? segment.file.truncate(to: segment.writtenSize)) != nil) {
+        failure = error
+      }
       throw error
     }
   }

@@ -42,6 +42,19 @@ struct ServeCommand: ParsableCommand {
   var allow: [String] = []
   @Flag(name: .customLong("insecure-no-tls"), help: "Allow --listen without TLS (anyone reaching the port can write).")
   var insecureNoTLS = false
+  // Limits (docs/capture.md, "Limits").
+  @Option(help: "Most NBD connections open at once, handshakes included; more are closed at once.")
+  var maxConnections = ServerLimits().connections
+  @Option(help: "Most connections to one export; more are refused when they ask for it.")
+  var maxConnectionsPerExport = ServerLimits().connectionsPerExport
+  @Option(help: "A client must finish the NBD handshake within this (e.g. 10s).")
+  var handshakeTimeout = "10s"
+  @Option(help: "Disconnect a client that sends nothing for this long (e.g. 15m); off by default.")
+  var idleTimeout = "off"
+  @Option(help: "Disconnect a client that takes no reply for this long (e.g. 60s).")
+  var sendTimeout = "60s"
+  @Option(help: "Memory for request buffers of all clients together (e.g. 256M); requests wait for room.")
+  var requestMemory = "256M"
   // Tuning and test hooks (docs/capture.md, "Live image"), not shown in --help.
   @Option(name: .customLong("live-image-lag"), help: .hidden) var liveImageLag: String?
   @Flag(name: .customLong("defer-live-image"), help: .hidden) var deferLiveImage = false
@@ -76,6 +89,7 @@ struct ServeCommand: ParsableCommand {
       configuration.tls.allowedIdentities[String(parts[0]), default: []].insert(String(parts.count > 1 ? parts[1] : ""))
     }
     if let checkpointBytes { configuration.checkpointBytes = max(1, try ByteSize.parse(checkpointBytes)) }
+    configuration.limits = try limits()
     let store = try Store.open(layout)
     if !readOnly {
       // A rehydrated volume's journal is empty: new writes continue its imported history.
@@ -129,6 +143,29 @@ struct ServeCommand: ParsableCommand {
     case .off: ""
     case .on: " (TLS offered)"
     case .require: " (TLS required)"
+    }
+  }
+
+  private func limits() throws -> ServerLimits {
+    var limits = ServerLimits()
+    limits.connections = maxConnections
+    limits.connectionsPerExport = maxConnectionsPerExport
+    limits.handshakeTimeout = try Self.duration(handshakeTimeout, flag: "--handshake-timeout")
+    limits.idleTimeout = idleTimeout == "off" ? nil : try Self.duration(idleTimeout, flag: "--idle-timeout")
+    limits.sendTimeout = try Self.duration(sendTimeout, flag: "--send-timeout")
+    let memory = try ByteSize.parse(requestMemory)
+    limits.requestMemory = Int(min(memory, UInt64(Int.max)))
+    try limits.validate()
+    return limits
+  }
+
+  /// `10s`, `15m`, or a bare number of seconds (`0.5` for tests).
+  private static func duration(_ text: String, flag: String) throws -> Duration {
+    if let seconds = Double(text), seconds > 0, seconds < 1e9 { return .milliseconds(Int64(seconds * 1000)) }
+    do {
+      return try DurationText.parse(text)
+    } catch let error as ReelError {
+      throw ReelError(.usage, "\(flag): \(error.message)", remedy: error.remedy)
     }
   }
 }

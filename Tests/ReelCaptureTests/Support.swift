@@ -31,8 +31,8 @@ func killServer(_ server: ServerProcess, amid writer: ChildProcess, output: Stri
   return offsets
 }
 
-/// A raw NBD client for traffic no real client would send.
-final class RawClient {
+/// A raw NBD client for traffic no real client would send. One thread uses it at a time.
+final class RawClient: @unchecked Sendable {
   private let descriptor: Int32
 
   init(unixPath: String) throws {
@@ -80,6 +80,19 @@ final class RawClient {
       done += got
     }
     return buffer
+  }
+
+  /// Like `send`, but reports failure (the server hung up) instead of failing the test.
+  func trySend(_ bytes: [UInt8]) -> Bool {
+    var done = 0
+    while done < bytes.count {
+      let sent = bytes.withUnsafeBytes {
+        Glibc.send(descriptor, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+      }
+      if sent <= 0 { return false }
+      done += sent
+    }
+    return true
   }
 
   /// True when the server closed the connection (nothing more to read).

@@ -12,12 +12,15 @@ import Testing
 package final class TestStore {
   package let directory = TemporaryDirectory("reel-capture")
   package let reel = reelExecutable
-  package var root: String { directory.path + "/store" }
+  package let root: String
   package var layout: StoreLayout { StoreLayout(root: root) }
   package var socketPath: String { directory.path + "/nbd.sock" }
 
-  package init() throws {
-    try runChecked(reel, ["init", "--store", root])
+  /// `root` puts the store elsewhere (say, on a small file system); the sockets and logs
+  /// stay in `directory`.
+  package init(root: String? = nil) throws {
+    self.root = root ?? directory.path + "/store"
+    try runChecked(reel, ["init", "--store", self.root])
   }
 
   package func createVolume(_ name: String, size: String = "32M", blockSize: Int = 4096) throws {
