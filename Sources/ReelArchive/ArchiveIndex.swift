@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReelCore
+import ReelIO
 import ReelStore
 
 /// Where one chunk record sits in an archive: which pack member, which frame (its byte
@@ -25,6 +26,7 @@ final class ArchiveIndex {
 
   /// Creates an empty index at `path` for writing.
   static func create(at path: String) throws -> ArchiveIndex {
+    try Durable.createOwnerOnlyIfMissing(path)
     let index = try ArchiveIndex(path: path, readOnly: false)
     try index.database.write { db in
       try db.execute(

@@ -145,7 +145,8 @@ final class ArchiveScanner {
   private var frames = 0
   private var chunks = 0
   private var foundChunks: Set<String> = []
-  private var scratch: String?
+  /// Holds the decrypted index; removed with the scanner.
+  private var scratch: PrivateScratch?
 
   /// Decompress every chunk and compare its SHA-256 with its name; without it, chunk records
   /// are checked by CRC-32C and name only (their frames are still authenticated by GCM).
@@ -171,10 +172,6 @@ final class ArchiveScanner {
     self.storeRecords = storeRecords
     hashing = HashingSource(readAhead ? ReadAheadSource(source) : source)
     tar = try TarReader(source: hashing, label: label)
-  }
-
-  deinit {
-    if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
   }
 
   private func problem(_ member: String, _ offset: UInt64?, _ message: String) {
@@ -258,10 +255,10 @@ final class ArchiveScanner {
     let indexMember = try expect(ArchiveFormat.indexName)
     var decrypted: PosixFile?
     if cipher != nil {
-      let folder = NSTemporaryDirectory() + "reel-index-\(UUID().uuidString)"
-      try Durable.makeDirectory(folder)
+      // The plaintext index names every chunk and bookmark: never in a shared folder.
+      let folder = try PrivateScratch()
       scratch = folder
-      decrypted = try PosixFile(path: folder + "/index.sqlite", flags: O_WRONLY | O_CREAT | O_EXCL)
+      decrypted = try PosixFile.createNew(folder.path + "/index.sqlite")
     }
     var written: UInt64 = 0
     try readFrames(indexMember, content: ArchiveFrame.contentIndex) { _, opened in

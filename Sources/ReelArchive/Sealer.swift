@@ -104,7 +104,7 @@ package enum Sealer {
     // folders) would both continue the same parent and fork the chain: the second waits,
     // then seals only what the first left.
     let sealing = try PosixFile(
-      path: layout.volumeDirectory(request.volume) + "/seal.lock", flags: O_RDWR | O_CREAT, mode: 0o600)
+      path: layout.volumeDirectory(request.volume) + "/seal.lock", flags: O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600)
     while flock(sealing.descriptor, LOCK_EX) != 0 {
       guard errno == EINTR else { throw PosixFile.error(errno, "lock", sealing.path) }
       try Interrupt.check()
@@ -136,7 +136,7 @@ package enum Sealer {
           : "nothing journaled after seq \(fromSeq)")
     }
     try Durable.makeDirectory(request.outputDirectory)
-    let lock = try PosixFile(path: request.outputDirectory + "/.reel-seal.lock", flags: O_RDWR | O_CREAT)
+    let lock = try PosixFile.openLock(request.outputDirectory + "/.reel-seal.lock")
     guard flock(lock.descriptor, LOCK_EX | LOCK_NB) == 0 else {
       throw ReelError(
         .alreadyExists, "another `reel seal` is writing into \(request.outputDirectory)",
@@ -234,7 +234,12 @@ final class ArchiveWriter {
   let archiveID = UUID()
   let keys = ArchiveKeys.random()
   let cipher: AES256GCM
+  /// The encrypted members (packs, index) on their way into the tar, beside the output.
   let staging: String
+  /// The index in plaintext, while it is built: in the store's private temp folder, never
+  /// beside the output (which may be a shared folder or a NAS).
+  let plaintext: PrivateScratch
+  var plaintextIndexPath: String { plaintext.path + "/index.sqlite" }
   let created = Timestamp.now()
 
   private var packs: [ArchiveManifest.Member] = []
@@ -266,13 +271,14 @@ final class ArchiveWriter {
     self.parent = parent
     cipher = AES256GCM(key: keys.frameKey)
     staging = request.outputDirectory + "/.reel-seal-" + archiveID.uuidString.lowercased()
+    plaintext = try PrivateScratch(store: live.store.layout)
     try Durable.makeDirectory(staging)
   }
 
   var archiveIDText: String { archiveID.uuidString.lowercased() }
 
   func write() throws -> SealedArchive {
-    let index = try ArchiveIndex.create(at: staging + "/index.sqlite")
+    let index = try ArchiveIndex.create(at: plaintextIndexPath)
     contents.base = parent == nil
     if parent == nil {
       let base = try live.stateVersions(of: descriptor, at: fromSeq)
@@ -324,7 +330,7 @@ final class ArchiveWriter {
     }
     let partial = request.outputDirectory + "/." + fileName + ".partial"
     do {
-      let output = try DirectFileWriter(creating: partial, mode: 0o444)
+      let output = try DirectFileWriter(creating: partial, mode: 0o400)
       // Read back from the disk piece by piece as the direct writes complete, while the
       // rest is written; nil where the writes go through the page cache.
       let following = output.direct ? try FollowingReadBack(path: partial, writer: output) : nil
@@ -500,7 +506,7 @@ final class ArchiveWriter {
   }
 
   private func encryptIndex() throws -> ArchiveManifest.Member {
-    let source = try PosixFile.openForReading(staging + "/index.sqlite")
+    let source = try PosixFile.openForReading(plaintextIndexPath)
     let member = try StagedMember(
       name: ArchiveFormat.indexName, number: 0, path: staging + "/" + ArchiveFormat.indexName)
     let size = try source.size()

@@ -12,6 +12,8 @@ package struct CaptureConfiguration: Sendable {
   package var listen: String?
   /// NBD_OPT_STARTTLS, keys and per-export identities; TCP requires TLS unless told otherwise.
   package var tls = TLSConfiguration()
+  /// Who may connect to the Unix sockets (the NBD socket and the control sockets).
+  package var socketAccess: SocketAccess = .owner
   /// Receives one line per event (connections, recovery, shutdown); `reel serve` prints them to stderr.
   package var log: @Sendable (String) -> Void
   /// Past points to export read-only instead of (or beside) live volumes.
@@ -127,14 +129,18 @@ package final class CaptureServer: Sendable {
         configuration.log("volume \(name): \(volume.recovery)")
       }
       for volume in opened {
-        controls.append(try ControlSocket(volume: volume, registry: controlClients, log: configuration.log))
+        controls.append(
+          try ControlSocket(
+            volume: volume, registry: controlClients, access: configuration.socketAccess, log: configuration.log))
       }
       if let listen = configuration.listen {
         let (host, port) = try Self.parseListen(listen)
         listeners.append(try SocketListener.tcp(host: host, port: port))
       }
       if configuration.socketPath != nil || configuration.listen == nil {
-        listeners.append(try SocketListener.unix(path: configuration.socketPath ?? configuration.defaultSocketPath))
+        listeners.append(
+          try SocketListener.unix(
+            path: configuration.socketPath ?? configuration.defaultSocketPath, access: configuration.socketAccess))
       }
     } catch {
       for listener in listeners { listener.stop() }

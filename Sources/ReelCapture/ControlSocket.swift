@@ -67,11 +67,14 @@ final class ControlSocket: Sendable {
   private let registry: ConnectionRegistry
   private let log: @Sendable (String) -> Void
 
-  init(volume: ServedVolume, registry: ConnectionRegistry, log: @escaping @Sendable (String) -> Void) throws {
+  init(
+    volume: ServedVolume, registry: ConnectionRegistry, access: SocketAccess,
+    log: @escaping @Sendable (String) -> Void
+  ) throws {
     self.volume = volume
     self.registry = registry
     self.log = log
-    listener = try SocketListener.unix(path: volume.controlSocketPath)
+    listener = try SocketListener.unix(path: volume.controlSocketPath, access: access)
   }
 
   /// Accepts control connections until `listener.stop()`; call on its own thread.

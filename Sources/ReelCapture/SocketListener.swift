@@ -1,9 +1,32 @@
 import Foundation
 import ReelCore
+import ReelIO
 
 #if canImport(Glibc)
   import Glibc
 #endif
+
+/// Who may connect to a Unix socket of `reel serve`: its owner (0600), or also one group
+/// (0660, `--socket-group`). Connecting to a Unix socket needs write permission on it.
+package enum SocketAccess: Sendable, Equatable {
+  case owner
+  case group(gid_t)
+
+  var mode: mode_t {
+    switch self {
+    case .owner: 0o600
+    case .group: 0o660
+    }
+  }
+
+  /// `name` as a group name or a numeric group ID.
+  package static func group(named name: String) throws -> SocketAccess {
+    if let group = getgrnam(name) { return .group(group.pointee.gr_gid) }
+    if let id = gid_t(name) { return .group(id) }
+    throw ReelError(
+      .usage, "no group named \(name) on this system", remedy: "give --socket-group an existing group name or ID")
+  }
+}
 
 /// A listening socket, Unix or TCP. `stop` wakes a thread blocked in `accept`.
 final class SocketListener: Sendable {
@@ -31,11 +54,10 @@ final class SocketListener: Sendable {
   /// Listens on a Unix socket at `path`. A stale socket file from a crashed server is
   /// replaced; a live one is an error. The file appears only once the socket is listening
   /// (bound under a temporary name, then renamed), so a client that sees it can connect.
-  static func unix(path: String) throws -> SocketListener {
+  /// Its mode and group are set before it listens, so no one else can connect meanwhile.
+  static func unix(path: String, access: SocketAccess = .owner) throws -> SocketListener {
     let directory = (path as NSString).deletingLastPathComponent
-    if !directory.isEmpty {
-      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
+    if !directory.isEmpty { try Durable.makeDirectory(directory) }
     var existing = stat()
     if lstat(path, &existing) == 0 {
       guard (existing.st_mode & S_IFMT) == S_IFSOCK else {
@@ -62,7 +84,7 @@ final class SocketListener: Sendable {
         bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
       }
     }
-    guard bound == 0, listen(descriptor, 128) == 0 else {
+    guard bound == 0, restrict(bindPath, access), listen(descriptor, 128) == 0 else {
       let error = failure("listen on", path)
       _ = close(descriptor)
       unlink(bindPath)
@@ -146,6 +168,12 @@ final class SocketListener: Sendable {
       _ = shutdown(descriptor, Int32(SHUT_RDWR))
       if let unixPath { unlink(unixPath) }
     }
+  }
+
+  /// Sets a bound socket file's mode (the umask applied to 0777 at bind) and group.
+  private static func restrict(_ path: String, _ access: SocketAccess) -> Bool {
+    if case .group(let group) = access, chown(path, uid_t.max, group) != 0 { return false }
+    return chmod(path, access.mode) == 0
   }
 
   private static func boundPort(_ descriptor: Int32) -> UInt16? {

@@ -71,9 +71,9 @@ package final class DirectFileWriter: @unchecked Sendable {
 
   /// Creates `path` (which must not exist) for writing; `buffers` bounds the bytes waiting
   /// for the disk to `buffers` MiB.
-  package init(creating path: String, mode: mode_t = 0o644, buffers: Int = 4) throws {
+  package init(creating path: String, mode: mode_t = 0o600, buffers: Int = 4) throws {
     precondition(buffers >= 2)
-    (file, openedDirect) = try DirectIO.openDirect(path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+    (file, openedDirect) = try DirectIO.openDirect(path, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
     all = (0..<buffers).map { _ in DirectIO.allocate() }
     current = all[0]
     spare = Array(all.dropFirst())

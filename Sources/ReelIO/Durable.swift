@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 
 #if canImport(Glibc)
   import Glibc
@@ -13,15 +14,17 @@ package enum Durable {
   }
 
   /// Writes `bytes` to `path` so that after a crash the file holds either its old
-  /// contents or all of `bytes`: temporary file, fsync, rename, fsync the directory.
-  package static func replaceFile(at path: String, with bytes: [UInt8]) throws {
+  /// contents or all of `bytes`: temporary file, fsync, rename, fsync the directory. The
+  /// temporary file is created new (`O_EXCL|O_NOFOLLOW`, owner-only `mode`), so nothing
+  /// planted at its name is written through; the rename replaces a link at `path` itself.
+  package static func replaceFile(at path: String, with bytes: [UInt8], mode: mode_t = 0o600) throws {
     let temporary = path + ".tmp-\(getpid())"
     do {
-      let file = try PosixFile(path: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+      let file = try PosixFile.createNew(temporary, mode: mode)
       try file.write(bytes, at: 0)
       try file.sync()
     } catch {
-      unlink(temporary)
+      if (error as? ReelError)?.errno != EEXIST { unlink(temporary) }
       throw error
     }
     do {
@@ -42,7 +45,7 @@ package enum Durable {
     let directory = parent(of: path)
     let temporary = directory + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
     do {
-      let file = try PosixFile(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+      let file = try PosixFile.createNew(temporary, mode: mode)
       defer { unlink(temporary) }
       try file.write(bytes, at: 0)
       try file.sync()
@@ -58,6 +61,13 @@ package enum Durable {
       }
     }
     try syncDirectory(directory)
+  }
+
+  /// Creates `path` empty and owner-only if nothing is there, for files another library
+  /// creates with its own default mode (SQLite: 0644 less the umask, and its journal, WAL
+  /// and shared-memory files copy the database file's mode). A link at `path` is refused.
+  package static func createOwnerOnlyIfMissing(_ path: String) throws {
+    _ = try PosixFile(path: path, flags: O_WRONLY | O_CREAT | O_NOFOLLOW, mode: 0o600)
   }
 
   /// Renames `source` to `destination` (replacing it) and makes the rename durable.
@@ -81,8 +91,9 @@ package enum Durable {
     return parent.isEmpty ? "." : parent
   }
 
-  /// Creates `path` and any missing parents, syncing each parent it created into.
-  package static func makeDirectory(_ path: String) throws {
+  /// Creates `path` and any missing parents (owner-only, `mode`, whatever the umask),
+  /// syncing each parent it created into. Existing folders keep their mode.
+  package static func makeDirectory(_ path: String, mode: mode_t = 0o700) throws {
     var missing: [String] = []
     var current = path.isEmpty ? "." : path
     while !FileManager.default.fileExists(atPath: current) {
@@ -92,8 +103,11 @@ package enum Durable {
       current = parent
     }
     for directory in missing.reversed() {
-      if mkdir(directory, 0o755) != 0 && errno != EEXIST {
-        throw PosixFile.error(errno, "mkdir", directory)
+      if mkdir(directory, mode) != 0 {
+        guard errno == EEXIST else { throw PosixFile.error(errno, "mkdir", directory) }
+      } else if mode & ~0o700 != 0 {
+        // The umask may have taken bits the caller asked for on purpose.
+        chmod(directory, mode)
       }
       try syncDirectory(parent(of: directory))
     }

@@ -13,7 +13,9 @@ package final class PosixFile: Sendable {
   package let path: String
   package let descriptor: Int32
 
-  package init(path: String, flags: Int32, mode: mode_t = 0o644) throws {
+  /// `mode` applies when `flags` creates the file: owner-only by default, whatever the
+  /// caller's umask (docs/store-layout.md, "Modes").
+  package init(path: String, flags: Int32, mode: mode_t = 0o600) throws {
     let fd = open(path, flags | O_CLOEXEC, mode)
     guard fd >= 0 else { throw Self.error(errno, "open", path) }
     self.path = path
@@ -24,6 +26,30 @@ package final class PosixFile: Sendable {
 
   package static func openForReading(_ path: String) throws -> PosixFile {
     try PosixFile(path: path, flags: O_RDONLY)
+  }
+
+  /// Creates a file under a name nothing holds yet: never opens an existing file and never
+  /// follows a symbolic link at `path`, so a name planted in a folder other users can write
+  /// is refused rather than written through.
+  package static func createNew(_ path: String, readable: Bool = false, mode: mode_t = 0o600) throws -> PosixFile {
+    do {
+      return try PosixFile(
+        path: path, flags: (readable ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
+    } catch let error as ReelError where error.errno == EEXIST {
+      var info = stat()
+      let isLink = lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+      var refused = ReelError(
+        .alreadyExists,
+        "\(path) already exists\(isLink ? " and is a symbolic link" : ""); Reel creates its files only under new names and never writes through an existing file or link; nothing was written to it",
+        remedy: "remove \(path) if it is yours and retry, or choose a folder only you can write")
+      refused.errno = EEXIST
+      throw refused
+    }
+  }
+
+  /// Opens (creating, owner-only) a lock file, refusing a symbolic link at `path`.
+  package static func openLock(_ path: String) throws -> PosixFile {
+    try PosixFile(path: path, flags: O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600)
   }
 
   package func size() throws -> UInt64 {
@@ -201,6 +227,10 @@ package final class PosixFile: Sendable {
       return ReelError(.notFound, "\(path): not found (\(operation))")
     case EEXIST:
       return ReelError(.alreadyExists, "\(path): already exists")
+    case ELOOP:
+      return ReelError(
+        .alreadyExists, "\(path): is a symbolic link; Reel does not follow links where it creates files (\(operation))",
+        remedy: "remove the link if it is yours, or choose a folder only you can write")
     case ENOSPC, EDQUOT:
       return ReelError(
         .io, "\(path): \(operation) failed: \(reason)",

@@ -22,6 +22,9 @@ package struct StoreLayout: Sendable, Equatable {
   }
 
   package var catalogPath: String { root + "/catalog.sqlite" }
+  /// Private scratch folders of running commands (decrypted archive indexes); see
+  /// `PrivateScratch`.
+  package var temporaryDirectory: String { root + "/tmp" }
   package var volumesDirectory: String { root + "/volumes" }
   package func volumeDirectory(_ name: String) -> String { volumesDirectory + "/" + name }
   package func descriptorPath(_ name: String) -> String { volumeDirectory(name) + "/volume.json" }
@@ -78,6 +81,6 @@ package struct StoreLayout: Sendable, Equatable {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data = try encoder.encode(descriptor)
-    try Durable.replaceFile(at: folder + "/volume.json", with: Array(data) + [10])
+    try Durable.replaceFile(at: folder + "/volume.json", with: Array(data) + [10], mode: 0o600)
   }
 }

@@ -391,7 +391,7 @@ package final class JournalWriter: @unchecked Sendable {
   }
 
   private static func lockJournal(_ directory: String) throws -> PosixFile {
-    let lock = try PosixFile(path: directory + "/writer.lock", flags: O_RDWR | O_CREAT)
+    let lock = try PosixFile.openLock(directory + "/writer.lock")
     guard flock(lock.descriptor, LOCK_EX | LOCK_NB) == 0 else {
       let holder = (try? lock.read(at: 0, count: 32)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
       throw ReelError(

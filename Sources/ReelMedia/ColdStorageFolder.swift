@@ -87,7 +87,7 @@ package final class ColdStorageFolder: MediaVolume {
     let hasher = SHA256Hasher()
     do {
       let source = try PosixFile.openForReading(archive.path)
-      let target = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_EXCL)
+      let target = try PosixFile.createNew(partial)
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: dataBlockSize, alignment: 4096)
       defer { buffer.deallocate() }
       var offset: UInt64 = 0

@@ -386,7 +386,8 @@ package enum Rehydrator {
     let final = folder + "/" + candidate.offer.archive.setAsideFileName
     guard !FileManager.default.fileExists(atPath: final) else { return }
     let partial = final + ".partial"
-    let file = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_TRUNC)
+    unlink(partial)  // a killed set-aside's; a link planted there is removed, never followed
+    let file = try PosixFile.createNew(partial)
     let source = HashingSource(try candidate.supply.open(candidate.offer))
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
     defer { buffer.deallocate() }

@@ -46,7 +46,7 @@ package final class VirtualTapeDrive: TapeDrive {
     let header = headerText(capacity: capacity, earlyWarning: defaultEarlyWarning(capacity), writeProtected: false)
     let temporary = path + ".tmp-\(getpid())"
     do {
-      let file = try PosixFile(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL)
+      let file = try PosixFile.createNew(temporary)
       try file.write(header, at: 0)
       try file.sync()
       guard link(temporary, path) == 0 else {

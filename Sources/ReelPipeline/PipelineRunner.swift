@@ -140,7 +140,7 @@ final class PipelineContext {
     if let log = options.eventLog,
       let handle = FileHandle(forWritingAtPath: log)
         ?? {
-          _ = FileManager.default.createFile(atPath: log, contents: nil)
+          _ = FileManager.default.createFile(atPath: log, contents: nil, attributes: [.posixPermissions: 0o600])
           return FileHandle(forWritingAtPath: log)
         }()
     {
@@ -315,7 +315,7 @@ package enum PipelineRunner {
     let folder = store.layout.root + "/run"
     try Durable.makeDirectory(folder)
     let path = folder + "/pipeline-\(definition.name).lock"
-    let lock = try PosixFile(path: path, flags: O_RDWR | O_CREAT)
+    let lock = try PosixFile.openLock(path)
     guard flock(lock.descriptor, LOCK_EX | LOCK_NB) == 0 else {
       let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
       throw ReelError(

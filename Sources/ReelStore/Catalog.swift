@@ -20,6 +20,8 @@ package final class Catalog: Sendable {
     configuration.prepareDatabase { db in
       try db.execute(sql: "PRAGMA synchronous = FULL")
     }
+    // The catalog names every chunk and bookmark: owner-only, and so its journal.
+    try Durable.createOwnerOnlyIfMissing(path)
     do {
       database = try DatabaseQueue(path: path, configuration: configuration)
       try Self.migrator.migrate(database)

@@ -22,6 +22,13 @@ package enum Restore {
   package static func run(
     store: Store, volume name: String, at point: Point, output: String, overwrite: Bool = false
   ) throws -> RestoreReport {
+    var existing = stat()
+    if lstat(output, &existing) == 0 && (existing.st_mode & S_IFMT) == S_IFLNK {
+      throw ReelError(
+        .alreadyExists,
+        "\(output) is a symbolic link; restore never writes through or replaces a link; nothing was written",
+        remedy: "give --output the real path, or remove the link if it is yours")
+    }
     if FileManager.default.fileExists(atPath: output) && !overwrite {
       throw ReelError(
         .alreadyExists, "\(output) already exists; nothing was written",
@@ -32,8 +39,10 @@ package enum Restore {
     let (ingest, view, warnings) = try Self.view(live: live, volume: name, at: point)
     try Interrupt.check()
     let temporary = output + ".reel-partial-\(getpid())"
+    // Created new and owner-only: the output folder may be one others can write, and the
+    // image holds the volume's data. What holds the name already is not ours to remove.
+    let file = try PosixFile.createNew(temporary, readable: true)
     do {
-      let file = try PosixFile(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
       try file.truncate(to: view.size)
       var written: UInt64 = 0
       let blockSize = UInt64(view.descriptor.storeBlockSize)

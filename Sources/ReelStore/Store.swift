@@ -23,7 +23,10 @@ package struct Store: Sendable {
       }
     }
     try Durable.makeDirectory(layout.volumesDirectory)
+    // A folder the user made for the store (and that held nothing) becomes private too.
+    if !existed { chmod(layout.root, 0o700) }
     let catalog = try Catalog(path: layout.catalogPath)
+    try PrivateScratch.use(layout)
     if try !existed || catalog.storeInfo()["store_id"] == nil {
       try catalog.setStoreInfo([
         "store_id": UUID().uuidString.lowercased(),
@@ -37,6 +40,8 @@ package struct Store: Sendable {
 
   package static func open(_ layout: StoreLayout) throws -> Store {
     try layout.requireInitialized()
-    return Store(layout: layout, catalog: try Catalog(path: layout.catalogPath))
+    let store = Store(layout: layout, catalog: try Catalog(path: layout.catalogPath))
+    try PrivateScratch.use(layout)
+    return store
   }
 }

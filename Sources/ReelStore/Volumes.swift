@@ -50,7 +50,7 @@ package enum Volumes {
       try Durable.makeDirectory(staging + "/journal")
       let live = try PosixFile(path: staging + "/live.img", flags: O_RDWR | O_CREAT | O_EXCL)
       if let baseImage {
-        let base = try PosixFile(path: staging + "/base.img", flags: O_RDWR | O_CREAT | O_EXCL, mode: 0o444)
+        let base = try PosixFile(path: staging + "/base.img", flags: O_RDWR | O_CREAT | O_EXCL, mode: 0o400)
         try PosixFile.openForReading(baseImage).copySparse(to: [base, live])
         try base.truncate(to: size)
         try base.sync()

@@ -123,12 +123,17 @@ struct VerifyCommand: ParsableCommand {
       by member and offset; the exit status is 65 when anything is wrong.
       """)
 
+  @OptionGroup var options: StoreOption
   @OptionGroup var keyOptions: KeyOptions
   @Argument(help: "Archive files.") var archives: [String]
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
     let master = try keyOptions.open()
+    // The decrypted index goes to the store's private temp folder when there is a store
+    // (--store, $REEL_STORE, the default), else to a private folder in $TMPDIR.
+    let layout = StoreLayout.resolve(options.store)
+    if layout.isInitialized { try PrivateScratch.use(layout) }
     Interrupt.install()
     var failed = false
     var reports: [VerifyEntry] = []

@@ -13,6 +13,8 @@ struct ServeCommand: ParsableCommand {
       Any NBD client (qemu, nbdcopy, nbdfuse, nbd-client) reads and writes the volumes; the
       export name is the volume name (an empty name picks the only volume served).
       Listens on a Unix socket, by default <store>/run/reel.sock, and with --listen on TCP.
+      The Unix sockets (NBD and each volume's control socket) are 0600, only its owner may
+      connect; --socket-group G makes them 0660 with group G.
       SIGINT or SIGTERM stops it cleanly. Client connects and disconnects are logged to stderr.
       While serving, the live store ingests the journals every few seconds.
       With --at POINT --read-only the volumes are served as they were at POINT, from the
@@ -23,6 +25,12 @@ struct ServeCommand: ParsableCommand {
   @Argument(help: "Volumes to serve.") var names: [String]
   @Option(help: "Unix socket path (default: <store>/run/reel.sock when --listen is not given).")
   var socket: String?
+  @Option(
+    help: ArgumentHelp(
+      "Let this group connect to the Unix sockets too (mode 0660 instead of 0600).",
+      discussion: "The folders above the sockets must let the group in: the store folder is private (0700).",
+      valueName: "group"))
+  var socketGroup: String?
   @Option(help: "Also listen on TCP: PORT, HOST:PORT or [IPv6]:PORT (host defaults to 127.0.0.1).")
   var listen: String?
   @Option(help: "Serve the volumes as of this point: RFC 3339 time, bookmark label, seq:N or latest.")
@@ -77,6 +85,7 @@ struct ServeCommand: ParsableCommand {
     }
     var configuration = CaptureConfiguration(
       layout: layout, volumes: readOnly ? [] : names, socketPath: socket, listen: listen, log: log)
+    if let socketGroup { configuration.socketAccess = try SocketAccess.group(named: socketGroup) }
     if let liveImageLag { configuration.liveImage.lagBytes = max(1, try ByteSize.parse(liveImageLag)) }
     configuration.liveImage.deferApply = deferLiveImage
     configuration.tls.mode = tls

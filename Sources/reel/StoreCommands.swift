@@ -71,18 +71,35 @@ struct StoreCommand: ParsableCommand {
   struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Check catalog and chunks agree; --read-data also re-hashes every chunk.",
-      discussion: "Exit status 65 when damage is found; each problem names what it affects.")
+      discussion: """
+        Exit status 65 when damage is found; each problem names what it affects.
+        Also reports folders and files of the store that other users could read (any group or
+        other permission bit) or that someone else owns; --fix-permissions repairs them
+        (folders 0700, files 0600) and says what it changed.
+        """)
 
     @OptionGroup var options: StoreOption
     @Flag(help: "Read and re-hash every chunk.") var readData = false
+    @Flag(help: "Make folders 0700 and files 0600 (owned by the store's owner) where they are looser.")
+    var fixPermissions = false
     @Flag(help: "JSON output.") var json = false
 
     func run() throws {
-      let store = try Store.open(StoreLayout.resolve(options.store))
+      let layout = StoreLayout.resolve(options.store)
+      let store = try Store.open(layout)
       let report = try LiveStore(store: store).check(readData: readData)
+      let permissions = try StorePermissions.check(layout, fix: fixPermissions)
+      let loose = permissions.filter { !$0.fixed }
       if json {
-        say(jsonText(StoreCheckJSON(report: report)))
+        say(jsonText(StoreCheckJSON(report: report, permissions: permissions)))
       } else {
+        for entry in permissions {
+          say(
+            entry.fixed
+              ? "FIXED: \(entry.description); now \(LoosePermission.octal(entry.fixedMode ?? 0))"
+              : "PERMISSIONS: \(entry.description)")
+        }
+        if !loose.isEmpty { say("Run `reel store check --fix-permissions` to make them private.") }
         say(
           "\(report.chunksChecked) chunks (\(report.chunksRead) read and re-hashed), \(report.versionsChecked) block versions, \(ByteSize.describe(report.orphanBytes)) of uncommitted pack data"
         )
@@ -95,7 +112,7 @@ struct StoreCommand: ParsableCommand {
         }
         say(report.isClean ? "Store is consistent." : "Store has \(report.problems.count) problems.")
       }
-      if !report.isClean { throw ExitCode(65) }
+      if !report.isClean || !loose.isEmpty { throw ExitCode(65) }
     }
   }
 

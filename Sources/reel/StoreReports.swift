@@ -68,10 +68,28 @@ struct StoreCheckJSON: Encodable {
     var affects: [String]
   }
 
+  struct Permission: Encodable {
+    var path: String
+    var directory: Bool
+    var mode: String
+    var owner: UInt32
+    var expectedOwner: UInt32
+    var fixed: Bool
+    var fixedMode: String?
+
+    private enum CodingKeys: String, CodingKey {
+      case path, directory, mode, owner, fixed
+      case expectedOwner = "expected_owner"
+      case fixedMode = "fixed_mode"
+    }
+  }
+
   var report: StoreCheckReport
+  /// Every loose entry found, fixed or not.
+  var permissions: [LoosePermission] = []
 
   private enum CodingKeys: String, CodingKey {
-    case clean, chunks, versions, problems
+    case clean, chunks, versions, problems, permissions
     case chunksRead = "chunks_read"
     case orphanBytes = "orphan_bytes"
     case archivesVerified = "archives_verified"
@@ -79,7 +97,7 @@ struct StoreCheckJSON: Encodable {
 
   func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: CodingKeys.self)
-    try container.encode(report.isClean, forKey: .clean)
+    try container.encode(report.isClean && permissions.allSatisfy(\.fixed), forKey: .clean)
     try container.encode(report.chunksChecked, forKey: .chunks)
     try container.encode(report.chunksRead, forKey: .chunksRead)
     try container.encode(report.versionsChecked, forKey: .versions)
@@ -87,6 +105,12 @@ struct StoreCheckJSON: Encodable {
     try container.encode(report.archivesVerified, forKey: .archivesVerified)
     try container.encode(
       report.problems.map { Problem(message: $0.message, affects: $0.affects) }, forKey: .problems)
+    try container.encode(
+      permissions.map {
+        Permission(
+          path: $0.path, directory: $0.isDirectory, mode: LoosePermission.octal($0.mode), owner: $0.owner,
+          expectedOwner: $0.expectedOwner, fixed: $0.fixed, fixedMode: $0.fixedMode.map(LoosePermission.octal))
+      }, forKey: .permissions)
   }
 }
 

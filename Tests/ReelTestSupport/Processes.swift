@@ -125,6 +125,28 @@ package func run(
     stderr: String(decoding: collected[errPipe.read] ?? [], as: UTF8.self))
 }
 
+/// The arguments that start `executable` through /bin/sh with the file-creation mask
+/// `mask`, as a login shell or service manager would: for tests that Reel sets the modes
+/// of what it creates itself instead of leaving them to the umask.
+package func withUmask(_ mask: mode_t, _ executable: String, _ arguments: [String]) -> (String, [String]) {
+  ("/bin/sh", ["-c", "umask \(String(mask, radix: 8)) && exec \"$0\" \"$@\"", executable] + arguments)
+}
+
+/// `run` with the file-creation mask `mask` (see `withUmask`).
+@discardableResult
+package func run(
+  umask mask: mode_t, _ executable: String, _ arguments: [String], environment: [String: String?] = [:]
+) throws -> CommandResult {
+  let (shell, shellArguments) = withUmask(mask, executable, arguments)
+  return try run(shell, shellArguments, environment: environment)
+}
+
+/// Runs `command` as the unprivileged account `nobody` (group nogroup, no other groups),
+/// the "another local user" of the permission tests.
+package func runAsNobody(_ command: [String]) throws -> CommandResult {
+  try run(try tool("setpriv"), ["--reuid=nobody", "--regid=nogroup", "--clear-groups"] + command)
+}
+
 /// Runs a program that must succeed; throws with its output otherwise.
 @discardableResult
 package func runChecked(

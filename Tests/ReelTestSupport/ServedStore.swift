@@ -97,7 +97,8 @@ package final class ServerProcess {
   private let socketPath: String?
 
   package init(
-    store: TestStore, volumes: [String], extra: [String] = [], socket: String? = nil, waitForSocket: Bool = true
+    store: TestStore, volumes: [String], extra: [String] = [], socket: String? = nil, waitForSocket: Bool = true,
+    umask: mode_t? = nil
   ) throws {
     let socketPath = socket ?? store.socketPath
     self.socketPath = extra.contains("--listen") && socket == nil ? nil : socketPath
@@ -106,7 +107,13 @@ package final class ServerProcess {
     outputPath = store.directory.path + "/serve-\(stamp).out"
     var arguments = ["serve"] + volumes + ["--store", store.root] + extra
     if self.socketPath != nil { arguments += ["--socket", socketPath] }
-    child = try ChildProcess(store.reel, arguments, stdout: outputPath, stderr: logPath)
+    if let umask {
+      // exec keeps the process: the child's pid is still reel serve's.
+      let (shell, shellArguments) = withUmask(umask, store.reel, arguments)
+      child = try ChildProcess(shell, shellArguments, stdout: outputPath, stderr: logPath)
+    } else {
+      child = try ChildProcess(store.reel, arguments, stdout: outputPath, stderr: logPath)
+    }
     if waitForSocket {
       // A socket file left by a killed server may already exist: wait for this server's word.
       // A start that rebuilds a large live image from the store can take tens of seconds

@@ -112,7 +112,8 @@ struct OffsiteCopyStage: PipelineStage {
       context.progress(
         "reading \(copy.volumeName) archive \(id.prefix(8)) from \(copy.cartridgeLabel) file \(copy.tapeFile)")
       var source = try address.openOne().openArchive(file: copy.tapeFile, size: copy.size)
-      let file = try PosixFile(path: partial, flags: O_WRONLY | O_CREAT | O_TRUNC)
+      unlink(partial)  // a killed copy's; a link planted there is removed, never followed
+      let file = try PosixFile.createNew(partial)
       let hasher = SHA256Hasher()
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
       defer { buffer.deallocate() }
