@@ -178,6 +178,21 @@ func refusedStart(_ store: TestStore, _ volumes: [String], _ extra: [String]) th
     #expect(try store.replay("v") == expected)
   }
 
+  /// SELECTIVETLS: TLS offered on the Unix socket, plain clients still welcome.
+  @Test func offeredTLSIsOptional() throws {
+    let store = try TestStore()
+    try store.createVolume("v", size: "8M")
+    let psk = try TLSKeys(in: store.directory).psk(["alice"], named: "alice")
+    let server = try ServerProcess(store: store, volumes: ["v"], extra: ["--tls", "on", "--tls-psk", psk])
+    defer { server.stop() }
+    let plain = try runChecked(try tool("nbdinfo"), [store.uri("v")])
+    #expect(plain.stdout.contains("without TLS"), "\(plain.stdout)")
+    let secured = try runChecked(
+      try tool("nbdinfo"), ["nbds+unix://alice@/v?socket=\(store.socketPath)&tls-psk-file=\(psk)"])
+    #expect(secured.stdout.contains("with TLS"), "\(secured.stdout)")
+    #expect(server.log.contains("PSK identity alice"))
+  }
+
   @Test func refusedClientsWriteNothing() throws {
     let store = try TestStore()
     try store.createVolume("v", size: "8M")
