@@ -15,6 +15,8 @@ struct ServeCommand: ParsableCommand {
       Listens on a Unix socket, by default <store>/run/reel.sock, and with --listen on TCP.
       The Unix sockets (NBD and each volume's control socket) are 0600, only its owner may
       connect; --socket-group G makes them 0660 with group G.
+      TCP needs TLS (--tls-psk FILE or --tls-certificates DIR) unless --insecure-no-tls is
+      given; clients then connect with nbds:// URIs (docs/capture.md, "TLS").
       SIGINT or SIGTERM stops it cleanly. Client connects and disconnects are logged to stderr.
       While serving, the live store ingests the journals every few seconds.
       With --at POINT --read-only the volumes are served as they were at POINT, from the
@@ -36,17 +38,23 @@ struct ServeCommand: ParsableCommand {
   @Option(help: "Serve the volumes as of this point: RFC 3339 time, bookmark label, seq:N or latest.")
   var at: String?
   @Flag(help: "Serve read-only from the live store (required with --at).") var readOnly = false
-  @Option(help: "TLS: off, on (offered) or require (the default once keys are given).") var tls: TLSMode?
-  @Option(name: .customLong("tls-psk"), help: "Pre-shared keys: IDENTITY:HEXKEY lines, as `psktool -p FILE` writes.")
+  @Option(help: ArgumentHelp("TLS: off, on (offered) or require (the default once keys are given).", valueName: "MODE"))
+  var tls: TLSMode?
+  @Option(
+    name: .customLong("tls-psk"),
+    help: ArgumentHelp("Pre-shared keys: IDENTITY:HEXKEY lines, as `psktool -p FILE` writes.", valueName: "FILE"))
   var tlsPSK: String?
   @Option(
-    name: .customLong("tls-certificates"), help: "X.509: a folder with ca-cert.pem, server-cert.pem, server-key.pem.")
+    name: .customLong("tls-certificates"),
+    help: ArgumentHelp("X.509: a folder with ca-cert.pem, server-cert.pem, server-key.pem.", valueName: "DIR"))
   var tlsCertificates: String?
   @Flag(name: .customLong("tls-verify-peer"), help: "Require client certificates signed by ca-cert.pem.")
   var tlsVerifyPeer = false
   @Option(
     name: .customLong("allow"),
-    help: "VOLUME=IDENTITY: only these PSK identities open VOLUME (repeatable; then needed for every volume).")
+    help: ArgumentHelp(
+      "Only these PSK identities open VOLUME (repeatable; then needed for every volume).",
+      valueName: "VOLUME=IDENTITY"))
   var allow: [String] = []
   @Flag(name: .customLong("insecure-no-tls"), help: "Allow --listen without TLS (anyone reaching the port can write).")
   var insecureNoTLS = false

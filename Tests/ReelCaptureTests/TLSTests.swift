@@ -84,16 +84,27 @@ func journaledWrites(_ store: TestStore, _ volume: String) throws -> Int {
   try store.records(volume).filter { $0.kind == .write }.count
 }
 
+/// Starts `reel serve` expecting it to refuse (status 64, usage, or 66, a file missing);
+/// returns what it said. One that starts anyway fails the test instead of hanging it.
+func refusedStart(_ store: TestStore, _ volumes: [String], _ extra: [String]) throws -> String {
+  let server = try ServerProcess(store: store, volumes: volumes, extra: extra, waitForSocket: false)
+  let deadline = Date(timeIntervalSinceNow: 60)
+  while server.child.isRunning && Date() < deadline { usleep(20_000) }
+  let status = server.child.isRunning ? server.stop(SIGKILL) : server.child.wait()
+  #expect(
+    [64, 66].contains(status), "reel serve \(extra.joined(separator: " ")) must refuse to start:\n\(server.output)")
+  return server.log
+}
+
 /// `reel serve` over TCP with TLS (NBD_OPT_STARTTLS), against the real clients: nbdinfo,
 /// nbdcopy (libnbd), qemu-io and qemu-img. Refused clients leave the journal untouched.
 @Suite(.serialized) struct TLSTests {
   @Test func tcpWithoutTLSIsRefusedUnlessAskedForPlainly() throws {
     let store = try TestStore()
     try store.createVolume("v", size: "8M")
-    let refused = try store.reelCommand(["serve", "v", "--listen", "127.0.0.1:0"])
-    #expect(refused.status == 64)
-    #expect(refused.stderr.contains("without TLS"), "\(refused.stderr)")
-    #expect(refused.stderr.contains("--tls-psk FILE") && refused.stderr.contains("--insecure-no-tls"))
+    let refused = try refusedStart(store, ["v"], ["--listen", "127.0.0.1:0"])
+    #expect(refused.contains("without TLS"), "\(refused)")
+    #expect(refused.contains("--tls-psk FILE") && refused.contains("--insecure-no-tls"))
     #expect(try journaledWrites(store, "v") == 0)
 
     let server = try ServerProcess(
@@ -101,6 +112,29 @@ func journaledWrites(_ store: TestStore, _ volume: String) throws -> Int {
     defer { server.stop() }
     let info = try runChecked(try tool("nbdinfo"), ["--size", "nbd://127.0.0.1:\(try tcpPort(of: server))/v"])
     #expect(info.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == String(8 << 20))
+  }
+
+  @Test func badTLSSettingsAreRefusedBeforeServing() throws {
+    let store = try TestStore()
+    try store.createVolume("v", size: "8M")
+    try store.createVolume("w", size: "8M")
+    let keys = try TLSKeys(in: store.directory)
+    let psk = try keys.psk(["alice"], named: "alice")
+    let garbled = keys.folder + "/garbled.psk"
+    try "alice:not-hex\n".write(toFile: garbled, atomically: true, encoding: .utf8)
+    let cases: [([String], String)] = [
+      (["--tls", "require"], "needs keys"),
+      (["--tls-psk", keys.folder + "/missing.psk"], "cannot read the pre-shared key file"),
+      (["--tls-psk", garbled], "line 1 of \(garbled) is not IDENTITY:HEXKEY"),
+      (["--tls-psk", psk, "--allow", "v=mallory", "--allow", "w=alice"], "identity mallory, which has no key"),
+      (["--tls-psk", psk, "--allow", "v=alice"], "volume w has no --allow"),
+      (["--tls-certificates", keys.folder, "--tls-verify-peer"], "has no readable server-cert.pem"),
+      (["--listen", "127.0.0.1:0", "--tls", "on", "--tls-psk", psk], "--tls on still lets plain clients in"),
+    ]
+    for (extra, message) in cases {
+      let log = try refusedStart(store, ["v", "w"], extra + ["--socket", store.directory.path + "/s.sock"])
+      #expect(log.contains(message), "reel serve \(extra.joined(separator: " ")):\n\(log)")
+    }
   }
 
   @Test func pskClientsReadAndWriteThroughTLS() throws {
@@ -142,6 +176,21 @@ func journaledWrites(_ store: TestStore, _ volume: String) throws -> Int {
     var expected = try fileBytes(source)
     expected.replaceSubrange((13 << 20)..<(14 << 20), with: repeatElement(0x5a, count: 1 << 20))
     #expect(try store.replay("v") == expected)
+  }
+
+  /// SELECTIVETLS: TLS offered on the Unix socket, plain clients still welcome.
+  @Test func offeredTLSIsOptional() throws {
+    let store = try TestStore()
+    try store.createVolume("v", size: "8M")
+    let psk = try TLSKeys(in: store.directory).psk(["alice"], named: "alice")
+    let server = try ServerProcess(store: store, volumes: ["v"], extra: ["--tls", "on", "--tls-psk", psk])
+    defer { server.stop() }
+    let plain = try runChecked(try tool("nbdinfo"), [store.uri("v")])
+    #expect(plain.stdout.contains("without TLS"), "\(plain.stdout)")
+    let secured = try runChecked(
+      try tool("nbdinfo"), ["nbds+unix://alice@/v?socket=\(store.socketPath)&tls-psk-file=\(psk)"])
+    #expect(secured.stdout.contains("with TLS"), "\(secured.stdout)")
+    #expect(server.log.contains("PSK identity alice"))
   }
 
   @Test func refusedClientsWriteNothing() throws {
