@@ -115,8 +115,8 @@ import Testing
     try store.createVolume("vm", size: "64M")
     let budget = 64
     let server = try ServerProcess(store: store, volumes: ["vm"], extra: ["--request-memory", "\(budget)M"])
-    try runChecked(try tool("qemu-io"), ["-f", "raw", store.uri("vm"), "-c", "write -P 0x6b 0 64M"])
     let baseline = try status(server.pid, "VmRSS")
+    try runChecked(try tool("qemu-io"), ["-f", "raw", store.uri("vm"), "-c", "write -P 0x6b 0 64M"])
 
     let clients = try (0..<3).map { _ in try nbd.connect(store.socketPath, export: "vm").0 }
     let perClient = 8
