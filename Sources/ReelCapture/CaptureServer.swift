@@ -97,6 +97,10 @@ package final class CaptureServer: Sendable {
   private struct State {
     var stopRequested = false
     var nextClient = 1
+    /// Refusals over `--max-connections` are logged at most once a second, so a flood of
+    /// connections cannot flood the log too.
+    var refusalsUnlogged = 0
+    var lastRefusalLogged: ContinuousClock.Instant?
   }
   private let state = Locked(State())
   private let signalPipe: Int32
@@ -246,9 +250,22 @@ package final class CaptureServer: Sendable {
         serveClient(stream, id: id, label: label, handshakeDeadline: deadline)
       }
       if case .full(let limit) = admission {
-        configuration.log(
-          "\(label): refused: \(limit) connections are open, the most --max-connections allows; closed before the handshake"
-        )
+        let unlogged: Int? = state.withLock { state in
+          let now = ContinuousClock.now
+          if let last = state.lastRefusalLogged, now - last < .seconds(1) {
+            state.refusalsUnlogged += 1
+            return nil
+          }
+          defer { state.refusalsUnlogged = 0 }
+          state.lastRefusalLogged = now
+          return state.refusalsUnlogged
+        }
+        if let unlogged {
+          let more = unlogged > 0 ? " (and \(unlogged) more since the last such line)" : ""
+          configuration.log(
+            "\(label): refused: \(limit) connections are open, the most --max-connections allows; closed before the handshake\(more)"
+          )
+        }
       }
     }
   }
@@ -295,12 +312,27 @@ package final class CaptureServer: Sendable {
     }
   }
 
-  /// Cuts off handshakes that overran their deadline, checking a few times a second.
+  /// Cuts off handshakes that overran their deadline, checking a few times a second, and
+  /// reports refused connections that were not logged one by one.
   private func deadlineLoop() {
     while true {
       let stopping = state.withLock(when: { $0.stopRequested }, timeout: .milliseconds(250)) { $0.stopRequested }
       if stopping { return }
       clients.enforceDeadlines()
+      let unlogged = state.withLock { state -> Int in
+        guard state.refusalsUnlogged > 0, let last = state.lastRefusalLogged, ContinuousClock.now - last >= .seconds(1)
+        else { return 0 }
+        defer {
+          state.refusalsUnlogged = 0
+          state.lastRefusalLogged = ContinuousClock.now
+        }
+        return state.refusalsUnlogged
+      }
+      if unlogged > 0 {
+        configuration.log(
+          "\(unlogged) more connections refused: \(configuration.limits.connections) were open, the most --max-connections allows"
+        )
+      }
     }
   }
 

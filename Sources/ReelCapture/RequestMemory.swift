@@ -16,6 +16,9 @@ final class RequestMemory: Sendable {
 
   /// Whole granules, at least one.
   let capacity: Int
+  /// Idle buffers kept for reuse: enough for a few large requests; a quiet server gives
+  /// the rest back to the system.
+  private let idleLimit: Int
 
   private struct State {
     var idle: [PooledBuffer] = []
@@ -27,6 +30,7 @@ final class RequestMemory: Sendable {
 
   init(capacity: Int) {
     self.capacity = max(Self.granule, capacity / Self.granule * Self.granule)
+    idleLimit = min(self.capacity, 64 << 20)
   }
 
   static func rounded(_ count: Int) -> Int { max(granule, (count + granule - 1) / granule * granule) }
@@ -73,11 +77,14 @@ final class RequestMemory: Sendable {
     return buffer
   }
 
-  /// Gives a buffer back; it is kept for reuse while the total stays within `capacity`.
+  /// Gives a buffer back; it is kept for reuse while the total stays within `capacity`
+  /// and the idle ones within `idleLimit`.
   func recycle(_ buffer: PooledBuffer) {
     state.withLock { state in
       state.inUseBytes -= buffer.storage.count
-      guard !state.closed, state.inUseBytes + state.idleBytes + buffer.storage.count <= capacity else { return }
+      guard !state.closed, state.idleBytes + buffer.storage.count <= idleLimit,
+        state.inUseBytes + state.idleBytes + buffer.storage.count <= capacity
+      else { return }
       state.idleBytes += buffer.storage.count
       state.idle.append(buffer)
     }

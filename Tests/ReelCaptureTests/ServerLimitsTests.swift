@@ -115,7 +115,8 @@ import Testing
     try store.createVolume("vm", size: "64M")
     let budget = 64
     let server = try ServerProcess(store: store, volumes: ["vm"], extra: ["--request-memory", "\(budget)M"])
-    try runChecked(try tool("qemu-io"), ["-f", "raw", store.uri("vm"), "-c", "write -P 0x6b 0 64M"])
+    // Nothing written: replies are zeros from the image's holes, which fill the buffers
+    // all the same, and the stop has nothing to ingest.
     let baseline = try status(server.pid, "VmRSS")
 
     let clients = try (0..<3).map { _ in try nbd.connect(store.socketPath, export: "vm").0 }
@@ -134,7 +135,7 @@ import Testing
     // same time: memory held for one client's replies is free only once it reads them.
     // (A thread each: concurrentPerform may run fewer at once than asked.)
     let good = Locked(0)
-    let expected = [UInt8](repeating: 0x6b, count: 32 << 20)
+    let expected = [UInt8](repeating: 0, count: 32 << 20)
     let readers = clients.map { client in
       WorkerThread(name: "reader") {
         for _ in 0..<perClient {
