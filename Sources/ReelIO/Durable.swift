@@ -21,6 +21,10 @@ package enum Durable {
     let temporary = path + ".tmp-\(getpid())"
     do {
       let file = try PosixFile.createNew(temporary, mode: mode)
+      // A mode wider than owner-only is meant (a metrics file): not the umask's to narrow.
+      if mode & ~0o700 != 0 && fchmod(file.descriptor, mode) != 0 {
+        throw PosixFile.error(errno, "chmod", temporary)
+      }
       try file.write(bytes, at: 0)
       try file.sync()
     } catch {
