@@ -25,7 +25,7 @@ package enum ArchiveImporter {
     // rely on.
     let scanner = try ArchiveScanner(
       source: source, label: label, masterKeys: masterKeys, checkContent: verifyContent, storeRecords: true,
-      hashAuthenticatedMembers: false)
+      hashAuthenticatedMembers: false, store: live.store.layout)
     try scanner.readHead()
     guard let manifest = scanner.manifest, let index = scanner.index else {
       throw ReelError(.wrongKey, "\(label): a key is needed to import", remedy: "give --key")

@@ -18,7 +18,7 @@ package enum ArchiveRepair {
           looked.append(archive.path)
           let scanner = try ArchiveScanner(
             source: try FileArchiveSource(path: archive.path), label: archive.path, masterKeys: masterKeys,
-            checkContent: true, storeRecords: true)
+            checkContent: true, storeRecords: true, store: live.store.layout)
           try scanner.readHead()
           guard scanner.manifest != nil else {
             throw ReelError(

@@ -84,14 +84,15 @@ package enum ArchiveVerifier {
   /// A framed member whose every frame authenticates is not hashed again: the tags bind
   /// each of its bytes to what the seal encrypted and hashed into the manifest (and the
   /// read-back then proves the whole file's SHA-256).
-  static func verify(written pipe: ArchiveBytePipe, masterKeys: [SymmetricKey], label: String, checkContent: Bool)
-    throws -> ArchiveVerification
-  {
+  static func verify(
+    written pipe: ArchiveBytePipe, masterKeys: [SymmetricKey], label: String, checkContent: Bool,
+    store: StoreLayout? = nil
+  ) throws -> ArchiveVerification {
     defer { pipe.abandon() }
     return try scan(
       ArchiveScanner(
         source: pipe, label: label, masterKeys: masterKeys, checkContent: checkContent, readAhead: false,
-        hashAuthenticatedMembers: false))
+        hashAuthenticatedMembers: false, store: store))
   }
 
   private static func scan(_ scanner: ArchiveScanner) throws -> ArchiveVerification {
@@ -160,11 +161,17 @@ final class ArchiveScanner {
   /// Frames being opened at once, on background threads.
   static let framesInFlight = 4
 
+  /// Whose private temp folder gets the decrypted index; nil: the store this process
+  /// opened, else a private folder in $TMPDIR (`PrivateScratch`).
+  let store: StoreLayout?
+
   /// `readAhead` false: the source already arrives from another thread.
   init(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], checkContent: Bool = true,
-    storeRecords: Bool = false, readAhead: Bool = true, hashAuthenticatedMembers: Bool = true
+    storeRecords: Bool = false, readAhead: Bool = true, hashAuthenticatedMembers: Bool = true,
+    store: StoreLayout? = nil
   ) throws {
+    self.store = store
     self.hashAuthenticatedMembers = hashAuthenticatedMembers
     self.label = label
     self.masterKeys = masterKeys
@@ -256,7 +263,7 @@ final class ArchiveScanner {
     var decrypted: PosixFile?
     if cipher != nil {
       // The plaintext index names every chunk and bookmark: never in a shared folder.
-      let folder = try PrivateScratch()
+      let folder = try PrivateScratch(store: store)
       scratch = folder
       decrypted = try PosixFile.createNew(folder.path + "/index.sqlite")
     }

@@ -341,9 +341,10 @@ final class ArchiveWriter {
       let written = ArchiveBytePipe()
       let masterKeys = try request.masterKeys.keys()
       let checkContent = formatVersion < 2
+      let store = live.store.layout
       let verifying = BackgroundTask {
         try ArchiveVerifier.verify(
-          written: written, masterKeys: masterKeys, label: fileName, checkContent: checkContent)
+          written: written, masterKeys: masterKeys, label: fileName, checkContent: checkContent, store: store)
       }
       do {
         let tar = try TarWriter(writer: output, copy: written)

@@ -20,7 +20,11 @@ package enum Durable {
   package static func replaceFile(at path: String, with bytes: [UInt8], mode: mode_t = 0o600) throws {
     let temporary = path + ".tmp-\(getpid())"
     do {
-      let file = try PosixFile.createNew(temporary, mode: mode)
+      let file = try PosixFile.createNew(temporary, mode: mode, leftover: true)
+      // A mode wider than owner-only is meant (a metrics file): not the umask's to narrow.
+      if mode & ~0o700 != 0 && fchmod(file.descriptor, mode) != 0 {
+        throw PosixFile.error(errno, "chmod", temporary)
+      }
       try file.write(bytes, at: 0)
       try file.sync()
     } catch {

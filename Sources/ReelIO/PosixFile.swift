@@ -30,13 +30,22 @@ package final class PosixFile: Sendable {
 
   /// Creates a file under a name nothing holds yet: never opens an existing file and never
   /// follows a symbolic link at `path`, so a name planted in a folder other users can write
-  /// is refused rather than written through.
-  package static func createNew(_ path: String, readable: Bool = false, mode: mode_t = 0o600) throws -> PosixFile {
+  /// is refused rather than written through. `leftover`: the name is a temporary one of
+  /// this user's, which a crashed process with the same pid may have left; a regular file
+  /// this user owns there is removed (unlinked, never opened) and the name taken again.
+  package static func createNew(
+    _ path: String, readable: Bool = false, mode: mode_t = 0o600, leftover: Bool = false
+  ) throws -> PosixFile {
+    let flags = (readable ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW
     do {
-      return try PosixFile(
-        path: path, flags: (readable ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
+      return try PosixFile(path: path, flags: flags, mode: mode)
     } catch let error as ReelError where error.errno == EEXIST {
       var info = stat()
+      if leftover, lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid(),
+        unlink(path) == 0
+      {
+        return try createNew(path, readable: readable, mode: mode)
+      }
       let isLink = lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
       var refused = ReelError(
         .alreadyExists,

@@ -25,7 +25,8 @@ package final class PrivateScratch: Sendable {
     if let store {
       try Durable.makeDirectory(store.temporaryDirectory)
       (parent, prefix) = (store.temporaryDirectory, "\(getpid()).")
-    } else if let folder = Self.storeFolder.withLock({ $0 }) {
+    } else if let folder = Self.storeFolder.withLock({ $0 }), access(folder, F_OK) == 0 {
+      // (A store this process opened and then deleted, as tests do, no longer counts.)
       (parent, prefix) = (folder, "\(getpid()).")
     } else {
       let system = NSTemporaryDirectory()

@@ -91,11 +91,14 @@ package enum PipelineMetrics {
     return lines.joined(separator: "\n") + "\n"
   }
 
-  /// Writes the textfile atomically, as the textfile collector expects.
+  /// Writes the textfile atomically, as the textfile collector expects. World-readable
+  /// (0644), the one file Reel makes so on purpose: node_exporter runs as another user, and
+  /// the file holds only counts and durations.
   package static func write(pipeline: String, catalog: Catalog, to path: String) throws {
     let folder = (path as NSString).deletingLastPathComponent
-    if !folder.isEmpty { try Durable.makeDirectory(folder) }
-    try Durable.replaceFile(at: path, with: Array(try text(pipeline: pipeline, catalog: catalog).utf8))
+    if !folder.isEmpty { try Durable.makeDirectory(folder, mode: 0o755) }
+    try Durable.replaceFile(
+      at: path, with: Array(try text(pipeline: pipeline, catalog: catalog).utf8), mode: 0o644)
   }
 
   static func escape(_ text: String) -> String {

@@ -41,7 +41,7 @@ package enum Restore {
     let temporary = output + ".reel-partial-\(getpid())"
     // Created new and owner-only: the output folder may be one others can write, and the
     // image holds the volume's data. What holds the name already is not ours to remove.
-    let file = try PosixFile.createNew(temporary, readable: true)
+    let file = try PosixFile.createNew(temporary, readable: true, leftover: true)
     do {
       try file.truncate(to: view.size)
       var written: UInt64 = 0

@@ -53,9 +53,15 @@ import Testing
     let verified = try run(
       umask: 0o022, reel, ["verify", archive, "--key", key, "--store", store.root], environment: inTemporary)
     #expect(verified.succeeded, "\(verified.output)")
+    let rehydrated = work + "/rehydrated"
+    let rehydration = try run(
+      umask: 0o022, reel, ["rehydrate", "--from", "dir:" + work + "/cold", "--store", rehydrated, "--key", key],
+      environment: inTemporary)
+    #expect(rehydration.succeeded, "\(rehydration.output)")
     #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty)
     // Not even created and removed: the folder's entries never changed.
-    #expect(modificationTime(temporary) == untouched, "seal or verify created something in $TMPDIR")
+    #expect(modificationTime(temporary) == untouched, "seal, verify or rehydrate created something in $TMPDIR")
+    #expect(looseEntries(under: rehydrated).isEmpty, "readable by others: \(looseEntries(under: rehydrated))")
     let restored = work + "/restored.img"
     try #require(
       try run(umask: 0o022, reel, ["restore", "v", "--at", "latest", "--output", restored, "--store", store.root])
