@@ -12,9 +12,11 @@ seconds=${1:-60}
 seed=${2:-19}
 work=$PWD/.bench-work/fuzz-$$
 mkdir -p "$work"
-swift build -c release --product reel-fuzz >/dev/null
-swift build -c release --product reel >/dev/null
-bin=$(swift build -c release --show-bin-path)
+# reel-fuzz seeds its inputs with ReelTestSupport, which imports ReelStore @testable.
+flags=(-c release -Xswiftc -enable-testing)
+swift build "${flags[@]}" --product reel-fuzz >/dev/null
+swift build "${flags[@]}" --product reel >/dev/null
+bin=$(swift build "${flags[@]}" --show-bin-path)
 status=0
 "$bin/reel-fuzz" run --work "$work" --seed "$seed" --seconds "$seconds" --crashes "$work/crashes" || status=$?
 if [ -d "$work/crashes" ]; then

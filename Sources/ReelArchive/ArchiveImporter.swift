@@ -50,8 +50,16 @@ package enum ArchiveImporter {
         "\(label): store blocks of \(manifest.volume.storeBlockSize) bytes are not supported by this Reel",
         remedy: "use the Reel version that wrote the archive")
     }
+    guard let blockSize = UInt32(exactly: manifest.volume.blockSize), blockSize >= 512, blockSize % 512 == 0,
+      manifest.volume.size % UInt64(blockSize) == 0
+    else {
+      throw ReelError(
+        .corrupt,
+        "\(label): the manifest's volume block size \(manifest.volume.blockSize) (volume of \(manifest.volume.size) bytes) is not one Reel gives a volume",
+        remedy: "nothing was imported; use another copy of the archive")
+    }
     let descriptor = VolumeDescriptor(
-      id: id, name: manifest.volume.name, size: manifest.volume.size, blockSize: UInt32(manifest.volume.blockSize),
+      id: id, name: manifest.volume.name, size: manifest.volume.size, blockSize: blockSize,
       created: created, storeBlockSize: storeBlockSize)
     var added = 0
     var present = 0

@@ -113,7 +113,12 @@ extension Int64 {
 
 extension Duration {
   /// The whole duration in nanoseconds, for arithmetic with `Timestamp`.
+  /// Saturates: a duration from a pipeline file may be years of seconds past Int64's
+  /// nanoseconds, and arithmetic on it must not trap.
   package var nanoseconds: Int64 {
-    components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    let (whole, overflow) = components.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+    guard !overflow else { return components.seconds < 0 ? .min : .max }
+    let (sum, overflowSum) = whole.addingReportingOverflow(components.attoseconds / 1_000_000_000)
+    return overflowSum ? (whole < 0 ? .min : .max) : sum
   }
 }

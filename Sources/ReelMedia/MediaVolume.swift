@@ -23,6 +23,8 @@ package struct SourceArchive: Sendable {
     self.path = path
     size = try PosixFile.openForReading(path).size()
     manifest = try ArchiveVerifier.readManifest(path: path)
+    // Its names go into a cold-storage folder's file names and every catalog written.
+    try ArchiveSummary(manifest).validate(describing: path)
   }
 
   package var summary: ArchiveSummary { ArchiveSummary(manifest) }

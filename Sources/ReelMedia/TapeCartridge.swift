@@ -202,6 +202,10 @@ final class TapeCartridge: MediaVolume {
 
   /// Moves to the first block of `file`, counting from the end of data or the start.
   private func position(atStartOf file: Int) throws {
+    // File numbers come from catalogs, which anyone holding the cartridge can write.
+    guard (0..<(1 << 24)).contains(file) else {
+      throw ReelError(.corrupt, "\(address): tape file \(file) is not a file number a cartridge has")
+    }
     try drive.seekEndOfData()
     let files = try drive.status().fileNumber
     if file == 0 {

@@ -134,6 +134,28 @@ import Testing
     #expect(result.stdout.contains("2 archive(s) imported"), "\(result.output)")
   }
 
+  /// A cold-storage folder's label whose data-block-size was made negative: export sized
+  /// its copy buffer by it and trapped; the label is refused as corrupt instead.
+  @Test func aLabelWithANegativeBlockSizeIsRefusedNotACrash() throws {
+    let sandbox = try MediaSandbox()
+    let maker = try ArchiveMaker()
+    let archive = try maker.seal(randomBytes: 300_000, bookmark: "p")
+    #expect(try sandbox.reel("init").status == 0)
+    let folder = sandbox.root + "/cold"
+    #expect(try sandbox.reel("media", "label", "dir:" + folder, "--name", "COLD1").status == 0)
+    let labelPath = folder + "/REEL-LABEL.txt"
+    let text = String(decoding: sandbox.bytes(labelPath), as: UTF8.self)
+    #expect(text.contains("data-block-size: 1048576"))
+    _ = FileManager.default.createFile(
+      atPath: labelPath,
+      contents: Data(text.replacingOccurrences(of: "data-block-size: 1048576", with: "data-block-size: -1048576").utf8))
+
+    let export = try sandbox.reel("export", archive.path, "--to", "dir:" + folder, "--media-set", "s")
+    #expect(export.signal == nil, "\(export.output)")
+    #expect(export.status != 0 && export.stderr.contains("data-block-size -1048576"), "\(export.output)")
+    #expect((try? FileManager.default.contentsOfDirectory(atPath: folder + "/archives")) ?? [] == [])
+  }
+
   /// A pax `size=` record made negative in the manifest's header on the cartridge: named
   /// as a damaged tape file, never a crash.
   @Test func aNegativePaxSizeOnACartridgeIsAClearErrorNotACrash() throws {

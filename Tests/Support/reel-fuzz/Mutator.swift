@@ -90,8 +90,10 @@ struct Mutator {
     case 5:
       let at = random.below(bytes.count)
       bytes.removeSubrange(at..<min(at + random.below(64) + 1, bytes.count))
-    case 6, 7:
+    case 6:
       replaceNumber(&bytes)
+    case 7:
+      replaceFieldValue(&bytes)
     case 8:
       replaceString(&bytes)
     case 9:
@@ -115,6 +117,26 @@ struct Mutator {
     while start > 0 && (isDigit(bytes[start - 1]) || bytes[start - 1] == 45) { start -= 1 }
     var end = at
     while end < bytes.count && isDigit(bytes[end]) { end += 1 }
+    bytes.replaceSubrange(start..<end, with: Array(random.pick(Self.interestingNumbers).utf8))
+  }
+
+  /// A field's number (after `": ` in JSON, `: ` in labels) replaced by an interesting one:
+  /// digits inside IDs and digests are far more common and matter less.
+  mutating func replaceFieldValue(_ bytes: inout [UInt8]) {
+    var starts: [Int] = []
+    var index = 1
+    while index + 1 < bytes.count && starts.count < 4096 {
+      if bytes[index] == 32 && bytes[index - 1] == 58
+        && ((bytes[index + 1] >= 48 && bytes[index + 1] <= 57) || bytes[index + 1] == 45)
+      {
+        starts.append(index + 1)
+      }
+      index += 1
+    }
+    guard !starts.isEmpty else { return replaceNumber(&bytes) }
+    let start = random.pick(starts)
+    var end = start + 1
+    while end < bytes.count && bytes[end] >= 48 && bytes[end] <= 57 { end += 1 }
     bytes.replaceSubrange(start..<end, with: Array(random.pick(Self.interestingNumbers).utf8))
   }
 

@@ -12,9 +12,10 @@ import ReelTestSupport
 /// A server that dies ends this process with a trap, so the supervisor saves the input.
 enum NBDFuzzing {
   private nonisolated(unsafe) static var server: (store: TestStore, process: ServerProcess)?
+  private nonisolated(unsafe) static var serverPidFile: String?
 
   static func run(_ input: [UInt8], scratch: String) throws {
-    let (store, process) = try started()
+    let (store, process) = try started(scratch: scratch)
     let socket = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     guard socket >= 0 else { throw ReelError(.io, "no socket") }
     defer { close(socket) }
@@ -45,13 +46,24 @@ enum NBDFuzzing {
     }
   }
 
-  private static func started() throws -> (TestStore, ServerProcess) {
+  /// Where the server's pid is noted, so the supervisor can end it when this process
+  /// dies by a signal (no atexit runs then).
+  static func pidFile(scratch: String) -> String { scratch + "/nbd-server.pid" }
+
+  private static func started(scratch: String) throws -> (TestStore, ServerProcess) {
     if let server { return server }
     let store = try TestStore()
     try store.createVolume("fuzz", size: "1M", blockSize: 512)
     let process = try ServerProcess(store: store, volumes: ["fuzz"])
+    _ = FileManager.default.createFile(atPath: pidFile(scratch: scratch), contents: Data("\(process.pid)".utf8))
+    serverPidFile = pidFile(scratch: scratch)
     server = (store, process)
-    atexit { _ = NBDFuzzing.server?.process.stop(SIGKILL) }
+    // A normal exit stops the server itself and drops the note, so nothing later signals
+    // a pid that may have been reused.
+    atexit {
+      _ = NBDFuzzing.server?.process.stop(SIGKILL)
+      if let file = NBDFuzzing.serverPidFile { unlink(file) }
+    }
     return (store, process)
   }
 

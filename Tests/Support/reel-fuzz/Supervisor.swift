@@ -64,7 +64,7 @@ struct Supervisor {
       ]
       if let count { arguments += ["--count", "\(max(count - outcome.executed, 0))"] }
       if let seconds { arguments += ["--seconds", "\(max(seconds - Date().timeIntervalSince(started), 0.1))"] }
-      let (status, signal, output) = try child(arguments)
+      let (status, signal, output) = try child(arguments, scratch: folder + "/scratch")
       if let line = output.split(separator: "\n").last(where: { $0.hasPrefix("executed ") }) {
         outcome.executed += Int(line.dropFirst("executed ".count)) ?? 0
       }
@@ -82,7 +82,16 @@ struct Supervisor {
   }
 
   /// Runs this executable with `arguments`: exit status, the signal that ended it, stdout.
-  func child(_ arguments: [String]) throws -> (status: Int32, signal: Int32?, output: String) {
+  /// A `reel serve` the child started for the NBD target is ended by its pid afterwards:
+  /// a child killed by a signal could not.
+  func child(_ arguments: [String], scratch: String) throws -> (status: Int32, signal: Int32?, output: String) {
+    defer {
+      let pidFile = NBDFuzzing.pidFile(scratch: scratch)
+      if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text), pid > 1 {
+        kill(pid, SIGKILL)
+        try? FileManager.default.removeItem(atPath: pidFile)
+      }
+    }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Self.executable)
     process.arguments = arguments
@@ -100,7 +109,8 @@ struct Supervisor {
   func crashes(_ input: [UInt8], target: FuzzTarget, folder: String) throws -> Bool {
     let path = folder + "/candidate.bin"
     guard FileManager.default.createFile(atPath: path, contents: Data(input)) else { return false }
-    return try child(["replay", target.name, path]).signal != nil
+    let scratch = folder + "/replay-scratch"
+    return try child(["replay", target.name, path, "--scratch", scratch], scratch: scratch).signal != nil
   }
 
   /// Cuts pieces out of the input while it still crashes: halves, then smaller pieces,

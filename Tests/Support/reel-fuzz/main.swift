@@ -10,7 +10,7 @@ import ReelCore
 //
 //   reel-fuzz list
 //   reel-fuzz run [TARGET…] --work DIR [--seed N] [--count N | --seconds S] [--crashes DIR]
-//   reel-fuzz replay TARGET FILE…      (exit 0: every input gave a result or an error)
+//   reel-fuzz replay TARGET FILE… [--scratch DIR]   (exit 0: every input gave a result or an error)
 //
 // `run` fuzzes each target in a child process; a child ended by a signal (a trap, SIGALRM
 // for an input that hangs, an allocation past the memory limit) leaves the input it was
@@ -51,12 +51,12 @@ do {
     print("executed \(try campaign.run())")
   case "replay":
     let names = positional()
-    guard let name = names.first, names.count > 1 else { fail("replay TARGET FILE…") }
+    guard let name = names.first, names.count > 1 else { fail("replay TARGET FILE… [--scratch DIR]") }
     limitMemory(gibibytes: 4)
     let target = try FuzzTarget.named(name)
-    let scratch = NSTemporaryDirectory() + "reel-fuzz-replay-\(getpid())"
+    let scratch = option("--scratch") ?? NSTemporaryDirectory() + "reel-fuzz-replay-\(getpid())"
     try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    defer { if option("--scratch") == nil { try? FileManager.default.removeItem(atPath: scratch) } }
     for file in names.dropFirst() {
       alarm(30)
       do {
