@@ -254,14 +254,21 @@ package final class Catalog: Sendable {
   }
 
   /// A consistent copy of the whole catalog as a new SQLite file (`VACUUM INTO`), written
-  /// under a temporary name and renamed into place.
+  /// under a temporary name and renamed into place. The copy names every chunk and
+  /// bookmark, so it is private (0600) like the catalog, whatever the umask: SQLite fills
+  /// the empty file this creates (O_EXCL|O_NOFOLLOW) instead of creating one of its own.
   package func snapshot(to path: String) throws {
     let partial = path + ".partial"
-    unlink(partial)
-    try database.writeWithoutTransaction { db in
-      try db.execute(sql: "VACUUM INTO ?", arguments: [partial])
+    let placeholder = try PosixFile.createNew(partial, mode: 0o600, leftover: true)
+    do {
+      try database.writeWithoutTransaction { db in
+        try db.execute(sql: "VACUUM INTO ?", arguments: [partial])
+      }
+    } catch {
+      unlink(partial)
+      throw error
     }
-    try PosixFile.openForReading(partial).sync()
+    try placeholder.sync()
     try Durable.rename(partial, to: path)
   }
 }
