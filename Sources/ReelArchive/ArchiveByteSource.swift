@@ -9,6 +9,22 @@ package protocol ArchiveByteSource {
   mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
 }
 
+/// Bytes already in memory (a peeked prefix, a test or fuzz input), ending where they do.
+package struct InMemoryArchiveSource: ArchiveByteSource {
+  private let bytes: [UInt8]
+  private var offset = 0
+
+  package init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+  package mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    let count = min(buffer.count, bytes.count - offset)
+    guard count > 0 else { return 0 }
+    bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: count) }
+    offset += count
+    return count
+  }
+}
+
 /// An archive file read from its start.
 package struct FileArchiveSource: ArchiveByteSource {
   private let file: PosixFile

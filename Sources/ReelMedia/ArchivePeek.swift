@@ -10,7 +10,7 @@ package enum ArchivePeek {
   static let prefixLimit = 4 << 20
 
   package static func manifest(fromPrefix bytes: [UInt8], describing what: String) throws -> ArchiveManifest {
-    let tar = try TarReader(source: BytesSource(bytes: bytes), label: what)
+    let tar = try TarReader(source: InMemoryArchiveSource(bytes), label: what)
     while let member = try tar.next() {
       guard member.name == "manifest.json" else { continue }
       let data = try tar.readAll(limit: prefixLimit, name: member.name)
@@ -33,19 +33,5 @@ package enum ArchivePeek {
     ReelError(
       .corrupt, "\(what) is not a Reel archive: \(reason)",
       remedy: "export only archives made by `reel seal` (files named *.reel.tar)")
-  }
-
-  /// The prefix, as a stream that ends where it does.
-  private struct BytesSource: ArchiveByteSource {
-    let bytes: [UInt8]
-    var offset = 0
-
-    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-      let count = min(buffer.count, bytes.count - offset)
-      guard count > 0 else { return 0 }
-      bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: count) }
-      offset += count
-      return count
-    }
   }
 }

@@ -471,18 +471,7 @@ extension RehydrateFromMediaTests {
   @Test func cartridgesLoadedOneAtATimeInAnyOrderCompleteTheStore() throws {
     let sandbox = try MediaSandbox()
     let maker = try ArchiveMaker()
-    let archives = try ["a", "b", "c"].map { try maker.seal(randomBytes: 1_200_000, bookmark: $0) }
-    #expect(try sandbox.reel("init").status == 0)
-    let capacity = archives.map(\.size).max()! + (3 << 20)
-    for name in ["C1", "C2", "C3"] {
-      #expect(
-        try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", name, "--capacity", "\(capacity)")
-          .status == 0)
-    }
-    let export = try sandbox.reel(
-      "export", archives[0].path, archives[1].path, archives[2].path, "--to", "vtape:" + sandbox.library,
-      "--media-set", "weekly")
-    #expect(export.status == 0 && export.stdout.contains("C3 file"), "\(export.output)")
+    let archives = try sandbox.exportChainToThreeCartridges(maker)
 
     let target = sandbox.root + "/rehydrated"
     func load(_ cartridge: String) throws -> CommandResult {

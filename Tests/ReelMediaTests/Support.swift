@@ -4,6 +4,7 @@ import ReelCodec
 import ReelCore
 import ReelStore
 import ReelTestSupport
+import Testing
 
 /// A temporary folder with a store for the built `reel` to use, and a place for media.
 final class MediaSandbox: @unchecked Sendable {
@@ -31,6 +32,22 @@ final class MediaSandbox: @unchecked Sendable {
 
   /// A file's SHA-256, so comparisons of whole cartridges print a line, not megabytes.
   func digest(_ path: String) -> String { SHA256Digest.hash(bytes(path)).hex }
+
+  /// Three archives of one chain exported to media set "weekly" on vtape cartridges C1, C2
+  /// and C3, one archive each (a store is initialized first).
+  func exportChainToThreeCartridges(_ maker: ArchiveMaker) throws -> [SealedArchive] {
+    let archives = try ["a", "b", "c"].map { try maker.seal(randomBytes: 1_200_000, bookmark: $0) }
+    #expect(try reel("init").status == 0)
+    let capacity = archives.map(\.size).max()! + (3 << 20)
+    for name in ["C1", "C2", "C3"] {
+      #expect(try reel("media", "label", "vtape:" + library, "--name", name, "--capacity", "\(capacity)").status == 0)
+    }
+    let export = try reel(
+      "export", archives[0].path, archives[1].path, archives[2].path, "--to", "vtape:" + library,
+      "--media-set", "weekly")
+    #expect(export.status == 0 && export.stdout.contains("C3 file"), "\(export.output)")
+    return archives
+  }
 }
 
 /// Real sealed archives: one chain of a volume, each archive holding about `randomBytes`

@@ -111,18 +111,7 @@ import Testing
   @Test func aSetWhoseNewestCartridgeIsWithheldIsReportedAsRolledBack() throws {
     let sandbox = try MediaSandbox()
     let maker = try ArchiveMaker()
-    let archives = try ["a", "b", "c"].map { try maker.seal(randomBytes: 1_200_000, bookmark: $0) }
-    #expect(try sandbox.reel("init").status == 0)
-    let capacity = archives.map(\.size).max()! + (3 << 20)
-    for name in ["C1", "C2", "C3"] {
-      #expect(
-        try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", name, "--capacity", "\(capacity)")
-          .status == 0)
-    }
-    let export = try sandbox.reel(
-      "export", archives[0].path, archives[1].path, archives[2].path, "--to", "vtape:" + sandbox.library,
-      "--media-set", "weekly")
-    #expect(export.status == 0 && export.stdout.contains("C3 file"), "\(export.output)")
+    let archives = try sandbox.exportChainToThreeCartridges(maker)
     // The attacker keeps the cartridge with the newest archive back.
     try FileManager.default.moveItem(atPath: sandbox.cartridge("C3"), toPath: sandbox.root + "/C3.vtape")
 

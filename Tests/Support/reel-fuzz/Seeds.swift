@@ -37,7 +37,7 @@ enum FuzzSeeds {
     let archiveBytes = try bytes(archive.path)
 
     // The manifest as the archive holds it.
-    let reader = try TarReader(source: FuzzBytes(archiveBytes), label: archive.path)
+    let reader = try TarReader(source: InMemoryArchiveSource(archiveBytes), label: archive.path)
     var manifest: [UInt8] = []
     while manifest.isEmpty, let member = try reader.next() {
       if member.name == "manifest.json" { manifest = try reader.readAll(limit: 1 << 20, name: member.name) }

@@ -28,10 +28,10 @@ struct FuzzTarget: Sendable {
   /// the manifest peek `reel media catalog --scan` uses on cut-off archives.
   static let tar = FuzzTarget(name: "tar", summary: "sealed archive bytes: TarReader, verifier, ArchivePeek") {
     input, _ in
-    var source = FuzzBytes(input)
+    var source = InMemoryArchiveSource(input)
     _ = try? ArchiveVerifier.verifyStructure(source: &source, label: "fuzz input")
     _ = try? ArchivePeek.manifest(fromPrefix: input, describing: "fuzz input")
-    let reader = try TarReader(source: FuzzBytes(input), label: "fuzz input")
+    let reader = try TarReader(source: InMemoryArchiveSource(input), label: "fuzz input")
     while let member = try reader.next() { _ = try reader.readAll(limit: 1 << 20, name: member.name) }
   }
 
@@ -110,22 +110,6 @@ func drain(_ source: any ArchiveByteSource) throws {
   let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
   defer { buffer.deallocate() }
   while try source.read(into: buffer) > 0 {}
-}
-
-/// Bytes in memory as an archive stream.
-struct FuzzBytes: ArchiveByteSource {
-  let bytes: [UInt8]
-  var offset = 0
-
-  init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-  mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-    let count = min(buffer.count, bytes.count - offset)
-    guard count > 0 else { return 0 }
-    bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: count) }
-    offset += count
-    return count
-  }
 }
 
 /// A vtape cartridge file written directly (no fsync, no lock): header, then each tape
