@@ -88,7 +88,13 @@ package struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringC
     parts.tm_min = Int32(minute)
     parts.tm_sec = Int32(second)
     let epoch = Int64(timegm(&parts)) - Int64(offsetSeconds)
-    nanoseconds = epoch * 1_000_000_000 + fractionNanos
+    // Nanoseconds in an Int64 reach from 1677 to 2262: a year outside is no instant Reel
+    // can hold (a label or catalog from a hostile medium may name one), not a trap.
+    let (whole, overflowed) = epoch.multipliedReportingOverflow(by: 1_000_000_000)
+    guard !overflowed else { return nil }
+    let (total, overflowedAgain) = whole.addingReportingOverflow(fractionNanos)
+    guard !overflowedAgain else { return nil }
+    nanoseconds = total
   }
 }
 

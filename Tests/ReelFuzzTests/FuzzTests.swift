@@ -25,10 +25,13 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
   /// minimized on the old code: a catalog's file number of -2^63 trapped (exit 132) in the
   /// tape positioning arithmetic when rehydration opened the archive. A `since:` of a
   /// billion weeks trapped converting the window to nanoseconds for the stage's cutoff.
+  /// label-year-past-2262.txt is what `benchmarks/fuzz.sh 30` (release, seed 19) found: a
+  /// `labeled:` year past 2262 overflowed the Int64 nanoseconds of `Timestamp`.
   @Test(arguments: [
     ("catalog", "catalog-file-number-overflow.json", "accepted"),
     ("catalog", "catalog-volume-escapes.json", "accepted"),
     ("label", "label-block-size-negative.txt", "data-block-size -1048576"),
+    ("label", "label-year-past-2262.txt", "refused"),
     ("tar", "tar-pax-size-negative.tar", "size attribute is negative"),
     ("pipeline", "pipeline-since-overflows.yaml", "accepted"),
   ])
