@@ -11,13 +11,14 @@ import ReelIO
 package struct LoosePermission: Sendable, Equatable {
   package var path: String
   package var isDirectory: Bool
-  /// Permission bits found (and, once fixed, set).
+  /// Permission bits found.
   package var mode: mode_t
+  /// The bits `--fix-permissions` set, once it repaired the mode and owner.
   package var fixedMode: mode_t?
   package var owner: uid_t
   package var expectedOwner: uid_t
-  /// Set by `--fix-permissions` when the mode and owner were repaired.
-  package var fixed = false
+
+  package var fixed: Bool { fixedMode != nil }
 
   package var description: String {
     var wrong: [String] = []
@@ -54,8 +55,7 @@ package enum StorePermissions {
         if fix {
           let wanted: mode_t = type == S_IFDIR ? 0o700 : mode & 0o700
           let owned = info.st_uid == rootInfo.st_uid || lchown(path, rootInfo.st_uid, rootInfo.st_gid) == 0
-          entry.fixed = owned && chmod(path, wanted) == 0
-          if entry.fixed { entry.fixedMode = wanted }
+          if owned && chmod(path, wanted) == 0 { entry.fixedMode = wanted }
         }
         found.append(entry)
       }

@@ -95,9 +95,8 @@ struct StoreCommand: ParsableCommand {
       } else {
         for entry in permissions {
           say(
-            entry.fixed
-              ? "FIXED: \(entry.description); now \(LoosePermission.octal(entry.fixedMode ?? 0))"
-              : "PERMISSIONS: \(entry.description)")
+            entry.fixedMode.map { "FIXED: \(entry.description); now \(LoosePermission.octal($0))" }
+              ?? "PERMISSIONS: \(entry.description)")
         }
         if !loose.isEmpty { say("Run `reel store check --fix-permissions` to make them private.") }
         say(
