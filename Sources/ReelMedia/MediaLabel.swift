@@ -95,6 +95,12 @@ package struct MediaLabel: Sendable, Equatable {
   }
 
   /// Reads a label; nil when the bytes are not a Reel label at all.
+  /// The rule `reel media label` names media by, and what a label read back must hold:
+  /// letters, digits, `-` and `_`, at most 64 of them (it becomes part of file names).
+  package static func isValidName(_ name: String) -> Bool {
+    !name.isEmpty && name.count <= 64 && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
+  }
+
   package static func parse(_ bytes: some Collection<UInt8>) throws -> MediaLabel? {
     let text = String(decoding: bytes, as: UTF8.self)
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
@@ -134,7 +140,7 @@ package struct MediaLabel: Sendable, Equatable {
     }
     // Label names as `reel media label` takes them; set names must at least be one path
     // component of printable text.
-    guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }),
+    guard Self.isValidName(name),
       optional("media-set").map({ set in
         set.count <= 128 && !set.hasPrefix(".") && !set.contains("/")
           && !set.unicodeScalars.contains { $0.properties.generalCategory == .control }

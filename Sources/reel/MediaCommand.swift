@@ -39,8 +39,8 @@ struct MediaCommand: ParsableCommand {
     @Flag(help: "Relabel even though the medium holds archives or data that is not Reel's.") var force = false
 
     func run() throws {
-      guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-        throw ReelError(.usage, "invalid label \"\(name)\"", remedy: "use letters, digits, - and _")
+      guard MediaLabel.isValidName(name) else {
+        throw ReelError(.usage, "invalid label \"\(name)\"", remedy: "use letters, digits, - and _ (at most 64)")
       }
       // Everything is checked before anything is created: a refused label leaves no file behind.
       let address = try MediaAddress(parsing: media).labelTarget(name: name)

@@ -145,6 +145,22 @@ import Testing
     #expect((try? FileManager.default.contentsOfDirectory(atPath: folder + "/archives")) ?? [] == [])
   }
 
+  /// `reel media label` gives only names a label read back may hold (one rule for both):
+  /// a 65-character name, which the reader refuses, is refused before anything is created.
+  @Test func aLabelNameTheReaderWouldRefuseIsNeverWritten() throws {
+    let sandbox = try MediaSandbox()
+    #expect(try sandbox.reel("init").status == 0)
+    let tooLong = String(repeating: "A", count: 65)
+    let refused = try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", tooLong, "--capacity", "8M")
+    #expect(refused.status == 64 && refused.stderr.contains("invalid label"), "\(refused.output)")
+    #expect(!FileManager.default.fileExists(atPath: sandbox.cartridge(tooLong)))
+    let longest = String(repeating: "A", count: 64)
+    let labeled = try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", longest, "--capacity", "8M")
+    #expect(labeled.status == 0, "\(labeled.output)")
+    let catalog = try sandbox.reel("media", "catalog", "vtape:" + sandbox.cartridge(longest))
+    #expect(catalog.status == 0 && catalog.stdout.contains(longest), "\(catalog.output)")
+  }
+
   /// A pax `size=` record made negative in the manifest's header on the cartridge: named
   /// as a damaged tape file, never a crash.
   @Test func aNegativePaxSizeOnACartridgeIsAClearErrorNotACrash() throws {
