@@ -103,8 +103,7 @@ package enum Sealer {
     // Two seals of one volume (a `reel seal` beside the nightly pipeline, into other
     // folders) would both continue the same parent and fork the chain: the second waits,
     // then seals only what the first left.
-    let sealing = try PosixFile(
-      path: layout.volumeDirectory(request.volume) + "/seal.lock", flags: O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600)
+    let sealing = try PosixFile.openLock(layout.volumeDirectory(request.volume) + "/seal.lock")
     while flock(sealing.descriptor, LOCK_EX) != 0 {
       guard errno == EINTR else { throw PosixFile.error(errno, "lock", sealing.path) }
       try Interrupt.check()
