@@ -25,6 +25,15 @@ let package = Package(
     .systemLibrary(
       name: "CGnuTLS", pkgConfig: "gnutls",
       providers: [.apt(["libgnutls28-dev"])]),
+    .systemLibrary(
+      name: "CExt2fs", pkgConfig: "ext2fs",
+      providers: [.apt(["libext2fs-dev"])]),
+    .systemLibrary(
+      name: "CBlkid", pkgConfig: "blkid",
+      providers: [.apt(["libblkid-dev"])]),
+    .systemLibrary(
+      name: "CFuse3", pkgConfig: "fuse3",
+      providers: [.apt(["libfuse3-dev"])]),
     .systemLibrary(name: "CLinux"),
     .target(name: "ReelCore", dependencies: ["CLinux"]),
     .target(name: "ReelIO", dependencies: ["ReelCore", "CLinux"]),
@@ -38,6 +47,14 @@ let package = Package(
         "ReelCore", "ReelIO", "ReelCodec", "ReelJournal", "CLinux",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
+    // File systems inside a volume at any point (libblkid, libext2fs, jbd2 replay).
+    .target(
+      name: "ReelFiles",
+      dependencies: ["ReelCore", "ReelIO", "ReelStore", "CExt2fs", "CBlkid", "CLinux"]),
+    // The read-only FUSE tree of volumes, points and their files.
+    .target(
+      name: "ReelMount",
+      dependencies: ["ReelCore", "ReelIO", "ReelStore", "ReelFiles", "CFuse3", "CLinux"]),
     .target(
       name: "ReelArchive",
       dependencies: [
@@ -60,7 +77,7 @@ let package = Package(
       name: "reel",
       dependencies: [
         "ReelCore", "ReelIO", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
-        "ReelPipeline",
+        "ReelPipeline", "ReelFiles", "ReelMount",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(
@@ -106,6 +123,9 @@ let package = Package(
     .testTarget(
       name: "ReelEndToEndTests",
       dependencies: ["ReelJournal", "ReelCore", "ReelTestSupport", "reel"]),
+    .testTarget(
+      name: "ReelFilesTests",
+      dependencies: ["ReelFiles", "ReelStore", "ReelCore", "ReelIO", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelArchiveTests",
       dependencies: [

@@ -4,11 +4,14 @@
 # Real clients the tests drive: qemu-utils (qemu-io, qemu-img), libnbd-bin (nbdinfo,
 # nbdcopy, nbdfuse), nbdkit, fuse3, e2fsprogs; GNU tar, bsdtar, zstd, coreutils, openssl for
 # archives; python3 (hostile tar files) and sqlite3 (a database under load) in tests;
-# gnutls-bin (psktool, certtool) makes keys for the TLS tests.
+# gnutls-bin (psktool, certtool) makes keys for the TLS tests. libext2fs, libblkid and libfuse3
+# for reel files and reel mount; gdisk (sgdisk) partitions and attr (setfattr, getfattr) in
+# their tests.
 set -euo pipefail
 
 packages=(
   pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev libgnutls28-dev
+  libext2fs-dev libblkid-dev libfuse3-dev gdisk attr
   qemu-utils libnbd-bin nbdkit fuse3 e2fsprogs libarchive-tools zstd
   coreutils util-linux procps time tar python3 sqlite3 openssl gnutls-bin
 )

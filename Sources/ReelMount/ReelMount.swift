@@ -1,0 +1,2 @@
+import CFuse3
+import ReelFiles
