@@ -11,4 +11,7 @@ extern int pipe2(int fds[2], int flags);
 /// posix_spawn_file_actions_t *).
 extern int posix_spawn_file_actions_addchdir_np(void *actions, const char *path);
 
+/// llistxattr(2), lgetxattr(2): Glibc's Swift module leaves <sys/xattr.h> out.
+#include <sys/xattr.h>
+
 #endif

@@ -471,7 +471,7 @@ extension RehydrateFromMediaTests {
   @Test func cartridgesLoadedOneAtATimeInAnyOrderCompleteTheStore() throws {
     let sandbox = try MediaSandbox()
     let maker = try ArchiveMaker()
-    let archives = try sandbox.exportChainToThreeCartridges(maker)
+    _ = try sandbox.exportChainToThreeCartridges(maker)
 
     let target = sandbox.root + "/rehydrated"
     func load(_ cartridge: String) throws -> CommandResult {
