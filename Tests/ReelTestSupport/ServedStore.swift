@@ -222,8 +222,9 @@ package final class KernelMount {
     return status
   }
 
-  package func formatExt4() throws {
-    try runChecked(try tool("mkfs.ext4"), ["-q", "-F", device])
+  /// `options` go to mkfs.ext4 (say `["-b", "4096"]`: below 512 MiB it picks 1 KiB blocks).
+  package func formatExt4(_ options: [String] = []) throws {
+    try runChecked(try tool("mkfs.ext4"), ["-q", "-F"] + options + [device])
   }
 
   /// Mounts `image` (the device unless told otherwise) at `mountPoint`.
