@@ -26,6 +26,15 @@ import Testing
     try image.expectReplayMatchesE2fsck()
   }
 
+  @Test func fourKiBBlocksMatchE2fsck() throws {
+    for (mkfs, options) in [([String](), "rw"), ([], "data=journal"), (["-O", "^metadata_csum,^64bit"], "rw")] {
+      let image = try CrashImage.kernel(mkfs: mkfs, mount: options, blockSize: 4096) { root in
+        try metadataWorkload(root, rounds: 60)
+      }
+      try image.expectReplayMatchesE2fsck()
+    }
+  }
+
   @Test func plainTags64BitMatchE2fsck() throws {
     let image = try CrashImage.kernel(mkfs: ["-O", "^metadata_csum"], mount: "rw") { root in
       try metadataWorkload(root, rounds: 120)
@@ -55,12 +64,14 @@ import Testing
       try metadataWorkload(root, rounds: 10, prefix: "late")
     }
     let result = try image.expectReplayMatchesE2fsck()
-    #expect(result.blocks.values.contains(magicBlock), "the escaped block should come back with its magic")
+    let restored = result.blocks.values.contains(magicBlock)
+    #expect(restored, "the escaped block should come back with its magic")
     let journal = try image.journal()
     var escaped = magicBlock
     escaped.replaceSubrange(0..<4, with: [0, 0, 0, 0])
     let logBlocks = stride(from: 0, to: journal.count, by: 1024).map { Array(journal[$0..<$0 + 1024]) }
-    #expect(logBlocks.contains(escaped) && !logBlocks.contains(magicBlock), "the log should hold the block escaped")
+    let logged = (escaped: logBlocks.contains(escaped), verbatim: logBlocks.contains(magicBlock))
+    #expect(logged.escaped && !logged.verbatim, "the log should hold the block escaped")
   }
 
   @Test func checksumV1AndAsyncCommitMatchE2fsck() throws {
@@ -222,7 +233,7 @@ private struct CrashImage {
   let folder: TemporaryDirectory
   /// The image as a crash left it; never modified by the comparison.
   let path: String
-  let blockSize = 1024
+  let blockSize: Int
 
   /// Formats an image (1 KiB blocks, a 1 MiB journal so the log wraps), mounts it through
   /// a loop device, runs `workload` on the mount and copies the image while it is still
@@ -231,18 +242,18 @@ private struct CrashImage {
   /// With `until`, the workload runs again (with the attempt's number) and the image is
   /// copied again until the copy has what the test needs.
   static func kernel(
-    mkfs: [String], mount options: String, copyWhileMounted: Bool = true,
+    mkfs: [String], mount options: String, blockSize: Int = 1024, copyWhileMounted: Bool = true,
     until wanted: ((CrashImage) throws -> Bool)? = nil, workload: (String, Int) throws -> Void
   ) throws -> CrashImage {
     let folder = TemporaryDirectory("reel-jbd2")
     let live = folder.path + "/live.img"
     let path = folder.path + "/crash.img"
-    try makeImage(live, mkfs: mkfs)
+    try makeImage(live, mkfs: mkfs, blockSize: blockSize)
     let mountPoint = folder.path + "/mnt"
     try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
     let mount = try LoopMount(image: live, at: mountPoint, options: options)
     defer { mount.undo() }
-    let image = CrashImage(folder: folder, path: path)
+    let image = CrashImage(folder: folder, path: path, blockSize: blockSize)
     for attempt in 0..<40 {
       try workload(mountPoint, attempt)
       if !copyWhileMounted { mount.undo() }
@@ -256,9 +267,12 @@ private struct CrashImage {
   }
 
   static func kernel(
-    mkfs: [String], mount options: String, copyWhileMounted: Bool = true, workload: (String) throws -> Void
+    mkfs: [String], mount options: String, blockSize: Int = 1024, copyWhileMounted: Bool = true,
+    workload: (String) throws -> Void
   ) throws -> CrashImage {
-    try kernel(mkfs: mkfs, mount: options, copyWhileMounted: copyWhileMounted) { root, _ in try workload(root) }
+    try kernel(mkfs: mkfs, mount: options, blockSize: blockSize, copyWhileMounted: copyWhileMounted) { root, _ in
+      try workload(root)
+    }
   }
 
   /// An unmounted image whose journal e2fsprogs' debugfs wrote: block 5000, then 5001 and
@@ -267,7 +281,7 @@ private struct CrashImage {
   static func debugfs(mkfs: [String], open: String) throws -> CrashImage {
     let folder = TemporaryDirectory("reel-jbd2")
     let path = folder.path + "/crash.img"
-    try makeImage(path, mkfs: mkfs)
+    try makeImage(path, mkfs: mkfs, blockSize: 1024)
     var data = (0..<3072).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
     data.replaceSubrange(2048..<2052, with: [0xC0, 0x3B, 0x39, 0x98])
     let dataPath = folder.path + "/data"
@@ -280,14 +294,17 @@ private struct CrashImage {
     try (commands.joined(separator: "\n") + "\n").write(toFile: script, atomically: true, encoding: .utf8)
     let result = try runChecked(try tool("debugfs"), ["-w", "-f", script, path])
     #expect(!result.output.contains("error"), "debugfs: \(result.output)")
-    let image = CrashImage(folder: folder, path: path)
+    let image = CrashImage(folder: folder, path: path, blockSize: 1024)
     try #require(image.journalStart(try image.journal()) != 0, "debugfs left nothing to replay")
     return image
   }
 
-  private static func makeImage(_ path: String, mkfs: [String]) throws {
+  /// A 16 MiB image whose journal is the smallest mkfs allows (1024 blocks), so the log wraps.
+  private static func makeImage(_ path: String, mkfs: [String], blockSize: Int) throws {
     try runChecked(try tool("truncate"), ["-s", "16M", path])
-    try runChecked(try tool("mkfs.ext4"), ["-q", "-F", "-b", "1024", "-J", "size=1"] + mkfs + [path])
+    let journalMiB = blockSize / 1024
+    try runChecked(
+      try tool("mkfs.ext4"), ["-q", "-F", "-b", "\(blockSize)", "-J", "size=\(journalMiB)"] + mkfs + [path])
   }
 
   /// The journal inode's content, as libext2fs reads it from the image.
