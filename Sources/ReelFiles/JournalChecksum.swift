@@ -1,16 +1,11 @@
+import Foundation
 import ReelCodec
 
 /// The two checksums jbd2 uses, as raw registers (no inversion in or out), the way the
 /// kernel chains them: crc32c for checksum v2/v3 and the superblock, and the big-endian
 /// CRC-32 (polynomial 0x04C11DB7, most significant bit first) of checksum v1.
 enum JournalChecksum {
-  static func crc32c(_ register: UInt32, _ bytes: some Collection<UInt8>) -> UInt32 {
-    var crc = CRC32C(register: register)
-    crc.update(Array(bytes))
-    return crc.register
-  }
-
-  static func crc32c(_ register: UInt32, _ bytes: [UInt8]) -> UInt32 {
+  static func crc32c(_ register: UInt32, _ bytes: some ContiguousBytes) -> UInt32 {
     var crc = CRC32C(register: register)
     crc.update(bytes)
     return crc.register

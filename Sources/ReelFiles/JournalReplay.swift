@@ -30,7 +30,7 @@ package enum JournalReplay {
     }
     guard blockCount > 0 else { throw ReelError(.corrupt, "the ext4 journal inode holds no blocks") }
     return try withoutActuallyEscaping(readBlock) { readBlock in
-      let log = JournalLog(blockSize: blockSize, read: readBlock)
+      let log = JournalLog(blockSize: blockSize, readBlock: readBlock)
       let superblock = try JournalSuperblock(try log.read(0), blockSize: blockSize, blockCount: blockCount)
       // s_start is zero exactly when the journal was emptied at a clean unmount.
       guard superblock.start != 0 else { return JournalReplayResult() }
@@ -47,10 +47,10 @@ package enum JournalReplay {
 /// Reads journal blocks through the caller's closure, refusing any of the wrong size.
 struct JournalLog {
   let blockSize: Int
-  let read: (UInt64) throws -> [UInt8]
+  let readBlock: (UInt64) throws -> [UInt8]
 
   func read(_ block: UInt32) throws -> [UInt8] {
-    let bytes = try read(UInt64(block))
+    let bytes = try readBlock(UInt64(block))
     guard bytes.count == blockSize else {
       throw ReelError(.io, "journal block \(block) read as \(bytes.count) bytes, not \(blockSize)")
     }
@@ -286,14 +286,13 @@ struct JournalWalk {
 
   private func tailChecksumMatches(_ block: [UInt8]) -> Bool {
     let tail = block.count - 4
-    let computed = JournalChecksum.crc32c(
-      JournalChecksum.crc32c(superblock.checksumSeed, block[0..<tail]), [0, 0, 0, 0] as [UInt8])
+    let computed = JournalChecksum.crc32c(JournalChecksum.crc32c(superblock.checksumSeed, block[0..<tail]), zeros)
     return BigEndianFields(block).uint32(at: tail) == computed
   }
 
   private func commitChecksumMatches(_ block: [UInt8]) -> Bool {
     var crc = JournalChecksum.crc32c(superblock.checksumSeed, block[0..<16])
-    crc = JournalChecksum.crc32c(crc, [0, 0, 0, 0] as [UInt8])
+    crc = JournalChecksum.crc32c(crc, zeros)
     crc = JournalChecksum.crc32c(crc, block[20...])
     return BigEndianFields(block).uint32(at: 16) == crc
   }
@@ -314,6 +313,9 @@ struct JournalWalk {
       remedy: JournalSuperblock.kernelRemedy)
   }
 }
+
+/// Stands in for a checksum field while the checksum over its block is computed.
+private let zeros: [UInt8] = [0, 0, 0, 0]
 
 private func bigEndian(_ value: UInt32) -> [UInt8] {
   [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
