@@ -163,6 +163,23 @@ import Testing
     #expect(result.transactions == Int(victim.sequence &- image.journalSequence(journal)))
   }
 
+  @Test func damagedAsyncCommitEndsTheLogWhereE2fsckDoes() throws {
+    // With async commit a failing commit checksum does not stop the scan at once, but the
+    // log still ends before that transaction.
+    let image = try CrashImage.kernel(mkfs: ["-O", "^metadata_csum"], mount: "journal_async_commit,data=writeback") {
+      root in try metadataWorkload(root, rounds: 40)
+    }
+    #expect(try image.journalFeatures().contains("journal_async_commit"))
+    let journal = try image.journal()
+    let commits = image.logBlocks(journal, ofType: 2, tagSize: 12, tailSize: 0)
+    try #require(commits.count >= 3)
+    let victim = commits[commits.count / 2]
+    // The stored v1 checksum itself.
+    try image.damage(journalBlock: victim.block, at: 16)
+    let result = try image.expectReplayMatchesE2fsck(failedTransaction: victim.sequence)
+    #expect(result.transactions == Int(victim.sequence &- image.journalSequence(journal)))
+  }
+
   @Test func damagedDescriptorBlockIsCorrupt() throws {
     let image = try CrashImage.kernel(mkfs: [], mount: "rw") { root in
       try metadataWorkload(root, rounds: 40)
@@ -335,8 +352,10 @@ private struct CrashImage {
   }
 
   /// Log blocks of one type (1 descriptor, 2 commit, 5 revoke) from s_start to the end of
-  /// the log, as (journal block, transaction).
-  func logBlocks(_ journal: [UInt8], ofType type: UInt32) -> [(block: Int, sequence: UInt32)] {
+  /// the log, as (journal block, transaction); by default for checksum v3 tags.
+  func logBlocks(
+    _ journal: [UInt8], ofType type: UInt32, tagSize: Int = 16, tailSize: Int = 4
+  ) -> [(block: Int, sequence: UInt32)] {
     let first = Int(bigEndian32(journal, 0x14))
     let last = Int(bigEndian32(journal, 0x10))
     var sequence = journalSequence(journal)
@@ -350,12 +369,12 @@ private struct CrashImage {
       if kind == 2 { sequence &+= 1 }
       block += 1
       if kind == 1 {
-        // Skip the data blocks this descriptor's tags describe (16-byte v3 tags).
+        // Skip the data blocks this descriptor's tags describe.
         var tag = offset + 12
-        while tag + 16 <= offset + blockSize - 4 {
-          let flags = bigEndian32(journal, tag + 4)
+        while tag + tagSize <= offset + blockSize - tailSize {
+          let flags = bigEndian32(journal, tag + 4) & 0xFFFF
           block += 1
-          tag += flags & 2 == 0 ? 32 : 16
+          tag += flags & 2 == 0 ? tagSize + 16 : tagSize
           if flags & 8 != 0 { break }
         }
       }
