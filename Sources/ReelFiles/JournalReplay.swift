@@ -12,6 +12,40 @@ package struct JournalReplayResult: Sendable, Equatable {
   }
 }
 
+/// Where the content recovery writes for one file-system block lies in the journal.
+package struct JournalBlockLocation: Sendable, Hashable {
+  /// The journal block holding the logged copy.
+  package var journalBlock: UInt64
+  /// The logged copy had its first four bytes (the jbd2 magic) zeroed so it could not be
+  /// mistaken for a log block; recovery puts them back.
+  package var escaped: Bool
+
+  package init(journalBlock: UInt64, escaped: Bool) {
+    self.journalBlock = journalBlock
+    self.escaped = escaped
+  }
+
+  /// The content recovery writes home, from the logged copy read at `journalBlock`.
+  package func content(fromLogged logged: [UInt8]) -> [UInt8] {
+    guard escaped, logged.count >= 4 else { return logged }
+    var content = logged
+    content.replaceSubrange(0..<4, with: bigEndian(JournalSuperblock.magic))
+    return content
+  }
+}
+
+/// What replaying a journal would write home, as places in the journal rather than
+/// contents: for a reader that fetches blocks when asked instead of holding them all.
+package struct JournalReplayMap: Sendable, Equatable {
+  package var locations: [UInt64: JournalBlockLocation]
+  package var transactions: Int
+
+  package init(locations: [UInt64: JournalBlockLocation] = [:], transactions: Int = 0) {
+    self.locations = locations
+    self.transactions = transactions
+  }
+}
+
 package enum JournalReplay {
   /// Reads the journal through `readBlock` (journal block N, N = 0 is the journal
   /// superblock; `blockCount` blocks of `blockSize` bytes) and returns what recovery would
@@ -29,17 +63,47 @@ package enum JournalReplay {
       throw ReelError(.corrupt, "the ext4 block size \(blockSize) is not a power of two from 1024 to 65536")
     }
     guard blockCount > 0 else { throw ReelError(.corrupt, "the ext4 journal inode holds no blocks") }
-    return try withoutActuallyEscaping(readBlock) { readBlock in
+    let walk = try recover(
+      blockSize: blockSize, blockCount: blockCount, fileSystemBlockCount: fileSystemBlockCount, keepContent: true,
+      readBlock: readBlock)
+    return JournalReplayResult(blocks: walk.written, transactions: walk.transactions)
+  }
+
+  /// `replay`, answering where in the journal each block's content lies instead of the
+  /// contents (read them with `JournalBlockLocation.content(fromLogged:)`). The same
+  /// checks run; with checksum v2/v3 every replayed block is still read once to check it.
+  package static func locate(
+    blockSize: Int, blockCount: UInt64, fileSystemBlockCount: UInt64? = nil,
+    readBlock: (UInt64) throws -> [UInt8]
+  ) throws -> JournalReplayMap {
+    guard blockSize >= 1024, blockSize <= 65536, blockSize & (blockSize - 1) == 0 else {
+      throw ReelError(.corrupt, "the ext4 block size \(blockSize) is not a power of two from 1024 to 65536")
+    }
+    guard blockCount > 0 else { throw ReelError(.corrupt, "the ext4 journal inode holds no blocks") }
+    let walk = try recover(
+      blockSize: blockSize, blockCount: blockCount, fileSystemBlockCount: fileSystemBlockCount, keepContent: false,
+      readBlock: readBlock)
+    return JournalReplayMap(locations: walk.located, transactions: walk.transactions)
+  }
+
+  /// The three passes' findings (none for a clean journal); the walk itself holds the
+  /// caller's closure, so it must not outlive this call.
+  private static func recover(
+    blockSize: Int, blockCount: UInt64, fileSystemBlockCount: UInt64?, keepContent: Bool,
+    readBlock: (UInt64) throws -> [UInt8]
+  ) throws -> (written: [UInt64: [UInt8]], located: [UInt64: JournalBlockLocation], transactions: Int) {
+    try withoutActuallyEscaping(readBlock) { readBlock in
       let log = JournalLog(blockSize: blockSize, readBlock: readBlock)
       let superblock = try JournalSuperblock(try log.read(0), blockSize: blockSize, blockCount: blockCount)
       // s_start is zero exactly when the journal was emptied at a clean unmount.
-      guard superblock.start != 0 else { return JournalReplayResult() }
-      var walk = JournalWalk(superblock: superblock, log: log, fileSystemBlockCount: fileSystemBlockCount)
+      guard superblock.start != 0 else { return ([:], [:], 0) }
+      var walk = JournalWalk(
+        superblock: superblock, log: log, fileSystemBlockCount: fileSystemBlockCount, keepContent: keepContent)
       let end = try walk.pass(.scan, end: nil)
       _ = try walk.pass(.revoke, end: end)
       try walk.refuseFastCommits(expecting: end)
       _ = try walk.pass(.replay, end: end)
-      return JournalReplayResult(blocks: walk.written, transactions: Int(end &- superblock.sequence))
+      return (walk.written, walk.located, Int(end &- superblock.sequence))
     }
   }
 }
@@ -66,9 +130,12 @@ struct JournalWalk {
   let superblock: JournalSuperblock
   let log: JournalLog
   let fileSystemBlockCount: UInt64?
+  /// Whether the replay pass keeps the blocks' contents, or only where they lie.
+  let keepContent: Bool
   /// Per file-system block, the newest transaction that revoked it.
   private(set) var revoked: [UInt64: UInt32] = [:]
   private(set) var written: [UInt64: [UInt8]] = [:]
+  private(set) var located: [UInt64: JournalBlockLocation] = [:]
   /// Where the current pass is: the next log block, the transaction it expects, and how
   /// many blocks it has walked (a log is never longer than the log area; a damaged one
   /// could otherwise send the walk round forever).
@@ -76,10 +143,11 @@ struct JournalWalk {
   private var transaction: UInt32 = 0
   private var walked: UInt64 = 0
 
-  init(superblock: JournalSuperblock, log: JournalLog, fileSystemBlockCount: UInt64?) {
+  init(superblock: JournalSuperblock, log: JournalLog, fileSystemBlockCount: UInt64?, keepContent: Bool) {
     self.superblock = superblock
     self.log = log
     self.fileSystemBlockCount = fileSystemBlockCount
+    self.keepContent = keepContent
   }
 
   private static let flagEscape: UInt16 = 1
@@ -244,10 +312,22 @@ struct JournalWalk {
         try skip(1)
         continue
       }
-      var (content, at) = try next()
+      if let limit = fileSystemBlockCount, tag.block >= limit {
+        throw ReelError(
+          .corrupt,
+          "the ext4 journal's transaction \(transaction) writes block \(tag.block), past the file system's \(limit)")
+      }
+      let location = JournalBlockLocation(journalBlock: UInt64(position), escaped: tag.flags & Self.flagEscape != 0)
+      located[tag.block] = location
+      // Without contents to keep or checksums to check, the logged copy need not be read.
+      guard keepContent || superblock.hasChecksumV2OrV3 else {
+        try skip(1)
+        continue
+      }
+      let (logged, at) = try next()
       if superblock.hasChecksumV2OrV3 {
         var crc = JournalChecksum.crc32c(superblock.checksumSeed, bigEndian(transaction))
-        crc = JournalChecksum.crc32c(crc, content)
+        crc = JournalChecksum.crc32c(crc, logged)
         let expected = superblock.features.contains(.checksumV3) ? crc : crc & 0xFFFF
         guard tag.checksum == expected else {
           throw ReelError(
@@ -256,13 +336,7 @@ struct JournalWalk {
               + "fails its checksum")
         }
       }
-      if let limit = fileSystemBlockCount, tag.block >= limit {
-        throw ReelError(
-          .corrupt,
-          "the ext4 journal's transaction \(transaction) writes block \(tag.block), past the file system's \(limit)")
-      }
-      if tag.flags & Self.flagEscape != 0 { content.replaceSubrange(0..<4, with: bigEndian(JournalSuperblock.magic)) }
-      written[tag.block] = content
+      if keepContent { written[tag.block] = location.content(fromLogged: logged) }
     }
   }
 

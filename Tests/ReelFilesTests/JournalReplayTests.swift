@@ -421,9 +421,21 @@ private struct CrashImage {
   /// as bookkeeping, checked to hold their recovered values.
   /// When e2fsck finds transaction `failedTransaction`'s commit corrupt, it also records
   /// the error in the ext4 superblock's state; that bit is then left out too.
+  /// `JournalReplay.locate` is held to the same answer: its locations, read, give `replay`'s
+  /// contents.
   @discardableResult
   func expectReplayMatchesE2fsck(failedTransaction: UInt32? = nil) throws -> JournalReplayResult {
     let result = try replay()
+    let journal = try journal()
+    let map = try JournalReplay.locate(blockSize: blockSize, blockCount: UInt64(journal.count / blockSize)) { block in
+      Array(journal[Int(block) * blockSize..<Int(block + 1) * blockSize])
+    }
+    #expect(map.transactions == result.transactions && Set(map.locations.keys) == Set(result.blocks.keys))
+    let located = map.locations.allSatisfy { block, location in
+      let start = Int(location.journalBlock) * blockSize
+      return location.content(fromLogged: Array(journal[start..<start + blockSize])) == result.blocks[block]
+    }
+    #expect(located, "the located blocks should read as the replayed contents")
     let e2fsck = try runE2fsck()
     #expect(e2fsck.succeeded, "e2fsck: \(e2fsck.output)")
     if let failedTransaction {
