@@ -6,6 +6,11 @@ import ReelJournal
 package struct VolumeChange: Sendable, Equatable {
   package var seq: Seq
   package var time: Timestamp
+
+  package init(seq: Seq, time: Timestamp) {
+    self.seq = seq
+    self.time = time
+  }
 }
 
 extension LiveStore {
