@@ -36,6 +36,11 @@ static inline int reel_lsetxattr(const char *path, const char *name, const void 
   return lsetxattr(path, name, value, size, 0);
 }
 
+/// An anonymous file in memory (memfd_create(2), close-on-exec), declared here because
+/// <sys/mman.h> only declares it under _GNU_SOURCE.
+extern int memfd_create(const char *name, unsigned int flags);
+static inline int reel_memfd_create(const char *name) { return memfd_create(name, 1U /* MFD_CLOEXEC */); }
+
 /// O_DIRECT, which Glibc only defines under _GNU_SOURCE.
 static inline int reel_o_direct(void) { return O_DIRECT; }
 
