@@ -80,10 +80,11 @@ package struct PathResolver: Sendable {
         continue
       }
       guard let entry = try files.lookup(FileName(name), in: current) else {
+        let missing = FilePath.join(walked, name)
+        let detail = FilePath.components(path) == FilePath.components(missing) ? "" : " (\(FilePath.display(missing)) is missing)"
         throw ReelError(
-          .notFound,
-          "\(FilePath.display(path)): no such file or directory in \(place) (\(FilePath.display(FilePath.join(walked, name))) is missing)",
-          remedy: "list the folder: reel files ls … \(FilePath.display(walked))", errno: ENOENT)
+          .notFound, "\(FilePath.display(path)): no such file or directory in \(place)\(detail)",
+          remedy: "see what \(FilePath.display(walked)) holds with `reel files ls` at the same point", errno: ENOENT)
       }
       if entry.kind == .symlink && (followLastLink || !remaining.isEmpty) {
         linksFollowed += 1
