@@ -81,7 +81,8 @@ package struct PathResolver: Sendable {
       }
       guard let entry = try files.lookup(FileName(name), in: current) else {
         let missing = FilePath.join(walked, name)
-        let detail = FilePath.components(path) == FilePath.components(missing) ? "" : " (\(FilePath.display(missing)) is missing)"
+        let detail =
+          FilePath.components(path) == FilePath.components(missing) ? "" : " (\(FilePath.display(missing)) is missing)"
         throw ReelError(
           .notFound, "\(FilePath.display(path)): no such file or directory in \(place)\(detail)",
           remedy: "see what \(FilePath.display(walked)) holds with `reel files ls` at the same point", errno: ENOENT)
