@@ -20,6 +20,11 @@ static inline long long reel_copy_file_range(int from, long long fromOffset, int
   return (long long)copy_file_range(from, &in, to, &out, length, 0);
 }
 
+/// An anonymous file in memory (memfd_create(2), close-on-exec), declared here because
+/// <sys/mman.h> only declares it under _GNU_SOURCE.
+extern int memfd_create(const char *name, unsigned int flags);
+static inline int reel_memfd_create(const char *name) { return memfd_create(name, 1U /* MFD_CLOEXEC */); }
+
 /// O_DIRECT, which Glibc only defines under _GNU_SOURCE.
 static inline int reel_o_direct(void) { return O_DIRECT; }
 

@@ -24,6 +24,19 @@ package final class PosixFile: Sendable {
 
   deinit { close(descriptor) }
 
+  private init(descriptor: Int32, path: String) {
+    self.descriptor = descriptor
+    self.path = path
+  }
+
+  /// An empty anonymous file in memory (memfd), gone when closed: for libraries that read
+  /// a descriptor (libblkid) what Reel holds elsewhere. `name` shows in /proc/PID/fd.
+  package static func anonymousMemory(name: String) throws -> PosixFile {
+    let fd = reel_memfd_create(name)
+    guard fd >= 0 else { throw Self.error(errno, "memfd_create", "memfd:" + name) }
+    return PosixFile(descriptor: fd, path: "memfd:" + name)
+  }
+
   package static func openForReading(_ path: String) throws -> PosixFile {
     try PosixFile(path: path, flags: O_RDONLY)
   }

@@ -1,0 +1,144 @@
+import ReelCore
+
+/// The bytes of one file system inside a volume: a window of a `VolumeSource`, with the
+/// blocks a journal replay would have written laid over it (never written anywhere).
+///
+/// Every read of a `VolumeView` costs a catalog lookup per store block, so small reads
+/// (libext2fs reads one metadata block at a time) go through a page cache that loads
+/// whole runs ahead of the miss, and large reads (file contents) go straight to the
+/// source in one call. Safe to use from several threads.
+final class BlockDevice: Sendable {
+  static let pageSize = 64 << 10
+  /// Pages loaded on a miss that follows the previous miss's run (a scan).
+  static let sequentialRunPages = 16
+  /// Pages loaded on any other miss: enough for a few inode-table or directory blocks.
+  static let randomRunPages = 4
+  /// At most this many pages (32 MiB) stay cached.
+  static let capacityPages = 512
+  /// Reads this long or longer bypass the cache.
+  static let directReadBytes = 256 << 10
+
+  let source: any VolumeSource
+  /// Where the file system starts on the volume, in bytes.
+  let offset: UInt64
+  let size: UInt64
+  /// File-system blocks of `overlayBlockSize` bytes that replace what the source holds.
+  private let overlay: [UInt64: [UInt8]]
+  private let overlayBlockSize: UInt64
+  private let cache = Locked(PageCache())
+
+  init(source: any VolumeSource, offset: UInt64, size: UInt64, overlay: [UInt64: [UInt8]] = [:], blockSize: Int = 4096)
+  {
+    self.source = source
+    self.offset = offset
+    self.size = size
+    self.overlay = overlay
+    self.overlayBlockSize = UInt64(blockSize)
+  }
+
+  /// The same window with `overlay` (file-system block → its bytes) laid over it.
+  func overlaid(_ overlay: [UInt64: [UInt8]], blockSize: Int) -> BlockDevice {
+    BlockDevice(source: source, offset: offset, size: size, overlay: overlay, blockSize: blockSize)
+  }
+
+  func read(at position: UInt64, length: Int) throws -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: length)
+    try bytes.withUnsafeMutableBytes { try read(at: position, into: $0) }
+    return bytes
+  }
+
+  func read(at position: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+    let length = UInt64(buffer.count)
+    guard position <= size, length <= size - position else {
+      throw ReelError(
+        .corrupt,
+        "the file system asks for \(length) bytes at \(position), past its end (\(size) bytes on the volume)",
+        remedy: "the volume may be cut short or the file system damaged; check a restored image with `e2fsck -fn`")
+    }
+    guard length > 0 else { return }
+    if buffer.count >= Self.directReadBytes {
+      var bytes = try source.read(offset: offset + position, length: buffer.count)
+      applyOverlay(to: &bytes, at: position)
+      bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+      return
+    }
+    let pageSize = UInt64(Self.pageSize)
+    var done: UInt64 = 0
+    while done < length {
+      let at = position + done
+      let page = at / pageSize
+      let bytes = try self.page(page)
+      let within = Int(at - page * pageSize)
+      let count = min(Int(length - done), bytes.count - within)
+      bytes.withUnsafeBytes { pageBytes in
+        UnsafeMutableRawBufferPointer(rebasing: buffer[Int(done)..<(Int(done) + count)])
+          .copyMemory(from: UnsafeRawBufferPointer(rebasing: pageBytes[within..<(within + count)]))
+      }
+      done += UInt64(count)
+    }
+  }
+
+  private func page(_ number: UInt64) throws -> [UInt8] {
+    let (cached, sequential) = cache.withLock { cache -> ([UInt8]?, Bool) in
+      (cache.lookup(number), cache.lastRunEnd == number)
+    }
+    if let cached { return cached }
+    let pageSize = UInt64(Self.pageSize)
+    let lastPage = (size - 1) / pageSize
+    let wanted = UInt64(sequential ? Self.sequentialRunPages : Self.randomRunPages)
+    let runEnd = min(lastPage + 1, number + wanted)
+    let start = number * pageSize
+    var bytes = try source.read(offset: offset + start, length: Int(min(size, runEnd * pageSize) - start))
+    applyOverlay(to: &bytes, at: start)
+    var first: [UInt8] = []
+    cache.withLock { cache in
+      for index in number..<runEnd {
+        let from = Int((index - number) * pageSize)
+        let piece = Array(bytes[from..<min(bytes.count, from + Self.pageSize)])
+        if index == number { first = piece }
+        cache.insert(index, piece, capacity: Self.capacityPages)
+      }
+      cache.lastRunEnd = runEnd
+    }
+    return first
+  }
+
+  private func applyOverlay(to bytes: inout [UInt8], at position: UInt64) {
+    guard !overlay.isEmpty, !bytes.isEmpty else { return }
+    let end = position + UInt64(bytes.count)
+    for block in (position / overlayBlockSize)...((end - 1) / overlayBlockSize) {
+      guard let replacement = overlay[block] else { continue }
+      let blockStart = block * overlayBlockSize
+      let from = max(position, blockStart)
+      let to = min(end, blockStart + UInt64(replacement.count))
+      guard from < to else { continue }
+      bytes.replaceSubrange(
+        Int(from - position)..<Int(to - position),
+        with: replacement[Int(from - blockStart)..<Int(to - blockStart)])
+    }
+  }
+}
+
+/// Pages by number with the time each was last used; the least recently used quarter
+/// goes when the cache is full (one sort per many inserts, not a list per hit).
+private struct PageCache: Sendable {
+  private var pages: [UInt64: (bytes: [UInt8], used: UInt64)] = [:]
+  private var clock: UInt64 = 0
+  /// The page after the last run loaded, to tell a scan from a jump.
+  var lastRunEnd: UInt64? = nil
+
+  mutating func lookup(_ number: UInt64) -> [UInt8]? {
+    guard let entry = pages[number] else { return nil }
+    clock += 1
+    pages[number] = (entry.bytes, clock)
+    return entry.bytes
+  }
+
+  mutating func insert(_ number: UInt64, _ bytes: [UInt8], capacity: Int) {
+    clock += 1
+    pages[number] = (bytes, clock)
+    guard pages.count > capacity else { return }
+    let oldest = pages.sorted { $0.value.used < $1.value.used }.prefix(capacity / 4)
+    for (key, _) in oldest { pages[key] = nil }
+  }
+}
