@@ -55,7 +55,7 @@ import Testing
 
   /// An ext4 image of `folder`, as `mkfs.ext4 -d` makes it (256-byte inodes: nanosecond times).
   func makeImage(of folder: String, at image: String) throws {
-    try runChecked(try tool("mkfs.ext4"), ["-q", "-F", "-I", "256", "-d", folder, image, "64M"])
+    try runChecked(try tool("mkfs.ext4"), ["-q", "-F", "-I", "256", "-d", folder, image, "32M"])
   }
 
   /// Every node under `root`: path, type, mode, owner, size, links, times, link target,
@@ -78,7 +78,7 @@ import Testing
     try makeTree(scratch + "/tree", variant: 1)
     try makeImage(of: scratch + "/tree", at: scratch + "/fs.img")
     try runChecked(
-      store.reel, ["volume", "create", "fs", "--size", "64M", "--from", scratch + "/fs.img", "--store", store.root])
+      store.reel, ["volume", "create", "fs", "--size", "32M", "--from", scratch + "/fs.img", "--store", store.root])
     let mount = try MountProcess(store: store, volumes: ["fs"])
     let volume = mount.mountPoint + "/fs"
     #expect(mount.output.contains("Mounted fs at \(volume): latest is seq "))
@@ -146,7 +146,7 @@ import Testing
       try makeImage(of: scratch + "/tree\(variant)", at: scratch + "/fs\(variant).img")
       images.append(scratch + "/fs\(variant).img")
     }
-    try store.createVolume("fs", size: "64M")
+    try store.createVolume("fs", size: "32M")
     let server = try ServerProcess(store: store, volumes: ["fs"])
     func write(_ image: String, bookmark label: String) throws -> String {
       try runChecked(try tool("nbdcopy"), [image, store.uri("fs")])
