@@ -1,2 +1,0 @@
-import CFuse3
-import ReelFiles

@@ -1,0 +1,213 @@
+import Foundation
+import ReelCore
+import ReelTestSupport
+import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// `reel mount` with the kernel as its client: ls, cat, stat, cmp, find, getfattr and
+/// sqlite3 on the mount, compared with the folder an image was made from, with a kernel
+/// mount of the same image, and with `reel restore`.
+@Suite(.serialized) struct MountTests {
+  /// A folder with what a file system holds: nested folders of real files, a file of
+  /// several extents and its hard link, a sparse file, symlinks, an extended attribute,
+  /// odd modes and owners, a name that is not UTF-8, an empty folder and a SQLite database.
+  func makeTree(_ root: String, variant: UInt8) throws {
+    let manager = FileManager.default
+    try manager.createDirectory(atPath: root + "/docs", withIntermediateDirectories: true)
+    var copied = 0
+    let enumerator = try #require(manager.enumerator(atPath: "/usr/share/doc"))
+    while copied < 120, let relative = enumerator.nextObject() as? String {
+      let source = "/usr/share/doc/" + relative
+      guard (try? manager.destinationOfSymbolicLink(atPath: source)) == nil,
+        let attributes = try? manager.attributesOfItem(atPath: source),
+        attributes[.type] as? FileAttributeType == .typeRegular
+      else { continue }
+      let target = root + "/docs/" + relative
+      try manager.createDirectory(
+        atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+      try manager.copyItem(atPath: source, toPath: target)
+      copied += 1
+    }
+    try manager.createDirectory(atPath: root + "/many", withIntermediateDirectories: true)
+    for index in 0..<600 {
+      try Data("file \(index) of variant \(variant)\n".utf8).write(to: URL(fileURLWithPath: root + "/many/f\(index)"))
+    }
+    try writeRandomFile(root + "/big.bin", bytes: 3 << 20 + 12345)
+    try runChecked(try tool("ln"), [root + "/big.bin", root + "/big.hard"])
+    try runChecked(try tool("truncate"), ["-s", "8M", root + "/sparse.bin"])
+    try runChecked(
+      try tool("dd"), ["if=/dev/urandom", "of=\(root)/sparse.bin", "bs=4096", "seek=700", "count=3", "conv=notrunc"])
+    try manager.createSymbolicLink(atPath: root + "/docs-link", withDestinationPath: "docs")
+    try manager.createSymbolicLink(atPath: root + "/absolute-link", withDestinationPath: "/etc/passwd")
+    try Data([variant]).write(to: URL(fileURLWithPath: root + "/variant"))
+    try runChecked(try tool("setfattr"), ["-n", "user.comment", "-v", "variant \(variant)", root + "/variant"])
+    try runChecked(try tool("chown"), ["1234:5678", root + "/variant"])
+    try runChecked(try tool("chmod"), ["0640", root + "/variant"])
+    try runChecked("/bin/sh", ["-c", "printf odd > \"$0\"/$(printf 'odd\\377name')", root])
+    try manager.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
+    try runChecked(
+      try tool("sqlite3"),
+      [root + "/db.sqlite", "CREATE TABLE t(x); INSERT INTO t VALUES (\(variant)), (42); VACUUM;"])
+  }
+
+  /// An ext4 image of `folder`, as `mkfs.ext4 -d` makes it (256-byte inodes: nanosecond times).
+  func makeImage(of folder: String, at image: String) throws {
+    try runChecked(try tool("mkfs.ext4"), ["-q", "-F", "-I", "256", "-d", folder, image, "32M"])
+  }
+
+  /// Every node under `root`: path, type, mode, owner, size, links, times, link target,
+  /// blocks (holes); inode numbers aside, which are the mount's own.
+  func listing(_ root: String) throws -> [String] {
+    let format = "%P|%y|%m|%U|%G|%s|%n|%T@|%C@|%l|%b\\n"
+    let result = try runChecked(try tool("find"), [root, "-printf", format])
+    return result.stdout.split(separator: "\n").map(String.init).sorted()
+  }
+
+  func isReadOnly(_ path: String, flags: Int32) -> Bool {
+    let descriptor = open(path, flags | O_CLOEXEC, 0o644)
+    defer { if descriptor >= 0 { close(descriptor) } }
+    return descriptor < 0 && errno == EROFS
+  }
+
+  @Test func aVolumeMadeFromAnImageShowsItsFilesAndItsDiskImage() throws {
+    let store = try TestStore()
+    let scratch = store.directory.path
+    try makeTree(scratch + "/tree", variant: 1)
+    try makeImage(of: scratch + "/tree", at: scratch + "/fs.img")
+    try runChecked(
+      store.reel, ["volume", "create", "fs", "--size", "32M", "--from", scratch + "/fs.img", "--store", store.root])
+    let mount = try MountProcess(store: store, volumes: ["fs"])
+    let volume = mount.mountPoint + "/fs"
+    #expect(mount.output.contains("Mounted fs at \(volume): latest is seq "))
+
+    let names = { (path: String) in try FileManager.default.contentsOfDirectory(atPath: path).sorted() }
+    #expect(try names(mount.mountPoint) == ["fs"])
+    #expect(try names(volume) == ["at", "bookmarks", "latest"])
+    #expect(try names(volume + "/latest") == ["disk.img", "files"])
+    #expect(try names(volume + "/bookmarks") == [])
+
+    // The raw view is the image, byte for byte, as `reel restore` writes it.
+    try runChecked(
+      store.reel, ["restore", "fs", "--at", "latest", "--output", scratch + "/restored.img", "--store", store.root])
+    try runChecked(try tool("cmp"), [volume + "/latest/disk.img", scratch + "/restored.img"])
+    try runChecked(try tool("cmp"), [volume + "/latest/disk.img", scratch + "/fs.img"])
+
+    // The files are the folder's, content and metadata, as a kernel mount of the image shows them.
+    let files = volume + "/latest/files"
+    let diff = try run(try tool("diff"), ["-r", "--no-dereference", "-x", "lost+found", scratch + "/tree", files])
+    #expect(diff.succeeded, "diff -r tree files:\n\(diff.output)")
+    let kernel = try KernelMount(in: scratch + "/kernel")
+    try kernel.mount(scratch + "/fs.img", options: "ro,loop")
+    #expect(try listing(files) == listing(kernel.mountPoint))
+    let count = { (root: String) in try runChecked("/bin/sh", ["-c", "find \"$0\" | wc -l", root]).stdout }
+    #expect(try count(files) == count(kernel.mountPoint))
+    for path in ["variant", "big.bin", "docs"] {
+      let attributes = { (root: String) in
+        try runChecked(try tool("getfattr"), ["-d", "-m", "-", "--absolute-names", root + "/" + path]).stdout
+          .replacingOccurrences(of: root, with: "ROOT")
+      }
+      #expect(try attributes(files) == attributes(kernel.mountPoint), "getfattr \(path)")
+    }
+    #expect(
+      try runChecked(try tool("getfattr"), ["-n", "user.comment", "--only-values", files + "/variant"]).stdout
+        == "variant 1")
+    #expect(try runChecked(try tool("readlink"), [files + "/docs-link"]).stdout == "docs\n")
+    #expect(try runChecked(try tool("cat"), [files + "/docs-link/../variant"]).stdout == "\u{1}")
+    let query = try runChecked(try tool("sqlite3"), ["-readonly", files + "/db.sqlite", "SELECT sum(x) FROM t"])
+    #expect(query.stdout == "43\n")
+    try kernel.unmount()
+
+    // Nothing can be written, not even by root.
+    #expect(isReadOnly(files + "/new", flags: O_WRONLY | O_CREAT))
+    #expect(isReadOnly(files + "/big.bin", flags: O_WRONLY))
+    #expect(isReadOnly(files + "/big.bin", flags: O_RDWR))
+    #expect(isReadOnly(volume + "/latest/disk.img", flags: O_WRONLY))
+    #expect(mkdir(files + "/folder", 0o755) < 0 && errno == EROFS)
+    #expect(unlink(files + "/variant") < 0 && errno == EROFS)
+
+    #expect(try mount.unmount() == 0)
+    #expect(!mount.isMounted)
+    #expect(mount.output.contains("Unmounted \(mount.mountPoint)."))
+    #expect(!mount.log.contains("reel mount:"), "problems logged:\n\(mount.log)")
+  }
+
+  /// A volume served and written while it is mounted: bookmarks and instants from before
+  /// the mount and after it, each the state written then; `latest` stays the state at
+  /// mount time; SIGTERM unmounts.
+  @Test func bookmarksAndInstantsOfAServedVolumeShowWhatWasWrittenThen() throws {
+    let store = try TestStore()
+    let scratch = store.directory.path
+    var images: [String] = []
+    for variant in 1...3 {
+      try makeTree(scratch + "/tree\(variant)", variant: UInt8(variant))
+      try makeImage(of: scratch + "/tree\(variant)", at: scratch + "/fs\(variant).img")
+      images.append(scratch + "/fs\(variant).img")
+    }
+    try store.createVolume("fs", size: "32M")
+    let server = try ServerProcess(store: store, volumes: ["fs"])
+    func write(_ image: String, bookmark label: String) throws -> String {
+      try runChecked(try tool("nbdcopy"), [image, store.uri("fs")])
+      try runChecked(store.reel, ["bookmark", "fs", label, "--store", store.root])
+      let instant = Timestamp.now().rfc3339
+      usleep(20_000)
+      return instant
+    }
+    let first = try write(images[0], bookmark: "first")
+    let second = try write(images[1], bookmark: "second")
+
+    let mount = try MountProcess(store: store, volumes: ["fs"])
+    let volume = mount.mountPoint + "/fs"
+    let names = { (path: String) in try FileManager.default.contentsOfDirectory(atPath: path).sorted() }
+    #expect(try names(volume + "/bookmarks") == ["first", "second"])
+    #expect(try names(volume + "/at") == [])
+    let cmp = { (path: String, image: String) in
+      let result = try run(try tool("cmp"), [path, image])
+      #expect(result.succeeded, "cmp \(path) \(image): \(result.output)")
+    }
+    try cmp(volume + "/bookmarks/first/disk.img", images[0])
+    try cmp(volume + "/bookmarks/second/disk.img", images[1])
+    try cmp(volume + "/at/\(first)/disk.img", images[0])
+    try cmp(volume + "/at/\(second)/disk.img", images[1])
+    try cmp(volume + "/latest/disk.img", images[1])
+    let diff = { (tree: String, files: String) in
+      let result = try run(try tool("diff"), ["-r", "--no-dereference", "-x", "lost+found", tree, files])
+      #expect(result.succeeded, "diff -r \(tree) \(files):\n\(result.output)")
+    }
+    try diff(scratch + "/tree1", volume + "/bookmarks/first/files")
+    try diff(scratch + "/tree1", volume + "/at/\(first)/files")
+    try diff(scratch + "/tree2", volume + "/latest/files")
+    // The same instant with another offset is another folder with the same content.
+    let offset = try #require(Timestamp(rfc3339: first))
+    let shifted = Timestamp(nanoseconds: offset.nanoseconds + 3_600_000_000_000).rfc3339
+      .replacingOccurrences(of: "Z", with: "+01:00")
+    try cmp(volume + "/at/\(shifted)/disk.img", images[0])
+    #expect(try names(volume + "/at") == [])
+
+    // Written while mounted: a new bookmark appears and an instant after it finds it.
+    let third = try write(images[2], bookmark: "third")
+    let deadline = Date(timeIntervalSinceNow: 20)
+    while try !names(volume + "/bookmarks").contains("third") && Date() < deadline { usleep(100_000) }
+    #expect(try names(volume + "/bookmarks") == ["first", "second", "third"])
+    try cmp(volume + "/bookmarks/third/disk.img", images[2])
+    try cmp(volume + "/at/\(third)/disk.img", images[2])
+    try diff(scratch + "/tree3", volume + "/at/\(third)/files")
+    try cmp(volume + "/latest/disk.img", images[1])
+
+    // Instants that name nothing: not there, and the log says why (once).
+    var info = stat()
+    let future = Timestamp(nanoseconds: Timestamp.now().nanoseconds + 3_600_000_000_000).rfc3339
+    #expect(stat(volume + "/at/\(future)", &info) < 0 && errno == ENOENT)
+    #expect(stat(volume + "/at/2000-01-01T00:00:00Z", &info) < 0 && errno == ENOENT)
+    #expect(stat(volume + "/at/yesterday", &info) < 0 && errno == ENOENT)
+    #expect(stat(volume + "/bookmarks/fourth", &info) < 0 && errno == ENOENT)
+    #expect(mount.log.contains("is in the future"), "\(mount.log)")
+    #expect(mount.log.contains("before volume fs existed"), "\(mount.log)")
+
+    #expect(try mount.stop(SIGTERM) == 0)
+    #expect(!mount.isMounted)
+    #expect(server.stop() == 0)
+  }
+}
