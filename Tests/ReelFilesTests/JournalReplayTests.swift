@@ -372,8 +372,11 @@ private struct CrashImage {
   /// The journal inode's content, as libext2fs reads it from the image.
   func journal() throws -> [UInt8] {
     let dump = folder.path + "/journal-\(UUID().uuidString)"
-    try runChecked(try tool("debugfs"), ["-R", "dump <8> \(dump)", path])
+    let result = try readOnlyDebugfs("dump <8> \(dump)")
     defer { try? FileManager.default.removeItem(atPath: dump) }
+    guard FileManager.default.fileExists(atPath: dump) else {
+      throw SupportError("debugfs did not dump the journal inode of \(path): \(result.output)")
+    }
     return [UInt8](try Data(contentsOf: URL(fileURLWithPath: dump)))
   }
 
@@ -385,7 +388,7 @@ private struct CrashImage {
     return output.split(separator: "\n").first { $0.hasPrefix("Journal features:") }.map(String.init) ?? ""
   }
 
-  func logdump() throws -> String { try runChecked(try tool("debugfs"), ["-R", "logdump", path]).stdout }
+  func logdump() throws -> String { try readOnlyDebugfs("logdump").stdout }
 
   /// Whether the log as debugfs walks it goes past the journal's end and back to its start.
   func logWrapped() throws -> Bool {
@@ -430,8 +433,7 @@ private struct CrashImage {
 
   /// Flips the bits of one byte of a journal block, in the image itself.
   func damage(journalBlock: Int, at offset: Int) throws {
-    let output = try runChecked(try tool("debugfs"), ["-R", "bmap <8> \(journalBlock)", path]).stdout
-    let physical = try #require(Int(output.trimmingCharacters(in: .whitespacesAndNewlines)))
+    let physical = try physicalBlock(ofJournalBlock: journalBlock)
     let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
     defer { try? handle.close() }
     try handle.seek(toOffset: UInt64(physical * blockSize + offset))
@@ -440,13 +442,17 @@ private struct CrashImage {
     try handle.write(contentsOf: [~byte])
   }
 
+  func imageSize() throws -> UInt64 {
+    (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+  }
+
   /// Reel's replay of the image's journal.
   func replay() throws -> JournalReplayResult {
     let journal = try journal()
     let blockSize = blockSize
     return try JournalReplay.replay(
       blockSize: blockSize, blockCount: UInt64(journal.count / blockSize),
-      fileSystemBlockCount: UInt64(16 << 20 / blockSize)
+      fileSystemBlockCount: try imageSize() / UInt64(blockSize)
     ) { block in
       let start = Int(block) * blockSize
       return Array(journal[start..<start + blockSize])
@@ -542,8 +548,15 @@ private struct CrashImage {
     }
   }
 
+  /// One debugfs request on the image, in catastrophic mode (-c) and without checksum
+  /// checks (-n): a crash copy's bitmaps and group descriptors may be stale, and only the
+  /// journal inode is needed.
+  private func readOnlyDebugfs(_ request: String) throws -> CommandResult {
+    try runChecked(try tool("debugfs"), ["-c", "-n", "-R", request, path])
+  }
+
   private func physicalBlock(ofJournalBlock block: Int) throws -> Int {
-    let output = try runChecked(try tool("debugfs"), ["-R", "bmap <8> \(block)", path]).stdout
+    let output = try readOnlyDebugfs("bmap <8> \(block)").stdout
     return try #require(Int(output.trimmingCharacters(in: .whitespacesAndNewlines)))
   }
 }
