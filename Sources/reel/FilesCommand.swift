@@ -310,7 +310,7 @@ struct FilesCommand: ParsableCommand {
         if let mtime = state.modificationTime { line += " \(mtime.rfc3339)" }
         line += "]"
       } else {
-        line += state.fileSystem ? "  [absent]" : "  [no file system]"
+        line += state.fileSystem ? "  [absent]" : "  [file system unreadable]"
       }
       return line
     }
