@@ -229,7 +229,7 @@ struct FilesCommand: ParsableCommand {
     private func resolveIfPresent(_ opened: FilesAtPoint) throws -> ResolvedFile? {
       do {
         return try opened.resolver.resolve(path)
-      } catch let error as ReelError where error.errno == ENOENT {
+      } catch let error as ReelError where error.errno == ENOENT || error.errno == ENOTDIR {
         return nil
       }
     }
