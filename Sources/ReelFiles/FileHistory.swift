@@ -7,7 +7,7 @@ import ReelStore
 /// change undone later (A→B→A) still shows between two probes whose ctime differs.
 package struct FileState: Sendable, Equatable {
   package var exists: Bool
-  /// False when the volume held no readable file system at that point.
+  /// False when the volume held no file system that could be read at that point.
   package var fileSystem: Bool = true
   package var kind: FileKind?
   package var size: UInt64 = 0
@@ -27,9 +27,9 @@ package struct FileState: Sendable, Equatable {
   /// mode, owner, mtime, ctime, content, target, xattrs.
   func changes(from before: FileState) -> [String] {
     if !before.exists && exists { return ["created"] }
-    if before.exists && !exists { return [fileSystem ? "removed" : "no file system"] }
+    if before.exists && !exists { return [fileSystem ? "removed" : "unreadable"] }
     if !exists {
-      return fileSystem != before.fileSystem ? [fileSystem ? "file system appeared" : "no file system"] : []
+      return fileSystem != before.fileSystem ? [fileSystem ? "readable again" : "unreadable"] : []
     }
     if kind != before.kind { return ["type"] }
     var what: [String] = []
@@ -76,7 +76,14 @@ package enum FileHistory {
     func state(_ index: Int) throws -> FileState {
       if let known = states[index] { return known }
       try Interrupt.check()
-      let probed = try probe(path, open(points[index].seq))
+      let probed: FileState
+      do {
+        probed = try probe(path, open(points[index].seq))
+      } catch let error as ReelError where error.kind == .corrupt || error.kind == .incompatible {
+        // A point in the middle of writing that the file system cannot be read at (a
+        // whole image being copied over it): a state of its own, not the end of the search.
+        probed = FileState(exists: false, fileSystem: false)
+      }
       states[index] = probed
       return probed
     }

@@ -111,7 +111,8 @@ package final class AnchoredDirectory: Sendable {
 
   /// Gives the entry `name` (a link itself, not what it points to) its owner, permission
   /// bits, extended attributes and times, in the order that keeps each: owner first
-  /// (chown clears set-user-ID), times last. Returns the attributes that could not be set,
+  /// (chown clears set-user-ID and file capabilities), attributes while the mode still lets
+  /// the owner write (user.* needs it), then the mode, times last. Returns the attributes that could not be set,
   /// with why; everything else failing throws.
   package func setMetadata(of name: [UInt8], _ metadata: EntryMetadata) throws -> [(name: String, error: ReelError)] {
     let node = withCName(name) { openat(descriptor, $0, reel_o_path() | O_NOFOLLOW | O_CLOEXEC) }
@@ -120,12 +121,6 @@ package final class AnchoredDirectory: Sendable {
     if let owner = metadata.owner {
       guard fchownat(node, "", owner.uid, owner.gid, reel_at_empty_path() | AT_SYMLINK_NOFOLLOW) == 0 else {
         throw PosixFile.error(errno, "chown", pathOf(name))
-      }
-    }
-    if let permissions = metadata.permissions {
-      // Through the descriptor: what is at `name` now may no longer be what was opened.
-      guard chmod("/proc/self/fd/\(node)", permissions) == 0 else {
-        throw PosixFile.error(errno, "chmod", pathOf(name))
       }
     }
     var failed: [(name: String, error: ReelError)] = []
@@ -139,6 +134,12 @@ package final class AnchoredDirectory: Sendable {
       }
       if result != 0 {
         failed.append((attribute.name, PosixFile.error(errno, "set \(attribute.name) on", pathOf(name))))
+      }
+    }
+    if let permissions = metadata.permissions {
+      // Through the descriptor: what is at `name` now may no longer be what was opened.
+      guard chmod("/proc/self/fd/\(node)", permissions) == 0 else {
+        throw PosixFile.error(errno, "chmod", pathOf(name))
       }
     }
     var times = [metadata.accessTime, metadata.modificationTime]

@@ -229,7 +229,7 @@ struct FilesCommand: ParsableCommand {
     private func resolveIfPresent(_ opened: FilesAtPoint) throws -> ResolvedFile? {
       do {
         return try opened.resolver.resolve(path)
-      } catch let error as ReelError where error.errno == ENOENT {
+      } catch let error as ReelError where error.errno == ENOENT || error.errno == ENOTDIR {
         return nil
       }
     }
@@ -310,7 +310,7 @@ struct FilesCommand: ParsableCommand {
         if let mtime = state.modificationTime { line += " \(mtime.rfc3339)" }
         line += "]"
       } else {
-        line += state.fileSystem ? "  [absent]" : "  [no file system]"
+        line += state.fileSystem ? "  [absent]" : "  [file system unreadable]"
       }
       return line
     }

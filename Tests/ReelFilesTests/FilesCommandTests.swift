@@ -174,6 +174,35 @@ import Testing
     #expect(loop.stderr.contains("link loop"), "\(loop.stderr)")
   }
 
+  @Test func partitionPicksTheFileSystemInAGPTTable() throws {
+    let store = try TestStore()
+    let folder = store.directory.path
+    try FileManager.default.createDirectory(atPath: folder + "/source", withIntermediateDirectories: true)
+    try write(folder + "/source/p2.txt", "in partition 2\n")
+    let disk = folder + "/disk.img"
+    try runChecked(try tool("truncate"), ["-s", "64M", disk])
+    try runChecked(try tool("sgdisk"), ["-n", "1:2048:+8M", "-n", "2:0:0", disk])
+    let info = try runChecked(try tool("sgdisk"), ["-i", "2", disk]).stdout
+    func sector(_ label: String) throws -> Int {
+      let line = try #require(info.split(separator: "\n").first { $0.hasPrefix(label) })
+      return try #require(Int(line.split(separator: " ")[2]))
+    }
+    let first = try sector("First sector:")
+    let last = try sector("Last sector:")
+    try runChecked(
+      try tool("mkfs.ext4"),
+      ["-q", "-F", "-E", "offset=\(first * 512)", "-d", folder + "/source", disk, "\((last - first + 1) / 2)k"])
+    try #require(store.reelCommand(["volume", "create", "disk", "--size", "64M", "--from", disk]).succeeded)
+    let chosen = try store.reelCommand(["files", "cat", "disk", "/p2.txt", "--at", "latest", "--partition", "2"])
+    #expect(chosen.stdout == "in partition 2\n", "\(chosen.output)")
+    // The one partition with a file system is found without --partition.
+    let found = try store.reelCommand(["files", "cat", "disk", "/p2.txt", "--at", "latest"])
+    #expect(found.stdout == "in partition 2\n", "\(found.output)")
+    let empty = try store.reelCommand(["files", "ls", "disk", "--at", "latest", "--partition", "1"])
+    #expect(empty.status == 66)
+    #expect(empty.stderr.contains("partition 1"), "\(empty.stderr)")
+  }
+
   @Test func namesFromTheFileSystemThatAreNotOneComponentAreRefused() throws {
     for bad in ["", ".", "..", "a/b", "/", "a\u{0}b"] {
       #expect(throws: ReelError.self, "\(bad.debugDescription)") {
