@@ -105,6 +105,41 @@ import Testing
     }
   }
 
+  @Test func staleFastCommitAreaIsIgnoredAsByTheKernel() throws {
+    // Fast commits, then full commits after them: the fast-commit area still starts with a
+    // head tag, of an older transaction. The kernel ignores it (and mounts); e2fsck 1.47.0
+    // fails its recovery on it, so its oracle copy gets that area zeroed.
+    let image = try CrashImage.kernel(mkfs: ["-O", "fast_commit"], mount: "rw") { root in
+      try metadataWorkload(root, rounds: 5)
+      sync()
+      for index in 0..<5 { try writeFile(root + "/fast\(index)", [UInt8](repeating: 7, count: 100), sync: true) }
+      // Then only full commits: renaming a directory is something fast commits do not log.
+      for index in 0..<10 {
+        try FileManager.default.createDirectory(atPath: root + "/dir\(index)", withIntermediateDirectories: false)
+        try FileManager.default.moveItem(atPath: root + "/dir\(index)", toPath: root + "/renamed\(index)")
+        try syncPath(root)
+      }
+    }
+    let journal = try image.journal()
+    let fastCommitBlocks = Int(bigEndian32(journal, 0x54) == 0 ? 256 : bigEndian32(journal, 0x54))
+    let fastCommitFirst = Int(bigEndian32(journal, 0x10)) - fastCommitBlocks + 1
+    let head = Array(journal[fastCommitFirst * image.blockSize..<fastCommitFirst * image.blockSize + 12])
+    let headTransaction = head[8..<12].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    let result = try image.replay()
+    let end = image.journalSequence(journal) &+ UInt32(result.transactions)
+    try #require(head[0] == 9 && head[1] == 0, "the fast-commit area should start with a head tag")
+    try #require(headTransaction != end, "the head tag should be of an older transaction than the log's end")
+    // The kernel recovers (and mounts) a copy of this image.
+    let kernelCopy = image.folder.path + "/kernel.img"
+    try FileManager.default.copyItem(atPath: image.path, toPath: kernelCopy)
+    let mountPoint = image.folder.path + "/kernel-mnt"
+    try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+    try LoopMount(image: kernelCopy, at: mountPoint, options: "rw").undo()
+    try image.zero(journalBlock: fastCommitFirst)
+    #expect(try image.replay() == result)
+    try image.expectReplayMatchesE2fsck()
+  }
+
   @Test func cleanJournalReplaysNothing() throws {
     let image = try CrashImage.kernel(mkfs: [], mount: "rw", copyWhileMounted: false) { root in
       try metadataWorkload(root, rounds: 20)
@@ -429,6 +464,15 @@ private struct CrashImage {
       if block >= last { block = first + (block - last) }
     }
     return found
+  }
+
+  /// Zeroes one journal block, in the image itself.
+  func zero(journalBlock: Int) throws {
+    let physical = try physicalBlock(ofJournalBlock: journalBlock)
+    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+    defer { try? handle.close() }
+    try handle.seek(toOffset: UInt64(physical * blockSize))
+    try handle.write(contentsOf: [UInt8](repeating: 0, count: blockSize))
   }
 
   /// Flips the bits of one byte of a journal block, in the image itself.
