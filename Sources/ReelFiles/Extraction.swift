@@ -181,7 +181,8 @@ package final class Extraction {
     guard let existing = try folder.entryType(name) else { return nil }
     guard replace else {
       throw ReelError(
-        .alreadyExists, "\(folder.pathOf(name)) already exists; it was left as it is",
+        .alreadyExists,
+        "\(folder.pathOf(name)) already exists; it was left as it is (what was copied before it stays)",
         remedy: "add --force to replace files (folders are written into), or choose another --to")
     }
     if existing == S_IFDIR {
