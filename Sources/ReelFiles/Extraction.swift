@@ -142,17 +142,36 @@ package final class Extraction {
   }
 
   private func copyData(of inode: UInt64, size: UInt64, to file: PosixFile) throws {
+    var pieces: [(offset: UInt64, length: Int)] = []
     for range in try files.dataRanges(of: inode) {
       var offset = range.lowerBound
       let end = min(range.upperBound, size)
       while offset < end {
-        try Interrupt.check()
-        let bytes = try files.read(inode, offset: offset, length: Int(min(UInt64(Self.step), end - offset)))
-        guard !bytes.isEmpty else { break }
-        try file.write(bytes, at: offset)
-        report.bytes += UInt64(bytes.count)
-        offset += UInt64(bytes.count)
+        let length = Int(min(UInt64(Self.step), end - offset))
+        pieces.append((offset, length))
+        offset += UInt64(length)
       }
+    }
+    if pieces.count <= 1 {
+      for piece in pieces {
+        let bytes = try files.read(inode, offset: piece.offset, length: piece.length)
+        try file.write(bytes, at: piece.offset)
+        report.bytes += UInt64(bytes.count)
+      }
+      try file.truncate(to: size)
+      return
+    }
+    // The next pieces are read (store lookups, decoding) while this one is written.
+    let files = self.files
+    let reader = ReadAhead<(UInt64, [UInt8])>(name: "reel-files-get", depth: 2) { [pieces] index in
+      guard index < pieces.count else { return nil }
+      return (pieces[index].offset, try files.read(inode, offset: pieces[index].offset, length: pieces[index].length))
+    }
+    defer { reader.cancel() }
+    while let (offset, bytes) = try reader.next() {
+      try Interrupt.check()
+      try file.write(bytes, at: offset)
+      report.bytes += UInt64(bytes.count)
     }
     // The size, and the holes up to it, without writing zeros.
     try file.truncate(to: size)
@@ -181,7 +200,8 @@ package final class Extraction {
     guard let existing = try folder.entryType(name) else { return nil }
     guard replace else {
       throw ReelError(
-        .alreadyExists, "\(folder.pathOf(name)) already exists; it was left as it is",
+        .alreadyExists,
+        "\(folder.pathOf(name)) already exists; it was left as it is (what was copied before it stays)",
         remedy: "add --force to replace files (folders are written into), or choose another --to")
     }
     if existing == S_IFDIR {

@@ -65,7 +65,8 @@ struct FilesCommand: ParsableCommand {
       }
       try TreeWalk.walk(files, from: start) { file in
         if start.attributes.kind != .directory {
-          try show(file, name: file.displayPath)
+          // As typed, like ls: a link followed to a file is shown by the link's path.
+          try show(file, name: path)
           return false
         }
         if file.depth == 0 { return true }

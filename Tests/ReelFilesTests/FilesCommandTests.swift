@@ -53,6 +53,11 @@ import Testing
     }
     let xattrs = try runChecked(try tool("getfattr"), ["-d", "-m", "user\\.", out + "/notes.txt"]).stdout
     #expect(xattrs.contains("user.comment=\"kept\""), "\(xattrs)")
+    let acl = ["-n", "system.posix_acl_access", "-e", "hex", "--absolute-names"]
+    let copiedACL = try runChecked(try tool("getfattr"), acl + [out + "/dir/sub/deep.txt"]).stdout
+    let sourceACL = try runChecked(try tool("getfattr"), acl + [source + "/dir/sub/deep.txt"]).stdout
+    #expect(copiedACL.split(separator: "\n").last == sourceACL.split(separator: "\n").last, "\(copiedACL)")
+    #expect(copiedACL.contains("e803"), "\(copiedACL)")
     let hard = try lstatOf(out + "/notes-hardlink.txt")
     #expect(hard.st_ino == (try lstatOf(out + "/notes.txt")).st_ino)
     #expect(hard.st_nlink == 2)
@@ -298,6 +303,14 @@ private func makeTree(_ root: String) throws {
   try runChecked(
     "/bin/sh", ["-c", "printf 'tail\\n' | dd of=\"$0\" bs=1M seek=9 conv=notrunc status=none", root + "/sparse.bin"])
   try runChecked(try tool("setfattr"), ["-n", "user.comment", "-v", "kept", root + "/notes.txt"])
+  // user::rw- user:1000:r-- group::r-- mask::r-- other::r--, in the kernel's xattr form.
+  try runChecked(
+    try tool("setfattr"),
+    [
+      "-n", "system.posix_acl_access", "-v",
+      "0x0200000001000600ffffffff02000400e803000004000400ffffffff10000400ffffffff20000400ffffffff",
+      root + "/dir/sub/deep.txt",
+    ])
   try manager.linkItem(atPath: root + "/notes.txt", toPath: root + "/notes-hardlink.txt")
   try manager.createSymbolicLink(atPath: root + "/link-to-notes", withDestinationPath: "notes.txt")
   try manager.createSymbolicLink(atPath: root + "/link-to-dir", withDestinationPath: "dir/sub")
