@@ -56,10 +56,11 @@ final class MountedTree: Sendable {
   private let log: MountErrorLog
   private let openFileSystem: @Sendable (any VolumeSource, Int?) throws -> any FileSystemReading
   private let fileSystems: FileSystemCache
+  private let diskImages = DiskImageWindows()
   private let numbering = Locked(Numbering())
-  /// Per volume: when the last catch-up ingest started. Held while ingesting, so a second
-  /// request waits for the first instead of ingesting again.
-  private let ingestStarts: [Locked<Timestamp?>]
+  /// Per volume: when the last catch-up ingest started and ended. Held while ingesting, so
+  /// a second request waits for the first instead of ingesting again.
+  private let ingests: [Locked<(started: Timestamp, ended: Timestamp)?>]
 
   init(
     live: LiveStore, volumes names: [String], partition: Int?, log: MountErrorLog, openReaders: Int = 4,
@@ -73,7 +74,7 @@ final class MountedTree: Sendable {
     owner = (getuid(), getgid())
     started = FileTime(Timestamp.now())
     volumes = try names.map { MountedVolume(name: $0, descriptor: try live.store.layout.descriptor(of: $0)) }
-    ingestStarts = volumes.map { _ in Locked(nil) }
+    ingests = volumes.map { _ in Locked(nil) }
     for index in volumes.indices {
       catchUp(index, through: nil)
       _ = try point(PointKey(volume: index, folder: .latest), parent: number(.volume(index)))
@@ -217,7 +218,6 @@ final class MountedTree: Sendable {
             kind: .directory))
       } catch {
         // No readable file system: the raw image is still there; the log says why.
-        _ = log.errno(for: error)
       }
       return Self.dots(inode, mounted.parent) + listed
     case .diskImage:
@@ -230,9 +230,7 @@ final class MountedTree: Sendable {
       return try fileSystem(point).read(fileInode, offset: offset, length: length)
     }
     guard case .diskImage(let id) = try synthetic(inode) else { throw ReelErrorForMount.isDirectory() }
-    let view = try mountedPoint(id).view
-    guard offset < view.size else { return [] }
-    return try view.read(offset: offset, length: Int(min(UInt64(length), view.size - offset)))
+    return try diskImages.read(id, try mountedPoint(id).view, offset: offset, length: length)
   }
 
   func symlinkTarget(of inode: UInt64) throws -> [UInt8] {
@@ -299,7 +297,13 @@ final class MountedTree: Sendable {
   private func fileSystem(_ id: PointID) throws -> any FileSystemReading {
     let point = try mountedPoint(id)
     let key = FileSystemCache.Key(volume: point.key.volume, seq: point.view.resolved.seq)
-    return try fileSystems.reader(for: key) { try openFileSystem(point.view, partition) }
+    do {
+      return try fileSystems.reader(for: key) { try openFileSystem(point.view, partition) }
+    } catch {
+      // Said once, whatever errno the kernel gets: `files/` is missing or refuses for this reason.
+      log.report((error as? ReelError)?.description ?? "\(error)")
+      throw error
+    }
   }
 
   private func fileSystemNode(_ point: PointID, _ inode: UInt64, _ reader: any FileSystemReading) throws -> MountNode {
@@ -359,16 +363,17 @@ final class MountedTree: Sendable {
   /// Takes the journal's newest records into the store before a point is resolved, so
   /// instants and bookmarks written since the mount started are found (the store is
   /// shared with a running `reel serve`). Skipped when an ingest that started after
-  /// `instant` (or within the last two seconds) already covered it; a failure (say, no
-  /// write access to the store) is logged once and the store's history is used as it is.
+  /// `instant` already covered it, or (for listings) one ended less than two seconds ago;
+  /// a failure (say, no write access to the store) is logged once and the store's
+  /// history is used as it is.
   private func catchUp(_ index: Int, through instant: Timestamp?) {
-    ingestStarts[index].withLock { lastStart in
+    ingests[index].withLock { last in
       let now = Timestamp.now()
-      if let lastStart {
-        if let instant, lastStart.nanoseconds > instant.nanoseconds + 1_000_000_000 { return }
-        if instant == nil, now.nanoseconds - lastStart.nanoseconds < 2_000_000_000 { return }
+      if let last {
+        if let instant, last.started.nanoseconds > instant.nanoseconds + 1_000_000_000 { return }
+        if instant == nil, now.nanoseconds - last.ended.nanoseconds < 2_000_000_000 { return }
       }
-      lastStart = now
+      defer { last = (started: now, ended: Timestamp.now()) }
       do {
         let report = try live.ingest(volume: volumes[index].name)
         for damage in report.damage { log.report("damaged store: \(damage); run `reel store repair`") }
