@@ -270,4 +270,30 @@ import Testing
     #expect(first.log.contains("partition 1"), "\(first.log)")
     #expect(try first.unmount() == 0)
   }
+
+  /// A file system whose superblock is damaged: `files/` gives EIO and the log says why,
+  /// once; the raw image is still there.
+  @Test func aDamagedFileSystemGivesEIOAndTheLogSaysWhy() throws {
+    let store = try TestStore()
+    let scratch = store.directory.path
+    try FileManager.default.createDirectory(atPath: scratch + "/tree", withIntermediateDirectories: true)
+    try Data("kept\n".utf8).write(to: URL(fileURLWithPath: scratch + "/tree/file"))
+    try makeImage(of: scratch + "/tree", at: scratch + "/fs.img")
+    // s_inodes_count (superblock offset 0) changed: the superblock checksum no longer matches.
+    try runChecked(
+      "/bin/sh",
+      ["-c", "printf '\\377\\377' | dd of=\"$0\" bs=1 seek=1024 conv=notrunc status=none", scratch + "/fs.img"])
+    try runChecked(
+      store.reel, ["volume", "create", "fs", "--size", "16M", "--from", scratch + "/fs.img", "--store", store.root])
+    let mount = try MountProcess(store: store, volumes: ["fs"])
+    let point = mount.mountPoint + "/fs/latest"
+    var info = stat()
+    #expect(stat(point + "/files", &info) < 0 && errno == EIO)
+    #expect(stat(point + "/files", &info) < 0 && errno == EIO)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: point) == ["disk.img"])
+    try runChecked(try tool("cmp"), [point + "/disk.img", scratch + "/fs.img"])
+    #expect(try mount.unmount() == 0)
+    let lines = mount.log.split(separator: "\n").filter { $0.hasPrefix("reel mount:") }
+    #expect(lines.count == 1, "\(mount.log)")
+  }
 }
