@@ -50,7 +50,7 @@ let package = Package(
     // File systems inside a volume at any point (libblkid, libext2fs, jbd2 replay).
     .target(
       name: "ReelFiles",
-      dependencies: ["ReelCore", "ReelIO", "ReelStore", "CExt2fs", "CBlkid", "CLinux"]),
+      dependencies: ["ReelCore", "ReelIO", "ReelCodec", "ReelStore", "CExt2fs", "CBlkid", "CLinux"]),
     // The read-only FUSE tree of volumes, points and their files.
     .target(
       name: "ReelMount",

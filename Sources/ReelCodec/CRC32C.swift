@@ -61,6 +61,13 @@ package struct CRC32C: Sendable {
 
   package var value: UInt32 { state ^ 0xFFFF_FFFF }
 
+  /// Continues from a raw register value, as jbd2 and ext4 chain their checksums: the
+  /// register goes in and comes out with no inversion on either side.
+  package init(register: UInt32) { state = register }
+
+  /// The register as it stands, without the final inversion `value` applies.
+  package var register: UInt32 { state }
+
   package mutating func update(_ buffer: UnsafeRawBufferPointer) {
     guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
     if hardware {

@@ -22,13 +22,23 @@ final class BlockDevice: Sendable {
   /// Where the file system starts on the volume, in bytes.
   let offset: UInt64
   let size: UInt64
-  /// File-system blocks of `overlayBlockSize` bytes that replace what the source holds.
-  private let overlay: [UInt64: [UInt8]]
+  /// File-system blocks of `overlayBlockSize` bytes whose content is read from elsewhere
+  /// on the device (the journal) instead of from their home.
+  private let overlay: [UInt64: OverlayBlock]
   private let overlayBlockSize: UInt64
   private let cache = Locked(PageCache())
 
-  init(source: any VolumeSource, offset: UInt64, size: UInt64, overlay: [UInt64: [UInt8]] = [:], blockSize: Int = 4096)
-  {
+  /// Where a block's content is instead of its home: the logged copy a journal replay
+  /// would write there, at byte `position` of this device.
+  struct OverlayBlock: Sendable {
+    var position: UInt64
+    var location: JournalBlockLocation
+  }
+
+  init(
+    source: any VolumeSource, offset: UInt64, size: UInt64, overlay: [UInt64: OverlayBlock] = [:],
+    blockSize: Int = 4096
+  ) {
     self.source = source
     self.offset = offset
     self.size = size
@@ -36,8 +46,8 @@ final class BlockDevice: Sendable {
     self.overlayBlockSize = UInt64(blockSize)
   }
 
-  /// The same window with `overlay` (file-system block → its bytes) laid over it.
-  func overlaid(_ overlay: [UInt64: [UInt8]], blockSize: Int) -> BlockDevice {
+  /// The same window with `overlay` (file-system block → where its content is) laid over it.
+  func overlaid(_ overlay: [UInt64: OverlayBlock], blockSize: Int) -> BlockDevice {
     BlockDevice(source: source, offset: offset, size: size, overlay: overlay, blockSize: blockSize)
   }
 
@@ -58,7 +68,7 @@ final class BlockDevice: Sendable {
     guard length > 0 else { return }
     if buffer.count >= Self.directReadBytes {
       var bytes = try source.read(offset: offset + position, length: buffer.count)
-      applyOverlay(to: &bytes, at: position)
+      try applyOverlay(to: &bytes, at: position)
       bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
       return
     }
@@ -89,7 +99,7 @@ final class BlockDevice: Sendable {
     let runEnd = min(lastPage + 1, number + wanted)
     let start = number * pageSize
     var bytes = try source.read(offset: offset + start, length: Int(min(size, runEnd * pageSize) - start))
-    applyOverlay(to: &bytes, at: start)
+    try applyOverlay(to: &bytes, at: start)
     var first: [UInt8] = []
     cache.withLock { cache in
       for index in number..<runEnd {
@@ -103,18 +113,39 @@ final class BlockDevice: Sendable {
     return first
   }
 
-  private func applyOverlay(to bytes: inout [UInt8], at position: UInt64) {
+  /// Replaces the overlaid blocks in `bytes` (read from `position`) with their logged
+  /// copies, read straight from the source (never through the overlay), a run of
+  /// consecutive copies in one read.
+  private func applyOverlay(to bytes: inout [UInt8], at position: UInt64) throws {
     guard !overlay.isEmpty, !bytes.isEmpty else { return }
     let end = position + UInt64(bytes.count)
+    var wanted: [(block: UInt64, entry: OverlayBlock)] = []
     for block in (position / overlayBlockSize)...((end - 1) / overlayBlockSize) {
-      guard let replacement = overlay[block] else { continue }
-      let blockStart = block * overlayBlockSize
-      let from = max(position, blockStart)
-      let to = min(end, blockStart + UInt64(replacement.count))
-      guard from < to else { continue }
-      bytes.replaceSubrange(
-        Int(from - position)..<Int(to - position),
-        with: replacement[Int(from - blockStart)..<Int(to - blockStart)])
+      if let entry = overlay[block] { wanted.append((block, entry)) }
+    }
+    guard !wanted.isEmpty else { return }
+    wanted.sort { $0.entry.position < $1.entry.position }
+    var index = 0
+    while index < wanted.count {
+      var last = index
+      while last + 1 < wanted.count {
+        let next: UInt64 = wanted[last + 1].entry.position
+        guard next == wanted[last].entry.position + overlayBlockSize else { break }
+        last += 1
+      }
+      let runStart = wanted[index].entry.position
+      let logged = try source.read(offset: offset + runStart, length: Int(overlayBlockSize) * (last - index + 1))
+      for (block, entry) in wanted[index...last] {
+        let from = Int(entry.position - runStart)
+        let content = entry.location.content(fromLogged: Array(logged[from..<(from + Int(overlayBlockSize))]))
+        let blockStart = block * overlayBlockSize
+        let copyFrom = max(position, blockStart)
+        let copyTo = min(end, blockStart + overlayBlockSize)
+        bytes.replaceSubrange(
+          Int(copyFrom - position)..<Int(copyTo - position),
+          with: content[Int(copyFrom - blockStart)..<Int(copyTo - blockStart)])
+      }
+      index = last + 1
     }
   }
 }

@@ -242,6 +242,32 @@ final class Ext2fsSession {
     guard code == 0 else { throw error(code, "the extended attributes of inode \(number)") }
     return collector.attributes.filter { attribute in
       Self.listedNames.contains(attribute.name) || Self.listedPrefixes.contains { attribute.name.hasPrefix($0) }
+    }.map { attribute in
+      Self.listedNames.contains(attribute.name)
+        ? ExtendedAttribute(name: attribute.name, value: Self.kernelACL(attribute.value)) : attribute
     }
+  }
+
+  /// A POSIX ACL from ext4's on-disk form (version 1; 4-byte entries for the owner, owning
+  /// group, mask and other, 8-byte ones with an id for named users and groups) to the
+  /// xattr form the kernel returns (version 2; 8-byte entries, ACL_UNDEFINED_ID where no
+  /// id). libext2fs converts only in ext2fs_xattr_get, and writes id 0 there.
+  static func kernelACL(_ disk: [UInt8]) -> [UInt8] {
+    guard disk.count >= 4, disk[0..<4] == [1, 0, 0, 0] else { return disk }
+    var result: [UInt8] = [2, 0, 0, 0]
+    var at = 4
+    while at + 4 <= disk.count {
+      let tag = UInt16(disk[at]) | UInt16(disk[at + 1]) << 8
+      result += disk[at..<(at + 4)]
+      if tag == 0x02 || tag == 0x08 {
+        guard at + 8 <= disk.count else { return disk }
+        result += disk[(at + 4)..<(at + 8)]
+        at += 8
+      } else {
+        result += [0xFF, 0xFF, 0xFF, 0xFF]
+        at += 4
+      }
+    }
+    return result
   }
 }

@@ -30,11 +30,11 @@ package final class Ext4FileSystem: FileSystemReading {
           "the \(signature.type) file system needs its journal replayed, and the journal is on another device",
           remedy: VolumeFiles.kernelRemedy)
       }
-      let result = try Self.replayJournal(session)
-      if !result.blocks.isEmpty {
-        session = try Ext2fsSession(device: device.overlaid(result.blocks, blockSize: session.blockSize))
+      let (overlay, transactions) = try Self.replayJournal(session)
+      if !overlay.isEmpty {
+        session = try Ext2fsSession(device: device.overlaid(overlay, blockSize: session.blockSize))
       }
-      replayed = result.transactions
+      replayed = transactions
     }
     self.device = session.device
     info = FileSystemInfo(
@@ -43,21 +43,34 @@ package final class Ext4FileSystem: FileSystemReading {
     state = Locked(State(session: session))
   }
 
-  /// What mounting would write home from the internal journal, read through the journal
-  /// inode's own block map.
-  private static func replayJournal(_ session: Ext2fsSession) throws -> JournalReplayResult {
+  /// What mounting would write home from the internal journal, as where each block's
+  /// new content lies on the device: the journal is read through its inode's block map,
+  /// and nothing is copied into memory.
+  private static func replayJournal(
+    _ session: Ext2fsSession
+  ) throws -> (overlay: [UInt64: BlockDevice.OverlayBlock], transactions: Int) {
     let journal = try session.inode(session.journalInode)
     let map = try session.fileMap(journal)
-    let blockSize = session.blockSize
+    let blockSize = UInt64(session.blockSize)
     let device = session.device
-    return try JournalReplay.replay(blockSize: blockSize, blockCount: journal.size / UInt64(blockSize)) { block in
+    func position(_ block: UInt64) throws -> UInt64 {
       guard let run = map.run(containing: block), !run.unwritten else {
         throw ReelError(
           .corrupt, "journal block \(block) is not mapped in the journal inode \(session.journalInode)",
           remedy: "check a restored image of this point with `e2fsck -fn`")
       }
-      return try device.read(at: (run.physical + block - run.logical) * UInt64(blockSize), length: blockSize)
+      return (run.physical + block - run.logical) * blockSize
     }
+    let replay = try JournalReplay.locate(
+      blockSize: Int(blockSize), blockCount: journal.size / blockSize, fileSystemBlockCount: session.blockCount
+    ) { block in
+      try device.read(at: try position(block), length: Int(blockSize))
+    }
+    var overlay: [UInt64: BlockDevice.OverlayBlock] = [:]
+    for (home, location) in replay.locations {
+      overlay[home] = BlockDevice.OverlayBlock(position: try position(location.journalBlock), location: location)
+    }
+    return (overlay, replay.transactions)
   }
 
   private func withSession<Result>(_ body: (inout State) throws -> Result) throws -> Result {
