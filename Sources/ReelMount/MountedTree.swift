@@ -57,6 +57,8 @@ final class MountedTree: Sendable {
   private let openFileSystem: @Sendable (any VolumeSource, Int?) throws -> any FileSystemReading
   private let fileSystems: FileSystemCache
   private let diskImages = DiskImageWindows()
+  /// Where each folder inside a file system was looked up, for the `..` of its listing.
+  private let parents = Locked(DirectoryParents())
   private let numbering = Locked(Numbering())
   /// Per volume: when the last catch-up ingest started and ended. Held while ingesting, so
   /// a second request waits for the first instead of ingesting again.
@@ -97,7 +99,9 @@ final class MountedTree: Sendable {
     if let (point, inode) = MountInode.fileSystemPart(of: parent) {
       let reader = try fileSystem(point)
       guard let entry = try reader.lookup(name, in: inode) else { return .absent(cacheSeconds: Self.fixedSeconds) }
-      return .found(try fileSystemNode(point, entry.inode, reader))
+      let node = try fileSystemNode(point, entry.inode, reader)
+      if entry.kind == .directory { parents.withLock { $0.remember(node.attributes.inode, in: parent) } }
+      return .found(node)
     }
     switch try synthetic(parent) {
     case .root:
@@ -164,14 +168,9 @@ final class MountedTree: Sendable {
   func entries(of inode: UInt64) throws -> [DirectoryEntry] {
     if let (point, directory) = MountInode.fileSystemPart(of: inode) {
       let reader = try fileSystem(point)
-      let parent: UInt64
-      if directory == reader.rootInode {
-        parent = try mountedPoint(point).node
-      } else if let up = try? reader.lookup(FileName(".."), in: directory) {
-        parent = try MountInode.inFileSystem(point: point, inode: up.inode)
-      } else {
-        parent = inode
-      }
+      let parent =
+        directory == reader.rootInode
+        ? try mountedPoint(point).node : parents.withLock { $0.parent(of: inode) } ?? inode
       let listed = try reader.entries(of: directory).map { entry in
         DirectoryEntry(
           name: entry.name, inode: try MountInode.inFileSystem(point: point, inode: entry.inode), kind: entry.kind)
@@ -385,6 +384,21 @@ final class MountedTree: Sendable {
       }
     }
   }
+}
+
+/// The parent of each file-system folder the kernel has looked up. Only `..` in listings
+/// needs it (the kernel walks up by its own dentries), so it is forgotten when it grows
+/// large rather than kept exact.
+private struct DirectoryParents {
+  static let limit = 1 << 20
+  private var parents: [UInt64: UInt64] = [:]
+
+  mutating func remember(_ directory: UInt64, in parent: UInt64) {
+    if parents.count >= Self.limit { parents.removeAll() }
+    parents[directory] = parent
+  }
+
+  func parent(of directory: UInt64) -> UInt64? { parents[directory] }
 }
 
 /// The nodes Reel makes up, numbered from 1 (the root) in the order they are first seen.

@@ -268,7 +268,11 @@ import Testing
     let point = first.mountPoint + "/disk/latest"
     #expect(try FileManager.default.contentsOfDirectory(atPath: point) == ["disk.img"])
     #expect(first.log.contains("partition 1"), "\(first.log)")
-    #expect(try first.unmount() == 0)
+    // Killed outright, it leaves no dead mount behind (auto_unmount).
+    #expect(try first.stop(SIGKILL) == 128 + SIGKILL)
+    let deadline = Date(timeIntervalSinceNow: 30)
+    while first.isMounted && Date() < deadline { usleep(50_000) }
+    #expect(!first.isMounted)
   }
 
   /// A file system whose superblock is damaged: `files/` gives EIO and the log says why,
