@@ -56,10 +56,13 @@ final class MountedTree: Sendable {
   private let log: MountErrorLog
   private let openFileSystem: @Sendable (any VolumeSource, Int?) throws -> any FileSystemReading
   private let fileSystems: FileSystemCache
+  private let diskImages = DiskImageWindows()
+  /// Where each folder inside a file system was looked up, for the `..` of its listing.
+  private let parents = Locked(DirectoryParents())
   private let numbering = Locked(Numbering())
-  /// Per volume: when the last catch-up ingest started. Held while ingesting, so a second
-  /// request waits for the first instead of ingesting again.
-  private let ingestStarts: [Locked<Timestamp?>]
+  /// Per volume: when the last catch-up ingest started and ended. Held while ingesting, so
+  /// a second request waits for the first instead of ingesting again.
+  private let ingests: [Locked<(started: Timestamp, ended: Timestamp)?>]
 
   init(
     live: LiveStore, volumes names: [String], partition: Int?, log: MountErrorLog, openReaders: Int = 4,
@@ -73,7 +76,7 @@ final class MountedTree: Sendable {
     owner = (getuid(), getgid())
     started = FileTime(Timestamp.now())
     volumes = try names.map { MountedVolume(name: $0, descriptor: try live.store.layout.descriptor(of: $0)) }
-    ingestStarts = volumes.map { _ in Locked(nil) }
+    ingests = volumes.map { _ in Locked(nil) }
     for index in volumes.indices {
       catchUp(index, through: nil)
       _ = try point(PointKey(volume: index, folder: .latest), parent: number(.volume(index)))
@@ -96,7 +99,9 @@ final class MountedTree: Sendable {
     if let (point, inode) = MountInode.fileSystemPart(of: parent) {
       let reader = try fileSystem(point)
       guard let entry = try reader.lookup(name, in: inode) else { return .absent(cacheSeconds: Self.fixedSeconds) }
-      return .found(try fileSystemNode(point, entry.inode, reader))
+      let node = try fileSystemNode(point, entry.inode, reader)
+      if entry.kind == .directory { parents.withLock { $0.remember(node.attributes.inode, in: parent) } }
+      return .found(node)
     }
     switch try synthetic(parent) {
     case .root:
@@ -163,14 +168,9 @@ final class MountedTree: Sendable {
   func entries(of inode: UInt64) throws -> [DirectoryEntry] {
     if let (point, directory) = MountInode.fileSystemPart(of: inode) {
       let reader = try fileSystem(point)
-      let parent: UInt64
-      if directory == reader.rootInode {
-        parent = try mountedPoint(point).node
-      } else if let up = try? reader.lookup(FileName(".."), in: directory) {
-        parent = try MountInode.inFileSystem(point: point, inode: up.inode)
-      } else {
-        parent = inode
-      }
+      let parent =
+        directory == reader.rootInode
+        ? try mountedPoint(point).node : parents.withLock { $0.parent(of: inode) } ?? inode
       let listed = try reader.entries(of: directory).map { entry in
         DirectoryEntry(
           name: entry.name, inode: try MountInode.inFileSystem(point: point, inode: entry.inode), kind: entry.kind)
@@ -217,7 +217,6 @@ final class MountedTree: Sendable {
             kind: .directory))
       } catch {
         // No readable file system: the raw image is still there; the log says why.
-        _ = log.errno(for: error)
       }
       return Self.dots(inode, mounted.parent) + listed
     case .diskImage:
@@ -230,9 +229,7 @@ final class MountedTree: Sendable {
       return try fileSystem(point).read(fileInode, offset: offset, length: length)
     }
     guard case .diskImage(let id) = try synthetic(inode) else { throw ReelErrorForMount.isDirectory() }
-    let view = try mountedPoint(id).view
-    guard offset < view.size else { return [] }
-    return try view.read(offset: offset, length: Int(min(UInt64(length), view.size - offset)))
+    return try diskImages.read(id, try mountedPoint(id).view, offset: offset, length: length)
   }
 
   func symlinkTarget(of inode: UInt64) throws -> [UInt8] {
@@ -299,7 +296,13 @@ final class MountedTree: Sendable {
   private func fileSystem(_ id: PointID) throws -> any FileSystemReading {
     let point = try mountedPoint(id)
     let key = FileSystemCache.Key(volume: point.key.volume, seq: point.view.resolved.seq)
-    return try fileSystems.reader(for: key) { try openFileSystem(point.view, partition) }
+    do {
+      return try fileSystems.reader(for: key) { try openFileSystem(point.view, partition) }
+    } catch {
+      // Said once, whatever errno the kernel gets: `files/` is missing or refuses for this reason.
+      log.report((error as? ReelError)?.description ?? "\(error)")
+      throw error
+    }
   }
 
   private func fileSystemNode(_ point: PointID, _ inode: UInt64, _ reader: any FileSystemReading) throws -> MountNode {
@@ -359,16 +362,17 @@ final class MountedTree: Sendable {
   /// Takes the journal's newest records into the store before a point is resolved, so
   /// instants and bookmarks written since the mount started are found (the store is
   /// shared with a running `reel serve`). Skipped when an ingest that started after
-  /// `instant` (or within the last two seconds) already covered it; a failure (say, no
-  /// write access to the store) is logged once and the store's history is used as it is.
+  /// `instant` already covered it, or (for listings) one ended less than two seconds ago;
+  /// a failure (say, no write access to the store) is logged once and the store's
+  /// history is used as it is.
   private func catchUp(_ index: Int, through instant: Timestamp?) {
-    ingestStarts[index].withLock { lastStart in
+    ingests[index].withLock { last in
       let now = Timestamp.now()
-      if let lastStart {
-        if let instant, lastStart.nanoseconds > instant.nanoseconds + 1_000_000_000 { return }
-        if instant == nil, now.nanoseconds - lastStart.nanoseconds < 2_000_000_000 { return }
+      if let last {
+        if let instant, last.started.nanoseconds > instant.nanoseconds + 1_000_000_000 { return }
+        if instant == nil, now.nanoseconds - last.ended.nanoseconds < 2_000_000_000 { return }
       }
-      lastStart = now
+      defer { last = (started: now, ended: Timestamp.now()) }
       do {
         let report = try live.ingest(volume: volumes[index].name)
         for damage in report.damage { log.report("damaged store: \(damage); run `reel store repair`") }
@@ -380,6 +384,21 @@ final class MountedTree: Sendable {
       }
     }
   }
+}
+
+/// The parent of each file-system folder the kernel has looked up. Only `..` in listings
+/// needs it (the kernel walks up by its own dentries), so it is forgotten when it grows
+/// large rather than kept exact.
+private struct DirectoryParents {
+  static let limit = 1 << 20
+  private var parents: [UInt64: UInt64] = [:]
+
+  mutating func remember(_ directory: UInt64, in parent: UInt64) {
+    if parents.count >= Self.limit { parents.removeAll() }
+    parents[directory] = parent
+  }
+
+  func parent(of directory: UInt64) -> UInt64? { parents[directory] }
 }
 
 /// The nodes Reel makes up, numbered from 1 (the root) in the order they are first seen.

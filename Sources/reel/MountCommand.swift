@@ -12,26 +12,29 @@ struct MountCommand: ParsableCommand {
     usage: "reel mount NAME... DIR [--allow-other] [--partition N] [--store DIR]",
     discussion: """
       For each volume NAME, DIR/NAME holds:
-        latest/                  the volume as it was when the mount started
-        bookmarks/LABEL/         each bookmark (bookmarks made later appear too)
-        at/<RFC 3339 instant>/   any instant you type, e.g. at/2026-11-27T07:22:02Z or
-                                 at/2026-11-27T08:22:02.5+01:00 (not listed; just cd or ls it)
+        latest/              the volume as it was when the mount started
+        bookmarks/LABEL/     each bookmark (bookmarks made later appear too)
+        at/INSTANT/          any RFC 3339 instant you type, e.g.
+                             at/2026-11-27T07:22:02Z, at/2026-11-27T08:22:02.5+01:00
+                             (none is listed: cd or ls the one you want)
       and in each of those folders:
-        disk.img                 the raw volume at that point (readable by you only)
-        files/                   the file system inside it (ext2/3/4, whole volume or the
-                                 partition --partition N), as the kernel would show it
-                                 after mounting the image: the journal is replayed in memory.
-      `latest` is fixed when the mount starts; for a later state look up at/<now>, or
-      mount again. The volumes may be served and written meanwhile: instants and
-      bookmarks written after the mount started are found (the journal is taken into the
-      store first, which needs write access to the store).
-      Everything is read-only: writes fail with EROFS. Problems met while serving are
-      printed to standard error once each; programs see ENOENT (no such file), EIO
-      (damaged data) or EMEDIUMTYPE (no file system Reel can read: use disk.img).
-      Runs in the foreground. Unmount with `fusermount3 -u DIR`, Ctrl-C or SIGTERM.
-      Only you can see the files unless --allow-other is given; then the kernel checks
-      each file's permissions as stored in the volume, as for a kernel mount (users
-      other than root need `user_allow_other` in /etc/fuse.conf for this).
+        disk.img             the raw volume at that point (only you may read it)
+        files/               the file system in it (ext2/3/4; the whole volume, or
+                             partition N with --partition N) as the kernel shows it
+                             after mounting the image: the journal is replayed in
+                             memory, nothing is written
+      `latest` is fixed when the mount starts; for a later state look up
+      at/<now>, or mount again. The volumes may be served and written meanwhile:
+      instants and bookmarks written after the mount started are found (the
+      journal is taken into the store first, which needs write access to it).
+      Everything is read-only: writes fail with EROFS. Problems are printed on
+      standard error once each; programs see ENOENT (no such file), EIO (damaged
+      data) or EMEDIUMTYPE (no file system Reel can read: use disk.img).
+      Runs in the foreground. Unmount with `fusermount3 -u DIR`, Ctrl-C or
+      SIGTERM. Only you can see the files unless --allow-other is given; then the
+      kernel checks each file's permissions as stored in the volume, as for a
+      kernel mount (users other than root need `user_allow_other` in
+      /etc/fuse.conf for that).
       """)
 
   @OptionGroup var options: StoreOption
