@@ -55,4 +55,23 @@ struct JournalOverlayTests {
     #expect(Array(content[0..<4096]) == logged)
     #expect(Array(content[4096...]) == Array(pattern(8192, seed: 20)[4096...]))
   }
+
+  @Test("needing recovery from a journal on another device is incompatible, with the kernel's way as the remedy")
+  func externalJournal() throws {
+    let store = try ImageStore()
+    let image = try store.makeImage("external")
+    // What an external journal looks like from the file system: no journal inode, a
+    // journal device number and UUID, and recovery pending.
+    _ = try store.debugfs(
+      image, write: true,
+      ["ssv journal_inum 0", "ssv journal_dev 0x0701", "ssv journal_uuid random", "feature needs_recovery"])
+    do {
+      _ = try VolumeFiles.open(try store.volume("external", from: image))
+      Issue.record("opened a file system whose journal is elsewhere")
+    } catch let error as ReelError {
+      #expect(error.kind == .incompatible, "\(error)")
+      #expect(error.message.contains("journal is on another device"), "\(error)")
+      #expect(error.remedy?.contains("reel serve") == true, "\(error)")
+    }
+  }
 }

@@ -102,6 +102,39 @@ struct VolumeProbeTests {
     }
   }
 
+  @Test("MBR logical partition: the chain of extended boot records is followed (partition 5)")
+  func mbrLogicalPartition() throws {
+    let store = try ImageStore()
+    let source = store.folder + "/logical"
+    try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: false)
+    try SampleTree.write(Array("inside an extended partition".utf8), to: source + "/where")
+    let image = try store.makeImage("logical", size: "4M", from: source)
+    let disk = store.folder + "/extended.disk"
+    try runChecked(tool("truncate"), ["-s", "12M", disk])
+    // MBR: one extended partition (0x05) over sectors 6144..<22528; its boot record at
+    // sector 6144 (3 MiB: outside the 2 MiB head and 1 MiB tail probing always copies)
+    // holds one Linux partition starting 2048 sectors further on (4 MiB).
+    func entry(type: UInt8, start: UInt32, sectors: UInt32) -> [UInt8] {
+      [0, 0, 0, 0, type, 0, 0, 0] + withUnsafeBytes(of: start.littleEndian, Array.init)
+        + withUnsafeBytes(of: sectors.littleEndian, Array.init)
+    }
+    func bootRecord(_ entries: [UInt8]) -> [UInt8] {
+      [UInt8](repeating: 0, count: 446) + entries + [UInt8](repeating: 0, count: 64 - entries.count) + [0x55, 0xAA]
+    }
+    try patch(disk, at: 0, bootRecord(entry(type: 0x05, start: 6144, sectors: 16384)))
+    try patch(disk, at: 6144 * 512, bootRecord(entry(type: 0x83, start: 2048, sectors: 8192)))
+    try runChecked(
+      tool("dd"), ["if=" + image, "of=" + disk, "bs=1M", "seek=4", "conv=notrunc,sparse", "status=none"])
+    let volume = try store.volume("extended", from: disk)
+    let partitions = try VolumeFiles.partitions(of: volume)
+    #expect(partitions.map(\.number) == [5], "\(partitions)")
+    #expect(partitions.first?.start == 4 << 20 && partitions.first?.fileSystem == "ext4", "\(partitions)")
+    let files = try VolumeFiles.open(volume)
+    #expect(files.info.partition == 5)
+    let file = try #require(try files.lookup(FileName("where"), in: files.rootInode))
+    #expect(try files.read(file.inode, offset: 0, length: 100) == Array("inside an extended partition".utf8))
+  }
+
   @Test("a volume of zeros: no file system, and no partition to choose")
   func zeros() throws {
     let store = try ImageStore()
