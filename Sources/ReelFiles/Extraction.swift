@@ -159,6 +159,7 @@ package final class Extraction {
         report.bytes += UInt64(bytes.count)
       }
       try file.truncate(to: size)
+      file.startWriteback(offset: 0, count: size)
       return
     }
     // The next pieces are read (store lookups, decoding) while this one is written.
@@ -175,6 +176,8 @@ package final class Extraction {
     }
     // The size, and the holes up to it, without writing zeros.
     try file.truncate(to: size)
+    // Written back while the next files are read, so the closing syncfs has little left.
+    file.startWriteback(offset: 0, count: size)
   }
 
   private func setMetadata(
