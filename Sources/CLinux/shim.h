@@ -20,6 +20,22 @@ static inline long long reel_copy_file_range(int from, long long fromOffset, int
   return (long long)copy_file_range(from, &in, to, &out, length, 0);
 }
 
+/// O_PATH and AT_EMPTY_PATH, which Glibc only defines under _GNU_SOURCE.
+static inline int reel_o_path(void) { return O_PATH; }
+static inline int reel_at_empty_path(void) { return AT_EMPTY_PATH; }
+
+/// syncfs(2): commits everything of the file system holding `fd` in one call.
+static inline int reel_syncfs(int fd) { return syncfs(fd); }
+
+// Declared here: <sys/xattr.h> drags in <sys/select.h>, whose fd_set then clashes with
+// other C modules' copy.
+extern int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags);
+
+/// lsetxattr(2): never follows a symbolic link at the path's last component.
+static inline int reel_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
+  return lsetxattr(path, name, value, size, 0);
+}
+
 /// An anonymous file in memory (memfd_create(2), close-on-exec), declared here because
 /// <sys/mman.h> only declares it under _GNU_SOURCE.
 extern int memfd_create(const char *name, unsigned int flags);

@@ -130,16 +130,25 @@ final class VolumeProbe {
     try copy((offset + size - min(size, Self.tailBytes))..<(offset + size))
   }
 
-  /// Copies the pieces of `range` not yet in memory; all-zero pieces stay holes.
+  /// Copies the pieces of `range` not yet in memory, each run of missing pieces in one
+  /// read of the source; all-zero pieces stay holes.
   private func copy(_ range: Range<UInt64>) throws {
     guard !range.isEmpty else { return }
     let unit = Self.copyUnit
-    for piece in (range.lowerBound / unit)...((range.upperBound - 1) / unit) where !copied.contains(piece) {
-      let start = piece * unit
-      let length = Int(min(unit, source.size - start))
-      let bytes = try source.read(offset: start, length: length)
-      if bytes.contains(where: { $0 != 0 }) { try memory.write(bytes, at: start) }
-      copied.insert(piece)
+    let missing = ((range.lowerBound / unit)...((range.upperBound - 1) / unit)).filter { !copied.contains($0) }
+    var index = 0
+    while index < missing.count {
+      var last = index
+      while last + 1 < missing.count, missing[last + 1] == missing[last] + 1 { last += 1 }
+      let start = missing[index] * unit
+      let end = min(source.size, (missing[last] + 1) * unit)
+      let bytes = try source.read(offset: start, length: Int(end - start))
+      for piece in stride(from: 0, to: bytes.count, by: Int(unit)) {
+        let slice = bytes[piece..<min(bytes.count, piece + Int(unit))]
+        if slice.contains(where: { $0 != 0 }) { try memory.write(Array(slice), at: start + UInt64(piece)) }
+      }
+      copied.formUnion(missing[index...last])
+      index = last + 1
     }
   }
 

@@ -22,6 +22,12 @@ package final class PosixFile: Sendable {
     self.descriptor = fd
   }
 
+  /// Takes over a descriptor opened another way (relative to a folder: AnchoredDirectory).
+  package init(adopting descriptor: Int32, path: String) {
+    self.path = path
+    self.descriptor = descriptor
+  }
+
   deinit { close(descriptor) }
 
   private init(descriptor: Int32, path: String) {

@@ -88,7 +88,7 @@ package enum Restore {
   /// The store caught up with the journal, then the point resolved. When catching up
   /// fails, a point inside the history the store already holds is still served (with a
   /// warning): the failure concerns only newer records.
-  static func view(live: LiveStore, volume name: String, at point: Point) throws -> (
+  package static func view(live: LiveStore, volume name: String, at point: Point) throws -> (
     IngestReport, VolumeView, [String]
   ) {
     do {

@@ -33,8 +33,7 @@ struct Reel: ParsableCommand {
       Init.self, VolumeCommand.self, ServeCommand.self, BookmarkCommand.self, TimelineCommand.self,
       RestoreCommand.self, IngestCommand.self, PruneCommand.self, StoreCommand.self, JournalCommand.self,
       KeyCommand.self, SealCommand.self, VerifyCommand.self, InspectCommand.self, ExportCommand.self,
-      MediaCommand.self, RehydrateCommand.self, PipelineCommand.self,
-      MountCommand.self,
+      MediaCommand.self, RehydrateCommand.self, PipelineCommand.self, FilesCommand.self, MountCommand.self,
     ]
   )
 }

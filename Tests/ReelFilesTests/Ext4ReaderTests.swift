@@ -129,4 +129,60 @@ struct Ext4ReaderTests {
     #expect(throws: ReelError.self) { try files.read(files.rootInode, offset: 0, length: 10) }
     #expect(throws: ReelError.self) { try files.symlinkTarget(of: file.inode) }
   }
+
+  @Test("encrypted files and folders (fscrypt) are refused by name; their attributes still read")
+  func encrypted() throws {
+    let store = try ImageStore()
+    let source = store.folder + "/source"
+    try FileManager.default.createDirectory(atPath: source + "/folder", withIntermediateDirectories: true)
+    try SampleTree.write(pattern(5000, seed: 30), to: source + "/file")
+    try SampleTree.write(pattern(10, seed: 31), to: source + "/folder/inside")
+    let image = try store.makeImage("crypt", from: source)
+    // EXT4_ENCRYPT_FL on top of what each inode has (extents; the folder is not indexed).
+    _ = try store.debugfs(image, write: true, ["sif /file flags 0x80800", "sif /folder flags 0x80800"])
+    let files = try VolumeFiles.open(try store.volume("crypt", from: image))
+    let file = try #require(try files.lookup(FileName("file"), in: files.rootInode))
+    let folder = try #require(try files.lookup(FileName("folder"), in: files.rootInode))
+    #expect(try files.attributes(of: file.inode).size == 5000)
+    for attempt in [{ _ = try files.read(file.inode, offset: 0, length: 10) }, { _ = try files.entries(of: folder.inode) }] {
+      do {
+        try attempt()
+        Issue.record("an encrypted inode was read")
+      } catch let error as ReelError {
+        #expect(error.kind == .incompatible && error.message.contains("encrypted"), "\(error)")
+      }
+    }
+  }
+
+  @Test("many threads reading at once get the same bytes (libext2fs is called under one lock)")
+  func concurrentReads() throws {
+    let store = try ImageStore()
+    let tree = try SampleTree.make(in: store.folder, special: false)
+    let image = try store.makeImage("threads", from: tree.root)
+    let files = try VolumeFiles.open(try store.volume("threads", from: image))
+    let comparison = TreeComparison(source: tree.root, files: files)
+    let paths = try comparison.walk().filter { $0.value.kind == .regular }
+    let expected = try paths.mapValues { _ in [UInt8]() }.keys.reduce(into: [[UInt8]: [UInt8]]()) { result, path in
+      result[path] = try TreeComparison.sourceBytes(Array(tree.root.utf8) + [0x2F] + path)
+    }
+    let failures = Locked<[String]>([])
+    DispatchQueue.concurrentPerform(iterations: 8) { worker in
+      for (path, entry) in paths.shuffled() {
+        do {
+          // Odd piece sizes so reads mix the cache, direct reads and block edges.
+          var content: [UInt8] = []
+          let piece = 4096 * (worker + 1) + 1000 * worker
+          while true {
+            let bytes = try files.read(entry.inode, offset: UInt64(content.count), length: piece)
+            content += bytes
+            if bytes.count < piece { break }
+          }
+          if content != expected[path] { failures.withLock { $0.append(String(decoding: path, as: UTF8.self)) } }
+        } catch {
+          failures.withLock { $0.append("\(error)") }
+        }
+      }
+    }
+    #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+  }
 }
