@@ -52,6 +52,13 @@ final class BlockDevice: Sendable {
   }
 
   func read(at position: UInt64, length: Int) throws -> [UInt8] {
+    if length >= Self.directReadBytes {
+      // The source's own array, without a second copy.
+      try checkInside(position, UInt64(length))
+      var bytes = try source.read(offset: offset + position, length: length)
+      try applyOverlay(to: &bytes, at: position)
+      return bytes
+    }
     var bytes = [UInt8](repeating: 0, count: length)
     try bytes.withUnsafeMutableBytes { try read(at: position, into: $0) }
     return bytes
@@ -59,12 +66,7 @@ final class BlockDevice: Sendable {
 
   func read(at position: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
     let length = UInt64(buffer.count)
-    guard position <= size, length <= size - position else {
-      throw ReelError(
-        .corrupt,
-        "the file system asks for \(length) bytes at \(position), past its end (\(size) bytes on the volume)",
-        remedy: "the volume may be cut short or the file system damaged; check a restored image with `e2fsck -fn`")
-    }
+    try checkInside(position, length)
     guard length > 0 else { return }
     if buffer.count >= Self.directReadBytes {
       var bytes = try source.read(offset: offset + position, length: buffer.count)
@@ -85,6 +87,15 @@ final class BlockDevice: Sendable {
           .copyMemory(from: UnsafeRawBufferPointer(rebasing: pageBytes[within..<(within + count)]))
       }
       done += UInt64(count)
+    }
+  }
+
+  private func checkInside(_ position: UInt64, _ length: UInt64) throws {
+    guard position <= size, length <= size - position else {
+      throw ReelError(
+        .corrupt,
+        "the file system asks for \(length) bytes at \(position), past its end (\(size) bytes on the volume)",
+        remedy: "the volume may be cut short or the file system damaged; check a restored image with `e2fsck -fn`")
     }
   }
 

@@ -142,6 +142,9 @@ package final class Ext4FileSystem: FileSystemReading {
     case .bytes(let bytes):
       return bytes
     case .pieces(let count, let pieces):
+      if pieces.count == 1, pieces[0].at == 0, pieces[0].length == count {
+        return try device.read(at: pieces[0].physical, length: count)
+      }
       var result = [UInt8](repeating: 0, count: count)
       try result.withUnsafeMutableBytes { buffer in
         for piece in pieces {

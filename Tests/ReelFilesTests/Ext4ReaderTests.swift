@@ -144,7 +144,9 @@ struct Ext4ReaderTests {
     let file = try #require(try files.lookup(FileName("file"), in: files.rootInode))
     let folder = try #require(try files.lookup(FileName("folder"), in: files.rootInode))
     #expect(try files.attributes(of: file.inode).size == 5000)
-    for attempt in [{ _ = try files.read(file.inode, offset: 0, length: 10) }, { _ = try files.entries(of: folder.inode) }] {
+    for attempt in [
+      { _ = try files.read(file.inode, offset: 0, length: 10) }, { _ = try files.entries(of: folder.inode) },
+    ] {
       do {
         try attempt()
         Issue.record("an encrypted inode was read")
