@@ -40,7 +40,7 @@ final class FuseSession {
       throw ReelError(
         .io, "cannot mount on \(mountPoint) (libfuse said why above)",
         remedy:
-          "check that /dev/fuse and fusermount3 are there (Debian package fuse3) and that the folder is not already a mount point"
+          "check that /dev/fuse exists and you may open it (mode 0666 on most systems), that fusermount3 is installed (Debian package fuse3), and that the folder is not already a mount point"
       )
     }
     self.session = session

@@ -27,7 +27,9 @@ package final class MountProcess {
     child = try ChildProcess(
       store.reel, ["mount"] + volumes + [mountPoint, "--store", store.root] + extra, stdout: outputPath,
       stderr: logPath)
-    let deadline = Date(timeIntervalSinceNow: 60)
+    // Mounting first takes the journal into the store, which a loaded machine can make slow;
+    // a process that died fails at once.
+    let deadline = Date(timeIntervalSinceNow: 180)
     while !(output.contains("Unmount with") && isMounted) {
       try #require(child.isRunning, "reel mount exited (\(child.wait())) before mounting:\n\(log)")
       try #require(Date() < deadline, "timed out waiting for reel mount:\n\(output)\n\(log)")
