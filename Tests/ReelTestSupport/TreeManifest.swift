@@ -54,7 +54,8 @@ package struct TreeManifest: Equatable {
         var entry = Entry(
           kind: Self.kindName(type), permissions: info.st_mode & 0o7777, uid: info.st_uid, gid: info.st_gid,
           size: type == S_IFDIR ? 0 : Int64(info.st_size),
-          modification: String(format: "%d.%09d", info.st_mtim.tv_sec, info.st_mtim.tv_nsec), content: "", dataRanges: [],
+          modification: String(format: "%d.%09d", info.st_mtim.tv_sec, info.st_mtim.tv_nsec), content: "",
+          dataRanges: [],
           extendedAttributes: try Self.extendedAttributes(full), links: [])
         switch type {
         case S_IFREG:
