@@ -10,11 +10,11 @@ struct FilesCommand: ParsableCommand {
     commandName: "files",
     abstract: "Read the files inside a volume at any point, without restoring it.",
     discussion: """
-      The volume's file system (ext2/3/4, whole volume or a partition: --partition N) is
-      read from the store as it was at POINT; the journal is replayed in memory, so any
-      instant reads as the kernel would show it after mounting an image restored there.
-      Paths are inside that file system: absolute from its root, links followed inside it.
-      POINT: as for `reel restore` (RFC 3339 time, -10m, "2 hours ago", a bookmark, seq:N,
+      The volume's file system (ext2/3/4, whole volume or a partition: --partition N) is \
+      read from the store as it was at POINT; the journal is replayed in memory, so any \
+      instant reads as the kernel would show it after mounting an image restored there. \
+      Paths are inside that file system: absolute from its root, links followed inside it. \
+      POINT: as for `reel restore` (RFC 3339 time, -10m, "2 hours ago", a bookmark, seq:N, \
       latest). Nothing is written to the store.
       """,
     subcommands: [List.self, Cat.self, Get.self, Find.self, Diff.self, History.self])
@@ -114,13 +114,13 @@ struct FilesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "get", abstract: "Copy files and folders at a point out into a folder.",
       discussion: """
-        Keeps mode, owner (when run as root), access and modification times (to the
-        nanosecond), symbolic links (copied as links, never followed), hard links among the
-        files copied, holes of sparse files, extended attributes (ACLs too, where the
-        destination takes them; a refused ACL is reported, not fatal) and device files and
-        fifos (devices only as root). Everything is made inside --to through folder
-        descriptors without following links, so nothing lands outside it. A name already
-        there is an error unless --force (files are replaced, folders written into).
+        Keeps mode, owner (when run as root), access and modification times (to the \
+        nanosecond), symbolic links (copied as links, never followed), hard links among the \
+        files copied, holes of sparse files, extended attributes (ACLs too, where the \
+        destination takes them; a refused ACL is reported, not fatal) and device files and \
+        fifos (devices only as root). Everything is made inside --to through folder \
+        descriptors without following links, so nothing lands outside it. A name already \
+        there is an error unless --force (files are replaced, folders written into). \
         Everything is synced to disk before the command returns.
         """)
 
@@ -195,8 +195,8 @@ struct FilesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "diff", abstract: "What was added, removed or changed between two points.",
       discussion: """
-        One line per path: `A path` (added), `D path` (removed), `M path (what)` with what
-        changed: type, size, mode, owner, mtime, content, target, xattrs, device. Both trees
+        One line per path: `A path` (added), `D path` (removed), `M path (what)` with what \
+        changed: type, size, mode, owner, mtime, content, target, xattrs, device. Both trees \
         are walked by name; content is compared byte for byte.
         """)
 
@@ -240,15 +240,15 @@ struct FilesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "history", abstract: "Every distinct version of one file across the volume's history.",
       discussion: """
-        Finds the records where the file changed by bisecting over the records that wrote
-        to the volume (it does not open the file system at every record): the state of the
-        path (exists, type, size, mode, owner, mtime, ctime, content hash, link target,
-        extended attributes) is compared at both ends of a range, and a range whose ends
-        differ is split until each change stands between two neighbouring records. A change
-        undone inside a range whose ends are equal (A→B→A) is not seen unless its ctime
-        moved, which the kernel does on every write, so only changes made around the file
-        system (raw writes to the volume) can hide. Each version is restorable with
-        `reel files get NAME --at seq:N PATH --to DIR`. A final symbolic link is the
+        Finds the records where the file changed by bisecting over the records that wrote \
+        to the volume (it does not open the file system at every record): the state of the \
+        path (exists, type, size, mode, owner, mtime, ctime, content hash, link target, \
+        extended attributes) is compared at both ends of a range, and a range whose ends \
+        differ is split until each change stands between two neighbouring records. A change \
+        undone inside a range whose ends are equal (A→B→A) is not seen unless its ctime \
+        moved, which the kernel does on every write, so only changes made around the file \
+        system (raw writes to the volume) can hide. Each version is restorable with \
+        `reel files get NAME --at seq:N PATH --to DIR`. A final symbolic link is the \
         link's own history.
         """)
 
