@@ -11,6 +11,9 @@ extern int pipe2(int fds[2], int flags);
 /// posix_spawn_file_actions_t *).
 extern int posix_spawn_file_actions_addchdir_np(void *actions, const char *path);
 
+/// A spawn file action that closes every descriptor from `from` up (glibc 2.34+).
+extern int posix_spawn_file_actions_addclosefrom_np(void *actions, int from);
+
 /// llistxattr(2), lgetxattr(2): Glibc's Swift module leaves <sys/xattr.h> out.
 #include <sys/xattr.h>
 

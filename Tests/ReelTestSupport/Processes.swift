@@ -203,6 +203,10 @@ package final class ChildProcess: @unchecked Sendable {
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     streams(&actions)
+    // Only the three streams: a descriptor another test thread has open without
+    // O_CLOEXEC (a file on its loop mount, say) would otherwise live on in a long-running
+    // child (`reel mount`, nbdfuse) and keep that test's mount busy.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3)
     if let directory { posix_spawn_file_actions_addchdir_np(&actions, directory) }
     var environment = ProcessInfo.processInfo.environment
     for (name, value) in changes { environment[name] = value }
