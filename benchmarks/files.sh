@@ -94,7 +94,7 @@ for round in $(seq 1 "$rounds"); do
   end=$(now)
   cp_best=$(fastest "$cp_best" "$(seconds "$start" "$end")")
 done
-diff -r "$work/copied" "$work/got"/* >/dev/null 2>&1 || diff -rq "$work/copied" "$work/got" | head -5
+diff -rq --no-dereference "$work/copied" "$work/got/tree" >"$work/get.diff" || { echo "files.sh: files get and cp -a differ:" >&2; head -5 "$work/get.diff" >&2; exit 1; }
 echo "get: reel ${reel_best}s, cp -a ${cp_best}s (restore first: ${restore_seconds}s)"
 
 echo "== 2. first byte of one file at an instant in the middle of the history"
