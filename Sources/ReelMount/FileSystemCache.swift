@@ -17,27 +17,17 @@ final class FileSystemCache: Sendable {
     let opened = Locked<Result<any FileSystemReading, ReelError>?>(nil)
   }
 
-  private struct State {
-    var slots: [Key: Slot] = [:]
-    /// Least recently used first.
-    var order: [Key] = []
-  }
-
-  private let state = Locked(State())
-  private let capacity: Int
+  private let slots: Locked<RecentlyUsed<Key, Slot>>
 
   init(capacity: Int) {
-    self.capacity = max(1, capacity)
+    slots = Locked(RecentlyUsed(capacity: max(1, capacity)))
   }
 
   func reader(for key: Key, open: () throws -> any FileSystemReading) throws -> any FileSystemReading {
-    let slot = state.withLock { state in
-      if let index = state.order.firstIndex(of: key) { state.order.remove(at: index) }
-      state.order.append(key)
-      if let slot = state.slots[key] { return slot }
+    let slot = slots.withLock { slots in
+      if let slot = slots.value(for: key) { return slot }
       let slot = Slot()
-      state.slots[key] = slot
-      while state.order.count > capacity { state.slots[state.order.removeFirst()] = nil }
+      slots.insert(slot, for: key)
       return slot
     }
     return try slot.opened.withLock { opened in

@@ -151,32 +151,11 @@ package final class LiveStore: Sendable {
 /// A small LRU of decoded chunks: reads of neighbouring ranges and consolidation often
 /// touch the same chunk again.
 final class ChunkCache: Sendable {
-  private struct Entries {
-    var byKey: [String: (bytes: [UInt8], tick: UInt64)] = [:]
-    var tick: UInt64 = 0
-  }
-  private let entries = Locked(Entries())
-  let capacity: Int
+  private let entries: Locked<RecentlyUsed<String, [UInt8]>>
 
-  init(capacity: Int) { self.capacity = capacity }
+  init(capacity: Int) { entries = Locked(RecentlyUsed(capacity: capacity)) }
 
-  func get(_ key: String) -> [UInt8]? {
-    entries.withLock { entries in
-      guard var entry = entries.byKey[key] else { return nil }
-      entries.tick += 1
-      entry.tick = entries.tick
-      entries.byKey[key] = entry
-      return entry.bytes
-    }
-  }
+  func get(_ key: String) -> [UInt8]? { entries.withLock { $0.value(for: key) } }
 
-  func put(_ key: String, _ bytes: [UInt8]) {
-    entries.withLock { entries in
-      entries.tick += 1
-      entries.byKey[key] = (bytes, entries.tick)
-      if entries.byKey.count > capacity, let oldest = entries.byKey.min(by: { $0.value.tick < $1.value.tick })?.key {
-        entries.byKey.removeValue(forKey: oldest)
-      }
-    }
-  }
+  func put(_ key: String, _ bytes: [UInt8]) { entries.withLock { $0.insert(bytes, for: key) } }
 }
