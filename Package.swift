@@ -55,6 +55,14 @@ let package = Package(
     .target(
       name: "ReelMount",
       dependencies: ["ReelCore", "ReelIO", "ReelStore", "ReelFiles", "CFuse3", "CLinux"]),
+    // Databases inside a volume at any point: a SQLite VFS over the file reader, a throwaway
+    // PostgreSQL on a private socket, and bisect over the history.
+    .target(
+      name: "ReelDatabases",
+      dependencies: [
+        "ReelCore", "ReelIO", "ReelStore", "ReelFiles", "CLinux",
+        .product(name: "GRDBSQLite", package: "GRDB.swift"),
+      ]),
     .target(
       name: "ReelArchive",
       dependencies: [
@@ -77,7 +85,7 @@ let package = Package(
       name: "reel",
       dependencies: [
         "ReelCore", "ReelIO", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
-        "ReelPipeline", "ReelFiles", "ReelMount",
+        "ReelPipeline", "ReelFiles", "ReelMount", "ReelDatabases",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(
@@ -126,6 +134,9 @@ let package = Package(
     .testTarget(
       name: "ReelFilesTests",
       dependencies: ["ReelFiles", "ReelStore", "ReelCore", "ReelIO", "ReelTestSupport", "reel"]),
+    .testTarget(
+      name: "ReelDatabasesTests",
+      dependencies: ["ReelDatabases", "ReelFiles", "ReelStore", "ReelCore", "ReelIO", "ReelTestSupport", "reel"]),
     .testTarget(
       name: "ReelArchiveTests",
       dependencies: [
