@@ -21,7 +21,7 @@ trap cleanup EXIT
 source benchmarks/lib.sh
 
 bytes=$(numfmt --from=iec "$size")
-rows=$((bytes / 1100))
+rows=$((bytes / 1380))
 echo "== a $size SQLite database ($rows rows of ~1 KiB) in WAL mode, its last transaction only in the WAL"
 python3 - "$work" "$rows" <<'PY'
 import sqlite3, shutil, sys
