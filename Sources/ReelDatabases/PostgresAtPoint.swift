@@ -49,6 +49,7 @@ package enum PostgresAtPoint {
       try Interrupt.check()
       let (copy, notes) = try data.bringOut(into: instance.folder)
       instance.notes = notes
+      try instance.refuseRedoOutsideTheCopy(dataDirectory: copy, place: place)
       try instance.start(dataDirectory: copy, timeout: options.startupTimeout)
       return instance
     } catch {
@@ -111,7 +112,7 @@ package final class PostgresInstance: @unchecked Sendable {
       "hba_file=\(folder)/pg_hba.conf", "ident_file=\(folder)/pg_ident.conf", "archive_mode=off",
       "shared_preload_libraries=", "ssl=off", "fsync=off", "synchronous_commit=off", "full_page_writes=off",
       "max_connections=20", "superuser_reserved_connections=3", "shared_buffers=64MB", "huge_pages=off",
-      "autovacuum=off", "logging_collector=off", "log_destination=stderr", "external_pid_file=",
+      "autovacuum=off", "logging_collector=off", "log_destination=stderr",
       "lc_messages=C", "lc_monetary=C", "lc_numeric=C", "lc_time=C", "cluster_name=reel-pg",
     ]
     let arguments = ["-D", dataDirectory, "-p", String(port)] + settings.flatMap { ["-c", $0] }
@@ -138,6 +139,45 @@ package final class PostgresInstance: @unchecked Sendable {
     }
   }
 
+  /// Crash recovery replays a CREATE TABLESPACE logged after the last checkpoint at the
+  /// absolute path it names, on this machine: it would make (or take over) a folder
+  /// outside the private copy, perhaps the live server's. Such a point is refused.
+  func refuseRedoOutsideTheCopy(dataDirectory: String, place: String) throws {
+    let (_, control) = try PostgresProcess.output(
+      binaries + "/pg_controldata", ["-D", dataDirectory], environment: serverEnvironment, errors: nil, deadline: nil)
+    var fields: [String: String] = [:]
+    for line in String(decoding: control, as: UTF8.self).split(separator: "\n") {
+      guard let colon = line.firstIndex(of: ":") else { continue }
+      fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    guard let redo = fields["Latest checkpoint's REDO location"],
+      let timeline = fields["Latest checkpoint's TimeLineID"]
+    else {
+      throw ReelError(
+        .corrupt, "pg_controldata cannot read the control file of the data directory in \(place)",
+        remedy: "the data directory is damaged at that point; try another point")
+    }
+    let (_, records) = try PostgresProcess.output(
+      binaries + "/pg_waldump", ["-p", dataDirectory + "/pg_wal", "-s", redo, "-t", timeline, "-r", "Tablespace"],
+      environment: serverEnvironment, errors: nil, deadline: nil)
+    let created = String(decoding: records, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
+      guard let range = line.range(of: "desc: CREATE ") else { return nil }
+      let rest = line[range.upperBound...]
+      guard let open = rest.firstIndex(of: "\""), let close = rest.lastIndex(of: "\""), open < close else {
+        return String(rest)
+      }
+      return String(rest[rest.index(after: open)..<close])
+    }
+    guard created.isEmpty else {
+      throw ReelError(
+        .incompatible,
+        "at \(place) the WAL since the last checkpoint creates the tablespace folder \(created.joined(separator: ", ")); crash recovery would create or take over that path on this machine, outside the private copy, so the server was not started",
+        remedy:
+          "choose a point after the next checkpoint (CHECKPOINT, or a bookmark taken after one), or restore the volume and start the cluster where that path is its own"
+      )
+    }
+  }
+
   private func ready() throws -> Bool {
     let probe = try PostgresProcess(
       binaries + "/pg_isready", ["-q", "-h", socketDirectory, "-p", String(port), "-t", "2", "-d", "template1"],
@@ -157,46 +197,19 @@ package final class PostgresInstance: @unchecked Sendable {
     let client = try PostgresProcess(
       binaries + "/" + program, arguments, environment: clientEnvironment, account: nil, stdout: .inherit,
       stderr: .inherit)
-    return try finish(client, deadline: deadline)
+    return try client.finish(deadline: deadline)
   }
 
   /// One query through `psql -X -A -t` (unaligned, tuples only: one row per line, columns
   /// separated by `|`); its output, or an error with what psql said.
   package func query(_ sql: String, database: String? = nil, deadline: ContinuousClock.Instant? = nil) throws -> String
   {
-    var ends: [Int32] = [0, 0]
-    guard pipe(&ends) == 0 else { throw ReelError(.io, "cannot make a pipe", errno: errno) }
-    for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
     let errors = folder + "/query-\(UInt32.random(in: 0...UInt32.max)).err"
     defer { unlink(errors) }
     var arguments = ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql]
     if let database { arguments += ["-d", database] }
-    let client: PostgresProcess
-    do {
-      client = try PostgresProcess(
-        binaries + "/psql", arguments, environment: clientEnvironment, account: nil, stdout: .descriptor(ends[1]),
-        stderr: .file(errors))
-    } catch {
-      close(ends[0])
-      close(ends[1])
-      throw error
-    }
-    close(ends[1])
-    defer { close(ends[0]) }
-    var output: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-      var poller = pollfd(fd: ends[0], events: Int16(POLLIN), revents: 0)
-      let ready = poll(&poller, 1, 100)
-      if ready > 0 {
-        let count = read(ends[0], &buffer, buffer.count)
-        if count <= 0 { break }
-        output += buffer[0..<count]
-      } else if Interrupt.signal != nil || deadline.map({ ContinuousClock.now >= $0 }) == true {
-        break
-      }
-    }
-    let status = try finish(client, deadline: deadline)
+    let (status, output) = try PostgresProcess.output(
+      binaries + "/psql", arguments, environment: clientEnvironment, errors: errors, deadline: deadline)
     guard status == 0 else {
       let said =
         (try? String(contentsOfFile: errors, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
@@ -205,15 +218,6 @@ package final class PostgresInstance: @unchecked Sendable {
     var text = String(decoding: output, as: UTF8.self)
     if text.hasSuffix("\n") { text.removeLast() }
     return text
-  }
-
-  private func finish(_ client: PostgresProcess, deadline: ContinuousClock.Instant?) throws -> Int32 {
-    if let status = client.wait(until: deadline) { return status }
-    client.stop(first: SIGTERM, grace: .seconds(2))
-    try Interrupt.check()
-    throw ReelError(
-      .io, "\(client.name) did not finish within the --timeout; it was stopped", remedy: "give a longer --timeout",
-      errno: ETIMEDOUT)
   }
 
   /// Fast shutdown (SIGINT), SIGKILL after 10 s, then the private folder is removed.

@@ -126,6 +126,54 @@ final class PostgresProcess: @unchecked Sendable {
     while isRunning { usleep(10_000) }
   }
 
+  /// Runs `executable` to the end (or `deadline`, or an interrupt: then it is stopped and
+  /// an error thrown) and returns its status and standard output; standard error goes to
+  /// `errors` (a file) or nowhere.
+  static func output(
+    _ executable: String, _ arguments: [String], environment: [String: String], errors: String?,
+    deadline: ContinuousClock.Instant?
+  ) throws -> (status: Int32, output: [UInt8]) {
+    var ends: [Int32] = [0, 0]
+    guard pipe(&ends) == 0 else { throw ReelError(.io, "cannot make a pipe", errno: errno) }
+    for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+    let child: PostgresProcess
+    do {
+      child = try PostgresProcess(
+        executable, arguments, environment: environment, account: nil, stdout: .descriptor(ends[1]),
+        stderr: errors.map { .file($0) } ?? .null)
+    } catch {
+      close(ends[0])
+      close(ends[1])
+      throw error
+    }
+    close(ends[1])
+    defer { close(ends[0]) }
+    var output: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+      var poller = pollfd(fd: ends[0], events: Int16(POLLIN), revents: 0)
+      if poll(&poller, 1, 100) > 0 {
+        let count = read(ends[0], &buffer, buffer.count)
+        if count <= 0 { break }
+        output += buffer[0..<count]
+      } else if Interrupt.signal != nil || deadline.map({ ContinuousClock.now >= $0 }) == true {
+        break
+      }
+    }
+    return (try child.finish(deadline: deadline), output)
+  }
+
+  /// Waits for the end; stops it (SIGTERM, then SIGKILL) and throws at `deadline` or on
+  /// an interrupt.
+  func finish(deadline: ContinuousClock.Instant?) throws -> Int32 {
+    if let status = wait(until: deadline) { return status }
+    stop(first: SIGTERM, grace: .seconds(2))
+    try Interrupt.check()
+    throw ReelError(
+      .io, "\(name) did not finish within the --timeout; it was stopped", remedy: "give a longer --timeout",
+      errno: ETIMEDOUT)
+  }
+
   private static func decode(_ raw: Int32) -> Int32 {
     let signal = raw & 0x7f
     return signal == 0 ? (raw >> 8) & 0xff : 128 + signal

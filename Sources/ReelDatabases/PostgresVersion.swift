@@ -4,7 +4,7 @@ import ReelCore
 /// The major version a data directory's `PG_VERSION` names, and the system's binaries of
 /// that version.
 package struct PostgresVersion: Sendable, Equatable, CustomStringConvertible {
-  /// "15", or "9.6" before version 10.
+  /// "15".
   package var major: String
 
   /// Where Debian's `postgresql-NN` packages put each version's programs.
@@ -12,8 +12,8 @@ package struct PostgresVersion: Sendable, Equatable, CustomStringConvertible {
 
   package var description: String { major }
 
-  /// Parses `PG_VERSION`'s content: one line, `NN` (10 and later) or `9.N`. Anything else
-  /// is not a version this machine could run, whatever the file system says.
+  /// Parses `PG_VERSION`'s content: one line, `NN` (10 and later; 9.x had no pg_waldump
+  /// and is not supported). Anything else is refused, whatever the file system says.
   package static func parse(_ bytes: [UInt8], path: String) throws -> PostgresVersion {
     var text = String(decoding: bytes, as: UTF8.self)
     if text.hasSuffix("\n") { text.removeLast() }
@@ -23,7 +23,9 @@ package struct PostgresVersion: Sendable, Equatable, CustomStringConvertible {
     if digitsOnly, parts.count == 1, let major = Int(parts[0]) {
       sane = major >= 10 && major <= 99
     } else if digitsOnly, parts.count == 2, parts[0] == "9" {
-      sane = true
+      throw ReelError(
+        .incompatible, "\(path) says \(text): PostgreSQL before 10 is not supported by reel pg",
+        remedy: "restore the volume (reel restore) and start that server where its binaries are")
     } else {
       sane = false
     }
@@ -37,11 +39,11 @@ package struct PostgresVersion: Sendable, Equatable, CustomStringConvertible {
     return PostgresVersion(major: text)
   }
 
-  /// The folder holding `postgres`, `pg_dump`, `psql` and `pg_isready` of this version,
+  /// The folder holding `postgres`, the clients and the WAL tools of this version,
   /// or an error naming the packages to install.
   package func binaries(root: String = defaultBinariesRoot) throws -> String {
     let folder = "\(root)/\(major)/bin"
-    let missing = ["postgres", "pg_dump", "psql", "pg_isready"].filter {
+    let missing = ["postgres", "pg_dump", "psql", "pg_isready", "pg_controldata", "pg_waldump"].filter {
       !FileManager.default.isExecutableFile(atPath: "\(folder)/\($0)")
     }
     guard missing.isEmpty else {

@@ -55,6 +55,8 @@ import Testing
     try PostgresCluster.giveToAccount(space)
     try cluster.start()
     try cluster.psql("CREATE TABLESPACE elsewhere LOCATION '\(space)'")
+    try cluster.psql("CHECKPOINT")
+    // Written after the checkpoint: only crash recovery puts these rows in the tablespace.
     try cluster.psql("CREATE TABLE far (id int) TABLESPACE elsewhere")
     try cluster.psql("INSERT INTO far SELECT generate_series(1, 25)")
     let oid = try cluster.psql("SELECT oid FROM pg_tablespace WHERE spcname = 'elsewhere'")
@@ -65,9 +67,8 @@ import Testing
     try FileManager.default.removeItem(atPath: link)
     try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/space")
     try fixture.makeVolume("spaces")
-    // The original tablespace folder must not be what the copy uses: it moves away.
+    // The host's folder of the same path is not what the copy uses: it moves away.
     try FileManager.default.moveItem(atPath: space, toPath: space + ".moved")
-
     let dump = try fixture.reelPg("spaces", ["--sql", "SELECT count(*), max(id) FROM far"])
     #expect(dump.succeeded, "\(dump.output)")
     #expect(dump.stdout.contains("25|25"), "\(dump.output)")
@@ -80,6 +81,33 @@ import Testing
     #expect(lost.status == 66, "\(lost.output)")
     #expect(lost.stderr.contains("/mnt/other-disk/space"), "\(lost.output)")
     #expect(lost.stderr.contains("pg_tblspc/\(oid)"), "\(lost.output)")
+    try fixture.expectNothingLeft()
+  }
+
+  /// Crash recovery replays CREATE TABLESPACE at the absolute path it logged — on this
+  /// machine, where that path may be the live server's tablespace. Such a point is refused
+  /// before the server starts, and the host's folder is left alone.
+  @Test func refusesAPointWhoseRecoveryWouldCreateATablespaceOnTheHost() throws {
+    let fixture = try PgFixture()
+    let cluster = try fixture.makeCluster()
+    let space = fixture.source + "/space"
+    try FileManager.default.createDirectory(atPath: space, withIntermediateDirectories: true)
+    try PostgresCluster.giveToAccount(space)
+    try cluster.start()
+    try cluster.psql("CREATE TABLESPACE fresh LOCATION '\(space)'")
+    try cluster.psql("CREATE TABLE near TABLESPACE fresh AS SELECT 1 AS id")
+    let oid = try cluster.psql("SELECT oid FROM pg_tablespace WHERE spcname = 'fresh'")
+      .trimmingCharacters(in: .whitespacesAndNewlines)
+    cluster.stop(immediate: true)
+    let link = fixture.source + "/data/pg_tblspc/" + oid
+    try FileManager.default.removeItem(atPath: link)
+    try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/space")
+    try fixture.makeVolume("fresh")
+    let before = try TreeManifest(of: space)
+    let refused = try fixture.reelPg("fresh", ["--", "-t", "near"])
+    #expect(refused.status == 65, "\(refused.output)")
+    #expect(refused.stderr.contains("creates the tablespace folder \(space)"), "\(refused.output)")
+    #expect(try TreeManifest(of: space).differences(from: before).isEmpty)
     try fixture.expectNothingLeft()
   }
 
@@ -112,7 +140,7 @@ import Testing
     #expect(damaged.status == 74, "\(damaged.output)")
     #expect(damaged.stderr.contains("did not start"), "\(damaged.output)")
     #expect(damaged.stderr.contains("the server log ends"), "\(damaged.output)")
-    #expect(damaged.stderr.contains("control file"), "\(damaged.output)")
+    #expect(damaged.stderr.contains("database files are incompatible with server"), "\(damaged.output)")
 
     let plain = try fixture.reelPg("damaged", ["--", "-t", "items"], pgdata: "/plain")
     #expect(plain.status == 66, "\(plain.output)")
