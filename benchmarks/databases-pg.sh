@@ -23,12 +23,13 @@ trap cleanup EXIT
 
 source benchmarks/lib.sh
 
-as_postgres() { setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"; }
-# start_server DATADIR: PostgreSQL on a socket in $work/socket only; sets $server_pid.
+as_postgres=(setpriv --reuid=postgres --regid=postgres --clear-groups --)
+# start_server DATADIR: PostgreSQL on a socket in $work/socket only; sets $server_pid (setpriv
+# becomes postgres: the same PID).
 start_server() {
-  as_postgres "$bin15/postgres" -D "$1" -k "$work/socket" -c listen_addresses= >>"$work/postgres.log" 2>&1 &
+  "${as_postgres[@]}" "$bin15/postgres" -D "$1" -k "$work/socket" -c listen_addresses= >>"$work/postgres.log" 2>&1 &
   server_pid=$!
-  until "$bin15/pg_isready" -q -h "$work/socket"; do
+  until "$bin15/pg_isready" -q -h "$work/socket" -U postgres; do
     kill -0 "$server_pid" 2>/dev/null || { tail "$work/postgres.log"; exit 1; }
     sleep 0.1
   done
@@ -39,7 +40,7 @@ client() { "$@" -h "$work/socket" -U postgres; }
 echo "== a PostgreSQL 15 cluster, pgbench scale $scale, and one small table"
 mkdir -p "$work/fs" "$work/socket" "$work/mnt" "$work/scratch"
 chown postgres:postgres "$work/fs" "$work/socket" "$work/scratch"
-as_postgres "$bin15/initdb" -D "$work/fs/data" -U postgres -A trust --no-sync >/dev/null
+"${as_postgres[@]}" "$bin15/initdb" -D "$work/fs/data" -U postgres -A trust --no-sync >/dev/null
 start_server "$work/fs/data"
 client "$bin15/pgbench" -i -q -s "$scale" postgres >/dev/null 2>&1
 client "$bin15/psql" -X -q -c "CREATE TABLE one_table AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 1000) g" postgres
