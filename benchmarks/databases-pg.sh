@@ -2,7 +2,9 @@
 # `reel pg` (docs/databases.md): pg_dump of one small table from a ~1 GiB PostgreSQL 15
 # cluster at an instant that needs crash recovery, against the way without Reel: restore
 # the volume, loop-mount it, start PostgreSQL on it, pg_dump the table, stop (page cache
-# dropped before each side; both sides do the same crash recovery).   target ratio ≥ 2
+# dropped before each side; both sides do the same crash recovery). `reel pg` uses its
+# default scratch folder (memory when the copy fits); the baseline restores into this
+# folder on disk, as a user would.                                      target ratio ≥ 2
 # Usage: benchmarks/databases-pg.sh [SCALE]   (pgbench scale, default 60: ~1 GiB; 2 to try it)
 # Needs root (loop mount; the servers run as the postgres account) and postgresql-15.
 set -euo pipefail
@@ -38,8 +40,8 @@ stop_server() { kill "-$1" "$server_pid"; wait "$server_pid" || true; server_pid
 client() { "$@" -h "$work/socket" -U postgres; }
 
 echo "== a PostgreSQL 15 cluster, pgbench scale $scale, and one small table"
-mkdir -p "$work/fs" "$work/socket" "$work/mnt" "$work/scratch"
-chown postgres:postgres "$work/fs" "$work/socket" "$work/scratch"
+mkdir -p "$work/fs" "$work/socket" "$work/mnt"
+chown postgres:postgres "$work/fs" "$work/socket"
 "${as_postgres[@]}" "$bin15/initdb" -D "$work/fs/data" -U postgres -A trust --no-sync >/dev/null
 start_server "$work/fs/data"
 client "$bin15/pgbench" -i -q -s "$scale" postgres >/dev/null 2>&1
@@ -63,7 +65,7 @@ reel_best= baseline_best=
 for round in $(seq 1 "$rounds"); do
   drop_caches
   start=$(now)
-  "$reel" pg data --at latest --pgdata /data --scratch "$work/scratch" -- -t one_table >"$work/reel.sql"
+  "$reel" pg data --at latest --pgdata /data -- -t one_table >"$work/reel.sql"
   end=$(now)
   reel_best=$(fastest "$reel_best" "$(seconds "$start" "$end")")
   [ "$(rows "$work/reel.sql")" = 1000 ] || { echo "reel pg: $(rows "$work/reel.sql") rows, not 1000"; exit 1; }

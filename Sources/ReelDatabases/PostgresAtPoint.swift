@@ -10,8 +10,8 @@ import ReelFiles
 package struct PostgresOptions: Sendable {
   /// The account the server runs as (`PostgresAccount.forServer`).
   package var account: PostgresAccount
-  /// Where the private folder is made (default $TMPDIR, else /tmp).
-  package var scratch: String
+  /// Where the private folder is made; nil chooses (`Scratch.choose`).
+  package var scratch: String?
   /// How long startup (crash recovery included) may take.
   package var startupTimeout: Duration
   package var binariesRoot: String
@@ -21,14 +21,35 @@ package struct PostgresOptions: Sendable {
     binariesRoot: String = PostgresVersion.defaultBinariesRoot
   ) {
     self.account = account
-    self.scratch = scratch ?? Self.defaultScratch
+    self.scratch = scratch
     self.startupTimeout = startupTimeout
     self.binariesRoot = binariesRoot
   }
+}
 
-  package static var defaultScratch: String {
-    let variable = ProcessInfo.processInfo.environment["TMPDIR"] ?? ""
-    return variable.isEmpty ? "/tmp" : variable
+/// Where the throwaway copy goes when the user did not say. It is written once, read by
+/// one server and deleted: memory (tmpfs, /dev/shm) when it fits with room to spare, as
+/// nothing is gained by writing it back to a disk; else $TMPDIR, else /tmp.
+package enum Scratch {
+  package static func choose(dataBytes: UInt64) -> String {
+    let environment = ProcessInfo.processInfo.environment["TMPDIR"] ?? ""
+    if !environment.isEmpty { return environment }
+    var memory = statvfs()
+    if statvfs("/dev/shm", &memory) == 0, access("/dev/shm", W_OK) == 0 {
+      let free = UInt64(memory.f_bavail) * UInt64(memory.f_frsize)
+      if free / 2 > dataBytes + (256 << 20) { return "/dev/shm" }
+    }
+    return "/tmp"
+  }
+
+  /// Bytes the data directory holds on disk (its tablespaces and links not followed).
+  static func size(of data: PostgresDataDirectory) throws -> UInt64 {
+    var total: UInt64 = 0
+    try TreeWalk.walk(data.files, from: data.directory) { file in
+      total += file.attributes.allocatedBytes
+      return true
+    }
+    return total
   }
 }
 
@@ -43,8 +64,9 @@ package enum PostgresAtPoint {
   ) throws -> PostgresInstance {
     let data = try PostgresDataDirectory.find(files: files, path: pgdata, place: place)
     let binaries = try data.version.binaries(root: options.binariesRoot)
+    let scratch = try options.scratch ?? Scratch.choose(dataBytes: try Scratch.size(of: data))
     let instance = try PostgresInstance(
-      version: data.version, binaries: binaries, scratch: options.scratch, account: options.account)
+      version: data.version, binaries: binaries, scratch: scratch, account: options.account)
     do {
       try Interrupt.check()
       let (copy, notes) = try data.bringOut(into: instance.folder)
