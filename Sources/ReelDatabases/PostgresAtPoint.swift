@@ -27,9 +27,10 @@ package struct PostgresOptions: Sendable {
   }
 }
 
-/// Where the throwaway copy goes when the user did not say. It is written once, read by
-/// one server and deleted: memory (tmpfs, /dev/shm) when it fits with room to spare, as
-/// nothing is gained by writing it back to a disk; else $TMPDIR, else /tmp.
+/// Where the throwaway copy goes when the user did not say: $TMPDIR when set; else memory
+/// (tmpfs, /dev/shm) when `dataBytes` fits in half its free room with 256 MiB to spare —
+/// the copy is written once, read by one server and deleted, so nothing is gained by
+/// writing it to a disk; else /tmp.
 package enum Scratch {
   package static func choose(dataBytes: UInt64) -> String {
     let environment = ProcessInfo.processInfo.environment["TMPDIR"] ?? ""
@@ -42,15 +43,6 @@ package enum Scratch {
     return "/tmp"
   }
 
-  /// Bytes the data directory holds on disk (its tablespaces and links not followed).
-  static func size(of data: PostgresDataDirectory) throws -> UInt64 {
-    var total: UInt64 = 0
-    try TreeWalk.walk(data.files, from: data.directory) { file in
-      total += file.attributes.allocatedBytes
-      return true
-    }
-    return total
-  }
 }
 
 /// PostgreSQL of a data directory at one point: `run` brings the directory out through
@@ -64,7 +56,9 @@ package enum PostgresAtPoint {
   ) throws -> PostgresInstance {
     let data = try PostgresDataDirectory.find(files: files, path: pgdata, place: place)
     let binaries = try data.version.binaries(root: options.binariesRoot)
-    let scratch = try options.scratch ?? Scratch.choose(dataBytes: try Scratch.size(of: data))
+    // The file system's size bounds the data directory's without walking it (a walk of
+    // every inode cost more than the copy saved).
+    let scratch = options.scratch ?? Scratch.choose(dataBytes: files.info.size)
     let instance = try PostgresInstance(
       version: data.version, binaries: binaries, scratch: scratch, account: options.account)
     do {

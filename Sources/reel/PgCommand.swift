@@ -34,7 +34,7 @@ struct PgCommand: ParsableCommand {
   var runAs: String?
   @Option(
     help:
-      "Folder for the private copy (default $TMPDIR if set, else /dev/shm when the data directory fits in half its free room, else /tmp)."
+      "Folder for the private copy (default $TMPDIR if set, else /dev/shm when the volume's file system fits in half its free room, else /tmp)."
   )
   var scratch: String?
   @Argument(parsing: .postTerminator, help: "Arguments for pg_dump (or psql with --sql), after --.")
