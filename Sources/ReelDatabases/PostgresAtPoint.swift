@@ -206,6 +206,26 @@ package final class PostgresInstance: @unchecked Sendable {
     return status == 0
   }
 
+  /// Refuses client arguments that would reach another server (`-h`, `-p`, `--host`,
+  /// `--port`, a connection string naming a host or port): a dump of the live database
+  /// taken by mistake for the past one is the worst outcome of a restore.
+  package static func refuseOtherServers(_ arguments: [String]) throws {
+    for argument in arguments {
+      let option =
+        (argument.hasPrefix("-h") || argument.hasPrefix("-p")) && !argument.hasPrefix("--")
+        || argument.hasPrefix("--host") || argument.hasPrefix("--port")
+      let connection =
+        argument.hasPrefix("postgres://") || argument.hasPrefix("postgresql://")
+        || ["host=", "hostaddr=", "port=", "service="].contains { argument.contains($0) }
+      if option || connection {
+        throw ReelError(
+          .usage,
+          "\(argument): reel pg connects its client to the throwaway server only; host, port and connection strings are refused",
+          remedy: "leave them out (give -U ROLE and a database name if needed)")
+      }
+    }
+  }
+
   /// Runs a client program of this version (`pg_dump`, `psql`) against the server with
   /// Reel's standard output and error; returns its exit status. `deadline`: the client
   /// is stopped and an error thrown when it has not finished by then.

@@ -45,6 +45,7 @@ struct PgCommand: ParsableCommand {
   }
 
   func run() throws {
+    try PostgresInstance.refuseOtherServers(arguments)
     let opened = try source.open(volume, at: at)
     Interrupt.install(forceOnSecond: false)
     let options = PostgresOptions(

@@ -43,6 +43,11 @@ import Testing
     let sql = try fixture.reelPg("crashed", ["--sql", "SELECT count(*), sum(id) FROM items"])
     #expect(sql.succeeded, "\(sql.output)")
     #expect(sql.stdout.contains("60|1830"), "\(sql.output)")
+    for elsewhere in [["-h", "localhost"], ["-p5432"], ["--host=/run/postgresql"], ["postgresql://db.example/x"]] {
+      let refused = try fixture.reelPg("crashed", ["--", "-t", "items"] + elsewhere)
+      #expect(refused.status == 64, "\(elsewhere): \(refused.output)")
+      #expect(refused.stderr.contains("throwaway server only"), "\(refused.output)")
+    }
     let failing = try fixture.reelPg("crashed", ["--sql", "SELECT * FROM no_such_table"])
     #expect(!failing.succeeded)
     #expect(failing.stderr.contains("no_such_table"), "\(failing.output)")
