@@ -27,6 +27,14 @@ static inline int reel_at_empty_path(void) { return AT_EMPTY_PATH; }
 /// syncfs(2): commits everything of the file system holding `fd` in one call.
 static inline int reel_syncfs(int fd) { return syncfs(fd); }
 
+/// A posix_spawn file action that closes every descriptor from `from` up in the child
+/// (glibc 2.34+; declared only under _GNU_SOURCE). Declared inside the function so that
+/// Swift sees only the wrapper (the test support module declares the call itself).
+static inline int reel_spawn_close_from(void *actions, int from) {
+  extern int posix_spawn_file_actions_addclosefrom_np(void *actions, int from);
+  return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
 // Declared here: <sys/xattr.h> drags in <sys/select.h>, whose fd_set then clashes with
 // other C modules' copy.
 extern int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags);
