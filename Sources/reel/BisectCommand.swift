@@ -38,6 +38,13 @@ struct BisectCommand: ParsableCommand {
   @Option(help: "The PostgreSQL data directory in the volume's file system, for --pg.") var pgdata: String?
   @Option(help: "The partition holding the file system (1-based), when the volume has a partition table.")
   var partition: Int?
+  @Option(help: "Seconds one evaluation's query may run (with --pg: also the server's start, crash recovery included).")
+  var timeout: Int?
+  @Option(
+    name: .customLong("run-as"), help: "With --pg: the account the server runs as when reel runs as root (default postgres).")
+  var runAs: String?
+  @Option(help: "With --pg: folder for each evaluation's private copy (default $TMPDIR, else /tmp).")
+  var scratch: String?
   @Flag(help: "One JSON object at the end instead of the listing.") var json = false
 
   func validate() throws {
@@ -53,12 +60,17 @@ struct BisectCommand: ParsableCommand {
     }
     if pgdata != nil && pg == nil { throw ValidationError("--pgdata goes with --pg") }
     if let partition, partition < 1 { throw ValidationError("--partition \(partition): partitions count from 1") }
+    if let timeout, timeout <= 0 { throw ValidationError("--timeout takes a number of seconds above 0") }
+    if pg == nil && (runAs != nil || scratch != nil) { throw ValidationError("--run-as and --scratch go with --pg") }
   }
 
   func question() throws -> any BisectQuestion {
     if let file { return BisectFileQuestion(path: file) }
-    throw ReelError(
-      .usage, "--sql and --pg are not built into this reel yet", remedy: "ask about a file with --file PATH")
+    if let sql, let db { return BisectSQLQuestion(database: db, sql: sql, timeout: timeout.map(Double.init)) }
+    let options = PostgresOptions(
+      account: try PostgresAccount.forServer(requested: runAs), scratch: scratch,
+      startupTimeout: .seconds(timeout ?? 600))
+    return BisectPostgresQuestion(pgdata: pgdata ?? "", sql: pg ?? "", options: options, timeout: timeout)
   }
 
   func run() throws {
@@ -66,7 +78,8 @@ struct BisectCommand: ParsableCommand {
     let store = try Store.open(StoreLayout.resolve(options.store))
     let start = try Point.parse(from)
     let end = try Point.parse(to)
-    Interrupt.install()
+    // With --pg a second Ctrl-C must not end reel before the server it started is stopped.
+    Interrupt.install(forceOnSecond: pg == nil)
     var headerShown = false
     let report = try Bisect.run(
       live: LiveStore(store: store), volume: volume, from: start.point, to: end.pastOrLatest(), partition: partition,
