@@ -39,7 +39,7 @@ client() { "$@" -h "$work/socket" -U postgres; }
 echo "== a PostgreSQL 15 cluster, pgbench scale $scale, and one small table"
 mkdir -p "$work/fs" "$work/socket" "$work/mnt" "$work/scratch"
 chown postgres:postgres "$work/fs" "$work/socket" "$work/scratch"
-as_postgres "$bin15/initdb" -q -D "$work/fs/data" -U postgres -A trust --no-sync >/dev/null
+as_postgres "$bin15/initdb" -D "$work/fs/data" -U postgres -A trust --no-sync >/dev/null
 start_server "$work/fs/data"
 client "$bin15/pgbench" -i -q -s "$scale" postgres >/dev/null 2>&1
 client "$bin15/psql" -X -q -c "CREATE TABLE one_table AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 1000) g" postgres

@@ -6,7 +6,8 @@
 # archives; python3 (hostile tar files) and sqlite3 (a database under load) in tests;
 # gnutls-bin (psktool, certtool) makes keys for the TLS tests. libext2fs, libblkid and libfuse3
 # for reel files and reel mount; gdisk (sgdisk) partitions and attr (setfattr, getfattr) in
-# their tests.
+# their tests. postgresql-15 and postgresql-client-15 (postgres, pg_dump, psql, pg_isready,
+# pg_controldata, pg_waldump, initdb, pgbench) for reel pg and its tests.
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,7 @@ packages=(
   libext2fs-dev libblkid-dev libfuse3-dev gdisk attr
   qemu-utils libnbd-bin nbdkit fuse3 e2fsprogs libarchive-tools zstd
   coreutils util-linux procps time tar python3 sqlite3 openssl gnutls-bin
+  postgresql-15 postgresql-client-15
 )
 
 missing=()

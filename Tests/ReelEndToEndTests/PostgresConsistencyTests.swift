@@ -45,6 +45,9 @@ import Testing
       cluster.stop()
       withExtendedLifetime(kernel) {}
     }
+    // initdb ran with --no-sync: without a sync its files could be pages in memory only at
+    // the instants tested (a power cut would lose them too).
+    try runChecked(try tool("sync"), [])
     try cluster.start()
     let pgbench = PostgresCluster.binaries + "/pgbench"
     try runChecked(pgbench, ["-i", "-s", "1", "-q"] + cluster.connection + ["postgres"])
@@ -85,8 +88,13 @@ import Testing
       let gap = commits[index + 1].began.nanoseconds - commits[index].acknowledged.nanoseconds
       let instant = Timestamp(nanoseconds: commits[index].acknowledged.nanoseconds + gap / 2)
       print("PostgresConsistencyTests: after commit \(commits[index].id) at \(instant.rfc3339)")
-      let result = try store.reelCommand(
-        ["pg", "pg", "--at", instant.rfc3339, "--pgdata", "/data", "--", "-t", "commits", "--data-only"])
+      // `--store` before `--`: what follows goes to pg_dump.
+      let result = try run(
+        store.reel,
+        [
+          "pg", "pg", "--at", instant.rfc3339, "--pgdata", "/data", "--store", store.root, "--", "-t", "commits",
+          "--data-only",
+        ])
       try #require(result.succeeded, "reel pg at \(instant.rfc3339): \(result.stderr)")
       let ids = copiedIDs(result.stdout)
       let acknowledged = commits.filter { $0.acknowledged.nanoseconds <= instant.nanoseconds }.map(\.id)
