@@ -41,7 +41,8 @@ struct BisectCommand: ParsableCommand {
   @Option(help: "Seconds one evaluation's query may run (with --pg: also the server's start, crash recovery included).")
   var timeout: Int?
   @Option(
-    name: .customLong("run-as"), help: "With --pg: the account the server runs as when reel runs as root (default postgres).")
+    name: .customLong("run-as"),
+    help: "With --pg: the account the server runs as when reel runs as root (default postgres).")
   var runAs: String?
   @Option(help: "With --pg: folder for each evaluation's private copy (default $TMPDIR, else /tmp).")
   var scratch: String?
