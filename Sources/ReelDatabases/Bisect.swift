@@ -93,9 +93,11 @@ package enum Bisect {
   }
 
   /// The question's answer at `point`. A failure there is an answer (the database is
-  /// missing, the crash image unreadable…), except at the start of the range, where there
-  /// would be nothing to compare with, and except interruptions and errors reading the
-  /// store, which say nothing about the point.
+  /// missing, the crash image unreadable, PostgreSQL refusing to start on it…), shown in
+  /// the listing, except at the start of the range, where there would be nothing to
+  /// compare with, and except an interruption. Failures of the surroundings (a damaged
+  /// store, a full scratch folder) are answers too: they cannot be told apart from the
+  /// point's own by their kind, and they show in the listing as what they are.
   private static func ask(
     _ question: any BisectQuestion, live: LiveStore, volume: String, at point: VolumeChange, partition: Int?,
     isStart: Bool
@@ -108,7 +110,7 @@ package enum Bisect {
         error.message = "at --from (seq \(point.seq), \(point.time.rfc3339)): " + error.message
         throw error
       }
-      if error.kind == .interrupted || error.kind == .io { throw error }
+      if error.kind == .interrupted { throw error }
       return BisectAnswer(error: error)
     }
   }
