@@ -12,6 +12,17 @@ package struct BisectEvaluation: Sendable {
   package var same: Bool
 }
 
+/// The range searched, known before the first evaluation.
+package struct BisectRange: Sendable {
+  /// The start and end of the range as resolved (P1 and P2).
+  package var from: VolumeChange
+  package var to: VolumeChange
+  /// The records between them that changed the volume's bytes: the candidates.
+  package var records: Int
+  /// ⌈log₂(records)⌉ + 2: what bisection can need at most.
+  package var maximumEvaluations: Int
+}
+
 /// What `reel bisect` found.
 package struct BisectReport: Sendable {
   package var volume: String
@@ -41,7 +52,7 @@ package struct BisectReport: Sendable {
 package enum Bisect {
   package static func run(
     live: LiveStore, volume: String, from: Point, to: Point, partition: Int?, question: any BisectQuestion,
-    report evaluated: @escaping (BisectEvaluation) -> Void = { _ in }
+    started: (BisectRange) -> Void = { _ in }, report evaluated: @escaping (BisectEvaluation) -> Void = { _ in }
   ) throws -> BisectReport {
     let (_, endView, ingestWarnings) = try Restore.view(live: live, volume: volume, at: to)
     let startView = try VolumeView(live: live, volume: volume, at: from)
@@ -55,6 +66,10 @@ package enum Bisect {
     }
     let candidates = try live.changes(of: endView.descriptor, after: start.seq, through: end.seq)
     let points = [start] + candidates
+    started(
+      BisectRange(
+        from: start, to: end, records: candidates.count,
+        maximumEvaluations: maximumEvaluations(records: candidates.count)))
     var evaluations: [BisectEvaluation] = []
     let search = HistorySearch(points: points) { index -> BisectAnswer in
       let answer = try ask(

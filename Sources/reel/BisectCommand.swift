@@ -81,17 +81,21 @@ struct BisectCommand: ParsableCommand {
     let end = try Point.parse(to)
     // With --pg a second Ctrl-C must not end reel before the server it started is stopped.
     Interrupt.install(forceOnSecond: pg == nil)
-    var headerShown = false
+    var seqWidth = 1
     let report = try Bisect.run(
       live: LiveStore(store: store), volume: volume, from: start.point, to: end.pastOrLatest(), partition: partition,
-      question: question
+      question: question,
+      started: { range in
+        guard !json else { return }
+        seqWidth = "seq:\(range.to.seq)".count
+        say(
+          "Bisecting \(question.description) in volume \(volume) from seq:\(range.from.seq) (\(range.from.time.rfc3339)) to seq:\(range.to.seq) (\(range.to.time.rfc3339)): \(range.records) records changed the volume, at most \(range.maximumEvaluations) evaluations"
+        )
+        fflush(nil)
+      }
     ) { evaluation in
       guard !json else { return }
-      if !headerShown {
-        headerShown = true
-        say("Asking \(question.description) in volume \(volume) (evaluation, seq, time, answer digest, answer):")
-      }
-      say(evaluationLine(evaluation))
+      say(evaluationLine(evaluation, seqWidth: seqWidth))
       fflush(nil)  // each evaluation shows as it happens, also through a pipe
     }
     for warning in report.warnings { warn(warning) }
@@ -99,9 +103,6 @@ struct BisectCommand: ParsableCommand {
       say(jsonText(BisectJSON(report)))
       return
     }
-    say(
-      "Range: --from seq:\(report.from.seq) (\(report.from.time.rfc3339)) to --to seq:\(report.to.seq) (\(report.to.time.rfc3339)), \(report.records) records changed the volume"
-    )
     guard let before = report.before, let after = report.after else {
       say(
         "No change found: the answer at --to is the answer at --from. (A change and a change back between them cannot be seen by bisect.)"
@@ -116,10 +117,14 @@ struct BisectCommand: ParsableCommand {
     for command in report.commandsBefore { say("  " + command) }
   }
 
-  private func evaluationLine(_ evaluation: BisectEvaluation) -> String {
+  /// `  3  seq:120    2026-…Z  b4ee41521b28  same       file, 67 bytes, …`: columns aligned.
+  private func evaluationLine(_ evaluation: BisectEvaluation, seqWidth: Int) -> String {
     let verdict = evaluation.number == 1 ? "(--from)" : evaluation.same ? "same" : "different"
+    let seq = "seq:\(evaluation.point.seq)"
+    let seqColumn = seq + String(repeating: " ", count: max(0, seqWidth - seq.count))
+    let verdictColumn = verdict + String(repeating: " ", count: max(0, 9 - verdict.count))
     return
-      "\(pad(evaluation.number, 3))  seq:\(evaluation.point.seq)  \(evaluation.point.time.rfc3339)  \(evaluation.answer.shortDigest)  \(verdict)  \(evaluation.answer.summary)"
+      "\(pad(evaluation.number, 3))  \(seqColumn)  \(evaluation.point.time.rfc3339)  \(evaluation.answer.shortDigest)  \(verdictColumn)  \(evaluation.answer.summary)"
   }
 
   private func countLine(_ report: BisectReport) -> String {

@@ -114,6 +114,12 @@ import Testing
     let listed = lines.filter { $0.wholeMatch(of: /\s*[0-9]+  seq:[0-9]+  .*/) != nil }
     #expect(listed.count == evaluations.count, "\(text.stdout)")
     #expect(listed.first?.contains("(--from)") == true, "\(text.stdout)")
+    #expect(
+      lines.first?.hasPrefix("Bisecting content of /target.txt in volume vm from seq:0 (") == true
+        && lines.first?.hasSuffix(
+          "\(changes.count) records changed the volume, at most \(bound(changes.count)) evaluations")
+          == true,
+      "\(text.stdout)")
     #expect(lines.contains { $0.hasPrefix("Just before: seq:\(beforeSeq) ") }, "\(text.stdout)")
     #expect(lines.contains { $0.hasPrefix("Just after:  seq:\(changeSeq) ") }, "\(text.stdout)")
     #expect(lines.contains("  reel files get vm --at seq:\(beforeSeq) /target.txt --to DIR"), "\(text.stdout)")
