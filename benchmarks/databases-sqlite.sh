@@ -21,7 +21,7 @@ trap cleanup EXIT
 source benchmarks/lib.sh
 
 bytes=$(numfmt --from=iec "$size")
-rows=$((bytes / 1100))
+rows=$((bytes / 1380))
 echo "== a $size SQLite database ($rows rows of ~1 KiB) in WAL mode, its last transaction only in the WAL"
 python3 - "$work" "$rows" <<'PY'
 import sqlite3, shutil, sys
@@ -43,11 +43,11 @@ PY
 rm -f "$work"/live.db*
 db_bytes=$(stat -c %s "$work/src/big.db")
 volume_bytes=$(( (db_bytes * 5 / 4 + (64 << 20)) / 4096 * 4096 ))
-mkfs.ext4 -q -F -b 4096 -d "$work/src" "$work/fs.img" "$volume_bytes"
+mkfs.ext4 -q -F -b 4096 -d "$work/src" "$work/fs.img" "$((volume_bytes / 1024))k"
 rm -rf "$work/src"
 export REEL_STORE=$work/store
 "$reel" init >/dev/null
-"$reel" volume create data --size "$volume_bytes" --from "$work/fs.img" >/dev/null
+"$reel" volume create data --from "$work/fs.img" >/dev/null
 rm -f "$work/fs.img"
 "$reel" ingest data >/dev/null
 "$reel" bookmark data loaded >/dev/null

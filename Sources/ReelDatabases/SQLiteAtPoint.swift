@@ -46,7 +46,14 @@ package final class SQLiteAtPoint: @unchecked Sendable {
       }
     }
     func sibling(_ suffix: String) throws -> SQLiteOverlayFile {
-      let found = try? resolver.resolve(file.path + Array(suffix.utf8))
+      // Only "not there" means no WAL or journal: a store that cannot be read must not
+      // pass for a database without its WAL.
+      let found: ResolvedFile?
+      do {
+        found = try resolver.resolve(file.path + Array(suffix.utf8))
+      } catch let error as ReelError where error.kind == .notFound {
+        found = nil
+      }
       guard let found, found.attributes.kind == .regular else {
         return SQLiteOverlayFile(files: files, inode: nil, size: 0)
       }

@@ -180,10 +180,11 @@ final class SQLiteConnection {
   }
 }
 
-/// Pragmas that only read even when given an argument (a table or index name, a limit).
+/// Pragmas that only read even when given an argument (a table or index name, a limit),
+/// and the two that only tune this connection's memory for a heavy query.
 private let readingPragmasWithArgument: Set<String> = [
   "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
-  "foreign_key_check", "integrity_check", "quick_check",
+  "foreign_key_check", "integrity_check", "quick_check", "cache_size", "temp_store",
 ]
 /// Pragmas that write although they take no argument.
 private let writingPragmas: Set<String> = ["wal_checkpoint", "optimize", "incremental_vacuum"]

@@ -1,39 +1,11 @@
 /// How `reel sql` prints results: an aligned table (the default), CSV or JSON Lines.
 package enum SQLiteOutput {
-  /// Columns padded to their widest value, a rule under the names, numbers right-aligned,
-  /// NULL as `NULL`, control characters escaped so each row stays on one line.
+  /// The whole table of a result (`SQLiteTablePrinter` without the row count).
   package static func table(_ result: QueryResult) -> [String] {
-    let header = result.columns.map { escapeControls($0) }
-    let cells = result.rows.map { row in row.map { $0.plainText.map(escapeControls) ?? "NULL" } }
-    var widths = header.map(\.count)
-    for row in cells {
-      for (index, cell) in row.enumerated() where index < widths.count {
-        widths[index] = max(widths[index], cell.count)
-      }
-    }
-    func pad(_ text: String, _ width: Int, right: Bool) -> String {
-      let fill = String(repeating: " ", count: max(0, width - text.count))
-      return right ? fill + text : text + fill
-    }
-    func join(_ fields: [String]) -> String {
-      var line = fields.joined(separator: "  ")
-      while line.last == " " { line.removeLast() }
-      return line
-    }
-    var lines = [join(header.enumerated().map { pad($1, widths[$0], right: false) })]
-    lines.append(join(widths.map { String(repeating: "-", count: $0) }))
-    for (rowIndex, row) in cells.enumerated() {
-      lines.append(
-        join(
-          row.enumerated().map { index, cell in
-            let numeric: Bool
-            switch result.rows[rowIndex][index] {
-            case .integer, .real: numeric = true
-            default: numeric = false
-            }
-            return pad(cell, widths[index], right: numeric)
-          }))
-    }
+    var lines: [String] = []
+    var printer = SQLiteTablePrinter(columns: result.columns) { lines.append($0) }
+    for row in result.rows { printer.add(row) }
+    printer.flush()
     return lines
   }
 
@@ -98,7 +70,7 @@ package enum SQLiteOutput {
     return out + "\""
   }
 
-  private static func escapeControls(_ text: String) -> String {
+  static func escapeControls(_ text: String) -> String {
     guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else { return text }
     var out = ""
     for scalar in text.unicodeScalars {
@@ -115,5 +87,77 @@ package enum SQLiteOutput {
       }
     }
     return out
+  }
+}
+
+/// The default output: columns padded to their widest value, a rule under the names,
+/// numbers right-aligned, NULL as `NULL`, control characters escaped so each row stays on
+/// one line. The widths are measured on the first `measuredRows` rows; later rows are
+/// printed as they come with the same widths (a longer value pushes its line out), so a
+/// large result never has to be held in memory.
+package struct SQLiteTablePrinter {
+  package static let measuredRows = 1000
+  private let columns: [String]
+  private let emit: (String) -> Void
+  private var pending: [[SQLiteValue]] = []
+  private var widths: [Int]?
+  package private(set) var rows = 0
+
+  package init(columns: [String], emit: @escaping (String) -> Void) {
+    self.columns = columns.map { SQLiteOutput.escapeControls($0) }
+    self.emit = emit
+  }
+
+  package mutating func add(_ row: [SQLiteValue]) {
+    rows += 1
+    guard let widths else {
+      pending.append(row)
+      if pending.count >= Self.measuredRows { flush() }
+      return
+    }
+    emit(line(row, widths))
+  }
+
+  /// Prints the header and the rows held back (call once all rows are added).
+  package mutating func flush() {
+    guard widths == nil else { return }
+    var measured = columns.map(\.count)
+    for row in pending {
+      for (index, value) in row.enumerated() where index < measured.count {
+        measured[index] = max(measured[index], Self.cell(value).count)
+      }
+    }
+    widths = measured
+    emit(Self.join(columns.enumerated().map { Self.pad($1, measured[$0], right: false) }))
+    emit(Self.join(measured.map { String(repeating: "-", count: $0) }))
+    for row in pending { emit(line(row, measured)) }
+    pending = []
+  }
+
+  private func line(_ row: [SQLiteValue], _ widths: [Int]) -> String {
+    Self.join(
+      row.enumerated().map { index, value in
+        let numeric: Bool
+        switch value {
+        case .integer, .real: numeric = true
+        default: numeric = false
+        }
+        return Self.pad(Self.cell(value), index < widths.count ? widths[index] : 0, right: numeric)
+      })
+  }
+
+  private static func cell(_ value: SQLiteValue) -> String {
+    value.plainText.map(SQLiteOutput.escapeControls) ?? "NULL"
+  }
+
+  private static func pad(_ text: String, _ width: Int, right: Bool) -> String {
+    let fill = String(repeating: " ", count: max(0, width - text.count))
+    return right ? fill + text : text + fill
+  }
+
+  private static func join(_ fields: [String]) -> String {
+    var line = fields.joined(separator: "  ")
+    while line.last == " " { line.removeLast() }
+    return line
   }
 }

@@ -86,10 +86,19 @@ struct SQLCommand: ParsableCommand {
       }
       return
     }
-    let result = try database.query(sql, timeout: timeout)
-    guard !result.columns.isEmpty else { return }
-    for line in SQLiteOutput.table(result) { say(line) }
-    say("(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s"))")
+    var printer: SQLiteTablePrinter?
+    try database.run(
+      sql, timeout: timeout,
+      columns: { columns in
+        if !columns.isEmpty { printer = SQLiteTablePrinter(columns: columns) { say($0) } }
+      }
+    ) {
+      printer?.add($0)
+      return true
+    }
+    guard var printer else { return }
+    printer.flush()
+    say("(\(printer.rows) row\(printer.rows == 1 ? "" : "s"))")
   }
 
   private func listDatabases(_ opened: FilesAtPoint) throws {

@@ -61,6 +61,13 @@ import Testing
         (4 rows)
 
         """, "\(table.stdout)")
+    // Past the rows measured for the widths, rows stream with the same widths.
+    let long = try fixtures.store.reelCommand([
+      "sql", "vm", "SELECT id, length(v) AS size FROM t", "--at", "latest", "--db", "/big.db",
+    ])
+    let longLines = long.stdout.split(separator: "\n")
+    #expect(longLines.count == 3003 && longLines.last == "(3000 rows)", "\(long.stdout.suffix(200))")
+    #expect(longLines[1] == "----  ----" && longLines[2001] == "2000   200", "\(longLines.prefix(3))")
     let csv = try fixtures.store.reelCommand(["sql", "vm", sql, "--at", "latest", "--db", "/rollback.db", "--csv"])
     let expectedCSV = [
       "id,name,score,data", "1,it's,0.1,X'00ff10'", "2,,1e+300,", #"4,"two"#,

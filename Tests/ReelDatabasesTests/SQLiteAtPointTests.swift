@@ -127,6 +127,8 @@ import Testing
     // Reading pragmas and the schema work.
     #expect(try database.query("PRAGMA table_info(t)").rows.count == 5)
     #expect(try database.query("PRAGMA user_version").rows == [[.integer(0)]])
+    #expect(try database.query("PRAGMA cache_size = -65536").rows.isEmpty)
+    #expect(try database.query("PRAGMA cache_size").rows == [[.integer(-65536)]])
   }
 
   @Test func aQueryPastItsTimeoutIsStopped() throws {

