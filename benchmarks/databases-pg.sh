@@ -2,7 +2,9 @@
 # `reel pg` (docs/databases.md): pg_dump of one small table from a ~1 GiB PostgreSQL 15
 # cluster at an instant that needs crash recovery, against the way without Reel: restore
 # the volume, loop-mount it, start PostgreSQL on it, pg_dump the table, stop (page cache
-# dropped before each side; both sides do the same crash recovery).   target ratio ≥ 2
+# dropped before each side; both sides do the same crash recovery). `reel pg` uses its
+# default scratch folder (memory when the copy fits); the baseline restores into this
+# folder on disk, as a user would.                                      target ratio ≥ 2
 # Usage: benchmarks/databases-pg.sh [SCALE]   (pgbench scale, default 60: ~1 GiB; 2 to try it)
 # Needs root (loop mount; the servers run as the postgres account) and postgresql-15.
 set -euo pipefail
@@ -23,12 +25,13 @@ trap cleanup EXIT
 
 source benchmarks/lib.sh
 
-as_postgres() { setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"; }
-# start_server DATADIR: PostgreSQL on a socket in $work/socket only; sets $server_pid.
+as_postgres=(setpriv --reuid=postgres --regid=postgres --clear-groups --)
+# start_server DATADIR: PostgreSQL on a socket in $work/socket only; sets $server_pid (setpriv
+# becomes postgres: the same PID).
 start_server() {
-  as_postgres "$bin15/postgres" -D "$1" -k "$work/socket" -c listen_addresses= >>"$work/postgres.log" 2>&1 &
+  "${as_postgres[@]}" "$bin15/postgres" -D "$1" -k "$work/socket" -c listen_addresses= >>"$work/postgres.log" 2>&1 &
   server_pid=$!
-  until "$bin15/pg_isready" -q -h "$work/socket"; do
+  until "$bin15/pg_isready" -q -h "$work/socket" -U postgres; do
     kill -0 "$server_pid" 2>/dev/null || { tail "$work/postgres.log"; exit 1; }
     sleep 0.1
   done
@@ -37,9 +40,9 @@ stop_server() { kill "-$1" "$server_pid"; wait "$server_pid" || true; server_pid
 client() { "$@" -h "$work/socket" -U postgres; }
 
 echo "== a PostgreSQL 15 cluster, pgbench scale $scale, and one small table"
-mkdir -p "$work/fs" "$work/socket" "$work/mnt" "$work/scratch"
-chown postgres:postgres "$work/fs" "$work/socket" "$work/scratch"
-as_postgres "$bin15/initdb" -D "$work/fs/data" -U postgres -A trust --no-sync >/dev/null
+mkdir -p "$work/fs" "$work/socket" "$work/mnt"
+chown postgres:postgres "$work/fs" "$work/socket"
+"${as_postgres[@]}" "$bin15/initdb" -D "$work/fs/data" -U postgres -A trust --no-sync >/dev/null
 start_server "$work/fs/data"
 client "$bin15/pgbench" -i -q -s "$scale" postgres >/dev/null 2>&1
 client "$bin15/psql" -X -q -c "CREATE TABLE one_table AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 1000) g" postgres
@@ -62,7 +65,7 @@ reel_best= baseline_best=
 for round in $(seq 1 "$rounds"); do
   drop_caches
   start=$(now)
-  "$reel" pg data --at latest --pgdata /data --scratch "$work/scratch" -- -t one_table >"$work/reel.sql"
+  "$reel" pg data --at latest --pgdata /data -- -t one_table >"$work/reel.sql"
   end=$(now)
   reel_best=$(fastest "$reel_best" "$(seconds "$start" "$end")")
   [ "$(rows "$work/reel.sql")" = 1000 ] || { echo "reel pg: $(rows "$work/reel.sql") rows, not 1000"; exit 1; }

@@ -10,8 +10,8 @@ import ReelFiles
 package struct PostgresOptions: Sendable {
   /// The account the server runs as (`PostgresAccount.forServer`).
   package var account: PostgresAccount
-  /// Where the private folder is made (default $TMPDIR, else /tmp).
-  package var scratch: String
+  /// Where the private folder is made; nil chooses (`Scratch.choose`).
+  package var scratch: String?
   /// How long startup (crash recovery included) may take.
   package var startupTimeout: Duration
   package var binariesRoot: String
@@ -21,15 +21,28 @@ package struct PostgresOptions: Sendable {
     binariesRoot: String = PostgresVersion.defaultBinariesRoot
   ) {
     self.account = account
-    self.scratch = scratch ?? Self.defaultScratch
+    self.scratch = scratch
     self.startupTimeout = startupTimeout
     self.binariesRoot = binariesRoot
   }
+}
 
-  package static var defaultScratch: String {
-    let variable = ProcessInfo.processInfo.environment["TMPDIR"] ?? ""
-    return variable.isEmpty ? "/tmp" : variable
+/// Where the throwaway copy goes when the user did not say: $TMPDIR when set; else memory
+/// (tmpfs, /dev/shm) when `dataBytes` fits in half its free room with 256 MiB to spare —
+/// the copy is written once, read by one server and deleted, so nothing is gained by
+/// writing it to a disk; else /tmp.
+package enum Scratch {
+  package static func choose(dataBytes: UInt64) -> String {
+    let environment = ProcessInfo.processInfo.environment["TMPDIR"] ?? ""
+    if !environment.isEmpty { return environment }
+    var memory = statvfs()
+    if statvfs("/dev/shm", &memory) == 0, access("/dev/shm", W_OK) == 0 {
+      let free = UInt64(memory.f_bavail) * UInt64(memory.f_frsize)
+      if free / 2 > dataBytes + (256 << 20) { return "/dev/shm" }
+    }
+    return "/tmp"
   }
+
 }
 
 /// PostgreSQL of a data directory at one point: `run` brings the directory out through
@@ -43,8 +56,11 @@ package enum PostgresAtPoint {
   ) throws -> PostgresInstance {
     let data = try PostgresDataDirectory.find(files: files, path: pgdata, place: place)
     let binaries = try data.version.binaries(root: options.binariesRoot)
+    // The file system's size bounds the data directory's without walking it (a walk of
+    // every inode cost more than the copy saved).
+    let scratch = options.scratch ?? Scratch.choose(dataBytes: files.info.size)
     let instance = try PostgresInstance(
-      version: data.version, binaries: binaries, scratch: options.scratch, account: options.account)
+      version: data.version, binaries: binaries, scratch: scratch, account: options.account)
     do {
       try Interrupt.check()
       let (copy, notes) = try data.bringOut(into: instance.folder)
@@ -188,6 +204,26 @@ package final class PostgresInstance: @unchecked Sendable {
       return false
     }
     return status == 0
+  }
+
+  /// Refuses client arguments that would reach another server (`-h`, `-p`, `--host`,
+  /// `--port`, a connection string naming a host or port): a dump of the live database
+  /// taken by mistake for the past one is the worst outcome of a restore.
+  package static func refuseOtherServers(_ arguments: [String]) throws {
+    for argument in arguments {
+      let option =
+        (argument.hasPrefix("-h") || argument.hasPrefix("-p")) && !argument.hasPrefix("--")
+        || argument.hasPrefix("--host") || argument.hasPrefix("--port")
+      let connection =
+        argument.hasPrefix("postgres://") || argument.hasPrefix("postgresql://")
+        || ["host=", "hostaddr=", "port=", "service="].contains { argument.contains($0) }
+      if option || connection {
+        throw ReelError(
+          .usage,
+          "\(argument): reel pg connects its client to the throwaway server only; host, port and connection strings are refused",
+          remedy: "leave them out (give -U ROLE and a database name if needed)")
+      }
+    }
   }
 
   /// Runs a client program of this version (`pg_dump`, `psql`) against the server with

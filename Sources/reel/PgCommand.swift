@@ -10,7 +10,7 @@ struct PgCommand: ParsableCommand {
     discussion: """
       The data directory --pgdata inside the volume's file system at POINT (and its \
       tablespaces, followed inside the same file system) is copied out through the file \
-      reader into a private folder (0700) under --scratch, started with the system's \
+      reader into a private folder (0700) under --scratch (memory when it fits), started with the system's \
       PostgreSQL of the version its PG_VERSION names (/usr/lib/postgresql/NN/bin; as root, \
       the server runs as `postgres` or --run-as), on a Unix socket in that folder only (no \
       TCP), and left to do crash recovery. Then `pg_dump ARGS` runs against it (output to \
@@ -32,7 +32,10 @@ struct PgCommand: ParsableCommand {
   @Option(
     name: .customLong("run-as"), help: "The account the server runs as when reel runs as root (default postgres).")
   var runAs: String?
-  @Option(help: "Folder for the private copy (default $TMPDIR, else /tmp); needs room for the data directory.")
+  @Option(
+    help:
+      "Folder for the private copy (default $TMPDIR if set, else /dev/shm when the volume's file system fits in half its free room, else /tmp)."
+  )
   var scratch: String?
   @Argument(parsing: .postTerminator, help: "Arguments for pg_dump (or psql with --sql), after --.")
   var arguments: [String] = []
@@ -42,6 +45,7 @@ struct PgCommand: ParsableCommand {
   }
 
   func run() throws {
+    try PostgresInstance.refuseOtherServers(arguments)
     let opened = try source.open(volume, at: at)
     Interrupt.install(forceOnSecond: false)
     let options = PostgresOptions(

@@ -16,31 +16,48 @@ import Testing
     let cluster = try fixture.makeCluster()
     try cluster.start()
     try cluster.psql("CREATE TABLE items (id int PRIMARY KEY, label text)")
-    for id in 1...40 { try cluster.psql("INSERT INTO items VALUES (\(id), 'clean-\(id)')") }
+    try cluster.psql("INSERT INTO items SELECT g, 'clean-' || g FROM generate_series(1, 40) g")
     cluster.stop()
+    // A standby's signal file: the copy must recover on its own instead of waiting for a
+    // primary, and say so.
+    let signal = fixture.source + "/data/standby.signal"
+    FileManager.default.createFile(atPath: signal, contents: nil)
     try fixture.makeVolume("clean")
+    try FileManager.default.removeItem(atPath: signal)
 
     try cluster.start()
     // A checkpoint, then rows that live only in the WAL when the server dies.
     try cluster.psql("CHECKPOINT")
-    for id in 41...60 { try cluster.psql("INSERT INTO items VALUES (\(id), 'crash-\(id)')") }
+    for first in stride(from: 41, through: 60, by: 5) {
+      try cluster.psql("INSERT INTO items SELECT g, 'crash-' || g FROM generate_series(\(first), \(first + 4)) g")
+    }
     try cluster.psql("UPDATE items SET label = 'changed' WHERE id = 1")
     cluster.stop(immediate: true)
+    // Debian keeps postgresql.conf in /etc/postgresql, not in the data directory.
+    try FileManager.default.moveItem(
+      atPath: fixture.source + "/data/postgresql.conf", toPath: fixture.work.path + "/postgresql.conf")
     try fixture.makeVolume("crashed")
 
     let clean = try fixture.reelPg("clean", ["--", "-t", "items", "--data-only", "--inserts"])
     #expect(clean.succeeded, "\(clean.output)")
     #expect(clean.stdout.contains("INSERT INTO public.items VALUES (40, 'clean-40');"), "\(clean.stdout)")
     #expect(!clean.stdout.contains("crash-"), "\(clean.stdout)")
+    #expect(clean.stderr.contains("standby.signal was in the data directory"), "\(clean.stderr)")
     let crashed = try fixture.reelPg("crashed", ["--", "-t", "items", "--data-only", "--inserts"])
     #expect(crashed.succeeded, "\(crashed.output)")
     for id in [1, 40, 41, 60] { #expect(crashed.stdout.contains("(\(id), '"), "row \(id): \(crashed.stdout)") }
     #expect(crashed.stdout.contains("(1, 'changed')"), "\(crashed.stdout)")
+    #expect(crashed.stderr.contains("has no postgresql.conf"), "\(crashed.stderr)")
     #expect(crashed.stdout.components(separatedBy: "INSERT INTO public.items").count - 1 == 60)
 
     let sql = try fixture.reelPg("crashed", ["--sql", "SELECT count(*), sum(id) FROM items"])
     #expect(sql.succeeded, "\(sql.output)")
     #expect(sql.stdout.contains("60|1830"), "\(sql.output)")
+    for elsewhere in [["-h", "localhost"], ["-p5432"], ["--host=/run/postgresql"], ["postgresql://db.example/x"]] {
+      let refused = try fixture.reelPg("crashed", ["--", "-t", "items"] + elsewhere)
+      #expect(refused.status == 64, "\(elsewhere): \(refused.output)")
+      #expect(refused.stderr.contains("throwaway server only"), "\(refused.output)")
+    }
     let failing = try fixture.reelPg("crashed", ["--sql", "SELECT * FROM no_such_table"])
     #expect(!failing.succeeded)
     #expect(failing.stderr.contains("no_such_table"), "\(failing.output)")
