@@ -180,5 +180,13 @@ import Testing
       #expect(result.status == status, "\(arguments): \(result.output)")
       #expect(result.stderr.contains(words), "\(arguments): \(result.stderr)")
     }
+    // A data directory that is not there at --from: an error, and no copy left behind.
+    let scratch = store.directory.path + "/scratch"
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    let pg = try store.reelCommand(
+      ["bisect", "vm", "--from", "seq:0", "--pg", "SELECT 1", "--pgdata", "/nope", "--scratch", scratch])
+    #expect(pg.status == 66, "\(pg.output)")
+    #expect(pg.stderr.contains("at --from (seq 0"), "\(pg.stderr)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
   }
 }
