@@ -60,7 +60,7 @@ let package = Package(
     .target(
       name: "ReelDatabases",
       dependencies: [
-        "ReelCore", "ReelIO", "ReelStore", "ReelFiles", "CLinux",
+        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelFiles", "CLinux",
         .product(name: "GRDBSQLite", package: "GRDB.swift"),
       ]),
     .target(

@@ -55,11 +55,11 @@ package struct FileVersion: Sendable, Equatable {
   package var changes: [String]
 }
 
-/// The versions of one path across a range of history, found by bisection: the state is
-/// probed at the range's ends, and a range whose ends differ is split at its middle change
-/// until the changes stand between neighbouring records. Only records that changed the
-/// volume's bytes are candidates. Cost: about (versions × log₂ records) file-system opens,
-/// not one per record.
+/// The versions of one path across a range of history, found by bisection
+/// (`HistorySearch.changes`): the state is probed at the range's ends, and a range whose
+/// ends differ is split at its middle change until the changes stand between neighbouring
+/// records. Only records that changed the volume's bytes are candidates. Cost: about
+/// (versions × log₂ records) file-system opens, not one per record.
 ///
 /// Limit: a change undone inside one interval whose ends are equal (A→B→A with the same
 /// ctime at both ends) is not seen; a write through the kernel always moves ctime, so only
@@ -69,40 +69,22 @@ package enum FileHistory {
   /// `candidates` the later records that changed the volume, in seq order.
   package static func versions(
     of path: [UInt8], start: VolumeChange, candidates: [VolumeChange],
-    open: (Seq) throws -> (any FileSystemReading)?
+    open: @escaping (Seq) throws -> (any FileSystemReading)?
   ) throws -> [FileVersion] {
     let points = [start] + candidates
-    var states: [Int: FileState] = [:]
-    func state(_ index: Int) throws -> FileState {
-      if let known = states[index] { return known }
-      try Interrupt.check()
-      let probed: FileState
+    let search = HistorySearch(points: points) { index -> FileState in
       do {
-        probed = try probe(path, open(points[index].seq))
+        return try probe(path, open(points[index].seq))
       } catch let error as ReelError where error.kind == .corrupt || error.kind == .incompatible {
         // A point in the middle of writing that the file system cannot be read at (a
         // whole image being copied over it): a state of its own, not the end of the search.
-        probed = FileState(exists: false, fileSystem: false)
+        return FileState(exists: false, fileSystem: false)
       }
-      states[index] = probed
-      return probed
     }
-    var changed: [Int] = []
-    // Explicit stack instead of recursion: ranges are split in order, lowest first.
-    var ranges = [(0, points.count - 1)]
-    while let (low, high) = ranges.popLast() {
-      guard high > low, try state(low) != (try state(high)) else { continue }
-      if high == low + 1 {
-        changed.append(high)
-        continue
-      }
-      let middle = (low + high) / 2
-      ranges.append((middle, high))
-      ranges.append((low, middle))
-    }
-    var versions = [FileVersion(seq: start.seq, time: start.time, state: try state(0), changes: [])]
+    let changed = try search.changes()
+    var versions = [FileVersion(seq: start.seq, time: start.time, state: try search.answer(0), changes: [])]
     for index in changed {
-      let current = try state(index)
+      let current = try search.answer(index)
       versions.append(
         FileVersion(
           seq: points[index].seq, time: points[index].time, state: current,
@@ -113,7 +95,7 @@ package enum FileHistory {
 
   /// The state of `path` in `files` (nil: no file system there). A path that does not
   /// resolve (missing, a folder in it missing or not a folder, a link loop) is absent.
-  static func probe(_ path: [UInt8], _ files: (any FileSystemReading)?) throws -> FileState {
+  package static func probe(_ path: [UInt8], _ files: (any FileSystemReading)?) throws -> FileState {
     guard let files else { return FileState(exists: false, fileSystem: false) }
     let file: ResolvedFile
     do {

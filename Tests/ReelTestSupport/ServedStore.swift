@@ -36,6 +36,15 @@ package final class TestStore {
 
   package func descriptor(_ name: String) throws -> VolumeDescriptor { try layout.descriptor(of: name) }
 
+  /// `reel bookmark NAME LABEL` (through the server when one serves the volume); the
+  /// bookmark's seq, from the command's report ("Bookmark LABEL at seq N, TIME").
+  package func bookmark(_ name: String, _ label: String) throws -> Seq {
+    let result = try reelCommand(["bookmark", name, label])
+    try #require(result.succeeded, "bookmark \(label) failed: \(result.stderr)")
+    let seq = result.stdout.firstMatch(of: /at seq ([0-9]+),/).flatMap { Seq($0.1) }
+    return try #require(seq, "no seq in \(result.stdout)")
+  }
+
   package func journal(_ name: String) throws -> JournalReader {
     try JournalReader(directory: layout.journalDirectory(name), volume: try descriptor(name).id)
   }
