@@ -15,8 +15,12 @@ final class BlockDevice: Sendable {
   static let randomRunPages = 4
   /// At most this many pages (32 MiB) stay cached.
   static let capacityPages = 512
-  /// Reads this long or longer bypass the cache.
+  /// Reads this long or longer bypass the cache, all but their ends.
   static let directReadBytes = 256 << 10
+  /// Runs loaded on a miss start and end on multiples of this many bytes of the volume:
+  /// the store keeps the volume in blocks of this size (its default), each read and
+  /// decoded whole, so a run that straddled two would decode both.
+  static let alignment: UInt64 = 256 << 10
 
   let source: any VolumeSource
   /// Where the file system starts on the volume, in bytes.
@@ -26,7 +30,7 @@ final class BlockDevice: Sendable {
   /// on the device (the journal) instead of from their home.
   private let overlay: [UInt64: OverlayBlock]
   private let overlayBlockSize: UInt64
-  private let cache = Locked(PageCache())
+  private let cache = Locked(PageCache(capacity: BlockDevice.capacityPages))
 
   /// Where a block's content is instead of its home: the logged copy a journal replay
   /// would write there, at byte `position` of this device.
@@ -52,34 +56,71 @@ final class BlockDevice: Sendable {
   }
 
   func read(at position: UInt64, length: Int) throws -> [UInt8] {
-    if length >= Self.directReadBytes {
-      // The source's own array, without a second copy.
-      try checkInside(position, UInt64(length))
-      var bytes = try source.read(offset: offset + position, length: length)
-      try applyOverlay(to: &bytes, at: position)
-      return bytes
+    // Not zeroed first: the read below writes every byte, or throws.
+    try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+      try read(at: position, into: UnsafeMutableRawBufferPointer(buffer))
+      count = length
     }
-    var bytes = [UInt8](repeating: 0, count: length)
-    try bytes.withUnsafeMutableBytes { try read(at: position, into: $0) }
-    return bytes
   }
 
+  /// Short reads are served from cached pages. A long one is read from the source in one
+  /// call, except its two ends up to the nearest `alignment` boundaries: those go through
+  /// the cache, so the store block a read ends in is decoded once, not again by the read
+  /// that continues from there (file contents are read in consecutive pieces).
   func read(at position: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
     let length = UInt64(buffer.count)
     try checkInside(position, length)
     guard length > 0 else { return }
-    if buffer.count >= Self.directReadBytes {
-      var bytes = try source.read(offset: offset + position, length: buffer.count)
-      try applyOverlay(to: &bytes, at: position)
-      bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    let end = position + length
+    let middleStart = min(end, alignUp(position))
+    let middleEnd = max(middleStart, alignDown(end))
+    guard buffer.count >= Self.directReadBytes, middleEnd - middleStart >= UInt64(Self.directReadBytes) else {
+      try readPages(at: position, into: buffer, runPages: nil)
       return
     }
+    let edgeRun = Int(Self.alignment) / Self.pageSize
+    if middleStart > position {
+      try readPages(
+        at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(middleStart - position)]),
+        runPages: edgeRun)
+    }
+    var bytes = try source.read(offset: offset + middleStart, length: Int(middleEnd - middleStart))
+    try applyOverlay(to: &bytes, at: middleStart)
+    bytes.withUnsafeBytes {
+      UnsafeMutableRawBufferPointer(rebasing: buffer[Int(middleStart - position)..<Int(middleEnd - position)])
+        .copyMemory(from: $0)
+    }
+    if end > middleEnd {
+      try readPages(
+        at: middleEnd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[Int(middleEnd - position)...]),
+        runPages: edgeRun)
+    }
+  }
+
+  /// Device positions of the `alignment` boundaries of the volume around `position`.
+  /// Only a window that starts on a page boundary of the volume can keep them; any other
+  /// (a partition at an odd sector) uses page boundaries.
+  private var unit: UInt64 { offset % UInt64(Self.pageSize) == 0 ? Self.alignment : UInt64(Self.pageSize) }
+
+  private func alignDown(_ position: UInt64) -> UInt64 {
+    position - min(position, (offset + position) % unit)
+  }
+
+  private func alignUp(_ position: UInt64) -> UInt64 {
+    let remainder = (offset + position) % unit
+    return remainder == 0 ? position : min(size, position + unit - remainder)
+  }
+
+  /// Copies from cached pages, loading missing ones: `runPages` from the missing page's
+  /// aligned run, or as many as a scan or a jump calls for.
+  private func readPages(at position: UInt64, into buffer: UnsafeMutableRawBufferPointer, runPages: Int?) throws {
+    let length = UInt64(buffer.count)
     let pageSize = UInt64(Self.pageSize)
     var done: UInt64 = 0
     while done < length {
       let at = position + done
       let page = at / pageSize
-      let bytes = try self.page(page)
+      let bytes = try self.page(page, runPages: runPages)
       let within = Int(at - page * pageSize)
       let count = min(Int(length - done), bytes.count - within)
       bytes.withUnsafeBytes { pageBytes in
@@ -99,29 +140,39 @@ final class BlockDevice: Sendable {
     }
   }
 
-  private func page(_ number: UInt64) throws -> [UInt8] {
+  private func page(_ number: UInt64, runPages: Int?) throws -> [UInt8] {
     let (cached, sequential) = cache.withLock { cache -> ([UInt8]?, Bool) in
       (cache.lookup(number), cache.lastRunEnd == number)
     }
     if let cached { return cached }
     let pageSize = UInt64(Self.pageSize)
     let lastPage = (size - 1) / pageSize
-    let wanted = UInt64(sequential ? Self.sequentialRunPages : Self.randomRunPages)
-    let runEnd = min(lastPage + 1, number + wanted)
-    let start = number * pageSize
+    let wanted = UInt64(runPages ?? (sequential ? Self.sequentialRunPages : Self.randomRunPages))
+    // The run starts at the aligned boundary at or before the page and ends on one.
+    let aligned = offset % pageSize == 0
+    let first = aligned ? alignDown(number * pageSize) / pageSize : number
+    let runEnd =
+      aligned
+      ? min(lastPage + 1, (alignUp(min(size, (first + wanted) * pageSize)) + pageSize - 1) / pageSize)
+      : min(lastPage + 1, number + wanted)
+    let start = first * pageSize
     var bytes = try source.read(offset: offset + start, length: Int(min(size, runEnd * pageSize) - start))
     try applyOverlay(to: &bytes, at: start)
-    var first: [UInt8] = []
+    var wantedPage: [UInt8] = []
     cache.withLock { cache in
-      for index in number..<runEnd {
-        let from = Int((index - number) * pageSize)
+      for index in first..<runEnd {
+        let from = Int((index - first) * pageSize)
         let piece = Array(bytes[from..<min(bytes.count, from + Self.pageSize)])
-        if index == number { first = piece }
-        cache.insert(index, piece, capacity: Self.capacityPages)
+        if index == number {
+          wantedPage = piece
+        } else if cache.contains(index) {
+          continue
+        }
+        cache.insert(index, piece, capacity: Self.capacityPages, asked: index == number)
       }
       cache.lastRunEnd = runEnd
     }
-    return first
+    return wantedPage
   }
 
   /// Replaces the overlaid blocks in `bytes` (read from `position`) with their logged
@@ -162,12 +213,22 @@ final class BlockDevice: Sendable {
 }
 
 /// Pages by number with the time each was last used; the least recently used quarter
-/// goes when the cache is full (one sort per many inserts, not a list per hit).
+/// goes when the cache is full (one sort per many inserts, not a list per hit). Pages a
+/// run brought in beside the one asked for count as older, by about as many uses as a
+/// scan makes through a full cache, until they are read: a walk over many folders
+/// (`find` through `reel mount`) reads one page of most runs, and the rest would
+/// otherwise push out the pages it comes back to.
 private struct PageCache: Sendable {
   private var pages: [UInt64: (bytes: [UInt8], used: UInt64)] = [:]
-  private var clock: UInt64 = 0
+  private var clock: UInt64
   /// The page after the last run loaded, to tell a scan from a jump.
   var lastRunEnd: UInt64? = nil
+  private let handicap: UInt64
+
+  init(capacity: Int) {
+    handicap = UInt64(capacity) * 16
+    clock = handicap
+  }
 
   mutating func lookup(_ number: UInt64) -> [UInt8]? {
     guard let entry = pages[number] else { return nil }
@@ -176,9 +237,11 @@ private struct PageCache: Sendable {
     return entry.bytes
   }
 
-  mutating func insert(_ number: UInt64, _ bytes: [UInt8], capacity: Int) {
+  func contains(_ number: UInt64) -> Bool { pages[number] != nil }
+
+  mutating func insert(_ number: UInt64, _ bytes: [UInt8], capacity: Int, asked: Bool) {
     clock += 1
-    pages[number] = (bytes, clock)
+    pages[number] = (bytes, asked ? clock : clock - handicap)
     guard pages.count > capacity else { return }
     let oldest = pages.sorted { $0.value.used < $1.value.used }.prefix(capacity / 4)
     for (key, _) in oldest { pages[key] = nil }

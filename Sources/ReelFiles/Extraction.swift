@@ -21,6 +21,12 @@ package struct ExtractionReport: Sendable, Equatable {
   package var warnings: [String] = []
 
   package init() {}
+
+  /// Adds what the content writers did.
+  mutating func merge(_ written: WrittenContent) {
+    bytes += written.bytes
+    warnings += written.warnings
+  }
 }
 
 /// Names from the file system are untrusted: a damaged or hostile image may hold any bytes.
@@ -53,56 +59,80 @@ package final class Extraction {
   private let files: any FileSystemReading
   private let destination: AnchoredDirectory
   private let replace: Bool
-  private let keepOwners: Bool
+  private let writer: ContentWriter
+  private let writers: ContentWriters
   private var report = ExtractionReport()
   /// For each file with several links written so far: where its first name went.
   private var firstNames: [UInt64: (folder: [[UInt8]], name: [UInt8])] = [:]
-  private static let step = 1 << 20
 
-  private init(files: any FileSystemReading, destination: AnchoredDirectory, replace: Bool) {
+  private init(files: any FileSystemReading, destination: AnchoredDirectory, replace: Bool, threads: Int) {
     self.files = files
     self.destination = destination
     self.replace = replace
-    keepOwners = geteuid() == 0
+    writer = ContentWriter(files: files, keepOwners: geteuid() == 0)
+    writers = ContentWriters(writer, threads: threads)
   }
+
+  /// Threads writing file contents while the walk goes on: reading from the store
+  /// (catalog lookups, pack reads, decoding) waits on the disk, and two files in flight
+  /// keep it and both cores busy (measured: docs/files.md, Performance).
+  package static let defaultThreads = 2
 
   /// Writes each of `sources` into `folder` (created if missing) under its own name; the
   /// root folder's contents go straight into `folder`. `replace`: an existing file of the
   /// same name is replaced and an existing folder is written into; without it, either is
   /// an error naming it.
   package static func run(
-    files: any FileSystemReading, sources: [ResolvedFile], to folder: String, replace: Bool
+    files: any FileSystemReading, sources: [ResolvedFile], to folder: String, replace: Bool,
+    threads: Int = defaultThreads
   ) throws -> ExtractionReport {
     let destination = try AnchoredDirectory.open(folder, create: true)
-    let extraction = Extraction(files: files, destination: destination, replace: replace)
-    for source in sources {
-      if source.inode == files.rootInode && source.attributes.kind == .directory {
-        try extraction.writeContents(of: source.inode, path: source.path, into: destination, at: [])
-      } else {
-        try extraction.place(source.name, source.inode, source.attributes, path: source.path, in: destination, at: [])
+    let extraction = Extraction(files: files, destination: destination, replace: replace, threads: threads)
+    let top = PendingFolder(parent: nil, failures: extraction.writers.failures) {}
+    do {
+      for source in sources {
+        if source.inode == files.rootInode && source.attributes.kind == .directory {
+          try extraction.writeContents(of: source.inode, path: source.path, into: destination, at: [], pending: top)
+        } else {
+          try extraction.place(
+            source.name, source.inode, source.attributes, path: source.path, in: destination, at: [], pending: top)
+        }
       }
+    } catch {
+      // What was handed to the writers is finished (it was copied before the error), then
+      // the walk's own error is the one told.
+      _ = try? extraction.writers.finish()
+      throw error
     }
+    top.entryDone()
+    try extraction.writers.finish()
+    extraction.report.merge(extraction.writer.written)
     // One call makes every file, folder and their metadata durable.
     try destination.syncFileSystem()
     return extraction.report
   }
 
   private func writeContents(
-    of directory: UInt64, path: [UInt8], into folder: AnchoredDirectory, at relative: [[UInt8]]
+    of directory: UInt64, path: [UInt8], into folder: AnchoredDirectory, at relative: [[UInt8]],
+    pending: PendingFolder
   ) throws {
     for entry in try TreeWalk.sortedEntries(files, of: directory) {
       try ExtractionName.check(entry.name.bytes, in: path)
       try place(
         entry.name.bytes, entry.inode, try files.attributes(of: entry.inode),
-        path: FilePath.join(path, entry.name.bytes), in: folder, at: relative)
+        path: FilePath.join(path, entry.name.bytes), in: folder, at: relative, pending: pending)
     }
   }
 
+  /// Makes the entry `name` in `folder`; a regular file's contents and metadata are
+  /// written by the writers, everything else here. `pending` is the folder's own
+  /// bookkeeping: its metadata is set once everything in it is written.
   private func place(
     _ name: [UInt8], _ inode: UInt64, _ attributes: FileAttributes, path: [UInt8], in folder: AnchoredDirectory,
-    at relative: [[UInt8]]
+    at relative: [[UInt8]], pending: PendingFolder
   ) throws {
     try Interrupt.check()
+    try writers.checkFailure()
     if attributes.kind != .directory && attributes.linkCount > 1 {
       if let first = firstNames[inode] {
         try makeRoom(for: name, in: folder, directory: false)
@@ -117,20 +147,37 @@ package final class Extraction {
       if try makeRoom(for: name, in: folder, directory: true) != S_IFDIR {
         try folder.makeDirectory(name)
       }
-      try writeContents(of: inode, path: path, into: try folder.subdirectory(name), at: relative + [name])
+      // Its times and mode go last, once the writers have finished everything inside it.
+      let writer = self.writer
+      let inner = PendingFolder(parent: pending, failures: writers.failures) {
+        try writer.setMetadata(of: name, inode, attributes, path: path, in: folder)
+      }
+      do {
+        try writeContents(
+          of: inode, path: path, into: try folder.subdirectory(name), at: relative + [name], pending: inner)
+      } catch {
+        inner.abandon()
+        throw error
+      }
+      inner.entryDone()
       report.directories += 1
+      return
     case .regular:
       try makeRoom(for: name, in: folder, directory: false)
       let file = try folder.createFile(name)
-      try copyData(of: inode, size: attributes.size, to: file)
+      pending.entryStarted()
+      writers.write(
+        ContentWriter.Job(
+          file: file, name: name, inode: inode, attributes: attributes, path: path, folder: folder, pending: pending))
       report.files += 1
+      return
     case .symlink:
       try makeRoom(for: name, in: folder, directory: false)
       try folder.makeSymbolicLink(name, target: try files.symlinkTarget(of: inode))
       report.symbolicLinks += 1
     case .characterDevice, .blockDevice, .fifo, .socket:
       let isDevice = attributes.kind == .characterDevice || attributes.kind == .blockDevice
-      if isDevice && !keepOwners {
+      if isDevice && !writer.keepOwners {
         report.warnings.append("\(FilePath.display(path)): a device file; only root can make one, skipped")
         return
       }
@@ -138,61 +185,7 @@ package final class Extraction {
       try folder.makeNode(name, mode: mode_t(FileMode.typeBits(attributes.kind)) | 0o600, device: attributes.device)
       report.specialFiles += 1
     }
-    try setMetadata(of: name, inode, attributes, path: path, in: folder)
-  }
-
-  private func copyData(of inode: UInt64, size: UInt64, to file: PosixFile) throws {
-    var pieces: [(offset: UInt64, length: Int)] = []
-    for range in try files.dataRanges(of: inode) {
-      var offset = range.lowerBound
-      let end = min(range.upperBound, size)
-      while offset < end {
-        let length = Int(min(UInt64(Self.step), end - offset))
-        pieces.append((offset, length))
-        offset += UInt64(length)
-      }
-    }
-    if pieces.count <= 1 {
-      for piece in pieces {
-        let bytes = try files.read(inode, offset: piece.offset, length: piece.length)
-        try file.write(bytes, at: piece.offset)
-        report.bytes += UInt64(bytes.count)
-      }
-      try file.truncate(to: size)
-      file.startWriteback(offset: 0, count: size)
-      return
-    }
-    // The next pieces are read (store lookups, decoding) while this one is written.
-    let files = self.files
-    let reader = ReadAhead<(UInt64, [UInt8])>(name: "reel-files-get", depth: 2) { [pieces] index in
-      guard index < pieces.count else { return nil }
-      return (pieces[index].offset, try files.read(inode, offset: pieces[index].offset, length: pieces[index].length))
-    }
-    defer { reader.cancel() }
-    while let (offset, bytes) = try reader.next() {
-      try Interrupt.check()
-      try file.write(bytes, at: offset)
-      report.bytes += UInt64(bytes.count)
-    }
-    // The size, and the holes up to it, without writing zeros.
-    try file.truncate(to: size)
-    // Written back while the next files are read, so the closing syncfs has little left.
-    file.startWriteback(offset: 0, count: size)
-  }
-
-  private func setMetadata(
-    of name: [UInt8], _ inode: UInt64, _ attributes: FileAttributes, path: [UInt8], in folder: AnchoredDirectory
-  ) throws {
-    let metadata = EntryMetadata(
-      owner: keepOwners ? (attributes.uid, attributes.gid) : nil,
-      permissions: attributes.kind == .symlink ? nil : mode_t(attributes.permissions),
-      extendedAttributes: try files.extendedAttributes(of: inode).map { ($0.name, $0.value) },
-      accessTime: timespec(attributes.accessTime), modificationTime: timespec(attributes.modificationTime))
-    for failure in try folder.setMetadata(of: name, metadata) {
-      // ACLs are kept where the destination takes them; elsewhere the mode still holds.
-      guard failure.name.hasPrefix("system.posix_acl_") else { throw failure.error }
-      report.warnings.append("\(FilePath.display(path)): \(failure.name) not kept: \(failure.error.message)")
-    }
+    try writer.setMetadata(of: name, inode, attributes, path: path, in: folder)
   }
 
   /// Clears the way for `name`. Returns `S_IFDIR` when a folder already there is to be

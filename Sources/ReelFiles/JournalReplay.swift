@@ -109,14 +109,34 @@ package enum JournalReplay {
 }
 
 /// Reads journal blocks through the caller's closure, refusing any of the wrong size.
+/// Log blocks (descriptor, commit, revoke: they start with the jbd2 magic; a logged copy
+/// that does is escaped) are kept, up to `keptLimit` bytes, so the passes after the scan
+/// read nothing again: reading the log is what opening a point costs.
 struct JournalLog {
   let blockSize: Int
   let readBlock: (UInt64) throws -> [UInt8]
+  private let kept = Kept()
+  static let keptLimit = 32 << 20
+
+  private final class Kept {
+    var blocks: [UInt32: [UInt8]] = [:]
+    var bytes = 0
+  }
+
+  init(blockSize: Int, readBlock: @escaping (UInt64) throws -> [UInt8]) {
+    self.blockSize = blockSize
+    self.readBlock = readBlock
+  }
 
   func read(_ block: UInt32) throws -> [UInt8] {
+    if let bytes = kept.blocks[block] { return bytes }
     let bytes = try readBlock(UInt64(block))
     guard bytes.count == blockSize else {
       throw ReelError(.io, "journal block \(block) read as \(bytes.count) bytes, not \(blockSize)")
+    }
+    if bytes.starts(with: bigEndian(JournalSuperblock.magic)), kept.bytes + blockSize <= Self.keptLimit {
+      kept.blocks[block] = bytes
+      kept.bytes += blockSize
     }
     return bytes
   }
@@ -136,6 +156,10 @@ struct JournalWalk {
   private(set) var revoked: [UInt64: UInt32] = [:]
   private(set) var written: [UInt64: [UInt8]] = [:]
   private(set) var located: [UInt64: JournalBlockLocation] = [:]
+  /// Checksum v2/v3 tag sums of logged copies, computed by the scan while their blocks
+  /// are at hand (by journal block: the transaction and the sum), so that the replay pass
+  /// need not read the copies again when only their places are wanted.
+  private var tagSums: [UInt32: (transaction: UInt32, sum: UInt32)] = [:]
   /// Where the current pass is: the next log block, the transaction it expects, and how
   /// many blocks it has walked (a log is never longer than the log area; a damaged one
   /// could otherwise send the walk round forever).
@@ -191,6 +215,15 @@ struct JournalWalk {
         if pass == .scan && superblock.checksumV1 && !checkCommitTime && end == nil {
           checksumV1 = JournalChecksum.crc32BigEndian(checksumV1, block)
           for _ in tags { checksumV1 = JournalChecksum.crc32BigEndian(checksumV1, try next().block) }
+          continue
+        }
+        if pass == .scan && superblock.hasChecksumV2OrV3 && !keepContent {
+          for _ in tags {
+            let at = position
+            try skip(1)
+            // A copy that cannot be read now is read again (and fails) only if replayed.
+            if let logged = try? log.read(at) { tagSums[at] = (transaction, tagSum(logged, of: transaction)) }
+          }
           continue
         }
         try skip(tags.count)
@@ -324,10 +357,18 @@ struct JournalWalk {
         try skip(1)
         continue
       }
-      let (logged, at) = try next()
+      let at: UInt32
+      let crc: UInt32
+      var logged: [UInt8] = []
+      if !keepContent, let summed = tagSums[position], summed.transaction == transaction {
+        at = position
+        try skip(1)
+        crc = summed.sum
+      } else {
+        (logged, at) = try next()
+        crc = tagSum(logged, of: transaction)
+      }
       if superblock.hasChecksumV2OrV3 {
-        var crc = JournalChecksum.crc32c(superblock.checksumSeed, bigEndian(transaction))
-        crc = JournalChecksum.crc32c(crc, logged)
         let expected = superblock.features.contains(.checksumV3) ? crc : crc & 0xFFFF
         guard tag.checksum == expected else {
           throw ReelError(
@@ -338,6 +379,11 @@ struct JournalWalk {
       }
       if keepContent { written[tag.block] = location.content(fromLogged: logged) }
     }
+  }
+
+  /// The checksum v2/v3 sum of a logged copy in `transaction` (v2 keeps its low 16 bits).
+  private func tagSum(_ logged: [UInt8], of transaction: UInt32) -> UInt32 {
+    JournalChecksum.crc32c(JournalChecksum.crc32c(superblock.checksumSeed, bigEndian(transaction)), logged)
   }
 
   private mutating func collectRevokes(_ block: [UInt8], at: UInt32, of transaction: UInt32) throws {

@@ -231,6 +231,8 @@ private enum FuseOperations {
           return handle
         }
         info.pointee.keep_cache = 1
+        // A folder inside a point never changes: the kernel may keep its listing.
+        if MountInode.fileSystemPart(of: inode) != nil { info.pointee.cache_readdir = 1 }
         fuse_reply_open(request, info)
       }
     }

@@ -121,9 +121,11 @@ final class MountedTree: Sendable {
       guard let label = String(validating: name.bytes, as: UTF8.self), Self.isFolderName(label) else {
         return .absent(cacheSeconds: 0)
       }
-      catchUp(index, through: nil)
+      let key = PointKey(volume: index, folder: .bookmark(label))
+      // A folder made already shows what it showed: nothing newer can change it.
+      if !isResolved(key) { catchUp(index, through: nil) }
       do {
-        let id = try point(PointKey(volume: index, folder: .bookmark(label)), parent: parent)
+        let id = try point(key, parent: parent)
         return .found(node(.pointFolder(id)))
       } catch let error as ReelError where error.kind == .notFound || error.kind == .usage {
         return .absent(cacheSeconds: 0)  // file managers probe for names like .hidden
@@ -137,9 +139,10 @@ final class MountedTree: Sendable {
           "\(volumes[index].name)/at/\(text): \(instant.rfc3339) is in the future; look it up once it has passed")
         return .absent(cacheSeconds: 0)
       }
-      catchUp(index, through: instant)
+      let key = PointKey(volume: index, folder: .instant(text))
+      if !isResolved(key) { catchUp(index, through: instant) }
       do {
-        let id = try point(PointKey(volume: index, folder: .instant(text)), parent: parent)
+        let id = try point(key, parent: parent)
         return .found(node(.pointFolder(id)))
       } catch let error as ReelError where error.kind == .notFound {
         log.report("\(volumes[index].name)/at/\(text): \(error.description)")
@@ -270,6 +273,10 @@ final class MountedTree: Sendable {
       throw ReelErrorForMount.unknownInode(UInt64(id.value) << 32)
     }
     return point
+  }
+
+  private func isResolved(_ key: PointKey) -> Bool {
+    numbering.withLock { $0.pointIDs[key] != nil }
   }
 
   /// The point folder for `key`, made (and its point resolved) the first time it is asked for.

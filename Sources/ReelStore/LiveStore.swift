@@ -89,31 +89,46 @@ package final class LiveStore: Sendable {
   }
 
   /// Reads many chunks with few large reads: records are sorted by pack and offset and
-  /// neighbours are read as one span, then decoded on several threads. Best effort: a
-  /// chunk that fails to read or decode is left out, so the caller's own read of it
-  /// reports the damage with its context.
+  /// neighbours are read as one span, then every chunk is decoded on one of several
+  /// threads (by chunk, not by span: the chunks of a sequential range usually lie in one
+  /// span). Best effort: a chunk that fails to read or decode is left out, so the caller's
+  /// own read of it reports the damage with its context.
   func loadChunks(_ wanted: [String: ChunkLocation]) -> [String: [UInt8]] {
     let spans = Self.readSpans(wanted)
     let backend = self.backend
     let buffers = spanBuffers
-    let decoded = parallelMap(spans, workers: 4) { _, span -> [(String, [UInt8])] in
+    let read = parallelMap(spans, workers: 4) { _, span -> PooledBuffer? in
       let start = span[0].1.offset
       let end = span[span.count - 1].1.offset + UInt64(span[span.count - 1].1.length)
       let buffer = buffers.take(Int(end - start))
-      defer { buffers.recycle(buffer) }
-      guard let got = try? backend.read(span[0].1.pack, offset: start, into: buffer.bytes) else { return [] }
-      return span.compactMap { key, location in
+      guard let got = try? backend.read(span[0].1.pack, offset: start, into: buffer.bytes) else {
+        buffers.recycle(buffer)
+        return nil
+      }
+      buffer.count = got
+      return buffer
+    }
+    defer {
+      for buffer in read { if let buffer { buffers.recycle(buffer) } }
+    }
+    var records: [(key: String, buffer: PooledBuffer, from: Int, length: Int)] = []
+    for (span, buffer) in zip(spans, read) {
+      guard let buffer else { continue }
+      let start = span[0].1.offset
+      for (key, location) in span {
         let from = Int(location.offset - start)
-        guard from + location.length <= got else { return nil }
-        return
-          (try? ChunkCodec.decode(
-            UnsafeRawBufferPointer(rebasing: buffer.bytes[from..<(from + location.length)]), key: key, verify: false))
-          .map { (key, $0) }
+        guard from + location.length <= buffer.count else { continue }
+        records.append((key, buffer, from, location.length))
       }
     }
+    let decoded = parallelMap(records, workers: min(4, records.count)) { _, record -> [UInt8]? in
+      try? ChunkCodec.decode(
+        UnsafeRawBufferPointer(rebasing: record.buffer.bytes[record.from..<(record.from + record.length)]),
+        key: record.key, verify: false)
+    }
     var chunks: [String: [UInt8]] = [:]
-    for batch in decoded {
-      for (key, plaintext) in batch { chunks[key] = plaintext }
+    for (record, plaintext) in zip(records, decoded) {
+      if let plaintext { chunks[record.key] = plaintext }
     }
     return chunks
   }

@@ -179,6 +179,47 @@ import Testing
     #expect(loop.stderr.contains("link loop"), "\(loop.stderr)")
   }
 
+  /// Files are filled by other threads after the walk has moved on: a folder's mode and
+  /// times must still come last, or a user who is not root could not finish writing into
+  /// a folder without write or search permission, and its time would move.
+  @Test func getAsAnotherUserClosesFoldersOnlyWhenEverythingInsideIsWritten() throws {
+    let store = try TestStore()
+    let source = store.directory.path + "/source"
+    try FileManager.default.createDirectory(atPath: source + "/locked/sealed", withIntermediateDirectories: true)
+    for index in 0..<40 { try write(source + "/locked/f\(index)", String(repeating: "line \(index)\n", count: index)) }
+    try writeRandomFile(source + "/locked/big.bin", bytes: 5 << 20 + 777)
+    try write(source + "/locked/sealed/inner.txt", "inside a folder nobody may enter\n")
+    chmod(source + "/locked/sealed", 0o000)
+    chmod(source + "/locked", 0o500)
+    try touch(source + "/locked/sealed", "2021-03-04T05:06:09.25Z")
+    try touch(source + "/locked", "2021-03-04T05:06:10.75Z")
+    try createVolume(store, "vm", from: source)
+    try runChecked(try tool("chown"), ["-R", "nobody:nogroup", store.directory.path])
+    let out = store.directory.path + "/out"
+
+    let got = try runAsNobody([
+      store.reel, "files", "get", "vm", "/locked", "--at", "latest", "--to", out, "--store", store.root,
+    ])
+    #expect(got.succeeded, "\(got.output)")
+    for folder in ["locked", "locked/sealed"] {
+      let copied = try lstatOf(out + "/" + folder)
+      let original = try lstatOf(source + "/" + folder)
+      #expect(copied.st_mode == original.st_mode, "\(folder)")
+      #expect(
+        copied.st_mtim.tv_sec == original.st_mtim.tv_sec && copied.st_mtim.tv_nsec == original.st_mtim.tv_nsec,
+        "\(folder)")
+    }
+    #expect(try sha256(out + "/locked/big.bin") == (try sha256(source + "/locked/big.bin")))
+    #expect(
+      try String(contentsOfFile: out + "/locked/sealed/inner.txt", encoding: .utf8)
+        == "inside a folder nobody may enter\n")
+    for index in 0..<40 {
+      #expect(
+        try String(contentsOfFile: out + "/locked/f\(index)", encoding: .utf8)
+          == String(repeating: "line \(index)\n", count: index))
+    }
+  }
+
   @Test func partitionPicksTheFileSystemInAGPTTable() throws {
     let store = try TestStore()
     let folder = store.directory.path
