@@ -93,13 +93,6 @@ import Testing
     try files.removeItem(atPath: root + "/long-link")
   }
 
-  func bookmark(_ store: TestStore, _ label: String) throws -> Seq {
-    let result = try store.reelCommand(["bookmark", "fs", label])
-    try #require(result.succeeded, "bookmark failed: \(result.stderr)")
-    let seqText = try #require(result.stdout.split(separator: " ").dropFirst(4).first?.dropLast())
-    return try #require(Seq(seqText))
-  }
-
   @Test func filesGetEqualsTheKernelAtBookmarksAndCrashInstants() throws {
     let store = try TestStore()
     try store.createVolume("fs", size: "96M")
@@ -108,14 +101,14 @@ import Testing
     try kernel.connect(store.uri("fs"), servedBy: server)
     try kernel.formatExt4(["-b", "4096"])
     try kernel.mount()
-    let formatted = try bookmark(store, "formatted")
+    let formatted = try store.bookmark("fs", "formatted")
     try writeFirstState(kernel.mountPoint)
     try runChecked(try tool("sync"), [])
-    let first = try bookmark(store, "one")  // mounted: its journal still to replay
+    let first = try store.bookmark("fs", "one")  // mounted: its journal still to replay
     try writeSecondState(kernel.mountPoint)
-    _ = try bookmark(store, "two")
+    _ = try store.bookmark("fs", "two")
     try kernel.unmount()
-    let last = try bookmark(store, "three")  // a clean unmount
+    let last = try store.bookmark("fs", "three")  // a clean unmount
     #expect(try kernel.disconnect() == 0)
     #expect(server.stop() == 0)
 

@@ -48,13 +48,6 @@ import Testing
     "SELECT hex(quote(id) || ',' || quote(txn) || ',' || quote(v) || ',' || quote(r) || ',' || quote(b)) FROM t ORDER BY id",
   ]
 
-  func bookmark(_ store: TestStore, _ label: String) throws -> Seq {
-    let result = try store.reelCommand(["bookmark", "fs", label])
-    try #require(result.succeeded, "bookmark failed: \(result.stderr)")
-    let seqText = try #require(result.stdout.split(separator: " ").dropFirst(4).first?.dropLast())
-    return try #require(Seq(seqText))
-  }
-
   /// Holds a transaction open on `database` (a cache too small for it, so pages reach the
   /// file: the database in rollback mode, the WAL in WAL mode) while `body` runs, then
   /// rolls it back. The transaction before it is committed.
@@ -95,7 +88,7 @@ import Testing
     try kernel.connect(store.uri("fs"), servedBy: server)
     try kernel.formatExt4(["-b", "4096"])
     try kernel.mount()
-    let started = try bookmark(store, "formatted")
+    let started = try store.bookmark("fs", "formatted")
 
     var bookmarks: [String] = []
     var loaders: [ChildProcess] = []
@@ -111,20 +104,20 @@ import Testing
     while loaders.contains(where: \.isRunning) && bookmarks.count < 40 {
       usleep(400_000)
       let label = "load\(bookmarks.count)"
-      _ = try bookmark(store, label)
+      _ = try store.bookmark("fs", label)
       bookmarks.append(label)
     }
     for loader in loaders { #expect(loader.wait() == 0, "sqlite3 load failed") }
     try withOpenTransaction(kernel.mountPoint + "/rollback.db", in: store.directory.path) {
       try runChecked(try tool("sync"), [])
-      _ = try bookmark(store, "open-rollback")
+      _ = try store.bookmark("fs", "open-rollback")
     }
     try withOpenTransaction(kernel.mountPoint + "/wal.db", in: store.directory.path) {
       try runChecked(try tool("sync"), [])
-      _ = try bookmark(store, "open-wal")
+      _ = try store.bookmark("fs", "open-wal")
     }
     try kernel.unmount()
-    let last = try bookmark(store, "unmounted")
+    let last = try store.bookmark("fs", "unmounted")
     #expect(try kernel.disconnect() == 0)
     #expect(server.stop() == 0)
 
