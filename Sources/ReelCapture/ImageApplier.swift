@@ -161,7 +161,9 @@ final class ImageApplier: @unchecked Sendable {
         pending.start = offset
         pending.end = offset + length
         map.insert(start: pending.start, end: pending.end, seq: record.seq, source: .zeros)
-      case .flush, .bookmark:
+      case .flush, .bookmark, .rollback:
+        // A rollback is applied by the server itself while the volume is quiet
+        // (RollbackApplication.swift), never through this queue.
         break
       }
       queue.append(pending)

@@ -166,6 +166,8 @@ struct IngestBatch {
     case .bookmark:
       bookmarks.append(Bookmark(seq: record.seq, label: record.label ?? "", time: record.time))
       return
+    case .rollback:
+      return try addRollback(record)
     case .write, .trim, .writeZeroes:
       break
     }

@@ -157,6 +157,8 @@ struct JournalRecordJSON: Encodable {
   var length: UInt64?
   var fua: Bool?
   var label: String?
+  var targetSeq: Seq?
+  var extents: [[UInt64]]?
 
   init(_ record: JournalRecord) {
     seq = record.seq
@@ -172,11 +174,15 @@ struct JournalRecordJSON: Encodable {
       label = record.label ?? ""
     case .flush:
       break
+    case .rollback:
+      targetSeq = record.rollback?.targetSeq
+      extents = record.rollback?.extents.map { [$0.offset, $0.length] }
     }
   }
 
   private enum CodingKeys: String, CodingKey {
-    case seq, time, kind, offset, length, fua, label
+    case seq, time, kind, offset, length, fua, label, extents
+    case targetSeq = "target_seq"
     case timeNanoseconds = "time_ns"
   }
 }
