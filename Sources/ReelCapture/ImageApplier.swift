@@ -201,6 +201,19 @@ final class ImageApplier: @unchecked Sendable {
     if position < end { try image.read(into: slice(position, end), at: position) }
   }
 
+  /// Applies everything pending now, keeping the background thread; throws what stops it.
+  func drain() throws {
+    try state.withLock {
+      while applying || head < queue.count {
+        if applying {
+          state.wait()
+        } else if !applyBatch() {
+          throw stall!.error
+        }
+      }
+    }
+  }
+
   /// Applies everything pending and stops the background thread; afterwards the image
   /// has every record, or the failure is thrown (the records stay in the journal, and the
   /// next start replays them).

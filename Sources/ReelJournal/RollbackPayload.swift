@@ -82,11 +82,11 @@ package struct RollbackPayload: Equatable, Sendable {
 
   /// Checks the extents against the volume a record belongs to: inside it, and aligned to
   /// its store block (the end may be the volume's end).
-  package func check(volumeSize: UInt64, storeBlockSize: Int, recordSeq: Seq) throws(RollbackPayloadError) {
+  package func check(volumeSize: UInt64, storeBlockSize: UInt64, recordSeq: Seq) throws(RollbackPayloadError) {
     guard targetSeq < recordSeq else {
       throw RollbackPayloadError("rollback target seq \(targetSeq) is not before the record's own seq \(recordSeq)")
     }
-    let block = UInt64(storeBlockSize)
+    let block = storeBlockSize
     for extent in extents {
       guard extent.end <= volumeSize else {
         throw RollbackPayloadError(
@@ -118,5 +118,20 @@ extension JournalRecord {
 extension JournalEntry {
   package static func rollback(_ payload: RollbackPayload) -> JournalEntry {
     JournalEntry(kind: .rollback, flags: [], offset: 0, length: 0, payload: payload.encoded())
+  }
+}
+
+/// A rollback worked out against the live store, ready to be journaled.
+package struct RollbackPlan: Sendable, Equatable {
+  package var payload: RollbackPayload
+  /// The time of the target seq's record.
+  package var targetTime: Timestamp
+  /// How the user's point was read, e.g. `bookmark "before upgrade"`.
+  package var target: String
+
+  package init(payload: RollbackPayload, targetTime: Timestamp, target: String) {
+    self.payload = payload
+    self.targetTime = targetTime
+    self.target = target
   }
 }
