@@ -134,9 +134,31 @@ struct TimelineJSON: Encodable {
   var retainedFromSeq: Seq
   var sealedSeq: Seq
   var archives: [Archive]
+  /// Rollback records: from `seq` on, the volume read as it did at `target_seq`.
+  var rollbacks: [Rollback] = []
+
+  struct Rollback: Encodable {
+    var seq: Seq
+    var time: String
+    var targetSeq: Seq
+    @NullIfAbsent var targetTime: String?
+
+    init(_ rollback: RollbackEvent, targetTime: Timestamp?) {
+      seq = rollback.seq
+      time = rollback.time.rfc3339
+      targetSeq = rollback.targetSeq
+      self.targetTime = targetTime?.rfc3339
+    }
+
+    private enum CodingKeys: String, CodingKey {
+      case seq, time
+      case targetSeq = "target_seq"
+      case targetTime = "target_time"
+    }
+  }
 
   private enum CodingKeys: String, CodingKey {
-    case volume, created, size, records, segments, bookmarks, archives
+    case volume, created, size, records, segments, bookmarks, archives, rollbacks
     case firstSeq = "first_seq"
     case lastSeq = "last_seq"
     case firstTime = "first_time"
