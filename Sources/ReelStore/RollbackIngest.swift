@@ -78,11 +78,12 @@ extension IngestBatch {
 }
 
 extension LiveStore {
-  /// The version chains of `blocks` as of `seq` (see `Catalog.versionChain`), in one read.
+  /// The version chains of `blocks` as of `seq` (see `Catalog.versionChain`; a clone's
+  /// fall through to its origin), in one read.
   func blockStates(of descriptor: VolumeDescriptor, blocks: Range<UInt64>, at seq: Seq) throws -> [[BlockVersion]] {
-    let volumeID = descriptor.id.description
-    return try catalog.database.read { db in
-      try blocks.map { try Catalog.versionChain(db, volume: volumeID, block: $0, atOrBefore: seq) }
+    try catalog.database.read { db in
+      let lineage = try Catalog.lineage(db, of: descriptor.id.description)
+      return try blocks.map { try Catalog.versionChain(db, lineage: lineage, block: $0, atOrBefore: seq) }
     }
   }
 
