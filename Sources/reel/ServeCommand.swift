@@ -118,6 +118,7 @@ struct ServeCommand: ParsableCommand {
       try live.ingest(volume: descriptor.name, upTo: seq)
       return try VolumeView(live: live, volume: descriptor.name, at: .seq(seq))
     }
+    configuration.storeNewestSeq = { descriptor in try LiveStore(store: store).historyBounds(of: descriptor).ingested }
     if readOnly {
       let live = LiveStore(store: store)
       let point = Point(parsing: at ?? "latest")
