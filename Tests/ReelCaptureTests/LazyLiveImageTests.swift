@@ -141,4 +141,23 @@ import Testing
     helpers.expectSameBytes(try helpers.readBack(store, "vm"), model, "volume read after the reboot")
     #expect(server.stop() == 0)
   }
+
+  /// Prune holds its cut back to the seq a lazy image still reads from the store, and
+  /// says so; the image reads the same bytes afterwards.
+  @Test func pruneKeepsTheSeqALazyImageReads() throws {
+    let store = try TestStore()
+    var model = try volumeServedFromTheStore(store)
+    var server = try ServerProcess(store: store, volumes: ["vm"])
+    let backing = try #require((try store.liveState("vm")["backing"] as? [String: Any])?["seq"] as? Int)
+    try perform(helpers.randomOperations(count: 20, volumeSize: size / 2, seed: 31), store, &model)
+    #expect(server.stop() == 0)
+    try runChecked(store.reel, ["ingest", "vm", "--store", store.root])
+
+    let prune = try runChecked(store.reel, ["prune", "vm", "--keep-within", "0s", "--store", store.root])
+    #expect(prune.stdout.contains("history kept from seq \(backing)"), "\(prune.stdout)")
+    #expect(prune.stdout.contains("seq \(backing) kept for the lazy live image"), "\(prune.stdout)")
+    server = try ServerProcess(store: store, volumes: ["vm"])
+    helpers.expectSameBytes(try helpers.readBack(store, "vm"), model, "volume read after prune")
+    #expect(server.stop() == 0)
+  }
 }
