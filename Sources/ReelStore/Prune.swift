@@ -16,6 +16,19 @@ package struct PruneReport: Sendable, Equatable {
   /// Set when the volume's lazy live image reads this seq from the store, which held the
   /// cut back to it.
   package var keptForLiveImage: Seq?
+  /// Points older than the cut kept because a clone reads the volume there.
+  package var keptForClones: [KeptClonePoint] = []
+}
+
+/// A point of a volume that prune keeps because a clone was made there.
+package struct KeptClonePoint: Sendable, Equatable, Codable {
+  package var seq: Seq
+  package var clone: String
+
+  package init(seq: Seq, clone: String) {
+    self.seq = seq
+    self.clone = clone
+  }
 }
 
 extension LiveStore {
@@ -30,6 +43,8 @@ extension LiveStore {
     let volumeID = descriptor.id.description
     try ingest(volume: name)
     return try withStoreLock {
+      // Read under the lock: clone creation takes it too, so no clone point is missed.
+      let dependants = try clones(of: descriptor)
       var report = PruneReport(volume: name, retainedFromSeq: 0)
       let cutoff = now.nanoseconds - keepWithin.nanoseconds
       let liveImageSeq = LiveImageBacking.seq(of: name, layout: store.layout)
@@ -58,13 +73,20 @@ extension LiveStore {
           keptPoints += kept.map { Seq($0) }
           report.bookmarksKept = kept.count
         }
+        // A clone reads this volume as of its clone point for every block it has not
+        // written: those chains stay whatever the cut.
+        for (clone, origin) in dependants where origin.originSeq < Seq(cut) {
+          keptPoints.append(origin.originSeq)
+          report.keptForClones.append(KeptClonePoint(seq: origin.originSeq, clone: clone.name))
+        }
+        let lineage = try Catalog.lineage(db, of: volumeID)
         let blocks = try Int64.fetchAll(
           db, sql: "SELECT DISTINCT block FROM block_version WHERE volume_id = ? AND seq < ?",
           arguments: [volumeID, cut])
         for block in blocks {
           var needed = Set<Int64>()
           for point in keptPoints {
-            for version in try Catalog.versionChain(db, volume: volumeID, block: UInt64(block), atOrBefore: point) {
+            for version in try Catalog.versionChain(db, lineage: lineage, block: UInt64(block), atOrBefore: point) {
               needed.insert(Int64(version.seq))
             }
           }
