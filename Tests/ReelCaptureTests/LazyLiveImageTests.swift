@@ -44,9 +44,11 @@ import Testing
   }
 
   /// Runs `operations` through qemu-io and applies them to `model`.
-  func perform(_ operations: [LiveImageTests.Operation], _ store: TestStore, _ model: inout [UInt8]) throws {
+  func perform(
+    _ operations: [LiveImageTests.Operation], _ store: TestStore, _ model: inout [UInt8], volume: String = "vm"
+  ) throws {
     let commands = operations.flatMap { ["-c", $0.command] } + ["-c", "flush"]
-    try runChecked(try tool("qemu-io"), ["-f", "raw", store.uri("vm")] + commands)
+    try runChecked(try tool("qemu-io"), ["-f", "raw", store.uri(volume)] + commands)
     for operation in operations { operation.apply(to: &model) }
   }
 
@@ -158,6 +160,40 @@ import Testing
     #expect(prune.stdout.contains("seq \(backing) kept for the lazy live image"), "\(prune.stdout)")
     server = try ServerProcess(store: store, volumes: ["vm"])
     helpers.expectSameBytes(try helpers.readBack(store, "vm"), model, "volume read after prune")
+    #expect(server.stop() == 0)
+  }
+
+  /// `reel serve` of a fresh clone copies nothing: its image is lazy over the origin at the
+  /// clone point. Writes on either side stay on that side, across a restart too.
+  @Test func aCloneIsServedAtOnceAndWritesStayOnTheirSide() throws {
+    let store = try TestStore()
+    try store.createVolume("vm", size: "8M")
+    var server = try ServerProcess(store: store, volumes: ["vm"])
+    let source = store.directory.path + "/source.img"
+    try writeRandomFile(source, bytes: size)
+    try runChecked(try tool("nbdcopy"), ["--flush", source, store.uri("vm")])
+    let good = try store.bookmark("vm", "good")
+    var origin = try fileBytes(source)
+    var clone = origin
+    try perform([.write(offset: 1 << 20, length: 2 << 20, pattern: 0x77)], store, &origin)
+    #expect(server.stop() == 0)
+
+    try runChecked(store.reel, ["clone", "vm", "--at", "good", "--as", "c1", "--store", store.root])
+    server = try ServerProcess(store: store, volumes: ["vm", "c1"])
+    #expect(
+      server.log.contains("volume c1: rebuilt the live image lazily over the live store as of seq \(good)"),
+      "\(server.log)")
+    #expect(allocatedBytes(store.layout.liveImagePath("c1")) < 64 << 10)
+    helpers.expectSameBytes(try helpers.readBack(store, "c1"), clone, "clone read at the clone point")
+    try perform(helpers.randomOperations(count: 40, volumeSize: size, seed: 41), store, &clone, volume: "c1")
+    try perform(helpers.randomOperations(count: 40, volumeSize: size, seed: 43), store, &origin)
+    helpers.expectSameBytes(try helpers.readBack(store, "c1"), clone, "clone after writes on both sides")
+    helpers.expectSameBytes(try helpers.readBack(store, "vm"), origin, "origin after writes on both sides")
+    #expect(server.stop() == 0)
+
+    server = try ServerProcess(store: store, volumes: ["vm", "c1"])
+    helpers.expectSameBytes(try helpers.readBack(store, "c1"), clone, "clone after a restart")
+    helpers.expectSameBytes(try helpers.readBack(store, "vm"), origin, "origin after a restart")
     #expect(server.stop() == 0)
   }
 }
