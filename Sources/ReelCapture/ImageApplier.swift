@@ -263,7 +263,7 @@ final class ImageApplier: @unchecked Sendable {
         case .zeros:
           try image.zero(offset: piece.start, length: piece.count)
         case .journal(let file, let offset):
-          try image.file.copy(from: file, at: offset, count: Int(piece.count), to: piece.start)
+          try image.copy(from: file, at: offset, count: Int(piece.count), to: piece.start)
         }
       }
     } catch let caught {

@@ -19,7 +19,8 @@ package enum RollbackApplication {
     return { seq in try base(descriptor, seq) }
   }
 
-  static func apply(_ record: JournalRecord, to file: PosixFile, size: UInt64, storeSource: StoreSource?) throws {
+  static func apply(_ record: JournalRecord, to image: LiveImage, storeSource: StoreSource?) throws {
+    let size = image.size
     guard let payload = record.rollback else {
       throw ReelError(.corrupt, "journal record seq \(record.seq) is a rollback whose payload does not decode")
     }
@@ -36,20 +37,21 @@ package enum RollbackApplication {
     }
     guard !payload.extents.isEmpty else { return }
     let source = try storeSource(payload.targetSeq)
-    try copy(payload.extents, from: source, to: file)
+    try copy(payload.extents, from: source, to: image)
   }
 
-  /// Writes the extents' bytes from `source` into `file`; all-zero pieces become holes.
-  static func copy(_ extents: [RollbackPayload.Extent], from source: any VolumeSource, to file: PosixFile) throws {
+  /// Writes the extents' bytes from `source` into the image (in a lazy image the extents,
+  /// whole store blocks, count as filled); all-zero pieces become holes.
+  static func copy(_ extents: [RollbackPayload.Extent], from source: any VolumeSource, to image: LiveImage) throws {
     for extent in extents {
       var offset = extent.offset
       while offset < extent.end {
         let length = Int(min(UInt64(copyPiece), extent.end - offset))
         let bytes = try source.read(offset: offset, length: length)
         if bytes.allSatisfy({ $0 == 0 }) {
-          try file.punchHole(offset: offset, length: UInt64(length))
+          try image.zero(offset: offset, length: UInt64(length))
         } else {
-          try file.write(bytes, at: offset)
+          try bytes.withUnsafeBytes { try image.write($0, at: offset) }
         }
         offset += UInt64(length)
       }
@@ -194,7 +196,7 @@ final class RollbackService: Sendable {
       let appended = try volume.record(.rollback(planned.payload))
       try volume.journal.sync()
       do {
-        try RollbackApplication.copy(planned.payload.extents, from: source, to: volume.image.file)
+        try RollbackApplication.copy(planned.payload.extents, from: source, to: volume.image)
       } catch {
         // The record is durable but the image has only part of it: no client may read it
         // until a restart replays the record.

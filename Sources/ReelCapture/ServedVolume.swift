@@ -54,6 +54,7 @@ final class ServedVolume: Sendable {
     name: String, layout: StoreLayout, readOnly: Bool = false, checkpointBytes: UInt64, checkpointInterval: Duration,
     liveImage: LiveImageOptions = LiveImageOptions(),
     rebuildBase: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)? = nil,
+    storeNewestSeq: (@Sendable (VolumeDescriptor) throws -> Seq)? = nil,
     log: @escaping @Sendable (String) -> Void = { _ in }
   ) throws -> ServedVolume {
     let descriptor = try layout.descriptor(of: name)
@@ -62,7 +63,8 @@ final class ServedVolume: Sendable {
     do {
       let labels = try JournalReader(directory: directory, volume: descriptor.id).summarize().bookmarks.map(\.label)
       let (image, recovery) = try LiveImage.open(
-        layout: layout, descriptor: descriptor, journalLastSeq: journal.lastAppendedSeq, rebuildBase: rebuildBase)
+        layout: layout, descriptor: descriptor, journalLastSeq: journal.lastAppendedSeq, rebuildBase: rebuildBase,
+        storeNewestSeq: storeNewestSeq)
       return ServedVolume(
         descriptor: descriptor, journal: journal, image: image, recovery: recovery, readOnly: readOnly,
         controlSocketPath: layout.volumeDirectory(name) + "/" + ControlProtocol.socketName,

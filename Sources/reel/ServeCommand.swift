@@ -122,6 +122,7 @@ struct ServeCommand: ParsableCommand {
     configuration.planRollback = { descriptor, point, through in
       try RollbackPlanner.plan(live: LiveStore(store: store), volume: descriptor.name, to: point, through: through)
     }
+    configuration.storeNewestSeq = { descriptor in try LiveStore(store: store).historyBounds(of: descriptor).ingested }
     if readOnly {
       let live = LiveStore(store: store)
       let point = Point(parsing: at ?? "latest")

@@ -47,6 +47,7 @@ struct PruneJSON: Encodable {
     case chunksDeleted = "chunks_deleted"
     case bytesFreed = "bytes_freed"
     case journalSegmentsKept = "journal_segments_kept"
+    case keptForLiveImage = "kept_for_live_image"
   }
 
   func encode(to encoder: any Encoder) throws {
@@ -58,6 +59,7 @@ struct PruneJSON: Encodable {
     try container.encode(report.chunksDeleted, forKey: .chunksDeleted)
     try container.encode(report.bytesFreed, forKey: .bytesFreed)
     try container.encode(report.journalSegmentsKept, forKey: .journalSegmentsKept)
+    try container.encodeIfPresent(report.keptForLiveImage, forKey: .keptForLiveImage)
   }
 }
 
