@@ -48,6 +48,7 @@ struct PruneJSON: Encodable {
     case bytesFreed = "bytes_freed"
     case journalSegmentsKept = "journal_segments_kept"
     case keptForLiveImage = "kept_for_live_image"
+    case keptForClones = "kept_for_clones"
   }
 
   func encode(to encoder: any Encoder) throws {
@@ -60,6 +61,7 @@ struct PruneJSON: Encodable {
     try container.encode(report.bytesFreed, forKey: .bytesFreed)
     try container.encode(report.journalSegmentsKept, forKey: .journalSegmentsKept)
     try container.encodeIfPresent(report.keptForLiveImage, forKey: .keptForLiveImage)
+    try container.encode(report.keptForClones, forKey: .keptForClones)
   }
 }
 
@@ -95,6 +97,7 @@ struct StoreCheckJSON: Encodable {
     case chunksRead = "chunks_read"
     case orphanBytes = "orphan_bytes"
     case archivesVerified = "archives_verified"
+    case interruptedVolumes = "interrupted_volumes"
   }
 
   func encode(to encoder: any Encoder) throws {
@@ -105,6 +108,7 @@ struct StoreCheckJSON: Encodable {
     try container.encode(report.versionsChecked, forKey: .versions)
     try container.encode(report.orphanBytes, forKey: .orphanBytes)
     try container.encode(report.archivesVerified, forKey: .archivesVerified)
+    try container.encode(report.interruptedVolumes, forKey: .interruptedVolumes)
     try container.encode(
       report.problems.map { Problem(message: $0.message, affects: $0.affects) }, forKey: .problems)
     try container.encode(

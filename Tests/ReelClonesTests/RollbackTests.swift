@@ -199,4 +199,35 @@ import Testing
     let check = try store.reelCommand(["store", "check", "--read-data"])
     #expect(check.succeeded, "\(check.stdout)\(check.stderr)")
   }
+
+  /// A clone rolled back to its clone point reads as its origin there, served too (a lazy
+  /// image over the origin); a point before the clone existed is refused naming the origin.
+  @Test func aCloneRollsBackToItsClonePoint() throws {
+    let store = try TestStore()
+    try store.createVolume("vm", size: "8M")
+    var server = try ServerProcess(store: store, volumes: ["vm"])
+    let good = try history(store, "vm")
+    #expect(server.stop() == 0)
+    let atGood = try restored(store, "vm", at: "good")
+    let clone = try store.reelCommand(["clone", "vm", "--at", "good", "--as", "copy"])
+    try #require(clone.succeeded, "\(clone.stderr)")
+    server = try ServerProcess(store: store, volumes: ["copy"])
+    try qemuIO(store, "copy", ["write -P 0x51 0 128k", "write -P 0x52 3000k 6k", "discard 7M 64k"])
+    #expect(try servedBytes(store, "copy") != atGood)
+    let report = try rollback(store, "copy", to: "seq:\(good)", ["--disconnect"])
+    #expect(report["through_server"] as? Bool == true)
+    #expect(try servedBytes(store, "copy") == atGood)
+    #expect(server.stop() == 0)
+    #expect(try restored(store, "copy", at: "latest") == atGood)
+
+    let early = try store.reelCommand(["rollback", "copy", "--to", "seq:1"])
+    #expect(!early.succeeded)
+    #expect(early.stderr.contains("vm"), "\(early.stderr)")
+    server = try ServerProcess(store: store, volumes: ["copy"])
+    #expect(try servedBytes(store, "copy") == atGood)
+    #expect(server.stop() == 0)
+    let timeline = try store.reelCommand(["timeline", "copy"])
+    #expect(timeline.stdout.contains("back to seq \(good)"), "\(timeline.stdout)")
+    #expect(try restored(store, "vm", at: "latest") != atGood)
+  }
 }
