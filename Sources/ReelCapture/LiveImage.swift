@@ -140,12 +140,11 @@ final class LiveImage: Sendable {
           journalFirstSeq: journalFirstSeq, lastSeq: lastSeq, storeNewestSeq: try storeNewestSeq?(descriptor))
       {
         let rebuilt = try rebuildLazily(
-          layout: layout, descriptor: descriptor, path: path, statePath: statePath, start: start,
-          source: try rebuildBase(descriptor, start))
+          layout: layout, descriptor: descriptor, path: path, statePath: statePath, start: start, base: rebuildBase)
         image = rebuilt.image
         recovery = .rebuiltLazily(reason: rebuildReason, records: rebuilt.records, storeSeq: start)
       } else {
-        let records = try rebuild(layout: layout, descriptor: descriptor, into: path)
+        let records = try rebuild(layout: layout, descriptor: descriptor, into: path, base: rebuildBase)
         image = LiveImage(
           path: path, statePath: statePath, size: descriptor.size, file: try PosixFile(path: path, flags: O_RDWR),
           backing: nil)
@@ -168,7 +167,7 @@ final class LiveImage: Sendable {
         backing: backing)
       let from = (state?.appliedSeq ?? 0) + 1
       if from <= lastSeq {
-        let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: from)
+        let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: from, base: rebuildBase)
         recovery = .replayed(fromSeq: from, toSeq: lastSeq, records: records)
       } else {
         recovery = .upToDate(seq: lastSeq)
@@ -284,8 +283,9 @@ final class LiveImage: Sendable {
     return text.trimmingCharacters(in: .whitespacesAndNewlines)
   }
 
-  /// Applies one journal record; flushes and bookmarks change no data.
-  func apply(_ record: JournalRecord) throws {
+  /// Applies one journal record; flushes and bookmarks change no data. `storeSource`
+  /// gives the volume as of a seq from the live store (rollback records).
+  func apply(_ record: JournalRecord, storeSource: RollbackApplication.StoreSource? = nil) throws {
     switch record.kind {
     case .write, .trim, .writeZeroes:
       let (end, overflow) = record.offset.addingReportingOverflow(record.length)
@@ -302,14 +302,20 @@ final class LiveImage: Sendable {
       }
     case .flush, .bookmark:
       break
+    case .rollback:
+      try RollbackApplication.apply(record, to: self, storeSource: storeSource)
     }
   }
 
-  private func replay(layout: StoreLayout, descriptor: VolumeDescriptor, fromSeq: Seq) throws -> Int {
+  private func replay(
+    layout: StoreLayout, descriptor: VolumeDescriptor, fromSeq: Seq,
+    base: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)?
+  ) throws -> Int {
+    let storeSource = RollbackApplication.storeSource(descriptor, base)
     let reader = try JournalReader(directory: layout.journalDirectory(descriptor.name), volume: descriptor.id)
     var count = 0
     try reader.forEachRecord(fromSeq: fromSeq) { record in
-      try apply(record)
+      try apply(record, storeSource: storeSource)
       count += 1
       return true
     }
@@ -323,8 +329,9 @@ final class LiveImage: Sendable {
   /// state that names both.
   private static func rebuildLazily(
     layout: StoreLayout, descriptor: VolumeDescriptor, path: String, statePath: String, start: Seq,
-    source: any VolumeSource
+    base: @escaping @Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource
   ) throws -> (image: LiveImage, records: Int) {
+    let source = try base(descriptor, start)
     let temporary = path + ".rebuild"
     unlink(temporary)
     if unlink(statePath) == 0 { try Durable.syncDirectory(layout.volumeDirectory(descriptor.name)) }
@@ -335,7 +342,7 @@ final class LiveImage: Sendable {
         seq: start, generation: UUID(), source: source,
         regions: FilledRegions(volumeSize: descriptor.size, regionSize: UInt64(descriptor.storeBlockSize)))
       let image = LiveImage(path: path, statePath: statePath, size: descriptor.size, file: file, backing: backing)
-      let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: start + 1)
+      let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: start + 1, base: base)
       try file.sync()
       try backing.persist(to: image.filledPath)
       try Durable.rename(temporary, to: path)
@@ -349,7 +356,10 @@ final class LiveImage: Sendable {
   /// Builds the image again from what is durable: the base (or zeros) and every journal
   /// record, in a temporary file renamed over the old image only once it is complete.
   /// A journal whose oldest segments were pruned needs the live store (a lazy image).
-  private static func rebuild(layout: StoreLayout, descriptor: VolumeDescriptor, into path: String) throws -> Int {
+  private static func rebuild(
+    layout: StoreLayout, descriptor: VolumeDescriptor, into path: String,
+    base: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)?
+  ) throws -> Int {
     let temporary = path + ".rebuild"
     unlink(temporary)
     do {
@@ -377,7 +387,7 @@ final class LiveImage: Sendable {
       let image = LiveImage(
         path: temporary, statePath: layout.volumeDirectory(descriptor.name) + "/live.state", size: descriptor.size,
         file: file, backing: nil)
-      let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: 1)
+      let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: 1, base: base)
       try file.sync()
       try Durable.rename(temporary, to: path)
       return records
