@@ -31,13 +31,13 @@ package struct CaptureConfiguration: Sendable {
   /// rehydrated volume, older segments pruned once sealed); without it such a rebuild is
   /// refused.
   package var rebuildBase: (@Sendable (_ volume: VolumeDescriptor, _ seq: Seq) throws -> any VolumeSource)?
+  /// The newest seq of a volume the live store has ingested: a live image rebuilt after a
+  /// reboot starts lazily from there (docs/capture.md, "Lazy live image").
+  package var storeNewestSeq: (@Sendable (_ volume: VolumeDescriptor) throws -> Seq)?
   /// Plans a `ROLLBACK` request on a volume's control socket: catches the store up with
   /// the journal through the seq given and says which extents go back to which seq. `reel
   /// serve` plans with ReelClones; without it rollbacks of served volumes are refused.
   package var planRollback: RollbackApplication.Planner?
-  /// The newest seq of a volume the live store has ingested: a live image rebuilt after a
-  /// reboot starts lazily from there (docs/capture.md, "Lazy live image").
-  package var storeNewestSeq: (@Sendable (_ volume: VolumeDescriptor) throws -> Seq)?
 
   package init(
     layout: StoreLayout, volumes: [String], socketPath: String? = nil, listen: String? = nil,

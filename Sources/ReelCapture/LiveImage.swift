@@ -140,15 +140,11 @@ final class LiveImage: Sendable {
           journalFirstSeq: journalFirstSeq, lastSeq: lastSeq, storeNewestSeq: try storeNewestSeq?(descriptor))
       {
         let rebuilt = try rebuildLazily(
-          layout: layout, descriptor: descriptor, path: path, statePath: statePath, start: start,
-          source: try rebuildBase(descriptor, start),
-          storeSource: RollbackApplication.storeSource(descriptor, rebuildBase))
+          layout: layout, descriptor: descriptor, path: path, statePath: statePath, start: start, base: rebuildBase)
         image = rebuilt.image
         recovery = .rebuiltLazily(reason: rebuildReason, records: rebuilt.records, storeSeq: start)
       } else {
-        let records = try rebuild(
-          layout: layout, descriptor: descriptor, into: path,
-          storeSource: RollbackApplication.storeSource(descriptor, rebuildBase))
+        let records = try rebuild(layout: layout, descriptor: descriptor, into: path, base: rebuildBase)
         image = LiveImage(
           path: path, statePath: statePath, size: descriptor.size, file: try PosixFile(path: path, flags: O_RDWR),
           backing: nil)
@@ -171,9 +167,7 @@ final class LiveImage: Sendable {
         backing: backing)
       let from = (state?.appliedSeq ?? 0) + 1
       if from <= lastSeq {
-        let records = try image.replay(
-          layout: layout, descriptor: descriptor, fromSeq: from,
-          storeSource: RollbackApplication.storeSource(descriptor, rebuildBase))
+        let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: from, base: rebuildBase)
         recovery = .replayed(fromSeq: from, toSeq: lastSeq, records: records)
       } else {
         recovery = .upToDate(seq: lastSeq)
@@ -289,8 +283,8 @@ final class LiveImage: Sendable {
     return text.trimmingCharacters(in: .whitespacesAndNewlines)
   }
 
-  /// Applies one journal record; flushes and bookmarks change no data. `storeSource` gives
-  /// the volume as of a seq from the live store (rollback records).
+  /// Applies one journal record; flushes and bookmarks change no data. `storeSource`
+  /// gives the volume as of a seq from the live store (rollback records).
   func apply(_ record: JournalRecord, storeSource: RollbackApplication.StoreSource? = nil) throws {
     switch record.kind {
     case .write, .trim, .writeZeroes:
@@ -314,8 +308,10 @@ final class LiveImage: Sendable {
   }
 
   private func replay(
-    layout: StoreLayout, descriptor: VolumeDescriptor, fromSeq: Seq, storeSource: RollbackApplication.StoreSource?
+    layout: StoreLayout, descriptor: VolumeDescriptor, fromSeq: Seq,
+    base: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)?
   ) throws -> Int {
+    let storeSource = RollbackApplication.storeSource(descriptor, base)
     let reader = try JournalReader(directory: layout.journalDirectory(descriptor.name), volume: descriptor.id)
     var count = 0
     try reader.forEachRecord(fromSeq: fromSeq) { record in
@@ -333,8 +329,9 @@ final class LiveImage: Sendable {
   /// state that names both.
   private static func rebuildLazily(
     layout: StoreLayout, descriptor: VolumeDescriptor, path: String, statePath: String, start: Seq,
-    source: any VolumeSource, storeSource: RollbackApplication.StoreSource?
+    base: @escaping @Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource
   ) throws -> (image: LiveImage, records: Int) {
+    let source = try base(descriptor, start)
     let temporary = path + ".rebuild"
     unlink(temporary)
     if unlink(statePath) == 0 { try Durable.syncDirectory(layout.volumeDirectory(descriptor.name)) }
@@ -345,8 +342,7 @@ final class LiveImage: Sendable {
         seq: start, generation: UUID(), source: source,
         regions: FilledRegions(volumeSize: descriptor.size, regionSize: UInt64(descriptor.storeBlockSize)))
       let image = LiveImage(path: path, statePath: statePath, size: descriptor.size, file: file, backing: backing)
-      let records = try image.replay(
-        layout: layout, descriptor: descriptor, fromSeq: start + 1, storeSource: storeSource)
+      let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: start + 1, base: base)
       try file.sync()
       try backing.persist(to: image.filledPath)
       try Durable.rename(temporary, to: path)
@@ -362,7 +358,7 @@ final class LiveImage: Sendable {
   /// A journal whose oldest segments were pruned needs the live store (a lazy image).
   private static func rebuild(
     layout: StoreLayout, descriptor: VolumeDescriptor, into path: String,
-    storeSource: RollbackApplication.StoreSource?
+    base: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)?
   ) throws -> Int {
     let temporary = path + ".rebuild"
     unlink(temporary)
@@ -391,7 +387,7 @@ final class LiveImage: Sendable {
       let image = LiveImage(
         path: temporary, statePath: layout.volumeDirectory(descriptor.name) + "/live.state", size: descriptor.size,
         file: file, backing: nil)
-      let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: 1, storeSource: storeSource)
+      let records = try image.replay(layout: layout, descriptor: descriptor, fromSeq: 1, base: base)
       try file.sync()
       try Durable.rename(temporary, to: path)
       return records

@@ -40,8 +40,8 @@ package enum RollbackApplication {
     try copy(payload.extents, from: source, to: image)
   }
 
-  /// Writes the extents' bytes from `source` into the image (in a lazy image the extents,
-  /// whole store blocks, count as filled); all-zero pieces become holes.
+  /// Writes the extents' bytes from `source` into `image`; all-zero pieces become holes.
+  /// Through the image's own writes, so a lazy image counts the regions as filled.
   static func copy(_ extents: [RollbackPayload.Extent], from source: any VolumeSource, to image: LiveImage) throws {
     for extent in extents {
       var offset = extent.offset

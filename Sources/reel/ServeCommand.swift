@@ -119,10 +119,10 @@ struct ServeCommand: ParsableCommand {
       try live.ingest(volume: descriptor.name, upTo: seq)
       return try VolumeView(live: live, volume: descriptor.name, at: .seq(seq))
     }
+    configuration.storeNewestSeq = { descriptor in try LiveStore(store: store).historyBounds(of: descriptor).ingested }
     configuration.planRollback = { descriptor, point, through in
       try RollbackPlanner.plan(live: LiveStore(store: store), volume: descriptor.name, to: point, through: through)
     }
-    configuration.storeNewestSeq = { descriptor in try LiveStore(store: store).historyBounds(of: descriptor).ingested }
     if readOnly {
       let live = LiveStore(store: store)
       let point = Point(parsing: at ?? "latest")

@@ -196,4 +196,29 @@ import Testing
     helpers.expectSameBytes(try helpers.readBack(store, "vm"), origin, "origin after a restart")
     #expect(server.stop() == 0)
   }
+
+  /// A rollback of a lazy image, served (the server copies the extents into the image)
+  /// and offline (the next start replays the record): the regions it writes count as
+  /// filled, and the volume reads as it was at the target.
+  @Test func rollbacksLandInALazyImage() throws {
+    let store = try TestStore()
+    var model = try volumeServedFromTheStore(store)
+    var server = try ServerProcess(store: store, volumes: ["vm"])
+    let target = model
+    _ = try store.bookmark("vm", "target")
+    try perform(helpers.randomOperations(count: 40, volumeSize: size / 2, seed: 51), store, &model)
+    let served = try store.reelCommand(["rollback", "vm", "--to", "target"])
+    #expect(served.succeeded, "\(served.stderr)")
+    helpers.expectSameBytes(try helpers.readBack(store, "vm"), target, "volume read after a served rollback")
+
+    model = target
+    try perform(helpers.randomOperations(count: 40, volumeSize: size, seed: 53), store, &model)
+    #expect(server.stop() == 0)
+    let offline = try store.reelCommand(["rollback", "vm", "--to", "target"])
+    #expect(offline.succeeded, "\(offline.stderr)")
+    server = try ServerProcess(store: store, volumes: ["vm"])
+    #expect(server.log.contains("replayed"), "\(server.log)")
+    helpers.expectSameBytes(try helpers.readBack(store, "vm"), target, "volume read after an offline rollback")
+    #expect(server.stop() == 0)
+  }
 }
