@@ -1,0 +1,223 @@
+import Foundation
+import ReelArchive
+import ReelCodec
+import ReelCore
+import ReelJournal
+import ReelMedia
+import ReelStore
+import ReelTestSupport
+import Testing
+
+/// An origin volume `disk` with history, a clone `copy` of it taken at bookmark "before"
+/// with writes of its own, both sealed into one folder with a key.
+final class ClonedHistory: @unchecked Sendable {
+  let fixture: StoreFixture
+  let keyPath: String
+  static let passphrase = "correct horse"
+  var store: String { fixture.store.layout.root }
+  var archives: String { fixture.root + "/archives" }
+  /// The clone point: the origin's seq at bookmark "before".
+  let clonePoint: Seq
+  /// The clone's contents at its own seqs, from the clone point on.
+  var cloneImages: [Seq: [UInt8]] = [:]
+  var cloneBookmarks: [String: Seq] = [:]
+  /// Bytes written to the clone so far.
+  var cloneBytesWritten = 0
+  private var cloneWriter: JournalWriter?
+  private var cloneModel: [UInt8]
+
+  init() throws {
+    fixture = try StoreFixture(size: 2 << 20)
+    keyPath = fixture.root + "/master.key"
+    try KeyFile.create(at: keyPath, passphrase: Self.passphrase)
+    for _ in 0..<30 { try fixture.randomChange() }
+    clonePoint = try fixture.append(.bookmark("before")).seq
+    fixture.snapshot(clonePoint)
+    cloneModel = fixture.model
+    // The origin goes on after the clone point; none of this may show in the clone.
+    for _ in 0..<30 { try fixture.randomChange() }
+    fixture.snapshot(try fixture.append(.bookmark("after")).seq)
+    try fixture.closeWriter()
+    try expectSuccess(reel("clone", "disk", "--at", "before", "--as", "copy"))
+    cloneImages[clonePoint] = cloneModel
+  }
+
+  @discardableResult
+  func reel(_ arguments: String..., store: String? = nil) throws -> CommandResult {
+    try run(
+      reelExecutable, arguments,
+      environment: ["REEL_STORE": store ?? self.store, "REEL_PASSPHRASE": Self.passphrase, "REEL_KEY": nil])
+  }
+
+  func expectSuccess(_ result: CommandResult, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(result.status == 0, "\(result.output)", sourceLocation: sourceLocation)
+  }
+
+  /// Writes to the clone through its own journal, then a bookmark; returns its seq.
+  @discardableResult
+  func writeToClone(changes: Int, bookmark: String) throws -> Seq {
+    if cloneWriter == nil {
+      let clone = try fixture.store.layout.descriptor(of: "copy")
+      cloneWriter = try JournalWriter.open(
+        directory: fixture.store.layout.journalDirectory("copy"), volume: clone.id
+      ).0
+    }
+    for _ in 0..<changes {
+      let length = 512 * Int(1 + fixture.rng.next() % 64)
+      let offset = Int(fixture.rng.next() % UInt64((cloneModel.count - length) / 512)) * 512
+      let data = (0..<length).map { _ in UInt8(truncatingIfNeeded: fixture.rng.next()) }
+      try cloneWriter!.append(.write(offset: UInt64(offset), data: data))
+      cloneModel.replaceSubrange(offset..<(offset + length), with: data)
+      cloneBytesWritten += length
+    }
+    let seq = try cloneWriter!.append(.bookmark(bookmark)).seq
+    cloneImages[seq] = cloneModel
+    cloneBookmarks[bookmark] = seq
+    return seq
+  }
+
+  func closeClone() throws {
+    try cloneWriter?.close()
+    cloneWriter = nil
+  }
+
+  func seal(_ volumes: String...) throws {
+    try closeClone()
+    let sealed = try run(
+      reelExecutable, ["seal"] + volumes + ["--out", archives, "--key", keyPath],
+      environment: ["REEL_STORE": store, "REEL_PASSPHRASE": Self.passphrase, "REEL_KEY": nil])
+    expectSuccess(sealed)
+  }
+
+  func archiveFiles(of volume: String) throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: archives).filter {
+      $0.hasPrefix(volume + "-") && $0.hasSuffix(ArchiveFormat.fileSuffix)
+    }.sorted().map { archives + "/" + $0 }
+  }
+
+  /// The image `reel restore` writes for `volume` at `point` from `store`.
+  func restored(_ volume: String, at point: String, store: String) throws -> [UInt8]? {
+    let output = fixture.root + "/restore-\(UUID().uuidString).img"
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    let result = try reel("restore", volume, "--at", point, "--output", output, store: store)
+    #expect(result.status == 0, "restore \(volume) at \(point): \(result.output)")
+    return FileManager.default.contents(atPath: output).map { Array($0) }
+  }
+
+  func volumes(in store: String) -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: store + "/volumes")) ?? []).sorted()
+  }
+}
+
+@Suite struct CloneArchiveTests {
+  @Test func aClonesArchivesNameItsOriginAndHoldOnlyItsOwnVersions() throws {
+    let history = try ClonedHistory()
+    try history.writeToClone(changes: 10, bookmark: "clone-1")
+    try history.seal("disk", "copy")
+    let files = try history.archiveFiles(of: "copy")
+    #expect(files.count == 1)
+    let manifest = try ArchiveVerifier.readManifest(path: files[0])
+    let origin = try #require(manifest.origin)
+    #expect(manifest.formatVersion == 3 && manifest.packLayout == 2)
+    #expect(origin.volumeName == "disk" && origin.seq == history.clonePoint)
+    #expect(origin.volumeID == history.fixture.descriptor.id.description)
+    #expect(origin.time == history.fixture.times[history.clonePoint]!.rfc3339)
+    #expect(manifest.range.fromSeq == history.clonePoint, "a clone's first archive covers seq P+1 on")
+    // Its own versions only: the ten writes, none of the origin's data.
+    #expect(manifest.contents.chunkBytes <= UInt64(history.cloneBytesWritten), "\(manifest.contents)")
+    let clone = try history.fixture.store.layout.descriptor(of: "copy")
+    var ownVersions = 0
+    try history.fixture.live.versions(of: clone, after: 0, through: Seq(Int64.max)) { ownVersions += $0.count }
+    #expect(ownVersions > 0 && manifest.contents.blockVersions == ownVersions)
+    // The origin's archive stays version 2, readable by Reels without clones.
+    let disk = try ArchiveVerifier.readManifest(path: try history.archiveFiles(of: "disk")[0])
+    #expect(disk.formatVersion == 2 && disk.origin == nil)
+    let verify = try history.reel("verify", files[0], "--key", history.keyPath)
+    history.expectSuccess(verify)
+    let inspect = try history.reel("inspect", files[0])
+    #expect(inspect.stdout.contains("Origin      clone of disk"), "\(inspect.output)")
+  }
+
+  @Test func aFreshCloneIsSealedAsItsClonePointAlone() throws {
+    let history = try ClonedHistory()
+    try history.seal("copy")
+    let files = try history.archiveFiles(of: "copy")
+    #expect(files.count == 1)
+    let manifest = try ArchiveVerifier.readManifest(path: files[0])
+    #expect(manifest.range.fromSeq == history.clonePoint && manifest.range.untilSeq == history.clonePoint)
+    #expect(manifest.contents.blockVersions == 0 && manifest.origin?.seq == history.clonePoint)
+  }
+
+  @Test func aCloneExportedToTapeComesBackWithItsOriginAndRestoresEveryPoint() throws {
+    let history = try ClonedHistory()
+    let first = try history.writeToClone(changes: 12, bookmark: "clone-1")
+    try history.seal("disk", "copy")
+    let second = try history.writeToClone(changes: 12, bookmark: "clone-2")
+    try history.seal("copy")
+    let library = history.fixture.root + "/vtl"
+    try FileManager.default.createDirectory(atPath: library, withIntermediateDirectories: true)
+    history.expectSuccess(try history.reel("media", "label", "vtape:" + library, "--name", "C1", "--capacity", "64M"))
+    let all = try history.archiveFiles(of: "disk") + history.archiveFiles(of: "copy")
+    history.expectSuccess(
+      try run(
+        reelExecutable, ["export"] + all + ["--to", "vtape:" + library, "--media-set", "weekly"],
+        environment: ["REEL_STORE": history.store]))
+
+    // Only the clone is asked for: its origin's archives up to the clone point come too.
+    let target = history.fixture.root + "/dr-store"
+    let rehydrated = try history.reel(
+      "rehydrate", "--from", "vtape:" + library, "--key", history.keyPath, "--store", target, "--volume", "copy",
+      "--json", store: target)
+    history.expectSuccess(rehydrated)
+    let report = try JSONSerialization.jsonObject(with: Data(rehydrated.stdout.utf8)) as! [String: Any]
+    let volumes = report["volumes"] as! [[String: Any]]
+    #expect(volumes.map { $0["volume"] as! String } == ["disk", "copy"], "origins come first")
+    #expect(volumes[0]["needed_by"] as? [String] == ["copy"])
+    #expect(history.volumes(in: target) == ["copy", "disk"])
+
+    for (seq, image) in history.cloneImages {
+      #expect(difference(try history.restored("copy", at: "seq:\(seq)", store: target), image) == nil, "seq \(seq)")
+    }
+    #expect(difference(try history.restored("copy", at: "clone-1", store: target), history.cloneImages[first]) == nil)
+    #expect(difference(try history.restored("copy", at: "latest", store: target), history.cloneImages[second]) == nil)
+    let before = history.fixture.snapshots[history.clonePoint]
+    #expect(difference(try history.restored("disk", at: "before", store: target), before) == nil)
+    let timeline = try history.reel("timeline", "copy", "--json", store: target)
+    history.expectSuccess(timeline)
+    #expect(timeline.stdout.contains("disk"), "the rehydrated clone still names its origin: \(timeline.stdout)")
+  }
+
+  @Test func withoutItsOriginsArchivesACloneIsRefusedNamingThemAndNothingIsImported() throws {
+    let history = try ClonedHistory()
+    try history.writeToClone(changes: 8, bookmark: "clone-1")
+    try history.seal("disk", "copy")
+    // Only the clone's archives reach the media.
+    let media = history.fixture.root + "/cold"
+    history.expectSuccess(try history.reel("media", "label", "dir:" + media, "--name", "CLONES", "--capacity", "64M"))
+    history.expectSuccess(
+      try run(
+        reelExecutable, ["export"] + (try history.archiveFiles(of: "copy")) + ["--to", "dir:" + media],
+        environment: ["REEL_STORE": history.store]))
+    let target = history.fixture.root + "/dr-store"
+    let refused = try history.reel(
+      "rehydrate", "--from", "dir:" + media, "--key", history.keyPath, "--store", target, store: target)
+    #expect(refused.status == 3, "\(refused.output)")
+    #expect(refused.stdout.contains("cloned from disk (id \(history.fixture.descriptor.id))"), "\(refused.stdout)")
+    #expect(refused.stdout.contains("at seq \(history.clonePoint)"), "\(refused.stdout)")
+    #expect(refused.stdout.contains("nothing of copy was imported"), "\(refused.stdout)")
+    #expect(history.volumes(in: target).isEmpty, "the store is as it was")
+
+    #expect(refused.stdout.contains("load the media holding disk's archives"), "\(refused.stdout)")
+
+    // With the origin's archives imported first, the clone follows.
+    let originArchive = try history.archiveFiles(of: "disk")[0]
+    history.expectSuccess(
+      try history.reel(
+        "rehydrate", "--from", originArchive, "--key", history.keyPath, "--store", target, store: target))
+    let completed = try history.reel(
+      "rehydrate", "--from", "dir:" + media, "--key", history.keyPath, "--store", target, "--merge", store: target)
+    history.expectSuccess(completed)
+    let latest = history.cloneImages[history.cloneImages.keys.max()!]
+    #expect(difference(try history.restored("copy", at: "latest", store: target), latest) == nil)
+  }
+}
