@@ -63,6 +63,11 @@ let package = Package(
         "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelFiles", "CLinux",
         .product(name: "GRDBSQLite", package: "GRDB.swift"),
       ]),
+    // Clones, promote, delete, rename and rollback: the verbs that make and remove volumes
+    // from history (docs/clones.md).
+    .target(
+      name: "ReelClones",
+      dependencies: ["ReelCore", "ReelIO", "ReelCodec", "ReelJournal", "ReelStore"]),
     .target(
       name: "ReelArchive",
       dependencies: [
@@ -85,7 +90,7 @@ let package = Package(
       name: "reel",
       dependencies: [
         "ReelCore", "ReelIO", "ReelCodec", "ReelJournal", "ReelCapture", "ReelStore", "ReelArchive", "ReelMedia",
-        "ReelPipeline", "ReelFiles", "ReelMount", "ReelDatabases",
+        "ReelPipeline", "ReelFiles", "ReelMount", "ReelDatabases", "ReelClones",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(
@@ -118,6 +123,12 @@ let package = Package(
       name: "ReelStoreTests",
       dependencies: [
         "ReelStore", "ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
+    .testTarget(
+      name: "ReelClonesTests",
+      dependencies: [
+        "ReelClones", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelTestSupport", "reel",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     .testTarget(

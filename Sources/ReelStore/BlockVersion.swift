@@ -34,10 +34,30 @@ package enum LiveStoreFormat {
 
 extension Catalog {
   /// The versions needed to rebuild `block` as of `seq`: the newest full version at or
-  /// before it and the partial versions after that, oldest first.
-  static func versionChain(_ db: Database, volume: String, block: UInt64, atOrBefore seq: Seq) throws
+  /// before it and the partial versions after that, oldest first. For a clone, when the
+  /// clone's own versions hold no full one, the chain falls through to its origin as of
+  /// the clone point (recursively), and the clone's partials go on top. Every read of a
+  /// block's state in the store comes through here.
+  static func versionChain(_ db: Database, lineage: VolumeLineage, block: UInt64, atOrBefore seq: Seq) throws
     -> [BlockVersion]
   {
+    var chain: [BlockVersion] = []  // newest first
+    var bound = seq
+    for level in lineage.levels {
+      let (versions, complete) = try ownVersions(
+        db, volume: level.volumeID, block: block, atOrBefore: bound, alreadyHave: chain.count)
+      chain += versions
+      guard !complete, let originSeq = level.originSeq else { break }
+      bound = min(bound, originSeq)
+    }
+    return chain.reversed()
+  }
+
+  /// One volume's own versions of `block` at or before `seq`, newest first, down to the
+  /// newest full one; `complete` says whether a full version ended it.
+  private static func ownVersions(
+    _ db: Database, volume: String, block: UInt64, atOrBefore seq: Seq, alreadyHave: Int
+  ) throws -> (versions: [BlockVersion], complete: Bool) {
     // Cached: this runs once per block read, and parsing the SQL each time showed in profiles.
     let statement = try db.cachedStatement(
       sql: """
@@ -45,14 +65,15 @@ extension Catalog {
         FROM block_version v LEFT JOIN chunk c ON c.hash = v.chunk
         WHERE v.volume_id = ? AND v.block = ? AND v.seq <= ? ORDER BY v.seq DESC LIMIT ?
         """)
-    var rows = try Row.fetchAll(
-      statement, arguments: [volume, Int64(block), Int64(seq), LiveStoreFormat.maxPartials + 1])
-    if rows.count == LiveStoreFormat.maxPartials + 1, !rows.contains(where: { $0["full"] as Int64 != 0 }) {
+    let limit = max(1, LiveStoreFormat.maxPartials + 1 - alreadyHave)
+    var rows = try Row.fetchAll(statement, arguments: [volume, Int64(block), Int64(seq), limit])
+    if rows.count == limit, !rows.contains(where: { $0["full"] as Int64 != 0 }) {
       // Longer than the bound: ingest could not consolidate the block because a chunk of
-      // its chain is damaged, and kept the new write as one more partial version.
+      // its chain is damaged, and kept the new write as one more partial version (or a
+      // clone's partials continue its origin's).
       rows = try Row.fetchAll(statement, arguments: [volume, Int64(block), Int64(seq), Int64.max])
     }
-    var chain: [BlockVersion] = []
+    var versions: [BlockVersion] = []
     for row in rows {
       let version = BlockVersion(
         block: block, seq: Seq(row["seq"] as Int64), full: row["full"] as Int64 != 0, chunk: row["chunk"],
@@ -60,10 +81,10 @@ extension Catalog {
         location: (row["pack"] as String?).map {
           ChunkLocation(pack: $0, offset: UInt64(row["offset"] as Int64), length: Int(row["stored"] as Int64))
         })
-      chain.append(version)
-      if version.full { break }
+      versions.append(version)
+      if version.full { return (versions, true) }
     }
-    return chain.reversed()
+    return (versions, false)
   }
 
   static func insert(_ version: BlockVersion, volume: String, _ db: Database) throws {

@@ -11,7 +11,7 @@ package final class Catalog: Sendable {
   /// runs) are read and written by those layers; their schema stays here, in the migrations.
   package let database: DatabaseQueue
 
-  package static let schemaVersion = 5
+  package static let schemaVersion = 6
 
   package init(path: String) throws {
     self.path = path
@@ -212,6 +212,28 @@ package final class Catalog: Sendable {
             ok INTEGER NOT NULL,
             detail TEXT,
             PRIMARY KEY (archive_id, cartridge_id, tape_file)
+          ) WITHOUT ROWID;
+          """)
+    }
+    migrator.registerMigration("v6-clones") { db in
+      try db.execute(
+        sql: """
+          -- a clone reads its origin as of origin_seq for everything it has not written
+          -- since; referenced by volume id, so renames never break the link
+          CREATE TABLE volume_origin (
+            volume_id TEXT PRIMARY KEY NOT NULL,
+            origin_volume_id TEXT NOT NULL,
+            origin_seq INTEGER NOT NULL,
+            created_ns INTEGER NOT NULL
+          ) WITHOUT ROWID;
+          CREATE INDEX volume_origin_by_origin ON volume_origin (origin_volume_id, origin_seq);
+          -- one row per rollback record: from seq on, the volume reads as it did at target_seq
+          CREATE TABLE volume_rollback (
+            volume_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            target_seq INTEGER NOT NULL,
+            time_ns INTEGER NOT NULL,
+            PRIMARY KEY (volume_id, seq)
           ) WITHOUT ROWID;
           """)
     }

@@ -107,6 +107,8 @@ extension LiveStore {
           db, sql: "SELECT time_ns FROM record_time WHERE volume_id = ? AND seq = ?",
           arguments: [descriptor.id.description, Int64(seq)])
       else {
+        // A clone's first point is its clone point, at the clone's creation.
+        if try Catalog.origin(db, of: descriptor.id.description)?.originSeq == seq { return descriptor.created }
         throw ReelError(.notFound, "volume \(descriptor.name) has no record with seq \(seq) in the store")
       }
       return Timestamp(nanoseconds: nanoseconds)

@@ -300,7 +300,8 @@ struct IngestBatch {
     if let chain = heads[block] { return chain }
     let volumeID = descriptor.id.description
     let chain = try live.catalog.database.read { db in
-      try Catalog.versionChain(db, volume: volumeID, block: block, atOrBefore: Seq(Int64.max))
+      try Catalog.versionChain(
+        db, lineage: try Catalog.lineage(db, of: volumeID), block: block, atOrBefore: Seq(Int64.max))
     }
     heads[block] = chain
     return chain

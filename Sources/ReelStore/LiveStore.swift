@@ -153,7 +153,7 @@ package final class LiveStore: Sendable {
 
   /// Serialises ingest and prune on one store: prune must never delete a chunk that an
   /// ingest batch found present and is about to reference.
-  func withStoreLock<T>(_ body: () throws -> T) throws -> T {
+  package func withStoreLock<T>(_ body: () throws -> T) throws -> T {
     let lock = try PosixFile.openLock(store.layout.root + "/store.lock")
     while flock(lock.descriptor, LOCK_EX) != 0 {
       guard errno == EINTR else { throw PosixFile.error(errno, "lock", lock.path) }

@@ -13,6 +13,19 @@ package struct PruneReport: Sendable, Equatable {
   package var bytesFreed: UInt64 = 0
   /// Journal segments stay until they are sealed into an archive.
   package var journalSegmentsKept = 0
+  /// Points older than the cut kept because a clone reads the volume there.
+  package var keptForClones: [KeptClonePoint] = []
+}
+
+/// A point of a volume that prune keeps because a clone was made there.
+package struct KeptClonePoint: Sendable, Equatable, Codable {
+  package var seq: Seq
+  package var clone: String
+
+  package init(seq: Seq, clone: String) {
+    self.seq = seq
+    self.clone = clone
+  }
 }
 
 extension LiveStore {
@@ -27,6 +40,8 @@ extension LiveStore {
     let volumeID = descriptor.id.description
     try ingest(volume: name)
     return try withStoreLock {
+      // Read under the lock: clone creation takes it too, so no clone point is missed.
+      let dependants = try clones(of: descriptor)
       var report = PruneReport(volume: name, retainedFromSeq: 0)
       let cutoff = now.nanoseconds - keepWithin.nanoseconds
       try catalog.database.write { db in
@@ -50,13 +65,20 @@ extension LiveStore {
           keptPoints += kept.map { Seq($0) }
           report.bookmarksKept = kept.count
         }
+        // A clone reads this volume as of its clone point for every block it has not
+        // written: those chains stay whatever the cut.
+        for (clone, origin) in dependants where origin.originSeq < Seq(cut) {
+          keptPoints.append(origin.originSeq)
+          report.keptForClones.append(KeptClonePoint(seq: origin.originSeq, clone: clone.name))
+        }
+        let lineage = try Catalog.lineage(db, of: volumeID)
         let blocks = try Int64.fetchAll(
           db, sql: "SELECT DISTINCT block FROM block_version WHERE volume_id = ? AND seq < ?",
           arguments: [volumeID, cut])
         for block in blocks {
           var needed = Set<Int64>()
           for point in keptPoints {
-            for version in try Catalog.versionChain(db, volume: volumeID, block: UInt64(block), atOrBefore: point) {
+            for version in try Catalog.versionChain(db, lineage: lineage, block: UInt64(block), atOrBefore: point) {
               needed.insert(Int64(version.seq))
             }
           }

@@ -158,7 +158,7 @@ extension LiveStore {
     /// of damaged ones; nil when a chunk it needs is still damaged.
     func block(_ block: UInt64, asOf seq: Seq) throws -> [UInt8]? {
       let chain = try catalog.database.read { db in
-        try Catalog.versionChain(db, volume: volumeID, block: block, atOrBefore: seq)
+        try Catalog.versionChain(db, lineage: try Catalog.lineage(db, of: volumeID), block: block, atOrBefore: seq)
       }
       return try? assemble(chain, length: blockLength(block), preloaded: found)
     }

@@ -21,17 +21,31 @@ extension LiveStore {
   package func changes(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> [VolumeChange] {
     guard after < through else { return [] }
     return try catalog.database.read { db in
-      try Row.fetchAll(
-        db,
-        sql: """
-          SELECT seq, time_ns FROM record_time
-          WHERE volume_id = ? AND seq > ? AND seq <= ? AND kind IN (?, ?, ?) ORDER BY seq
-          """,
-        arguments: [
-          descriptor.id.description, Int64(after), Int64(through), Int64(JournalRecord.Kind.write.rawValue),
-          Int64(JournalRecord.Kind.trim.rawValue), Int64(JournalRecord.Kind.writeZeroes.rawValue),
-        ]
-      ).map { VolumeChange(seq: Seq($0["seq"] as Int64), time: Timestamp(nanoseconds: $0["time_ns"])) }
+      // A clone's history before its clone point is its origin's (seqs continue across).
+      var changes: [VolumeChange] = []
+      var upper = through
+      for level in try Catalog.lineage(db, of: descriptor.id.description).levels {
+        let lower = max(after, level.originSeq ?? 0)
+        changes = try Self.ownChanges(db, volume: level.volumeID, after: lower, through: upper) + changes
+        guard let originSeq = level.originSeq, after < originSeq else { break }
+        upper = min(upper, originSeq)
+      }
+      return changes
     }
+  }
+
+  private static func ownChanges(_ db: Database, volume: String, after: Seq, through: Seq) throws -> [VolumeChange] {
+    guard after < through else { return [] }
+    return try Row.fetchAll(
+      db,
+      sql: """
+        SELECT seq, time_ns FROM record_time
+        WHERE volume_id = ? AND seq > ? AND seq <= ? AND kind IN (?, ?, ?) ORDER BY seq
+        """,
+      arguments: [
+        volume, Int64(after), Int64(through), Int64(JournalRecord.Kind.write.rawValue),
+        Int64(JournalRecord.Kind.trim.rawValue), Int64(JournalRecord.Kind.writeZeroes.rawValue),
+      ]
+    ).map { VolumeChange(seq: Seq($0["seq"] as Int64), time: Timestamp(nanoseconds: $0["time_ns"])) }
   }
 }

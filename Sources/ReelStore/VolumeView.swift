@@ -20,14 +20,15 @@ package final class VolumeView: VolumeSource, Sendable {
   package let live: LiveStore
   package let descriptor: VolumeDescriptor
   package let resolved: ResolvedPoint
-  private let volumeID: String
+  /// Where block states come from: the volume, then (for a clone) its origins.
+  let lineage: VolumeLineage
 
   /// Resolves `point` against what has been ingested; call `LiveStore.ingest` first to
   /// include the journal's newest records.
   package init(live: LiveStore, volume name: String, at point: Point) throws {
     self.live = live
     descriptor = try live.store.layout.descriptor(of: name)
-    volumeID = descriptor.id.description
+    lineage = try live.lineage(of: descriptor)
     resolved = try Self.resolve(point, descriptor: descriptor, catalog: live.catalog)
   }
 
@@ -73,7 +74,7 @@ package final class VolumeView: VolumeSource, Sendable {
 
   private func versionChains(_ range: Range<UInt64>) throws -> [[BlockVersion]] {
     try live.catalog.database.read { db in
-      try range.map { try Catalog.versionChain(db, volume: volumeID, block: $0, atOrBefore: resolved.seq) }
+      try range.map { try Catalog.versionChain(db, lineage: lineage, block: $0, atOrBefore: resolved.seq) }
     }
   }
 
@@ -121,8 +122,22 @@ package final class VolumeView: VolumeSource, Sendable {
         arguments: [volumeID])
       let ingested = Seq(state?["ingested_seq"] as Int64? ?? 0)
       let retainedFrom = Seq(state?["retained_from_seq"] as Int64? ?? 0)
+      // A clone's history starts at its clone point: the origin's state there, at the
+      // clone's creation time. Earlier points belong to the origin.
+      let origin = try Catalog.origin(db, of: volumeID)
+      let firstSeq = origin?.originSeq ?? 0
+      func beforeClone(_ what: String) throws -> ReelError {
+        let originName =
+          try String.fetchOne(db, sql: "SELECT name FROM volume WHERE id = ?", arguments: [origin!.originVolumeID])
+          ?? origin!.originVolumeID
+        return ReelError(
+          .notFound,
+          "\(what) is before volume \(name) existed: \(name) was cloned from \(originName) at seq \(firstSeq) (\(descriptor.created.rfc3339)); use \(originName)",
+          remedy:
+            "read \(originName) for points up to seq \(firstSeq), or pick a point of \(name) from seq \(firstSeq) on")
+      }
       func time(of seq: Seq) throws -> Timestamp {
-        guard seq > 0,
+        guard seq > firstSeq,
           let nanoseconds = try Int64.fetchOne(
             db, sql: "SELECT time_ns FROM record_time WHERE volume_id = ? AND seq = ?",
             arguments: [volumeID, Int64(seq)])
@@ -138,6 +153,7 @@ package final class VolumeView: VolumeSource, Sendable {
             .notFound, "volume \(name) has no seq \(seq); its history ends at seq \(ingested)",
             remedy: "pick a seq up to \(ingested), or use `latest`")
         }
+        if origin != nil && seq < firstSeq { throw try beforeClone("seq \(seq)") }
         guard seq >= retainedFrom else {
           throw ReelError(
             .notFound, "seq \(seq) of volume \(name) was pruned; history is kept from seq \(retainedFrom)",
@@ -164,6 +180,7 @@ package final class VolumeView: VolumeSource, Sendable {
         return ResolvedPoint(
           seq: Seq(row["seq"] as Int64), time: Timestamp(nanoseconds: row["time_ns"]), point: point)
       case .time(let time):
+        if origin != nil && time < descriptor.created { throw try beforeClone(time.rfc3339) }
         guard time >= descriptor.created else {
           throw ReelError(
             .notFound, "\(time.rfc3339) is before volume \(name) existed (created \(descriptor.created.rfc3339))",
@@ -176,8 +193,8 @@ package final class VolumeView: VolumeSource, Sendable {
             ORDER BY time_ns DESC LIMIT 1
             """,
           arguments: [volumeID, time.nanoseconds])
-        let seq = Seq(row?["seq"] as Int64? ?? 0)
-        guard seq >= retainedFrom, row != nil || retainedFrom == 0 else {
+        let seq = Seq(row?["seq"] as Int64? ?? Int64(firstSeq))
+        guard seq >= retainedFrom, row != nil || retainedFrom == firstSeq else {
           throw ReelError(
             .notFound,
             "\(time.rfc3339) is older than the history kept for volume \(name) (pruned before seq \(retainedFrom))",

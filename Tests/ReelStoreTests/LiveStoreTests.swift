@@ -75,7 +75,8 @@ import Testing
     try fixture.live.ingest(volume: fixture.name)
     for seq in stride(from: Seq(1), through: 400, by: 37) {
       let chain = try fixture.live.catalog.database.read { db in
-        try Catalog.versionChain(db, volume: fixture.descriptor.id.description, block: 0, atOrBefore: seq)
+        try Catalog.versionChain(
+          db, lineage: VolumeLineage(volumeID: fixture.descriptor.id.description), block: 0, atOrBefore: seq)
       }
       #expect(chain.first?.full == true || seq <= Seq(LiveStoreFormat.maxPartials))
       #expect(chain.count <= LiveStoreFormat.maxPartials + 1)
