@@ -49,9 +49,11 @@ extension LiveStore {
         "volume \(descriptor.name) is a clone of volume id \(link.originVolumeID), which this store no longer has",
         remedy: "run `reel store check`")
     }
+    // A store pruned before clone points kept their time knows the clone's creation,
+    // the instant the clone read the origin at that seq.
+    let time = (try? time(of: link.originSeq, in: origin)) ?? descriptor.created
     return ArchiveManifest.Origin(
-      volumeID: link.originVolumeID, volumeName: origin.name, seq: link.originSeq,
-      time: try time(of: link.originSeq, in: origin).rfc3339)
+      volumeID: link.originVolumeID, volumeName: origin.name, seq: link.originSeq, time: time.rfc3339)
   }
 
   /// Whether the store can read volume `volumeID` as of `seq`: the volume exists and its
