@@ -30,6 +30,10 @@ package struct CaptureConfiguration: Sendable {
   /// at seq 1 (its oldest segments were pruned once sealed and copied to media). `reel
   /// serve` reads it from the live store; without it such a rebuild is refused.
   package var rebuildBase: (@Sendable (_ volume: VolumeDescriptor, _ seq: Seq) throws -> any VolumeSource)?
+  /// Plans a `ROLLBACK` request on a volume's control socket: catches the store up with
+  /// the journal through the seq given and says which extents go back to which seq. `reel
+  /// serve` plans with ReelClones; without it rollbacks of served volumes are refused.
+  package var planRollback: RollbackApplication.Planner?
 
   package init(
     layout: StoreLayout, volumes: [String], socketPath: String? = nil, listen: String? = nil,
@@ -123,6 +127,7 @@ package final class CaptureServer: Sendable {
     var opened: [ServedVolume] = []
     var controls: [ControlSocket] = []
     var listeners: [SocketListener] = []
+    let slots = ExportSlots(limit: configuration.limits.connectionsPerExport)
     do {
       for name in configuration.volumes {
         let volume = try ServedVolume.open(
@@ -135,7 +140,9 @@ package final class CaptureServer: Sendable {
       for volume in opened {
         controls.append(
           try ControlSocket(
-            volume: volume, registry: controlClients, access: configuration.socketAccess, log: configuration.log))
+            volume: volume, registry: controlClients, access: configuration.socketAccess, log: configuration.log,
+            rollback: RollbackService(
+              volume: volume, slots: slots, plan: configuration.planRollback, storeSource: configuration.rebuildBase)))
       }
       if let listen = configuration.listen {
         let (host, port) = try Self.parseListen(listen)
@@ -159,7 +166,7 @@ package final class CaptureServer: Sendable {
     let backends: [any ExportBackend] = opened + configuration.pastPoints
     exports = ExportTable(exports: backends.map { Export(backend: $0, maximumBlockSize: maximum) })
     memory = RequestMemory(capacity: configuration.limits.requestMemory)
-    slots = ExportSlots(limit: configuration.limits.connectionsPerExport)
+    self.slots = slots
     endpoints = listeners.map { $0.unixPath.map { .unix(path: $0) } ?? .tcp(address: $0.address) }
     volumes = opened.map {
       ServedVolumeInfo(
@@ -300,6 +307,8 @@ package final class CaptureServer: Sendable {
       configuration.log("\(label): \(reason)")
     case .transmission(let export, let agreed):
       defer { slots.give(export.name) }
+      slots.attach(export.name, id: id, stream: stream)
+      defer { slots.detach(export.name, id: id) }
       clients.setDeadline(id, nil)
       stream.setTimeouts(receive: limits.idleTimeout, send: limits.sendTimeout)
       let secured = stream.tlsSession.map { " over \($0.summary)" } ?? ""

@@ -106,7 +106,7 @@ final class LiveImage: Sendable {
       let from = (state?.appliedSeq ?? 0) + 1
       if from <= lastSeq {
         let records = try replay(
-          layout: layout, descriptor: descriptor, fromSeq: from, into: file, path: path)
+          layout: layout, descriptor: descriptor, fromSeq: from, into: file, path: path, base: rebuildBase)
         recovery = .replayed(fromSeq: from, toSeq: lastSeq, records: records)
       } else {
         recovery = .upToDate(seq: lastSeq)
@@ -157,7 +157,11 @@ final class LiveImage: Sendable {
   }
 
   /// Applies one journal record to `file`; flushes and bookmarks change no data.
-  static func apply(_ record: JournalRecord, to file: PosixFile, size: UInt64, path: String) throws {
+  /// `storeSource` gives the volume as of a seq from the live store (rollback records).
+  static func apply(
+    _ record: JournalRecord, to file: PosixFile, size: UInt64, path: String,
+    storeSource: RollbackApplication.StoreSource? = nil
+  ) throws {
     switch record.kind {
     case .write, .trim, .writeZeroes:
       let (end, overflow) = record.offset.addingReportingOverflow(record.length)
@@ -174,16 +178,20 @@ final class LiveImage: Sendable {
       }
     case .flush, .bookmark:
       break
+    case .rollback:
+      try RollbackApplication.apply(record, to: file, size: size, storeSource: storeSource)
     }
   }
 
   private static func replay(
-    layout: StoreLayout, descriptor: VolumeDescriptor, fromSeq: Seq, into file: PosixFile, path: String
+    layout: StoreLayout, descriptor: VolumeDescriptor, fromSeq: Seq, into file: PosixFile, path: String,
+    base: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)?
   ) throws -> Int {
+    let storeSource = RollbackApplication.storeSource(descriptor, base)
     let reader = try JournalReader(directory: layout.journalDirectory(descriptor.name), volume: descriptor.id)
     var count = 0
     try reader.forEachRecord(fromSeq: fromSeq) { record in
-      try apply(record, to: file, size: descriptor.size, path: path)
+      try apply(record, to: file, size: descriptor.size, path: path, storeSource: storeSource)
       count += 1
       return true
     }
@@ -223,7 +231,7 @@ final class LiveImage: Sendable {
           offset += UInt64(length)
         }
         let records = try replay(
-          layout: layout, descriptor: descriptor, fromSeq: firstSeq, into: file, path: temporary)
+          layout: layout, descriptor: descriptor, fromSeq: firstSeq, into: file, path: temporary, base: base)
         try file.sync()
         try Durable.rename(temporary, to: path)
         return (records, firstSeq - 1)
@@ -238,7 +246,8 @@ final class LiveImage: Sendable {
         try PosixFile.openForReading(basePath).copySparse(to: [file], limit: descriptor.size)
       }
       try file.truncate(to: descriptor.size)
-      let records = try replay(layout: layout, descriptor: descriptor, fromSeq: 1, into: file, path: temporary)
+      let records = try replay(
+        layout: layout, descriptor: descriptor, fromSeq: 1, into: file, path: temporary, base: base)
       try file.sync()
       try Durable.rename(temporary, to: path)
       return (records, nil)

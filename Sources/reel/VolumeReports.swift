@@ -134,9 +134,31 @@ struct TimelineJSON: Encodable {
   var retainedFromSeq: Seq
   var sealedSeq: Seq
   var archives: [Archive]
+  /// Rollback records: from `seq` on, the volume read as it did at `target_seq`.
+  var rollbacks: [Rollback] = []
+
+  struct Rollback: Encodable {
+    var seq: Seq
+    var time: String
+    var targetSeq: Seq
+    @NullIfAbsent var targetTime: String?
+
+    init(_ rollback: RollbackEvent, targetTime: Timestamp?) {
+      seq = rollback.seq
+      time = rollback.time.rfc3339
+      targetSeq = rollback.targetSeq
+      self.targetTime = targetTime?.rfc3339
+    }
+
+    private enum CodingKeys: String, CodingKey {
+      case seq, time
+      case targetSeq = "target_seq"
+      case targetTime = "target_time"
+    }
+  }
 
   private enum CodingKeys: String, CodingKey {
-    case volume, created, size, records, segments, bookmarks, archives
+    case volume, created, size, records, segments, bookmarks, archives, rollbacks
     case firstSeq = "first_seq"
     case lastSeq = "last_seq"
     case firstTime = "first_time"
@@ -157,6 +179,8 @@ struct JournalRecordJSON: Encodable {
   var length: UInt64?
   var fua: Bool?
   var label: String?
+  var targetSeq: Seq?
+  var extents: [[UInt64]]?
 
   init(_ record: JournalRecord) {
     seq = record.seq
@@ -172,11 +196,15 @@ struct JournalRecordJSON: Encodable {
       label = record.label ?? ""
     case .flush:
       break
+    case .rollback:
+      targetSeq = record.rollback?.targetSeq
+      extents = record.rollback?.extents.map { [$0.offset, $0.length] }
     }
   }
 
   private enum CodingKeys: String, CodingKey {
-    case seq, time, kind, offset, length, fua, label
+    case seq, time, kind, offset, length, fua, label, extents
+    case targetSeq = "target_seq"
     case timeNanoseconds = "time_ns"
   }
 }
