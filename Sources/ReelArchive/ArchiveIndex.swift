@@ -165,7 +165,7 @@ final class ArchiveIndex {
     }
   }
 
-  func add(rollbacks: [HistoryRollback]) throws {
+  func add(rollbacks: [RollbackEvent]) throws {
     try database.write { db in
       for rollback in rollbacks {
         try db.execute(
@@ -176,11 +176,11 @@ final class ArchiveIndex {
   }
 
   /// The window's rollbacks (schema 2; none in schema 1), oldest first.
-  package func rollbacks() throws -> [HistoryRollback] {
+  package func rollbacks() throws -> [RollbackEvent] {
     guard schema >= Self.lineageSchema else { return [] }
     return try database.read { db in
       try Row.fetchAll(db, sql: "SELECT seq, target_seq, time_ns FROM rollback ORDER BY seq").map {
-        HistoryRollback(
+        RollbackEvent(
           seq: Seq($0["seq"] as Int64), targetSeq: Seq($0["target_seq"] as Int64),
           time: Timestamp(nanoseconds: $0["time_ns"]))
       }

@@ -8,7 +8,7 @@ import ReelStore
 /// in the pack layout's own version, readable by Reels that predate clones.
 struct ArchiveLineage {
   var origin: ArchiveManifest.Origin?
-  var rollbacks: [HistoryRollback]
+  var rollbacks: [RollbackEvent]
 
   var isNeeded: Bool { origin != nil || !rollbacks.isEmpty }
 

@@ -78,7 +78,7 @@ package struct ArchiveManifest: Codable, Sendable, Equatable {
       self.time = time
     }
 
-    package init(_ rollback: HistoryRollback) {
+    package init(_ rollback: RollbackEvent) {
       self.init(seq: rollback.seq, targetSeq: rollback.targetSeq, time: rollback.time.rfc3339)
     }
   }

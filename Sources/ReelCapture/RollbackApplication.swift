@@ -60,7 +60,8 @@ package enum RollbackApplication {
 extension RollbackApplication {
   /// Plans a rollback of a volume to a point (as the user wrote it), with the store caught
   /// up through the given seq (the journal's last).
-  package typealias Planner = @Sendable (_ volume: VolumeDescriptor, _ point: String, _ through: Seq) throws -> RollbackPlan
+  package typealias Planner =
+    @Sendable (_ volume: VolumeDescriptor, _ point: String, _ through: Seq) throws -> RollbackPlan
 }
 
 /// What a rollback did.
@@ -172,7 +173,8 @@ final class RollbackService: Sendable {
           .usage,
           "volume \(name) has \(connected) client connection\(connected == 1 ? "" : "s") open; a rollback would change the data under \(connected == 1 ? "it" : "them")",
           remedy:
-            "unmount and disconnect the clients first, or pass --disconnect to flush the journal and close their connections")
+            "unmount and disconnect the clients first, or pass --disconnect to flush the journal and close their connections"
+        )
       }
       try volume.journal.sync()
       guard let cut = slots.disconnectAll(name, timeout: Self.disconnectTimeout) else {

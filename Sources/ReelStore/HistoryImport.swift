@@ -17,7 +17,7 @@ package final class HistoryImport {
   var versions: [BlockVersion] = []
   var records: [HistoryRecord] = []
   var bookmarks: [Bookmark] = []
-  var rollbacks: [HistoryRollback] = []
+  var rollbacks: [RollbackEvent] = []
   /// The clone link of a clone's first window, recorded with it.
   var origin: VolumeOrigin?
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
@@ -71,7 +71,7 @@ package final class HistoryImport {
   package func add(_ versions: [HistoryVersion]) { self.versions += versions.map(\.blockVersion) }
   package func add(_ records: [HistoryRecord]) { self.records += records }
   package func add(_ bookmarks: [Bookmark]) { self.bookmarks += bookmarks }
-  package func add(_ rollbacks: [HistoryRollback]) { self.rollbacks += rollbacks }
+  package func add(_ rollbacks: [RollbackEvent]) { self.rollbacks += rollbacks }
   /// Makes the volume a clone of `origin` (its first window, which holds only the clone's
   /// own versions); the link commits with the window.
   package func link(to origin: VolumeOrigin) { self.origin = origin }

@@ -53,10 +53,12 @@ extension IngestBatch {
   }
 
   private mutating func addState(block: UInt64, chain: [BlockVersion], seq: Seq) throws {
-    let blockLength = Int(min(UInt64(descriptor.storeBlockSize), descriptor.size - block * UInt64(descriptor.storeBlockSize)))
+    let blockLength = Int(
+      min(UInt64(descriptor.storeBlockSize), descriptor.size - block * UInt64(descriptor.storeBlockSize)))
     payloadBytes += blockLength
     if chain.isEmpty || chain.allSatisfy({ $0.chunk == nil && $0.full }) {
-      return try add(BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength), content: nil)
+      return try add(
+        BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength), content: nil)
     }
     if chain.count == 1, chain[0].full, chain[0].location != nil {
       var reused = chain[0]
@@ -73,7 +75,8 @@ extension IngestBatch {
         "volume \(descriptor.name): the rollback at seq \(seq) needs block \(block) as of its target: \(error.message)",
         remedy: error.remedy ?? "run `reel store check` and `reel store repair`, then ingest again")
     }
-    try add(BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength), content: whole[...])
+    try add(
+      BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength), content: whole[...])
   }
 }
 

@@ -222,4 +222,37 @@ final class ClonedHistory: @unchecked Sendable {
     let latest = history.cloneImages[history.cloneImages.keys.max()!]
     #expect(difference(try history.restored("copy", at: "latest", store: target), latest) == nil)
   }
+
+  @Test func rollbacksTravelThroughArchivesAndARehydratedTimelineShowsThem() throws {
+    let history = try ClonedHistory()
+    history.expectSuccess(try history.reel("rollback", "disk", "--to", "before"))
+    let fixture = history.fixture
+    fixture.model = fixture.snapshots[history.clonePoint]!
+    for _ in 0..<10 { try fixture.randomChange() }
+    let later = try fixture.append(.bookmark("later")).seq
+    fixture.snapshot(later)
+    try fixture.closeWriter()
+    history.expectSuccess(try history.reel("seal", "disk", "--out", history.archives, "--key", history.keyPath))
+    let file = try #require(try history.archiveFiles(of: "disk").first)
+    let manifest = try ArchiveVerifier.readManifest(path: file)
+    let rollbacks = try #require(manifest.rollbacks)
+    #expect(manifest.formatVersion == 3 && manifest.origin == nil)
+    #expect(rollbacks.map(\.targetSeq) == [history.clonePoint])
+    history.expectSuccess(try history.reel("verify", file, "--key", history.keyPath))
+
+    let target = fixture.root + "/dr-store"
+    history.expectSuccess(
+      try history.reel(
+        "rehydrate", "--from", history.archives, "--key", history.keyPath, "--store", target, "--volume", "disk",
+        store: target))
+    let timeline = try history.reel("timeline", "disk", "--json", store: target)
+    history.expectSuccess(timeline)
+    let document = try JSONSerialization.jsonObject(with: Data(timeline.stdout.utf8)) as! [String: Any]
+    let shown = document["rollbacks"] as? [[String: Any]] ?? []
+    #expect(shown.map { $0["seq"] as? Int } == rollbacks.map { Int($0.seq) }, "\(timeline.stdout)")
+    #expect(shown.map { $0["target_seq"] as? Int } == [Int(history.clonePoint)])
+    #expect(difference(try history.restored("disk", at: "later", store: target), fixture.snapshots[later]) == nil)
+    let afterSeq = fixture.bookmarks["after"]!
+    #expect(difference(try history.restored("disk", at: "after", store: target), fixture.snapshots[afterSeq]) == nil)
+  }
 }
