@@ -19,13 +19,14 @@ final class ClonedHistory: @unchecked Sendable {
   var archives: String { fixture.root + "/archives" }
   /// The clone point: the origin's seq at bookmark "before".
   let clonePoint: Seq
-  /// The clone's contents at its own seqs, from the clone point on.
-  var cloneImages: [Seq: [UInt8]] = [:]
-  var cloneBookmarks: [String: Seq] = [:]
-  /// Bytes written to the clone so far.
-  var cloneBytesWritten = 0
-  private var cloneWriter: JournalWriter?
-  private var cloneModel: [UInt8]
+  /// Each clone's contents at its own seqs, from its clone point on.
+  var images: [String: [Seq: [UInt8]]] = [:]
+  var cloneImages: [Seq: [UInt8]] { images["copy"] ?? [:] }
+  /// Bytes written to each clone so far.
+  var bytesWritten: [String: Int] = [:]
+  var cloneBytesWritten: Int { bytesWritten["copy"] ?? 0 }
+  private var writers: [String: JournalWriter] = [:]
+  private var models: [String: [UInt8]] = [:]
 
   init() throws {
     fixture = try StoreFixture(size: 2 << 20)
@@ -34,14 +35,25 @@ final class ClonedHistory: @unchecked Sendable {
     for _ in 0..<30 { try fixture.randomChange() }
     clonePoint = try fixture.append(.bookmark("before")).seq
     fixture.snapshot(clonePoint)
-    cloneModel = fixture.model
+    models["copy"] = fixture.model
     // The origin goes on after the clone point; none of this may show in the clone.
     for _ in 0..<30 { try fixture.randomChange() }
     fixture.snapshot(try fixture.append(.bookmark("after")).seq)
     try fixture.closeWriter()
     try expectSuccess(reel("clone", "disk", "--at", "before", "--as", "copy"))
-    cloneImages[clonePoint] = cloneModel
+    images["copy"] = [clonePoint: models["copy"]!]
   }
+
+  /// Clones clone `origin` at its bookmark `label` as `name`.
+  func cloneClone(_ origin: String, at label: String, as name: String) throws {
+    try closeClones()
+    try expectSuccess(reel("clone", origin, "--at", label, "--as", name))
+    let seq = bookmarks[origin]![label]!
+    models[name] = images[origin]![seq]
+    images[name] = [seq: models[name]!]
+  }
+
+  var bookmarks: [String: [String: Seq]] = [:]
 
   @discardableResult
   func reel(_ arguments: String..., store: String? = nil) throws -> CommandResult {
@@ -54,36 +66,38 @@ final class ClonedHistory: @unchecked Sendable {
     #expect(result.status == 0, "\(result.output)", sourceLocation: sourceLocation)
   }
 
-  /// Writes to the clone through its own journal, then a bookmark; returns its seq.
+  /// Writes to a clone through its own journal, then a bookmark; returns its seq.
   @discardableResult
-  func writeToClone(changes: Int, bookmark: String) throws -> Seq {
-    if cloneWriter == nil {
-      let clone = try fixture.store.layout.descriptor(of: "copy")
-      cloneWriter = try JournalWriter.open(
-        directory: fixture.store.layout.journalDirectory("copy"), volume: clone.id
+  func writeToClone(_ name: String = "copy", changes: Int, bookmark: String) throws -> Seq {
+    if writers[name] == nil {
+      let clone = try fixture.store.layout.descriptor(of: name)
+      writers[name] = try JournalWriter.open(
+        directory: fixture.store.layout.journalDirectory(name), volume: clone.id
       ).0
     }
+    var model = models[name]!
     for _ in 0..<changes {
       let length = 512 * Int(1 + fixture.rng.next() % 64)
-      let offset = Int(fixture.rng.next() % UInt64((cloneModel.count - length) / 512)) * 512
+      let offset = Int(fixture.rng.next() % UInt64((model.count - length) / 512)) * 512
       let data = (0..<length).map { _ in UInt8(truncatingIfNeeded: fixture.rng.next()) }
-      try cloneWriter!.append(.write(offset: UInt64(offset), data: data))
-      cloneModel.replaceSubrange(offset..<(offset + length), with: data)
-      cloneBytesWritten += length
+      try writers[name]!.append(.write(offset: UInt64(offset), data: data))
+      model.replaceSubrange(offset..<(offset + length), with: data)
+      bytesWritten[name, default: 0] += length
     }
-    let seq = try cloneWriter!.append(.bookmark(bookmark)).seq
-    cloneImages[seq] = cloneModel
-    cloneBookmarks[bookmark] = seq
+    let seq = try writers[name]!.append(.bookmark(bookmark)).seq
+    models[name] = model
+    images[name, default: [:]][seq] = model
+    bookmarks[name, default: [:]][bookmark] = seq
     return seq
   }
 
-  func closeClone() throws {
-    try cloneWriter?.close()
-    cloneWriter = nil
+  func closeClones() throws {
+    for writer in writers.values { try writer.close() }
+    writers.removeAll()
   }
 
   func seal(_ volumes: String...) throws {
-    try closeClone()
+    try closeClones()
     let sealed = try run(
       reelExecutable, ["seal"] + volumes + ["--out", archives, "--key", keyPath],
       environment: ["REEL_STORE": store, "REEL_PASSPHRASE": Self.passphrase, "REEL_KEY": nil])
@@ -254,5 +268,29 @@ final class ClonedHistory: @unchecked Sendable {
     #expect(difference(try history.restored("disk", at: "later", store: target), fixture.snapshots[later]) == nil)
     let afterSeq = fixture.bookmarks["after"]!
     #expect(difference(try history.restored("disk", at: "after", store: target), fixture.snapshots[afterSeq]) == nil)
+  }
+
+  @Test func aCloneOfACloneComesBackWithBothOriginsInOrder() throws {
+    let history = try ClonedHistory()
+    try history.writeToClone(changes: 6, bookmark: "copy-1")
+    try history.cloneClone("copy", at: "copy-1", as: "grandchild")
+    try history.writeToClone("grandchild", changes: 6, bookmark: "grand-1")
+    try history.writeToClone("copy", changes: 6, bookmark: "copy-2")
+    try history.seal("disk", "copy", "grandchild")
+    let manifest = try ArchiveVerifier.readManifest(path: try history.archiveFiles(of: "grandchild")[0])
+    #expect(manifest.origin?.volumeName == "copy" && manifest.origin?.seq == history.bookmarks["copy"]!["copy-1"])
+
+    let target = history.fixture.root + "/dr-store"
+    let rehydrated = try history.reel(
+      "rehydrate", "--from", history.archives, "--key", history.keyPath, "--store", target, "--volume", "grandchild",
+      "--json", store: target)
+    history.expectSuccess(rehydrated)
+    let report = try JSONSerialization.jsonObject(with: Data(rehydrated.stdout.utf8)) as! [String: Any]
+    let volumes = report["volumes"] as! [[String: Any]]
+    #expect(volumes.map { $0["volume"] as! String } == ["disk", "copy", "grandchild"])
+    for (seq, image) in history.images["grandchild"]! {
+      #expect(
+        difference(try history.restored("grandchild", at: "seq:\(seq)", store: target), image) == nil, "seq \(seq)")
+    }
   }
 }

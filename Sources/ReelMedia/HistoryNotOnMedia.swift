@@ -8,7 +8,7 @@ import ReelStore
 /// exported when an archive chain of the volume holds it from its first archive on, every
 /// archive of it up to that point with a verified copy on media (`archive_copy` rows are
 /// recorded only after a copy was read back and checked with the key).
-package struct UnexportedHistory: Sendable, Equatable {
+package struct HistoryNotOnMedia: Sendable, Equatable {
   /// One stretch of points no exported chain holds, with the times of its ends.
   package struct Window: Sendable, Equatable {
     package var seqs: ClosedRange<Seq>
@@ -42,14 +42,14 @@ extension LiveStore {
   /// The history a volume owns runs from its retained start to its newest record; the state
   /// it starts from counts as its own unless it is all zeros (a blank volume at seq 0) or
   /// a clone's origin at the clone point (that is the origin's history, kept by the origin).
-  package func unexportedHistory(of descriptor: VolumeDescriptor, newestSeq: Seq? = nil) throws -> UnexportedHistory {
+  package func historyNotOnMedia(of descriptor: VolumeDescriptor, newestSeq: Seq? = nil) throws -> HistoryNotOnMedia {
     let bounds = try historyBounds(of: descriptor)
     let newest = max(newestSeq ?? bounds.ingested, bounds.ingested)
     let clonePoint = try origin(of: descriptor)?.originSeq
     let startIsOwn =
       clonePoint.map { bounds.retainedFrom > $0 } ?? (bounds.retainedFrom > 0 || descriptor.hasBase)
     let first = startIsOwn ? bounds.retainedFrom : bounds.retainedFrom + 1
-    guard newest >= first else { return UnexportedHistory(volume: descriptor.name, windows: []) }
+    guard newest >= first else { return HistoryNotOnMedia(volume: descriptor.name, windows: []) }
     let exported = try exportedStretches(of: descriptor)
     var windows: [ClosedRange<Seq>] = []
     var next = first
@@ -64,10 +64,10 @@ extension LiveStore {
       next = max(next, stretch.upperBound + 1)
     }
     if next <= newest { windows.append(next...newest) }
-    return UnexportedHistory(
+    return HistoryNotOnMedia(
       volume: descriptor.name,
       windows: windows.map { seqs in
-        UnexportedHistory.Window(
+        HistoryNotOnMedia.Window(
           seqs: seqs, fromTime: try? time(of: seqs.lowerBound, in: descriptor),
           untilTime: try? time(of: seqs.upperBound, in: descriptor))
       })
