@@ -25,7 +25,7 @@ package enum Clones {
   /// volume's size: nothing is copied. Its journal is one empty closed segment whose first
   /// seq follows the clone point, its catalog rows say it is ingested up to that point and
   /// reads through to the origin there. Killed at any moment, there is either no volume
-  /// `newName` or a whole one (see VolumeRows.swift in ReelStore).
+  /// `newName` or a whole one (the pending mark in VolumeRows.swift, ReelStore).
   package static func create(
     live: LiveStore, origin originName: String, at point: Point, as newName: String, now: Timestamp = .now()
   ) throws -> CloneReport {
@@ -62,6 +62,7 @@ package enum Clones {
       // The catalog rows are committed: from here the clone is finished by the rename, and
       // a crash before it leaves rows that the next sweep removes.
       try Durable.rename(staging, to: layout.volumeDirectory(newName))
+      try live.finishPending(clone.id.description)
       return CloneReport(
         volume: newName, volumeID: clone.id.description, origin: origin.name, originID: origin.id.description,
         originSeq: resolved.seq, originTime: resolved.time, created: created, warning: resolved.warning)

@@ -55,7 +55,10 @@ package struct StoreLayout: Sendable, Equatable {
           : "known volumes: \(known.joined(separator: ", "))")
     }
     do {
-      let descriptor = try JSONDecoder().decode(VolumeDescriptor.self, from: data)
+      var descriptor = try JSONDecoder().decode(VolumeDescriptor.self, from: data)
+      // The folder's name is the volume's name: a rename moves the folder first, then
+      // rewrites the descriptor, and may be killed in between.
+      descriptor.name = name
       guard VolumeDescriptor.readableVersions.contains(descriptor.formatVersion) else {
         throw ReelError(
           .incompatible,
@@ -72,7 +75,8 @@ package struct StoreLayout: Sendable, Equatable {
 
   package func volumeNames() -> [String] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: volumesDirectory)) ?? []
-    return names.filter { FileManager.default.fileExists(atPath: descriptorPath($0)) }.sorted()
+    // Names never start with "."; such folders are volumes being created or deleted.
+    return names.filter { !$0.hasPrefix(".") && FileManager.default.fileExists(atPath: descriptorPath($0)) }.sorted()
   }
 
   /// Writes `volume.json` into `folder` (the volume's own, or a staging folder that will

@@ -40,6 +40,7 @@ extension LiveStore {
     let volumeID = descriptor.id.description
     try ingest(volume: name)
     return try withStoreLock {
+      try sweepAbandonedVolumes()
       // Read under the lock: clone creation takes it too, so no clone point is missed.
       let dependants = try clones(of: descriptor)
       var report = PruneReport(volume: name, retainedFromSeq: 0)
@@ -121,7 +122,7 @@ extension LiveStore {
   /// repacked (live chunks copied to the newest pack, rows moved, old pack deleted).
   /// Pack files the catalog does not know are deleted once older than the margin. Runs
   /// under the store lock, so no ingest can pick up a chunk between mark and sweep.
-  func sweepChunks(safetyMargin: Duration, now: Timestamp) throws -> (count: Int, bytes: UInt64) {
+  package func sweepChunks(safetyMargin: Duration, now: Timestamp) throws -> (count: Int, bytes: UInt64) {
     try recoverPacks()
     let deleted = try catalog.database.write { db -> Int in
       try db.execute(

@@ -22,6 +22,9 @@ package struct StoreCheckReport: Sendable {
   package var isClean: Bool { problems.isEmpty }
   /// Archives imported without re-hashing their chunks, marked verified by this check.
   package var archivesVerified = 0
+  /// Clones and deletes killed between their catalog and folder steps: harmless, settled
+  /// by the next clone, delete or prune (the volume never existed, or is gone).
+  package var interruptedVolumes: [String] = []
 }
 
 extension LiveStore {
@@ -152,7 +155,13 @@ extension LiveStore {
         }
       }
     }
+    let pending = Dictionary(try pendingVolumes(), uniquingKeysWith: { first, _ in first })
+    let present = store.volumesByID()
     for (volumeID, name) in volumes {
+      if present[volumeID] == nil, let operation = pending[volumeID] {
+        report.interruptedVolumes.append("\(operation) of volume \(name)")
+        continue
+      }
       guard let descriptor = try? store.layout.descriptor(of: name) else {
         report.problems.append(
           StoreProblem(message: "volume \(name) is in the catalog but its folder is missing", affects: []))
@@ -172,6 +181,7 @@ extension LiveStore {
             affects: ["volume \(name) seq \(summary.lastSeq + 1)…\(ingested)"]))
       }
     }
+    report.problems += try cloneLinkProblems(present: present, pending: Set(pending.keys))
     if readData && report.isClean && markVerified {
       // Every chunk re-hashed: history imported from archives without that check is now verified.
       report.archivesVerified = try catalog.database.write { db in
@@ -182,5 +192,36 @@ extension LiveStore {
       }
     }
     return report
+  }
+
+  /// Every clone's origin must exist and still hold the clone point.
+  private func cloneLinkProblems(present: [String: VolumeDescriptor], pending: Set<String>) throws -> [StoreProblem] {
+    var problems: [StoreProblem] = []
+    let links = try catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT volume_id, origin_volume_id, origin_seq FROM volume_origin")
+    }
+    for link in links {
+      let cloneID: String = link["volume_id"]
+      let originID: String = link["origin_volume_id"]
+      let seq = Seq(link["origin_seq"] as Int64)
+      guard let clone = present[cloneID] else { continue }  // pending clone: settled by the next sweep
+      guard let origin = present[originID] else {
+        problems.append(
+          StoreProblem(
+            message:
+              "volume \(clone.name) is a clone of volume id \(originID) at seq \(seq), which is not in the store\(pending.contains(originID) ? " (its delete was interrupted)" : "")",
+            affects: ["volume \(clone.name): every block it has not written since seq \(seq)"]))
+        continue
+      }
+      let ingested = try historyBounds(of: origin).ingested
+      if seq > ingested {
+        problems.append(
+          StoreProblem(
+            message:
+              "volume \(clone.name) is a clone of \(origin.name) at seq \(seq), but the store holds \(origin.name)'s history only up to seq \(ingested)",
+            affects: ["volume \(clone.name): every block it has not written since seq \(seq)"]))
+      }
+    }
+    return problems
   }
 }

@@ -139,7 +139,13 @@ extension LiveStore {
         arguments: [
           descriptor.id.description, origin.originVolumeID, Int64(origin.originSeq), origin.created.nanoseconds,
         ])
+      try Catalog.markPending(db, volumeID: descriptor.id.description, operation: "clone")
     }
+  }
+
+  /// Ends the pending mark of a clone or delete whose folder step is done.
+  package func finishPending(_ volumeID: String) throws {
+    try catalog.database.write { db in try Catalog.clearPending(db, volumeID: volumeID) }
   }
 
   /// The catalog name of a volume id (the name it had when last registered or renamed).

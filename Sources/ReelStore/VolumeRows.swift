@@ -3,40 +3,43 @@ import GRDB
 import ReelCore
 import ReelIO
 
-/// A volume exists when its folder holds its descriptor. Operations that create or remove
-/// a volume commit their catalog rows and move its folder as two steps: a clone commits
-/// its rows, then renames its folder into place; a delete renames the folder away, then
-/// deletes its rows. Killed between the two, the catalog holds rows of a volume with no
-/// folder: the operation did not happen (clone) or did (delete), and the rows are swept
-/// by the next clone, delete or prune, under the store lock.
+/// A volume exists when its folder holds its descriptor. Creating or removing one commits
+/// catalog rows and moves its folder as two steps, so each marks the volume pending in
+/// `store_info` (`pending_volume:<id>` = `clone` or `delete`) in the same transaction as
+/// its first step: a clone commits its rows and the mark, then renames its folder into
+/// place; a delete commits the mark, renames the folder away, then deletes the rows and
+/// the mark. Killed in between, the next clone, delete or prune settles the mark under the
+/// store lock: a pending volume with no folder never finished (clone) or did (delete), and
+/// its rows go; one with a folder is whole (clone) or untouched (delete), and the mark goes.
 extension LiveStore {
-  /// Ids of volumes with catalog rows but no folder. Empty when any volume's descriptor
-  /// cannot be read: its id is unknown, and its history must never be taken for leftovers.
-  package func abandonedVolumeIDs() throws -> [String] {
-    var present: Set<String> = []
-    for name in store.layout.volumeNames() {
-      guard let descriptor = try? store.layout.descriptor(of: name) else { return [] }
-      present.insert(descriptor.id.description)
+  /// Volumes marked pending by a clone or delete that did not finish, with the step.
+  package func pendingVolumes() throws -> [(volumeID: String, operation: String)] {
+    try catalog.database.read { db in
+      try Row.fetchAll(db, sql: "SELECT key, value FROM store_info WHERE key LIKE 'pending_volume:%' ORDER BY key")
+        .map { (String(($0["key"] as String).dropFirst("pending_volume:".count)), $0["value"] as String) }
     }
-    let known = try catalog.database.read { db in
-      try String.fetchSet(
-        db,
-        sql: """
-          SELECT id FROM volume UNION SELECT volume_id FROM volume_origin
-          UNION SELECT volume_id FROM ingest_state
-          """)
-    }
-    return known.subtracting(present).sorted()
   }
 
-  /// Deletes the rows of abandoned volumes and the staging folders of clones and deletes
-  /// whose process is gone. Call with the store lock held. Chunks the rows referenced are
-  /// left to the chunk sweep.
+  /// Settles the pending marks of interrupted clones and deletes (above) and removes the
+  /// staging folders of those whose process is gone. Call with the store lock held.
+  /// Chunks the deleted rows referenced are left to the chunk sweep.
   package func sweepAbandonedVolumes() throws {
-    let abandoned = try abandonedVolumeIDs()
-    if !abandoned.isEmpty {
+    let pending = try pendingVolumes()
+    if !pending.isEmpty {
+      let present = Set(store.volumesByID().keys)
       try catalog.database.write { db in
-        for id in abandoned { try Catalog.deleteVolumeRows(db, volumeID: id) }
+        for (id, _) in pending {
+          if !present.contains(id) { try Catalog.deleteVolumeRows(db, volumeID: id) }
+          try Catalog.clearPending(db, volumeID: id)
+        }
+      }
+    }
+    // A rename killed after moving the folder leaves the catalog row with the old name.
+    for (id, descriptor) in store.volumesByID() {
+      try? catalog.database.write { db in
+        try db.execute(
+          sql: "UPDATE volume SET name = ? WHERE id = ? AND name != ?",
+          arguments: [descriptor.name, id, descriptor.name])
       }
     }
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: store.layout.volumesDirectory)) ?? []
@@ -58,6 +61,16 @@ extension LiveStore {
 }
 
 extension Catalog {
+  package static func markPending(_ db: Database, volumeID: String, operation: String) throws {
+    try db.execute(
+      sql: "INSERT OR REPLACE INTO store_info (key, value) VALUES (?, ?)",
+      arguments: ["pending_volume:" + volumeID, operation])
+  }
+
+  package static func clearPending(_ db: Database, volumeID: String) throws {
+    try db.execute(sql: "DELETE FROM store_info WHERE key = ?", arguments: ["pending_volume:" + volumeID])
+  }
+
   /// Every row that belongs to one volume: its history, its points, its clone link. Its
   /// clones' links to it are not touched (callers refuse to delete a volume with clones).
   package static func deleteVolumeRows(_ db: Database, volumeID: String) throws {
@@ -65,5 +78,15 @@ extension Catalog {
       try db.execute(sql: "DELETE FROM \(table) WHERE volume_id = ?", arguments: [volumeID])
     }
     try db.execute(sql: "DELETE FROM volume WHERE id = ?", arguments: [volumeID])
+  }
+}
+
+extension LiveStore {
+  /// Gives the volume's catalog row its descriptor's (new) name.
+  package func renameInCatalog(_ descriptor: VolumeDescriptor) throws {
+    try catalog.database.write { db in
+      try db.execute(
+        sql: "UPDATE volume SET name = ? WHERE id = ?", arguments: [descriptor.name, descriptor.id.description])
+    }
   }
 }

@@ -59,4 +59,12 @@ struct CloneJSON: Encodable {
     originTime = report.originTime.rfc3339
     created = report.created.rfc3339
   }
+
+  private enum CodingKeys: String, CodingKey {
+    case volume, origin, created
+    case volumeID = "id"
+    case originID = "origin_id"
+    case originSeq = "origin_seq"
+    case originTime = "origin_time"
+  }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ReelArchive
+import ReelClones
 import ReelCore
 import ReelIO
 import ReelJournal
@@ -69,6 +70,7 @@ struct TimelineCommand: ParsableCommand {
       warn("the journal could not be taken into the store: \(error.message); showing what the store holds")
     }
     let catalog = try live.catalogTimeline(of: descriptor)
+    let relations = try Clones.relations(live: live, of: descriptor)
     // The journal holds the newest history; the store may hold older history the journal
     // no longer has (pruned once sealed, or imported from archives on rehydration).
     let fromJournal = summary.recordCount > 0
@@ -90,7 +92,8 @@ struct TimelineCommand: ParsableCommand {
         records: Int(summary.recordCount) + max(0, olderRecords), bytesWritten: summary.bytesWritten,
         segments: summary.segmentCount, bookmarks: bookmarks.map(BookmarkJSON.init),
         retainedFromSeq: catalog.retainedFrom, sealedSeq: catalog.sealedSeq,
-        archives: catalog.archives.map(TimelineJSON.Archive.init))
+        archives: catalog.archives.map(TimelineJSON.Archive.init), origin: relations.origin.map(CloneLinkJSON.init),
+        clones: relations.clones.map(CloneLinkJSON.init))
       document.rollbacks = zip(rollbacks, targetTimes).map(TimelineJSON.Rollback.init)
       say(jsonText(document))
       return
@@ -111,7 +114,13 @@ struct TimelineCommand: ParsableCommand {
         "History before seq \(journalFirst == Seq.max ? lastSeq + 1 : journalFirst) is in the store only (\(fromJournal ? "pruned from the journal once sealed, or " : "")imported from sealed archives)"
       )
     }
-    if catalog.retainedFrom > 0 { say("Points kept from seq \(catalog.retainedFrom) on (older history pruned)") }
+    if let origin = relations.originText {
+      say("Origin: \(origin) (\(relations.origin!.created.rfc3339)); earlier points are \(relations.origin!.volume)'s")
+    }
+    if let clones = relations.clonesText { say("Clones: \(clones)") }
+    if catalog.retainedFrom > (relations.origin?.seq ?? 0) {
+      say("Points kept from seq \(catalog.retainedFrom) on (older history pruned)")
+    }
     say(
       "Sealed: \(catalog.sealedSeq == 0 ? "nothing yet" : "up to seq \(catalog.sealedSeq)") in \(catalog.archives.count) archive(s)"
     )

@@ -60,6 +60,7 @@ struct PruneCommand: ParsableCommand {
       say(
         "\(volume): history kept from seq \(report.retainedFromSeq)\(report.bookmarksKept > 0 ? " plus \(report.bookmarksKept) older bookmarks" : ""); \(report.versionsDeleted) block versions dropped, \(report.chunksDeleted) chunks freed (\(ByteSize.describe(report.bytesFreed))); \(report.journalSegmentsKept) journal segments kept until sealed"
       )
+      for kept in report.keptForClones { say("seq \(kept.seq) kept for clone \(kept.clone)") }
     }
   }
 }
@@ -105,6 +106,9 @@ struct StoreCommand: ParsableCommand {
         for problem in report.problems {
           say("DAMAGE: \(problem.message)")
           for line in problem.affects { say("  affects \(line)") }
+        }
+        for volume in report.interruptedVolumes {
+          say("Interrupted \(volume): settled by the next clone, delete or prune")
         }
         if report.archivesVerified > 0 {
           say("\(report.archivesVerified) archive(s) imported without re-hashing are now verified.")

@@ -47,6 +47,7 @@ struct PruneJSON: Encodable {
     case chunksDeleted = "chunks_deleted"
     case bytesFreed = "bytes_freed"
     case journalSegmentsKept = "journal_segments_kept"
+    case keptForClones = "kept_for_clones"
   }
 
   func encode(to encoder: any Encoder) throws {
@@ -58,6 +59,7 @@ struct PruneJSON: Encodable {
     try container.encode(report.chunksDeleted, forKey: .chunksDeleted)
     try container.encode(report.bytesFreed, forKey: .bytesFreed)
     try container.encode(report.journalSegmentsKept, forKey: .journalSegmentsKept)
+    try container.encode(report.keptForClones, forKey: .keptForClones)
   }
 }
 
@@ -93,6 +95,7 @@ struct StoreCheckJSON: Encodable {
     case chunksRead = "chunks_read"
     case orphanBytes = "orphan_bytes"
     case archivesVerified = "archives_verified"
+    case interruptedVolumes = "interrupted_volumes"
   }
 
   func encode(to encoder: any Encoder) throws {
@@ -103,6 +106,7 @@ struct StoreCheckJSON: Encodable {
     try container.encode(report.versionsChecked, forKey: .versions)
     try container.encode(report.orphanBytes, forKey: .orphanBytes)
     try container.encode(report.archivesVerified, forKey: .archivesVerified)
+    try container.encode(report.interruptedVolumes, forKey: .interruptedVolumes)
     try container.encode(
       report.problems.map { Problem(message: $0.message, affects: $0.affects) }, forKey: .problems)
     try container.encode(

@@ -1,5 +1,6 @@
 import ReelArchive
 import ReelCapture
+import ReelClones
 import ReelCore
 import ReelJournal
 import ReelStore
@@ -13,8 +14,12 @@ struct VolumeJSON: Encodable {
   var storeBlockSize: UInt32
   var created: String
   var hasBase: Bool
+  @NullIfAbsent var origin: CloneLinkJSON?
+  var clones: [CloneLinkJSON]
 
-  init(_ volume: VolumeDescriptor) {
+  init(_ volume: VolumeDescriptor, _ relations: VolumeRelations) {
+    origin = relations.origin.map(CloneLinkJSON.init)
+    clones = relations.clones.map(CloneLinkJSON.init)
     name = volume.name
     id = volume.id.description
     size = volume.size
@@ -25,7 +30,7 @@ struct VolumeJSON: Encodable {
   }
 
   private enum CodingKeys: String, CodingKey {
-    case name, id, size, created
+    case name, id, size, created, origin, clones
     case blockSize = "block_size"
     case storeBlockSize = "store_block_size"
     case hasBase = "has_base"
@@ -134,6 +139,8 @@ struct TimelineJSON: Encodable {
   var retainedFromSeq: Seq
   var sealedSeq: Seq
   var archives: [Archive]
+  @NullIfAbsent var origin: CloneLinkJSON?
+  var clones: [CloneLinkJSON]
   /// Rollback records: from `seq` on, the volume read as it did at `target_seq`.
   var rollbacks: [Rollback] = []
 
@@ -158,7 +165,7 @@ struct TimelineJSON: Encodable {
   }
 
   private enum CodingKeys: String, CodingKey {
-    case volume, created, size, records, segments, bookmarks, archives, rollbacks
+    case volume, created, size, records, segments, bookmarks, archives, origin, clones, rollbacks
     case firstSeq = "first_seq"
     case lastSeq = "last_seq"
     case firstTime = "first_time"

@@ -58,4 +58,28 @@ import Testing
     clone = try history.fixture.store.layout.descriptor(of: "copy")
     #expect(try live.historyNotOnMedia(of: clone).windows.map(\.seqs) == [(history.clonePoint + 1)...written])
   }
+
+  @Test func deleteIsRefusedUntilTheHistoryIsOnMediaAndForceNamesWhatIsLost() throws {
+    let maker = try ArchiveMaker()
+    let sandbox = try MediaSandbox()
+    let archive = try maker.seal(randomBytes: 300_000, bookmark: "a")
+    try maker.fixture.closeWriter()
+    let store = maker.fixture.store.layout.root
+    func reel(_ arguments: String...) throws -> CommandResult {
+      try run(reelExecutable, arguments, environment: ["REEL_STORE": store])
+    }
+    // Sealed into a folder on the same machine is not on media.
+    let refused = try reel("volume", "delete", "disk", "--yes")
+    #expect(refused.status != 0, "\(refused.output)")
+    #expect(refused.stderr.contains("seq 1…\(archive.manifest.range.untilSeq)"), "\(refused.stderr)")
+    #expect(FileManager.default.fileExists(atPath: store + "/volumes/disk"))
+
+    #expect(try sandbox.reel("init").status == 0)
+    #expect(try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "C1").status == 0)
+    #expect(try reel("export", archive.path, "--to", "vtape:" + sandbox.library).status == 0)
+    let deleted = try reel("volume", "delete", "disk", "--yes")
+    #expect(deleted.status == 0, "\(deleted.output)")
+    #expect(!deleted.stderr.contains("never sealed"), "nothing was lost: \(deleted.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: store + "/volumes/disk"))
+  }
 }
