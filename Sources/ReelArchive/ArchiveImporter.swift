@@ -61,6 +61,18 @@ package enum ArchiveImporter {
     let descriptor = VolumeDescriptor(
       id: id, name: manifest.volume.name, size: manifest.volume.size, blockSize: blockSize,
       created: created, storeBlockSize: storeBlockSize)
+    // A clone's chain starts over its origin's state at the clone point: without that
+    // history in the store the window would read as holes. Nothing is written.
+    if let origin = manifest.origin, manifest.contents.base,
+      !(try live.holdsHistory(ofVolumeID: origin.volumeID, at: origin.seq))
+    {
+      throw ReelError(
+        .notFound,
+        "\(label): volume \(manifest.volume.name) was cloned from \(origin.description), and this store does not hold that volume's history up to seq \(origin.seq)",
+        remedy:
+          "nothing was imported; rehydrate \(origin.volumeName)'s archives up to seq \(origin.seq) into the store first (`reel rehydrate --volume \(manifest.volume.name)` brings them when the media hold them)"
+      )
+    }
     var added = 0
     var present = 0
     var verification: ArchiveVerification?
@@ -85,6 +97,12 @@ package enum ArchiveImporter {
       window.add(try index.versions())
       window.add(try index.records())
       window.add(try index.bookmarks())
+      window.add(try index.rollbacks())
+      if let origin = manifest.origin, manifest.contents.base {
+        window.link(
+          to: VolumeOrigin(
+            volumeID: id.description, originVolumeID: origin.volumeID, originSeq: origin.seq, created: created))
+      }
       added = window.chunksAdded
       present = window.chunksAlreadyStored
     }

@@ -16,16 +16,26 @@ struct ArchiveChunkLocation: Equatable, Sendable {
   package var size: Int
 }
 
-/// The embedded index of a sealed archive: an SQLite database (schema version 1,
-/// docs/archive-format.md) stored encrypted as member `index.sqlite.enc`.
-/// It answers "(block range, seq) → (member, offset, length)" without reading the packs.
+/// The embedded index of a sealed archive: an SQLite database (schema version 1, or 2 in
+/// archives of format version 3; docs/archive-format.md) stored encrypted as member
+/// `index.sqlite.enc`. It answers "(block range, seq) → (member, offset, length)" without
+/// reading the packs.
 final class ArchiveIndex {
-  package static let schemaVersion = 1
+  package static let schemaVersion = 2
+  /// Schema 2 adds the `rollback` table and the `origin_*` info keys (archives of format 3).
+  static let lineageSchema = 2
   let database: DatabaseQueue
   package let path: String
+  /// The schema it was written with.
+  package private(set) var schema = 1
+
+  /// The schema an archive of `formatVersion` carries.
+  static func schema(forFormat formatVersion: Int) -> Int {
+    formatVersion >= ArchiveManifest.lineageVersion ? lineageSchema : 1
+  }
 
   /// Creates an empty index at `path` for writing.
-  static func create(at path: String) throws -> ArchiveIndex {
+  static func create(at path: String, schema: Int = 1) throws -> ArchiveIndex {
     try Durable.createOwnerOnlyIfMissing(path)
     let index = try ArchiveIndex(path: path, readOnly: false)
     try index.database.write { db in
@@ -54,9 +64,15 @@ final class ArchiveIndex {
           CREATE TABLE record (seq INTEGER PRIMARY KEY NOT NULL, time_ns INTEGER NOT NULL, kind INTEGER NOT NULL);
           CREATE TABLE bookmark (seq INTEGER PRIMARY KEY NOT NULL, label TEXT NOT NULL, time_ns INTEGER NOT NULL);
           """)
-      try db.execute(
-        sql: "INSERT INTO info (key, value) VALUES ('schema', ?)", arguments: [String(Self.schemaVersion)])
+      if schema >= Self.lineageSchema {
+        try db.execute(
+          sql: """
+            CREATE TABLE rollback (seq INTEGER PRIMARY KEY NOT NULL, target_seq INTEGER NOT NULL, time_ns INTEGER NOT NULL);
+            """)
+      }
+      try db.execute(sql: "INSERT INTO info (key, value) VALUES ('schema', ?)", arguments: [String(schema)])
     }
+    index.schema = schema
     return index
   }
 
@@ -65,11 +81,13 @@ final class ArchiveIndex {
     do {
       let index = try ArchiveIndex(path: path, readOnly: true)
       let schema = try index.info()["schema"]
-      guard schema == String(schemaVersion) else {
+      guard let number = schema.flatMap({ Int($0) }), (1...schemaVersion).contains(number) else {
         throw ReelError(
-          .incompatible, "\(archive): the index has schema \(schema ?? "none"), this Reel reads \(schemaVersion)",
+          .incompatible,
+          "\(archive): the index has schema \(schema ?? "none"), this Reel reads 1 to \(schemaVersion)",
           remedy: "use a newer Reel")
       }
+      index.schema = number
       return index
     } catch let error as DatabaseError {
       throw ReelError(.corrupt, "\(archive): the decrypted index is not a readable database: \(error.message ?? "")")
@@ -143,6 +161,28 @@ final class ArchiveIndex {
         try db.execute(
           sql: "INSERT INTO bookmark (seq, label, time_ns) VALUES (?, ?, ?)",
           arguments: [Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
+      }
+    }
+  }
+
+  func add(rollbacks: [RollbackEvent]) throws {
+    try database.write { db in
+      for rollback in rollbacks {
+        try db.execute(
+          sql: "INSERT INTO rollback (seq, target_seq, time_ns) VALUES (?, ?, ?)",
+          arguments: [Int64(rollback.seq), Int64(rollback.targetSeq), rollback.time.nanoseconds])
+      }
+    }
+  }
+
+  /// The window's rollbacks (schema 2; none in schema 1), oldest first.
+  package func rollbacks() throws -> [RollbackEvent] {
+    guard schema >= Self.lineageSchema else { return [] }
+    return try database.read { db in
+      try Row.fetchAll(db, sql: "SELECT seq, target_seq, time_ns FROM rollback ORDER BY seq").map {
+        RollbackEvent(
+          seq: Seq($0["seq"] as Int64), targetSeq: Seq($0["target_seq"] as Int64),
+          time: Timestamp(nanoseconds: $0["time_ns"]))
       }
     }
   }

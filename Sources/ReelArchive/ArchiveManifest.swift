@@ -1,11 +1,19 @@
 import Foundation
 import ReelCore
+import ReelStore
 
-/// `manifest.json` of a sealed archive, format version 2 (docs/archive-format.md): what the
+/// `manifest.json` of a sealed archive, format version 3 (docs/archive-format.md): what the
 /// archive holds, readable without the key. Authenticated by `manifest.hmac`.
 package struct ArchiveManifest: Codable, Sendable, Equatable {
   package static let formatName = "reel-archive"
-  package static let currentVersion = 2
+  package static let currentVersion = 3
+  /// The pack layouts a seal can write (`reel seal --format`): 1 the store's records as
+  /// they are, 2 raw records in 8 MiB zstd groups.
+  package static let packLayouts = 1...2
+  /// The first version that carries a volume's lineage (its origin, its rollbacks). A seal
+  /// writes it only for archives that need it, so every other archive stays readable by
+  /// Reels that read version 2.
+  package static let lineageVersion = 3
 
   package var format: String
   package var formatVersion: Int
@@ -27,6 +35,53 @@ package struct ArchiveManifest: Codable, Sendable, Equatable {
   package var cipher: Cipher
   package var keys: [WrappedKey]
   package var contents: Contents
+  /// Version 3: the pack layout of the archive's frames (1 or 2, as in those versions).
+  package var packLayout: Int?
+  /// Version 3, archives of a clone: the volume and point whose state the clone started
+  /// from. A chain whose first archive names an origin restores only over the origin's
+  /// history up to `seq`.
+  package var origin: Origin?
+  /// Version 3: the rollbacks in the window (journal records of kind 6), oldest first.
+  package var rollbacks: [Rollback]?
+
+  /// How pack frames are laid out: the version that introduced the layout (1 or 2).
+  package var packFormat: Int { formatVersion >= Self.lineageVersion ? (packLayout ?? 2) : formatVersion }
+
+  /// The origin of a clone, named by volume ID (renames never break the link), with the
+  /// name and time it had when the archive was sealed, for people.
+  package struct Origin: Codable, Sendable, Equatable {
+    package var volumeID: String
+    package var volumeName: String
+    package var seq: Seq
+    package var time: String
+
+    package init(volumeID: String, volumeName: String, seq: Seq, time: String) {
+      self.volumeID = volumeID
+      self.volumeName = volumeName
+      self.seq = seq
+      self.time = time
+    }
+
+    /// "disk (id …) at seq 42 (2026-12-05T04:00:00Z)".
+    package var description: String { "\(volumeName) (id \(volumeID)) at seq \(seq) (\(time))" }
+  }
+
+  /// A rollback record: at `seq` the volume's contents became those at `targetSeq`.
+  package struct Rollback: Codable, Sendable, Equatable {
+    package var seq: Seq
+    package var targetSeq: Seq
+    package var time: String
+
+    package init(seq: Seq, targetSeq: Seq, time: String) {
+      self.seq = seq
+      self.targetSeq = targetSeq
+      self.time = time
+    }
+
+    package init(_ rollback: RollbackEvent) {
+      self.init(seq: rollback.seq, targetSeq: rollback.targetSeq, time: rollback.time.rfc3339)
+    }
+  }
 
   package struct Volume: Codable, Sendable, Equatable {
     package var name: String

@@ -9,7 +9,7 @@ enum ArchiveReadme {
       ? "  (none)"
       : manifest.bookmarks.map { "  - \"\($0.label)\" at seq \($0.seq), \($0.time)" }.joined(separator: "\n")
     let packs =
-      manifest.formatVersion >= 2
+      manifest.packFormat >= 2
       ? """
       Each pack frame (content type 3) decrypts to one zstd frame (content size in its
         header, window up to 8 MiB); decompressed, it is concatenated chunk records. A chunk
@@ -25,6 +25,18 @@ enum ArchiveReadme {
         length S u32 LE, SHA-256 of the plaintext, CRC-32C u32 LE over header bytes 0..47 and
         the S stored bytes, 4 zero bytes), then S bytes.
       """
+    let lineage =
+      (manifest.origin.map {
+        """
+        Origin:      a clone of volume \($0.description); blocks with no version
+                     in this chain read as that volume at that seq: restore it from its own archives
+                     up to seq \($0.seq) first, then this chain over it (reel rehydrate does this)
+
+        """
+      } ?? "")
+      + (manifest.rollbacks ?? []).map {
+        "Rollback:    at seq \($0.seq) (\($0.time)) the volume became its state at seq \($0.targetSeq)\n"
+      }.joined()
     let members = manifest.members.map { "  \($0.name)  (\($0.size) bytes)" }.joined(separator: "\n")
     return """
       REEL SEALED ARCHIVE — format \(ArchiveManifest.formatName) version \(manifest.formatVersion)
@@ -40,7 +52,7 @@ enum ArchiveReadme {
       Covers:      \(manifest.range.untilSeq > manifest.range.fromSeq ? "journal records seq \(manifest.range.fromSeq + 1) to \(manifest.range.untilSeq)" : "no journal record: the volume's state at seq \(manifest.range.fromSeq) alone"), \
       \(manifest.range.fromTime) to \(manifest.range.untilTime)
       Sealed:      \(manifest.createdAt)
-      Key:         AES-256 master key with fingerprint \(manifest.keys.map(\.fingerprint).joined(separator: " or "))
+      \(lineage)Key:         AES-256 master key with fingerprint \(manifest.keys.map(\.fingerprint).joined(separator: " or "))
       Bookmarks:
       \(bookmarks)
 
@@ -80,7 +92,10 @@ enum ArchiveReadme {
         Volumes are cut into \(manifest.volume.storeBlockSize)-byte store blocks. To read block b at seq S: take its
         block_version rows with seq <= S; start from the newest with full = 1 (chunk NULL means
         zeros), then lay each later partial row's chunk bytes (or zeros) over start..start+length.
-        A block with no row is zeros. The first archive of a chain holds the state at its first
+        A block with no row is zeros (in a clone's archives, named by "origin" in manifest.json:
+        its origin volume's block at the origin seq). Index schema 2 adds table rollback (seq,
+        target_seq, time_ns) and info keys origin_volume_id, origin_volume_name, origin_seq,
+        origin_time. The first archive of a chain holds the state at its first
         seq (rows with base = 1); later archives hold only the rows of their own records.
 
       """

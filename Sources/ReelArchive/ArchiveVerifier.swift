@@ -285,7 +285,7 @@ final class ArchiveScanner {
   /// Walks the packs and SHA256SUMS; `onChunk` gets every verified chunk record.
   func readBody(onChunk: ((String, [UInt8]) throws -> Void)?) throws {
     var packNumber = 1
-    let packContent = ArchiveFormat.packContent(formatVersion: manifest?.formatVersion ?? 1)
+    let packContent = ArchiveFormat.packContent(formatVersion: manifest?.packFormat ?? 1)
     var sumsBytes: [UInt8]?
     while let member = try tar.next() {
       try Interrupt.check()
@@ -543,6 +543,43 @@ final class ArchiveScanner {
     let bookmarks = try index.bookmarks().map(ArchiveManifest.Bookmark.init)
     if bookmarks != manifest.bookmarks {
       problem(ArchiveFormat.indexName, nil, "its bookmarks do not match the manifest")
+    }
+    try checkLineage(index: index, manifest: manifest, versions: versions)
+  }
+
+  /// Version 3: the index's schema, origin and rollbacks agree with the manifest, and a
+  /// clone's archive holds none of its origin's history.
+  private func checkLineage(index: ArchiveIndex, manifest: ArchiveManifest, versions: [HistoryVersion]) throws {
+    if index.schema != ArchiveIndex.schema(forFormat: manifest.formatVersion) {
+      problem(
+        ArchiveFormat.indexName, nil,
+        "it has schema \(index.schema), but archives of format version \(manifest.formatVersion) carry schema \(ArchiveIndex.schema(forFormat: manifest.formatVersion))"
+      )
+      return
+    }
+    let rollbacks = try index.rollbacks().map(ArchiveManifest.Rollback.init)
+    if rollbacks != manifest.rollbacks ?? [] {
+      problem(ArchiveFormat.indexName, nil, "its rollbacks do not match the manifest")
+    }
+    if rollbacks.contains(where: { $0.seq <= manifest.range.fromSeq || $0.seq > manifest.range.untilSeq }) {
+      problem(ArchiveFormat.indexName, nil, "it lists rollbacks outside the archive's range")
+    }
+    let info = try index.info()
+    let origin = manifest.origin
+    if info["origin_volume_id"] != origin?.volumeID || info["origin_seq"] != origin.map({ String($0.seq) }) {
+      problem(ArchiveFormat.indexName, nil, "its origin does not match the manifest's")
+    }
+    if let origin {
+      if origin.seq > manifest.range.fromSeq {
+        problem(
+          ArchiveFormat.manifestName, nil,
+          "it names clone point seq \(origin.seq), after the seq \(manifest.range.fromSeq) the archive starts at")
+      }
+      if let early = versions.first(where: { $0.seq <= origin.seq }) {
+        problem(
+          ArchiveFormat.indexName, nil,
+          "block \(early.block) has a version at seq \(early.seq), not after the clone point seq \(origin.seq)")
+      }
     }
   }
 

@@ -15,10 +15,11 @@ package struct SealRequest: Sendable {
   package var memberLimit: UInt64
   /// Start a new chain with a full base even when the last archive could be continued.
   package var newChain: Bool
-  /// The archive format version to write. 2 (the default) groups chunks into 8 MiB zstd
-  /// frames: within 3.5% of one zstd stream of the raw journal. 1 (`reel seal --format 1`)
-  /// carries chunk records as the store keeps them: ~5% larger, but much faster to seal
-  /// and to rehydrate, as nothing is compressed again (docs/archive-format.md).
+  /// The pack layout to write. 2 (the default) groups chunks into 8 MiB zstd frames: within
+  /// 3.5% of one zstd stream of the raw journal. 1 (`reel seal --format 1`) carries chunk
+  /// records as the store keeps them: ~5% larger, but much faster to seal and to
+  /// rehydrate, as nothing is compressed again (docs/archive-format.md). An archive that
+  /// carries lineage (a clone's origin, rollbacks) is format version 3 with this layout.
   package var formatVersion: Int
   package static let defaultFormatVersion = 2
 
@@ -37,7 +38,7 @@ package struct SealRequest: Sendable {
     memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit, newChain: Bool = false,
     formatVersion: Int = SealRequest.defaultFormatVersion
   ) {
-    precondition((1...ArchiveManifest.currentVersion).contains(formatVersion))
+    precondition(ArchiveManifest.packLayouts.contains(formatVersion))
     self.formatVersion = formatVersion
     self.volume = volume
     self.until = until
@@ -277,7 +278,9 @@ final class ArchiveWriter {
   var archiveIDText: String { archiveID.uuidString.lowercased() }
 
   func write() throws -> SealedArchive {
-    let index = try ArchiveIndex.create(at: plaintextIndexPath)
+    let lineage = try ArchiveLineage(live: live, descriptor: descriptor, fromSeq: fromSeq, untilSeq: untilSeq)
+    let index = try ArchiveIndex.create(
+      at: plaintextIndexPath, schema: ArchiveIndex.schema(forFormat: lineage.formatVersion(packLayout: formatVersion)))
     contents.base = parent == nil
     if parent == nil {
       let base = try live.stateVersions(of: descriptor, at: fromSeq)
@@ -294,14 +297,17 @@ final class ArchiveWriter {
     let records = try live.records(of: descriptor, after: fromSeq, through: untilSeq)
     let bookmarks = try live.bookmarks(of: descriptor, after: fromSeq, through: untilSeq)
     try index.add(records: records, bookmarks: bookmarks)
-    try index.setInfo([
-      "archive_id": archiveIDText, "volume_id": descriptor.id.description, "volume_name": descriptor.name,
-      "from_seq": String(fromSeq), "until_seq": String(untilSeq),
-    ])
+    if lineage.isNeeded { try index.add(rollbacks: lineage.rollbacks) }
+    try index.setInfo(
+      [
+        "archive_id": archiveIDText, "volume_id": descriptor.id.description, "volume_name": descriptor.name,
+        "from_seq": String(fromSeq), "until_seq": String(untilSeq),
+      ].merging(lineage.indexInfo) { first, _ in first })
     try index.close()
     let indexMember = try encryptIndex()
 
-    let manifest = try makeManifest(records: records, bookmarks: bookmarks, indexMember: indexMember)
+    var manifest = try makeManifest(records: records, bookmarks: bookmarks, indexMember: indexMember)
+    lineage.describe(in: &manifest)
     let readme = Array(ArchiveReadme.text(for: manifest).utf8)
     var finalManifest = manifest
     finalManifest.members.insert(

@@ -19,6 +19,9 @@ package struct ArchiveSummary: Codable, Sendable, Equatable {
   package var bookmarks: [ArchiveManifest.Bookmark]
   /// Fingerprints of the master keys that open it, so a restore can pick the right key.
   var keyFingerprints: [String]
+  /// A clone's archive: the volume and seq its chain reads through (manifest version 3;
+  /// absent otherwise, and in catalogs written before clones).
+  package var origin: ArchiveManifest.Origin?
 
   package init(_ manifest: ArchiveManifest) {
     archiveID = manifest.archiveID
@@ -33,6 +36,7 @@ package struct ArchiveSummary: Codable, Sendable, Equatable {
     untilTime = manifest.range.untilTime
     bookmarks = manifest.bookmarks
     keyFingerprints = manifest.keys.map(\.fingerprint)
+    origin = manifest.origin
   }
 
   /// The name `reel seal` gives the archive file.

@@ -50,6 +50,8 @@ package struct RehydratedVolume: Sendable {
   package var restorableUntilSeq: Seq = 0
   package var restorableUntilTime: String?
   package var restorableBookmarks: [String] = []
+  /// Clones this volume's history was imported for (pulled in as their origin).
+  package var neededBy: [String] = []
   package var bytesRead: UInt64 = 0
   /// Every imported chunk was re-hashed during the import.
   package var contentVerified = false
@@ -115,9 +117,17 @@ package enum Rehydrator {
           ? "check the media; `reel media catalog MEDIA` lists what a cartridge holds"
           : "the media hold volumes \(available.sorted().joined(separator: ", "))")
     }
+    var whereabouts: [String: String] = [:]
+    for supply in supplies { whereabouts.merge(try supply.whereabouts()) { first, _ in first } }
+    // Clones need their origins' history up to the clone point: origins first, pulled in
+    // from the same media when only the clone was asked for.
+    let order = try RehydrationOrder(
+      wanted: wanted, until: request.until, offers: offers.map(\.offer), named: named, live: live,
+      whereabouts: whereabouts)
+    let importing = Set(order.steps.map(\.volume))
     // The key must open every archive before anything is written.
     let fingerprints = Set(request.masterKeys.map(\.fingerprint))
-    for (offer, _) in offers where wanted.contains(offer.volume) {
+    for (offer, _) in offers where importing.contains(offer.volume) {
       if !offer.keyFingerprints.isEmpty && fingerprints.isDisjoint(with: offer.keyFingerprints) {
         throw ReelError(
           .wrongKey,
@@ -125,17 +135,22 @@ package enum Rehydrator {
           remedy: "give the key file (or paper key) the archives were sealed with; nothing was written")
       }
     }
-    try checkStoreHoldsNothingElse(store, wanted: wanted, offers: offers.map(\.offer), merge: request.merge)
+    try checkStoreHoldsNothingElse(
+      store, wanted: order.steps.map(\.volume), offers: offers.map(\.offer), merge: request.merge)
 
-    var whereabouts: [String: String] = [:]
-    for supply in supplies { whereabouts.merge(try supply.whereabouts()) { first, _ in first } }
     var results: [RehydratedVolume] = []
-    for name in wanted {
-      let candidates = offers.filter { $0.offer.volume == name }
-      results.append(
-        try rehydrate(
-          volume: name, candidates: candidates, request: request, live: live, incoming: incoming,
-          whereabouts: whereabouts, named: named, progress: progress))
+    for step in order.steps {
+      let candidates = offers.filter { $0.offer.volume == step.volume }
+      var result = try rehydrate(
+        volume: step.volume, candidates: candidates, points: step.points, startBy: step.startBy, request: request,
+        live: live, incoming: incoming, whereabouts: whereabouts, named: named, progress: progress)
+      result.neededBy = step.neededBy
+      results.append(result)
+    }
+    for (name, reason) in order.blocked {
+      var result = RehydratedVolume(volume: name, chainID: "")
+      result.missing.append(reason)
+      results.append(result)
     }
     return RehydrateReport(volumes: results, refused: refused)
   }
@@ -179,28 +194,44 @@ package enum Rehydrator {
     }
   }
 
+  /// The chain to rebuild a volume from: the one the store already has; else the newest
+  /// chain that can start (with `startBy`, preferably one whose first archive starts at or
+  /// before it: the clone point a clone of this volume needs).
+  static func chainToRebuild(imported: [SealedArchiveRecord], candidates: [ArchiveOffer], startBy: Seq?)
+    -> ArchiveID?
+  {
+    if let chainID = imported.first?.chainID { return chainID }
+    let chains = Dictionary(grouping: candidates, by: \.chainID)
+    return chains.max { a, b in
+      let aStarts = a.value.contains { $0.chainIndex == 0 }
+      let bStarts = b.value.contains { $0.chainIndex == 0 }
+      if aStarts != bStarts { return !aStarts }
+      if let startBy {
+        let aEarly = a.value.contains { $0.chainIndex == 0 && $0.fromSeq <= startBy }
+        let bEarly = b.value.contains { $0.chainIndex == 0 && $0.fromSeq <= startBy }
+        if aEarly != bEarly { return !aEarly }
+      }
+      return (a.value.map(\.untilSeq).max() ?? 0) < (b.value.map(\.untilSeq).max() ?? 0)
+    }?.key
+  }
+
   private static func rehydrate(
-    volume name: String, candidates: [(offer: ArchiveOffer, supply: any ArchiveSupply)], request: RehydrateRequest,
-    live: LiveStore, incoming: ArchiveFiles, whereabouts: [String: String], named: [ArchiveSummary],
-    progress: ((RehydrateProgress) -> Void)?
+    volume name: String, candidates: [(offer: ArchiveOffer, supply: any ArchiveSupply)], points: [Point?],
+    startBy: Seq?, request: RehydrateRequest, live: LiveStore, incoming: ArchiveFiles, whereabouts: [String: String],
+    named: [ArchiveSummary], progress: ((RehydrateProgress) -> Void)?
   ) throws -> RehydratedVolume {
     let imported = try importedArchives(volume: name, live: live)
-    // Continue the chain the store already has; else the newest chain that can start.
     let chains = Dictionary(grouping: candidates, by: \.offer.chainID)
-    let chainID =
-      imported.first?.chainID
-      ?? chains.max { a, b in
-        let aStarts = a.value.contains { $0.offer.chainIndex == 0 }
-        let bStarts = b.value.contains { $0.offer.chainIndex == 0 }
-        if aStarts != bStarts { return !aStarts }
-        return (a.value.map(\.offer.untilSeq).max() ?? 0) < (b.value.map(\.offer.untilSeq).max() ?? 0)
-      }!.key
+    let chainID = chainToRebuild(imported: imported, candidates: candidates.map(\.offer), startBy: startBy)!
     let chain = (chains[chainID] ?? []).sorted { $0.offer.chainIndex < $1.offer.chainIndex }
     var result = RehydratedVolume(volume: name, chainID: chainID)
     result.contentVerified = request.verifyContent
     let importedIDs = Set(imported.map(\.id))
     let byIndex = Dictionary(chain.map { ($0.offer.chainIndex, $0) }, uniquingKeysWith: { first, _ in first })
-    let target = try targetIndex(request.until, chain: chain.map(\.offer), imported: imported, volume: name)
+    let target =
+      try points.map {
+        try targetIndex($0, chain: chain.map(\.offer), imported: imported, volume: name)
+      }.max() ?? 0
     var broken = false
     var planned: [(offer: ArchiveOffer, supply: any ArchiveSupply)] = []
     for index in 0...max(target, 0) {
@@ -236,6 +267,14 @@ package enum Rehydrator {
       imported.map { ($0.chainIndex, (id: $0.id, untilSeq: $0.untilSeq)) }, uniquingKeysWith: { first, _ in first })
     var number = 0
     for (offer, supply) in planned {
+      if let origin = offer.origin, offer.chainIndex == 0,
+        !(try live.holdsHistory(ofVolumeID: origin.volumeID, at: origin.seq))
+      {
+        result.missing.append(
+          "volume \(name) was cloned from \(origin.description), whose history up to seq \(origin.seq) did not make it into the store; nothing of \(name) was imported"
+        )
+        break
+      }
       number += 1
       let source = CountingSource(try supply.open(offer))
       let report = ArchiveProgressReporter(
@@ -271,7 +310,7 @@ package enum Rehydrator {
         try? FileManager.default.removeItem(atPath: offer.handle + ArchiveFiles.copySuffix)
       }
     }
-    if request.until == nil {
+    if points.contains(where: { $0 == nil }) {
       result.withheld = withheldArchives(
         of: chainID, volume: name, named: named, held: Set(chain.map(\.offer.archiveID)).union(importedIDs),
         after: max(chain.last?.offer.chainIndex ?? 0, imported.map(\.chainIndex).max() ?? 0),
@@ -300,6 +339,9 @@ package enum Rehydrator {
     compare("chain", chainID, manifest.chainID)
     compare("chain position", offer.chainIndex, manifest.chainIndex)
     compare("seq window", "\(offer.fromSeq)…\(offer.untilSeq)", "\(manifest.range.fromSeq)…\(manifest.range.untilSeq)")
+    compare(
+      "origin", offer.origin.map { "\($0.volumeID) at seq \($0.seq)" } ?? "none",
+      manifest.origin.map { "\($0.volumeID) at seq \($0.seq)" } ?? "none")
     if let parent {
       compare("parent", parent.id, manifest.parentID ?? "none")
       compare("start (the parent's end)", parent.untilSeq, manifest.range.fromSeq)

@@ -35,6 +35,16 @@ extension ArchiveSummary {
     try UntrustedNames.requireUUID(chainID, "chain ID", in: what)
     try UntrustedNames.requireUUID(volumeID, "volume ID", in: what)
     if let parentID { try UntrustedNames.requireUUID(parentID, "parent ID", in: what) }
+    if let origin {
+      try UntrustedNames.requireUUID(origin.volumeID, "origin volume ID", in: what)
+      try UntrustedNames.requireVolumeName(origin.volumeName, in: what)
+      guard origin.seq <= fromSeq, origin.volumeID != volumeID else {
+        throw ReelError(
+          .corrupt,
+          "\(what): its origin (volume \(origin.volumeID) at seq \(origin.seq)) is not a clone point for volume \(volumeID) and a window starting after seq \(fromSeq)",
+          remedy: "the media's catalog was altered or damaged; it is not used")
+      }
+    }
     guard chainIndex >= 0, chainIndex < 1 << 40, fromSeq <= untilSeq,
       (chainIndex == 0) == (parentID == nil)
     else {

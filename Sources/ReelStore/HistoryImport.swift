@@ -17,6 +17,9 @@ package final class HistoryImport {
   var versions: [BlockVersion] = []
   var records: [HistoryRecord] = []
   var bookmarks: [Bookmark] = []
+  var rollbacks: [RollbackEvent] = []
+  /// The clone link of a clone's first window, recorded with it.
+  var origin: VolumeOrigin?
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
   var present: Set<String> = []
   var absent: Set<String> = []
@@ -68,6 +71,10 @@ package final class HistoryImport {
   package func add(_ versions: [HistoryVersion]) { self.versions += versions.map(\.blockVersion) }
   package func add(_ records: [HistoryRecord]) { self.records += records }
   package func add(_ bookmarks: [Bookmark]) { self.bookmarks += bookmarks }
+  package func add(_ rollbacks: [RollbackEvent]) { self.rollbacks += rollbacks }
+  /// Makes the volume a clone of `origin` (its first window, which holds only the clone's
+  /// own versions); the link commits with the window.
+  package func link(to origin: VolumeOrigin) { self.origin = origin }
 }
 
 extension LiveStore {
@@ -109,6 +116,15 @@ extension LiveStore {
         try Catalog.insertHistory(
           db, volume: volumeID, versions: window.versions, records: window.records, bookmarks: window.bookmarks,
           newChunks: window.newChunks, packSizes: packSizes)
+        try Catalog.insertRollbacks(db, volume: volumeID, window.rollbacks)
+        if let origin = window.origin {
+          try db.execute(
+            sql: """
+              INSERT OR IGNORE INTO volume_origin (volume_id, origin_volume_id, origin_seq, created_ns)
+              VALUES (?, ?, ?, ?)
+              """,
+            arguments: [volumeID, origin.originVolumeID, Int64(origin.originSeq), origin.created.nanoseconds])
+        }
         try db.execute(
           sql: """
             INSERT INTO ingest_state (volume_id, ingested_seq, base_ingested, retained_from_seq) VALUES (?, ?, 1, ?)

@@ -102,8 +102,12 @@ extension LiveStore {
           }
         }
         let keptBookmarkSeqs = keepBookmarks ? "(SELECT seq FROM bookmark WHERE volume_id = ?1)" : "(SELECT -1)"
+        // A clone point keeps its time too: a clone's archives and messages name it.
         try db.execute(
-          sql: "DELETE FROM record_time WHERE volume_id = ?1 AND seq < ?2 AND seq NOT IN \(keptBookmarkSeqs)",
+          sql: """
+            DELETE FROM record_time WHERE volume_id = ?1 AND seq < ?2 AND seq NOT IN \(keptBookmarkSeqs)
+              AND seq NOT IN (SELECT origin_seq FROM volume_origin WHERE origin_volume_id = ?1)
+            """,
           arguments: [volumeID, cut])
         if !keepBookmarks {
           try db.execute(sql: "DELETE FROM bookmark WHERE volume_id = ? AND seq < ?", arguments: [volumeID, cut])

@@ -106,6 +106,9 @@ struct RehydrateCommand: ParsableCommand {
     say(
       "\(result.volume): \(result.imported.count) archive(s) imported (\(ByteSize.describe(result.bytesRead)) read, verified), \(result.alreadyInStore.count) already in the store"
     )
+    if !result.neededBy.isEmpty {
+      say("  (history imported for clone(s) \(result.neededBy.joined(separator: ", ")): their origin)")
+    }
     for offer in result.imported {
       let seqs =
         offer.untilSeq > offer.fromSeq

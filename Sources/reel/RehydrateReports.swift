@@ -18,6 +18,7 @@ struct RehydrateJSON: Encodable {
     var restorableBookmarks: [String]
     var bytesRead: UInt64
     var contentVerified: Bool
+    var neededBy: [String]
 
     init(_ result: RehydratedVolume) {
       volume = result.volume
@@ -34,6 +35,7 @@ struct RehydrateJSON: Encodable {
       restorableBookmarks = result.restorableBookmarks
       bytesRead = result.bytesRead
       contentVerified = result.contentVerified
+      neededBy = result.neededBy
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -46,6 +48,7 @@ struct RehydrateJSON: Encodable {
       case restorableBookmarks = "restorable_bookmarks"
       case bytesRead = "bytes_read"
       case contentVerified = "content_verified"
+      case neededBy = "needed_by"
     }
   }
 

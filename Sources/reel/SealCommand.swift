@@ -52,15 +52,15 @@ struct SealCommand: ParsableCommand {
   var newChain = false
   @Option(
     help:
-      "Archive format version: 2 (default) compresses the chunks in 8 MiB groups; 1 carries the store's chunks as they are, ~5% larger but faster to seal and to rehydrate."
+      "Pack layout: 2 (default) compresses the chunks in 8 MiB groups; 1 carries the store's chunks as they are, ~5% larger but faster to seal and to rehydrate. (A clone's archives and windows with rollbacks are format version 3 with that layout.)"
   )
   var format = SealRequest.defaultFormatVersion
   @Flag(help: "JSON output.") var json = false
 
   func validate() throws {
-    guard (1...ArchiveManifest.currentVersion).contains(format) else {
+    guard ArchiveManifest.packLayouts.contains(format) else {
       throw ValidationError(
-        "--format \(format): this Reel writes archive format 1 or \(ArchiveManifest.currentVersion)")
+        "--format \(format): this Reel writes pack layout 1 or 2 (a clone's archives are format 3 with either)")
     }
   }
 
@@ -204,6 +204,10 @@ struct InspectCommand: ParsableCommand {
       "Covers      \(manifest.range.seqs), \(manifest.range.fromTime) → \(manifest.range.untilTime), \(manifest.range.records) records"
     )
     say("Sealed      \(manifest.createdAt)")
+    if let origin = manifest.origin { say("Origin      clone of \(origin.description)") }
+    for rollback in manifest.rollbacks ?? [] {
+      say("Rollback    seq \(rollback.seq) (\(rollback.time)) to the state at seq \(rollback.targetSeq)")
+    }
     say("Keys        \(manifest.keys.map(\.fingerprint).joined(separator: ", "))")
     say(
       "Contents    \(manifest.contents.blockVersions) block versions, \(manifest.contents.chunks) chunks (\(ByteSize.describe(manifest.contents.chunkBytes)) → \(ByteSize.describe(manifest.contents.storedBytes)) stored), \(manifest.contents.frames) frames"

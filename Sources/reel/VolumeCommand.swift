@@ -4,6 +4,7 @@ import ReelArchive
 import ReelClones
 import ReelCore
 import ReelIO
+import ReelMedia
 import ReelStore
 
 struct VolumeCommand: ParsableCommand {
@@ -145,7 +146,12 @@ struct VolumeCommand: ParsableCommand {
       }
       let live = LiveStore(store: store)
       let report = try Clones.delete(
-        live: live, volume: name, force: force, unexported: UnexportedHistoryCheck.unsealed(live))
+        live: live, volume: name, force: force,
+        unexported: { descriptor in
+          // Sealed is not enough: only archives with a verified copy on media survive the store.
+          let history = try live.historyNotOnMedia(of: descriptor)
+          return history.isEmpty ? nil : history.description
+        })
       if let lost = report.lostHistory { warn("deleted history that was never sealed and exported: \(lost)") }
       if json {
         say(jsonText(DeleteJSON(report)))
@@ -154,23 +160,6 @@ struct VolumeCommand: ParsableCommand {
           "Deleted volume \(report.volume); \(report.chunksDeleted) chunks no other volume used freed (\(ByteSize.describe(report.bytesFreed)))"
         )
       }
-    }
-  }
-}
-
-/// Which history of a volume no archive holds: for now, the records after the volume's
-/// sealed seq (ReelArchive). The archive helper replaces it with ReelMedia's answer
-/// (sealed *and* exported with a verified copy on media).
-enum UnexportedHistoryCheck {
-  static func unsealed(_ live: LiveStore) -> UnexportedHistory {
-    { descriptor in
-      let bounds = try live.historyBounds(of: descriptor)
-      // A clone's history starts after its clone point (its retained start).
-      let held = max(try live.sealedSeq(of: descriptor), bounds.retainedFrom)
-      guard bounds.ingested > held else { return nil }
-      let times = [held + 1, bounds.ingested].compactMap { try? live.time(of: $0, in: descriptor).rfc3339 }
-      return
-        "seq \(held + 1)…\(bounds.ingested)\(times.count == 2 ? " (\(times[0]) to \(times[1]))" : "") was never sealed"
     }
   }
 }

@@ -32,7 +32,7 @@ final class SealedChain: @unchecked Sendable {
   @discardableResult
   func seal(
     until: Point? = nil, memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit,
-    formatVersion: Int = ArchiveManifest.currentVersion
+    formatVersion: Int = SealRequest.defaultFormatVersion
   ) throws -> SealedArchive? {
     let outcome = try Sealer.seal(
       SealRequest(

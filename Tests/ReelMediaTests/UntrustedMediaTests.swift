@@ -71,6 +71,33 @@ import Testing
     #expect(try Store.open(StoreLayout(root: target)).layout.volumeNames() == ["disk"])
   }
 
+  @Test func aCatalogHidingThatAnArchiveIsACloneIsCaughtByItsManifestAndNothingIsImported() throws {
+    let history = try ClonedHistory()
+    try history.writeToClone(changes: 4, bookmark: "mine")
+    try history.seal("disk", "copy")
+    let library = history.fixture.root + "/vtl"
+    try FileManager.default.createDirectory(atPath: library, withIntermediateDirectories: true)
+    history.expectSuccess(try history.reel("media", "label", "vtape:" + library, "--name", "T1", "--capacity", "64M"))
+    let path = library + "/T1.vtape"
+    let all = try history.archiveFiles(of: "disk") + history.archiveFiles(of: "copy")
+    history.expectSuccess(
+      try run(reelExecutable, ["export"] + all + ["--to", "vtape:" + path], environment: ["REEL_STORE": history.store]))
+    // Without its origin in the catalog, the clone's archive looks like a volume of its own
+    // that needs nothing else.
+    try tamperCatalog(path) { catalog in
+      for index in catalog.files.indices where catalog.files[index].archive?.volume == "copy" {
+        catalog.files[index].archive!.origin = nil
+      }
+    }
+    let target = history.fixture.root + "/dr-store"
+    let result = try history.reel(
+      "rehydrate", "--from", "vtape:" + path, "--key", history.keyPath, "--store", target, "--volume", "copy",
+      store: target)
+    #expect(result.status == 3, "\(result.output)")
+    #expect(result.stdout.contains("DAMAGED") && result.stdout.contains("origin none on the media"), "\(result.output)")
+    #expect(history.volumes(in: target).isEmpty, "nothing of the clone was imported")
+  }
+
   @Test func anArchiveWhoseAuthenticatedManifestIsAnotherVolumesIsRefused() throws {
     let sandbox = try MediaSandbox()
     let maker = try ArchiveMaker()
