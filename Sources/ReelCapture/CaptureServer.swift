@@ -26,10 +26,18 @@ package struct CaptureConfiguration: Sendable {
   package var liveImage = LiveImageOptions()
   /// What clients may hold: connections, time, request memory (docs/capture.md, "Limits").
   package var limits = ServerLimits()
-  /// The volume as of a seq, for rebuilding a live image whose journal no longer begins
-  /// at seq 1 (its oldest segments were pruned once sealed and copied to media). `reel
-  /// serve` reads it from the live store; without it such a rebuild is refused.
+  /// The volume as of a seq in the live store, which a lazy live image reads what it has
+  /// not been written from: needed when the journal does not begin at seq 1 (a clone, a
+  /// rehydrated volume, older segments pruned once sealed); without it such a rebuild is
+  /// refused.
   package var rebuildBase: (@Sendable (_ volume: VolumeDescriptor, _ seq: Seq) throws -> any VolumeSource)?
+  /// The newest seq of a volume the live store has ingested: a live image rebuilt after a
+  /// reboot starts lazily from there (docs/capture.md, "Lazy live image").
+  package var storeNewestSeq: (@Sendable (_ volume: VolumeDescriptor) throws -> Seq)?
+  /// Plans a `ROLLBACK` request on a volume's control socket: catches the store up with
+  /// the journal through the seq given and says which extents go back to which seq. `reel
+  /// serve` plans with ReelClones; without it rollbacks of served volumes are refused.
+  package var planRollback: RollbackApplication.Planner?
 
   package init(
     layout: StoreLayout, volumes: [String], socketPath: String? = nil, listen: String? = nil,
@@ -123,19 +131,23 @@ package final class CaptureServer: Sendable {
     var opened: [ServedVolume] = []
     var controls: [ControlSocket] = []
     var listeners: [SocketListener] = []
+    let slots = ExportSlots(limit: configuration.limits.connectionsPerExport)
     do {
       for name in configuration.volumes {
         let volume = try ServedVolume.open(
           name: name, layout: configuration.layout, checkpointBytes: configuration.checkpointBytes,
           checkpointInterval: configuration.checkpointInterval, liveImage: configuration.liveImage,
-          rebuildBase: configuration.rebuildBase, log: configuration.log)
+          rebuildBase: configuration.rebuildBase, storeNewestSeq: configuration.storeNewestSeq,
+          log: configuration.log)
         opened.append(volume)
         configuration.log("volume \(name): \(volume.recovery)")
       }
       for volume in opened {
         controls.append(
           try ControlSocket(
-            volume: volume, registry: controlClients, access: configuration.socketAccess, log: configuration.log))
+            volume: volume, registry: controlClients, access: configuration.socketAccess, log: configuration.log,
+            rollback: RollbackService(
+              volume: volume, slots: slots, plan: configuration.planRollback, storeSource: configuration.rebuildBase)))
       }
       if let listen = configuration.listen {
         let (host, port) = try Self.parseListen(listen)
@@ -159,7 +171,7 @@ package final class CaptureServer: Sendable {
     let backends: [any ExportBackend] = opened + configuration.pastPoints
     exports = ExportTable(exports: backends.map { Export(backend: $0, maximumBlockSize: maximum) })
     memory = RequestMemory(capacity: configuration.limits.requestMemory)
-    slots = ExportSlots(limit: configuration.limits.connectionsPerExport)
+    self.slots = slots
     endpoints = listeners.map { $0.unixPath.map { .unix(path: $0) } ?? .tcp(address: $0.address) }
     volumes = opened.map {
       ServedVolumeInfo(
@@ -300,6 +312,8 @@ package final class CaptureServer: Sendable {
       configuration.log("\(label): \(reason)")
     case .transmission(let export, let agreed):
       defer { slots.give(export.name) }
+      slots.attach(export.name, id: id, stream: stream)
+      defer { slots.detach(export.name, id: id) }
       clients.setDeadline(id, nil)
       stream.setTimeouts(receive: limits.idleTimeout, send: limits.sendTimeout)
       let secured = stream.tlsSession.map { " over \($0.summary)" } ?? ""

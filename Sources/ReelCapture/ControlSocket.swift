@@ -7,6 +7,8 @@ import ReelJournal
 ///
 ///     BOOKMARK <label>            →  OK <seq> <RFC 3339 time>
 ///                                 or ERR <kind>\t<message>\t<remedy>
+///     ROLLBACK <0|1> <point>      →  OK <seq> <time> <target seq> <extents> <bytes> <cut>
+///                                 or ERR … (RollbackApplication.swift)
 ///
 /// See docs/capture.md.
 enum ControlProtocol {
@@ -66,14 +68,16 @@ final class ControlSocket: Sendable {
   let listener: SocketListener
   private let registry: ConnectionRegistry
   private let log: @Sendable (String) -> Void
+  private let rollback: RollbackService
 
   init(
     volume: ServedVolume, registry: ConnectionRegistry, access: SocketAccess,
-    log: @escaping @Sendable (String) -> Void
+    log: @escaping @Sendable (String) -> Void, rollback: RollbackService
   ) throws {
     self.volume = volume
     self.registry = registry
     self.log = log
+    self.rollback = rollback
     listener = try SocketListener.unix(path: volume.controlSocketPath, access: access)
   }
 
@@ -89,7 +93,11 @@ final class ControlSocket: Sendable {
       while let line = try ControlProtocol.readLine(stream) {
         let reply: String
         do {
-          reply = ControlProtocol.okLine(try perform(line))
+          if line.hasPrefix(RollbackService.requestPrefix) {
+            reply = try rollback.perform(line, log: log)
+          } else {
+            reply = ControlProtocol.okLine(try perform(line))
+          }
         } catch let error as ReelError {
           reply = ControlProtocol.errorLine(error)
         }

@@ -161,7 +161,9 @@ final class ImageApplier: @unchecked Sendable {
         pending.start = offset
         pending.end = offset + length
         map.insert(start: pending.start, end: pending.end, seq: record.seq, source: .zeros)
-      case .flush, .bookmark:
+      case .flush, .bookmark, .rollback:
+        // A rollback is applied by the server itself while the volume is quiet
+        // (RollbackApplication.swift), never through this queue.
         break
       }
       queue.append(pending)
@@ -197,6 +199,19 @@ final class ImageApplier: @unchecked Sendable {
       position = piece.end
     }
     if position < end { try image.read(into: slice(position, end), at: position) }
+  }
+
+  /// Applies everything pending now, keeping the background thread; throws what stops it.
+  func drain() throws {
+    try state.withLock {
+      while applying || head < queue.count {
+        if applying {
+          state.wait()
+        } else if !applyBatch() {
+          throw stall!.error
+        }
+      }
+    }
   }
 
   /// Applies everything pending and stops the background thread; afterwards the image
@@ -248,7 +263,7 @@ final class ImageApplier: @unchecked Sendable {
         case .zeros:
           try image.zero(offset: piece.start, length: piece.count)
         case .journal(let file, let offset):
-          try image.file.copy(from: file, at: offset, count: Int(piece.count), to: piece.start)
+          try image.copy(from: file, at: offset, count: Int(piece.count), to: piece.start)
         }
       }
     } catch let caught {

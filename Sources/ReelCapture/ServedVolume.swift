@@ -10,7 +10,7 @@ final class ServedVolume: Sendable {
   let journal: JournalWriter
   let image: LiveImage
   /// Keeps `image` up to date behind the journal and serves reads of what it lacks.
-  private let applier: ImageApplier
+  let applier: ImageApplier
   let recovery: LiveImageRecovery
   let readOnly: Bool
   let controlSocketPath: String
@@ -22,7 +22,7 @@ final class ServedVolume: Sendable {
     var lastCheckpoint = ContinuousClock.now
   }
   private let progress = Locked(Progress())
-  private let checkpointing = NSLock()
+  let checkpointing = NSLock()
   /// Bookmarks are appended under this lock, so a label is checked and taken at once.
   private let bookmarkLabels: Locked<Set<String>>
 
@@ -54,6 +54,7 @@ final class ServedVolume: Sendable {
     name: String, layout: StoreLayout, readOnly: Bool = false, checkpointBytes: UInt64, checkpointInterval: Duration,
     liveImage: LiveImageOptions = LiveImageOptions(),
     rebuildBase: (@Sendable (VolumeDescriptor, Seq) throws -> any VolumeSource)? = nil,
+    storeNewestSeq: (@Sendable (VolumeDescriptor) throws -> Seq)? = nil,
     log: @escaping @Sendable (String) -> Void = { _ in }
   ) throws -> ServedVolume {
     let descriptor = try layout.descriptor(of: name)
@@ -62,7 +63,8 @@ final class ServedVolume: Sendable {
     do {
       let labels = try JournalReader(directory: directory, volume: descriptor.id).summarize().bookmarks.map(\.label)
       let (image, recovery) = try LiveImage.open(
-        layout: layout, descriptor: descriptor, journalLastSeq: journal.lastAppendedSeq, rebuildBase: rebuildBase)
+        layout: layout, descriptor: descriptor, journalLastSeq: journal.lastAppendedSeq, rebuildBase: rebuildBase,
+        storeNewestSeq: storeNewestSeq)
       return ServedVolume(
         descriptor: descriptor, journal: journal, image: image, recovery: recovery, readOnly: readOnly,
         controlSocketPath: layout.volumeDirectory(name) + "/" + ControlProtocol.socketName,
@@ -167,7 +169,7 @@ final class ServedVolume: Sendable {
   /// Appends `entry` and hands it to the applier in journal order. Writers wait here
   /// (or help apply) while the image lags too far behind.
   @discardableResult
-  private func record(_ entry: JournalEntry) throws -> AppendedRecord {
+  func record(_ entry: JournalEntry) throws -> AppendedRecord {
     try applier.waitForRoom()
     return try journal.append(entry) { appended, placement in
       applier.enqueue(entry.kind, offset: entry.offset, length: entry.length, as: appended, at: placement)

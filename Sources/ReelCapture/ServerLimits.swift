@@ -67,24 +67,70 @@ package struct ServerLimits: Sendable {
 /// chooses the export (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), given back when it leaves.
 final class ExportSlots: Sendable {
   let limit: Int
-  private let taken = Locked([String: Int]())
+  private struct State {
+    var taken: [String: Int] = [:]
+    /// Exports closed to new connections while a rollback runs (RollbackApplication.swift).
+    var closed: Set<String> = []
+    /// The streams in transmission, so a rollback with --disconnect can cut them.
+    var streams: [String: [Int: SocketStream]] = [:]
+  }
+  private let state = Locked(State())
 
   init(limit: Int) { self.limit = limit }
 
-  /// False when `export` already has `limit` connections.
+  /// False when `export` already has `limit` connections or is closed for a rollback.
   func take(_ export: String) -> Bool {
-    taken.withLock { taken in
-      guard taken[export, default: 0] < limit else { return false }
-      taken[export, default: 0] += 1
+    state.withLock { state in
+      guard state.taken[export, default: 0] < limit, !state.closed.contains(export) else { return false }
+      state.taken[export, default: 0] += 1
       return true
     }
   }
 
   func give(_ export: String) {
-    taken.withLock { $0[export, default: 1] -= 1 }
+    state.withLock { $0.taken[export, default: 1] -= 1 }
+    state.broadcast()
   }
 
   func refusal(_ export: String) -> String {
-    "export \"\(export)\" already has \(limit) connections, the most --max-connections-per-export allows"
+    if state.withLock({ $0.closed.contains(export) }) {
+      return "volume \"\(export)\" is being rolled back"
+    }
+    return "export \"\(export)\" already has \(limit) connections, the most --max-connections-per-export allows"
+  }
+
+  /// Registers a connection's stream while it is in transmission.
+  func attach(_ export: String, id: Int, stream: SocketStream) {
+    state.withLock { $0.streams[export, default: [:]][id] = stream }
+  }
+
+  func detach(_ export: String, id: Int) {
+    state.withLock { _ = $0.streams[export]?.removeValue(forKey: id) }
+  }
+
+  /// Refuses new connections to `export` until `open`; returns how many it has now.
+  func close(_ export: String) -> Int {
+    state.withLock { state in
+      state.closed.insert(export)
+      return state.taken[export, default: 0]
+    }
+  }
+
+  func open(_ export: String) {
+    state.withLock { _ = $0.closed.remove(export) }
+  }
+
+  /// Stops receiving on every connection of `export` and waits (up to `timeout`) until
+  /// they have all left; returns how many were cut, or nil if some did not leave in time.
+  func disconnectAll(_ export: String, timeout: Duration) -> Int? {
+    let cut = state.withLock { state in
+      let streams = state.streams[export] ?? [:]
+      for stream in streams.values { stream.stopReceiving() }
+      return streams.count
+    }
+    let left = state.withLock(when: { $0.taken[export, default: 0] == 0 }, timeout: timeout) {
+      $0.taken[export, default: 0] == 0
+    }
+    return left ? cut : nil
   }
 }

@@ -13,6 +13,9 @@ package struct JournalRecord: Equatable, Sendable {
     case flush = 4
     /// A named, crash-consistent point; `payload` holds the UTF-8 label.
     case bookmark = 5
+    /// Extents of the volume return to their contents at an earlier seq; `payload` is a
+    /// `RollbackPayload`.
+    case rollback = 6
 
     /// Closes a segment; never returned to readers.
     static let segmentEnd: UInt8 = 0x7F
@@ -24,6 +27,7 @@ package struct JournalRecord: Equatable, Sendable {
       case .writeZeroes: "zeroes"
       case .flush: "flush"
       case .bookmark: "bookmark"
+      case .rollback: "rollback"
       }
     }
   }

@@ -110,6 +110,16 @@ package struct SegmentFile: Sendable {
         if kind == .write && raw.length != UInt64(raw.payload.count) {
           throw damage(at: position, "write record length \(raw.length) differs from its payload")
         }
+        if kind == .rollback {
+          guard raw.offset == 0, raw.length == 0 else {
+            throw damage(at: position, "rollback record has offset \(raw.offset) and length \(raw.length), expected 0")
+          }
+          do {
+            _ = try RollbackPayload.decode(raw.payload)
+          } catch {
+            throw damage(at: position, error.reason)
+          }
+        }
         digest.update(withUnsafeBytes(of: raw.checksum.littleEndian) { Array($0) })
         let record = JournalRecord(
           seq: raw.seq, time: raw.time, kind: kind, flags: .init(rawValue: raw.flags),

@@ -56,6 +56,9 @@ extension LiveStore {
       defer { records.cancel() }
       while let record = try records.next() {
         if let limit, record.seq > limit { break }
+        // A rollback reads block states as of its target from the catalog: everything
+        // before it must be committed there first.
+        if record.kind == .rollback { try commit(&batch, report: &report) }
         try batch.add(record)
         report.records += 1
         if record.kind == .write { report.bytesWritten += record.length }
@@ -80,6 +83,7 @@ extension LiveStore {
         records: done.records.map { HistoryRecord(seq: $0.seq, time: $0.time, kind: $0.kind.rawValue) },
         bookmarks: done.bookmarks,
         newChunks: done.newChunks, packSizes: packSizes)
+      try Catalog.insertRollbacks(db, volume: volumeID, done.rollbacks)
       let last = Int64(done.records.last?.seq ?? report.lastSeq)
       try db.execute(
         sql: """
@@ -111,6 +115,7 @@ struct IngestBatch {
   /// Seq, time and kind of each record; payloads are not kept past `add`.
   var records: [(seq: Seq, time: Timestamp, kind: JournalRecord.Kind)] = []
   var bookmarks: [Bookmark] = []
+  var rollbacks: [RollbackEvent] = []
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
   var knownChunks: [String: ChunkLocation] = [:]
   /// The chain at the head of each touched block, including this batch's versions.
@@ -166,6 +171,8 @@ struct IngestBatch {
     case .bookmark:
       bookmarks.append(Bookmark(seq: record.seq, label: record.label ?? "", time: record.time))
       return
+    case .rollback:
+      return try addRollback(record)
     case .write, .trim, .writeZeroes:
       break
     }
@@ -229,7 +236,7 @@ struct IngestBatch {
       BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength), content: whole[...])
   }
 
-  private mutating func add(_ version: BlockVersion, content: ArraySlice<UInt8>?) throws {
+  mutating func add(_ version: BlockVersion, content: ArraySlice<UInt8>?) throws {
     if version.full {
       heads[version.block] = [version]
     } else {

@@ -13,6 +13,9 @@ package struct PruneReport: Sendable, Equatable {
   package var bytesFreed: UInt64 = 0
   /// Journal segments stay until they are sealed into an archive.
   package var journalSegmentsKept = 0
+  /// Set when the volume's lazy live image reads this seq from the store, which held the
+  /// cut back to it.
+  package var keptForLiveImage: Seq?
   /// Points older than the cut kept because a clone reads the volume there.
   package var keptForClones: [KeptClonePoint] = []
 }
@@ -45,9 +48,10 @@ extension LiveStore {
       let dependants = try clones(of: descriptor)
       var report = PruneReport(volume: name, retainedFromSeq: 0)
       let cutoff = now.nanoseconds - keepWithin.nanoseconds
+      let liveImageSeq = LiveImageBacking.seq(of: name, layout: store.layout)
       try catalog.database.write { db in
         guard
-          let cut = try Int64.fetchOne(
+          var cut = try Int64.fetchOne(
             db,
             sql: "SELECT seq FROM record_time WHERE volume_id = ? AND time_ns <= ? ORDER BY time_ns DESC LIMIT 1",
             arguments: [volumeID, cutoff])
@@ -55,6 +59,10 @@ extension LiveStore {
         let retained =
           try Int64.fetchOne(
             db, sql: "SELECT retained_from_seq FROM ingest_state WHERE volume_id = ?", arguments: [volumeID]) ?? 0
+        if let liveImageSeq, Int64(liveImageSeq) < cut {
+          cut = Int64(liveImageSeq)
+          report.keptForLiveImage = liveImageSeq
+        }
         guard cut > retained else {
           report.retainedFromSeq = Seq(retained)
           return

@@ -15,7 +15,7 @@ package struct VolumeChange: Sendable, Equatable {
 
 extension LiveStore {
   /// The records in `after <.. through` that changed the volume's bytes (writes, trims,
-  /// zeroing; not flushes or bookmarks), in seq order: the only points where anything
+  /// zeroing, rollbacks; not flushes or bookmarks), in seq order: the only points where anything
   /// stored in the volume can differ from the point before. One range read of the
   /// catalog's `record_time` (kept for the retained, ingested history).
   package func changes(of descriptor: VolumeDescriptor, after: Seq, through: Seq) throws -> [VolumeChange] {
@@ -40,11 +40,12 @@ extension LiveStore {
       db,
       sql: """
         SELECT seq, time_ns FROM record_time
-        WHERE volume_id = ? AND seq > ? AND seq <= ? AND kind IN (?, ?, ?) ORDER BY seq
+        WHERE volume_id = ? AND seq > ? AND seq <= ? AND kind IN (?, ?, ?, ?) ORDER BY seq
         """,
       arguments: [
         volume, Int64(after), Int64(through), Int64(JournalRecord.Kind.write.rawValue),
         Int64(JournalRecord.Kind.trim.rawValue), Int64(JournalRecord.Kind.writeZeroes.rawValue),
+        Int64(JournalRecord.Kind.rollback.rawValue),
       ]
     ).map { VolumeChange(seq: Seq($0["seq"] as Int64), time: Timestamp(nanoseconds: $0["time_ns"])) }
   }

@@ -38,6 +38,10 @@ struct JournalCommand: ParsableCommand {
         text += "\t\(record.label ?? "")"
       case .flush:
         break
+      case .rollback:
+        if let rollback = record.rollback {
+          text += "\tto=\(rollback.targetSeq)\textents=\(rollback.extents.count)\tbytes=\(rollback.coveredBytes)"
+        }
       }
       return text
     }

@@ -83,8 +83,10 @@ struct TimelineCommand: ParsableCommand {
     let lastSeq = max(fromJournal ? summary.lastSeq ?? 0 : 0, catalog.ingested)
     let bookmarks = try live.bookmarks(of: descriptor, journal: summary)
     let olderRecords = storeHasOlder ? catalog.records - Int(summary.recordCount) : 0
+    let rollbacks = try live.rollbacks(of: descriptor)
+    let targetTimes = rollbacks.map { try? live.time(of: $0.targetSeq, in: descriptor) }
     if json {
-      let document = TimelineJSON(
+      var document = TimelineJSON(
         volume: volume, created: descriptor.created.rfc3339, size: descriptor.size, firstSeq: firstSeq,
         lastSeq: lastSeq, firstTime: firstTime?.rfc3339, lastTime: lastTime?.rfc3339,
         records: Int(summary.recordCount) + max(0, olderRecords), bytesWritten: summary.bytesWritten,
@@ -92,6 +94,7 @@ struct TimelineCommand: ParsableCommand {
         retainedFromSeq: catalog.retainedFrom, sealedSeq: catalog.sealedSeq,
         archives: catalog.archives.map(TimelineJSON.Archive.init), origin: relations.origin.map(CloneLinkJSON.init),
         clones: relations.clones.map(CloneLinkJSON.init))
+      document.rollbacks = zip(rollbacks, targetTimes).map(TimelineJSON.Rollback.init)
       say(jsonText(document))
       return
     }
@@ -127,6 +130,14 @@ struct TimelineCommand: ParsableCommand {
       say("Bookmarks:")
       for bookmark in bookmarks {
         say("  \(bookmark.time.rfc3339)  seq \(bookmark.seq)  \(bookmark.label)")
+      }
+    }
+    if !rollbacks.isEmpty {
+      say("Rollbacks:")
+      for (rollback, targetTime) in zip(rollbacks, targetTimes) {
+        say(
+          "  \(rollback.time.rfc3339)  seq \(rollback.seq)  back to seq \(rollback.targetSeq)\(targetTime.map { " (\($0.rfc3339))" } ?? "")"
+        )
       }
     }
   }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ReelCapture
+import ReelClones
 import ReelCore
 import ReelIO
 import ReelStore
@@ -117,6 +118,10 @@ struct ServeCommand: ParsableCommand {
       let live = LiveStore(store: store)
       try live.ingest(volume: descriptor.name, upTo: seq)
       return try VolumeView(live: live, volume: descriptor.name, at: .seq(seq))
+    }
+    configuration.storeNewestSeq = { descriptor in try LiveStore(store: store).historyBounds(of: descriptor).ingested }
+    configuration.planRollback = { descriptor, point, through in
+      try RollbackPlanner.plan(live: LiveStore(store: store), volume: descriptor.name, to: point, through: through)
     }
     if readOnly {
       let live = LiveStore(store: store)

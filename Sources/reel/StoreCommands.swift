@@ -58,7 +58,7 @@ struct PruneCommand: ParsableCommand {
       say(jsonText(PruneJSON(volume: volume, report: report)))
     } else {
       say(
-        "\(volume): history kept from seq \(report.retainedFromSeq)\(report.bookmarksKept > 0 ? " plus \(report.bookmarksKept) older bookmarks" : ""); \(report.versionsDeleted) block versions dropped, \(report.chunksDeleted) chunks freed (\(ByteSize.describe(report.bytesFreed))); \(report.journalSegmentsKept) journal segments kept until sealed"
+        "\(volume): history kept from seq \(report.retainedFromSeq)\(report.bookmarksKept > 0 ? " plus \(report.bookmarksKept) older bookmarks" : ""); \(report.versionsDeleted) block versions dropped, \(report.chunksDeleted) chunks freed (\(ByteSize.describe(report.bytesFreed))); \(report.journalSegmentsKept) journal segments kept until sealed\(report.keptForLiveImage.map { "; seq \($0) kept for the lazy live image, which still reads it from the store" } ?? "")"
       )
       for kept in report.keptForClones { say("seq \(kept.seq) kept for clone \(kept.clone)") }
     }

@@ -48,6 +48,7 @@ struct PruneJSON: Encodable {
     case bytesFreed = "bytes_freed"
     case journalSegmentsKept = "journal_segments_kept"
     case keptForClones = "kept_for_clones"
+    case keptForLiveImage = "kept_for_live_image"
   }
 
   func encode(to encoder: any Encoder) throws {
@@ -60,6 +61,7 @@ struct PruneJSON: Encodable {
     try container.encode(report.bytesFreed, forKey: .bytesFreed)
     try container.encode(report.journalSegmentsKept, forKey: .journalSegmentsKept)
     try container.encode(report.keptForClones, forKey: .keptForClones)
+    try container.encodeIfPresent(report.keptForLiveImage, forKey: .keptForLiveImage)
   }
 }
 

@@ -141,9 +141,31 @@ struct TimelineJSON: Encodable {
   var archives: [Archive]
   @NullIfAbsent var origin: CloneLinkJSON?
   var clones: [CloneLinkJSON]
+  /// Rollback records: from `seq` on, the volume read as it did at `target_seq`.
+  var rollbacks: [Rollback] = []
+
+  struct Rollback: Encodable {
+    var seq: Seq
+    var time: String
+    var targetSeq: Seq
+    @NullIfAbsent var targetTime: String?
+
+    init(_ rollback: RollbackEvent, targetTime: Timestamp?) {
+      seq = rollback.seq
+      time = rollback.time.rfc3339
+      targetSeq = rollback.targetSeq
+      self.targetTime = targetTime?.rfc3339
+    }
+
+    private enum CodingKeys: String, CodingKey {
+      case seq, time
+      case targetSeq = "target_seq"
+      case targetTime = "target_time"
+    }
+  }
 
   private enum CodingKeys: String, CodingKey {
-    case volume, created, size, records, segments, bookmarks, archives, origin, clones
+    case volume, created, size, records, segments, bookmarks, archives, rollbacks, origin, clones
     case firstSeq = "first_seq"
     case lastSeq = "last_seq"
     case firstTime = "first_time"
@@ -164,6 +186,8 @@ struct JournalRecordJSON: Encodable {
   var length: UInt64?
   var fua: Bool?
   var label: String?
+  var targetSeq: Seq?
+  var extents: [[UInt64]]?
 
   init(_ record: JournalRecord) {
     seq = record.seq
@@ -179,11 +203,15 @@ struct JournalRecordJSON: Encodable {
       label = record.label ?? ""
     case .flush:
       break
+    case .rollback:
+      targetSeq = record.rollback?.targetSeq
+      extents = record.rollback?.extents.map { [$0.offset, $0.length] }
     }
   }
 
   private enum CodingKeys: String, CodingKey {
-    case seq, time, kind, offset, length, fua, label
+    case seq, time, kind, offset, length, fua, label, extents
+    case targetSeq = "target_seq"
     case timeNanoseconds = "time_ns"
   }
 }

@@ -197,7 +197,7 @@ import Testing
 
   /// The image lagged behind records whose segment was then pruned (sealed, copied, and
   /// deleted by the pipeline; here deleted by hand after `reel ingest`): replaying what is
-  /// left would skip them, so the restart rebuilds from the live store instead.
+  /// left would skip them, so the restart starts a lazy image over the live store instead.
   @Test func aRestartAfterThePrunedJournalOvertookTheImageRebuildsIt() throws {
     let store = try TestStore()
     try store.createVolume("vm", size: "140M")
@@ -215,11 +215,14 @@ import Testing
     try FileManager.default.removeItem(atPath: journal + "/" + segments[0])
 
     server = try ServerProcess(store: store, volumes: ["vm"])
-    #expect(server.log.contains("rebuilt the live image"), "\(server.log)")
+    #expect(server.log.contains("rebuilt the live image lazily"), "\(server.log)")
     #expect(server.log.contains("older segments were pruned"), "\(server.log)")
     var expected = try fileBytes(source)
     expected += [UInt8](repeating: 0, count: (140 << 20) - expected.count)
-    try expectServedThenStoredOnStop(server, store, expected, "after the rebuild")
+    // Lazy: what was not written since reads from the store, so live.img alone is not the
+    // volume (LazyLiveImageTests).
+    expectSameBytes(try readBack(store, "vm"), expected, "volume read after the rebuild")
+    #expect(server.stop() == 0)
   }
 
   /// live.img refuses writes (immutable) when writers at the lag limit apply: writes get

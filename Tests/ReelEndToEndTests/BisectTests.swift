@@ -105,25 +105,13 @@ import Testing
       throw SupportError("PostgreSQL 15 is not installed (apt-get install postgresql-15)")
     }
     let store = try TestStore()
-    // The postgres account must pass through the test's folders to the mount point.
-    chmod(store.directory.path, 0o711)
     try store.createVolume("pg", size: "128M")
     let server = try ServerProcess(store: store, volumes: ["pg"])
-    let kernel = try KernelMount(in: store.directory.path)
-    try kernel.connect(store.uri("pg"), servedBy: server)
-    try kernel.formatExt4(["-b", "4096"])
-    try kernel.mount()
-    let work = TemporaryDirectory("reel-bisect-pg")
-    chmod(work.path, 0o755)
-    let cluster = try PostgresCluster(dataDirectory: kernel.mountPoint + "/data", work: work.path + "/server")
+    let pg = try PostgresOnServedVolume(store: store, volume: "pg", server: server)
+    let cluster = pg.cluster
+    let work = pg.work
     // The server stops before the file system is unmounted, whatever happens.
-    defer {
-      cluster.stop()
-      withExtendedLifetime(kernel) {}
-    }
-    // initdb ran with --no-sync: its files must be on the volume at the points tested.
-    try runChecked(try tool("sync"), [])
-    try cluster.start()
+    defer { withExtendedLifetime(pg) {} }
     try cluster.psql(
       """
       CREATE TABLE customer(id int PRIMARY KEY, region text, name text);
@@ -142,10 +130,10 @@ import Testing
     try cluster.psql("DELETE FROM customer WHERE region = 'EU'")
     let afterDelete = try store.bookmark("pg", "after-delete")
     try orders(45, 25)
-    cluster.stop()
-    try kernel.unmount()
+    pg.cluster.stop()
+    try pg.kernel.unmount()
     _ = try store.bookmark("pg", "end")
-    #expect(try kernel.disconnect() == 0)
+    #expect(try pg.kernel.disconnect() == 0)
     #expect(server.stop() == 0)
 
     let scratch = work.path + "/scratch"

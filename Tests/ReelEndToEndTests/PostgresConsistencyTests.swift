@@ -24,31 +24,20 @@ import Testing
       throw SupportError("PostgreSQL 15 is not installed (apt-get install postgresql-15)")
     }
     let store = try TestStore()
-    // The postgres account must pass through the test's folders to the mount point.
-    chmod(store.directory.path, 0o711)
     try store.createVolume("pg", size: "128M")
     let server = try ServerProcess(store: store, volumes: ["pg"])
-    let kernel = try KernelMount(in: store.directory.path)
-    try kernel.connect(store.uri("pg"), servedBy: server)
-    try kernel.formatExt4(["-b", "4096"])
-    try kernel.mount()
-    let work = TemporaryDirectory("reel-pg-e2e")
-    chmod(work.path, 0o755)
-    let cluster = try PostgresCluster(dataDirectory: kernel.mountPoint + "/data", work: work.path + "/server")
+    let pg = try PostgresOnServedVolume(store: store, volume: "pg", server: server)
+    let cluster = pg.cluster
+    let work = pg.work
     var load: ChildProcess?
-    // The server and pgbench stop before the file system is unmounted, whatever happens.
+    // pgbench and the server stop before the file system is unmounted, whatever happens.
     defer {
       if let load, load.isRunning {
         load.signal(SIGKILL)
         load.wait()
       }
-      cluster.stop()
-      withExtendedLifetime(kernel) {}
+      withExtendedLifetime(pg) {}
     }
-    // initdb ran with --no-sync: without a sync its files could be pages in memory only at
-    // the instants tested (a power cut would lose them too).
-    try runChecked(try tool("sync"), [])
-    try cluster.start()
     let pgbench = PostgresCluster.binaries + "/pgbench"
     try runChecked(pgbench, ["-i", "-s", "1", "-q"] + cluster.connection + ["postgres"])
     try cluster.psql("CREATE TABLE commits (id int PRIMARY KEY, note text)")
@@ -74,9 +63,7 @@ import Testing
       "pgbench stopped early: \((try? String(contentsOfFile: work.path + "/pgbench.log", encoding: .utf8)) ?? "")")
     load?.wait()
     load = nil
-    cluster.stop()
-    try kernel.unmount()
-    #expect(try kernel.disconnect() == 0)
+    #expect(try pg.shutDown() == 0)
     #expect(server.stop() == 0)
     try #require(commits.count > 40, "only \(commits.count) commits")
 

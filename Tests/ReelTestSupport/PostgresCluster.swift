@@ -35,6 +35,16 @@ package final class PostgresCluster {
       ])
   }
 
+  /// A cluster whose data directory already exists (on a clone or a restored copy):
+  /// nothing is initialised; the socket and the log go into `work`.
+  package init(existingDataDirectory dataDirectory: String, work: String) throws {
+    self.dataDirectory = dataDirectory
+    socketDirectory = work + "/socket"
+    logPath = work + "/postgres.log"
+    try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
+    for folder in [work, socketDirectory] { try Self.giveToAccount(folder) }
+  }
+
   /// Starts the server and waits until it accepts connections.
   package func start(settings: [String] = []) throws {
     let arguments =

@@ -75,6 +75,13 @@ package final class TestStore {
       case .write: image.replaceSubrange(start..<end, with: record.payload)
       case .trim, .writeZeroes: image.replaceSubrange(start..<end, with: repeatElement(0, count: end - start))
       case .flush, .bookmark: break
+      case .rollback:
+        let payload = try #require(record.rollback)
+        let target = try replay(name, upTo: payload.targetSeq)
+        for extent in payload.extents {
+          let range = Int(extent.offset)..<Int(extent.end)
+          image.replaceSubrange(range, with: target[range])
+        }
       }
       return true
     }

@@ -63,6 +63,14 @@ package final class StoreFixture {
     case .trim, .writeZeroes: model.replaceSubrange(start..<end, with: repeatElement(0, count: end - start))
     case .bookmark: bookmarks[String(decoding: entry.payload, as: UTF8.self)] = appended.seq
     case .flush: break
+    case .rollback:
+      // The model at the target comes from a snapshot the test took there.
+      if let payload = try? RollbackPayload.decode(entry.payload), let target = snapshots[payload.targetSeq] {
+        for extent in payload.extents {
+          let range = Int(extent.offset)..<Int(extent.end)
+          model.replaceSubrange(range, with: target[range])
+        }
+      }
     }
     times[appended.seq] = appended.time
     return appended
