@@ -43,7 +43,7 @@ extension LiveStore {
         WHERE volume_id = ? AND seq > ? AND seq <= ? AND kind IN (?, ?, ?, ?) ORDER BY seq
         """,
       arguments: [
-        volume, Int64(after), Int64(through), Int64(JournalRecord.Kind.write.rawValue),
+        volume, Int64(clamping: after), Int64(clamping: through), Int64(JournalRecord.Kind.write.rawValue),
         Int64(JournalRecord.Kind.trim.rawValue), Int64(JournalRecord.Kind.writeZeroes.rawValue),
         Int64(JournalRecord.Kind.rollback.rawValue),
       ]

@@ -223,5 +223,18 @@ import Testing
     #expect(difference(try clone.image(at: .latest), clone.model) == nil, "seed \(seed)")
     #expect(difference(try clone.image(at: .seq(point)), fixture.snapshots[point]) == nil, "seed \(seed)")
     #expect(try fixture.live.check(readData: true).isClean)
+
+    // The records that changed the clone before its point are its origin's.
+    let changes = try fixture.live.changes(of: clone.descriptor, after: 0, through: Seq.max).map(\.seq)
+    let originChanges = try fixture.live.changes(of: fixture.descriptor, after: 0, through: point).map(\.seq)
+    #expect(changes.prefix(while: { $0 <= point }) == originChanges[...])
+    #expect(changes.count > originChanges.count)
+    #expect(changes == changes.sorted())
+
+    // Pruning the clone itself keeps its newest state, read partly through the origin.
+    let clonePrune = try fixture.live.prune(volume: "kept", keepWithin: .zero, keepBookmarks: false)
+    #expect(clonePrune.retainedFromSeq > point)
+    #expect(difference(try clone.image(at: .latest), clone.model) == nil, "seed \(seed): clone pruned")
+    #expect(try fixture.live.check(readData: true).isClean)
   }
 }
