@@ -32,7 +32,7 @@ socket=$work/nbd.sock
 serve() {
   "$reel" serve "$@" --socket "$socket" --ingest-interval 3600 >"$work/serve.log" 2>&1 &
   server_pid=$!
-  until grep -q "Listening on" "$work/serve.log"; do
+  until grep -q "Listening on" "$work/serve.log" 2>/dev/null; do
     kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
     sleep 0.2
   done
