@@ -28,13 +28,14 @@ declare -A servers fusers postgres
 cleanup() {
   set +e
   for side in "${!postgres[@]}"; do kill -INT "${postgres[$side]}" 2>/dev/null; done
-  for side in "${!postgres[@]}"; do while kill -0 "${postgres[$side]}" 2>/dev/null; do sleep 0.1; done; done
+  for side in "${!postgres[@]}"; do wait "${postgres[$side]}" 2>/dev/null; done
   for side in origin clone; do mountpoint -q "$work/$side/mnt" && umount "$work/$side/mnt"; done
   for side in "${!fusers[@]}"; do fusermount3 -u "$work/$side/fuse" 2>/dev/null || kill "${fusers[$side]}" 2>/dev/null; wait "${fusers[$side]}" 2>/dev/null; done
   for side in "${!servers[@]}"; do kill -TERM "${servers[$side]}" 2>/dev/null; wait "${servers[$side]}" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 as_postgres() { setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"; }
 # serve SIDE VOLUME: reel serve of VOLUME on SIDE's socket, nbdfuse, the loop mount.
@@ -42,7 +43,7 @@ serve() {
   local side=$1 volume=$2
   mkdir -p "$work/$side/fuse" "$work/$side/mnt" "$work/$side/run"
   chmod 711 "$work/$side"
-  "$reel" serve "$volume" --socket "$work/$side/nbd.sock" 2>"$work/$side/serve.log" &
+  "$reel" serve "$volume" --socket "$work/$side/nbd.sock" >"$work/$side/serve.log" 2>&1 &
   servers[$side]=$!
   until grep -q "Listening on" "$work/$side/serve.log" 2>/dev/null; do sleep 0.1; done
   grep "volume $volume:" "$work/$side/serve.log" | sed "s/^/   [$side] /"
@@ -59,7 +60,8 @@ start_postgres() {
   postgres[$side]=$!
   until "$pg/pg_isready" -q -h "$work/$side/run"; do sleep 0.2; done
 }
-stop_postgres() { kill -INT "${postgres[$1]}"; while kill -0 "${postgres[$1]}" 2>/dev/null; do sleep 0.1; done; unset "postgres[$1]"; }
+# wait, not kill -0: an exited child stays a zombie (and kill -0 succeeds) until reaped.
+stop_postgres() { kill -INT "${postgres[$1]}"; wait "${postgres[$1]}" || true; unset "postgres[$1]"; }
 unserve() {
   local side=$1
   umount "$work/$side/mnt"
