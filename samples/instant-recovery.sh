@@ -55,7 +55,10 @@ mount_side() { mount -o loop "$work/$1/fuse/nbd" "$work/$1/mnt"; }
 start_postgres() {
   local side=$1
   chown postgres: "$work/$side/run"
-  as_postgres "$pg/postgres" -D "$work/$side/mnt/data" -k "$work/$side/run" -c listen_addresses= \
+  # setpriv itself, not the as_postgres function: a function run with & is a subshell, whose
+  # pid would get the signal, and a non-interactive shell's background jobs ignore SIGINT.
+  setpriv --reuid=postgres --regid=postgres --clear-groups -- \
+    "$pg/postgres" -D "$work/$side/mnt/data" -k "$work/$side/run" -c listen_addresses= \
     >"$work/$side/postgres.log" 2>&1 &
   postgres[$side]=$!
   until "$pg/pg_isready" -q -h "$work/$side/run"; do sleep 0.2; done

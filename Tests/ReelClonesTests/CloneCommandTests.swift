@@ -27,14 +27,20 @@ final class CloneSandbox {
     return result
   }
 
+  /// Blocks only ever written whole at the end of `writeHistory`.
+  static let settledBlocks = 4
+
   /// Whole-block writes, then small writes all over (partial versions), then a bookmark.
-  func writeHistory(volume: String, model: inout [UInt8], rounds: Int, bookmark: String? = nil) throws {
+  /// `settle`: end with the whole-block writes of the first `settledBlocks` blocks.
+  func writeHistory(
+    volume: String, model: inout [UInt8], rounds: Int, bookmark: String? = nil, settle: Bool = true
+  ) throws {
     let descriptor = try store.descriptor(volume)
     let (writer, _) = try JournalWriter.open(directory: store.layout.journalDirectory(volume), volume: descriptor.id)
     var generator = SystemRandomNumberGenerator()
     for round in 0..<rounds {
       for _ in 0..<8 {
-        let offset = Int.random(in: 0..<(size / 65536), using: &generator) * 65536
+        let offset = Int.random(in: Self.settledBlocks..<(size / 65536), using: &generator) * 65536
         let data = (0..<65536).map { UInt8(truncatingIfNeeded: $0 / 512 &+ round &* 31 &+ offset / 65536) }
         try writer.append(.write(offset: UInt64(offset), data: data))
         model.replaceSubrange(offset..<(offset + 65536), with: data)
@@ -45,6 +51,13 @@ final class CloneSandbox {
         try writer.append(.write(offset: UInt64(at), data: data))
         model.replaceSubrange(at..<(at + 4096), with: data)
       }
+    }
+    // The first blocks end as one whole-block write each, which no later whole-block write
+    // replaces: their state is a single full version, so promote can share its chunk.
+    for block in 0..<(settle ? Self.settledBlocks : 0) {
+      let data = (0..<65536).map { UInt8(truncatingIfNeeded: $0 / 256 &+ block &+ rounds &* 7) }
+      try writer.append(.write(offset: UInt64(block * 65536), data: data))
+      model.replaceSubrange((block * 65536)..<((block + 1) * 65536), with: data)
     }
     if let bookmark { try writer.append(.bookmark(bookmark)) }
     try writer.close()
@@ -116,7 +129,8 @@ final class CloneSandbox {
 
     // The clone's own writes, then promote: its whole history reads the same afterwards.
     var cloneModel = atBookmark
-    try sandbox.writeHistory(volume: "db-test", model: &cloneModel, rounds: 1, bookmark: "tested")
+    // Not settled: the clone's blocks 0..<settledBlocks keep reading the origin's.
+    try sandbox.writeHistory(volume: "db-test", model: &cloneModel, rounds: 1, bookmark: "tested", settle: false)
     let promote = try sandbox.json(["volume", "promote", "db-test", "--json"]) as! [String: Any]
     #expect(promote["blocks"] as! Int > 0)
     #expect(promote["chunks_shared"] as! Int > 0)
