@@ -87,26 +87,12 @@ package enum Bookmarks {
 
   /// Asks the server over the control socket; nil when no server listens there.
   private static func throughServer(controlPath: String, label: String) throws -> (seq: Seq, time: Timestamp)? {
-    let stream: SocketStream?
-    do {
-      stream = try SocketStream.connect(unixPath: controlPath)
-    } catch let error as SocketFailure {
-      throw ReelError(.io, "cannot reach the capture server at \(controlPath): \(error)")
-    }
-    guard let stream else { return nil }
-    defer { stream.close() }
-    do {
-      try stream.send(Array("BOOKMARK \(label)\n".utf8))
-      guard let line = try ControlProtocol.readLine(stream) else {
-        throw ReelError(
-          .io, "the capture server at \(controlPath) closed the connection without answering",
-          remedy: "check the server's log; it may be shutting down")
-      }
-      return try ControlProtocol.parseReply(line)
-    } catch let error as SocketFailure {
-      throw ReelError(.io, "talking to the capture server at \(controlPath) failed: \(error)")
-    } catch is ConnectionClosed {
-      throw ReelError(.io, "the capture server at \(controlPath) went away while writing the bookmark")
-    }
+    guard
+      let line = try ControlProtocol.ask(
+        "BOOKMARK \(label)\n", at: controlPath, unanswered: "check the server's log; it may be shutting down",
+        interrupted: "while writing the bookmark")
+    else { return nil }
+    return try ControlProtocol.parseReply(line)
   }
+
 }

@@ -26,6 +26,34 @@ enum ControlProtocol {
     return "ERR \(error.kind.rawValue)\t\(clean(error.message))\t\(clean(error.remedy ?? ""))\n"
   }
 
+  /// Sends one request line to the server listening at `controlPath` and returns its reply
+  /// line; nil when no server listens there. `unanswered` is the remedy when the server
+  /// hangs up without a reply, `interrupted` what to say when it goes away meanwhile.
+  static func ask(
+    _ request: String, at controlPath: String, unanswered: String, interrupted: String
+  ) throws -> String? {
+    let stream: SocketStream?
+    do {
+      stream = try SocketStream.connect(unixPath: controlPath)
+    } catch let error as SocketFailure {
+      throw ReelError(.io, "cannot reach the capture server at \(controlPath): \(error)")
+    }
+    guard let stream else { return nil }
+    defer { stream.close() }
+    do {
+      try stream.send(Array(request.utf8))
+      guard let line = try readLine(stream) else {
+        throw ReelError(
+          .io, "the capture server at \(controlPath) closed the connection without answering", remedy: unanswered)
+      }
+      return line
+    } catch let error as SocketFailure {
+      throw ReelError(.io, "talking to the capture server at \(controlPath) failed: \(error)")
+    } catch is ConnectionClosed {
+      throw ReelError(.io, "the capture server at \(controlPath) went away \(interrupted)")
+    }
+  }
+
   /// Reads one line (without its newline); nil at end of stream.
   static func readLine(_ stream: SocketStream) throws -> String? {
     var bytes: [UInt8] = []

@@ -225,28 +225,12 @@ package enum RollbackRequest {
     layout: StoreLayout, volume: String, point: String, disconnect: Bool
   ) throws -> RollbackOutcome? {
     let controlPath = layout.volumeDirectory(volume) + "/" + ControlProtocol.socketName
-    let stream: SocketStream?
-    do {
-      stream = try SocketStream.connect(unixPath: controlPath)
-    } catch let error as SocketFailure {
-      throw ReelError(.io, "cannot reach the capture server at \(controlPath): \(error)")
-    }
-    guard let stream else { return nil }
-    defer { stream.close() }
-    do {
-      try stream.send(Array(RollbackService.requestLine(point: point, disconnect: disconnect).utf8))
-      guard let line = try ControlProtocol.readLine(stream) else {
-        throw ReelError(
-          .io, "the capture server at \(controlPath) closed the connection without answering",
-          remedy: "check the server's log; `reel timeline \(volume)` shows whether the rollback was recorded")
-      }
-      return try RollbackService.parseReply(line)
-    } catch let error as SocketFailure {
-      throw ReelError(.io, "talking to the capture server at \(controlPath) failed: \(error)")
-    } catch is ConnectionClosed {
-      throw ReelError(
-        .io, "the capture server at \(controlPath) went away during the rollback",
-        remedy: "`reel timeline \(volume)` shows whether it was recorded")
-    }
+    guard
+      let line = try ControlProtocol.ask(
+        RollbackService.requestLine(point: point, disconnect: disconnect), at: controlPath,
+        unanswered: "check the server's log; `reel timeline \(volume)` shows whether the rollback was recorded",
+        interrupted: "during the rollback; `reel timeline \(volume)` shows whether it was recorded")
+    else { return nil }
+    return try RollbackService.parseReply(line)
   }
 }
