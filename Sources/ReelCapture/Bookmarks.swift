@@ -27,17 +27,8 @@ package enum Bookmarks {
       return BookmarkResult(volume: volume, label: label, seq: record.seq, time: record.time, throughServer: true)
     }
     let directory = layout.journalDirectory(volume)
-    let journal: JournalWriter
-    do {
-      (journal, _) = try JournalWriter.open(directory: directory, volume: descriptor.id)
-    } catch let error as ReelError where error.kind == .alreadyExists && error.errno == EWOULDBLOCK {
-      throw ReelError(
-        .alreadyExists,
-        "volume \(volume) is open in another process (\(error.message)), but it does not answer on \(controlPath)",
-        remedy:
-          "if that is a `reel serve`, restart it so its control socket comes back; otherwise stop the other process and retry"
-      )
-    }
+    let journal = try JournalWriter.openWithoutServer(
+      directory: directory, volume: descriptor.id, name: volume, controlSocket: controlPath)
     var result: BookmarkResult?
     var failure: Error?
     do {

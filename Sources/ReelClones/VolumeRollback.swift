@@ -46,17 +46,8 @@ package enum VolumeRollback {
   package static func offline(store: Store, volume name: String, to point: String) throws -> RollbackReport {
     let descriptor = try store.layout.descriptor(of: name)
     let directory = store.layout.journalDirectory(name)
-    let journal: JournalWriter
-    do {
-      (journal, _) = try JournalWriter.open(directory: directory, volume: descriptor.id)
-    } catch let error as ReelError where error.kind == .alreadyExists && error.errno == EWOULDBLOCK {
-      throw ReelError(
-        .alreadyExists,
-        "volume \(name) is open in another process (\(error.message)) that does not answer on its control socket",
-        remedy:
-          "if that is a `reel serve`, restart it so its control socket comes back; otherwise stop the other process and retry"
-      )
-    }
+    let journal = try JournalWriter.openWithoutServer(
+      directory: directory, volume: descriptor.id, name: name, controlSocket: "its control socket")
     let live = LiveStore(store: store)
     let planned: RollbackPlan
     let appended: AppendedRecord

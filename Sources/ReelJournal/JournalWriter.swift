@@ -90,6 +90,24 @@ package final class JournalWriter: @unchecked Sendable {
     }
   }
 
+  /// Opens the journal of volume `name` for a change made with no server (an offline
+  /// bookmark or rollback). A journal another process holds is refused by name: that
+  /// process should have taken the change through its control socket, `controlSocket`.
+  package static func openWithoutServer(
+    directory: String, volume: VolumeID, name: String, controlSocket: String
+  ) throws -> JournalWriter {
+    do {
+      return try open(directory: directory, volume: volume).0
+    } catch let error as ReelError where error.kind == .alreadyExists && error.errno == EWOULDBLOCK {
+      throw ReelError(
+        .alreadyExists,
+        "volume \(name) is open in another process (\(error.message)) that does not answer on \(controlSocket)",
+        remedy:
+          "if that is a `reel serve`, restart it so its control socket comes back; otherwise stop the other process and retry"
+      )
+    }
+  }
+
   /// Opens (creating if needed) the journal in `directory`, recovering from a crash:
   /// a torn tail of the last segment is cut off (and kept in `quarantine/`), an open
   /// segment is closed, and a fresh segment is started.
