@@ -15,6 +15,11 @@ import Testing
     for index in 0..<300 {
       try fixture.randomChange()
       if index == 150 {
+        // One whole store block written just before the bookmark: its state there is one
+        // full version, the case promote shares instead of storing again.
+        let blockSize = Int(fixture.descriptor.storeBlockSize)
+        let data = (0..<blockSize).map { UInt8(truncatingIfNeeded: $0 / 512 &+ 7) }
+        try fixture.append(.write(offset: UInt64(fixture.model.count - blockSize), data: data))
         let seq = try fixture.append(.bookmark("before upgrade")).seq
         fixture.snapshot(seq)
       }

@@ -23,6 +23,10 @@ import Testing
       seed: seed ^ 5)
     if round == 2 {
       for _ in 0..<60 { try clone.randomChange() }
+      // A whole block rewritten in the middle clone, so the second clone's promote has a
+      // single full version to share from the first clone, not only from the root origin.
+      let blockSize = Int(clone.descriptor.storeBlockSize)
+      _ = try clone.append(.write(offset: 0, data: (0..<blockSize).map { UInt8(truncatingIfNeeded: $0 / 512 &+ 3) }))
       let middle = try clone.append(.flush)
       try clone.close()
       try fixture.live.ingest(volume: "first")
