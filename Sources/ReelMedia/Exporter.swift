@@ -28,6 +28,10 @@ package struct ExportReport: Sendable {
   package var mediaSetID: String
   package var exported: [ExportedArchive]
   package var abandoned: [AbandonedCopy]
+  /// Parity cartridges written at the end of the export (RAIT).
+  package var parity: [ParityWritten] = []
+  /// Groups whose parity could not be written, and why: the data is exported, unprotected.
+  package var parityWarnings: [String] = []
 }
 
 /// Copies sealed archives onto the media of one media set: appends to the set's newest
@@ -50,7 +54,7 @@ package struct Exporter {
   }
 
   /// A medium of the targets and what its label says.
-  private struct Slot {
+  struct Slot {
     var volume: any MediaVolume
     var label: MediaLabel
   }
@@ -65,8 +69,14 @@ package struct Exporter {
   }
 
   /// What the targets and the store say about the set before anything is written.
-  private struct SetState {
+  struct SetState {
     var members: [Slot] = []
+    /// Parity cartridges of this set among the targets (RAIT).
+    var parity: [Slot] = []
+    /// Group sizes the store has seen parity written with for this set.
+    var knownParityOf: Set<Int> = []
+    /// Sequences of the cartridges written to by this export.
+    var touched: Set<Int> = []
     var scratch: [Slot] = []
     /// Why a target cannot take the set, for the error when nothing can.
     var refused: [String] = []
@@ -110,6 +120,7 @@ package struct Exporter {
     if var writing = current {
       try finish(&writing, earlier: state.earlier(than: writing.slot.label.sequence))
     }
+    try writeParity(&state, report: &report)
     return report
   }
 
@@ -119,6 +130,9 @@ package struct Exporter {
     var state = SetState()
     for volume in try targets.flatMap({ try $0.open() }) {
       switch try volume.readLabel() {
+      case .labeled(let label) where label.parity != nil:
+        // A parity cartridge never takes archives; those of other sets are not touched.
+        if label.mediaSet == mediaSet { state.parity.append(Slot(volume: volume, label: label)) }
       case .labeled(let label) where label.mediaSet == mediaSet && label.sequence > 0:
         state.members.append(Slot(volume: volume, label: label))
       case .labeled(let label) where label.mediaSet == nil || label.mediaSet == mediaSet:
@@ -140,7 +154,9 @@ package struct Exporter {
         remedy: "label a blank one for this set: reel media label MEDIA --name LABEL [--media-set \(mediaSet)]")
     }
     state.members.sort { $0.label.sequence < $1.label.sequence }
-    let known = try store?.cartridges().filter { $0.mediaSet == mediaSet && $0.sequence > 0 } ?? []
+    let recorded = try store?.cartridges().filter { $0.mediaSet == mediaSet } ?? []
+    state.knownParityOf = Set(recorded.compactMap(\.parityMap).map(\.parityOf))
+    let known = recorded.filter { $0.sequence > 0 }
     let setIDs = Set(state.members.compactMap(\.label.mediaSetID) + known.compactMap(\.mediaSetID))
     guard setIDs.count <= 1 else {
       throw ReelError(
@@ -188,6 +204,7 @@ package struct Exporter {
       var writing = try current ?? join(&state, for: archive)
       current = writing
       progress("writing \(summary.fileName) to \(writing.slot.volume.address) (\(writing.slot.label.name))")
+      state.touched.insert(writing.slot.label.sequence)
       switch try writing.slot.volume.append(archive, dataBlockSize: writing.slot.label.dataBlockSize) {
       case .written(let file, let sha256, let endOfMedia):
         try verify(archive, file: file, sha256: sha256, on: &writing, state: state)
@@ -280,6 +297,8 @@ package struct Exporter {
       catalog.updateSet(earlier: previous)
       try slot.volume.prepareAppend()
       try record(slot, catalog: nil, closed: false)
+      state.members.append(slot)
+      state.touched.insert(sequence)
       return Current(slot: slot, catalog: catalog, fresh: true)
     }
     throw ReelError(
@@ -297,7 +316,7 @@ package struct Exporter {
     try record(writing.slot, catalog: writing.catalog, closed: writing.catalog.closed)
   }
 
-  private func record(_ slot: Slot, catalog: CartridgeCatalog?, closed: Bool) throws {
+  func record(_ slot: Slot, catalog: CartridgeCatalog?, closed: Bool) throws {
     try store?.recordCartridge(
       CartridgeRecord(
         cartridgeID: slot.label.cartridgeID, label: slot.label.name, mediaSet: slot.label.mediaSet,

@@ -10,11 +10,18 @@ package final class MediaArchiveSupply: ArchiveSupply {
   private let volumes: [any MediaVolume]
   /// The catalog each offer was read from, by medium, to record the copies rehydration read.
   private var catalogs: [Int: CartridgeCatalog] = [:]
+  /// Cartridges missing from a parity group, rebuilt from its parity cartridge (RAIT).
+  private let standIns: ParityStandIns
 
   package init(_ address: MediaAddress) throws {
     self.address = address
-    volumes = try address.open()
+    let present = try address.open()
+    standIns = try ParityStandIns(among: present)
+    volumes = present + standIns.volumes
   }
+
+  /// What parity did for these media: each cartridge rebuilt, or why one was not.
+  package var parityNotes: [String] { standIns.notes }
 
   package var description: String { address.description }
 
@@ -33,7 +40,9 @@ package final class MediaArchiveSupply: ArchiveSupply {
   package func whereabouts() throws -> [String: String] {
     var places: [String: String] = [:]
     for volume in volumes {
-      guard case .labeled(let label) = try volume.readLabel(), let catalog = try? volume.readCatalog() else {
+      guard case .labeled(let label) = try volume.readLabel(), label.parity == nil,
+        let catalog = try? volume.readCatalog()
+      else {
         continue
       }
       for member in catalog.set {
@@ -49,7 +58,9 @@ package final class MediaArchiveSupply: ArchiveSupply {
     var sets: [String: [String]] = [:]
     for volume in volumes {
       // Scratch cartridges (labeled, in no set yet) hold nothing and mix with any set.
-      guard case .labeled(let label) = try volume.readLabel(), let set = label.mediaSet else { continue }
+      guard case .labeled(let label) = try volume.readLabel(), label.parity == nil, let set = label.mediaSet else {
+        continue
+      }
       sets[set, default: []].append(label.name)
     }
     return sets
@@ -58,7 +69,7 @@ package final class MediaArchiveSupply: ArchiveSupply {
   package func offers() throws -> [ArchiveOffer] {
     var offers: [ArchiveOffer] = []
     for (index, volume) in volumes.enumerated() {
-      guard case .labeled = try volume.readLabel() else { continue }
+      guard case .labeled(let label) = try volume.readLabel(), label.parity == nil else { continue }
       let catalog: CartridgeCatalog
       do {
         catalog = try volume.readCatalog()

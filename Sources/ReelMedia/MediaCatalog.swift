@@ -53,6 +53,10 @@ package struct TapeFileEntry: Codable, Sendable, Equatable {
     case setCatalogs = "set-catalogs"
     case archive
     case catalog
+    /// File 1 of a parity cartridge: Reed-Solomon parity over its group's cartridges.
+    case parity
+    /// Files 2 and 3 of a parity cartridge: the two copies of its map.
+    case parityMap = "parity-map"
     /// Not written by Reel, or damaged beyond recognition.
     case foreign
   }
@@ -185,14 +189,14 @@ struct SetCatalogs: Codable, Sendable, Equatable {
   }
 }
 
-private var catalogEncoder: JSONEncoder {
+var catalogEncoder: JSONEncoder {
   let encoder = JSONEncoder()
   encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
   return encoder
 }
 
 /// JSON written to tape is padded with spaces to whole blocks; the decoder wants none.
-private func trimmedJSON(_ bytes: some Collection<UInt8>) -> Data {
+func trimmedJSON(_ bytes: some Collection<UInt8>) -> Data {
   var data = Data(bytes)
   while let last = data.last, last == 0x20 || last == 0x0A || last == 0 { data.removeLast() }
   return data

@@ -7,6 +7,9 @@ import ReelCore
 package struct MediaLabel: Sendable, Equatable {
   package static let magic = "REEL MEDIA LABEL"
   package static let formatVersion = 1
+  /// Parity cartridges say `REEL MEDIA LABEL 2`, so a Reel that predates them refuses one
+  /// rather than taking it for a scratch cartridge and writing archives over the parity.
+  package static let parityFormatVersion = 2
   package static let blockSize = 4096
   static let defaultDataBlockSize = 1 << 20
 
@@ -23,11 +26,13 @@ package struct MediaLabel: Sendable, Equatable {
   /// For `dir:` only: the most the folder may hold (tape capacity is the drive's business).
   package var capacity: UInt64?
   package var labeled: Timestamp
+  /// Set on a parity cartridge (RAIT, docs/tape-format.md "Parity cartridges").
+  package var parity: ParityRole?
 
   package init(
     cartridgeID: String = UUID().uuidString.lowercased(), name: String, mediaSet: String? = nil,
     mediaSetID: String? = nil, sequence: Int = 0, dataBlockSize: Int = defaultDataBlockSize,
-    capacity: UInt64? = nil, labeled: Timestamp = .now()
+    capacity: UInt64? = nil, labeled: Timestamp = .now(), parity: ParityRole? = nil
   ) {
     self.cartridgeID = cartridgeID
     self.name = name
@@ -37,12 +42,13 @@ package struct MediaLabel: Sendable, Equatable {
     self.dataBlockSize = dataBlockSize
     self.capacity = capacity
     self.labeled = labeled
+    self.parity = parity
   }
 
   /// The label as it is written: fields, then how to read the medium by hand.
   package func text(forTape: Bool) -> String {
     var lines = [
-      "\(Self.magic) \(Self.formatVersion)",
+      "\(Self.magic) \(parity == nil ? Self.formatVersion : Self.parityFormatVersion)",
       "cartridge-id: \(cartridgeID)",
       "label: \(name)",
       "media-set: \(mediaSet ?? "-")",
@@ -52,8 +58,11 @@ package struct MediaLabel: Sendable, Equatable {
       "data-block-size: \(dataBlockSize)",
     ]
     if let capacity { lines.append("capacity: \(capacity)") }
+    if let parity {
+      lines += ["role: parity", "parity-group: \(parity.group.map(String.init) ?? "-")", "parity-of: \(parity.of)"]
+    }
     lines += ["labeled: \(labeled.rfc3339)", "writer: reel", ""]
-    lines += forTape ? tapeInstructions : folderInstructions
+    lines += parity != nil ? parityInstructions : forTape ? tapeInstructions : folderInstructions
     return lines.joined(separator: "\n") + "\n"
   }
 
@@ -72,6 +81,16 @@ package struct MediaLabel: Sendable, Equatable {
       "  dd if=/dev/nst0 bs=\(dataBlockSize) | tar -tvf -            # the archive in file N",
       "  dd if=/dev/nst0 bs=\(dataBlockSize) | tar -xf - SHA256SUMS  # then sha256sum -c SHA256SUMS",
       "Each archive's README.txt says how to verify and restore it.",
+    ]
+  }
+
+  private var parityInstructions: [String] {
+    [
+      "This is a Reel parity cartridge (docs/tape-format.md, \"Parity cartridges\"): it holds",
+      "Reed-Solomon parity over the tape files of \(parity?.of ?? 0) data cartridges of its media set, so",
+      "any one of them that is lost can be rebuilt: reel media rebuild --set SET --missing LABEL --to MEDIA.",
+      "Tape file 1 is the parity (\(ParityCartridge.shardSize)-byte blocks); files 2 and 3 are two copies of its",
+      "map (JSON): which cartridges, which tape files, their lengths and SHA-256.",
     ]
   }
 
@@ -105,7 +124,7 @@ package struct MediaLabel: Sendable, Equatable {
     let text = String(decoding: bytes, as: UTF8.self)
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
     guard let first = lines.first, first.hasPrefix(magic + " ") else { return nil }
-    guard first == "\(magic) \(formatVersion)" else {
+    guard first == "\(magic) \(formatVersion)" || first == "\(magic) \(parityFormatVersion)" else {
       throw ReelError(
         .incompatible, "the media label is \(first), which this Reel does not read",
         remedy: "use a newer Reel")
@@ -150,9 +169,47 @@ package struct MediaLabel: Sendable, Equatable {
         .corrupt, "the media label's name or media set is not one `reel media label` gives",
         remedy: "relabel the medium with --force")
     }
+    var parity: ParityRole?
+    if values["role"] == "parity" || first == "\(magic) \(parityFormatVersion)" {
+      guard values["role"] == "parity", let of = values["parity-of"].flatMap(Int.init),
+        ParityRole.groupSizes.contains(of)
+      else {
+        throw ReelError(
+          .corrupt, "the media label's parity fields (role, parity-of) are missing or out of range",
+          remedy: "relabel the medium with --force")
+      }
+      let group = optional("parity-group").flatMap(Int.init)
+      guard (optional("parity-group") == nil || group != nil) && group.map({ (1..<(1 << 20)).contains($0) }) ?? true
+      else {
+        throw ReelError(
+          .corrupt, "the media label's parity-group is out of range", remedy: "relabel the medium with --force")
+      }
+      parity = ParityRole(group: group, of: of)
+    }
     return MediaLabel(
       cartridgeID: id, name: name, mediaSet: optional("media-set"), mediaSetID: optional("media-set-id"),
       sequence: sequence, dataBlockSize: dataBlockSize, capacity: values["capacity"].flatMap(UInt64.init),
-      labeled: labeled)
+      labeled: labeled, parity: parity)
   }
+}
+
+/// What a parity cartridge's label says: which group of its set it covers (nil until an
+/// export first writes parity to it) and how many data cartridges a group has.
+package struct ParityRole: Sendable, Equatable {
+  /// Data cartridges per parity cartridge: k of a Reed-Solomon code with one parity shard.
+  package static let groupSizes = 1...64
+  /// 1, 2, …: data cartridges with sequences (group − 1)·of + 1 … group·of.
+  package var group: Int?
+  package var of: Int
+
+  package init(group: Int?, of: Int) {
+    self.group = group
+    self.of = of
+  }
+
+  /// The group a data cartridge of sequence `sequence` belongs to, with groups of `of`.
+  package static func group(ofSequence sequence: Int, of: Int) -> Int { (sequence - 1) / of + 1 }
+
+  /// The sequences of group `group`.
+  package static func sequences(group: Int, of: Int) -> ClosedRange<Int> { ((group - 1) * of + 1)...(group * of) }
 }

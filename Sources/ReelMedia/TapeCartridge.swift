@@ -120,6 +120,7 @@ final class TapeCartridge: MediaVolume {
 
   package func readCatalog() throws -> CartridgeCatalog {
     let label = try requireLabel()
+    if label.parity != nil { return try parityCatalog(label, checkParity: false) }
     let last = try drive.seekStartOfLastFile()
     var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
     if last == 0 {
@@ -143,6 +144,7 @@ final class TapeCartridge: MediaVolume {
 
   package func scan() throws -> CartridgeCatalog {
     let label = try requireLabel()
+    if label.parity != nil { return try parityCatalog(label, checkParity: true) }
     var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
     var earlier: [CartridgeCatalog] = []
     var newestCatalog: CartridgeCatalog?
@@ -201,7 +203,7 @@ final class TapeCartridge: MediaVolume {
   }
 
   /// Moves to the first block of `file`, counting from the end of data or the start.
-  private func position(atStartOf file: Int) throws {
+  func position(atStartOf file: Int) throws {
     // File numbers come from catalogs, which anyone holding the cartridge can write.
     guard (0..<(1 << 24)).contains(file) else {
       throw ReelError(.corrupt, "\(address): tape file \(file) is not a file number a cartridge has")
@@ -220,7 +222,7 @@ final class TapeCartridge: MediaVolume {
   }
 
   /// Writes a label or JSON file in label-size blocks and closes it with a filemark.
-  private func writeTextFile(_ bytes: [UInt8]) throws {
+  func writeTextFile(_ bytes: [UInt8]) throws {
     try drive.setBlockSize(MediaLabel.blockSize)
     let outcome = try bytes.withUnsafeBytes { try drive.write($0) }
     _ = outcome  // past early warning there is still room for the small files Reel closes with
@@ -228,7 +230,7 @@ final class TapeCartridge: MediaVolume {
   }
 
   /// The current file, whole, from here to its filemark, if it is JSON (starts with `{`).
-  private func readWholeFile() throws -> [UInt8]? {
+  func readWholeFile() throws -> [UInt8]? {
     try drive.setBlockSize(0)
     let source = TapeFileSource(drive: drive, recordSize: 16 << 20)
     var bytes = [UInt8](repeating: 0, count: 1)

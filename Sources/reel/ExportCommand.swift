@@ -46,6 +46,7 @@ struct ExportCommand: ParsableCommand {
     let report = try exporter.export(archives)
     if json {
       say(jsonText(ExportJSON(report)))
+      try Self.requireParity(report)
       return
     }
     for copy in report.abandoned {
@@ -53,9 +54,22 @@ struct ExportCommand: ParsableCommand {
         "cut off at end of media: \(copy.archiveID) on \(copy.cartridgeLabel) file \(copy.tapeFile) (written whole on the next cartridge)"
       )
     }
+    for parity in report.parity {
+      say(
+        "parity of group \(parity.group) (\(parity.members.joined(separator: ", "))) written to \(parity.parityLabel)"
+      )
+    }
     let written = report.exported.filter { !$0.alreadyThere }
     say(
       "Exported \(written.count) archive(s) to media set \(report.mediaSet); \(report.exported.count - written.count) already there."
     )
+    try Self.requireParity(report)
+  }
+
+  /// Exported but unprotected is not success: a set with parity cartridges wants all its groups covered.
+  static func requireParity(_ report: ExportReport) throws {
+    guard !report.parityWarnings.isEmpty else { return }
+    throw ReelError(
+      .notFound, "the archives are exported, but parity is missing: " + report.parityWarnings.joined(separator: "; "))
   }
 }

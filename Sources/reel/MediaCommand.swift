@@ -13,7 +13,7 @@ struct MediaCommand: ParsableCommand {
       MEDIA is dir:PATH (a cold-storage folder), vtape:PATH (a virtual tape cartridge file, or a
       folder of *.vtape files: a library) or tape:/dev/nstN (a drive, the no-rewind device).
       """,
-    subcommands: [Label.self, Catalog.self, List.self, Needed.self])
+    subcommands: [Label.self, Catalog.self, List.self, Needed.self, Rebuild.self])
 
   /// The store catalog if there is a store; media commands work without one.
   static func storeCatalog(_ options: StoreOption) throws -> ReelStore.Catalog? {
@@ -36,11 +36,28 @@ struct MediaCommand: ParsableCommand {
     var mediaSet: String?
     @Option(help: "Capacity of a new vtape cartridge (default 16G) or the most a dir: folder may hold.")
     var capacity: String?
+    @Option(
+      help: "Make it a parity cartridge of --media-set: one per N data cartridges (RAIT, 1–64).")
+    var parityGroup: Int?
     @Flag(help: "Relabel even though the medium holds archives or data that is not Reel's.") var force = false
 
     func run() throws {
       guard MediaLabel.isValidName(name) else {
         throw ReelError(.usage, "invalid label \"\(name)\"", remedy: "use letters, digits, - and _ (at most 64)")
+      }
+      if let parityGroup {
+        guard ParityRole.groupSizes.contains(parityGroup) else {
+          throw ReelError(
+            .usage, "--parity-group \(parityGroup) is out of range",
+            remedy: "give 1 to 64 data cartridges per parity cartridge (4 is a common choice)")
+        }
+        guard mediaSet != nil else {
+          throw ReelError(
+            .usage, "a parity cartridge belongs to one media set", remedy: "add --media-set NAME")
+        }
+        if case .folder = try MediaAddress(parsing: media) {
+          throw ReelError(.usage, "parity cartridges are tape cartridges", remedy: "label a vtape: or tape: medium")
+        }
       }
       // Everything is checked before anything is created: a refused label leaves no file behind.
       let address = try MediaAddress(parsing: media).labelTarget(name: name)
@@ -88,6 +105,13 @@ struct MediaCommand: ParsableCommand {
         } catch {
           held = -1
         }
+        if old.parity?.group != nil && !force {
+          throw ReelError(
+            .alreadyExists,
+            "\(address) is \(old.name), the parity cartridge of group \(old.parity?.group ?? 0) of media set \(old.mediaSet ?? "-"); "
+              + "relabeling it leaves that group unprotected, so nothing was written",
+            remedy: "to erase it anyway: reel media label \(media) --name \(name) --force")
+        }
         guard held == 0 || force else {
           throw ReelError(
             .alreadyExists,
@@ -99,7 +123,9 @@ struct MediaCommand: ParsableCommand {
         }
         try catalog?.forgetCartridge(id: old.cartridgeID)
       }
-      let label = MediaLabel(name: name, mediaSet: mediaSet, capacity: folderCapacity)
+      let label = MediaLabel(
+        name: name, mediaSet: mediaSet, capacity: folderCapacity,
+        parity: parityGroup.map { ParityRole(group: nil, of: $0) })
       try volume.writeLabel(label)
       try catalog?.recordCartridge(
         CartridgeRecord(
@@ -107,7 +133,7 @@ struct MediaCommand: ParsableCommand {
           address: volume.address, closed: false, catalogJSON: nil, updated: .now()))
       say(
         "Labeled \(volume.address) as \(name) (cartridge \(label.cartridgeID), \(mediaSet.map { "reserved for media set \($0)" } ?? "scratch"))"
-      )
+          + (parityGroup.map { ", a parity cartridge for \($0) data cartridges" } ?? ""))
     }
   }
 
@@ -215,6 +241,12 @@ struct MediaCommand: ParsableCommand {
       {
         say(set.isEmpty ? "scratch" : "media set \(set)")
         for cartridge in members.sorted(by: { ($0.sequence, $0.label) < ($1.sequence, $1.label) }) {
+          if let map = cartridge.parityMap {
+            say(
+              "  \(cartridge.label)\tparity\tgroup \(map.group)\tcovers \(map.memberLabels.joined(separator: ", "))"
+                + "\t\(cartridge.address)")
+            continue
+          }
           let held = copies.filter { $0.cartridgeID == cartridge.cartridgeID }
           say(
             "  \(cartridge.label)\t#\(cartridge.sequence)\t\(cartridge.closed ? "full" : "open")\t"
@@ -253,7 +285,17 @@ struct MediaCommand: ParsableCommand {
       for archive in plan.archives {
         say("  #\(archive.chainIndex) \(archive.archiveID)  \(archive.fromTime.rfc3339) – \(archive.untilTime.rfc3339)")
       }
+      let parity = try store.cartridges().compactMap(\.parityMap)
       for set in plan.sets {
+        let covering = parity.filter { $0.mediaSet.name == set.mediaSet }.filter { map in
+          set.cartridges.contains { needed in map.members.contains { $0.label == needed.label } }
+        }
+        defer {
+          for map in covering {
+            say(
+              "  parity cartridge \(map.parityLabel) can stand in for any one of \(map.memberLabels.joined(separator: ", "))")
+          }
+        }
         let cartridges = set.cartridges.map {
           "\($0.label) (file\($0.files.count > 1 ? "s" : "") \($0.files.map(String.init).joined(separator: ", ")))"
         }
@@ -263,6 +305,56 @@ struct MediaCommand: ParsableCommand {
               ? cartridges.joined(separator: ", ")
               : "incomplete, lacks \(set.missing.count) archive(s)"))
       }
+    }
+  }
+}
+
+extension MediaCommand {
+  struct Rebuild: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Rebuild a lost data cartridge of a media set from its parity cartridge (RAIT).",
+      discussion: """
+        Reads the group's parity cartridge and its other data cartridges (where the store last
+        saw them, or --from) and writes the lost cartridge again, tape file for tape file, onto
+        --to: the same label, catalogs and archives, each file checked against its SHA-256.
+        """)
+
+    @OptionGroup var options: StoreOption
+    @Option(name: .customLong("set"), help: "The media set.") var mediaSet: String
+    @Option(help: "The label of the lost cartridge.") var missing: String
+    @Option(help: "Where to write it: a blank cartridge (vtape:FILE, vtape:FOLDER or tape:/dev/nstN).")
+    var to: String
+    @Option(
+      parsing: .upToNextOption,
+      help: "Media holding the parity cartridge and the other cartridges (default: where the store saw them).")
+    var from: [String] = []
+    @Option(help: "Capacity of a new vtape cartridge (default 16G).") var capacity: String?
+
+    func run() throws {
+      guard MediaLabel.isValidName(missing) else {
+        throw ReelError(.usage, "invalid label \"\(missing)\"", remedy: "give the lost cartridge's label")
+      }
+      let store = try MediaCommand.storeCatalog(options)
+      var sources = try from.map(MediaAddress.init(parsing:))
+      if sources.isEmpty {
+        let known = try store?.cartridges().filter { $0.mediaSet == mediaSet && $0.label != missing } ?? []
+        sources = known.compactMap { try? MediaAddress(parsing: $0.address) }.filter { address in
+          if case .virtualTape(let path) = address { return FileManager.default.fileExists(atPath: path) }
+          return true
+        }
+        guard !sources.isEmpty else {
+          throw ReelError(
+            .notFound, "the store knows no cartridge of media set \"\(mediaSet)\" to rebuild \(missing) from",
+            remedy: "name the media holding the parity cartridge and the others with --from MEDIA")
+        }
+      }
+      let report = try CartridgeRebuild.rebuild(
+        mediaSet: mediaSet, missing: missing, sources: sources, to: try MediaAddress(parsing: to),
+        capacity: try capacity.map(ByteSize.parse), store: store)
+      say(
+        "Rebuilt \(report.label) on \(report.address): \(report.files) tape files, \(ByteSize.describe(report.bytes)), "
+          + "from parity cartridge \(report.parityLabel) (group \(report.group)) and \(report.from.joined(separator: ", ")); "
+          + "every file matches the SHA-256 recorded when the parity was written")
     }
   }
 }

@@ -65,6 +65,10 @@ struct RehydrateCommand: ParsableCommand {
     let until = try self.until.map { try Point.parse($0) }
     if let warning = until?.futureWarning(using: "the newest state the archives hold") { warn(warning) }
     let supplies = try from.map(archiveSupply(for:))
+    // A cartridge rebuilt from its group's parity (or one that could not be) is said first.
+    for note in supplies.compactMap({ $0 as? MediaArchiveSupply }).flatMap(\.parityNotes) {
+      if json { warn(note) } else { say("PARITY    \(note)") }
+    }
     let store = try Store.initialize(layout).store
     let terminal = isatty(2) == 1 && !json
     let started = Date()
