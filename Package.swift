@@ -82,7 +82,7 @@ let package = Package(
     .target(
       name: "ReelMedia",
       dependencies: [
-        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "CLinux",
+        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "ReelParity", "CLinux",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     .target(

@@ -35,7 +35,8 @@ package enum CartridgeRebuild {
     let strangers = named.filter { entry in !candidates.contains { $0.label.cartridgeID == entry.label.cartridgeID } }
     guard
       let (parity, parityLabel, map) = candidates.lazy.compactMap({ entry in
-        entry.map.flatMap { map in map.members.contains { $0.label == name } ? (entry.cartridge, entry.label, map) : nil }
+        entry.map.flatMap { map in map.members.contains { $0.label == name } ? (entry.cartridge, entry.label, map) : nil
+        }
       }).first
     else {
       let unreadable = candidates.filter { $0.map == nil }.map { "\($0.label.name): \($0.problem ?? "")" }

@@ -35,7 +35,8 @@ package struct StreamFile: Codable, Sendable, Equatable {
       else {
         throw ReelError(
           .corrupt, "\(what): the map entry for tape file \(entry.file) is inconsistent",
-          remedy: "the parity cartridge is damaged; rebuild from its second map copy or write it again with reel export")
+          remedy: "the parity cartridge is damaged; rebuild from its second map copy or write it again with reel export"
+        )
       }
       offset += entry.length
     }

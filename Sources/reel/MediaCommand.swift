@@ -293,7 +293,8 @@ struct MediaCommand: ParsableCommand {
         defer {
           for map in covering {
             say(
-              "  parity cartridge \(map.parityLabel) can stand in for any one of \(map.memberLabels.joined(separator: ", "))")
+              "  parity cartridge \(map.parityLabel) can stand in for any one of \(map.memberLabels.joined(separator: ", "))"
+            )
           }
         }
         let cartridges = set.cartridges.map {

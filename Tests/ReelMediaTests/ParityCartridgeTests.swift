@@ -39,7 +39,8 @@ import Testing
         "--capacity", "\(2 * capacity)")
       #expect(parity.status == 0 && parity.stdout.contains("a parity cartridge for 4"), "\(parity.output)")
       let export = try run(
-        reelExecutable, ["export"] + archives.map(\.path) + ["--to", "vtape:" + sandbox.library, "--media-set", "weekly"],
+        reelExecutable,
+        ["export"] + archives.map(\.path) + ["--to", "vtape:" + sandbox.library, "--media-set", "weekly"],
         environment: ["REEL_STORE": sandbox.store])
       #expect(export.status == 0, "\(export.output)")
       #expect(export.stdout.contains("parity of group 1 (C1, C2, C3, C4) written to P1"), "\(export.stdout)")
@@ -95,7 +96,8 @@ import Testing
       let result = try set.without([lost]) { try set.rehydrate(into: target) }
       #expect(result.status == 0, "without \(lost): \(result.output)")
       #expect(
-        result.stdout.contains("PARITY    cartridge \(lost) of media set weekly is missing: rebuilt from parity cartridge P1"),
+        result.stdout.contains(
+          "PARITY    cartridge \(lost) of media set weekly is missing: rebuilt from parity cartridge P1"),
         "\(result.stdout)")
       #expect(result.stdout.contains("4 archive(s) imported"), "\(result.stdout)")
       for (bookmark, digest) in set.digests {
@@ -120,7 +122,8 @@ import Testing
     let list = try sandbox.reel("media", "list")
     #expect(list.stdout.contains("P1\tparity\tgroup 1\tcovers C1, C2, C3, C4"), "\(list.stdout)")
     let needed = try sandbox.reel("media", "needed", "latest", "--volume", set.maker.fixture.name)
-    #expect(needed.stdout.contains("parity cartridge P1 can stand in for any one of C1, C2, C3, C4"), "\(needed.stdout)")
+    #expect(
+      needed.stdout.contains("parity cartridge P1 can stand in for any one of C1, C2, C3, C4"), "\(needed.stdout)")
     let catalog = try sandbox.reel("media", "catalog", "vtape:" + sandbox.cartridge("P1"), "--scan")
     #expect(catalog.status == 0 && catalog.stdout.contains("parity of group 1: C1, C2, C3, C4"), "\(catalog.output)")
   }
