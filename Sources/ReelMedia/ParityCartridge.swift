@@ -70,6 +70,15 @@ package enum ParityCartridge {
     // Two copies: one bad record must not cost the map that makes the parity usable.
     try parity.writeTextFile(text)
     try parity.writeTextFile(text)
+    // Read back, as every archive is: the map from the cartridge, the parity against its SHA-256.
+    let readBack = try parity.parityCatalog(label, checkParity: true)
+    guard readBack.files.count == 4, readBack.files[1].state == .complete else {
+      throw ReelError(
+        .io,
+        "the parity read back from \(label.name) (\(parity.address)) differs from what was written"
+          + (readBack.files.count > 1 ? ": \(readBack.files[1].note ?? "")" : ""),
+        remedy: "the cartridge or drive is failing: label another parity cartridge and export again")
+    }
     return map
   }
 

@@ -76,7 +76,8 @@ final class ParityStandIns {
         try ParityCartridge.rebuild(lost, map: map, others: others, parity: parity, to: target)
         volumes.append(target)
         notes.append(
-          "cartridge \(lost.label) of media set \(map.mediaSet.name) is missing: rebuilt from parity cartridge "
+          "cartridge \(lost.label) of media set \(map.mediaSet.name) is missing or unreadable: rebuilt from "
+            + "parity cartridge "
             + "\(label.name) and \(others.values.map(\.label.name).sorted().joined(separator: ", "))")
       } catch let error as ReelError where error.kind != .interrupted {
         notes.append("cartridge \(lost.label) is missing and was not rebuilt: \(error.message)")

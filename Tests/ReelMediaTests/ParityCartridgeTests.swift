@@ -97,7 +97,7 @@ import Testing
       #expect(result.status == 0, "without \(lost): \(result.output)")
       #expect(
         result.stdout.contains(
-          "PARITY    cartridge \(lost) of media set weekly is missing: rebuilt from parity cartridge P1"),
+          "PARITY    cartridge \(lost) of media set weekly is missing or unreadable: rebuilt from parity cartridge P1"),
         "\(result.stdout)")
       #expect(result.stdout.contains("4 archive(s) imported"), "\(result.stdout)")
       for (bookmark, digest) in set.digests {
@@ -143,6 +143,20 @@ import Testing
       #expect(result.status != 0, "\(result.output)")
       #expect(result.stdout.contains("cartridges C1 and C3 of parity group 1"), "\(result.stdout)")
     }
+
+    // A cartridge whose label no longer reads is as good as missing: parity stands in for it.
+    let third = sandbox.cartridge("C3")
+    let intact = sandbox.bytes(third)
+    var unreadable = intact
+    for offset in 4096..<4112 { unreadable[offset] = 0 }
+    try Data(unreadable).write(to: URL(fileURLWithPath: third))
+    let standIn = try set.rehydrate(into: sandbox.root + "/rehydrated-unreadable")
+    #expect(
+      standIn.status == 0
+        && standIn.stdout.contains("cartridge C3 of media set weekly is missing or unreadable: rebuilt"),
+      "\(standIn.output)")
+    #expect(try set.restoredDigest("latest", from: sandbox.root + "/rehydrated-unreadable") == set.digests["d"])
+    try Data(intact).write(to: URL(fileURLWithPath: third))
 
     // Damaged parity (a byte of its first stripe): the rebuilt file fails its SHA-256, and
     // nothing is said to be rebuilt.

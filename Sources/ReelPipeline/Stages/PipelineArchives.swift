@@ -96,6 +96,15 @@ enum PipelineArchives {
       context.event("exported \(archive.fileName) to \(mediaSet)")
     }
     let report = try exporter.export(paths)
+    for parity in report.parity {
+      lines.append(
+        "parity of group \(parity.group) (\(parity.members.joined(separator: ", "))) written to \(parity.parityLabel)")
+    }
+    // The archives are on media either way; a group left without parity is said, not hidden.
+    for warning in report.parityWarnings {
+      lines.append("parity NOT written for \(warning)")
+      context.event("parity not written on \(mediaSet): \(warning)")
+    }
     return (report, lines, bytes)
   }
 
