@@ -116,8 +116,9 @@ extension Exporter {
     guard let slot = state.parity.first(where: { $0.label.parity?.group == group }),
       let parity = slot.volume as? TapeCartridge
     else {
-      // No parity cartridge of its own yet: worth writing when a blank one is at hand.
-      return state.parity.contains { $0.label.parity?.group == nil }
+      // No parity cartridge of its own at hand: worth writing when a blank one is, unless
+      // the group has one elsewhere (kept offsite), which a blank one must not replace.
+      return !state.knownParityGroups.contains(group) && state.parity.contains { $0.label.parity?.group == nil }
     }
     guard let map = try? ParityCartridge.readMap(parity, label: slot.label),
       let entry = map.members.first(where: { $0.cartridgeID == member.label.cartridgeID })

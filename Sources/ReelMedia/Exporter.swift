@@ -75,6 +75,8 @@ package struct Exporter {
     var parity: [Slot] = []
     /// Group sizes the store has seen parity written with for this set.
     var knownParityOf: Set<Int> = []
+    /// Groups the store knows a parity cartridge of (at hand or not).
+    var knownParityGroups: Set<Int> = []
     /// Sequences of the cartridges written to by this export.
     var touched: Set<Int> = []
     var scratch: [Slot] = []
@@ -155,7 +157,9 @@ package struct Exporter {
     }
     state.members.sort { $0.label.sequence < $1.label.sequence }
     let recorded = try store?.cartridges().filter { $0.mediaSet == mediaSet } ?? []
-    state.knownParityOf = Set(recorded.compactMap(\.parityMap).map(\.parityOf))
+    let maps = recorded.compactMap(\.parityMap)
+    state.knownParityOf = Set(maps.map(\.parityOf))
+    state.knownParityGroups = Set(maps.map(\.group))
     let known = recorded.filter { $0.sequence > 0 }
     let setIDs = Set(state.members.compactMap(\.label.mediaSetID) + known.compactMap(\.mediaSetID))
     guard setIDs.count <= 1 else {

@@ -188,6 +188,28 @@ import Testing
     }
     try Data(saved).write(to: URL(fileURLWithPath: parity))
 
+    // A fifth cartridge starts group 2: exported, but without a parity cartridge for it
+    // the export says so and fails; with one labeled, the same export writes its parity.
+    let fifth = try set.maker.seal(randomBytes: 1_200_000, bookmark: "e")
+    let capacity = set.archives.map(\.size).max()! + (3 << 20)
+    #expect(
+      try sandbox.reel("media", "label", "vtape:" + sandbox.library, "--name", "C5", "--capacity", "\(capacity)").status
+        == 0)
+    let unprotected = try sandbox.reel(
+      "export", fifth.path, "--to", "vtape:" + sandbox.library, "--media-set", "weekly")
+    #expect(unprotected.status == 66 && unprotected.stdout.contains("C5 file 2, verified"), "\(unprotected.output)")
+    #expect(
+      unprotected.stderr.contains("group 2: no parity cartridge for it among the targets"), "\(unprotected.stderr)")
+    #expect(
+      try sandbox.reel(
+        "media", "label", "vtape:" + sandbox.library, "--name", "P2", "--media-set", "weekly", "--parity-group", "4",
+        "--capacity", "\(2 * capacity)"
+      ).status == 0)
+    let again = try sandbox.reel("export", fifth.path, "--to", "vtape:" + sandbox.library, "--media-set", "weekly")
+    #expect(again.status == 0 && again.stdout.contains("already on C5"), "\(again.output)")
+    #expect(again.stdout.contains("parity of group 2 (C5) written to P2"), "\(again.stdout)")
+    #expect(!again.stdout.contains("group 1"), "group 1's parity is current: \(again.stdout)")
+
     // The parity cartridge of another set named "weekly" (another set ID) stands in for nothing.
     let other = try MediaSandbox()
     #expect(try other.reel("init").status == 0)
