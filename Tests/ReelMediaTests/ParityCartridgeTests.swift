@@ -126,6 +126,21 @@ import Testing
       needed.stdout.contains("parity cartridge P1 can stand in for any one of C1, C2, C3, C4"), "\(needed.stdout)")
     let catalog = try sandbox.reel("media", "catalog", "vtape:" + sandbox.cartridge("P1"), "--scan")
     #expect(catalog.status == 0 && catalog.stdout.contains("parity of group 1: C1, C2, C3, C4"), "\(catalog.output)")
+
+    // A map read from media steers drives and sizes reads: out-of-range values are refused.
+    let parity = try MediaAddress(parsing: "vtape:" + sandbox.cartridge("P1")).openOne() as! TapeCartridge
+    guard case .labeled(let parityLabel) = try parity.readLabel() else { throw ReelError(.corrupt, "P1 has no label") }
+    let map = try ParityCartridge.readMap(parity, label: parityLabel)
+    #expect(try ParityMap.decode(map.json(), describing: "P1") == map)
+    var hostile = [map, map, map, map, map]
+    hostile[0].parityLength = 1 << 60
+    hostile[1].members[0].files[1].offset += 1
+    hostile[2].members[0].length = map.parityLength + 1
+    hostile[3].members[1].index = 0
+    hostile[4].members[0].files[0].blockSize = 1 << 30
+    for (index, bad) in hostile.enumerated() {
+      #expect(throws: ReelError.self, "hostile map \(index)") { try ParityMap.decode(bad.json(), describing: "P1") }
+    }
   }
 
   @Test func twoLostCartridgesAForeignParityCartridgeAndDamagedParityAreRefusedByName() throws {
