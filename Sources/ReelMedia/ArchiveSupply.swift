@@ -52,6 +52,16 @@ package protocol ArchiveSupply: AnyObject {
   /// Every archive the media's catalogs mention, whole or not (after `offers()`): how a
   /// chain whose newest archives were withheld is noticed. Unauthenticated, used only to warn.
   func namedArchives() throws -> [ArchiveSummary]
+  /// What `offers()` found wrong with the media themselves, one sentence each: a cartridge
+  /// whose label and catalog cannot be read, one that holds nothing to import, a tape
+  /// file a scan found damaged.
+  func mediaProblems() -> [String]
+}
+
+/// A byte source that knows which stretches of what it handed out the medium could not
+/// read (handed out as zeros, so later bytes keep their offsets).
+package protocol UnreadableStretches: AnyObject {
+  var unreadable: [UnreadableRange] { get }
 }
 
 /// A copy on media that rehydration read, and where it is.
@@ -71,6 +81,7 @@ extension ArchiveSupply {
   package func mediaSets() throws -> [String: [String]] { [:] }
   package func whereabouts() throws -> [String: String] { [:] }
   package func namedArchives() throws -> [ArchiveSummary] { [] }
+  package func mediaProblems() -> [String] { [] }
 }
 
 /// A folder of `.reel.tar` files (a cold-storage folder, an extracted set), or one file.
