@@ -69,6 +69,7 @@ package final class MediaArchiveSupply: ArchiveSupply {
         continue
       case .labeled: break
       }
+      if let damage = (volume as? TapeCartridge)?.labelDamage { problems.append("\(volume.address): \(damage)") }
       let catalog: CartridgeCatalog
       do {
         catalog = try volume.readCatalog()

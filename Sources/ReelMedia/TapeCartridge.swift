@@ -14,6 +14,9 @@ final class TapeCartridge: MediaVolume {
   /// The largest JSON file (label, catalogs) read back whole.
   static let jsonLimit = 64 << 20
 
+  /// Set when the label could not be read and was rebuilt from the catalog at the end.
+  private(set) var labelDamage: String?
+
   package init(drive: TapeDrive) { self.drive = drive }
 
   package var isWriteProtected: Bool {
@@ -21,6 +24,7 @@ final class TapeCartridge: MediaVolume {
   }
 
   package func readLabel() throws -> LabelState {
+    labelDamage = nil
     try drive.rewind()
     try drive.setBlockSize(0)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
@@ -56,6 +60,7 @@ final class TapeCartridge: MediaVolume {
       cartridgeID: catalog.cartridge.id, name: catalog.cartridge.label, mediaSet: catalog.mediaSet?.name,
       mediaSetID: catalog.mediaSet?.id, sequence: catalog.cartridge.sequence, labeled: Timestamp(nanoseconds: 0))
     guard let checked = try? MediaLabel.parse(Array(rebuilt.text(forTape: true).utf8)) else { return nil }
+    labelDamage = "its label (tape file 0) cannot be read; the catalog at its end says it is \(checked.name)"
     return .labeled(checked)
   }
 
@@ -164,6 +169,8 @@ final class TapeCartridge: MediaVolume {
     var earlier: [CartridgeCatalog] = []
     var newestCatalog: CartridgeCatalog?
     var unreadableArchives: Set<Int> = []
+    // From the start (a label rebuilt from the end catalog left the drive there).
+    try drive.rewind()
     try drive.spaceForward(files: 1)
     var file = 1
     while true {
