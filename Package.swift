@@ -34,9 +34,14 @@ let package = Package(
     .systemLibrary(
       name: "CFuse3", pkgConfig: "fuse3",
       providers: [.apt(["libfuse3-dev"])]),
+    .systemLibrary(
+      name: "CIsal", pkgConfig: "libisal",
+      providers: [.apt(["libisal-dev"])]),
     .systemLibrary(name: "CLinux"),
     .target(name: "ReelCore", dependencies: ["CLinux"]),
     .target(name: "ReelIO", dependencies: ["ReelCore", "CLinux"]),
+    // Reed–Solomon erasure coding over GF(2^8) (ISA-L): archive parity and parity cartridges.
+    .target(name: "ReelParity", dependencies: ["ReelCore", "ReelIO", "CIsal"]),
     .target(name: "ReelCodec", dependencies: ["ReelCore", "ReelIO", "CGcrypt", "CZstd", "CLinux"]),
     .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelIO", "ReelCodec"]),
     .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelIO", "ReelJournal", "CGnuTLS", "CLinux"]),
@@ -71,7 +76,7 @@ let package = Package(
     .target(
       name: "ReelArchive",
       dependencies: [
-        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "CArchive", "CZstd",
+        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelParity", "CArchive", "CZstd",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     .target(
@@ -106,6 +111,7 @@ let package = Package(
     .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"]),
     .testTarget(name: "ReelIOTests", dependencies: ["ReelIO", "ReelCore", "ReelTestSupport"]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec", "ReelCore"]),
+    .testTarget(name: "ReelParityTests", dependencies: ["ReelParity", "ReelCore"]),
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
     .testTarget(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reel builds and tests with, when any is missing.
-# Libraries: libarchive, libzstd, libsqlite3 (through GRDB), libgcrypt, GnuTLS (reel serve TLS).
+# Libraries: libarchive, libzstd, ISA-L (Reed–Solomon parity), libsqlite3 (through GRDB), libgcrypt, GnuTLS (reel serve TLS).
 # Real clients the tests drive: qemu-utils (qemu-io, qemu-img), libnbd-bin (nbdinfo,
 # nbdcopy, nbdfuse), nbdkit, fuse3, e2fsprogs; GNU tar, bsdtar, zstd, coreutils, openssl for
 # archives; python3 (hostile tar files) and sqlite3 (a database under load) in tests;
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 packages=(
-  pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev libgnutls28-dev
+  pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev libgnutls28-dev libisal-dev
   libext2fs-dev libblkid-dev libfuse3-dev gdisk attr
   qemu-utils libnbd-bin nbdkit fuse3 e2fsprogs libarchive-tools zstd
   coreutils util-linux procps time tar python3 sqlite3 openssl gnutls-bin

@@ -10,6 +10,8 @@ package enum ArchiveFormat {
   static let manifestMACName = "manifest.hmac"
   static let indexName = "index.sqlite.enc"
   static let checksumsName = "SHA256SUMS"
+  /// Format version 4: the Reed–Solomon parity of every byte before it (docs/archive-format.md).
+  package static let parityName = "PARITY"
   package static let fileSuffix = ".reel.tar"
   /// tar record size: one write per MiB, the block size tape drives are given.
   package static let recordSize = 1 << 20

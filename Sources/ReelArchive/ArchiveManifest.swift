@@ -6,7 +6,7 @@ import ReelStore
 /// archive holds, readable without the key. Authenticated by `manifest.hmac`.
 package struct ArchiveManifest: Codable, Sendable, Equatable {
   package static let formatName = "reel-archive"
-  package static let currentVersion = 3
+  package static let currentVersion = 4
   /// The pack layouts a seal can write (`reel seal --format`): 1 the store's records as
   /// they are, 2 raw records in 8 MiB zstd groups.
   package static let packLayouts = 1...2
@@ -14,6 +14,9 @@ package struct ArchiveManifest: Codable, Sendable, Equatable {
   /// writes it only for archives that need it, so every other archive stays readable by
   /// Reels that read version 2.
   package static let lineageVersion = 3
+  /// Version 3 plus a `PARITY` member after SHA256SUMS: Reed–Solomon parity over every
+  /// byte before it (docs/archive-format.md, "Parity").
+  package static let parityVersion = 4
 
   package var format: String
   package var formatVersion: Int
@@ -43,6 +46,20 @@ package struct ArchiveManifest: Codable, Sendable, Equatable {
   package var origin: Origin?
   /// Version 3: the rollbacks in the window (journal records of kind 6), oldest first.
   package var rollbacks: [Rollback]?
+  /// Version 4: the parity the archive carries in its `PARITY` member (the geometry is in
+  /// PARITY itself, written after the manifest).
+  package var parity: Parity?
+
+  package struct Parity: Codable, Sendable, Equatable {
+    package static let reedSolomonCauchy = "reed-solomon-cauchy-gf256"
+    package var scheme: String
+    package var percent: Int
+
+    package init(scheme: String = Self.reedSolomonCauchy, percent: Int) {
+      self.scheme = scheme
+      self.percent = percent
+    }
+  }
 
   /// How pack frames are laid out: the version that introduced the layout (1 or 2).
   package var packFormat: Int { formatVersion >= Self.lineageVersion ? (packLayout ?? 2) : formatVersion }

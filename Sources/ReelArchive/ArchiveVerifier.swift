@@ -304,7 +304,12 @@ final class ArchiveScanner {
       packNumber += 1
     }
     guard let sumsBytes else { throw corrupt("the archive ends before SHA256SUMS (truncated?)") }
-    if let extra = try tar.next() { throw corrupt("member \"\(extra.name)\" follows SHA256SUMS") }
+    if manifest?.parity != nil {
+      try readParity(try expect(ArchiveFormat.parityName))
+    }
+    if let extra = try tar.next() {
+      throw corrupt("member \"\(extra.name)\" follows \(manifest?.parity != nil ? "PARITY" : "SHA256SUMS")")
+    }
     // Drain the padding so the whole-stream digest covers every byte.
     let drain = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
     defer { drain.deallocate() }
@@ -318,6 +323,32 @@ final class ArchiveScanner {
     checkSums(sumsBytes)
     checkManifest()
     if index != nil { try checkIndexCoverage() }
+  }
+
+  /// PARITY (format version 4): its header must parse and name this archive. The shards
+  /// themselves are checked by `ArchiveParity` (`reel verify` runs it when the archive
+  /// is damaged); a stream check cannot see bytes 0 ..< P again.
+  private func readParity(_ member: TarReader.Member) throws {
+    let needed = ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom
+    var head: [UInt8] = []
+    var total: UInt64 = 0
+    try tar.readData { piece in
+      if head.count < needed { head += piece.prefix(needed - head.count) }
+      total += UInt64(piece.count)
+    }
+    guard let header = ParityHeader.decode(head, fileSize: UInt64.max / 4) else {
+      problem(ArchiveFormat.parityName, 0, "its header is damaged (the copy at its end may still serve a repair)")
+      return
+    }
+    if header.archiveID.uuidString.lowercased() != manifest?.archiveID.lowercased() {
+      problem(
+        ArchiveFormat.parityName, 0,
+        "belongs to archive \(header.archiveID.uuidString.lowercased()), not this one (spliced in from another archive)"
+      )
+    }
+    if header.geometry.memberSize != total || member.size != total {
+      problem(ArchiveFormat.parityName, nil, "is \(total) bytes but its header describes \(header.geometry.memberSize)")
+    }
   }
 
   /// A frame read from a member, still sealed.

@@ -22,6 +22,9 @@ package struct SealRequest: Sendable {
   /// carries lineage (a clone's origin, rollbacks) is format version 3 with this layout.
   package var formatVersion: Int
   package static let defaultFormatVersion = 2
+  /// Reed–Solomon parity, in percent of the archive (format version 4); 0 = none, and the
+  /// archive is written in the version it would have had before parity existed.
+  package var parityPercent: Int = ParityGeometry.defaultPercent
 
   package init(
     volume: String, until: Point? = nil, outputDirectory: String, masterKeys: [SymmetricKey],
@@ -279,8 +282,9 @@ final class ArchiveWriter {
 
   func write() throws -> SealedArchive {
     let lineage = try ArchiveLineage(live: live, descriptor: descriptor, fromSeq: fromSeq, untilSeq: untilSeq)
-    let index = try ArchiveIndex.create(
-      at: plaintextIndexPath, schema: ArchiveIndex.schema(forFormat: lineage.formatVersion(packLayout: formatVersion)))
+    let version =
+      request.parityPercent > 0 ? ArchiveManifest.parityVersion : lineage.formatVersion(packLayout: formatVersion)
+    let index = try ArchiveIndex.create(at: plaintextIndexPath, schema: ArchiveIndex.schema(forFormat: version))
     contents.base = parent == nil
     if parent == nil {
       let base = try live.stateVersions(of: descriptor, at: fromSeq)
@@ -308,6 +312,12 @@ final class ArchiveWriter {
 
     var manifest = try makeManifest(records: records, bookmarks: bookmarks, indexMember: indexMember)
     lineage.describe(in: &manifest)
+    if request.parityPercent > 0 {
+      manifest.packLayout = manifest.packLayout ?? manifest.formatVersion
+      manifest.formatVersion = ArchiveManifest.parityVersion
+      manifest.rollbacks = manifest.rollbacks ?? []
+      manifest.parity = ArchiveManifest.Parity(percent: request.parityPercent)
+    }
     let readme = Array(ArchiveReadme.text(for: manifest).utf8)
     var finalManifest = manifest
     finalManifest.members.insert(
@@ -353,6 +363,15 @@ final class ArchiveWriter {
       }
       do {
         let tar = try TarWriter(writer: output, copy: written)
+        let parity = try ArchiveParityWriter(
+          percent: request.parityPercent, archiveID: archiveID, staging: staging,
+          capacity: ArchiveParityWriter.capacity(
+            memberSizes: [readme.count, manifestBytes.count, mac.count, checksums.count].map(UInt64.init)
+              + ([indexMember] + packs).map(\.size)))
+        if let parity {
+          tar.tap = { try parity.encoder.consume($0) }
+          precondition(tar.offset == 0)
+        }
         try tar.addFile(name: ArchiveFormat.readmeName, bytes: readme, modified: created)
         try tar.addFile(name: ArchiveFormat.manifestName, bytes: manifestBytes, modified: created)
         try tar.addFile(name: ArchiveFormat.manifestMACName, bytes: mac, modified: created)
@@ -363,6 +382,7 @@ final class ArchiveWriter {
           }
         }
         try tar.addFile(name: ArchiveFormat.checksumsName, bytes: checksums, modified: created)
+        if let parity { try parity.add(to: tar, modified: created) }
         try tar.close()
         try output.finish()
         written.close()

@@ -7,19 +7,56 @@ import ReelIO
 let regularFileType: UInt32 = 0o100000
 
 /// A POSIX pax tar stream written with libarchive in 1 MiB records (the last record padded
-/// whole, so every write to tape is one full block).
+/// whole with zeros, so every write to tape is one full block).
 final class TarWriter {
   private let archive: OpaquePointer
   private let path: String
   private var closed = false
-  /// Where libarchive's records go, and the first error writing them.
+  /// Where libarchive's bytes go, and the first error writing them. libarchive writes
+  /// unblocked and the sink cuts 1 MiB records itself, so `offset` is exact between
+  /// members (archive parity needs the offset of PARITY's header, and every byte before
+  /// it, before that header is written).
   private final class Sink {
     let writer: DirectFileWriter
     let copy: ArchiveBytePipe?
     var error: (any Error)?
+    var tap: ((UnsafeRawBufferPointer) throws -> Void)?
+    var offset: UInt64 = 0
+    let record = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
+    var filled = 0
     init(writer: DirectFileWriter, copy: ArchiveBytePipe?) {
       self.writer = writer
       self.copy = copy
+    }
+    deinit { record.deallocate() }
+
+    func take(_ bytes: UnsafeRawBufferPointer) throws {
+      try tap?(bytes)
+      offset += UInt64(bytes.count)
+      var done = 0
+      while done < bytes.count {
+        let count = min(bytes.count - done, record.count - filled)
+        UnsafeMutableRawBufferPointer(rebasing: record[filled..<(filled + count)])
+          .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[done..<(done + count)]))
+        filled += count
+        done += count
+        if filled == record.count { try flush() }
+      }
+    }
+
+    /// Pads the last record whole with zeros (tape wants full blocks) and writes it.
+    func finish() throws {
+      guard filled > 0 else { return }
+      UnsafeMutableRawBufferPointer(rebasing: record[filled...]).initializeMemory(as: UInt8.self, repeating: 0)
+      filled = record.count
+      try flush()
+    }
+
+    private func flush() throws {
+      let bytes = UnsafeRawBufferPointer(rebasing: record[0..<filled])
+      try writer.append(bytes)
+      copy?.push(bytes)
+      filled = 0
     }
   }
   private let sink: Sink
@@ -35,17 +72,13 @@ final class TarWriter {
     sink = Sink(writer: writer, copy: copy)
     unmanagedSink = Unmanaged.passRetained(sink)
     guard archive_write_set_format_pax(archive) == ARCHIVE_OK,
-      archive_write_set_bytes_per_block(archive, Int32(ArchiveFormat.recordSize)) == ARCHIVE_OK,
-      // libarchive would not pad the last record of a regular file; tape wants it whole.
-      archive_write_set_bytes_in_last_block(archive, Int32(ArchiveFormat.recordSize)) == ARCHIVE_OK,
+      archive_write_set_bytes_per_block(archive, 0) == ARCHIVE_OK,
       archive_write_open(
         archive, unmanagedSink.toOpaque(), nil,
         { _, context, buffer, length in
           let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
           do {
-            let bytes = UnsafeRawBufferPointer(start: buffer, count: length)
-            try sink.writer.append(bytes)
-            sink.copy?.push(bytes)
+            try sink.take(UnsafeRawBufferPointer(start: buffer, count: length))
             return length
           } catch {
             sink.error = error
@@ -106,9 +139,22 @@ final class TarWriter {
     }
   }
 
+  /// Bytes of the tar stream so far (exact between members).
+  var offset: UInt64 { sink.offset }
+
+  /// Sees every byte of the stream as libarchive produces it, before it is blocked.
+  var tap: ((UnsafeRawBufferPointer) throws -> Void)? {
+    get { sink.tap }
+    set { sink.tap = newValue }
+  }
+
   func close() throws {
     closed = true
     guard archive_write_close(archive) == ARCHIVE_OK else { throw failure("close") }
+    do { try sink.finish() } catch {
+      sink.error = error
+      throw failure("close")
+    }
   }
 }
 

@@ -421,13 +421,17 @@ struct Checker {
         return nil
       }
       return .string(text)
-    case .integer(let minimum):
+    case .integer(let minimum, let maximum):
       guard case .scalar = node, let text = scalarString(node, what: what), let value = Int(text) else {
         wrongType()
         return nil
       }
       guard value >= minimum else {
         problem(node, "\(what) must be at least \(minimum), not \(value)", fix: "write a number ≥ \(minimum)")
+        return nil
+      }
+      guard value <= maximum else {
+        problem(node, "\(what) must be at most \(maximum), not \(value)", fix: "write a number ≤ \(maximum)")
         return nil
       }
       return .integer(value)

@@ -4,7 +4,7 @@ import Foundation
 enum ParameterType: Sendable, Equatable {
   case string
   case choice([String])
-  case integer(minimum: Int)
+  case integer(minimum: Int, maximum: Int = Int.max)
   case boolean
   case size
   case duration
@@ -16,7 +16,8 @@ enum ParameterType: Sendable, Equatable {
     switch self {
     case .string: "text"
     case .choice(let options): "one of \(options.joined(separator: ", "))"
-    case .integer(let minimum): "a whole number ≥ \(minimum)"
+    case .integer(let minimum, let maximum):
+      maximum == Int.max ? "a whole number ≥ \(minimum)" : "a whole number from \(minimum) to \(maximum)"
     case .boolean: "true or false"
     case .size: "a size (512, 64K, 16M, 1G)"
     case .duration: "a duration (90s, 30m, 12h, 7d, 2w)"
@@ -29,7 +30,7 @@ enum ParameterType: Sendable, Equatable {
     switch self {
     case .string: "NAME"
     case .choice(let options): options[0]
-    case .integer(let minimum): String(max(minimum, 1))
+    case .integer(let minimum, _): String(max(minimum, 1))
     case .boolean: "true"
     case .size: "4G"
     case .duration: "7d"

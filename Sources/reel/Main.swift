@@ -35,7 +35,7 @@ struct Reel: ParsableCommand {
       KeyCommand.self, SealCommand.self, VerifyCommand.self, InspectCommand.self, ExportCommand.self,
       MediaCommand.self, RehydrateCommand.self, PipelineCommand.self, FilesCommand.self, MountCommand.self,
       SQLCommand.self, PgCommand.self, BisectCommand.self, CloneCommand.self,
-      RollbackCommand.self,
+      RollbackCommand.self, RepairCommand.self,
     ]
   )
 }

@@ -55,12 +55,22 @@ struct SealCommand: ParsableCommand {
       "Pack layout: 2 (default) compresses the chunks in 8 MiB groups; 1 carries the store's chunks as they are, ~5% larger but faster to seal and to rehydrate. (A clone's archives and windows with rollbacks are format version 3 with that layout.)"
   )
   var format = SealRequest.defaultFormatVersion
+  @Option(
+    help:
+      "Reed–Solomon parity in percent of the archive (0 to 50, default 5; 0 = none): damage up to that much is repaired by `reel repair`, rehydrate and verify. At least one 1 MiB tape record is always repairable."
+  )
+  var parity = ParityGeometry.defaultPercent
   @Flag(help: "JSON output.") var json = false
 
   func validate() throws {
     guard ArchiveManifest.packLayouts.contains(format) else {
       throw ValidationError(
         "--format \(format): this Reel writes pack layout 1 or 2 (a clone's archives are format 3 with either)")
+    }
+    guard ParityGeometry.percentRange.contains(parity) else {
+      throw ValidationError(
+        "--parity \(parity): give a percentage from 0 (no parity) to \(ParityGeometry.percentRange.upperBound); the default is \(ParityGeometry.defaultPercent)"
+      )
     }
   }
 
@@ -85,9 +95,10 @@ struct SealCommand: ParsableCommand {
     if let warning = until?.futureWarning(using: "the latest state") { warn(warning) }
     var reports: [SealVolumeReport] = []
     for name in names {
-      let request = SealRequest(
+      var request = SealRequest(
         volume: name, until: until?.point, outputDirectory: out, masterKeys: keys,
         memberLimit: limit, newChain: newChain, formatVersion: format)
+      request.parityPercent = parity
       switch try Sealer.seal(request, live: live) {
       case .nothingToSeal(let volume, let sealedSeq, let reason):
         // A wrong passphrase is still an error when there is nothing to seal.
@@ -153,17 +164,34 @@ struct VerifyCommand: ParsableCommand {
       } catch let error as ReelError where error.kind == .corrupt || error.kind == .incompatible {
         problems = [error.message]
       }
+      // Version 4: every shard against its CRC, and whether parity can mend what is wrong.
+      let parity = try? ArchiveParity.inspect(path: path)
+      if let parity, parity.damaged, problems.isEmpty {
+        problems = ["the archive's parity or layout is damaged (the members themselves check out)"]
+      }
       entry.problems = problems
       entry.ok = problems.isEmpty
+      entry.parity = parity.map { ParityReportDocument($0, output: nil) }
       failed = failed || !problems.isEmpty
       reports.append(.archive(entry))
       if !json {
         if problems.isEmpty {
           let depth = master == nil ? "structure and checksums (no key given)" : "every frame and chunk with the key"
-          say("\(path): OK — \(depth)")
+          say(
+            "\(path): OK — \(depth)\(parity.map { ", parity intact (\($0.geometry.parityRows) parity shards per stripe)" } ?? "")"
+          )
         } else {
           say("\(path): DAMAGED")
-          for problem in problems { say("  \(problem)") }
+          if let parity, parity.damaged {
+            for sentence in parity.sentences { say("  \(sentence)") }
+            say(
+              parity.whole
+                ? "  repairable with margin: \(parity.margin); run `reel repair \(path) --out FILE`"
+                : "  NOT repairable: \(parity.lostStripes) stripe(s) lost more than their parity; what authenticates can still be imported"
+            )
+          } else {
+            for problem in problems { say("  \(problem)") }
+          }
         }
       }
     }

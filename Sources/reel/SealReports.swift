@@ -112,9 +112,11 @@ enum VerifyEntry: Encodable {
     var sha256: String?
     var problems: [String] = []
     var ok = true
+    /// Version 4 archives: what their parity found.
+    var parity: ParityReportDocument?
 
     private enum CodingKeys: String, CodingKey {
-      case archive, frames, chunks, sha256, problems, ok
+      case archive, frames, chunks, sha256, problems, ok, parity
       case archiveID = "archive_id"
       case keyChecked = "key_checked"
     }

@@ -32,13 +32,13 @@ final class SealedChain: @unchecked Sendable {
   @discardableResult
   func seal(
     until: Point? = nil, memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit,
-    formatVersion: Int = SealRequest.defaultFormatVersion
+    formatVersion: Int = SealRequest.defaultFormatVersion, parity: Int = ParityGeometry.defaultPercent
   ) throws -> SealedArchive? {
-    let outcome = try Sealer.seal(
-      SealRequest(
-        volume: fixture.name, until: until, outputDirectory: output, masterKeys: [key], memberLimit: memberLimit,
-        formatVersion: formatVersion),
-      live: fixture.live)
+    var request = SealRequest(
+      volume: fixture.name, until: until, outputDirectory: output, masterKeys: [key], memberLimit: memberLimit,
+      formatVersion: formatVersion)
+    request.parityPercent = parity
+    let outcome = try Sealer.seal(request, live: fixture.live)
     guard case .sealed(let archive) = outcome else { return nil }
     archives.append(archive.path)
     return archive

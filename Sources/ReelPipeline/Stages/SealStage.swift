@@ -18,17 +18,23 @@ struct SealStage: PipelineStage {
       "format", .choice(["1", "2"]),
       "archive format: 2 (default) chunks compressed in 8 MiB groups; 1 the store's chunks as they are, ~5% larger, faster to seal and rehydrate"
     ),
+    ParameterSpec(
+      "parity",
+      .integer(minimum: ParityGeometry.percentRange.lowerBound, maximum: ParityGeometry.percentRange.upperBound),
+      "Reed–Solomon parity in percent of each archive (default 5, 0 = none; format version 4)"),
   ]
   static let needsKey = true
 
   let memberLimit: UInt64
   let newChain: Bool
   let formatVersion: Int
+  let parityPercent: Int
 
   init(_ definition: StageDefinition) {
     memberLimit = definition.size("member-size") ?? ArchiveFormat.defaultMemberLimit
     newChain = definition.boolean("new-chain") ?? false
     formatVersion = definition.string("format").flatMap { Int($0) } ?? SealRequest.defaultFormatVersion
+    parityPercent = definition.integer("parity") ?? ParityGeometry.defaultPercent
   }
 
   func run(_ context: PipelineContext) throws -> StageOutcome {
@@ -64,9 +70,10 @@ struct SealStage: PipelineStage {
         continue
       }
       context.progress("sealing \(volume)")
-      let request = SealRequest(
+      var request = SealRequest(
         volume: volume, until: cut.map { .seq($0) }, outputDirectory: context.archiveDirectory, masterKeys: keys,
         memberLimit: memberLimit, newChain: newChain, formatVersion: formatVersion)
+      request.parityPercent = parityPercent
       switch try Sealer.seal(request, live: live) {
       case .sealed(let archive):
         outcome.items += 1

@@ -1,0 +1,441 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelIO
+import ReelParity
+
+/// What a look at an archive's parity found: where it is damaged, whether parity rebuilt
+/// (or can rebuild) each damaged range, and how much margin the worst stripe had left.
+package struct ParityRepairReport: Sendable {
+  package struct DamagedRange: Sendable, Equatable {
+    package enum Region: String, Sendable {
+      /// Bytes 0 ..< P: the members before PARITY.
+      case data
+      /// PARITY's parity shards.
+      case parity
+      /// PARITY's tar headers, a shard-table copy, or the tar end.
+      case layout
+    }
+    package var offset: UInt64
+    package var length: UInt64
+    package var repaired: Bool
+    package var region: Region
+  }
+
+  package var path: String
+  package var geometry: ParityGeometry
+  package var ranges: [DamagedRange]
+  /// Shards lost in the stripe that lost most (data and parity), and stripes that lost
+  /// more than their parity rows.
+  package var worstStripeLoss: Int
+  package var lostStripes: Int
+  /// The protected bytes are (or, with an output, were written) exactly the sealed ones:
+  /// every damaged shard rebuilt and the result equal to the SHA-256 the parity recorded.
+  package var whole: Bool
+  /// Damaged shard-table copies that the other copy stood in for.
+  package var damagedTableCopies: Int
+
+  package var damaged: Bool { !ranges.isEmpty || damagedTableCopies > 0 }
+
+  /// "3 of 12 parity shards used in the worst stripe".
+  package var margin: String {
+    "\(worstStripeLoss) of \(geometry.parityRows) parity shard\(geometry.parityRows == 1 ? "" : "s") per stripe used in the worst stripe"
+  }
+
+  /// One sentence per damaged range.
+  package var sentences: [String] {
+    ranges.map { range in
+      let end = range.offset + range.length
+      let what =
+        switch range.region {
+        case .data: "archive bytes \(range.offset)..<\(end) (\(ByteSize.describe(range.length)))"
+        case .parity: "parity shards at bytes \(range.offset)..<\(end) (\(ByteSize.describe(range.length)))"
+        case .layout: "parity layout bytes \(range.offset)..<\(end) (\(ByteSize.describe(range.length)))"
+        }
+      return range.repaired ? "\(what): damaged, repairable from parity" : "\(what): damaged beyond the parity's margin"
+    }
+  }
+}
+
+/// Repair of a version 4 archive from its `PARITY` member (docs/archive-format.md,
+/// "Parity"): damage is located by shard CRCs, rebuilt stripe by stripe with Reed–Solomon,
+/// and the result is accepted only if it equals the SHA-256 the parity recorded of the
+/// protected bytes. Reads a span (at most 64 rows of ~1 MiB) at a time.
+package enum ArchiveParity {
+  /// Looks at `path` without writing: what is damaged and whether parity can rebuild it.
+  package static func inspect(path: String) throws -> ParityRepairReport {
+    try repair(input: path, output: nil)
+  }
+
+  /// Rebuilds `input` (possibly damaged, truncated or zero-filled where unreadable) into
+  /// `output` when given: bytes 0 ..< P repaired, PARITY and the tail written again exactly.
+  /// The output appears only whole (written under a temporary name, then renamed); when
+  /// the damage is beyond repair, nothing is written and the report says what is lost.
+  package static func repair(input: String, output: String?) throws -> ParityRepairReport {
+    let file = try PosixFile.openForReading(input)
+    let size = try file.size()
+    let label = (input as NSString).lastPathComponent
+    guard let found = try locate(file: file, size: size, label: label) else {
+      throw ReelError(
+        .notFound,
+        "\(label) has no readable PARITY member (it is an archive of format version 1 to 3, sealed with --parity 0, or both copies of its shard table are lost)",
+        remedy: "use another copy of the archive")
+    }
+    let header = found.header
+    let g = header.geometry
+    if let manifest = try? ArchiveVerifier.readManifest(path: input),
+      manifest.archiveID.lowercased() != header.archiveID.uuidString.lowercased()
+    {
+      throw ReelError(
+        .corrupt,
+        "\(label): its PARITY member belongs to archive \(header.archiveID.uuidString.lowercased()), not to this archive (\(manifest.archiveID)); it was spliced in from another archive and cannot repair this one",
+        remedy: "use another copy of the archive")
+    }
+    var table = [UInt32?](repeating: nil, count: g.tableEntries)
+    var damagedCopies = 0
+    for copy in [found.copyA, found.copyB] {
+      let entries = copy.flatMap {
+        ParityHeader.decode($0, fileSize: size) != nil ? header.tableEntries(ofCopy: $0) : nil
+      }
+      guard let entries else {
+        damagedCopies += 1
+        continue
+      }
+      if entries.contains(nil) { damagedCopies += 1 }
+      for index in table.indices where table[index] == nil { table[index] = entries[index] }
+    }
+    if let missing = table.firstIndex(of: nil) {
+      throw ReelError(
+        .corrupt,
+        "\(label): both copies of the PARITY shard table are damaged at entry \(missing), so damage there cannot be located",
+        remedy: "use another copy of the archive")
+    }
+    let crcs = table.map { $0! }
+    var job = try RepairJob(
+      file: file, size: size, header: header, copyOffset: found.offsetA, crcs: crcs, output: output, label: label)
+    defer { job.discard() }
+    try job.run()
+    var report = job.report(path: input, damagedTableCopies: damagedCopies)
+    report.ranges += try job.layoutDamage(copyA: found.copyA, copyB: found.copyB)
+    if let output, report.whole {
+      try job.finishOutput(at: output)
+    }
+    report.ranges.sort { $0.offset < $1.offset }
+    return report
+  }
+
+  struct Located {
+    var header: ParityHeader
+    var offsetA: UInt64
+    var copyA: [UInt8]?
+    var copyB: [UInt8]?
+  }
+
+  /// Finds a shard-table copy by its magic, scanning back from the end at tar-block steps
+  /// (PARITY is last), then reads both copies where the geometry puts them.
+  static func locate(file: PosixFile, size: UInt64, label: String) throws -> Located? {
+    let window = 1 << 20
+    var end = size / 512 * 512
+    let headerBytes = ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom
+    var misplaced: (offset: UInt64, header: ParityHeader)?
+    while end > 0 {
+      let start = end >= UInt64(window) ? end - UInt64(window) : 0
+      let bytes = try file.read(at: start, count: Int(end - start))
+      var position = (bytes.count - 512) / 512 * 512
+      while position >= 0 {
+        if bytes[position] == ParityHeader.magic[0],
+          Array(bytes[position..<(position + 8)]) == ParityHeader.magic
+        {
+          let offset = start + UInt64(position)
+          if let header = ParityHeader.decode(try file.read(at: offset, count: headerBytes), fileSize: size) {
+            let g = header.geometry
+            let offsetA = header.copy == 0 ? offset : offset &- UInt64(g.copySize) &- g.parityBytes
+            if offsetA == g.protectedBytes + UInt64(header.tarHeader.count) {
+              let copyA = try file.read(at: offsetA, count: g.copySize)
+              let copyB = try file.read(at: offsetA + UInt64(g.copySize) + g.parityBytes, count: g.copySize)
+              var chosen = header
+              chosen.copy = 0
+              for copy in [copyA, copyB] {
+                guard var other = ParityHeader.decode(copy, fileSize: size) else { continue }
+                other.copy = 0
+                guard other == chosen else {
+                  throw ReelError(
+                    .corrupt, "\(label): the two copies of the PARITY header disagree; it cannot be trusted",
+                    remedy: "use another copy of the archive")
+                }
+              }
+              return Located(
+                header: chosen, offsetA: offsetA, copyA: copyA.count == g.copySize ? copyA : nil,
+                copyB: copyB.count == g.copySize ? copyB : nil)
+            }
+            misplaced = misplaced ?? (offset, header)
+          }
+        }
+        position -= 512
+      }
+      end = start
+    }
+    if let misplaced {
+      let g = misplaced.header.geometry
+      throw ReelError(
+        .corrupt,
+        "\(label): the PARITY table at byte \(misplaced.offset) describes \(g.protectedBytes) protected bytes of archive \(misplaced.header.archiveID.uuidString.lowercased()), which do not end where this file's PARITY begins: it was spliced in from another archive (or the file was cut and joined) and cannot repair this one",
+        remedy: "use another copy of the archive")
+    }
+    return nil
+  }
+}
+
+/// One repair's state: the span buffers, what was found, the output being written.
+private struct RepairJob {
+  let file: PosixFile
+  let size: UInt64
+  let header: ParityHeader
+  let copyOffset: UInt64
+  let crcs: [UInt32]
+  let label: String
+  let codec: ReedSolomon
+  var damagedShards:
+    [(offset: UInt64, length: UInt64, repaired: Bool, region: ParityRepairReport.DamagedRange.Region)] =
+      []
+  var worst = 0
+  var lostStripes = 0
+  let hasher = SHA256Hasher()
+  var shaMatches = false
+  let outputFile: PosixFile?
+  let temporary: String?
+  let encoder: ParityEncoder?
+
+  init(
+    file: PosixFile, size: UInt64, header: ParityHeader, copyOffset: UInt64, crcs: [UInt32], output: String?,
+    label: String
+  ) throws {
+    self.file = file
+    self.size = size
+    self.header = header
+    self.copyOffset = copyOffset
+    self.crcs = crcs
+    self.label = label
+    let g = header.geometry
+    codec = try ReedSolomon(dataShards: g.dataRows, parityShards: g.parityRows)
+    if let output {
+      let folder = Durable.parent(of: Durable.absolute(output))
+      let temporary = folder + "/.\((output as NSString).lastPathComponent).repair-partial"
+      let outputFile = try PosixFile.createNew(temporary, readable: false, mode: 0o600, leftover: true)
+      self.temporary = temporary
+      self.outputFile = outputFile
+      let parityStart = copyOffset + UInt64(g.copySize)
+      encoder = try ParityEncoder(planned: g) { offset, bytes in
+        try outputFile.write(bytes, at: parityStart + offset)
+      }
+    } else {
+      temporary = nil
+      outputFile = nil
+      encoder = nil
+    }
+  }
+
+  func discard() {
+    if let temporary { unlink(temporary) }
+  }
+
+  mutating func run() throws {
+    let g = header.geometry
+    let shardSize = g.shardSize
+    let span = UnsafeMutableRawBufferPointer.allocate(byteCount: g.spanShards * shardSize, alignment: 64)
+    let stored = UnsafeMutableRawBufferPointer.allocate(byteCount: g.parityRows * g.rowBytes, alignment: 64)
+    let parity = UnsafeMutableRawBufferPointer.allocate(byteCount: g.parityRows * g.rowBytes, alignment: 64)
+    defer {
+      span.deallocate()
+      stored.deallocate()
+      parity.deallocate()
+    }
+    let spanBase = span.baseAddress!.assumingMemoryBound(to: UInt8.self)
+    let parityBase = parity.baseAddress!.assumingMemoryBound(to: UInt8.self)
+    let parityStart = copyOffset + UInt64(g.copySize)
+    for spanIndex in 0..<g.spans {
+      try Interrupt.check()
+      let first = spanIndex * g.spanShards
+      let count = g.dataShards(inSpan: spanIndex)
+      let byteStart = UInt64(first) * UInt64(shardSize)
+      let byteCount = Int(min(g.protectedBytes - byteStart, UInt64(count * shardSize)))
+      span.initializeMemory(as: UInt8.self, repeating: 0)
+      let got = try readAvailable(into: UnsafeMutableRawBufferPointer(rebasing: span[0..<byteCount]), at: byteStart)
+      var lostData = Set<Int>()
+      for local in 0..<count {
+        let range = (local * shardSize)..<((local + 1) * shardSize)
+        if range.lowerBound >= got
+          || CRC32C.checksum(UnsafeRawBufferPointer(rebasing: span[range])) != crcs[first + local]
+        {
+          lostData.insert(local)
+        }
+      }
+      // Stored parity shards, put back in stripe order.
+      stored.initializeMemory(as: UInt8.self, repeating: 0)
+      let storedStart = parityStart + UInt64(spanIndex * g.parityRows * g.stripes) * UInt64(shardSize)
+      let storedGot = try readAvailable(into: stored, at: storedStart)
+      var lostParity = Set<Int>()  // row * stripes + stripe
+      let rotation = g.rotation(ofSpan: spanIndex)
+      for row in 0..<g.parityRows {
+        for position in 0..<g.stripes {
+          let stripe = (position + rotation) % g.stripes
+          let from = (row * g.stripes + position) * shardSize
+          let to = (row * g.stripes + stripe) * shardSize
+          UnsafeMutableRawBufferPointer(rebasing: parity[to..<(to + shardSize)])
+            .copyMemory(from: UnsafeRawBufferPointer(rebasing: stored[from..<(from + shardSize)]))
+          let entry = g.dataShards + spanIndex * g.parityRows * g.stripes + row * g.stripes + position
+          if from >= storedGot
+            || CRC32C.checksum(UnsafeRawBufferPointer(rebasing: stored[from..<(from + shardSize)])) != crcs[entry]
+          {
+            lostParity.insert(row * g.stripes + stripe)
+            damagedShards.append(
+              (storedStart + UInt64(from), UInt64(shardSize), true, .parity))
+          }
+        }
+      }
+      var unrepaired = Set<Int>()
+      if !lostData.isEmpty || !lostParity.isEmpty {
+        for stripe in 0..<g.stripes {
+          var erased: [Int] = []
+          for row in 0..<g.dataRows where lostData.contains(row * g.stripes + stripe) { erased.append(row) }
+          for row in 0..<g.parityRows where lostParity.contains(row * g.stripes + stripe) {
+            erased.append(g.dataRows + row)
+          }
+          if erased.isEmpty { continue }
+          worst = max(worst, erased.count)
+          let lostHere = erased.filter { $0 < g.dataRows }.map { $0 * g.stripes + stripe }
+          guard erased.count <= g.parityRows else {
+            lostStripes += 1
+            unrepaired.formUnion(lostHere)
+            continue
+          }
+          let pointers =
+            (0..<g.dataRows).map { spanBase + ($0 * g.stripes + stripe) * shardSize }
+            + (0..<g.parityRows).map { parityBase + ($0 * g.stripes + stripe) * shardSize }
+          try codec.reconstruct(length: shardSize, shards: pointers, erased: erased)
+          for local in lostHere where local < count {
+            let range = (local * shardSize)..<((local + 1) * shardSize)
+            if CRC32C.checksum(UnsafeRawBufferPointer(rebasing: span[range])) != crcs[first + local] {
+              unrepaired.insert(local)
+            }
+          }
+        }
+      }
+      for local in lostData.sorted() {
+        let offset = byteStart + UInt64(local * shardSize)
+        let length = min(UInt64(shardSize), g.protectedBytes - offset)
+        damagedShards.append((offset, length, !unrepaired.contains(local), .data))
+      }
+      let repaired = UnsafeRawBufferPointer(rebasing: span[0..<byteCount])
+      if let encoder, let outputFile {
+        try encoder.consume(repaired)
+        try outputFile.write(repaired, at: byteStart)
+      } else {
+        hasher.update(repaired)
+      }
+    }
+  }
+
+  /// Reads what the file holds at `offset` (a truncated file holds less); the rest stays zero.
+  private func readAvailable(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+    guard offset < size else { return 0 }
+    let count = Int(min(UInt64(buffer.count), size - offset))
+    return try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]), at: offset)
+  }
+
+  var result: ParityEncoder.Result?
+
+  mutating func report(path: String, damagedTableCopies: Int) -> ParityRepairReport {
+    let digest: [UInt8]
+    if let encoder {
+      result = try? encoder.finish()
+      digest = result?.protectedSHA256 ?? []
+    } else {
+      digest = hasher.finish().bytes
+    }
+    shaMatches = digest == header.protectedSHA256
+    let allRebuilt = !damagedShards.contains { !$0.repaired }
+    var ranges: [ParityRepairReport.DamagedRange] = []
+    for shard in damagedShards {
+      // A repair whose result is not the recorded SHA-256 repaired nothing.
+      let repaired = shard.repaired && (shard.region != .data || shaMatches)
+      if var last = ranges.last, last.region == shard.region, last.repaired == repaired,
+        last.offset + last.length == shard.offset
+      {
+        last.length += shard.length
+        ranges[ranges.count - 1] = last
+      } else {
+        ranges.append(.init(offset: shard.offset, length: shard.length, repaired: repaired, region: shard.region))
+      }
+    }
+    return ParityRepairReport(
+      path: path, geometry: header.geometry, ranges: ranges, worstStripeLoss: worst, lostStripes: lostStripes,
+      whole: allRebuilt && shaMatches, damagedTableCopies: damagedTableCopies)
+  }
+
+  /// Damage outside the shards: PARITY's tar headers, the table copies, the tar end.
+  func layoutDamage(copyA: [UInt8]?, copyB: [UInt8]?) throws -> [ParityRepairReport.DamagedRange] {
+    let g = header.geometry
+    var ranges: [ParityRepairReport.DamagedRange] = []
+    let tarHeader = try file.read(at: g.protectedBytes, count: header.tarHeader.count)
+    if tarHeader != header.tarHeader {
+      ranges.append(
+        .init(
+          offset: g.protectedBytes, length: UInt64(header.tarHeader.count), repaired: true, region: .layout))
+    }
+    let offsetB = copyOffset + UInt64(g.copySize) + g.parityBytes
+    for (offset, copy) in [(copyOffset, copyA), (offsetB, copyB)] {
+      let intact = copy.map { bytes in
+        ParityHeader.decode(bytes, fileSize: size) != nil && !header.tableEntries(ofCopy: bytes).contains(nil)
+      }
+      if intact != true {
+        ranges.append(.init(offset: offset, length: UInt64(g.copySize), repaired: true, region: .layout))
+      }
+    }
+    let tailStart = offsetB + UInt64(g.copySize)
+    let expectedEnd = Self.fileSize(tailStart: tailStart)
+    if size < expectedEnd {
+      ranges.append(
+        .init(offset: max(size, tailStart), length: expectedEnd - max(size, tailStart), repaired: true, region: .layout)
+      )
+    }
+    if size > tailStart {
+      let tail = try file.read(at: tailStart, count: Int(min(size, expectedEnd) - tailStart))
+      if let firstNonZero = tail.firstIndex(where: { $0 != 0 }), let lastNonZero = tail.lastIndex(where: { $0 != 0 }) {
+        ranges.append(
+          .init(
+            offset: tailStart + UInt64(firstNonZero), length: UInt64(lastNonZero - firstNonZero + 1), repaired: true,
+            region: .layout))
+      }
+    }
+    return ranges
+  }
+
+  /// The archive's size: the tar end (two zero blocks) after PARITY, padded to a record.
+  static func fileSize(tailStart: UInt64) -> UInt64 {
+    let record = UInt64(ArchiveFormat.recordSize)
+    return (tailStart + 1024 + record - 1) / record * record
+  }
+
+  /// Writes PARITY again after the repaired bytes and moves the file into place.
+  func finishOutput(at output: String) throws {
+    guard let outputFile, let temporary, let result else { return }
+    let g = header.geometry
+    guard result.geometry == g, result.protectedSHA256 == header.protectedSHA256 else {
+      throw ReelError(
+        .corrupt, "\(label): the repaired bytes do not give back the recorded parity; nothing was written")
+    }
+    try outputFile.write(header.tarHeader, at: g.protectedBytes)
+    var first = header
+    first.copy = 0
+    var last = header
+    last.copy = 1
+    try outputFile.write(first.copyBytes(table: result.table), at: copyOffset)
+    let offsetB = copyOffset + UInt64(g.copySize) + g.parityBytes
+    try outputFile.write(last.copyBytes(table: result.table), at: offsetB)
+    try outputFile.truncate(to: Self.fileSize(tailStart: offsetB + UInt64(g.copySize)))
+    try outputFile.sync()
+    fchmod(outputFile.descriptor, 0o400)
+    try Durable.rename(temporary, to: Durable.absolute(output))
+  }
+}

@@ -1,0 +1,195 @@
+import CIsal
+import ReelCore
+
+/// A systematic Reed–Solomon erasure code over GF(2^8) with ISA-L's Cauchy matrix: k data
+/// shards and m parity shards (k + m ≤ 255); any k of the k + m shards give back the rest.
+/// The encoding matrix is ISA-L's `gf_gen_cauchy1_matrix(k + m, k)`: the identity on top,
+/// then row k + i, column j = 1 / ((k + i) ⊕ j) in GF(2^8) with polynomial 0x11d
+/// (docs/archive-format.md, "Parity"). Any reader with that definition decodes Reel's
+/// parity; ISA-L is only the fast way to compute it.
+///
+/// The array methods copy; the pointer methods (`encode(length:data:parity:)` and friends)
+/// work in place on caller buffers and are what archive parity uses.
+package struct ReedSolomon: Sendable {
+  package let dataShards: Int
+  package let parityShards: Int
+  /// (k + m) × k, row-major: identity rows, then the parity rows.
+  private let matrix: [UInt8]
+  /// `ec_init_tables` of the m parity rows: 32 bytes per coefficient.
+  private let encodeTables: [UInt8]
+
+  package static let maximumShards = 255
+
+  package init(dataShards: Int, parityShards: Int) throws {
+    guard dataShards >= 1, parityShards >= 1, dataShards + parityShards <= Self.maximumShards else {
+      throw ReelError(
+        .usage,
+        "Reed–Solomon needs at least 1 data and 1 parity shard and at most \(Self.maximumShards) in all; "
+          + "got \(dataShards) data and \(parityShards) parity shards",
+        remedy: "choose k ≥ 1, m ≥ 1, k + m ≤ \(Self.maximumShards)")
+    }
+    self.dataShards = dataShards
+    self.parityShards = parityShards
+    let total = dataShards + parityShards
+    var matrix = [UInt8](repeating: 0, count: total * dataShards)
+    matrix.withUnsafeMutableBufferPointer {
+      gf_gen_cauchy1_matrix($0.baseAddress, Int32(total), Int32(dataShards))
+    }
+    self.matrix = matrix
+    self.encodeTables = Self.tables(rows: Array(matrix[(dataShards * dataShards)...]), columns: dataShards)
+  }
+
+  private static func tables(rows: [UInt8], columns: Int) -> [UInt8] {
+    let rowCount = rows.count / columns
+    var tables = [UInt8](repeating: 0, count: 32 * columns * rowCount)
+    var rows = rows
+    rows.withUnsafeMutableBufferPointer { rowsBuffer in
+      tables.withUnsafeMutableBufferPointer {
+        ec_init_tables(Int32(columns), Int32(rowCount), rowsBuffer.baseAddress, $0.baseAddress)
+      }
+    }
+    return tables
+  }
+
+  /// The coefficient of the encoding matrix at (row, column): row < k is the identity.
+  package func coefficient(row: Int, column: Int) -> UInt8 {
+    matrix[row * dataShards + column]
+  }
+
+  // MARK: Arrays (copying)
+
+  /// The m parity shards of k data shards; a data shard shorter than `shardSize` counts
+  /// as zero-padded to it.
+  package func encode(data: [[UInt8]], shardSize: Int) -> [[UInt8]] {
+    precondition(data.count == dataShards, "encode needs exactly \(dataShards) data shards")
+    let input = ShardBlock(shards: data.map { Optional($0) }, shardSize: shardSize)
+    let output = ShardBlock(count: parityShards, shardSize: shardSize)
+    encode(length: shardSize, data: input.pointers, parity: output.pointers)
+    return output.arrays()
+  }
+
+  /// Streaming: adds data shard `dataIndex`'s contribution to `parity` (m shards that
+  /// start zeroed). After every data shard was added once, `parity` equals `encode`'s.
+  package func update(parity: inout [[UInt8]], dataIndex: Int, shard: [UInt8]) {
+    precondition(parity.count == parityShards, "update needs exactly \(parityShards) parity shards")
+    let shardSize = parity.map(\.count).max() ?? 0
+    let block = ShardBlock(shards: parity.map { Optional($0) }, shardSize: shardSize)
+    let input = ShardBlock(shards: [shard], shardSize: shardSize)
+    update(length: shardSize, dataIndex: dataIndex, shard: input.pointers[0], parity: block.pointers)
+    parity = block.arrays()
+  }
+
+  /// Fills every nil slot of `shards` (k + m of them, data first) from the others.
+  /// Throws when more than m are nil: nothing is changed then.
+  package func reconstruct(_ shards: inout [[UInt8]?], shardSize: Int) throws {
+    precondition(shards.count == dataShards + parityShards, "reconstruct needs k + m slots")
+    let erased = shards.indices.filter { shards[$0] == nil }
+    if erased.isEmpty { return }
+    let block = ShardBlock(shards: shards, shardSize: shardSize)
+    try reconstruct(length: shardSize, shards: block.pointers, erased: erased)
+    let arrays = block.arrays()
+    for index in erased { shards[index] = arrays[index] }
+  }
+
+  // MARK: Pointers (in place)
+
+  /// Parity of `length` bytes: `data` has k pointers, `parity` m.
+  package func encode(
+    length: Int, data: [UnsafeMutablePointer<UInt8>], parity: [UnsafeMutablePointer<UInt8>]
+  ) {
+    precondition(data.count == dataShards && parity.count == parityShards)
+    var sources: [UnsafeMutablePointer<UInt8>?] = data
+    var destinations: [UnsafeMutablePointer<UInt8>?] = parity
+    var tables = encodeTables
+    ec_encode_data(Int32(length), Int32(dataShards), Int32(parityShards), &tables, &sources, &destinations)
+  }
+
+  /// Adds data shard `dataIndex` (`length` bytes at `shard`) into the m parity buffers.
+  package func update(
+    length: Int, dataIndex: Int, shard: UnsafeMutablePointer<UInt8>, parity: [UnsafeMutablePointer<UInt8>]
+  ) {
+    precondition(dataIndex >= 0 && dataIndex < dataShards && parity.count == parityShards)
+    var destinations: [UnsafeMutablePointer<UInt8>?] = parity
+    var tables = encodeTables
+    ec_encode_data_update(
+      Int32(length), Int32(dataShards), Int32(parityShards), Int32(dataIndex), &tables, shard, &destinations)
+  }
+
+  /// Rewrites the `erased` slots of `shards` (k + m pointers, data first, `length` bytes
+  /// each) from the others. Throws when more than m slots are erased.
+  package func reconstruct(length: Int, shards: [UnsafeMutablePointer<UInt8>], erased: [Int]) throws {
+    precondition(shards.count == dataShards + parityShards)
+    let erasedSet = Set(erased)
+    guard erasedSet.count <= parityShards else {
+      throw ReelError(
+        .corrupt,
+        "\(erasedSet.count) of \(dataShards + parityShards) shards are lost but parity can rebuild at most \(parityShards)",
+        remedy: "read the damaged region again or use another copy")
+    }
+    if erasedSet.isEmpty { return }
+    guard erasedSet.allSatisfy({ $0 >= 0 && $0 < shards.count }) else {
+      preconditionFailure("erased shard index out of range")
+    }
+    let k = dataShards
+    let survivors = (0..<shards.count).filter { !erasedSet.contains($0) }.prefix(k)
+    var chosen = [UInt8](repeating: 0, count: k * k)
+    for (row, index) in survivors.enumerated() {
+      for column in 0..<k { chosen[row * k + column] = matrix[index * k + column] }
+    }
+    var inverse = [UInt8](repeating: 0, count: k * k)
+    let singular = chosen.withUnsafeMutableBufferPointer { chosenBuffer in
+      inverse.withUnsafeMutableBufferPointer { gf_invert_matrix(chosenBuffer.baseAddress, $0.baseAddress, Int32(k)) }
+    }
+    // A Cauchy-derived matrix has every k × k submatrix invertible; failing here is a bug.
+    precondition(singular == 0, "Reed–Solomon submatrix not invertible")
+    let targets = erasedSet.sorted()
+    var decodeRows = [UInt8](repeating: 0, count: targets.count * k)
+    for (row, target) in targets.enumerated() {
+      if target < k {
+        for column in 0..<k { decodeRows[row * k + column] = inverse[target * k + column] }
+      } else {
+        // A lost parity shard is its encoding row applied to the recovered data.
+        for column in 0..<k {
+          var sum: UInt8 = 0
+          for j in 0..<k { sum ^= gf_mul(matrix[target * k + j], inverse[j * k + column]) }
+          decodeRows[row * k + column] = sum
+        }
+      }
+    }
+    var tables = Self.tables(rows: decodeRows, columns: k)
+    var sources: [UnsafeMutablePointer<UInt8>?] = survivors.map { shards[$0] }
+    var destinations: [UnsafeMutablePointer<UInt8>?] = targets.map { shards[$0] }
+    ec_encode_data(Int32(length), Int32(k), Int32(targets.count), &tables, &sources, &destinations)
+  }
+}
+
+/// Shards copied into one allocation, so ISA-L gets stable pointers without nesting a
+/// closure per array.
+private final class ShardBlock {
+  let shardSize: Int
+  let storage: UnsafeMutablePointer<UInt8>
+  let pointers: [UnsafeMutablePointer<UInt8>]
+
+  init(count: Int, shardSize: Int) {
+    self.shardSize = shardSize
+    storage = .allocate(capacity: max(1, count * shardSize))
+    storage.initialize(repeating: 0, count: max(1, count * shardSize))
+    pointers = (0..<count).map { [storage] in storage + $0 * shardSize }
+  }
+
+  convenience init(shards: [[UInt8]?], shardSize: Int) {
+    self.init(count: shards.count, shardSize: shardSize)
+    for (index, shard) in shards.enumerated() {
+      guard let shard else { continue }
+      let length = min(shard.count, shardSize)
+      if length == 0 { continue }
+      shard.withUnsafeBufferPointer { pointers[index].update(from: $0.baseAddress!, count: length) }
+    }
+  }
+
+  func arrays() -> [[UInt8]] {
+    pointers.map { Array(UnsafeBufferPointer(start: $0, count: shardSize)) }
+  }
+
+  deinit { storage.deallocate() }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import ReelCodec
+import ReelCore
+import ReelIO
+import ReelTestSupport
+import Testing
+
+@testable import ReelArchive
+
+/// A small seeded generator (SplitMix64): every random damage pattern is replayable.
+private struct Seeded: RandomNumberGenerator {
+  var state: UInt64
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}
+
+/// One sealed version 4 archive, its bytes and its parity geometry, shared by the cases.
+final class ParityFixture: @unchecked Sendable {
+  let chain: SealedChain
+  let path: String
+  let original: [UInt8]
+  let header: ParityHeader
+  let copyOffset: Int
+
+  init(percent: Int = 5) throws {
+    chain = try SealedChain(size: 4 << 20)
+    try chain.history(20, bookmark: "before")
+    // About 3 MiB of data that does not compress: a 3 MiB archive, parity at its floor.
+    var generator = SystemRandomNumberGenerator()
+    for piece in 0..<12 {
+      let words = (0..<((256 << 10) / 8)).map { _ in generator.next() as UInt64 }
+      _ = try chain.fixture.append(.write(offset: UInt64(piece << 18), data: words.withUnsafeBytes { Array($0) }))
+    }
+    try chain.history(20, bookmark: "x")
+    let archive = try #require(try chain.seal(parity: percent))
+    path = archive.path
+    original = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    let file = try PosixFile.openForReading(path)
+    let located = try #require(try ArchiveParity.locate(file: file, size: UInt64(original.count), label: "fixture"))
+    header = located.header
+    copyOffset = Int(located.offsetA)
+  }
+
+  var geometry: ParityGeometry { header.geometry }
+  var protectedBytes: Int { Int(geometry.protectedBytes) }
+
+  /// Writes `bytes` as a damaged copy, repairs it, and returns the report and the output.
+  func repair(_ bytes: [UInt8]) throws -> (ParityRepairReport, [UInt8]?) {
+    let damaged = chain.output + "/damaged-\(UUID().uuidString).reel.tar"
+    let repaired = damaged + ".repaired"
+    try Data(bytes).write(to: URL(fileURLWithPath: damaged))
+    defer {
+      unlink(damaged)
+      unlink(repaired)
+    }
+    let report = try ArchiveParity.repair(input: damaged, output: repaired)
+    let output = try? Data(contentsOf: URL(fileURLWithPath: repaired))
+    return (report, output.map(Array.init))
+  }
+
+  /// The stripe a data byte belongs to.
+  func stripe(ofDataByte offset: Int) -> Int { offset / geometry.shardSize % geometry.stripes }
+}
+
+@Suite struct ArchiveParityTests {
+  static let fixture = try! ParityFixture()
+
+  @Test func aSealWithParityIsVersion4WithPARITYLastAndVerifies() throws {
+    let fixture = Self.fixture
+    let manifest = try ArchiveVerifier.readManifest(path: fixture.path)
+    #expect(manifest.formatVersion == 4 && manifest.parity == ArchiveManifest.Parity(percent: 5))
+    #expect(TarMap(fixture.original).entries.map(\.name).suffix(2) == ["SHA256SUMS", "PARITY"])
+    let verification = try ArchiveVerifier.verify(path: fixture.path, masterKeys: [fixture.chain.key])
+    #expect(verification.problems.isEmpty)
+    let report = try ArchiveParity.inspect(path: fixture.path)
+    #expect(!report.damaged && report.whole)
+    // One 1 MiB record is always repairable: one parity row of at least 257 shards.
+    #expect(fixture.geometry.stripes * fixture.geometry.shardSize > 1 << 20)
+    #expect(fixture.original.count % (1 << 20) == 0)
+  }
+
+  @Test func dozensOfRandomFlipsInDistinctStripesAreRepairedBitExact() throws {
+    let fixture = Self.fixture
+    let seed = UInt64.random(in: 0...UInt64.max)
+    print("ArchiveParityTests flips seed \(seed)")
+    var generator = Seeded(state: seed)
+    var bytes = fixture.original
+    var used = Set<Int>()
+    while used.count < 36 {
+      let offset = Int.random(in: 0..<fixture.protectedBytes, using: &generator)
+      guard used.insert(fixture.stripe(ofDataByte: offset)).inserted else { continue }
+      bytes[offset] ^= UInt8.random(in: 1...255, using: &generator)
+    }
+    // And a flip in PARITY's own tar header and in its first table copy.
+    bytes[fixture.protectedBytes + 100] ^= 0x40
+    bytes[fixture.copyOffset + 300] ^= 0x01
+    let (report, output) = try fixture.repair(bytes)
+    #expect(report.whole, "seed \(seed): \(report.sentences)")
+    #expect(output == fixture.original, "seed \(seed)")
+    #expect(report.worstStripeLoss == 1)
+    // Flips in neighbouring shards make one range: one sentence each, never one per shard.
+    let data = report.ranges.filter { $0.region == .data }
+    #expect(data.count <= 36 && data.allSatisfy(\.repaired) && data.map(\.length).reduce(0, +) >= 36 * 4096)
+  }
+
+  @Test func aZeroedMebibyteAndATruncatedTailAreRepaired() throws {
+    let fixture = Self.fixture
+    var zeroed = fixture.original
+    let start = min(1 << 20, fixture.protectedBytes - (1 << 20)) + 1234
+    for index in start..<(start + (1 << 20)) { zeroed[index] = 0 }
+    let (report, output) = try fixture.repair(zeroed)
+    #expect(report.whole && output == fixture.original, "\(report.sentences)")
+    #expect(report.ranges.count == 1 && report.ranges[0].region == .data, "one sentence for one range")
+    #expect(report.sentences.count == 1 && report.sentences[0].contains("repairable"))
+
+    let cut = fixture.copyOffset + fixture.geometry.copySize + Int(fixture.geometry.parityBytes) / 2
+    let (truncated, rebuilt) = try fixture.repair(Array(fixture.original[0..<cut]))
+    #expect(truncated.whole && rebuilt == fixture.original, "\(truncated.sentences)")
+    #expect(truncated.damagedTableCopies == 1)
+  }
+
+  @Test func aBurstBeyondTheMarginNamesTheLostRangeAndWritesNothing() throws {
+    let fixture = Self.fixture
+    var bytes = fixture.original
+    // Three rows' worth at the start: every stripe loses more shards than it has parity.
+    let length = min(fixture.protectedBytes - 4096, 3 * fixture.geometry.rowBytes)
+    for index in 4096..<(4096 + length) { bytes[index] = 0xA5 }
+    let (report, output) = try fixture.repair(bytes)
+    #expect(!report.whole && output == nil)
+    #expect(report.lostStripes > 0)
+    let lost = report.ranges.filter { !$0.repaired && $0.region == .data }
+    #expect(
+      !lost.isEmpty && lost.allSatisfy { $0.offset >= 4096 && $0.offset + $0.length <= UInt64(4096 + length) + 4096 })
+    #expect(report.sentences.contains { $0.contains("beyond the parity's margin") })
+  }
+
+  @Test func parityFromAnotherArchiveIsRefused() throws {
+    let fixture = Self.fixture
+    let other = try ParityFixture(percent: 10)
+    // This archive's bytes before PARITY, the other archive's PARITY and tail after them.
+    let spliced =
+      Array(fixture.original[0..<fixture.protectedBytes])
+      + Array(other.original[other.protectedBytes...])
+    #expect {
+      _ = try fixture.repair(spliced)
+    } throws: { error in
+      (error as? ReelError).map { $0.message.contains("another archive") || $0.message.contains("spliced") } ?? false
+    }
+  }
+
+  @Test func damagedShardTablesStandInForEachOther() throws {
+    let fixture = Self.fixture
+    let g = fixture.geometry
+    let offsetB = fixture.copyOffset + g.copySize + Int(g.parityBytes)
+    let entries = ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom
+    var oneCopy = fixture.original
+    for index in fixture.copyOffset..<(fixture.copyOffset + g.copySize) { oneCopy[index] = 0 }
+    oneCopy[100] ^= 0xFF
+    let (first, firstOutput) = try fixture.repair(oneCopy)
+    #expect(first.whole && firstOutput == fixture.original && first.damagedTableCopies == 1)
+
+    // Each copy damaged in a different block of entries: together they are whole.
+    #expect(g.tableBlocks >= 2)
+    var both = fixture.original
+    both[fixture.copyOffset + entries + 8] ^= 0x01
+    both[offsetB + entries + 4 * ParityGeometry.tableBlockEntries + 8] ^= 0x01
+    both[200] ^= 0xFF
+    let (second, secondOutput) = try fixture.repair(both)
+    #expect(second.whole && secondOutput == fixture.original && second.damagedTableCopies == 2)
+
+    // The same block damaged in both copies: the damage cannot be located.
+    var same = fixture.original
+    same[fixture.copyOffset + entries + 8] ^= 0x01
+    same[offsetB + entries + 12] ^= 0x01
+    #expect(throws: ReelError.self) { _ = try fixture.repair(same) }
+  }
+
+  @Test func randomDamageWithinTheMarginGivesBackTheOriginalBytes() throws {
+    let fixture = Self.fixture
+    let g = fixture.geometry
+    let seed = UInt64.random(in: 0...UInt64.max)
+    print("ArchiveParityTests property seed \(seed)")
+    var generator = Seeded(state: seed)
+    for round in 0..<4 {
+      var bytes = fixture.original
+      var lossPerStripe = [Int](repeating: 0, count: g.stripes)
+      // Runs of damage anywhere in the protected bytes, as long as no stripe loses more
+      // shards than it has parity rows.
+      for _ in 0..<Int.random(in: 1...6, using: &generator) {
+        let length = Int.random(in: 1...(g.rowBytes / 2), using: &generator)
+        let start = Int.random(in: 0..<(fixture.protectedBytes - length), using: &generator)
+        let stripes = Set((start / g.shardSize...(start + length - 1) / g.shardSize).map { $0 % g.stripes })
+        guard stripes.allSatisfy({ lossPerStripe[$0] < g.parityRows }) else { continue }
+        for stripe in stripes { lossPerStripe[stripe] += 1 }
+        let fill = UInt8.random(in: 0...255, using: &generator)
+        for index in start..<(start + length) { bytes[index] = fill == bytes[index] ? ~fill : fill }
+      }
+      let (report, output) = try fixture.repair(bytes)
+      #expect(report.whole && output == fixture.original, "seed \(seed) round \(round): \(report.sentences)")
+    }
+  }
+
+  @Test func stockTarAndSha256sumReadAVersion4Archive() throws {
+    let fixture = Self.fixture
+    let listing = try runChecked("/usr/bin/env", ["tar", "-tf", fixture.path]).stdout
+    #expect(listing.split(separator: "\n").last == "PARITY")
+    let folder = fixture.chain.output + "/extract-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    _ = try runChecked("/usr/bin/env", ["tar", "-xf", fixture.path, "-C", folder])
+    let check = try run("/usr/bin/env", ["sha256sum", "-c", "SHA256SUMS"], directory: folder)
+    #expect(check.succeeded, "\(check.stdout)\(check.stderr)")
+  }
+
+  @Test func anArchiveWithoutParityIsVersion2AndHasNoPARITY() throws {
+    let chain = try SealedChain(size: 1 << 20)
+    try chain.history(10, bookmark: "x")
+    let archive = try #require(try chain.seal(parity: 0))
+    #expect(archive.manifest.formatVersion == 2 && archive.manifest.parity == nil)
+    #expect(TarMap(Array(try Data(contentsOf: URL(fileURLWithPath: archive.path)))).entries.last?.name == "SHA256SUMS")
+    #expect(throws: ReelError.self) { _ = try ArchiveParity.inspect(path: archive.path) }
+  }
+}

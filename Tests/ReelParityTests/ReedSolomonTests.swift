@@ -1,0 +1,124 @@
+import Foundation
+import ReelCore
+import ReelParity
+import Testing
+
+/// A small seeded generator (SplitMix64), so a failing case can be replayed from its seed.
+struct SeededGenerator: RandomNumberGenerator {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}
+
+private func randomShards(_ count: Int, size: Int, using generator: inout SeededGenerator) -> [[UInt8]] {
+  (0..<count).map { _ in (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+}
+
+/// GF(2^8) with polynomial 0x11d, written out independently of ISA-L: the documented
+/// definition an independent reader would implement.
+private func gfMultiply(_ a: UInt8, _ b: UInt8) -> UInt8 {
+  var a = UInt16(a)
+  var b = b
+  var product: UInt16 = 0
+  while b != 0 {
+    if b & 1 != 0 { product ^= a }
+    a <<= 1
+    if a & 0x100 != 0 { a ^= 0x11d }
+    b >>= 1
+  }
+  return UInt8(product)
+}
+
+private func gfInverse(_ a: UInt8) -> UInt8 {
+  for candidate in 1...255 where gfMultiply(a, UInt8(candidate)) == 1 { return UInt8(candidate) }
+  return 0
+}
+
+@Suite struct ReedSolomonTests {
+  @Test func encodingFollowsTheDocumentedCauchyMatrix() throws {
+    let k = 5
+    let m = 3
+    let codec = try ReedSolomon(dataShards: k, parityShards: m)
+    var generator = SeededGenerator(seed: 7)
+    let data = randomShards(k, size: 64, using: &generator)
+    let parity = codec.encode(data: data, shardSize: 64)
+    for row in 0..<m {
+      var expected = [UInt8](repeating: 0, count: 64)
+      for column in 0..<k {
+        let coefficient = gfInverse(UInt8((k + row) ^ column))
+        #expect(codec.coefficient(row: k + row, column: column) == coefficient)
+        for byte in 0..<64 { expected[byte] ^= gfMultiply(coefficient, data[column][byte]) }
+      }
+      #expect(parity[row] == expected, "parity row \(row)")
+    }
+  }
+
+  @Test func randomErasuresUpToTheParityCountAreRebuilt() throws {
+    let seed = UInt64.random(in: 0...UInt64.max)
+    print("ReedSolomonTests seed \(seed)")
+    var generator = SeededGenerator(seed: seed)
+    for round in 0..<40 {
+      let k = Int.random(in: 1...40, using: &generator)
+      let m = Int.random(in: 1...12, using: &generator)
+      let size = [1, 15, 32, 33, 100, 4096].randomElement(using: &generator)!
+      let codec = try ReedSolomon(dataShards: k, parityShards: m)
+      let data = randomShards(k, size: size, using: &generator)
+      let whole = data + codec.encode(data: data, shardSize: size)
+      let lost = Int.random(in: 1...m, using: &generator)
+      var shards: [[UInt8]?] = whole
+      for index in Array(0..<(k + m)).shuffled(using: &generator).prefix(lost) { shards[index] = nil }
+      try codec.reconstruct(&shards, shardSize: size)
+      #expect(shards.map { $0! } == whole, "seed \(seed) round \(round): k \(k) m \(m) size \(size) lost \(lost)")
+    }
+  }
+
+  @Test func moreErasuresThanParityThrowAndChangeNothing() throws {
+    let codec = try ReedSolomon(dataShards: 4, parityShards: 2)
+    var generator = SeededGenerator(seed: 11)
+    let data = randomShards(4, size: 32, using: &generator)
+    var shards: [[UInt8]?] = data + codec.encode(data: data, shardSize: 32)
+    shards[0] = nil
+    shards[3] = nil
+    shards[5] = nil
+    let before = shards
+    #expect(throws: ReelError.self) { try codec.reconstruct(&shards, shardSize: 32) }
+    #expect(shards == before)
+  }
+
+  @Test func streamingUpdatesEqualTheWholeEncoding() throws {
+    let codec = try ReedSolomon(dataShards: 6, parityShards: 2)
+    var generator = SeededGenerator(seed: 3)
+    let data = randomShards(6, size: 4096, using: &generator)
+    var parity = [[UInt8]](repeating: [UInt8](repeating: 0, count: 4096), count: 2)
+    for index in [3, 0, 5, 1, 4, 2] { codec.update(parity: &parity, dataIndex: index, shard: data[index]) }
+    #expect(parity == codec.encode(data: data, shardSize: 4096))
+  }
+
+  @Test func theLargestCodeWorks() throws {
+    let codec = try ReedSolomon(dataShards: 250, parityShards: 5)
+    var generator = SeededGenerator(seed: 5)
+    let data = randomShards(250, size: 16, using: &generator)
+    let whole = data + codec.encode(data: data, shardSize: 16)
+    var shards: [[UInt8]?] = whole
+    for index in [0, 100, 249, 250, 254] { shards[index] = nil }
+    try codec.reconstruct(&shards, shardSize: 16)
+    #expect(shards.map { $0! } == whole)
+  }
+
+  @Test(arguments: [(0, 1), (1, 0), (-1, 2), (250, 6), (255, 1), (1, 255)])
+  func badParametersAreRefused(k: Int, m: Int) {
+    #expect(throws: ReelError.self) { try ReedSolomon(dataShards: k, parityShards: m) }
+  }
+
+  @Test func shortDataShardsCountAsZeroPadded() throws {
+    let codec = try ReedSolomon(dataShards: 3, parityShards: 1)
+    let padded = codec.encode(data: [[1, 2, 0, 0], [3, 0, 0, 0], [0, 0, 0, 0]], shardSize: 4)
+    #expect(codec.encode(data: [[1, 2], [3], []], shardSize: 4) == padded)
+  }
+}
