@@ -7,8 +7,8 @@ import ReelIO
 package struct MendOutcome: Sendable {
   /// The repaired file passed every check the archive carries: it can be imported.
   package var whole: Bool
-  /// One sentence per damaged range: where, how long, repaired or not.
-  package var ranges: [String]
+  /// Every damaged range, with its one sentence (where, how long, repaired or not).
+  package var ranges: [(offset: UInt64, length: UInt64, sentence: String)]
   /// How much of the parity's margin the worst stripe used, e.g. "3 of 12 parity shards".
   package var margin: String?
 }
@@ -69,8 +69,18 @@ package enum ArchiveMending {
     return (staged, outcome)
   }
 
-  /// The archive's own repair (ReelArchive's `ArchiveParity`); nil for archives without parity.
+  /// The archive's own repair (ReelArchive's `ArchiveParity`, which accepts a result only
+  /// when it equals the SHA-256 its parity recorded); nil for archives without parity.
   static func repair(input: String, output: String) throws -> MendOutcome? {
-    nil
+    let report: ParityRepairReport
+    do {
+      report = try ArchiveParity.repair(input: input, output: output)
+    } catch let error as ReelError where error.kind == .notFound {
+      return nil
+    }
+    return MendOutcome(
+      whole: report.whole && FileManager.default.fileExists(atPath: output),
+      ranges: zip(report.ranges, report.sentences).map { ($0.offset, $0.length, $1) },
+      margin: report.damaged ? report.margin : nil)
   }
 }

@@ -319,10 +319,20 @@ package enum Rehydrator {
               offer, opened, repaired: "not repaired: the archive carries no parity")
             throw error
           }
-          result.damageOnMedia += outcome.ranges.map { "\(offer.fileName) (\(offer.location)): \($0)" }
+          // One sentence per damaged range: the medium's own where it could not read,
+          // the parity's for damage it found elsewhere (bytes that read back altered).
+          let unreadable = (opened as? UnreadableStretches)?.unreadable ?? []
+          result.damageOnMedia += unreadableSentences(
+            offer, opened, repaired: outcome.whole ? "repaired from the archive's parity" : "beyond the parity's margin"
+          )
+          result.damageOnMedia += outcome.ranges.filter { range in
+            !unreadable.contains { $0.offset < range.offset + range.length && range.offset < $0.offset + $0.length }
+          }.map { "\(offer.fileName) (\(offer.location)): \($0.sentence)" }
           guard outcome.whole else {
             throw ReelError(
-              .corrupt, "\(error.message); its parity cannot repair it: \(outcome.ranges.joined(separator: "; "))")
+              .corrupt,
+              "\(error.message); its parity cannot repair it: \(outcome.ranges.map(\.sentence).joined(separator: "; "))"
+            )
           }
           done = try importing(try FileArchiveSource(path: staged.repairedPath))
           result.repaired.append(

@@ -222,8 +222,10 @@ final class TapeCartridge: MediaVolume {
     // An archive that fails verification as the last archive was cut off: at end of
     // media, or by an export that stopped; one before others was damaged afterwards.
     // One that lost records to a media error was damaged, wherever it is.
+    // The newest catalog on the cartridge knowing it complete also means damaged later.
     if let last = catalog.files.lastIndex(where: { $0.kind == .archive }), catalog.files[last].state == .damaged,
-      !unreadableArchives.contains(last)
+      !unreadableArchives.contains(last),
+      newestCatalog?.files.first(where: { $0.file == catalog.files[last].file })?.state != .complete
     {
       catalog.files[last].state = .incomplete
       catalog.files[last].note = nil

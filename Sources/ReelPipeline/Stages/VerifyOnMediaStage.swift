@@ -110,7 +110,7 @@ struct VerifyOnMediaStage: PipelineStage {
         let (_, outcome) = try ArchiveMending.mend(
           archiveID: copy.archiveID, in: folder, open: { try medium.openArchive(file: copy.tapeFile, size: copy.size) })
       else { return " (no parity: not repairable)" }
-      let ranges = outcome.ranges.joined(separator: "; ")
+      let ranges = outcome.ranges.map(\.sentence).joined(separator: "; ")
       return outcome.whole
         ? " (repairable from its parity\(outcome.margin.map { ", \($0)" } ?? ""): \(ranges))"
         : " (beyond what its parity can repair: \(ranges))"
