@@ -83,4 +83,15 @@ package enum ArchiveMending {
       ranges: zip(report.ranges, report.sentences).map { ($0.offset, $0.length, $1) },
       margin: report.damaged ? report.margin : nil)
   }
+
+  /// The manifest of an archive file whose head is damaged, read from a repaired copy in
+  /// a private temporary folder (removed afterwards); nil when its parity cannot repair it.
+  static func manifest(ofDamaged path: String) throws -> ArchiveManifest? {
+    let folder = NSTemporaryDirectory() + "/reel-mend-\(UUID().uuidString.lowercased())"
+    try Durable.makeDirectory(folder)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let output = folder + "/repaired"
+    guard let outcome = try repair(input: path, output: output), outcome.whole else { return nil }
+    return try ArchiveVerifier.readManifest(path: output)
+  }
 }

@@ -103,12 +103,27 @@ package final class ArchiveFiles: ArchiveSupply {
       ? try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(ArchiveFormat.fileSuffix) }
         .sorted().map { path + "/" + $0 }
       : [path]
-    return try files.map { file in
-      let manifest = try ArchiveVerifier.readManifest(path: file)
+    problems = []
+    return try files.compactMap { file in
+      let manifest: ArchiveManifest
+      do {
+        manifest = try ArchiveVerifier.readManifest(path: file)
+      } catch let error as ReelError where error.kind == .corrupt || error.kind == .incompatible {
+        // A damaged head: the archive's parity may still give its manifest back.
+        guard let repaired = try? ArchiveMending.manifest(ofDamaged: file) else {
+          problems.append("\(file): \(error.message); it was not read")
+          return nil
+        }
+        manifest = repaired
+      }
       let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? UInt64) ?? nil
       return ArchiveOffer(ArchiveSummary(manifest), size: size, location: file, handle: file)
     }
   }
+
+  private var problems: [String] = []
+
+  package func mediaProblems() -> [String] { problems }
 
   package func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
     try FileArchiveSource(path: offer.handle)
