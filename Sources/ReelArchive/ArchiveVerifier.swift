@@ -57,7 +57,13 @@ package enum ArchiveVerifier {
 
   package static func verifyStructure(path: String) throws -> ArchiveStructureReport {
     var source = try FileArchiveSource(path: path)
-    return try verifyStructure(source: &source, label: (path as NSString).lastPathComponent)
+    let label = (path as NSString).lastPathComponent
+    let structure = try verifyStructure(source: &source, label: label)
+    if structure.manifest.parity != nil, let problem = parityProblems(path: path, others: []).first {
+      throw ReelError(
+        .corrupt, "\(label): \(problem)", remedy: "this copy is damaged; `reel repair` may rebuild it from its parity")
+    }
+    return structure
   }
 
   /// Every check: without keys the keyless ones; with a key that opens the archive also
@@ -66,9 +72,32 @@ package enum ArchiveVerifier {
   package static func verify(path: String, masterKeys: [SymmetricKey], label: String? = nil) throws
     -> ArchiveVerification
   {
-    try verify(
+    var result = try verify(
       source: try FileArchiveSource(path: path), masterKeys: masterKeys,
       label: label ?? (path as NSString).lastPathComponent)
+    if result.structure.manifest.parity != nil {
+      result.problems += parityProblems(path: path, others: result.problems)
+    }
+    return result
+  }
+
+  /// Version 4: every shard against its CRC (`ArchiveParity.inspect`). Damage to PARITY
+  /// itself is a problem of its own; damage to the bytes before it is already named by
+  /// member, and counts here only where no member check saw it (tar padding).
+  static func parityProblems(path: String, others: [ArchiveProblem]) -> [ArchiveProblem] {
+    do {
+      let report = try ArchiveParity.inspect(path: path)
+      return zip(report.ranges, report.sentences).compactMap { range, sentence in
+        guard range.region != .data || others.isEmpty else { return nil }
+        return ArchiveProblem(
+          member: range.region == .data ? "(bytes before PARITY)" : ArchiveFormat.parityName, offset: range.offset,
+          message: sentence)
+      }
+    } catch let error as ReelError {
+      return [ArchiveProblem(member: ArchiveFormat.parityName, offset: nil, message: error.message)]
+    } catch {
+      return [ArchiveProblem(member: ArchiveFormat.parityName, offset: nil, message: "\(error)")]
+    }
   }
 
   /// Every check on a stream (an archive read back from media).
@@ -304,10 +333,19 @@ final class ArchiveScanner {
       packNumber += 1
     }
     guard let sumsBytes else { throw corrupt("the archive ends before SHA256SUMS (truncated?)") }
+    var ended = false
     if manifest?.parity != nil {
-      try readParity(try expect(ArchiveFormat.parityName))
+      if let member = try tar.next() {
+        guard member.name == ArchiveFormat.parityName else {
+          throw corrupt("member \"\(member.name)\" found where PARITY belongs")
+        }
+        try readParity(member)
+      } else {
+        problem(ArchiveFormat.parityName, nil, "is missing: the archive ends after SHA256SUMS (truncated?)")
+        ended = true
+      }
     }
-    if let extra = try tar.next() {
+    if !ended, let extra = try tar.next() {
       throw corrupt("member \"\(extra.name)\" follows \(manifest?.parity != nil ? "PARITY" : "SHA256SUMS")")
     }
     // Drain the padding so the whole-stream digest covers every byte.
@@ -325,19 +363,72 @@ final class ArchiveScanner {
     if index != nil { try checkIndexCoverage() }
   }
 
-  /// PARITY (format version 4): its header must parse and name this archive. The shards
-  /// themselves are checked by `ArchiveParity` (`reel verify` runs it when the archive
-  /// is damaged); a stream check cannot see bytes 0 ..< P again.
+  /// PARITY (format version 4), as it streams past: both table copies must parse, agree
+  /// and name this archive, and every parity shard must match its CRC. (The data shards'
+  /// CRCs are checked by `ArchiveParity.inspect`, which `verify(path:)` runs: a stream
+  /// cannot see bytes 0 ..< P again.)
   private func readParity(_ member: TarReader.Member) throws {
-    let needed = ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom
-    var head: [UInt8] = []
-    var total: UInt64 = 0
+    let headerBytes = ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom
+    var first: [UInt8] = []
+    var header: ParityHeader?
+    var table: [UInt32?] = []
+    var shard: [UInt8] = []
+    var shardIndex = 0
+    var badShards = 0
+    var firstBad: UInt64?
+    var last: [UInt8] = []
+    var offset: UInt64 = 0
+    var unreadable = false
     try tar.readData { piece in
-      if head.count < needed { head += piece.prefix(needed - head.count) }
-      total += UInt64(piece.count)
+      var rest = piece[...]
+      while !rest.isEmpty && !unreadable {
+        guard let header else {
+          let take = min(rest.count, headerBytes - first.count)
+          first += rest.prefix(take)
+          rest = rest.dropFirst(take)
+          offset += UInt64(take)
+          if first.count == headerBytes {
+            guard let decoded = ParityHeader.decode(first, fileSize: member.size * 64 + (1 << 30)),
+              decoded.geometry.memberSize == member.size
+            else {
+              unreadable = true
+              return
+            }
+            header = decoded
+          }
+          continue
+        }
+        let g = header.geometry
+        if first.count < g.copySize {
+          let take = min(rest.count, g.copySize - first.count)
+          first += rest.prefix(take)
+          rest = rest.dropFirst(take)
+          offset += UInt64(take)
+          if first.count == g.copySize { table = header.tableEntries(ofCopy: first) }
+        } else if shardIndex < g.parityShardCount {
+          let take = min(rest.count, g.shardSize - shard.count)
+          shard += rest.prefix(take)
+          rest = rest.dropFirst(take)
+          offset += UInt64(take)
+          if shard.count == g.shardSize {
+            let expected = table[g.dataShards + shardIndex]
+            if expected == nil || expected != CRC32C.checksum(shard) {
+              badShards += 1
+              if firstBad == nil { firstBad = offset - UInt64(g.shardSize) }
+            }
+            shard.removeAll(keepingCapacity: true)
+            shardIndex += 1
+          }
+        } else {
+          last += rest
+          offset += UInt64(rest.count)
+          rest = rest.dropFirst(rest.count)
+        }
+      }
     }
-    guard let header = ParityHeader.decode(head, fileSize: UInt64.max / 4) else {
-      problem(ArchiveFormat.parityName, 0, "its header is damaged (the copy at its end may still serve a repair)")
+    guard let header, !unreadable else {
+      problem(
+        ArchiveFormat.parityName, 0, "its first table copy is damaged (the copy at its end may still serve a repair)")
       return
     }
     if header.archiveID.uuidString.lowercased() != manifest?.archiveID.lowercased() {
@@ -346,8 +437,19 @@ final class ArchiveScanner {
         "belongs to archive \(header.archiveID.uuidString.lowercased()), not this one (spliced in from another archive)"
       )
     }
-    if header.geometry.memberSize != total || member.size != total {
-      problem(ArchiveFormat.parityName, nil, "is \(total) bytes but its header describes \(header.geometry.memberSize)")
+    if table.contains(where: { $0 == nil }) {
+      problem(ArchiveFormat.parityName, 0, "its first shard table copy is damaged")
+    }
+    if badShards > 0 {
+      problem(ArchiveFormat.parityName, firstBad, "\(badShards) parity shard(s) fail their CRC-32C")
+    }
+    var second = ParityHeader.decode(last, fileSize: member.size * 64 + (1 << 30))
+    second?.copy = 0
+    var expected = header
+    expected.copy = 0
+    let headerEnd = ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom
+    if second != expected || last.count != first.count || last[headerEnd...] != first[headerEnd...] {
+      problem(ArchiveFormat.parityName, offset - UInt64(last.count), "its second shard table copy is damaged")
     }
   }
 
