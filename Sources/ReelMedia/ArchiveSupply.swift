@@ -52,6 +52,16 @@ package protocol ArchiveSupply: AnyObject {
   /// Every archive the media's catalogs mention, whole or not (after `offers()`): how a
   /// chain whose newest archives were withheld is noticed. Unauthenticated, used only to warn.
   func namedArchives() throws -> [ArchiveSummary]
+  /// What `offers()` found wrong with the media themselves, one sentence each: a cartridge
+  /// whose label and catalog cannot be read, one that holds nothing to import, a tape
+  /// file a scan found damaged.
+  func mediaProblems() -> [String]
+}
+
+/// A byte source that knows which stretches of what it handed out the medium could not
+/// read (handed out as zeros, so later bytes keep their offsets).
+package protocol UnreadableStretches: AnyObject {
+  var unreadable: [UnreadableRange] { get }
 }
 
 /// A copy on media that rehydration read, and where it is.
@@ -71,6 +81,7 @@ extension ArchiveSupply {
   package func mediaSets() throws -> [String: [String]] { [:] }
   package func whereabouts() throws -> [String: String] { [:] }
   package func namedArchives() throws -> [ArchiveSummary] { [] }
+  package func mediaProblems() -> [String] { [] }
 }
 
 /// A folder of `.reel.tar` files (a cold-storage folder, an extracted set), or one file.
@@ -92,12 +103,27 @@ package final class ArchiveFiles: ArchiveSupply {
       ? try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(ArchiveFormat.fileSuffix) }
         .sorted().map { path + "/" + $0 }
       : [path]
-    return try files.map { file in
-      let manifest = try ArchiveVerifier.readManifest(path: file)
+    problems = []
+    return try files.compactMap { file in
+      let manifest: ArchiveManifest
+      do {
+        manifest = try ArchiveVerifier.readManifest(path: file)
+      } catch let error as ReelError where error.kind == .corrupt || error.kind == .incompatible {
+        // A damaged head: the archive's parity may still give its manifest back.
+        guard let repaired = try? ArchiveMending.manifest(ofDamaged: file) else {
+          problems.append("\(file): \(error.message); it was not read")
+          return nil
+        }
+        manifest = repaired
+      }
       let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? UInt64) ?? nil
       return ArchiveOffer(ArchiveSummary(manifest), size: size, location: file, handle: file)
     }
   }
+
+  private var problems: [String] = []
+
+  package func mediaProblems() -> [String] { problems }
 
   package func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
     try FileArchiveSource(path: offer.handle)

@@ -127,6 +127,12 @@ final class CartridgeStreamReader {
           content: current.content.map { Data($0).base64EncodedString() }))
       open = nil
       return true
+    case .unreadable:
+      // Parity over guessed bytes would rebuild wrong ones; a gap in a member is an error.
+      throw ReelError(
+        .io, "\(name): tape file \(files.count) has records the drive cannot read",
+        remedy: "parity cannot be written or used over a damaged cartridge: rebuild it from parity if it is in a "
+          + "group, else copy its archives to a new one (reel rehydrate, then export)")
     case .endOfData:
       finished = true
       guard open == nil else {

@@ -95,7 +95,9 @@ final class LinuxTapeDrive: TapeDrive {
   }
 
   /// Read returns 0 at a filemark (and moves past it); at the end of data the st driver
-  /// answers EIO or a second 0, told apart by the EOD bit of the status.
+  /// answers EIO or a second 0, told apart by the EOD bit of the status. EIO elsewhere is
+  /// a media error: the drive has given up on that block and the next read goes on after
+  /// it (untested here: no drive).
   package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> TapeRead {
     while true {
       let n = Glibc.read(file.descriptor, buffer.baseAddress, buffer.count)
@@ -104,6 +106,7 @@ final class LinuxTapeDrive: TapeDrive {
       let code = errno
       if try status().atEndOfData { return .endOfData }
       if n == 0 { return .filemark }
+      if code == EIO { return .unreadable(bytes: nil) }
       throw PosixFile.error(code, "read", path)
     }
   }

@@ -12,6 +12,7 @@ package final class MediaArchiveSupply: ArchiveSupply {
   private var catalogs: [Int: CartridgeCatalog] = [:]
   /// Cartridges missing from a parity group, rebuilt from its parity cartridge (RAIT).
   private let standIns: ParityStandIns
+  private var problems: [String] = []
 
   package init(_ address: MediaAddress) throws {
     self.address = address
@@ -68,27 +69,56 @@ package final class MediaArchiveSupply: ArchiveSupply {
 
   package func offers() throws -> [ArchiveOffer] {
     var offers: [ArchiveOffer] = []
+    problems = []
     for (index, volume) in volumes.enumerated() {
-      guard case .labeled(let label) = try volume.readLabel(), label.parity == nil else { continue }
+      // A cartridge whose label is damaged is known by the catalog at its end (readLabel);
+      // one that is neither labeled nor blank cannot be read, and that is said, not skipped.
+      switch try volume.readLabel() {
+      case .blank: continue
+      case .foreign(let reason):
+        problems.append("\(volume.address) cannot be read as a Reel cartridge: \(reason); nothing was read from it")
+        continue
+      case .labeled(let label):
+        // A parity cartridge holds no archives; ParityStandIns reads it.
+        if label.parity != nil { continue }
+      }
+      if let damage = (volume as? TapeCartridge)?.labelDamage { problems.append("\(volume.address): \(damage)") }
       let catalog: CartridgeCatalog
       do {
         catalog = try volume.readCatalog()
       } catch let error as ReelError where error.kind == .corrupt {
         catalog = try volume.scan()
+        for entry in catalog.files where entry.state == .damaged || (entry.kind == .foreign && entry.file > 0) {
+          problems.append(
+            "\(catalog.cartridge.label) (\(volume.address)) file \(entry.file)\(entry.archive.map { " (archive \($0.archiveID))" } ?? ""): \(entry.note ?? "damaged")"
+          )
+        }
       }
       catalogs[index] = catalog
       // A catalog's file numbers steer the drive; only ones past the label and set catalogs
-      // and below the files a cartridge can hold are followed.
-      for entry in catalog.completeArchives where (2..<(1 << 24)).contains(entry.file) {
+      // and below the files a cartridge can hold are followed. Archives a scan found damaged
+      // are offered too: their parity may repair them, and if not, the report says so.
+      let readable = catalog.files.filter {
+        $0.kind == .archive && ($0.state == .complete || $0.state == .damaged) && (2..<(1 << 24)).contains($0.file)
+      }
+      for entry in readable {
         guard let archive = entry.archive else { continue }
         offers.append(
           ArchiveOffer(
-            archive, size: entry.size, location: "\(catalog.cartridge.label) (\(volume.address)) file \(entry.file)",
+            archive, size: entry.state == .complete ? entry.size : nil,
+            location: "\(catalog.cartridge.label) (\(volume.address)) file \(entry.file)",
             handle: "\(index):\(entry.file)"))
+      }
+      if readable.isEmpty && catalog.cartridge.sequence > 0 {
+        problems.append(
+          "\(catalog.cartridge.label) (\(volume.address)) holds no archive that can be read, though it is cartridge \(catalog.cartridge.sequence) of its media set"
+        )
       }
     }
     return offers
   }
+
+  package func mediaProblems() -> [String] { problems }
 
   package func namedArchives() throws -> [ArchiveSummary] {
     catalogs.values.flatMap { $0.files.compactMap(\.archive) }

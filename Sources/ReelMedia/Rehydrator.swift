@@ -53,6 +53,11 @@ package struct RehydratedVolume: Sendable {
   /// Clones this volume's history was imported for (pulled in as their origin).
   package var neededBy: [String] = []
   package var bytesRead: UInt64 = 0
+  /// Archives imported after repairing a damaged copy from their parity: one sentence each.
+  package var repaired: [String] = []
+  /// Stretches of media that could not be read while reading this volume's archives, one
+  /// sentence per range (repaired or not).
+  package var damageOnMedia: [String] = []
   /// Every imported chunk was re-hashed during the import.
   package var contentVerified = false
 
@@ -63,7 +68,14 @@ package struct RehydrateReport: Sendable {
   package var volumes: [RehydratedVolume]
   /// Catalog entries not used because their names or chain positions are not Reel's.
   package var refused: [String] = []
+  /// What was wrong with the media themselves (unreadable cartridges, damaged tape files).
+  package var mediaProblems: [String] = []
   package var complete: Bool { refused.isEmpty && volumes.allSatisfy(\.complete) }
+  /// Complete, and no medium had a stretch it could not read: damage is never an exit 0,
+  /// even when parity repaired everything (the medium is failing; copy it).
+  package var clean: Bool {
+    complete && mediaProblems.isEmpty && volumes.allSatisfy { $0.damageOnMedia.isEmpty && $0.repaired.isEmpty }
+  }
 }
 
 /// Progress while importing: the archive, its position in the plan, bytes so far.
@@ -95,6 +107,7 @@ package enum Rehydrator {
     var seen: Set<String> = []
     var refused: [String] = []
     var named: [ArchiveSummary] = []
+    var mediaProblems: [String] = []
     for supply in supplies {
       for offer in try supply.offers() {
         // Checked before it can shadow a genuine offer of the same ID.
@@ -107,6 +120,7 @@ package enum Rehydrator {
         if seen.insert(offer.archiveID).inserted { offers.append((offer, supply)) }
       }
       named += try supply.namedArchives().filter { (try? $0.validate(describing: "")) != nil }
+      mediaProblems += supply.mediaProblems()
     }
     let available = Set(offers.map(\.offer.volume))
     let wanted = request.volumes.isEmpty ? available.sorted() : request.volumes
@@ -152,7 +166,7 @@ package enum Rehydrator {
       result.missing.append(reason)
       results.append(result)
     }
-    return RehydrateReport(volumes: results, refused: refused)
+    return RehydrateReport(volumes: results, refused: refused, mediaProblems: mediaProblems)
   }
 
   /// Cartridges of different media sets are not mixed in one run: a cartridge loaded by
@@ -276,19 +290,56 @@ package enum Rehydrator {
         break
       }
       number += 1
-      let source = CountingSource(try supply.open(offer))
+      let opened = try supply.open(offer)
+      let source = CountingSource(opened)
       let report = ArchiveProgressReporter(
         offer: offer, number: number, count: planned.count, source: source, progress: progress)
-      let done: ArchiveImportReport
-      do {
-        done = try ArchiveImporter.importArchive(
-          source: report, label: offer.fileName, masterKeys: request.masterKeys, into: live,
+      var done: ArchiveImportReport
+      func importing(_ bytes: any ArchiveByteSource) throws -> ArchiveImportReport {
+        try ArchiveImporter.importArchive(
+          source: bytes, label: offer.fileName, masterKeys: request.masterKeys, into: live,
           verifyContent: request.verifyContent,
           expecting: { manifest in
             try requireManifest(
               manifest, matches: offer, volume: name, chainID: chainID, parent: links[offer.chainIndex - 1])
           })
-      } catch let error as ReelError where error.kind == .corrupt || error.kind == .notFound {
+      }
+      do {
+        do {
+          done = try importing(report)
+          result.damageOnMedia += unreadableSentences(
+            offer, opened, repaired: "read around: outside what the import checks")
+        } catch let error as ReelError where [.corrupt, .notFound, .incompatible].contains(error.kind) {
+          // A damaged copy: its parity may repair it. The bytes are read again into a
+          // private file beside the store, repaired there and imported from the repair.
+          result.bytesRead += source.count
+          source.count = 0
+          guard let (staged, outcome) = try ArchiveMending.mend(offer, from: supply, in: incoming.path) else {
+            result.damageOnMedia += unreadableSentences(
+              offer, opened, repaired: "not repaired: the archive carries no parity")
+            throw error
+          }
+          // One sentence per damaged range: the medium's own where it could not read,
+          // the parity's for damage it found elsewhere (bytes that read back altered).
+          let unreadable = (opened as? UnreadableStretches)?.unreadable ?? []
+          result.damageOnMedia += unreadableSentences(
+            offer, opened, repaired: outcome.whole ? "repaired from the archive's parity" : "beyond the parity's margin"
+          )
+          result.damageOnMedia += outcome.ranges.filter { range in
+            !unreadable.contains { $0.offset < range.offset + range.length && range.offset < $0.offset + $0.length }
+          }.map { "\(offer.fileName) (\(offer.location)): \($0.sentence)" }
+          guard outcome.whole else {
+            throw ReelError(
+              .corrupt,
+              "\(error.message); its parity cannot repair it: \(outcome.ranges.map(\.sentence).joined(separator: "; "))"
+            )
+          }
+          done = try importing(try FileArchiveSource(path: staged.repairedPath))
+          result.repaired.append(
+            "\(offer.fileName) (\(offer.location)) was damaged and repaired from its parity\(outcome.margin.map { " (\($0))" } ?? "") before it was imported"
+          )
+        }
+      } catch let error as ReelError where [.corrupt, .notFound, .incompatible].contains(error.kind) {
         result.damaged.append("\(offer.fileName) (\(offer.location)): \(error.message)")
         result.bytesRead += source.count
         // Later archives of the chain build on this one: keep them for a later run.
@@ -321,6 +372,14 @@ package enum Rehydrator {
         .map(\.label)
     }
     return result
+  }
+
+  /// One sentence per stretch the medium could not read while `source` was read.
+  static func unreadableSentences(_ offer: ArchiveOffer, _ source: any ArchiveByteSource, repaired: String) -> [String]
+  {
+    ((source as? UnreadableStretches)?.unreadable ?? []).map {
+      "\(offer.fileName) (\(offer.location)): \($0.sentence); \(repaired)"
+    }
   }
 
   /// Refuses an archive whose authenticated manifest is not what the plan expects at its

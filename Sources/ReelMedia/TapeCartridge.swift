@@ -14,6 +14,9 @@ final class TapeCartridge: MediaVolume {
   /// The largest JSON file (label, catalogs) read back whole.
   static let jsonLimit = 64 << 20
 
+  /// Set when the label could not be read and was rebuilt from the catalog at the end.
+  private(set) var labelDamage: String?
+
   package init(drive: TapeDrive) { self.drive = drive }
 
   package var isWriteProtected: Bool {
@@ -21,6 +24,7 @@ final class TapeCartridge: MediaVolume {
   }
 
   package func readLabel() throws -> LabelState {
+    labelDamage = nil
     try drive.rewind()
     try drive.setBlockSize(0)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
@@ -29,17 +33,35 @@ final class TapeCartridge: MediaVolume {
     do {
       result = try drive.read(into: buffer)
     } catch {
-      return .foreign("its first block cannot be read as a label (\(error))")
+      return try labelFromCatalog() ?? .foreign("its first block cannot be read as a label (\(error))")
     }
     switch result {
     case .endOfData: return .blank
     case .filemark: return .foreign("tape file 0 is empty")
+    case .unreadable:
+      return try labelFromCatalog()
+        ?? .foreign("its label cannot be read (a media error) and no catalog at its end names it")
     case .data(let count):
-      guard let label = try MediaLabel.parse(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) else {
-        return .foreign("tape file 0 is not a Reel label")
+      guard let label = try? MediaLabel.parse(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) else {
+        return try labelFromCatalog() ?? .foreign("tape file 0 is not a Reel label")
       }
       return .labeled(label)
     }
+  }
+
+  /// When the start of the cartridge is damaged, the catalog at its end still says whose
+  /// it is: the label rebuilt from it, through the same checks as a label read from tape.
+  /// Only a cartridge whose last file is a Reel catalog gets one.
+  private func labelFromCatalog() throws -> LabelState? {
+    guard (try? drive.seekStartOfLastFile()) ?? 0 > 0, let bytes = try? readWholeFile() ?? nil,
+      let catalog = try? CartridgeCatalog.decode(bytes)
+    else { return nil }
+    let rebuilt = MediaLabel(
+      cartridgeID: catalog.cartridge.id, name: catalog.cartridge.label, mediaSet: catalog.mediaSet?.name,
+      mediaSetID: catalog.mediaSet?.id, sequence: catalog.cartridge.sequence, labeled: Timestamp(nanoseconds: 0))
+    guard let checked = try? MediaLabel.parse(Array(rebuilt.text(forTape: true).utf8)) else { return nil }
+    labelDamage = "its label (tape file 0) cannot be read; the catalog at its end says it is \(checked.name)"
+    return .labeled(checked)
   }
 
   package func writeLabel(_ label: MediaLabel) throws {
@@ -148,6 +170,9 @@ final class TapeCartridge: MediaVolume {
     var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
     var earlier: [CartridgeCatalog] = []
     var newestCatalog: CartridgeCatalog?
+    var unreadableArchives: Set<Int> = []
+    // From the start (a label rebuilt from the end catalog left the drive there).
+    try drive.rewind()
     try drive.spaceForward(files: 1)
     var file = 1
     while true {
@@ -188,12 +213,22 @@ final class TapeCartridge: MediaVolume {
         entry.note = got == 0 ? "an empty tape file" : "neither a Reel archive nor a Reel catalog"
       }
       try source.drain()
+      if source.unreadable.contains(where: { !$0.endOfData }) { unreadableArchives.insert(catalog.files.count) }
+      if !source.unreadable.isEmpty {
+        let lost = source.unreadable.map(\.sentence).joined(separator: "; ")
+        entry.note = entry.note.map { "\(lost); \($0)" } ?? lost
+      }
       catalog.files.append(entry)
       file += 1
     }
     // An archive that fails verification as the last archive was cut off: at end of
     // media, or by an export that stopped; one before others was damaged afterwards.
-    if let last = catalog.files.lastIndex(where: { $0.kind == .archive }), catalog.files[last].state == .damaged {
+    // One that lost records to a media error was damaged, wherever it is.
+    // The newest catalog on the cartridge knowing it complete also means damaged later.
+    if let last = catalog.files.lastIndex(where: { $0.kind == .archive }), catalog.files[last].state == .damaged,
+      !unreadableArchives.contains(last),
+      newestCatalog?.files.first(where: { $0.file == catalog.files[last].file })?.state != .complete
+    {
       catalog.files[last].state = .incomplete
       catalog.files[last].note = nil
     }

@@ -14,11 +14,15 @@ package struct DriveStatus: Sendable, Equatable {
 }
 
 /// What a read returned: one record of `n` bytes, a filemark (the drive is now past it),
-/// or the end of recorded data.
+/// the end of recorded data, or a media error: records the drive could not read, which it
+/// moved past to the next record or filemark it can read, as a drive does after a media
+/// error. `bytes` is what those records held when the drive can tell (vtape: from the
+/// framing and the file's block size), nil when it cannot (a real drive's EIO).
 package enum TapeRead: Sendable, Equatable {
   case data(Int)
   case filemark
   case endOfData
+  case unreadable(bytes: Int?)
 }
 
 /// A write that succeeded past the early-warning point tells the writer to wrap up: there

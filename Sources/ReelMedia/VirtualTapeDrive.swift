@@ -29,8 +29,10 @@ package final class VirtualTapeDrive: TapeDrive {
   package var name: String { "vtape:\(path)" }
 
   private let file: PosixFile
-  private var position: UInt64 = headerSize
-  private var endOfData: UInt64
+  /// The records as the drive finds them, and the one the drive stands before.
+  private var map: TapeRecordMap
+  private var index = 0
+  private var fileSize: UInt64
   private var fileNumber = 0
   private var blockNumber = 0
   private var blockSize = 0
@@ -131,7 +133,13 @@ package final class VirtualTapeDrive: TapeDrive {
     capacity = fields.capacity
     earlyWarning = fields.earlyWarning
     writeProtected = fields.writeProtected || readOnly
-    endOfData = max(try file.size(), Self.headerSize)
+    fileSize = max(try file.size(), Self.headerSize)
+    map = try TapeRecordMap.read(file, start: Self.headerSize, fileSize: fileSize)
+  }
+
+  /// Byte offset in the cartridge file where the current record starts.
+  private var position: UInt64 {
+    index < map.entries.count ? map.entries[index].offset : map.end
   }
 
   private static func parseHeader(_ bytes: [UInt8]) -> (capacity: UInt64, earlyWarning: UInt64, writeProtected: Bool)? {
@@ -151,7 +159,7 @@ package final class VirtualTapeDrive: TapeDrive {
   package func status() throws -> DriveStatus {
     DriveStatus(
       fileNumber: fileNumber, blockNumber: blockNumber, blockSize: blockSize, writeProtected: writeProtected,
-      atBeginning: position == Self.headerSize, atEndOfData: position >= endOfData)
+      atBeginning: index == 0, atEndOfData: index >= map.entries.count)
   }
 
   package func setBlockSize(_ bytes: Int) throws {
@@ -163,72 +171,62 @@ package final class VirtualTapeDrive: TapeDrive {
 
   package func rewind() throws {
     try flush()
-    position = Self.headerSize
+    index = 0
     fileNumber = 0
     blockNumber = 0
+  }
+
+  /// Moves over the current record, whatever it is; false at the end of data.
+  private func step() -> TapeRecordMap.Entry? {
+    guard index < map.entries.count else { return nil }
+    let entry = map.entries[index]
+    index += 1
+    if case .filemark = entry {
+      fileNumber += 1
+      blockNumber = 0
+    } else {
+      blockNumber += 1
+    }
+    return entry
   }
 
   package func spaceForward(files count: Int) throws {
     var crossed = 0
     while crossed < count {
-      switch try nextRecord() {
-      case .endOfData:
+      guard let entry = step() else {
         throw ReelError(.io, "\(name): end of data after \(crossed) of \(count) files spaced forward")
-      case .filemark(let next):
-        position = next
-        fileNumber += 1
-        blockNumber = 0
-        crossed += 1
-      case .block(_, let next):
-        position = next
-        blockNumber += 1
       }
+      if case .filemark = entry { crossed += 1 }
     }
   }
 
   package func spaceBack(files count: Int) throws {
     var crossed = 0
     while crossed < count {
-      guard position > Self.headerSize else {
+      guard index > 0 else {
         fileNumber = 0
         blockNumber = 0
         throw ReelError(.io, "\(name): beginning of tape after \(crossed) of \(count) files spaced back")
       }
-      let word = try lengthWord(at: position - 4)
-      if word == 0 {
-        position -= 4
+      index -= 1
+      if case .filemark = map.entries[index] {
         fileNumber -= 1
         crossed += 1
-      } else {
-        let length = UInt64(word & 0x0FFF_FFFF)
-        guard position >= Self.headerSize + length + 8 else { throw corrupt(at: position - 4) }
-        position -= length + 8
       }
     }
     blockNumber = -1
   }
 
   package func seekEndOfData() throws {
-    while true {
-      switch try nextRecord() {
-      case .endOfData:
-        return
-      case .filemark(let next):
-        position = next
-        fileNumber += 1
-        blockNumber = 0
-      case .block(_, let next):
-        position = next
-        blockNumber += 1
-      }
-    }
+    while step() != nil {}
   }
 
   package func writeFilemark() throws {
-    try prepareWrite(adding: 4)
-    try file.write([0, 0, 0, 0], at: position)
-    position += 4
-    endOfData = position
+    let offset = try prepareWrite(adding: 4)
+    try file.write([0, 0, 0, 0], at: offset)
+    map.append(.filemark(offset: offset))
+    fileSize = map.end
+    index = map.entries.count
     fileNumber += 1
     blockNumber = 0
     unsynced = true
@@ -242,7 +240,7 @@ package final class VirtualTapeDrive: TapeDrive {
     }
     let records = bytes.count / recordSize
     let framed = UInt64(bytes.count + 8 * records)
-    try prepareWrite(adding: framed)
+    let offset = try prepareWrite(adding: framed)
     var word = UInt32(recordSize).littleEndian
     try withUnsafeBytes(of: &word) { lengthBytes in
       var buffers: [UnsafeRawBufferPointer] = []
@@ -252,25 +250,28 @@ package final class VirtualTapeDrive: TapeDrive {
         buffers.append(UnsafeRawBufferPointer(rebasing: bytes[(index * recordSize)..<((index + 1) * recordSize)]))
         buffers.append(lengthBytes)
       }
-      try file.write(buffers, at: position)
+      try file.write(buffers, at: offset)
     }
-    position += framed
-    endOfData = position
+    for record in 0..<records {
+      map.append(.block(offset: offset + UInt64(record) * UInt64(recordSize + 8), length: recordSize))
+    }
+    fileSize = map.end
+    index = map.entries.count
     blockNumber += records
     unsynced = true
-    return position - Self.headerSize > earlyWarning ? .earlyWarning : .written
+    return map.end - Self.headerSize > earlyWarning ? .earlyWarning : .written
   }
 
   package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> TapeRead {
-    switch try nextRecord() {
-    case .endOfData:
-      return .endOfData
-    case .filemark(let next):
-      position = next
-      fileNumber += 1
-      blockNumber = 0
+    guard index < map.entries.count else { return .endOfData }
+    switch map.entries[index] {
+    case .filemark:
+      _ = step()
       return .filemark
-    case .block(let length, let next):
+    case .unreadable(_, _, let lostBytes):
+      _ = step()
+      return .unreadable(bytes: lostBytes)
+    case .block(let offset, let length):
       guard blockSize == 0 || length == blockSize else {
         throw ReelError(
           .io, "\(name): file \(fileNumber) has \(length)-byte blocks but the drive is set to \(blockSize)")
@@ -279,10 +280,9 @@ package final class VirtualTapeDrive: TapeDrive {
         throw ReelError(
           .io, "\(name): a \(length)-byte block in file \(fileNumber) does not fit a \(buffer.count)-byte read")
       }
-      let got = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), at: position + 4)
-      guard got == length else { throw corrupt(at: position) }
-      position = next
-      blockNumber += 1
+      let got = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), at: offset + 4)
+      guard got == length else { throw corrupt(at: offset) }
+      _ = step()
       return .data(length)
     }
   }
@@ -294,48 +294,22 @@ package final class VirtualTapeDrive: TapeDrive {
     unsynced = false
   }
 
-  private enum Record {
-    case block(length: Int, next: UInt64)
-    case filemark(next: UInt64)
-    case endOfData
-  }
-
-  /// The record at the current position. A record cut short by a crash ends the data.
-  private func nextRecord() throws -> Record {
-    guard position + 4 <= endOfData else {
-      endOfData = position
-      return .endOfData
-    }
-    let word = try lengthWord(at: position)
-    if word == 0 { return .filemark(next: position + 4) }
-    if word == 0xFFFF_FFFF { return .endOfData }
-    guard word & 0xF000_0000 == 0 else { throw corrupt(at: position) }
-    let next = position + 8 + UInt64(word)
-    guard next <= endOfData, try lengthWord(at: next - 4) == word else {
-      endOfData = position
-      return .endOfData
-    }
-    return .block(length: Int(word), next: next)
-  }
-
-  private func lengthWord(at offset: UInt64) throws -> UInt32 {
-    let bytes = try file.read(at: offset, count: 4)
-    guard bytes.count == 4 else { throw corrupt(at: offset) }
-    return UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
-  }
-
   /// A write erases what follows it; refuses on a protected cartridge or past capacity.
-  private func prepareWrite(adding count: UInt64) throws {
+  /// Returns the offset the write goes to.
+  private func prepareWrite(adding count: UInt64) throws -> UInt64 {
     guard !writeProtected else { throw writeProtectedError() }
-    guard position - Self.headerSize + count <= capacity else {
+    let offset = position
+    guard offset - Self.headerSize + count <= capacity else {
       throw ReelError(
         .mediaFull, "\(name): physical end of tape (\(ByteSize.describe(capacity))) reached",
         remedy: "continue on another cartridge")
     }
-    if position < endOfData {
-      try file.truncate(to: position)
-      endOfData = position
+    _ = map.truncate(at: index)
+    if fileSize > offset {
+      try file.truncate(to: offset)
+      fileSize = offset
     }
+    return offset
   }
 
   private func corrupt(at offset: UInt64) -> ReelError {

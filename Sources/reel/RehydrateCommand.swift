@@ -19,7 +19,8 @@ struct RehydrateCommand: ParsableCommand {
       stopped. Archives that cannot be imported yet (an earlier one of the chain is on
       another cartridge) are copied aside into the store and used in a later run.
       Exit status: 0 complete, 3 partial (missing, damaged, withheld or refused archives; the report says
-      what can still be restored), 77 wrong key.
+      what can still be restored) or media damaged (a stretch of a cartridge could not be read, or an
+      archive had to be repaired from its parity: complete, but copy that medium), 77 wrong key.
       """)
 
   @OptionGroup var options: StoreOption
@@ -96,6 +97,7 @@ struct RehydrateCommand: ParsableCommand {
       say(jsonText(RehydrateJSON(report, store: layout.root)))
     } else {
       for refused in report.refused { say("REFUSED   \(refused)") }
+      for problem in report.mediaProblems { say("MEDIA     \(problem)") }
       for result in report.volumes { Self.describe(result) }
     }
     if !json && !verify && report.volumes.contains(where: { !$0.imported.isEmpty }) {
@@ -103,7 +105,7 @@ struct RehydrateCommand: ParsableCommand {
         "Frames were authenticated and chunk records checksummed on import; chunk contents count as unverified until `reel store check --read-data --store \(layout.root)` re-hashes them."
       )
     }
-    if !report.complete { throw ExitCode(3) }
+    if !report.clean { throw ExitCode(3) }
   }
 
   static func describe(_ result: RehydratedVolume) {
@@ -122,6 +124,8 @@ struct RehydrateCommand: ParsableCommand {
     for offer in result.setAside { say("  set aside \(offer.fileName) (waits for an earlier archive of its chain)") }
     for missing in result.missing { say("  MISSING   \(missing)") }
     for damaged in result.damaged { say("  DAMAGED   \(damaged)") }
+    for repaired in result.repaired { say("  REPAIRED  \(repaired)") }
+    for range in result.damageOnMedia { say("  MEDIA     \(range)") }
     for withheld in result.withheld { say("  WITHHELD  \(withheld)") }
     // A volume whose only archive holds its starting state restores at seq 0.
     if !result.imported.isEmpty || !result.alreadyInStore.isEmpty {

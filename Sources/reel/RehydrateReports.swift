@@ -19,6 +19,8 @@ struct RehydrateJSON: Encodable {
     var bytesRead: UInt64
     var contentVerified: Bool
     var neededBy: [String]
+    var repaired: [String]
+    var damageOnMedia: [String]
 
     init(_ result: RehydratedVolume) {
       volume = result.volume
@@ -36,6 +38,8 @@ struct RehydrateJSON: Encodable {
       bytesRead = result.bytesRead
       contentVerified = result.contentVerified
       neededBy = result.neededBy
+      repaired = result.repaired
+      damageOnMedia = result.damageOnMedia
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -49,18 +53,30 @@ struct RehydrateJSON: Encodable {
       case bytesRead = "bytes_read"
       case contentVerified = "content_verified"
       case neededBy = "needed_by"
+      case repaired
+      case damageOnMedia = "damage_on_media"
     }
   }
 
   var store: String
   var complete: Bool
+  /// Complete and no medium damaged (exit 0).
+  var clean: Bool
   var refused: [String]
+  var mediaProblems: [String]
   var volumes: [Volume]
 
   init(_ report: RehydrateReport, store: String) {
     self.store = store
     complete = report.complete
+    clean = report.clean
     refused = report.refused
+    mediaProblems = report.mediaProblems
     volumes = report.volumes.map(Volume.init)
+  }
+
+  private enum CodingKeys: String, CodingKey {
+    case store, complete, clean, refused, volumes
+    case mediaProblems = "media_problems"
   }
 }

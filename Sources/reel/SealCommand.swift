@@ -166,9 +166,7 @@ struct VerifyCommand: ParsableCommand {
       }
       // Version 4: every shard against its CRC, and whether parity can mend what is wrong.
       let parity = try? ArchiveParity.inspect(path: path)
-      if let parity, parity.damaged, problems.isEmpty {
-        problems = ["the archive's parity or layout is damaged (the members themselves check out)"]
-      }
+      if let parity, parity.damaged, problems.isEmpty { problems = parity.sentences }
       entry.problems = problems
       entry.ok = problems.isEmpty
       entry.parity = parity.map { ParityReportDocument($0, output: nil) }
@@ -182,15 +180,13 @@ struct VerifyCommand: ParsableCommand {
           )
         } else {
           say("\(path): DAMAGED")
+          for problem in problems { say("  \(problem)") }
           if let parity, parity.damaged {
-            for sentence in parity.sentences { say("  \(sentence)") }
             say(
               parity.whole
                 ? "  repairable with margin: \(parity.margin); run `reel repair \(path) --out FILE`"
                 : "  NOT repairable: \(parity.lostStripes) stripe(s) lost more than their parity; what authenticates can still be imported"
             )
-          } else {
-            for problem in problems { say("  \(problem)") }
           }
         }
       }

@@ -48,14 +48,20 @@ func reel(
 
     let again = try reel(["seal", "disk", "--out", out, "--key", keyPath], store: store)
     #expect(again.status == 0 && again.stdout.contains("nothing sealed"), "\(again.stdout)")
-    // The default writes format 2; --format 1 writes format 1; one chain may hold both.
+    // The default writes format 4 (parity, pack layout 2); --format 1 --parity 0 writes
+    // format 1; one chain may hold both. --parity out of range is refused.
+    let tooMuch = try reel(
+      ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--parity", "51"], store: store)
+    #expect(tooMuch.status == 64 && tooMuch.stderr.contains("--parity 51"), "\(tooMuch.stderr)")
     let unknown = try reel(
       ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--format", "3"], store: store)
     #expect(unknown.status != 0 && unknown.stderr.contains("--format 3"), "\(unknown.stderr)")
     let rest = try reel(
-      ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--format", "1"], store: store)
+      ["seal", "disk", "--out", out, "--key", keyPath, "--until", "latest", "--format", "1", "--parity", "0"],
+      store: store)
     #expect(rest.status == 0 && rest.stdout.contains("sealed seq"), "\(rest.stdout) \(rest.stderr)")
-    #expect(try ArchiveVerifier.readManifest(path: path).formatVersion == 2)
+    let sealedManifest = try ArchiveVerifier.readManifest(path: path)
+    #expect(sealedManifest.formatVersion == 4 && sealedManifest.packFormat == 2 && sealedManifest.parity?.percent == 5)
     let carried = try #require(try archives(in: out).first { $0 != path })
     #expect(try ArchiveVerifier.readManifest(path: carried).formatVersion == 1)
 
@@ -82,6 +88,13 @@ func reel(
     let broken = try reel(["verify", "--key", keyPath, damaged], store: store)
     #expect(broken.status == 65)
     #expect(broken.stdout.contains("packs/000001.pack at offset"), "\(broken.stdout)")
+    #expect(broken.stdout.contains("repairable with margin: 1 of "), "\(broken.stdout)")
+    // reel repair writes the sealed archive back, byte for byte, and verify passes it.
+    let repairedPath = fixture.root + "/repaired.reel.tar"
+    let repair = try reel(["repair", damaged, "--out", repairedPath], store: store)
+    #expect(repair.status == 0 && repair.stdout.contains("repaired into"), "\(repair.stdout) \(repair.stderr)")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: repairedPath)) == Data(contentsOf: URL(fileURLWithPath: path)))
+    #expect(try reel(["verify", "--key", keyPath, repairedPath], store: store).status == 0)
   }
 
   @Test func aMissingParentFailsChainVerification() throws {

@@ -65,8 +65,9 @@ final class ArchiveMaker: @unchecked Sendable {
     key = try KeyFile.create(at: keyPath, passphrase: Self.passphrase)
   }
 
+  /// `parity`: percent of Reed–Solomon parity (nil: the seal's default).
   @discardableResult
-  func seal(randomBytes: Int, bookmark: String) throws -> SealedArchive {
+  func seal(randomBytes: Int, bookmark: String, parity: Int? = nil) throws -> SealedArchive {
     let piece = 256 << 10
     for index in 0..<(randomBytes / piece) {
       var data = [UInt8](repeating: 0, count: piece)
@@ -74,9 +75,9 @@ final class ArchiveMaker: @unchecked Sendable {
       try fixture.append(.write(offset: UInt64(index % 16) * UInt64(piece), data: data))
     }
     try fixture.append(.bookmark(bookmark))
-    let outcome = try Sealer.seal(
-      SealRequest(volume: fixture.name, outputDirectory: fixture.root + "/archives", masterKeys: [key]),
-      live: fixture.live)
+    var request = SealRequest(volume: fixture.name, outputDirectory: fixture.root + "/archives", masterKeys: [key])
+    if let parity { request.parityPercent = parity }
+    let outcome = try Sealer.seal(request, live: fixture.live)
     guard case .sealed(let archive) = outcome else { throw ReelError(.usage, "nothing sealed") }
     archives.append(archive)
     return archive

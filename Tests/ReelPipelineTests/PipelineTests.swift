@@ -217,6 +217,8 @@ struct PipelineTests {
     #expect(run.status == 1, "\(run.output)")
     #expect(run.stdout.contains("FAILED"))
     #expect(run.stdout.contains("not run: an earlier stage failed"))
+    // The copy is damaged either way; its parity still could repair it, and it says so.
+    #expect(run.output.contains("repairable from its parity"), "\(run.output)")
     #expect(sandbox.segments() == before)
     // Even run alone, prune does not count the damaged copy.
     let prune = try sandbox.pipeline(

@@ -98,12 +98,15 @@ struct RehydrateStage: PipelineStage {
       )
       for missing in volume.missing { outcome.lines.append("  MISSING \(missing)") }
       for damaged in volume.damaged { outcome.lines.append("  DAMAGED \(damaged)") }
+      for repaired in volume.repaired { outcome.lines.append("  REPAIRED \(repaired)") }
+      for range in volume.damageOnMedia { outcome.lines.append("  MEDIA \(range)") }
     }
+    for problem in report.mediaProblems { outcome.lines.append("MEDIA \(problem)") }
     let missing = Self.notRehydrated(context)
     for volume in missing {
       outcome.lines.append("\(volume): NOT REHYDRATED — no archive of it could be imported from the media")
     }
-    outcome.partial = !report.complete
+    outcome.partial = !report.clean
     outcome.message =
       "\(report.volumes.count - missing.count) volume(s) rehydrated into \(scratch)"
       + (report.complete ? "" : " (incomplete)")

@@ -83,7 +83,9 @@ struct VerifyOnMediaStage: PipelineStage {
           outcome.bytes += copy.size
           outcome.lines.append("\(what): OK with the key")
         } else {
-          failures.append("\(what): " + problems.joined(separator: "; "))
+          // The copy is damaged either way (it no longer counts); whether its parity can
+          // still repair it says how urgent a new copy is.
+          failures.append("\(what): " + problems.joined(separator: "; ") + repairability(of: copy, on: medium, context))
         }
         context.event("checked \(what)")
       }
@@ -96,5 +98,24 @@ struct VerifyOnMediaStage: PipelineStage {
     try PipelineArchives.requireEveryVolume(on: set, after: name, context)
     outcome.message = "\(outcome.items) cop(ies) verified on media set \(set)"
     return outcome
+  }
+
+  /// Reads the damaged copy again, repairs it from its parity in a private folder of the
+  /// store, and says how that went; the repaired bytes are not kept (the copy on media
+  /// stays damaged).
+  private func repairability(of copy: ArchiveCopy, on medium: any MediaVolume, _ context: PipelineContext) -> String {
+    let folder = context.store.layout.root + "/incoming"
+    do {
+      guard
+        let (_, outcome) = try ArchiveMending.mend(
+          archiveID: copy.archiveID, in: folder, open: { try medium.openArchive(file: copy.tapeFile, size: copy.size) })
+      else { return " (no parity: not repairable)" }
+      let ranges = outcome.ranges.map(\.sentence).joined(separator: "; ")
+      return outcome.whole
+        ? " (repairable from its parity\(outcome.margin.map { ", \($0)" } ?? ""): \(ranges))"
+        : " (beyond what its parity can repair: \(ranges))"
+    } catch {
+      return " (its parity could not be read: \(error))"
+    }
   }
 }

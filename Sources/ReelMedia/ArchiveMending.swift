@@ -1,0 +1,97 @@
+import Foundation
+import ReelArchive
+import ReelCore
+import ReelIO
+
+/// What repairing a damaged copy of an archive from its own parity came to.
+package struct MendOutcome: Sendable {
+  /// The repaired file passed every check the archive carries: it can be imported.
+  package var whole: Bool
+  /// Every damaged range, with its one sentence (where, how long, repaired or not).
+  package var ranges: [(offset: UInt64, length: UInt64, sentence: String)]
+  /// How much of the parity's margin the worst stripe used, e.g. "3 of 12 parity shards".
+  package var margin: String?
+}
+
+/// Rehydration's way to a damaged archive: its bytes from the medium into a private file
+/// beside the store (zeros where the medium could not be read), repaired from the parity
+/// inside the archive (archive format 4) into a second file, which is imported instead.
+package enum ArchiveMending {
+  /// The staged and repaired files of one archive, removed when dropped.
+  package final class Staged {
+    let damagedPath: String
+    package let repairedPath: String
+
+    init(folder: String, archiveID: String) {
+      // Not `.reel.tar`: the incoming folder's archives are offered by that suffix. The
+      // ID names a file only when it is a UUID (it may come from a catalog on media).
+      let name = UUID(uuidString: archiveID) != nil ? archiveID.lowercased() : UUID().uuidString.lowercased()
+      damagedPath = folder + "/.mend-\(name).damaged"
+      repairedPath = folder + "/.mend-\(name).repaired"
+    }
+
+    deinit {
+      unlink(damagedPath)
+      unlink(repairedPath)
+    }
+  }
+
+  /// Copies the offer's bytes from the supply into `folder` (private, fsynced), then
+  /// repairs them. Nil when the archive carries no parity to repair it with.
+  static func mend(
+    _ offer: ArchiveOffer, from supply: any ArchiveSupply, in folder: String
+  ) throws -> (staged: Staged, outcome: MendOutcome)? {
+    try mend(archiveID: offer.archiveID, in: folder) { try supply.open(offer) }
+  }
+
+  /// The same for any stream of an archive's bytes (a copy read back from media).
+  package static func mend(
+    archiveID: String, in folder: String, open: () throws -> any ArchiveByteSource
+  ) throws -> (staged: Staged, outcome: MendOutcome)? {
+    try Durable.makeDirectory(folder)
+    let staged = Staged(folder: folder, archiveID: archiveID)
+    unlink(staged.damagedPath)
+    unlink(staged.repairedPath)
+    let file = try PosixFile.createNew(staged.damagedPath)
+    var source = try open()
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    defer { buffer.deallocate() }
+    var offset: UInt64 = 0
+    while true {
+      try Interrupt.check()
+      let count = try source.read(into: buffer)
+      if count == 0 { break }
+      try file.write(UnsafeRawBufferPointer(rebasing: buffer[0..<count]), at: offset)
+      offset += UInt64(count)
+    }
+    try file.sync()
+    guard let outcome = try repair(input: staged.damagedPath, output: staged.repairedPath) else { return nil }
+    return (staged, outcome)
+  }
+
+  /// The archive's own repair (ReelArchive's `ArchiveParity`, which accepts a result only
+  /// when it equals the SHA-256 its parity recorded); nil for archives without parity.
+  static func repair(input: String, output: String) throws -> MendOutcome? {
+    let report: ParityRepairReport
+    do {
+      report = try ArchiveParity.repair(input: input, output: output)
+    } catch let error as ReelError where error.kind == .notFound {
+      return nil
+    }
+    return MendOutcome(
+      whole: report.whole && FileManager.default.fileExists(atPath: output),
+      ranges: zip(report.ranges, report.sentences).map { ($0.offset, $0.length, $1) },
+      margin: report.damaged ? report.margin : nil)
+  }
+
+  /// The manifest of an archive file whose head is damaged, read from a repaired copy in
+  /// a private temporary folder (removed afterwards); nil when its parity cannot repair it.
+  static func manifest(ofDamaged path: String) throws -> ArchiveManifest? {
+    let folder = NSTemporaryDirectory() + "/reel-mend-\(UUID().uuidString.lowercased())"
+    try Durable.makeDirectory(folder)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let output = folder + "/repaired"
+    guard let outcome = try repair(input: path, output: output), outcome.whole else { return nil }
+    return try ArchiveVerifier.readManifest(path: output)
+  }
+}
