@@ -1,6 +1,7 @@
 import Foundation
 import ReelCodec
 import ReelCore
+import ReelParity
 
 /// The shape of an archive's Reed–Solomon parity (format version 4, docs/archive-format.md
 /// "Parity"): bytes `0 ..< P` of the archive file cut into shards of S bytes; a span is k
@@ -21,8 +22,8 @@ package struct ParityGeometry: Sendable, Equatable {
   /// The longest run of damage every geometry survives with one parity row: a 1 MiB tape
   /// record, plus the shard a misaligned run spills into.
   static let guaranteedRun = 1 << 20
-  /// Rows per span at most: bounds a span's memory (64 rows of ~1 MiB).
-  static let maximumRows = 64
+  /// A span's data shards at most: bounds the memory of sealing and repair.
+  static let maximumSpanBytes = 64 << 20
   static let tableBlockEntries = 1024
   static let tarHeaderRoom = 4096
   static let headerSize = 256
@@ -55,28 +56,45 @@ package struct ParityGeometry: Sendable, Equatable {
   }
 
   /// The geometry for an archive of at most `capacity` protected bytes; `fitted` then
-  /// records the exact size. Small archives get one span of as few rows as hold them (at
-  /// least one parity row of D shards: any 1 MiB run is repairable); large ones spans of
-  /// up to 64 rows whose parity rows come closest to `percent`.
+  /// records the exact size. Stripes are made as wide as GF(2^8) allows (k + m up to 255):
+  /// scattered damage (1 % of blocks) then stays within each stripe's m. Every geometry
+  /// has m · D ≥ 257 shards: a 1 MiB run, wherever it starts, costs each stripe at most
+  /// m shards, and even a small archive carries that floor (about 1 MiB). Among the shapes
+  /// whose parity is within 1 % of the least, the widest stripes win, then the most
+  /// stripes per span (longer runs survive); a span's data stays within 64 MiB.
   package static func plan(capacity: UInt64, percent: Int) -> ParityGeometry {
     precondition(percentRange.contains(percent) && percent > 0 && capacity > 0)
     var shardSize = 4096
     while shardSize < 1 << 20 && capacity / UInt64(shardSize) > 262_144 { shardSize *= 2 }
-    let stripes = (guaranteedRun + shardSize - 1) / shardSize + 1
+    let floorShards = (guaranteedRun + shardSize - 1) / shardSize + 1
     let shards = Int((capacity + UInt64(shardSize) - 1) / UInt64(shardSize))
-    func parityRows(_ rows: Int) -> Int { max(1, (rows * percent + 99) / 100) }
-    // The row count whose parity comes closest to the percentage: 60 data rows and 3 parity
-    // rows for 5 %, not 64 and 4.
-    let bestRows = (1...maximumRows).max { a, b in
-      let left = Double(a) / Double(parityRows(a))
-      let right = Double(b) / Double(parityRows(b))
-      return left != right ? left < right : a < b
+    func parityRows(_ rows: Int, _ stripes: Int) -> Int {
+      max((floorShards + stripes - 1) / stripes, (rows * percent + 99) / 100)
+    }
+    struct Candidate {
+      var cost, width, stripes, rows, parity, spans: Int
+    }
+    var candidates: [Candidate] = []
+    for stripes in 2...max(2, floorShards) {
+      var widest = min(ReedSolomon.maximumShards - 1, maximumSpanBytes / (stripes * shardSize))
+      while widest > 0 && widest + parityRows(widest, stripes) > ReedSolomon.maximumShards { widest -= 1 }
+      guard widest >= 1 else { continue }
+      let spans = (shards + widest * stripes - 1) / (widest * stripes)
+      let rows = (shards + spans * stripes - 1) / (spans * stripes)
+      let parity = parityRows(rows, stripes)
+      guard rows + parity <= ReedSolomon.maximumShards else { continue }
+      candidates.append(
+        Candidate(
+          cost: spans * parity * stripes, width: rows + parity, stripes: stripes, rows: rows, parity: parity,
+          spans: spans))
+    }
+    let least = candidates.map(\.cost).min()!
+    let chosen = candidates.filter { $0.cost * 100 <= least * 101 }.max { a, b in
+      a.width != b.width ? a.width < b.width : a.stripes < b.stripes
     }!
-    let spans = (shards + bestRows * stripes - 1) / (bestRows * stripes)
-    let rows = (shards + spans * stripes - 1) / (spans * stripes)
     return ParityGeometry(
-      shardSize: shardSize, dataRows: rows, parityRows: parityRows(rows), stripes: stripes,
-      protectedBytes: capacity, spans: spans, percent: percent)
+      shardSize: shardSize, dataRows: chosen.rows, parityRows: chosen.parity, stripes: chosen.stripes,
+      protectedBytes: capacity, spans: chosen.spans, percent: percent)
   }
 
   /// This geometry for exactly `protectedBytes` (at most the planned capacity).

@@ -131,35 +131,50 @@ package struct ReedSolomon: Sendable {
       preconditionFailure("erased shard index out of range")
     }
     let k = dataShards
-    let survivors = (0..<shards.count).filter { !erasedSet.contains($0) }.prefix(k)
-    var chosen = [UInt8](repeating: 0, count: k * k)
-    for (row, index) in survivors.enumerated() {
-      for column in 0..<k { chosen[row * k + column] = matrix[index * k + column] }
-    }
-    var inverse = [UInt8](repeating: 0, count: k * k)
-    let singular = chosen.withUnsafeMutableBufferPointer { chosenBuffer in
-      inverse.withUnsafeMutableBufferPointer { gf_invert_matrix(chosenBuffer.baseAddress, $0.baseAddress, Int32(k)) }
-    }
-    // A Cauchy-derived matrix has every k × k submatrix invertible; failing here is a bug.
-    precondition(singular == 0, "Reed–Solomon submatrix not invertible")
-    let targets = erasedSet.sorted()
-    var decodeRows = [UInt8](repeating: 0, count: targets.count * k)
-    for (row, target) in targets.enumerated() {
-      if target < k {
-        for column in 0..<k { decodeRows[row * k + column] = inverse[target * k + column] }
-      } else {
-        // A lost parity shard is its encoding row applied to the recovered data.
-        for column in 0..<k {
-          var sum: UInt8 = 0
-          for j in 0..<k { sum ^= gf_mul(matrix[target * k + j], inverse[j * k + column]) }
-          decodeRows[row * k + column] = sum
-        }
+    let lostData = erasedSet.filter { $0 < k }.sorted()
+    let lostParity = erasedSet.filter { $0 >= k }.sorted()
+    if !lostData.isEmpty {
+      // Solve only for the lost data shards: with e of them lost, e intact parity rows R
+      // give p_R = B·d_lost ⊕ C·d_known (B = A[R][lost], C = A[R][known]), so
+      // d_lost = B⁻¹·p_R ⊕ (B⁻¹·C)·d_known. An e × e inverse instead of k × k keeps a
+      // stripe with a few losses as cheap as encoding them.
+      let e = lostData.count
+      let rows = (k..<(k + parityShards)).filter { !erasedSet.contains($0) }.prefix(e)
+      let known = (0..<k).filter { !erasedSet.contains($0) }
+      var b = [UInt8](repeating: 0, count: e * e)
+      for (r, row) in rows.enumerated() {
+        for (c, column) in lostData.enumerated() { b[r * e + c] = matrix[row * k + column] }
       }
+      var inverse = [UInt8](repeating: 0, count: e * e)
+      let singular = b.withUnsafeMutableBufferPointer { bBuffer in
+        inverse.withUnsafeMutableBufferPointer { gf_invert_matrix(bBuffer.baseAddress, $0.baseAddress, Int32(e)) }
+      }
+      // Every square submatrix of a Cauchy matrix is invertible; failing here is a bug.
+      precondition(singular == 0, "Reed–Solomon submatrix not invertible")
+      // Sources: the known data shards, then the parity rows R; one decode row per lost shard.
+      var decodeRows = [UInt8](repeating: 0, count: e * k)
+      for t in 0..<e {
+        for (c, column) in known.enumerated() {
+          var sum: UInt8 = 0
+          for (r, row) in rows.enumerated() { sum ^= gf_mul(inverse[t * e + r], matrix[row * k + column]) }
+          decodeRows[t * k + c] = sum
+        }
+        for r in 0..<e { decodeRows[t * k + known.count + r] = inverse[t * e + r] }
+      }
+      var tables = Self.tables(rows: decodeRows, columns: k)
+      var sources: [UnsafeMutablePointer<UInt8>?] = known.map { shards[$0] } + rows.map { shards[$0] }
+      var destinations: [UnsafeMutablePointer<UInt8>?] = lostData.map { shards[$0] }
+      ec_encode_data(Int32(length), Int32(k), Int32(e), &tables, &sources, &destinations)
     }
-    var tables = Self.tables(rows: decodeRows, columns: k)
-    var sources: [UnsafeMutablePointer<UInt8>?] = survivors.map { shards[$0] }
-    var destinations: [UnsafeMutablePointer<UInt8>?] = targets.map { shards[$0] }
-    ec_encode_data(Int32(length), Int32(k), Int32(targets.count), &tables, &sources, &destinations)
+    if !lostParity.isEmpty {
+      // The data is whole now: lost parity shards are encoded again.
+      var rows = [UInt8]()
+      for row in lostParity { rows += matrix[(row * k)..<((row + 1) * k)] }
+      var tables = Self.tables(rows: rows, columns: k)
+      var sources: [UnsafeMutablePointer<UInt8>?] = (0..<k).map { shards[$0] }
+      var destinations: [UnsafeMutablePointer<UInt8>?] = lostParity.map { shards[$0] }
+      ec_encode_data(Int32(length), Int32(k), Int32(lostParity.count), &tables, &sources, &destinations)
+    }
   }
 }
 

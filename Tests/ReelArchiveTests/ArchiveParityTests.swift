@@ -63,8 +63,11 @@ final class ParityFixture: @unchecked Sendable {
     return (report, output.map(Array.init))
   }
 
-  /// The stripe a data byte belongs to.
-  func stripe(ofDataByte offset: Int) -> Int { offset / geometry.shardSize % geometry.stripes }
+  /// The stripe a data byte belongs to (its span's, numbered across spans).
+  func stripe(ofDataByte offset: Int) -> Int {
+    let shard = offset / geometry.shardSize
+    return shard / (geometry.dataRows * geometry.stripes) * geometry.stripes + shard % geometry.stripes
+  }
 }
 
 @Suite struct ArchiveParityTests {
@@ -80,21 +83,30 @@ final class ParityFixture: @unchecked Sendable {
     let report = try ArchiveParity.inspect(path: fixture.path)
     #expect(!report.damaged && report.whole)
     // One 1 MiB record is always repairable: one parity row of at least 257 shards.
-    #expect(fixture.geometry.stripes * fixture.geometry.shardSize > 1 << 20)
+    let g = fixture.geometry
+    #expect(g.parityRows * g.stripes * g.shardSize > 1 << 20)
+    #expect(g.dataRows + g.parityRows > 100, "wide stripes: \(g)")
     #expect(fixture.original.count % (1 << 20) == 0)
   }
 
-  @Test func dozensOfRandomFlipsInDistinctStripesAreRepairedBitExact() throws {
+  @Test func dozensOfRandomFlipsAreRepairedBitExact() throws {
     let fixture = Self.fixture
     let seed = UInt64.random(in: 0...UInt64.max)
     print("ArchiveParityTests flips seed \(seed)")
     var generator = Seeded(state: seed)
     var bytes = fixture.original
-    var used = Set<Int>()
-    while used.count < 36 {
+    var lost = [Int: Set<Int>]()
+    var flips = 0
+    // Flips in shards no stripe loses more of than it has parity rows.
+    while flips < 36 {
       let offset = Int.random(in: 0..<fixture.protectedBytes, using: &generator)
-      guard used.insert(fixture.stripe(ofDataByte: offset)).inserted else { continue }
+      let stripe = fixture.stripe(ofDataByte: offset)
+      var shards = lost[stripe, default: []]
+      shards.insert(offset / fixture.geometry.shardSize)
+      guard shards.count <= fixture.geometry.parityRows else { continue }
+      lost[stripe] = shards
       bytes[offset] ^= UInt8.random(in: 1...255, using: &generator)
+      flips += 1
     }
     // And a flip in PARITY's own tar header and in its first table copy.
     bytes[fixture.protectedBytes + 100] ^= 0x40
@@ -102,7 +114,7 @@ final class ParityFixture: @unchecked Sendable {
     let (report, output) = try fixture.repair(bytes)
     #expect(report.whole, "seed \(seed): \(report.sentences)")
     #expect(output == fixture.original, "seed \(seed)")
-    #expect(report.worstStripeLoss == 1)
+    #expect(report.worstStripeLoss == lost.values.map(\.count).max())
     // Flips in neighbouring shards make one range: one sentence each, never one per shard.
     let data = report.ranges.filter { $0.region == .data }
     #expect(data.count <= 36 && data.allSatisfy(\.repaired) && data.map(\.length).reduce(0, +) >= 36 * 4096)
@@ -127,8 +139,9 @@ final class ParityFixture: @unchecked Sendable {
   @Test func aBurstBeyondTheMarginNamesTheLostRangeAndWritesNothing() throws {
     let fixture = Self.fixture
     var bytes = fixture.original
-    // Three rows' worth at the start: every stripe loses more shards than it has parity.
-    let length = min(fixture.protectedBytes - 4096, 3 * fixture.geometry.rowBytes)
+    // m + 1 rows' worth: every stripe it covers loses more shards than it has parity.
+    let length = (fixture.geometry.parityRows + 1) * fixture.geometry.rowBytes
+    #expect(4096 + length < fixture.protectedBytes)
     for index in 4096..<(4096 + length) { bytes[index] = 0xA5 }
     let (report, output) = try fixture.repair(bytes)
     #expect(!report.whole && output == nil)
@@ -188,15 +201,18 @@ final class ParityFixture: @unchecked Sendable {
     var generator = Seeded(state: seed)
     for round in 0..<4 {
       var bytes = fixture.original
-      var lossPerStripe = [Int](repeating: 0, count: g.stripes)
-      // Runs of damage anywhere in the protected bytes, as long as no stripe loses more
-      // shards than it has parity rows.
-      for _ in 0..<Int.random(in: 1...6, using: &generator) {
-        let length = Int.random(in: 1...(g.rowBytes / 2), using: &generator)
+      var lossPerStripe = [Int: Int]()
+      // Runs of damage anywhere in the protected bytes and single flips, as long as no
+      // stripe loses more shards than it has parity rows.
+      for _ in 0..<Int.random(in: 1...40, using: &generator) {
+        let length = Int.random(in: 1...(g.rowBytes * g.parityRows / 2), using: &generator)
         let start = Int.random(in: 0..<(fixture.protectedBytes - length), using: &generator)
-        let stripes = Set((start / g.shardSize...(start + length - 1) / g.shardSize).map { $0 % g.stripes })
-        guard stripes.allSatisfy({ lossPerStripe[$0] < g.parityRows }) else { continue }
-        for stripe in stripes { lossPerStripe[stripe] += 1 }
+        var loss = lossPerStripe
+        for shard in (start / g.shardSize)...((start + length - 1) / g.shardSize) {
+          loss[fixture.stripe(ofDataByte: shard * g.shardSize), default: 0] += 1
+        }
+        guard loss.values.allSatisfy({ $0 <= g.parityRows }) else { continue }
+        lossPerStripe = loss
         let fill = UInt8.random(in: 0...255, using: &generator)
         for index in start..<(start + length) { bytes[index] = fill == bytes[index] ? ~fill : fill }
       }

@@ -68,7 +68,7 @@ struct PipelineTests {
     let file = try sandbox.pipeline(
       "two-copies",
       PipelineSandbox.nightly.replacingOccurrences(of: "copies: 1", with: "copies: 2")
-        .replacingOccurrences(of: "- stage: seal", with: "- stage: seal\n    format: 1"))
+        .replacingOccurrences(of: "- stage: seal", with: "- stage: seal\n    format: 1\n    parity: 0"))
     let run = try sandbox.reel(["pipeline", "run", file])
     #expect(run.status == 0, "\(run.output)")
     let sealed = try FileManager.default.contentsOfDirectory(atPath: sandbox.archives).filter {
