@@ -182,3 +182,12 @@ let package = Package(
 for target in package.targets where target.path == nil && [.regular, .executable].contains(target.type) {
   target.exclude.append("README.md")
 }
+
+// Tests drive these modules (in process and through the `reel` binary) over MiBs of data,
+// where unoptimized Swift is about ten times slower (LazyLiveImageTests: 141 s against 14 s).
+// Debug builds compile them with -O too, so the suite fits CI's time; test code stays -Onone,
+// which keeps the test targets quick to compile.
+for target in package.targets where target.type == .regular || target.type == .executable {
+  guard !(target.path ?? "").hasPrefix("Tests") else { continue }
+  target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+}
