@@ -145,7 +145,7 @@ package enum ParityCartridge {
         shards[index] = shard
       }
       var parityShard = [UInt8](repeating: 0, count: shardSize)
-      let got = try parityShard.withUnsafeMutableBytes { try readFully(paritySource, into: $0) }
+      let got = try parityShard.withUnsafeMutableBytes { try paritySource.readFully(into: $0) }
       guard got == shardSize else {
         throw ReelError(
           .corrupt, "\(what): parity cartridge \(map.parityLabel) ends after \(stripe) MiB of parity",
@@ -156,16 +156,6 @@ package enum ParityCartridge {
       try shards[missing.index]!.withUnsafeBytes { try writer.write($0) }
       stripe += 1
     }
-  }
-
-  private static func readFully(_ source: TapeFileSource, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-    var done = 0
-    while done < buffer.count {
-      let got = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
-      if got == 0 { break }
-      done += got
-    }
-    return done
   }
 }
 

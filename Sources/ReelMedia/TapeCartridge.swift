@@ -179,7 +179,7 @@ final class TapeCartridge: MediaVolume {
       try drive.setBlockSize(0)
       let source = TapeFileSource(drive: drive, recordSize: 16 << 20)
       var head = [UInt8](repeating: 0, count: 512)
-      let got = try head.withUnsafeMutableBytes { try readFully(source, into: $0) }
+      let got = try head.withUnsafeMutableBytes { try source.readFully(into: $0) }
       if got == 0 && source.atEndOfData { break }
       var entry = TapeFileEntry(file: file, kind: .foreign)
       if head.first == UInt8(ascii: "{") {
@@ -286,16 +286,6 @@ final class TapeCartridge: MediaVolume {
         throw ReelError(.corrupt, "\(address): a catalog larger than \(ByteSize.describe(UInt64(Self.jsonLimit)))")
       }
     }
-  }
-
-  private func readFully(_ source: TapeFileSource, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-    var done = 0
-    while done < buffer.count {
-      let got = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
-      if got == 0 { break }
-      done += got
-    }
-    return done
   }
 }
 

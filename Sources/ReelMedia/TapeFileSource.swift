@@ -148,3 +148,16 @@ enum ArchiveCheck {
   }
 
 }
+
+extension TapeFileSource {
+  /// Reads until `buffer` is full or the tape file ends; the byte count read.
+  func readFully(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    var done = 0
+    while done < buffer.count {
+      let got = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+      if got == 0 { break }
+      done += got
+    }
+    return done
+  }
+}

@@ -43,6 +43,7 @@ package enum PipelineMetrics {
     var duration: [(String, Double)] = []
     var bytes: [(String, Double)] = []
     var items: [(String, Double)] = []
+    var repaired: [(String, Double)] = []
     var stageSuccess: [(String, Double)] = []
     var failures: [String: Double] = [:]
     var names: [String] = []
@@ -57,11 +58,15 @@ package enum PipelineMetrics {
       }
     }
     if let last {
+      let values = try catalog.pipelineValues(runID: last.id)
       for stage in try catalog.pipelineStages(runID: last.id) {
         let labels = "\(label),stage=\"\(escape(stage.name))\",kind=\"\(escape(stage.kind))\""
         if let elapsed = stage.duration { duration.append((labels, Double(elapsed.nanoseconds) / 1e9)) }
         bytes.append((labels, Double(stage.bytes)))
         items.append((labels, Double(stage.items)))
+        if let count = values[RunState.repairedKey(stage: stage.name)].flatMap(Double.init) {
+          repaired.append((labels, count))
+        }
       }
     }
     for name in names {
@@ -80,6 +85,10 @@ package enum PipelineMetrics {
     metric(
       "reel_pipeline_stage_items", "Items (archives, copies, segments) each stage handled in the last run.", "gauge",
       items)
+    metric(
+      "reel_pipeline_stage_repaired_archives",
+      "Archives the stage found damaged that their parity repairs, in the last run (rehydrate, verify-on-media).",
+      "gauge", repaired)
     metric(
       "reel_pipeline_stage_last_success_timestamp_seconds", "When each stage last finished its work.", "gauge",
       stageSuccess)

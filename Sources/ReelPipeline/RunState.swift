@@ -59,6 +59,15 @@ final class RunState {
 
   func setLatestRehydrated(_ seq: Seq, volume: String) throws { try set("drill.latest.\(volume)", String(seq)) }
 
+  /// Archives a stage found damaged that their parity repairs (repaired on the way in by a
+  /// rehydrate, or damaged on media but repairable for verify-on-media): the
+  /// `reel_pipeline_stage_repaired_archives` metric.
+  static func repairedKey(stage: String) -> String { "repaired.\(stage)" }
+
+  func setRepairedArchives(_ count: Int, stage: String) throws {
+    try set(Self.repairedKey(stage: stage), String(count))
+  }
+
   private func set(_ key: String, _ value: String) throws {
     values[key] = value
     if let runID { try catalog.setPipelineValue(runID: runID, key: key, value: value) }

@@ -213,12 +213,19 @@ struct PipelineTests {
         - stage: prune-journal
           copies: 1
       """)
-    let run = try sandbox.reel(["pipeline", "run", check])
+    let metrics = sandbox.root + "/metrics/check.prom"
+    let run = try sandbox.reel(["pipeline", "run", check, "--metrics-file", metrics])
     #expect(run.status == 1, "\(run.output)")
     #expect(run.stdout.contains("FAILED"))
     #expect(run.stdout.contains("not run: an earlier stage failed"))
-    // The copy is damaged either way; its parity still could repair it, and it says so.
+    // The copy is damaged either way; its parity still could repair it, and it says so,
+    // also to monitoring.
     #expect(run.output.contains("repairable from its parity"), "\(run.output)")
+    let text = try String(contentsOfFile: metrics, encoding: .utf8)
+    #expect(
+      text.contains(
+        "reel_pipeline_stage_repaired_archives{pipeline=\"check\",stage=\"verify-on-media\",kind=\"verify-on-media\"} 1"),
+      "\(text)")
     #expect(sandbox.segments() == before)
     // Even run alone, prune does not count the damaged copy.
     let prune = try sandbox.pipeline(

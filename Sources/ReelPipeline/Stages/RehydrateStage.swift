@@ -107,6 +107,7 @@ struct RehydrateStage: PipelineStage {
       outcome.lines.append("\(volume): NOT REHYDRATED — no archive of it could be imported from the media")
     }
     outcome.partial = !report.clean
+    try context.state.setRepairedArchives(report.volumes.reduce(0) { $0 + $1.repaired.count }, stage: context.stageName)
     outcome.message =
       "\(report.volumes.count - missing.count) volume(s) rehydrated into \(scratch)"
       + (report.complete ? "" : " (incomplete)")

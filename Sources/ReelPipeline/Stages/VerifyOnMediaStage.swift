@@ -36,6 +36,7 @@ struct VerifyOnMediaStage: PipelineStage {
     let cartridges = Dictionary(
       try context.catalog.cartridges().map { ($0.cartridgeID, $0) }, uniquingKeysWith: { first, _ in first })
     var failures: [String] = []
+    var repairable = 0
     var number = 0
     for (cartridgeID, copies) in Dictionary(grouping: todo, by: \.cartridgeID).sorted(by: { $0.key < $1.key }) {
       let label = copies[0].cartridgeLabel
@@ -85,11 +86,14 @@ struct VerifyOnMediaStage: PipelineStage {
         } else {
           // The copy is damaged either way (it no longer counts); whether its parity can
           // still repair it says how urgent a new copy is.
-          failures.append("\(what): " + problems.joined(separator: "; ") + repairability(of: copy, on: medium, context))
+          let repair = repairability(of: copy, on: medium, context)
+          if repair.repairable { repairable += 1 }
+          failures.append("\(what): " + problems.joined(separator: "; ") + repair.text)
         }
         context.event("checked \(what)")
       }
     }
+    try context.state.setRepairedArchives(repairable, stage: context.stageName)
     if !failures.isEmpty {
       throw ReelError(
         .corrupt, "\(failures.count) cop(ies) on media failed verification: " + failures.joined(separator: " | "),
@@ -103,19 +107,21 @@ struct VerifyOnMediaStage: PipelineStage {
   /// Reads the damaged copy again, repairs it from its parity in a private folder of the
   /// store, and says how that went; the repaired bytes are not kept (the copy on media
   /// stays damaged).
-  private func repairability(of copy: ArchiveCopy, on medium: any MediaVolume, _ context: PipelineContext) -> String {
+  private func repairability(
+    of copy: ArchiveCopy, on medium: any MediaVolume, _ context: PipelineContext
+  ) -> (text: String, repairable: Bool) {
     let folder = context.store.layout.root + "/incoming"
     do {
       guard
         let (_, outcome) = try ArchiveMending.mend(
           archiveID: copy.archiveID, in: folder, open: { try medium.openArchive(file: copy.tapeFile, size: copy.size) })
-      else { return " (no parity: not repairable)" }
+      else { return (" (no parity: not repairable)", false) }
       let ranges = outcome.ranges.map(\.sentence).joined(separator: "; ")
       return outcome.whole
-        ? " (repairable from its parity\(outcome.margin.map { ", \($0)" } ?? ""): \(ranges))"
-        : " (beyond what its parity can repair: \(ranges))"
+        ? (" (repairable from its parity\(outcome.margin.map { ", \($0)" } ?? ""): \(ranges))", true)
+        : (" (beyond what its parity can repair: \(ranges))", false)
     } catch {
-      return " (its parity could not be read: \(error))"
+      return (" (its parity could not be read: \(error))", false)
     }
   }
 }
