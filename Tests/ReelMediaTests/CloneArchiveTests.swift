@@ -133,7 +133,8 @@ final class ClonedHistory: @unchecked Sendable {
     #expect(files.count == 1)
     let manifest = try ArchiveVerifier.readManifest(path: files[0])
     let origin = try #require(manifest.origin)
-    #expect(manifest.formatVersion == 3 && manifest.packLayout == 2)
+    // Version 3's lineage, with parity (the seal's default) version 4 (docs/archive-format.md).
+    #expect(manifest.formatVersion == 4 && manifest.parity != nil && manifest.packLayout == 2)
     #expect(origin.volumeName == "disk" && origin.seq == history.clonePoint)
     #expect(origin.volumeID == history.fixture.descriptor.id.description)
     #expect(origin.time == history.fixture.times[history.clonePoint]!.rfc3339)
@@ -144,9 +145,9 @@ final class ClonedHistory: @unchecked Sendable {
     var ownVersions = 0
     try history.fixture.live.versions(of: clone, after: 0, through: Seq(Int64.max)) { ownVersions += $0.count }
     #expect(ownVersions > 0 && manifest.contents.blockVersions == ownVersions)
-    // The origin's archive stays version 2, readable by Reels without clones.
+    // The origin's archive names no origin (version 2, or 4 with the seal's default parity).
     let disk = try ArchiveVerifier.readManifest(path: try history.archiveFiles(of: "disk")[0])
-    #expect(disk.formatVersion == 2 && disk.origin == nil)
+    #expect(disk.formatVersion == 4 && disk.origin == nil)
     let verify = try history.reel("verify", files[0], "--key", history.keyPath)
     history.expectSuccess(verify)
     let inspect = try history.reel("inspect", files[0])
@@ -250,7 +251,7 @@ final class ClonedHistory: @unchecked Sendable {
     let file = try #require(try history.archiveFiles(of: "disk").first)
     let manifest = try ArchiveVerifier.readManifest(path: file)
     let rollbacks = try #require(manifest.rollbacks)
-    #expect(manifest.formatVersion == 3 && manifest.origin == nil)
+    #expect(manifest.formatVersion == 4 && manifest.parity != nil && manifest.origin == nil)
     #expect(rollbacks.map(\.targetSeq) == [history.clonePoint])
     history.expectSuccess(try history.reel("verify", file, "--key", history.keyPath))
 
