@@ -133,8 +133,8 @@ final class ClonedHistory: @unchecked Sendable {
     #expect(files.count == 1)
     let manifest = try ArchiveVerifier.readManifest(path: files[0])
     let origin = try #require(manifest.origin)
-    // Sealed with the default parity: version 4 is version 3 (lineage) plus PARITY.
-    #expect(manifest.formatVersion == 4 && manifest.packLayout == 2)
+    // Version 3's lineage, with parity (the seal's default) version 4 (docs/archive-format.md).
+    #expect(manifest.formatVersion == 4 && manifest.parity != nil && manifest.packLayout == 2)
     #expect(origin.volumeName == "disk" && origin.seq == history.clonePoint)
     #expect(origin.volumeID == history.fixture.descriptor.id.description)
     #expect(origin.time == history.fixture.times[history.clonePoint]!.rfc3339)
@@ -251,7 +251,7 @@ final class ClonedHistory: @unchecked Sendable {
     let file = try #require(try history.archiveFiles(of: "disk").first)
     let manifest = try ArchiveVerifier.readManifest(path: file)
     let rollbacks = try #require(manifest.rollbacks)
-    #expect(manifest.formatVersion == 4 && manifest.origin == nil)
+    #expect(manifest.formatVersion == 4 && manifest.parity != nil && manifest.origin == nil)
     #expect(rollbacks.map(\.targetSeq) == [history.clonePoint])
     history.expectSuccess(try history.reel("verify", file, "--key", history.keyPath))
 
