@@ -224,7 +224,8 @@ struct PipelineTests {
     let text = try String(contentsOfFile: metrics, encoding: .utf8)
     #expect(
       text.contains(
-        "reel_pipeline_stage_repaired_archives{pipeline=\"check\",stage=\"verify-on-media\",kind=\"verify-on-media\"} 1"),
+        "reel_pipeline_stage_repaired_archives{pipeline=\"check\",stage=\"verify-on-media\",kind=\"verify-on-media\"} 1"
+      ),
       "\(text)")
     #expect(sandbox.segments() == before)
     // Even run alone, prune does not count the damaged copy.
