@@ -111,7 +111,7 @@ let package = Package(
     .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"]),
     .testTarget(name: "ReelIOTests", dependencies: ["ReelIO", "ReelCore", "ReelTestSupport"]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec", "ReelCore"]),
-    .testTarget(name: "ReelParityTests", dependencies: ["ReelParity", "ReelCore"]),
+    .testTarget(name: "ReelParityTests", dependencies: ["ReelParity", "ReelCore", "ReelTestSupport"]),
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
     .testTarget(

@@ -7,18 +7,6 @@ import Testing
 
 @testable import ReelArchive
 
-/// A small seeded generator (SplitMix64): every random damage pattern is replayable.
-private struct Seeded: RandomNumberGenerator {
-  var state: UInt64
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
-
 /// One sealed version 4 archive, its bytes and its parity geometry, shared by the cases.
 final class ParityFixture: @unchecked Sendable {
   let chain: SealedChain
@@ -93,7 +81,7 @@ final class ParityFixture: @unchecked Sendable {
     let fixture = Self.fixture
     let seed = UInt64.random(in: 0...UInt64.max)
     print("ArchiveParityTests flips seed \(seed)")
-    var generator = Seeded(state: seed)
+    var generator = SplitMix(seed: seed)
     var bytes = fixture.original
     var lost = [Int: Set<Int>]()
     var flips = 0
@@ -117,7 +105,12 @@ final class ParityFixture: @unchecked Sendable {
     #expect(report.worstStripeLoss == lost.values.map(\.count).max())
     // Flips in neighbouring shards make one range: one sentence each, never one per shard.
     let data = report.ranges.filter { $0.region == .data }
-    #expect(data.count <= 36 && data.allSatisfy(\.repaired) && data.map(\.length).reduce(0, +) >= 36 * 4096)
+    // Two flips may share a shard, and the last shard may be short: the ranges cover every
+    // damaged shard.
+    let damagedShards = lost.values.map(\.count).reduce(0, +)
+    #expect(
+      data.count <= 36 && data.allSatisfy(\.repaired)
+        && data.map(\.length).reduce(0, +) > (damagedShards - 1) * fixture.geometry.shardSize, "seed \(seed)")
   }
 
   @Test func aZeroedMebibyteAndATruncatedTailAreRepaired() throws {
@@ -198,7 +191,7 @@ final class ParityFixture: @unchecked Sendable {
     let g = fixture.geometry
     let seed = UInt64.random(in: 0...UInt64.max)
     print("ArchiveParityTests property seed \(seed)")
-    var generator = Seeded(state: seed)
+    var generator = SplitMix(seed: seed)
     for round in 0..<4 {
       var bytes = fixture.original
       var lossPerStripe = [Int: Int]()

@@ -39,7 +39,7 @@ import Testing
   /// Random operations on 512-byte boundaries, many of them overlapping earlier ones in
   /// part, some crossing the pending map's 1 MiB zones.
   func randomOperations(count: Int, volumeSize: Int, seed: UInt64) -> [Operation] {
-    var random = SeededGenerator(seed: seed)
+    var random = SplitMix(seed: seed)
     return (0..<count).map { _ in
       let sectors = volumeSize / 512
       let start = Int.random(in: 0..<sectors, using: &random)

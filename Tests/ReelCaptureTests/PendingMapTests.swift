@@ -1,6 +1,7 @@
 import Foundation
 import ReelCore
 import ReelIO
+import ReelTestSupport
 import Testing
 
 @testable import ReelCapture
@@ -44,7 +45,7 @@ import Testing
 
   @Test(arguments: [1, 2, 3])
   func matchesAByteModel(seed: UInt64) throws {
-    var random = SeededGenerator(seed: seed)
+    var random = SplitMix(seed: seed)
     var map = PendingMap(zoneShift: 12)
     var model = [Owner?](repeating: nil, count: Self.size)
     var pending: [(seq: Seq, start: Int, end: Int)] = []
@@ -109,18 +110,5 @@ import Testing
       return
     }
     #expect(offset == 1000 + (1 << 20) + 10)
-  }
-}
-
-/// SplitMix64: random numbers that repeat for a seed, so a failure can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-  private var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
   }
 }

@@ -40,11 +40,18 @@ import Testing
       #expect(export.status == 0, "\(export.output)")
     }
 
-    /// Where archive `index` starts in the cartridge file (its first tar header).
+    /// Where archive `index` starts in the cartridge file. Archives sealed in the same second
+    /// can share their first tar header, so each is looked for after the one before it.
     func start(of index: Int) -> UInt64 {
       let tape = Data(sandbox.bytes(cartridge))
-      let head = Data(sandbox.bytes(archives[index].path).prefix(512))
-      return UInt64(tape.range(of: head)!.lowerBound)
+      var found = tape.startIndex
+      var from = tape.startIndex
+      for archive in archives[0...index] {
+        let head = Data(sandbox.bytes(archive.path).prefix(4096))
+        found = tape.range(of: head, in: from..<tape.endIndex)!.lowerBound
+        from = found + 1
+      }
+      return UInt64(found)
     }
 
     func damage(at offset: UInt64, _ bytes: [UInt8]) throws {

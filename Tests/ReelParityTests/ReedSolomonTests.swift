@@ -1,22 +1,10 @@
 import Foundation
 import ReelCore
 import ReelParity
+import ReelTestSupport
 import Testing
 
-/// A small seeded generator (SplitMix64), so a failing case can be replayed from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
-
-private func randomShards(_ count: Int, size: Int, using generator: inout SeededGenerator) -> [[UInt8]] {
+private func randomShards(_ count: Int, size: Int, using generator: inout SplitMix) -> [[UInt8]] {
   (0..<count).map { _ in (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) } }
 }
 
@@ -45,7 +33,7 @@ private func gfInverse(_ a: UInt8) -> UInt8 {
     let k = 5
     let m = 3
     let codec = try ReedSolomon(dataShards: k, parityShards: m)
-    var generator = SeededGenerator(seed: 7)
+    var generator = SplitMix(seed: 7)
     let data = randomShards(k, size: 64, using: &generator)
     let parity = codec.encode(data: data, shardSize: 64)
     for row in 0..<m {
@@ -62,7 +50,7 @@ private func gfInverse(_ a: UInt8) -> UInt8 {
   @Test func randomErasuresUpToTheParityCountAreRebuilt() throws {
     let seed = UInt64.random(in: 0...UInt64.max)
     print("ReedSolomonTests seed \(seed)")
-    var generator = SeededGenerator(seed: seed)
+    var generator = SplitMix(seed: seed)
     for round in 0..<40 {
       let k = Int.random(in: 1...40, using: &generator)
       let m = Int.random(in: 1...12, using: &generator)
@@ -80,7 +68,7 @@ private func gfInverse(_ a: UInt8) -> UInt8 {
 
   @Test func moreErasuresThanParityThrowAndChangeNothing() throws {
     let codec = try ReedSolomon(dataShards: 4, parityShards: 2)
-    var generator = SeededGenerator(seed: 11)
+    var generator = SplitMix(seed: 11)
     let data = randomShards(4, size: 32, using: &generator)
     var shards: [[UInt8]?] = data + codec.encode(data: data, shardSize: 32)
     shards[0] = nil
@@ -93,7 +81,7 @@ private func gfInverse(_ a: UInt8) -> UInt8 {
 
   @Test func streamingUpdatesEqualTheWholeEncoding() throws {
     let codec = try ReedSolomon(dataShards: 6, parityShards: 2)
-    var generator = SeededGenerator(seed: 3)
+    var generator = SplitMix(seed: 3)
     let data = randomShards(6, size: 4096, using: &generator)
     var parity = [[UInt8]](repeating: [UInt8](repeating: 0, count: 4096), count: 2)
     for index in [3, 0, 5, 1, 4, 2] { codec.update(parity: &parity, dataIndex: index, shard: data[index]) }
@@ -102,7 +90,7 @@ private func gfInverse(_ a: UInt8) -> UInt8 {
 
   @Test func theLargestCodeWorks() throws {
     let codec = try ReedSolomon(dataShards: 250, parityShards: 5)
-    var generator = SeededGenerator(seed: 5)
+    var generator = SplitMix(seed: 5)
     let data = randomShards(250, size: 16, using: &generator)
     let whole = data + codec.encode(data: data, shardSize: 16)
     var shards: [[UInt8]?] = whole

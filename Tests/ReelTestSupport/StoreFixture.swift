@@ -124,8 +124,9 @@ package final class StoreFixture {
   }
 }
 
-/// A small deterministic generator, so a failing history can be replayed from its seed.
-package struct SplitMix {
+/// A small deterministic generator (SplitMix64), so a failing history or damage pattern can
+/// be replayed from its seed.
+package struct SplitMix: RandomNumberGenerator {
   package var state: UInt64
   package init(seed: UInt64) { state = seed }
   package mutating func next() -> UInt64 {
