@@ -16,16 +16,22 @@ package struct ArchiveImportReport: Sendable {
 /// the window becomes visible in one catalog transaction only when the whole archive
 /// checked out, so an interrupted or failed import leaves nothing half-imported.
 package enum ArchiveImporter {
+  /// `salvaged`: the archive is damaged beyond repair and was assessed
+  /// (`ArchiveSalvage.assess`); only its history through `wholeThrough` is imported — the
+  /// versions, records, bookmarks and rollbacks up to that seq and the chunks they need,
+  /// every one from a frame that authenticates. It is not recorded as a sealed archive
+  /// (the store does not hold its whole window).
   package static func importArchive(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], into live: LiveStore,
-    verifyContent: Bool = true, expecting: ((ArchiveManifest) throws -> Void)? = nil
+    verifyContent: Bool = true, expecting: ((ArchiveManifest) throws -> Void)? = nil,
+    salvaged: ArchiveSalvage? = nil
   ) throws -> ArchiveImportReport {
     // Frames are authenticated one by one, so a member whose every frame passes is what
     // was sealed; hashing it again would only prove SHA256SUMS, which rehydration does not
     // rely on.
     let scanner = try ArchiveScanner(
       source: source, label: label, masterKeys: masterKeys, checkContent: verifyContent, storeRecords: true,
-      hashAuthenticatedMembers: false, store: live.store.layout)
+      hashAuthenticatedMembers: false, store: live.store.layout, salvaging: salvaged != nil)
     try scanner.readHead()
     guard let manifest = scanner.manifest, let index = scanner.index else {
       throw ReelError(.wrongKey, "\(label): a key is needed to import", remedy: "give --key")
@@ -33,6 +39,17 @@ package enum ArchiveImporter {
     // The manifest is authenticated now (manifest.hmac checked with the key): the caller
     // compares it with what the media claimed before anything is written.
     try expecting?(manifest)
+    let through = salvaged.map { $0.wholeThrough ?? manifest.range.fromSeq } ?? manifest.range.untilSeq
+    if let salvaged {
+      guard salvaged.manifest.archiveID == manifest.archiveID, salvaged.importable,
+        through >= manifest.range.fromSeq, through <= manifest.range.untilSeq
+      else {
+        throw ReelError(
+          .corrupt,
+          "\(label): nothing of this archive can be salvaged (it is not the archive assessed, or no state of it is whole)"
+        )
+      }
+    }
     do {
       try VolumeDescriptor.validate(name: manifest.volume.name)
     } catch {
@@ -77,27 +94,47 @@ package enum ArchiveImporter {
     var present = 0
     var verification: ArchiveVerification?
     let imported = try live.importHistory(
-      descriptor, fromSeq: manifest.range.fromSeq, throughSeq: manifest.range.untilSeq,
+      descriptor, fromSeq: manifest.range.fromSeq, throughSeq: through,
       startsChain: manifest.contents.base, expectedChunkBytes: manifest.contents.chunkBytes
     ) { window in
-      try window.preload(Array(scanner.indexLocations.keys))
+      let versions = try index.versions().filter { $0.seq <= through }
+      // Salvaging: only the chunks the whole part needs (the rest may be lost).
+      let needed = salvaged.map { _ in Set(versions.compactMap(\.chunk)) }
+      try window.preload(needed.map(Array.init) ?? Array(scanner.indexLocations.keys))
       // The scanner has checked each record's CRC-32C (and with verifyContent its content
       // hash) already; records of version 2 archives arrive re-encoded as the store keeps them.
-      try scanner.readBody { key, record in
-        try Interrupt.check()
-        try window.addChunkRecord(record, key: key, verified: true)
+      do {
+        try scanner.readBody { key, record in
+          try Interrupt.check()
+          if let needed, !needed.contains(key) { return }
+          try window.addChunkRecord(record, key: key, verified: true)
+        }
+      } catch let error as ReelError where error.kind == .corrupt && salvaged != nil {
+        // The damage broke the tar structure after it; what authenticated before counts.
       }
       let result = scanner.result()
-      guard result.problems.isEmpty else {
-        throw ReelError(
-          .corrupt, "\(label): \(result.problems.map(\.description).joined(separator: "; "))",
-          remedy: "nothing from this archive was imported; use another copy of it")
+      if let needed {
+        let missing = needed.subtracting(scanner.foundChunks)
+        guard missing.isEmpty else {
+          throw ReelError(
+            .corrupt,
+            "\(label): \(missing.count) chunk(s) the history up to seq \(through) needs did not authenticate this time (it authenticated when assessed)",
+            remedy:
+              "nothing from this archive was imported; the medium reads differently each time: copy it while it still reads"
+          )
+        }
+      } else {
+        guard result.problems.isEmpty else {
+          throw ReelError(
+            .corrupt, "\(label): \(result.problems.map(\.description).joined(separator: "; "))",
+            remedy: "nothing from this archive was imported; use another copy of it")
+        }
+        verification = result
       }
-      verification = result
-      window.add(try index.versions())
-      window.add(try index.records())
-      window.add(try index.bookmarks())
-      window.add(try index.rollbacks())
+      window.add(versions)
+      window.add(try index.records().filter { $0.seq <= through })
+      window.add(try index.bookmarks().filter { $0.seq <= through })
+      window.add(try index.rollbacks().filter { $0.seq <= through })
       if let origin = manifest.origin, manifest.contents.base {
         window.link(
           to: VolumeOrigin(

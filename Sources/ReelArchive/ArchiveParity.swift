@@ -70,8 +70,12 @@ package enum ArchiveParity {
   /// Rebuilds `input` (possibly damaged, truncated or zero-filled where unreadable) into
   /// `output` when given: bytes 0 ..< P repaired, PARITY and the tail written again exactly.
   /// The output appears only whole (written under a temporary name, then renamed); when
-  /// the damage is beyond repair, nothing is written and the report says what is lost.
-  package static func repair(input: String, output: String?) throws -> ParityRepairReport {
+  /// the damage is beyond repair, nothing is written and the report says what is lost —
+  /// except, when `bestEffort` is given, bytes 0 ..< P with every stripe that could be
+  /// rebuilt rebuilt (the rest as read) are left there: what rehydration salvages from.
+  package static func repair(input: String, output: String?, bestEffort: String? = nil) throws
+    -> ParityRepairReport
+  {
     let file = try PosixFile.openForReading(input)
     let size = try file.size()
     let label = (input as NSString).lastPathComponent
@@ -119,6 +123,8 @@ package enum ArchiveParity {
     report.ranges += try job.layoutDamage(copyA: found.copyA, copyB: found.copyB)
     if let output, report.whole {
       try job.finishOutput(at: output)
+    } else if let bestEffort, output != nil {
+      try job.keepPartial(at: bestEffort)
     }
     report.ranges.sort { $0.offset < $1.offset }
     return report
@@ -415,6 +421,14 @@ private struct RepairJob {
   static func fileSize(tailStart: UInt64) -> UInt64 {
     let record = UInt64(ArchiveFormat.recordSize)
     return (tailStart + 1024 + record - 1) / record * record
+  }
+
+  /// Keeps the protected bytes as far as they were rebuilt (a repair beyond the margin).
+  func keepPartial(at path: String) throws {
+    guard let outputFile, let temporary else { return }
+    try outputFile.truncate(to: header.geometry.protectedBytes)
+    try outputFile.sync()
+    try Durable.rename(temporary, to: Durable.absolute(path))
   }
 
   /// Writes PARITY again after the repaired bytes and moves the file into place.

@@ -174,7 +174,8 @@ final class ArchiveScanner {
   private var pending: TarReader.Member?
   private var frames = 0
   private var chunks = 0
-  private var foundChunks: Set<String> = []
+  /// Chunks delivered from frames that authenticated (with a key) or walked (without).
+  private(set) var foundChunks: Set<String> = []
   /// Holds the decrypted index; removed with the scanner.
   private var scratch: PrivateScratch?
 
@@ -189,6 +190,9 @@ final class ArchiveScanner {
   let hashAuthenticatedMembers: Bool
   /// Frames being opened at once, on background threads.
   static let framesInFlight = 4
+  /// Reading what is left of a damaged archive: after a damaged frame header, go on at the
+  /// next frame the (authenticated) index knows in that member instead of giving up on it.
+  let salvaging: Bool
 
   /// Whose private temp folder gets the decrypted index; nil: the store this process
   /// opened, else a private folder in $TMPDIR (`PrivateScratch`).
@@ -198,9 +202,10 @@ final class ArchiveScanner {
   init(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], checkContent: Bool = true,
     storeRecords: Bool = false, readAhead: Bool = true, hashAuthenticatedMembers: Bool = true,
-    store: StoreLayout? = nil
+    store: StoreLayout? = nil, salvaging: Bool = false
   ) throws {
     self.store = store
+    self.salvaging = salvaging
     self.hashAuthenticatedMembers = hashAuthenticatedMembers
     self.label = label
     self.masterKeys = masterKeys
@@ -499,25 +504,50 @@ final class ArchiveScanner {
       try body(frame, opened)
     }
     let opener = opener(content: content, deliver: deliver)
+    // Salvaging: where the index says this member's frames start, to go on after a
+    // damaged header (frame numbers then jump; each frame's tag still binds its number).
+    let knownStarts =
+      salvaging && content != ArchiveFrame.contentIndex
+      ? Set(indexLocations.values.filter { $0.member == memberNumber }.map(\.frameOffset)).sorted() : []
+    var skipTo: UInt64?
     try tar.readData { piece in
       if hashesMember { hasher.update(piece) }
       total += UInt64(piece.count)
       guard !broken else { return }
       buffer += piece
       while !broken {
-        let available = buffer.count - consumed
+        var available = buffer.count - consumed
+        if let target = skipTo {
+          let skip = Int(target - memberOffset)
+          guard available >= skip else {
+            memberOffset += UInt64(available)
+            consumed = buffer.count
+            break
+          }
+          consumed += skip
+          memberOffset = target
+          available -= skip
+          skipTo = nil
+        }
         guard available >= ArchiveFrame.headerSize else { break }
         let header = buffer.withUnsafeBytes {
           ArchiveFrame.decodeHeader(
             UnsafeRawBufferPointer(rebasing: $0[consumed..<(consumed + ArchiveFrame.headerSize)]))
         }
         guard let header, header.content == content, header.member == memberNumber,
-          header.frameNumber == expectedNumber, header.plaintextLength <= 16 << 20
+          salvaging ? header.frameNumber >= expectedNumber : header.frameNumber == expectedNumber,
+          header.plaintextLength <= 16 << 20
         else {
           problem(member.name, memberOffset, "frame \(expectedNumber) has a damaged or misplaced header")
+          if let next = knownStarts.first(where: { $0 > memberOffset }) {
+            skipTo = next
+            expectedNumber += 1
+            continue
+          }
           broken = true
           break
         }
+        expectedNumber = header.frameNumber
         let frameLength = ArchiveFrame.headerSize + header.sealedLength
         guard available >= frameLength else { break }
         if cipher != nil {

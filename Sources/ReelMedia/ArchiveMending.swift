@@ -11,6 +11,8 @@ package struct MendOutcome: Sendable {
   package var ranges: [(offset: UInt64, length: UInt64, sentence: String)]
   /// How much of the parity's margin the worst stripe used, e.g. "3 of 12 parity shards".
   package var margin: String?
+  /// Archive bytes its parity could not rebuild (empty when whole).
+  package var lost: [(offset: UInt64, length: UInt64)] = []
 }
 
 /// Rehydration's way to a damaged archive: its bytes from the medium into a private file
@@ -21,6 +23,12 @@ package enum ArchiveMending {
   package final class Staged {
     let damagedPath: String
     package let repairedPath: String
+    /// Beyond repair: the bytes before PARITY with every stripe that could be rebuilt rebuilt.
+    let partlyRepairedPath: String
+    /// The best copy to salvage frames from.
+    var salvageable: String {
+      FileManager.default.fileExists(atPath: partlyRepairedPath) ? partlyRepairedPath : damagedPath
+    }
 
     init(folder: String, archiveID: String) {
       // Not `.reel.tar`: the incoming folder's archives are offered by that suffix. The
@@ -28,30 +36,45 @@ package enum ArchiveMending {
       let name = UUID(uuidString: archiveID) != nil ? archiveID.lowercased() : UUID().uuidString.lowercased()
       damagedPath = folder + "/.mend-\(name).damaged"
       repairedPath = folder + "/.mend-\(name).repaired"
+      partlyRepairedPath = folder + "/.mend-\(name).partly-repaired"
     }
 
     deinit {
       unlink(damagedPath)
       unlink(repairedPath)
+      unlink(partlyRepairedPath)
     }
   }
 
   /// Copies the offer's bytes from the supply into `folder` (private, fsynced), then
-  /// repairs them. Nil when the archive carries no parity to repair it with.
+  /// repairs them. The outcome is nil when the archive carries no parity to repair it with;
+  /// the staged copy is there either way (what authenticates in it can still be salvaged).
   static func mend(
     _ offer: ArchiveOffer, from supply: any ArchiveSupply, in folder: String
-  ) throws -> (staged: Staged, outcome: MendOutcome)? {
-    try mend(archiveID: offer.archiveID, in: folder) { try supply.open(offer) }
+  ) throws -> (staged: Staged, outcome: MendOutcome?) {
+    let staged = try stage(archiveID: offer.archiveID, in: folder) { try supply.open(offer) }
+    return (
+      staged,
+      try repair(input: staged.damagedPath, output: staged.repairedPath, bestEffort: staged.partlyRepairedPath)
+    )
   }
 
   /// The same for any stream of an archive's bytes (a copy read back from media).
   package static func mend(
     archiveID: String, in folder: String, open: () throws -> any ArchiveByteSource
   ) throws -> (staged: Staged, outcome: MendOutcome)? {
+    let staged = try stage(archiveID: archiveID, in: folder, open: open)
+    guard let outcome = try repair(input: staged.damagedPath, output: staged.repairedPath) else { return nil }
+    return (staged, outcome)
+  }
+
+  /// The archive's bytes as read, in a private file in `folder` (zeros where unreadable).
+  static func stage(archiveID: String, in folder: String, open: () throws -> any ArchiveByteSource) throws -> Staged {
     try Durable.makeDirectory(folder)
     let staged = Staged(folder: folder, archiveID: archiveID)
     unlink(staged.damagedPath)
     unlink(staged.repairedPath)
+    unlink(staged.partlyRepairedPath)
     let file = try PosixFile.createNew(staged.damagedPath)
     var source = try open()
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -65,23 +88,23 @@ package enum ArchiveMending {
       offset += UInt64(count)
     }
     try file.sync()
-    guard let outcome = try repair(input: staged.damagedPath, output: staged.repairedPath) else { return nil }
-    return (staged, outcome)
+    return staged
   }
 
   /// The archive's own repair (ReelArchive's `ArchiveParity`, which accepts a result only
   /// when it equals the SHA-256 its parity recorded); nil for archives without parity.
-  static func repair(input: String, output: String) throws -> MendOutcome? {
+  static func repair(input: String, output: String, bestEffort: String? = nil) throws -> MendOutcome? {
     let report: ParityRepairReport
     do {
-      report = try ArchiveParity.repair(input: input, output: output)
+      report = try ArchiveParity.repair(input: input, output: output, bestEffort: bestEffort)
     } catch let error as ReelError where error.kind == .notFound {
       return nil
     }
     return MendOutcome(
       whole: report.whole && FileManager.default.fileExists(atPath: output),
       ranges: zip(report.ranges, report.sentences).map { ($0.offset, $0.length, $1) },
-      margin: report.damaged ? report.margin : nil)
+      margin: report.damaged ? report.margin : nil,
+      lost: report.ranges.filter { !$0.repaired }.map { ($0.offset, $0.length) })
   }
 
   /// The manifest of an archive file whose head is damaged, read from a repaired copy in

@@ -60,8 +60,13 @@ package struct RehydratedVolume: Sendable {
   package var damageOnMedia: [String] = []
   /// Every imported chunk was re-hashed during the import.
   package var contentVerified = false
+  /// History that damage beyond repair took: one per damaged archive, with what of it was
+  /// imported (every frame that authenticated, up to the first seq that needs a lost one).
+  package var lost: [LostHistory] = []
+  /// Later archives of the chain, not imported because they build on lost history.
+  package var notImported: [String] = []
 
-  package var complete: Bool { missing.isEmpty && damaged.isEmpty && withheld.isEmpty }
+  package var complete: Bool { missing.isEmpty && damaged.isEmpty && withheld.isEmpty && lost.isEmpty }
 }
 
 package struct RehydrateReport: Sendable {
@@ -295,15 +300,19 @@ package enum Rehydrator {
       let report = ArchiveProgressReporter(
         offer: offer, number: number, count: planned.count, source: source, progress: progress)
       var done: ArchiveImportReport
+      let expecting = { (manifest: ArchiveManifest) in
+        try requireManifest(
+          manifest, matches: offer, volume: name, chainID: chainID, parent: links[offer.chainIndex - 1])
+      }
       func importing(_ bytes: any ArchiveByteSource) throws -> ArchiveImportReport {
         try ArchiveImporter.importArchive(
           source: bytes, label: offer.fileName, masterKeys: request.masterKeys, into: live,
-          verifyContent: request.verifyContent,
-          expecting: { manifest in
-            try requireManifest(
-              manifest, matches: offer, volume: name, chainID: chainID, parent: links[offer.chainIndex - 1])
-          })
+          verifyContent: request.verifyContent, expecting: expecting)
       }
+      // The copy read into the store's incoming folder once the archive proved damaged,
+      // and the bytes its parity could not rebuild: what salvaging starts from.
+      var staged: ArchiveMending.Staged?
+      var parityLost: [(offset: UInt64, length: UInt64)] = []
       do {
         do {
           done = try importing(report)
@@ -314,11 +323,14 @@ package enum Rehydrator {
           // private file beside the store, repaired there and imported from the repair.
           result.bytesRead += source.count
           source.count = 0
-          guard let (staged, outcome) = try ArchiveMending.mend(offer, from: supply, in: incoming.path) else {
+          let mended = try ArchiveMending.mend(offer, from: supply, in: incoming.path)
+          staged = mended.staged
+          guard let outcome = mended.outcome else {
             result.damageOnMedia += unreadableSentences(
               offer, opened, repaired: "not repaired: the archive carries no parity")
             throw error
           }
+          parityLost = outcome.lost
           // One sentence per damaged range: the medium's own where it could not read,
           // the parity's for damage it found elsewhere (bytes that read back altered).
           let unreadable = (opened as? UnreadableStretches)?.unreadable ?? []
@@ -334,19 +346,50 @@ package enum Rehydrator {
               "\(error.message); its parity cannot repair it: \(outcome.ranges.map(\.sentence).joined(separator: "; "))"
             )
           }
-          done = try importing(try FileArchiveSource(path: staged.repairedPath))
+          done = try importing(try FileArchiveSource(path: mended.staged.repairedPath))
           result.repaired.append(
             "\(offer.fileName) (\(offer.location)) was damaged and repaired from its parity\(outcome.margin.map { " (\($0))" } ?? "") before it was imported"
           )
         }
       } catch let error as ReelError where [.corrupt, .notFound, .incompatible].contains(error.kind) {
-        result.damaged.append("\(offer.fileName) (\(offer.location)): \(error.message)")
         result.bytesRead += source.count
+        // Beyond repair: every frame that authenticates still gives back its history.
+        // (Not for an archive of a newer format: nothing is damaged there.)
+        let salvaged =
+          error.kind == .incompatible
+          ? nil
+          : try staged.flatMap {
+            try salvage(
+              offer, from: $0, parityLost: parityLost, request: request, live: live, expecting: expecting)
+          }
+        if let salvaged, salvaged.lost == nil {
+          // Damaged only outside its frames (sums, padding): the whole window came in.
+          result.damageOnMedia.append(
+            "\(offer.fileName) (\(offer.location)): \(error.message); every frame authenticated, and its whole history was imported"
+          )
+          links[offer.chainIndex] = (offer.archiveID, offer.untilSeq)
+          result.imported.append(offer)
+          result.restorableUntilSeq = offer.untilSeq
+          result.restorableUntilTime = offer.untilTime
+          continue
+        }
+        result.damaged.append("\(offer.fileName) (\(offer.location)): \(error.message)")
+        if let lost = salvaged?.lost {
+          result.lost.append(lost)
+          if let through = lost.importedThrough {
+            result.restorableUntilSeq = through
+            result.restorableUntilTime = salvaged?.throughTime ?? result.restorableUntilTime
+          }
+        }
         // Later archives of the chain build on this one: keep them for a later run.
-        for (later, laterSupply) in planned.drop(while: { $0.offer.archiveID != offer.archiveID }).dropFirst()
-        where laterSupply.isRemovable {
-          try setAside((later, laterSupply), into: incoming)
-          result.setAside.append(later)
+        for (later, laterSupply) in planned.drop(while: { $0.offer.archiveID != offer.archiveID }).dropFirst() {
+          result.notImported.append(
+            "\(later.fileName) (archive number \(later.chainIndex), seq \(later.fromSeq + 1)–\(later.untilSeq), \(later.location)): builds on \(salvaged?.lost != nil ? "the lost history" : "the damaged archive"), not imported"
+          )
+          if laterSupply.isRemovable {
+            try setAside((later, laterSupply), into: incoming)
+            result.setAside.append(later)
+          }
         }
         break
       }

@@ -18,8 +18,9 @@ struct RehydrateCommand: ParsableCommand {
       archives the chosen volumes and --until need are read. A killed run resumes where it
       stopped. Archives that cannot be imported yet (an earlier one of the chain is on
       another cartridge) are copied aside into the store and used in a later run.
-      Exit status: 0 complete, 3 partial (missing, damaged, withheld or refused archives; the report says
-      what can still be restored) or media damaged (a stretch of a cartridge could not be read, or an
+      Exit status: 0 complete, 3 partial (missing, damaged, withheld or refused archives, or history lost to
+      damage beyond repair — LOST names the seq and time range, and every frame that authenticated before
+      it was imported; the report says what can still be restored) or media damaged (a stretch of a cartridge could not be read, or an
       archive had to be repaired from its parity: complete, but copy that medium), 77 wrong key.
       """)
 
@@ -124,11 +125,15 @@ struct RehydrateCommand: ParsableCommand {
     for offer in result.setAside { say("  set aside \(offer.fileName) (waits for an earlier archive of its chain)") }
     for missing in result.missing { say("  MISSING   \(missing)") }
     for damaged in result.damaged { say("  DAMAGED   \(damaged)") }
+    for lost in result.lost { say("  LOST      \(lost.sentence)") }
+    for later in result.notImported { say("  NOT IMPORTED \(later)") }
     for repaired in result.repaired { say("  REPAIRED  \(repaired)") }
     for range in result.damageOnMedia { say("  MEDIA     \(range)") }
     for withheld in result.withheld { say("  WITHHELD  \(withheld)") }
     // A volume whose only archive holds its starting state restores at seq 0.
-    if !result.imported.isEmpty || !result.alreadyInStore.isEmpty {
+    if !result.imported.isEmpty || !result.alreadyInStore.isEmpty
+      || result.lost.contains(where: { $0.importedThrough != nil })
+    {
       say(
         "  restorable: any point up to seq \(result.restorableUntilSeq) (\(result.restorableUntilTime ?? "?"))\(result.restorableBookmarks.isEmpty ? "" : "; bookmarks \(result.restorableBookmarks.joined(separator: ", "))")"
       )

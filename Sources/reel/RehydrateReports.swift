@@ -3,6 +3,45 @@ import ReelMedia
 
 /// `reel rehydrate --json`.
 struct RehydrateJSON: Encodable {
+  /// History lost to damage beyond repair (`LostHistory`).
+  struct Lost: Encodable {
+    var archive: String
+    var archiveID: String
+    var location: String
+    var fromSeq: Seq
+    var untilSeq: Seq
+    @NullIfAbsent var fromTime: String?
+    @NullIfAbsent var untilTime: String?
+    var damage: [String]
+    @NullIfAbsent var reason: String?
+    @NullIfAbsent var importedThrough: Seq?
+    var sentence: String
+
+    init(_ lost: LostHistory) {
+      archive = lost.archive
+      archiveID = lost.archiveID
+      location = lost.location
+      fromSeq = lost.fromSeq
+      untilSeq = lost.untilSeq
+      fromTime = lost.fromTime
+      untilTime = lost.untilTime
+      damage = lost.damage
+      reason = lost.reason
+      importedThrough = lost.importedThrough
+      sentence = lost.sentence
+    }
+
+    private enum CodingKeys: String, CodingKey {
+      case archive, location, damage, reason, sentence
+      case archiveID = "archive_id"
+      case fromSeq = "from_seq"
+      case untilSeq = "until_seq"
+      case fromTime = "from_time"
+      case untilTime = "until_time"
+      case importedThrough = "imported_through"
+    }
+  }
+
   struct Volume: Encodable {
     var volume: String
     var chainID: String
@@ -21,6 +60,8 @@ struct RehydrateJSON: Encodable {
     var neededBy: [String]
     var repaired: [String]
     var damageOnMedia: [String]
+    var lost: [Lost]
+    var notImported: [String]
 
     init(_ result: RehydratedVolume) {
       volume = result.volume
@@ -40,6 +81,8 @@ struct RehydrateJSON: Encodable {
       neededBy = result.neededBy
       repaired = result.repaired
       damageOnMedia = result.damageOnMedia
+      lost = result.lost.map(Lost.init)
+      notImported = result.notImported
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -55,6 +98,8 @@ struct RehydrateJSON: Encodable {
       case neededBy = "needed_by"
       case repaired
       case damageOnMedia = "damage_on_media"
+      case lost
+      case notImported = "not_imported"
     }
   }
 
