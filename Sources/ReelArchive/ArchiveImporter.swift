@@ -126,7 +126,10 @@ package enum ArchiveImporter {
       } else {
         guard result.problems.isEmpty else {
           throw ReelError(
-            .corrupt, "\(label): \(result.problems.map(\.description).joined(separator: "; "))",
+            // The first few: damage costs one problem per chunk it took, not worth a page.
+            .corrupt,
+            "\(label): \(result.problems.prefix(3).map(\.description).joined(separator: "; "))"
+              + (result.problems.count > 3 ? " (and \(result.problems.count - 3) more)" : ""),
             remedy: "nothing from this archive was imported; use another copy of it")
         }
         verification = result

@@ -248,6 +248,17 @@ import Testing
     #expect(volume.restorableUntilSeq == expected - 1 && volume.imported.count == 1)
     try chain.expectWholeBefore(expected, in: store)
 
+    // A damaged frame header: the reader goes on at the next frame the index knows, so
+    // only that frame is lost.
+    folder = try chain.damagedFolder(in: root.path) { try Self.zero($0, at: frames[2].offset, count: 32) }
+    (volume, store, _) = try chain.rehydrate(from: folder, root: root.path)
+    #expect(volume.lost.first?.fromSeq == chain.firstSeq(inFrame: 2), "\(volume.lost)")
+    #expect(
+      volume.lost.first?.damage
+        == [
+          "packs/000001.pack bytes \(frames[2].offset - frames[0].offset)–\(frames[3].offset - frames[0].offset - 1)"
+        ], "\(volume.lost)")
+
     // The first frame: nothing of the second archive's window is whole.
     folder = try chain.damagedFolder(in: root.path) { try Self.zero($0, at: frames[0].offset + 40, count: 64) }
     (volume, store, _) = try chain.rehydrate(from: folder, root: root.path)
