@@ -376,6 +376,16 @@ package enum Rehydrator {
         result.damaged.append("\(offer.fileName) (\(offer.location)): \(error.message)")
         if let lost = salvaged?.lost {
           result.lost.append(lost)
+          // So restore, serve and the rest refuse points in it (the volume exists once
+          // something of it came in).
+          if let descriptor = try? live.store.layout.descriptor(of: name) {
+            try live.recordLoss(
+              HistoryLoss(
+                archiveID: offer.archiveID, fromSeq: lost.fromSeq, untilSeq: lost.untilSeq,
+                fromTime: lost.reason == nil ? lost.fromTime.flatMap(Timestamp.init(rfc3339:)) : nil,
+                description: lost.sentence),
+              of: descriptor)
+          }
           if let through = lost.importedThrough {
             result.restorableUntilSeq = through
             result.restorableUntilTime = salvaged?.throughTime ?? result.restorableUntilTime

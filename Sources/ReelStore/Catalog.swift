@@ -237,6 +237,22 @@ package final class Catalog: Sendable {
           ) WITHOUT ROWID;
           """)
     }
+    migrator.registerMigration("v7-history-loss") { db in
+      try db.execute(
+        sql: """
+          -- history an archive damaged beyond repair could not give back: points in it are
+          -- refused, not read as the state before it (docs/rehydrate.md)
+          CREATE TABLE history_loss (
+            volume_id TEXT NOT NULL,
+            archive_id TEXT NOT NULL,
+            from_seq INTEGER NOT NULL,
+            until_seq INTEGER NOT NULL,
+            from_time_ns INTEGER,
+            description TEXT NOT NULL,
+            PRIMARY KEY (volume_id, archive_id)
+          ) WITHOUT ROWID;
+          """)
+    }
     return migrator
   }
 

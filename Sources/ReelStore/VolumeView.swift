@@ -126,6 +126,7 @@ package final class VolumeView: VolumeSource, Sendable {
       // clone's creation time. Earlier points belong to the origin.
       let origin = try Catalog.origin(db, of: volumeID)
       let firstSeq = origin?.originSeq ?? 0
+      let losses = try Catalog.losses(db, of: volumeID)
       func beforeClone(_ what: String) throws -> ReelError {
         let originName =
           try String.fetchOne(db, sql: "SELECT name FROM volume WHERE id = ?", arguments: [origin!.originVolumeID])
@@ -149,6 +150,9 @@ package final class VolumeView: VolumeSource, Sendable {
         return ResolvedPoint(seq: ingested, time: try time(of: ingested), point: point)
       case .seq(let seq):
         guard seq <= ingested else {
+          if let loss = losses.first(where: { $0.fromSeq <= seq && seq <= $0.untilSeq }) {
+            throw loss.refusal("seq \(seq)", volume: name)
+          }
           throw ReelError(
             .notFound, "volume \(name) has no seq \(seq); its history ends at seq \(ingested)",
             remedy: "pick a seq up to \(ingested), or use `latest`")
@@ -171,8 +175,12 @@ package final class VolumeView: VolumeSource, Sendable {
           if let invalid = Point.invalidTime(ifTimeLike: label) { throw invalid }
           let known = try String.fetchAll(
             db, sql: "SELECT label FROM bookmark WHERE volume_id = ? ORDER BY seq", arguments: [volumeID])
+          let lost =
+            losses.first.map {
+              "; history from seq \($0.fromSeq) on was lost to damage (\($0.description)), and a bookmark there is not in the store"
+            } ?? ""
           throw ReelError(
-            .notFound, "volume \(name) has no bookmark \"\(label)\"",
+            .notFound, "volume \(name) has no bookmark \"\(label)\"\(lost)",
             remedy: known.isEmpty
               ? "the volume has no bookmarks yet; give a time (RFC 3339, UTC) or `latest`"
               : "known bookmarks: \(known.map { "\"\($0)\"" }.joined(separator: ", "))")
@@ -202,6 +210,13 @@ package final class VolumeView: VolumeSource, Sendable {
         }
         var resolved = ResolvedPoint(
           seq: seq, time: row.map { Timestamp(nanoseconds: $0["time_ns"]) } ?? descriptor.created, point: point)
+        // After the last record the store holds, where history was lost: the state at that
+        // time is not the one before the loss.
+        if let loss = losses.first(where: {
+          $0.fromSeq > seq && ($0.fromTime.map { $0 <= time } ?? (time > resolved.time))
+        }) {
+          throw loss.refusal(time.rfc3339, volume: name)
+        }
         if time > Timestamp.now() {
           resolved.warning =
             "\(time.rfc3339) is in the future; using the latest state of volume \(name): seq \(resolved.seq), \(resolved.time.rfc3339)"

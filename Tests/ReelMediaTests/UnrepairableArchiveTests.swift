@@ -127,15 +127,15 @@ import Testing
         let view = try VolumeView(live: live, volume: maker.fixture.name, at: .seq(lost - 1))
         #expect(SHA256Digest.hash(try view.read(offset: 0, length: Int(view.size))).hex == digests[lost - 1])
       }
-      do {
-        _ = try VolumeView(live: live, volume: maker.fixture.name, at: .seq(lost))
-        Issue.record("seq \(lost), in the lost range, was not refused")
-      } catch let error as ReelError {
-        #expect(error.message.contains("its history ends at seq \(lost - 1)"), "\(error.message)")
-      }
-      if let inside = bookmarks.first(where: { $0.seq >= lost }) {
-        #expect(throws: ReelError.self) {
-          _ = try VolumeView(live: live, volume: maker.fixture.name, at: .bookmark(inside.label))
+      // A seq, a time and a bookmark in the lost range: refused, naming the loss.
+      var inside: [Point] = [.seq(lost), .time(maker.fixture.times[lost]!)]
+      if let bookmark = bookmarks.first(where: { $0.seq >= lost }) { inside.append(.bookmark(bookmark.label)) }
+      for point in inside {
+        do {
+          _ = try VolumeView(live: live, volume: maker.fixture.name, at: point)
+          Issue.record("\(point), in the lost range, was not refused")
+        } catch let error as ReelError {
+          #expect(error.message.contains("lost to damage"), "\(point): \(error.message)")
         }
       }
     }
@@ -177,7 +177,9 @@ import Testing
     let refused = try run(
       reelExecutable, ["restore", "disk", "--at", "seq:\(expected)", "--output", sandbox.root + "/refused.img"],
       environment: ["REEL_STORE": target])
-    #expect(refused.status != 0 && refused.output.contains("history ends at seq \(expected - 1)"), "\(refused.output)")
+    #expect(
+      refused.status != 0 && refused.output.contains("seq \(expected) of volume disk lies in history lost to damage"),
+      "\(refused.output)")
 
     // vtape: the same burst inside the cartridge's records (their framing intact, so the
     // bytes read back altered rather than unreadable), reported by JSON.
@@ -280,6 +282,7 @@ import Testing
       #expect(
         volume.lost.first?.reason?.contains("nothing of it can be authenticated") == true, "\(what): \(volume.lost)")
       #expect(volume.restorableUntilSeq == fromSeq, "\(what)")
+      try chain.expectWholeBefore(fromSeq + 1, in: store)
     }
     // A damaged manifest hides the archive from the folder's offers: named, not imported.
     folder = try chain.damagedFolder(in: root.path) { file in
