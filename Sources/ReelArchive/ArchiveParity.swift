@@ -62,6 +62,13 @@ package struct ParityRepairReport: Sendable {
 /// and the result is accepted only if it equals the SHA-256 the parity recorded of the
 /// protected bytes. Reads a span (at most 64 rows of ~1 MiB) at a time.
 package enum ArchiveParity {
+  /// The geometry a version 4 archive's PARITY records (nil: no readable PARITY), found
+  /// without reading the protected bytes: what `reel inspect` shows.
+  package static func geometry(path: String) throws -> ParityGeometry? {
+    let file = try PosixFile.openForReading(path)
+    return try locate(file: file, size: try file.size(), label: (path as NSString).lastPathComponent)?.header.geometry
+  }
+
   /// Looks at `path` without writing: what is damaged and whether parity can rebuild it.
   package static func inspect(path: String) throws -> ParityRepairReport {
     try repair(input: path, output: nil)

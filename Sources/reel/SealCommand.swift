@@ -233,6 +233,17 @@ struct InspectCommand: ParsableCommand {
       say("Rollback    seq \(rollback.seq) (\(rollback.time)) to the state at seq \(rollback.targetSeq)")
     }
     say("Keys        \(manifest.keys.map(\.fingerprint).joined(separator: ", "))")
+    if manifest.parity != nil {
+      if let g = try? ArchiveParity.geometry(path: archive) {
+        say(
+          "Parity      Reed–Solomon, \(g.dataRows) + \(g.parityRows) shards per stripe, \(g.stripes) stripes per span, \(g.spans) span(s) of \(ByteSize.describe(UInt64(g.shardSize))) shards: \(ByteSize.describe(g.protectedBytes)) protected by \(ByteSize.describe(UInt64(g.spans * g.parityRows * g.stripes * g.shardSize))) of parity (\(g.percent) % asked for); one run of damage up to \(ByteSize.describe(UInt64((g.parityRows * g.stripes - 1) * g.shardSize))) anywhere is always repairable"
+        )
+      } else {
+        say(
+          "Parity      the manifest says there is parity, but no readable PARITY table was found (`reel verify` says more)"
+        )
+      }
+    }
     say(
       "Contents    \(manifest.contents.blockVersions) block versions, \(manifest.contents.chunks) chunks (\(ByteSize.describe(manifest.contents.chunkBytes)) → \(ByteSize.describe(manifest.contents.storedBytes)) stored), \(manifest.contents.frames) frames"
     )

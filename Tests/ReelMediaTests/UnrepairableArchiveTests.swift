@@ -181,6 +181,15 @@ import Testing
       refused.status != 0 && refused.output.contains("seq \(expected) of volume disk lies in history lost to damage"),
       "\(refused.output)")
 
+    // `reel inspect` shows the parity's geometry (from PARITY, without reading the data).
+    let inspected = try run(reelExecutable, ["inspect", chain.second.path])
+    let geometry = try ArchiveParity.inspect(path: chain.second.path).geometry
+    #expect(
+      inspected.stdout.contains(
+        "Parity      Reed–Solomon, \(geometry.dataRows) + \(geometry.parityRows) shards per stripe, \(geometry.stripes) stripes per span"
+      ), "\(inspected.output)")
+    #expect(try run(reelExecutable, ["inspect", chain.first.path]).stdout.contains("Parity      Reed–Solomon"))
+
     // vtape: the same burst inside the cartridge's records (their framing intact, so the
     // bytes read back altered rather than unreadable), reported by JSON.
     #expect(try sandbox.reel("init").status == 0)

@@ -64,6 +64,9 @@ enum FuzzSeeds {
       "vtape": [try bytes(cartridge)],
       "pipeline": yaml,
       "nbd": NBDFuzzing.seeds(),
+      // The seal's default parity: the archive's last members, PARITY among them.
+      "parity": [withoutPadding(archiveBytes)],
+      "paritymap": [try parityMap()],
     ]
     for (target, inputs) in seeds {
       try FileManager.default.createDirectory(atPath: folder + "/" + target, withIntermediateDirectories: true)
@@ -74,6 +77,30 @@ enum FuzzSeeds {
       }
     }
     try? FileManager.default.removeItem(atPath: folder + "/work")
+  }
+
+  /// A parity map as a parity cartridge holds it: two data cartridges, a label file each
+  /// (written out here: the map's initializers belong to ReelMedia).
+  static func parityMap() throws -> [UInt8] {
+    let file: [String: Any] = [
+      "file": 0, "kind": "label", "blockSize": 4096, "length": 4096, "offset": 0,
+      "sha256": String(repeating: "a", count: 64), "content": Data(labelBlock()).base64EncodedString(),
+    ]
+    let members: [[String: Any]] = (0..<2).map { index in
+      [
+        "index": index, "cartridgeID": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6\(index)", "label": "D\(index)",
+        "sequence": index + 1, "dataBlockSize": 4096, "length": 4096, "sha256": String(repeating: "b", count: 64),
+        "files": [file],
+      ]
+    }
+    let map: [String: Any] = [
+      "format": ParityMap.formatName, "formatVersion": ParityMap.currentVersion,
+      "mediaSet": ["name": "weekly", "id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"],
+      "parityCartridgeID": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6f", "parityLabel": "P1", "group": 1, "parityOf": 2,
+      "scheme": ParityMap.schemeName, "shardSize": 1 << 20, "members": members, "parityLength": 1 << 20,
+      "paritySHA256": String(repeating: "c", count: 64), "written": "2026-12-05T00:00:00Z",
+    ]
+    return Array(try JSONSerialization.data(withJSONObject: map, options: [.sortedKeys]))
   }
 
   /// The archive without most of the zeros that fill its last 1 MiB record: the same

@@ -15,7 +15,7 @@ struct FuzzTarget: Sendable {
   /// Runs one input; `scratch` is a folder it may use.
   var run: @Sendable (_ input: [UInt8], _ scratch: String) throws -> Void
 
-  static let all: [FuzzTarget] = [tar, manifest, label, catalog, vtape, pipeline, nbd]
+  static let all: [FuzzTarget] = [tar, manifest, label, catalog, vtape, pipeline, nbd, parity, parityMap]
 
   static func named(_ name: String) throws -> FuzzTarget {
     guard let target = all.first(where: { $0.name == name }) else {
@@ -96,6 +96,26 @@ struct FuzzTarget: Sendable {
         _ = Timestamp(nanoseconds: Timestamp.now().nanoseconds - window.nanoseconds)
       }
     }
+  }
+
+  /// A version 4 archive's PARITY as `reel verify`, `reel repair` and rehydration read it:
+  /// the table copies found by scanning back from the end, their headers and shard tables
+  /// range-checked, and every span rebuilt in memory as far as the geometry claims (the
+  /// walk `reel repair` makes, without writing the result and its fsyncs).
+  static let parity = FuzzTarget(name: "parity", summary: "archive PARITY member: header, shard tables, repair") {
+    input, scratch in
+    let path = scratch + "/archive.reel.tar"
+    guard FileManager.default.createFile(atPath: path, contents: Data(input)) else {
+      throw ReelError(.io, "cannot write \(path)")
+    }
+    _ = try? ArchiveParity.inspect(path: path)
+  }
+
+  /// A parity cartridge's map (tape files 2 and 3), which sizes buffers and steers a drive.
+  static let parityMap = FuzzTarget(name: "paritymap", summary: "parity cartridge map JSON") { input, _ in
+    let map = try ParityMap.decode(input, describing: "fuzz input")
+    _ = map.memberLabels
+    _ = try map.json()
   }
 
   static let nbd = FuzzTarget(name: "nbd", summary: "NBD handshake and requests against a scratch volume") {
