@@ -304,7 +304,9 @@ import Testing
       "\(report.mediaProblems)")
   }
 
-  /// A third archive after the damaged one builds on the lost history: not imported, and named.
+  /// A third archive after the damaged one builds on the lost history: not imported, and
+  /// named. Damage outside every frame (SHA256SUMS) loses nothing: the whole window comes
+  /// in, the chain goes on, and the damage is still reported.
   @Test func laterArchivesOfTheChainAreNamed() throws {
     let chain = try Chain(parity: 0, groups: 3)
     let third = try chain.maker.seal(randomBytes: 256 << 10, bookmark: "after", parity: 0)
@@ -317,5 +319,16 @@ import Testing
     #expect(volume.lost.first?.fromSeq == chain.firstSeq(inFrame: 1), "\(volume.lost)")
     #expect(volume.notImported.count == 1 && volume.notImported[0].contains("builds on the lost history"), "\(volume)")
     #expect(volume.restorableUntilSeq == chain.firstSeq(inFrame: 1) - 1)
+
+    let sums = Data(FileManager.default.contents(atPath: chain.second.path)!).range(of: Data("  README.txt\n".utf8))!
+    let outside = try chain.damagedFolder(in: root.path) { file in
+      try file.write(Array("x".utf8), at: UInt64(sums.lowerBound - 1))
+    }
+    try FileManager.default.copyItem(
+      atPath: third.path, toPath: outside + "/" + (third.path as NSString).lastPathComponent)
+    let (whole, _, report) = try chain.rehydrate(from: outside, root: root.path)
+    #expect(whole.lost.isEmpty && whole.notImported.isEmpty && whole.imported.count == 3, "\(whole)")
+    #expect(whole.restorableUntilSeq == third.manifest.range.untilSeq && report.complete && !report.clean)
+    #expect(whole.damageOnMedia.contains { $0.contains("its whole history was imported") }, "\(whole.damageOnMedia)")
   }
 }
