@@ -180,6 +180,9 @@ import Testing
     #expect(
       refused.status != 0 && refused.output.contains("seq \(expected) of volume disk lies in history lost to damage"),
       "\(refused.output)")
+    // What came in is a consistent store: every chunk re-hashed, catalog and packs agree.
+    let checked = try run(reelExecutable, ["store", "check", "--read-data"], environment: ["REEL_STORE": target])
+    #expect(checked.status == 0, "\(checked.output)")
 
     // `reel inspect` shows the parity's geometry (from PARITY, without reading the data).
     let inspected = try run(reelExecutable, ["inspect", chain.second.path])
