@@ -34,6 +34,11 @@ package struct HistoryLoss: Sendable, Equatable {
 }
 
 extension LiveStore {
+  /// The volume's history known to be lost to damage, oldest first.
+  package func losses(of descriptor: VolumeDescriptor) throws -> [HistoryLoss] {
+    try catalog.database.read { db in try Catalog.losses(db, of: descriptor.id.description) }
+  }
+
   /// Notes that the volume's history from `loss.fromSeq` on was lost (one row per archive).
   package func recordLoss(_ loss: HistoryLoss, of descriptor: VolumeDescriptor) throws {
     try catalog.database.write { db in

@@ -85,6 +85,7 @@ struct TimelineCommand: ParsableCommand {
     let olderRecords = storeHasOlder ? catalog.records - Int(summary.recordCount) : 0
     let rollbacks = try live.rollbacks(of: descriptor)
     let targetTimes = rollbacks.map { try? live.time(of: $0.targetSeq, in: descriptor) }
+    let losses = try live.losses(of: descriptor)
     if json {
       var document = TimelineJSON(
         volume: volume, created: descriptor.created.rfc3339, size: descriptor.size, firstSeq: firstSeq,
@@ -95,6 +96,7 @@ struct TimelineCommand: ParsableCommand {
         archives: catalog.archives.map(TimelineJSON.Archive.init), origin: relations.origin.map(CloneLinkJSON.init),
         clones: relations.clones.map(CloneLinkJSON.init))
       document.rollbacks = zip(rollbacks, targetTimes).map(TimelineJSON.Rollback.init)
+      document.lost = losses.map(TimelineJSON.Lost.init)
       say(jsonText(document))
       return
     }
@@ -131,6 +133,11 @@ struct TimelineCommand: ParsableCommand {
       for bookmark in bookmarks {
         say("  \(bookmark.time.rfc3339)  seq \(bookmark.seq)  \(bookmark.label)")
       }
+    }
+    for loss in losses {
+      say(
+        "Lost: seq \(loss.fromSeq)–\(loss.untilSeq), lost to damage when rehydrated (points there are refused): \(loss.description)"
+      )
     }
     if !rollbacks.isEmpty {
       say("Rollbacks:")

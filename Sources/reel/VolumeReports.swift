@@ -143,6 +143,32 @@ struct TimelineJSON: Encodable {
   var clones: [CloneLinkJSON]
   /// Rollback records: from `seq` on, the volume read as it did at `target_seq`.
   var rollbacks: [Rollback] = []
+  /// History a rehydrated archive damaged beyond repair could not give back.
+  var lost: [Lost] = []
+
+  struct Lost: Encodable {
+    var archiveID: String
+    var fromSeq: Seq
+    var untilSeq: Seq
+    @NullIfAbsent var fromTime: String?
+    var description: String
+
+    init(_ loss: HistoryLoss) {
+      archiveID = loss.archiveID
+      fromSeq = loss.fromSeq
+      untilSeq = loss.untilSeq
+      fromTime = loss.fromTime?.rfc3339
+      description = loss.description
+    }
+
+    private enum CodingKeys: String, CodingKey {
+      case description
+      case archiveID = "archive_id"
+      case fromSeq = "from_seq"
+      case untilSeq = "until_seq"
+      case fromTime = "from_time"
+    }
+  }
 
   struct Rollback: Encodable {
     var seq: Seq
@@ -165,7 +191,7 @@ struct TimelineJSON: Encodable {
   }
 
   private enum CodingKeys: String, CodingKey {
-    case volume, created, size, records, segments, bookmarks, archives, origin, clones, rollbacks
+    case volume, created, size, records, segments, bookmarks, archives, origin, clones, rollbacks, lost
     case firstSeq = "first_seq"
     case lastSeq = "last_seq"
     case firstTime = "first_time"

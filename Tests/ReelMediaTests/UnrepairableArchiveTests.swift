@@ -180,6 +180,11 @@ import Testing
     #expect(
       refused.status != 0 && refused.output.contains("seq \(expected) of volume disk lies in history lost to damage"),
       "\(refused.output)")
+    let timeline = try run(reelExecutable, ["timeline", "disk", "--json"], environment: ["REEL_STORE": target])
+    let losses = (try sandbox.json(timeline.stdout) as? [String: Any])?["lost"] as? [[String: Any]]
+    #expect(
+      losses?.first?["from_seq"] as? Int == Int(expected) && losses?.first?["until_seq"] as? Int == Int(until),
+      "\(timeline.output)")
     // What came in is a consistent store: every chunk re-hashed, catalog and packs agree.
     let checked = try run(reelExecutable, ["store", "check", "--read-data"], environment: ["REEL_STORE": target])
     #expect(checked.status == 0, "\(checked.output)")
