@@ -15,14 +15,14 @@ package struct LostHistory: Sendable, Equatable {
   package var untilSeq: Seq
   package var fromTime: String?
   package var untilTime: String?
-  /// Where the damage is, one phrase per range ("bytes 1048576–2097151").
+  /// Where the damage is, one phrase per range ("archive bytes 1048576–2097151").
   package var damage: [String]
   /// Why, when nothing of the archive authenticates (its manifest or index is damaged).
   package var reason: String?
   /// The archive's history was imported up to this seq (nil: nothing of it).
   package var importedThrough: Seq?
 
-  /// "seq 41–80 (TIME–TIME) lost: archive X (LOCATION), bytes N–M beyond repair".
+  /// "seq 41–80 (TIME–TIME) lost: archive X (LOCATION), archive bytes N–M beyond repair".
   package var sentence: String {
     let times = "\(fromTime ?? "?")–\(untilTime ?? "?")"
     let seqs = fromSeq == untilSeq ? "seq \(fromSeq)" : "seq \(fromSeq)–\(untilSeq)"
@@ -43,7 +43,7 @@ extension LostHistory {
       untilTime: salvage.manifest.range.untilTime,
       damage: parityLost.isEmpty
         ? salvage.lostFrames.map { "\($0.member) bytes \(Self.span($0.offset, $0.length))" }
-        : parityLost.map { "bytes \(Self.span($0.offset, $0.length))" },
+        : parityLost.map { "archive bytes \(Self.span($0.offset, $0.length))" },
       reason: nil, importedThrough: salvage.importable ? salvage.wholeThrough : nil)
   }
 

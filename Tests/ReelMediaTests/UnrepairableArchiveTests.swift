@@ -235,7 +235,7 @@ import Testing
     #expect(lost.count == 1, "\(json.stdout)")
     #expect(lost.first?["from_seq"] as? Int == Int(expected) && lost.first?["until_seq"] as? Int == Int(until))
     #expect(lost.first?["imported_through"] as? Int == Int(expected - 1))
-    #expect((lost.first?["damage"] as? [String])?.first?.hasPrefix("bytes ") == true, "\(lost)")
+    #expect((lost.first?["damage"] as? [String])?.first?.hasPrefix("archive bytes ") == true, "\(lost)")
     #expect(report["complete"] as? Bool == false && volume["restorable_until_seq"] as? Int == Int(expected - 1))
     try chain.expectWholeBefore(expected, in: try Store.initialize(StoreLayout(root: vtapeTarget)).store)
   }
