@@ -11,7 +11,7 @@
 set -euo pipefail
 
 packages=(
-  pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev libgnutls28-dev libisal-dev
+  pkg-config libarchive-dev libzstd-dev libsqlite3-dev libgcrypt20-dev libgnutls28-dev libisal-dev libcurl4-openssl-dev
   libext2fs-dev libblkid-dev libfuse3-dev gdisk attr
   qemu-utils libnbd-bin nbdkit fuse3 e2fsprogs libarchive-tools zstd
   coreutils util-linux procps time tar python3 sqlite3 openssl gnutls-bin
