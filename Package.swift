@@ -168,8 +168,8 @@ let package = Package(
     .testTarget(
       name: "ReelMediaTests",
       dependencies: [
-        "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelTestSupport",
-        "reel",
+        "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelObjectStore",
+        "ReelTestSupport", "reel",
       ]),
     .testTarget(
       name: "ReelFuzzTests", dependencies: ["ReelCore", "ReelTestSupport", "reel-fuzz", "reel"],

@@ -132,9 +132,8 @@ package final class ObjectStoreBucket: MediaVolume {
     if let capacity = label.capacity, used + archive.size > capacity { return .endOfMedia(file: nil) }
     let sha256 = try Self.sha256(of: archive.path)
     // Written before a kill that came ahead of the catalog: the same bytes count once.
-    if let earlier = try objects.first(where: {
-      $0.name == archive.summary.fileName && $0.size == archive.size && (try confirmed($0, sha256: sha256)) != nil
-    }) {
+    for earlier in objects where earlier.name == archive.summary.fileName && earlier.size == archive.size {
+      guard try confirmed(earlier, sha256: sha256) != nil else { continue }
       uploaded[earlier.file] = VerifiedArchive(manifest: archive.manifest, totalBytes: archive.size, sha256: sha256)
       return .written(file: earlier.file, sha256: sha256, endOfMedia: false)
     }
@@ -189,9 +188,7 @@ package final class ObjectStoreBucket: MediaVolume {
         .notFound, "\(address) has no archive numbered \(file)",
         remedy: "`reel media catalog \(address) --scan` shows what the bucket holds")
     }
-    return ObjectArchiveSource(
-      reader: try S3ObjectReader(client: client, bucket: bucket, key: found.key, size: found.size),
-      limit: size)
+    return ObjectArchiveSource(reader: try reader(found), limit: size)
   }
 
   package func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
@@ -230,8 +227,7 @@ package final class ObjectStoreBucket: MediaVolume {
       let what = "\(address) \(found.key)"
       var entry = TapeFileEntry(file: found.file, kind: .archive)
       do {
-        var source = ObjectArchiveSource(
-          reader: try S3ObjectReader(client: client, bucket: bucket, key: found.key, size: found.size), limit: nil)
+        var source = ObjectArchiveSource(reader: try reader(found), limit: nil)
         let verified = try ArchiveCheck.verify(&source, describing: what)
         let recorded = try client.head(bucket: bucket, key: found.key)?.metadata["reel-sha256"]
         if let recorded, recorded != verified.sha256 {
@@ -276,12 +272,18 @@ package final class ObjectStoreBucket: MediaVolume {
     try client.list(bucket: bucket, prefix: archivesPrefix).compactMap { object in
       guard object.key.hasPrefix(archivesPrefix) else { return nil }
       let name = object.key.dropFirst(archivesPrefix.count)
-      guard !name.contains("/"), let dash = name.firstIndex(of: "-"), name.distance(from: name.startIndex, to: dash) == 6,
+      guard !name.contains("/"), let dash = name.firstIndex(of: "-"),
+        name.distance(from: name.startIndex, to: dash) == 6,
         let number = Int(name[..<dash]), (2..<(1 << 24)).contains(number)
       else { return nil }
       return ArchiveObject(
         file: number, key: object.key, name: String(name[name.index(after: dash)...]), size: object.size)
     }.sorted { $0.file < $1.file }
+  }
+
+  /// The object read ahead on a connection of its own.
+  private func reader(_ object: ArchiveObject) throws -> S3ObjectReader {
+    try S3ObjectReader(settings: client.settings, bucket: bucket, key: object.key, knownSize: object.size)
   }
 
   /// HEAD of an archive object, when its metadata names `sha256`.

@@ -103,7 +103,9 @@ struct PipelineProblem: Sendable, Equatable, CustomStringConvertible {
 /// Reads pipeline files: YAML (via Yams) into a checked `PipelineDefinition`. Every problem
 /// is collected with its file, line and column before anything runs.
 package enum PipelineFile {
-  static let topLevelKeys = ["pipeline", "description", "volumes", "media-set", "archive-dir", "object-store", "stages"]
+  static let topLevelKeys = [
+    "pipeline", "description", "volumes", "media-set", "archive-dir", "object-store", "stages",
+  ]
 
   package static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
     -> PipelineDefinition
@@ -475,7 +477,9 @@ struct Checker {
         guard let address = try? MediaAddress(parsing: text) else {
           problem(
             node, "\(what): \"\(text)\" is not a media address",
-            fix: "write dir:PATH (a folder), vtape:PATH (a cartridge file or a library folder), tape:/dev/nstN or s3://BUCKET[/PREFIX]")
+            fix:
+              "write dir:PATH (a folder), vtape:PATH (a cartridge file or a library folder), tape:/dev/nstN or s3://BUCKET[/PREFIX]"
+          )
           continue
         }
         let path: String

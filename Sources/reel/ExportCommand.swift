@@ -20,7 +20,9 @@ struct ExportCommand: ParsableCommand {
   @Argument(help: "Sealed archive files (*.reel.tar).") var archives: [String]
   @Option(
     name: .customLong("to"), parsing: .upToNextOption,
-    help: "Media: dir:PATH, vtape:PATH (a cartridge or a library folder), tape:/dev/nstN or s3://BUCKET[/PREFIX]; several allowed.")
+    help:
+      "Media: dir:PATH, vtape:PATH (a cartridge or a library folder), tape:/dev/nstN or s3://BUCKET[/PREFIX]; several allowed."
+  )
   var targets: [String]
   @Option(help: "The media set to write to.") var mediaSet = "default"
   @OptionGroup var objectStore: ObjectStoreOptions

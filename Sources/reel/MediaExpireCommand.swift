@@ -40,8 +40,8 @@ extension MediaCommand {
         "\(expiring.fileName) (\(bucket.address) file \(expiring.file), \(ByteSize.describe(expiring.size)))"
       let others =
         store == nil
-          ? "no store to say how many other copies exist"
-          : "\(expiring.otherCopies) other verified cop\(expiring.otherCopies == 1 ? "y" : "ies") known to the store"
+        ? "no store to say how many other copies exist"
+        : "\(expiring.otherCopies) other verified cop\(expiring.otherCopies == 1 ? "y" : "ies") known to the store"
       guard yes else {
         say("Would delete \(what); \(others).")
         throw ReelError(.usage, "nothing was deleted", remedy: "run it again with --yes to delete it")

@@ -14,7 +14,9 @@ struct ObjectStoreOptions: ParsableArguments {
   var endpoint: String?
   @Option(
     name: .customLong("s3-credentials"),
-    help: "AWS shared-credentials file (profile $AWS_PROFILE, else default); else $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY.")
+    help:
+      "AWS shared-credentials file (profile $AWS_PROFILE, else default); else $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY."
+  )
   var credentials: String?
   @Option(name: .customLong("s3-ca-bundle"), help: "PEM file of the CAs that sign the endpoint's TLS certificate.")
   var caBundle: String?
@@ -86,7 +88,8 @@ struct RetentionOptions: ParsableArguments {
     case "governance": mode = .governance
     case "compliance": mode = .compliance
     default:
-      throw ReelError(.usage, "--retain-mode \(retainMode ?? "") is not a mode", remedy: "give governance or compliance")
+      throw ReelError(
+        .usage, "--retain-mode \(retainMode ?? "") is not a mode", remedy: "give governance or compliance")
     }
     return S3Retention(mode: mode, until: until)
   }

@@ -2,6 +2,7 @@ import Foundation
 import ReelArchive
 import ReelCodec
 import ReelCore
+import ReelIO
 import ReelMedia
 import ReelObjectStore
 import ReelStore
@@ -15,8 +16,10 @@ import Testing
 /// `s3://` media on a real SeaweedFS (one per suite): export, scan, rehydrate, interrupted
 /// uploads, a server that dies mid-export, refusals, expiry and retention
 /// (docs/object-storage.md). Archives are about a megabyte, one of 12 MiB for multipart.
-@Suite(.serialized, .seaweedServer) struct ObjectStoreMediaTests {
-  var server: SeaweedServer { SeaweedServer.current! }
+@Suite(.serialized, .seaweedServer()) struct ObjectStoreMediaTests {
+  let server: SeaweedServer
+
+  init() throws { server = try SeaweedServer.current }
 
   /// A sandbox whose `reel` reaches the server, and a fresh bucket for the test.
   func sandbox(bucket: String) throws -> (MediaSandbox, [String: String]) {
@@ -101,7 +104,8 @@ import Testing
     let orphan = try s3.createMultipartUpload(
       bucket: "interrupted", key: "archives/000002-other.reel.tar", metadata: [:], retention: nil)
     try bytes[0..<(5 << 20)].withUnsafeBytes {
-      _ = try s3.uploadPart(bucket: "interrupted", key: "archives/000002-other.reel.tar", uploadID: orphan, number: 1, body: $0)
+      _ = try s3.uploadPart(
+        bucket: "interrupted", key: "archives/000002-other.reel.tar", uploadID: orphan, number: 1, body: $0)
     }
     #expect(try s3.pendingUploads(bucket: "interrupted", prefix: "").count == 2)
 
@@ -110,7 +114,9 @@ import Testing
       reelExecutable, ["export", archive.path, "--to", media, "--s3-part-size", "5"],
       environment: environment.mapValues { $0 })
     for _ in 0..<2000 where child.isRunning {
-      if try s3.pendingUploads(bucket: "interrupted", prefix: "").contains(where: { $0.uploadID != upload && $0.uploadID != orphan }) {
+      if try s3.pendingUploads(bucket: "interrupted", prefix: "").contains(where: {
+        $0.uploadID != upload && $0.uploadID != orphan
+      }) {
         break
       }
       usleep(1000)
@@ -142,9 +148,10 @@ import Testing
     let store = try Store.initialize(StoreLayout(root: sandbox.store)).store
     let bucket = try ObjectStoreBucket(bucket: "outage", prefix: "")
     try bucket.writeLabel(MediaLabel(name: "OUT1", mediaSet: nil, capacity: nil))
-    var exporter = Exporter(mediaSet: "offsite", targets: [.objectStore(bucket: "outage", prefix: "")], store: store.catalog)
+    var exporter = Exporter(
+      mediaSet: "offsite", targets: [.objectStore(bucket: "outage", prefix: "")], store: store.catalog)
     var stopped = false
-    exporter.progress = { line in
+    exporter.progress = { (line: String) in
       if line.hasPrefix("writing"), !stopped {
         stopped = true
         try? server.stop()
@@ -159,7 +166,7 @@ import Testing
     #expect(stopped)
     #expect(try store.catalog.archiveCopies().isEmpty, "nothing that is not there is recorded")
     try server.start()
-    exporter.progress = { _ in }
+    exporter.progress = { (_: String) in }
     let report = try exporter.export([archive.path])
     #expect(report.exported.map(\.alreadyThere) == [false])
     #expect(try store.catalog.archiveCopies().map(\.archiveID) == [archive.manifest.archiveID])
@@ -175,7 +182,8 @@ import Testing
     wrong["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
     let refused = try run(reelExecutable, ["media", "catalog", "s3://refusals"], environment: wrong)
     #expect(refused.status != 0 && refused.stderr.lowercased().contains("credentials"), "\(refused.output)")
-    let missing = try run(reelExecutable, ["export", archive.path, "--to", "s3://no-such-bucket"], environment: environment)
+    let missing = try run(
+      reelExecutable, ["export", archive.path, "--to", "s3://no-such-bucket"], environment: environment)
     #expect(missing.status != 0 && missing.stderr.contains("no-such-bucket"), "\(missing.output)")
     #expect(
       try run(
@@ -189,10 +197,13 @@ import Testing
     #expect(try client().list(bucket: "refusals", prefix: "other/archives/").isEmpty)
     let noCredentials = try run(
       reelExecutable, ["media", "catalog", "s3://refusals"],
-      environment: ["REEL_S3_ENDPOINT": environment["REEL_S3_ENDPOINT"], "AWS_ACCESS_KEY_ID": nil, "AWS_SECRET_ACCESS_KEY": nil])
+      environment: [
+        "REEL_S3_ENDPOINT": environment["REEL_S3_ENDPOINT"], "AWS_ACCESS_KEY_ID": nil, "AWS_SECRET_ACCESS_KEY": nil,
+      ])
     #expect(noCredentials.status != 0 && noCredentials.stderr.contains("AWS_ACCESS_KEY_ID"), "\(noCredentials.output)")
     let retained = try run(
-      reelExecutable, ["export", archive.path, "--to", "s3://refusals/other", "--retain", "1"], environment: environment)
+      reelExecutable, ["export", archive.path, "--to", "s3://refusals/other", "--retain", "1"], environment: environment
+    )
     #expect(retained.status != 0, "\(retained.output)")
     _ = sandbox
   }
@@ -204,8 +215,10 @@ import Testing
     let maker = try ArchiveMaker()
     let archive = try maker.seal(randomBytes: 600_000, bookmark: "t")
     #expect(try run(reelExecutable, ["init"], environment: environment).status == 0)
-    #expect(try run(reelExecutable, ["media", "label", "s3://tampered", "--name", "T"], environment: environment).status == 0)
-    #expect(try run(reelExecutable, ["export", archive.path, "--to", "s3://tampered"], environment: environment).status == 0)
+    #expect(
+      try run(reelExecutable, ["media", "label", "s3://tampered", "--name", "T"], environment: environment).status == 0)
+    #expect(
+      try run(reelExecutable, ["export", archive.path, "--to", "s3://tampered"], environment: environment).status == 0)
     let s3 = try client()
     let key = try #require(try s3.list(bucket: "tampered", prefix: "archives/").first?.key)
     let info = try #require(try s3.head(bucket: "tampered", key: key))
