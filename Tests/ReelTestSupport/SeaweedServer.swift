@@ -166,7 +166,7 @@ package final class SeaweedServer: @unchecked Sendable {
     let bundled = packageRoot + "/.tools/venv/bin/weed"
     if FileManager.default.isExecutableFile(atPath: bundled) { return bundled }
     for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
-      let path = folder + "/weed"
+      let path = String(folder) + "/weed"
       if FileManager.default.isExecutableFile(atPath: path) { return path }
     }
     throw SupportError(
