@@ -119,6 +119,9 @@ let package = Package(
     .testTarget(name: "ReelParityTests", dependencies: ["ReelParity", "ReelCore", "ReelTestSupport"]),
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
+    // Uploads a file to S3 and kills itself with SIGKILL mid-upload (ObjectStoreClientTests).
+    .executableTarget(
+      name: "S3UploadChild", dependencies: ["ReelObjectStore", "ReelCodec", "ReelCore"], path: "Tests/Support/S3UploadChild"),
     .testTarget(
       name: "ReelJournalTests",
       dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "JournalCrashWriter"]),
@@ -153,7 +156,7 @@ let package = Package(
     // mounts, ext4), and the disaster-recovery drill. They need root and take minutes.
     .testTarget(
       name: "ReelEndToEndTests",
-      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelObjectStore", "ReelTestSupport", "reel"]),
+      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelObjectStore", "ReelTestSupport", "reel", "S3UploadChild"]),
     .testTarget(
       name: "ReelFilesTests",
       dependencies: ["ReelFiles", "ReelStore", "ReelCore", "ReelIO", "ReelTestSupport", "reel"]),

@@ -289,44 +289,54 @@ package final class S3Client {
     xml += "</CompleteMultipartUpload>"
     let body = Array(xml.utf8)
     let expected = S3Names.multipartETag(parts)
-    var attempt = 0
-    while true {
-      attempt += 1
-      var request = HTTPRequest(method: "POST", url: try url(bucket, key: key, query: [("uploadId", uploadID)]))
-      request.headers = ["Content-Type: application/xml", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]
-      do {
-        let response = try body.withUnsafeBytes {
-          try send(request, body: $0, doing: "completing the upload of", bucket: bucket, key: key, idempotent: false)
-        }
-        // S3 may answer 200 and then an error document, after a long wait.
-        if response.isSuccess {
-          let root = try S3XMLElement.parse(response.body, what: "reply to completing an upload")
-          if root.name == "CompleteMultipartUploadResult" { return }
-          if root.name == "Error", !S3Failure.isTransient(HTTPResponse(status: 500, headers: [:], body: response.body))
-          {
-            throw failure(
-              HTTPResponse(status: 400, headers: [:], body: response.body), doing: "completing the upload of",
-              bucket: bucket, key: key)
-          }
-        } else if !S3Failure.isTransient(response) {
-          if S3Failure.code(of: response)?.code == "NoSuchUpload", let info = try head(bucket: bucket, key: key),
-            info.etag == expected
-          {
-            return  // An earlier try completed it; its answer was lost.
-          }
-          throw failure(response, doing: "completing the upload of", bucket: bucket, key: key)
-        }
-      } catch let error as ReelError where attempt < settings.retry.attempts && error.kind == .io {
+    let operation = "completing the upload of"
+    var lastProblem: ReelError?
+    for attempt in 1...settings.retry.attempts {
+      if attempt > 1 {
+        pause(before: attempt - 1)
         if let info = try? head(bucket: bucket, key: key), info.etag == expected { return }
       }
-      guard attempt < settings.retry.attempts else {
-        throw ReelError(
-          .io, "\(settings.endpoint.url) did not complete the upload of s3://\(bucket)/\(key) after \(attempt) tries",
-          remedy: "try again; the parts stay until completed or aborted")
+      var request = HTTPRequest(method: "POST", url: try url(bucket, key: key, query: [("uploadId", uploadID)]))
+      request.headers = ["Content-Type: application/xml", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]
+      let response: HTTPResponse
+      do {
+        response = try body.withUnsafeBytes {
+          try send(request, body: $0, doing: operation, bucket: bucket, key: key, idempotent: false)
+        }
+      } catch let error as ReelError where error.kind == .io {
+        lastProblem = error  // The answer was lost; the HEAD before the next try tells.
+        continue
       }
-      if let info = try? head(bucket: bucket, key: key), info.etag == expected { return }
-      pause(before: attempt)
+      if response.isSuccess {
+        // S3 may answer 200 and then, after a long wait, an error document.
+        let root = try S3XMLElement.parse(response.body, what: "reply to \(operation) s3://\(bucket)/\(key)")
+        if root.name == "CompleteMultipartUploadResult" { return }
+        guard root.name == "Error" else {
+          throw ReelError(
+            .protocolViolation,
+            "\(settings.endpoint.url) answered \(operation) s3://\(bucket)/\(key) with <\(root.name)>")
+        }
+        let embedded = HTTPResponse(status: 200, headers: [:], body: response.body)
+        lastProblem = failure(embedded, doing: operation, bucket: bucket, key: key)
+        if S3Failure.isTransient(embedded) { continue }
+        throw lastProblem!
+      }
+      if S3Failure.isTransient(response) {
+        lastProblem = failure(response, doing: operation, bucket: bucket, key: key)
+        continue
+      }
+      // An earlier try completed it and its answer was lost.
+      if S3Failure.code(of: response)?.code == "NoSuchUpload", let info = try head(bucket: bucket, key: key),
+        info.etag == expected
+      {
+        return
+      }
+      throw failure(response, doing: operation, bucket: bucket, key: key)
     }
+    throw ReelError(
+      .io,
+      "\(settings.endpoint.url) did not complete the upload of s3://\(bucket)/\(key) in \(settings.retry.attempts) tries: \(lastProblem?.message ?? "")",
+      remedy: "try again; the stored parts are kept until the upload is completed or aborted")
   }
 
   /// Gives up an upload and frees its parts (no error if it is already gone).
