@@ -343,7 +343,13 @@ package struct Exporter {
       return try volume.readCatalog()
     } catch let error as ReelError where error.kind == .corrupt {
       progress("\(volume.address): \(error.message); scanning the whole cartridge")
-      return try volume.scan()
+      let scanned = try volume.scan()
+      // Verified just now by the scan: an export killed after writing an archive and before
+      // its catalog still gets the copy counted, not skipped as "already there" unrecorded.
+      for entry in scanned.files {
+        if let copy = ArchiveCopy(entry: entry, on: scanned) { try store?.recordCopy(copy) }
+      }
+      return scanned
     }
   }
 

@@ -74,8 +74,8 @@ final class CurlConnection {
     defer { curl_slist_free_all(headerList) }
 
     var lines = request.headers
-    // A round trip saved per request; a refused PUT costs its body, which is bounded by the part size.
-    lines.append("Expect:")
+    // No "Expect:" line to drop 100-continue: libcurl 7.88 signs the empty header it never
+    // sends, and every request is refused (SignatureDoesNotMatch). The wait is set to 0 below.
     if let token = settings.credentials.sessionToken { lines.append("x-amz-security-token: \(token)") }
     for line in lines { headerList = curl_slist_append(headerList, line) }
 
@@ -96,6 +96,7 @@ final class CurlConnection {
     try set(CURLOPT_PROTOCOLS_STR, string: "http,https")
     try set(CURLOPT_BUFFERSIZE, long: 512 << 10)
     try set(CURLOPT_UPLOAD_BUFFERSIZE, long: 2 << 20)
+    try set(CURLOPT_EXPECT_100_TIMEOUT_MS, long: 0)
 
     try set(CURLOPT_HEADERFUNCTION, callback: headerCallback)
     try set(CURLOPT_HEADERDATA, pointer: context.toOpaque())

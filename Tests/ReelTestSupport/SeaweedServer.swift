@@ -142,7 +142,7 @@ package final class SeaweedServer: @unchecked Sendable {
       if made.stdout == "200" || made.stdout == "409" {
         let stored = try run(
           curl,
-          ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data-binary", "ok"] + signing + [
+          ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-T", "/dev/null"] + signing + [
             probe + "/probe"
           ])
         if stored.stdout == "200" { return }
