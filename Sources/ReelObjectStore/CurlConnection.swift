@@ -73,9 +73,9 @@ final class CurlConnection {
     var headerList: UnsafeMutablePointer<curl_slist>?
     defer { curl_slist_free_all(headerList) }
 
+    // No "Expect:" to turn off 100-continue: libcurl 7.88 would sign the empty header it
+    // then leaves out, and the server would refuse the signature.
     var lines = request.headers
-    // No "Expect:" line to drop 100-continue: libcurl 7.88 signs the empty header it never
-    // sends, and every request is refused (SignatureDoesNotMatch). The wait is set to 0 below.
     if let token = settings.credentials.sessionToken { lines.append("x-amz-security-token: \(token)") }
     for line in lines { headerList = curl_slist_append(headerList, line) }
 
@@ -96,7 +96,6 @@ final class CurlConnection {
     try set(CURLOPT_PROTOCOLS_STR, string: "http,https")
     try set(CURLOPT_BUFFERSIZE, long: 512 << 10)
     try set(CURLOPT_UPLOAD_BUFFERSIZE, long: 2 << 20)
-    try set(CURLOPT_EXPECT_100_TIMEOUT_MS, long: 0)
 
     try set(CURLOPT_HEADERFUNCTION, callback: headerCallback)
     try set(CURLOPT_HEADERDATA, pointer: context.toOpaque())

@@ -32,7 +32,10 @@ package final class S3XMLElement {
     parser.shouldResolveExternalEntities = false
     parser.shouldProcessNamespaces = false
     parser.delegate = builder
-    guard parser.parse(), builder.failure == nil, let root = builder.root else {
+    let parsed = parser.parse()
+    // FoundationXML reports no error for a document cut short; an element left open is one.
+    if builder.failure == nil, let open = builder.stack.last { builder.failure = "cut short inside <\(open.name)>" }
+    guard parsed, builder.failure == nil, let root = builder.root else {
       throw ReelError(
         .protocolViolation,
         "the S3 server's \(what) is not a readable XML document (\(builder.failure ?? parser.parserError.map { "\($0)" } ?? "empty"))",
