@@ -229,11 +229,13 @@ import Testing
         "REEL_S3_ENDPOINT": environment["REEL_S3_ENDPOINT"], "AWS_ACCESS_KEY_ID": nil, "AWS_SECRET_ACCESS_KEY": nil,
       ])
     #expect(noCredentials.status != 0 && noCredentials.stderr.contains("AWS_ACCESS_KEY_ID"), "\(noCredentials.output)")
+    #expect(
+      try run(reelExecutable, ["media", "label", "s3://reel/unlocked", "--name", "U"], environment: environment)
+        .status == 0)
     let retained = try run(
-      reelExecutable, ["export", archive.path, "--to", "s3://reel/refusals-other", "--retain", "1"],
-      environment: environment
-    )
-    #expect(retained.status != 0, "\(retained.output)")
+      reelExecutable, ["export", archive.path, "--to", "s3://reel/unlocked", "--retain", "1"], environment: environment)
+    #expect(retained.status == 64 && retained.stderr.contains("has no Object Lock"), "\(retained.output)")
+    #expect(try client().list(bucket: "reel", prefix: "unlocked/archives/").isEmpty)
     _ = sandbox
   }
 
@@ -294,5 +296,31 @@ import Testing
     #expect(catalog.completeArchives.map(\.file) == [3])
     let gone = try reel("media", "expire", "s3://reel/expiry", "--file", "2", "--yes")
     #expect(gone.status == 66, "\(gone.output)")
+  }
+
+  /// Archives exported with retention to a bucket with Object Lock are locked on the server
+  /// and refused by `media expire` until their date, nothing deleted.
+  @Test func retainedArchivesAreLockedAndExpireRefusesThemUntilTheirDate() throws {
+    let (sandbox, environment) = try sandbox()
+    try server.createBucket("locked", objectLock: true)
+    try waitUntilWritable("locked")
+    let maker = try ArchiveMaker()
+    let archive = try maker.seal(randomBytes: 300_000, bookmark: "l")
+    func reel(_ arguments: String...) throws -> CommandResult {
+      try run(reelExecutable, arguments, environment: environment)
+    }
+    #expect(try reel("init").status == 0)
+    #expect(try reel("media", "label", "s3://locked", "--name", "L").status == 0)
+    let export = try reel("export", archive.path, "--to", "s3://locked", "--retain-until", "2099-01-01")
+    #expect(export.status == 0, "\(export.output)")
+    let key = try #require(try client().list(bucket: "locked", prefix: "archives/").first?.key)
+    let head = try #require(try client().head(bucket: "locked", key: key))
+    #expect(head.metadata["reel-retain-until"] == "2099-01-01T00:00:00.000000000Z")
+    let refused = try reel("media", "expire", "s3://locked", "--file", "2", "--yes")
+    #expect(
+      refused.status == 64 && refused.stderr.contains("retained under Object Lock until 2099-01-01"),
+      "\(refused.output)")
+    #expect(try client().head(bucket: "locked", key: key) != nil)
+    #expect(try Store.open(StoreLayout(root: sandbox.store)).catalog.archiveCopies().count == 1)
   }
 }
