@@ -158,6 +158,31 @@ import Testing
     #expect(copies.map(\.archiveID) == [archive.manifest.archiveID])
   }
 
+  /// An export killed after its upload completed and before the bucket's catalog was
+  /// written: the next export takes the object as it is (same name, size and SHA-256)
+  /// instead of uploading it again under the next number.
+  @Test func anArchiveUploadedJustBeforeAKillIsTakenAsItIs() throws {
+    let (sandbox, environment) = try sandbox()
+    let maker = try ArchiveMaker()
+    let archives = try ["k1", "k2"].map { try maker.seal(randomBytes: 300_000, bookmark: $0) }
+    func reel(_ arguments: String...) throws -> CommandResult {
+      try run(reelExecutable, arguments, environment: environment)
+    }
+    #expect(try reel("init").status == 0)
+    #expect(try reel("media", "label", "s3://reel/killed", "--name", "K").status == 0)
+    #expect(try reel("export", archives[0].path, "--to", "s3://reel/killed").status == 0)
+    try S3FileUpload.run(
+      client: client(), bucket: "reel",
+      key: "killed/archives/000003-" + (archives[1].path as NSString).lastPathComponent, file: archives[1].path,
+      sha256: sandbox.digest(archives[1].path))
+    let export = try reel("export", archives[1].path, "--to", "s3://reel/killed")
+    #expect(export.status == 0 && export.stdout.contains("K file 3, verified"), "\(export.output)")
+    #expect(try client().list(bucket: "reel", prefix: "killed/archives/").count == 2)
+    let catalog = try ObjectStoreBucket(bucket: "reel", prefix: "killed/").readCatalog()
+    #expect(catalog.completeArchives.map(\.file) == [2, 3])
+    #expect(try Store.open(StoreLayout(root: sandbox.store)).catalog.archiveCopies().count == 2)
+  }
+
   /// The server dies after the export has read the bucket's label and before the archive
   /// is written: a clear error in bounded time and no copy recorded; once it is back, the
   /// same export finishes.
