@@ -156,31 +156,17 @@ package final class S3Client {
       var query = [("list-type", "2"), ("prefix", prefix), ("max-keys", String(listPageSize))]
       if let token { query.append(("continuation-token", token)) }
       let request = HTTPRequest(method: "GET", url: url(bucket, query: query))
-      let root = try document(
-        request, doing: "listing", bucket: bucket, key: prefix.isEmpty ? nil : prefix, root: "ListBucketResult")
-      for entry in root.children("Contents") {
-        guard let key = entry.value("Key"), key.hasPrefix(prefix), let size = entry.value("Size").flatMap(UInt64.init)
-        else {
-          throw ReelError(
-            .protocolViolation,
-            "\(settings.endpoint.url) listed an entry of s3://\(bucket) outside \"\(prefix)\" or without a size")
-        }
-        objects.append(
-          S3ObjectInfo(
-            key: key, size: size, etag: S3Names.unquoted(entry.value("ETag") ?? ""),
-            lastModified: S3Time.parse(iso: entry.value("LastModified")), metadata: [:]))
-      }
+      let body = try reply(request, doing: "listing", bucket: bucket, key: prefix.isEmpty ? nil : prefix)
+      let page = try S3Replies.objects(body, prefix: prefix, source: "\(settings.endpoint.url) listing s3://\(bucket)")
+      objects += page.objects
       guard objects.count <= listLimit else {
         throw ReelError(.protocolViolation, "s3://\(bucket)/\(prefix) lists more than \(listLimit) objects")
       }
-      token = nil
-      if root.value("IsTruncated") == "true" {
-        guard let next = root.value("NextContinuationToken"), !next.isEmpty, seenTokens.insert(next).inserted else {
-          throw ReelError(
-            .protocolViolation, "\(settings.endpoint.url) gave a listing of s3://\(bucket) with no way to continue")
-        }
-        token = next
+      if let next = page.next, !seenTokens.insert(next).inserted {
+        throw ReelError(
+          .protocolViolation, "\(settings.endpoint.url) gave a listing of s3://\(bucket) that goes round in circles")
       }
+      token = page.next
     } while token != nil
     return objects
   }
@@ -235,42 +221,20 @@ package final class S3Client {
 
   /// The parts an upload holds so far, in order of number.
   package func listParts(bucket: String, key: String, uploadID: String) throws -> [S3Part] {
-    var parts: [S3Part] = []
-    var marker: Int?
-    repeat {
-      var query = [("uploadId", uploadID), ("max-parts", "1000")]
-      if let marker { query.append(("part-number-marker", String(marker))) }
-      let request = HTTPRequest(method: "GET", url: try url(bucket, key: key, query: query))
-      let root = try document(request, doing: "listing the parts of", bucket: bucket, key: key, root: "ListPartsResult")
-      for entry in root.children("Part") {
-        guard let number = entry.value("PartNumber").flatMap(Int.init), (1...s3MaximumParts).contains(number),
-          let size = entry.value("Size").flatMap(UInt64.init), let etag = entry.value("ETag")
-        else {
-          throw ReelError(
-            .protocolViolation,
-            "\(settings.endpoint.url) listed a part of s3://\(bucket)/\(key) without a number, size or ETag")
-        }
-        parts.append(S3Part(number: number, etag: S3Names.unquoted(etag), size: size))
-      }
-      guard parts.count <= s3MaximumParts else {
-        throw ReelError(
-          .protocolViolation,
-          "\(settings.endpoint.url) listed more than \(s3MaximumParts) parts of s3://\(bucket)/\(key)")
-      }
-      let previous = marker
-      marker = nil
-      if root.value("IsTruncated") == "true" {
-        guard let next = root.value("NextPartNumberMarker").flatMap(Int.init), next > (previous ?? 0) else {
-          throw ReelError(
-            .protocolViolation,
-            "\(settings.endpoint.url) gave a part listing of s3://\(bucket)/\(key) with no way to continue")
-        }
-        marker = next
-      }
-    } while marker != nil
-    // Deduplicate (a part stored twice is listed once by S3, but do not count on it).
     var byNumber: [Int: S3Part] = [:]
-    for part in parts { byNumber[part.number] = part }
+    var marker = 0
+    while true {
+      var query = [("uploadId", uploadID), ("max-parts", "1000")]
+      if marker > 0 { query.append(("part-number-marker", String(marker))) }
+      let request = HTTPRequest(method: "GET", url: try url(bucket, key: key, query: query))
+      let body = try reply(request, doing: "listing the parts of", bucket: bucket, key: key)
+      let page = try S3Replies.parts(
+        body, after: marker, source: "\(settings.endpoint.url) listing the parts of s3://\(bucket)/\(key)")
+      // A part stored twice is listed once by S3; do not count on it.
+      for part in page.parts { byNumber[part.number] = part }
+      guard let next = page.next else { break }
+      marker = next
+    }
     return byNumber.values.sorted { $0.number < $1.number }
   }
 
@@ -356,30 +320,18 @@ package final class S3Client {
       var query = [("uploads", ""), ("prefix", prefix), ("max-uploads", String(listPageSize))]
       if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.upload)] }
       let request = HTTPRequest(method: "GET", url: url(bucket, query: query))
-      let root = try document(
-        request, doing: "listing the pending uploads of", bucket: bucket, key: nil, root: "ListMultipartUploadsResult")
-      for entry in root.children("Upload") {
-        guard let key = entry.value("Key"), key.hasPrefix(prefix), let id = entry.value("UploadId"), !id.isEmpty else {
-          throw ReelError(
-            .protocolViolation,
-            "\(settings.endpoint.url) listed an upload of s3://\(bucket) outside \"\(prefix)\" or without an ID")
-        }
-        uploads.append(S3PendingUpload(key: key, uploadID: id, initiated: S3Time.parse(iso: entry.value("Initiated"))))
-      }
+      let body = try reply(request, doing: "listing the pending uploads of", bucket: bucket, key: nil)
+      let page = try S3Replies.uploads(
+        body, prefix: prefix, source: "\(settings.endpoint.url) listing the pending uploads of s3://\(bucket)")
+      uploads += page.uploads
       guard uploads.count <= listLimit else {
         throw ReelError(.protocolViolation, "s3://\(bucket)/\(prefix) lists more than \(listLimit) pending uploads")
       }
-      let previous = markers
-      markers = nil
-      if root.value("IsTruncated") == "true" {
-        let next = (key: root.value("NextKeyMarker") ?? "", upload: root.value("NextUploadIdMarker") ?? "")
-        guard !next.key.isEmpty, next.key != previous?.key || next.upload != previous?.upload else {
-          throw ReelError(
-            .protocolViolation,
-            "\(settings.endpoint.url) gave an upload listing of s3://\(bucket) with no way to continue")
-        }
-        markers = next
+      if let next = page.next, let markers, next.key == markers.key, next.upload == markers.upload {
+        throw ReelError(
+          .protocolViolation, "\(settings.endpoint.url) gave an upload listing of s3://\(bucket) that does not move on")
       }
+      markers = page.next
     } while markers != nil
     return uploads
   }
@@ -421,6 +373,13 @@ package final class S3Client {
         "\(settings.endpoint.url) stored \(what) with ETag \(etag), not the MD5 of the bytes sent (\(Hex.encode(md5)))")
     }
     return etag.isEmpty ? Hex.encode(md5) : etag
+  }
+
+  /// Sends a request and returns the body of its successful reply.
+  private func reply(_ request: HTTPRequest, doing operation: String, bucket: String, key: String?) throws -> [UInt8] {
+    let response = try send(request, doing: operation, bucket: bucket, key: key, idempotent: true)
+    guard response.isSuccess else { throw failure(response, doing: operation, bucket: bucket, key: key) }
+    return response.body
   }
 
   /// Sends a request whose successful reply is an XML document with root `root`.

@@ -52,23 +52,34 @@ package enum S3FileUpload {
       var done = parts.values.reduce(UInt64(0)) { $0 + $1.size }
       progress?(done, size)
       let missing = (1...partCount).filter { parts[$0] == nil }
-      // The next part is read and hashed on another thread while this one goes out.
-      let reads = ReadAhead<(Int, [UInt8])>(name: "reel-s3-read") { index in
-        guard index < missing.count else { return nil }
-        let number = missing[index]
-        let range = plan.range(of: number)
-        let bytes = try file.read(at: range.lowerBound, count: Int(range.count))
-        guard bytes.count == Int(range.count) else { throw ReelError(.io, "\(path) shrank while it was uploaded") }
-        return (number, bytes)
-      }
-      while let (number, bytes) = try reads.next() {
-        let part = try bytes.withUnsafeBytes {
-          try client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, number: number, body: $0)
+      let state = Locked(UploadState())
+      // Two parts go out at once: while one connection sends, the other reads and hashes
+      // its part, and SeaweedFS and S3 take parts faster side by side. Each part is in
+      // memory once (two parts in all).
+      let helper = WorkerThread(name: "reel-s3-put") { [settings = client.settings, plan] in
+        do {
+          let other = try S3Client(settings: settings)
+          try uploadParts(
+            missing, state: state, plan: plan, file: file, client: other, bucket: bucket, key: key, uploadID: uploadID)
+        } catch {
+          state.withLock { if $0.failure == nil { $0.failure = error } }
         }
-        parts[number] = part
-        done += part.size
-        progress?(done, size)
       }
+      do {
+        try uploadParts(
+          missing, state: state, plan: plan, file: file, client: client, bucket: bucket, key: key, uploadID: uploadID
+        ) {
+          progress?(done + $0, size)
+        }
+      } catch {
+        state.withLock { if $0.failure == nil { $0.failure = error } }
+      }
+      helper.join()
+      let finished = state.withLock { $0 }
+      if let failure = finished.failure { throw failure }
+      for (number, part) in finished.parts { parts[number] = part }
+      done += finished.done
+      progress?(done, size)
       let ordered = (1...partCount).map { parts[$0]! }
       try client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: ordered)
       etag = S3Names.multipartETag(ordered)
@@ -88,6 +99,34 @@ package enum S3FileUpload {
         remedy: "nothing was recorded; is another writer using this bucket? export again")
     }
     return info
+  }
+
+  /// Takes the next missing part from `state` until none is left or a worker failed:
+  /// reads it, uploads it (its MD5 checked against the ETag), records it.
+  private static func uploadParts(
+    _ missing: [Int], state: Locked<UploadState>, plan: MultipartPlan, file: PosixFile, client: S3Client,
+    bucket: String, key: String, uploadID: String, progress: ((UInt64) -> Void)? = nil
+  ) throws {
+    while true {
+      let next: Int? = state.withLock { state in
+        guard state.failure == nil, state.taken < missing.count else { return nil }
+        state.taken += 1
+        return missing[state.taken - 1]
+      }
+      guard let number = next else { return }
+      let range = plan.range(of: number)
+      let bytes = try file.read(at: range.lowerBound, count: Int(range.count))
+      guard bytes.count == Int(range.count) else { throw ReelError(.io, "\(file.path) shrank while it was uploaded") }
+      let part = try bytes.withUnsafeBytes {
+        try client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, number: number, body: $0)
+      }
+      let done = state.withLock { state in
+        state.parts[number] = part
+        state.done += part.size
+        return state.done
+      }
+      progress?(done)
+    }
   }
 
   /// The pending upload to continue, with the parts already there that match the file;
@@ -133,8 +172,16 @@ package enum S3FileUpload {
   }
 }
 
+/// The parts of one upload as its workers store them.
+private struct UploadState: Sendable {
+  var taken = 0
+  var parts: [Int: S3Part] = [:]
+  var done: UInt64 = 0
+  var failure: (any Error)?
+}
+
 /// How a file of `size` bytes divides into parts of `partSize` (the last may be shorter).
-struct MultipartPlan {
+struct MultipartPlan: Sendable {
   let size: UInt64
   let partSize: UInt64
 

@@ -152,7 +152,9 @@ struct ObjectStoreClientTests {
     let client = try S3Client(settings: server.settings)
     let pending = try client.pendingUploads(bucket: bucket, prefix: key)
     try #require(pending.count == 1)
-    #expect(try client.listParts(bucket: bucket, key: key, uploadID: pending[0].uploadID).map(\.number) == [1, 2])
+    // At least the two parts it saw stored (two go out at once, so maybe the third).
+    let stored = try client.listParts(bucket: bucket, key: key, uploadID: pending[0].uploadID)
+    #expect(stored.count >= 2)
     #expect(try client.head(bucket: bucket, key: key) == nil)
 
     // A second, stale upload of the key whose part is of other bytes: aborted, not used.
@@ -167,8 +169,8 @@ struct ObjectStoreClientTests {
     ) {
       done, _ in if first == nil { first = done }
     }
-    // It started from the two parts the killed process stored.
-    #expect(first == UInt64(10 << 20))
+    // It started from the parts the killed process stored.
+    #expect(first == stored.reduce(0) { $0 + $1.size })
     #expect(info.size == UInt64(body.count))
     #expect(try client.pendingUploads(bucket: bucket, prefix: "").isEmpty)
     #expect(try client.get(bucket: bucket, key: key) == body)
