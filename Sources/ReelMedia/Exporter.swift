@@ -49,6 +49,8 @@ package struct Exporter {
   package var exported: (ExportedArchive) -> Void = { _ in }
   /// Object Lock retention for archives written to `s3://` targets (docs/object-storage.md).
   package var retention: S3Retention?
+  /// Bytes sent of the archive being uploaded to object storage, and its size.
+  package var uploaded: (UInt64, UInt64) -> Void = { _, _ in }
 
   package init(mediaSet: String, targets: [MediaAddress], store: Catalog?) {
     self.mediaSet = mediaSet
@@ -139,7 +141,10 @@ package struct Exporter {
         remedy: "leave out --retain/--retain-until, or export to s3://BUCKET")
     }
     for volume in try targets.flatMap({ try $0.open() }) {
-      (volume as? ObjectStoreBucket)?.retention = retention
+      if let bucket = volume as? ObjectStoreBucket {
+        bucket.retention = retention
+        bucket.progress = uploaded
+      }
       switch try volume.readLabel() {
       case .labeled(let label) where label.parity != nil:
         // A parity cartridge never takes archives; those of other sets are not touched.

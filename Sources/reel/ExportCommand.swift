@@ -41,6 +41,11 @@ struct ExportCommand: ParsableCommand {
     exporter.retention = retention
     if isatty(STDERR_FILENO) == 1 {
       exporter.progress = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+      exporter.uploaded = { sent, size in
+        let line =
+          "\ruploaded \(ByteSize.describe(sent)) of \(ByteSize.describe(size))\u{1B}[K" + (sent == size ? "\n" : "")
+        FileHandle.standardError.write(Data(line.utf8))
+      }
     }
     if !json {
       exporter.exported = { archive in
