@@ -37,6 +37,9 @@ let package = Package(
     .systemLibrary(
       name: "CIsal", pkgConfig: "libisal",
       providers: [.apt(["libisal-dev"])]),
+    .systemLibrary(
+      name: "CCurl", pkgConfig: "libcurl",
+      providers: [.apt(["libcurl4-openssl-dev"])]),
     .systemLibrary(name: "CLinux"),
     .target(name: "ReelCore", dependencies: ["CLinux"]),
     .target(name: "ReelIO", dependencies: ["ReelCore", "CLinux"]),
@@ -44,6 +47,8 @@ let package = Package(
     .target(name: "ReelParity", dependencies: ["ReelCore", "ReelIO", "CIsal"]),
     .target(name: "ReelCodec", dependencies: ["ReelCore", "ReelIO", "CGcrypt", "CZstd", "CLinux"]),
     .target(name: "ReelJournal", dependencies: ["ReelCore", "ReelIO", "ReelCodec"]),
+    // The S3 client (libcurl, SigV4): objects, multipart uploads, listings; nothing of Reel's media.
+    .target(name: "ReelObjectStore", dependencies: ["ReelCore", "ReelIO", "ReelCodec", "CCurl"]),
     .target(name: "ReelCapture", dependencies: ["ReelCore", "ReelIO", "ReelJournal", "CGnuTLS", "CLinux"]),
 
     .target(
@@ -82,7 +87,7 @@ let package = Package(
     .target(
       name: "ReelMedia",
       dependencies: [
-        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "ReelParity", "CLinux",
+        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "ReelParity", "ReelObjectStore", "CLinux",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     .target(
@@ -114,6 +119,9 @@ let package = Package(
     .testTarget(name: "ReelParityTests", dependencies: ["ReelParity", "ReelCore", "ReelTestSupport"]),
     .executableTarget(
       name: "JournalCrashWriter", dependencies: ["ReelJournal", "ReelCore"], path: "Tests/Support/JournalCrashWriter"),
+    // Uploads a file to S3 and kills itself with SIGKILL mid-upload (ObjectStoreClientTests).
+    .executableTarget(
+      name: "S3UploadChild", dependencies: ["ReelObjectStore", "ReelCodec", "ReelCore"], path: "Tests/Support/S3UploadChild"),
     .testTarget(
       name: "ReelJournalTests",
       dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelTestSupport", "JournalCrashWriter"]),
@@ -121,10 +129,11 @@ let package = Package(
     .target(
       name: "ReelTestSupport",
       dependencies: [
-        "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "CTestSupport",
+        "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelObjectStore", "CTestSupport",
         .product(name: "GRDB", package: "GRDB.swift"),
       ],
       path: "Tests/ReelTestSupport"),
+    .testTarget(name: "ReelObjectStoreTests", dependencies: ["ReelObjectStore", "ReelCore", "ReelCodec"]),
     .testTarget(
       name: "ReelStoreTests",
       dependencies: [
@@ -147,7 +156,7 @@ let package = Package(
     // mounts, ext4), and the disaster-recovery drill. They need root and take minutes.
     .testTarget(
       name: "ReelEndToEndTests",
-      dependencies: ["ReelJournal", "ReelCore", "ReelTestSupport", "reel"]),
+      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelObjectStore", "ReelTestSupport", "reel", "S3UploadChild"]),
     .testTarget(
       name: "ReelFilesTests",
       dependencies: ["ReelFiles", "ReelStore", "ReelCore", "ReelIO", "ReelTestSupport", "reel"]),
@@ -162,8 +171,8 @@ let package = Package(
     .testTarget(
       name: "ReelMediaTests",
       dependencies: [
-        "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelTestSupport",
-        "reel",
+        "ReelMedia", "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelObjectStore",
+        "ReelTestSupport", "reel",
       ]),
     .testTarget(
       name: "ReelFuzzTests", dependencies: ["ReelCore", "ReelTestSupport", "reel-fuzz", "reel"],

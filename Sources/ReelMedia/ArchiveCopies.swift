@@ -109,6 +109,15 @@ extension Catalog {
     }
   }
 
+  /// Forgets one copy: it was deleted from its medium (`reel media expire`).
+  package func forgetCopy(archiveID: String, cartridgeID: String, tapeFile: Int) throws {
+    try database.write { db in
+      try db.execute(
+        sql: "DELETE FROM archive_copy WHERE archive_id = ? AND cartridge_id = ? AND tape_file = ?",
+        arguments: [archiveID, cartridgeID, tapeFile])
+    }
+  }
+
   /// How many verified copies of the archive exist on media, across all media sets.
   package func verifiedCopyCount(archiveID: String) throws -> Int {
     try database.read { db in

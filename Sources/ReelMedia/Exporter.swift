@@ -1,6 +1,7 @@
 import Foundation
 import ReelArchive
 import ReelCore
+import ReelObjectStore
 import ReelStore
 
 /// One archive of an export and where it ended up.
@@ -46,6 +47,10 @@ package struct Exporter {
   /// Told of each archive as soon as it is verified (or found already there), so what was
   /// done is known even when the export stops early (a full set).
   package var exported: (ExportedArchive) -> Void = { _ in }
+  /// Object Lock retention for archives written to `s3://` targets (docs/object-storage.md).
+  package var retention: S3Retention?
+  /// Bytes sent of the archive being uploaded to object storage, and its size.
+  package var uploaded: (UInt64, UInt64) -> Void = { _, _ in }
 
   package init(mediaSet: String, targets: [MediaAddress], store: Catalog?) {
     self.mediaSet = mediaSet
@@ -130,7 +135,16 @@ package struct Exporter {
   /// as the store last saw them).
   private func survey() throws -> SetState {
     var state = SetState()
+    if retention != nil && !targets.contains(where: \.isObjectStore) {
+      throw ReelError(
+        .usage, "retention is Object Lock's, for s3:// media only; nothing was written",
+        remedy: "leave out --retain/--retain-until, or export to s3://BUCKET")
+    }
     for volume in try targets.flatMap({ try $0.open() }) {
+      if let bucket = volume as? ObjectStoreBucket {
+        bucket.retention = retention
+        bucket.progress = uploaded
+      }
       switch try volume.readLabel() {
       case .labeled(let label) where label.parity != nil:
         // A parity cartridge never takes archives; those of other sets are not touched.
@@ -334,7 +348,13 @@ package struct Exporter {
       return try volume.readCatalog()
     } catch let error as ReelError where error.kind == .corrupt {
       progress("\(volume.address): \(error.message); scanning the whole cartridge")
-      return try volume.scan()
+      let scanned = try volume.scan()
+      // Verified just now by the scan: an export killed after writing an archive and before
+      // its catalog still gets the copy counted, not skipped as "already there" unrecorded.
+      for entry in scanned.files {
+        if let copy = ArchiveCopy(entry: entry, on: scanned) { try store?.recordCopy(copy) }
+      }
+      return scanned
     }
   }
 

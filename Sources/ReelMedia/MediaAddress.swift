@@ -2,13 +2,20 @@ import Foundation
 import ReelCore
 
 /// Media as a user names it: `dir:PATH`, `vtape:PATH` (a cartridge file, or a folder of
-/// them — a virtual tape library) or `tape:/dev/nstN`.
+/// them — a virtual tape library), `tape:/dev/nstN` or `s3://BUCKET[/PREFIX]` (objects in
+/// an S3-compatible object store, docs/object-storage.md).
 package enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
   case folder(String)
   case virtualTape(String)
   case tapeDrive(String)
+  /// `prefix` is empty or ends in `/`.
+  case objectStore(bucket: String, prefix: String)
 
   package init(parsing text: String) throws {
+    if text.hasPrefix("s3:") {
+      self = try Self.objectStore(parsing: text)
+      return
+    }
     guard let colon = text.firstIndex(of: ":"), colon != text.index(before: text.endIndex) else {
       throw Self.usage(text)
     }
@@ -24,7 +31,9 @@ package enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
   private static func usage(_ text: String) -> ReelError {
     ReelError(
       .usage, "cannot read \"\(text)\" as media",
-      remedy: "write dir:PATH (a folder), vtape:PATH (a cartridge file or a folder of them) or tape:/dev/nstN")
+      remedy:
+        "write dir:PATH (a folder), vtape:PATH (a cartridge file or a folder of them), tape:/dev/nstN or s3://BUCKET[/PREFIX]"
+    )
   }
 
   package var description: String {
@@ -32,6 +41,7 @@ package enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
     case .folder(let path): "dir:\(path)"
     case .virtualTape(let path): "vtape:\(path)"
     case .tapeDrive(let path): "tape:\(path)"
+    case .objectStore(let bucket, let prefix): "s3://\(bucket)" + (prefix.isEmpty ? "" : "/" + prefix.dropLast())
     }
   }
 
@@ -54,6 +64,7 @@ package enum MediaAddress: Sendable, Equatable, CustomStringConvertible {
   package func open() throws -> [any MediaVolume] {
     switch self {
     case .folder(let path): [ColdStorageFolder(path: path)]
+    case .objectStore(let bucket, let prefix): [try ObjectStoreBucket(bucket: bucket, prefix: prefix)]
     case .tapeDrive(let path): [TapeCartridge(drive: try LinuxTapeDrive(path: path))]
     case .virtualTape:
       try cartridgePaths().map { TapeCartridge(drive: try VirtualTapeDrive(path: $0)) }

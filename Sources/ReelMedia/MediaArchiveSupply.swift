@@ -33,7 +33,7 @@ package final class MediaArchiveSupply: ArchiveSupply {
     switch address {
     case .tapeDrive: true
     case .virtualTape: !address.isLibrary
-    case .folder: false
+    case .folder, .objectStore: false
     }
   }
 

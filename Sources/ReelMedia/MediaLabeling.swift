@@ -79,6 +79,7 @@ extension MediaAddress {
       case .folder(let path): "dir:" + (path as NSString).standardizingPath
       case .virtualTape(let path): "vtape:" + (path as NSString).standardizingPath
       case .tapeDrive(let path): "tape:" + path
+      case .objectStore: address.description
       }
     }
     return key(self) == key(other)

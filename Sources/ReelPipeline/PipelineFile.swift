@@ -83,6 +83,8 @@ package struct PipelineDefinition: Sendable {
   /// Where sealed archives are written; nil means `<store>/archives`.
   var archiveDirectory: String?
   package var stages: [StageDefinition]
+  /// Where `s3://` media of the file are (no credentials: those come from the environment).
+  package var objectStore: ObjectStoreSettingsText?
   /// SHA-256 of the file's bytes: a killed run is resumed only with the same file.
   package var sha256: String
 
@@ -101,7 +103,9 @@ struct PipelineProblem: Sendable, Equatable, CustomStringConvertible {
 /// Reads pipeline files: YAML (via Yams) into a checked `PipelineDefinition`. Every problem
 /// is collected with its file, line and column before anything runs.
 package enum PipelineFile {
-  static let topLevelKeys = ["pipeline", "description", "volumes", "media-set", "archive-dir", "stages"]
+  static let topLevelKeys = [
+    "pipeline", "description", "volumes", "media-set", "archive-dir", "object-store", "stages",
+  ]
 
   package static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
     -> PipelineDefinition
@@ -241,6 +245,7 @@ struct Checker {
     var volumesLocation: FileLocation?
     var mediaSet: String?
     var archiveDirectory: String?
+    var objectStore: ObjectStoreSettingsText?
     var stages: [StageDefinition] = []
     var sawStages = false
     for (keyNode, value) in mapping {
@@ -276,6 +281,8 @@ struct Checker {
         mediaSet = scalarString(value, what: "media-set")
       case "archive-dir":
         archiveDirectory = scalarString(value, what: "archive-dir")
+      case "object-store":
+        objectStore = objectStoreSettings(value)
       case "stages":
         sawStages = true
         guard case .sequence(let sequence) = value else {
@@ -316,7 +323,8 @@ struct Checker {
     guard let name else { return nil }
     return PipelineDefinition(
       name: name, file: file, description: description, volumes: volumes, volumesLocation: volumesLocation,
-      mediaSet: mediaSet, archiveDirectory: archiveDirectory, stages: stages, sha256: sha256)
+      mediaSet: mediaSet, archiveDirectory: archiveDirectory, stages: stages, objectStore: objectStore,
+      sha256: sha256)
   }
 
   /// Stages that need what an earlier stage or the top level provides.
@@ -469,7 +477,9 @@ struct Checker {
         guard let address = try? MediaAddress(parsing: text) else {
           problem(
             node, "\(what): \"\(text)\" is not a media address",
-            fix: "write dir:PATH (a folder), vtape:PATH (a cartridge file or a library folder) or tape:/dev/nstN")
+            fix:
+              "write dir:PATH (a folder), vtape:PATH (a cartridge file or a library folder), tape:/dev/nstN or s3://BUCKET[/PREFIX]"
+          )
           continue
         }
         let path: String
@@ -477,6 +487,10 @@ struct Checker {
         case .folder(let folder): path = folder
         case .virtualTape(let file): path = file
         case .tapeDrive(let device): path = device
+        case .objectStore:
+          // A bucket is checked when the stage opens it, with the run's credentials.
+          addresses.append(address)
+          continue
         }
         guard FileManager.default.fileExists(atPath: path) else {
           problem(

@@ -170,6 +170,7 @@ package enum PipelineRunner {
     _ definition: PipelineDefinition, store: Store, masterKeys: [SymmetricKey], options: PipelineRunOptions
   ) throws -> PipelineRunReport {
     try checkAgainstStore(definition, store: store)
+    try definition.objectStore?.apply()
     if options.dryRun {
       return try dryRun(definition, store: store, masterKeys: masterKeys, options: options)
     }

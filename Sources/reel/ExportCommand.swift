@@ -20,20 +20,32 @@ struct ExportCommand: ParsableCommand {
   @Argument(help: "Sealed archive files (*.reel.tar).") var archives: [String]
   @Option(
     name: .customLong("to"), parsing: .upToNextOption,
-    help: "Media: dir:PATH, vtape:PATH (a cartridge or a library folder) or tape:/dev/nstN; several allowed.")
+    help:
+      "Media: dir:PATH, vtape:PATH (a cartridge or a library folder), tape:/dev/nstN or s3://BUCKET[/PREFIX]; several allowed."
+  )
   var targets: [String]
   @Option(help: "The media set to write to.") var mediaSet = "default"
+  @OptionGroup var objectStore: ObjectStoreOptions
+  @OptionGroup var retention: RetentionOptions
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
     guard !archives.isEmpty else { throw ReelError(.usage, "name at least one archive to export") }
     guard !targets.isEmpty else { throw ReelError(.usage, "name the media with --to MEDIA") }
+    try objectStore.activate(for: targets)
+    let retention = try self.retention.resolve()
     let store = try Store.open(StoreLayout.resolve(options.store))
     Interrupt.install()
     var exporter = Exporter(
       mediaSet: mediaSet, targets: try targets.map(MediaAddress.init(parsing:)), store: store.catalog)
+    exporter.retention = retention
     if isatty(STDERR_FILENO) == 1 {
       exporter.progress = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+      exporter.uploaded = { sent, size in
+        let line =
+          "\ruploaded \(ByteSize.describe(sent)) of \(ByteSize.describe(size))\u{1B}[K" + (sent == size ? "\n" : "")
+        FileHandle.standardError.write(Data(line.utf8))
+      }
     }
     if !json {
       exporter.exported = { archive in

@@ -11,9 +11,10 @@ struct MediaCommand: ParsableCommand {
     abstract: "Label, list and catalog cold-storage folders and tape cartridges.",
     discussion: """
       MEDIA is dir:PATH (a cold-storage folder), vtape:PATH (a virtual tape cartridge file, or a
-      folder of *.vtape files: a library) or tape:/dev/nstN (a drive, the no-rewind device).
+      folder of *.vtape files: a library), tape:/dev/nstN (a drive, the no-rewind device) or
+      s3://BUCKET[/PREFIX] (an S3-compatible object store, docs/object-storage.md).
       """,
-    subcommands: [Label.self, Catalog.self, List.self, Needed.self, Rebuild.self])
+    subcommands: [Label.self, Catalog.self, List.self, Needed.self, Rebuild.self, Expire.self])
 
   /// The store catalog if there is a store; media commands work without one.
   static func storeCatalog(_ options: StoreOption) throws -> ReelStore.Catalog? {
@@ -40,8 +41,10 @@ struct MediaCommand: ParsableCommand {
       help: "Make it a parity cartridge of --media-set: one per N data cartridges (RAIT, 1–64).")
     var parityGroup: Int?
     @Flag(help: "Relabel even though the medium holds archives or data that is not Reel's.") var force = false
+    @OptionGroup var objectStore: ObjectStoreOptions
 
     func run() throws {
+      try objectStore.activate(for: [media])
       guard MediaLabel.isValidName(name) else {
         throw ReelError(.usage, "invalid label \"\(name)\"", remedy: "use letters, digits, - and _ (at most 64)")
       }
@@ -58,6 +61,9 @@ struct MediaCommand: ParsableCommand {
         if case .folder = try MediaAddress(parsing: media) {
           throw ReelError(.usage, "parity cartridges are tape cartridges", remedy: "label a vtape: or tape: medium")
         }
+        if try MediaAddress(parsing: media).isObjectStore {
+          throw ReelError(.usage, "parity cartridges are tape cartridges", remedy: "label a vtape: or tape: medium")
+        }
       }
       // Everything is checked before anything is created: a refused label leaves no file behind.
       let address = try MediaAddress(parsing: media).labelTarget(name: name)
@@ -65,7 +71,7 @@ struct MediaCommand: ParsableCommand {
       var folderCapacity: UInt64?
       switch address {
       case .virtualTape: break
-      case .folder: folderCapacity = size
+      case .folder, .objectStore: folderCapacity = size
       case .tapeDrive:
         if size != nil {
           throw ReelError(.usage, "--capacity is for vtape: and dir: media", remedy: "a tape's capacity is the drive's")
@@ -149,8 +155,10 @@ struct MediaCommand: ParsableCommand {
     @Argument(help: "dir:PATH, vtape:PATH (a cartridge or a library) or tape:/dev/nstN.") var media: String
     @Flag(help: "Rebuild the catalog by reading the whole medium.") var scan = false
     @Flag(help: "JSON output (the catalog as it is on the medium).") var json = false
+    @OptionGroup var objectStore: ObjectStoreOptions
 
     func run() throws {
+      try objectStore.activate(for: [media])
       let address = try MediaAddress(parsing: media)
       let volumes = try address.open()
       guard !volumes.isEmpty else {
@@ -330,8 +338,10 @@ extension MediaCommand {
       help: "Media holding the parity cartridge and the other cartridges (default: where the store saw them).")
     var from: [String] = []
     @Option(help: "Capacity of a new vtape cartridge (default 16G).") var capacity: String?
+    @OptionGroup var objectStore: ObjectStoreOptions
 
     func run() throws {
+      try objectStore.activate(for: from + [to])
       guard MediaLabel.isValidName(missing) else {
         throw ReelError(.usage, "invalid label \"\(missing)\"", remedy: "give the lost cartridge's label")
       }

@@ -30,9 +30,12 @@ struct PipelineCommand: ParsableCommand {
     @Flag(help: "Say what each stage would do; change nothing.") var dryRun = false
     @Flag(help: "JSON report.") var json = false
     @Option(help: "Write Prometheus textfile metrics here after the run.") var metricsFile: String?
+    @OptionGroup var objectStore: ObjectStoreOptions
 
     func run() throws {
       let definition = try PipelineFile.load(path: file)
+      // s3:// media of the file: flags, then the file's object-store section, then the environment.
+      try objectStore.activate(for: [], defaults: definition.objectStore)
       let store = try Store.open(StoreLayout.resolve(options.store))
       var keys: [SymmetricKey] = []
       if definition.needsKey && !dryRun {

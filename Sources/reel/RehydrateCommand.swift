@@ -28,7 +28,7 @@ struct RehydrateCommand: ParsableCommand {
   @OptionGroup var keyOptions: KeyOptions
   @Option(
     name: .long, parsing: .upToNextOption,
-    help: "Media: dir:PATH, vtape:PATH, tape:/dev/nstN, or an archive file or folder.")
+    help: "Media: dir:PATH, vtape:PATH, tape:/dev/nstN, s3://BUCKET[/PREFIX], or an archive file or folder.")
   var from: [String]
   @Option(name: .long, help: "Only this volume (repeatable).") var volume: [String] = []
   @Option(
@@ -42,6 +42,7 @@ struct RehydrateCommand: ParsableCommand {
   )
   var verify = false
   @Flag(help: "JSON report.") var json = false
+  @OptionGroup var objectStore: ObjectStoreOptions
 
   /// An interrupted rehydration keeps what it imported; the same command resumes it.
   static func resumable<T>(_ body: () throws -> T) throws -> T {
@@ -55,6 +56,7 @@ struct RehydrateCommand: ParsableCommand {
   }
 
   func run() throws {
+    try objectStore.activate(for: from)
     guard options.store != nil || ProcessInfo.processInfo.environment["REEL_STORE"] != nil else {
       throw ReelError(
         .usage, "rehydrate needs the store folder to build",
@@ -146,7 +148,7 @@ struct RehydrateCommand: ParsableCommand {
 /// An archive source a user names: a folder or file of archives (`dir:` optional), or
 /// labeled media (`vtape:`, `tape:`, a `dir:` cold-storage folder), read by their catalogs.
 func archiveSupply(for text: String) throws -> any ArchiveSupply {
-  if text.hasPrefix("vtape:") || text.hasPrefix("tape:") {
+  if text.hasPrefix("vtape:") || text.hasPrefix("tape:") || text.hasPrefix("s3:") {
     return try MediaArchiveSupply(MediaAddress(parsing: text))
   }
   let path = text.hasPrefix("dir:") ? String(text.dropFirst(4)) : text

@@ -40,6 +40,34 @@ struct PipelineFileTests {
     #expect(message.contains("media vtape:/var/lib/reel/vtl does not exist"))
   }
 
+  @Test("offsite-s3.yaml names its bucket and endpoint; an object-store section takes no credentials")
+  func objectStore() throws {
+    let environment = ["REEL_S3_ENDPOINT": "http://127.0.0.1:9", "REEL_S3_BUCKET": "backups", "REEL_S3_PREFIX": "p"]
+    let offsite = try PipelineFile.load(
+      path: PipelineTests.repository + "/pipelines/offsite-s3.yaml", environment: environment)
+    #expect(
+      offsite.stages.map(\.kind.rawValue) == [
+        "cut", "seal", "verify", "export", "verify-on-media", "record-catalog", "prune-journal",
+      ])
+    #expect(offsite.objectStore?.endpoint == "http://127.0.0.1:9")
+    #expect(offsite.stages[3].media("to")?.map(\.description) == ["s3://backups/p"])
+    let message = problems(
+      """
+      pipeline: p
+      media-set: m
+      object-store:
+        endpoint: http://127.0.0.1:9
+        secret-access-key: hunter2
+        part-size: 2
+      stages:
+        - stage: export
+          to: s3://b
+      """)
+    #expect(
+      message.contains("bad.yaml:5:3: credentials never go in a pipeline file (`secret-access-key`)"), "\(message)")
+    #expect(message.contains("bad.yaml:6:14: object-store part-size must be 5 to 5120 (MiB)"), "\(message)")
+  }
+
   @Test("an unknown stage is named with its line and the stages there are")
   func unknownStage() {
     let message = problems(

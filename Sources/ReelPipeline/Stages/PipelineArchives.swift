@@ -117,6 +117,8 @@ enum PipelineArchives {
   static func isAtHand(_ address: MediaAddress) -> Bool {
     switch address {
     case .folder(let path), .virtualTape(let path), .tapeDrive(let path): FileManager.default.fileExists(atPath: path)
+    // Object storage is reached over the network; whether it answers is found when it is read.
+    case .objectStore: true
     }
   }
 }
