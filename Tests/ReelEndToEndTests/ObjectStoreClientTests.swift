@@ -206,6 +206,14 @@ struct ObjectStoreClientTests {
     let client = try S3Client(settings: server.settings)
     #expect(try client.objectLockEnabled(bucket: plain) == false)
     #expect(try client.objectLockEnabled(bucket: locked) == true)
+
+    // Retention set with the PUT is what the server then reports for the object.
+    let until = Date(timeIntervalSinceNow: 86_400)
+    try client.put(
+      bucket: locked, key: "retained", body: [1, 2, 3], retention: S3Retention(mode: .governance, until: until))
+    let retention = try runChecked(
+      try tool("curl"), ["-fsS"] + server.signing + ["\(server.endpoint)/\(locked)/retained?retention="])
+    #expect(retention.stdout.contains("<Mode>GOVERNANCE</Mode>"), "\(retention.stdout)")
   }
 
   @Test func tlsIsVerifiedAndTheCABundleIsHonoured() throws {
