@@ -228,6 +228,26 @@ struct ObjectStoreClientTests {
     #expect(try trusted.get(bucket: bucket, key: "over-tls") == [1, 2, 3])
   }
 
+  @Test func aReadCutMidwayIsTakenUpWhereItStopped() throws {
+    let bucket = try bucket("client-cut")
+    let body = randomBytes(3 << 20, seed: 5)
+    try S3Client(settings: server.settings).put(bucket: bucket, key: "cut", body: body)
+    let s3Port = try #require(Int(server.endpoint.split(separator: ":").last ?? ""))
+    let relay = try ConnectionCutter(target: s3Port, cutAfter: 1 << 20)
+    defer { relay.close() }
+    let client = try S3Client(settings: server.settings(endpoint: "http://127.0.0.1:\(relay.port)"))
+    var pieces: [UInt8] = []
+    try client.get(bucket: bucket, key: "cut", range: nil) { pieces.append(contentsOf: $0) }
+    #expect(relay.didCut)
+    #expect(pieces == body)
+    // The second request asked only for what the first did not deliver.
+    let requests = relay.seen
+    #expect(requests.count == 2, "\(requests)")
+    #expect(
+      requests.last?.contains("bytes=") == true && requests.last?.hasSuffix("-\(body.count - 1)") == true, "\(requests)"
+    )
+  }
+
   /// Last in the suite (serialized): stops and restarts the server.
   @Test func aStoppedServerFailsClearlyAndARestartWithinTheRetriesIsRidden() throws {
     let bucket = try bucket("client-restart")
