@@ -5,21 +5,24 @@ import ReelTestSupport
   import Glibc
 #endif
 
-/// A TCP relay in front of a real server that cuts the first reply after `cutAfter` bytes
-/// (the network failing mid-transfer), then relays faithfully. Records what each request
+/// A TCP relay in front of a real server that cuts the first connection after `cutAfter`
+/// bytes of its reply (or, with `cuttingRequest`, of its request): the network failing
+/// mid-transfer. Later connections are relayed faithfully. Records what each request
 /// began with, so a test can see how the client took up again.
 final class ConnectionCutter: @unchecked Sendable {
   let port: Int
   private let listener: Int32
   private let target: Int
   private let cutAfter: Int
+  private let cuttingRequest: Bool
   private let state = NSLock()
   private var cut = false
   private var requests: [String] = []
 
-  init(target: Int, cutAfter: Int) throws {
+  init(target: Int, cutAfter: Int, cuttingRequest: Bool = false) throws {
     self.target = target
     self.cutAfter = cutAfter
+    self.cuttingRequest = cuttingRequest
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var address = Self.loopback(port: 0)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -74,9 +77,10 @@ final class ConnectionCutter: @unchecked Sendable {
         return !cut
       }
       let pair = SocketPair(client, server)
-      Thread { [self] in pump(from: client, to: server, limit: nil, record: true, pair: pair) }.start()
-      Thread { [self] in pump(from: server, to: client, limit: cutThis ? cutAfter : nil, record: false, pair: pair) }
-        .start()
+      let requestLimit = cutThis && cuttingRequest ? cutAfter : nil
+      let replyLimit = cutThis && !cuttingRequest ? cutAfter : nil
+      Thread { [self] in pump(from: client, to: server, limit: requestLimit, record: true, pair: pair) }.start()
+      Thread { [self] in pump(from: server, to: client, limit: replyLimit, record: false, pair: pair) }.start()
     }
   }
 

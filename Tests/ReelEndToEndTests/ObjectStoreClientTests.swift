@@ -248,6 +248,20 @@ struct ObjectStoreClientTests {
     )
   }
 
+  @Test func anUploadCutMidwayIsSentAgain() throws {
+    let bucket = try bucket("client-cut-put")
+    let body = randomBytes(3 << 20, seed: 6)
+    let s3Port = try #require(Int(server.endpoint.split(separator: ":").last ?? ""))
+    let relay = try ConnectionCutter(target: s3Port, cutAfter: 1 << 20, cuttingRequest: true)
+    defer { relay.close() }
+    let client = try S3Client(settings: server.settings(endpoint: "http://127.0.0.1:\(relay.port)"))
+    let etag = try client.put(bucket: bucket, key: "cut", body: body)
+    #expect(relay.didCut)
+    #expect(relay.seen.count == 2, "\(relay.seen)")
+    #expect(etag == Hex.encode(body.withUnsafeBytes { MD5Hasher.digest($0) }))
+    #expect(try S3Client(settings: server.settings).get(bucket: bucket, key: "cut") == body)
+  }
+
   /// Last in the suite (serialized): stops and restarts the server.
   @Test func aStoppedServerFailsClearlyAndARestartWithinTheRetriesIsRidden() throws {
     let bucket = try bucket("client-restart")
