@@ -262,6 +262,27 @@ struct ObjectStoreClientTests {
     #expect(try S3Client(settings: server.settings).get(bucket: bucket, key: "cut") == body)
   }
 
+  @Test func aCompletionWhoseAnswerIsLostIsSettledByLookingAtTheObject() throws {
+    let bucket = try bucket("client-lost-complete")
+    let body = randomBytes(5 << 20, seed: 7)
+    let direct = try S3Client(settings: server.settings)
+    let id = try direct.createMultipartUpload(bucket: bucket, key: "joined")
+    let part = try body.withUnsafeBytes {
+      try direct.uploadPart(bucket: bucket, key: "joined", uploadID: id, number: 1, body: $0)
+    }
+    let s3Port = try #require(Int(server.endpoint.split(separator: ":").last ?? ""))
+    // The server completes the upload; its answer never arrives.
+    let relay = try ConnectionCutter(target: s3Port, cutAfter: 0)
+    defer { relay.close() }
+    let client = try S3Client(settings: server.settings(endpoint: "http://127.0.0.1:\(relay.port)"))
+    try client.completeMultipartUpload(bucket: bucket, key: "joined", uploadID: id, parts: [part])
+    #expect(relay.didCut)
+    #expect(relay.seen.first?.hasPrefix("POST") == true, "\(relay.seen)")
+    #expect(relay.seen.dropFirst().allSatisfy { $0.hasPrefix("HEAD") }, "\(relay.seen)")
+    #expect(try direct.get(bucket: bucket, key: "joined") == body)
+    #expect(try direct.pendingUploads(bucket: bucket, prefix: "").isEmpty)
+  }
+
   /// Last in the suite (serialized): stops and restarts the server.
   @Test func aStoppedServerFailsClearlyAndARestartWithinTheRetriesIsRidden() throws {
     let bucket = try bucket("client-restart")
