@@ -110,7 +110,8 @@ let package = Package(
     .executableTarget(
       name: "reel-fuzz",
       dependencies: [
-        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "ReelMedia", "ReelPipeline", "ReelTestSupport",
+        "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelArchive", "ReelMedia", "ReelPipeline", "ReelObjectStore",
+        "ReelTestSupport",
       ],
       path: "Tests/Support/reel-fuzz"),
     .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"]),

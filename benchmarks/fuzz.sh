@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzing that stays: every reel-fuzz target (tar headers, manifests, labels, on-media
 # catalogs, vtape cartridges, pipeline files, PARITY members, parity maps, the NBD
-# handshake and requests) for SECONDS
+# handshake and requests, S3 replies) for SECONDS
 # each (default 60) from a fixed seed, release build. A target passes when none of its
 # inputs crashed, hung (10 s per input) or allocated past 4 GiB; crashing inputs are
 # minimized into .bench-work/fuzz-*/crashes for a regression test (Tests/ReelFuzzTests).

@@ -27,6 +27,7 @@ package final class S3XMLElement {
     guard bytes.count <= 16 << 20 else {
       throw ReelError(.protocolViolation, "the S3 server's \(what) is \(bytes.count) bytes, more than any S3 reply")
     }
+    try screen(bytes, what: what)
     let builder = Builder()
     let parser = XMLParser(data: Data(bytes))
     parser.shouldResolveExternalEntities = false
@@ -42,6 +43,41 @@ package final class S3XMLElement {
         remedy: "check that --s3-endpoint names an S3-compatible service")
     }
     return root
+  }
+
+  /// S3 replies are UTF-8 elements, attributes and text after an optional XML declaration.
+  /// Anything else is refused before FoundationXML sees it: DTDs and entities (expansion
+  /// bombs), and processing instructions, on which its Linux parser dereferences a null
+  /// pointer (`<?m?>`, found by `reel-fuzz run s3reply`).
+  private static func screen(_ bytes: [UInt8], what: String) throws {
+    // FoundationXML traps on names that are not UTF-8 (`<\u{F6}e>`, found the same way).
+    let controls = bytes.contains { $0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
+    guard !controls, String(validating: bytes, as: UTF8.self) != nil else {
+      throw ReelError(
+        .protocolViolation, "the S3 server's \(what) is not UTF-8 text",
+        remedy: "check that --s3-endpoint names an S3-compatible service")
+    }
+    var start = 0
+    let declaration = Array("<?xml".utf8)
+    if bytes.starts(with: declaration) {
+      var index = declaration.count
+      while index + 1 < bytes.count, !(bytes[index] == UInt8(ascii: "?") && bytes[index + 1] == UInt8(ascii: ">")) {
+        index += 1
+      }
+      start = index + 2
+    }
+    var index = start
+    while index + 1 < bytes.count {
+      if bytes[index] == UInt8(ascii: "<"),
+        bytes[index + 1] == UInt8(ascii: "?") || bytes[index + 1] == UInt8(ascii: "!")
+      {
+        throw ReelError(
+          .protocolViolation,
+          "the S3 server's \(what) holds a DTD, comment or processing instruction, which no S3 reply has",
+          remedy: "check that --s3-endpoint names an S3-compatible service")
+      }
+      index += 1
+    }
   }
 
   private final class Builder: NSObject, XMLParserDelegate {

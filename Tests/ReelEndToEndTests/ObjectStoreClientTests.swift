@@ -206,6 +206,14 @@ struct ObjectStoreClientTests {
     let client = try S3Client(settings: server.settings)
     #expect(try client.objectLockEnabled(bucket: plain) == false)
     #expect(try client.objectLockEnabled(bucket: locked) == true)
+
+    // Retention set with the PUT is what the server then reports for the object.
+    let until = Date(timeIntervalSinceNow: 86_400)
+    try client.put(
+      bucket: locked, key: "retained", body: [1, 2, 3], retention: S3Retention(mode: .governance, until: until))
+    let retention = try runChecked(
+      try tool("curl"), ["-fsS"] + server.signing + ["\(server.endpoint)/\(locked)/retained?retention="])
+    #expect(retention.stdout.contains("<Mode>GOVERNANCE</Mode>"), "\(retention.stdout)")
   }
 
   @Test func tlsIsVerifiedAndTheCABundleIsHonoured() throws {
@@ -218,6 +226,61 @@ struct ObjectStoreClientTests {
     try trusted.checkBucket(bucket)
     try trusted.put(bucket: bucket, key: "over-tls", body: [1, 2, 3])
     #expect(try trusted.get(bucket: bucket, key: "over-tls") == [1, 2, 3])
+  }
+
+  @Test func aReadCutMidwayIsTakenUpWhereItStopped() throws {
+    let bucket = try bucket("client-cut")
+    let body = randomBytes(3 << 20, seed: 5)
+    try S3Client(settings: server.settings).put(bucket: bucket, key: "cut", body: body)
+    let s3Port = try #require(Int(server.endpoint.split(separator: ":").last ?? ""))
+    let relay = try ConnectionCutter(target: s3Port, cutAfter: 1 << 20)
+    defer { relay.close() }
+    let client = try S3Client(settings: server.settings(endpoint: "http://127.0.0.1:\(relay.port)"))
+    var pieces: [UInt8] = []
+    try client.get(bucket: bucket, key: "cut", range: nil) { pieces.append(contentsOf: $0) }
+    #expect(relay.didCut)
+    #expect(pieces == body)
+    // The second request asked only for what the first did not deliver.
+    let requests = relay.seen
+    #expect(requests.count == 2, "\(requests)")
+    #expect(
+      requests.last?.contains("bytes=") == true && requests.last?.hasSuffix("-\(body.count - 1)") == true, "\(requests)"
+    )
+  }
+
+  @Test func anUploadCutMidwayIsSentAgain() throws {
+    let bucket = try bucket("client-cut-put")
+    let body = randomBytes(3 << 20, seed: 6)
+    let s3Port = try #require(Int(server.endpoint.split(separator: ":").last ?? ""))
+    let relay = try ConnectionCutter(target: s3Port, cutAfter: 1 << 20, cuttingRequest: true)
+    defer { relay.close() }
+    let client = try S3Client(settings: server.settings(endpoint: "http://127.0.0.1:\(relay.port)"))
+    let etag = try client.put(bucket: bucket, key: "cut", body: body)
+    #expect(relay.didCut)
+    #expect(relay.seen.count == 2, "\(relay.seen)")
+    #expect(etag == Hex.encode(body.withUnsafeBytes { MD5Hasher.digest($0) }))
+    #expect(try S3Client(settings: server.settings).get(bucket: bucket, key: "cut") == body)
+  }
+
+  @Test func aCompletionWhoseAnswerIsLostIsSettledByLookingAtTheObject() throws {
+    let bucket = try bucket("client-lost-complete")
+    let body = randomBytes(5 << 20, seed: 7)
+    let direct = try S3Client(settings: server.settings)
+    let id = try direct.createMultipartUpload(bucket: bucket, key: "joined")
+    let part = try body.withUnsafeBytes {
+      try direct.uploadPart(bucket: bucket, key: "joined", uploadID: id, number: 1, body: $0)
+    }
+    let s3Port = try #require(Int(server.endpoint.split(separator: ":").last ?? ""))
+    // The server completes the upload; its answer never arrives.
+    let relay = try ConnectionCutter(target: s3Port, cutAfter: 0)
+    defer { relay.close() }
+    let client = try S3Client(settings: server.settings(endpoint: "http://127.0.0.1:\(relay.port)"))
+    try client.completeMultipartUpload(bucket: bucket, key: "joined", uploadID: id, parts: [part])
+    #expect(relay.didCut)
+    #expect(relay.seen.first?.hasPrefix("POST") == true, "\(relay.seen)")
+    #expect(relay.seen.dropFirst().allSatisfy { $0.hasPrefix("HEAD") }, "\(relay.seen)")
+    #expect(try direct.get(bucket: bucket, key: "joined") == body)
+    #expect(try direct.pendingUploads(bucket: bucket, prefix: "").isEmpty)
   }
 
   /// Last in the suite (serialized): stops and restarts the server.

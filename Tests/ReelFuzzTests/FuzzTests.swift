@@ -26,7 +26,10 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
   /// tape positioning arithmetic when rehydration opened the archive. A `since:` of a
   /// billion weeks trapped converting the window to nanoseconds for the stage's cutoff.
   /// label-year-past-2262.txt is what `benchmarks/fuzz.sh 30` (release, seed 19) found: a
-  /// `labeled:` year past 2262 overflowed the Int64 nanoseconds of `Timestamp`.
+  /// `labeled:` year past 2262 overflowed the Int64 nanoseconds of `Timestamp`. The two
+  /// s3reply inputs are what `reel-fuzz run s3reply --seed 19` found at once: FoundationXML
+  /// on Linux dereferences null on a processing instruction (signal 11) and traps on an
+  /// element name that is not UTF-8 (signal 4); S3 replies are screened before it parses.
   @Test(arguments: [
     ("catalog", "catalog-file-number-overflow.json", "accepted"),
     ("catalog", "catalog-volume-escapes.json", "accepted"),
@@ -34,6 +37,8 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
     ("label", "label-year-past-2262.txt", "refused"),
     ("tar", "tar-pax-size-negative.tar", "size attribute is negative"),
     ("pipeline", "pipeline-since-overflows.yaml", "accepted"),
+    ("s3reply", "s3reply-processing-instruction.xml", "refused"),
+    ("s3reply", "s3reply-name-not-utf8.xml", "refused"),
   ])
   func foundInputsStayHarmless(target: String, file: String, answer: String) throws {
     let result = try run(fuzzExecutable, ["replay", target, fixtures + "/" + file])

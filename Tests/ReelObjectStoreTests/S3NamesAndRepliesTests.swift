@@ -64,7 +64,7 @@ import Testing
     #expect(S3Time.parse(iso: entry.value("LastModified")) != nil)
   }
 
-  @Test func hostileRepliesAreRefused() {
+  @Test func hostileRepliesAreRefused() throws {
     let bomb = """
       <?xml version="1.0"?>
       <!DOCTYPE r [<!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">
@@ -83,6 +83,11 @@ import Testing
     #expect(throws: ReelError.self) { try S3XMLElement.parse(Array(deep.utf8), what: "deep") }
     #expect(throws: ReelError.self) { try S3XMLElement.parse(Array("<unclosed>".utf8), what: "bad") }
     #expect(throws: ReelError.self) { try S3XMLElement.parse([], what: "empty") }
+    // FoundationXML crashes on these (found by reel-fuzz): refused before it parses.
+    #expect(throws: ReelError.self) { try S3XMLElement.parse(Array("<?m?>".utf8), what: "instruction") }
+    #expect(throws: ReelError.self) { try S3XMLElement.parse([0x3C, 0xF6, 0x65, 0x3E, 0x4E], what: "not UTF-8") }
+    #expect(throws: ReelError.self) { try S3XMLElement.parse(Array("<a>\u{1}</a>".utf8), what: "control") }
+    #expect(try S3XMLElement.parse(Array("<?xml version=\"1.0\"?>\n<a>é</a>".utf8), what: "declared").text == "é")
   }
 
   @Test func errorCodesBecomeErrorsThatSayWhatToDo() {

@@ -15,7 +15,8 @@ package final class SeaweedServer: @unchecked Sendable {
   package let folder: TemporaryDirectory
   package let accessKey: String
   package let secretKey: String
-  package let ports: [String: Int]
+  /// Chosen in `init` (again if weed found one taken), then kept across restarts.
+  package private(set) var ports: [String: Int] = [:]
   /// PEM of the certificate authority that signed the HTTPS certificate (with `tls`).
   package let caBundle: String?
   private let executable: String
@@ -32,7 +33,6 @@ package final class SeaweedServer: @unchecked Sendable {
     secretKey = Self.randomText(40)
     var names = ["master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc"]
     if tls { names.append("s3.https") }
-    ports = try Dictionary(uniqueKeysWithValues: zip(names, Self.freePorts(names.count)))
     let identities = """
       {"identities": [{"name": "reel-test", "credentials": [{"accessKey": "\(accessKey)", "secretKey": "\(secretKey)"}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
@@ -40,8 +40,22 @@ package final class SeaweedServer: @unchecked Sendable {
     try Self.writePrivate(identities, to: folder.path + "/identities.json")
     try FileManager.default.createDirectory(atPath: folder.path + "/data", withIntermediateDirectories: false)
     caBundle = tls ? try Self.makeCertificates(in: folder.path) : nil
-    try start()
+    // A port free when chosen can be taken before weed binds it (by another suite's
+    // server); weed then logs "address already in use" and that start is given up.
+    for attempt in 1...3 {
+      ports = try Dictionary(uniqueKeysWithValues: zip(names, Self.freePorts(names.count)))
+      do {
+        try start()
+        return
+      } catch let taken as PortTaken where attempt < 3 {
+        _ = taken
+        try? FileManager.default.removeItem(atPath: folder.path + "/data")
+        try FileManager.default.createDirectory(atPath: folder.path + "/data", withIntermediateDirectories: false)
+      }
+    }
   }
+
+  private struct PortTaken: Error {}
 
   deinit { stop() }
 
@@ -83,6 +97,8 @@ package final class SeaweedServer: @unchecked Sendable {
   /// about 15 s for an election before it serves; without it, it learns the volumes from
   /// the volume server's heartbeat and serves in about 3 s.
   package func start() throws {
+    // What this start logs begins here (a restart appends to the same log).
+    let logged = log.utf8.count
     try process.withLock {
       guard child == nil else { return }
       let data = folder.path + "/data"
@@ -105,7 +121,7 @@ package final class SeaweedServer: @unchecked Sendable {
       }
       child = try ChildProcess(executable, arguments, stdout: logPath, stderr: logPath)
     }
-    try waitUntilReady()
+    try waitUntilReady(logFrom: logged)
   }
 
   /// SIGTERM, then SIGKILL after two seconds; returns once the process is gone. (weed's
@@ -141,10 +157,14 @@ package final class SeaweedServer: @unchecked Sendable {
 
   /// Ready when the S3 port answers and a probe bucket takes an object (volumes are
   /// allocated lazily, so the port alone is not enough).
-  private func waitUntilReady() throws {
+  private func waitUntilReady(logFrom offset: Int) throws {
     let curl = try tool("curl")
     let probe = "\(endpoint)/reel-ready-probe"
     for _ in 0..<300 {
+      if String(decoding: log.utf8.dropFirst(offset), as: UTF8.self).contains("address already in use") {
+        stop()
+        throw PortTaken()
+      }
       guard pid != nil else { throw SupportError("weed server exited while starting:\n\(log.suffix(4000))") }
       let made = try run(curl, ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"] + signing + [probe])
       if made.stdout == "200" || made.stdout == "409" {
@@ -185,31 +205,35 @@ package final class SeaweedServer: @unchecked Sendable {
     )
   }
 
-  /// `count` distinct TCP ports free on loopback now (bound to port 0, then released).
+  /// `count` distinct TCP ports free on loopback now, below the kernel's ephemeral range
+  /// (so that no outgoing connection, weed's own included, takes one before weed binds it).
   private static func freePorts(_ count: Int) throws -> [Int] {
-    var sockets: [Int32] = []
-    defer { for socket in sockets { close(socket) } }
+    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+    let ephemeralStart = range.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32768
+    let candidates = 10_000..<max(10_001, ephemeralStart)
+    var generator = SystemRandomNumberGenerator()
     var ports: [Int] = []
-    while ports.count < count {
-      let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-      guard descriptor >= 0 else { throw SupportError("socket: \(String(cString: strerror(errno)))") }
-      sockets.append(descriptor)
-      var address = sockaddr_in()
-      address.sin_family = sa_family_t(AF_INET)
-      address.sin_addr.s_addr = inet_addr("127.0.0.1")
-      address.sin_port = 0
-      var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-      let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-          bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
-        }
-      }
-      guard bound else { throw SupportError("bind: \(String(cString: strerror(errno)))") }
-      let port = Int(UInt16(bigEndian: address.sin_port))
-      // weed derives nothing from these, but keep clear of ports whose +10000 would overflow.
-      if port < 55_000, !ports.contains(port) { ports.append(port) }
+    for _ in 0..<10_000 where ports.count < count {
+      let port = Int.random(in: candidates, using: &generator)
+      if !ports.contains(port), isFree(port) { ports.append(port) }
     }
+    guard ports.count == count else { throw SupportError("no \(count) free TCP ports on 127.0.0.1") }
     return ports
+  }
+
+  private static func isFree(_ port: Int) -> Bool {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return false }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+      }
+    }
   }
 
   private static func randomText(_ count: Int) -> String {

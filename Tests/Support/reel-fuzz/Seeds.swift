@@ -67,6 +67,7 @@ enum FuzzSeeds {
       // The seal's default parity: the archive's last members, PARITY among them.
       "parity": [withoutPadding(archiveBytes)],
       "paritymap": [try parityMap()],
+      "s3reply": s3Replies(),
     ]
     for (target, inputs) in seeds {
       try FileManager.default.createDirectory(atPath: folder + "/" + target, withIntermediateDirectories: true)
@@ -101,6 +102,34 @@ enum FuzzSeeds {
       "paritySHA256": String(repeating: "c", count: 64), "written": "2026-12-05T00:00:00Z",
     ]
     return Array(try JSONSerialization.data(withJSONObject: map, options: [.sortedKeys]))
+  /// Replies as SeaweedFS 4.48 gave them to the client tests.
+  static func s3Replies() -> [[UInt8]] {
+    let listing = """
+      <?xml version="1.0" encoding="UTF-8"?>
+      <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>set/</Prefix>\
+      <MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated><Contents><Key>set/archives/000002-x.reel.tar</Key>\
+      <ETag>&#34;f4453be520dc5b503c9138ab3c013717&#34;</ETag><Size>100000</Size><StorageClass>STANDARD</StorageClass>\
+      <LastModified>2026-12-05T10:18:44Z</LastModified></Contents><KeyCount>1</KeyCount>\
+      <NextContinuationToken>c2V0L2FyY2hpdmVz</NextContinuationToken></ListBucketResult>
+      """
+    let parts = """
+      <ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><Key>set/k</Key>\
+      <UploadId>u</UploadId><IsTruncated>false</IsTruncated><Part><PartNumber>1</PartNumber>\
+      <ETag>"0cc175b9c0f1b6a831c399e269772661"</ETag><Size>5242880</Size></Part>\
+      <NextPartNumberMarker>1</NextPartNumberMarker></ListPartsResult>
+      """
+    let uploads = """
+      <ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket>\
+      <IsTruncated>false</IsTruncated><Upload><Key>set/k</Key><UploadId>95c4bea12e4edcf8_9978e407</UploadId>\
+      <Initiated>2026-12-05T10:18:44Z</Initiated></Upload><MaxUploads>10000</MaxUploads><Prefix>set/</Prefix>\
+      </ListMultipartUploadsResult>
+      """
+    let error = """
+      <?xml version="1.0" encoding="UTF-8"?>
+      <Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><Resource>/b</Resource>\
+      <RequestId>18EE543C</RequestId><BucketName>b</BucketName></Error>
+      """
+    return [listing, parts, uploads, error].map { Array($0.utf8) }
   }
 
   /// The archive without most of the zeros that fill its last 1 MiB record: the same

@@ -3,6 +3,7 @@ import ReelArchive
 import ReelCodec
 import ReelCore
 import ReelMedia
+import ReelObjectStore
 import ReelPipeline
 import ReelTestSupport
 
@@ -15,7 +16,7 @@ struct FuzzTarget: Sendable {
   /// Runs one input; `scratch` is a folder it may use.
   var run: @Sendable (_ input: [UInt8], _ scratch: String) throws -> Void
 
-  static let all: [FuzzTarget] = [tar, manifest, label, catalog, vtape, pipeline, nbd, parity, parityMap]
+  static let all: [FuzzTarget] = [tar, manifest, label, catalog, vtape, pipeline, nbd, parity, parityMap, s3reply]
 
   static func named(_ name: String) throws -> FuzzTarget {
     guard let target = all.first(where: { $0.name == name }) else {
@@ -44,6 +45,16 @@ struct FuzzTarget: Sendable {
     _ = summary.fileName
     _ = manifest.range.seqs
     _ = ArchiveChain.problems(of: [manifest, manifest])
+  }
+
+  /// S3 replies as a server (or anything at --s3-endpoint) sends them: listing pages of
+  /// objects, parts and pending uploads, error documents.
+  static let s3reply = FuzzTarget(name: "s3reply", summary: "S3 XML replies: listings, parts, uploads, errors") {
+    input, _ in
+    _ = try? S3Replies.objects(input, prefix: "set/", source: "fuzz input")
+    _ = try? S3Replies.parts(input, after: 0, source: "fuzz input")
+    _ = try? S3Replies.uploads(input, prefix: "set/", source: "fuzz input")
+    _ = try S3XMLElement.parse(input, what: "fuzz input").value("Code")
   }
 
   static let label = FuzzTarget(name: "label", summary: "media label text (tape file 0, REEL-LABEL.txt)") { input, _ in
