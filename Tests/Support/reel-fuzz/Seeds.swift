@@ -102,6 +102,8 @@ enum FuzzSeeds {
       "paritySHA256": String(repeating: "c", count: 64), "written": "2026-12-05T00:00:00Z",
     ]
     return Array(try JSONSerialization.data(withJSONObject: map, options: [.sortedKeys]))
+  }
+
   /// Replies as SeaweedFS 4.48 gave them to the client tests.
   static func s3Replies() -> [[UInt8]] {
     let listing = """
