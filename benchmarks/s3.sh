@@ -31,7 +31,23 @@ weed=${REEL_WEED:-$PWD/.tools/venv/bin/weed}
 [ -x "$weed" ] || weed=$(command -v weed || true)
 [ -n "$weed" ] || { echo "weed (SeaweedFS) not found: run scripts/setup-debian.sh" >&2; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Ports below the kernel's ephemeral range (no outgoing connection takes one first), each
+# free when chosen; every gRPC port is named too (weed's default, port + 10000, can pass 65535).
+free_port() {
+  python3 -c '
+import random, socket
+while True:
+    port = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        print(port)
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()'
+}
 access_key=bench$RANDOM$RANDOM
 secret_key=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 cat >"$work/identities.json" <<EOF
@@ -42,12 +58,19 @@ s3_port=$(free_port)
 mkdir -p "$work/weed"
 echo "== starting SeaweedFS ($weed) on 127.0.0.1:$s3_port"
 "$weed" server -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-  -master.port="$(free_port)" -volume.port="$(free_port)" -filer -filer.port="$(free_port)" \
-  -s3 -s3.port="$s3_port" -s3.config="$work/identities.json" -master.volumeSizeLimitMB=1024 \
-  >"$work/weed.log" 2>&1 &
+  -master.port="$(free_port)" -master.port.grpc="$(free_port)" -master.volumeSizeLimitMB=1024 \
+  -master.telemetry=false -master.resumeState=false -volume.max=0 \
+  -volume.port="$(free_port)" -volume.port.grpc="$(free_port)" \
+  -filer -filer.port="$(free_port)" -filer.port.grpc="$(free_port)" \
+  -s3 -s3.port="$s3_port" -s3.port.grpc="$(free_port)" -s3.port.iceberg=0 -s3.port.lance=0 \
+  -s3.config="$work/identities.json" >"$work/weed.log" 2>&1 &
 weed_pid=$!
 endpoint=http://127.0.0.1:$s3_port
-for _ in $(seq 300); do curl -s -o /dev/null "$endpoint/" && break; sleep 0.1; done
+for _ in $(seq 300); do
+  curl -s -o /dev/null "$endpoint/" && break
+  kill -0 "$weed_pid" 2>/dev/null || { cat "$work/weed.log" >&2; exit 1; }
+  sleep 0.1
+done
 export AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key AWS_REGION=us-east-1
 export REEL_S3_ENDPOINT=$endpoint
 s3curl() { curl -sS -f --aws-sigv4 "aws:amz:us-east-1:s3" --user "$access_key:$secret_key" "$@"; }
@@ -106,9 +129,10 @@ for round in $(seq "$rounds"); do
   rm -rf "$work/dr-dir"
   drop_caches
   start=$(now)
-  "$reel" rehydrate --from "dir:$work/folder" --store "$work/dr-dir" >/dev/null
+  /usr/bin/time -f "%M" -o "$work/dir-rehydrate-rss" \
+    "$reel" rehydrate --from "dir:$work/folder" --store "$work/dr-dir" >/dev/null
   end=$(now)
-  echo "round $round: rehydrate from dir $(seconds "$start" "$end") s"
+  echo "round $round: rehydrate from dir $(seconds "$start" "$end") s, peak RSS $(cat "$work/dir-rehydrate-rss") KiB"
   dir_rehydrate_seconds=$(fastest "$dir_rehydrate_seconds" "$(seconds "$start" "$end")")
 done
 

@@ -18,7 +18,7 @@ package final class S3ObjectReader {
   /// through `client`, which is only used here, on the caller's thread).
   package init(
     settings: S3Settings, bucket: String, key: String, range: Range<UInt64>? = nil, knownSize: UInt64? = nil,
-    chunkSize: Int = 16 << 20, depth: Int = 2
+    chunkSize: Int = 8 << 20, depth: Int = 2
   ) throws {
     self.bucket = bucket
     self.key = key
