@@ -57,7 +57,22 @@ package final class SeaweedServer: @unchecked Sendable {
 
   private struct PortTaken: Error {}
 
-  deinit { stop() }
+  deinit {
+    stop()
+    removeSocketsLeftInTmp()
+  }
+
+  /// weed makes a gRPC socket per component at a fixed path in /tmp, named by one of its
+  /// ports, and never removes it; these are this server's (its ports were free when chosen).
+  private func removeSocketsLeftInTmp() {
+    for component in ["master", "volume", "filer", "s3"] {
+      for port in ports.values {
+        let path = "/tmp/seaweedfs-\(component)-grpc-\(port).sock"
+        var status = stat()
+        if lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+      }
+    }
+  }
 
   /// `http://127.0.0.1:PORT` of the S3 gateway.
   package var endpoint: String { "http://127.0.0.1:\(ports["s3"]!)" }
