@@ -137,17 +137,9 @@ package final class ColdStorageFolder: MediaVolume {
   package func readCatalog() throws -> CartridgeCatalog {
     let label = try requireLabel()
     guard let bytes = FileManager.default.contents(atPath: catalogPath) else {
-      var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
-      if FileManager.default.fileExists(atPath: setCatalogsPath) {
-        catalog.files.append(TapeFileEntry(file: 1, kind: .setCatalogs))
-      }
-      if try !archiveFiles().isEmpty {
-        throw ReelError(
-          .corrupt, "\(address) holds archives but no catalog.json",
-          remedy: "rebuild the catalog: reel media catalog \(address) --scan")
-      }
-      catalog.updateSet(earlier: [])
-      return catalog
+      return try catalogWithoutCatalogFile(
+        label: label, hasSetCatalogs: FileManager.default.fileExists(atPath: setCatalogsPath),
+        holdsArchives: try !archiveFiles().isEmpty)
     }
     return try CartridgeCatalog.decode(Array(bytes))
   }

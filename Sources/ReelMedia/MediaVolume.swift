@@ -73,6 +73,22 @@ package protocol MediaVolume: AnyObject {
 extension MediaVolume {
   package var missing: String? { nil }
 
+  /// The catalog of a folder or bucket whose catalog file is missing: its label (and the
+  /// set's earlier catalogs) alone, which is all it can be while it holds no archive.
+  func catalogWithoutCatalogFile(label: MediaLabel, hasSetCatalogs: Bool, holdsArchives: Bool) throws
+    -> CartridgeCatalog
+  {
+    var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
+    if hasSetCatalogs { catalog.files.append(TapeFileEntry(file: 1, kind: .setCatalogs)) }
+    if holdsArchives {
+      throw ReelError(
+        .corrupt, "\(address) holds archives but no catalog.json",
+        remedy: "rebuild the catalog: reel media catalog \(address) --scan")
+    }
+    catalog.updateSet(earlier: [])
+    return catalog
+  }
+
   /// The label, or an error that says what to do when there is none.
   func requireLabel() throws -> MediaLabel {
     switch try readLabel() {

@@ -188,7 +188,7 @@ package final class ObjectStoreBucket: MediaVolume {
         .notFound, "\(address) has no archive numbered \(file)",
         remedy: "`reel media catalog \(address) --scan` shows what the bucket holds")
     }
-    return ObjectArchiveSource(reader: try reader(found), limit: size)
+    return try reader(found, limit: size)
   }
 
   package func writeCatalog(_ catalog: inout CartridgeCatalog) throws {
@@ -198,17 +198,9 @@ package final class ObjectStoreBucket: MediaVolume {
   package func readCatalog() throws -> CartridgeCatalog {
     let label = try requireLabel()
     guard let bytes = try smallObject(catalogKey) else {
-      var catalog = CartridgeCatalog(label: label, files: [TapeFileEntry(file: 0, kind: .label)])
-      if try client.head(bucket: bucket, key: setCatalogsKey) != nil {
-        catalog.files.append(TapeFileEntry(file: 1, kind: .setCatalogs))
-      }
-      if try !archiveObjects().isEmpty {
-        throw ReelError(
-          .corrupt, "\(address) holds archives but no catalog.json",
-          remedy: "rebuild the catalog: reel media catalog \(address) --scan")
-      }
-      catalog.updateSet(earlier: [])
-      return catalog
+      return try catalogWithoutCatalogFile(
+        label: label, hasSetCatalogs: try client.head(bucket: bucket, key: setCatalogsKey) != nil,
+        holdsArchives: try !archiveObjects().isEmpty)
     }
     return try CartridgeCatalog.decode(bytes)
   }
@@ -227,7 +219,7 @@ package final class ObjectStoreBucket: MediaVolume {
       let what = "\(address) \(found.key)"
       var entry = TapeFileEntry(file: found.file, kind: .archive)
       do {
-        var source = ObjectArchiveSource(reader: try reader(found), limit: nil)
+        var source = try reader(found)
         let verified = try ArchiveCheck.verify(&source, describing: what)
         let recorded = try client.head(bucket: bucket, key: found.key)?.metadata["reel-sha256"]
         if let recorded, recorded != verified.sha256 {
@@ -281,9 +273,10 @@ package final class ObjectStoreBucket: MediaVolume {
     }.sorted { $0.file < $1.file }
   }
 
-  /// The object read ahead on a connection of its own.
-  private func reader(_ object: ArchiveObject) throws -> S3ObjectReader {
-    try S3ObjectReader(settings: client.settings, bucket: bucket, key: object.key, knownSize: object.size)
+  /// The object read ahead on a connection of its own, cut at `limit` bytes when given.
+  private func reader(_ object: ArchiveObject, limit: UInt64? = nil) throws -> S3ObjectReader {
+    try S3ObjectReader(
+      settings: client.settings, bucket: bucket, key: object.key, range: 0..<min(object.size, limit ?? object.size))
   }
 
   /// HEAD of an archive object, when its metadata names `sha256`.
@@ -338,21 +331,5 @@ package final class ObjectStoreBucket: MediaVolume {
   }
 }
 
-/// An archive object read front to back, cut at `limit` bytes when given.
-struct ObjectArchiveSource: ArchiveByteSource {
-  var reader: S3ObjectReader
-  var remaining: UInt64
-
-  init(reader: S3ObjectReader, limit: UInt64?) {
-    self.reader = reader
-    remaining = limit ?? .max
-  }
-
-  mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-    let wanted = Int(min(UInt64(buffer.count), remaining))
-    guard wanted > 0 else { return 0 }
-    let count = try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<wanted]))
-    remaining -= UInt64(count)
-    return count
-  }
-}
+// Its `read(into:)` is ArchiveByteSource's, so archive checks read objects directly.
+extension S3ObjectReader: ArchiveByteSource {}
