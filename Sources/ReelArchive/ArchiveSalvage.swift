@@ -42,8 +42,7 @@ package struct ArchiveSalvage: Sendable {
   /// which chunks are lost, and up to which seq the history is whole. Throws when the
   /// manifest or the index cannot be authenticated (nothing of the archive can be trusted).
   package static func assess(
-    source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], store: StoreLayout?,
-    expecting: ((ArchiveManifest) throws -> Void)? = nil
+    source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], store: StoreLayout?
   ) throws -> ArchiveSalvage {
     let scanner = try ArchiveScanner(
       source: source, label: label, masterKeys: masterKeys, checkContent: false, hashAuthenticatedMembers: false,
@@ -52,7 +51,6 @@ package struct ArchiveSalvage: Sendable {
     guard let manifest = scanner.manifest, let index = scanner.index else {
       throw ReelError(.wrongKey, "\(label): a key is needed to salvage an archive", remedy: "give --key")
     }
-    try expecting?(manifest)
     do {
       try scanner.readBody(onChunk: nil)
     } catch let error as ReelError where error.kind == .corrupt {
