@@ -278,6 +278,12 @@ import Testing
       let text = try sandbox.reel("media", "catalog", media, "--scan")
       #expect(text.stdout.contains(archives[1].manifest.range.untilTime))
     }
+    // A folder that lost its catalog.json but holds archives says so instead of reading as empty.
+    try FileManager.default.removeItem(atPath: folder + "/catalog.json")
+    let lost = try sandbox.reel("media", "catalog", "dir:" + folder)
+    #expect(lost.status == 65, "\(lost.output)")
+    #expect(
+      lost.stderr.contains("holds archives but no catalog.json") && lost.stderr.contains("--scan"), "\(lost.output)")
     // A new store learns the media from a scan and can plan a restore again.
     #expect(try sandbox.reel("init").status == 0)
     #expect(try sandbox.reel("media", "catalog", "vtape:" + sandbox.cartridge("T1"), "--scan").status == 0)
