@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ReelCodec
 import ReelCore
 import ReelStore
 
@@ -119,6 +120,15 @@ extension LiveStore {
 }
 
 extension Catalog {
+  /// The SHA-256 recorded when archive `id` of `size` bytes was sealed (or imported), if
+  /// this store holds its record.
+  package func sealedSHA256(id: String, size: UInt64) throws -> SHA256Digest? {
+    try database.read { db in
+      try String.fetchOne(
+        db, sql: "SELECT sha256 FROM sealed_archive WHERE id = ? AND size = ?", arguments: [id, Int64(size)])
+    }.flatMap(SHA256Digest.init(hex:))
+  }
+
   /// Marks an archive as verified with the key again (its read-back at seal time was the first).
   package func markArchiveVerified(id: String, at time: Timestamp = .now()) throws {
     try database.write { db in

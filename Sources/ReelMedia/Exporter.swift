@@ -100,7 +100,7 @@ package struct Exporter {
   }
 
   package func export(_ paths: [String]) throws -> ExportReport {
-    let archives = try paths.map(SourceArchive.init(path:))
+    let archives = try paths.map { try SourceArchive(path: $0, store: store) }
     var state = try survey()
     var report = ExportReport(mediaSet: mediaSet, mediaSetID: state.setID, exported: [], abandoned: [])
     var current = try resume(state)

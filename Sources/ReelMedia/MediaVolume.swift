@@ -1,7 +1,9 @@
 import Foundation
 import ReelArchive
+import ReelCodec
 import ReelCore
 import ReelIO
+import ReelStore
 
 /// What is at the start of a medium.
 package enum LabelState: Sendable, Equatable {
@@ -17,14 +19,19 @@ package struct SourceArchive: Sendable {
   package var path: String
   package var size: UInt64
   package var manifest: ArchiveManifest
+  /// The SHA-256 the store recorded when it sealed this archive: media that must be told
+  /// the hash before the bytes go out (object metadata) take it from here instead of
+  /// reading the file twice, and check the bytes they send against it.
+  package var sealedSHA256: SHA256Digest?
 
   /// Reads the archive's manifest from its first bytes; refuses anything not a Reel archive.
-  package init(path: String) throws {
+  package init(path: String, store: Catalog? = nil) throws {
     self.path = path
     size = try PosixFile.openForReading(path).size()
     manifest = try ArchiveVerifier.readManifest(path: path)
     // Its names go into a cold-storage folder's file names and every catalog written.
     try ArchiveSummary(manifest).validate(describing: path)
+    sealedSHA256 = try store?.sealedSHA256(id: manifest.archiveID, size: size)
   }
 
   package var summary: ArchiveSummary { ArchiveSummary(manifest) }

@@ -130,7 +130,8 @@ package final class ObjectStoreBucket: MediaVolume {
     let objects = try archiveObjects()
     let used = objects.reduce(UInt64(0)) { $0 + $1.size }
     if let capacity = label.capacity, used + archive.size > capacity { return .endOfMedia(file: nil) }
-    let sha256 = try Self.sha256(of: archive.path)
+    // Checked against the bytes as they are sent, so a recorded hash saves a read of the file.
+    let sha256 = try archive.sealedSHA256?.hex ?? Self.sha256(of: archive.path)
     // Written before a kill that came ahead of the catalog: the same bytes count once.
     for earlier in objects where earlier.name == archive.summary.fileName && earlier.size == archive.size {
       guard try confirmed(earlier, sha256: sha256) != nil else { continue }

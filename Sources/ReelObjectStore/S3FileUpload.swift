@@ -6,8 +6,11 @@ import ReelIO
 /// Uploads a local file as one object: one PUT up to the part size, else a multipart
 /// upload. A pending upload of the same key (left by a process killed mid-upload) is
 /// resumed when every part it holds has the size and MD5 of the file's part of that
-/// number, and aborted otherwise. The object counts only after a HEAD shows the file's
-/// size, the ETag of the bytes sent and `reel-sha256` metadata equal to `sha256`.
+/// number, and aborted otherwise. The bytes are hashed in file order as they are read for
+/// sending, and the upload is completed only when they hash to `sha256`, so a caller may
+/// name the SHA-256 the file should have (recorded when it was sealed) instead of reading
+/// it twice. The object counts only after a HEAD shows the file's size, the ETag of the
+/// bytes sent and `reel-sha256` metadata equal to `sha256`.
 package enum S3FileUpload {
   /// The metadata name of the SHA-256 (hex) Reel knows the object's bytes by.
   package static let sha256Metadata = "reel-sha256"
@@ -19,7 +22,7 @@ package enum S3FileUpload {
     metadata: [String: String] = [:], retention: S3Retention? = nil,
     progress: ((UInt64, UInt64) -> Void)? = nil
   ) throws -> S3ObjectInfo {
-    guard SHA256Digest(hex: sha256) != nil else {
+    guard let expected = SHA256Digest(hex: sha256) else {
       throw ReelError(.usage, "\"\(sha256)\" is not a SHA-256 in hex (uploading \(path))")
     }
     let file = try PosixFile.openForReading(path)
@@ -40,6 +43,8 @@ package enum S3FileUpload {
       for upload in pending { try client.abortMultipartUpload(bucket: bucket, key: key, uploadID: upload.uploadID) }
       let body = try file.read(at: 0, count: Int(size))
       guard body.count == Int(size) else { throw ReelError(.io, "\(path) shrank while it was uploaded") }
+      let digest = body.withUnsafeBytes { SHA256Digest.hash($0) }
+      guard digest == expected else { throw notTheExpectedBytes(path, expected: expected, read: digest) }
       etag = try client.put(bucket: bucket, key: key, body: body, metadata: allMetadata, retention: retention)
       progress?(size, size)
     } else {
@@ -51,34 +56,35 @@ package enum S3FileUpload {
       var parts = resumed?.parts ?? [:]
       var done = parts.values.reduce(UInt64(0)) { $0 + $1.size }
       progress?(done, size)
-      let missing = (1...partCount).filter { parts[$0] == nil }
-      let state = Locked(UploadState())
+      // Every part is read and hashed in order; those the server holds already are not sent.
+      let work = UploadWork(count: partCount, stored: Set(parts.keys))
       // Two parts go out at once: while one connection sends, the other reads and hashes
       // its part, and SeaweedFS and S3 take parts faster side by side. Each part is in
       // memory once (two parts in all).
       let helper = WorkerThread(name: "reel-s3-put") { [settings = client.settings, plan] in
         do {
           let other = try S3Client(settings: settings)
-          try uploadParts(
-            missing, state: state, plan: plan, file: file, client: other, bucket: bucket, key: key, uploadID: uploadID)
+          try uploadParts(work, plan: plan, file: file, client: other, bucket: bucket, key: key, uploadID: uploadID)
         } catch {
-          state.withLock { if $0.failure == nil { $0.failure = error } }
+          work.fail(error)
         }
       }
       do {
-        try uploadParts(
-          missing, state: state, plan: plan, file: file, client: client, bucket: bucket, key: key, uploadID: uploadID
-        ) {
+        try uploadParts(work, plan: plan, file: file, client: client, bucket: bucket, key: key, uploadID: uploadID) {
           progress?(done + $0, size)
         }
       } catch {
-        state.withLock { if $0.failure == nil { $0.failure = error } }
+        work.fail(error)
       }
       helper.join()
-      let finished = state.withLock { $0 }
-      if let failure = finished.failure { throw failure }
+      let finished = try work.finish()
       for (number, part) in finished.parts { parts[number] = part }
       done += finished.done
+      guard finished.digest == expected else {
+        // The parts stay pending only to be aborted: what was sent is not what should be kept.
+        try? client.abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
+        throw notTheExpectedBytes(path, expected: expected, read: finished.digest)
+      }
       progress?(done, size)
       let ordered = (1...partCount).map { parts[$0]! }
       try client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: ordered)
@@ -101,32 +107,33 @@ package enum S3FileUpload {
     return info
   }
 
-  /// Takes the next missing part from `state` until none is left or a worker failed:
-  /// reads it, uploads it (its MD5 checked against the ETag), records it.
+  /// Takes the next part from `work` until none is left or a worker failed: reads it,
+  /// adds it to the file's hash in its turn, and unless the server holds it already
+  /// uploads it (its MD5 checked against the ETag) and records it.
   private static func uploadParts(
-    _ missing: [Int], state: Locked<UploadState>, plan: MultipartPlan, file: PosixFile, client: S3Client,
-    bucket: String, key: String, uploadID: String, progress: ((UInt64) -> Void)? = nil
+    _ work: UploadWork, plan: MultipartPlan, file: PosixFile, client: S3Client, bucket: String, key: String,
+    uploadID: String, progress: ((UInt64) -> Void)? = nil
   ) throws {
-    while true {
-      let next: Int? = state.withLock { state in
-        guard state.failure == nil, state.taken < missing.count else { return nil }
-        state.taken += 1
-        return missing[state.taken - 1]
-      }
-      guard let number = next else { return }
+    while let (number, stored) = work.take() {
       let range = plan.range(of: number)
       let bytes = try file.read(at: range.lowerBound, count: Int(range.count))
       guard bytes.count == Int(range.count) else { throw ReelError(.io, "\(file.path) shrank while it was uploaded") }
+      guard bytes.withUnsafeBytes({ work.hash($0, part: number) }) else { return }
+      if stored { continue }
       let part = try bytes.withUnsafeBytes {
         try client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, number: number, body: $0)
       }
-      let done = state.withLock { state in
-        state.parts[number] = part
-        state.done += part.size
-        return state.done
-      }
+      // Recorded whether or not anyone is told: `progress?(work.record(part))` would skip it.
+      let done = work.record(part)
       progress?(done)
     }
+  }
+
+  private static func notTheExpectedBytes(_ path: String, expected: SHA256Digest, read: SHA256Digest) -> ReelError {
+    ReelError(
+      .corrupt,
+      "\(path) is not the archive it should be: its bytes have SHA-256 \(read.hex), not \(expected.hex) as recorded when it was sealed; nothing was uploaded",
+      remedy: "check it with `reel verify \(path)`; export the archive from a good copy")
   }
 
   /// The pending upload to continue, with the parts already there that match the file;
@@ -172,12 +179,74 @@ package enum S3FileUpload {
   }
 }
 
-/// The parts of one upload as its workers store them.
-private struct UploadState: Sendable {
-  var taken = 0
-  var parts: [Int: S3Part] = [:]
-  var done: UInt64 = 0
-  var failure: (any Error)?
+/// The parts of one multipart upload as its two workers take, hash and store them. Parts
+/// are taken in order and each worker hashes its part only in its turn, so the SHA-256
+/// covers the file front to back while the other worker sends.
+private final class UploadWork: @unchecked Sendable {
+  // Everything below is guarded by `condition`.
+  private let condition = NSCondition()
+  private let count: Int
+  private let stored: Set<Int>
+  private var taken = 0
+  private var hashed = 0
+  private let hasher = SHA256Hasher()
+  private var parts: [Int: S3Part] = [:]
+  private var done: UInt64 = 0
+  private var failure: (any Error)?
+
+  init(count: Int, stored: Set<Int>) {
+    self.count = count
+    self.stored = stored
+  }
+
+  /// The next part number and whether the server holds it already; nil when all are
+  /// taken or a worker failed.
+  func take() -> (number: Int, stored: Bool)? {
+    condition.withLock {
+      guard failure == nil, taken < count else { return nil }
+      taken += 1
+      return (taken, stored.contains(taken))
+    }
+  }
+
+  /// Adds part `number`'s bytes to the hash once every part before it is in; false when
+  /// a worker failed meanwhile (the part is then not needed).
+  func hash(_ bytes: UnsafeRawBufferPointer, part number: Int) -> Bool {
+    condition.lock()
+    defer { condition.unlock() }
+    while failure == nil && hashed != number - 1 { condition.wait() }
+    guard failure == nil else { return false }
+    hasher.update(bytes)
+    hashed = number
+    condition.broadcast()
+    return true
+  }
+
+  /// Records a part the server stored; the bytes stored so far this run.
+  func record(_ part: S3Part) -> UInt64 {
+    condition.withLock {
+      parts[part.number] = part
+      done += part.size
+      return done
+    }
+  }
+
+  func fail(_ error: any Error) {
+    condition.withLock {
+      if failure == nil { failure = error }
+      condition.broadcast()
+    }
+  }
+
+  /// The parts stored this run, the bytes they hold and the file's SHA-256; rethrows what
+  /// a worker failed with.
+  func finish() throws -> (parts: [Int: S3Part], done: UInt64, digest: SHA256Digest) {
+    try condition.withLock {
+      if let failure { throw failure }
+      precondition(hashed == count, "every part is hashed before the workers stop")
+      return (parts, done, hasher.finish())
+    }
+  }
 }
 
 /// How a file of `size` bytes divides into parts of `partSize` (the last may be shorter).

@@ -183,6 +183,48 @@ import Testing
     #expect(try Store.open(StoreLayout(root: sandbox.store)).catalog.archiveCopies().count == 2)
   }
 
+  /// The store recorded each archive's SHA-256 when it sealed it, and the export names that
+  /// hash to the bucket instead of reading the file twice. The bytes are hashed as they are
+  /// sent: an archive file changed since its seal is refused before its upload completes,
+  /// with no object, no pending parts and no copy left; an unchanged one is exported.
+  @Test func anArchiveChangedSinceItsSealIsRefusedBeforeItsUploadCompletes() throws {
+    _ = try sandbox()
+    S3Settings.current?.partSize = 5 << 20
+    defer { S3Settings.current = server.settings }
+    let maker = try ArchiveMaker()
+    let changed = try maker.seal(randomBytes: 6 << 20, bookmark: "changed")
+    let intact = try maker.seal(randomBytes: 300_000, bookmark: "intact")
+    let catalog = maker.fixture.live.store.catalog
+    #expect(try SourceArchive(path: changed.path, store: catalog).sealedSHA256?.hex == changed.sha256)
+    #expect(changed.size > 5 << 20, "two parts")
+    // One byte of the second part, past what the manifest check reads.
+    let file = try PosixFile(path: changed.path, flags: O_RDWR)
+    var byte = try file.read(at: 5 << 20 + 100, count: 1)
+    byte[0] ^= 0x40
+    try byte.withUnsafeBytes { _ = try file.write($0, at: 5 << 20 + 100) }
+
+    let bucket = try ObjectStoreBucket(bucket: "reel", prefix: "changed/")
+    try bucket.writeLabel(MediaLabel(name: "CHG1", mediaSet: nil, capacity: nil))
+    let exporter = Exporter(
+      mediaSet: "offsite", targets: [.objectStore(bucket: "reel", prefix: "changed/")], store: catalog)
+    #expect {
+      try exporter.export([changed.path])
+    } throws: { error in
+      let error = error as? ReelError
+      return error?.kind == .corrupt && error?.description.contains("recorded when it was sealed") == true
+        && error?.description.contains(changed.sha256) == true
+    }
+    let s3 = try client()
+    #expect(try s3.list(bucket: "reel", prefix: "changed/archives/").isEmpty, "no object")
+    #expect(try s3.pendingUploads(bucket: "reel", prefix: "changed/").isEmpty, "no parts left behind")
+    #expect(try catalog.archiveCopies().isEmpty)
+
+    let report = try exporter.export([intact.path])
+    #expect(report.exported.map(\.archiveID) == [intact.manifest.archiveID])
+    let object = try #require(try s3.list(bucket: "reel", prefix: "changed/archives/").first)
+    #expect(try s3.head(bucket: "reel", key: object.key)?.metadata["reel-sha256"] == intact.sha256)
+  }
+
   /// The server dies after the export has read the bucket's label and before the archive
   /// is written: a clear error in bounded time and no copy recorded; once it is back, the
   /// same export finishes.
