@@ -16,6 +16,10 @@ package final class S3Client {
   package var listPageSize = 1000
   /// The most objects or uploads one listing returns before it is refused as absurd.
   package var listLimit = 10_000_000
+  /// Whether uploads carry their CRC-32C (x-amz-checksum-crc32c) for the server to check:
+  /// so until a server stores one without echoing it back, which shows it ignored the
+  /// header; from then on this client sends Content-MD5, which every server checks.
+  package private(set) var sendsCRC32C = true
 
   package init(settings: S3Settings) throws {
     self.settings = settings
@@ -75,18 +79,18 @@ package final class S3Client {
       lastModified: S3Time.parse(http: response.headers["last-modified"]), metadata: metadata)
   }
 
-  /// Stores `body` as one object; returns its ETag, checked against the body's MD5.
+  /// Stores `body` as one object; returns its ETag. The server checks the bytes it got
+  /// (see `upload`).
   @discardableResult
   package func put(
     bucket: String, key: String, body: [UInt8], metadata: [String: String] = [:], retention: S3Retention? = nil
   ) throws -> String {
     try body.withUnsafeBytes { bytes in
-      let md5 = MD5Hasher.digest(bytes)
-      var request = HTTPRequest(method: "PUT", url: try url(bucket, key: key))
-      request.headers = try uploadHeaders(md5: md5, metadata: metadata, retention: retention)
-      let response = try send(request, body: bytes, doing: "storing", bucket: bucket, key: key, idempotent: true)
-      guard response.isSuccess else { throw failure(response, doing: "storing", bucket: bucket, key: key) }
-      return try checkedETag(response, md5: md5, what: "s3://\(bucket)/\(key)")
+      let request = HTTPRequest(method: "PUT", url: try url(bucket, key: key))
+      return try upload(
+        request, body: bytes, metadata: metadata, retention: retention, doing: "storing", bucket: bucket, key: key,
+        what: "s3://\(bucket)/\(key)"
+      ).etag
     }
   }
 
@@ -187,7 +191,9 @@ package final class S3Client {
     bucket: String, key: String, metadata: [String: String] = [:], retention: S3Retention? = nil
   ) throws -> String {
     var request = HTTPRequest(method: "POST", url: try url(bucket, key: key, query: [("uploads", "")]))
-    request.headers = try uploadHeaders(md5: nil, metadata: metadata, retention: retention)
+    request.headers = try uploadHeaders(md5: nil, crc32c: nil, metadata: metadata, retention: retention)
+    // S3 takes part checksums only in an upload begun with their algorithm.
+    if sendsCRC32C { request.headers.append("x-amz-checksum-algorithm: CRC32C") }
     // Not idempotent: a retry could leave a second upload behind (S3FileUpload cleans such up).
     let root = try document(
       request, doing: "starting the upload of", bucket: bucket, key: key, root: "InitiateMultipartUploadResult",
@@ -199,7 +205,7 @@ package final class S3Client {
     return id
   }
 
-  /// Stores part `number` (1…10 000); its ETag is checked against the bytes' MD5.
+  /// Stores part `number` (1…10 000); the server checks the bytes it got (see `upload`).
   package func uploadPart(bucket: String, key: String, uploadID: String, number: Int, body: UnsafeRawBufferPointer)
     throws
     -> S3Part
@@ -207,16 +213,48 @@ package final class S3Client {
     guard (1...s3MaximumParts).contains(number) else {
       throw ReelError(.usage, "part \(number) of s3://\(bucket)/\(key) is outside S3's 1…\(s3MaximumParts)")
     }
-    let md5 = MD5Hasher.digest(body)
-    var request = HTTPRequest(
+    let request = HTTPRequest(
       method: "PUT",
       url: try url(bucket, key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)]))
-    request.headers = try uploadHeaders(md5: md5, metadata: [:], retention: nil)
-    let what = "part \(number) of"
-    let response = try send(request, body: body, doing: "storing \(what)", bucket: bucket, key: key, idempotent: true)
-    guard response.isSuccess else { throw failure(response, doing: "storing \(what)", bucket: bucket, key: key) }
-    let etag = try checkedETag(response, md5: md5, what: "\(what) s3://\(bucket)/\(key)")
-    return S3Part(number: number, etag: etag, size: UInt64(body.count))
+    let stored = try upload(
+      request, body: body, metadata: [:], retention: nil, doing: "storing part \(number) of", bucket: bucket, key: key,
+      what: "part \(number) of s3://\(bucket)/\(key)")
+    return S3Part(number: number, etag: stored.etag, size: UInt64(body.count), crc32c: stored.crc32c)
+  }
+
+  /// Sends an upload's body with its CRC-32C, which the server checks against the bytes it
+  /// got and echoes back (S3 and current engines; far cheaper to compute than MD5). A
+  /// server that does not echo it ignored it: its ETag must then be the MD5 of the bytes
+  /// sent, and this client sends Content-MD5 from then on. Content-MD5 also goes with a
+  /// retention date, which S3 requires it for.
+  private func upload(
+    _ base: HTTPRequest, body: UnsafeRawBufferPointer, metadata: [String: String], retention: S3Retention?,
+    doing operation: String, bucket: String, key: String, what: String
+  ) throws -> (etag: String, crc32c: String?) {
+    let crc32c = sendsCRC32C ? S3Names.crc32c(body) : nil
+    var md5 = crc32c == nil || retention != nil ? MD5Hasher.digest(body) : nil
+    var request = base
+    request.headers = try uploadHeaders(md5: md5, crc32c: crc32c, metadata: metadata, retention: retention)
+    let response = try send(request, body: body, doing: operation, bucket: bucket, key: key, idempotent: true)
+    guard response.isSuccess else { throw failure(response, doing: operation, bucket: bucket, key: key) }
+    if let crc32c {
+      switch response.headers["x-amz-checksum-crc32c"] {
+      case crc32c?:
+        let etag = S3Names.unquoted(response.headers["etag"] ?? "")
+        guard !etag.isEmpty else {
+          throw ReelError(.protocolViolation, "\(settings.endpoint.url) stored \(what) and gave no ETag")
+        }
+        return (etag, crc32c)
+      case let other?:
+        throw ReelError(
+          .corrupt,
+          "\(settings.endpoint.url) stored \(what) with CRC-32C \(other), not that of the bytes sent (\(crc32c))")
+      case nil:
+        sendsCRC32C = false
+      }
+    }
+    if md5 == nil { md5 = MD5Hasher.digest(body) }
+    return (try checkedETag(response, md5: md5!, what: what), nil)
   }
 
   /// The parts an upload holds so far, in order of number.
@@ -248,7 +286,8 @@ package final class S3Client {
     }
     var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
     for part in parts.sorted(by: { $0.number < $1.number }) {
-      xml += "<Part><PartNumber>\(part.number)</PartNumber><ETag>\"\(part.etag)\"</ETag></Part>"
+      let checksum = part.crc32c.map { "<ChecksumCRC32C>\($0)</ChecksumCRC32C>" } ?? ""
+      xml += "<Part><PartNumber>\(part.number)</PartNumber><ETag>\"\(part.etag)\"</ETag>\(checksum)</Part>"
     }
     xml += "</CompleteMultipartUpload>"
     let body = Array(xml.utf8)
@@ -348,11 +387,14 @@ package final class S3Client {
     S3Names.url(endpoint: settings.endpoint, bucket: bucket, key: nil, query: query)
   }
 
-  private func uploadHeaders(md5: [UInt8]?, metadata: [String: String], retention: S3Retention?) throws -> [String] {
-    // The body is checked by Content-MD5 (and Reel's own SHA-256, re-read by HEAD), not by a
-    // signed payload hash, which would read every byte once more.
+  private func uploadHeaders(md5: [UInt8]?, crc32c: String?, metadata: [String: String], retention: S3Retention?)
+    throws -> [String]
+  {
+    // The body is checked by its CRC-32C or Content-MD5 (and Reel's own SHA-256, re-read by
+    // HEAD), not by a signed payload hash, which would read every byte once more.
     var headers = ["x-amz-content-sha256: UNSIGNED-PAYLOAD", "Content-Type: application/octet-stream"]
     if let md5 { headers.append("Content-MD5: \(Data(md5).base64EncodedString())") }
+    if let crc32c { headers.append("x-amz-checksum-crc32c: \(crc32c)") }
     for (name, value) in metadata.sorted(by: { $0.key < $1.key }) {
       try S3Names.checkMetadata(name: name, value: value)
       headers.append("x-amz-meta-\(name.lowercased()): \(value)")

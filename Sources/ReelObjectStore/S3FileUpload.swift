@@ -114,15 +114,20 @@ package enum S3FileUpload {
     _ work: UploadWork, plan: MultipartPlan, file: PosixFile, client: S3Client, bucket: String, key: String,
     uploadID: String, progress: ((UInt64) -> Void)? = nil
   ) throws {
+    // One buffer for every part this worker sends: a fresh one per part costs page faults
+    // and zeroing worth a good share of the upload's CPU.
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(plan.partSize), alignment: 4096)
+    defer { buffer.deallocate() }
     while let (number, stored) = work.take() {
       let range = plan.range(of: number)
-      let bytes = try file.read(at: range.lowerBound, count: Int(range.count))
-      guard bytes.count == Int(range.count) else { throw ReelError(.io, "\(file.path) shrank while it was uploaded") }
-      guard bytes.withUnsafeBytes({ work.hash($0, part: number) }) else { return }
-      if stored { continue }
-      let part = try bytes.withUnsafeBytes {
-        try client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, number: number, body: $0)
+      let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(range.count)])
+      guard try file.read(into: bytes, at: range.lowerBound) == bytes.count else {
+        throw ReelError(.io, "\(file.path) shrank while it was uploaded")
       }
+      guard work.hash(UnsafeRawBufferPointer(bytes), part: number) else { return }
+      if stored { continue }
+      let part = try client.uploadPart(
+        bucket: bucket, key: key, uploadID: uploadID, number: number, body: UnsafeRawBufferPointer(bytes))
       // Recorded whether or not anyone is told: `progress?(work.record(part))` would skip it.
       let done = work.record(part)
       progress?(done)
@@ -173,7 +178,12 @@ package enum S3FileUpload {
       let bytes = try file.read(at: range.lowerBound, count: Int(range.count))
       let md5 = bytes.withUnsafeBytes { MD5Hasher.digest($0) }
       guard part.etag == Hex.encode(md5) else { return nil }
-      parts[part.number] = part
+      // CompleteMultipartUpload names the checksum of every part of an upload begun with one.
+      let crc32c = bytes.withUnsafeBytes { S3Names.crc32c($0) }
+      guard part.crc32c == nil || part.crc32c == crc32c else { return nil }
+      var matching = part
+      if client.sendsCRC32C { matching.crc32c = crc32c }
+      parts[part.number] = matching
     }
     return parts
   }

@@ -100,6 +100,17 @@ package enum S3Names {
   }
 
   /// An ETag without the quotes S3 puts around it.
+  /// The CRC-32C of `bytes` as S3's checksum headers carry it: base64 of its 4 bytes,
+  /// big-endian.
+  package static func crc32c(_ bytes: UnsafeRawBufferPointer) -> String {
+    withUnsafeBytes(of: CRC32C.checksum(bytes).bigEndian) { Data($0).base64EncodedString() }
+  }
+
+  /// Whether `text` has the form of `crc32c(_:)`'s answer.
+  package static func isCRC32C(_ text: String) -> Bool {
+    text.utf8.count == 8 && Data(base64Encoded: text)?.count == 4
+  }
+
   package static func unquoted(_ etag: String) -> String {
     var text = etag.trimmingCharacters(in: .whitespaces)
     if text.hasPrefix("W/") { text.removeFirst(2) }

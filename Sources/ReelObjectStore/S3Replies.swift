@@ -42,7 +42,9 @@ package enum S3Replies {
         throw ReelError(
           .protocolViolation, "\(source): a part without a number in 1…\(s3MaximumParts), a size or an ETag")
       }
-      parts.append(S3Part(number: number, etag: S3Names.unquoted(etag), size: size))
+      // Listed by servers that keep part checksums; a malformed one is left out, not believed.
+      let crc32c = entry.value("ChecksumCRC32C").flatMap { S3Names.isCRC32C($0) ? $0 : nil }
+      parts.append(S3Part(number: number, etag: S3Names.unquoted(etag), size: size, crc32c: crc32c))
     }
     guard root.value("IsTruncated") == "true" else { return (parts, nil) }
     guard let next = root.value("NextPartNumberMarker").flatMap(Int.init), next > after, next <= s3MaximumParts else {

@@ -27,11 +27,15 @@ package struct S3Part: Sendable, Equatable {
   /// Without quotes: the part's MD5 in hex.
   package var etag: String
   package var size: UInt64
+  /// The part's CRC-32C as S3 writes it (base64 of 4 bytes, big-endian), when the server
+  /// checked one; CompleteMultipartUpload names it again.
+  package var crc32c: String?
 
-  package init(number: Int, etag: String, size: UInt64) {
+  package init(number: Int, etag: String, size: UInt64, crc32c: String? = nil) {
     self.number = number
     self.etag = etag
     self.size = size
+    self.crc32c = crc32c
   }
 }
 

@@ -8,21 +8,25 @@ import ReelTestSupport
 /// A TCP relay in front of a real server that cuts the first connection after `cutAfter`
 /// bytes of its reply (or, with `cuttingRequest`, of its request): the network failing
 /// mid-transfer. Later connections are relayed faithfully. Records what each request
-/// began with, so a test can see how the client took up again.
+/// began with, so a test can see how the client took up again. With
+/// `withholdingChecksums`, replies lose their x-amz-checksum-* headers (renamed), as from
+/// a server that ignores checksums.
 final class ConnectionCutter: @unchecked Sendable {
   let port: Int
   private let listener: Int32
   private let target: Int
   private let cutAfter: Int
   private let cuttingRequest: Bool
+  private let withholdingChecksums: Bool
   private let state = NSLock()
   private var cut = false
   private var requests: [String] = []
 
-  init(target: Int, cutAfter: Int, cuttingRequest: Bool = false) throws {
+  init(target: Int, cutAfter: Int, cuttingRequest: Bool = false, withholdingChecksums: Bool = false) throws {
     self.target = target
     self.cutAfter = cutAfter
     self.cuttingRequest = cuttingRequest
+    self.withholdingChecksums = withholdingChecksums
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var address = Self.loopback(port: 0)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -101,6 +105,7 @@ final class ConnectionCutter: @unchecked Sendable {
           head = Array(repeating: 0, count: 4096)  // one record per connection's first request
         }
       }
+      if !record && withholdingChecksums { Self.renameChecksumHeaders(&buffer, count: count) }
       var sendCount = count
       if let limit { sendCount = min(count, limit - relayed) }
       let sent = buffer.withUnsafeBytes { write(destination, $0.baseAddress!, sendCount) }
@@ -108,6 +113,21 @@ final class ConnectionCutter: @unchecked Sendable {
       if sent < sendCount || (limit != nil && relayed >= limit!) { break }
     }
     pair.finish()
+  }
+
+  /// "x-amz-checksum-" becomes "x-amz-withheld-" (as long), in any letter case.
+  private static func renameChecksumHeaders(_ buffer: inout [UInt8], count: Int) {
+    let name = Array("x-amz-checksum-".utf8)
+    let replacement = Array("x-amz-withheld-".utf8)
+    var index = 0
+    while index + name.count <= count {
+      if zip(buffer[index..<index + name.count], name).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) {
+        buffer.replaceSubrange(index..<index + name.count, with: replacement)
+        index += name.count
+      } else {
+        index += 1
+      }
+    }
   }
 }
 

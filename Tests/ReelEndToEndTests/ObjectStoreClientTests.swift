@@ -128,7 +128,10 @@ struct ObjectStoreClientTests {
         bucket: bucket, key: "abandoned", uploadID: id, number: 1,
         body: UnsafeRawBufferPointer(rebasing: $0[0..<(5 << 20)]))
     }
-    #expect(try client.listParts(bucket: bucket, key: "abandoned", uploadID: id) == [part])
+    // The server checked the part's CRC-32C and echoed it; its listing need not repeat it.
+    #expect(part.crc32c == body.withUnsafeBytes { S3Names.crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<(5 << 20)])) })
+    let listed = try client.listParts(bucket: bucket, key: "abandoned", uploadID: id)
+    #expect(listed.map(\.number) == [1] && listed.map(\.size) == [part.size] && listed.map(\.etag) == [part.etag])
     #expect(try client.pendingUploads(bucket: bucket, prefix: "aband").map(\.uploadID) == [id])
     try client.abortMultipartUpload(bucket: bucket, key: "abandoned", uploadID: id)
     try client.abortMultipartUpload(bucket: bucket, key: "abandoned", uploadID: id)
@@ -179,6 +182,32 @@ struct ObjectStoreClientTests {
     #expect(info.size == UInt64(body.count))
     #expect(try client.pendingUploads(bucket: bucket, prefix: "").isEmpty)
     #expect(try client.get(bucket: bucket, key: key) == body)
+  }
+
+  /// A server that ignores x-amz-checksum-crc32c does not echo it: the client then checks
+  /// the ETag against the bytes' MD5 and sends Content-MD5 from then on, single objects and
+  /// parts alike, and the upload still comes out whole.
+  @Test func aServerThatIgnoresChecksumsIsCheckedByMD5Instead() throws {
+    let bucket = try bucket("client-no-checksums")
+    let s3Port = try #require(Int(server.endpoint.split(separator: ":").last ?? ""))
+    let relay = try ConnectionCutter(target: s3Port, cutAfter: Int.max, withholdingChecksums: true)
+    defer { relay.close() }
+    var settings = server.settings(endpoint: "http://127.0.0.1:\(relay.port)")
+    settings.partSize = 5 << 20
+    let client = try S3Client(settings: settings)
+    #expect(client.sendsCRC32C)
+    let small = randomBytes(300_000, seed: 9)
+    let etag = try client.put(bucket: bucket, key: "small", body: small)
+    #expect(etag == Hex.encode(small.withUnsafeBytes { MD5Hasher.digest($0) }))
+    #expect(!client.sendsCRC32C, "a checksum not echoed was not checked")
+
+    let body = randomBytes(11 << 20, seed: 10)
+    let path = try file("unchecked.bin", body)
+    let info = try S3FileUpload.run(
+      client: client, bucket: bucket, key: "archives/000002-unchecked.reel.tar", file: path,
+      sha256: SHA256Digest.hash(body).hex)
+    #expect(info.etag.hasSuffix("-3"))
+    #expect(try client.get(bucket: bucket, key: "archives/000002-unchecked.reel.tar") == body)
   }
 
   @Test func refusedCredentialsAndMissingBucketsSaySo() throws {
