@@ -94,6 +94,13 @@ package final class PosixFile: Sendable {
     return buffer
   }
 
+  /// Asks the kernel to start reading `range` into the page cache now, so a later read of
+  /// it does not wait on the disk. Only advice: nothing fails if it is not taken.
+  package func prefetch(_ range: Range<UInt64>) {
+    guard !range.isEmpty else { return }
+    _ = posix_fadvise(descriptor, off_t(range.lowerBound), off_t(range.count), Int32(POSIX_FADV_WILLNEED))
+  }
+
   /// Fills `buffer` from `offset`, stopping early only at end of file; returns bytes read.
   package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
     var done = 0

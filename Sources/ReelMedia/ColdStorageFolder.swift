@@ -153,19 +153,11 @@ package final class ColdStorageFolder: MediaVolume {
       catalog.files.append(TapeFileEntry(file: 1, kind: .setCatalogs))
     }
     for found in try archiveFiles() {
-      var entry = TapeFileEntry(file: found.file, kind: .archive)
-      var source = LimitedFileSource(file: try PosixFile.openForReading(found.path), limit: nil)
-      do {
-        let verified = try ArchiveCheck.verify(&source, describing: found.path)
-        entry.state = .complete
-        entry.archive = ArchiveSummary(verified.manifest)
-        entry.size = verified.totalBytes
-        entry.sha256 = verified.sha256
-      } catch {
-        entry = TapeFileEntry(file: found.file, kind: .foreign, note: "\(error)")
-        if let archive = try? SourceArchive(path: found.path) {
-          entry = TapeFileEntry(file: found.file, kind: .archive, state: .damaged, archive: archive.summary)
-        }
+      let entry = try TapeFileEntry.scanned(file: found.file, describing: found.path) {
+        var source = LimitedFileSource(file: try PosixFile.openForReading(found.path), limit: nil)
+        return try ArchiveCheck.verify(&source, describing: found.path)
+      } manifest: {
+        try ArchiveVerifier.readManifest(path: found.path)
       }
       catalog.files.append(entry)
     }

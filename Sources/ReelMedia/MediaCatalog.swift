@@ -91,6 +91,31 @@ package struct TapeFileEntry: Codable, Sendable, Equatable {
     self.sha256 = sha256
     self.note = note
   }
+
+  /// What a scan of the medium makes of archive file `file` (`what` names it): complete
+  /// as `verify` read it back, else damaged when `manifest` still names a valid Reel
+  /// archive, else foreign; the note says why. An interruption (Ctrl-C) is not damage:
+  /// it ends the scan.
+  static func scanned(
+    file: Int, describing what: String, verify: () throws -> VerifiedArchive, manifest: () throws -> ArchiveManifest
+  ) throws -> TapeFileEntry {
+    do {
+      let verified = try verify()
+      return TapeFileEntry(
+        file: file, kind: .archive, state: .complete, archive: ArchiveSummary(verified.manifest),
+        size: verified.totalBytes, sha256: verified.sha256)
+    } catch let error as ReelError where error.kind == .interrupted {
+      throw error
+    } catch {
+      if let manifest = try? manifest() {
+        let summary = ArchiveSummary(manifest)
+        if (try? summary.validate(describing: what)) != nil {
+          return TapeFileEntry(file: file, kind: .archive, state: .damaged, archive: summary, note: "\(error)")
+        }
+      }
+      return TapeFileEntry(file: file, kind: .foreign, note: "\(error)")
+    }
+  }
 }
 
 /// A cartridge's catalog: every file on it, and the set manifest (which cartridge of the

@@ -218,8 +218,7 @@ package final class ObjectStoreBucket: MediaVolume {
     }
     for found in try archiveObjects() {
       let what = "\(address) \(found.key)"
-      var entry = TapeFileEntry(file: found.file, kind: .archive)
-      do {
+      let entry = try TapeFileEntry.scanned(file: found.file, describing: what) {
         var source = try reader(found)
         let verified = try ArchiveCheck.verify(&source, describing: what)
         let recorded = try client.head(bucket: bucket, key: found.key)?.metadata["reel-sha256"]
@@ -227,21 +226,9 @@ package final class ObjectStoreBucket: MediaVolume {
           throw ReelError(
             .corrupt, "\(what) was changed after Reel uploaded it: its SHA-256 is not the one recorded with it")
         }
-        entry.state = .complete
-        entry.archive = ArchiveSummary(verified.manifest)
-        entry.size = verified.totalBytes
-        entry.sha256 = verified.sha256
-      } catch let error as ReelError where error.kind == .interrupted {
-        throw error
-      } catch {
-        entry = TapeFileEntry(file: found.file, kind: .foreign, note: "\(error)")
-        if let manifest = try? peekManifest(found) {
-          let summary = ArchiveSummary(manifest)
-          if (try? summary.validate(describing: what)) != nil {
-            entry = TapeFileEntry(
-              file: found.file, kind: .archive, state: .damaged, archive: summary, note: "\(error)")
-          }
-        }
+        return verified
+      } manifest: {
+        try peekManifest(found)
       }
       catalog.files.append(entry)
     }

@@ -119,6 +119,9 @@ package enum S3FileUpload {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(plan.partSize), alignment: 4096)
     defer { buffer.deallocate() }
     while let (number, stored) = work.take() {
+      // The part after this one goes to the other worker once it has sent its own: have it
+      // in memory by then, as the cold read would stall that worker's connection.
+      if number < plan.count { file.prefetch(plan.range(of: number + 1)) }
       let range = plan.range(of: number)
       let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(range.count)])
       guard try file.read(into: bytes, at: range.lowerBound) == bytes.count else {
