@@ -29,13 +29,13 @@ package enum S3FileUpload {
     let size = try file.size()
     var allMetadata = metadata
     allMetadata[sha256Metadata] = sha256.lowercased()
-    let partSize = UInt64(client.settings.partSize)
-    let partCount = size == 0 ? 1 : Int((size + partSize - 1) / partSize)
-    guard partCount <= s3MaximumParts else {
+    guard size <= s3MaximumObjectSize else {
       throw ReelError(
-        .usage, "\(path) is \(size) bytes: more than \(s3MaximumParts) parts of \(partSize >> 20) MiB",
-        remedy: "give a larger --s3-part-size (at least \((size / UInt64(s3MaximumParts)) >> 20 + 1) MiB)")
+        .usage, "\(path) is \(ByteSize.describe(size)): larger than S3 takes as one object (5 TiB)",
+        remedy: "seal shorter windows (reel seal --until), so that each archive is smaller")
     }
+    let partSize = partSize(forFileOf: size, configured: client.settings.partSize)
+    let partCount = size == 0 ? 1 : Int((size + partSize - 1) / partSize)
 
     let pending = try client.pendingUploads(bucket: bucket, prefix: key).filter { $0.key == key }
     let etag: String
@@ -58,15 +58,17 @@ package enum S3FileUpload {
       progress?(done, size)
       // Every part is read and hashed in order; those the server holds already are not sent.
       let work = UploadWork(count: partCount, stored: Set(parts.keys))
-      // Two parts go out at once: while one connection sends, the other reads and hashes
-      // its part, and SeaweedFS and S3 take parts faster side by side. Each part is in
-      // memory once (two parts in all).
-      let helper = WorkerThread(name: "reel-s3-put") { [settings = client.settings, plan] in
-        do {
-          let other = try S3Client(settings: settings)
-          try uploadParts(work, plan: plan, file: file, client: other, bucket: bucket, key: key, uploadID: uploadID)
-        } catch {
-          work.fail(error)
+      // Parts go out side by side, each worker on a connection of its own: while one
+      // reads and hashes, the others send, and SeaweedFS and S3 take parts faster so
+      // (benchmarks/s3.sh: 3 beat 2, 4 no better). Each worker holds one part in memory.
+      let helpers = (1..<uploadWorkers).map { _ in
+        WorkerThread(name: "reel-s3-put") { [settings = client.settings, plan] in
+          do {
+            let other = try S3Client(settings: settings)
+            try uploadParts(work, plan: plan, file: file, client: other, bucket: bucket, key: key, uploadID: uploadID)
+          } catch {
+            work.fail(error)
+          }
         }
       }
       do {
@@ -76,7 +78,7 @@ package enum S3FileUpload {
       } catch {
         work.fail(error)
       }
-      helper.join()
+      for helper in helpers { helper.join() }
       let finished = try work.finish()
       for (number, part) in finished.parts { parts[number] = part }
       done += finished.done
@@ -105,6 +107,18 @@ package enum S3FileUpload {
         remedy: "nothing was recorded; is another writer using this bucket? export again")
     }
     return info
+  }
+
+  /// Connections one multipart upload sends parts on at once.
+  static let uploadWorkers = 3
+
+  /// The part size for a file of `size` bytes: the configured one, grown to whole MiB
+  /// where the file would otherwise need more than S3's 10 000 parts.
+  package static func partSize(forFileOf size: UInt64, configured: Int) -> UInt64 {
+    let parts = UInt64(s3MaximumParts)
+    let mebibyte: UInt64 = 1 << 20
+    let fitting = ((size + parts - 1) / parts + mebibyte - 1) / mebibyte * mebibyte
+    return max(UInt64(configured), fitting)
   }
 
   /// Takes the next part from `work` until none is left or a worker failed: reads it,
@@ -192,9 +206,9 @@ package enum S3FileUpload {
   }
 }
 
-/// The parts of one multipart upload as its two workers take, hash and store them. Parts
-/// are taken in order and each worker hashes its part only in its turn, so the SHA-256
-/// covers the file front to back while the other worker sends.
+/// The parts of one multipart upload as its workers take, hash and store them. Parts are
+/// taken in order and each worker hashes its part only in its turn, so the SHA-256 covers
+/// the file front to back while the other workers send.
 private final class UploadWork: @unchecked Sendable {
   // Everything below is guarded by `condition`.
   private let condition = NSCondition()

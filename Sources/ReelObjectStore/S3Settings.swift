@@ -152,7 +152,7 @@ package struct S3Settings: Sendable {
   package var connectTimeout: Duration
   package var stallTimeout: Duration
 
-  package static let defaultPartSize = 64 << 20
+  package static let defaultPartSize = 32 << 20
   /// S3's smallest part (but the last).
   package static let minimumPartSize = 5 << 20
   /// S3's largest part.

@@ -72,3 +72,5 @@ package struct S3Retention: Sendable, Equatable {
 
 /// The largest part number S3 accepts.
 package let s3MaximumParts = 10_000
+/// The largest object S3 takes (5 TiB).
+package let s3MaximumObjectSize: UInt64 = 5 << 40

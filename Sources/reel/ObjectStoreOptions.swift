@@ -24,7 +24,9 @@ struct ObjectStoreOptions: ParsableArguments {
   var pathStyle = false
   @Flag(name: .customLong("s3-virtual-hosted"), help: "Address buckets as BUCKET.ENDPOINT.")
   var virtualHosted = false
-  @Option(name: .customLong("s3-part-size"), help: "Multipart upload part size in MiB (5 to 5120, default 64).")
+  @Option(
+    name: .customLong("s3-part-size"),
+    help: "Multipart upload part size in MiB (5 to 5120, default 32; larger where a file needs it).")
   var partSize: Int?
 
   private var anyGiven: Bool {

@@ -48,6 +48,25 @@ import Testing
     #expect(S3Names.multipartETag(parts) == "5a97ffff06ef635f37d1459628ab50ee-2")
   }
 
+  @Test func partsGrowOnlyWhereAFileWouldNeedMoreThanTenThousand() {
+    let configured = 32 << 20
+    #expect(S3FileUpload.partSize(forFileOf: 1 << 30, configured: configured) == 32 << 20)
+    #expect(S3FileUpload.partSize(forFileOf: 10_000 * (32 << 20), configured: configured) == 32 << 20)
+    // One byte more needs a 10 001st part of 32 MiB: parts of 33 MiB instead.
+    #expect(S3FileUpload.partSize(forFileOf: 10_000 * (32 << 20) + 1, configured: configured) == 33 << 20)
+    let fiveTiB: UInt64 = 5 << 40
+    let grown = S3FileUpload.partSize(forFileOf: fiveTiB, configured: configured)
+    #expect(grown % (1 << 20) == 0 && grown * 10_000 >= fiveTiB && (grown - (1 << 20)) * 10_000 < fiveTiB)
+    #expect(grown <= UInt64(S3Settings.maximumPartSize))
+  }
+
+  /// CRC-32C as S3's checksum headers carry it: "123456789" is the standard check value.
+  @Test func crc32cIsBase64OfTheBigEndianChecksum() {
+    let check = Array("123456789".utf8).withUnsafeBytes { S3Names.crc32c($0) }
+    #expect(check == Data([0xE3, 0x06, 0x92, 0x83]).base64EncodedString())
+    #expect(S3Names.isCRC32C(check) && !S3Names.isCRC32C("4waSgw") && !S3Names.isCRC32C("not-base64"))
+  }
+
   @Test func listingRepliesParseWithNamespaces() throws {
     let xml = """
       <?xml version="1.0" encoding="UTF-8"?>
