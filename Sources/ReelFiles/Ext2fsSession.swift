@@ -120,6 +120,16 @@ final class Ext2fsSession {
     return inode
   }
 
+  /// Where inode `number` lies on the device, in bytes; known from the group descriptors,
+  /// which are in memory, so nothing is read.
+  func inodePosition(_ number: UInt64) -> UInt64? {
+    let perGroup = UInt64(superblock.s_inodes_per_group)
+    guard number > 0, number <= UInt64(superblock.s_inodes_count), perGroup > 0 else { return nil }
+    let table = ext2fs_inode_table_loc(fs, dgrp_t((number - 1) / perGroup))
+    guard table != 0 else { return nil }
+    return table * UInt64(blockSize) + (number - 1) % perGroup * UInt64(inodeSize)
+  }
+
   /// Logical → physical runs of an extent-mapped or block-mapped inode.
   func fileMap(_ inode: Ext4Inode) throws -> FileMap {
     inode.usesExtents ? try extentMap(inode) : try blockMap(inode)

@@ -105,6 +105,29 @@ package final class Ext4FileSystem: FileSystemReading {
     return result
   }
 
+  /// At most this much of a folder's blocks is read ahead: a listing of a few thousand names.
+  static let folderReadAheadBytes = 256 << 10
+
+  package func readAhead(directory: UInt64) {
+    // Each step finds under the lock where the next blocks are, and reads them outside it.
+    guard let position = try? withSession({ $0.session.inodePosition(directory) }) else { return }
+    guard (try? device.read(at: position, length: 1)) != nil else { return }
+    let pieces = try? withSession { state -> [(physical: UInt64, length: Int)] in
+      let node = try state.session.inode(directory)
+      guard node.kind == .directory, !node.hasInlineData, !node.isEncrypted else { return [] }
+      let blockSize = UInt64(state.session.blockSize)
+      var pieces: [(physical: UInt64, length: Int)] = []
+      var left = Self.folderReadAheadBytes
+      for run in try Self.map(of: node, &state).runs where !run.unwritten && left > 0 {
+        let length = Int(min(UInt64(left), run.count * blockSize))
+        pieces.append((run.physical * blockSize, length))
+        left -= length
+      }
+      return pieces
+    }
+    for piece in pieces ?? [] where (try? device.read(at: piece.physical, length: piece.length)) == nil { return }
+  }
+
   private static func kind(fileType: UInt8) -> FileKind? {
     switch fileType {
     case 1: .regular

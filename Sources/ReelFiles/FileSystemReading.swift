@@ -147,6 +147,10 @@ package protocol FileSystemReading: AnyObject, Sendable {
   /// The byte ranges of a regular file that hold data, in order; everything else up to
   /// its size is a hole (reads as zeros). Unwritten (preallocated) extents count as holes.
   func dataRanges(of inode: UInt64) throws -> [Range<UInt64>]
+  /// Brings what listing `directory` reads (its inode, its first blocks) into the reader's
+  /// cache, waiting on the volume outside any lock other calls wait for: for a walk to
+  /// call on folders it will visit next. Errors are left for the walk's own calls to report.
+  func readAhead(directory: UInt64)
 }
 
 // Opening (built on branch files-ext4), for callers to code against:

@@ -57,6 +57,7 @@ final class MountedTree: Sendable {
   private let openFileSystem: @Sendable (any VolumeSource, Int?) throws -> any FileSystemReading
   private let fileSystems: FileSystemCache
   private let diskImages = DiskImageWindows()
+  private let folderReadAhead = FolderReadAhead()
   /// Where each folder inside a file system was looked up, for the `..` of its listing.
   private let parents = Locked(DirectoryParents())
   private let numbering = Locked(Numbering())
@@ -99,6 +100,7 @@ final class MountedTree: Sendable {
     if let (point, inode) = MountInode.fileSystemPart(of: parent) {
       let reader = try fileSystem(point)
       guard let entry = try reader.lookup(name, in: inode) else { return .absent(cacheSeconds: Self.fixedSeconds) }
+      if entry.kind == .directory { folderReadAhead.reached(entry.inode, in: inode, point: point, reader: reader) }
       let node = try fileSystemNode(point, entry.inode, reader)
       if entry.kind == .directory { parents.withLock { $0.remember(node.attributes.inode, in: parent) } }
       return .found(node)
@@ -174,7 +176,9 @@ final class MountedTree: Sendable {
       let parent =
         directory == reader.rootInode
         ? try mountedPoint(point).node : parents.withLock { $0.parent(of: inode) } ?? inode
-      let listed = try reader.entries(of: directory).map { entry in
+      let entries = try reader.entries(of: directory)
+      folderReadAhead.listed(entries, of: directory, point: point, reader: reader)
+      let listed = try entries.map { entry in
         DirectoryEntry(
           name: entry.name, inode: try MountInode.inFileSystem(point: point, inode: entry.inode), kind: entry.kind)
       }
