@@ -24,7 +24,11 @@ package final class ObjectStoreBucket: MediaVolume {
   private var checked = false
   private var nextFile = 2
   /// What `append` wrote this session and HEAD confirmed: the read-back `verify` holds it to.
-  private var uploaded: [Int: VerifiedArchive] = [:]
+  private var uploaded: [Int: (object: ArchiveObject, archive: VerifiedArchive)] = [:]
+  /// The archive objects as `prepareAppend` listed them, with what was appended since: one
+  /// listing per export, not one per archive (a listing of a full bucket takes a request
+  /// per thousand archives).
+  private var appendedTo: [ArchiveObject]?
 
   var labelKey: String { prefix + "REEL-LABEL.txt" }
   var setCatalogsKey: String { prefix + "set-catalogs.json" }
@@ -122,12 +126,14 @@ package final class ObjectStoreBucket: MediaVolume {
         "retention until \(Self.rfc3339(retention.until)) was asked for, but bucket \(bucket) has no Object Lock; nothing was written",
         remedy: "export without --retain/--retain-until, or to a bucket created with Object Lock enabled")
     }
-    nextFile = (try archiveObjects().map(\.file).max() ?? 1) + 1
+    let objects = try archiveObjects()
+    appendedTo = objects
+    nextFile = (objects.map(\.file).max() ?? 1) + 1
   }
 
   package func append(_ archive: SourceArchive, dataBlockSize: Int) throws -> AppendResult {
     let label = try requireLabel()
-    let objects = try archiveObjects()
+    let objects = try appendedTo ?? archiveObjects()
     let used = objects.reduce(UInt64(0)) { $0 + $1.size }
     if let capacity = label.capacity, used + archive.size > capacity { return .endOfMedia(file: nil) }
     // Checked against the bytes as they are sent, so a recorded hash saves a read of the file.
@@ -135,7 +141,9 @@ package final class ObjectStoreBucket: MediaVolume {
     // Written before a kill that came ahead of the catalog: the same bytes count once.
     for earlier in objects where earlier.name == archive.summary.fileName && earlier.size == archive.size {
       guard try confirmed(earlier, sha256: sha256) != nil else { continue }
-      uploaded[earlier.file] = VerifiedArchive(manifest: archive.manifest, totalBytes: archive.size, sha256: sha256)
+      uploaded[earlier.file] = (
+        earlier, VerifiedArchive(manifest: archive.manifest, totalBytes: archive.size, sha256: sha256)
+      )
       return .written(file: earlier.file, sha256: sha256, endOfMedia: false)
     }
     let file = nextFile
@@ -161,7 +169,9 @@ package final class ObjectStoreBucket: MediaVolume {
         .corrupt, "\(address): \(key) holds \(info.size) bytes after the upload, not \(archive.size)",
         remedy: "check the object store's health; export again")
     }
-    uploaded[file] = VerifiedArchive(manifest: archive.manifest, totalBytes: archive.size, sha256: sha256)
+    let object = ArchiveObject(file: file, key: key, name: archive.summary.fileName, size: info.size)
+    uploaded[file] = (object, VerifiedArchive(manifest: archive.manifest, totalBytes: archive.size, sha256: sha256))
+    appendedTo = objects + [object]
     nextFile += 1
     return .written(file: file, sha256: sha256, endOfMedia: false)
   }
@@ -170,14 +180,12 @@ package final class ObjectStoreBucket: MediaVolume {
   /// (the upload's part checksums were checked by the server); others are read whole.
   package func verify(file: Int, expectedSize: UInt64, describing what: String) throws -> VerifiedArchive {
     if let written = uploaded[file] {
-      guard let object = try archiveObjects().first(where: { $0.file == file }),
-        try confirmed(object, sha256: written.sha256)?.size == expectedSize
-      else {
+      guard try confirmed(written.object, sha256: written.archive.sha256)?.size == expectedSize else {
         throw ReelError(
           .corrupt, "\(what): the object's size or SHA-256 is not what was uploaded",
           remedy: "something else writes to this prefix, or the object store lost the upload: export again")
       }
-      return written
+      return written.archive
     }
     var source = try openArchive(file: file, size: expectedSize)
     return try ArchiveCheck.verify(&source, describing: what)
