@@ -260,7 +260,8 @@ private struct RepairJob {
     let parityStart = copyOffset + UInt64(g.copySize)
     // One span being read, one checked and rebuilt, one hashed and written.
     let buffers = (0..<3).map { _ in SpanBuffers(geometry: g) }
-    let direct = outputFile.flatMap(DirectIO.directWriter(for:))
+    let direct = outputFile.flatMap { DirectIO.direct($0, writing: true) }
+    let directInput = DirectIO.direct(file, writing: false)
     nonisolated(unsafe) let hasher = hasher
     let parity = UnsafeMutableRawBufferPointer.allocate(byteCount: g.parityRows * g.rowBytes, alignment: 64)
     defer {
@@ -274,23 +275,40 @@ private struct RepairJob {
       let dataBytes = Int(min(g.protectedBytes - first, UInt64(g.dataShards(inSpan: spanIndex) * shardSize)))
       let storedStart = parityStart + UInt64(spanIndex * g.parityRows * g.stripes) * UInt64(shardSize)
       return BackgroundTask(name: "reel-repair-read") { [file, size] in
-        SpanRead(
-          data: try Self.readAvailable(file, size, into: buffer.data, count: dataBytes, at: first),
+        var data: Int?
+        // Direct reads of whole aligned blocks (past the span's end into what follows,
+        // which is then dropped); through the cache where they are refused.
+        if let directInput, first % UInt64(DirectIO.alignment) == 0 {
+          let padded = (dataBytes + DirectIO.alignment - 1) / DirectIO.alignment * DirectIO.alignment
+          if padded <= buffer.data.count {
+            data = (try? Self.readAvailable(directInput, size, into: buffer.data, count: padded, at: first))
+              .map { min($0, dataBytes) }
+          }
+        }
+        return SpanRead(
+          data: try data ?? Self.readAvailable(file, size, into: buffer.data, count: dataBytes, at: first),
           stored: try Self.readAvailable(file, size, into: buffer.stored, count: buffer.stored.count, at: storedStart))
       }
     }
     var reading = startReading(0)
-    var writing: BackgroundTask<Void>?
-    var writingBefore: BackgroundTask<Void>?
+    // Each span's hashing (in order, each after the one before) and writing.
+    var hashed: BackgroundTask<Void>?
+    var inFlight: [(hashed: BackgroundTask<Void>, written: BackgroundTask<Void>?)] = []
     defer {
-      _ = try? writing?.value()
-      _ = try? writingBefore?.value()
+      for work in inFlight {
+        _ = try? work.hashed.value()
+        _ = try? work.written?.value()
+      }
     }
     for spanIndex in 0..<g.spans {
       try Interrupt.check()
       let read = try reading.value()
-      // The next span's buffer is free once the span two before this one is written.
-      try writingBefore?.value()
+      // The next span's buffer is free once the span two before this one is hashed and written.
+      if inFlight.count == 2 {
+        let done = inFlight.removeFirst()
+        try done.hashed.value()
+        try done.written?.value()
+      }
       if spanIndex + 1 < g.spans { reading = startReading(spanIndex + 1) }
       let span = buffers[spanIndex % 3].data
       let stored = buffers[spanIndex % 3].stored
@@ -379,32 +397,38 @@ private struct RepairJob {
       }
       nonisolated(unsafe) let repaired = UnsafeRawBufferPointer(rebasing: span[0..<byteCount])
       nonisolated(unsafe) let storedBytes = UnsafeRawBufferPointer(stored)
-      // Spans are hashed in order: this one after the one before.
-      let previous = writing
-      writingBefore = previous
-      writing = BackgroundTask(name: "reel-repair-write") { [outputFile] in
+      let previous = hashed
+      hashed = BackgroundTask(name: "reel-repair-hash") {
         try previous?.value()
         hasher.update(repaired)
-        guard let outputFile else { return }
-        // Direct writes cover whole aligned blocks; the last span's tail goes through the cache.
-        let aligned =
-          byteStart % UInt64(DirectIO.alignment) == 0 ? byteCount / DirectIO.alignment * DirectIO.alignment : 0
-        var rest = 0
-        if let direct, aligned > 0 {
-          // Some file systems take O_DIRECT and refuse the write: the cache takes it then
-          // (and a failing disk fails that write too).
-          if (try? direct.write(UnsafeRawBufferPointer(rebasing: repaired[0..<aligned]), at: byteStart)) != nil {
-            rest = aligned
-          }
-        }
-        try outputFile.write(UnsafeRawBufferPointer(rebasing: repaired[rest...]), at: byteStart + UInt64(rest))
-        try outputFile.write(storedBytes, at: storedStart)
-        // The disk writes while the next span is read and checked: the closing sync finds
-        // little left to do.
-        outputFile.startWriteback(offset: storedStart, count: UInt64(storedBytes.count))
       }
+      let written = outputFile.map { outputFile in
+        BackgroundTask(name: "reel-repair-write") {
+          // Direct writes cover whole aligned blocks; the last span's tail goes through the cache.
+          let aligned =
+            byteStart % UInt64(DirectIO.alignment) == 0 ? byteCount / DirectIO.alignment * DirectIO.alignment : 0
+          var rest = 0
+          if let direct, aligned > 0 {
+            // Some file systems take O_DIRECT and refuse the write: the cache takes it then
+            // (and a failing disk fails that write too).
+            if (try? direct.write(UnsafeRawBufferPointer(rebasing: repaired[0..<aligned]), at: byteStart)) != nil {
+              rest = aligned
+            }
+          }
+          try outputFile.write(UnsafeRawBufferPointer(rebasing: repaired[rest...]), at: byteStart + UInt64(rest))
+          try outputFile.write(storedBytes, at: storedStart)
+          // The disk writes while the next span is read and checked: the closing sync finds
+          // little left to do.
+          outputFile.startWriteback(offset: storedStart, count: UInt64(storedBytes.count))
+        }
+      }
+      inFlight.append((hashed!, written))
     }
-    try writing?.value()
+    while !inFlight.isEmpty {
+      let done = inFlight.removeFirst()
+      try done.hashed.value()
+      try done.written?.value()
+    }
   }
 
   /// Reads what the file holds at `offset` (a truncated file holds less); returns how much.
