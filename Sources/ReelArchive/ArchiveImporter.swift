@@ -21,10 +21,14 @@ package enum ArchiveImporter {
   /// versions, records, bookmarks and rollbacks up to that seq and the chunks they need,
   /// every one from a frame that authenticates. It is not recorded as a sealed archive
   /// (the store does not hold its whole window).
+  ///
+  /// `repairable`: the caller repairs a damaged archive from its parity and imports the
+  /// repair, so an archive that carries parity fails at its first damaged frame instead
+  /// of being read to its end only to list the damage.
   package static func importArchive(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], into live: LiveStore,
     verifyContent: Bool = true, expecting: ((ArchiveManifest) throws -> Void)? = nil,
-    salvaged: ArchiveSalvage? = nil
+    salvaged: ArchiveSalvage? = nil, repairable: Bool = false
   ) throws -> ArchiveImportReport {
     // Frames are authenticated one by one, so a member whose every frame passes is what
     // was sealed; hashing it again would only prove SHA256SUMS, which rehydration does not
@@ -39,6 +43,7 @@ package enum ArchiveImporter {
     // The manifest is authenticated now (manifest.hmac checked with the key): the caller
     // compares it with what the media claimed before anything is written.
     try expecting?(manifest)
+    scanner.stopAtFirstProblem = repairable && salvaged == nil && manifest.parity != nil
     let through = salvaged.map { $0.wholeThrough ?? manifest.range.fromSeq } ?? manifest.range.untilSeq
     if let salvaged {
       guard salvaged.manifest.archiveID == manifest.archiveID, salvaged.importable,

@@ -80,7 +80,9 @@ package enum ArchiveParity {
   /// the damage is beyond repair, nothing is written and the report says what is lost —
   /// except, when `bestEffort` is given, bytes 0 ..< P with every stripe that could be
   /// rebuilt rebuilt (the rest as read) are left there: what rehydration salvages from.
-  package static func repair(input: String, output: String?, bestEffort: String? = nil) throws
+  /// `durable` false: the output is a scratch copy read at once and removed (rehydration's),
+  /// not synced to disk.
+  package static func repair(input: String, output: String?, bestEffort: String? = nil, durable: Bool = true) throws
     -> ParityRepairReport
   {
     let file = try PosixFile.openForReading(input)
@@ -129,9 +131,9 @@ package enum ArchiveParity {
     var report = job.report(path: input, damagedTableCopies: damagedCopies)
     report.ranges += try job.layoutDamage(copyA: found.copyA, copyB: found.copyB)
     if let output, report.whole {
-      try job.finishOutput(at: output)
+      try job.finishOutput(at: output, durable: durable)
     } else if let bestEffort, output != nil {
-      try job.keepPartial(at: bestEffort)
+      try job.keepPartial(at: bestEffort, durable: durable)
     }
     report.ranges.sort { $0.offset < $1.offset }
     return report
@@ -217,7 +219,6 @@ private struct RepairJob {
   var shaMatches = false
   let outputFile: PosixFile?
   let temporary: String?
-  let encoder: ParityEncoder?
 
   init(
     file: PosixFile, size: UInt64, header: ParityHeader, copyOffset: UInt64, crcs: [UInt32], output: String?,
@@ -237,14 +238,9 @@ private struct RepairJob {
       let outputFile = try PosixFile.createNew(temporary, readable: false, mode: 0o600, leftover: true)
       self.temporary = temporary
       self.outputFile = outputFile
-      let parityStart = copyOffset + UInt64(g.copySize)
-      encoder = try ParityEncoder(planned: g) { offset, bytes in
-        try outputFile.write(bytes, at: parityStart + offset)
-      }
     } else {
       temporary = nil
       outputFile = nil
-      encoder = nil
     }
   }
 
@@ -252,55 +248,98 @@ private struct RepairJob {
     if let temporary { unlink(temporary) }
   }
 
+  /// Reads span after span, the next one on another thread while this one is checked and
+  /// rebuilt, and the one before is hashed and written on a third: the disk keeps
+  /// streaming. With an output the parity shards are written as stored, the ones rebuilt
+  /// put back (an intact shard matches its CRC, and a rebuilt one is computed from data
+  /// that matches theirs), so nothing is encoded again; the protected bytes go to the disk
+  /// directly, not through the page cache (written once, not read again soon).
   mutating func run() throws {
     let g = header.geometry
     let shardSize = g.shardSize
-    let span = UnsafeMutableRawBufferPointer.allocate(byteCount: g.spanShards * shardSize, alignment: 64)
-    let stored = UnsafeMutableRawBufferPointer.allocate(byteCount: g.parityRows * g.rowBytes, alignment: 64)
+    let parityStart = copyOffset + UInt64(g.copySize)
+    // One span being read, one checked and rebuilt, one hashed and written.
+    let buffers = (0..<3).map { _ in SpanBuffers(geometry: g) }
+    let direct = outputFile.flatMap { DirectIO.direct($0, writing: true) }
+    let directInput = DirectIO.direct(file, writing: false)
+    nonisolated(unsafe) let hasher = hasher
     let parity = UnsafeMutableRawBufferPointer.allocate(byteCount: g.parityRows * g.rowBytes, alignment: 64)
     defer {
-      span.deallocate()
-      stored.deallocate()
+      for buffer in buffers { buffer.deallocate() }
       parity.deallocate()
     }
-    let spanBase = span.baseAddress!.assumingMemoryBound(to: UInt8.self)
     let parityBase = parity.baseAddress!.assumingMemoryBound(to: UInt8.self)
-    let parityStart = copyOffset + UInt64(g.copySize)
+    func startReading(_ spanIndex: Int) -> BackgroundTask<SpanRead> {
+      let buffer = buffers[spanIndex % 3]
+      let first = UInt64(spanIndex * g.spanShards) * UInt64(shardSize)
+      let dataBytes = Int(min(g.protectedBytes - first, UInt64(g.dataShards(inSpan: spanIndex) * shardSize)))
+      let storedStart = parityStart + UInt64(spanIndex * g.parityRows * g.stripes) * UInt64(shardSize)
+      return BackgroundTask(name: "reel-repair-read") { [file, size] in
+        var data: Int?
+        // Direct reads of whole aligned blocks (past the span's end into what follows,
+        // which is then dropped); through the cache where they are refused.
+        if let directInput, first % UInt64(DirectIO.alignment) == 0 {
+          let padded = (dataBytes + DirectIO.alignment - 1) / DirectIO.alignment * DirectIO.alignment
+          if padded <= buffer.data.count {
+            data = (try? Self.readAvailable(directInput, size, into: buffer.data, count: padded, at: first))
+              .map { min($0, dataBytes) }
+          }
+        }
+        return SpanRead(
+          data: try data ?? Self.readAvailable(file, size, into: buffer.data, count: dataBytes, at: first),
+          stored: try Self.readAvailable(file, size, into: buffer.stored, count: buffer.stored.count, at: storedStart))
+      }
+    }
+    var reading = startReading(0)
+    // Each span's hashing (in order, each after the one before) and writing.
+    var hashed: BackgroundTask<Void>?
+    var inFlight: [(hashed: BackgroundTask<Void>, written: BackgroundTask<Void>?)] = []
+    defer {
+      for work in inFlight {
+        _ = try? work.hashed.value()
+        _ = try? work.written?.value()
+      }
+    }
     for spanIndex in 0..<g.spans {
       try Interrupt.check()
+      let read = try reading.value()
+      // The next span's buffer is free once the span two before this one is hashed and written.
+      if inFlight.count == 2 {
+        let done = inFlight.removeFirst()
+        try done.hashed.value()
+        try done.written?.value()
+      }
+      if spanIndex + 1 < g.spans { reading = startReading(spanIndex + 1) }
+      let span = buffers[spanIndex % 3].data
+      let stored = buffers[spanIndex % 3].stored
+      let spanBase = span.baseAddress!.assumingMemoryBound(to: UInt8.self)
       let first = spanIndex * g.spanShards
       let count = g.dataShards(inSpan: spanIndex)
       let byteStart = UInt64(first) * UInt64(shardSize)
       let byteCount = Int(min(g.protectedBytes - byteStart, UInt64(count * shardSize)))
-      span.initializeMemory(as: UInt8.self, repeating: 0)
-      let got = try readAvailable(into: UnsafeMutableRawBufferPointer(rebasing: span[0..<byteCount]), at: byteStart)
+      // What was not read (a truncated file, the last shard's padding) counts as zeros.
+      UnsafeMutableRawBufferPointer(rebasing: span[read.data...]).initializeMemory(as: UInt8.self, repeating: 0)
+      UnsafeMutableRawBufferPointer(rebasing: stored[read.stored...]).initializeMemory(as: UInt8.self, repeating: 0)
       var lostData = Set<Int>()
       for local in 0..<count {
         let range = (local * shardSize)..<((local + 1) * shardSize)
-        if range.lowerBound >= got
+        if range.lowerBound >= read.data
           || CRC32C.checksum(UnsafeRawBufferPointer(rebasing: span[range])) != crcs[first + local]
         {
           lostData.insert(local)
         }
       }
-      // Stored parity shards, put back in stripe order.
-      stored.initializeMemory(as: UInt8.self, repeating: 0)
       let storedStart = parityStart + UInt64(spanIndex * g.parityRows * g.stripes) * UInt64(shardSize)
-      let storedGot = try readAvailable(into: stored, at: storedStart)
       var lostParity = Set<Int>()  // row * stripes + stripe
       let rotation = g.rotation(ofSpan: spanIndex)
       for row in 0..<g.parityRows {
         for position in 0..<g.stripes {
-          let stripe = (position + rotation) % g.stripes
           let from = (row * g.stripes + position) * shardSize
-          let to = (row * g.stripes + stripe) * shardSize
-          UnsafeMutableRawBufferPointer(rebasing: parity[to..<(to + shardSize)])
-            .copyMemory(from: UnsafeRawBufferPointer(rebasing: stored[from..<(from + shardSize)]))
           let entry = g.dataShards + spanIndex * g.parityRows * g.stripes + row * g.stripes + position
-          if from >= storedGot
+          if from >= read.stored
             || CRC32C.checksum(UnsafeRawBufferPointer(rebasing: stored[from..<(from + shardSize)])) != crcs[entry]
           {
-            lostParity.insert(row * g.stripes + stripe)
+            lostParity.insert(row * g.stripes + (position + rotation) % g.stripes)
             damagedShards.append(
               (storedStart + UInt64(from), UInt64(shardSize), true, .parity))
           }
@@ -308,6 +347,15 @@ private struct RepairJob {
       }
       var unrepaired = Set<Int>()
       if !lostData.isEmpty || !lostParity.isEmpty {
+        // Stored parity shards, put back in stripe order for the decoder.
+        for row in 0..<g.parityRows {
+          for position in 0..<g.stripes {
+            let from = (row * g.stripes + position) * shardSize
+            let to = (row * g.stripes + (position + rotation) % g.stripes) * shardSize
+            UnsafeMutableRawBufferPointer(rebasing: parity[to..<(to + shardSize)])
+              .copyMemory(from: UnsafeRawBufferPointer(rebasing: stored[from..<(from + shardSize)]))
+          }
+        }
         for stripe in 0..<g.stripes {
           var erased: [Int] = []
           for row in 0..<g.dataRows where lostData.contains(row * g.stripes + stripe) { erased.append(row) }
@@ -332,6 +380,14 @@ private struct RepairJob {
               unrepaired.insert(local)
             }
           }
+          // Rebuilt parity shards go back to where they are stored.
+          for row in erased where row >= g.dataRows {
+            let parityRow = row - g.dataRows
+            let from = (parityRow * g.stripes + stripe) * shardSize
+            let to = (parityRow * g.stripes + (stripe - rotation + g.stripes) % g.stripes) * shardSize
+            UnsafeMutableRawBufferPointer(rebasing: stored[to..<(to + shardSize)])
+              .copyMemory(from: UnsafeRawBufferPointer(rebasing: parity[from..<(from + shardSize)]))
+          }
         }
       }
       for local in lostData.sorted() {
@@ -339,34 +395,53 @@ private struct RepairJob {
         let length = min(UInt64(shardSize), g.protectedBytes - offset)
         damagedShards.append((offset, length, !unrepaired.contains(local), .data))
       }
-      let repaired = UnsafeRawBufferPointer(rebasing: span[0..<byteCount])
-      if let encoder, let outputFile {
-        try encoder.consume(repaired)
-        try outputFile.write(repaired, at: byteStart)
-      } else {
+      nonisolated(unsafe) let repaired = UnsafeRawBufferPointer(rebasing: span[0..<byteCount])
+      nonisolated(unsafe) let storedBytes = UnsafeRawBufferPointer(stored)
+      let previous = hashed
+      hashed = BackgroundTask(name: "reel-repair-hash") {
+        try previous?.value()
         hasher.update(repaired)
       }
+      let written = outputFile.map { outputFile in
+        BackgroundTask(name: "reel-repair-write") {
+          // Direct writes cover whole aligned blocks; the last span's tail goes through the cache.
+          let aligned =
+            byteStart % UInt64(DirectIO.alignment) == 0 ? byteCount / DirectIO.alignment * DirectIO.alignment : 0
+          var rest = 0
+          if let direct, aligned > 0 {
+            // Some file systems take O_DIRECT and refuse the write: the cache takes it then
+            // (and a failing disk fails that write too).
+            if (try? direct.write(UnsafeRawBufferPointer(rebasing: repaired[0..<aligned]), at: byteStart)) != nil {
+              rest = aligned
+            }
+          }
+          try outputFile.write(UnsafeRawBufferPointer(rebasing: repaired[rest...]), at: byteStart + UInt64(rest))
+          try outputFile.write(storedBytes, at: storedStart)
+          // The disk writes while the next span is read and checked: the closing sync finds
+          // little left to do.
+          outputFile.startWriteback(offset: storedStart, count: UInt64(storedBytes.count))
+        }
+      }
+      inFlight.append((hashed!, written))
+    }
+    while !inFlight.isEmpty {
+      let done = inFlight.removeFirst()
+      try done.hashed.value()
+      try done.written?.value()
     }
   }
 
-  /// Reads what the file holds at `offset` (a truncated file holds less); the rest stays zero.
-  private func readAvailable(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+  /// Reads what the file holds at `offset` (a truncated file holds less); returns how much.
+  private static func readAvailable(
+    _ file: PosixFile, _ size: UInt64, into buffer: UnsafeMutableRawBufferPointer, count: Int, at offset: UInt64
+  ) throws -> Int {
     guard offset < size else { return 0 }
-    let count = Int(min(UInt64(buffer.count), size - offset))
+    let count = Int(min(UInt64(count), size - offset))
     return try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]), at: offset)
   }
 
-  var result: ParityEncoder.Result?
-
   mutating func report(path: String, damagedTableCopies: Int) -> ParityRepairReport {
-    let digest: [UInt8]
-    if let encoder {
-      result = try? encoder.finish()
-      digest = result?.protectedSHA256 ?? []
-    } else {
-      digest = hasher.finish().bytes
-    }
-    shaMatches = digest == header.protectedSHA256
+    shaMatches = hasher.finish().bytes == header.protectedSHA256
     let allRebuilt = !damagedShards.contains { !$0.repaired }
     var ranges: [ParityRepairReport.DamagedRange] = []
     for shard in damagedShards {
@@ -431,32 +506,54 @@ private struct RepairJob {
   }
 
   /// Keeps the protected bytes as far as they were rebuilt (a repair beyond the margin).
-  func keepPartial(at path: String) throws {
+  func keepPartial(at path: String, durable: Bool) throws {
     guard let outputFile, let temporary else { return }
     try outputFile.truncate(to: header.geometry.protectedBytes)
-    try outputFile.sync()
+    if durable { try outputFile.sync() }
     try Durable.rename(temporary, to: Durable.absolute(path))
   }
 
   /// Writes PARITY again after the repaired bytes and moves the file into place.
-  func finishOutput(at output: String) throws {
-    guard let outputFile, let temporary, let result else { return }
+  func finishOutput(at output: String, durable: Bool) throws {
+    guard let outputFile, let temporary else { return }
     let g = header.geometry
-    guard result.geometry == g, result.protectedSHA256 == header.protectedSHA256 else {
+    guard shaMatches else {
       throw ReelError(
-        .corrupt, "\(label): the repaired bytes do not give back the recorded parity; nothing was written")
+        .corrupt, "\(label): the repaired bytes do not give back the recorded SHA-256; nothing was written")
     }
     try outputFile.write(header.tarHeader, at: g.protectedBytes)
     var first = header
     first.copy = 0
     var last = header
     last.copy = 1
-    try outputFile.write(first.copyBytes(table: result.table), at: copyOffset)
+    try outputFile.write(first.copyBytes(table: crcs), at: copyOffset)
     let offsetB = copyOffset + UInt64(g.copySize) + g.parityBytes
-    try outputFile.write(last.copyBytes(table: result.table), at: offsetB)
+    try outputFile.write(last.copyBytes(table: crcs), at: offsetB)
     try outputFile.truncate(to: Self.fileSize(tailStart: offsetB + UInt64(g.copySize)))
-    try outputFile.sync()
+    if durable { try outputFile.sync() }
     fchmod(outputFile.descriptor, 0o400)
     try Durable.rename(temporary, to: Durable.absolute(output))
   }
+}
+
+/// One span's buffers: its data shards as read, then its parity shards in stored order.
+private struct SpanBuffers: @unchecked Sendable {
+  let data: UnsafeMutableRawBufferPointer
+  let stored: UnsafeMutableRawBufferPointer
+
+  init(geometry g: ParityGeometry) {
+    data = .allocate(byteCount: g.spanShards * g.shardSize, alignment: DirectIO.alignment)
+    stored = .allocate(byteCount: g.parityRows * g.rowBytes, alignment: DirectIO.alignment)
+  }
+
+  func deallocate() {
+    data.deallocate()
+    stored.deallocate()
+  }
+}
+
+/// How many bytes of a span's data and of its stored parity the file held.
+private struct SpanRead: Sendable {
+  var data: Int
+  var stored: Int
 }

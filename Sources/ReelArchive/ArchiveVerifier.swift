@@ -194,6 +194,10 @@ final class ArchiveScanner {
   /// next frame the (authenticated) index knows in that member instead of giving up on it.
   let salvaging: Bool
 
+  /// Give up at the first frame after a problem instead of reading on to list them all:
+  /// for a reader that will repair the archive and read it again anyway.
+  var stopAtFirstProblem = false
+
   /// Whose private temp folder gets the decrypted index; nil: the store this process
   /// opened, else a private folder in $TMPDIR (`PrivateScratch`).
   let store: StoreLayout?
@@ -614,6 +618,7 @@ final class ArchiveScanner {
     _ opened: OpenedFrame, member: String, number: Int, frameOffset: UInt64,
     onChunk: ((String, [UInt8]) throws -> Void)?
   ) throws {
+    if stopAtFirstProblem, let first = problems.first { throw corrupt(first.description) }
     for (key, record, offset) in opened.records.map({ ($0.key, $0.record, $0.offset) }) {
       chunks += 1
       foundChunks.insert(key)

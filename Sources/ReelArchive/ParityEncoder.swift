@@ -4,18 +4,26 @@ import ReelCore
 import ReelIO
 import ReelParity
 
-/// Computes an archive's parity from its bytes as they stream past (`consume`), a row of D
-/// shards at a time, with one span's parity in memory; each finished span's parity shards
-/// go to `sink` (offset within the parity shards, bytes) in stored order. Memory: one row
-/// and one span's parity rows, whatever the archive's size.
+/// Computes an archive's parity from its bytes as they stream past (`consume`), a few rows
+/// of D shards at a time, with one span's parity in memory; each finished span's parity
+/// shards go to `sink` (offset within the parity shards, bytes) in stored order. Memory: a
+/// group of rows and one span's parity rows, whatever the archive's size.
+///
+/// Every data row adds into all m parity rows of its span (more than the CPU's cache holds
+/// for wide stripes), so rows are added a group at a time, a column slice after another:
+/// the slice of parity stays in cache while each row of the group adds into it.
 final class ParityEncoder {
   let planned: ParityGeometry
   private let codec: ReedSolomon
   private let sink: (UInt64, UnsafeRawBufferPointer) throws -> Void
-  private let row: UnsafeMutableRawBufferPointer
+  /// Up to `groupRows` rows of the span being read, back to back.
+  private let rows: UnsafeMutableRawBufferPointer
+  private let groupRows: Int
   private let parity: UnsafeMutableRawBufferPointer
   private let parityPointers: [UnsafeMutablePointer<UInt8>]
+  /// Bytes of the current group in `rows`.
   private var filled = 0
+  /// The span's rows added into `parity` so far (the group starts there).
   private var rowInSpan = 0
   private var spanDataShards = 0
   private var sunk: UInt64 = 0
@@ -23,6 +31,11 @@ final class ParityEncoder {
   private var parityCRCs: [UInt32] = []
   private(set) var consumed: UInt64 = 0
   private let hasher = SHA256Hasher()
+
+  /// Rows buffered before they are added (about 2 MiB of them), and the column slice
+  /// each addition covers (its m parity slices fit the L2 cache).
+  static let groupBytes = 2 << 20
+  static let sliceBytes = 32 << 10
 
   struct Result {
     var geometry: ParityGeometry
@@ -34,7 +47,8 @@ final class ParityEncoder {
     self.planned = planned
     self.sink = sink
     codec = try ReedSolomon(dataShards: planned.dataRows, parityShards: planned.parityRows)
-    row = .allocate(byteCount: planned.rowBytes, alignment: 64)
+    groupRows = max(1, min(planned.dataRows, Self.groupBytes / planned.rowBytes))
+    rows = .allocate(byteCount: groupRows * planned.rowBytes, alignment: 64)
     parity = .allocate(byteCount: planned.parityRows * planned.rowBytes, alignment: 64)
     parity.initializeMemory(as: UInt8.self, repeating: 0)
     let base = parity.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -42,41 +56,64 @@ final class ParityEncoder {
   }
 
   deinit {
-    row.deallocate()
+    rows.deallocate()
     parity.deallocate()
   }
 
   func consume(_ bytes: UnsafeRawBufferPointer) throws {
     hasher.update(bytes)
     consumed += UInt64(bytes.count)
+    let rowBytes = planned.rowBytes
     var offset = 0
     while offset < bytes.count {
-      let count = min(bytes.count - offset, row.count - filled)
-      UnsafeMutableRawBufferPointer(rebasing: row[filled..<(filled + count)])
+      let rowEnd = (filled / rowBytes + 1) * rowBytes
+      let count = min(bytes.count - offset, rowEnd - filled)
+      UnsafeMutableRawBufferPointer(rebasing: rows[filled..<(filled + count)])
         .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
       filled += count
       offset += count
-      if filled == row.count { try finishRow() }
+      if filled == rowEnd { try finishRow() }
     }
   }
 
+  /// The row that ends at `filled` (zero-padded to its end): its shard CRCs now, while it
+  /// is in cache; the group is added once full or at the span's end.
   private func finishRow() throws {
     let shardSize = planned.shardSize
-    let shards = (filled + shardSize - 1) / shardSize
-    if filled < row.count {
-      UnsafeMutableRawBufferPointer(rebasing: row[filled...]).initializeMemory(as: UInt8.self, repeating: 0)
+    let rowBytes = planned.rowBytes
+    let rowStart = (filled - 1) / rowBytes * rowBytes
+    let shards = (filled - rowStart + shardSize - 1) / shardSize
+    let rowEnd = rowStart + rowBytes
+    if filled < rowEnd {
+      UnsafeMutableRawBufferPointer(rebasing: rows[filled..<rowEnd]).initializeMemory(as: UInt8.self, repeating: 0)
+      filled = rowEnd
     }
     for shard in 0..<shards {
-      dataCRCs.append(
-        CRC32C.checksum(UnsafeRawBufferPointer(rebasing: row[(shard * shardSize)..<((shard + 1) * shardSize)])))
+      let start = rowStart + shard * shardSize
+      dataCRCs.append(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: rows[start..<(start + shardSize)])))
     }
-    codec.update(
-      length: row.count, dataIndex: rowInSpan, shard: row.baseAddress!.assumingMemoryBound(to: UInt8.self),
-      parity: parityPointers)
-    filled = 0
-    rowInSpan += 1
     spanDataShards += shards
+    let rowsFilled = filled / rowBytes
+    if rowsFilled == groupRows || rowInSpan + rowsFilled == planned.dataRows { addGroup() }
     if rowInSpan == planned.dataRows { try finishSpan() }
+  }
+
+  /// Adds the buffered rows into the span's parity, slice by slice.
+  private func addGroup() {
+    let rowBytes = planned.rowBytes
+    let count = filled / rowBytes
+    let base = rows.baseAddress!.assumingMemoryBound(to: UInt8.self)
+    var column = 0
+    while column < rowBytes {
+      let length = min(Self.sliceBytes, rowBytes - column)
+      let slices = parityPointers.map { $0 + column }
+      for row in 0..<count {
+        codec.update(length: length, dataIndex: rowInSpan + row, shard: base + row * rowBytes + column, parity: slices)
+      }
+      column += length
+    }
+    rowInSpan += count
+    filled = 0
   }
 
   private func finishSpan() throws {
@@ -102,7 +139,8 @@ final class ParityEncoder {
 
   /// Ends the protected bytes: the exact geometry, the shard table, the bytes' SHA-256.
   func finish() throws -> Result {
-    if filled > 0 { try finishRow() }
+    if filled % planned.rowBytes > 0 { try finishRow() }
+    if filled > 0 { addGroup() }
     if rowInSpan > 0 { try finishSpan() }
     let geometry = planned.fitted(protectedBytes: consumed)
     precondition(parityCRCs.count == geometry.parityShardCount && dataCRCs.count == geometry.dataShards)

@@ -43,6 +43,16 @@ package enum DirectIO {
   static func allocate() -> UnsafeMutableRawBufferPointer {
     .allocate(byteCount: blockSize, alignment: alignment)
   }
+
+  /// A second descriptor of `file`'s own inode (through /proc/self/fd, whatever its name
+  /// points at now) that reads or writes with direct I/O, for the large aligned pieces;
+  /// `file` stays for the small ones. Nil where the file system refuses direct I/O.
+  package static func direct(_ file: PosixFile, writing: Bool) -> PosixFile? {
+    let descriptor = open("/proc/self/fd/\(file.descriptor)", (writing ? O_WRONLY : O_RDONLY) | O_CLOEXEC)
+    guard descriptor >= 0 else { return nil }
+    let other = PosixFile(adopting: descriptor, path: file.path)
+    return setDirect(other, true) ? other : nil
+  }
 }
 
 /// Appends to a new file in 1 MiB direct writes issued on a background thread, so the disk

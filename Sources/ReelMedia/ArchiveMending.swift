@@ -21,7 +21,10 @@ package struct MendOutcome: Sendable {
 package enum ArchiveMending {
   /// The staged and repaired files of one archive, removed when dropped.
   package final class Staged {
+    /// The bytes as read: the copy staged here, or the supply's own file.
     let damagedPath: String
+    /// The damaged file is the staged copy (removed with it), not the supply's own.
+    private let ownsDamaged: Bool
     package let repairedPath: String
     /// Beyond repair: the bytes before PARITY with every stripe that could be rebuilt rebuilt.
     let partlyRepairedPath: String
@@ -30,32 +33,46 @@ package enum ArchiveMending {
       FileManager.default.fileExists(atPath: partlyRepairedPath) ? partlyRepairedPath : damagedPath
     }
 
-    init(folder: String, archiveID: String) {
+    /// `damaged`: the file on this machine that already holds the archive's bytes; nil:
+    /// they are copied into `folder` first.
+    init(folder: String, archiveID: String, damaged: String? = nil) {
       // Not `.reel.tar`: the incoming folder's archives are offered by that suffix. The
       // ID names a file only when it is a UUID (it may come from a catalog on media).
       let name = UUID(uuidString: archiveID) != nil ? archiveID.lowercased() : UUID().uuidString.lowercased()
-      damagedPath = folder + "/.mend-\(name).damaged"
+      damagedPath = damaged ?? folder + "/.mend-\(name).damaged"
+      ownsDamaged = damaged == nil
       repairedPath = folder + "/.mend-\(name).repaired"
       partlyRepairedPath = folder + "/.mend-\(name).partly-repaired"
     }
 
     deinit {
-      unlink(damagedPath)
+      if ownsDamaged { unlink(damagedPath) }
       unlink(repairedPath)
       unlink(partlyRepairedPath)
     }
   }
 
-  /// Copies the offer's bytes from the supply into `folder` (private, fsynced), then
-  /// repairs them. The outcome is nil when the archive carries no parity to repair it with;
-  /// the staged copy is there either way (what authenticates in it can still be salvaged).
+  /// Copies the offer's bytes from the supply into `folder` (private, fsynced) unless the
+  /// supply holds them in a file here, then repairs them into `folder` (a scratch copy,
+  /// not synced: it is imported at once and removed). The outcome is nil when the archive
+  /// carries no parity to repair it with; the damaged bytes are there either way (what
+  /// authenticates in them can still be salvaged).
   static func mend(
     _ offer: ArchiveOffer, from supply: any ArchiveSupply, in folder: String
   ) throws -> (staged: Staged, outcome: MendOutcome?) {
-    let staged = try stage(archiveID: offer.archiveID, in: folder) { try supply.open(offer) }
+    let staged: Staged
+    if let local = supply.localFile(of: offer) {
+      try Durable.makeDirectory(folder)
+      staged = Staged(folder: folder, archiveID: offer.archiveID, damaged: local)
+      unlink(staged.repairedPath)
+      unlink(staged.partlyRepairedPath)
+    } else {
+      staged = try stage(archiveID: offer.archiveID, in: folder) { try supply.open(offer) }
+    }
     return (
       staged,
-      try repair(input: staged.damagedPath, output: staged.repairedPath, bestEffort: staged.partlyRepairedPath)
+      try repair(
+        input: staged.damagedPath, output: staged.repairedPath, bestEffort: staged.partlyRepairedPath, durable: false)
     )
   }
 
@@ -93,10 +110,12 @@ package enum ArchiveMending {
 
   /// The archive's own repair (ReelArchive's `ArchiveParity`, which accepts a result only
   /// when it equals the SHA-256 its parity recorded); nil for archives without parity.
-  static func repair(input: String, output: String, bestEffort: String? = nil) throws -> MendOutcome? {
+  static func repair(input: String, output: String, bestEffort: String? = nil, durable: Bool = true) throws
+    -> MendOutcome?
+  {
     let report: ParityRepairReport
     do {
-      report = try ArchiveParity.repair(input: input, output: output, bestEffort: bestEffort)
+      report = try ArchiveParity.repair(input: input, output: output, bestEffort: bestEffort, durable: durable)
     } catch let error as ReelError where error.kind == .notFound {
       return nil
     }

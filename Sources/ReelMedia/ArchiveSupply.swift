@@ -34,6 +34,9 @@ package protocol ArchiveSupply: AnyObject {
   func offers() throws -> [ArchiveOffer]
   /// The archive's bytes from its first one.
   func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource
+  /// The file on this machine that holds exactly the archive's bytes, when there is one:
+  /// a damaged archive is repaired from it directly instead of from a copy read first.
+  func localFile(of offer: ArchiveOffer) -> String?
   /// True for media that leave the drive (cartridges): an archive that cannot be imported
   /// yet is copied aside so the medium need not come back.
   var isRemovable: Bool { get }
@@ -77,6 +80,7 @@ package struct SupplyCopy: Sendable, Codable {
 
 extension ArchiveSupply {
   package var isRemovable: Bool { false }
+  package func localFile(of offer: ArchiveOffer) -> String? { nil }
   package func copy(of offer: ArchiveOffer, sha256: String, size: UInt64) throws -> SupplyCopy? { nil }
   package func mediaSets() throws -> [String: [String]] { [:] }
   package func whereabouts() throws -> [String: String] { [:] }
@@ -128,6 +132,8 @@ package final class ArchiveFiles: ArchiveSupply {
   package func open(_ offer: ArchiveOffer) throws -> any ArchiveByteSource {
     try FileArchiveSource(path: offer.handle)
   }
+
+  package func localFile(of offer: ArchiveOffer) -> String? { offer.handle }
 
   /// Beside an archive rehydration set aside (`<store>/incoming/NAME.reel.tar`), the copy
   /// on media it was read from (`NAME.reel.tar.copy.json`, a `SupplyCopy` as JSON).

@@ -304,10 +304,10 @@ package enum Rehydrator {
         try requireManifest(
           manifest, matches: offer, volume: name, chainID: chainID, parent: links[offer.chainIndex - 1])
       }
-      func importing(_ bytes: any ArchiveByteSource) throws -> ArchiveImportReport {
+      func importing(_ bytes: any ArchiveByteSource, repairable: Bool = false) throws -> ArchiveImportReport {
         try ArchiveImporter.importArchive(
           source: bytes, label: offer.fileName, masterKeys: request.masterKeys, into: live,
-          verifyContent: request.verifyContent, expecting: expecting)
+          verifyContent: request.verifyContent, expecting: expecting, repairable: repairable)
       }
       // The copy read into the store's incoming folder once the archive proved damaged,
       // and the bytes its parity could not rebuild: what salvaging starts from.
@@ -315,12 +315,14 @@ package enum Rehydrator {
       var parityLost: [(offset: UInt64, length: UInt64)] = []
       do {
         do {
-          done = try importing(report)
+          done = try importing(report, repairable: true)
           result.damageOnMedia += unreadableSentences(
             offer, opened, repaired: "read around: outside what the import checks")
         } catch let error as ReelError where [.corrupt, .notFound, .incompatible].contains(error.kind) {
           // A damaged copy: its parity may repair it. The bytes are read again into a
-          // private file beside the store, repaired there and imported from the repair.
+          // private file beside the store (unless they are in a file here already),
+          // repaired into another and imported from the repair. The failed import stopped
+          // at the first damaged frame when the archive has parity.
           result.bytesRead += source.count
           source.count = 0
           let mended = try ArchiveMending.mend(offer, from: supply, in: incoming.path)

@@ -100,8 +100,11 @@ package struct ReedSolomon: Sendable {
     precondition(data.count == dataShards && parity.count == parityShards)
     var sources: [UnsafeMutablePointer<UInt8>?] = data
     var destinations: [UnsafeMutablePointer<UInt8>?] = parity
-    var tables = encodeTables
-    ec_encode_data(Int32(length), Int32(dataShards), Int32(parityShards), &tables, &sources, &destinations)
+    encodeTables.withUnsafeBufferPointer { tables in
+      ec_encode_data(
+        Int32(length), Int32(dataShards), Int32(parityShards), UnsafeMutablePointer(mutating: tables.baseAddress),
+        &sources, &destinations)
+    }
   }
 
   /// Adds data shard `dataIndex` (`length` bytes at `shard`) into the m parity buffers.
@@ -110,9 +113,12 @@ package struct ReedSolomon: Sendable {
   ) {
     precondition(dataIndex >= 0 && dataIndex < dataShards && parity.count == parityShards)
     var destinations: [UnsafeMutablePointer<UInt8>?] = parity
-    var tables = encodeTables
-    ec_encode_data_update(
-      Int32(length), Int32(dataShards), Int32(parityShards), Int32(dataIndex), &tables, shard, &destinations)
+    // ISA-L only reads the tables; a `var` copy passed inout would copy them every call.
+    encodeTables.withUnsafeBufferPointer { tables in
+      ec_encode_data_update(
+        Int32(length), Int32(dataShards), Int32(parityShards), Int32(dataIndex),
+        UnsafeMutablePointer(mutating: tables.baseAddress), shard, &destinations)
+    }
   }
 
   /// Rewrites the `erased` slots of `shards` (k + m pointers, data first, `length` bytes
