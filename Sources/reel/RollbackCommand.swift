@@ -29,7 +29,7 @@ struct RollbackCommand: ParsableCommand {
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
-    let layout = try StoreLayout.resolve(options.store)
+    let layout = StoreLayout.resolve(options.store)
     let store = try Store.open(layout)
     _ = try Point.parse(to)
     _ = try layout.descriptor(of: volume)
