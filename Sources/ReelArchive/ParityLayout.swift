@@ -24,6 +24,8 @@ package struct ParityGeometry: Sendable, Equatable {
   static let guaranteedRun = 1 << 20
   /// A span's data shards at most: bounds the memory of sealing and repair.
   static let maximumSpanBytes = 64 << 20
+  /// The most a span's data and parity together may take in a header a reader accepts.
+  static let maximumSpanBufferBytes = 128 << 20
   static let tableBlockEntries = 1024
   static let tarHeaderRoom = 4096
   static let headerSize = 256
@@ -170,8 +172,10 @@ package struct ParityHeader: Sendable, Equatable {
       protected >= 1, protected <= fileSize,
       spans >= 1, copy == 0 || copy == 1,
       tarHeaderCount <= ParityGeometry.tarHeaderRoom,
-      // A span's buffers, data and parity: bounded whatever the header says.
-      (rows + parityRows) * stripes * shardSize <= 600 << 20
+      // A span's buffers, data and parity, bounded whatever the header says: repair holds
+      // three spans at once. Reel writes at most 64 MiB of data with at most 50 % parity
+      // (or the ~1 MiB floor), so 128 MiB refuses nothing it wrote.
+      (rows + parityRows) * stripes * shardSize <= ParityGeometry.maximumSpanBufferBytes
     else { return nil }
     let geometry = ParityGeometry(
       shardSize: shardSize, dataRows: rows, parityRows: parityRows, stripes: stripes, protectedBytes: protected,

@@ -235,3 +235,19 @@ final class ParityFixture: @unchecked Sendable {
     #expect(throws: ReelError.self) { _ = try ArchiveParity.inspect(path: archive.path) }
   }
 }
+
+@Suite struct ParityPlanBoundsTests {
+  /// Readers refuse a header whose span (data and parity) is larger than
+  /// `maximumSpanBufferBytes`, as repair holds three spans in memory: every geometry the
+  /// writer plans, from a tiny archive to 1 TiB and at every percent, stays within it.
+  @Test func everyPlannedSpanFitsWhatReadersAccept() {
+    let capacities: [UInt64] = [1, 4096, 1 << 20, 3 << 20, 100 << 20, 1 << 30, 64 << 30, 1 << 40]
+    for percent in 1...ParityGeometry.percentRange.upperBound {
+      for capacity in capacities {
+        let g = ParityGeometry.plan(capacity: capacity, percent: percent)
+        let spanBytes = (g.dataRows + g.parityRows) * g.stripes * g.shardSize
+        #expect(spanBytes <= ParityGeometry.maximumSpanBufferBytes, "\(percent) % of \(capacity) bytes: \(g)")
+      }
+    }
+  }
+}

@@ -24,7 +24,8 @@ import Testing
     var commands: [String] = []
     for index in 0..<200 {
       commands += ["-c", "write -P \(pattern(index)) \(index * Self.chunk) \(Self.chunk)"]
-      if index % 8 == 7 { commands += ["-c", "flush"] }
+      // The pauses keep the writer going past the kill on a fast disk (0.5 s at least).
+      if index % 8 == 7 { commands += ["-c", "flush", "-c", "sleep 20"] }
     }
     let output = store.directory.path + "/qemu-io.out"
     let writer = try ChildProcess(
