@@ -125,7 +125,8 @@ package enum ArchiveParity {
     }
     let crcs = table.map { $0! }
     var job = try RepairJob(
-      file: file, size: size, header: header, copyOffset: found.offsetA, crcs: crcs, output: output, label: label)
+      file: file, size: size, header: header, copyOffset: found.offsetA, crcs: crcs, output: output, label: label,
+      durable: durable)
     defer { job.discard() }
     try job.run()
     var report = job.report(path: input, damagedTableCopies: damagedCopies)
@@ -219,12 +220,16 @@ private struct RepairJob {
   var shaMatches = false
   let outputFile: PosixFile?
   let temporary: String?
+  /// A copy that is kept is written past the page cache (it is not read again soon); a
+  /// scratch copy goes through it, as rehydration reads it back at once.
+  let durable: Bool
 
   init(
     file: PosixFile, size: UInt64, header: ParityHeader, copyOffset: UInt64, crcs: [UInt32], output: String?,
-    label: String
+    label: String, durable: Bool
   ) throws {
     self.file = file
+    self.durable = durable
     self.size = size
     self.header = header
     self.copyOffset = copyOffset
@@ -260,7 +265,8 @@ private struct RepairJob {
     let parityStart = copyOffset + UInt64(g.copySize)
     // One span being read, one checked and rebuilt, one hashed and written.
     let buffers = (0..<3).map { _ in SpanBuffers(geometry: g) }
-    let direct = outputFile.flatMap { DirectIO.direct($0, writing: true) }
+    let durable = durable
+    let direct = durable ? outputFile.flatMap { DirectIO.direct($0, writing: true) } : nil
     let directInput = DirectIO.direct(file, writing: false)
     nonisolated(unsafe) let hasher = hasher
     let parity = UnsafeMutableRawBufferPointer.allocate(byteCount: g.parityRows * g.rowBytes, alignment: 64)
@@ -419,7 +425,7 @@ private struct RepairJob {
           try outputFile.write(storedBytes, at: storedStart)
           // The disk writes while the next span is read and checked: the closing sync finds
           // little left to do.
-          outputFile.startWriteback(offset: storedStart, count: UInt64(storedBytes.count))
+          if durable { outputFile.startWriteback(offset: storedStart, count: UInt64(storedBytes.count)) }
         }
       }
       inFlight.append((hashed!, written))
