@@ -1,6 +1,7 @@
 import CGcrypt
 import Foundation
 import ReelCore
+import ReelIO
 
 /// libgcrypt must be initialised once per process before its first use.
 enum Gcrypt {
@@ -40,6 +41,24 @@ package struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConvert
 
   package static func hash(_ bytes: some ContiguousBytes) -> SHA256Digest {
     bytes.withUnsafeBytes { hash($0) }
+  }
+
+  /// The SHA-256 of the whole file at `path`, read in 4 MiB pieces into one buffer; a
+  /// Ctrl-C ends it (`Interrupt.check`).
+  package static func hash(fileAt path: String) throws -> SHA256Digest {
+    let file = try PosixFile.openForReading(path)
+    let hasher = SHA256Hasher()
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 4096)
+    defer { buffer.deallocate() }
+    var offset: UInt64 = 0
+    while true {
+      try Interrupt.check()
+      let got = try file.read(into: buffer, at: offset)
+      guard got > 0 else { break }
+      hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+      offset += UInt64(got)
+    }
+    return hasher.finish()
   }
 
   package var hex: String { Hex.encode(bytes) }

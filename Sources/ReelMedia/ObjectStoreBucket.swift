@@ -137,7 +137,7 @@ package final class ObjectStoreBucket: MediaVolume {
     let used = objects.reduce(UInt64(0)) { $0 + $1.size }
     if let capacity = label.capacity, used + archive.size > capacity { return .endOfMedia(file: nil) }
     // Checked against the bytes as they are sent, so a recorded hash saves a read of the file.
-    let sha256 = try archive.sealedSHA256?.hex ?? Self.sha256(of: archive.path)
+    let sha256 = try (archive.sealedSHA256 ?? SHA256Digest.hash(fileAt: archive.path)).hex
     // Written before a kill that came ahead of the catalog: the same bytes count once.
     for earlier in objects where earlier.name == archive.summary.fileName && earlier.size == archive.size {
       guard try confirmed(earlier, sha256: sha256) != nil else { continue }
@@ -308,22 +308,6 @@ package final class ObjectStoreBucket: MediaVolume {
 
   static func rfc3339(_ date: Date) -> String {
     Timestamp(nanoseconds: Int64(date.timeIntervalSince1970) * 1_000_000_000).rfc3339
-  }
-
-  static func sha256(of path: String) throws -> String {
-    let file = try PosixFile.openForReading(path)
-    let hasher = SHA256Hasher()
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 4096)
-    defer { buffer.deallocate() }
-    var offset: UInt64 = 0
-    while true {
-      try Interrupt.check()
-      let got = try file.read(into: buffer, at: offset)
-      guard got > 0 else { break }
-      hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-      offset += UInt64(got)
-    }
-    return hasher.finish().hex
   }
 }
 

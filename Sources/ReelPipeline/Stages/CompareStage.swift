@@ -58,7 +58,7 @@ struct CompareStage: PipelineStage {
       context.progress("restoring \(volume) at seq \(latest) from the scratch store")
       let restored = try Restore.run(
         store: scratchStore, volume: volume, at: .seq(latest), output: image, overwrite: true)
-      let restoredHash = try hashFile(image)
+      let restoredHash = try SHA256Digest.hash(fileAt: image).hex
       context.event("restored \(volume) at seq \(latest)")
       context.progress("reading \(volume) at seq \(latest) from the live store")
       let liveHash: String
@@ -95,20 +95,6 @@ struct CompareStage: PipelineStage {
     if !missing.isEmpty { throw RehydrateStage.notRehydratedError(missing, comparedAlike: outcome.items) }
     outcome.message = "\(outcome.items) volume(s) restored and identical to the live store"
     return outcome
-  }
-
-  func hashFile(_ path: String) throws -> String {
-    let file = try PosixFile.openForReading(path)
-    let hasher = SHA256Hasher()
-    let size = try file.size()
-    var offset: UInt64 = 0
-    while offset < size {
-      let piece = try file.read(at: offset, count: Int(min(UInt64(4 << 20), size - offset)))
-      if piece.isEmpty { break }
-      piece.withUnsafeBytes { hasher.update($0) }
-      offset += UInt64(piece.count)
-    }
-    return hasher.finish().hex
   }
 
   func hashView(_ view: VolumeView) throws -> String {
