@@ -69,14 +69,7 @@ import Testing
 
     /// Every bookmark of the rehydrated store restores to the state it marked.
     func expectEveryBookmarkRestores(from store: String) throws {
-      for (bookmark, digest) in states {
-        let image = sandbox.root + "/\(bookmark)-\(UUID().uuidString.prefix(8)).img"
-        let restored = try run(
-          reelExecutable, ["restore", "disk", "--at", bookmark, "--output", image], environment: ["REEL_STORE": store])
-        #expect(restored.status == 0, "\(restored.output)")
-        #expect(sandbox.digest(image) == digest, "bookmark \(bookmark) restores bit-exact")
-        try? FileManager.default.removeItem(atPath: image)
-      }
+      try sandbox.expectEveryBookmarkRestores(states, from: store)
     }
   }
 
@@ -211,11 +204,6 @@ import Testing
     #expect(rehydrated.status == 3, "\(rehydrated.output)")
     #expect(rehydrated.stdout.contains("3 archive(s) imported"), "seed \(seed): \(rehydrated.output)")
     #expect(rehydrated.stdout.components(separatedBy: "REPAIRED").count == 4, "\(rehydrated.output)")
-    for (bookmark, digest) in states {
-      let image = sandbox.root + "/\(bookmark).img"
-      let restored = try run(
-        reelExecutable, ["restore", "disk", "--at", bookmark, "--output", image], environment: ["REEL_STORE": target])
-      #expect(restored.status == 0 && sandbox.digest(image) == digest, "bookmark \(bookmark): \(restored.output)")
-    }
+    try sandbox.expectEveryBookmarkRestores(states, from: target)
   }
 }

@@ -33,6 +33,19 @@ final class MediaSandbox: @unchecked Sendable {
   /// A file's SHA-256, so comparisons of whole cartridges print a line, not megabytes.
   func digest(_ path: String) -> String { SHA256Digest.hash(bytes(path)).hex }
 
+  /// Every bookmark of `store` (a rehydrated one) restores volume "disk" to the state it
+  /// marked: `states` maps each bookmark to the SHA-256 of that state.
+  func expectEveryBookmarkRestores(_ states: [String: String], from store: String) throws {
+    for (bookmark, expected) in states {
+      let image = root + "/\(bookmark)-\(UUID().uuidString.prefix(8)).img"
+      let restored = try run(
+        reelExecutable, ["restore", "disk", "--at", bookmark, "--output", image], environment: ["REEL_STORE": store])
+      #expect(restored.status == 0, "\(restored.output)")
+      #expect(digest(image) == expected, "bookmark \(bookmark) restores bit-exact from \(store)")
+      try? FileManager.default.removeItem(atPath: image)
+    }
+  }
+
   /// Three archives of one chain exported to media set "weekly" on vtape cartridges C1, C2
   /// and C3, one archive each (a store is initialized first).
   func exportChainToThreeCartridges(_ maker: ArchiveMaker) throws -> [SealedArchive] {
