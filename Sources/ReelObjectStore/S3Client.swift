@@ -232,7 +232,7 @@ package final class S3Client {
     doing operation: String, bucket: String, key: String, what: String
   ) throws -> (etag: String, crc32c: String?) {
     let crc32c = sendsCRC32C ? S3Names.crc32c(body) : nil
-    var md5 = crc32c == nil || retention != nil ? MD5Hasher.digest(body) : nil
+    let md5 = crc32c == nil || retention != nil ? MD5Hasher.digest(body) : nil
     var request = base
     request.headers = try uploadHeaders(md5: md5, crc32c: crc32c, metadata: metadata, retention: retention)
     let response = try send(request, body: body, doing: operation, bucket: bucket, key: key, idempotent: true)
@@ -253,8 +253,7 @@ package final class S3Client {
         sendsCRC32C = false
       }
     }
-    if md5 == nil { md5 = MD5Hasher.digest(body) }
-    return (try checkedETag(response, md5: md5!, what: what), nil)
+    return (try checkedETag(response, md5: md5 ?? MD5Hasher.digest(body), what: what), nil)
   }
 
   /// The parts an upload holds so far, in order of number.

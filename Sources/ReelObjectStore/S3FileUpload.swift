@@ -123,7 +123,8 @@ package enum S3FileUpload {
 
   /// Takes the next part from `work` until none is left or a worker failed: reads it,
   /// adds it to the file's hash in its turn, and unless the server holds it already
-  /// uploads it (its MD5 checked against the ETag) and records it.
+  /// uploads it (its checksum checked by the server, see `S3Client.uploadPart`) and
+  /// records it.
   private static func uploadParts(
     _ work: UploadWork, plan: MultipartPlan, file: PosixFile, client: S3Client, bucket: String, key: String,
     uploadID: String, progress: ((UInt64) -> Void)? = nil
@@ -133,8 +134,8 @@ package enum S3FileUpload {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(plan.partSize), alignment: 4096)
     defer { buffer.deallocate() }
     while let (number, stored) = work.take() {
-      // The part after this one goes to the other worker once it has sent its own: have it
-      // in memory by then, as the cold read would stall that worker's connection.
+      // The part after this one goes to the next worker done sending: have it in memory
+      // by then, as the cold read would stall that worker's connection.
       if number < plan.count { file.prefetch(plan.range(of: number + 1)) }
       let range = plan.range(of: number)
       let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(range.count)])
