@@ -140,7 +140,7 @@ package enum Sealer {
     }
     try Durable.makeDirectory(request.outputDirectory)
     let lock = try PosixFile.openLock(request.outputDirectory + "/.reel-seal.lock")
-    guard flock(lock.descriptor, LOCK_EX | LOCK_NB) == 0 else {
+    guard lock.tryLockExclusive() else {
       throw ReelError(
         .alreadyExists, "another `reel seal` is writing into \(request.outputDirectory)",
         remedy: "wait for it to finish, or seal into another folder")

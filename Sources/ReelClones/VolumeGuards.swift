@@ -15,7 +15,7 @@ enum VolumeGuards {
     let journal = layout.journalDirectory(name)
     try Durable.makeDirectory(journal)
     let lock = try PosixFile.openLock(journal + "/writer.lock")
-    guard flock(lock.descriptor, LOCK_EX | LOCK_NB) == 0 else {
+    guard lock.tryLockExclusive() else {
       let holder = (try? lock.read(at: 0, count: 32)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
       throw ReelError(
         .alreadyExists,

@@ -80,6 +80,19 @@ package final class PosixFile: Sendable {
     try PosixFile(path: path, flags: O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600)
   }
 
+  /// Takes an exclusive `flock` on the file unless another open of it holds one (false
+  /// then). A child process between fork and exec holds a copy of every descriptor,
+  /// close-on-exec ones too, for a moment: a refusal is tried again for up to 0.2 s
+  /// before it counts, so a process spawned elsewhere cannot pass for a second holder.
+  package func tryLockExclusive() -> Bool {
+    for attempt in 1...10 {
+      if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
+      guard errno == EWOULDBLOCK || errno == EINTR, attempt < 10 else { return false }
+      usleep(20_000)
+    }
+    return false
+  }
+
   package func size() throws -> UInt64 {
     var info = stat()
     guard fstat(descriptor, &info) == 0 else { throw Self.error(errno, "stat", path) }

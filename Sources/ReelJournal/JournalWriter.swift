@@ -410,7 +410,7 @@ package final class JournalWriter: @unchecked Sendable {
 
   private static func lockJournal(_ directory: String) throws -> PosixFile {
     let lock = try PosixFile.openLock(directory + "/writer.lock")
-    guard flock(lock.descriptor, LOCK_EX | LOCK_NB) == 0 else {
+    guard lock.tryLockExclusive() else {
       let holder = (try? lock.read(at: 0, count: 32)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
       throw ReelError(
         .alreadyExists,

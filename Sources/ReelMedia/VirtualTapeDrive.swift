@@ -120,7 +120,7 @@ package final class VirtualTapeDrive: TapeDrive {
       file = try PosixFile(path: path, flags: O_RDONLY)
       readOnly = true
     }
-    guard flock(file.descriptor, LOCK_EX | LOCK_NB) == 0 else {
+    guard file.tryLockExclusive() else {
       throw ReelError(
         .io, "vtape:\(path) is in use by another process", remedy: "wait for the other Reel command to finish")
     }

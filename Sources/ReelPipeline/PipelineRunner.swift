@@ -317,7 +317,7 @@ package enum PipelineRunner {
     try Durable.makeDirectory(folder)
     let path = folder + "/pipeline-\(definition.name).lock"
     let lock = try PosixFile.openLock(path)
-    guard flock(lock.descriptor, LOCK_EX | LOCK_NB) == 0 else {
+    guard lock.tryLockExclusive() else {
       let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
       throw ReelError(
         .alreadyExists,
