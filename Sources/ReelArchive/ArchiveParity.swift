@@ -34,6 +34,9 @@ package struct ParityRepairReport: Sendable {
   package var whole: Bool
   /// Damaged shard-table copies that the other copy stood in for.
   package var damagedTableCopies: Int
+  /// Shards whose CRCs were lost in both table copies: each was checked against the rest
+  /// of its stripe instead (the wrong ones are in `ranges`).
+  package var unverifiedShards: Int
 
   package var damaged: Bool { !ranges.isEmpty || damagedTableCopies > 0 }
 
@@ -117,19 +120,15 @@ package enum ArchiveParity {
       if entries.contains(nil) { damagedCopies += 1 }
       for index in table.indices where table[index] == nil { table[index] = entries[index] }
     }
-    if let missing = table.firstIndex(of: nil) {
-      throw ReelError(
-        .corrupt,
-        "\(label): both copies of the PARITY shard table are damaged at entry \(missing), so damage there cannot be located",
-        remedy: "use another copy of the archive")
-    }
-    let crcs = table.map { $0! }
+    // Entries lost in both copies leave their shards unverified: the repair checks them
+    // against the other shards of their stripes instead.
+    let unverified = table.count { $0 == nil }
     var job = try RepairJob(
-      file: file, size: size, header: header, copyOffset: found.offsetA, crcs: crcs, output: output, label: label,
+      file: file, size: size, header: header, copyOffset: found.offsetA, crcs: table, output: output, label: label,
       durable: durable)
     defer { job.discard() }
     try job.run()
-    var report = job.report(path: input, damagedTableCopies: damagedCopies)
+    var report = job.report(path: input, damagedTableCopies: damagedCopies, unverifiedShards: unverified)
     report.ranges += try job.layoutDamage(copyA: found.copyA, copyB: found.copyB)
     if let output, report.whole {
       try job.finishOutput(at: output, durable: durable)
@@ -208,7 +207,9 @@ private struct RepairJob {
   let size: UInt64
   let header: ParityHeader
   let copyOffset: UInt64
-  let crcs: [UInt32]
+  /// Each shard's CRC-32C; nil where both table copies lost it, until the repair has
+  /// checked that shard against its stripe and filled in the CRC of what it holds.
+  var crcs: [UInt32?]
   let label: String
   let codec: ReedSolomon
   var damagedShards:
@@ -225,7 +226,7 @@ private struct RepairJob {
   let durable: Bool
 
   init(
-    file: PosixFile, size: UInt64, header: ParityHeader, copyOffset: UInt64, crcs: [UInt32], output: String?,
+    file: PosixFile, size: UInt64, header: ParityHeader, copyOffset: UInt64, crcs: [UInt32?], output: String?,
     label: String, durable: Bool
   ) throws {
     self.file = file
@@ -327,32 +328,40 @@ private struct RepairJob {
       UnsafeMutableRawBufferPointer(rebasing: span[read.data...]).initializeMemory(as: UInt8.self, repeating: 0)
       UnsafeMutableRawBufferPointer(rebasing: stored[read.stored...]).initializeMemory(as: UInt8.self, repeating: 0)
       var lostData = Set<Int>()
+      var unverifiedData = Set<Int>()
       for local in 0..<count {
         let range = (local * shardSize)..<((local + 1) * shardSize)
-        if range.lowerBound >= read.data
-          || CRC32C.checksum(UnsafeRawBufferPointer(rebasing: span[range])) != crcs[first + local]
-        {
+        if range.lowerBound >= read.data {
           lostData.insert(local)
+        } else if let expected = crcs[first + local] {
+          if CRC32C.checksum(UnsafeRawBufferPointer(rebasing: span[range])) != expected { lostData.insert(local) }
+        } else {
+          unverifiedData.insert(local)
         }
       }
       let storedStart = parityStart + UInt64(spanIndex * g.parityRows * g.stripes) * UInt64(shardSize)
       var lostParity = Set<Int>()  // row * stripes + stripe
+      var unverifiedParity = Set<Int>()
       let rotation = g.rotation(ofSpan: spanIndex)
+      let firstParityEntry = g.dataShards + spanIndex * g.parityRows * g.stripes
       for row in 0..<g.parityRows {
         for position in 0..<g.stripes {
           let from = (row * g.stripes + position) * shardSize
-          let entry = g.dataShards + spanIndex * g.parityRows * g.stripes + row * g.stripes + position
-          if from >= read.stored
-            || CRC32C.checksum(UnsafeRawBufferPointer(rebasing: stored[from..<(from + shardSize)])) != crcs[entry]
+          let slot = row * g.stripes + (position + rotation) % g.stripes
+          let expected = crcs[firstParityEntry + row * g.stripes + position]
+          if from < read.stored, expected == nil {
+            unverifiedParity.insert(slot)
+          } else if from >= read.stored
+            || CRC32C.checksum(UnsafeRawBufferPointer(rebasing: stored[from..<(from + shardSize)])) != expected
           {
-            lostParity.insert(row * g.stripes + (position + rotation) % g.stripes)
+            lostParity.insert(slot)
             damagedShards.append(
               (storedStart + UInt64(from), UInt64(shardSize), true, .parity))
           }
         }
       }
       var unrepaired = Set<Int>()
-      if !lostData.isEmpty || !lostParity.isEmpty {
+      if !lostData.isEmpty || !lostParity.isEmpty || !unverifiedData.isEmpty || !unverifiedParity.isEmpty {
         // Stored parity shards, put back in stripe order for the decoder.
         for row in 0..<g.parityRows {
           for position in 0..<g.stripes {
@@ -368,18 +377,51 @@ private struct RepairJob {
           for row in 0..<g.parityRows where lostParity.contains(row * g.stripes + stripe) {
             erased.append(g.dataRows + row)
           }
-          if erased.isEmpty { continue }
-          worst = max(worst, erased.count)
+          var suspects: [Int] = []
+          for row in 0..<g.dataRows where unverifiedData.contains(row * g.stripes + stripe) { suspects.append(row) }
+          for row in 0..<g.parityRows where unverifiedParity.contains(row * g.stripes + stripe) {
+            suspects.append(g.dataRows + row)
+          }
+          if erased.isEmpty && suspects.isEmpty { continue }
           let lostHere = erased.filter { $0 < g.dataRows }.map { $0 * g.stripes + stripe }
+          let suspectData = suspects.filter { $0 < g.dataRows }.map { $0 * g.stripes + stripe }
           guard erased.count <= g.parityRows else {
+            worst = max(worst, erased.count)
             lostStripes += 1
-            unrepaired.formUnion(lostHere)
+            unrepaired.formUnion(lostHere + suspectData)
             continue
           }
           let pointers =
             (0..<g.dataRows).map { spanBase + ($0 * g.stripes + stripe) * shardSize }
             + (0..<g.parityRows).map { parityBase + ($0 * g.stripes + stripe) * shardSize }
-          try codec.reconstruct(length: shardSize, shards: pointers, erased: erased)
+          guard
+            let wrong = try codec.reconstruct(
+              length: shardSize, shards: pointers, erased: erased, unverified: suspects)
+          else {
+            // Some unverified shard is wrong, and this stripe's parity cannot say which:
+            // every one of them counts as lost.
+            worst = max(worst, g.parityRows + 1)
+            lostStripes += 1
+            unrepaired.formUnion(lostHere + suspectData)
+            lostData.formUnion(suspectData)
+            for row in suspects where row >= g.dataRows {
+              let position = ((row - g.dataRows) * g.stripes + (stripe - rotation + g.stripes) % g.stripes)
+              damagedShards.append(
+                (storedStart + UInt64(position * shardSize), UInt64(shardSize), false, .parity))
+            }
+            continue
+          }
+          worst = max(worst, erased.count + wrong.count)
+          for row in wrong {
+            if row < g.dataRows {
+              lostData.insert(row * g.stripes + stripe)
+            } else {
+              let position = ((row - g.dataRows) * g.stripes + (stripe - rotation + g.stripes) % g.stripes)
+              damagedShards.append(
+                (storedStart + UInt64(position * shardSize), UInt64(shardSize), true, .parity))
+            }
+          }
+          erased += wrong
           for local in lostHere where local < count {
             let range = (local * shardSize)..<((local + 1) * shardSize)
             if CRC32C.checksum(UnsafeRawBufferPointer(rebasing: span[range])) != crcs[first + local] {
@@ -394,6 +436,18 @@ private struct RepairJob {
             UnsafeMutableRawBufferPointer(rebasing: stored[to..<(to + shardSize)])
               .copyMemory(from: UnsafeRawBufferPointer(rebasing: parity[from..<(from + shardSize)]))
           }
+        }
+      }
+      // Unverified shards now hold what their stripes agree on: their CRCs, for the table written again.
+      for local in unverifiedData {
+        let range = (local * shardSize)..<((local + 1) * shardSize)
+        crcs[first + local] = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: span[range]))
+      }
+      for row in 0..<g.parityRows {
+        for position in 0..<g.stripes where crcs[firstParityEntry + row * g.stripes + position] == nil {
+          let from = (row * g.stripes + position) * shardSize
+          crcs[firstParityEntry + row * g.stripes + position] = CRC32C.checksum(
+            UnsafeRawBufferPointer(rebasing: stored[from..<(from + shardSize)]))
         }
       }
       for local in lostData.sorted() {
@@ -446,7 +500,7 @@ private struct RepairJob {
     return try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]), at: offset)
   }
 
-  mutating func report(path: String, damagedTableCopies: Int) -> ParityRepairReport {
+  mutating func report(path: String, damagedTableCopies: Int, unverifiedShards: Int) -> ParityRepairReport {
     shaMatches = hasher.finish().bytes == header.protectedSHA256
     let allRebuilt = !damagedShards.contains { !$0.repaired }
     var ranges: [ParityRepairReport.DamagedRange] = []
@@ -464,7 +518,7 @@ private struct RepairJob {
     }
     return ParityRepairReport(
       path: path, geometry: header.geometry, ranges: ranges, worstStripeLoss: worst, lostStripes: lostStripes,
-      whole: allRebuilt && shaMatches, damagedTableCopies: damagedTableCopies)
+      whole: allRebuilt && shaMatches, damagedTableCopies: damagedTableCopies, unverifiedShards: unverifiedShards)
   }
 
   /// Damage outside the shards: PARITY's tar headers, the table copies, the tar end.
@@ -532,9 +586,11 @@ private struct RepairJob {
     first.copy = 0
     var last = header
     last.copy = 1
-    try outputFile.write(first.copyBytes(table: crcs), at: copyOffset)
+    // Every span was read, so every entry is known by now.
+    let table = crcs.map { $0! }
+    try outputFile.write(first.copyBytes(table: table), at: copyOffset)
     let offsetB = copyOffset + UInt64(g.copySize) + g.parityBytes
-    try outputFile.write(last.copyBytes(table: crcs), at: offsetB)
+    try outputFile.write(last.copyBytes(table: table), at: offsetB)
     try outputFile.truncate(to: Self.fileSize(tailStart: offsetB + UInt64(g.copySize)))
     if durable { try outputFile.sync() }
     fchmod(outputFile.descriptor, 0o400)

@@ -1,4 +1,5 @@
 import CIsal
+import Glibc
 import ReelCore
 
 /// A systematic Reed–Solomon erasure code over GF(2^8) with ISA-L's Cauchy matrix: k data
@@ -181,6 +182,112 @@ package struct ReedSolomon: Sendable {
       var destinations: [UnsafeMutablePointer<UInt8>?] = lostParity.map { shards[$0] }
       ec_encode_data(Int32(length), Int32(k), Int32(lostParity.count), &tables, &sources, &destinations)
     }
+  }
+
+  /// Rebuilds the `erased` slots of `shards` and finds which of the `unverified` slots
+  /// (shards whose checksum is unknown) are wrong, fewest first: a trial erases a set of
+  /// them too, rebuilds, and holds when every parity shard it did not rebuild agrees with
+  /// the result. With x slots erased, e wrong ones are located only where 2e + x ≤ m, so
+  /// the answer is unique (any m + 1 − x − e remaining shards of an MDS code detect e
+  /// more errors); with x = m nothing is left to check them by and they are taken as
+  /// given. Trials run on the few byte positions where the parity disagrees, gathered
+  /// into short shards, and only a set that holds there is tried on whole shards.
+  /// Returns the wrong slots, rebuilt in `shards`, or nil — `shards` then as given but
+  /// the erased slots — when no set of at most `maximumWrong` agrees.
+  package func reconstruct(
+    length: Int, shards: [UnsafeMutablePointer<UInt8>], erased: [Int], unverified: [Int], maximumWrong: Int = 3
+  ) throws -> [Int]? {
+    let erasedSet = Set(erased)
+    let suspects = Set(unverified).subtracting(erasedSet).sorted()
+    if suspects.isEmpty || erasedSet.count > parityShards {
+      // More than m erased throws: there is nothing to check suspects against.
+      try reconstruct(length: length, shards: shards, erased: erased)
+      return []
+    }
+    let k = dataShards
+    let total = k + parityShards
+    let saved = UnsafeMutablePointer<UInt8>.allocate(capacity: suspects.count * length)
+    let check = UnsafeMutablePointer<UInt8>.allocate(capacity: parityShards * length)
+    defer {
+      saved.deallocate()
+      check.deallocate()
+    }
+    for (index, slot) in suspects.enumerated() { (saved + index * length).update(from: shards[slot], count: length) }
+    /// Rebuilds `rebuilt` in `slots` (shards of `width` bytes) and says whether every
+    /// other parity shard agrees; `check` holds the parity the data gives.
+    func holds(_ slots: [UnsafeMutablePointer<UInt8>], width: Int, rebuilt: Set<Int>) throws -> Bool {
+      try reconstruct(length: width, shards: slots, erased: Array(rebuilt))
+      let checkRows = (0..<parityShards).map { check + $0 * width }
+      encode(length: width, data: Array(slots[0..<k]), parity: checkRows)
+      return (0..<parityShards).allSatisfy { row in
+        rebuilt.contains(k + row) || memcmp(checkRows[row], slots[k + row], width) == 0
+      }
+    }
+    if try holds(shards, width: length, rebuilt: erasedSet) { return [] }
+    // Where the parity disagrees: the positions every trial must set right.
+    var disagreeing: [Int] = []
+    for position in 0..<length
+    where (0..<parityShards).contains(where: { row in
+      !erasedSet.contains(k + row) && check[row * length + position] != shards[k + row][position]
+    }) {
+      disagreeing.append(position)
+    }
+    let sample = stride(from: 0, to: disagreeing.count, by: max(1, disagreeing.count / 32)).map { disagreeing[$0] }
+    let width = sample.count
+    let gathered = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * total * width)
+    defer { gathered.deallocate() }
+    let original = gathered + total * width
+    for slot in 0..<total {
+      for (index, position) in sample.enumerated() { original[slot * width + index] = shards[slot][position] }
+    }
+    let trial = (0..<total).map { gathered + $0 * width }
+    var trials = 0
+    var wrong = 1
+    while 2 * wrong + erasedSet.count <= parityShards && wrong <= min(maximumWrong, suspects.count) {
+      var found: [Int]?
+      var failure: Error?
+      forEachSubset(of: suspects.count, size: wrong) { chosen in
+        trials += 1
+        guard trials <= 50_000 else { return false }
+        let candidate = chosen.map { suspects[$0] }
+        let rebuilt = erasedSet.union(candidate)
+        gathered.update(from: original, count: total * width)
+        do {
+          guard try holds(trial, width: width, rebuilt: rebuilt) else { return true }
+          // It holds where the parity disagreed; whole shards decide.
+          for (index, slot) in suspects.enumerated() where !rebuilt.contains(slot) {
+            shards[slot].update(from: saved + index * length, count: length)
+          }
+          guard try holds(shards, width: length, rebuilt: rebuilt) else { return true }
+        } catch {
+          failure = error
+          return false
+        }
+        found = candidate
+        return false
+      }
+      if let failure { throw failure }
+      if let found { return found }
+      wrong += 1
+    }
+    for (index, slot) in suspects.enumerated() { shards[slot].update(from: saved + index * length, count: length) }
+    try reconstruct(length: length, shards: shards, erased: erased)
+    return nil
+  }
+}
+
+/// Calls `body` with every `size`-element subset of 0..<count (ascending indexes) until it
+/// returns false.
+private func forEachSubset(of count: Int, size: Int, _ body: ([Int]) -> Bool) {
+  var chosen = Array(0..<size)
+  guard size <= count else { return }
+  while true {
+    guard body(chosen) else { return }
+    var position = size - 1
+    while position >= 0 && chosen[position] == count - size + position { position -= 1 }
+    if position < 0 { return }
+    chosen[position] += 1
+    for next in (position + 1)..<size { chosen[next] = chosen[next - 1] + 1 }
   }
 }
 

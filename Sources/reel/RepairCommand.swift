@@ -26,6 +26,11 @@ struct RepairCommand: ParsableCommand {
       say(jsonText(ParityReportDocument(report, output: report.whole ? out : nil)))
     } else {
       for sentence in report.sentences { say(sentence) }
+      if report.unverifiedShards > 0 {
+        say(
+          "\(archive): both copies of the shard table lost the CRCs of \(report.unverifiedShards) shard(s); each was checked against the parity of its stripe instead"
+        )
+      }
       if report.whole {
         say(
           report.damaged
@@ -56,6 +61,7 @@ struct ParityReportDocument: Encodable {
   var worstStripeLoss: Int
   var lostStripes: Int
   var damagedTableCopies: Int
+  var unverifiedShards: Int
   var output: String?
 
   init(_ report: ParityRepairReport, output: String?) {
@@ -67,6 +73,7 @@ struct ParityReportDocument: Encodable {
     worstStripeLoss = report.worstStripeLoss
     lostStripes = report.lostStripes
     damagedTableCopies = report.damagedTableCopies
+    unverifiedShards = report.unverifiedShards
     self.output = output
   }
 
@@ -76,5 +83,6 @@ struct ParityReportDocument: Encodable {
     case worstStripeLoss = "worst_stripe_loss"
     case lostStripes = "lost_stripes"
     case damagedTableCopies = "damaged_table_copies"
+    case unverifiedShards = "unverified_shards"
   }
 }

@@ -179,11 +179,43 @@ final class ParityFixture: @unchecked Sendable {
     let (second, secondOutput) = try fixture.repair(both)
     #expect(second.whole && secondOutput == fixture.original && second.damagedTableCopies == 2)
 
-    // The same block damaged in both copies: the damage cannot be located.
+  }
+
+  /// A block of table entries lost in both copies leaves 1024 shards without CRCs: the
+  /// damage among them is found by their stripes' parity and repaired bit-exact, as
+  /// long as no stripe has more wrong ones than it can tell apart.
+  @Test func shardsWhoseCRCsAreLostInBothTableCopiesAreCheckedByTheirStripes() throws {
+    let fixture = Self.fixture
+    let g = fixture.geometry
+    let offsetB = fixture.copyOffset + g.copySize + Int(g.parityBytes)
+    let entries = ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom
     var same = fixture.original
     same[fixture.copyOffset + entries + 8] ^= 0x01
     same[offsetB + entries + 12] ^= 0x01
-    #expect(throws: ReelError.self) { _ = try fixture.repair(same) }
+    let (clean, cleanOutput) = try fixture.repair(same)
+    #expect(clean.whole && cleanOutput == fixture.original)
+    #expect(clean.unverifiedShards == ParityGeometry.tableBlockEntries && clean.damagedTableCopies == 2)
+
+    // Wrong shards among the unverified ones: two in one stripe, one in another, and a
+    // run across the end of the first table block into shards whose CRCs are known.
+    let d = g.stripes
+    var damaged = same
+    for shard in [3, 3 + d, 7 + 2 * d] { damaged[shard * g.shardSize + 100] ^= 0x40 }
+    let edge = ParityGeometry.tableBlockEntries * g.shardSize
+    if edge < fixture.protectedBytes - g.shardSize {
+      for index in (edge - 10)..<(edge + 10) { damaged[index] ^= 0xFF }
+    }
+    let (report, output) = try fixture.repair(damaged)
+    #expect(report.whole && output == fixture.original, "\(report.sentences)")
+    #expect(report.ranges.contains { $0.region == .data && $0.offset == UInt64(3 * g.shardSize) && $0.repaired })
+
+    // Four wrong in one stripe is more than it can tell apart: nothing is written, and
+    // they are named.
+    var beyond = same
+    for row in 0..<4 { beyond[(5 + row * d) * g.shardSize] ^= 0x01 }
+    let (refused, refusedOutput) = try fixture.repair(beyond)
+    #expect(!refused.whole && refusedOutput == nil && refused.lostStripes >= 1)
+    #expect(refused.ranges.contains { $0.offset == UInt64(5 * g.shardSize) && !$0.repaired })
   }
 
   @Test func randomDamageWithinTheMarginGivesBackTheOriginalBytes() throws {

@@ -79,6 +79,58 @@ private func gfInverse(_ a: UInt8) -> UInt8 {
     #expect(shards == before)
   }
 
+  /// Shards whose checksums are unknown (a shard table lost in both copies): the wrong ones
+  /// are found and rebuilt as long as twice their count plus the erased ones fits the parity.
+  @Test func wrongShardsAmongUnverifiedOnesAreFoundWithinTheMargin() throws {
+    let seed = UInt64.random(in: 0...UInt64.max)
+    print("ReedSolomonTests unverified seed \(seed)")
+    var generator = SplitMix(seed: seed)
+    for round in 0..<60 {
+      let k = Int.random(in: 1...60, using: &generator)
+      let m = Int.random(in: 1...12, using: &generator)
+      let size = [1, 33, 512].randomElement(using: &generator)!
+      let codec = try ReedSolomon(dataShards: k, parityShards: m)
+      let data = randomShards(k, size: size, using: &generator)
+      let whole = data + codec.encode(data: data, shardSize: size)
+      let order = Array(0..<(k + m)).shuffled(using: &generator)
+      let erasedCount = Int.random(in: 0...m, using: &generator)
+      let wrongCount = Int.random(in: 0...min(3, (m - erasedCount) / 2), using: &generator)
+      let unverifiedCount = Int.random(in: wrongCount...(k + m - erasedCount), using: &generator)
+      let erased = Array(order.prefix(erasedCount))
+      let unverified = Array(order.dropFirst(erasedCount).prefix(unverifiedCount))
+      let wrong = Array(unverified.shuffled(using: &generator).prefix(wrongCount))
+      let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: (k + m) * size)
+      defer { storage.deallocate() }
+      let pointers = (0..<(k + m)).map { storage + $0 * size }
+      for (index, shard) in whole.enumerated() { pointers[index].initialize(from: shard, count: size) }
+      for index in erased { pointers[index].update(repeating: 0xEE, count: size) }
+      for index in wrong { pointers[index][Int.random(in: 0..<size, using: &generator)] ^= 0x5A }
+      let found = try codec.reconstruct(length: size, shards: pointers, erased: erased, unverified: unverified)
+      let context = "seed \(seed) round \(round): k \(k) m \(m) erased \(erased) wrong \(wrong)"
+      #expect(found.map(Set.init) == Set(wrong), "\(context)")
+      let restored = pointers.map { Array(UnsafeBufferPointer(start: $0, count: size)) } == whole
+      #expect(restored, "\(context)")
+    }
+  }
+
+  @Test func tooManyWrongUnverifiedShardsAreNotMistakenForAnAnswer() throws {
+    let codec = try ReedSolomon(dataShards: 10, parityShards: 2)
+    var generator = SplitMix(seed: 13)
+    let data = randomShards(10, size: 64, using: &generator)
+    let whole = data + codec.encode(data: data, shardSize: 64)
+    let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: 12 * 64)
+    defer { storage.deallocate() }
+    let pointers = (0..<12).map { storage + $0 * 64 }
+    for (index, shard) in whole.enumerated() { pointers[index].initialize(from: shard, count: 64) }
+    // One erased and one wrong need 1 + 2 > 2 parity shards: not locatable, and left as read.
+    pointers[2].update(repeating: 0, count: 64)
+    pointers[7][5] ^= 0xFF
+    let asRead = Array(UnsafeBufferPointer(start: pointers[7], count: 64))
+    let found = try codec.reconstruct(length: 64, shards: pointers, erased: [2], unverified: Array(3..<12))
+    #expect(found == nil)
+    #expect(Array(UnsafeBufferPointer(start: pointers[7], count: 64)) == asRead)
+  }
+
   @Test func streamingUpdatesEqualTheWholeEncoding() throws {
     let codec = try ReedSolomon(dataShards: 6, parityShards: 2)
     var generator = SplitMix(seed: 3)
