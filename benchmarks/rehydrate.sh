@@ -7,7 +7,7 @@
 # fsynced — against
 # `openssl enc -d | zstd -d | tar -x` of the seal benchmark's baseline archive of the same
 # journal (then sync).
-#   throughput: bytes journaled / wall time, target ≥ 0.8× the baseline
+#   throughput: bytes journaled / wall time, target ≥ 1.0× the baseline (issue #22; was 0.8)
 # Then a restore from the rehydrated store at the last instant: seconds per GiB.
 # Usage: benchmarks/rehydrate.sh [SIZE]   (SIZE default 1G; REEL_SEAL_FLAGS="--format 1" for archive format 1)
 set -euo pipefail
@@ -69,4 +69,4 @@ echo "rehydrate: $reel_seconds s, $reel_mbps MB/s of journaled history ($archive
 echo "baseline: $baseline_mbps MB/s"
 echo "restore at an instant from the rehydrated store: $restore_seconds s for $restored bytes = $per_gib s/GiB"
 awk -v r="$reel_mbps" -v b="$baseline_mbps" \
-  'BEGIN { printf "RESULT rehydrate reel=%.1fMB/s baseline=%.1fMB/s ratio=%.2f target=0.8\n", r, b, r / b }'
+  'BEGIN { printf "RESULT rehydrate reel=%.1fMB/s baseline=%.1fMB/s ratio=%.2f target=1.0\n", r, b, r / b }'

@@ -5,7 +5,7 @@
 # deduplicated, indexed, encrypted, fsynced, read back from disk and verified with the key —
 # against `tar -cf - <journal segments> | zstd -3 -T2 | openssl enc -aes-256-ctr -pbkdf2`
 # of the same segments (then sync).
-#   throughput: bytes journaled / wall time, target ≥ 1.0× the baseline
+#   throughput: bytes journaled / wall time, target ≥ 2.0× the baseline (issue #22; was 1.0)
 #   size:       baseline output / archive size, target ≥ 0.95 (archive ≤ 1.05× baseline)
 # The live store is brought up to date first (`reel serve` does that continuously); that
 # ingest is timed and reported on its own.
@@ -65,6 +65,6 @@ echo "seal: $seal_seconds s, $seal_mbps MB/s of journal, archive $archive_bytes 
 echo "baseline (tar | zstd -3 -T2 | openssl enc): $baseline_mbps MB/s, $baseline_bytes bytes"
 echo "ingest + seal: $(awk -v i="$ingest_seconds" -v s="$seal_seconds" -v b="$journaled" 'BEGIN { printf "%.1f", b / (i + s) / 1e6 }') MB/s"
 awk -v r="$seal_mbps" -v b="$baseline_mbps" \
-  'BEGIN { printf "RESULT seal-throughput reel=%.1fMB/s baseline=%.1fMB/s ratio=%.2f target=1.0\n", r, b, r / b }'
+  'BEGIN { printf "RESULT seal-throughput reel=%.1fMB/s baseline=%.1fMB/s ratio=%.2f target=2.0\n", r, b, r / b }'
 awk -v r="$archive_bytes" -v b="$baseline_bytes" \
   'BEGIN { printf "RESULT seal-size reel=%dB baseline=%dB ratio=%.2f target=0.95\n", r, b, b / r }'
