@@ -27,8 +27,8 @@ for tool in nbdcopy nbdkit psktool; do
   command -v "$tool" >/dev/null || { echo "capture.sh: $tool is missing (apt-get install libnbd-bin nbdkit gnutls-bin)" >&2; exit 1; }
 done
 
-swift build -c release --scratch-path "$scratch" --product reel >/dev/null
-reel=$(swift build -c release --scratch-path "$scratch" --show-bin-path)/reel
+swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product reel >/dev/null
+reel=$(swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/reel
 bytes=$(numfmt --from=iec "$size")
 
 wait_for_socket() {

@@ -10,8 +10,8 @@ work=${2:-$PWD/.bench-work/journal-$$}
 mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
 
-swift build -c release --product reel-bench >/dev/null
-bench=$(swift build -c release --show-bin-path)/reel-bench
+swift build -c release --static-swift-stdlib --product reel-bench >/dev/null
+bench=$(swift build -c release --static-swift-stdlib --show-bin-path)/reel-bench
 
 count_mib=$(( $(numfmt --from=iec "$total") / 1048576 ))
 sync

@@ -1,8 +1,8 @@
 # Shared helpers for the benchmark scripts: source it after `cd` to the repository root.
 # Builds release binaries and sets $reel and $bench.
-swift build -c release --product reel >/dev/null
-swift build -c release --product reel-bench >/dev/null
-bin=$(swift build -c release --show-bin-path)
+swift build -c release --static-swift-stdlib --product reel >/dev/null
+swift build -c release --static-swift-stdlib --product reel-bench >/dev/null
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 reel=$bin/reel
 bench=$bin/reel-bench
 

@@ -32,8 +32,8 @@ if ! command -v sqlite3 >/dev/null; then
 fi
 modprobe loop 2>/dev/null || true
 echo "== building reel (release)"
-swift build -c release --product reel 2>&1 | tail -1
-reel="$(swift build -c release --show-bin-path)/reel"
+swift build -c release --static-swift-stdlib --product reel 2>&1 | tail -1
+reel="$(swift build -c release --static-swift-stdlib --show-bin-path)/reel"
 started=$SECONDS
 
 export REEL_STORE="${REEL_STORE:-$HOME/.local/share/reel}"

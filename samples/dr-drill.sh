@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup-debian.sh >/dev/null
 echo "== building reel (release)"
-swift build -c release --product reel 2>&1 | tail -1
-reel="$(swift build -c release --show-bin-path)/reel"
+swift build -c release --static-swift-stdlib --product reel 2>&1 | tail -1
+reel="$(swift build -c release --static-swift-stdlib --show-bin-path)/reel"
 
 work=$(mktemp -d /tmp/reel-drill-XXXXXX)
 export REEL_STORE=$work/store REEL_PASSPHRASE="drill passphrase" REEL_KEY=$work/master.key

@@ -18,8 +18,8 @@ case "$ending" in promote | rollback) ;; *) echo "usage: $0 [promote|rollback]" 
 ./scripts/setup-debian.sh >/dev/null
 pg=/usr/lib/postgresql/15/bin
 echo "== building reel (release)"
-swift build -c release --product reel 2>&1 | tail -1
-reel="$(swift build -c release --show-bin-path)/reel"
+swift build -c release --static-swift-stdlib --product reel 2>&1 | tail -1
+reel="$(swift build -c release --static-swift-stdlib --show-bin-path)/reel"
 
 work=$(mktemp -d /tmp/reel-instant-XXXXXX)
 chmod 711 "$work"
