@@ -360,6 +360,10 @@ private struct RepairJob {
           }
         }
       }
+      /// Where parity row `row` (counted from the data rows) of `stripe` is stored in the span's buffer.
+      func storedOffset(row: Int, stripe: Int) -> Int {
+        ((row - g.dataRows) * g.stripes + (stripe - rotation + g.stripes) % g.stripes) * shardSize
+      }
       var unrepaired = Set<Int>()
       if !lostData.isEmpty || !lostParity.isEmpty || !unverifiedData.isEmpty || !unverifiedParity.isEmpty {
         // Stored parity shards, put back in stripe order for the decoder.
@@ -405,9 +409,8 @@ private struct RepairJob {
             unrepaired.formUnion(lostHere + suspectData)
             lostData.formUnion(suspectData)
             for row in suspects where row >= g.dataRows {
-              let position = ((row - g.dataRows) * g.stripes + (stripe - rotation + g.stripes) % g.stripes)
               damagedShards.append(
-                (storedStart + UInt64(position * shardSize), UInt64(shardSize), false, .parity))
+                (storedStart + UInt64(storedOffset(row: row, stripe: stripe)), UInt64(shardSize), false, .parity))
             }
             continue
           }
@@ -416,9 +419,8 @@ private struct RepairJob {
             if row < g.dataRows {
               lostData.insert(row * g.stripes + stripe)
             } else {
-              let position = ((row - g.dataRows) * g.stripes + (stripe - rotation + g.stripes) % g.stripes)
               damagedShards.append(
-                (storedStart + UInt64(position * shardSize), UInt64(shardSize), true, .parity))
+                (storedStart + UInt64(storedOffset(row: row, stripe: stripe)), UInt64(shardSize), true, .parity))
             }
           }
           erased += wrong
@@ -430,9 +432,8 @@ private struct RepairJob {
           }
           // Rebuilt parity shards go back to where they are stored.
           for row in erased where row >= g.dataRows {
-            let parityRow = row - g.dataRows
-            let from = (parityRow * g.stripes + stripe) * shardSize
-            let to = (parityRow * g.stripes + (stripe - rotation + g.stripes) % g.stripes) * shardSize
+            let from = ((row - g.dataRows) * g.stripes + stripe) * shardSize
+            let to = storedOffset(row: row, stripe: stripe)
             UnsafeMutableRawBufferPointer(rebasing: stored[to..<(to + shardSize)])
               .copyMemory(from: UnsafeRawBufferPointer(rebasing: parity[from..<(from + shardSize)]))
           }
