@@ -112,16 +112,18 @@ package enum ArchiveVerifier {
   /// `checkContent` false: chunk records are checked by CRC-32C and name, not re-hashed.
   /// A framed member whose every frame authenticates is not hashed again: the tags bind
   /// each of its bytes to what the seal encrypted and hashed into the manifest (and the
-  /// read-back then proves the whole file's SHA-256).
+  /// read-back then proves the whole file's SHA-256). `writerHashes`: the writer hashes the
+  /// stream itself (`TarWriter.hashStream`) and puts that SHA-256 in the structure, which
+  /// leaves it empty.
   static func verify(
     written pipe: ArchiveBytePipe, masterKeys: [SymmetricKey], label: String, checkContent: Bool,
-    store: StoreLayout? = nil
+    store: StoreLayout? = nil, writerHashes: Bool = false
   ) throws -> ArchiveVerification {
     defer { pipe.abandon() }
     return try scan(
       ArchiveScanner(
         source: pipe, label: label, masterKeys: masterKeys, checkContent: checkContent, readAhead: false,
-        hashAuthenticatedMembers: false, store: store))
+        hashAuthenticatedMembers: false, store: store, hashesStream: !writerHashes))
   }
 
   private static func scan(_ scanner: ArchiveScanner) throws -> ArchiveVerification {
@@ -138,17 +140,22 @@ package enum ArchiveVerifier {
   }
 }
 
-/// A byte source that also hashes and counts everything read through it.
+/// A byte source that also hashes (unless told the writer does) and counts everything
+/// read through it.
 package final class HashingSource: ArchiveByteSource {
   var inner: any ArchiveByteSource
   package let hasher = SHA256Hasher()
+  package let hashes: Bool
   package var total: UInt64 = 0
 
-  package init(_ inner: any ArchiveByteSource) { self.inner = inner }
+  package init(_ inner: any ArchiveByteSource, hashes: Bool = true) {
+    self.inner = inner
+    self.hashes = hashes
+  }
 
   package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
     let count = try inner.read(into: buffer)
-    hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    if hashes { hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) }
     total += UInt64(count)
     return count
   }
@@ -206,7 +213,7 @@ final class ArchiveScanner {
   init(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], checkContent: Bool = true,
     storeRecords: Bool = false, readAhead: Bool = true, hashAuthenticatedMembers: Bool = true,
-    store: StoreLayout? = nil, salvaging: Bool = false
+    store: StoreLayout? = nil, salvaging: Bool = false, hashesStream: Bool = true
   ) throws {
     self.store = store
     self.salvaging = salvaging
@@ -215,7 +222,7 @@ final class ArchiveScanner {
     self.masterKeys = masterKeys
     self.checkContent = checkContent
     self.storeRecords = storeRecords
-    hashing = HashingSource(readAhead ? ReadAheadSource(source) : source)
+    hashing = HashingSource(readAhead ? ReadAheadSource(source) : source, hashes: hashesStream)
     tar = try TarReader(source: hashing, label: label)
   }
 
@@ -754,7 +761,8 @@ final class ArchiveScanner {
   func result() -> ArchiveVerification {
     ArchiveVerification(
       structure: ArchiveStructureReport(
-        manifest: manifest!, members: found, totalBytes: hashing.total, sha256: hashing.hasher.finish().hex),
+        manifest: manifest!, members: found, totalBytes: hashing.total,
+        sha256: hashing.hashes ? hashing.hasher.finish().hex : ""),
       keyChecked: keys != nil, problems: problems, framesChecked: frames, chunksChecked: chunks)
   }
 }

@@ -30,7 +30,6 @@ final class ParityEncoder {
   private var dataCRCs: [UInt32] = []
   private var parityCRCs: [UInt32] = []
   private(set) var consumed: UInt64 = 0
-  private let hasher = SHA256Hasher()
 
   /// Rows buffered before they are added (about 2 MiB of them), and the column slice
   /// each addition covers (its m parity slices fit the L2 cache).
@@ -40,7 +39,6 @@ final class ParityEncoder {
   struct Result {
     var geometry: ParityGeometry
     var table: [UInt32]
-    var protectedSHA256: [UInt8]
   }
 
   init(planned: ParityGeometry, sink: @escaping (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
@@ -61,7 +59,6 @@ final class ParityEncoder {
   }
 
   func consume(_ bytes: UnsafeRawBufferPointer) throws {
-    hasher.update(bytes)
     consumed += UInt64(bytes.count)
     let rowBytes = planned.rowBytes
     var offset = 0
@@ -137,14 +134,14 @@ final class ParityEncoder {
     spanDataShards = 0
   }
 
-  /// Ends the protected bytes: the exact geometry, the shard table, the bytes' SHA-256.
+  /// Ends the protected bytes: the exact geometry and the shard table.
   func finish() throws -> Result {
     if filled % planned.rowBytes > 0 { try finishRow() }
     if filled > 0 { addGroup() }
     if rowInSpan > 0 { try finishSpan() }
     let geometry = planned.fitted(protectedBytes: consumed)
     precondition(parityCRCs.count == geometry.parityShardCount && dataCRCs.count == geometry.dataShards)
-    return Result(geometry: geometry, table: dataCRCs + parityCRCs, protectedSHA256: hasher.finish().bytes)
+    return Result(geometry: geometry, table: dataCRCs + parityCRCs)
   }
 }
 
@@ -173,9 +170,14 @@ final class ArchiveParityWriter {
     }
   }
 
+  /// `tar` hashes its stream (`hashStream`): the protected bytes' SHA-256 is its digest so
+  /// far, not a second pass over them.
   func add(to tar: TarWriter, modified: Timestamp) throws {
     tar.tap = nil
     let result = try encoder.finish()
+    guard let protectedSHA256 = tar.streamSHA256(soFar: true) else {
+      preconditionFailure("archive parity needs the tar stream hashed from its first byte")
+    }
     precondition(
       tar.offset == result.geometry.protectedBytes,
       "parity saw \(result.geometry.protectedBytes) of \(tar.offset) bytes")
@@ -188,7 +190,7 @@ final class ArchiveParityWriter {
           .io, "PARITY's tar headers took \(tarHeader.count) bytes; at most \(ParityGeometry.tarHeaderRoom) fit")
       }
       var header = ParityHeader(
-        geometry: result.geometry, copy: 0, protectedSHA256: result.protectedSHA256, archiveID: archiveID,
+        geometry: result.geometry, copy: 0, protectedSHA256: protectedSHA256.bytes, archiveID: archiveID,
         tarHeader: tarHeader)
       try header.copyBytes(table: result.table).withUnsafeBytes { try write($0) }
       try copyStaged(stagedPath, size: result.geometry.parityBytes, into: write)

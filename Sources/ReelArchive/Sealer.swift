@@ -357,12 +357,18 @@ final class ArchiveWriter {
       let masterKeys = try request.masterKeys.keys()
       let checkContent = formatVersion < 2
       let store = live.store.layout
+      // With parity the writer hashes the stream (the parity records the hash of all of it
+      // before PARITY), so the verifier need not hash it again.
+      let writerHashes = request.parityPercent > 0
       let verifying = BackgroundTask {
         try ArchiveVerifier.verify(
-          written: written, masterKeys: masterKeys, label: fileName, checkContent: checkContent, store: store)
+          written: written, masterKeys: masterKeys, label: fileName, checkContent: checkContent, store: store,
+          writerHashes: writerHashes)
       }
+      var streamSHA256: SHA256Digest?
       do {
         let tar = try TarWriter(writer: output, copy: written)
+        if writerHashes { tar.hashStream() }
         let parity = try ArchiveParityWriter(
           percent: request.parityPercent, archiveID: archiveID, staging: staging,
           capacity: ArchiveParityWriter.capacity(
@@ -384,6 +390,7 @@ final class ArchiveWriter {
         try tar.addFile(name: ArchiveFormat.checksumsName, bytes: checksums, modified: created)
         if let parity { try parity.add(to: tar, modified: created) }
         try tar.close()
+        streamSHA256 = tar.streamSHA256()
         try output.finish()
         written.close()
       } catch {
@@ -395,7 +402,8 @@ final class ArchiveWriter {
       }
       let stagingRemoved = BackgroundTask { [staging] in try? FileManager.default.removeItem(atPath: staging) }
       defer { try? stagingRemoved.value() }
-      let verification = try verifying.value()
+      var verification = try verifying.value()
+      if let streamSHA256 { verification.structure.sha256 = streamSHA256.hex }
       try output.file.sync()
       guard verification.problems.isEmpty else {
         throw ReelError(

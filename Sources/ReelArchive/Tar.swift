@@ -1,5 +1,6 @@
 import CArchive
 import Foundation
+import ReelCodec
 import ReelCore
 import ReelIO
 
@@ -21,6 +22,7 @@ final class TarWriter {
     let copy: ArchiveBytePipe?
     var error: (any Error)?
     var tap: ((UnsafeRawBufferPointer) throws -> Void)?
+    var hasher: SHA256Hasher?
     var offset: UInt64 = 0
     let record = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
     var filled = 0
@@ -31,6 +33,7 @@ final class TarWriter {
     deinit { record.deallocate() }
 
     func take(_ bytes: UnsafeRawBufferPointer) throws {
+      hasher?.update(bytes)
       try tap?(bytes)
       offset += UInt64(bytes.count)
       var done = 0
@@ -48,6 +51,7 @@ final class TarWriter {
     func finish() throws {
       guard filled > 0 else { return }
       UnsafeMutableRawBufferPointer(rebasing: record[filled...]).initializeMemory(as: UInt8.self, repeating: 0)
+      hasher?.update(UnsafeRawBufferPointer(rebasing: record[filled...]))
       filled = record.count
       try flush()
     }
@@ -141,6 +145,19 @@ final class TarWriter {
 
   /// Bytes of the tar stream so far (exact between members).
   var offset: UInt64 { sink.offset }
+
+  /// Hashes the whole stream as it is written, padding included (set before the first
+  /// byte): `streamSHA256(soFar:)` then gives the digest of any prefix on the way.
+  func hashStream() {
+    precondition(sink.offset == 0 && sink.hasher == nil)
+    sink.hasher = SHA256Hasher()
+  }
+
+  /// The SHA-256 of the stream so far (`soFar`, hashing goes on) or, after `close`, of all of it.
+  func streamSHA256(soFar: Bool = false) -> SHA256Digest? {
+    guard let hasher = sink.hasher else { return nil }
+    return soFar ? hasher.copy().finish() : hasher.finish()
+  }
 
   /// Sees every byte of the stream as libarchive produces it, before it is blocked.
   var tap: ((UnsafeRawBufferPointer) throws -> Void)? {

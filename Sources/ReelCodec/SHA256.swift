@@ -80,7 +80,17 @@ package final class SHA256Hasher {
     precondition(error == 0 && handle != nil, "libgcrypt could not open SHA-256")
   }
 
+  private init(handle: gcry_md_hd_t?) { self.handle = handle }
+
   deinit { gcry_md_close(handle) }
+
+  /// A second hasher that goes on from where this one is (this one is left as it is).
+  package func copy() -> SHA256Hasher {
+    var copied: gcry_md_hd_t?
+    let error = gcry_md_copy(&copied, handle)
+    precondition(error == 0 && copied != nil, "libgcrypt could not copy a SHA-256 state")
+    return SHA256Hasher(handle: copied)
+  }
 
   package func update(_ bytes: UnsafeRawBufferPointer) {
     guard bytes.count > 0 else { return }
