@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Capture under random sync writes, the way databases and VMs write: fio's nbd engine,
-# random 4-64 KiB writes at iodepth 16, `--fsync=32` (fio's sync check, which at iodepth
-# 16 sends a FLUSH about every 4 writes, not every 32: nbdkit's stats filter counted 2137
-# flushes for 10696 writes; the same for both servers), crc32c verify of every block after
-# each pass. Through `reel serve` and through `nbdkit file` (a sparse file, as capture.sh)
-# on the same disk, ROUNDS alternating rounds (Reel first), each round LOOPS passes over a
-# SIZE volume.
+# random 4-64 KiB writes at iodepth 16, `--fsync=32` (which at iodepth 16 makes fio send
+# a FLUSH every 2.5 to 3 writes, not every 32: nbdkit's stats filter counts as many as fio
+# reports; the same for both servers), crc32c verify of every block after each pass.
+# Through `reel serve` and through `nbdkit file` (a sparse file, as capture.sh) on the same
+# disk, ROUNDS alternating rounds (Reel first), each round LOOPS passes over a SIZE volume.
 # Per round: write IOPS, and p99 of write latency and of FLUSH latency (submission to
 # completion, as fio sees them). The worst round decides:
 #   RESULT capture-random-p99-write / -p99-flush: ratio = 1.5 × nbdkit's p99 / Reel's p99
@@ -22,12 +21,7 @@ work=${2:-$PWD/.bench-work/capture-random-$$}
 random_rounds=${BENCH_ROUNDS:-3}
 loops=${BENCH_LOOPS:-3}
 mkdir -p "$work"
-server_pid=
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source benchmarks/servers.sh
 
 for tool in fio nbdkit python3; do
   command -v "$tool" >/dev/null || { echo "capture-random.sh: $tool is missing (scripts/setup-debian.sh installs it)" >&2; exit 1; }
@@ -36,21 +30,6 @@ fio --enghelp=nbd >/dev/null 2>&1 || { echo "capture-random.sh: this fio has no 
 
 source benchmarks/lib.sh
 bytes=$(numfmt --from=iec "$size")
-
-wait_for_socket() {
-  for _ in $(seq 1 300); do
-    [ -S "$1" ] && return 0
-    sleep 0.05
-  done
-  echo "capture-random.sh: no socket at $1 after 15 s" >&2
-  exit 1
-}
-
-stop_server() {
-  kill -TERM "$server_pid"
-  wait "$server_pid" || true
-  server_pid=
-}
 
 # Runs the workload against URI and prints "IOPS P99_WRITE_MS P99_FLUSH_MS WRITES FLUSHES".
 # Fails when fio does, including a verify mismatch.
@@ -74,6 +53,18 @@ print(f"{write['iops']:.0f} {p99(write):.2f} {p99(flush):.2f} {write['total_ios'
 EOF
 }
 
+# measure SOCKET URI SERVER...: starts SERVER, runs the workload against URI once SOCKET
+# is there, stops the server; the figures go to $work/figures.
+measure() {
+  local socket=$1 uri=$2
+  shift 2
+  "$@" >/dev/null 2>"$work/server.log" &
+  server_pid=$!
+  wait_for_socket "$socket"
+  run_fio "$uri" >"$work/figures"
+  stop_server
+}
+
 "$reel" init --store "$work/store" >/dev/null
 
 # See capture.sh: touch and free page cache first, so the first server is not the one
@@ -85,23 +76,17 @@ results=()
 for round in $(seq 1 "$random_rounds"); do
   "$reel" volume create "random$round" --size "$bytes" --store "$work/store" >/dev/null
   sync
-  "$reel" serve "random$round" --store "$work/store" --socket "$work/reel$round.sock" >/dev/null 2>"$work/serve.log" &
-  server_pid=$!
-  wait_for_socket "$work/reel$round.sock"
-  figures=$(run_fio "nbd+unix:///random$round?socket=$work/reel$round.sock")
-  read -r reel_iops reel_write reel_flush reel_writes reel_flushes <<<"$figures"
-  stop_server
+  measure "$work/reel$round.sock" "nbd+unix:///random$round?socket=$work/reel$round.sock" \
+    "$reel" serve "random$round" --store "$work/store" --socket "$work/reel$round.sock"
+  read -r reel_iops reel_write reel_flush reel_writes reel_flushes <"$work/figures"
   rm -rf "$work/store/volumes/random$round"
 
   rm -f "$work/baseline.img"
   truncate -s "$bytes" "$work/baseline.img"
   sync
-  nbdkit -f -U "$work/nbdkit$round.sock" file "$work/baseline.img" &
-  server_pid=$!
-  wait_for_socket "$work/nbdkit$round.sock"
-  figures=$(run_fio "nbd+unix:///?socket=$work/nbdkit$round.sock")
-  read -r base_iops base_write base_flush base_writes base_flushes <<<"$figures"
-  stop_server
+  measure "$work/nbdkit$round.sock" "nbd+unix:///?socket=$work/nbdkit$round.sock" \
+    nbdkit -f -U "$work/nbdkit$round.sock" file "$work/baseline.img"
+  read -r base_iops base_write base_flush base_writes base_flushes <"$work/figures"
   rm -f "$work/baseline.img"
 
   printf 'round %d: reel serve %s IOPS, p99 write %s ms, p99 flush %s ms (%s writes, %s flushes)\n' \
