@@ -10,11 +10,12 @@ package struct LiveImageOptions: Sendable {
   package var lagBytes: UInt64 = 2 << 30
   /// ... or this many writes, trims and zeroings are pending, which bounds the memory of
   /// the pending map (about 100 bytes each). Flushes and bookmarks do not count: they
-  /// have nothing to apply and hold no piece of the map. 262144: random 4-64 KiB sync
-  /// writes (benchmarks/capture-random.sh) reached 65536 records, flushes included,
-  /// within 4 s, with a tenth of their bytes' limit pending; from then on the applier
-  /// ran beside the clients, and writers waited for its niced batches: 11,100 to 12,300
-  /// IOPS against 13,000 to 14,300 with applying deferred.
+  /// have nothing to apply and hold no piece of the map. 262144: with random 4-64 KiB
+  /// sync writes (benchmarks/capture-random.sh) 65536 records, flushes included, came
+  /// within 4 s (half of them, where the applier starts, with a quarter of the byte limit
+  /// pending); from then on the applier ran beside the clients, and writers waited for
+  /// its niced batches: 11,100 to 12,300 IOPS against 13,000 to 14,300 with applying
+  /// deferred. Now the byte limit decides for writes over 8 KiB.
   var lagRecords = 262_144
   /// While clients keep writing, the background thread waits until half a limit is
   /// pending; it starts at once when no record arrived for this long.
