@@ -16,12 +16,7 @@ size=${1:-1G}
 work=${2:-$PWD/.bench-work/capture-$$}
 scratch=${REEL_BENCH_SCRATCH:-.build-capture-release}
 mkdir -p "$work"
-server_pid=
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source benchmarks/servers.sh
 
 for tool in nbdcopy nbdkit psktool; do
   command -v "$tool" >/dev/null || { echo "capture.sh: $tool is missing (apt-get install libnbd-bin nbdkit gnutls-bin)" >&2; exit 1; }
@@ -30,21 +25,6 @@ done
 swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product reel >/dev/null
 reel=$(swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/reel
 bytes=$(numfmt --from=iec "$size")
-
-wait_for_socket() {
-  for _ in $(seq 1 300); do
-    [ -S "$1" ] && return 0
-    sleep 0.05
-  done
-  echo "capture.sh: no socket at $1 after 15 s" >&2
-  exit 1
-}
-
-stop_server() {
-  kill -TERM "$server_pid"
-  wait "$server_pid" || true
-  server_pid=
-}
 
 # Prints MB/s of one nbdcopy run into URI.
 timed_copy() {

@@ -70,6 +70,9 @@ package final class CaptureServer: Sendable {
   /// Whether clients must, may or cannot use TLS.
   package var tlsMode: TLSMode { tls.mode }
 
+  /// When a client last wrote, trimmed or zeroed any served volume; nil before the first time.
+  package var lastChange: ContinuousClock.Instant? { served.compactMap(\.lastChange).max() }
+
   package enum Endpoint: Sendable, CustomStringConvertible {
     case unix(path: String)
     case tcp(address: String)

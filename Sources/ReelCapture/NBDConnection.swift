@@ -2,7 +2,7 @@ import Foundation
 import ReelCore
 
 /// The transmission phase of one client. One thread receives requests (and write
-/// payloads) in order; a few workers carry them out and send the replies, so checksumming
+/// payloads) in order; workers (one per request it may queue) carry them out and send the replies, so checksumming
 /// and copying one request overlaps with receiving the next. NBD lets replies come in any
 /// order; clients wait for a reply before relying on its effect.
 final class NBDConnection: Sendable {
@@ -14,7 +14,12 @@ final class NBDConnection: Sendable {
   /// Bounded by count and payload bytes, so one client cannot take all of the server's
   /// request memory: receiving waits until there is room.
   private let work = BoundedQueue<Work>(capacity: 16, costCapacity: 64 << 20)
-  private let workerCount = 3
+  /// One per request the queue holds, as nbdkit runs 16 threads: a FLUSH or FUA write
+  /// holds its worker for an fdatasync (1 to 5 ms), and with three workers a client at
+  /// iodepth 16 sending a FLUSH every few writes found them all waiting on the disk while
+  /// its writes queued behind (fio's random sync writes, benchmarks/capture-random.sh:
+  /// 10,500 IOPS with three, 13,400 with sixteen). Idle workers cost a stack, no CPU.
+  private let workerCount = 16
   /// Shared by every connection of the server: buffers are taken before a payload is
   /// received or a read is queued, so receiving waits while the server's budget is spent.
   private let memory: RequestMemory

@@ -20,6 +20,7 @@ final class ServedVolume: Sendable {
   private struct Progress {
     var bytesSinceCheckpoint: UInt64 = 0
     var lastCheckpoint = ContinuousClock.now
+    var lastChange: ContinuousClock.Instant?
   }
   private let progress = Locked(Progress())
   let checkpointing = NSLock()
@@ -176,8 +177,14 @@ final class ServedVolume: Sendable {
     }
   }
 
+  /// When a client last wrote, trimmed or zeroed; nil before the first time.
+  var lastChange: ContinuousClock.Instant? { progress.withLock { $0.lastChange } }
+
   private func finish(changed: UInt64, fua: Bool) throws {
-    progress.withLock { $0.bytesSinceCheckpoint += changed }
+    progress.withLock { progress in
+      progress.bytesSinceCheckpoint += changed
+      progress.lastChange = ContinuousClock.now
+    }
     if fua { try journal.sync() }
   }
 }

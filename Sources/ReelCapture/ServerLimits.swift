@@ -5,7 +5,7 @@ import ReelCore
 /// the limit and the flag that sets it; clients within the limits never notice them.
 package struct ServerLimits: Sendable {
   /// Open NBD connections, handshakes included (`--max-connections`). Each one costs a
-  /// thread while it haggles and four once it transmits; over the limit a new connection
+  /// thread while it haggles and 17 once it transmits; over the limit a new connection
   /// is closed at once, without a thread.
   package var connections = 64
   /// Connections in transmission to one export (`--max-connections-per-export`); one more

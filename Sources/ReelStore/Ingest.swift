@@ -17,6 +17,8 @@ package struct IngestReport: Sendable, Equatable {
   package var storedBytes: UInt64 = 0
   /// Damaged chunks met while ingesting (see `reel store repair`); ingest went on without them.
   package var damage: [String] = []
+  /// The run gave way (its `yield` said so) before the end of the journal.
+  package var yielded = false
 }
 
 extension LiveStore {
@@ -26,13 +28,19 @@ extension LiveStore {
   /// the workers busy.
   static let batchPayloadLimit = 256 << 20
   static let batchRecordLimit = 20_000
+  /// How often a yielding run asks whether to stop: about 25 MiB of random 4-64 KiB writes.
+  static let yieldCheckRecords: UInt64 = 1024
 
   /// Brings the store up to date with the volume's journal (up to `limit`, if given).
   /// Idempotent and crash-safe: each batch's chunks are made durable before the one
   /// catalog transaction that references them and advances the ingested seq; a batch cut
-  /// short by a crash is redone and finds its chunks already there.
+  /// short by a crash is redone and finds its chunks already there. `yield`, asked every
+  /// `yieldCheckRecords` records, stops the run early (what was read is committed), so a
+  /// background pass can give way to clients; the report then ends before the journal does.
   @discardableResult
-  package func ingest(volume name: String, upTo limit: Seq? = nil) throws -> IngestReport {
+  package func ingest(
+    volume name: String, upTo limit: Seq? = nil, yield: (() -> Bool)? = nil
+  ) throws -> IngestReport {
     let descriptor = try store.layout.descriptor(of: name)
     return try withStoreLock {
       let volumeID = descriptor.id.description
@@ -62,6 +70,10 @@ extension LiveStore {
         try batch.add(record)
         report.records += 1
         if record.kind == .write { report.bytesWritten += record.length }
+        if let yield, report.records % Self.yieldCheckRecords == 0, yield() {
+          report.yielded = true
+          break
+        }
         if batch.payloadBytes >= Self.batchPayloadLimit || batch.records.count >= Self.batchRecordLimit {
           try commit(&batch, report: &report)
         }

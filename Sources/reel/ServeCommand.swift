@@ -151,7 +151,8 @@ struct ServeCommand: ParsableCommand {
       readOnly
       ? nil
       : LiveIngestor(
-        store: store, volumes: names, interval: .milliseconds(Int64((ingestInterval ?? 5) * 1000)), report: log)
+        store: store, volumes: names, interval: .milliseconds(Int64((ingestInterval ?? 5) * 1000)),
+        activity: WriteActivity(lastChange: { server.lastChange }), report: log)
     ingestor?.start()
     do {
       defer { ingestor?.stop() }

@@ -46,6 +46,12 @@ import Testing
     #expect(try nbd.readOptionReply(third).type == 1)
 
     // Three connections are open: more are closed before the greeting, and cost no thread.
+    // A reply on each connection in transmission first: its workers (16) are started
+    // before it receives requests, and may still be starting when NBD_OPT_GO is answered.
+    for (handle, client) in [first, second].enumerated() {
+      try nbd.request(client, type: 0, handle: UInt64(handle), offset: 0, length: 0)
+      #expect(try nbd.replyError(client, handle: UInt64(handle)) == 0)
+    }
     let threads = try status(server.pid, "Threads")
     var refused: [RawClient] = []
     for _ in 0..<20 {

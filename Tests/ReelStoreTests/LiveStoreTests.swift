@@ -118,6 +118,22 @@ import Testing
     #expect(try countRows(fixture) == rows)
   }
 
+  /// `reel serve`'s background ingest gives way to clients: a run told to yield stops at
+  /// its first check, commits what it read, and the next run goes on from there.
+  @Test func aYieldingIngestCommitsWhatItReadAndTheNextRunContinues() throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 11)
+    let records = Int(LiveStore.yieldCheckRecords) + 300
+    for _ in 0..<records { try fixture.randomChange() }
+    try fixture.closeWriter()
+    let first = try fixture.live.ingest(volume: fixture.name, yield: { true })
+    #expect(first.yielded && first.records == LiveStore.yieldCheckRecords)
+    #expect(first.lastSeq == first.firstSeq + LiveStore.yieldCheckRecords - 1)
+    let second = try fixture.live.ingest(volume: fixture.name, yield: { false })
+    #expect(!second.yielded && second.firstSeq == first.lastSeq + 1)
+    #expect(second.records == UInt64(records) - first.records)
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+  }
+
   /// A backend that fails after a number of appends, as a crash in the middle of a
   /// batch would leave things: records appended to a pack, catalog unchanged.
   struct FailingBackend: PackBackend {
