@@ -24,8 +24,8 @@ if (($#)); then
 else
   for path in benchmarks/*.sh; do
     name=$(basename "$path" .sh)
-    # lib.sh is sourced by the others; databases.sh only runs the three databases-*.sh.
-    case $name in all | lib | databases) continue ;; esac
+    # lib.sh and servers.sh are sourced by the others; databases.sh only runs the three databases-*.sh.
+    case $name in all | lib | servers | databases) continue ;; esac
     scripts+=("$name")
   done
 fi
