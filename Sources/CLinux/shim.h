@@ -9,6 +9,16 @@
 #include <linux/falloc.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
+/// Blocks up to 64 MiB from the heap and freed memory kept up to 256 MiB: a restore
+/// decodes every 256 KiB store block into a fresh buffer, which glibc otherwise maps,
+/// the kernel faults in and zeroes, and glibc unmaps again, block after block.
+static inline void reel_keep_large_allocations(void) {
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 static inline int reel_punch_hole(int fd, long long offset, long long length) {
   return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
