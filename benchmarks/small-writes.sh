@@ -69,4 +69,4 @@ awk -v s="$slowest_restore" -v f="$fastest_restore" \
 awk -v c="$catalog_added" -v v="$versions_added" \
   'BEGIN { b = c / v; printf "RESULT small-writes-catalog reel=%.0fB baseline=100B ratio=%.2f target=1.0 versions=%d\n", b, 100 / b, v }'
 awk -v p="$packs_added" -v w="$written" \
-  'BEGIN { printf "RESULT small-writes-packs reel=%dB baseline=%dB ratio=%.2f target=0.87\n", p, w, w / p }'
+  'BEGIN { printf "RESULT small-writes-packs reel=%.0fB baseline=%.0fB ratio=%.2f target=0.87\n", p, w, w / p }'
