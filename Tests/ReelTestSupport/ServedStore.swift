@@ -230,9 +230,20 @@ package final class KernelMount {
     }
   }
 
-  /// Removes the nbdfuse mount; nbdfuse's exit status.
+  /// Removes the nbdfuse mount; nbdfuse's exit status. Right after `unmount` the loop
+  /// device may still hold `device` (the kernel detaches an autoclear loop device
+  /// asynchronously), and fusermount3 says "busy" until it lets go.
   package func disconnect() throws -> Int32 {
-    try runChecked(try tool("fusermount3"), ["-u", fuseDirectory])
+    var result = try run(try tool("fusermount3"), ["-u", fuseDirectory])
+    var attempts = 1
+    while !result.succeeded && result.stderr.contains("busy") && attempts < 40 {
+      Thread.sleep(forTimeInterval: 0.25)
+      result = try run(try tool("fusermount3"), ["-u", fuseDirectory])
+      attempts += 1
+    }
+    try #require(
+      result.succeeded,
+      "fusermount3 -u \(fuseDirectory) exited \(result.status) after \(attempts) tries\n\(result.stderr)")
     let status = fuse?.wait() ?? 0
     fuse = nil
     return status
