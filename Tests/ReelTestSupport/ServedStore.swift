@@ -173,15 +173,22 @@ package final class ServerProcess {
 /// Unmounts, retrying while the kernel still reports the mount busy (a writeback or a
 /// just-exited process can hold it for a moment on a loaded machine).
 package func unmount(_ mountPoint: String) throws {
-  var result = try run(try tool("umount"), [mountPoint])
+  try runWhileBusy("umount", [mountPoint], tries: 20, pause: 0.5)
+}
+
+/// Runs `name` until it succeeds or stops saying "busy" (at most `tries` times, `pause`
+/// seconds apart); requires that it succeeded.
+private func runWhileBusy(_ name: String, _ arguments: [String], tries: Int, pause: TimeInterval) throws {
+  var result = try run(try tool(name), arguments)
   var attempts = 1
-  while !result.succeeded && result.stderr.contains("busy") && attempts < 20 {
-    Thread.sleep(forTimeInterval: 0.5)
-    result = try run(try tool("umount"), [mountPoint])
+  while !result.succeeded && result.stderr.contains("busy") && attempts < tries {
+    Thread.sleep(forTimeInterval: pause)
+    result = try run(try tool(name), arguments)
     attempts += 1
   }
   try #require(
-    result.succeeded, "umount \(mountPoint) exited \(result.status) after \(attempts) tries\n\(result.stderr)")
+    result.succeeded,
+    "\(name) \(arguments.joined(separator: " ")) exited \(result.status) after \(attempts) tries\n\(result.stderr)")
 }
 
 package func sha256(_ path: String) throws -> String {
@@ -234,16 +241,7 @@ package final class KernelMount {
   /// device may still hold `device` (the kernel detaches an autoclear loop device
   /// asynchronously), and fusermount3 says "busy" until it lets go.
   package func disconnect() throws -> Int32 {
-    var result = try run(try tool("fusermount3"), ["-u", fuseDirectory])
-    var attempts = 1
-    while !result.succeeded && result.stderr.contains("busy") && attempts < 40 {
-      Thread.sleep(forTimeInterval: 0.25)
-      result = try run(try tool("fusermount3"), ["-u", fuseDirectory])
-      attempts += 1
-    }
-    try #require(
-      result.succeeded,
-      "fusermount3 -u \(fuseDirectory) exited \(result.status) after \(attempts) tries\n\(result.stderr)")
+    try runWhileBusy("fusermount3", ["-u", fuseDirectory], tries: 40, pause: 0.25)
     let status = fuse?.wait() ?? 0
     fuse = nil
     return status
