@@ -42,8 +42,7 @@ package struct PastPointExport: ExportBackend {
   var summary: String { "Reel volume \(name) as of \(point), read-only" }
 
   func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
-    let bytes = try source.read(offset: offset, length: buffer.count)
-    bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    try source.read(into: buffer, at: offset)
   }
 
   func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, fua: Bool) throws { throw Self.refused(name) }

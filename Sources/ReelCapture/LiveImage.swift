@@ -231,8 +231,7 @@ final class LiveImage: Sendable {
       if filled[index] {
         try readFile(into: part, at: from)
       } else {
-        let bytes = try backing.source.read(offset: from, length: part.count)
-        bytes.withUnsafeBytes { part.copyMemory(from: $0) }
+        try backing.source.read(into: part, at: from)
       }
       index = stop + 1
     }

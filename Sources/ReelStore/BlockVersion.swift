@@ -67,7 +67,7 @@ extension Catalog {
         """)
     let limit = max(1, LiveStoreFormat.maxPartials + 1 - alreadyHave)
     var rows = try Row.fetchAll(statement, arguments: [volume, Int64(block), Int64(seq), limit])
-    if rows.count == limit, !rows.contains(where: { $0["full"] as Int64 != 0 }) {
+    if rows.count == limit, !rows.contains(where: { $0[1] as Int64 != 0 }) {
       // Longer than the bound: ingest could not consolidate the block because a chunk of
       // its chain is damaged, and kept the new write as one more partial version (or a
       // clone's partials continue its origin's).
@@ -75,11 +75,12 @@ extension Catalog {
     }
     var versions: [BlockVersion] = []
     for row in rows {
+      // By column index: looking columns up by name lower-cased each name, every row.
       let version = BlockVersion(
-        block: block, seq: Seq(row["seq"] as Int64), full: row["full"] as Int64 != 0, chunk: row["chunk"],
-        start: Int(row["start"] as Int64), length: Int(row["length"] as Int64),
-        location: (row["pack"] as String?).map {
-          ChunkLocation(pack: $0, offset: UInt64(row["offset"] as Int64), length: Int(row["stored"] as Int64))
+        block: block, seq: Seq(row[0] as Int64), full: row[1] as Int64 != 0, chunk: row[2],
+        start: Int(row[3] as Int64), length: Int(row[4] as Int64),
+        location: (row[5] as String?).map {
+          ChunkLocation(pack: $0, offset: UInt64(row[6] as Int64), length: Int(row[7] as Int64))
         })
       versions.append(version)
       if version.full { return (versions, true) }
