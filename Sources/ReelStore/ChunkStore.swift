@@ -338,6 +338,22 @@ struct ChunkCodec: Sendable {
     return header
   }
 
+  /// Decodes a record straight into `output`, which must be the plaintext's length.
+  static func decode(_ record: UnsafeRawBufferPointer, key: String, into output: UnsafeMutableRawBufferPointer) throws {
+    let header = try checkedHeader(record, key: key)
+    guard header.plaintextLength == output.count else {
+      throw ReelError(
+        .corrupt, "chunk \(key) holds \(header.plaintextLength) bytes where \(output.count) are needed",
+        remedy: "run `reel store check --read-data` to see what it affects")
+    }
+    let body = UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...])
+    switch header.encoding {
+    case ChunkRecordHeader.encodingRaw where body.count == output.count: output.copyMemory(from: body)
+    case ChunkRecordHeader.encodingZstd: try Zstd.decompress(body, into: output, what: "chunk \(key)")
+    default: throw ReelError(.corrupt, "chunk \(key): unknown encoding \(header.encoding) or wrong stored length")
+    }
+  }
+
   /// Decodes a record read from `location`; with `verify`, checks the plaintext's SHA-256.
   static func decode(_ record: [UInt8], key: String, verify: Bool) throws -> [UInt8] {
     try record.withUnsafeBytes { try decode($0, key: key, verify: verify) }

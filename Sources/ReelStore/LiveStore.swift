@@ -55,45 +55,62 @@ package final class LiveStore: Sendable {
   }
 
   /// Rebuilds a block from its version chain (see `Catalog.versionChain`).
+  /// `preloaded` holds plaintexts that take the place of stored chunks (repair's rebuilt ones).
   func assemble(_ chain: [BlockVersion], length: Int, preloaded: [String: [UInt8]] = [:]) throws -> [UInt8] {
-    // A chain starting with a stored full version starts from its bytes: no zeroed block
-    // allocated just to be replaced (that showed in restore profiles).
-    var block: [UInt8] = []
-    if chain.first?.full != true || chain.first?.chunk == nil {
-      block = [UInt8](repeating: 0, count: length)
+    try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+      try assemble(chain, into: UnsafeMutableRawBufferPointer(buffer), records: [:], preloaded: preloaded)
+      count = length
     }
-    for version in chain {
-      let bytes = try version.chunk.map { try preloaded[$0] ?? chunk($0, at: version.location) }
-      if version.full {
-        if let bytes {
-          guard bytes.count == length else {
-            throw ReelError(.corrupt, "chunk \(version.chunk!) holds \(bytes.count) bytes, block needs \(length)")
-          }
-          block = bytes
-        } else {
-          block = [UInt8](repeating: 0, count: length)
-        }
-      } else {
-        guard version.start + version.length <= length, bytes.map({ $0.count == version.length }) ?? true else {
-          throw ReelError(.corrupt, "block \(version.block) version at seq \(version.seq) does not fit the block")
-        }
-        if let bytes {
-          block.replaceSubrange(version.start..<(version.start + version.length), with: bytes)
-        } else {
-          block.replaceSubrange(
-            version.start..<(version.start + version.length), with: repeatElement(0, count: version.length))
-        }
-      }
-    }
-    return block
   }
 
-  /// Reads many chunks with few large reads: records are sorted by pack and offset and
-  /// neighbours are read as one span, then every chunk is decoded on one of several
-  /// threads (by chunk, not by span: the chunks of a sequential range usually lie in one
-  /// span). Best effort: a chunk that fails to read or decode is left out, so the caller's
-  /// own read of it reports the damage with its context.
-  func loadChunks(_ wanted: [String: ChunkLocation]) -> [String: [UInt8]] {
+  /// Rebuilds a block from its version chain straight into `target`, which is the
+  /// block's length: a chain starting with a stored full version is decoded there, with
+  /// nothing zeroed or copied first (both showed in restore and clone-read profiles).
+  /// `records` holds stored records read ahead (`withRecords`); a chunk not among them,
+  /// or whose record does not decode, is read on its own, which reports any damage.
+  func assemble(
+    _ chain: [BlockVersion], into target: UnsafeMutableRawBufferPointer, records: [String: UnsafeRawBufferPointer],
+    preloaded: [String: [UInt8]] = [:]
+  ) throws {
+    if chain.first?.full != true { target.initializeMemory(as: UInt8.self, repeating: 0) }
+    for version in chain {
+      if version.full {
+        guard let key = version.chunk else {
+          target.initializeMemory(as: UInt8.self, repeating: 0)
+          continue
+        }
+        if let record = records[key], (try? ChunkCodec.decode(record, key: key, into: target)) != nil { continue }
+        let bytes = try preloaded[key] ?? chunk(key, at: version.location)
+        guard bytes.count == target.count else {
+          throw ReelError(.corrupt, "chunk \(key) holds \(bytes.count) bytes, block needs \(target.count)")
+        }
+        bytes.withUnsafeBytes { target.copyMemory(from: $0) }
+      } else {
+        guard version.start + version.length <= target.count else {
+          throw ReelError(.corrupt, "block \(version.block) version at seq \(version.seq) does not fit the block")
+        }
+        let part = UnsafeMutableRawBufferPointer(rebasing: target[version.start..<(version.start + version.length)])
+        guard let key = version.chunk else {
+          part.initializeMemory(as: UInt8.self, repeating: 0)
+          continue
+        }
+        if let record = records[key], (try? ChunkCodec.decode(record, key: key, into: part)) != nil { continue }
+        let bytes = try preloaded[key] ?? chunk(key, at: version.location)
+        guard bytes.count == version.length else {
+          throw ReelError(.corrupt, "block \(version.block) version at seq \(version.seq) does not fit the block")
+        }
+        bytes.withUnsafeBytes { part.copyMemory(from: $0) }
+      }
+    }
+  }
+
+  /// Reads the records of many chunks with few large reads and gives them, as stored, to
+  /// `body`: records are sorted by pack and offset and neighbours are read as one span.
+  /// Best effort: a record that fails to read is left out, so the caller's own read of
+  /// it reports the damage with its context.
+  func withRecords<Result>(
+    _ wanted: [String: ChunkLocation], _ body: ([String: UnsafeRawBufferPointer]) throws -> Result
+  ) rethrows -> Result {
     let spans = Self.readSpans(wanted)
     let backend = self.backend
     let buffers = spanBuffers
@@ -111,26 +128,17 @@ package final class LiveStore: Sendable {
     defer {
       for buffer in read { if let buffer { buffers.recycle(buffer) } }
     }
-    var records: [(key: String, buffer: PooledBuffer, from: Int, length: Int)] = []
+    var records: [String: UnsafeRawBufferPointer] = [:]
     for (span, buffer) in zip(spans, read) {
       guard let buffer else { continue }
       let start = span[0].1.offset
       for (key, location) in span {
         let from = Int(location.offset - start)
         guard from + location.length <= buffer.count else { continue }
-        records.append((key, buffer, from, location.length))
+        records[key] = UnsafeRawBufferPointer(rebasing: buffer.bytes[from..<(from + location.length)])
       }
     }
-    let decoded = parallelMap(records, workers: min(4, records.count)) { _, record -> [UInt8]? in
-      try? ChunkCodec.decode(
-        UnsafeRawBufferPointer(rebasing: record.buffer.bytes[record.from..<(record.from + record.length)]),
-        key: record.key, verify: false)
-    }
-    var chunks: [String: [UInt8]] = [:]
-    for (record, plaintext) in zip(records, decoded) {
-      if let plaintext { chunks[record.key] = plaintext }
-    }
-    return chunks
+    return try body(records)
   }
 
   /// Records sorted by pack and offset, neighbours grouped into spans of at most 8 MiB that

@@ -46,26 +46,36 @@ package final class VolumeView: VolumeSource, Sendable {
   }
 
   /// The bytes of `offset..<offset+buffer.count` as of the view's point, straight into
-  /// `buffer`: a server sends them from there, with no array between (the copies showed
-  /// in profiles of clone reads).
+  /// `buffer`: a server sends them from there, and blocks that lie whole inside it are
+  /// decoded in place (the copies showed in profiles of clone reads).
   package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
     try checkRange(offset: offset, length: buffer.count)
     guard !buffer.isEmpty else { return }
     let blockSize = UInt64(descriptor.storeBlockSize)
     let end = offset + UInt64(buffer.count)
-    try readBlocks((offset / blockSize)..<((end - 1) / blockSize + 1)) { block, bytes in
-      let blockStart = block * blockSize
-      let from = max(offset, blockStart)
-      let to = min(end, blockStart + blockSize, size)
-      let target = UnsafeMutableRawBufferPointer(rebasing: buffer[Int(from - offset)..<Int(to - offset)])
-      guard let bytes else {
-        target.initializeMemory(as: UInt8.self, repeating: 0)
-        return
-      }
-      bytes.withUnsafeBytes { source in
-        target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[Int(from - blockStart)..<Int(to - blockStart)]))
-      }
-    }
+    nonisolated(unsafe) let buffer = buffer
+    try readBlocks(
+      (offset / blockSize)..<((end - 1) / blockSize + 1),
+      destination: { block in
+        let blockStart = block * blockSize
+        let blockEnd = min(blockStart + blockSize, size)
+        if offset <= blockStart && blockEnd <= end {
+          return .inPlace(
+            UnsafeMutableRawBufferPointer(rebasing: buffer[Int(blockStart - offset)..<Int(blockEnd - offset)]))
+        }
+        return .copied { bytes in
+          let from = max(offset, blockStart)
+          let to = min(end, blockEnd)
+          let target = UnsafeMutableRawBufferPointer(rebasing: buffer[Int(from - offset)..<Int(to - offset)])
+          guard let bytes else {
+            target.initializeMemory(as: UInt8.self, repeating: 0)
+            return
+          }
+          bytes.withUnsafeBytes {
+            target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[Int(from - blockStart)..<Int(to - blockStart)]))
+          }
+        }
+      })
   }
 
   private func checkRange(offset: UInt64, length: Int) throws {
@@ -79,17 +89,32 @@ package final class VolumeView: VolumeSource, Sendable {
   /// the volume), or nil when it is all zeros at the view's point. One catalog
   /// transaction and a few coalesced pack reads serve the whole range.
   func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]?) throws -> Void) throws {
+    var blocks: [[UInt8]?] = []
+    blocks.reserveCapacity(range.count)
+    try readBlocks(range, destination: { _ in .copied { bytes in blocks.append(bytes) } })
+    for (block, bytes) in zip(range, blocks) { try body(block, bytes) }
+  }
+
+  /// Where a block's bytes go: decoded straight into its place in the caller's buffer, or
+  /// handed over as an array (nil: zeros) on the reading thread, in block order.
+  enum BlockDestination {
+    case inPlace(UnsafeMutableRawBufferPointer)
+    case copied((_ bytes: [UInt8]?) throws -> Void)
+  }
+
+  private func readBlocks(_ range: Range<UInt64>, destination: (UInt64) -> BlockDestination) throws {
     let chains = try chainsAhead.chains(range, blockCount: blockCount) { try versionChains($0) }
-    var assembled = assemble(range, chains)
+    var assembled = assemble(range, chains, destination: destination)
     if assembled.contains(where: { if case .failure = $0 { true } else { false } }) {
       // Another process's prune may have moved chunks to a new pack between the catalog
       // read and the pack reads (the old pack is then gone): read where they are now.
       chainsAhead.forget(range)
       let current = try versionChains(range)
-      if current != chains { assembled = assemble(range, current) }
+      if current != chains { assembled = assemble(range, current, destination: destination) }
     }
     for (block, result) in zip(range, assembled) {
-      try body(block, try result.get())
+      let bytes = try result.get()
+      if case .copied(let give) = destination(block) { try give(bytes) }
     }
   }
 
@@ -99,33 +124,51 @@ package final class VolumeView: VolumeSource, Sendable {
     }
   }
 
-  private func assemble(_ range: Range<UInt64>, _ chains: [[BlockVersion]]) -> [Result<[UInt8]?, ReelError>] {
+  /// Assembles each block of `range` on one of several threads, in place where the
+  /// destination says so; the result holds the bytes of the others (nil: zeros).
+  private func assemble(
+    _ range: Range<UInt64>, _ chains: [[BlockVersion]], destination: (UInt64) -> BlockDestination
+  ) -> [Result<[UInt8]?, ReelError>] {
     let blockSize = UInt64(descriptor.storeBlockSize)
-    // Read every chunk the range needs in a few large, sorted reads, decoded in parallel.
     var wanted: [String: ChunkLocation] = [:]
     for chain in chains {
       for version in chain {
         if let key = version.chunk, let location = version.location { wanted[key] = location }
       }
     }
-    let preloaded = live.loadChunks(wanted)
+    let places = range.map { block -> UnsafeMutableRawBufferPointer? in
+      if case .inPlace(let place) = destination(block) { place } else { nil }
+    }
     let live = self.live
     let size = self.size
     let name = descriptor.name
-    return parallelMap(Array(zip(range, chains)), workers: 4) { _, item -> Result<[UInt8]?, ReelError> in
-      let (block, chain) = item
-      let length = Int(min(blockSize, size - block * blockSize))
-      if chain.allSatisfy({ $0.chunk == nil }) { return .success(nil) }
-      do {
-        return .success(try live.assemble(chain, length: length, preloaded: preloaded))
-      } catch let error as ReelError {
-        return .failure(
-          ReelError(
-            error.kind,
-            "\(error.message) — affects volume \(name) bytes \(block * blockSize)..<\(block * blockSize + UInt64(length)) as of seq \(chain.last?.seq ?? 0) and later",
-            remedy: error.remedy))
-      } catch {
-        return .failure(ReelError(.io, "\(error)"))
+    return live.withRecords(wanted) { records in
+      nonisolated(unsafe) let records = records
+      nonisolated(unsafe) let places = places
+      return parallelMap(Array(zip(range, chains).enumerated()), workers: 4) {
+        _, item -> Result<[UInt8]?, ReelError> in
+        let (index, (block, chain)) = item
+        let length = Int(min(blockSize, size - block * blockSize))
+        do {
+          if let place = places[index] {
+            try live.assemble(chain, into: place, records: records)
+            return .success(nil)
+          }
+          if chain.allSatisfy({ $0.chunk == nil }) { return .success(nil) }
+          return .success(
+            try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+              try live.assemble(chain, into: UnsafeMutableRawBufferPointer(buffer), records: records)
+              count = length
+            })
+        } catch let error as ReelError {
+          return .failure(
+            ReelError(
+              error.kind,
+              "\(error.message) — affects volume \(name) bytes \(block * blockSize)..<\(block * blockSize + UInt64(length)) as of seq \(chain.last?.seq ?? 0) and later",
+              remedy: error.remedy))
+        } catch {
+          return .failure(ReelError(.io, "\(error)"))
+        }
       }
     }
   }
