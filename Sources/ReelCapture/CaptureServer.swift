@@ -104,6 +104,7 @@ package final class CaptureServer: Sendable {
   private let clients = ConnectionRegistry()
   private let controlClients = ConnectionRegistry()
   private let memory: RequestMemory
+  private let workers = RequestWorkers()
   private let slots: ExportSlots
   private struct State {
     var stopRequested = false
@@ -205,6 +206,7 @@ package final class CaptureServer: Sendable {
     for control in controls {
       accepting.append(WorkerThread(name: "reel control \(control.volume.name)") { control.acceptLoop() })
     }
+    workers.start()
     let checkpointer = WorkerThread(name: "reel checkpoint") { [self] in checkpointLoop() }
     let deadlines = WorkerThread(name: "reel deadlines") { [self] in deadlineLoop() }
 
@@ -220,6 +222,7 @@ package final class CaptureServer: Sendable {
     accepting.joinAll()
     clients.waitUntilEmpty()
     controlClients.waitUntilEmpty()
+    workers.stop()
     checkpointer.join()
     deadlines.join()
     signalWatcher.join()
@@ -322,7 +325,7 @@ package final class CaptureServer: Sendable {
       let secured = stream.tlsSession.map { " over \($0.summary)" } ?? ""
       configuration.log("\(label) connected to export \"\(export.name)\"\(secured)")
       let connection = NBDConnection(
-        stream: stream, export: export, enforceAlignment: agreed, memory: memory, limits: limits,
+        stream: stream, export: export, enforceAlignment: agreed, memory: memory, workers: workers, limits: limits,
         log: configuration.log)
       let reason = connection.serve()
       configuration.log("\(label) disconnected from export \"\(export.name)\": \(reason)")

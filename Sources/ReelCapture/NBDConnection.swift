@@ -2,8 +2,8 @@ import Foundation
 import ReelCore
 
 /// The transmission phase of one client. One thread receives requests (and write
-/// payloads) in order; workers (one per request it may queue) carry them out and send the replies, so checksumming
-/// and copying one request overlaps with receiving the next. NBD lets replies come in any
+/// payloads) in order; the server's request workers carry them out and send the replies,
+/// so checksumming and copying one request overlaps with receiving the next. NBD lets replies come in any
 /// order; clients wait for a reply before relying on its effect.
 final class NBDConnection: Sendable {
   private let stream: SocketStream
@@ -11,15 +11,13 @@ final class NBDConnection: Sendable {
   private let enforceAlignment: Bool
   private let log: @Sendable (String) -> Void
   private let sending = NSLock()
-  /// Bounded by count and payload bytes, so one client cannot take all of the server's
-  /// request memory: receiving waits until there is room.
-  private let work = BoundedQueue<Work>(capacity: 16, costCapacity: 64 << 20)
-  /// One per request the queue holds, as nbdkit runs 16 threads: a FLUSH or FUA write
-  /// holds its worker for an fdatasync (1 to 5 ms), and with three workers a client at
-  /// iodepth 16 sending a FLUSH every few writes found them all waiting on the disk while
-  /// its writes queued behind (fio's random sync writes, benchmarks/capture-random.sh:
-  /// 10,500 IOPS with three, 13,400 with sixteen). Idle workers cost a stack, no CPU.
-  private let workerCount = 16
+  /// Requests queued or being carried out, and their payload bytes: bounded by count and
+  /// bytes, so one client cannot take all of the server's request memory or workers;
+  /// receiving waits until there is room.
+  private let inFlight = Locked(InFlight())
+  static let inFlightLimit = 16
+  static let inFlightBytesLimit = 64 << 20
+  private let workers: RequestWorkers
   /// Shared by every connection of the server: buffers are taken before a payload is
   /// received or a read is queued, so receiving waits while the server's budget is spent.
   private let memory: RequestMemory
@@ -29,9 +27,10 @@ final class NBDConnection: Sendable {
   private let sendFailure = Locked<String?>(nil)
 
   init(
-    stream: SocketStream, export: Export, enforceAlignment: Bool, memory: RequestMemory, limits: ServerLimits,
-    log: @escaping @Sendable (String) -> Void
+    stream: SocketStream, export: Export, enforceAlignment: Bool, memory: RequestMemory, workers: RequestWorkers,
+    limits: ServerLimits, log: @escaping @Sendable (String) -> Void
   ) {
+    self.workers = workers
     self.stream = stream
     self.export = export
     self.enforceAlignment = enforceAlignment
@@ -61,13 +60,39 @@ final class NBDConnection: Sendable {
   /// Serves requests until the client disconnects; returns why the session ended. Every
   /// request received before that is answered first.
   func serve() -> String {
-    let workers = WorkerThread.group(workerCount, name: { "reel worker \($0) for \(export.name)" }) { [self] _ in
-      while let item = try? work.take() { carryOut(item) }
-    }
     let reason = receiveRequests()
-    work.close()
-    workers.joinAll()
+    inFlight.withLock(when: { $0.count == 0 }) { _ in }
     return sendFailure.withLock { $0 } ?? reason
+  }
+
+  struct InFlight {
+    var count = 0
+    var bytes = 0
+  }
+
+  /// Hands `item` to the workers once this connection has room for it; false (nothing
+  /// queued) when the workers are stopping.
+  private func queue(_ item: Work, cost: Int) -> Bool {
+    inFlight.withLock(
+      when: { $0.count == 0 || ($0.count < Self.inFlightLimit && $0.bytes + cost <= Self.inFlightBytesLimit) }
+    ) {
+      $0.count += 1
+      $0.bytes += cost
+    }
+    let queued = workers.run { [self] in
+      carryOut(item)
+      finished(cost: cost)
+    }
+    if !queued { finished(cost: cost) }
+    return queued
+  }
+
+  private func finished(cost: Int) {
+    inFlight.withLock {
+      $0.count -= 1
+      $0.bytes -= cost
+    }
+    inFlight.broadcast()
   }
 
   private var sendingFailed: Bool { sendFailure.withLock { $0 != nil } }
@@ -126,7 +151,7 @@ final class NBDConnection: Sendable {
         try reply(request, nil)
       } else {
         guard let data = buffer(for: request) else { return try endWithoutMemory(request) }
-        if !work.put(.read(request, data), cost: Int(request.length)) { memory.recycle(data) }
+        if !queue(.read(request, data), cost: Int(request.length)) { memory.recycle(data) }
       }
     case NBD.Command.write:
       return try receiveWrite(request)
@@ -136,7 +161,7 @@ final class NBDConnection: Sendable {
       if let refusal = check(request, allowedFlags: NBD.CommandFlag.fua, range: false) {
         try reply(request, refusal)
       } else {
-        work.put(.flush(request), cost: 0)
+        _ = queue(.flush(request), cost: 0)
       }
     case NBD.Command.trim, NBD.Command.writeZeroes:
       let trim = request.type == NBD.Command.trim
@@ -148,7 +173,7 @@ final class NBDConnection: Sendable {
       } else if request.length == 0 {
         try reply(request, nil)
       } else {
-        work.put(.zero(request, trim: trim), cost: 0)
+        _ = queue(.zero(request, trim: trim), cost: 0)
       }
     default:
       try reply(request, .invalid)
@@ -180,7 +205,7 @@ final class NBDConnection: Sendable {
       memory.recycle(payload)
       throw error
     }
-    if !work.put(.write(request, payload), cost: count) { memory.recycle(payload) }
+    if !queue(.write(request, payload), cost: count) { memory.recycle(payload) }
     return nil
   }
 
