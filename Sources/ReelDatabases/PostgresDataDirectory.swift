@@ -54,24 +54,39 @@ package struct PostgresDataDirectory: Sendable {
   /// kept elsewhere) into `folder`/tablespaces, re-points their links at the copies, and
   /// makes the copy startable: no stale postmaster.pid, no recovery or standby signal
   /// (each one removed is reported), a postgresql.conf (empty when the cluster keeps its
-  /// configuration outside the data directory). Returns the copy's path and what to tell
-  /// the user.
-  package func bringOut(into folder: String) throws -> (dataDirectory: String, notes: [String]) {
+  /// configuration outside the data directory). WAL segments recovery cannot read are
+  /// left out. `beforeRelations` is called with the copy's path once everything but
+  /// `base` (the databases' relation files, most of the bytes) is there, so a check of
+  /// the control file and the WAL can run while `base` is copied. Returns the copy's path
+  /// and what to tell the user.
+  package func bringOut(into folder: String, beforeRelations: (_ dataDirectory: String) throws -> Void = { _ in })
+    throws -> (dataDirectory: String, notes: [String])
+  {
     var notes: [String] = []
     let clusterFolder = folder + "/cluster"
     let relocated = try linkedFolders()
     let walFolders = Set(
       [FilePath.join(directory.path, Array("pg_wal".utf8)), FilePath.join(directory.path, Array("pg_xlog".utf8))]
         + relocated.filter { !$0.relativePath.hasPrefix("pg_tblspc/") }.map(\.target.path))
-    let leaveOut = unreadWALSegments(in: walFolders)
-    _ = try Extraction.run(files: files, sources: [directory], to: clusterFolder, replace: false, leaveOut: leaveOut)
+    let unreadWAL = unreadWALSegments(in: walFolders)
+    let relations = try files.lookup(FileName("base"), in: directory.inode).flatMap { entry -> ResolvedFile? in
+      guard entry.kind == .directory else { return nil }
+      return ResolvedFile(
+        path: FilePath.join(directory.path, entry.name.bytes), inode: entry.inode,
+        attributes: try files.attributes(of: entry.inode))
+    }
+    _ = try Extraction.run(
+      files: files, sources: [directory], to: clusterFolder, replace: false,
+      leaveOut: { path, inode, attributes in
+        try path == relations?.path || unreadWAL(path, inode, attributes)
+      })
     let copy =
       directory.inode == files.rootInode ? clusterFolder : clusterFolder + "/" + FilePath.display(directory.name)
     if !relocated.isEmpty { try makeFolder(folder + "/tablespaces") }
     for (index, link) in relocated.enumerated() {
       let destination = "\(folder)/tablespaces/\(index)"
       _ = try Extraction.run(
-        files: files, sources: [link.target], to: destination, replace: false, leaveOut: leaveOut)
+        files: files, sources: [link.target], to: destination, replace: false, leaveOut: unreadWAL)
       let extracted =
         link.target.inode == files.rootInode ? destination : destination + "/" + FilePath.display(link.target.name)
       let linkPath = copy + "/" + link.relativePath
@@ -79,6 +94,8 @@ package struct PostgresDataDirectory: Sendable {
         throw ReelError(.io, "cannot re-point \(linkPath) at \(extracted)", errno: errno)
       }
     }
+    try beforeRelations(copy)
+    if let relations { _ = try Extraction.run(files: files, sources: [relations], to: copy, replace: false) }
     for name in ["postmaster.pid", "postmaster.opts"] { unlink(copy + "/" + name) }
     for name in ["recovery.signal", "standby.signal", "recovery.conf"] where unlink(copy + "/" + name) == 0 {
       notes.append(
