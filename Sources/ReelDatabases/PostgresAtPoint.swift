@@ -63,9 +63,13 @@ package enum PostgresAtPoint {
       version: data.version, binaries: binaries, scratch: scratch, account: options.account)
     do {
       try Interrupt.check()
-      let (copy, notes) = try data.bringOut(into: instance.folder)
+      var redoCheck: PostgresInstance.RedoCheck?
+      let (copy, notes) = try data.bringOut(into: instance.folder) { copy in
+        redoCheck = try instance.startRedoCheck(dataDirectory: copy, place: place)
+      }
       instance.notes = notes
-      try instance.refuseRedoOutsideTheCopy(dataDirectory: copy, place: place)
+      guard let redoCheck else { preconditionFailure("bringOut checks the redo before copying base") }
+      try redoCheck.refuseRedoOutsideTheCopy()
       try instance.start(dataDirectory: copy, timeout: options.startupTimeout)
       return instance
     } catch {
@@ -137,6 +141,7 @@ package final class PostgresInstance: @unchecked Sendable {
       stdout: .file(logPath), stderr: .file(logPath))
     lock.withLock { self.server = server }
     let deadline = ContinuousClock.now + timeout
+    var polls = 0
     while true {
       if let status = server.status {
         throw ReelError(
@@ -150,15 +155,31 @@ package final class PostgresInstance: @unchecked Sendable {
           "PostgreSQL \(version) did not accept connections within \(timeout) (crash recovery may need longer)\(logTail())",
           remedy: "give a longer --timeout", errno: ETIMEDOUT)
       }
-      if try ready() { return }
-      usleep(100_000)
+      // The postmaster says it accepts connections in its pid file, which costs one read
+      // to look at; pg_isready (a process each time) confirms it, and is asked every
+      // half second anyway in case the file says nothing.
+      if postmasterSaysReady(dataDirectory: dataDirectory) || polls % 50 == 49, try ready() { return }
+      polls += 1
+      usleep(10_000)
     }
+  }
+
+  /// Whether line 8 of `postmaster.pid` (PostgreSQL 10 and later) is `ready`.
+  private func postmasterSaysReady(dataDirectory: String) -> Bool {
+    guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8) else {
+      return false
+    }
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    return lines.count > 7 && lines[7].trimmingCharacters(in: .whitespaces) == "ready"
   }
 
   /// Crash recovery replays a CREATE TABLESPACE logged after the last checkpoint at the
   /// absolute path it names, on this machine: it would make (or take over) a folder
   /// outside the private copy, perhaps the live server's. Such a point is refused.
-  func refuseRedoOutsideTheCopy(dataDirectory: String, place: String) throws {
+  /// `startRedoCheck` reads the control file and starts `pg_waldump` on the WAL since the
+  /// last checkpoint's redo point (it needs `global` and `pg_wal` only, so it runs while
+  /// the relation files are copied); `RedoCheck.refuseRedoOutsideTheCopy` waits for it.
+  func startRedoCheck(dataDirectory: String, place: String) throws -> RedoCheck {
     let (_, control) = try PostgresProcess.output(
       binaries + "/pg_controldata", ["-D", dataDirectory], environment: serverEnvironment, errors: nil, deadline: nil)
     var fields: [String: String] = [:]
@@ -173,24 +194,40 @@ package final class PostgresInstance: @unchecked Sendable {
         .corrupt, "pg_controldata cannot read the control file of the data directory in \(place)",
         remedy: "the data directory is damaged at that point; try another point")
     }
-    let (_, records) = try PostgresProcess.output(
+    let records = folder + "/redo-tablespaces.txt"
+    let waldump = try PostgresProcess(
       binaries + "/pg_waldump", ["-p", dataDirectory + "/pg_wal", "-s", redo, "-t", timeline, "-r", "Tablespace"],
-      environment: serverEnvironment, errors: nil, deadline: nil)
-    let created = String(decoding: records, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
-      guard let range = line.range(of: "desc: CREATE ") else { return nil }
-      let rest = line[range.upperBound...]
-      guard let open = rest.firstIndex(of: "\""), let close = rest.lastIndex(of: "\""), open < close else {
-        return String(rest)
+      environment: serverEnvironment, account: nil, stdout: .file(records), stderr: .null)
+    return RedoCheck(waldump: waldump, records: records, place: place)
+  }
+
+  /// A `pg_waldump` looking for tablespaces the redo would create (`startRedoCheck`); its
+  /// deinit stops it when the copy fails first.
+  struct RedoCheck {
+    let waldump: PostgresProcess
+    let records: String
+    let place: String
+
+    func refuseRedoOutsideTheCopy() throws {
+      _ = try waldump.finish(deadline: nil)
+      let text = (try? String(contentsOfFile: records, encoding: .utf8)) ?? ""
+      unlink(records)
+      let created = text.split(separator: "\n").compactMap { line -> String? in
+        guard let range = line.range(of: "desc: CREATE ") else { return nil }
+        let rest = line[range.upperBound...]
+        guard let open = rest.firstIndex(of: "\""), let close = rest.lastIndex(of: "\""), open < close else {
+          return String(rest)
+        }
+        return String(rest[rest.index(after: open)..<close])
       }
-      return String(rest[rest.index(after: open)..<close])
-    }
-    guard created.isEmpty else {
-      throw ReelError(
-        .incompatible,
-        "at \(place) the WAL since the last checkpoint creates the tablespace folder \(created.joined(separator: ", ")); crash recovery would create or take over that path on this machine, outside the private copy, so the server was not started",
-        remedy:
-          "choose a point after the next checkpoint (CHECKPOINT, or a bookmark taken after one), or restore the volume and start the cluster where that path is its own"
-      )
+      guard created.isEmpty else {
+        throw ReelError(
+          .incompatible,
+          "at \(place) the WAL since the last checkpoint creates the tablespace folder \(created.joined(separator: ", ")); crash recovery would create or take over that path on this machine, outside the private copy, so the server was not started",
+          remedy:
+            "choose a point after the next checkpoint (CHECKPOINT, or a bookmark taken after one), or restore the volume and start the cluster where that path is its own"
+        )
+      }
     }
   }
 

@@ -59,16 +59,24 @@ package final class Extraction {
   private let files: any FileSystemReading
   private let destination: AnchoredDirectory
   private let replace: Bool
+  private let leaveOut: LeaveOut?
   private let writer: ContentWriter
   private let writers: ContentWriters
   private var report = ExtractionReport()
   /// For each file with several links written so far: where its first name went.
   private var firstNames: [UInt64: (folder: [[UInt8]], name: [UInt8])] = [:]
 
-  private init(files: any FileSystemReading, destination: AnchoredDirectory, replace: Bool, threads: Int) {
+  /// Says, for an entry below a source folder (its path in the file system, its inode and
+  /// attributes), that it is not to be written: a caller that knows nothing will read it.
+  package typealias LeaveOut = (_ path: [UInt8], _ inode: UInt64, _ attributes: FileAttributes) throws -> Bool
+
+  private init(
+    files: any FileSystemReading, destination: AnchoredDirectory, replace: Bool, leaveOut: LeaveOut?, threads: Int
+  ) {
     self.files = files
     self.destination = destination
     self.replace = replace
+    self.leaveOut = leaveOut
     writer = ContentWriter(files: files, keepOwners: geteuid() == 0)
     writers = ContentWriters(writer, threads: threads)
   }
@@ -81,13 +89,15 @@ package final class Extraction {
   /// Writes each of `sources` into `folder` (created if missing) under its own name; the
   /// root folder's contents go straight into `folder`. `replace`: an existing file of the
   /// same name is replaced and an existing folder is written into; without it, either is
-  /// an error naming it.
+  /// an error naming it. `leaveOut`: entries inside the sources it names are skipped (and,
+  /// for a folder, everything in it).
   package static func run(
     files: any FileSystemReading, sources: [ResolvedFile], to folder: String, replace: Bool,
-    threads: Int = defaultThreads
+    leaveOut: LeaveOut? = nil, threads: Int = defaultThreads
   ) throws -> ExtractionReport {
     let destination = try AnchoredDirectory.open(folder, create: true)
-    let extraction = Extraction(files: files, destination: destination, replace: replace, threads: threads)
+    let extraction = Extraction(
+      files: files, destination: destination, replace: replace, leaveOut: leaveOut, threads: threads)
     let top = PendingFolder(parent: nil, failures: extraction.writers.failures) {}
     do {
       for source in sources {
@@ -118,9 +128,10 @@ package final class Extraction {
   ) throws {
     for entry in try TreeWalk.sortedEntries(files, of: directory) {
       try ExtractionName.check(entry.name.bytes, in: path)
-      try place(
-        entry.name.bytes, entry.inode, try files.attributes(of: entry.inode),
-        path: FilePath.join(path, entry.name.bytes), in: folder, at: relative, pending: pending)
+      let entryPath = FilePath.join(path, entry.name.bytes)
+      let attributes = try files.attributes(of: entry.inode)
+      if let leaveOut, try leaveOut(entryPath, entry.inode, attributes) { continue }
+      try place(entry.name.bytes, entry.inode, attributes, path: entryPath, in: folder, at: relative, pending: pending)
     }
   }
 

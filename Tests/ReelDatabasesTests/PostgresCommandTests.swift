@@ -33,6 +33,18 @@ import Testing
     }
     try cluster.psql("UPDATE items SET label = 'changed' WHERE id = 1")
     cluster.stop(immediate: true)
+    // A segment recycled ahead of the insert position (an old segment's content under a
+    // future name) and one made ahead and never written: recovery cannot read them, so
+    // the copy leaves them out.
+    let wal = fixture.source + "/data/pg_wal"
+    let segments = try FileManager.default.contentsOfDirectory(atPath: wal).filter { $0.count == 24 }.sorted()
+    let newest = try #require(segments.last)
+    let recycled = String(newest.prefix(16)) + "000000F0"
+    let zeroed = String(newest.prefix(16)) + "000000F1"
+    try FileManager.default.copyItem(atPath: wal + "/" + newest, toPath: wal + "/" + recycled)
+    let size = try #require(FileManager.default.attributesOfItem(atPath: wal + "/" + newest)[.size] as? Int)
+    FileManager.default.createFile(atPath: wal + "/" + zeroed, contents: Data(count: size))
+    for name in [recycled, zeroed] { try PostgresCluster.giveToAccount(wal + "/" + name) }
     // Debian keeps postgresql.conf in /etc/postgresql, not in the data directory.
     try FileManager.default.moveItem(
       atPath: fixture.source + "/data/postgresql.conf", toPath: fixture.work.path + "/postgresql.conf")
@@ -53,6 +65,9 @@ import Testing
     let sql = try fixture.reelPg("crashed", ["--sql", "SELECT count(*), sum(id) FROM items"])
     #expect(sql.succeeded, "\(sql.output)")
     #expect(sql.stdout.contains("60|1830"), "\(sql.output)")
+    let walFiles = try fixture.reelPg("crashed", ["--sql", "SELECT name FROM pg_ls_waldir()"])
+    #expect(walFiles.succeeded, "\(walFiles.output)")
+    #expect(!walFiles.stdout.contains(recycled) && !walFiles.stdout.contains(zeroed), "\(walFiles.output)")
     for elsewhere in [["-h", "localhost"], ["-p5432"], ["--host=/run/postgresql"], ["postgresql://db.example/x"]] {
       let refused = try fixture.reelPg("crashed", ["--", "-t", "items"] + elsewhere)
       #expect(refused.status == 64, "\(elsewhere): \(refused.output)")
