@@ -9,23 +9,24 @@ import ReelCore
 /// folder other users can read or that outlives the command: the archive index that
 /// verify, seal and rehydrate decrypt. It lives in the store's `tmp/` (named after the
 /// process, so the next process that opens the store removes what a killed one left),
-/// or, with no store open in this process, in the system temp directory. Removed when
-/// dropped.
+/// or, when this process opened no store or several, in the system temp directory (a
+/// process working on several stores, such as the test suite, may delete one of them
+/// while a scratch folder inside it is in use). Removed when dropped.
 package final class PrivateScratch: Sendable {
   package let path: String
 
-  /// The temp folder of the store this process opened last, if any.
-  private static let storeFolder = Locked<String?>(nil)
+  /// The temp folders of the stores this process opened.
+  private static let storeFolders = Locked<Set<String>>([])
 
-  /// `store`: that store's temp folder; nil: the one of the store this process opened,
-  /// else the system temp directory.
+  /// `store`: that store's temp folder; nil: the one of the only store this process
+  /// opened, else the system temp directory.
   package init(store: StoreLayout? = nil) throws {
     let parent: String
     let prefix: String
     if let store {
       try Durable.makeDirectory(store.temporaryDirectory)
       (parent, prefix) = (store.temporaryDirectory, "\(getpid()).")
-    } else if let folder = Self.storeFolder.withLock({ $0 }), access(folder, F_OK) == 0 {
+    } else if let folder = Self.storeFolders.withLock({ $0.count == 1 ? $0.first : nil }), access(folder, F_OK) == 0 {
       // (A store this process opened and then deleted, as tests do, no longer counts.)
       (parent, prefix) = (folder, "\(getpid()).")
     } else {
@@ -47,7 +48,7 @@ package final class PrivateScratch: Sendable {
   package static func use(_ store: StoreLayout) throws -> [String] {
     let folder = store.temporaryDirectory
     try Durable.makeDirectory(folder)
-    storeFolder.withLock { $0 = folder }
+    storeFolders.withLock { _ = $0.insert(folder) }
     var removed: [String] = []
     for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
       if let owner = Int32(name.prefix { $0 != "." }), owner > 0, kill(owner, 0) == 0 || errno == EPERM {
