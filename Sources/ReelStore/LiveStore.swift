@@ -74,33 +74,27 @@ package final class LiveStore: Sendable {
   ) throws {
     if chain.first?.full != true { target.initializeMemory(as: UInt8.self, repeating: 0) }
     for version in chain {
-      if version.full {
-        guard let key = version.chunk else {
-          target.initializeMemory(as: UInt8.self, repeating: 0)
-          continue
-        }
-        if let record = records[key], (try? ChunkCodec.decode(record, key: key, into: target)) != nil { continue }
-        let bytes = try preloaded[key] ?? chunk(key, at: version.location)
-        guard bytes.count == target.count else {
-          throw ReelError(.corrupt, "chunk \(key) holds \(bytes.count) bytes, block needs \(target.count)")
-        }
-        bytes.withUnsafeBytes { target.copyMemory(from: $0) }
-      } else {
+      // A full version fills the block; a partial one its range of it.
+      var place = target
+      if !version.full {
         guard version.start + version.length <= target.count else {
           throw ReelError(.corrupt, "block \(version.block) version at seq \(version.seq) does not fit the block")
         }
-        let part = UnsafeMutableRawBufferPointer(rebasing: target[version.start..<(version.start + version.length)])
-        guard let key = version.chunk else {
-          part.initializeMemory(as: UInt8.self, repeating: 0)
-          continue
-        }
-        if let record = records[key], (try? ChunkCodec.decode(record, key: key, into: part)) != nil { continue }
-        let bytes = try preloaded[key] ?? chunk(key, at: version.location)
-        guard bytes.count == version.length else {
-          throw ReelError(.corrupt, "block \(version.block) version at seq \(version.seq) does not fit the block")
-        }
-        bytes.withUnsafeBytes { part.copyMemory(from: $0) }
+        place = UnsafeMutableRawBufferPointer(rebasing: target[version.start..<(version.start + version.length)])
       }
+      guard let key = version.chunk else {
+        place.initializeMemory(as: UInt8.self, repeating: 0)
+        continue
+      }
+      if let record = records[key], (try? ChunkCodec.decode(record, key: key, into: place)) != nil { continue }
+      let bytes = try preloaded[key] ?? chunk(key, at: version.location)
+      guard bytes.count == place.count else {
+        throw ReelError(
+          .corrupt,
+          "chunk \(key) holds \(bytes.count) bytes; block \(version.block) version at seq \(version.seq) needs \(place.count)"
+        )
+      }
+      bytes.withUnsafeBytes { place.copyMemory(from: $0) }
     }
   }
 

@@ -88,14 +88,7 @@ import Testing
   /// A view holds the chains it fetched ahead; prune then moves the chunks they name to a
   /// new pack and deletes the old one. The same view still reads the right bytes.
   @Test func aViewWhoseWindowsWentStaleUnderPruneReadsWhereTheChunksAreNow() throws {
-    let fixture = try StoreFixture(size: 512 * 1024, seed: 3, storeBlockSize: 64 * 1024)
-    for round in 0..<3 {
-      var rng = SplitMix(seed: UInt64(round + 100))
-      try fixture.append(.write(offset: 0, data: (0..<(512 * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }))
-    }
-    let last = try fixture.append(.bookmark("end")).seq
-    try fixture.closeWriter()
-    try fixture.live.ingest(volume: fixture.name)
+    let (fixture, last) = try StoreFixture.overwrittenThreeTimes()
     let view = try VolumeView(live: fixture.live, volume: fixture.name, at: .latest)
     let blockSize = 64 * 1024
     let blocks = Int(view.size) / blockSize

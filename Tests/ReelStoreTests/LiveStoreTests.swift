@@ -236,14 +236,7 @@ import Testing
   }
 
   @Test func pruneRepacksMostlyDeadPacksAndFreesSpace() throws {
-    let fixture = try StoreFixture(size: 512 * 1024, seed: 3, storeBlockSize: 64 * 1024)
-    for round in 0..<3 {
-      var rng = SplitMix(seed: UInt64(round + 100))
-      try fixture.append(.write(offset: 0, data: (0..<(512 * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }))
-    }
-    let last = try fixture.append(.bookmark("end")).seq
-    try fixture.closeWriter()
-    try fixture.live.ingest(volume: fixture.name)
+    let (fixture, last) = try StoreFixture.overwrittenThreeTimes()
     let before = fixture.packFiles.values.reduce(0, +)
     let report = try fixture.live.prune(
       volume: fixture.name, keepWithin: .seconds(0), keepBookmarks: false, safetyMargin: .seconds(0),
@@ -390,5 +383,21 @@ import Testing
       // A later ordinary append continues where the whole write ended.
       #expect(try backend.append(pack, [1, 2, 3]) == total)
     }
+  }
+}
+
+extension StoreFixture {
+  /// A 512 KiB volume of 64 KiB store blocks written whole with random bytes three times,
+  /// bookmarked "end" and ingested: most of its packs hold chunks that only old points need.
+  static func overwrittenThreeTimes() throws -> (StoreFixture, last: Seq) {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 3, storeBlockSize: 64 * 1024)
+    for round in 0..<3 {
+      var rng = SplitMix(seed: UInt64(round + 100))
+      try fixture.append(.write(offset: 0, data: (0..<(512 * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }))
+    }
+    let last = try fixture.append(.bookmark("end")).seq
+    try fixture.closeWriter()
+    try fixture.live.ingest(volume: fixture.name)
+    return (fixture, last)
   }
 }
