@@ -8,10 +8,13 @@ package struct JournalReader: Sendable {
   package let volume: VolumeID
   package let segments: [SegmentFile]
 
-  /// Opens every segment's header and footer. A missing segment in the middle, a
-  /// segment of another volume, a seq gap, or an unclosed segment that is not the last
-  /// throws an error naming the file.
-  package init(directory: String, volume: VolumeID) throws {
+  /// Opens every segment's header and footer, or with `fromSeq` only those of the segment
+  /// that holds it (found by a binary search over headers) and the ones after it: a
+  /// reader that goes on from where it stopped, as ingest does, need not open a long
+  /// journal's every segment (a cold `reel clone` of a volume with 79 segments spent
+  /// 40 ms there). A missing segment (by name), a segment of another volume, a seq gap,
+  /// or an unclosed segment that is not the last throws an error naming the file.
+  package init(directory: String, volume: VolumeID, fromSeq: Seq = 1) throws {
     self.directory = directory
     self.volume = volume
     var entries: [(UInt64, String)] = []
@@ -29,15 +32,26 @@ package struct JournalReader: Sendable {
       }
     }
     entries.sort { $0.0 < $1.0 }
-    var segments: [SegmentFile] = []
-    for (number, name) in entries {
-      if let previous = segments.last, number != previous.number + 1 {
-        throw ReelError(
-          .corrupt,
-          "\(directory): segment \(SegmentFormat.fileName(segment: previous.number + 1)) is missing between \(SegmentFormat.fileName(segment: previous.number)) and \(name)",
-          remedy: "put the missing segment back (from a copy or archive); history after it cannot be trusted without it"
-        )
+    for (previous, next) in zip(entries, entries.dropFirst()) where next.0 != previous.0 + 1 {
+      throw ReelError(
+        .corrupt,
+        "\(directory): segment \(SegmentFormat.fileName(segment: previous.0 + 1)) is missing between \(previous.1) and \(next.1)",
+        remedy: "put the missing segment back (from a copy or archive); history after it cannot be trusted without it"
+      )
+    }
+    var first = 0
+    if fromSeq > 1 {
+      // The last segment whose first seq is at or before `fromSeq`.
+      var high = entries.count - 1
+      while first < high {
+        let middle = (first + high + 1) / 2
+        let probe = try SegmentFile(
+          path: directory + "/" + entries[middle].1, volume: volume, number: entries[middle].0)
+        if probe.header.firstSeq <= fromSeq { first = middle } else { high = middle - 1 }
       }
+    }
+    var segments: [SegmentFile] = []
+    for (number, name) in entries[first...] {
       let segment = try SegmentFile(path: directory + "/" + name, volume: volume, number: number)
       if let previous = segments.last {
         guard let summary = previous.summary else {

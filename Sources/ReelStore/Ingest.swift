@@ -59,7 +59,8 @@ extension LiveStore {
         try batch.addBase(path: store.layout.baseImagePath(name))
         try commit(&batch, report: &report)
       }
-      let journal = try JournalReader(directory: store.layout.journalDirectory(name), volume: descriptor.id)
+      let journal = try JournalReader(
+        directory: store.layout.journalDirectory(name), volume: descriptor.id, fromSeq: ingested + 1)
       let records = RecordPrefetcher(reader: journal, fromSeq: ingested + 1, bufferBytes: 32 << 20)
       defer { records.cancel() }
       while let record = try records.next() {

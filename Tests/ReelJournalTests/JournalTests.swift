@@ -77,6 +77,39 @@ func expectMatches(_ records: [JournalRecord], _ entries: [JournalEntry], firstS
     expectMatches(try readAll(dir.path, volume), entries)
   }
 
+  /// A reader opened from a seq opens the segment holding it and those after, and reads
+  /// the same records from there as a reader of the whole journal; a segment missing by
+  /// name before it is still refused.
+  @Test func aReaderFromASeqOpensOnlyTheSegmentsFromTheOneHoldingIt() throws {
+    let dir = TemporaryDirectory()
+    var options = JournalOptions()
+    options.segmentSizeLimit = 8 << 10
+    let (writer, _) = try JournalWriter.open(directory: dir.path, volume: volume, options: options)
+    for entry in sampleEntries(300) { try writer.append(entry) }
+    try writer.close()
+    let whole = try JournalReader(directory: dir.path, volume: volume)
+    #expect(whole.segments.count > 10, "the records span many segments")
+    for fromSeq in [1, 2, 77, 150, 151, 299, 300, 301, 1000] as [Seq] {
+      let partial = try JournalReader(directory: dir.path, volume: volume, fromSeq: fromSeq)
+      let holding = whole.segments.lastIndex { $0.header.firstSeq <= fromSeq } ?? 0
+      #expect(partial.segments.map(\.number) == whole.segments[holding...].map(\.number), "from seq \(fromSeq)")
+      var fromWhole: [Seq] = []
+      try whole.forEachRecord(fromSeq: fromSeq) { record in
+        fromWhole.append(record.seq)
+        return true
+      }
+      var fromPartial: [Seq] = []
+      try partial.forEachRecord(fromSeq: fromSeq) { record in
+        fromPartial.append(record.seq)
+        return true
+      }
+      #expect(fromPartial == fromWhole, "from seq \(fromSeq)")
+    }
+    unlink(whole.segments[1].path)
+    let error = #expect(throws: ReelError.self) { try JournalReader(directory: dir.path, volume: volume, fromSeq: 299) }
+    #expect(error?.message.contains("is missing between") == true)
+  }
+
   @Test func reopenContinuesSeqInANewSegment() throws {
     let dir = TemporaryDirectory()
     let first = sampleEntries(10)
