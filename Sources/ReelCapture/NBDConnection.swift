@@ -3,8 +3,8 @@ import ReelCore
 
 /// The transmission phase of one client. One thread receives requests (and write
 /// payloads) in order; the server's request workers carry them out and send the replies,
-/// so checksumming and copying one request overlaps with receiving the next. NBD lets replies come in any
-/// order; clients wait for a reply before relying on its effect.
+/// so checksumming and copying one request overlaps with receiving the next. NBD lets
+/// replies come in any order; clients wait for a reply before relying on its effect.
 final class NBDConnection: Sendable {
   private let stream: SocketStream
   private let export: Export

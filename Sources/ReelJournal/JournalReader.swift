@@ -40,6 +40,7 @@ package struct JournalReader: Sendable {
       )
     }
     var first = 0
+    var probed: [Int: SegmentFile] = [:]
     if fromSeq > 1 {
       // The last segment whose first seq is at or before `fromSeq`.
       var high = entries.count - 1
@@ -47,12 +48,13 @@ package struct JournalReader: Sendable {
         let middle = (first + high + 1) / 2
         let probe = try SegmentFile(
           path: directory + "/" + entries[middle].1, volume: volume, number: entries[middle].0)
+        probed[middle] = probe
         if probe.header.firstSeq <= fromSeq { first = middle } else { high = middle - 1 }
       }
     }
     var segments: [SegmentFile] = []
-    for (number, name) in entries[first...] {
-      let segment = try SegmentFile(path: directory + "/" + name, volume: volume, number: number)
+    for (index, (number, name)) in entries.enumerated().dropFirst(first) {
+      let segment = try probed[index] ?? SegmentFile(path: directory + "/" + name, volume: volume, number: number)
       if let previous = segments.last {
         guard let summary = previous.summary else {
           throw ReelError(

@@ -342,16 +342,9 @@ struct ChunkCodec: Sendable {
   static func decode(_ record: UnsafeRawBufferPointer, key: String, into output: UnsafeMutableRawBufferPointer) throws {
     let header = try checkedHeader(record, key: key)
     guard header.plaintextLength == output.count else {
-      throw ReelError(
-        .corrupt, "chunk \(key) holds \(header.plaintextLength) bytes where \(output.count) are needed",
-        remedy: "run `reel store check --read-data` to see what it affects")
+      throw damaged(key, "holds \(header.plaintextLength) bytes where \(output.count) are needed")
     }
-    let body = UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...])
-    switch header.encoding {
-    case ChunkRecordHeader.encodingRaw where body.count == output.count: output.copyMemory(from: body)
-    case ChunkRecordHeader.encodingZstd: try Zstd.decompress(body, into: output, what: "chunk \(key)")
-    default: throw ReelError(.corrupt, "chunk \(key): unknown encoding \(header.encoding) or wrong stored length")
-    }
+    try decodeBody(of: record, header: header, key: key, into: output)
   }
 
   /// Decodes a record read from `location`; with `verify`, checks the plaintext's SHA-256.
@@ -361,11 +354,6 @@ struct ChunkCodec: Sendable {
 
   /// Decodes a record in place (no copy of the stored bytes).
   static func decode(_ record: UnsafeRawBufferPointer, key: String, verify: Bool) throws -> [UInt8] {
-    func damaged(_ reason: String) -> ReelError {
-      ReelError(
-        .corrupt, "chunk \(key): \(reason)",
-        remedy: "run `reel store check --read-data` to see what it affects")
-    }
     let header: ChunkRecordHeader
     do {
       header = try checkedHeader(record, key: key)
@@ -373,17 +361,35 @@ struct ChunkCodec: Sendable {
       throw ReelError(error.kind, error.message, remedy: "run `reel store check --read-data` to see what it affects")
     }
     let length = header.plaintextLength
-    let body = UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...])
-    let plaintext: [UInt8]
-    switch header.encoding {
-    case ChunkRecordHeader.encodingRaw: plaintext = Array(body)
-    case ChunkRecordHeader.encodingZstd:
-      plaintext = try Zstd.decompress(body, expectedSize: length, what: "chunk \(key)")
-    default: throw damaged("unknown encoding \(header.encoding)")
+    let plaintext = try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+      try decodeBody(of: record, header: header, key: key, into: UnsafeMutableRawBufferPointer(buffer))
+      count = length
     }
-    guard plaintext.count == length else { throw damaged("holds \(plaintext.count) bytes, header says \(length)") }
-    if verify, SHA256Digest.hash(plaintext).hex != key { throw damaged("content does not match its SHA-256 name") }
+    if verify, SHA256Digest.hash(plaintext).hex != key { throw damaged(key, "content does not match its SHA-256 name") }
     return plaintext
+  }
+
+  /// The stored bytes after a checked header, decoded into `output` (the plaintext's length).
+  private static func decodeBody(
+    of record: UnsafeRawBufferPointer, header: ChunkRecordHeader, key: String,
+    into output: UnsafeMutableRawBufferPointer
+  ) throws {
+    let body = UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...])
+    switch header.encoding {
+    case ChunkRecordHeader.encodingRaw:
+      guard body.count == output.count else {
+        throw damaged(key, "holds \(body.count) bytes, header says \(output.count)")
+      }
+      output.copyMemory(from: body)
+    case ChunkRecordHeader.encodingZstd:
+      try Zstd.decompress(body, into: output, what: "chunk \(key)")
+    default:
+      throw damaged(key, "unknown encoding \(header.encoding)")
+    }
+  }
+
+  private static func damaged(_ key: String, _ reason: String) -> ReelError {
+    ReelError(.corrupt, "chunk \(key): \(reason)", remedy: "run `reel store check --read-data` to see what it affects")
   }
 }
 

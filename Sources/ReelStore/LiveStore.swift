@@ -55,10 +55,13 @@ package final class LiveStore: Sendable {
   }
 
   /// Rebuilds a block from its version chain (see `Catalog.versionChain`).
-  /// `preloaded` holds plaintexts that take the place of stored chunks (repair's rebuilt ones).
-  func assemble(_ chain: [BlockVersion], length: Int, preloaded: [String: [UInt8]] = [:]) throws -> [UInt8] {
+  /// `records` and `preloaded` as for `assemble(_:into:records:preloaded:)`.
+  func assemble(
+    _ chain: [BlockVersion], length: Int, records: [String: UnsafeRawBufferPointer] = [:],
+    preloaded: [String: [UInt8]] = [:]
+  ) throws -> [UInt8] {
     try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-      try assemble(chain, into: UnsafeMutableRawBufferPointer(buffer), records: [:], preloaded: preloaded)
+      try assemble(chain, into: UnsafeMutableRawBufferPointer(buffer), records: records, preloaded: preloaded)
       count = length
     }
   }
@@ -68,6 +71,7 @@ package final class LiveStore: Sendable {
   /// nothing zeroed or copied first (both showed in restore and clone-read profiles).
   /// `records` holds stored records read ahead (`withRecords`); a chunk not among them,
   /// or whose record does not decode, is read on its own, which reports any damage.
+  /// `preloaded` holds plaintexts that take the place of stored chunks (repair's rebuilt ones).
   func assemble(
     _ chain: [BlockVersion], into target: UnsafeMutableRawBufferPointer, records: [String: UnsafeRawBufferPointer],
     preloaded: [String: [UInt8]] = [:]

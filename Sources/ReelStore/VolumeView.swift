@@ -103,18 +103,19 @@ package final class VolumeView: VolumeSource, Sendable {
   }
 
   private func readBlocks(_ range: Range<UInt64>, destination: (UInt64) -> BlockDestination) throws {
+    let destinations = range.map(destination)
     let chains = try chainsAhead.chains(range, blockCount: blockCount) { try versionChains($0) }
-    var assembled = assemble(range, chains, destination: destination)
+    var assembled = assemble(range, chains, destinations)
     if assembled.contains(where: { if case .failure = $0 { true } else { false } }) {
       // Another process's prune may have moved chunks to a new pack between the catalog
       // read and the pack reads (the old pack is then gone): read where they are now.
       chainsAhead.forget(range)
       let current = try versionChains(range)
-      if current != chains { assembled = assemble(range, current, destination: destination) }
+      if current != chains { assembled = assemble(range, current, destinations) }
     }
-    for (block, result) in zip(range, assembled) {
+    for (result, destination) in zip(assembled, destinations) {
       let bytes = try result.get()
-      if case .copied(let give) = destination(block) { try give(bytes) }
+      if case .copied(let give) = destination { try give(bytes) }
     }
   }
 
@@ -124,10 +125,10 @@ package final class VolumeView: VolumeSource, Sendable {
     }
   }
 
-  /// Assembles each block of `range` on one of several threads, in place where the
+  /// Assembles each block of `range` on one of several threads, in place where its
   /// destination says so; the result holds the bytes of the others (nil: zeros).
   private func assemble(
-    _ range: Range<UInt64>, _ chains: [[BlockVersion]], destination: (UInt64) -> BlockDestination
+    _ range: Range<UInt64>, _ chains: [[BlockVersion]], _ destinations: [BlockDestination]
   ) -> [Result<[UInt8]?, ReelError>] {
     let blockSize = UInt64(descriptor.storeBlockSize)
     var wanted: [String: ChunkLocation] = [:]
@@ -136,8 +137,8 @@ package final class VolumeView: VolumeSource, Sendable {
         if let key = version.chunk, let location = version.location { wanted[key] = location }
       }
     }
-    let places = range.map { block -> UnsafeMutableRawBufferPointer? in
-      if case .inPlace(let place) = destination(block) { place } else { nil }
+    let places = destinations.map { destination -> UnsafeMutableRawBufferPointer? in
+      if case .inPlace(let place) = destination { place } else { nil }
     }
     let live = self.live
     let size = self.size
@@ -155,11 +156,7 @@ package final class VolumeView: VolumeSource, Sendable {
             return .success(nil)
           }
           if chain.allSatisfy({ $0.chunk == nil }) { return .success(nil) }
-          return .success(
-            try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-              try live.assemble(chain, into: UnsafeMutableRawBufferPointer(buffer), records: records)
-              count = length
-            })
+          return .success(try live.assemble(chain, length: length, records: records))
         } catch let error as ReelError {
           return .failure(
             ReelError(
