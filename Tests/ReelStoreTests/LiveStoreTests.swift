@@ -103,6 +103,39 @@ import Testing
   }
 }
 
+@Suite struct RestoreImageTests {
+  /// An image over several read-ahead steps whose size is not a multiple of the direct-I/O
+  /// alignment: every byte as the model has it, blocks of zeros left as holes whether they
+  /// were never written or written with zeros.
+  @Test func aRestoredImageHasEveryByteAndLeavesZeroBlocksAsHoles() throws {
+    let blockSize = 64 * 1024
+    let size = 40 << 20 + 512
+    let fixture = try StoreFixture(size: size, storeBlockSize: UInt32(blockSize))
+    var written = Set<Int>()
+    var data = (0..<blockSize).map { _ in UInt8(truncatingIfNeeded: fixture.rng.next() | 1) }
+    for block in stride(from: 0, to: size / blockSize, by: 3) {
+      data.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(block), as: UInt64.self) }
+      try fixture.append(.write(offset: UInt64(block * blockSize), data: data))
+      written.insert(block)
+    }
+    try fixture.append(.write(offset: UInt64(blockSize), data: [UInt8](repeating: 0, count: blockSize)))
+    // The last, short block ends past the last 4096-byte boundary.
+    try fixture.append(.write(offset: UInt64(size - 512), data: [UInt8](repeating: 9, count: 512)))
+    try fixture.closeWriter()
+    let output = fixture.root + "/restored.img"
+    let report = try Restore.run(store: fixture.store, volume: fixture.name, at: .latest, output: output)
+
+    let restored = try [UInt8](Data(contentsOf: URL(fileURLWithPath: output)))
+    #expect(restored.count == size)
+    #expect(difference(restored, fixture.model) == nil)
+    let lastBlock = size / blockSize
+    #expect(report.bytesWritten == UInt64(written.count * blockSize + (size - lastBlock * blockSize)))
+    var status = stat()
+    #expect(stat(output, &status) == 0)
+    #expect(Int(status.st_blocks) * 512 < size / 2, "zero blocks take no space")
+  }
+}
+
 @Suite struct LiveStoreIngestSafetyTests {
   @Test func ingestIsIdempotent() throws {
     let fixture = try StoreFixture(size: 512 * 1024, seed: 7)
