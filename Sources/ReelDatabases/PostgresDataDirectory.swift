@@ -199,3 +199,80 @@ func giveTree(_ path: String, to account: PostgresAccount) throws {
     throw ReelError(.io, "cannot give \(path)/\(name) to \(account.name)", errno: errno)
   }
 }
+
+/// Removes `reel pg`'s private folder. Removing the copy of a large cluster frees its
+/// memory (tmpfs) or blocks page by page in the kernel, on the thread that unlinks each
+/// file: the files of a megabyte or more are unlinked first, largest first, on two
+/// threads at once (a 1 GiB copy took 0.15 s on one), then the rest goes. Links are
+/// never followed: every step is relative to a folder opened without following one.
+enum PrivateFolder {
+  static let largeFileBytes: off_t = 1 << 20
+  static let threads = 2
+
+  private struct LargeFile: Sendable {
+    var folder: Int32
+    var name: String
+    var size: off_t
+  }
+
+  static func remove(_ path: String) {
+    let root = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    if root >= 0 {
+      var large: [LargeFile] = []
+      var folders: [Int32] = []
+      collect(root, into: &large, folders: &folders)
+      large.sort { $0.size > $1.size }
+      let next = Locked(0)
+      let unlinkLarge: @Sendable () -> Void = { [large] in
+        while true {
+          let index = next.withLock { next in
+            defer { next += 1 }
+            return next
+          }
+          guard index < large.count else { return }
+          unlinkat(large[index].folder, large[index].name, 0)
+        }
+      }
+      let helpers = (1..<max(1, min(threads, large.count))).map { _ in
+        WorkerThread(name: "reel-pg-remove", unlinkLarge)
+      }
+      unlinkLarge()
+      helpers.joinAll()
+      for folder in folders { close(folder) }
+    }
+    try? FileManager.default.removeItem(atPath: path)
+  }
+
+  /// Notes the large regular files under the open folder `folder` (which it keeps open,
+  /// in `folders`, for the unlinks).
+  private static func collect(_ folder: Int32, into large: inout [LargeFile], folders: inout [Int32]) {
+    folders.append(folder)
+    let listing = dup(folder)
+    guard listing >= 0, let stream = fdopendir(listing) else {
+      if listing >= 0 { close(listing) }
+      return
+    }
+    defer { closedir(stream) }
+    var subfolders: [String] = []
+    while let entry = readdir(stream) {
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
+        String(cString: bytes.baseAddress!.assumingMemoryBound(to: CChar.self))
+      }
+      guard name != "." && name != ".." else { continue }
+      var status = stat()
+      guard fstatat(folder, name, &status, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+      switch status.st_mode & S_IFMT {
+      case S_IFREG where status.st_size >= largeFileBytes:
+        large.append(LargeFile(folder: folder, name: name, size: status.st_size))
+      case S_IFDIR:
+        subfolders.append(name)
+      default:
+        break
+      }
+    }
+    for name in subfolders {
+      let inner = openat(folder, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+      if inner >= 0 { collect(inner, into: &large, folders: &folders) }
+    }
+  }
+}

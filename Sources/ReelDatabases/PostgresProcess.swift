@@ -101,12 +101,24 @@ final class PostgresProcess: @unchecked Sendable {
   /// Waits until the process ends, until `deadline`, or until Reel is interrupted
   /// (SIGINT/SIGTERM); returns the status, or nil if it still runs.
   func wait(until deadline: ContinuousClock.Instant?) -> Int32? {
+    var pause = Self.firstPause
     while true {
       if let status { return status }
       if Interrupt.signal != nil { return nil }
       if let deadline, ContinuousClock.now >= deadline { return nil }
-      usleep(20_000)
+      Self.sleep(&pause)
     }
+  }
+
+  /// Waits for a child are polls that start short and grow: most children here (pg_dump
+  /// of one table, pg_isready, a server's stop) end within milliseconds, and a fixed 20 ms
+  /// poll made each wait 10 ms longer on average; a long dump is still polled gently.
+  static let firstPause: useconds_t = 1_000
+  static let longestPause: useconds_t = 20_000
+
+  static func sleep(_ pause: inout useconds_t) {
+    usleep(pause)
+    pause = min(longestPause, pause * 2)
   }
 
   func signal(_ number: Int32) {
@@ -114,16 +126,18 @@ final class PostgresProcess: @unchecked Sendable {
     kill(pid, number)
   }
 
-  /// `first` (SIGINT: PostgreSQL's fast shutdown; SIGTERM for clients), then SIGKILL if it
-  /// has not ended within `grace`; always reaps it.
+  /// `first` (SIGQUIT: PostgreSQL's immediate shutdown; SIGTERM for clients), then
+  /// SIGKILL if it has not ended within `grace`; always reaps it.
   func stop(first: Int32, grace: Duration) {
     guard isRunning else { return }
     kill(pid, first)
     let deadline = ContinuousClock.now + grace
-    while isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+    var pause = Self.firstPause
+    while isRunning && ContinuousClock.now < deadline { Self.sleep(&pause) }
     guard isRunning else { return }
     kill(pid, SIGKILL)
-    while isRunning { usleep(10_000) }
+    pause = Self.firstPause
+    while isRunning { Self.sleep(&pause) }
   }
 
   /// Runs `executable` to the end (or `deadline`, or an interrupt: then it is stopped and

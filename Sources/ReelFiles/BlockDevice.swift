@@ -84,12 +84,11 @@ final class BlockDevice: Sendable {
         at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(middleStart - position)]),
         runPages: edgeRun)
     }
-    var bytes = try source.read(offset: offset + middleStart, length: Int(middleEnd - middleStart))
-    try applyOverlay(to: &bytes, at: middleStart)
-    bytes.withUnsafeBytes {
-      UnsafeMutableRawBufferPointer(rebasing: buffer[Int(middleStart - position)..<Int(middleEnd - position)])
-        .copyMemory(from: $0)
-    }
+    // Decoded where it goes: no array between the store and the caller's buffer.
+    let middle = UnsafeMutableRawBufferPointer(
+      rebasing: buffer[Int(middleStart - position)..<Int(middleEnd - position)])
+    try source.read(into: middle, at: offset + middleStart)
+    try applyOverlay(to: middle, at: middleStart)
     if end > middleEnd {
       try readPages(
         at: middleEnd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[Int(middleEnd - position)...]),
@@ -206,6 +205,11 @@ final class BlockDevice: Sendable {
   /// copies, read straight from the source (never through the overlay), a run of
   /// consecutive copies in one read.
   private func applyOverlay(to bytes: inout [UInt8], at position: UInt64) throws {
+    guard !overlay.isEmpty else { return }
+    try bytes.withUnsafeMutableBytes { try applyOverlay(to: $0, at: position) }
+  }
+
+  private func applyOverlay(to bytes: UnsafeMutableRawBufferPointer, at position: UInt64) throws {
     guard !overlay.isEmpty, !bytes.isEmpty else { return }
     let end = position + UInt64(bytes.count)
     var wanted: [(block: UInt64, entry: OverlayBlock)] = []
@@ -230,9 +234,10 @@ final class BlockDevice: Sendable {
         let blockStart = block * overlayBlockSize
         let copyFrom = max(position, blockStart)
         let copyTo = min(end, blockStart + overlayBlockSize)
-        bytes.replaceSubrange(
-          Int(copyFrom - position)..<Int(copyTo - position),
-          with: content[Int(copyFrom - blockStart)..<Int(copyTo - blockStart)])
+        content[Int(copyFrom - blockStart)..<Int(copyTo - blockStart)].withUnsafeBytes {
+          UnsafeMutableRawBufferPointer(rebasing: bytes[Int(copyFrom - position)..<Int(copyTo - position)])
+            .copyMemory(from: $0)
+        }
       }
       index = last + 1
     }

@@ -180,6 +180,30 @@ package final class Ext4FileSystem: FileSystemReading {
     }
   }
 
+  /// Decodes file contents straight into `buffer`: `files get` reuses one buffer per
+  /// piece instead of a fresh array that is copied again on the way (both showed in
+  /// profiles of `reel pg`'s copy of a cluster).
+  package func read(_ inode: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    switch try withSession({ try Self.plan(inode, offset: offset, length: buffer.count, &$0) }) {
+    case .bytes(let bytes):
+      bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[0..<$0.count]).copyMemory(from: $0) }
+      return bytes.count
+    case .pieces(let count, let pieces):
+      // What no piece covers is a hole: zeros.
+      var zeroFrom = 0
+      for piece in pieces {
+        UnsafeMutableRawBufferPointer(rebasing: buffer[zeroFrom..<piece.at]).initializeMemory(
+          as: UInt8.self, repeating: 0)
+        try device.read(
+          at: piece.physical,
+          into: UnsafeMutableRawBufferPointer(rebasing: buffer[piece.at..<(piece.at + piece.length)]))
+        zeroFrom = piece.at + piece.length
+      }
+      UnsafeMutableRawBufferPointer(rebasing: buffer[zeroFrom..<count]).initializeMemory(as: UInt8.self, repeating: 0)
+      return count
+    }
+  }
+
   /// What a read takes: bytes already in hand (inline data, fast symlinks), or pieces of
   /// the device to copy into a zeroed buffer (what is in no piece is a hole).
   private enum ReadPlan {

@@ -142,6 +142,9 @@ package protocol FileSystemReading: AnyObject, Sendable {
   /// Up to `length` bytes from `offset`; fewer only at the end of the file. Holes and
   /// unwritten extents read as zeros.
   func read(_ inode: UInt64, offset: UInt64, length: Int) throws -> [UInt8]
+  /// Up to `buffer.count` bytes from `offset` straight into `buffer`; returns how many
+  /// (fewer only at the end of the file). Holes and unwritten extents read as zeros.
+  func read(_ inode: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int
   func symlinkTarget(of inode: UInt64) throws -> [UInt8]
   func extendedAttributes(of inode: UInt64) throws -> [ExtendedAttribute]
   /// The byte ranges of a regular file that hold data, in order; everything else up to
@@ -151,6 +154,14 @@ package protocol FileSystemReading: AnyObject, Sendable {
   /// cache, waiting on the volume outside any lock other calls wait for: for a walk to
   /// call on folders it will visit next. Errors are left for the walk's own calls to report.
   func readAhead(directory: UInt64)
+}
+
+extension FileSystemReading {
+  package func read(_ inode: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    let bytes = try read(inode, offset: offset, length: buffer.count)
+    bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[0..<$0.count]).copyMemory(from: $0) }
+    return bytes.count
+  }
 }
 
 // Opening (built on branch files-ext4), for callers to code against:

@@ -32,6 +32,21 @@ package final class Catalog: Sendable {
     }
   }
 
+  /// Catalogs up to this size are read ahead whole by `readAhead()`.
+  static let readAheadLimit: UInt64 = 64 << 20
+
+  /// Asks the kernel to bring the catalog file into the page cache, without waiting: the
+  /// reads of a view (a version chain per block) otherwise wait on the disk one page at
+  /// a time, in turn, since the catalog's queue serializes them — on `reel pg` the walk's
+  /// look at each WAL segment's first bytes made some 300 such reads. A larger catalog
+  /// is left to be read as needed.
+  package func readAhead() {
+    guard let file = try? PosixFile.openForReading(path), let size = try? file.size(),
+      size <= Self.readAheadLimit
+    else { return }
+    file.prefetch(0..<size)
+  }
+
   private static var migrator: DatabaseMigrator {
     var migrator = DatabaseMigrator()
     migrator.registerMigration("v1") { db in

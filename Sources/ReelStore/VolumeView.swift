@@ -28,6 +28,7 @@ package final class VolumeView: VolumeSource, Sendable {
   /// Resolves `point` against what has been ingested; call `LiveStore.ingest` first to
   /// include the journal's newest records.
   package init(live: LiveStore, volume name: String, at point: Point) throws {
+    live.catalog.readAhead()
     self.live = live
     descriptor = try live.store.layout.descriptor(of: name)
     lineage = try live.lineage(of: descriptor)
