@@ -48,6 +48,15 @@ struct Ext4ReaderTests {
         try files.read(sparse.inode, offset: UInt64(offset), length: length)
           == Array(whole[offset..<min(whole.count, offset + length)]))
     }
+    // Straight into a buffer that held other bytes: the holes come out as zeros.
+    for (offset, length) in [(0, 4 << 20), (4000, 2 << 20), ((1 << 20) - 100, 5000)] {
+      let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 16)
+      defer { buffer.deallocate() }
+      buffer.initializeMemory(as: UInt8.self, repeating: 0xA5)
+      let got = try files.read(sparse.inode, offset: UInt64(offset), into: buffer)
+      #expect(got == min(length, whole.count - offset))
+      #expect(Array(buffer[0..<got]) == Array(whole[offset..<(offset + got)]))
+    }
     #expect(try files.read(sparse.inode, offset: 3 << 20, length: 10) == [])
     #expect(try files.read(sparse.inode, offset: (3 << 20) - 1, length: 10).count == 1)
     #expect(try files.lookup(FileName("no-such-name"), in: files.rootInode) == nil)
