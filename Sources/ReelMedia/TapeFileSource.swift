@@ -122,13 +122,18 @@ final class TapeFileSource: ArchiveByteSource, UnreadableStretches {
   }
 
   /// The file ended before the length the catalog gives: the rest was lost (a cartridge
-  /// cut short, a filemark inside a damaged stretch); it is handed out as zeros.
+  /// cut short, a filemark inside a damaged stretch); it is handed out as zeros, so an
+  /// archive's own parity can rebuild it in place. Only up to as many bytes as the tape
+  /// file held before its end: no parity rebuilds an archive of which more was lost, and a
+  /// damaged or hostile catalog could claim any length (2^63 bytes made a 1.5 KB tape file
+  /// an endless stream of zeros, which mending would have written to disk).
   private func endEarly() -> Bool {
     guard limited, remaining > pendingZeros else { return false }
-    let start = offset + pendingZeros
+    let start = offset + UInt64(available.count) + pendingZeros
     unreadable.append(UnreadableRange(offset: start, length: remaining - pendingZeros, endOfData: true))
-    pendingZeros = remaining
-    return true
+    pendingZeros += min(remaining - pendingZeros, start)
+    remaining = UInt64(available.count) + pendingZeros
+    return pendingZeros > 0
   }
 }
 
