@@ -22,6 +22,31 @@ package func parallelMap<Item: Sendable, Result: Sendable>(
   return results.map { $0! }
 }
 
+/// Runs `work(worker, index)` for every index of `0..<count` on up to `threads` threads
+/// (the calling thread is worker 0), each taking the next index not yet taken, so items
+/// of uneven cost even out. When `work` returns false no thread takes another index.
+/// Returns once every thread is done.
+package func forEachIndexOnThreads(
+  _ count: Int, threads: Int, name: String, _ work: @escaping @Sendable (_ worker: Int, _ index: Int) -> Bool
+) {
+  let next = Locked(0)
+  let run: @Sendable (Int) -> Void = { worker in
+    while let index = next.withLock({ next -> Int? in
+      guard next < count else { return nil }
+      defer { next += 1 }
+      return next
+    }) {
+      if !work(worker, index) {
+        next.withLock { $0 = count }
+        return
+      }
+    }
+  }
+  let helpers = (1..<max(1, min(threads, count))).map { worker in WorkerThread(name: name) { run(worker) } }
+  run(0)
+  helpers.joinAll()
+}
+
 /// Runs `produce` on its own thread, keeping up to `depth` results ready ahead of the
 /// consumer, so producing the next item overlaps consuming this one. `produce` gets the
 /// item's index (0, 1, …) and returns nil after the last. `next()` returns the items in

@@ -222,22 +222,10 @@ enum PrivateFolder {
       var folders: [Int32] = []
       collect(root, into: &large, folders: &folders)
       large.sort { $0.size > $1.size }
-      let next = Locked(0)
-      let unlinkLarge: @Sendable () -> Void = { [large] in
-        while true {
-          let index = next.withLock { next in
-            defer { next += 1 }
-            return next
-          }
-          guard index < large.count else { return }
-          unlinkat(large[index].folder, large[index].name, 0)
-        }
+      forEachIndexOnThreads(large.count, threads: threads, name: "reel-pg-remove") { [large] _, index in
+        unlinkat(large[index].folder, large[index].name, 0)
+        return true
       }
-      let helpers = (1..<max(1, min(threads, large.count))).map { _ in
-        WorkerThread(name: "reel-pg-remove", unlinkLarge)
-      }
-      unlinkLarge()
-      helpers.joinAll()
       for folder in folders { close(folder) }
     }
     try? FileManager.default.removeItem(atPath: path)

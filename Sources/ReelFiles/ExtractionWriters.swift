@@ -64,7 +64,6 @@ final class ContentWriter: Sendable {
     }
     // Pieces go to whichever thread is free; each writes its own at its offset, so the
     // order they finish in does not matter.
-    let next = Locked(0)
     let failure = Locked<(any Error)?>(nil)
     let bytesWritten = Locked<UInt64>(0)
     // One write into the file at a time, waited for asleep: the kernel serializes writes
@@ -72,35 +71,25 @@ final class ContentWriter: Sendable {
     // copy's CPU) while the other piece's blocks waited to be decoded.
     let writing = Locked(())
     let files = self.files
-    let buffers = self.buffers
-    let copyPieces: @Sendable () -> Void = { [pieces] in
-      let buffer = buffers.take(Self.step)
-      defer { buffers.recycle(buffer) }
-      while failure.withLock({ $0 == nil }) {
-        let index = next.withLock { next in
-          defer { next += 1 }
-          return next
+    let threads = max(1, min(Self.piecesInFlight, pieces.count))
+    let pieceBuffers = (0..<threads).map { _ in buffers.take(Self.step) }
+    defer { for buffer in pieceBuffers { buffers.recycle(buffer) } }
+    forEachIndexOnThreads(pieces.count, threads: threads, name: "reel-files-piece") { [pieces] worker, index in
+      do {
+        try Interrupt.check()
+        let piece = pieces[index]
+        let target = UnsafeMutableRawBufferPointer(rebasing: pieceBuffers[worker].storage[0..<piece.length])
+        let got = try files.read(inode, offset: piece.offset, into: target)
+        try writing.withLock { _ in
+          try file.write(UnsafeRawBufferPointer(rebasing: target[0..<got]), at: piece.offset)
         }
-        guard index < pieces.count else { return }
-        do {
-          try Interrupt.check()
-          let piece = pieces[index]
-          let target = UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<piece.length])
-          let got = try files.read(inode, offset: piece.offset, into: target)
-          try writing.withLock { _ in
-            try file.write(UnsafeRawBufferPointer(rebasing: target[0..<got]), at: piece.offset)
-          }
-          bytesWritten.withLock { $0 += UInt64(got) }
-        } catch {
-          failure.withLock { if $0 == nil { $0 = error } }
-        }
+        bytesWritten.withLock { $0 += UInt64(got) }
+        return true
+      } catch {
+        failure.withLock { if $0 == nil { $0 = error } }
+        return false
       }
     }
-    let helpers = (1..<max(1, min(Self.piecesInFlight, pieces.count))).map { _ in
-      WorkerThread(name: "reel-files-piece", copyPieces)
-    }
-    copyPieces()
-    helpers.joinAll()
     if let error = failure.withLock({ $0 }) { throw error }
     // The size, and the holes up to it, without writing zeros.
     try file.truncate(to: size)

@@ -86,16 +86,6 @@ package final class VolumeView: VolumeSource, Sendable {
     }
   }
 
-  /// Calls `body` with each block of `range` in order: its bytes (shorter at the end of
-  /// the volume), or nil when it is all zeros at the view's point. One catalog
-  /// transaction and a few coalesced pack reads serve the whole range.
-  func readBlocks(_ range: Range<UInt64>, _ body: (UInt64, [UInt8]?) throws -> Void) throws {
-    var blocks: [[UInt8]?] = []
-    blocks.reserveCapacity(range.count)
-    try readBlocks(range, destination: { _ in .copied { bytes in blocks.append(bytes) } })
-    for (block, bytes) in zip(range, blocks) { try body(block, bytes) }
-  }
-
   /// Where a block's bytes go: decoded straight into its place in the caller's buffer, or
   /// handed over as an array (nil: zeros) on the reading thread, in block order.
   enum BlockDestination {

@@ -101,7 +101,7 @@ import Testing
     let overlapped = Locked(false)
     let reader = ReadAhead<Int>(name: "test read-ahead", producers: 2) { index in
       guard index < 4 else { return nil }
-      started.withLock { $0.insert(index) }
+      started.withLock { _ = $0.insert(index) }
       started.broadcast()
       if index == 0 {
         let sawTheNext = started.withLock(when: { $0.contains(1) }, timeout: .seconds(10)) { $0.contains(1) }
@@ -135,6 +135,39 @@ import Testing
       reader.cancel()
     }
     #expect(produced.withLock { $0 } >= 50)
+  }
+}
+
+@Suite struct ForEachIndexOnThreadsTests {
+  @Test func everyIndexRunsOnceAcrossTheThreads() {
+    let seen = Locked<[Int: Int]>([:])
+    let workers = Locked<Set<Int>>([])
+    forEachIndexOnThreads(500, threads: 3, name: "test threads") { worker, index in
+      seen.withLock { $0[index, default: 0] += 1 }
+      workers.withLock { _ = $0.insert(worker) }
+      return true
+    }
+    #expect(seen.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<500).map { ($0, 1) }))
+    #expect(workers.withLock { $0 }.isSubset(of: [0, 1, 2]))
+  }
+
+  @Test func falseStopsEveryThreadFromTakingMore() {
+    let ran = Locked(0)
+    forEachIndexOnThreads(10_000, threads: 2, name: "test threads") { _, index in
+      ran.withLock { $0 += 1 }
+      return index != 3
+    }
+    // Index 3 stops the run; the other thread may finish the index it holds.
+    #expect(ran.withLock { $0 } < 10)
+  }
+
+  @Test func noIndicesRunNothing() {
+    let ran = Locked(0)
+    forEachIndexOnThreads(0, threads: 4, name: "test threads") { _, _ in
+      ran.withLock { $0 += 1 }
+      return true
+    }
+    #expect(ran.withLock { $0 } == 0)
   }
 }
 
