@@ -14,17 +14,11 @@ let package = Package(
   ],
   targets: [
     .systemLibrary(
-      name: "CArchive", pkgConfig: "libarchive",
-      providers: [.apt(["libarchive-dev"])]),
-    .systemLibrary(
       name: "CZstd", pkgConfig: "libzstd",
       providers: [.apt(["libzstd-dev"])]),
     .systemLibrary(
       name: "CGcrypt", pkgConfig: "libgcrypt",
       providers: [.apt(["libgcrypt20-dev"])]),
-    .systemLibrary(
-      name: "CGnuTLS", pkgConfig: "gnutls",
-      providers: [.apt(["libgnutls28-dev"])]),
     .systemLibrary(
       name: "CExt2fs", pkgConfig: "ext2fs",
       providers: [.apt(["libext2fs-dev"])]),
@@ -37,9 +31,11 @@ let package = Package(
     .systemLibrary(
       name: "CIsal", pkgConfig: "libisal",
       providers: [.apt(["libisal-dev"])]),
-    .systemLibrary(
-      name: "CCurl", pkgConfig: "libcurl",
-      providers: [.apt(["libcurl4-openssl-dev"])]),
+    // libcurl, GnuTLS and libarchive are opened on first use, not at every command's start.
+    .target(name: "CLazyLibrary"),
+    .target(name: "CCurl", dependencies: ["CLazyLibrary"]),
+    .target(name: "CGnuTLS", dependencies: ["CLazyLibrary"]),
+    .target(name: "CArchive", dependencies: ["CLazyLibrary"]),
     .systemLibrary(name: "CLinux"),
     .target(name: "ReelCore", dependencies: ["CLinux"]),
     .target(name: "ReelIO", dependencies: ["ReelCore", "CLinux"]),
@@ -115,6 +111,7 @@ let package = Package(
       ],
       path: "Tests/Support/reel-fuzz"),
     .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"]),
+    .testTarget(name: "CLazyLibraryTests", dependencies: ["CLazyLibrary"]),
     .testTarget(name: "ReelIOTests", dependencies: ["ReelIO", "ReelCore", "ReelTestSupport"]),
     .testTarget(name: "ReelCodecTests", dependencies: ["ReelCodec", "ReelCore"]),
     .testTarget(name: "ReelParityTests", dependencies: ["ReelParity", "ReelCore", "ReelTestSupport"]),

@@ -68,16 +68,17 @@ final class TarWriter {
 
   /// `copy` also gets every byte written (for a verifier on another thread).
   init(writer: DirectFileWriter, copy: ArchiveBytePipe? = nil) throws {
-    guard let archive = archive_write_new() else {
+    try loadLibarchive()
+    guard let archive = reel_archive_write_new() else {
       throw ReelError(.io, "libarchive could not start \(writer.path)")
     }
     self.archive = archive
     self.path = writer.path
     sink = Sink(writer: writer, copy: copy)
     unmanagedSink = Unmanaged.passRetained(sink)
-    guard archive_write_set_format_pax(archive) == ARCHIVE_OK,
-      archive_write_set_bytes_per_block(archive, 0) == ARCHIVE_OK,
-      archive_write_open(
+    guard reel_archive_write_set_format_pax(archive) == ARCHIVE_OK,
+      reel_archive_write_set_bytes_per_block(archive, 0) == ARCHIVE_OK,
+      reel_archive_write_open(
         archive, unmanagedSink.toOpaque(), nil,
         { _, context, buffer, length in
           let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
@@ -93,14 +94,14 @@ final class TarWriter {
   }
 
   deinit {
-    if !closed { archive_write_close(archive) }
-    archive_write_free(archive)
+    if !closed { reel_archive_write_close(archive) }
+    reel_archive_write_free(archive)
     unmanagedSink.release()
   }
 
   private func failure(_ what: String) -> ReelError {
     if let error = sink.error as? ReelError { return error }
-    let text = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
+    let text = reel_archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
     return ReelError(.io, "\(path): tar \(what) failed: \(text)", remedy: "check the disk has room and is writable")
   }
 
@@ -110,31 +111,31 @@ final class TarWriter {
     name: String, size: UInt64, modified: Timestamp,
     _ body: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
   ) throws {
-    let entry = archive_entry_new()
-    defer { archive_entry_free(entry) }
-    archive_entry_set_pathname_utf8(entry, name)
-    archive_entry_set_size(entry, Int64(size))
-    archive_entry_set_filetype(entry, regularFileType)
-    archive_entry_set_perm(entry, 0o444)
-    archive_entry_set_uid(entry, 0)
-    archive_entry_set_gid(entry, 0)
-    archive_entry_set_uname(entry, "root")
-    archive_entry_set_gname(entry, "root")
+    let entry = reel_archive_entry_new()
+    defer { reel_archive_entry_free(entry) }
+    reel_archive_entry_set_pathname_utf8(entry, name)
+    reel_archive_entry_set_size(entry, Int64(size))
+    reel_archive_entry_set_filetype(entry, regularFileType)
+    reel_archive_entry_set_perm(entry, 0o444)
+    reel_archive_entry_set_uid(entry, 0)
+    reel_archive_entry_set_gid(entry, 0)
+    reel_archive_entry_set_uname(entry, "root")
+    reel_archive_entry_set_gname(entry, "root")
     let nanoseconds = modified.nanoseconds
-    archive_entry_set_mtime(entry, time_t(nanoseconds / 1_000_000_000), Int(nanoseconds % 1_000_000_000))
-    guard archive_write_header(archive, entry) == ARCHIVE_OK else { throw failure("header of \(name)") }
+    reel_archive_entry_set_mtime(entry, time_t(nanoseconds / 1_000_000_000), Int(nanoseconds % 1_000_000_000))
+    guard reel_archive_write_header(archive, entry) == ARCHIVE_OK else { throw failure("header of \(name)") }
     var written: UInt64 = 0
     try body { bytes in
       var offset = 0
       while offset < bytes.count {
-        let count = archive_write_data(archive, bytes.baseAddress! + offset, bytes.count - offset)
+        let count = reel_archive_write_data(archive, bytes.baseAddress! + offset, bytes.count - offset)
         guard count > 0 else { throw self.failure("write of \(name)") }
         offset += count
       }
       written += UInt64(bytes.count)
     }
     precondition(written == size, "tar member \(name): wrote \(written) of \(size) bytes")
-    guard archive_write_finish_entry(archive) == ARCHIVE_OK else { throw failure("end of \(name)") }
+    guard reel_archive_write_finish_entry(archive) == ARCHIVE_OK else { throw failure("end of \(name)") }
   }
 
   func addFile(name: String, bytes: [UInt8], modified: Timestamp) throws {
@@ -167,7 +168,7 @@ final class TarWriter {
 
   func close() throws {
     closed = true
-    guard archive_write_close(archive) == ARCHIVE_OK else { throw failure("close") }
+    guard reel_archive_write_close(archive) == ARCHIVE_OK else { throw failure("close") }
     do { try sink.finish() } catch {
       sink.error = error
       throw failure("close")
@@ -205,13 +206,16 @@ package final class TarReader {
   let label: String
 
   package init(source: any ArchiveByteSource, label: String) throws {
-    guard let archive = archive_read_new() else { throw ReelError(.io, "libarchive could not start reading \(label)") }
+    try loadLibarchive()
+    guard let archive = reel_archive_read_new() else {
+      throw ReelError(.io, "libarchive could not start reading \(label)")
+    }
     self.archive = archive
     self.label = label
     feed = Feed(source: source)
     unmanaged = Unmanaged.passRetained(feed)
-    archive_read_support_format_tar(archive)
-    let status = archive_read_open(
+    reel_archive_read_support_format_tar(archive)
+    let status = reel_archive_read_open(
       archive, unmanaged.toOpaque(), nil,
       { _, context, buffer in
         let feed = Unmanaged<Feed>.fromOpaque(context!).takeUnretainedValue()
@@ -231,7 +235,7 @@ package final class TarReader {
   }
 
   deinit {
-    archive_read_free(archive)
+    reel_archive_read_free(archive)
     unmanaged.release()
   }
 
@@ -241,7 +245,7 @@ package final class TarReader {
   private func failure(_ what: String) -> ReelError {
     if let error = feed.error as? ReelError { return error }
     if let error = feed.error { return ReelError(.io, "\(label): \(error)") }
-    let text = archive_error_string(archive).map { String(cString: $0) } ?? "unexpected end of data"
+    let text = reel_archive_error_string(archive).map { String(cString: $0) } ?? "unexpected end of data"
     return ReelError(
       .corrupt, "\(label): not a readable tar archive (\(what): \(text))",
       remedy: "the file is truncated or damaged; use another copy of the archive")
@@ -250,14 +254,14 @@ package final class TarReader {
   /// The next member's header; its data, if not read, is skipped.
   package func next() throws -> Member? {
     var entry: OpaquePointer?
-    let status = archive_read_next_header(archive, &entry)
+    let status = reel_archive_read_next_header(archive, &entry)
     if status == ARCHIVE_EOF { return nil }
     guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else { throw failure("reading a member header") }
-    guard let rawName = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry) else {
+    guard let rawName = reel_archive_entry_pathname_utf8(entry) ?? reel_archive_entry_pathname(entry) else {
       throw ReelError(.corrupt, "\(label): a member has no name")
     }
     let name = String(cString: rawName)
-    let type = archive_entry_filetype(entry)
+    let type = reel_archive_entry_filetype(entry)
     guard type == regularFileType else {
       throw ReelError(
         .corrupt, "\(label): member \"\(name)\" is not a regular file (a link, folder or device)",
@@ -268,8 +272,8 @@ package final class TarReader {
         .corrupt, "\(label): member \"\(name)\" has an absolute or parent-escaping path",
         remedy: "this is not an archive Reel wrote; it is refused")
     }
-    let size = archive_entry_size(entry)
-    guard archive_entry_size_is_set(entry) != 0, size >= 0 else {
+    let size = reel_archive_entry_size(entry)
+    guard reel_archive_entry_size_is_set(entry) != 0, size >= 0 else {
       throw ReelError(.corrupt, "\(label): member \"\(name)\" has no size")
     }
     return Member(name: name, size: UInt64(size))
@@ -281,7 +285,7 @@ package final class TarReader {
     var size = 0
     var offset: Int64 = 0
     while true {
-      let status = archive_read_data_block(archive, &buffer, &size, &offset)
+      let status = reel_archive_read_data_block(archive, &buffer, &size, &offset)
       if status == ARCHIVE_EOF { return }
       guard status == ARCHIVE_OK || status == ARCHIVE_WARN else { throw failure("reading member data") }
       if size > 0, let buffer { try body(UnsafeRawBufferPointer(start: buffer, count: size)) }
@@ -321,4 +325,9 @@ package final class TarReader {
     }
     return sum == recorded
   }
+}
+
+/// Opens libarchive the first time a tar is read or written (CLazyLibrary).
+private func loadLibarchive() throws {
+  if let message = reel_archive_load() { throw ReelError(.notFound, String(cString: message)) }
 }

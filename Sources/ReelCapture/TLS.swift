@@ -10,7 +10,7 @@ import ReelCore
 struct TLSFailure: Error, CustomStringConvertible {
   var operation: String
   var code: Int32
-  var description: String { "\(operation): \(String(cString: gnutls_strerror(code)))" }
+  var description: String { "\(operation): \(String(cString: reel_gnutls_strerror(code)))" }
 }
 
 /// The keys `reel serve` offers in NBD_OPT_STARTTLS, loaded once and shared read-only by
@@ -26,29 +26,30 @@ final class TLSServer: @unchecked Sendable {
   /// nbdkit's layout, ca-cert.pem, server-cert.pem, server-key.pem.
   init(pskFile: String?, certificateDirectory: String?, verifyPeer: Bool) throws {
     self.verifyPeer = verifyPeer
+    if let message = reel_gnutls_load() { throw ReelError(.notFound, String(cString: message)) }
     do {
       if let pskFile {
-        try Self.check(gnutls_psk_allocate_server_credentials(&psk), "set up PSK credentials")
+        try Self.check(reel_gnutls_psk_allocate_server_credentials(&psk), "set up PSK credentials")
         try Self.check(
-          gnutls_psk_set_server_credentials_file(psk, pskFile), "read the pre-shared keys in \(pskFile)")
+          reel_gnutls_psk_set_server_credentials_file(psk, pskFile), "read the pre-shared keys in \(pskFile)")
         try Self.check(
-          gnutls_psk_set_server_known_dh_params(psk, GNUTLS_SEC_PARAM_MEDIUM), "choose DH parameters for PSK")
+          reel_gnutls_psk_set_server_known_dh_params(psk, GNUTLS_SEC_PARAM_MEDIUM), "choose DH parameters for PSK")
       }
       if let certificateDirectory {
         let ca = certificateDirectory + "/ca-cert.pem"
         let cert = certificateDirectory + "/server-cert.pem"
         let key = certificateDirectory + "/server-key.pem"
-        try Self.check(gnutls_certificate_allocate_credentials(&certificates), "set up X.509 credentials")
+        try Self.check(reel_gnutls_certificate_allocate_credentials(&certificates), "set up X.509 credentials")
         try Self.check(
-          gnutls_certificate_set_x509_key_file(certificates, cert, key, GNUTLS_X509_FMT_PEM),
+          reel_gnutls_certificate_set_x509_key_file(certificates, cert, key, GNUTLS_X509_FMT_PEM),
           "load \(cert) with \(key)")
         if verifyPeer {
-          let loaded = gnutls_certificate_set_x509_trust_file(certificates, ca, GNUTLS_X509_FMT_PEM)
+          let loaded = reel_gnutls_certificate_set_x509_trust_file(certificates, ca, GNUTLS_X509_FMT_PEM)
           try Self.check(loaded, "load the CA certificate \(ca)")
           guard loaded > 0 else { throw TLSFailure(operation: "load \(ca): no certificate in it", code: 0) }
         }
         try Self.check(
-          gnutls_certificate_set_known_dh_params(certificates, GNUTLS_SEC_PARAM_MEDIUM),
+          reel_gnutls_certificate_set_known_dh_params(certificates, GNUTLS_SEC_PARAM_MEDIUM),
           "choose DH parameters for X.509")
       }
       // AES-GCM first and the server's order wins: with AES instructions it is many times
@@ -56,7 +57,7 @@ final class TLSServer: @unchecked Sendable {
       // exchanges out of NORMAL; ECDHE-PSK first (forward secrecy).
       let ciphers = "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
       let priorities = "NORMAL:" + ciphers + (psk != nil ? ":+ECDHE-PSK:+DHE-PSK:+PSK" : "")
-      try Self.check(gnutls_priority_init(&priority, priorities, nil), "set TLS priorities \(priorities)")
+      try Self.check(reel_gnutls_priority_init(&priority, priorities, nil), "set TLS priorities \(priorities)")
     } catch {
       release()
       throw error
@@ -66,9 +67,9 @@ final class TLSServer: @unchecked Sendable {
   deinit { release() }
 
   private func release() {
-    if let priority { gnutls_priority_deinit(priority) }
-    if let psk { gnutls_psk_free_server_credentials(psk) }
-    if let certificates { gnutls_certificate_free_credentials(certificates) }
+    if let priority { reel_gnutls_priority_deinit(priority) }
+    if let psk { reel_gnutls_psk_free_server_credentials(psk) }
+    if let certificates { reel_gnutls_certificate_free_credentials(certificates) }
     priority = nil
     psk = nil
     certificates = nil
@@ -78,27 +79,27 @@ final class TLSServer: @unchecked Sendable {
   /// connection: after NBD_REP_ACK there is no way back to plain text.
   func handshake(descriptor: Int32) throws -> TLSSession {
     var session: gnutls_session_t?
-    try Self.check(gnutls_init(&session, UInt32(GNUTLS_SERVER) | UInt32(GNUTLS_NO_SIGNAL)), "start a TLS session")
+    try Self.check(reel_gnutls_init(&session, UInt32(GNUTLS_SERVER) | UInt32(GNUTLS_NO_SIGNAL)), "start a TLS session")
     let tls = TLSSession(session!)
-    try Self.check(gnutls_priority_set(session, priority), "apply TLS priorities")
+    try Self.check(reel_gnutls_priority_set(session, priority), "apply TLS priorities")
     if let psk {
-      try Self.check(gnutls_credentials_set(session, GNUTLS_CRD_PSK, UnsafeMutableRawPointer(psk)), "offer PSK")
+      try Self.check(reel_gnutls_credentials_set(session, GNUTLS_CRD_PSK, UnsafeMutableRawPointer(psk)), "offer PSK")
     }
     if let certificates {
       try Self.check(
-        gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(certificates)),
+        reel_gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(certificates)),
         "offer the certificate")
       if verifyPeer {
-        gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE)
+        reel_gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE)
         // Makes the handshake itself fail unless the client's chain leads to ca-cert.pem.
-        gnutls_session_set_verify_cert(session, nil, 0)
+        reel_gnutls_session_set_verify_cert(session, nil, 0)
       }
     }
-    gnutls_transport_set_int2(session, descriptor, descriptor)
+    reel_gnutls_transport_set_int2(session, descriptor, descriptor)
     while true {
-      let result = gnutls_handshake(session)
+      let result = reel_gnutls_handshake(session)
       if result == GNUTLS_E_SUCCESS { break }
-      if gnutls_error_is_fatal(result) == 0 && result != GNUTLS_E_AGAIN { continue }
+      if reel_gnutls_error_is_fatal(result) == 0 && result != GNUTLS_E_AGAIN { continue }
       throw TLSFailure(operation: "TLS handshake", code: result)
     }
     return tls
@@ -120,26 +121,26 @@ final class TLSSession: @unchecked Sendable {
 
   fileprivate init(_ session: gnutls_session_t) {
     self.session = session
-    let recordSize = max(512, gnutls_record_get_max_size(session))
+    let recordSize = max(512, reel_gnutls_record_get_max_size(session))
     staging = UnsafeMutableRawBufferPointer.allocate(byteCount: recordSize, alignment: 16)
   }
 
   deinit {
-    gnutls_deinit(session)
+    reel_gnutls_deinit(session)
     staging.deallocate()
   }
 
   /// The PSK identity the client proved it holds the key of; nil for X.509 sessions.
   var pskIdentity: String? {
-    guard gnutls_auth_get_type(session) == GNUTLS_CRD_PSK, let name = gnutls_psk_server_get_username(session)
+    guard reel_gnutls_auth_get_type(session) == GNUTLS_CRD_PSK, let name = reel_gnutls_psk_server_get_username(session)
     else { return nil }
     return String(cString: name)
   }
 
   /// e.g. "TLS1.3, AES-256-GCM, PSK identity alice", for the log.
   var summary: String {
-    let version = gnutls_protocol_get_name(gnutls_protocol_get_version(session)).map { String(cString: $0) }
-    let cipher = gnutls_cipher_get_name(gnutls_cipher_get(session)).map { String(cString: $0) }
+    let version = reel_gnutls_protocol_get_name(reel_gnutls_protocol_get_version(session)).map { String(cString: $0) }
+    let cipher = reel_gnutls_cipher_get_name(reel_gnutls_cipher_get(session)).map { String(cString: $0) }
     let who = pskIdentity.map { "PSK identity \($0)" } ?? "X.509"
     return "\(version ?? "TLS"), \(cipher ?? "unknown cipher"), \(who)"
   }
@@ -148,7 +149,7 @@ final class TLSSession: @unchecked Sendable {
   func receive(into buffer: UnsafeMutableRawBufferPointer) throws {
     var done = 0
     while done < buffer.count {
-      let got = gnutls_record_recv(session, buffer.baseAddress! + done, buffer.count - done)
+      let got = reel_gnutls_record_recv(session, buffer.baseAddress! + done, buffer.count - done)
       if got > 0 {
         done += got
       } else if got == 0 {
@@ -191,7 +192,7 @@ final class TLSSession: @unchecked Sendable {
   func closeNotify(descriptor: Int32) {
     let flags = fcntl(descriptor, F_GETFL)
     if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) }
-    _ = gnutls_bye(session, GNUTLS_SHUT_WR)
+    _ = reel_gnutls_bye(session, GNUTLS_SHUT_WR)
   }
 
   private func sendAll(_ bytes: UnsafeRawBufferPointer) throws {
@@ -204,7 +205,7 @@ final class TLSSession: @unchecked Sendable {
   /// One gnutls_record_send: at most a record's worth; returns how much went.
   private func sendRecord(_ bytes: UnsafeRawBufferPointer) throws -> Int {
     while true {
-      let sent = gnutls_record_send(session, bytes.baseAddress, bytes.count)
+      let sent = reel_gnutls_record_send(session, bytes.baseAddress, bytes.count)
       if sent >= 0 { return sent }
       try handle(Int32(sent), operation: "send", received: 0, expected: 0)
     }

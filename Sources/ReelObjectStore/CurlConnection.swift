@@ -44,18 +44,25 @@ final class CurlConnection {
   private let settings: S3Settings
   private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
 
-  private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+  /// Why libcurl cannot be used, or nil once it is loaded (on first use: CLazyLibrary) and
+  /// initialised.
+  private static let unavailable: ReelError? = {
+    if let message = reel_curl_load() { return ReelError(.notFound, String(cString: message)) }
+    guard reel_curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK else {
+      return ReelError(.io, "libcurl could not be initialised")
+    }
+    return nil
+  }()
 
   init(settings: S3Settings) throws {
-    guard Self.initialized, let handle = curl_easy_init() else {
-      throw ReelError(.io, "libcurl could not be initialised")
-    }
+    if let unavailable = Self.unavailable { throw unavailable }
+    guard let handle = reel_curl_easy_init() else { throw ReelError(.io, "libcurl could not be initialised") }
     self.handle = handle
     self.settings = settings
   }
 
   deinit {
-    curl_easy_cleanup(handle)
+    reel_curl_easy_cleanup(handle)
     errorBuffer.deallocate()
   }
 
@@ -65,19 +72,19 @@ final class CurlConnection {
     _ request: HTTPRequest, body: UnsafeRawBufferPointer? = nil,
     sink: ((UnsafeRawBufferPointer) throws -> Void)? = nil, headers: (([String: String]) -> Void)? = nil
   ) throws -> HTTPResponse {
-    curl_easy_reset(handle)
+    reel_curl_easy_reset(handle)
     let transfer = Transfer(body: body, sink: sink, request: request)
     transfer.sinkHeaders = headers
     let context = Unmanaged.passRetained(transfer)
     defer { context.release() }
     var headerList: UnsafeMutablePointer<curl_slist>?
-    defer { curl_slist_free_all(headerList) }
+    defer { reel_curl_slist_free_all(headerList) }
 
     // No "Expect:" to turn off 100-continue: libcurl 7.88 would sign the empty header it
     // then leaves out, and the server would refuse the signature.
     var lines = request.headers
     if let token = settings.credentials.sessionToken { lines.append("x-amz-security-token: \(token)") }
-    for line in lines { headerList = curl_slist_append(headerList, line) }
+    for line in lines { headerList = reel_curl_slist_append(headerList, line) }
 
     errorBuffer[0] = 0
     try set(CURLOPT_ERRORBUFFER, pointer: errorBuffer)
@@ -116,7 +123,7 @@ final class CurlConnection {
       try set(CURLOPT_CUSTOMREQUEST, string: request.method)
     }
 
-    let code = curl_easy_perform(handle)
+    let code = reel_curl_easy_perform(handle)
     if let error = transfer.sinkError { throw error }
     guard code == CURLE_OK else { throw failure(code, transfer: transfer) }
     var status = 0
@@ -128,7 +135,7 @@ final class CurlConnection {
     if let reply = transfer.unexpectedReply {
       return TransportFailure(kind: .unexpectedReply, code: Int32(code.rawValue), detail: reply)
     }
-    let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
+    let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: reel_curl_easy_strerror(code))
     let kind: TransportFailure.Kind =
       switch code {
       case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .unreachable
@@ -145,7 +152,8 @@ final class CurlConnection {
 
   private func check(_ code: CURLcode, _ option: CURLoption) throws {
     guard code == CURLE_OK else {
-      throw ReelError(.io, "libcurl refused option \(option.rawValue): \(String(cString: curl_easy_strerror(code)))")
+      throw ReelError(
+        .io, "libcurl refused option \(option.rawValue): \(String(cString: reel_curl_easy_strerror(code)))")
     }
   }
 

@@ -43,6 +43,19 @@ final class ReelSandbox {
     #expect(version.status == 0 && version.stdout.hasPrefix("0."))
   }
 
+  /// libcurl, GnuTLS and libarchive (with the ~35 libraries they pull in) are opened by the
+  /// commands that use them, not mapped at every start (CLazyLibrary; docs/architecture.md,
+  /// "Start-up").
+  @Test func startUpLoadsNoLibraryOnlySomeCommandsUse() throws {
+    // The dynamic loader lists what it would load and stops (what ldd does).
+    let listing = try run(reelExecutable, [], environment: ["LD_TRACE_LOADED_OBJECTS": "1"])
+    #expect(listing.status == 0)
+    #expect(listing.stdout.contains("libsqlite3"), "the listing names what is loaded: \(listing.output)")
+    for library in ["libcurl", "libgnutls", "libarchive", "libnghttp2", "libkrb5"] {
+      #expect(!listing.stdout.contains(library), "\(library) is loaded at start-up: \(listing.stdout)")
+    }
+  }
+
   @Test func initCreatesACatalogOnceAndRefusesAForeignFolder() throws {
     let sandbox = ReelSandbox()
     let first = try sandbox.reel("init")
