@@ -29,7 +29,8 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
   /// `labeled:` year past 2262 overflowed the Int64 nanoseconds of `Timestamp`. The two
   /// s3reply inputs are what `reel-fuzz run s3reply --seed 19` found at once: FoundationXML
   /// on Linux dereferences null on a processing instruction (signal 11) and traps on an
-  /// element name that is not UTF-8 (signal 4); S3 replies are screened before it parses.
+  /// element name that is not UTF-8 (signal 4); Reel's own reader of S3 replies, which
+  /// replaced it, refuses both.
   /// catalog-size-2-63.json is what the fixed-seed run found (2026-12-05): an archive entry
   /// of 2^63 bytes on a 1.5 KB tape file; the tail the tape lacked was handed out as zeros
   /// without end (SIGALRM), which mending would have written to disk.

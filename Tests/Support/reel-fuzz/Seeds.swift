@@ -131,7 +131,15 @@ enum FuzzSeeds {
       <Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><Resource>/b</Resource>\
       <RequestId>18EE543C</RequestId><BucketName>b</BucketName></Error>
       """
-    return [listing, parts, uploads, error].map { Array($0.utf8) }
+    // What the reader takes that SeaweedFS does not send: a byte order mark, a prefix,
+    // single quotes, references, CDATA, comments, self-closing elements, CR LF.
+    let initiated = """
+      \u{FEFF}<?xml version='1.0' encoding='UTF-8' standalone='yes'?>\r
+      <!-- initiated --><s3:InitiateMultipartUploadResult xmlns:s3='http://s3.amazonaws.com/doc/2006-03-01/'>\r
+      <s3:Bucket>b</s3:Bucket><s3:Key>set/&lt;k&gt;&#x1F600;&#233;</s3:Key><Owner/>\r
+      <s3:UploadId><![CDATA[95c4bea1&2]]></s3:UploadId></s3:InitiateMultipartUploadResult>\r\n
+      """
+    return [listing, parts, uploads, error, initiated].map { Array($0.utf8) }
   }
 
   /// The archive without most of the zeros that fill its last 1 MiB record: the same
