@@ -269,10 +269,9 @@ import Testing
     #expect(try FileManager.default.contentsOfDirectory(atPath: point) == ["disk.img"])
     #expect(first.log.contains("partition 1"), "\(first.log)")
     // Killed outright, it should leave no dead mount behind (auto_unmount). Known
-    // intermittent problem (docs/files.md, "reel mount"): fusermount3's watcher probes the
-    // mount point with open() when the control socket closes, and if the kernel has not yet
-    // released the dead process's /dev/fuse the probe succeeds and the watcher exits without
-    // detaching. Reproduced in 2 of 6 kills under full load; the fix is Reel's own watcher.
+    // intermittent problem (docs/files.md, "reel mount"): under full load fusermount3's
+    // watcher sometimes exits without detaching (2 of 6 kills reproduced it; its probe of
+    // the dead daemon is the likely cause). The fix is a watcher of Reel's own.
     #expect(try first.stop(SIGKILL) == 128 + SIGKILL)
     let deadline = Date(timeIntervalSinceNow: 30)
     while first.isMounted && Date() < deadline { usleep(50_000) }
