@@ -194,8 +194,14 @@ package struct ReedSolomon: Sendable {
   /// into short shards, and only a set that holds there is tried on whole shards.
   /// Returns the wrong slots, rebuilt in `shards`, or nil — `shards` then as given but
   /// the erased slots — when no set of at most `maximumWrong` agrees.
+  ///
+  /// `searchBudget` bounds the search in GF(2^8) multiplications, counted across calls: each
+  /// trial inverts a k × k matrix (k³), so on wide stripes a hostile table that marks every
+  /// shard unverified made 50,000 trials take minutes. Once it runs out the search stops and
+  /// the answer is nil, as when no set agrees — the suspects count as lost, never as right.
   package func reconstruct(
-    length: Int, shards: [UnsafeMutablePointer<UInt8>], erased: [Int], unverified: [Int], maximumWrong: Int = 3
+    length: Int, shards: [UnsafeMutablePointer<UInt8>], erased: [Int], unverified: [Int], maximumWrong: Int = 3,
+    searchBudget: inout Int
   ) throws -> [Int]? {
     let erasedSet = Set(erased)
     let suspects = Set(unverified).subtracting(erasedSet).sorted()
@@ -241,6 +247,7 @@ package struct ReedSolomon: Sendable {
       for (index, position) in sample.enumerated() { original[slot * width + index] = shards[slot][position] }
     }
     let trial = (0..<total).map { gathered + $0 * width }
+    let trialCost = k * k * k + total * parityShards * width
     var trials = 0
     var wrong = 1
     while 2 * wrong + erasedSet.count <= parityShards && wrong <= min(maximumWrong, suspects.count) {
@@ -248,7 +255,8 @@ package struct ReedSolomon: Sendable {
       var failure: Error?
       forEachSubset(of: suspects.count, size: wrong) { chosen in
         trials += 1
-        guard trials <= 50_000 else { return false }
+        guard trials <= 50_000, searchBudget >= trialCost else { return false }
+        searchBudget -= trialCost
         let candidate = chosen.map { suspects[$0] }
         let rebuilt = erasedSet.union(candidate)
         gathered.update(from: original, count: total * width)

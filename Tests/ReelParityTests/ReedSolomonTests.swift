@@ -105,7 +105,9 @@ private func gfInverse(_ a: UInt8) -> UInt8 {
       for (index, shard) in whole.enumerated() { pointers[index].initialize(from: shard, count: size) }
       for index in erased { pointers[index].update(repeating: 0xEE, count: size) }
       for index in wrong { pointers[index][Int.random(in: 0..<size, using: &generator)] ^= 0x5A }
-      let found = try codec.reconstruct(length: size, shards: pointers, erased: erased, unverified: unverified)
+      var budget = Int.max
+      let found = try codec.reconstruct(
+        length: size, shards: pointers, erased: erased, unverified: unverified, searchBudget: &budget)
       let context = "seed \(seed) round \(round): k \(k) m \(m) erased \(erased) wrong \(wrong)"
       #expect(found.map(Set.init) == Set(wrong), "\(context)")
       let restored = pointers.map { Array(UnsafeBufferPointer(start: $0, count: size)) } == whole
@@ -126,9 +128,48 @@ private func gfInverse(_ a: UInt8) -> UInt8 {
     pointers[2].update(repeating: 0, count: 64)
     pointers[7][5] ^= 0xFF
     let asRead = Array(UnsafeBufferPointer(start: pointers[7], count: 64))
-    let found = try codec.reconstruct(length: 64, shards: pointers, erased: [2], unverified: Array(3..<12))
+    var budget = Int.max
+    let found = try codec.reconstruct(
+      length: 64, shards: pointers, erased: [2], unverified: Array(3..<12), searchBudget: &budget)
     #expect(found == nil)
     #expect(Array(UnsafeBufferPointer(start: pointers[7], count: 64)) == asRead)
+  }
+
+  /// A wide stripe with every shard unverified (what a hostile parity table can claim):
+  /// the search for the wrong one stops when its budget is spent and says "cannot tell"
+  /// (nil, every shard as read); with enough budget it finds the shard. Found by reel-fuzz's
+  /// parity target, where 50,000 trials of 200³ multiplications took minutes.
+  @Test func theSearchForWrongShardsStopsAtItsBudget() throws {
+    let k = 200
+    let m = 20
+    let size = 512
+    let codec = try ReedSolomon(dataShards: k, parityShards: m)
+    var generator = SplitMix(seed: 29)
+    let data = randomShards(k, size: size, using: &generator)
+    let whole = data + codec.encode(data: data, shardSize: size)
+    let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: (k + m) * size)
+    defer { storage.deallocate() }
+    let pointers = (0..<(k + m)).map { storage + $0 * size }
+    func reset() {
+      for (index, shard) in whole.enumerated() { pointers[index].update(from: shard, count: size) }
+      pointers[150][7] ^= 0x42
+    }
+    for (index, shard) in whole.enumerated() { pointers[index].initialize(from: shard, count: size) }
+    pointers[150][7] ^= 0x42
+    let asRead = Array(UnsafeBufferPointer(start: pointers[150], count: size))
+    // Enough for a handful of trials, far fewer than the 150 before the wrong shard.
+    var small = 20 * k * k * k
+    let withinSmallBudget = try codec.reconstruct(
+      length: size, shards: pointers, erased: [], unverified: Array(0..<(k + m)), searchBudget: &small)
+    #expect(withinSmallBudget == nil)
+    #expect(small >= 0 && small < k * k * k + (k + m) * m * 32)
+    #expect(Array(UnsafeBufferPointer(start: pointers[150], count: size)) == asRead)
+    reset()
+    var ample = Int.max
+    let found = try codec.reconstruct(
+      length: size, shards: pointers, erased: [], unverified: Array(0..<(k + m)), searchBudget: &ample)
+    #expect(found == [150])
+    #expect(Array(UnsafeBufferPointer(start: pointers[150], count: size)) == whole[150])
   }
 
   @Test func streamingUpdatesEqualTheWholeEncoding() throws {
