@@ -94,46 +94,32 @@ struct S3XMLReader {
   /// S3 replies are UTF-8 (checked here once, so names and text decode without loss)
   /// without control characters other than tab and line ends, which XML 1.0 refuses too.
   private func screen() throws {
+    var parser = Unicode.UTF8.ForwardParser()
+    var input = bytes.makeIterator()
     var at = 0
-    let end = bytes.count
-    while at < end {
-      let lead = bytes[at]
-      if lead < 0x80 {
-        guard lead >= 0x20 || lead == 0x09 || lead == 0x0A || lead == 0x0D else {
+    while true {
+      switch parser.parseScalar(from: &input) {
+      case .emptyInput: return
+      case .error:
+        throw ReelError(
+          .protocolViolation, "the S3 server's \(what) is not UTF-8 text (byte \(at) is \(hex(bytes[at])))",
+          remedy: Self.remedy)
+      case .valid(let encoded):
+        let value = Unicode.UTF8.decode(encoded).value
+        if value < 0x20 && value != 0x09 && value != 0x0A && value != 0x0D {
           throw ReelError(
             .protocolViolation,
-            "the S3 server's \(what) holds control character \(hex(lead)) at byte \(at), which no S3 reply has",
+            "the S3 server's \(what) holds control character \(hex(UInt8(value))) at byte \(at), which no S3 reply has",
             remedy: Self.remedy)
         }
-        at += 1
-        continue
+        if value == 0xFFFE || value == 0xFFFF {
+          throw ReelError(
+            .protocolViolation,
+            "the S3 server's \(what) holds U+FFF\(value == 0xFFFE ? "E" : "F") at byte \(at), not a character XML allows",
+            remedy: Self.remedy)
+        }
+        at += encoded.count
       }
-      let length: Int
-      var second: ClosedRange<UInt8> = 0x80...0xBF
-      switch lead {
-      case 0xC2...0xDF: length = 2
-      case 0xE0: (length, second) = (3, 0xA0...0xBF)
-      case 0xED: (length, second) = (3, 0x80...0x9F)  // not the surrogates
-      case 0xE1...0xEF: length = 3
-      case 0xF0: (length, second) = (4, 0x90...0xBF)
-      case 0xF1...0xF3: length = 4
-      case 0xF4: (length, second) = (4, 0x80...0x8F)  // not past U+10FFFF
-      default: length = 0
-      }
-      var valid = length > 0 && at + length <= end && second.contains(bytes[at + 1])
-      if valid { for next in (at + 2)..<(at + length) where !(0x80...0xBF).contains(bytes[next]) { valid = false } }
-      guard valid else {
-        throw ReelError(
-          .protocolViolation, "the S3 server's \(what) is not UTF-8 text (byte \(at) is \(hex(lead)))",
-          remedy: Self.remedy)
-      }
-      if lead == 0xEF, bytes[at + 1] == 0xBF, bytes[at + 2] >= 0xBE {
-        throw ReelError(
-          .protocolViolation,
-          "the S3 server's \(what) holds U+FFF\(bytes[at + 2] == 0xBE ? "E" : "F") at byte \(at), not a character XML allows",
-          remedy: Self.remedy)
-      }
-      at += length
     }
   }
 
