@@ -146,7 +146,8 @@ let package = Package(
       ]),
     .testTarget(
       name: "ReelCLITests",
-      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "ReelTestSupport", "reel"]),
+      dependencies: ["ReelJournal", "ReelCore", "ReelCodec", "ReelStore", "ReelTestSupport", "reel"],
+      exclude: ["Fixtures"]),
     .testTarget(
       name: "ReelCaptureTests",
       dependencies: ["ReelCapture", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelStore", "ReelTestSupport", "reel"]),

@@ -61,9 +61,9 @@ extension Catalog {
     // Cached: this runs once per block read, and parsing the SQL each time showed in profiles.
     let statement = try db.cachedStatement(
       sql: """
-        SELECT v.seq, v.full, v.chunk, v.start, v.length, c.pack, c.offset, c.length AS stored
-        FROM block_version v LEFT JOIN chunk c ON c.hash = v.chunk
-        WHERE v.volume_id = ? AND v.block = ? AND v.seq <= ? ORDER BY v.seq DESC LIMIT ?
+        SELECT v.seq, v.full, nullif(lower(hex(c.digest)), ''), v.start, v.length, p.id, c.offset, c.length AS stored, v.chunk_id
+        FROM block_version v LEFT JOIN chunk c ON c.id = v.chunk_id LEFT JOIN pack p ON p.number = c.pack_number
+        WHERE v.volume = \(volumeNumber) AND v.block = ? AND v.seq <= ? ORDER BY v.seq DESC LIMIT ?
         """)
     let limit = max(1, LiveStoreFormat.maxPartials + 1 - alreadyHave)
     var rows = try Row.fetchAll(statement, arguments: [volume, Int64(block), Int64(seq), limit])
@@ -76,6 +76,12 @@ extension Catalog {
     var versions: [BlockVersion] = []
     for row in rows {
       // By column index: looking columns up by name lower-cased each name, every row.
+      if row[2] as String? == nil, let chunkID = row[8] as Int64? {
+        throw ReelError(
+          .corrupt,
+          "store block \(block) at seq \(row[0] as Int64) refers to chunk id \(chunkID), which the catalog does not have",
+          remedy: "run `reel store check` to see what it affects")
+      }
       let version = BlockVersion(
         block: block, seq: Seq(row[0] as Int64), full: row[1] as Int64 != 0, chunk: row[2],
         start: Int(row[3] as Int64), length: Int(row[4] as Int64),
@@ -88,15 +94,17 @@ extension Catalog {
     return (versions, false)
   }
 
+  /// The volume must have its number (`numberVolume`) and the chunk its row.
   static func insert(_ version: BlockVersion, volume: String, _ db: Database) throws {
+    let chunkRow = try version.chunk.map { try Catalog.chunkID(db, hash: $0) }
     try db.cachedStatement(
       sql: """
-        INSERT OR REPLACE INTO block_version (volume_id, block, seq, full, chunk, start, length)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
+        INSERT OR REPLACE INTO block_version (volume, block, seq, full, chunk_id, start, length)
+        VALUES (\(volumeNumber), ?, ?, ?, ?, ?, ?)
         """
     ).execute(
       arguments: [
-        volume, Int64(version.block), Int64(version.seq), version.full ? 1 : 0, version.chunk, version.start,
+        volume, Int64(version.block), Int64(version.seq), version.full ? 1 : 0, chunkRow, version.start,
         version.length,
       ])
   }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ReelCodec
 import ReelCore
 import ReelIO
 
@@ -11,7 +12,7 @@ package final class Catalog: Sendable {
   /// runs) are read and written by those layers; their schema stays here, in the migrations.
   package let database: DatabaseQueue
 
-  package static let schemaVersion = 6
+  package static let schemaVersion = 8
 
   package init(path: String) throws {
     self.path = path
@@ -19,12 +20,21 @@ package final class Catalog: Sendable {
     configuration.busyMode = .timeout(10)
     configuration.prepareDatabase { db in
       try db.execute(sql: "PRAGMA synchronous = FULL")
+      db.add(function: Catalog.digestFunction)
     }
     // The catalog names every chunk and bookmark: owner-only, and so its journal.
     try Durable.createOwnerOnlyIfMissing(path)
     do {
       database = try DatabaseQueue(path: path, configuration: configuration)
-      try Self.migrator.migrate(database)
+      let migrator = Self.migrator
+      let compactBefore = try database.read { db in try migrator.appliedIdentifiers(db).contains("v8-compact") }
+      try migrator.migrate(database)
+      if !compactBefore {
+        // The v7 tables' pages are free but still in the file, about three quarters of it:
+        // give them back. Best effort: another process reading the catalog makes it wait
+        // and give up, and the free pages are then reused by the rows to come.
+        try? database.writeWithoutTransaction { db in try db.execute(sql: "VACUUM") }
+      }
     } catch let error as DatabaseError {
       throw ReelError(
         .corrupt, "\(path): the catalog cannot be opened: \(error.message ?? "\(error.resultCode)")",
@@ -268,6 +278,9 @@ package final class Catalog: Sendable {
           ) WITHOUT ROWID;
           """)
     }
+    migrator.registerMigration("v8-compact") { db in
+      try migrateToCompactRows(db)
+    }
     return migrator
   }
 
@@ -299,6 +312,7 @@ package final class Catalog: Sendable {
           volume.id.description, volume.name, Int64(volume.size), Int64(volume.blockSize),
           volume.created.nanoseconds,
         ])
+      try Catalog.numberVolume(db, volume.id.description)
     }
   }
 

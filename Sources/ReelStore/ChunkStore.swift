@@ -238,11 +238,14 @@ extension Catalog {
     var locations: [String: ChunkLocation] = [:]
     var index = 0
     while index < keys.count {
-      let slice = Array(keys[index..<min(index + 500, keys.count)])
+      let slice = keys[index..<min(index + 500, keys.count)].compactMap(digestBlob)
       for row in try Row.fetchAll(
         db,
-        sql:
-          "SELECT hash, pack, offset, length FROM chunk WHERE hash IN (\(slice.map { _ in "?" }.joined(separator: ",")))",
+        sql: """
+          SELECT lower(hex(c.digest)) AS hash, p.id AS pack, c.offset, c.length
+          FROM chunk c JOIN pack p ON p.number = c.pack_number
+          WHERE c.digest IN (\(slice.map { _ in "?" }.joined(separator: ",")))
+          """,
         arguments: StatementArguments(slice))
       {
         locations[row["hash"]] = ChunkLocation(

@@ -42,7 +42,9 @@ extension LiveStore {
             db, sql: "SELECT retained_from_seq FROM ingest_state WHERE volume_id = ?", arguments: [volumeID]) ?? 0
         return try Set(
           Int64.fetchAll(
-            db, sql: "SELECT DISTINCT block FROM block_version WHERE volume_id = ? AND full = 1 AND seq <= ?",
+            db,
+            sql:
+              "SELECT DISTINCT block FROM block_version WHERE volume = \(Catalog.volumeNumber) AND full = 1 AND seq <= ?",
             arguments: [volumeID, retained]
           ).map { UInt64($0) })
       }

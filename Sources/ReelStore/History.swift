@@ -73,7 +73,7 @@ extension LiveStore {
       try Int64.fetchOne(
         db,
         sql: """
-          SELECT MAX(seq) FROM record_time WHERE volume_id = ? AND seq > ? AND seq <= ? AND kind IN (?, ?)
+          SELECT MAX(seq) FROM record_time WHERE volume = \(Catalog.volumeNumber) AND seq > ? AND seq <= ? AND kind IN (?, ?)
           """,
         arguments: [
           descriptor.id.description, Int64(after), Int64(through), Int64(JournalRecord.Kind.flush.rawValue),
@@ -89,8 +89,13 @@ extension LiveStore {
     try catalog.database.read { db in
       let row = try Row.fetchOne(
         db,
-        sql: "SELECT COUNT(*) AS n, MIN(time_ns) AS first, MAX(time_ns) AS last FROM record_time WHERE volume_id = ?",
-        arguments: [descriptor.id.description])
+        sql: """
+          SELECT COUNT(*) AS n,
+            (SELECT time_ns FROM record_time WHERE volume = \(Catalog.volumeNumber) ORDER BY seq LIMIT 1) AS first,
+            (SELECT time_ns FROM record_time WHERE volume = \(Catalog.volumeNumber) ORDER BY seq DESC LIMIT 1) AS last
+          FROM record_time WHERE volume = \(Catalog.volumeNumber)
+          """,
+        arguments: [descriptor.id.description, descriptor.id.description, descriptor.id.description])
       return (
         row?["n"] as Int? ?? 0, (row?["first"] as Int64?).map { Timestamp(nanoseconds: $0) },
         (row?["last"] as Int64?).map { Timestamp(nanoseconds: $0) }
@@ -104,7 +109,7 @@ extension LiveStore {
     return try catalog.database.read { db in
       guard
         let nanoseconds = try Int64.fetchOne(
-          db, sql: "SELECT time_ns FROM record_time WHERE volume_id = ? AND seq = ?",
+          db, sql: "SELECT time_ns FROM record_time WHERE volume = \(Catalog.volumeNumber) AND seq = ?",
           arguments: [descriptor.id.description, Int64(seq)])
       else {
         // A clone's first point is its clone point, at the clone's creation.
@@ -122,8 +127,9 @@ extension LiveStore {
       let cursor = try Row.fetchCursor(
         db,
         sql: """
-          SELECT block, seq, full, chunk, start, length FROM block_version
-          WHERE volume_id = ? AND seq <= ? ORDER BY block, seq DESC
+          SELECT v.block, v.seq, v.full, nullif(lower(hex(c.digest)), '') AS chunk, v.start, v.length
+          FROM block_version v LEFT JOIN chunk c ON c.id = v.chunk_id
+          WHERE v.volume = \(Catalog.volumeNumber) AND v.seq <= ? ORDER BY v.block, v.seq DESC
           """,
         arguments: [descriptor.id.description, Int64(seq)])
       var result: [HistoryVersion] = []
@@ -164,9 +170,10 @@ extension LiveStore {
         try Row.fetchAll(
           db,
           sql: """
-            SELECT block, seq, full, chunk, start, length FROM block_version
-            WHERE volume_id = ? AND seq <= ? AND (seq > ? OR (seq = ? AND block > ?))
-            ORDER BY seq, block LIMIT ?
+            SELECT v.block, v.seq, v.full, nullif(lower(hex(c.digest)), '') AS chunk, v.start, v.length
+            FROM block_version v LEFT JOIN chunk c ON c.id = v.chunk_id
+            WHERE v.volume = \(Catalog.volumeNumber) AND v.seq <= ? AND (v.seq > ? OR (v.seq = ? AND v.block > ?))
+            ORDER BY v.seq, v.block LIMIT ?
             """,
           arguments: [
             descriptor.id.description, Int64(through), position.seq, position.seq,
@@ -188,7 +195,8 @@ extension LiveStore {
     try catalog.database.read { db in
       try Row.fetchAll(
         db,
-        sql: "SELECT seq, time_ns, kind FROM record_time WHERE volume_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
+        sql:
+          "SELECT seq, time_ns, kind FROM record_time WHERE volume = \(Catalog.volumeNumber) AND seq > ? AND seq <= ? ORDER BY seq",
         arguments: [descriptor.id.description, Int64(after), Int64(through)]
       ).map {
         HistoryRecord(
@@ -216,7 +224,7 @@ extension LiveStore {
     let locations = try catalog.database.read { db in try Catalog.chunkLocations(db, keys) }
     if let missing = keys.first(where: { locations[$0] == nil }) {
       throw ReelError(
-        .corrupt, "chunk \(missing) is referenced by the volume's history but has no catalog row",
+        .corrupt, "chunk \(missing) is referenced by the volume's history but has no stored record",
         remedy: "run `reel store check` to see what it affects")
     }
     var records: [String: [UInt8]] = [:]

@@ -56,7 +56,9 @@ package final class HistoryImport {
     let size = verified ? ChunkCodec.plaintextLength(record) : try ChunkCodec.check(record, key: key)
     if !absent.contains(key) {
       let exists = try live.catalog.database.read { db in
-        try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE hash = ?", arguments: [key]) ?? false
+        try Bool.fetchOne(
+          db, sql: "SELECT 1 FROM chunk WHERE digest = reel_digest(?) AND pack_number IS NOT NULL", arguments: [key])
+          ?? false
       }
       if exists {
         present.insert(key)
@@ -149,7 +151,8 @@ extension LiveStore {
           db, sql: "SELECT ingested_seq FROM ingest_state WHERE volume_id = ?", arguments: [volumeID]), seq > 0
       else { return nil }
       let time = try Int64.fetchOne(
-        db, sql: "SELECT MAX(time_ns) FROM record_time WHERE volume_id = ?", arguments: [volumeID])
+        db, sql: "SELECT time_ns FROM record_time WHERE volume = \(Catalog.volumeNumber) ORDER BY seq DESC LIMIT 1",
+        arguments: [volumeID])
       return (seq, time ?? descriptor.created.nanoseconds)
     }
     guard let last else { return false }
@@ -200,23 +203,37 @@ extension Catalog {
     bookmarks: [Bookmark], newChunks: [String: (location: ChunkLocation, size: Int)],
     packSizes: [(String, UInt64)]
   ) throws {
+    try numberVolume(db, volumeID)
+    // Chunks first: a version refers to its chunk's row.
+    var packNumbers: [String: Int64] = [:]
+    for pack in Set(newChunks.values.map(\.location.pack)) { packNumbers[pack] = try packNumber(db, pack) }
+    for (hash, chunk) in newChunks {
+      guard let digest = digestBlob(hash) else {
+        throw ReelError(.corrupt, "\(hash) is not a chunk name (64 hexadecimal digits)")
+      }
+      // A lost chunk's row (no pack) takes the new record's place; a present one is kept.
+      try db.cachedStatement(
+        sql: """
+          INSERT INTO chunk (digest, pack_number, offset, length, size)
+          VALUES (?, ?, ?, ?, ?)
+          ON CONFLICT (digest) DO UPDATE SET pack_number = excluded.pack_number, offset = excluded.offset,
+            length = excluded.length, size = excluded.size
+          WHERE pack_number IS NULL
+          """
+      ).execute(arguments: [
+        digest, packNumbers[chunk.location.pack], Int64(chunk.location.offset), chunk.location.length, chunk.size,
+      ])
+    }
     for version in versions { try insert(version, volume: volumeID, db) }
     for record in records {
       try db.cachedStatement(
-        sql: "INSERT OR REPLACE INTO record_time (volume_id, seq, time_ns, kind) VALUES (?, ?, ?, ?)"
+        sql: "INSERT OR REPLACE INTO record_time (volume, seq, time_ns, kind) VALUES (\(volumeNumber), ?, ?, ?)"
       ).execute(arguments: [volumeID, Int64(record.seq), record.time.nanoseconds, Int64(record.kind)])
     }
     for bookmark in bookmarks {
       try db.execute(
         sql: "INSERT OR REPLACE INTO bookmark (volume_id, seq, label, time_ns) VALUES (?, ?, ?, ?)",
         arguments: [volumeID, Int64(bookmark.seq), bookmark.label, bookmark.time.nanoseconds])
-    }
-    for (hash, chunk) in newChunks {
-      try db.cachedStatement(
-        sql: "INSERT OR IGNORE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)"
-      ).execute(arguments: [
-        hash, chunk.location.pack, Int64(chunk.location.offset), chunk.location.length, chunk.size,
-      ])
     }
     for (pack, size) in packSizes {
       try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])

@@ -38,7 +38,7 @@ package final class LiveStore: Sendable {
     if !verify, let cached = cache.get(key) { return cached }
     guard let location else {
       throw ReelError(
-        .corrupt, "chunk \(key) has no catalog row",
+        .corrupt, "chunk \(key) has no stored record",
         remedy: "run `reel store check` to see what it affects; rehydrate the range from a sealed archive")
     }
     let record: [UInt8]

@@ -51,10 +51,7 @@ extension LiveStore {
       let liveImageSeq = LiveImageBacking.seq(of: name, layout: store.layout)
       try catalog.database.write { db in
         guard
-          var cut = try Int64.fetchOne(
-            db,
-            sql: "SELECT seq FROM record_time WHERE volume_id = ? AND time_ns <= ? ORDER BY time_ns DESC LIMIT 1",
-            arguments: [volumeID, cutoff])
+          var cut = try Catalog.lastRecord(db, volume: volumeID, atOrBefore: cutoff)?.seq
         else { return }
         let retained =
           try Int64.fetchOne(
@@ -82,7 +79,7 @@ extension LiveStore {
         }
         let lineage = try Catalog.lineage(db, of: volumeID)
         let blocks = try Int64.fetchAll(
-          db, sql: "SELECT DISTINCT block FROM block_version WHERE volume_id = ? AND seq < ?",
+          db, sql: "SELECT DISTINCT block FROM block_version WHERE volume = \(Catalog.volumeNumber) AND seq < ?",
           arguments: [volumeID, cut])
         for block in blocks {
           var needed = Set<Int64>()
@@ -92,11 +89,11 @@ extension LiveStore {
             }
           }
           let old = try Int64.fetchAll(
-            db, sql: "SELECT seq FROM block_version WHERE volume_id = ? AND block = ? AND seq < ?",
+            db, sql: "SELECT seq FROM block_version WHERE volume = \(Catalog.volumeNumber) AND block = ? AND seq < ?",
             arguments: [volumeID, block, cut])
           for seq in old where !needed.contains(seq) {
             try db.execute(
-              sql: "DELETE FROM block_version WHERE volume_id = ? AND block = ? AND seq = ?",
+              sql: "DELETE FROM block_version WHERE volume = \(Catalog.volumeNumber) AND block = ? AND seq = ?",
               arguments: [volumeID, block, seq])
             report.versionsDeleted += 1
           }
@@ -105,7 +102,9 @@ extension LiveStore {
         // A clone point keeps its time too: a clone's archives and messages name it.
         try db.execute(
           sql: """
-            DELETE FROM record_time WHERE volume_id = ?1 AND seq < ?2 AND seq NOT IN \(keptBookmarkSeqs)
+            DELETE FROM record_time
+            WHERE volume = (SELECT number FROM volume_number WHERE volume_id = ?1) AND seq < ?2
+              AND seq NOT IN \(keptBookmarkSeqs)
               AND seq NOT IN (SELECT origin_seq FROM volume_origin WHERE origin_volume_id = ?1)
             """,
           arguments: [volumeID, cut])
@@ -136,7 +135,7 @@ extension LiveStore {
       try db.execute(
         sql: """
           DELETE FROM chunk
-          WHERE NOT EXISTS (SELECT 1 FROM block_version WHERE block_version.chunk = chunk.hash)
+          WHERE id NOT IN (SELECT chunk_id FROM block_version WHERE chunk_id IS NOT NULL)
           """)
       return db.changesCount
     }
@@ -146,7 +145,7 @@ extension LiveStore {
         db,
         sql: """
           SELECT p.id, p.committed_size, COALESCE(SUM(c.length), 0) AS live
-          FROM pack p LEFT JOIN chunk c ON c.pack = p.id GROUP BY p.id
+          FROM pack p LEFT JOIN chunk c ON c.pack_number = p.number GROUP BY p.id
           """
       ).map { ($0["id"] as String, UInt64($0["committed_size"] as Int64), UInt64($0["live"] as Int64)) }
     }
@@ -154,7 +153,12 @@ extension LiveStore {
     for (pack, committed, live) in packs where live == 0 || live < committed / 2 {
       if live > 0 {
         let chunks = try catalog.database.read { db in
-          try Row.fetchAll(db, sql: "SELECT hash, offset, length FROM chunk WHERE pack = ?", arguments: [pack])
+          try Row.fetchAll(
+            db,
+            sql: """
+              SELECT lower(hex(c.digest)) AS hash, c.offset, c.length FROM chunk c JOIN pack p ON p.number = c.pack_number
+              WHERE p.id = ?
+              """, arguments: [pack])
         }
         var moved: [(String, ChunkLocation)] = []
         for row in chunks {
@@ -166,8 +170,8 @@ extension LiveStore {
         try catalog.database.write { db in
           for (hash, location) in moved {
             try db.execute(
-              sql: "UPDATE chunk SET pack = ?, offset = ? WHERE hash = ?",
-              arguments: [location.pack, Int64(location.offset), hash])
+              sql: "UPDATE chunk SET pack_number = ?, offset = ? WHERE digest = reel_digest(?)",
+              arguments: [try Catalog.packNumber(db, location.pack), Int64(location.offset), hash])
           }
           for (id, size) in sizes {
             try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), id])

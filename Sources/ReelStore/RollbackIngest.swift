@@ -124,7 +124,10 @@ extension LiveStore {
     return try catalog.database.read { db in
       try Int64.fetchAll(
         db,
-        sql: "SELECT DISTINCT block FROM block_version WHERE volume_id = ? AND seq > ? AND seq <= ? ORDER BY block",
+        sql: """
+          SELECT DISTINCT block FROM block_version
+          WHERE volume = \(Catalog.volumeNumber) AND seq > ? AND seq <= ? ORDER BY block
+          """,
         arguments: [descriptor.id.description, Int64(after), Int64(through)]
       ).map { UInt64($0) }
     }

@@ -47,14 +47,15 @@ extension LiveStore {
       sizes[volume.key] = (try? store.layout.descriptor(of: volume.value)).map { UInt64($0.storeBlockSize) }
     }
     let chunks = try catalog.database.read { db in
-      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk").reduce(into: [String: ChunkLocation]())
-      {
-        $0[$1["hash"]] = ChunkLocation(
-          pack: $1["pack"], offset: UInt64($1["offset"] as Int64), length: Int($1["length"] as Int64))
-      }
+      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk_named WHERE pack IS NOT NULL")
+        .reduce(into: [String: ChunkLocation]()) {
+          $0[$1["hash"]] = ChunkLocation(
+            pack: $1["pack"], offset: UInt64($1["offset"] as Int64), length: Int($1["length"] as Int64))
+        }
     }
     let referenced = try catalog.database.read { db in
-      try String.fetchSet(db, sql: "SELECT DISTINCT chunk FROM block_version WHERE chunk IS NOT NULL")
+      try String.fetchSet(
+        db, sql: "SELECT lower(hex(digest)) FROM chunk WHERE id IN (SELECT chunk_id FROM block_version)")
     }
     report.versionsChecked = try catalog.database.read { db in
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM block_version") ?? 0
@@ -80,8 +81,10 @@ extension LiveStore {
         try Row.fetchAll(
           db,
           sql: """
-            SELECT volume_id, block, MIN(seq) AS first, MAX(seq) AS last FROM block_version
-            WHERE chunk = ? GROUP BY volume_id, block ORDER BY volume_id, block
+            SELECT n.volume_id, v.block, MIN(v.seq) AS first, MAX(v.seq) AS last
+            FROM block_version v JOIN volume_number n ON n.number = v.volume
+            WHERE v.chunk_id = (SELECT id FROM chunk WHERE digest = reel_digest(?))
+            GROUP BY n.volume_id, v.block ORDER BY n.volume_id, v.block
             """, arguments: [chunk]
         ).map { row in
           let block = UInt64(row["block"] as Int64)
@@ -91,7 +94,10 @@ extension LiveStore {
           let first = Seq(row["first"] as Int64)
           let times = try Row.fetchOne(
             db,
-            sql: "SELECT MIN(time_ns) AS a, MAX(time_ns) AS b FROM record_time WHERE volume_id = ? AND seq >= ?",
+            sql: """
+              SELECT time_ns AS a FROM record_time
+              WHERE volume = \(Catalog.volumeNumber) AND seq >= ? ORDER BY seq LIMIT 1
+              """,
             arguments: [row["volume_id"] as String, Int64(first)])
           let from = (times?["a"] as Int64?).map { Timestamp(nanoseconds: $0).rfc3339 } ?? "creation"
           return
@@ -102,7 +108,24 @@ extension LiveStore {
 
     for chunk in referenced.sorted() where chunks[chunk] == nil {
       report.problems.append(
-        StoreProblem(message: "chunk \(chunk) has no catalog row", affects: try affected(chunk), chunk: chunk))
+        StoreProblem(message: "chunk \(chunk) has no stored record", affects: try affected(chunk), chunk: chunk))
+    }
+    let dangling = try catalog.database.read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT n.volume_id, v.block, v.seq, v.chunk_id FROM block_version v JOIN volume_number n ON n.number = v.volume
+          WHERE v.chunk_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM chunk c WHERE c.id = v.chunk_id)
+          LIMIT 100
+          """)
+    }
+    for row in dangling {
+      let volume = volumes[row["volume_id"] as String] ?? (row["volume_id"] as String)
+      report.problems.append(
+        StoreProblem(
+          message:
+            "volume \(volume) block \(row["block"] as Int64) seq \(row["seq"] as Int64) refers to chunk id \(row["chunk_id"] as Int64), which the catalog does not have",
+          affects: ["volume \(volume) store block \(row["block"] as Int64) from seq \(row["seq"] as Int64)"]))
     }
     // Rows in pack order: two writers that each trusted a stale end of the same pack
     // leave records that overlap, or rows past what was committed.

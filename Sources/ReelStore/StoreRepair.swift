@@ -80,12 +80,18 @@ extension LiveStore {
       let sizes = try appender.makeDurable()
       try catalog.database.write { db in
         for hash in wanted {
-          try db.execute(sql: "DELETE FROM chunk WHERE hash = ?", arguments: [hash])
+          try db.execute(
+            sql: "UPDATE chunk SET pack_number = NULL, offset = 0, length = 0 WHERE digest = reel_digest(?)",
+            arguments: [hash])
         }
         for (hash, location, size) in locations {
           try db.execute(
-            sql: "INSERT OR REPLACE INTO chunk (hash, pack, offset, length, size) VALUES (?, ?, ?, ?, ?)",
-            arguments: [hash, location.pack, Int64(location.offset), location.length, size])
+            sql: """
+              INSERT INTO chunk (digest, pack_number, offset, length, size) VALUES (reel_digest(?), ?, ?, ?, ?)
+              ON CONFLICT (digest) DO UPDATE SET pack_number = excluded.pack_number, offset = excluded.offset,
+                length = excluded.length, size = excluded.size
+              """,
+            arguments: [hash, try Catalog.packNumber(db, location.pack), Int64(location.offset), location.length, size])
         }
         for (pack, size) in sizes {
           try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), pack])
@@ -115,17 +121,25 @@ extension LiveStore {
     var found: [String: [UInt8]] = [:]
     let uses = try catalog.database.read { db in
       var uses: [(volume: String, version: BlockVersion)] = []
-      for hash in wanted {
+      // One pass over the versions for every 500 names (the catalog keeps no index by chunk).
+      let names = Array(wanted)
+      for start in stride(from: 0, to: names.count, by: 500) {
+        let slice = names[start..<min(start + 500, names.count)].compactMap(Catalog.digestBlob)
         for row in try Row.fetchAll(
-          db, sql: "SELECT volume_id, block, seq, full, start, length FROM block_version WHERE chunk = ?",
-          arguments: [hash])
+          db,
+          sql: """
+            SELECT n.volume_id, v.block, v.seq, v.full, lower(hex(c.digest)) AS hash, v.start, v.length
+            FROM block_version v JOIN volume_number n ON n.number = v.volume JOIN chunk c ON c.id = v.chunk_id
+            WHERE v.chunk_id IN (SELECT id FROM chunk WHERE digest IN (\(slice.map { _ in "?" }.joined(separator: ","))))
+            """,
+          arguments: StatementArguments(slice))
         {
           uses.append(
             (
               row["volume_id"],
               BlockVersion(
                 block: UInt64(row["block"] as Int64), seq: Seq(row["seq"] as Int64), full: row["full"] as Int64 != 0,
-                chunk: hash, start: Int(row["start"] as Int64), length: Int(row["length"] as Int64))
+                chunk: row["hash"], start: Int(row["start"] as Int64), length: Int(row["length"] as Int64))
             ))
         }
       }

@@ -40,7 +40,7 @@ extension LiveStore {
       db,
       sql: """
         SELECT seq, time_ns FROM record_time
-        WHERE volume_id = ? AND seq > ? AND seq <= ? AND kind IN (?, ?, ?, ?) ORDER BY seq
+        WHERE volume = \(Catalog.volumeNumber) AND seq > ? AND seq <= ? AND kind IN (?, ?, ?, ?) ORDER BY seq
         """,
       arguments: [
         volume, Int64(clamping: after), Int64(clamping: through), Int64(JournalRecord.Kind.write.rawValue),

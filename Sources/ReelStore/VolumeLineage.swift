@@ -139,6 +139,7 @@ extension LiveStore {
         arguments: [
           descriptor.id.description, origin.originVolumeID, Int64(origin.originSeq), origin.created.nanoseconds,
         ])
+      try Catalog.numberVolume(db, descriptor.id.description)
       try Catalog.markPending(db, volumeID: descriptor.id.description, operation: "clone")
     }
   }

@@ -74,7 +74,10 @@ extension Catalog {
   /// Every row that belongs to one volume: its history, its points, its clone link. Its
   /// clones' links to it are not touched (callers refuse to delete a volume with clones).
   package static func deleteVolumeRows(_ db: Database, volumeID: String) throws {
-    for table in ["block_version", "record_time", "bookmark", "ingest_state", "volume_origin", "volume_rollback"] {
+    for table in ["block_version", "record_time"] {
+      try db.execute(sql: "DELETE FROM \(table) WHERE volume = \(volumeNumber)", arguments: [volumeID])
+    }
+    for table in ["bookmark", "ingest_state", "volume_origin", "volume_rollback", "volume_number"] {
       try db.execute(sql: "DELETE FROM \(table) WHERE volume_id = ?", arguments: [volumeID])
     }
     try db.execute(sql: "DELETE FROM volume WHERE id = ?", arguments: [volumeID])

@@ -192,7 +192,7 @@ package final class VolumeView: VolumeSource, Sendable {
       func time(of seq: Seq) throws -> Timestamp {
         guard seq > firstSeq,
           let nanoseconds = try Int64.fetchOne(
-            db, sql: "SELECT time_ns FROM record_time WHERE volume_id = ? AND seq = ?",
+            db, sql: "SELECT time_ns FROM record_time WHERE volume = \(Catalog.volumeNumber) AND seq = ?",
             arguments: [volumeID, Int64(seq)])
         else { return descriptor.created }
         return Timestamp(nanoseconds: nanoseconds)
@@ -246,14 +246,8 @@ package final class VolumeView: VolumeSource, Sendable {
             .notFound, "\(time.rfc3339) is before volume \(name) existed (created \(descriptor.created.rfc3339))",
             remedy: "pick a time from \(descriptor.created.rfc3339) on; `reel timeline \(name)` shows the range")
         }
-        let row = try Row.fetchOne(
-          db,
-          sql: """
-            SELECT seq, time_ns FROM record_time WHERE volume_id = ? AND time_ns <= ?
-            ORDER BY time_ns DESC LIMIT 1
-            """,
-          arguments: [volumeID, time.nanoseconds])
-        let seq = Seq(row?["seq"] as Int64? ?? Int64(firstSeq))
+        let row = try Catalog.lastRecord(db, volume: volumeID, atOrBefore: time.nanoseconds)
+        let seq = Seq(row?.seq ?? Int64(firstSeq))
         guard seq >= retainedFrom, row != nil || retainedFrom == firstSeq else {
           throw ReelError(
             .notFound,
@@ -261,7 +255,7 @@ package final class VolumeView: VolumeSource, Sendable {
             remedy: "pick a later time, or rehydrate the older history from sealed archives")
         }
         var resolved = ResolvedPoint(
-          seq: seq, time: row.map { Timestamp(nanoseconds: $0["time_ns"]) } ?? descriptor.created, point: point)
+          seq: seq, time: row.map { Timestamp(nanoseconds: $0.time) } ?? descriptor.created, point: point)
         // After the last record the store holds, where history was lost: the state at that
         // time is not the one before the loss.
         if let loss = losses.first(where: {

@@ -25,7 +25,7 @@ import Testing
     try #require(sealed.succeeded, "\(sealed.stdout)\(sealed.stderr)")
 
     let row = try runChecked(
-      try tool("sqlite3"), [store.layout.catalogPath, "SELECT pack, offset + length - 1 FROM chunk LIMIT 1"]
+      try tool("sqlite3"), [store.layout.catalogPath, "SELECT pack, offset + length - 1 FROM chunk_named LIMIT 1"]
     ).stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").map(String.init)
     try #require(row.count == 2)
     let pack = store.root + "/packs/" + row[0].prefix(2) + "/" + row[0] + ".pack"

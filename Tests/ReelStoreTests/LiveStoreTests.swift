@@ -290,7 +290,7 @@ import Testing
     try fixture.closeWriter()
     try fixture.live.ingest(volume: fixture.name)
     let chunks = try fixture.live.catalog.database.read { db in
-      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk ORDER BY offset")
+      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk_named ORDER BY offset")
     }
     #expect(chunks.count == 2)
     // Flip one byte in the first chunk's stored data.

@@ -34,7 +34,7 @@ func flip(_ path: String, at offset: UInt64) throws {
         try Row.fetchOne(
           db,
           sql:
-            "SELECT c.hash, c.pack, c.offset, c.length FROM chunk c JOIN block_version v ON v.chunk = c.hash WHERE v.block = 0"
+            "SELECT c.hash, c.pack, c.offset, c.length FROM chunk_named c JOIN block_version v ON v.chunk_id = c.id WHERE v.block = 0"
         )
       })
     try flip(fixture.packPath(row["pack"]), at: UInt64(row["offset"] as Int64) + UInt64(row["length"] as Int64) - 10)
@@ -74,7 +74,7 @@ func flip(_ path: String, at offset: UInt64) throws {
   /// Changes the last byte of every stored chunk record.
   static func damageEveryChunk(_ fixture: StoreFixture) throws -> Int {
     let rows = try fixture.live.catalog.database.read { db in
-      try Row.fetchAll(db, sql: "SELECT pack, offset, length FROM chunk")
+      try Row.fetchAll(db, sql: "SELECT pack, offset, length FROM chunk_named WHERE pack IS NOT NULL")
     }
     for row in rows {
       try flip(fixture.packPath(row["pack"]), at: UInt64(row["offset"] as Int64) + UInt64(row["length"] as Int64) - 1)
@@ -98,7 +98,8 @@ func flip(_ path: String, at offset: UInt64) throws {
     try fixture.closeWriter()
     // Consolidated versions exist, so their rebuild needs the chain before them.
     let consolidated = try fixture.live.catalog.database.read { db in
-      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM block_version WHERE full = 1 AND seq > 0 AND chunk IS NOT NULL")
+      try Int.fetchOne(
+        db, sql: "SELECT COUNT(*) FROM block_version WHERE full = 1 AND seq > 0 AND chunk_id IS NOT NULL")
     }
     #expect((consolidated ?? 0) > 0)
     let damaged = try Self.damageEveryChunk(fixture)
@@ -130,11 +131,13 @@ func flip(_ path: String, at offset: UInt64) throws {
     let report = try live.repair()
     #expect(report.unrepaired.map(\.hash) == [chunk])
     #expect(report.unrepaired.first?.affects.first?.contains("volume disk bytes 0..<65536") == true)
-    // Its row is gone, so the same content ingested later is stored afresh, not reused.
+    // Its row says it is lost (no pack), so the same content ingested later is stored
+    // afresh, not reused; the versions still name it.
     #expect(
       try live.catalog.database.read { db in
-        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM chunk WHERE hash = ?", arguments: [chunk])
-      } == 0)
+        try String.fetchAll(db, sql: "SELECT hash FROM chunk_named WHERE pack IS NULL")
+      } == [chunk])
+    #expect(try live.check(readData: false).problems.contains { $0.chunk == chunk })
     #expect(difference(try fixture.image(at: .bookmark("early")), fixture.snapshots[damagedSeq - 1]) == nil)
   }
 }

@@ -110,7 +110,9 @@ package final class StoreFixture {
   }
 
   package var chunkHashes: [String] {
-    (try? live.catalog.database.read { db in try String.fetchAll(db, sql: "SELECT hash FROM chunk ORDER BY hash") })
+    (try? live.catalog.database.read { db in
+      try String.fetchAll(db, sql: "SELECT hash FROM chunk_named WHERE pack IS NOT NULL ORDER BY hash")
+    })
       ?? []
   }
 
