@@ -94,9 +94,12 @@ extension Catalog {
     return (versions, false)
   }
 
-  /// The volume must have its number (`numberVolume`) and the chunk its row.
-  static func insert(_ version: BlockVersion, volume: String, _ db: Database) throws {
-    let chunkRow = try version.chunk.map { try Catalog.chunkID(db, hash: $0) }
+  /// The volume must have its number (`numberVolume`) and the chunk its row;
+  /// `knownChunkIDs` saves looking up the ids of chunks the caller just inserted.
+  static func insert(
+    _ version: BlockVersion, volume: String, knownChunkIDs: [String: Int64] = [:], _ db: Database
+  ) throws {
+    let chunkRow = try version.chunk.map { try knownChunkIDs[$0] ?? Catalog.chunkID(db, hash: $0) }
     try db.cachedStatement(
       sql: """
         INSERT OR REPLACE INTO block_version (volume, block, seq, full, chunk_id, start, length)

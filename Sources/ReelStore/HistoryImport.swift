@@ -207,24 +207,28 @@ extension Catalog {
     // Chunks first: a version refers to its chunk's row.
     var packNumbers: [String: Int64] = [:]
     for pack in Set(newChunks.values.map(\.location.pack)) { packNumbers[pack] = try packNumber(db, pack) }
+    var chunkIDs: [String: Int64] = [:]
     for (hash, chunk) in newChunks {
       guard let digest = digestBlob(hash) else {
         throw ReelError(.corrupt, "\(hash) is not a chunk name (64 hexadecimal digits)")
       }
       // A lost chunk's row (no pack) takes the new record's place; a present one is kept.
-      try db.cachedStatement(
-        sql: """
-          INSERT INTO chunk (digest, pack_number, offset, length, size)
-          VALUES (?, ?, ?, ?, ?)
-          ON CONFLICT (digest) DO UPDATE SET pack_number = excluded.pack_number, offset = excluded.offset,
-            length = excluded.length, size = excluded.size
-          WHERE pack_number IS NULL
-          """
-      ).execute(arguments: [
-        digest, packNumbers[chunk.location.pack], Int64(chunk.location.offset), chunk.location.length, chunk.size,
-      ])
+      let id = try Int64.fetchOne(
+        db.cachedStatement(
+          sql: """
+            INSERT INTO chunk (digest, pack_number, offset, length, size)
+            VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (digest) DO UPDATE SET pack_number = excluded.pack_number, offset = excluded.offset,
+              length = excluded.length, size = excluded.size
+            WHERE pack_number IS NULL
+            RETURNING id
+            """),
+        arguments: [
+          digest, packNumbers[chunk.location.pack], Int64(chunk.location.offset), chunk.location.length, chunk.size,
+        ])
+      if let id { chunkIDs[hash] = id }
     }
-    for version in versions { try insert(version, volume: volumeID, db) }
+    for version in versions { try insert(version, volume: volumeID, knownChunkIDs: chunkIDs, db) }
     for record in records {
       try db.cachedStatement(
         sql: "INSERT OR REPLACE INTO record_time (volume, seq, time_ns, kind) VALUES (\(volumeNumber), ?, ?, ?)"
