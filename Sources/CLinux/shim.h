@@ -45,6 +45,16 @@ static inline int reel_spawn_close_from(void *actions, int from) {
   return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 
+/// POSIX_SPAWN_SETSID (glibc 2.26+, only under _GNU_SOURCE): the child starts a session
+/// of its own.
+static inline short reel_spawn_setsid_flag(void) {
+#ifdef POSIX_SPAWN_SETSID
+  return POSIX_SPAWN_SETSID;
+#else
+  return 0x80;  // its value in glibc's <spawn.h>
+#endif
+}
+
 // Declared here: <sys/xattr.h> drags in <sys/select.h>, whose fd_set then clashes with
 // other C modules' copy.
 extern int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags);

@@ -51,10 +51,18 @@ package enum VolumeMount {
     var options = ["ro", "fsname=reel", "subtype=reel", "auto_unmount"]
     if request.allowOther { options += ["allow_other", "default_permissions"] }
     let session = try FuseSession(tree: tree, log: errors, mountPoint: request.mountPoint, options: options)
+    // Without it, `auto_unmount` alone stands between a killed mount and a dead folder.
+    var watcher: MountWatcher.Guard?
+    do {
+      watcher = try MountWatcher.start(mountPoint: request.mountPoint)
+    } catch {
+      log("no watcher to unmount \(request.mountPoint) if this process is killed: \(error)")
+    }
     mounted(
       MountedReport(
         mountPoint: request.mountPoint, latest: Array(zip(request.volumes, tree.latest)).map { ($0.0, $0.1) }))
     session.run(threads: request.threads)
+    watcher?.release()
   }
 
   static func validate(_ request: MountRequest) throws {

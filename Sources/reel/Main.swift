@@ -34,6 +34,7 @@ struct Reel: ParsableCommand {
       RestoreCommand.self, IngestCommand.self, PruneCommand.self, StoreCommand.self, JournalCommand.self,
       KeyCommand.self, SealCommand.self, VerifyCommand.self, InspectCommand.self, ExportCommand.self,
       MediaCommand.self, RehydrateCommand.self, PipelineCommand.self, FilesCommand.self, MountCommand.self,
+      MountWatchCommand.self,
       SQLCommand.self, PgCommand.self, BisectCommand.self, CloneCommand.self,
       RollbackCommand.self, RepairCommand.self,
     ]

@@ -268,16 +268,12 @@ import Testing
     let point = first.mountPoint + "/disk/latest"
     #expect(try FileManager.default.contentsOfDirectory(atPath: point) == ["disk.img"])
     #expect(first.log.contains("partition 1"), "\(first.log)")
-    // Killed outright, it should leave no dead mount behind (auto_unmount). Known
-    // intermittent problem (docs/files.md, "reel mount"): under full load fusermount3's
-    // watcher sometimes exits without detaching (2 of 6 kills reproduced it; its probe of
-    // the dead daemon is the likely cause). The fix is a watcher of Reel's own.
+    // Killed outright, it leaves no dead mount behind: Reel's own watcher detaches it
+    // (fusermount3's auto_unmount alone missed 2 of 6 kills under load; docs/files.md).
     #expect(try first.stop(SIGKILL) == 128 + SIGKILL)
     let deadline = Date(timeIntervalSinceNow: 30)
     while first.isMounted && Date() < deadline { usleep(50_000) }
-    withKnownIssue("fusermount3's auto_unmount can miss a killed daemon", isIntermittent: true) {
-      #expect(!first.isMounted, "a dead mount is left at \(first.mountPoint)")
-    }
+    #expect(!first.isMounted, "a dead mount is left at \(first.mountPoint)")
   }
 
   /// A file system whose superblock is damaged: `files/` gives EIO and the log says why,
