@@ -45,6 +45,13 @@ static inline int reel_spawn_close_from(void *actions, int from) {
   return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 
+/// A posix_spawn file action that changes the child's working folder (glibc 2.29+;
+/// declared only under _GNU_SOURCE).
+static inline int reel_spawn_chdir(void *actions, const char *path) {
+  extern int posix_spawn_file_actions_addchdir_np(void *actions, const char *path);
+  return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
 /// POSIX_SPAWN_SETSID (glibc 2.26+, only under _GNU_SOURCE): the child starts a session
 /// of its own.
 static inline short reel_spawn_setsid_flag(void) {

@@ -1,6 +1,6 @@
-import CLinux
 import Foundation
 import ReelCore
+import ReelIO
 
 #if canImport(Glibc)
   import Glibc
@@ -12,16 +12,7 @@ import ReelCore
 /// environment and the default signal dispositions. Known by PID only: never looked for
 /// by name.
 final class PostgresProcess: @unchecked Sendable {
-  /// Where a standard stream of the child goes.
-  enum Stream {
-    /// Reel's own descriptor of the same number (the user's terminal or pipe).
-    case inherit
-    case null
-    /// A file, created 0600 (appended when it exists).
-    case file(String)
-    /// An open descriptor of Reel's (a pipe's write end).
-    case descriptor(Int32)
-  }
+  typealias Stream = Spawn.Stream
 
   let pid: pid_t
   let name: String
@@ -43,42 +34,8 @@ final class PostgresProcess: @unchecked Sendable {
         [program, "--reuid=\(account.uid)", "--regid=\(account.gid)", "--clear-groups", "--", executable]
         + arguments
     }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    for (number, stream) in [(Int32(1), stdout), (Int32(2), stderr)] {
-      switch stream {
-      case .inherit: break
-      case .null: posix_spawn_file_actions_addopen(&actions, number, "/dev/null", O_WRONLY, 0)
-      case .file(let path):
-        posix_spawn_file_actions_addopen(&actions, number, path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-      case .descriptor(let descriptor): posix_spawn_file_actions_adddup2(&actions, descriptor, number)
-      }
-    }
-    _ = withUnsafeMutablePointer(to: &actions) { reel_spawn_close_from(UnsafeMutableRawPointer($0), 3) }
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var noSignals = sigset_t()
-    sigemptyset(&noSignals)
-    posix_spawnattr_setsigmask(&attributes, &noSignals)
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for number in [SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT] { sigaddset(&defaults, number) }
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setpgroup(&attributes, 0)
-    posix_spawnattr_setflags(
-      &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-    let cArguments = argv.map { strdup($0) } + [nil]
-    let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { for pointer in cArguments + cEnvironment { free(pointer) } }
-    var child: pid_t = 0
-    let result = posix_spawn(&child, program, &actions, &attributes, cArguments, cEnvironment)
-    guard result == 0 else {
-      throw ReelError(.io, "cannot start \(program): \(String(cString: strerror(result)))", errno: result)
-    }
-    pid = child
+    pid = try Spawn.start(
+      program, argv, environment: environment, stdout: stdout, stderr: stderr, grouping: .ownGroup)
   }
 
   /// The exit status (128 + N when signal N ended it), or nil while it runs. Reaps it.

@@ -40,31 +40,17 @@ package enum MountWatcher {
     var ends: [Int32] = [0, 0]
     guard pipe2(&ends, O_CLOEXEC) == 0 else { throw PosixFile.error(errno, "pipe2", mountPoint) }
     defer { close(ends[0]) }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_adddup2(&actions, ends[0], 0)
-    // Standard error stays: the watcher says there when it detached a mount.
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    _ = withUnsafeMutablePointer(to: &actions) { reel_spawn_close_from(UnsafeMutableRawPointer($0), 3) }
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
     // Its own session: a signal to the mounting process's group (Ctrl-C, kill -- -PGID)
-    // must not take the watcher with it.
-    var noSignals = sigset_t()
-    sigemptyset(&noSignals)
-    posix_spawnattr_setsigmask(&attributes, &noSignals)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK) | reel_spawn_setsid_flag())
-    let executable = "/proc/self/exe"
-    let arguments = ["reel", commandName, "--mount-id", String(mount.id), mountPoint]
-    let cArguments = arguments.map { strdup($0) } + [nil]
-    defer { for pointer in cArguments { free(pointer) } }
-    var child: pid_t = 0
-    let result = posix_spawn(&child, executable, &actions, &attributes, cArguments, Glibc.environ)
-    guard result == 0 else {
+    // must not take the watcher with it. Standard error stays: the watcher says there
+    // when it detached a mount.
+    let child: pid_t
+    do {
+      child = try Spawn.start(
+        "/proc/self/exe", ["reel", commandName, "--mount-id", String(mount.id), mountPoint],
+        stdin: .descriptor(ends[0]), stdout: .null, stderr: .inherit, grouping: .ownSession)
+    } catch {
       close(ends[1])
-      throw ReelError(.io, "cannot start the mount watcher: \(String(cString: strerror(result)))", errno: result)
+      throw error
     }
     return Guard(pipe: ends[1], pid: child)
   }
@@ -96,14 +82,9 @@ package enum MountWatcher {
 
   /// Users other than root unmount FUSE through the setuid helper.
   private static func detachAsUser(_ mountPoint: String) throws {
-    let arguments = ["fusermount3", "-u", "-z", mountPoint]
-    let cArguments = arguments.map { strdup($0) } + [nil]
-    defer { for pointer in cArguments { free(pointer) } }
-    var child: pid_t = 0
-    let result = posix_spawnp(&child, "fusermount3", nil, nil, cArguments, Glibc.environ)
-    guard result == 0 else {
-      throw ReelError(.io, "cannot run fusermount3: \(String(cString: strerror(result)))", errno: result)
-    }
+    let child = try Spawn.start(
+      "/bin/fusermount3", ["fusermount3", "-u", "-z", mountPoint], stdout: .null, stderr: .inherit,
+      grouping: .same)
     var status: Int32 = 0
     while waitpid(child, &status, 0) < 0 && errno == EINTR {}
     guard status == 0 else { throw ReelError(.io, "fusermount3 -u -z \(mountPoint) failed (status \(status))") }

@@ -1,5 +1,7 @@
 import CTestSupport
 import Foundation
+import ReelCore
+import ReelIO
 
 #if canImport(Glibc)
   import Glibc
@@ -58,15 +60,10 @@ package func run(
   let errPipe = try CloseOnExecPipe()
   let child: ChildProcess
   do {
-    child = try ChildProcess(executable, arguments, environment: environment, directory: directory) { actions in
-      if input != nil {
-        posix_spawn_file_actions_adddup2(&actions, inPipe.read, 0)
-      } else {
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-      }
-      posix_spawn_file_actions_adddup2(&actions, outPipe.write, 1)
-      posix_spawn_file_actions_adddup2(&actions, errPipe.write, 2)
-    }
+    child = try ChildProcess(
+      executable, arguments, environment: environment, directory: directory,
+      stdin: input != nil ? .descriptor(inPipe.read) : .null, stdout: .descriptor(outPipe.write),
+      stderr: .descriptor(errPipe.write))
   } catch {
     for descriptor in [inPipe.read, inPipe.write, outPipe.read, outPipe.write, errPipe.read, errPipe.write] {
       close(descriptor)
@@ -187,49 +184,29 @@ package final class ChildProcess: @unchecked Sendable {
     _ executable: String, _ arguments: [String], stdout: String? = nil, stderr: String? = nil,
     environment: [String: String?] = [:]
   ) throws {
-    try self.init(executable, arguments, environment: environment, directory: nil) { actions in
-      posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-      posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-      posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    }
+    try self.init(
+      executable, arguments, environment: environment, directory: nil, stdin: .null,
+      stdout: .file(stdout ?? "/dev/null", mode: 0o644), stderr: .file(stderr ?? "/dev/null", mode: 0o644))
   }
 
-  /// Starts `executable` with the standard streams that `streams` sets up.
+  /// Starts `executable` with the given standard streams; every other descriptor is closed
+  /// in the child: a descriptor another test thread has open without O_CLOEXEC (a file on
+  /// its loop mount, say) would otherwise live on in a long-running child (`reel mount`,
+  /// nbdfuse) and keep that test's mount busy. Test threads block signals, so the child
+  /// starts with none blocked (or it would never see SIGTERM).
   init(
     _ executable: String, _ arguments: [String], environment changes: [String: String?], directory: String?,
-    streams: (inout posix_spawn_file_actions_t) -> Void
+    stdin: Spawn.Stream, stdout: Spawn.Stream, stderr: Spawn.Stream
   ) throws {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    streams(&actions)
-    // Only the three streams: a descriptor another test thread has open without
-    // O_CLOEXEC (a file on its loop mount, say) would otherwise live on in a long-running
-    // child (`reel mount`, nbdfuse) and keep that test's mount busy.
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3)
-    if let directory { posix_spawn_file_actions_addchdir_np(&actions, directory) }
     var environment = ProcessInfo.processInfo.environment
     for (name, value) in changes { environment[name] = value }
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { for pointer in argv + envp { free(pointer) } }
-    // Test threads block signals; without a reset the child would inherit that mask and
-    // never see SIGTERM.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var noSignals = sigset_t()
-    sigemptyset(&noSignals)
-    posix_spawnattr_setsigmask(&attributes, &noSignals)
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for number in [SIGINT, SIGTERM, SIGPIPE] { sigaddset(&defaults, number) }
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    var child: pid_t = 0
-    let result = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
-    guard result == 0 else { throw SupportError("cannot start \(executable): \(String(cString: strerror(result)))") }
-    pid = child
+    do {
+      pid = try Spawn.start(
+        executable, [executable] + arguments, environment: environment, directory: directory, stdin: stdin,
+        stdout: stdout, stderr: stderr, grouping: .same, defaultSignals: [SIGINT, SIGTERM, SIGPIPE])
+    } catch let error as ReelError {
+      throw SupportError(error.message)
+    }
   }
 
   deinit {
