@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ReelCodec
 import ReelCore
 import ReelTestSupport
 import Testing
@@ -117,6 +118,32 @@ func flip(_ path: String, at offset: UInt64) throws {
     }
     // Nothing left to do the second time.
     #expect(try live.repair().damaged.isEmpty)
+  }
+
+  /// A lost chunk (its row has no pack: repair could not give it back) is stored afresh
+  /// when ingest meets the same content again, and the old points that needed it read
+  /// again: the row takes the new record's place.
+  @Test func ingestingALostChunksContentAgainBringsBackThePointsThatNeedIt() throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 12, storeBlockSize: 64 * 1024)
+    let content = (0..<65536).map { UInt8(truncatingIfNeeded: $0 * 13 + 5) }
+    let written = try fixture.append(.write(offset: 0, data: content)).seq
+    fixture.snapshot(written)
+    try fixture.live.ingest(volume: fixture.name)
+    let chunk = SHA256Digest.hash(content).hex
+    try fixture.live.catalog.database.write { db in
+      try db.execute(
+        sql: "UPDATE chunk SET pack_number = NULL, offset = 0, length = 0 WHERE digest = reel_digest(?)",
+        arguments: [chunk])
+      #expect(db.changesCount == 1)
+    }
+    #expect(throws: ReelError.self) { try fixture.image(at: .seq(written)) }
+    #expect(try fixture.live.check(readData: false).problems.contains { $0.chunk == chunk })
+
+    try fixture.append(.write(offset: 3 * 65536, data: content))
+    try fixture.live.ingest(volume: fixture.name)
+    #expect(difference(try fixture.image(at: .seq(written)), fixture.snapshots[written]) == nil)
+    #expect(try fixture.live.check(readData: true).isClean)
+    #expect(fixture.chunkHashes.filter { $0 == chunk }.count == 1)
   }
 
   @Test func repairSaysWhatItCouldNotGiveBack() throws {
