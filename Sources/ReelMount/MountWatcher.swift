@@ -34,7 +34,8 @@ package enum MountWatcher {
 
   /// Starts the watcher for the FUSE mount just made on `mountPoint`.
   static func start(mountPoint: String) throws -> Guard {
-    guard let mount = MountTable.current().last(where: { $0.mountPoint == Self.canonical(mountPoint) }) else {
+    let folder = canonical(mountPoint)
+    guard let mount = MountTable.current().last(where: { $0.mountPoint == folder }) else {
       throw ReelError(.io, "the mount on \(mountPoint) is not in /proc/self/mountinfo")
     }
     var ends: [Int32] = [0, 0]
@@ -42,11 +43,12 @@ package enum MountWatcher {
     defer { close(ends[0]) }
     // Its own session: a signal to the mounting process's group (Ctrl-C, kill -- -PGID)
     // must not take the watcher with it. Standard error stays: the watcher says there
-    // when it detached a mount.
+    // when it detached a mount. It runs in / with the folder's full path, so it keeps no
+    // other folder busy.
     let child: pid_t
     do {
       child = try Spawn.start(
-        "/proc/self/exe", ["reel", commandName, "--mount-id", String(mount.id), mountPoint],
+        "/proc/self/exe", ["reel", commandName, "--mount-id", String(mount.id), folder], directory: "/",
         stdin: .descriptor(ends[0]), stdout: .null, stderr: .inherit, grouping: .ownSession)
     } catch {
       close(ends[1])
