@@ -13,6 +13,18 @@ mbps() { awk -v b="$1" -v a="$2" -v c="$3" 'BEGIN { printf "%.1f", b / (c - a) /
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # fastest PREVIOUS SECONDS: the smaller of two timings (PREVIOUS empty on the first round).
 fastest() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b + 0 < a + 0) print b; else print a }'; }
+# cold_restore_seconds REEL VOLUME POINT OUTPUT: `reel restore` into OUTPUT (replaced)
+# with caches dropped first and the image synced; prints the seconds it took.
+cold_restore_seconds() {
+  rm -f "$4"
+  drop_caches
+  local start end
+  start=$(now)
+  "$1" restore "$2" --at "$3" --output "$4" >/dev/null
+  sync
+  end=$(now)
+  seconds "$start" "$end"
+}
 # Rounds each side of a comparison is timed, alternating Reel and the baseline; the fastest
 # round of each counts. On the machines measured (virtual, 2 vCPUs), whatever ran first
 # after the set-up paid for the host faulting the guest's freshly freed memory back in:

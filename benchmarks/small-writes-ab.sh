@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
 # Two builds of reel on benchmarks/small-writes.sh's workload (issue #22, target 5): the
 # same journal (a 64 MiB volume filled once, then WRITES random 4 KiB writes) ingested by
-# each build in turn, ROUNDS rounds, caches dropped before each ingest and restore. For
-# store format changes: OLD is the build before (a catalog it makes is migrated by NEW
-# when NEW opens it, so each round starts from a copy of a store OLD initialised).
-#   reel-bench is taken from this checkout's release build.
-# Usage: benchmarks/small-writes-ab.sh OLD-REEL NEW-REEL [WRITES] [ROUNDS]
+# each build in turn, $BENCH_ROUNDS rounds (default 2), caches dropped before each ingest
+# and restore. For store format changes: OLD is the build before (a catalog it makes is
+# migrated by NEW when NEW opens it, so each round starts from a copy of a store OLD
+# initialised). reel-bench is taken from this checkout's release build.
+# Usage: benchmarks/small-writes-ab.sh OLD-REEL NEW-REEL [WRITES]
 # Prints per round: ingest time, catalog and pack bytes, restores at the oldest, middle
 # and latest point; then RESULT lines for the catalog size and the ingest time (NEW
-# against OLD, best round of each).
+# against OLD; the best ingest round of each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=$(realpath "$1")
 new=$(realpath "$2")
 writes=${3:-400000}
-rounds=${4:-2}
 source benchmarks/lib.sh
 work=$PWD/.bench-work/small-writes-ab-$$
 mkdir -p "$work"
@@ -45,13 +44,7 @@ for round in $(seq 1 "$rounds"); do
     last=$("$binary" timeline data --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["last_seq"])')
     restores=""
     for point in seq:2 "seq:$((last / 2))" latest; do
-      rm -f "$work/restored.img"
-      drop_caches
-      start=$(now)
-      "$binary" restore data --at "$point" --output "$work/restored.img" >/dev/null
-      sync
-      end=$(now)
-      restores="$restores $(seconds "$start" "$end")"
+      restores="$restores $(cold_restore_seconds "$binary" data "$point" "$work/restored.img")"
     done
     echo "round $round $side: ingest $ingest s, catalog $catalog B, packs $(du -sb "$REEL_STORE/packs" | cut -f1) B, restores (oldest, middle, latest)$restores s"
     best_ingest[$side]=$(fastest "${best_ingest[$side]:-}" "$ingest")

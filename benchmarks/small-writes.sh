@@ -52,13 +52,7 @@ echo "== restore at the oldest, middle and latest point"
 fastest_restore=""
 slowest_restore=""
 for point in "seq:$fill_seq" "seq:$(((fill_seq + last_seq) / 2))" latest; do
-  rm -f "$work/restored.img"
-  drop_caches
-  start=$(now)
-  "$reel" restore data --at "$point" --output "$work/restored.img" >/dev/null
-  sync
-  end=$(now)
-  took=$(seconds "$start" "$end")
+  took=$(cold_restore_seconds "$reel" data "$point" "$work/restored.img")
   echo "restore at $point: $took s"
   fastest_restore=$(fastest "$fastest_restore" "$took")
   slowest_restore=$(awk -v a="$slowest_restore" -v b="$took" 'BEGIN { print (a == "" || b > a) ? b : a }')
