@@ -39,7 +39,7 @@ static inline int reel_syncfs(int fd) { return syncfs(fd); }
 
 /// A posix_spawn file action that closes every descriptor from `from` up in the child
 /// (glibc 2.34+; declared only under _GNU_SOURCE). Declared inside the function so that
-/// Swift sees only the wrapper (the test support module declares the call itself).
+/// Swift sees only the wrapper.
 static inline int reel_spawn_close_from(void *actions, int from) {
   extern int posix_spawn_file_actions_addclosefrom_np(void *actions, int from);
   return posix_spawn_file_actions_addclosefrom_np(actions, from);
