@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ReelCore
 import ReelTestSupport
 import Testing
 
@@ -41,5 +42,24 @@ import Testing
       #expect(try Catalog.lastRecord(db, volume: "volume-b", atOrBefore: 1499) == nil)
       #expect(try Catalog.lastRecord(db, volume: "volume-b", atOrBefore: 1500)?.seq == 500)
     }
+  }
+}
+
+/// A catalog a newer Reel migrated is refused with a clear error and left as it is.
+@Suite struct NewerCatalogTests {
+  @Test func aCatalogWithSchemaChangesThisReelDoesNotKnowIsRefusedAndLeftAlone() throws {
+    let folder = TemporaryDirectory("newer-catalog")
+    let path = folder.path + "/catalog.sqlite"
+    _ = try Catalog(path: path)
+    let queue = try DatabaseQueue(path: path)
+    try queue.write { db in
+      try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
+    }
+    try queue.close()
+    let before = try Data(contentsOf: URL(fileURLWithPath: path))
+    let refusal = #expect(throws: ReelError.self) { try Catalog(path: path) }
+    #expect(refusal?.kind == .incompatible)
+    #expect(refusal?.message.contains("v99-from-the-future") == true, "\(String(describing: refusal))")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
   }
 }
