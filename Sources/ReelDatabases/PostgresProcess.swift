@@ -12,8 +12,6 @@ import ReelIO
 /// environment and the default signal dispositions. Known by PID only: never looked for
 /// by name.
 final class PostgresProcess: @unchecked Sendable {
-  typealias Stream = Spawn.Stream
-
   let pid: pid_t
   let name: String
   private let lock = NSLock()
@@ -23,7 +21,7 @@ final class PostgresProcess: @unchecked Sendable {
   /// becomes the program itself with the same PID); nil runs as Reel's own user.
   init(
     _ executable: String, _ arguments: [String], environment: [String: String], account: PostgresAccount?,
-    stdout: Stream, stderr: Stream
+    stdout: Spawn.Stream, stderr: Spawn.Stream
   ) throws {
     name = (executable as NSString).lastPathComponent
     var program = executable

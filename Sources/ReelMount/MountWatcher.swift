@@ -58,8 +58,9 @@ package enum MountWatcher {
   }
 
   /// The watcher's side (`reel mount-watch`): waits for end of file on standard input,
-  /// then detaches mount `mountID` from `mountPoint` if it is still there. Returns what
-  /// it did, for the log; nil when the mount was already gone.
+  /// then detaches mount `mountID` from `mountPoint` (the full path /proc/self/mountinfo
+  /// shows, as `start` passes it: no path lookup through a dead mount) if it is still
+  /// there. Returns what it did, for the log; nil when the mount was already gone.
   package static func watch(mountPoint: String, mountID: Int) throws -> String? {
     for number in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { signal(number, SIG_IGN) }
     var byte: UInt8 = 0
@@ -68,7 +69,7 @@ package enum MountWatcher {
       if got == 0 { break }
       if got < 0 && errno != EINTR { break }
     }
-    let mounts = MountTable.current().filter { $0.mountPoint == canonical(mountPoint) }
+    let mounts = MountTable.current().filter { $0.mountPoint == mountPoint }
     guard mounts.contains(where: { $0.id == mountID }) else { return nil }
     // Only the topmost mount on a folder can be detached by its path.
     guard mounts.last?.id == mountID else {

@@ -27,20 +27,25 @@ package final class Catalog: Sendable {
     do {
       database = try DatabaseQueue(path: path, configuration: configuration)
       let migrator = Self.migrator
+      let applied = try database.read { db in
+        try db.tableExists("grdb_migrations")
+          ? String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") : []
+      }
       // A newer Reel changed the schema: reading or writing it with this one's queries
       // would fail halfway (a v7 Reel on a v8 catalog stops at "no such column").
-      if let newer = try database.read({ db in try Self.newerMigrations(db, than: migrator) }) {
+      let newer = Set(applied).subtracting(migrator.migrations).sorted()
+      guard newer.isEmpty else {
         throw ReelError(
           .incompatible,
           "\(path): the catalog was upgraded by a newer Reel (schema changes \(newer.joined(separator: ", ")) that this Reel does not know)",
           remedy: "run the Reel that upgraded it, or a newer one; this Reel leaves the catalog untouched")
       }
-      let compactBefore = try database.read { db in try migrator.appliedIdentifiers(db).contains("v8-compact") }
       try migrator.migrate(database)
-      if !compactBefore {
-        // The v7 tables' pages are free but still in the file, about three quarters of it:
-        // give them back. Best effort: another process reading the catalog makes it wait
-        // and give up, and the free pages are then reused by the rows to come.
+      if !applied.isEmpty && !applied.contains("v8-compact") {
+        // Upgraded from v7 or older: the old tables' pages are free but still in the file,
+        // about three quarters of it; give them back. Best effort: another process reading
+        // the catalog makes it wait and give up, and the free pages are then reused by the
+        // rows to come. (A catalog created just now has nothing to give back.)
         try? database.writeWithoutTransaction { db in try db.execute(sql: "VACUUM") }
       }
     } catch let error as DatabaseError {
@@ -48,14 +53,6 @@ package final class Catalog: Sendable {
         .corrupt, "\(path): the catalog cannot be opened: \(error.message ?? "\(error.resultCode)")",
         remedy: "check the file is a Reel catalog; a damaged catalog can be rebuilt from the journals")
     }
-  }
-
-  /// Migrations applied to the catalog that `migrator` does not have, or nil.
-  static func newerMigrations(_ db: Database, than migrator: DatabaseMigrator) throws -> [String]? {
-    guard try migrator.hasBeenSuperseded(db) else { return nil }
-    let known = Set(migrator.migrations)
-    return try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations").filter { !known.contains($0) }
-      .sorted()
   }
 
   /// Catalogs up to this size are read ahead whole by `readAhead()`.

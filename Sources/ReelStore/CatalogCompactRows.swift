@@ -20,8 +20,7 @@ extension Catalog {
   /// `reel_digest(hex)`: the 32 bytes a chunk name (64 hex digits) stands for, as the
   /// catalog stores them; NULL for anything else, which matches no row and fails NOT NULL.
   static let digestFunction = DatabaseFunction("reel_digest", argumentCount: 1, pure: true) { values in
-    guard let text = String.fromDatabaseValue(values[0]), let digest = SHA256Digest(hex: text) else { return nil }
-    return Data(digest.bytes)
+    String.fromDatabaseValue(values[0]).flatMap(digestBlob)
   }
 
   /// A chunk name as the catalog stores it (nil for text that is not a name, which no
