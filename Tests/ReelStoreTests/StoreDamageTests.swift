@@ -146,6 +146,26 @@ func flip(_ path: String, at offset: UInt64) throws {
     #expect(fixture.chunkHashes.filter { $0 == chunk }.count == 1)
   }
 
+  /// A version whose chunk row is gone altogether (not lost: missing) must never read as
+  /// zeros: readers refuse it naming the chunk id, and check reports the version.
+  @Test func aVersionWhoseChunkRowIsMissingIsRefusedNotReadAsZeros() throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 13, storeBlockSize: 64 * 1024)
+    let written = try fixture.append(.write(offset: 0, data: [UInt8](repeating: 0x5A, count: 65536))).seq
+    try fixture.live.ingest(volume: fixture.name)
+    let chunkID = try #require(
+      try fixture.live.catalog.database.write { db -> Int64? in
+        let id = try Int64.fetchOne(
+          db, sql: "SELECT chunk_id FROM block_version WHERE block = 0 AND seq = ?", arguments: [Int64(written)])
+        try db.execute(sql: "DELETE FROM chunk WHERE id = ?", arguments: [id])
+        return id
+      })
+    let refusal = #expect(throws: ReelError.self) { try fixture.image(at: .seq(written)) }
+    #expect(refusal?.kind == .corrupt)
+    #expect(refusal?.message.contains("chunk id \(chunkID)") == true, "\(String(describing: refusal))")
+    let check = try fixture.live.check(readData: false)
+    #expect(check.problems.contains { $0.message.contains("refers to chunk id \(chunkID)") }, "\(check.problems)")
+  }
+
   @Test func repairSaysWhatItCouldNotGiveBack() throws {
     let (fixture, damagedSeq, chunk) = try Self.damagedStore()
     try fixture.closeWriter()
