@@ -213,6 +213,18 @@ final class ArchiveIndex {
     }
   }
 
+  /// The chunk names of those of `places` the index holds a stored chunk for.
+  package func chunkNames(of places: Set<VersionPlace>) throws -> [VersionPlace: String] {
+    try database.read { db in
+      let statement = try db.cachedStatement(sql: "SELECT chunk FROM block_version WHERE block = ? AND seq = ?")
+      var names: [VersionPlace: String] = [:]
+      for place in places {
+        names[place] = try String.fetchOne(statement, arguments: [Int64(place.block), Int64(place.seq)])
+      }
+      return names
+    }
+  }
+
   package func records() throws -> [HistoryRecord] {
     try database.read { db in
       try Row.fetchAll(db, sql: "SELECT seq, time_ns, kind FROM record ORDER BY seq").map {

@@ -8,12 +8,13 @@ import ReelStore
 /// verified frame by frame with the key.
 package enum ArchiveRepair {
   package static func supply(live: LiveStore, masterKeys: [SymmetricKey]) -> ChunkRecordSupply {
-    { wanted, found in
+    { wanted, named, found in
       var looked: [String] = []
-      var remaining = wanted
+      var remaining = wanted.names
       for name in live.store.layout.volumeNames() {
         guard let descriptor = try? live.store.layout.descriptor(of: name) else { continue }
-        for archive in try live.sealedArchives(of: descriptor).reversed() where !remaining.isEmpty {
+        var places = wanted.versions[descriptor.id.description] ?? []
+        for archive in try live.sealedArchives(of: descriptor).reversed() where !remaining.isEmpty || !places.isEmpty {
           guard FileManager.default.fileExists(atPath: archive.path) else { continue }
           looked.append(archive.path)
           let scanner = try ArchiveScanner(
@@ -24,6 +25,15 @@ package enum ArchiveRepair {
             throw ReelError(
               .wrongKey, "\(archive.path): the key does not open this archive", remedy: "give the store's --key")
           }
+          // Unnamed chunks: the index names the chunk of each version the archive holds.
+          if let index = scanner.index, !places.isEmpty {
+            for (place, chunk) in try index.chunkNames(of: places) {
+              places.remove(place)
+              named(descriptor.id.description, place, chunk)
+              remaining.insert(chunk)
+            }
+          }
+          guard !remaining.isEmpty else { continue }
           try scanner.readBody { key, record in
             guard remaining.contains(key) else { return }
             try found(key, record)

@@ -455,8 +455,9 @@ final class ArchiveWriter {
   private func add(_ versions: [HistoryVersion], base: Bool, to index: ArchiveIndex) throws {
     contents.blockVersions += versions.count
     if !base {
-      for version in versions where version.chunk != nil { dataBytes += UInt64(version.length) }
+      for version in versions where !version.isZeros { dataBytes += UInt64(version.length) }
     }
+    let versions = try named(versions, index: index)
     var wanted: [String] = []
     var seen: Set<String> = []
     for version in versions {
@@ -474,6 +475,27 @@ final class ArchiveWriter {
     }
     try index.add(versions: versions, base: base, chunks: pendingLocations)
     pendingLocations.removeAll()
+  }
+
+  /// The versions with every chunk named: the store keeps the names of partial versions'
+  /// chunks only in their records, which are read here and checked; such a record is
+  /// appended to the archive right away, as it is already in hand.
+  private func named(_ versions: [HistoryVersion], index: ArchiveIndex) throws -> [HistoryVersion] {
+    let rows = versions.compactMap { $0.chunk == nil ? $0.chunkRow : nil }
+    guard !rows.isEmpty else { return versions }
+    var names: [Int64: String] = [:]
+    for start in stride(from: 0, to: rows.count, by: 512) {
+      let batch = Array(rows[start..<min(start + 512, rows.count)])
+      for (row, stored) in try live.unnamedChunkRecords(batch) {
+        names[row] = stored.key
+        if !sealedChunks.contains(stored.key) { try append(stored.record, key: stored.key, index: index) }
+      }
+    }
+    return versions.map { version in
+      var version = version
+      if version.chunk == nil, let row = version.chunkRow { version.chunk = names[row] }
+      return version
+    }
   }
 
   var formatVersion: Int { request.formatVersion }

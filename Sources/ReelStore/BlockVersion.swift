@@ -3,22 +3,30 @@ import ReelCore
 
 /// The live store's unit of history: the state of one store block from one seq on.
 /// A full version replaces the whole block; a partial one overlays `start..<start+length`
-/// on the version before it. `chunk == nil` means zeros.
+/// on the version before it. A version with no chunk (`key == nil`) means zeros.
 struct BlockVersion: Equatable {
   var block: UInt64
   var seq: Seq
   var full: Bool
+  /// The chunk's SHA-256 name, when known: always for versions ingest makes, and for
+  /// versions read from the catalog when it keeps the name (not for unnamed chunks).
   var chunk: String?
   var start: Int
   var length: Int
-  /// Where `chunk` is stored; filled in when read from the catalog.
+  /// Where the chunk is stored; filled in when read from the catalog.
   var location: ChunkLocation? = nil
+  /// The chunk's catalog row, when read from the catalog.
+  var chunkRow: Int64? = nil
+
+  /// How reads find and check the chunk; nil: zeros.
+  var key: ChunkKey? { chunk.map { .named($0) } ?? chunkRow.map { .unnamed(row: $0) } }
 
   /// This version pointing at a stored chunk (or at zeros for nil).
   func storing(_ stored: (key: String, location: ChunkLocation)?) -> BlockVersion {
     var version = self
     version.chunk = stored?.key
     version.location = stored?.location
+    version.chunkRow = nil
     return version
   }
 }
@@ -61,7 +69,7 @@ extension Catalog {
     // Cached: this runs once per block read, and parsing the SQL each time showed in profiles.
     let statement = try db.cachedStatement(
       sql: """
-        SELECT v.seq, v.full, nullif(lower(hex(c.digest)), ''), v.start, v.length, p.id, c.offset, c.length AS stored, v.chunk_id
+        SELECT v.seq, v.full, nullif(lower(hex(c.digest)), ''), v.start, v.length, p.id, c.offset, c.length AS stored, v.chunk_id, c.id
         FROM block_version v LEFT JOIN chunk c ON c.id = v.chunk_id LEFT JOIN pack p ON p.number = c.pack_number
         WHERE v.volume = \(volumeNumber) AND v.block = ? AND v.seq <= ? ORDER BY v.seq DESC LIMIT ?
         """)
@@ -76,7 +84,7 @@ extension Catalog {
     var versions: [BlockVersion] = []
     for row in rows {
       // By column index: looking columns up by name lower-cased each name, every row.
-      if row[2] as String? == nil, let chunkID = row[8] as Int64? {
+      if row[9] as Int64? == nil, let chunkID = row[8] as Int64? {
         throw ReelError(
           .corrupt,
           "store block \(block) at seq \(row[0] as Int64) refers to chunk id \(chunkID), which the catalog does not have",
@@ -87,7 +95,7 @@ extension Catalog {
         start: Int(row[3] as Int64), length: Int(row[4] as Int64),
         location: (row[5] as String?).map {
           ChunkLocation(pack: $0, offset: UInt64(row[6] as Int64), length: Int(row[7] as Int64))
-        })
+        }, chunkRow: row[8])
       versions.append(version)
       if version.full { return (versions, true) }
     }
@@ -95,11 +103,13 @@ extension Catalog {
   }
 
   /// The volume must have its number (`numberVolume`) and the chunk its row;
-  /// `knownChunkIDs` saves looking up the ids of chunks the caller just inserted.
+  /// `knownChunkIDs` holds the rows of chunks the caller just inserted, which for unnamed
+  /// ones is the only way to find them.
   static func insert(
     _ version: BlockVersion, volume: String, knownChunkIDs: [String: Int64] = [:], _ db: Database
   ) throws {
-    let chunkRow = try version.chunk.map { try knownChunkIDs[$0] ?? Catalog.chunkID(db, hash: $0) }
+    let chunkRow =
+      try version.chunkRow ?? version.chunk.map { try knownChunkIDs[$0] ?? Catalog.chunkID(db, hash: $0) }
     try db.cachedStatement(
       sql: """
         INSERT OR REPLACE INTO block_version (volume, block, seq, full, chunk_id, start, length)

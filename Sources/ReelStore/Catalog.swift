@@ -12,7 +12,7 @@ package final class Catalog: Sendable {
   /// runs) are read and written by those layers; their schema stays here, in the migrations.
   package let database: DatabaseQueue
 
-  package static let schemaVersion = 8
+  package static let schemaVersion = 9
 
   package init(path: String) throws {
     self.path = path
@@ -293,6 +293,9 @@ package final class Catalog: Sendable {
     }
     migrator.registerMigration("v8-compact") { db in
       try migrateToCompactRows(db)
+    }
+    migrator.registerMigration("v9-unnamed-chunks") { db in
+      try migrateToUnnamedChunks(db)
     }
     return migrator
   }

@@ -257,6 +257,28 @@ extension Catalog {
   }
 }
 
+extension Catalog {
+  /// Where each of the chunks in `rows` that has a place is stored; asked 500 at a time.
+  static func chunkLocations(_ db: Database, rows: [Int64]) throws -> [Int64: ChunkLocation] {
+    var locations: [Int64: ChunkLocation] = [:]
+    for start in stride(from: 0, to: rows.count, by: 500) {
+      let slice = rows[start..<min(start + 500, rows.count)]
+      for row in try Row.fetchAll(
+        db,
+        sql: """
+          SELECT c.id, p.id AS pack, c.offset, c.length FROM chunk c JOIN pack p ON p.number = c.pack_number
+          WHERE c.id IN (\(slice.map { _ in "?" }.joined(separator: ",")))
+          """,
+        arguments: StatementArguments(Array(slice)))
+      {
+        locations[row["id"]] = ChunkLocation(
+          pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
+      }
+    }
+    return locations
+  }
+}
+
 /// Where one chunk sits: its pack and the byte range of its record there.
 struct ChunkLocation: Equatable, Sendable {
   var pack: String
@@ -316,16 +338,18 @@ struct ChunkCodec: Sendable {
   /// Checks a record's header, checksum and name without decoding it; returns the stored
   /// plaintext length.
   @discardableResult
-  static func check(_ record: [UInt8], key: String) throws -> Int {
+  static func check(_ record: [UInt8], key: ChunkKey) throws -> Int {
     try record.withUnsafeBytes { try check($0, key: key) }
   }
 
   @discardableResult
-  static func check(_ record: UnsafeRawBufferPointer, key: String) throws -> Int {
+  static func check(_ record: UnsafeRawBufferPointer, key: ChunkKey) throws -> Int {
     try checkedHeader(record, key: key).plaintextLength
   }
 
-  static func checkedHeader(_ record: UnsafeRawBufferPointer, key: String) throws -> ChunkRecordHeader {
+  /// An unnamed chunk's record is checked against the name it claims: the checksum covers
+  /// that name, so a damaged one is caught as damage.
+  static func checkedHeader(_ record: UnsafeRawBufferPointer, key: ChunkKey) throws -> ChunkRecordHeader {
     guard let header = ChunkRecordHeader(record) else {
       throw ReelError(.corrupt, "chunk \(key): not a chunk record")
     }
@@ -335,14 +359,15 @@ struct ChunkCodec: Sendable {
     guard ChunkRecordHeader.checksumMatches(record) else {
       throw ReelError(.corrupt, "chunk \(key): stored bytes fail their checksum")
     }
-    guard SHA256Digest(bytes: Array(ChunkRecordHeader.claimedHash(record))).hex == key else {
+    if let name = key.name, SHA256Digest(bytes: Array(ChunkRecordHeader.claimedHash(record))).hex != name {
       throw ReelError(.corrupt, "chunk \(key): the record holds another chunk")
     }
     return header
   }
 
   /// Decodes a record straight into `output`, which must be the plaintext's length.
-  static func decode(_ record: UnsafeRawBufferPointer, key: String, into output: UnsafeMutableRawBufferPointer) throws {
+  static func decode(_ record: UnsafeRawBufferPointer, key: ChunkKey, into output: UnsafeMutableRawBufferPointer) throws
+  {
     let header = try checkedHeader(record, key: key)
     guard header.plaintextLength == output.count else {
       throw damaged(key, "holds \(header.plaintextLength) bytes where \(output.count) are needed")
@@ -351,12 +376,12 @@ struct ChunkCodec: Sendable {
   }
 
   /// Decodes a record read from `location`; with `verify`, checks the plaintext's SHA-256.
-  static func decode(_ record: [UInt8], key: String, verify: Bool) throws -> [UInt8] {
+  static func decode(_ record: [UInt8], key: ChunkKey, verify: Bool) throws -> [UInt8] {
     try record.withUnsafeBytes { try decode($0, key: key, verify: verify) }
   }
 
   /// Decodes a record in place (no copy of the stored bytes).
-  static func decode(_ record: UnsafeRawBufferPointer, key: String, verify: Bool) throws -> [UInt8] {
+  static func decode(_ record: UnsafeRawBufferPointer, key: ChunkKey, verify: Bool) throws -> [UInt8] {
     let header: ChunkRecordHeader
     do {
       header = try checkedHeader(record, key: key)
@@ -368,13 +393,15 @@ struct ChunkCodec: Sendable {
       try decodeBody(of: record, header: header, key: key, into: UnsafeMutableRawBufferPointer(buffer))
       count = length
     }
-    if verify, SHA256Digest.hash(plaintext).hex != key { throw damaged(key, "content does not match its SHA-256 name") }
+    if verify, !SHA256Digest.hash(plaintext).bytes.elementsEqual(ChunkRecordHeader.claimedHash(record)) {
+      throw damaged(key, "content does not match its SHA-256 name")
+    }
     return plaintext
   }
 
   /// The stored bytes after a checked header, decoded into `output` (the plaintext's length).
   private static func decodeBody(
-    of record: UnsafeRawBufferPointer, header: ChunkRecordHeader, key: String,
+    of record: UnsafeRawBufferPointer, header: ChunkRecordHeader, key: ChunkKey,
     into output: UnsafeMutableRawBufferPointer
   ) throws {
     let body = UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...])
@@ -391,7 +418,7 @@ struct ChunkCodec: Sendable {
     }
   }
 
-  private static func damaged(_ key: String, _ reason: String) -> ReelError {
+  private static func damaged(_ key: ChunkKey, _ reason: String) -> ReelError {
     ReelError(.corrupt, "chunk \(key): \(reason)", remedy: "run `reel store check --read-data` to see what it affects")
   }
 }
@@ -404,28 +431,28 @@ package enum ChunkRecordFormat {
   /// Checks header, checksum and name; returns the plaintext length.
   @discardableResult
   package static func check(_ record: [UInt8], key: String) throws -> Int {
-    try ChunkCodec.check(record, key: key)
+    try ChunkCodec.check(record, key: .named(key))
   }
 
   /// The same, on a record in place.
   @discardableResult
   package static func check(_ record: UnsafeRawBufferPointer, key: String) throws -> Int {
-    try ChunkCodec.check(record, key: key)
+    try ChunkCodec.check(record, key: .named(key))
   }
 
   /// Checks header, checksum and name; returns the header.
   package static func checkedHeader(_ record: [UInt8], key: String) throws -> ChunkRecordHeader {
-    try record.withUnsafeBytes { try ChunkCodec.checkedHeader($0, key: key) }
+    try record.withUnsafeBytes { try ChunkCodec.checkedHeader($0, key: .named(key)) }
   }
 
   /// The same, on a record in place.
   package static func checkedHeader(_ record: UnsafeRawBufferPointer, key: String) throws -> ChunkRecordHeader {
-    try ChunkCodec.checkedHeader(record, key: key)
+    try ChunkCodec.checkedHeader(record, key: .named(key))
   }
 
   /// The plaintext, its SHA-256 checked against `key`.
   package static func decodeVerified(_ record: [UInt8], key: String) throws -> [UInt8] {
-    try ChunkCodec.decode(record, key: key, verify: true)
+    try ChunkCodec.decode(record, key: .named(key), verify: true)
   }
 
   /// The name a record claims, without checking it.

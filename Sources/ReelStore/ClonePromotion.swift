@@ -97,11 +97,13 @@ extension LiveStore {
             ($0, try Catalog.versionChain(db, lineage: originLineage, block: $0, atOrBefore: origin.originSeq))
           }
         }
-        for (block, chain) in chains where chain.contains(where: { $0.chunk != nil }) {
+        for (block, chain) in chains where chain.contains(where: { $0.key != nil }) {
           let length = Int(min(blockSize, descriptor.size - block * blockSize))
-          if chain.count == 1, chain[0].full, let key = chain[0].chunk {
+          if chain.count == 1, chain[0].full, chain[0].key != nil {
             versions.append(
-              BlockVersion(block: block, seq: origin.originSeq, full: true, chunk: key, start: 0, length: length))
+              BlockVersion(
+                block: block, seq: origin.originSeq, full: true, chunk: chain[0].chunk, start: 0, length: length,
+                chunkRow: chain[0].chunkRow))
             result.blocks += 1
             result.chunksShared += 1
             continue

@@ -14,6 +14,13 @@ package struct HistoryVersion: Sendable, Equatable {
   package var chunk: String?
   package var start: Int
   package var length: Int
+  /// Read from the live store: the chunk's catalog row. With `chunk` nil it is an unnamed
+  /// chunk (docs/store-format.md), not zeros: `unnamedChunkRecords` gives its record and
+  /// name. Where the chunk sits in one store, so not part of what the version is (==).
+  package var chunkRow: Int64? = nil
+
+  /// No chunk: the range reads as zeros.
+  package var isZeros: Bool { chunk == nil && chunkRow == nil }
 
   package init(block: UInt64, seq: Seq, full: Bool, chunk: String?, start: Int, length: Int) {
     self.block = block
@@ -28,10 +35,16 @@ package struct HistoryVersion: Sendable, Equatable {
     self.init(
       block: version.block, seq: version.seq, full: version.full, chunk: version.chunk, start: version.start,
       length: version.length)
+    chunkRow = version.chunkRow
   }
 
   var blockVersion: BlockVersion {
-    BlockVersion(block: block, seq: seq, full: full, chunk: chunk, start: start, length: length)
+    BlockVersion(block: block, seq: seq, full: full, chunk: chunk, start: start, length: length, chunkRow: chunkRow)
+  }
+
+  package static func == (left: HistoryVersion, right: HistoryVersion) -> Bool {
+    (left.block, left.seq, left.full, left.chunk, left.start, left.length)
+      == (right.block, right.seq, right.full, right.chunk, right.start, right.length)
   }
 }
 
@@ -127,7 +140,7 @@ extension LiveStore {
       let cursor = try Row.fetchCursor(
         db,
         sql: """
-          SELECT v.block, v.seq, v.full, nullif(lower(hex(c.digest)), '') AS chunk, v.start, v.length
+          SELECT v.block, v.seq, v.full, nullif(lower(hex(c.digest)), '') AS chunk, v.chunk_id, v.start, v.length
           FROM block_version v LEFT JOIN chunk c ON c.id = v.chunk_id
           WHERE v.volume = \(Catalog.volumeNumber) AND v.seq <= ? ORDER BY v.block, v.seq DESC
           """,
@@ -141,9 +154,7 @@ extension LiveStore {
         chain.removeAll()
       }
       while let row = try cursor.next() {
-        let version = HistoryVersion(
-          block: UInt64(row["block"] as Int64), seq: Seq(row["seq"] as Int64), full: row["full"] as Int64 != 0,
-          chunk: row["chunk"], start: Int(row["start"] as Int64), length: Int(row["length"] as Int64))
+        let version = Self.historyVersion(row)
         if version.block != currentBlock {
           flush()
           currentBlock = version.block
@@ -170,7 +181,7 @@ extension LiveStore {
         try Row.fetchAll(
           db,
           sql: """
-            SELECT v.block, v.seq, v.full, nullif(lower(hex(c.digest)), '') AS chunk, v.start, v.length
+            SELECT v.block, v.seq, v.full, nullif(lower(hex(c.digest)), '') AS chunk, v.chunk_id, v.start, v.length
             FROM block_version v LEFT JOIN chunk c ON c.id = v.chunk_id
             WHERE v.volume = \(Catalog.volumeNumber) AND v.seq <= ? AND (v.seq > ? OR (v.seq = ? AND v.block > ?))
             ORDER BY v.seq, v.block LIMIT ?
@@ -179,11 +190,7 @@ extension LiveStore {
             descriptor.id.description, Int64(through), position.seq, position.seq,
             position.block, pageSize,
           ]
-        ).map {
-          HistoryVersion(
-            block: UInt64($0["block"] as Int64), seq: Seq($0["seq"] as Int64), full: $0["full"] as Int64 != 0,
-            chunk: $0["chunk"], start: Int($0["start"] as Int64), length: Int($0["length"] as Int64))
-        }
+        ).map(Self.historyVersion)
       }
       guard let last = page.last else { return }
       try body(page)
@@ -218,16 +225,51 @@ extension LiveStore {
     }
   }
 
+  private static func historyVersion(_ row: Row) -> HistoryVersion {
+    var version = HistoryVersion(
+      block: UInt64(row["block"] as Int64), seq: Seq(row["seq"] as Int64), full: row["full"] as Int64 != 0,
+      chunk: row["chunk"], start: Int(row["start"] as Int64), length: Int(row["length"] as Int64))
+    version.chunkRow = row["chunk_id"]
+    return version
+  }
+
   /// The stored records of `keys` (format of docs/store-format.md, still compressed), each
   /// checked against its checksum and name; read in few large sorted reads.
   package func chunkRecords(_ keys: [String]) throws -> [String: [UInt8]] {
     let locations = try catalog.database.read { db in try Catalog.chunkLocations(db, keys) }
     if let missing = keys.first(where: { locations[$0] == nil }) {
-      throw ReelError(
-        .corrupt, "chunk \(missing) is referenced by the volume's history but has no stored record",
-        remedy: "run `reel store check` to see what it affects")
+      throw Self.noStoredRecord(.named(missing))
     }
-    var records: [String: [UInt8]] = [:]
+    return try readRecords(locations.reduce(into: [:]) { $0[ChunkKey.named($1.key)] = $1.value }).reduce(into: [:]) {
+      $0[$1.key.name!] = $1.value
+    }
+  }
+
+  /// The stored records of unnamed chunks (`HistoryVersion.chunkRow` with no `chunk`), by
+  /// row, each with the name its record claims, checked against the record's checksum.
+  package func unnamedChunkRecords(_ rows: [Int64]) throws -> [Int64: (key: String, record: [UInt8])] {
+    let locations = try catalog.database.read { db in try Catalog.chunkLocations(db, rows: rows) }
+    if let missing = rows.first(where: { locations[$0] == nil }) {
+      throw Self.noStoredRecord(.unnamed(row: missing))
+    }
+    var named: [Int64: (key: String, record: [UInt8])] = [:]
+    for (key, record) in try readRecords(locations.reduce(into: [:]) { $0[ChunkKey.unnamed(row: $1.key)] = $1.value }) {
+      guard case .unnamed(let row) = key, let name = record.withUnsafeBytes({ ChunkRecordFormat.claimedKey($0) })
+      else { continue }
+      named[row] = (name, record)
+    }
+    return named
+  }
+
+  private static func noStoredRecord(_ key: ChunkKey) -> ReelError {
+    ReelError(
+      .corrupt, "chunk \(key) is referenced by the volume's history but has no stored record",
+      remedy: "run `reel store check` to see what it affects")
+  }
+
+  /// Records read in few large sorted reads, each checked against its checksum and key.
+  private func readRecords(_ locations: [ChunkKey: ChunkLocation]) throws -> [ChunkKey: [UInt8]] {
+    var records: [ChunkKey: [UInt8]] = [:]
     for span in Self.readSpans(locations) {
       let first = span[0].1
       let last = span[span.count - 1].1

@@ -53,7 +53,7 @@ package final class HistoryImport {
       chunksAlreadyStored += 1
       return
     }
-    let size = verified ? ChunkCodec.plaintextLength(record) : try ChunkCodec.check(record, key: key)
+    let size = verified ? ChunkCodec.plaintextLength(record) : try ChunkCodec.check(record, key: .named(key))
     if !absent.contains(key) {
       let exists = try live.catalog.database.read { db in
         try Bool.fetchOne(
@@ -200,7 +200,7 @@ extension Catalog {
   /// archive: versions, record times, bookmarks, new chunks and the packs' committed sizes.
   static func insertHistory(
     _ db: Database, volume volumeID: String, versions: [BlockVersion], records: [HistoryRecord],
-    bookmarks: [Bookmark], newChunks: [String: (location: ChunkLocation, size: Int)],
+    bookmarks: [Bookmark], newChunks: [String: (location: ChunkLocation, size: Int)], unnamed: Set<String> = [],
     packSizes: [(String, UInt64)]
   ) throws {
     try numberVolume(db, volumeID)
@@ -212,20 +212,28 @@ extension Catalog {
       guard let digest = digestBlob(hash) else {
         throw ReelError(.corrupt, "\(hash) is not a chunk name (64 hexadecimal digits)")
       }
+      let place: StatementArguments = [
+        packNumbers[chunk.location.pack], Int64(chunk.location.offset), chunk.location.length, chunk.size,
+      ]
+      if unnamed.contains(hash) {
+        chunkIDs[hash] = try Int64.fetchOne(
+          db.cachedStatement(
+            sql: "INSERT INTO chunk (digest, pack_number, offset, length, size) VALUES (NULL, ?, ?, ?, ?) RETURNING id"),
+          arguments: place)
+        continue
+      }
       // A lost chunk's row (no pack) takes the new record's place; a present one is kept.
       let id = try Int64.fetchOne(
         db.cachedStatement(
           sql: """
             INSERT INTO chunk (digest, pack_number, offset, length, size)
             VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (digest) DO UPDATE SET pack_number = excluded.pack_number, offset = excluded.offset,
-              length = excluded.length, size = excluded.size
+            ON CONFLICT (digest) WHERE digest IS NOT NULL DO UPDATE SET pack_number = excluded.pack_number,
+              offset = excluded.offset, length = excluded.length, size = excluded.size
             WHERE pack_number IS NULL
             RETURNING id
             """),
-        arguments: [
-          digest, packNumbers[chunk.location.pack], Int64(chunk.location.offset), chunk.location.length, chunk.size,
-        ])
+        arguments: [digest] + place)
       if let id { chunkIDs[hash] = id }
     }
     for version in versions { try insert(version, volume: volumeID, knownChunkIDs: chunkIDs, db) }

@@ -95,7 +95,7 @@ extension LiveStore {
         db, volume: volumeID, versions: done.versions,
         records: done.records.map { HistoryRecord(seq: $0.seq, time: $0.time, kind: $0.kind.rawValue) },
         bookmarks: done.bookmarks,
-        newChunks: done.newChunks, packSizes: packSizes)
+        newChunks: done.newChunks, unnamed: done.unnamedChunks, packSizes: packSizes)
       try Catalog.insertRollbacks(db, volume: volumeID, done.rollbacks)
       let last = Int64(done.records.last?.seq ?? report.lastSeq)
       try db.execute(
@@ -130,6 +130,9 @@ struct IngestBatch {
   var bookmarks: [Bookmark] = []
   var rollbacks: [RollbackEvent] = []
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
+  /// New chunks of partial versions, which the catalog keeps without their names
+  /// (docs/store-format.md, "Unnamed chunks"): no later batch finds them by name.
+  var unnamedChunks: Set<String> = []
   var knownChunks: [String: ChunkLocation] = [:]
   /// The chain at the head of each touched block, including this batch's versions.
   var heads: [UInt64: [BlockVersion]]
@@ -271,11 +274,18 @@ struct IngestBatch {
 
   /// Takes the encoder's oldest results (at least one): appends each new chunk once per
   /// name, unless the catalog has it (one query for the lot), and points its version, and
-  /// the version's place in `heads`, at the stored chunk.
+  /// the version's place in `heads`, at the stored chunk. A partial version's content is
+  /// not looked for in the catalog: it is stored unnamed, and small random writes hardly
+  /// ever repeat earlier content.
   private mutating func resolveReady() throws {
     let results = encoder.takeReady(limit: 256)
     var unknown: [String] = []
-    for case .new(let key, _, _) in results where knownChunks[key] == nil { unknown.append(key) }
+    for (offset, result) in results.enumerated() {
+      guard case .new(let key, _, _) = result, knownChunks[key] == nil,
+        versions[awaiting[awaitingHead + offset]].full
+      else { continue }
+      unknown.append(key)
+    }
     if !unknown.isEmpty {
       let found = try live.catalog.database.read { db in try Catalog.chunkLocations(db, unknown) }
       for (key, location) in found {
@@ -301,7 +311,11 @@ struct IngestBatch {
           let location = try packs.append(record)
           knownChunks[key] = location
           newChunks[key] = (location, size)
-          encoder.remember(key, at: location)
+          if versions[index].full {
+            encoder.remember(key, at: location)
+          } else {
+            unnamedChunks.insert(key)
+          }
           chunksStored += 1
           storedBytes += UInt64(record.count)
           stored = (key, location)

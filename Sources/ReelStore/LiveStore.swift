@@ -34,7 +34,7 @@ package final class LiveStore: Sendable {
 
   /// Plaintext of a chunk; the record's checksum is always checked, the SHA-256 of the
   /// plaintext only when `verify` is set (`reel store check --read-data`).
-  func chunk(_ key: String, at location: ChunkLocation?, verify: Bool = false) throws -> [UInt8] {
+  func chunk(_ key: ChunkKey, at location: ChunkLocation?, verify: Bool = false) throws -> [UInt8] {
     if !verify, let cached = cache.get(key) { return cached }
     guard let location else {
       throw ReelError(
@@ -57,8 +57,8 @@ package final class LiveStore: Sendable {
   /// Rebuilds a block from its version chain (see `Catalog.versionChain`).
   /// `records` and `preloaded` as for `assemble(_:into:records:preloaded:)`.
   func assemble(
-    _ chain: [BlockVersion], length: Int, records: [String: UnsafeRawBufferPointer] = [:],
-    preloaded: [String: [UInt8]] = [:]
+    _ chain: [BlockVersion], length: Int, records: [ChunkKey: UnsafeRawBufferPointer] = [:],
+    preloaded: [Int64: [UInt8]] = [:]
   ) throws -> [UInt8] {
     try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
       try assemble(chain, into: UnsafeMutableRawBufferPointer(buffer), records: records, preloaded: preloaded)
@@ -71,10 +71,11 @@ package final class LiveStore: Sendable {
   /// nothing zeroed or copied first (both showed in restore and clone-read profiles).
   /// `records` holds stored records read ahead (`withRecords`); a chunk not among them,
   /// or whose record does not decode, is read on its own, which reports any damage.
-  /// `preloaded` holds plaintexts that take the place of stored chunks (repair's rebuilt ones).
+  /// `preloaded` holds plaintexts that take the place of stored chunks, by catalog row
+  /// (repair's rebuilt ones).
   func assemble(
-    _ chain: [BlockVersion], into target: UnsafeMutableRawBufferPointer, records: [String: UnsafeRawBufferPointer],
-    preloaded: [String: [UInt8]] = [:]
+    _ chain: [BlockVersion], into target: UnsafeMutableRawBufferPointer, records: [ChunkKey: UnsafeRawBufferPointer],
+    preloaded: [Int64: [UInt8]] = [:]
   ) throws {
     if chain.first?.full != true { target.initializeMemory(as: UInt8.self, repeating: 0) }
     for version in chain {
@@ -86,12 +87,12 @@ package final class LiveStore: Sendable {
         }
         place = UnsafeMutableRawBufferPointer(rebasing: target[version.start..<(version.start + version.length)])
       }
-      guard let key = version.chunk else {
+      guard let key = version.key else {
         place.initializeMemory(as: UInt8.self, repeating: 0)
         continue
       }
       if let record = records[key], (try? ChunkCodec.decode(record, key: key, into: place)) != nil { continue }
-      let bytes = try preloaded[key] ?? chunk(key, at: version.location)
+      let bytes = try version.chunkRow.flatMap { preloaded[$0] } ?? chunk(key, at: version.location)
       guard bytes.count == place.count else {
         throw ReelError(
           .corrupt,
@@ -107,7 +108,7 @@ package final class LiveStore: Sendable {
   /// Best effort: a record that fails to read is left out, so the caller's own read of
   /// it reports the damage with its context.
   func withRecords<Result>(
-    _ wanted: [String: ChunkLocation], _ body: ([String: UnsafeRawBufferPointer]) throws -> Result
+    _ wanted: [ChunkKey: ChunkLocation], _ body: ([ChunkKey: UnsafeRawBufferPointer]) throws -> Result
   ) rethrows -> Result {
     let spans = Self.readSpans(wanted)
     let backend = self.backend
@@ -126,7 +127,7 @@ package final class LiveStore: Sendable {
     defer {
       for buffer in read { if let buffer { buffers.recycle(buffer) } }
     }
-    var records: [String: UnsafeRawBufferPointer] = [:]
+    var records: [ChunkKey: UnsafeRawBufferPointer] = [:]
     for (span, buffer) in zip(spans, read) {
       guard let buffer else { continue }
       let start = span[0].1.offset
@@ -141,9 +142,9 @@ package final class LiveStore: Sendable {
 
   /// Records sorted by pack and offset, neighbours grouped into spans of at most 8 MiB that
   /// are read with one call each.
-  static func readSpans(_ wanted: [String: ChunkLocation]) -> [[(String, ChunkLocation)]] {
+  static func readSpans<Key>(_ wanted: [Key: ChunkLocation]) -> [[(Key, ChunkLocation)]] {
     let sorted = wanted.sorted { ($0.value.pack, $0.value.offset) < ($1.value.pack, $1.value.offset) }
-    var spans: [[(String, ChunkLocation)]] = []
+    var spans: [[(Key, ChunkLocation)]] = []
     for (key, location) in sorted {
       if let last = spans.last?.last, last.1.pack == location.pack,
         last.1.offset + UInt64(last.1.length) == location.offset,
@@ -172,11 +173,11 @@ package final class LiveStore: Sendable {
 /// A small LRU of decoded chunks: reads of neighbouring ranges and consolidation often
 /// touch the same chunk again.
 final class ChunkCache: Sendable {
-  private let entries: Locked<RecentlyUsed<String, [UInt8]>>
+  private let entries: Locked<RecentlyUsed<ChunkKey, [UInt8]>>
 
   init(capacity: Int) { entries = Locked(RecentlyUsed(capacity: capacity)) }
 
-  func get(_ key: String) -> [UInt8]? { entries.withLock { $0.value(for: key) } }
+  func get(_ key: ChunkKey) -> [UInt8]? { entries.withLock { $0.value(for: key) } }
 
-  func put(_ key: String, _ bytes: [UInt8]) { entries.withLock { $0.insert(bytes, for: key) } }
+  func put(_ key: ChunkKey, _ bytes: [UInt8]) { entries.withLock { $0.insert(bytes, for: key) } }
 }

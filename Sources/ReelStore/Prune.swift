@@ -156,22 +156,22 @@ extension LiveStore {
           try Row.fetchAll(
             db,
             sql: """
-              SELECT lower(hex(c.digest)) AS hash, c.offset, c.length FROM chunk c JOIN pack p ON p.number = c.pack_number
-              WHERE p.id = ?
+              SELECT c.id, nullif(lower(hex(c.digest)), '') AS hash, c.offset, c.length
+              FROM chunk c JOIN pack p ON p.number = c.pack_number WHERE p.id = ?
               """, arguments: [pack])
         }
-        var moved: [(String, ChunkLocation)] = []
+        var moved: [(Int64, ChunkLocation)] = []
         for row in chunks {
           let record = try backend.read(pack, offset: UInt64(row["offset"] as Int64), length: row["length"])
-          _ = try ChunkCodec.decode(record, key: row["hash"], verify: false)
-          moved.append((row["hash"], try appender.append(record)))
+          _ = try ChunkCodec.decode(record, key: Catalog.chunkKey(row: row["id"], hash: row["hash"]), verify: false)
+          moved.append((row["id"], try appender.append(record)))
         }
         let sizes = try appender.makeDurable()
         try catalog.database.write { db in
-          for (hash, location) in moved {
+          for (id, location) in moved {
             try db.execute(
-              sql: "UPDATE chunk SET pack_number = ?, offset = ? WHERE digest = reel_digest(?)",
-              arguments: [try Catalog.packNumber(db, location.pack), Int64(location.offset), hash])
+              sql: "UPDATE chunk SET pack_number = ?, offset = ? WHERE id = ?",
+              arguments: [try Catalog.packNumber(db, location.pack), Int64(location.offset), id])
           }
           for (id, size) in sizes {
             try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), id])

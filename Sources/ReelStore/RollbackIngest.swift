@@ -56,7 +56,7 @@ extension IngestBatch {
     let blockLength = Int(
       min(UInt64(descriptor.storeBlockSize), descriptor.size - block * UInt64(descriptor.storeBlockSize)))
     payloadBytes += blockLength
-    if chain.isEmpty || chain.allSatisfy({ $0.chunk == nil && $0.full }) {
+    if chain.isEmpty || chain.allSatisfy({ $0.key == nil && $0.full }) {
       return try add(
         BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength), content: nil)
     }

@@ -7,8 +7,9 @@ package struct StoreProblem: Sendable, Equatable {
   package var message: String
   /// What the damage affects, as "volume NAME bytes A..<B, seq X…Y (TIME…TIME)".
   package var affects: [String]
-  /// The chunk whose record is missing or cannot be trusted, when the problem is one.
-  package var chunk: String? = nil
+  /// The catalog row of the chunk whose record is missing or cannot be trusted, when the
+  /// problem is one.
+  package var chunkRow: Int64? = nil
 }
 
 package struct StoreCheckReport: Sendable {
@@ -47,15 +48,22 @@ extension LiveStore {
       sizes[volume.key] = (try? store.layout.descriptor(of: volume.value)).map { UInt64($0.storeBlockSize) }
     }
     let chunks = try catalog.database.read { db in
-      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk_named WHERE pack IS NOT NULL")
-        .reduce(into: [String: ChunkLocation]()) {
-          $0[$1["hash"]] = ChunkLocation(
-            pack: $1["pack"], offset: UInt64($1["offset"] as Int64), length: Int($1["length"] as Int64))
+      try Row.fetchAll(db, sql: "SELECT id, hash, pack, offset, length FROM chunk_named WHERE pack IS NOT NULL")
+        .reduce(into: [Int64: (key: ChunkKey, location: ChunkLocation)]()) {
+          $0[$1["id"]] = (
+            Catalog.chunkKey(row: $1["id"], hash: $1["hash"]),
+            ChunkLocation(pack: $1["pack"], offset: UInt64($1["offset"] as Int64), length: Int($1["length"] as Int64))
+          )
         }
     }
-    let referenced = try catalog.database.read { db in
-      try String.fetchSet(
-        db, sql: "SELECT lower(hex(digest)) FROM chunk WHERE id IN (SELECT chunk_id FROM block_version)")
+    let lost = try catalog.database.read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT id, hash FROM chunk_named WHERE pack IS NULL AND id IN (SELECT chunk_id FROM block_version)
+          ORDER BY hash, id
+          """
+      ).map { (row: $0["id"] as Int64, key: Catalog.chunkKey(row: $0["id"], hash: $0["hash"])) }
     }
     report.versionsChecked = try catalog.database.read { db in
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM block_version") ?? 0
@@ -76,14 +84,14 @@ extension LiveStore {
     }
     report.chunksChecked = chunks.count
 
-    func affected(_ chunk: String) throws -> [String] {
+    func affected(_ chunk: Int64) throws -> [String] {
       try catalog.database.read { db in
         try Row.fetchAll(
           db,
           sql: """
             SELECT n.volume_id, v.block, MIN(v.seq) AS first, MAX(v.seq) AS last
             FROM block_version v JOIN volume_number n ON n.number = v.volume
-            WHERE v.chunk_id = (SELECT id FROM chunk WHERE digest = reel_digest(?))
+            WHERE v.chunk_id = ?
             GROUP BY n.volume_id, v.block ORDER BY n.volume_id, v.block
             """, arguments: [chunk]
         ).map { row in
@@ -106,9 +114,9 @@ extension LiveStore {
       }
     }
 
-    for chunk in referenced.sorted() where chunks[chunk] == nil {
+    for (row, key) in lost {
       report.problems.append(
-        StoreProblem(message: "chunk \(chunk) has no stored record", affects: try affected(chunk), chunk: chunk))
+        StoreProblem(message: "chunk \(key) has no stored record", affects: try affected(row), chunkRow: row))
     }
     let dangling = try catalog.database.read { db in
       try Row.fetchAll(
@@ -129,16 +137,17 @@ extension LiveStore {
     }
     // Rows in pack order: two writers that each trusted a stale end of the same pack
     // leave records that overlap, or rows past what was committed.
-    var previous: (chunk: String, location: ChunkLocation)?
-    for (chunk, location) in chunks.sorted(by: { ($0.value.pack, $0.value.offset) < ($1.value.pack, $1.value.offset) })
-    {
-      defer { previous = (chunk, location) }
+    var previous: (chunk: Int64, key: ChunkKey, location: ChunkLocation)?
+    for (chunk, (key, location)) in chunks.sorted(by: {
+      ($0.value.location.pack, $0.value.location.offset) < ($1.value.location.pack, $1.value.location.offset)
+    }) {
+      defer { previous = (chunk, key, location) }
       let end = location.offset + UInt64(location.length)
       guard let fileSize = packSizes[location.pack] else {
         report.problems.append(
           StoreProblem(
-            message: "chunk \(chunk): its pack \(location.pack) is missing", affects: try affected(chunk), chunk: chunk)
-        )
+            message: "chunk \(key): its pack \(location.pack) is missing", affects: try affected(chunk),
+            chunkRow: chunk))
         continue
       }
       let committedSize = committed[location.pack] ?? 0
@@ -146,16 +155,16 @@ extension LiveStore {
         report.problems.append(
           StoreProblem(
             message:
-              "chunk \(chunk): its record at bytes \(location.offset)..<\(end) of pack \(location.pack) runs past the committed end of the pack (\(committedSize) bytes)",
-            affects: try affected(chunk), chunk: chunk))
+              "chunk \(key): its record at bytes \(location.offset)..<\(end) of pack \(location.pack) runs past the committed end of the pack (\(committedSize) bytes)",
+            affects: try affected(chunk), chunkRow: chunk))
         continue
       }
       guard end <= fileSize else {
         report.problems.append(
           StoreProblem(
             message:
-              "chunk \(chunk): its pack \(location.pack) is cut short (\(fileSize) bytes, the record ends at \(end))",
-            affects: try affected(chunk), chunk: chunk))
+              "chunk \(key): its pack \(location.pack) is cut short (\(fileSize) bytes, the record ends at \(end))",
+            affects: try affected(chunk), chunkRow: chunk))
         continue
       }
       // Reading the data tells which of two overlapping records is intact.
@@ -165,16 +174,16 @@ extension LiveStore {
         report.problems.append(
           StoreProblem(
             message:
-              "chunk \(chunk): its record at bytes \(location.offset)..<\(end) of pack \(location.pack) overlaps chunk \(previous.chunk) (bytes \(previous.location.offset)..<\(previous.location.offset + UInt64(previous.location.length)))",
+              "chunk \(key): its record at bytes \(location.offset)..<\(end) of pack \(location.pack) overlaps chunk \(previous.key) (bytes \(previous.location.offset)..<\(previous.location.offset + UInt64(previous.location.length)))",
             affects: try affected(chunk) + affected(previous.chunk)))
         continue
       }
       if readData {
         report.chunksRead += 1
         do {
-          _ = try self.chunk(chunk, at: location, verify: true)
+          _ = try self.chunk(key, at: location, verify: true)
         } catch let error as ReelError {
-          report.problems.append(StoreProblem(message: error.message, affects: try affected(chunk), chunk: chunk))
+          report.problems.append(StoreProblem(message: error.message, affects: try affected(chunk), chunkRow: chunk))
         }
       }
     }

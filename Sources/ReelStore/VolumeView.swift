@@ -122,10 +122,10 @@ package final class VolumeView: VolumeSource, Sendable {
     _ range: Range<UInt64>, _ chains: [[BlockVersion]], _ destinations: [BlockDestination]
   ) -> [Result<[UInt8]?, ReelError>] {
     let blockSize = UInt64(descriptor.storeBlockSize)
-    var wanted: [String: ChunkLocation] = [:]
+    var wanted: [ChunkKey: ChunkLocation] = [:]
     for chain in chains {
       for version in chain {
-        if let key = version.chunk, let location = version.location { wanted[key] = location }
+        if let key = version.key, let location = version.location { wanted[key] = location }
       }
     }
     let places = destinations.map { destination -> UnsafeMutableRawBufferPointer? in
@@ -146,7 +146,7 @@ package final class VolumeView: VolumeSource, Sendable {
             try live.assemble(chain, into: place, records: records)
             return .success(nil)
           }
-          if chain.allSatisfy({ $0.chunk == nil }) { return .success(nil) }
+          if chain.allSatisfy({ $0.key == nil }) { return .success(nil) }
           return .success(try live.assemble(chain, length: length, records: records))
         } catch let error as ReelError {
           return .failure(

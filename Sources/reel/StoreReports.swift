@@ -146,7 +146,7 @@ struct StoreRepairJSON: Encodable {
     try container.encode(report.fromArchives, forKey: .fromArchives)
     try container.encode(report.archivesRead, forKey: .archivesRead)
     try container.encode(
-      report.unrepaired.map { Unrepaired(chunk: $0.hash, reason: $0.reason, affects: $0.affects) },
+      report.unrepaired.map { Unrepaired(chunk: $0.chunk, reason: $0.reason, affects: $0.affects) },
       forKey: .unrepaired)
   }
 }

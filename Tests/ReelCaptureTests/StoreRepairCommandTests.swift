@@ -8,6 +8,20 @@ import Testing
 /// could not repair and what it affects.
 @Suite(.serialized) struct StoreRepairCommandTests {
   @Test func aDamagedChunkComesBackFromItsSealedArchive() throws {
+    try damageSealRepair(writes: [], damaging: "SELECT pack, offset + length - 1 FROM chunk_named LIMIT 1")
+  }
+
+  /// A partial version's chunk is unnamed in the catalog (docs/store-format.md): repair
+  /// learns its name from the archive's index, by the version that uses it.
+  @Test func aDamagedUnnamedChunkComesBackFromItsSealedArchive() throws {
+    try damageSealRepair(
+      writes: ["write -P 0x5c 300k 4k"],
+      damaging: "SELECT pack, offset + length - 1 FROM chunk_named WHERE hash IS NULL")
+  }
+
+  /// Writes 1 MiB and then `writes` through NBD, seals, flips the last byte of the chunk
+  /// record `damaging` (SQL on the catalog) picks, deletes the journal and repairs.
+  func damageSealRepair(writes: [String], damaging: String) throws {
     let store = try TestStore()
     try store.createVolume("v", size: "4M")
     let work = store.directory.path
@@ -15,7 +29,9 @@ import Testing
     let key = work + "/master.reelkey"
     try #require(try run(store.reel, ["key", "create", "--out", key], environment: environment).succeeded)
     let server = try ServerProcess(store: store, volumes: ["v"])
-    try runChecked(try tool("qemu-io"), ["-f", "raw", store.uri("v"), "-c", "write -P 0x6b 256k 1M", "-c", "flush"])
+    try runChecked(
+      try tool("qemu-io"),
+      ["-f", "raw", store.uri("v"), "-c", "write -P 0x6b 256k 1M"] + writes.flatMap { ["-c", $0] } + ["-c", "flush"])
     try runChecked(store.reel, ["bookmark", "v", "b", "--store", store.root])
     let device = work + "/device.img"
     try runChecked(try tool("nbdcopy"), [store.uri("v"), device])
@@ -24,9 +40,9 @@ import Testing
       store.reel, ["seal", "v", "--out", work + "/cold", "--key", key, "--store", store.root], environment: environment)
     try #require(sealed.succeeded, "\(sealed.stdout)\(sealed.stderr)")
 
-    let row = try runChecked(
-      try tool("sqlite3"), [store.layout.catalogPath, "SELECT pack, offset + length - 1 FROM chunk_named LIMIT 1"]
-    ).stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").map(String.init)
+    let row = try runChecked(try tool("sqlite3"), [store.layout.catalogPath, damaging]).stdout.trimmingCharacters(
+      in: .whitespacesAndNewlines
+    ).split(separator: "|").map(String.init)
     try #require(row.count == 2)
     let pack = store.root + "/packs/" + row[0].prefix(2) + "/" + row[0] + ".pack"
     let handle = try #require(FileHandle(forUpdatingAtPath: pack))

@@ -36,21 +36,20 @@ import Testing
     try fixture.live.ingest(volume: fixture.name)
     #expect(try fixture.live.check(readData: false).isClean)
     let rows = try fixture.live.catalog.database.read { db in
-      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk_named ORDER BY pack, offset LIMIT 2")
+      try Row.fetchAll(db, sql: "SELECT id, pack, offset, length FROM chunk_named ORDER BY pack, offset LIMIT 2")
     }
     try #require(rows.count == 2 && (rows[0]["pack"] as String) == (rows[1]["pack"] as String))
     // The second row claims to start inside the first, as an overwritten append would.
     try fixture.live.catalog.database.write { db in
       try db.execute(
-        sql: "UPDATE chunk SET offset = ? WHERE digest = reel_digest(?)",
-        arguments: [(rows[0]["offset"] as Int64) + 8, rows[1]["hash"] as String])
+        sql: "UPDATE chunk SET offset = ? WHERE id = ?",
+        arguments: [(rows[0]["offset"] as Int64) + 8, rows[1]["id"] as Int64])
     }
     let overlapping = try fixture.live.check(readData: false)
     #expect(overlapping.problems.contains { $0.message.contains("overlaps") }, "\(overlapping.problems)")
     try fixture.live.catalog.database.write { db in
       try db.execute(
-        sql: "UPDATE chunk SET offset = ? WHERE digest = reel_digest(?)",
-        arguments: [Int64(1) << 40, rows[1]["hash"] as String])
+        sql: "UPDATE chunk SET offset = ? WHERE id = ?", arguments: [Int64(1) << 40, rows[1]["id"] as Int64])
     }
     let outside = try fixture.live.check(readData: false)
     #expect(outside.problems.contains { $0.message.contains("past the committed end") }, "\(outside.problems)")

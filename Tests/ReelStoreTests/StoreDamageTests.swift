@@ -137,7 +137,10 @@ func flip(_ path: String, at offset: UInt64) throws {
       #expect(db.changesCount == 1)
     }
     #expect(throws: ReelError.self) { try fixture.image(at: .seq(written)) }
-    #expect(try fixture.live.check(readData: false).problems.contains { $0.chunk == chunk })
+    let row = try fixture.live.catalog.database.read { db in
+      try Int64.fetchOne(db, sql: "SELECT id FROM chunk WHERE digest = reel_digest(?)", arguments: [chunk])
+    }
+    #expect(try fixture.live.check(readData: false).problems.contains { $0.chunkRow == row })
 
     try fixture.append(.write(offset: 3 * 65536, data: content))
     try fixture.live.ingest(volume: fixture.name)
@@ -176,7 +179,7 @@ func flip(_ path: String, at offset: UInt64) throws {
     }
     let live = LiveStore(store: try Store.open(fixture.store.layout))
     let report = try live.repair()
-    #expect(report.unrepaired.map(\.hash) == [chunk])
+    #expect(report.unrepaired.map(\.chunk) == [chunk])
     #expect(report.unrepaired.first?.affects.first?.contains("volume disk bytes 0..<65536") == true)
     // Its row says it is lost (no pack), so the same content ingested later is stored
     // afresh, not reused; the versions still name it.
@@ -184,7 +187,7 @@ func flip(_ path: String, at offset: UInt64) throws {
       try live.catalog.database.read { db in
         try String.fetchAll(db, sql: "SELECT hash FROM chunk_named WHERE pack IS NULL")
       } == [chunk])
-    #expect(try live.check(readData: false).problems.contains { $0.chunk == chunk })
+    #expect(try live.check(readData: false).problems.contains { $0.chunkRow == report.unrepaired.first?.row })
     #expect(difference(try fixture.image(at: .bookmark("early")), fixture.snapshots[damagedSeq - 1]) == nil)
   }
 }

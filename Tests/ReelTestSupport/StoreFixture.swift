@@ -109,11 +109,18 @@ package final class StoreFixture {
     return try view.read(offset: 0, length: Int(view.size))
   }
 
+  /// The names of the stored chunks, sorted; an unnamed chunk's (docs/store-format.md)
+  /// is read from its record's header.
   package var chunkHashes: [String] {
-    (try? live.catalog.database.read { db in
-      try String.fetchAll(db, sql: "SELECT hash FROM chunk_named WHERE pack IS NOT NULL ORDER BY hash")
-    })
-      ?? []
+    let rows =
+      (try? live.catalog.database.read { db in
+        try Row.fetchAll(db, sql: "SELECT hash, pack, offset FROM chunk_named WHERE pack IS NOT NULL")
+      }) ?? []
+    return rows.map { row in
+      if let hash = row["hash"] as String? { return hash }
+      let header = (try? live.backend.read(row["pack"], offset: UInt64(row["offset"] as Int64), length: 56)) ?? []
+      return header.withUnsafeBytes { ChunkRecordFormat.claimedKey($0) } ?? "unreadable"
+    }.sorted()
   }
 
   /// Pack files on disk with their sizes.
