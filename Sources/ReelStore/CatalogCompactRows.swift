@@ -196,7 +196,8 @@ extension Catalog {
         DROP VIEW block_version_named;
         DROP INDEX chunk_by_pack;
         CREATE TABLE chunk_v9 (
-          id INTEGER PRIMARY KEY,
+          -- never reused (AUTOINCREMENT): readers cache unnamed chunks' plaintext by row
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
           -- SHA-256 of the plaintext (32 bytes): the chunk's name. NULL: unnamed (a partial
           -- version's chunk, found only by its row; its record's header holds the name)
           digest BLOB,

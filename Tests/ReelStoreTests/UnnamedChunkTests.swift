@@ -72,6 +72,15 @@ import Testing
     #expect(afterSecond == 2)
     #expect(difference(try fixture.image(at: .seq(seq)), fixture.snapshots[seq]) == nil)
     #expect(fixture.chunkHashes == [SHA256Digest.hash(content).hex, SHA256Digest.hash(content).hex])
+    // Row ids are never reused (readers cache unnamed chunks by row), not even the newest
+    // one's after prune would have deleted it.
+    try fixture.live.catalog.database.write { db in
+      let newest = try #require(try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM chunk"))
+      try db.execute(sql: "DELETE FROM block_version WHERE chunk_id = ?", arguments: [newest])
+      try db.execute(sql: "DELETE FROM chunk WHERE id = ?", arguments: [newest])
+      try db.execute(sql: "INSERT INTO chunk (digest, pack_number, offset, length, size) VALUES (NULL, NULL, 0, 0, 0)")
+      #expect(db.lastInsertedRowID > newest)
+    }
   }
 
   /// Damage to an unnamed chunk is found and named by its row, with what it affects; a read
