@@ -16,10 +16,7 @@ import Testing
     let other = LiveStore(store: try Store.open(fixture.store.layout))
     var checkpoints: [Seq] = []
     for round in 0..<6 {
-      for _ in 0..<40 { try fixture.randomChange() }
-      let seq = try fixture.append(.bookmark("round \(round)")).seq
-      fixture.snapshot(seq)
-      checkpoints.append(seq)
+      checkpoints.append(try fixture.randomChanges(40, thenBookmark: "round \(round)"))
       // Alternate: each writer appends to the newest pack after the other grew it.
       try (round % 2 == 0 ? fixture.live : other).ingest(volume: fixture.name)
     }

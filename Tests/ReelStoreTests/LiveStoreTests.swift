@@ -231,12 +231,7 @@ import Testing
   @Test func pruneKeepsTheWindowAndBookmarksAndFreesChunks() throws {
     let fixture = try StoreFixture(size: 512 * 1024, seed: 5)
     var checkpoints: [Seq] = []
-    for step in 0..<6 {
-      for _ in 0..<40 { try fixture.randomChange() }
-      let seq = try fixture.append(.bookmark("b\(step)")).seq
-      fixture.snapshot(seq)
-      checkpoints.append(seq)
-    }
+    for step in 0..<6 { checkpoints.append(try fixture.randomChanges(40, thenBookmark: "b\(step)")) }
     try fixture.closeWriter()
     try fixture.live.ingest(volume: fixture.name)
     let chunksBefore = fixture.chunkHashes.count

@@ -90,10 +90,7 @@ func flip(_ path: String, at offset: UInt64) throws {
     let fixture = try StoreFixture(size: size, base: base, seed: 5, storeBlockSize: 64 * 1024)
     var checkpoints: [Seq] = [0]
     for round in 0..<3 {
-      for _ in 0..<150 { try fixture.randomChange() }
-      let seq = try fixture.append(.bookmark("round \(round)")).seq
-      fixture.snapshot(seq)
-      checkpoints.append(seq)
+      checkpoints.append(try fixture.randomChanges(150, thenBookmark: "round \(round)"))
       try fixture.live.ingest(volume: fixture.name)
     }
     try fixture.closeWriter()

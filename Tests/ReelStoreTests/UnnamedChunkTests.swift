@@ -28,10 +28,7 @@ import Testing
     let fixture = try StoreFixture(size: 1 << 20, seed: 21, storeBlockSize: 64 * 1024)
     var checkpoints: [Seq] = []
     for round in 0..<3 {
-      for _ in 0..<120 { try fixture.randomChange() }
-      let seq = try fixture.append(.bookmark("round \(round)")).seq
-      fixture.snapshot(seq)
-      checkpoints.append(seq)
+      checkpoints.append(try fixture.randomChanges(120, thenBookmark: "round \(round)"))
       try fixture.live.ingest(volume: fixture.name)
     }
     let counts = try Self.namedness(fixture)

@@ -104,6 +104,16 @@ package final class StoreFixture {
     }
   }
 
+  /// `changes` random changes, then bookmark `label`; snapshots the model there and
+  /// returns the bookmark's seq (a checkpoint to read back).
+  @discardableResult
+  package func randomChanges(_ changes: Int, thenBookmark label: String) throws -> Seq {
+    for _ in 0..<changes { try randomChange() }
+    let seq = try append(.bookmark(label)).seq
+    snapshot(seq)
+    return seq
+  }
+
   package func image(at point: Point) throws -> [UInt8] {
     let view = try VolumeView(live: live, volume: name, at: point)
     return try view.read(offset: 0, length: Int(view.size))
