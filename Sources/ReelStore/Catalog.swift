@@ -41,11 +41,12 @@ package final class Catalog: Sendable {
           remedy: "run the Reel that upgraded it, or a newer one; this Reel leaves the catalog untouched")
       }
       try migrator.migrate(database)
-      if !applied.isEmpty && !applied.contains("v8-compact") {
-        // Upgraded from v7 or older: the old tables' pages are free but still in the file,
-        // about three quarters of it; give them back. Best effort: another process reading
-        // the catalog makes it wait and give up, and the free pages are then reused by the
-        // rows to come. (A catalog created just now has nothing to give back.)
+      if !applied.isEmpty && !applied.contains("v9-unnamed-chunks") {
+        // Upgraded from v8 or older: the old tables' pages are free but still in the file
+        // (about three quarters of a v7 one, half of a v8 one after small writes); give
+        // them back. Best effort: another process reading the catalog makes it wait and
+        // give up, and the free pages are then reused by the rows to come. (A catalog
+        // created just now has nothing to give back.)
         try? database.writeWithoutTransaction { db in try db.execute(sql: "VACUUM") }
       }
     } catch let error as DatabaseError {

@@ -188,7 +188,8 @@ extension Catalog {
   /// name. Ingest stores the chunk of each partial version so, because naming it cost the
   /// catalog about 75 of its 150 bytes per small write (the 32-byte name, and its entry
   /// in the unique index), to find a match for content that small random writes hardly
-  /// ever repeat. Existing rows keep their names.
+  /// ever repeat. Existing chunks only partial versions use lose their names too (lost
+  /// ones keep theirs, so the same content ingested again can still give them a place).
   static func migrateToUnnamedChunks(_ db: Database) throws {
     try db.execute(
       sql: """
@@ -208,8 +209,15 @@ extension Catalog {
           length INTEGER NOT NULL,
           size INTEGER NOT NULL
         );
+        CREATE TEMP TABLE partial_only AS
+          SELECT chunk_id AS id FROM block_version WHERE full = 0 AND chunk_id IS NOT NULL
+          EXCEPT SELECT chunk_id FROM block_version WHERE full = 1 AND chunk_id IS NOT NULL;
         INSERT INTO chunk_v9 (id, digest, pack_number, offset, length, size)
-          SELECT id, digest, pack_number, offset, length, size FROM chunk;
+          SELECT id,
+            CASE WHEN pack_number IS NOT NULL AND id IN (SELECT id FROM temp.partial_only) THEN NULL ELSE digest END,
+            pack_number, offset, length, size
+          FROM chunk;
+        DROP TABLE temp.partial_only;
         DROP TABLE chunk;
         ALTER TABLE chunk_v9 RENAME TO chunk;
         CREATE UNIQUE INDEX chunk_by_digest ON chunk (digest) WHERE digest IS NOT NULL;
