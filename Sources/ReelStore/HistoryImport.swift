@@ -71,6 +71,19 @@ package final class HistoryImport {
   }
 
   package func add(_ versions: [HistoryVersion]) { self.versions += versions.map(\.blockVersion) }
+
+  /// New chunks only partial versions use: stored unnamed, as ingest stores them
+  /// (docs/store-format.md). Each archive window carries every chunk its versions use, so
+  /// no later import needs to find them by name.
+  var partialOnlyChunks: Set<String> {
+    var partial: Set<String> = []
+    var full: Set<String> = []
+    for version in versions {
+      guard let chunk = version.chunk, newChunks[chunk] != nil else { continue }
+      if version.full { full.insert(chunk) } else { partial.insert(chunk) }
+    }
+    return partial.subtracting(full)
+  }
   package func add(_ records: [HistoryRecord]) { self.records += records }
   package func add(_ bookmarks: [Bookmark]) { self.bookmarks += bookmarks }
   package func add(_ rollbacks: [RollbackEvent]) { self.rollbacks += rollbacks }
@@ -117,7 +130,7 @@ extension LiveStore {
       try catalog.database.write { db in
         try Catalog.insertHistory(
           db, volume: volumeID, versions: window.versions, records: window.records, bookmarks: window.bookmarks,
-          newChunks: window.newChunks, packSizes: packSizes)
+          newChunks: window.newChunks, unnamed: window.partialOnlyChunks, packSizes: packSizes)
         try Catalog.insertRollbacks(db, volume: volumeID, window.rollbacks)
         if let origin = window.origin {
           try db.execute(

@@ -51,6 +51,18 @@ final class SealedFolder {
     let volume = (report["volumes"] as! [[String: Any]])[0]
     #expect((volume["imported"] as! [String]).count == 3)
     #expect(volume["restorable_bookmarks"] as? [String] == ["first", "second", "third"])
+    // Partial versions' chunks come in unnamed, as ingest stores them.
+    let unnamed = try ReelTestSupport.run(
+      try tool("sqlite3"),
+      [
+        target + "/catalog.sqlite",
+        """
+        SELECT SUM(v.full = 0 AND c.digest IS NULL), SUM(v.full = 0 AND c.digest IS NOT NULL)
+        FROM block_version v JOIN chunk c ON c.id = v.chunk_id
+        """,
+      ]
+    ).stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
+    #expect(unnamed.count == 2 && unnamed[0] > 0 && unnamed[1] == 0, "\(unnamed)")
 
     for (label, seq) in sealed.fixture.bookmarks {
       let output = sealed.fixture.root + "/restored-\(label).img"
