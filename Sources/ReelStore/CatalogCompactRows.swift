@@ -188,7 +188,8 @@ extension Catalog {
   /// name. Ingest stores the chunk of each partial version so, because naming it cost the
   /// catalog about 75 of its 150 bytes per small write (the 32-byte name, and its entry
   /// in the unique index), to find a match for content that small random writes hardly
-  /// ever repeat. Existing chunks only partial versions use lose their names too (lost
+  /// ever repeat. The index by pack goes too (prune scans once per sweep instead).
+  /// Existing chunks only partial versions use lose their names too (lost
   /// ones keep theirs, so the same content ingested again can still give them a place).
   static func migrateToUnnamedChunks(_ db: Database) throws {
     try db.execute(
@@ -203,8 +204,10 @@ extension Catalog {
           -- version's chunk, found only by its row; its record's header holds the name)
           digest BLOB,
           -- NULL: lost (repair found nothing to rebuild it from); ingesting the same
-          -- content again gives a named one a place
-          pack_number INTEGER REFERENCES pack(number),
+          -- content again gives a named one a place. No index and no foreign key: only
+          -- prune asks by pack, once per sweep, and an index entry cost each small write
+          -- 10 bytes (a pack number no pack has reads as lost, and check reports it)
+          pack_number INTEGER,
           offset INTEGER NOT NULL,
           length INTEGER NOT NULL,
           size INTEGER NOT NULL
@@ -221,7 +224,6 @@ extension Catalog {
         DROP TABLE chunk;
         ALTER TABLE chunk_v9 RENAME TO chunk;
         CREATE UNIQUE INDEX chunk_by_digest ON chunk (digest) WHERE digest IS NOT NULL;
-        CREATE INDEX chunk_by_pack ON chunk (pack_number);
 
         -- hash is NULL for an unnamed chunk; in block_version_named, chunk is NULL for
         -- zeros (chunk_id NULL too) and for an unnamed chunk (chunk_id set).

@@ -140,26 +140,23 @@ extension LiveStore {
       return db.changesCount
     }
     var freed: UInt64 = 0
+    // By scans, not per pack: the catalog keeps no index of chunks by pack (schema v9).
     let packs = try catalog.database.read { db in
-      try Row.fetchAll(
-        db,
-        sql: """
-          SELECT p.id, p.committed_size, COALESCE(SUM(c.length), 0) AS live
-          FROM pack p LEFT JOIN chunk c ON c.pack_number = p.number GROUP BY p.id
-          """
-      ).map { ($0["id"] as String, UInt64($0["committed_size"] as Int64), UInt64($0["live"] as Int64)) }
+      let live = try Row.fetchAll(
+        db, sql: "SELECT pack_number, SUM(length) AS live FROM chunk WHERE pack_number IS NOT NULL GROUP BY pack_number"
+      ).reduce(into: [Int64: UInt64]()) { $0[$1["pack_number"]] = UInt64($1["live"] as Int64) }
+      return try Row.fetchAll(db, sql: "SELECT number, id, committed_size FROM pack").map {
+        (
+          number: $0["number"] as Int64, id: $0["id"] as String, committed: UInt64($0["committed_size"] as Int64),
+          live: live[$0["number"]] ?? 0
+        )
+      }
     }
+    let swept = packs.filter { $0.live == 0 || $0.live < $0.committed / 2 }
+    let moving = try liveChunks(inPacks: swept.filter { $0.live > 0 }.map(\.number))
     let appender = PackAppender(live: self, reuseNewest: false)
-    for (pack, committed, live) in packs where live == 0 || live < committed / 2 {
-      if live > 0 {
-        let chunks = try catalog.database.read { db in
-          try Row.fetchAll(
-            db,
-            sql: """
-              SELECT c.id, nullif(lower(hex(c.digest)), '') AS hash, c.offset, c.length
-              FROM chunk c JOIN pack p ON p.number = c.pack_number WHERE p.id = ?
-              """, arguments: [pack])
-        }
+    for (number, pack, committed, live) in swept {
+      if let chunks = moving[number] {
         var moved: [(Int64, ChunkLocation)] = []
         for row in chunks {
           let record = try backend.read(pack, offset: UInt64(row["offset"] as Int64), length: row["length"])
@@ -191,5 +188,27 @@ extension LiveStore {
       freed += file.size
     }
     return (deleted, freed)
+  }
+
+  /// The chunk rows in each of `packs` (by number), in pack order: one pass over the chunk
+  /// table for every 500 packs.
+  private func liveChunks(inPacks packs: [Int64]) throws -> [Int64: [Row]] {
+    try catalog.database.read { db in
+      var chunks: [Int64: [Row]] = [:]
+      for start in stride(from: 0, to: packs.count, by: 500) {
+        let slice = Array(packs[start..<min(start + 500, packs.count)])
+        for row in try Row.fetchAll(
+          db,
+          sql: """
+            SELECT id, nullif(lower(hex(digest)), '') AS hash, pack_number, offset, length FROM chunk
+            WHERE pack_number IN (\(slice.map { _ in "?" }.joined(separator: ","))) ORDER BY pack_number, offset
+            """,
+          arguments: StatementArguments(slice))
+        {
+          chunks[row["pack_number"], default: []].append(row)
+        }
+      }
+      return chunks
+    }
   }
 }

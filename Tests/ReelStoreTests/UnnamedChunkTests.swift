@@ -108,4 +108,34 @@ import Testing
       try VolumeView(live: fixture.live, volume: fixture.name, at: .seq(seq - 1)).read(offset: 65536, length: 4)
         == [0x11, 0x11, 0x11, 0x11])
   }
+
+  /// Prune's repack finds an unnamed chunk by its pack in one scan (schema v9 keeps no
+  /// index by pack) and moves it by row.
+  @Test func pruneRepacksUnnamedChunks() throws {
+    let fixture = try StoreFixture(size: 512 * 1024, seed: 24, storeBlockSize: 64 * 1024)
+    for round in 0..<3 {
+      var rng = SplitMix(seed: UInt64(round + 200))
+      try fixture.append(.write(offset: 0, data: (0..<(512 * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }))
+    }
+    try fixture.append(.write(offset: 70_000, data: [UInt8](repeating: 0x77, count: 4096)))
+    let last = try fixture.append(.bookmark("end")).seq
+    try fixture.closeWriter()
+    try fixture.live.ingest(volume: fixture.name)
+    func unnamed() throws -> Row? {
+      try fixture.live.catalog.database.read { db in
+        try Row.fetchOne(db, sql: "SELECT id, pack FROM chunk_named WHERE hash IS NULL")
+      }
+    }
+    let before = try #require(try unnamed())
+    let report = try fixture.live.prune(
+      volume: fixture.name, keepWithin: .seconds(0), keepBookmarks: false, safetyMargin: .seconds(0),
+      now: fixture.times[last]!)
+    #expect(report.chunksDeleted == 16)
+    let after = try #require(try unnamed())
+    #expect(after["id"] as Int64 == before["id"] as Int64)
+    #expect(after["pack"] as String != before["pack"] as String, "the pack was repacked")
+    #expect(!fixture.packFiles.keys.contains(before["pack"] as String))
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+    #expect(try fixture.live.check(readData: true).isClean)
+  }
 }
