@@ -86,7 +86,7 @@ extension LiveStore {
 
       var records: [Int64: [UInt8]] = [:]
       let codec = ChunkCodec()
-      for (row, plaintext) in try rebuildFromJournals(wanted.mapValues(\.name)) {
+      for (row, plaintext) in try rebuildFromJournals(Array(wanted.keys)) {
         records[row] = codec.encode(plaintext, hash: SHA256Digest.hash(plaintext))
         report.fromJournal.append(wanted[row]!.chunk)
       }
@@ -191,12 +191,12 @@ extension LiveStore {
     }
   }
 
-  /// The content of each wanted chunk (by row, with its name where kept) that a block
-  /// version made from a journal record (or a base image) still kept can give again,
-  /// checked against its name, or for an unnamed chunk against its length.
-  func rebuildFromJournals(_ wanted: [Int64: String?]) throws -> [Int64: [UInt8]] {
+  /// The content of each chunk in `rows` that a block version made from a journal record
+  /// (or a base image) still kept can give again, checked against its name, or for an
+  /// unnamed chunk against its length.
+  func rebuildFromJournals(_ rows: [Int64]) throws -> [Int64: [UInt8]] {
     var found: [Int64: [UInt8]] = [:]
-    let uses = try versionsUsing(Array(wanted.keys))
+    let uses = try versionsUsing(rows)
     let sizes = uses.reduce(into: [Int64: Int]()) { $0[$1.version.chunkRow!] = $1.size }
     let names = try catalog.database.read { db in
       try Row.fetchAll(db, sql: "SELECT id, name FROM volume").reduce(into: [String: String]()) {
