@@ -185,12 +185,12 @@ extension Catalog {
   }
 
   /// v8 → v9 (docs/store-format.md, "Unnamed chunks"): a chunk row may leave out its
-  /// name. Ingest stores the chunk of each partial version so, because naming it cost the
-  /// catalog about 75 of its 150 bytes per small write (the 32-byte name, and its entry
-  /// in the unique index), to find a match for content that small random writes hardly
-  /// ever repeat. The index by pack goes too (prune scans once per sweep instead).
-  /// Existing chunks only partial versions use lose their names too (lost
-  /// ones keep theirs, so the same content ingested again can still give them a place).
+  /// name, and ingest stores the chunk of each partial version so. Naming it cost the
+  /// catalog about 75 of its 150 bytes per small write (the 32-byte name and its entry in
+  /// the unique index), to find a match for content small random writes hardly ever
+  /// repeat. The index by pack goes too (prune scans once per sweep instead). Existing
+  /// chunks only partial versions use lose their names; lost ones keep theirs, so the
+  /// same content ingested again can still give them a place.
   static func migrateToUnnamedChunks(_ db: Database) throws {
     try db.execute(
       sql: """

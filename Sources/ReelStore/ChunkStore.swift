@@ -233,49 +233,38 @@ package final class FolderPackBackend: PackBackend, Sendable {
 }
 
 extension Catalog {
-  /// Where each of `keys` that the catalog knows is stored; asked 500 names at a time.
-  static func chunkLocations(_ db: Database, _ keys: [String]) throws -> [String: ChunkLocation] {
-    var locations: [String: ChunkLocation] = [:]
-    var index = 0
-    while index < keys.count {
-      let slice = keys[index..<min(index + 500, keys.count)].compactMap(digestBlob)
-      for row in try Row.fetchAll(
-        db,
-        sql: """
-          SELECT lower(hex(c.digest)) AS hash, p.id AS pack, c.offset, c.length
-          FROM chunk c JOIN pack p ON p.number = c.pack_number
-          WHERE c.digest IN (\(slice.map { _ in "?" }.joined(separator: ",")))
-          """,
-        arguments: StatementArguments(slice))
-      {
-        locations[row["hash"]] = ChunkLocation(
-          pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
-      }
-      index += 500
+  /// The rows of the query `sql` makes of an `IN (…)` list of placeholders, bound to
+  /// `values` 500 at a time (SQLite bounds a statement's parameters), all together.
+  static func fetchAll(
+    _ db: Database, in values: [some DatabaseValueConvertible], _ sql: (_ placeholders: String) -> String
+  ) throws -> [Row] {
+    var rows: [Row] = []
+    for start in stride(from: 0, to: values.count, by: 500) {
+      let slice = Array(values[start..<min(start + 500, values.count)])
+      rows += try Row.fetchAll(
+        db, sql: sql(slice.map { _ in "?" }.joined(separator: ",")), arguments: StatementArguments(slice))
     }
-    return locations
+    return rows
   }
-}
 
-extension Catalog {
-  /// Where each of the chunks in `rows` that has a place is stored; asked 500 at a time.
+  /// Where each of `keys` that the catalog knows is stored.
+  static func chunkLocations(_ db: Database, _ keys: [String]) throws -> [String: ChunkLocation] {
+    try fetchAll(db, in: keys.compactMap(digestBlob)) {
+      """
+      SELECT lower(hex(c.digest)) AS hash, p.id AS pack, c.offset, c.length
+      FROM chunk c JOIN pack p ON p.number = c.pack_number WHERE c.digest IN (\($0))
+      """
+    }.reduce(into: [:]) { $0[$1["hash"]] = ChunkLocation($1) }
+  }
+
+  /// Where each of the chunks in `rows` that has a place is stored.
   static func chunkLocations(_ db: Database, rows: [Int64]) throws -> [Int64: ChunkLocation] {
-    var locations: [Int64: ChunkLocation] = [:]
-    for start in stride(from: 0, to: rows.count, by: 500) {
-      let slice = rows[start..<min(start + 500, rows.count)]
-      for row in try Row.fetchAll(
-        db,
-        sql: """
-          SELECT c.id, p.id AS pack, c.offset, c.length FROM chunk c JOIN pack p ON p.number = c.pack_number
-          WHERE c.id IN (\(slice.map { _ in "?" }.joined(separator: ",")))
-          """,
-        arguments: StatementArguments(Array(slice)))
-      {
-        locations[row["id"]] = ChunkLocation(
-          pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
-      }
-    }
-    return locations
+    try fetchAll(db, in: rows) {
+      """
+      SELECT c.id, p.id AS pack, c.offset, c.length FROM chunk c JOIN pack p ON p.number = c.pack_number
+      WHERE c.id IN (\($0))
+      """
+    }.reduce(into: [:]) { $0[$1["id"]] = ChunkLocation($1) }
   }
 }
 
@@ -284,6 +273,13 @@ struct ChunkLocation: Equatable, Sendable {
   var pack: String
   var offset: UInt64
   var length: Int
+}
+
+extension ChunkLocation {
+  /// From a catalog row's `pack` (id), `offset` and `length` columns.
+  init(_ row: Row) {
+    self.init(pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
+  }
 }
 
 /// A chunk record inside a pack (format version 1, docs/store-format.md): up to one

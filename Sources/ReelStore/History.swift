@@ -240,9 +240,7 @@ extension LiveStore {
     if let missing = keys.first(where: { locations[$0] == nil }) {
       throw Self.noStoredRecord(.named(missing))
     }
-    return try readRecords(locations.reduce(into: [:]) { $0[ChunkKey.named($1.key)] = $1.value }).reduce(into: [:]) {
-      $0[$1.key.name!] = $1.value
-    }
+    return try readRecords(locations, checkedAs: ChunkKey.named)
   }
 
   /// The stored records of unnamed chunks (`HistoryVersion.chunkRow` with no `chunk`), by
@@ -252,13 +250,9 @@ extension LiveStore {
     if let missing = rows.first(where: { locations[$0] == nil }) {
       throw Self.noStoredRecord(.unnamed(row: missing))
     }
-    var named: [Int64: (key: String, record: [UInt8])] = [:]
-    for (key, record) in try readRecords(locations.reduce(into: [:]) { $0[ChunkKey.unnamed(row: $1.key)] = $1.value }) {
-      guard case .unnamed(let row) = key, let name = record.withUnsafeBytes({ ChunkRecordFormat.claimedKey($0) })
-      else { continue }
-      named[row] = (name, record)
+    return try readRecords(locations) { .unnamed(row: $0) }.compactMapValues { record in
+      record.withUnsafeBytes { ChunkRecordFormat.claimedKey($0) }.map { (key: $0, record: record) }
     }
-    return named
   }
 
   private static func noStoredRecord(_ key: ChunkKey) -> ReelError {
@@ -267,9 +261,12 @@ extension LiveStore {
       remedy: "run `reel store check` to see what it affects")
   }
 
-  /// Records read in few large sorted reads, each checked against its checksum and key.
-  private func readRecords(_ locations: [ChunkKey: ChunkLocation]) throws -> [ChunkKey: [UInt8]] {
-    var records: [ChunkKey: [UInt8]] = [:]
+  /// Records read in few large sorted reads, each checked against its checksum and the
+  /// key `checkedAs` gives.
+  private func readRecords<Key: Hashable>(
+    _ locations: [Key: ChunkLocation], checkedAs chunkKey: (Key) -> ChunkKey
+  ) throws -> [Key: [UInt8]] {
+    var records: [Key: [UInt8]] = [:]
     for span in Self.readSpans(locations) {
       let first = span[0].1
       let last = span[span.count - 1].1
@@ -284,10 +281,10 @@ extension LiveStore {
       for (key, location) in span {
         let from = Int(location.offset - first.offset)
         guard from + location.length <= bytes.count else {
-          throw ReelError(.corrupt, "chunk \(key): pack \(location.pack) is shorter than the catalog says")
+          throw ReelError(.corrupt, "chunk \(chunkKey(key)): pack \(location.pack) is shorter than the catalog says")
         }
         let record = Array(bytes[from..<(from + location.length)])
-        try ChunkCodec.check(record, key: key)
+        try ChunkCodec.check(record, key: chunkKey(key))
         records[key] = record
       }
     }

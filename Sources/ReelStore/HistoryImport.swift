@@ -71,6 +71,9 @@ package final class HistoryImport {
   }
 
   package func add(_ versions: [HistoryVersion]) { self.versions += versions.map(\.blockVersion) }
+  package func add(_ records: [HistoryRecord]) { self.records += records }
+  package func add(_ bookmarks: [Bookmark]) { self.bookmarks += bookmarks }
+  package func add(_ rollbacks: [RollbackEvent]) { self.rollbacks += rollbacks }
 
   /// New chunks only partial versions use: stored unnamed, as ingest stores them
   /// (docs/store-format.md). Each archive window carries every chunk its versions use, so
@@ -84,9 +87,7 @@ package final class HistoryImport {
     }
     return partial.subtracting(full)
   }
-  package func add(_ records: [HistoryRecord]) { self.records += records }
-  package func add(_ bookmarks: [Bookmark]) { self.bookmarks += bookmarks }
-  package func add(_ rollbacks: [RollbackEvent]) { self.rollbacks += rollbacks }
+
   /// Makes the volume a clone of `origin` (its first window, which holds only the clone's
   /// own versions); the link commits with the window.
   package func link(to origin: VolumeOrigin) { self.origin = origin }

@@ -194,21 +194,12 @@ extension LiveStore {
   /// table for every 500 packs.
   private func liveChunks(inPacks packs: [Int64]) throws -> [Int64: [Row]] {
     try catalog.database.read { db in
-      var chunks: [Int64: [Row]] = [:]
-      for start in stride(from: 0, to: packs.count, by: 500) {
-        let slice = Array(packs[start..<min(start + 500, packs.count)])
-        for row in try Row.fetchAll(
-          db,
-          sql: """
-            SELECT id, nullif(lower(hex(digest)), '') AS hash, pack_number, offset, length FROM chunk
-            WHERE pack_number IN (\(slice.map { _ in "?" }.joined(separator: ","))) ORDER BY pack_number, offset
-            """,
-          arguments: StatementArguments(slice))
-        {
-          chunks[row["pack_number"], default: []].append(row)
-        }
-      }
-      return chunks
+      try Catalog.fetchAll(db, in: packs) {
+        """
+        SELECT id, nullif(lower(hex(digest)), '') AS hash, pack_number, offset, length FROM chunk
+        WHERE pack_number IN (\($0)) ORDER BY pack_number, offset
+        """
+      }.reduce(into: [:]) { $0[$1["pack_number"], default: []].append($1) }
     }
   }
 }

@@ -52,7 +52,7 @@ extension LiveStore {
         .reduce(into: [Int64: (key: ChunkKey, location: ChunkLocation)]()) {
           $0[$1["id"]] = (
             Catalog.chunkKey(row: $1["id"], hash: $1["hash"]),
-            ChunkLocation(pack: $1["pack"], offset: UInt64($1["offset"] as Int64), length: Int($1["length"] as Int64))
+            ChunkLocation($1)
           )
         }
     }

@@ -163,31 +163,23 @@ extension LiveStore {
   /// keeps no index by chunk).
   func versionsUsing(_ rows: [Int64]) throws -> [(volumeID: String, version: BlockVersion, size: Int)] {
     try catalog.database.read { db in
-      var uses: [(volumeID: String, version: BlockVersion, size: Int)] = []
-      for start in stride(from: 0, to: rows.count, by: 500) {
-        let slice = Array(rows[start..<min(start + 500, rows.count)])
-        for row in try Row.fetchAll(
-          db,
-          sql: """
-            SELECT n.volume_id, v.block, v.seq, v.full, nullif(lower(hex(c.digest)), '') AS hash, v.chunk_id,
-              v.start, v.length, c.size
-            FROM block_version v JOIN volume_number n ON n.number = v.volume JOIN chunk c ON c.id = v.chunk_id
-            WHERE v.chunk_id IN (\(slice.map { _ in "?" }.joined(separator: ",")))
-            """,
-          arguments: StatementArguments(slice))
-        {
-          uses.append(
-            (
-              row["volume_id"],
-              BlockVersion(
-                block: UInt64(row["block"] as Int64), seq: Seq(row["seq"] as Int64), full: row["full"] as Int64 != 0,
-                chunk: row["hash"], start: Int(row["start"] as Int64), length: Int(row["length"] as Int64),
-                chunkRow: row["chunk_id"]),
-              Int(row["size"] as Int64)
-            ))
-        }
+      try Catalog.fetchAll(db, in: rows) {
+        """
+        SELECT n.volume_id, v.block, v.seq, v.full, nullif(lower(hex(c.digest)), '') AS hash, v.chunk_id,
+          v.start, v.length, c.size
+        FROM block_version v JOIN volume_number n ON n.number = v.volume JOIN chunk c ON c.id = v.chunk_id
+        WHERE v.chunk_id IN (\($0))
+        """
+      }.map { row in
+        (
+          row["volume_id"],
+          BlockVersion(
+            block: UInt64(row["block"] as Int64), seq: Seq(row["seq"] as Int64), full: row["full"] as Int64 != 0,
+            chunk: row["hash"], start: Int(row["start"] as Int64), length: Int(row["length"] as Int64),
+            chunkRow: row["chunk_id"]),
+          Int(row["size"] as Int64)
+        )
       }
-      return uses
     }
   }
 
