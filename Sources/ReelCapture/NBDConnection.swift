@@ -5,6 +5,9 @@ import ReelCore
 /// payloads) in order; the server's request workers carry them out and send the replies,
 /// so checksumming and copying one request overlaps with receiving the next. NBD lets
 /// replies come in any order; clients wait for a reply before relying on its effect.
+///
+/// Small writes without FUA are the exception: the receiving thread journals them and
+/// replies itself (`receiverWriteLimit`).
 final class NBDConnection: Sendable {
   private let stream: SocketStream
   private let export: Export
@@ -17,6 +20,17 @@ final class NBDConnection: Sendable {
   private let inFlight = Locked(InFlight())
   static let inFlightLimit = 16
   static let inFlightBytesLimit = 64 << 20
+  /// Writes of at most this many bytes without FUA are journaled by the receiving thread:
+  /// appending one costs a few microseconds (the journal's fdatasync runs outside its
+  /// lock), less than waking a worker for it and switching to it. fio's random 4-64 KiB
+  /// writes at iodepth 16 with a FLUSH every few writes (benchmarks/capture-random.sh,
+  /// one round each, three pairs): 28,093-31,126 IOPS this way against 20,967-22,103
+  /// through the workers, p99 write latency 0.36-0.43 ms against 0.63-0.69, and a quarter
+  /// less server CPU. Larger writes still go to the workers, where receiving the next
+  /// payload overlaps with journaling this one (one nbdcopy connection of 256 KiB writes
+  /// was ~3% slower journaled by the receiver); FUA writes and FLUSH wait on the disk,
+  /// and reads may, so they do too.
+  static let receiverWriteLimit = 64 << 10
   private let workers: RequestWorkers
   /// Shared by every connection of the server: buffers are taken before a payload is
   /// received or a read is queued, so receiving waits while the server's budget is spent.
@@ -204,6 +218,10 @@ final class NBDConnection: Sendable {
     } catch {
       memory.recycle(payload)
       throw error
+    }
+    if !request.fua && count <= Self.receiverWriteLimit {
+      carryOut(.write(request, payload))
+      return nil
     }
     if !queue(.write(request, payload), cost: count) { memory.recycle(payload) }
     return nil
