@@ -38,9 +38,11 @@ import Testing
     try runChecked(pgbench, ["-i", "-s", "1", "-q"] + origin.cluster.connection + ["postgres"])
     try origin.cluster.psql("CREATE TABLE marker (note text)")
     let pgbenchLog = origin.work.path + "/pgbench.log"
+    // At a bounded rate: unbounded, a faster capture let it fill the 128 MiB volume with
+    // WAL (PANIC, no space left on device) before the minute was out.
     load = try ChildProcess(
-      pgbench, ["-c", "2", "-T", "60", "-n"] + origin.cluster.connection + ["postgres"], stdout: pgbenchLog,
-      stderr: pgbenchLog)
+      pgbench, ["-c", "2", "-T", "60", "-R", "300", "-n"] + origin.cluster.connection + ["postgres"],
+      stdout: pgbenchLog, stderr: pgbenchLog)
     sleep(4)
     try origin.cluster.psql("INSERT INTO marker VALUES ('before')")
     usleep(500_000)

@@ -41,9 +41,11 @@ import Testing
     let pgbench = PostgresCluster.binaries + "/pgbench"
     try runChecked(pgbench, ["-i", "-s", "1", "-q"] + cluster.connection + ["postgres"])
     try cluster.psql("CREATE TABLE commits (id int PRIMARY KEY, note text)")
+    // At a bounded rate, so what it writes does not grow with the capture's speed (the
+    // volume is 128 MiB).
     load = try ChildProcess(
-      pgbench, ["-c", "2", "-T", "40", "-n"] + cluster.connection + ["postgres"], stdout: work.path + "/pgbench.log",
-      stderr: work.path + "/pgbench.log")
+      pgbench, ["-c", "2", "-T", "40", "-R", "300", "-n"] + cluster.connection + ["postgres"],
+      stdout: work.path + "/pgbench.log", stderr: work.path + "/pgbench.log")
 
     var commits: [Commit] = []
     let psql = PostgresCluster.binaries + "/psql"

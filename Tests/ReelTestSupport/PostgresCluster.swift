@@ -68,12 +68,19 @@ package final class PostgresCluster {
   package var pid: pid_t? { server.flatMap { $0.isRunning ? $0.pid : nil } }
 
   /// SIGINT: fast shutdown, a clean stop. `immediate`: SIGQUIT, what `pg_ctl stop -m
-  /// immediate` sends — no checkpoint, so the next start must do crash recovery.
+  /// immediate` sends — no checkpoint, so the next start must do crash recovery. A server
+  /// that has not stopped after a minute (one stuck in recovery on a full disk kept a run
+  /// of the tests waiting for good) gets SIGQUIT, then SIGKILL: a test fails, it does not
+  /// hang.
   package func stop(immediate: Bool = false) {
     guard let server else { return }
-    server.signal(immediate ? SIGQUIT : SIGINT)
-    server.wait()
     self.server = nil
+    server.signal(immediate ? SIGQUIT : SIGINT)
+    if server.wait(upTo: 60) != nil { return }
+    server.signal(SIGQUIT)
+    if server.wait(upTo: 10) != nil { return }
+    server.signal(SIGKILL)
+    server.wait()
   }
 
   /// psql -X -A -t -v ON_ERROR_STOP=1 as the superuser; its output.

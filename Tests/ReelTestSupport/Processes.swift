@@ -245,4 +245,15 @@ package final class ChildProcess: @unchecked Sendable {
   package func signal(_ number: Int32) {
     if isRunning { kill(pid, number) }
   }
+
+  /// Waits at most `seconds` for the exit; its status as `wait()` gives it, or nil while
+  /// the process still runs.
+  package func wait(upTo seconds: Double) -> Int32? {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while isRunning {
+      guard ContinuousClock.now < deadline else { return nil }
+      usleep(20_000)
+    }
+    return wait()
+  }
 }
