@@ -383,6 +383,16 @@ final class ArchiveScanner {
   /// and name this archive, and every parity shard must match its CRC. (The data shards'
   /// CRCs are checked by `ArchiveParity.inspect`, which `verify(path:)` runs: a stream
   /// cannot see bytes 0 ..< P again.)
+  /// The largest archive a PARITY member of `memberSize` bytes can protect (its parity is at
+  /// least 1/64 of the data, plus a margin), saturating: the size comes from the tar header
+  /// on the media, and a hostile one of 2^63 overflowed the arithmetic (a trap, found by
+  /// `benchmarks/fuzz.sh`).
+  static func parityFileBound(_ memberSize: UInt64) -> UInt64 {
+    let (scaled, overflow) = memberSize.multipliedReportingOverflow(by: 64)
+    let (bound, overflowAgain) = scaled.addingReportingOverflow(1 << 30)
+    return overflow || overflowAgain ? .max : bound
+  }
+
   private func readParity(_ member: TarReader.Member) throws {
     let headerBytes = ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom
     var first: [UInt8] = []
@@ -404,7 +414,7 @@ final class ArchiveScanner {
           rest = rest.dropFirst(take)
           offset += UInt64(take)
           if first.count == headerBytes {
-            guard let decoded = ParityHeader.decode(first, fileSize: member.size * 64 + (1 << 30)),
+            guard let decoded = ParityHeader.decode(first, fileSize: Self.parityFileBound(member.size)),
               decoded.geometry.memberSize == member.size
             else {
               unreadable = true
@@ -459,7 +469,7 @@ final class ArchiveScanner {
     if badShards > 0 {
       problem(ArchiveFormat.parityName, firstBad, "\(badShards) parity shard(s) fail their CRC-32C")
     }
-    var second = ParityHeader.decode(last, fileSize: member.size * 64 + (1 << 30))
+    var second = ParityHeader.decode(last, fileSize: Self.parityFileBound(member.size))
     second?.copy = 0
     var expected = header
     expected.copy = 0

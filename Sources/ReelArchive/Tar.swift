@@ -276,6 +276,13 @@ package final class TarReader {
     guard reel_archive_entry_size_is_set(entry) != 0, size >= 0 else {
       throw ReelError(.corrupt, "\(label): member \"\(name)\" has no size")
     }
+    // A sparse member's size is the file it stands for, not the bytes stored, and its
+    // holes read as zeros nobody wrote: Reel writes none.
+    guard reel_archive_entry_sparse_count(entry) == 0 else {
+      throw ReelError(
+        .corrupt, "\(label): member \"\(name)\" is a sparse file (GNU.sparse headers)",
+        remedy: "this is not an archive Reel wrote; it is refused")
+    }
     return Member(name: name, size: UInt64(size))
   }
 

@@ -34,6 +34,10 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
   /// catalog-size-2-63.json is what the fixed-seed run found (2026-12-05): an archive entry
   /// of 2^63 bytes on a 1.5 KB tape file; the tail the tape lacked was handed out as zeros
   /// without end (SIGALRM), which mending would have written to disk.
+  /// tar-parity-size-2-62.tar is a sealed archive whose PARITY member claims 2^62 bytes:
+  /// `benchmarks/fuzz.sh` (2026-12-06) found the same through a pax `GNU.sparse.size`, and
+  /// the verifier's bound on the protected bytes (64 times the member) overflowed (exit
+  /// 132). tar-sparse-member.tar holds one sparse member, which the tar reader now refuses.
   @Test(arguments: [
     ("catalog", "catalog-file-number-overflow.json", "accepted"),
     ("catalog", "catalog-volume-escapes.json", "accepted"),
@@ -41,6 +45,8 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
     ("label", "label-block-size-negative.txt", "data-block-size -1048576"),
     ("label", "label-year-past-2262.txt", "refused"),
     ("tar", "tar-pax-size-negative.tar", "size attribute is negative"),
+    ("tar", "tar-parity-size-2-62.tar", "refused"),
+    ("tar", "tar-sparse-member.tar", "is a sparse file"),
     ("pipeline", "pipeline-since-overflows.yaml", "accepted"),
     ("s3reply", "s3reply-processing-instruction.xml", "refused"),
     ("s3reply", "s3reply-name-not-utf8.xml", "refused"),

@@ -55,7 +55,8 @@
     (entry, seconds, nanoseconds))                                                             \
   V(archive_entry_set_size, (struct archive_entry * entry, la_int64_t size), (entry, size))    \
   F(la_int64_t, archive_entry_size, (struct archive_entry * entry), (entry))                   \
-  F(int, archive_entry_size_is_set, (struct archive_entry * entry), (entry))
+  F(int, archive_entry_size_is_set, (struct archive_entry * entry), (entry))                   \
+  F(int, archive_entry_sparse_count, (struct archive_entry * entry), (entry))
 
 REEL_LAZY_DECLARATIONS(REEL_ARCHIVE_FUNCTIONS)
 
