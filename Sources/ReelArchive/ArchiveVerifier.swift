@@ -379,10 +379,6 @@ final class ArchiveScanner {
     if index != nil { try checkIndexCoverage() }
   }
 
-  /// PARITY (format version 4), as it streams past: both table copies must parse, agree
-  /// and name this archive, and every parity shard must match its CRC. (The data shards'
-  /// CRCs are checked by `ArchiveParity.inspect`, which `verify(path:)` runs: a stream
-  /// cannot see bytes 0 ..< P again.)
   /// The largest archive a PARITY member of `memberSize` bytes can protect (its parity is at
   /// least 1/64 of the data, plus a margin), saturating: the size comes from the tar header
   /// on the media, and a hostile one of 2^63 overflowed the arithmetic (a trap, found by
@@ -393,6 +389,10 @@ final class ArchiveScanner {
     return overflow || overflowAgain ? .max : bound
   }
 
+  /// PARITY (format version 4), as it streams past: both table copies must parse, agree
+  /// and name this archive, and every parity shard must match its CRC. (The data shards'
+  /// CRCs are checked by `ArchiveParity.inspect`, which `verify(path:)` runs: a stream
+  /// cannot see bytes 0 ..< P again.)
   private func readParity(_ member: TarReader.Member) throws {
     let headerBytes = ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom
     var first: [UInt8] = []

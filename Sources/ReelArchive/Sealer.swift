@@ -16,9 +16,9 @@ package struct SealRequest: Sendable {
   /// Start a new chain with a full base even when the last archive could be continued.
   package var newChain: Bool
   /// The pack layout to write. 2 (the default) groups chunks into 8 MiB zstd frames: about
-  /// the size of one `zstd -3` stream of the raw journal. 1 (`reel seal --format 1`) carries chunk
-  /// records as the store keeps them: ~5% larger, but much faster to seal and to
-  /// rehydrate, as nothing is compressed again (docs/archive-format.md). An archive that
+  /// the size of one `zstd -3` stream of the raw journal. 1 (`reel seal --format 1`)
+  /// carries chunk records as the store keeps them: ~5% larger, but much faster to seal
+  /// and to rehydrate, as nothing is compressed again (docs/archive-format.md). An archive that
   /// carries lineage (a clone's origin, rollbacks) is format version 3 with this layout.
   package var formatVersion: Int
   package static let defaultFormatVersion = 2
