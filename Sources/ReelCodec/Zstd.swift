@@ -57,6 +57,24 @@ package final class ZstdCompressor: @unchecked Sendable {
     return written
   }
 
+  /// Compresses `input` as one frame that refers back into `prefix` (zstd's reference
+  /// prefix), into `output` (at least `Zstd.compressBound(input.count)` bytes); returns the
+  /// compressed length. Only `Zstd.decompress(_:prefix:into:what:)` with the same prefix
+  /// reads it back: a delta of `input` against `prefix`.
+  package func compress(
+    _ input: UnsafeRawBufferPointer, prefix: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+  ) -> Int {
+    precondition(output.count >= ZSTD_compressBound(input.count), "zstd output buffer smaller than the bound")
+    // The prefix applies to the next frame only, so it is set for each.
+    var result = ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+    precondition(ZSTD_isError(result) == 0, "zstd level \(level) is out of range")
+    result = ZSTD_CCtx_refPrefix(context, prefix.baseAddress, prefix.count)
+    precondition(ZSTD_isError(result) == 0, "zstd refused a reference prefix")
+    let written = ZSTD_compress2(context, output.baseAddress, output.count, input.baseAddress, input.count)
+    precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
+    return written
+  }
+
   private func compress(
     _ input: UnsafeRawPointer?, count: Int, into output: UnsafeMutableRawPointer?, capacity: Int
   ) -> Int {
@@ -65,6 +83,15 @@ package final class ZstdCompressor: @unchecked Sendable {
       : ZSTD_compressCCtx(context, output, capacity, input, count, level)
   }
 }
+
+/// A zstd decompression context, kept for reuse: a fresh one per delta record allocated
+/// and faulted in its tables each time.
+private final class PrefixDecompressor: @unchecked Sendable {
+  let context: OpaquePointer = ZSTD_createDCtx()
+  deinit { ZSTD_freeDCtx(context) }
+}
+
+private let prefixDecompressors = Locked<[PrefixDecompressor]>([])
 
 package enum Zstd {
   /// The most bytes compressing `count` bytes can produce.
@@ -88,6 +115,30 @@ package enum Zstd {
     _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, what: String
   ) throws {
     let written = ZSTD_decompress(output.baseAddress, output.count, input.baseAddress, input.count)
+    if ZSTD_isError(written) != 0 {
+      throw ReelError(
+        .corrupt, "\(what): zstd data is damaged (\(String(cString: ZSTD_getErrorName(written))))")
+    }
+    guard written == output.count else {
+      throw ReelError(.corrupt, "\(what): decompressed to \(written) bytes, expected \(output.count)")
+    }
+  }
+
+  /// Decompresses one frame written by `ZstdCompressor.compress(_:prefix:into:)` against
+  /// the same `prefix` into `output`, which it must fill exactly.
+  package static func decompress(
+    _ input: UnsafeRawBufferPointer, prefix: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
+    what: String
+  ) throws {
+    let decompressor = prefixDecompressors.withLock { $0.popLast() } ?? PrefixDecompressor()
+    defer { prefixDecompressors.withLock { if $0.count < 16 { $0.append(decompressor) } } }
+    let context = decompressor.context
+    let referenced = ZSTD_DCtx_refPrefix(context, prefix.baseAddress, prefix.count)
+    if ZSTD_isError(referenced) != 0 {
+      throw ReelError(
+        .corrupt, "\(what): zstd refused its reference (\(String(cString: ZSTD_getErrorName(referenced))))")
+    }
+    let written = ZSTD_decompressDCtx(context, output.baseAddress, output.count, input.baseAddress, input.count)
     if ZSTD_isError(written) != 0 {
       throw ReelError(
         .corrupt, "\(what): zstd data is damaged (\(String(cString: ZSTD_getErrorName(written))))")

@@ -17,6 +17,9 @@ struct BlockVersion: Equatable {
   var location: ChunkLocation? = nil
   /// The chunk's catalog row, when read from the catalog.
   var chunkRow: Int64? = nil
+  /// When the chunk is a delta record, the chunks it is made from, nearest first (up to
+  /// two, as ingest writes them), when read from the catalog: read ahead with it.
+  var deltaBases: [StoredChunk] = []
 
   /// How reads find and check the chunk; nil: zeros.
   var key: ChunkKey? { chunk.map { .named($0) } ?? chunkRow.map { .unnamed(row: $0) } }
@@ -27,8 +30,15 @@ struct BlockVersion: Equatable {
     version.chunk = stored?.key
     version.location = stored?.location
     version.chunkRow = nil
+    version.deltaBases = []
     return version
   }
+}
+
+/// A named chunk and where its record is.
+struct StoredChunk: Equatable, Sendable {
+  var name: String
+  var location: ChunkLocation
 }
 
 /// Fixed parameters of the live store (docs/store-format.md). The store block size is
@@ -38,6 +48,24 @@ package enum LiveStoreFormat {
   /// block writes a full version instead, so reading any block at any point touches at
   /// most `maxPartials + 1` versions however long the history is.
   package static let maxPartials = 16
+
+  /// The chunks a consolidated block may be stored as a delta of, the preferred first,
+  /// each with the most stored bytes its delta may take; `lineage` is the block's previous
+  /// full chunk followed by the bases it is a delta of (docs/store-format.md,
+  /// "Consolidations as deltas"). A delta of the previous full chunk while that one is a
+  /// full record or a first-level delta, capped at 1/64 of the block; else a first-level
+  /// delta of the full record at the root, capped at 1/8: chains stay at most two deltas
+  /// deep, and a block whose changes outgrow both caps is stored whole again.
+  static func deltaCandidates(lineage: [DeltaBase], blockLength: Int) -> [(base: DeltaBase, limit: Int)] {
+    let depth = lineage.count - 1
+    let near = blockLength / 64
+    let far = blockLength / 8
+    switch depth {
+    case ..<0: return []
+    case 0: return [(lineage[0], far)]
+    default: return [(lineage[depth - 1], near), (lineage[depth], far)]
+    }
+  }
 }
 
 extension Catalog {
@@ -69,8 +97,11 @@ extension Catalog {
     // Cached: this runs once per block read, and parsing the SQL each time showed in profiles.
     let statement = try db.cachedStatement(
       sql: """
-        SELECT v.seq, v.full, nullif(lower(hex(c.digest)), ''), v.start, v.length, p.id, c.offset, c.length AS stored, v.chunk_id, c.id
+        SELECT v.seq, v.full, nullif(lower(hex(c.digest)), ''), v.start, v.length, p.id, c.offset, c.length AS stored, v.chunk_id, c.id,
+          lower(hex(b1.digest)), p1.id, b1.offset, b1.length, lower(hex(b2.digest)), p2.id, b2.offset, b2.length
         FROM block_version v LEFT JOIN chunk c ON c.id = v.chunk_id LEFT JOIN pack p ON p.number = c.pack_number
+          LEFT JOIN chunk b1 ON b1.id = c.base_id LEFT JOIN pack p1 ON p1.number = b1.pack_number
+          LEFT JOIN chunk b2 ON b2.id = b1.base_id LEFT JOIN pack p2 ON p2.number = b2.pack_number
         WHERE v.volume = \(volumeNumber) AND v.block = ? AND v.seq <= ? ORDER BY v.seq DESC LIMIT ?
         """)
     let limit = max(1, LiveStoreFormat.maxPartials + 1 - alreadyHave)
@@ -90,12 +121,20 @@ extension Catalog {
           "store block \(block) at seq \(row[0] as Int64) refers to chunk id \(chunkID), which the catalog does not have",
           remedy: "run `reel store check` to see what it affects")
       }
-      let version = BlockVersion(
+      var version = BlockVersion(
         block: block, seq: Seq(row[0] as Int64), full: row[1] as Int64 != 0, chunk: row[2],
         start: Int(row[3] as Int64), length: Int(row[4] as Int64),
         location: (row[5] as String?).map {
           ChunkLocation(pack: $0, offset: UInt64(row[6] as Int64), length: Int(row[7] as Int64))
         }, chunkRow: row[8])
+      for column in [10, 14] {
+        guard let name = row[column] as String?, let pack = row[column + 1] as String? else { break }
+        version.deltaBases.append(
+          StoredChunk(
+            name: name,
+            location: ChunkLocation(
+              pack: pack, offset: UInt64(row[column + 2] as Int64), length: Int(row[column + 3] as Int64))))
+      }
       versions.append(version)
       if version.full { return (versions, true) }
     }

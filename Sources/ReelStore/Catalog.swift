@@ -12,7 +12,7 @@ package final class Catalog: Sendable {
   /// runs) are read and written by those layers; their schema stays here, in the migrations.
   package let database: DatabaseQueue
 
-  package static let schemaVersion = 9
+  package static let schemaVersion = 10
 
   package init(path: String) throws {
     self.path = path
@@ -297,6 +297,15 @@ package final class Catalog: Sendable {
     }
     migrator.registerMigration("v9-unnamed-chunks") { db in
       try migrateToUnnamedChunks(db)
+    }
+    migrator.registerMigration("v10-delta-chunks") { db in
+      // The chunk a delta record refers to (docs/store-format.md, "Consolidations as
+      // deltas"); NULL for a whole record. Prune keeps a base while a delta of it lives.
+      try db.execute(
+        sql: """
+          ALTER TABLE chunk ADD COLUMN base_id INTEGER;
+          UPDATE store_info SET value = '10' WHERE key = 'catalog_schema';
+          """)
     }
     return migrator
   }

@@ -7,8 +7,8 @@ enum EncodedChunk: Sendable {
   case zeros
   /// A chunk with this content was stored or found earlier in this run.
   case known(key: String, location: ChunkLocation)
-  /// New content: the record to append to a pack.
-  case new(key: String, record: [UInt8], size: Int)
+  /// New content: the record to append to a pack; `base` names the chunk it is a delta of.
+  case new(key: String, record: [UInt8], size: Int, base: String?)
 }
 
 /// Hashes, deduplicates and compresses chunk contents on worker threads while the ingest
@@ -19,6 +19,8 @@ enum EncodedChunk: Sendable {
 final class ChunkEncoder {
   private struct Job: Sendable {
     let content: ArraySlice<UInt8>
+    /// Chunks the content may be stored as a delta of (`LiveStoreFormat.deltaCandidates`).
+    let deltas: [(base: DeltaBase, limit: Int)]
     /// Receives the one result.
     let result: BoundedQueue<EncodedChunk>
   }
@@ -45,18 +47,18 @@ final class ChunkEncoder {
     self.workers = WorkerThread.group(workers, name: { _ in "reel-chunk-encoder" }) { _ in
       let codec = ChunkCodec()
       while let job = try? jobs.take() {
-        job.result.put(Self.encode(job.content, codec: codec, locations: locations))
+        job.result.put(Self.encode(job.content, deltas: job.deltas, codec: codec, locations: locations))
       }
     }
   }
 
   /// Queues `content` (a store block or part of one); its result comes back from
   /// `takeReady` after those of everything submitted before it.
-  func submit(_ content: ArraySlice<UInt8>) {
+  func submit(_ content: ArraySlice<UInt8>, deltas: [(base: DeltaBase, limit: Int)] = []) {
     let result = BoundedQueue<EncodedChunk>(capacity: 1)
     awaiting.append((result, content.count))
     bytesInFlight += content.count
-    jobs.put(Job(content: content, result: result))
+    jobs.put(Job(content: content, deltas: deltas, result: result))
   }
 
   /// The oldest results not yet taken, in order: waits for the first, then takes those
@@ -98,14 +100,46 @@ final class ChunkEncoder {
   }
 
   private static func encode(
-    _ content: ArraySlice<UInt8>, codec: ChunkCodec, locations: Locked<[String: ChunkLocation]>
+    _ content: ArraySlice<UInt8>, deltas: [(base: DeltaBase, limit: Int)], codec: ChunkCodec,
+    locations: Locked<[String: ChunkLocation]>
   ) -> EncodedChunk {
     content.withUnsafeBytes { raw in
       if isAllZeros(raw) { return .zeros }
       let digest = SHA256Digest.hash(raw)
       let key = digest.hex
       if let location = locations.withLock({ $0[key] }) { return .known(key: key, location: location) }
-      return .new(key: key, record: codec.encode(raw, hash: digest), size: raw.count)
+      for (base, limit) in deltas {
+        let bound = min(limit * 8, raw.count / 2)
+        guard differingBytes(raw, base.plaintext, atMost: bound) <= bound else { continue }
+        guard let delta = codec.encodeDelta(raw, hash: digest, base: base, limit: limit) else { continue }
+        // A large delta may still lose to the block compressed on its own (data that
+        // compresses more than 8:1): the smaller is kept.
+        if delta.count > raw.count / 64 {
+          let whole = codec.encode(raw, hash: digest)
+          if whole.count <= delta.count { return .new(key: key, record: whole, size: raw.count, base: nil) }
+        }
+        return .new(key: key, record: delta, size: raw.count, base: base.name.hex)
+      }
+      return .new(key: key, record: codec.encode(raw, hash: digest), size: raw.count, base: nil)
+    }
+  }
+
+  /// About how many bytes of `content` differ from `base`, counted in 64-byte lines and
+  /// given up past `bound`. A candidate is compressed only when at most 8 times its cap
+  /// differs (a small edit changes a line or two; its delta costs about 20 bytes), and
+  /// never when more than half the block does: a block rewritten with new content costs
+  /// a `memcmp`, not a compression for nothing.
+  static func differingBytes(_ content: UnsafeRawBufferPointer, _ base: [UInt8], atMost bound: Int) -> Int {
+    base.withUnsafeBytes { base in
+      guard base.count == content.count else { return Int.max }
+      var differing = 0
+      var offset = 0
+      while offset < content.count && differing <= bound {
+        let line = min(64, content.count - offset)
+        if memcmp(content.baseAddress! + offset, base.baseAddress! + offset, line) != 0 { differing += line }
+        offset += line
+      }
+      return differing
     }
   }
 

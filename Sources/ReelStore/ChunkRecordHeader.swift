@@ -3,13 +3,15 @@ import ReelCodec
 /// The 56-byte header of a chunk record (docs/store-format.md): the one place its layout
 /// is written and read. The store's packs and sealed archives carry the same records.
 ///
-/// Bytes 0..<4 magic `RCH1`; 4 encoding; 5..<8 zero; 8..<12 plaintext length and 12..<16
+/// Bytes 0..<4 magic `RCH1`; 4 encoding (0 raw, 1 zstd, 2 zstd delta: the base chunk's
+/// name, then a frame referring to the base's plaintext); 5..<8 zero; 8..<12 plaintext length and 12..<16
 /// stored length (u32 LE); 16..<48 SHA-256 of the plaintext, the chunk's name; 48..<52
 /// CRC-32C over bytes 0..<48 and the stored bytes (u32 LE); 52..<56 zero.
 package struct ChunkRecordHeader: Sendable, Equatable {
   package static let size = 56
   package static let encodingRaw: UInt8 = 0
   package static let encodingZstd: UInt8 = 1
+  package static let encodingDelta: UInt8 = 2
   static let magic: [UInt8] = Array("RCH1".utf8)
   static let checksummedBytes = 0..<48
   static let hashBytes = 16..<48

@@ -326,6 +326,59 @@ struct ChunkCodec: Sendable {
     }
   }
 
+  /// Stored bytes of a delta record before its zstd frame: the base chunk's SHA-256 name.
+  static let deltaBaseNameSize = 32
+
+  /// A delta record of `plaintext`: the base's name, then one zstd frame that refers to
+  /// the base's plaintext (docs/store-format.md, "Consolidations as deltas"). nil when
+  /// its stored bytes would be more than `limit`.
+  func encodeDelta(
+    _ plaintext: UnsafeRawBufferPointer, hash: SHA256Digest, base: DeltaBase, limit: Int
+  ) -> [UInt8]? {
+    let headerSize = ChunkRecordHeader.size
+    let nameSize = Self.deltaBaseNameSize
+    var fits = true
+    let record = [UInt8](
+      unsafeUninitializedCapacity: headerSize + nameSize + Zstd.compressBound(plaintext.count)
+    ) { buffer, count in
+      let record = UnsafeMutableRawBufferPointer(buffer)
+      UnsafeMutableRawBufferPointer(rebasing: record[headerSize..<(headerSize + nameSize)]).copyBytes(
+        from: base.name.bytes)
+      let frame = base.plaintext.withUnsafeBytes { prefix in
+        compressor.compress(
+          plaintext, prefix: prefix, into: UnsafeMutableRawBufferPointer(rebasing: record[(headerSize + nameSize)...]))
+      }
+      let stored = nameSize + frame
+      guard stored <= limit else {
+        fits = false
+        count = 0
+        return
+      }
+      hash.bytes.withUnsafeBytes { hash in
+        ChunkRecordHeader.write(
+          into: UnsafeMutableRawBufferPointer(rebasing: record[0..<headerSize]),
+          encoding: ChunkRecordHeader.encodingDelta,
+          plaintextLength: plaintext.count, hash: hash,
+          stored: UnsafeRawBufferPointer(rebasing: record[headerSize..<(headerSize + stored)]))
+      }
+      count = headerSize + stored
+    }
+    return fits ? record : nil
+  }
+
+  /// The name of the base a delta record refers to; nil for any other record. The
+  /// record's header and checksum are checked first when it is a delta.
+  static func deltaBase(_ record: UnsafeRawBufferPointer, key: ChunkKey) throws -> String? {
+    guard record.count > 4, record[4] == ChunkRecordHeader.encodingDelta else { return nil }
+    let header = try checkedHeader(record, key: key)
+    guard header.encoding == ChunkRecordHeader.encodingDelta else { return nil }
+    guard header.storedLength > deltaBaseNameSize else {
+      throw damaged(key, "is a delta record too short to name its base")
+    }
+    let start = ChunkRecordHeader.size
+    return SHA256Digest(bytes: Array(record[start..<(start + deltaBaseNameSize)])).hex
+  }
+
   /// The plaintext length a record's header gives.
   static func plaintextLength(_ record: [UInt8]) -> Int {
     ChunkRecordHeader(record)?.plaintextLength ?? 0
@@ -361,23 +414,31 @@ struct ChunkCodec: Sendable {
     return header
   }
 
-  /// Decodes a record straight into `output`, which must be the plaintext's length.
-  static func decode(_ record: UnsafeRawBufferPointer, key: ChunkKey, into output: UnsafeMutableRawBufferPointer) throws
-  {
+  /// Decodes a record straight into `output`, which must be the plaintext's length. A
+  /// delta record needs its base's plaintext (`deltaBase` names it).
+  static func decode(
+    _ record: UnsafeRawBufferPointer, key: ChunkKey, into output: UnsafeMutableRawBufferPointer,
+    base: UnsafeRawBufferPointer? = nil
+  ) throws {
     let header = try checkedHeader(record, key: key)
     guard header.plaintextLength == output.count else {
       throw damaged(key, "holds \(header.plaintextLength) bytes where \(output.count) are needed")
     }
-    try decodeBody(of: record, header: header, key: key, into: output)
+    try decodeBody(of: record, header: header, key: key, into: output, base: base)
   }
 
   /// Decodes a record read from `location`; with `verify`, checks the plaintext's SHA-256.
-  static func decode(_ record: [UInt8], key: ChunkKey, verify: Bool) throws -> [UInt8] {
-    try record.withUnsafeBytes { try decode($0, key: key, verify: verify) }
+  static func decode(_ record: [UInt8], key: ChunkKey, verify: Bool, base: [UInt8]? = nil) throws -> [UInt8] {
+    try record.withUnsafeBytes { record in
+      if let base { return try base.withUnsafeBytes { try decode(record, key: key, verify: verify, base: $0) } }
+      return try decode(record, key: key, verify: verify)
+    }
   }
 
   /// Decodes a record in place (no copy of the stored bytes).
-  static func decode(_ record: UnsafeRawBufferPointer, key: ChunkKey, verify: Bool) throws -> [UInt8] {
+  static func decode(
+    _ record: UnsafeRawBufferPointer, key: ChunkKey, verify: Bool, base: UnsafeRawBufferPointer? = nil
+  ) throws -> [UInt8] {
     let header: ChunkRecordHeader
     do {
       header = try checkedHeader(record, key: key)
@@ -386,7 +447,7 @@ struct ChunkCodec: Sendable {
     }
     let length = header.plaintextLength
     let plaintext = try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-      try decodeBody(of: record, header: header, key: key, into: UnsafeMutableRawBufferPointer(buffer))
+      try decodeBody(of: record, header: header, key: key, into: UnsafeMutableRawBufferPointer(buffer), base: base)
       count = length
     }
     if verify, !SHA256Digest.hash(plaintext).bytes.elementsEqual(ChunkRecordHeader.claimedHash(record)) {
@@ -398,7 +459,7 @@ struct ChunkCodec: Sendable {
   /// The stored bytes after a checked header, decoded into `output` (the plaintext's length).
   private static func decodeBody(
     of record: UnsafeRawBufferPointer, header: ChunkRecordHeader, key: ChunkKey,
-    into output: UnsafeMutableRawBufferPointer
+    into output: UnsafeMutableRawBufferPointer, base: UnsafeRawBufferPointer?
   ) throws {
     let body = UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...])
     switch header.encoding {
@@ -409,6 +470,14 @@ struct ChunkCodec: Sendable {
       output.copyMemory(from: body)
     case ChunkRecordHeader.encodingZstd:
       try Zstd.decompress(body, into: output, what: "chunk \(key)")
+    case ChunkRecordHeader.encodingDelta:
+      guard body.count > deltaBaseNameSize else { throw damaged(key, "is a delta record too short to name its base") }
+      guard let base else {
+        throw ReelError(.corrupt, "chunk \(key) is a delta record and was read without its base chunk")
+      }
+      try Zstd.decompress(
+        UnsafeRawBufferPointer(rebasing: body[deltaBaseNameSize...]), prefix: base, into: output,
+        what: "chunk \(key) (a delta of chunk \(SHA256Digest(bytes: Array(body[..<deltaBaseNameSize])).hex))")
     default:
       throw damaged(key, "unknown encoding \(header.encoding)")
     }
@@ -427,23 +496,31 @@ package enum ChunkRecordFormat {
   /// Checks header, checksum and name; returns the plaintext length.
   @discardableResult
   package static func check(_ record: [UInt8], key: String) throws -> Int {
-    try ChunkCodec.check(record, key: .named(key))
+    try checkedHeader(record, key: key).plaintextLength
   }
 
   /// The same, on a record in place.
   @discardableResult
   package static func check(_ record: UnsafeRawBufferPointer, key: String) throws -> Int {
-    try ChunkCodec.check(record, key: .named(key))
+    try checkedHeader(record, key: key).plaintextLength
   }
 
   /// Checks header, checksum and name; returns the header.
   package static func checkedHeader(_ record: [UInt8], key: String) throws -> ChunkRecordHeader {
-    try record.withUnsafeBytes { try ChunkCodec.checkedHeader($0, key: .named(key)) }
+    try record.withUnsafeBytes { try checkedHeader($0, key: key) }
   }
 
-  /// The same, on a record in place.
+  /// The same, on a record in place. A delta record is refused: only a live store holds
+  /// them (its base is in that store), and every record it hands out is whole.
   package static func checkedHeader(_ record: UnsafeRawBufferPointer, key: String) throws -> ChunkRecordHeader {
-    try ChunkCodec.checkedHeader(record, key: .named(key))
+    let header = try ChunkCodec.checkedHeader(record, key: .named(key))
+    guard header.encoding != ChunkRecordHeader.encodingDelta else {
+      throw ReelError(
+        .corrupt,
+        "chunk \(key): a delta record (encoding 2) where only whole records belong; it cannot be read without the store that wrote it"
+      )
+    }
+    return header
   }
 
   /// The plaintext, its SHA-256 checked against `key`.

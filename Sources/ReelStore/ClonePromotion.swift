@@ -67,7 +67,8 @@ extension LiveStore {
             switch encoded {
             case .zeros: continue
             case .known(let key, let location): version = version.storing((key, location))
-            case .new(let key, let record, let size):
+            // Promotion submits no delta candidates: its records are all whole.
+            case .new(let key, let record, let size, _):
               let location =
                 try catalog.database.read { db in try Catalog.chunkLocations(db, [key])[key] }
                 ?? newChunks[key]?.location

@@ -261,12 +261,28 @@ extension LiveStore {
       remedy: "run `reel store check` to see what it affects")
   }
 
+  /// A delta record (docs/store-format.md) re-encoded whole, for records that leave the
+  /// store: an archive must read on its own, and the base may be in none of its windows.
+  private func wholeRecord(ofDelta record: [UInt8], key: ChunkKey, base: String, codec: ChunkCodec) throws -> [UInt8] {
+    let plaintext = try withBasePlaintext(named: base, of: key, depth: 1) { base in
+      try record.withUnsafeBytes { try ChunkCodec.decode($0, key: key, verify: false, base: base) }
+    }
+    let hash = SHA256Digest.hash(plaintext)
+    guard record.withUnsafeBytes({ hash.bytes.elementsEqual(ChunkRecordHeader.claimedHash($0)) }) else {
+      throw ReelError(
+        .corrupt, "chunk \(key): content does not match its SHA-256 name",
+        remedy: "run `reel store check --read-data` to see what it affects")
+    }
+    return codec.encode(plaintext, hash: hash)
+  }
+
   /// Records read in few large sorted reads, each checked against its checksum and the
-  /// key `checkedAs` gives.
+  /// key `checkedAs` gives; delta records are handed out whole.
   private func readRecords<Key: Hashable>(
     _ locations: [Key: ChunkLocation], checkedAs chunkKey: (Key) -> ChunkKey
   ) throws -> [Key: [UInt8]] {
     var records: [Key: [UInt8]] = [:]
+    var codec: ChunkCodec?
     for span in Self.readSpans(locations) {
       let first = span[0].1
       let last = span[span.count - 1].1
@@ -283,8 +299,12 @@ extension LiveStore {
         guard from + location.length <= bytes.count else {
           throw ReelError(.corrupt, "chunk \(chunkKey(key)): pack \(location.pack) is shorter than the catalog says")
         }
-        let record = Array(bytes[from..<(from + location.length)])
+        var record = Array(bytes[from..<(from + location.length)])
         try ChunkCodec.check(record, key: chunkKey(key))
+        if let base = try record.withUnsafeBytes({ try ChunkCodec.deltaBase($0, key: chunkKey(key)) }) {
+          codec = codec ?? ChunkCodec()
+          record = try wholeRecord(ofDelta: record, key: chunkKey(key), base: base, codec: codec!)
+        }
         records[key] = record
       }
     }

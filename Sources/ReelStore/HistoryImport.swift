@@ -53,7 +53,12 @@ package final class HistoryImport {
       chunksAlreadyStored += 1
       return
     }
-    let size = verified ? ChunkCodec.plaintextLength(record) : try ChunkCodec.check(record, key: .named(key))
+    let size = verified ? ChunkCodec.plaintextLength(record) : try ChunkRecordFormat.check(record, key: key)
+    // Whatever the caller checked: a delta's base would be looked up in this store.
+    guard record.count > 4, record[4] != ChunkRecordHeader.encodingDelta else {
+      throw ReelError(
+        .corrupt, "chunk \(key): an imported record is a delta record (encoding 2); archives carry whole records")
+    }
     if !absent.contains(key) {
       let exists = try live.catalog.database.read { db in
         try Bool.fetchOne(
@@ -215,7 +220,7 @@ extension Catalog {
   static func insertHistory(
     _ db: Database, volume volumeID: String, versions: [BlockVersion], records: [HistoryRecord],
     bookmarks: [Bookmark], newChunks: [String: (location: ChunkLocation, size: Int)], unnamed: Set<String> = [],
-    packSizes: [(String, UInt64)]
+    deltaBases: [String: String] = [:], packSizes: [(String, UInt64)]
   ) throws {
     try numberVolume(db, volumeID)
     // Chunks first: a version refers to its chunk's row.
@@ -243,12 +248,23 @@ extension Catalog {
             INSERT INTO chunk (digest, pack_number, offset, length, size)
             VALUES (?, ?, ?, ?, ?)
             ON CONFLICT (digest) WHERE digest IS NOT NULL DO UPDATE SET pack_number = excluded.pack_number,
-              offset = excluded.offset, length = excluded.length, size = excluded.size
+              offset = excluded.offset, length = excluded.length, size = excluded.size, base_id = NULL
             WHERE pack_number IS NULL
             RETURNING id
             """),
         arguments: [digest] + place)
       if let id { chunkIDs[hash] = id }
+    }
+    // Bases after all the batch's chunks have rows: a base may be new in the same batch.
+    for (hash, base) in deltaBases {
+      guard let id = chunkIDs[hash] else { continue }
+      guard
+        let baseID = try chunkIDs[base]
+          ?? Int64.fetchOne(db, sql: "SELECT id FROM chunk WHERE digest = ?", arguments: [digestBlob(base)])
+      else {
+        throw ReelError(.corrupt, "chunk \(hash) is a delta of chunk \(base), which the catalog does not have")
+      }
+      try db.cachedStatement(sql: "UPDATE chunk SET base_id = ? WHERE id = ?").execute(arguments: [baseID, id])
     }
     for version in versions { try insert(version, volume: volumeID, knownChunkIDs: chunkIDs, db) }
     for record in records {

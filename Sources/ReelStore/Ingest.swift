@@ -95,7 +95,7 @@ extension LiveStore {
         db, volume: volumeID, versions: done.versions,
         records: done.records.map { HistoryRecord(seq: $0.seq, time: $0.time, kind: $0.kind.rawValue) },
         bookmarks: done.bookmarks,
-        newChunks: done.newChunks, unnamed: done.unnamedChunks, packSizes: packSizes)
+        newChunks: done.newChunks, unnamed: done.unnamedChunks, deltaBases: done.deltaBases, packSizes: packSizes)
       try Catalog.insertRollbacks(db, volume: volumeID, done.rollbacks)
       let last = Int64(done.records.last?.seq ?? report.lastSeq)
       try db.execute(
@@ -130,6 +130,8 @@ struct IngestBatch {
   var bookmarks: [Bookmark] = []
   var rollbacks: [RollbackEvent] = []
   var newChunks: [String: (location: ChunkLocation, size: Int)] = [:]
+  /// New chunks stored as deltas, with the chunk each is a delta of.
+  var deltaBases: [String: String] = [:]
   /// New chunks of partial versions, which the catalog keeps without their names
   /// (docs/store-format.md, "Unnamed chunks"): no later batch finds them by name.
   var unnamedChunks: Set<String> = []
@@ -232,9 +234,17 @@ struct IngestBatch {
     }
     // Consolidating reads the chain's chunks, so those still with the encoder land first.
     try resolveAll()
+    let known = knownChunks
+    let locate: ChunkLocator = { known[$0] }
     var whole: [UInt8]
+    var deltas: [(base: DeltaBase, limit: Int)] = []
     do {
-      whole = try live.assemble(try head(block), length: blockLength)
+      let current = try head(block)
+      whole = try live.assemble(current, length: blockLength, locate: locate)
+      if let previous = current.first, previous.full, let name = previous.chunk, let location = previous.location {
+        deltas = LiveStoreFormat.deltaCandidates(
+          lineage: try live.deltaLineage(of: name, at: location, locate: locate), blockLength: blockLength)
+      }
     } catch let error as ReelError where error.kind == .corrupt {
       // A damaged chunk in the chain must not stop ingest (and with it every later point
       // of every block): the write is kept as one more partial version, which costs only
@@ -249,10 +259,13 @@ struct IngestBatch {
       whole.replaceSubrange(start..<(start + length), with: repeatElement(0, count: length))
     }
     try add(
-      BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength), content: whole[...])
+      BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: blockLength), content: whole[...],
+      deltas: deltas)
   }
 
-  mutating func add(_ version: BlockVersion, content: ArraySlice<UInt8>?) throws {
+  mutating func add(
+    _ version: BlockVersion, content: ArraySlice<UInt8>?, deltas: [(base: DeltaBase, limit: Int)] = []
+  ) throws {
     if version.full {
       heads[version.block] = [version]
     } else {
@@ -261,7 +274,7 @@ struct IngestBatch {
     versions.append(version)
     guard let content else { return }
     awaiting.append(versions.count - 1)
-    encoder.submit(content)
+    encoder.submit(content, deltas: deltas)
     while encoder.bytesInFlight > Self.encoderBytesLimit { try resolveReady() }
   }
 
@@ -281,7 +294,7 @@ struct IngestBatch {
     let results = encoder.takeReady(limit: 256)
     var unknown: [String] = []
     for (offset, result) in results.enumerated() {
-      guard case .new(let key, _, _) = result, knownChunks[key] == nil,
+      guard case .new(let key, _, _, _) = result, knownChunks[key] == nil,
         versions[awaiting[awaitingHead + offset]].full
       else { continue }
       unknown.append(key)
@@ -303,7 +316,7 @@ struct IngestBatch {
       case .known(let key, let location):
         stored = (key, knownChunks[key] ?? location)
         chunksReused += 1
-      case .new(let key, let record, let size):
+      case .new(let key, let record, let size, let base):
         if let location = knownChunks[key] {
           stored = (key, location)
           chunksReused += 1
@@ -311,6 +324,7 @@ struct IngestBatch {
           let location = try packs.append(record)
           knownChunks[key] = location
           newChunks[key] = (location, size)
+          if let base { deltaBases[key] = base }
           if versions[index].full {
             encoder.remember(key, at: location)
           } else {

@@ -126,6 +126,7 @@ package final class VolumeView: VolumeSource, Sendable {
     for chain in chains {
       for version in chain {
         if let key = version.key, let location = version.location { wanted[key] = location }
+        for base in version.deltaBases { wanted[.named(base.name)] = base.location }
       }
     }
     let places = destinations.map { destination -> UnsafeMutableRawBufferPointer? in

@@ -4,8 +4,8 @@ import ReelTestSupport
 import Testing
 
 /// A store made by the last Reel with catalog schema v7 (Fixtures/README.md) opens with
-/// today's, migrates to v8 (compact rows) and v9 (unnamed chunks allowed; its rows keep
-/// their names) and reads back every point as it did.
+/// today's, migrates to v8 (compact rows), v9 (unnamed chunks allowed; its rows keep
+/// their names) and v10 (delta chunks allowed) and reads back every point as it did.
 @Suite struct CatalogMigrationTests {
   static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("Fixtures/store-catalog-v7.tar.zst").path
@@ -56,7 +56,9 @@ import Testing
     #expect(
       check.status == 0 && check.stdout.contains("94 chunks") && check.stdout.contains("94 block versions"),
       "\(check.output)")
-    #expect(try sqlite(sandbox, "SELECT value FROM store_info WHERE key = 'catalog_schema'") == "9")
+    #expect(try sqlite(sandbox, "SELECT value FROM store_info WHERE key = 'catalog_schema'") == "10")
+    // v10: no chunk of an older store is a delta.
+    #expect(try sqlite(sandbox, "SELECT COUNT(*) FROM chunk WHERE base_id IS NOT NULL") == "0")
     #expect(
       try sqlite(sandbox, "SELECT typeof(volume), typeof(chunk_id) FROM block_version WHERE seq = 1 LIMIT 1")
         == "integer|integer")
