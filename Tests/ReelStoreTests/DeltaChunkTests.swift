@@ -65,6 +65,22 @@ import Testing
     }
   }
 
+  /// The pack file (open for writing) and place of the first chunk record matching
+  /// `condition` (on `chunk c`), for tests that damage it.
+  static func openRecord(_ fixture: StoreFixture, where condition: String) throws -> (PosixFile, ChunkLocation) {
+    let location = try fixture.live.catalog.database.read { db in
+      ChunkLocation(
+        try #require(
+          try Row.fetchOne(
+            db,
+            sql: """
+              SELECT p.id AS pack, c.offset, c.length FROM chunk c JOIN pack p ON p.number = c.pack_number
+              WHERE \(condition) LIMIT 1
+              """)))
+    }
+    return (try PosixFile(path: fixture.packPath(location.pack), flags: O_RDWR), location)
+  }
+
   @Test func editedBlocksConsolidateAsShallowDeltasAndEveryPointReadsBack() throws {
     let (fixture, checkpoints) = try Self.editedStore(seed: 41, edits: 600)
     let figures = try Self.deltaFigures(fixture.live)
@@ -142,17 +158,8 @@ import Testing
   /// them all back from the journal and the base image (stored whole).
   @Test func aDamagedBaseIsReportedThroughItsDeltasAndRepaired() throws {
     let (fixture, checkpoints) = try Self.editedStore(seed: 44, edits: 300)
-    let base = try fixture.live.catalog.database.read { db in
-      try #require(
-        try Row.fetchOne(
-          db,
-          sql: """
-            SELECT p.id AS pack, c.offset, c.length FROM chunk c JOIN pack p ON p.number = c.pack_number
-            WHERE c.id IN (SELECT base_id FROM chunk) AND c.base_id IS NULL LIMIT 1
-            """))
-    }
-    let file = try PosixFile(path: fixture.packPath(base["pack"]), flags: O_RDWR)
-    try file.write([0xFF, 0x00, 0xFF], at: UInt64(base["offset"] as Int64) + 100)
+    let (file, base) = try Self.openRecord(fixture, where: "c.id IN (SELECT base_id FROM chunk) AND c.base_id IS NULL")
+    try file.write([0xFF, 0x00, 0xFF], at: base.offset + 100)
     let live = LiveStore(store: try Store.open(fixture.store.layout))
     let problems = try live.check(readData: true).problems
     #expect(problems.count > 1, "\(problems)")
@@ -171,18 +178,9 @@ import Testing
   /// goes round for ever.
   @Test func aDeltaThatIsItsOwnBaseIsRefused() throws {
     let (fixture, _) = try Self.editedStore(seed: 45, edits: 100)
-    let delta = try fixture.live.catalog.database.read { db in
-      try #require(
-        try Row.fetchOne(
-          db,
-          sql: """
-            SELECT p.id AS pack, c.offset, c.length FROM chunk c JOIN pack p ON p.number = c.pack_number
-            WHERE c.base_id IS NOT NULL LIMIT 1
-            """))
-    }
-    let file = try PosixFile(path: fixture.packPath(delta["pack"]), flags: O_RDWR)
-    let offset = UInt64(delta["offset"] as Int64)
-    var record = try file.read(at: offset, count: delta["length"])
+    let (file, delta) = try Self.openRecord(fixture, where: "c.base_id IS NOT NULL")
+    let offset = delta.offset
+    var record = try file.read(at: offset, count: delta.length)
     record.replaceSubrange(56..<88, with: record[16..<48])
     record.withUnsafeMutableBytes { bytes in
       let stored = UnsafeRawBufferPointer(rebasing: bytes[56...])
