@@ -29,6 +29,21 @@ final class SealedChain: @unchecked Sendable {
     fixture.snapshot(appended.seq)
   }
 
+  /// `count` 4 KiB writes into the first two store blocks, each the page as it was with
+  /// 16 bytes changed: consolidations become delta records in the live store.
+  func edits(_ count: Int, bookmark: String) throws {
+    let blockSize = Int(fixture.descriptor.storeBlockSize)
+    for _ in 0..<count {
+      let page = Int(fixture.rng.next() % UInt64(2 * blockSize / 4096))
+      var data = Array(fixture.model[(page * 4096)..<(page * 4096 + 4096)])
+      let at = Int(fixture.rng.next() % (4096 - 16))
+      for index in at..<(at + 16) { data[index] = UInt8(truncatingIfNeeded: fixture.rng.next()) }
+      try fixture.append(.write(offset: UInt64(page * 4096), data: data))
+    }
+    let appended = try fixture.append(.bookmark(bookmark))
+    fixture.snapshot(appended.seq)
+  }
+
   @discardableResult
   func seal(
     until: Point? = nil, memberLimit: UInt64 = ArchiveFormat.defaultMemberLimit,
@@ -103,6 +118,29 @@ final class SealedChain: @unchecked Sendable {
       let restored = try VolumeView(live: live, volume: chain.fixture.name, at: .time(time))
       #expect(restored.resolved.seq == seq)
     }
+  }
+
+  /// The live store's delta records (docs/store-format.md, "Consolidations as deltas")
+  /// leave it whole: archives of either format read on their own, and the rehydrated
+  /// store reads every point as the original does.
+  @Test(arguments: [1, 2]) func deltaRecordsAreSealedWhole(formatVersion: Int) throws {
+    let chain = try SealedChain()
+    try chain.edits(150, bookmark: "one")
+    try chain.fixture.live.ingest(volume: chain.fixture.name)
+    try chain.seal(formatVersion: formatVersion)
+    try chain.edits(150, bookmark: "two")
+    let second = try #require(try chain.seal(formatVersion: formatVersion))
+    let deltas = try chain.fixture.store.catalog.database.read { db in
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM chunk WHERE base_id IS NOT NULL") ?? 0
+    }
+    #expect(deltas >= 10, "the history should have made delta records: \(deltas)")
+
+    let live = LiveStore(store: try Store.initialize(StoreLayout(root: chain.fixture.root + "/rehydrated")).store)
+    for path in chain.archives {
+      #expect(try ArchiveImporter.importArchive(path: path, masterKeys: [chain.key], into: live).imported)
+    }
+    try chain.expectSameHistory(in: live, through: second.manifest.range.untilSeq, every: 31)
+    #expect(try live.check(readData: true).isClean)
   }
 
   @Test func importRefusesAChainWithoutItsParent() throws {
