@@ -150,9 +150,15 @@ package struct ParityHeader: Sendable, Equatable {
     return bytes
   }
 
+  /// Archives larger than this (1 PiB, far past any Reel writes) have no readable parity.
+  static let largestFileSize: UInt64 = 1 << 50
+
   /// Parses a header; nil when the magic, the CRC or any field's range is wrong. Sizes are
   /// checked against `fileSize` so a hostile header cannot make a reader allocate much.
   static func decode(_ bytes: [UInt8], fileSize: UInt64) -> ParityHeader? {
+    // A bound, not always a real size (a streaming verifier's is 64 times what the member
+    // claims, saturated at 2^64 − 1): capped where no product below can overflow.
+    let fileSize = min(fileSize, Self.largestFileSize)
     guard bytes.count >= ParityGeometry.headerSize + ParityGeometry.tarHeaderRoom,
       Array(bytes[0..<8]) == magic,
       loadLE(bytes, 252, 4) == UInt64(Self.checksum(bytes)),

@@ -38,6 +38,9 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
   /// `benchmarks/fuzz.sh` (2026-12-06) found the same through a pax `GNU.sparse.size`, and
   /// the verifier's bound on the protected bytes (64 times the member) overflowed (exit
   /// 132). tar-sparse-member.tar holds one sparse member, which the tar reader now refuses.
+  /// tar-parity-bound-doubled.tar (found by the same run, 2026-12-06, after that fix): a
+  /// PARITY member large enough that the saturated bound, doubled to bound the member's
+  /// size, overflowed (exit 132); parity headers now take bounds up to 1 PiB only.
   @Test(arguments: [
     ("catalog", "catalog-file-number-overflow.json", "accepted"),
     ("catalog", "catalog-volume-escapes.json", "accepted"),
@@ -47,6 +50,7 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
     ("tar", "tar-pax-size-negative.tar", "size attribute is negative"),
     ("tar", "tar-parity-size-2-62.tar", "refused"),
     ("tar", "tar-sparse-member.tar", "is a sparse file"),
+    ("tar", "tar-parity-bound-doubled.tar", "refused"),
     ("pipeline", "pipeline-since-overflows.yaml", "accepted"),
     ("s3reply", "s3reply-processing-instruction.xml", "refused"),
     ("s3reply", "s3reply-name-not-utf8.xml", "refused"),
