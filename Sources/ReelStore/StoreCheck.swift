@@ -135,6 +135,25 @@ extension LiveStore {
             "volume \(volume) block \(row["block"] as Int64) seq \(row["seq"] as Int64) refers to chunk id \(row["chunk_id"] as Int64), which the catalog does not have",
           affects: ["volume \(volume) store block \(row["block"] as Int64) from seq \(row["seq"] as Int64)"]))
     }
+    // A delta whose base row is gone cannot be read: its record names the base, and the
+    // catalog no longer knows where that is.
+    let baseless = try catalog.database.read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT c.id, nullif(lower(hex(c.digest)), '') AS hash, c.base_id FROM chunk c
+          WHERE c.base_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM chunk b WHERE b.id = c.base_id)
+          LIMIT 100
+          """)
+    }
+    for row in baseless {
+      let chunk = row["id"] as Int64
+      report.problems.append(
+        StoreProblem(
+          message:
+            "chunk \(Catalog.chunkKey(row: chunk, hash: row["hash"])) is stored as a delta of chunk id \(row["base_id"] as Int64), which the catalog does not have",
+          affects: try affected(chunk), chunkRow: chunk))
+    }
     // Rows in pack order: two writers that each trusted a stale end of the same pack
     // leave records that overlap, or rows past what was committed.
     var previous: (chunk: Int64, key: ChunkKey, location: ChunkLocation)?
