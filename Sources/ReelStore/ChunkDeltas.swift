@@ -22,8 +22,9 @@ extension LiveStore {
   /// Calls `body` with the plaintext of the chunk named `name`, which `key`'s delta
   /// record refers to: from the cache, from `records` (read ahead), or read where `locate`
   /// or the catalog says. A whole uncompressed record read ahead is handed over where it
-  /// lies, and a decoded one in a pooled buffer: a restore meets each base once, and
-  /// copying or caching them cost it a fifth more time than the same restore with none.
+  /// lies, and a decoded one in a pooled buffer, neither cached: a restore meets each base
+  /// once, and caching them filled 64 MiB of fresh memory in a restore of 64 MiB (peak
+  /// RSS 240 MB against 160 MB without).
   func withBasePlaintext<T>(
     named name: String, of key: ChunkKey, records: [ChunkKey: UnsafeRawBufferPointer] = [:],
     locate: ChunkLocator? = nil, depth: Int, _ body: (UnsafeRawBufferPointer) throws -> T

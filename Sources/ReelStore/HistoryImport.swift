@@ -55,7 +55,7 @@ package final class HistoryImport {
     }
     let size = verified ? ChunkCodec.plaintextLength(record) : try ChunkRecordFormat.check(record, key: key)
     // Whatever the caller checked: a delta's base would be looked up in this store.
-    guard record.count > 4, record[4] != ChunkRecordHeader.encodingDelta else {
+    if record.count > 4 && record[4] == ChunkRecordHeader.encodingDelta {
       throw ReelError(
         .corrupt, "chunk \(key): an imported record is a delta record (encoding 2); archives carry whole records")
     }

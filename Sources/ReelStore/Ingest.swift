@@ -234,11 +234,13 @@ struct IngestBatch {
     }
     // Consolidating reads the chain's chunks, so those still with the encoder land first.
     try resolveAll()
-    let known = knownChunks
-    let locate: ChunkLocator = { known[$0] }
     var whole: [UInt8]
     var deltas: [(base: DeltaBase, limit: Int)] = []
     do {
+      // Scoped to this block: a copy of the batch's locations kept alive past here would
+      // make the next change to them copy the whole dictionary.
+      let known = knownChunks
+      let locate: ChunkLocator = { known[$0] }
       let current = try head(block)
       whole = try live.assemble(current, length: blockLength, locate: locate)
       if let previous = current.first, previous.full, let name = previous.chunk, let location = previous.location {
