@@ -203,7 +203,13 @@ import Testing
   /// goes round for ever.
   @Test func aDeltaThatIsItsOwnBaseIsRefused() throws {
     let (fixture, _) = try Self.editedStore(seed: 45, edits: 100)
-    let (file, delta) = try Self.openRecord(fixture, where: "c.base_id IS NOT NULL")
+    // The newest full version stored as a delta: the latest point reads it.
+    let (file, delta) = try Self.openRecord(
+      fixture,
+      where: """
+        c.id = (SELECT v.chunk_id FROM block_version v JOIN chunk d ON d.id = v.chunk_id
+          WHERE v.full = 1 AND d.base_id IS NOT NULL ORDER BY v.seq DESC LIMIT 1)
+        """)
     let offset = delta.offset
     var record = try file.read(at: offset, count: delta.length)
     record.replaceSubrange(56..<88, with: record[16..<48])
