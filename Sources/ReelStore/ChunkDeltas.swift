@@ -36,16 +36,20 @@ extension LiveStore {
     }
     let baseKey = ChunkKey.named(name)
     if let cached = cache.get(baseKey) { return try cached.withUnsafeBytes(body) }
-    if let record = records[baseKey], let header = try? ChunkCodec.checkedHeader(record, key: baseKey) {
+    // Checked once: directly for a raw record used where it lies, else by the decode.
+    if let record = records[baseKey], let header = ChunkRecordHeader(record) {
       if header.encoding == ChunkRecordHeader.encodingRaw && header.storedLength == header.plaintextLength {
-        return try body(UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...]))
-      }
-      let buffer = decodedBases.take(header.plaintextLength)
-      defer { decodedBases.recycle(buffer) }
-      if (try? decode(record, key: baseKey, into: buffer.bytes, records: records, locate: locate, depth: depth))
-        != nil
-      {
-        return try body(UnsafeRawBufferPointer(buffer.bytes))
+        if (try? ChunkCodec.checkedHeader(record, key: baseKey)) != nil {
+          return try body(UnsafeRawBufferPointer(rebasing: record[ChunkRecordHeader.size...]))
+        }
+      } else {
+        let buffer = decodedBases.take(header.plaintextLength)
+        defer { decodedBases.recycle(buffer) }
+        if (try? decode(record, key: baseKey, into: buffer.bytes, records: records, locate: locate, depth: depth))
+          != nil
+        {
+          return try body(UnsafeRawBufferPointer(buffer.bytes))
+        }
       }
     }
     // Read on its own, which says what is wrong with it if anything is.
@@ -82,23 +86,6 @@ extension LiveStore {
   /// Where the catalog says the chunk named `name` is stored.
   func catalogLocation(ofChunk name: String) throws -> ChunkLocation? {
     try catalog.database.read { db in try Catalog.chunkLocations(db, [name])[name] }
-  }
-
-  /// The bases the delta records among `records` refer to that are neither there nor
-  /// cached, with where the catalog has them: read ahead with the records that need them.
-  /// Best effort, like the read-ahead itself: what is missed is read when it is needed.
-  func deltaBasesToRead(_ records: [ChunkKey: UnsafeRawBufferPointer]) -> [ChunkKey: ChunkLocation] {
-    var names: Set<String> = []
-    for record in records.values where record.count > ChunkRecordHeader.size + ChunkCodec.deltaBaseNameSize {
-      guard record[4] == ChunkRecordHeader.encodingDelta else { continue }
-      let start = ChunkRecordHeader.size
-      let name = SHA256Digest(bytes: Array(record[start..<(start + ChunkCodec.deltaBaseNameSize)])).hex
-      if records[.named(name)] == nil && cache.get(.named(name)) == nil { names.insert(name) }
-    }
-    guard !names.isEmpty,
-      let found = try? catalog.database.read({ db in try Catalog.chunkLocations(db, Array(names)) })
-    else { return [:] }
-    return Dictionary(uniqueKeysWithValues: found.map { (ChunkKey.named($0.key), $0.value) })
   }
 }
 

@@ -258,12 +258,7 @@ extension Catalog {
     // Bases after all the batch's chunks have rows: a base may be new in the same batch.
     for (hash, base) in deltaBases {
       guard let id = chunkIDs[hash] else { continue }
-      guard
-        let baseID = try chunkIDs[base]
-          ?? Int64.fetchOne(db, sql: "SELECT id FROM chunk WHERE digest = ?", arguments: [digestBlob(base)])
-      else {
-        throw ReelError(.corrupt, "chunk \(hash) is a delta of chunk \(base), which the catalog does not have")
-      }
+      let baseID = try chunkIDs[base] ?? chunkID(db, hash: base)
       try db.cachedStatement(sql: "UPDATE chunk SET base_id = ? WHERE id = ?").execute(arguments: [baseID, id])
     }
     for version in versions { try insert(version, volume: volumeID, knownChunkIDs: chunkIDs, db) }

@@ -123,32 +123,15 @@ package final class LiveStore: Sendable {
   /// Reads the records of many chunks with few large reads and gives them, as stored, to
   /// `body`: records are sorted by pack and offset and neighbours are read as one span.
   /// Best effort: a record that fails to read is left out, so the caller's own read of
-  /// it reports the damage with its context.
-  /// The bases of delta records among them are read ahead too, in a second round.
+  /// it reports the damage with its context. (A delta's bases are among `wanted` when the
+  /// version chain named them, `BlockVersion.deltaBases`; any other is read on its own.)
+  ///
+  /// All the spans land in one pooled buffer: a pooled buffer per span (64 KiB at least)
+  /// for the ~2,000 scattered 4 KiB records of a restore of a volume that takes small
+  /// writes grew the heap by 128 MiB, in about 1,800 steps (`mprotect` calls).
   func withRecords<Result>(
     _ wanted: [ChunkKey: ChunkLocation], _ body: ([ChunkKey: UnsafeRawBufferPointer]) throws -> Result
   ) rethrows -> Result {
-    var records: [ChunkKey: UnsafeRawBufferPointer] = [:]
-    var held: [PooledBuffer] = []
-    defer {
-      for buffer in held { spanBuffers.recycle(buffer) }
-    }
-    var round = wanted
-    for _ in 0...Self.maxDeltaDepth where !round.isEmpty {
-      let read = readRecords(round, holding: &held)
-      records.merge(read) { first, _ in first }
-      round = deltaBasesToRead(read).filter { records[$0.key] == nil }
-    }
-    return try body(records)
-  }
-
-  /// One round of `withRecords`: the records of `wanted` that could be read, in one
-  /// buffer added to `held`. One buffer for all the spans: a pooled buffer per span (64 KiB
-  /// at least) for the ~2,000 scattered 4 KiB records of a restore of a volume that takes
-  /// small writes grew the heap by 128 MiB, in about 1,800 steps (`mprotect` calls).
-  private func readRecords(
-    _ wanted: [ChunkKey: ChunkLocation], holding held: inout [PooledBuffer]
-  ) -> [ChunkKey: UnsafeRawBufferPointer] {
     let spans = Self.readSpans(wanted)
     var places: [Range<Int>] = []
     var total = 0
@@ -157,9 +140,9 @@ package final class LiveStore: Sendable {
       places.append(total..<(total + length))
       total += length
     }
-    guard total > 0 else { return [:] }
+    guard total > 0 else { return try body([:]) }
     let buffer = spanBuffers.take(total)
-    held.append(buffer)
+    defer { spanBuffers.recycle(buffer) }
     nonisolated(unsafe) let bytes = buffer.bytes
     let backend = self.backend
     let read = parallelMap(Array(zip(spans, places)), workers: 4) { _, item -> Int? in
@@ -178,7 +161,7 @@ package final class LiveStore: Sendable {
           rebasing: bytes[(place.lowerBound + from)..<(place.lowerBound + from + location.length)])
       }
     }
-    return records
+    return try body(records)
   }
 
   /// Records sorted by pack and offset, neighbours grouped into spans of at most 8 MiB that
