@@ -166,6 +166,7 @@ let package = Package(
       name: "ReelArchiveTests",
       dependencies: [
         "ReelArchive", "ReelStore", "ReelJournal", "ReelCore", "ReelIO", "ReelCodec", "ReelTestSupport", "reel",
+        .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     .testTarget(
       name: "ReelMediaTests",

@@ -107,13 +107,22 @@ package enum ArchiveImporter {
       let needed = salvaged.map { _ in Set(versions.compactMap(\.chunk)) }
       try window.preload(needed.map(Array.init) ?? Array(scanner.indexLocations.keys))
       // The scanner has checked each record's CRC-32C (and with verifyContent its content
-      // hash) already; records of version 2 archives arrive re-encoded as the store keeps them.
+      // hash) already. A version 2 archive's groups are stored as they are (compression
+      // groups, docs/store-format.md): recompressing every chunk was most of a rehydration.
       do {
-        try scanner.readBody { key, record in
-          try Interrupt.check()
-          if let needed, !needed.contains(key) { return }
-          try window.addChunkRecord(record, key: key, verified: true)
-        }
+        try scanner.readBody(
+          onChunk: { key, record in
+            try Interrupt.check()
+            if let needed, !needed.contains(key) { return }
+            try window.addChunkRecord(record, key: key, verified: true)
+          },
+          onGroup: { group in
+            try Interrupt.check()
+            let members = needed.map { needed in group.members.filter { needed.contains($0.key) } } ?? group.members
+            try group.frame.withUnsafeBytes {
+              try window.addGroup(frame: $0, contentLength: group.contentLength, members: members)
+            }
+          })
       } catch let error as ReelError where error.kind == .corrupt && salvaged != nil {
         // The damage broke the tar structure after it; what authenticated before counts.
       }

@@ -201,6 +201,9 @@ final class ArchiveScanner {
   /// next frame the (authenticated) index knows in that member instead of giving up on it.
   let salvaging: Bool
 
+  /// Set by `readBody` when version 2 frames are handed over whole.
+  private var keepGroups = false
+
   /// Give up at the first frame after a problem instead of reading on to list them all:
   /// for a reader that will repair the archive and read it again anyway.
   var stopAtFirstProblem = false
@@ -327,8 +330,13 @@ final class ArchiveScanner {
     }
   }
 
-  /// Walks the packs and SHA256SUMS; `onChunk` gets every verified chunk record.
-  func readBody(onChunk: ((String, [UInt8]) throws -> Void)?) throws {
+  /// Walks the packs and SHA256SUMS; `onChunk` gets every verified chunk record. With
+  /// `onGroup`, a version 2 frame whose records all check out is handed over whole instead
+  /// (its records do not go to `onChunk`).
+  func readBody(
+    onChunk: ((String, [UInt8]) throws -> Void)?, onGroup: ((ArchiveGroup) throws -> Void)? = nil
+  ) throws {
+    keepGroups = onGroup != nil
     var packNumber = 1
     let packContent = ArchiveFormat.packContent(formatVersion: manifest?.packFormat ?? 1)
     var sumsBytes: [UInt8]?
@@ -344,7 +352,8 @@ final class ArchiveScanner {
       }
       try readFrames(member, content: packContent, deliver: onChunk != nil) { frame, opened in
         try self.accept(
-          opened, member: member.name, number: packNumber, frameOffset: frame.memberOffset, onChunk: onChunk)
+          opened, member: member.name, number: packNumber, frameOffset: frame.memberOffset, onChunk: onChunk,
+          onGroup: onGroup)
       }
       packNumber += 1
     }
@@ -493,6 +502,8 @@ final class ArchiveScanner {
     var records: [OpenedRecord] = []
     var problems: [String] = []
     var authentic = true
+    /// Set when the frame's group is kept whole (`plaintext` is then that zstd frame).
+    var groupContentLength: Int?
   }
 
   /// Streams a framed member, checking each header; with a key, opens the frames (several
@@ -608,6 +619,7 @@ final class ArchiveScanner {
     let frameKey = keys.frameKey
     let checkContent = self.checkContent
     let storeRecords = self.storeRecords
+    let keepGroups = self.keepGroups
     return { frame in
       var opened = OpenedFrame()
       do {
@@ -623,19 +635,21 @@ final class ArchiveScanner {
       guard content != ArchiveFrame.contentIndex else { return opened }
       let checked = PackFrame.open(
         opened.plaintext, content: content, frameNumber: frame.header.frameNumber, checkContent: checkContent,
-        deliver: deliver, storeEncode: storeRecords)
+        deliver: deliver, storeEncode: storeRecords, keepGroup: keepGroups)
       opened.records = checked.records
       opened.problems = checked.problems
-      opened.plaintext = []
+      opened.groupContentLength = checked.groupContentLength
+      if checked.groupContentLength == nil { opened.plaintext = [] }
       return opened
     }
   }
 
   private func accept(
     _ opened: OpenedFrame, member: String, number: Int, frameOffset: UInt64,
-    onChunk: ((String, [UInt8]) throws -> Void)?
+    onChunk: ((String, [UInt8]) throws -> Void)?, onGroup: ((ArchiveGroup) throws -> Void)?
   ) throws {
     if stopAtFirstProblem, let first = problems.first { throw corrupt(first.description) }
+    let problemsBefore = problems.count
     for (key, record, offset) in opened.records.map({ ($0.key, $0.record, $0.offset) }) {
       chunks += 1
       foundChunks.insert(key)
@@ -644,7 +658,17 @@ final class ArchiveScanner {
       {
         problem(member, frameOffset, "chunk \(key) is not where the index says")
       }
-      try onChunk?(key, record)
+      if opened.groupContentLength == nil { try onChunk?(key, record) }
+    }
+    // A group is kept whole only when every record in it checked out; otherwise its
+    // chunks are lost to the reader, as the damaged records of any frame are.
+    if let contentLength = opened.groupContentLength, opened.problems.isEmpty, problems.count == problemsBefore {
+      try onGroup?(
+        ArchiveGroup(
+          frame: opened.plaintext, contentLength: contentLength,
+          members: opened.records.map { ($0.key, $0.offset, $0.size) }))
+    } else if opened.groupContentLength != nil {
+      for key in opened.records.map(\.key) { foundChunks.remove(key) }
     }
   }
 
@@ -775,4 +799,12 @@ final class ArchiveScanner {
         sha256: hashing.hashes ? hashing.hasher.finish().hex : ""),
       keyChecked: keys != nil, problems: problems, framesChecked: frames, chunksChecked: chunks)
   }
+}
+
+/// A version 2 pack frame's group, handed over whole: its zstd frame, the length of its
+/// decompressed content, and where each chunk record starts in that content.
+package struct ArchiveGroup: Sendable {
+  package var frame: [UInt8]
+  package var contentLength: Int
+  package var members: [(key: String, recordOffset: Int, size: Int)]
 }

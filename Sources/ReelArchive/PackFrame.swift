@@ -35,6 +35,8 @@ struct OpenedRecord: Sendable {
   /// version 2 a store record re-encoded from the raw one (or the raw one, if not asked to).
   var record: [UInt8]
   var offset: Int
+  /// Plaintext bytes of the chunk.
+  var size = 0
 }
 
 /// Builds and opens the contents of pack frames.
@@ -145,15 +147,20 @@ enum PackFrame {
   struct Opened: Sendable {
     var records: [OpenedRecord] = []
     var problems: [String] = []
+    /// With `keepGroup`, for a version 2 frame: the length of its decompressed content
+    /// (the frame's plaintext is the group, to be kept as it is).
+    var groupContentLength: Int?
   }
 
   /// Checks the chunk records of a decrypted pack frame: for content 1 the records as they
   /// are; for content 3 the zstd frame is decompressed first and every record must be raw.
   /// Each record's CRC-32C and name are checked; with `checkContent` also the SHA-256 of its
   /// plaintext. `deliver`: keep each record's bytes; `storeEncode`: re-encode raw records
-  /// as the store keeps them (compressed), as rehydration wants them.
+  /// as the store keeps them (compressed). `keepGroup`: a version 2 frame's records are
+  /// checked but not delivered; the caller keeps the whole group (`groupContentLength`).
   static func open(
-    _ plaintext: [UInt8], content: UInt8, frameNumber: UInt64, checkContent: Bool, deliver: Bool, storeEncode: Bool
+    _ plaintext: [UInt8], content: UInt8, frameNumber: UInt64, checkContent: Bool, deliver: Bool, storeEncode: Bool,
+    keepGroup: Bool = false
   ) -> Opened {
     var opened = Opened()
     let body: [UInt8]
@@ -179,7 +186,9 @@ enum PackFrame {
       body = plaintext
     }
     let raw = content == ArchiveFrame.contentGroup
-    let encoder = raw && deliver && storeEncode ? ChunkRecordFormat.Encoder() : nil
+    if raw && keepGroup { opened.groupContentLength = body.count }
+    let deliverRecords = deliver && !(raw && keepGroup)
+    let encoder = raw && deliverRecords && storeEncode ? ChunkRecordFormat.Encoder() : nil
     body.withUnsafeBytes { bytes in
       var offset = 0
       while offset < bytes.count {
@@ -209,10 +218,11 @@ enum PackFrame {
             var delivered: [UInt8] = []
             if let encoder {
               delivered = encoder.encode(plaintext, hash: digest)
-            } else if deliver {
+            } else if deliverRecords {
               delivered = Array(record)
             }
-            opened.records.append(OpenedRecord(key: key, record: delivered, offset: offset))
+            opened.records.append(
+              OpenedRecord(key: key, record: delivered, offset: offset, size: header.plaintextLength))
           } else {
             let record = Array(rest[0..<length])
             if checkContent {

@@ -98,7 +98,8 @@ extension Catalog {
     let statement = try db.cachedStatement(
       sql: """
         SELECT v.seq, v.full, nullif(lower(hex(c.digest)), ''), v.start, v.length, p.id, c.offset, c.length AS stored, v.chunk_id, c.id,
-          lower(hex(b1.digest)), p1.id, b1.offset, b1.length, lower(hex(b2.digest)), p2.id, b2.offset, b2.length
+          lower(hex(b1.digest)), p1.id, b1.offset, b1.length, lower(hex(b2.digest)), p2.id, b2.offset, b2.length,
+          c.record_offset, b1.record_offset, b2.record_offset
         FROM block_version v LEFT JOIN chunk c ON c.id = v.chunk_id LEFT JOIN pack p ON p.number = c.pack_number
           LEFT JOIN chunk b1 ON b1.id = c.base_id LEFT JOIN pack p1 ON p1.number = b1.pack_number
           LEFT JOIN chunk b2 ON b2.id = b1.base_id LEFT JOIN pack p2 ON p2.number = b2.pack_number
@@ -125,15 +126,18 @@ extension Catalog {
         block: block, seq: Seq(row[0] as Int64), full: row[1] as Int64 != 0, chunk: row[2],
         start: Int(row[3] as Int64), length: Int(row[4] as Int64),
         location: (row[5] as String?).map {
-          ChunkLocation(pack: $0, offset: UInt64(row[6] as Int64), length: Int(row[7] as Int64))
+          ChunkLocation(
+            pack: $0, offset: UInt64(row[6] as Int64), length: Int(row[7] as Int64),
+            recordOffset: (row[18] as Int64?).map { Int($0) })
         }, chunkRow: row[8])
-      for column in [10, 14] {
+      for (column, recordOffsetColumn) in [(10, 19), (14, 20)] {
         guard let name = row[column] as String?, let pack = row[column + 1] as String? else { break }
         version.deltaBases.append(
           StoredChunk(
             name: name,
             location: ChunkLocation(
-              pack: pack, offset: UInt64(row[column + 2] as Int64), length: Int(row[column + 3] as Int64))))
+              pack: pack, offset: UInt64(row[column + 2] as Int64), length: Int(row[column + 3] as Int64),
+              recordOffset: (row[recordOffsetColumn] as Int64?).map { Int($0) })))
       }
       versions.append(version)
       if version.full { return (versions, true) }

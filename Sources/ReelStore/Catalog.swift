@@ -12,7 +12,7 @@ package final class Catalog: Sendable {
   /// runs) are read and written by those layers; their schema stays here, in the migrations.
   package let database: DatabaseQueue
 
-  package static let schemaVersion = 10
+  package static let schemaVersion = 11
 
   package init(path: String) throws {
     self.path = path
@@ -305,6 +305,15 @@ package final class Catalog: Sendable {
         sql: """
           ALTER TABLE chunk ADD COLUMN base_id INTEGER;
           UPDATE store_info SET value = '10' WHERE key = 'catalog_schema';
+          """)
+    }
+    migrator.registerMigration("v11-chunk-groups") { db in
+      // Where a chunk's record starts in the compression group at offset/length
+      // (docs/store-format.md, "Compression groups"); NULL for a record that stands alone.
+      try db.execute(
+        sql: """
+          ALTER TABLE chunk ADD COLUMN record_offset INTEGER;
+          UPDATE store_info SET value = '11' WHERE key = 'catalog_schema';
           """)
     }
     return migrator

@@ -101,7 +101,7 @@ extension LiveStore {
           .corrupt, "chunk \(lineage[0].name) is a delta whose chain of bases is more than \(Self.maxDeltaDepth) deep",
           remedy: "run `reel store check --read-data` to see what it affects")
       }
-      let record = try backend.read(location.pack, offset: location.offset, length: location.length)
+      let record = try storedRecord(.named(name), at: location)
       lineage.append((name, record))
       next = try record.withUnsafeBytes { try ChunkCodec.deltaBase($0, key: .named(name)) }.map { base in
         guard let location = try locate?(base) ?? catalogLocation(ofChunk: base) else {

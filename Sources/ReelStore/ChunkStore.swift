@@ -251,7 +251,7 @@ extension Catalog {
   static func chunkLocations(_ db: Database, _ keys: [String]) throws -> [String: ChunkLocation] {
     try fetchAll(db, in: keys.compactMap(digestBlob)) {
       """
-      SELECT lower(hex(c.digest)) AS hash, p.id AS pack, c.offset, c.length
+      SELECT lower(hex(c.digest)) AS hash, p.id AS pack, c.offset, c.length, c.record_offset
       FROM chunk c JOIN pack p ON p.number = c.pack_number WHERE c.digest IN (\($0))
       """
     }.reduce(into: [:]) { $0[$1["hash"]] = ChunkLocation($1) }
@@ -261,24 +261,30 @@ extension Catalog {
   static func chunkLocations(_ db: Database, rows: [Int64]) throws -> [Int64: ChunkLocation] {
     try fetchAll(db, in: rows) {
       """
-      SELECT c.id, p.id AS pack, c.offset, c.length FROM chunk c JOIN pack p ON p.number = c.pack_number
+      SELECT c.id, p.id AS pack, c.offset, c.length, c.record_offset FROM chunk c JOIN pack p ON p.number = c.pack_number
       WHERE c.id IN (\($0))
       """
     }.reduce(into: [:]) { $0[$1["id"]] = ChunkLocation($1) }
   }
 }
 
-/// Where one chunk sits: its pack and the byte range of its record there.
-struct ChunkLocation: Equatable, Sendable {
+/// Where one chunk sits: its pack and the byte range of its record there, or of the
+/// compression group its record is in (`ChunkGroupFormat`).
+struct ChunkLocation: Hashable, Sendable {
   var pack: String
   var offset: UInt64
   var length: Int
+  /// Where the record starts in its group's decompressed content; nil: the record stands
+  /// alone at `offset`.
+  var recordOffset: Int? = nil
 }
 
 extension ChunkLocation {
-  /// From a catalog row's `pack` (id), `offset` and `length` columns.
+  /// From a catalog row's `pack` (id), `offset`, `length` and `record_offset` columns.
   init(_ row: Row) {
-    self.init(pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64))
+    self.init(
+      pack: row["pack"], offset: UInt64(row["offset"] as Int64), length: Int(row["length"] as Int64),
+      recordOffset: (row["record_offset"] as Int64?).map { Int($0) })
   }
 }
 

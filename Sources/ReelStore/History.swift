@@ -283,7 +283,13 @@ extension LiveStore {
   ) throws -> [Key: [UInt8]] {
     var records: [Key: [UInt8]] = [:]
     var codec: ChunkCodec?
-    for span in Self.readSpans(locations) {
+    // A record in a compression group leaves as the raw record it is there.
+    for (key, location) in locations where location.recordOffset != nil {
+      let record = try storedRecord(chunkKey(key), at: location)
+      try ChunkCodec.check(record, key: chunkKey(key))
+      records[key] = record
+    }
+    for span in Self.readSpans(locations.filter { $0.value.recordOffset == nil }) {
       let first = span[0].1
       let last = span[span.count - 1].1
       let bytes: [UInt8]

@@ -48,31 +48,57 @@ package final class HistoryImport {
   /// is skipped. The record's checksum and name are checked first unless the caller
   /// already verified it.
   package func addChunkRecord(_ record: [UInt8], key: String, verified: Bool = false) throws {
-    guard newChunks[key] == nil else { return }
-    if present.contains(key) {
-      chunksAlreadyStored += 1
-      return
-    }
+    guard newChunks[key] == nil, !(try isStored(key)) else { return }
     let size = verified ? ChunkCodec.plaintextLength(record) : try ChunkRecordFormat.check(record, key: key)
     // Whatever the caller checked: a delta's base would be looked up in this store.
     if record.count > 4 && record[4] == ChunkRecordHeader.encodingDelta {
       throw ReelError(
         .corrupt, "chunk \(key): an imported record is a delta record (encoding 2); archives carry whole records")
     }
-    if !absent.contains(key) {
-      let exists = try live.catalog.database.read { db in
-        try Bool.fetchOne(
-          db, sql: "SELECT 1 FROM chunk WHERE digest = reel_digest(?) AND pack_number IS NOT NULL", arguments: [key])
-          ?? false
-      }
-      if exists {
-        present.insert(key)
-        chunksAlreadyStored += 1
-        return
-      }
-    }
     newChunks[key] = (try packs.append(record), size)
     chunksAdded += 1
+  }
+
+  /// Adds one compression group as it is: `frame` is a zstd frame of `contentLength`
+  /// bytes of raw chunk records (a version 2 archive's pack frame plaintext), `members`
+  /// where each record starts in that content, its plaintext length and name, all already
+  /// checked by the caller. Chunks the store holds are left where they are; the group is
+  /// not stored when it brings none.
+  package func addGroup(
+    frame: UnsafeRawBufferPointer, contentLength: Int, members: [(key: String, recordOffset: Int, size: Int)]
+  ) throws {
+    var new: [(key: String, recordOffset: Int, size: Int)] = []
+    for member in members where newChunks[member.key] == nil {
+      if try isStored(member.key) { continue }
+      new.append(member)
+    }
+    guard !new.isEmpty else { return }
+    let location = try packs.append(ChunkGroupFormat.container(frame: frame, contentLength: contentLength))
+    for member in new {
+      var place = location
+      place.recordOffset = member.recordOffset
+      newChunks[member.key] = (place, member.size)
+      chunksAdded += 1
+    }
+  }
+
+  /// Whether the store already holds the chunk `key` (counted as such when it does).
+  private func isStored(_ key: String) throws -> Bool {
+    if present.contains(key) {
+      chunksAlreadyStored += 1
+      return true
+    }
+    guard !absent.contains(key) else { return false }
+    let exists = try live.catalog.database.read { db in
+      try Bool.fetchOne(
+        db, sql: "SELECT 1 FROM chunk WHERE digest = reel_digest(?) AND pack_number IS NOT NULL", arguments: [key])
+        ?? false
+    }
+    if exists {
+      present.insert(key)
+      chunksAlreadyStored += 1
+    }
+    return exists
   }
 
   package func add(_ versions: [HistoryVersion]) { self.versions += versions.map(\.blockVersion) }
@@ -233,11 +259,15 @@ extension Catalog {
       }
       let place: StatementArguments = [
         packNumbers[chunk.location.pack], Int64(chunk.location.offset), chunk.location.length, chunk.size,
+        chunk.location.recordOffset.map { Int64($0) },
       ]
       if unnamed.contains(hash) {
         chunkIDs[hash] = try Int64.fetchOne(
           db.cachedStatement(
-            sql: "INSERT INTO chunk (digest, pack_number, offset, length, size) VALUES (NULL, ?, ?, ?, ?) RETURNING id"),
+            sql: """
+              INSERT INTO chunk (digest, pack_number, offset, length, size, record_offset)
+              VALUES (NULL, ?, ?, ?, ?, ?) RETURNING id
+              """),
           arguments: place)
         continue
       }
@@ -245,10 +275,11 @@ extension Catalog {
       let id = try Int64.fetchOne(
         db.cachedStatement(
           sql: """
-            INSERT INTO chunk (digest, pack_number, offset, length, size)
-            VALUES (?, ?, ?, ?, ?)
+            INSERT INTO chunk (digest, pack_number, offset, length, size, record_offset)
+            VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (digest) WHERE digest IS NOT NULL DO UPDATE SET pack_number = excluded.pack_number,
-              offset = excluded.offset, length = excluded.length, size = excluded.size, base_id = NULL
+              offset = excluded.offset, length = excluded.length, size = excluded.size, base_id = NULL,
+              record_offset = excluded.record_offset
             WHERE pack_number IS NULL
             RETURNING id
             """),

@@ -11,6 +11,10 @@ package final class LiveStore: Sendable {
   package let store: Store
   let backend: PackBackend
   let cache = ChunkCache(capacity: 256)
+  /// Compression groups decompressed lately (up to 64 MiB each, 8 MiB as rehydration
+  /// writes them): enough for the three producers of a restore to each keep the group
+  /// they are in while the next one is read.
+  let groups = GroupCache(capacity: 8)
   /// Span reads land in reused buffers: fresh 8 MiB arrays were faulted in and zeroed
   /// for every span of a restore.
   let spanBuffers = BufferPool(retainedBytes: 64 << 20)
@@ -46,14 +50,7 @@ package final class LiveStore: Sendable {
         .corrupt, "chunk \(key) has no stored record",
         remedy: "run `reel store check` to see what it affects; rehydrate the range from a sealed archive")
     }
-    let record: [UInt8]
-    do {
-      record = try backend.read(location.pack, offset: location.offset, length: location.length)
-    } catch let error as ReelError where error.kind == .notFound {
-      throw ReelError(
-        .corrupt, "chunk \(key): its pack \(location.pack) is missing",
-        remedy: "run `reel store check` to see what it affects; rehydrate the range from a sealed archive")
-    }
+    let record = try storedRecord(key, at: location)
     let plaintext: [UInt8]
     if let baseName = try record.withUnsafeBytes({ try ChunkCodec.deltaBase($0, key: key) }) {
       plaintext = try withBasePlaintext(named: baseName, of: key, locate: locate, depth: depth + 1) { base in
@@ -129,9 +126,31 @@ package final class LiveStore: Sendable {
   /// All the spans land in one pooled buffer: a pooled buffer per span (64 KiB at least)
   /// for the ~2,000 scattered 4 KiB records of a restore of a volume that takes small
   /// writes grew the heap by 128 MiB, in about 1,800 steps (`mprotect` calls).
+  ///
+  /// A record in a compression group is handed out where it lies in the group's
+  /// decompressed content; each group is read and decompressed once.
   func withRecords<Result>(
     _ wanted: [ChunkKey: ChunkLocation], _ body: ([ChunkKey: UnsafeRawBufferPointer]) throws -> Result
   ) rethrows -> Result {
+    let grouped = wanted.filter { $0.value.recordOffset != nil }
+    guard grouped.isEmpty else {
+      let places = Array(Set(grouped.values.map { ChunkLocation(pack: $0.pack, offset: $0.offset, length: $0.length) }))
+      let decoded = parallelMap(places, workers: 2) { _, place in try? self.group(at: place) }
+      var groups: [GroupPlace: DecodedGroup] = [:]
+      for (place, group) in zip(places, decoded) {
+        if let group { groups[GroupPlace(pack: place.pack, offset: place.offset)] = group }
+      }
+      return try withExtendedLifetime(groups) {
+        try withRecords(wanted.filter { $0.value.recordOffset == nil }) { standing in
+          var records = standing
+          for (key, location) in grouped {
+            guard let place = location.group, let group = groups[place] else { continue }
+            records[key] = try? group.record(at: location.recordOffset!, key: key, what: place.description)
+          }
+          return try body(records)
+        }
+      }
+    }
     let spans = Self.readSpans(wanted)
     var places: [Range<Int>] = []
     var total = 0

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ReelCodec
 import ReelCore
 import ReelJournal
 
@@ -149,9 +150,36 @@ extension LiveStore {
     var freed: UInt64 = 0
     // By scans, not per pack: the catalog keeps no index of chunks by pack (schema v9).
     let packs = try catalog.database.read { db in
-      let live = try Row.fetchAll(
-        db, sql: "SELECT pack_number, SUM(length) AS live FROM chunk WHERE pack_number IS NOT NULL GROUP BY pack_number"
+      let ids = try Row.fetchAll(db, sql: "SELECT number, id FROM pack").reduce(into: [Int64: String]()) {
+        $0[$1["number"]] = $1["id"]
+      }
+      var live = try Row.fetchAll(
+        db,
+        sql: """
+          SELECT pack_number, SUM(length) AS live FROM chunk WHERE pack_number IS NOT NULL AND record_offset IS NULL
+          GROUP BY pack_number
+          """
       ).reduce(into: [Int64: UInt64]()) { $0[$1["pack_number"]] = UInt64($1["live"] as Int64) }
+      // A compression group counts for the share of its content still used.
+      for row in try Row.fetchAll(
+        db,
+        sql: """
+          SELECT pack_number, offset, MAX(length) AS length, SUM(\(ChunkRecordHeader.size) + size) AS content FROM chunk
+          WHERE pack_number IS NOT NULL AND record_offset IS NOT NULL GROUP BY pack_number, offset
+          """)
+      {
+        let number: Int64 = row["pack_number"]
+        let length = UInt64(row["length"] as Int64)
+        var share = length
+        if let pack = ids[number],
+          let content = try? groupContentLength(
+            ChunkLocation(pack: pack, offset: UInt64(row["offset"] as Int64), length: Int(length))),
+          content > 0
+        {
+          share = length * min(UInt64(row["content"] as Int64), UInt64(content)) / UInt64(content)
+        }
+        live[number, default: 0] += share
+      }
       return try Row.fetchAll(db, sql: "SELECT number, id, committed_size FROM pack").map {
         (
           number: $0["number"] as Int64, id: $0["id"] as String, committed: UInt64($0["committed_size"] as Int64),
@@ -162,12 +190,30 @@ extension LiveStore {
     let swept = packs.filter { $0.live == 0 || $0.live < $0.committed / 2 }
     let moving = try liveChunks(inPacks: swept.filter { $0.live > 0 }.map(\.number))
     let appender = PackAppender(live: self, reuseNewest: false)
-    for (number, pack, committed, live) in swept {
+    for (number, pack, committed, _) in swept {
+      var written: UInt64 = 0
       if let chunks = moving[number] {
         var moved: [(Int64, ChunkLocation)] = []
+        var groupsMoved: [UInt64: ChunkLocation] = [:]
+        var liveInGroup: [UInt64: Int] = [:]
+        var codec: ChunkCodec?
+        for row in chunks where row["record_offset"] as Int64? != nil {
+          liveInGroup[UInt64(row["offset"] as Int64), default: 0] += ChunkRecordHeader.size + (row["size"] as Int)
+        }
         for row in chunks {
-          let record = try backend.read(pack, offset: UInt64(row["offset"] as Int64), length: row["length"])
+          let location = ChunkLocation(row)
           let key = Catalog.chunkKey(row: row["id"], hash: row["hash"])
+          if let recordOffset = location.recordOffset {
+            moved.append(
+              (
+                row["id"],
+                try moveGroupMember(
+                  key, at: location, recordOffset: recordOffset, liveContent: liveInGroup[location.offset] ?? 0,
+                  to: appender, moved: &groupsMoved, codec: &codec)
+              ))
+            continue
+          }
+          let record = try backend.read(pack, offset: location.offset, length: location.length)
           // A delta record is checked (header, checksum, name) but not decoded: its base
           // may be one of the chunks this repack moves.
           if try record.withUnsafeBytes({ try ChunkCodec.deltaBase($0, key: key) }) == nil {
@@ -176,11 +222,17 @@ extension LiveStore {
           moved.append((row["id"], try appender.append(record)))
         }
         let sizes = try appender.makeDurable()
+        // A group's chunks share the place it was copied to.
+        written = Set(moved.map { ChunkLocation(pack: $0.1.pack, offset: $0.1.offset, length: $0.1.length) })
+          .reduce(0) { $0 + UInt64($1.length) }
         try catalog.database.write { db in
           for (id, location) in moved {
             try db.execute(
-              sql: "UPDATE chunk SET pack_number = ?, offset = ? WHERE id = ?",
-              arguments: [try Catalog.packNumber(db, location.pack), Int64(location.offset), id])
+              sql: "UPDATE chunk SET pack_number = ?, offset = ?, length = ?, record_offset = ? WHERE id = ?",
+              arguments: [
+                try Catalog.packNumber(db, location.pack), Int64(location.offset), location.length,
+                location.recordOffset.map { Int64($0) }, id,
+              ])
           }
           for (id, size) in sizes {
             try db.execute(sql: "UPDATE pack SET committed_size = ? WHERE id = ?", arguments: [Int64(size), id])
@@ -191,7 +243,7 @@ extension LiveStore {
         try db.execute(sql: "DELETE FROM pack WHERE id = ?", arguments: [pack])
       }
       try backend.delete(pack)
-      freed += committed - live
+      freed += committed - min(committed, written)
     }
     let known = try catalog.database.read { db in try String.fetchSet(db, sql: "SELECT id FROM pack") }
     let oldest = now.nanoseconds - safetyMargin.nanoseconds
@@ -208,10 +260,38 @@ extension LiveStore {
     try catalog.database.read { db in
       try Catalog.fetchAll(db, in: packs) {
         """
-        SELECT id, nullif(lower(hex(digest)), '') AS hash, pack_number, offset, length FROM chunk
-        WHERE pack_number IN (\($0)) ORDER BY pack_number, offset
+        SELECT c.id, nullif(lower(hex(c.digest)), '') AS hash, c.pack_number, p.id AS pack, c.offset, c.length,
+          c.record_offset, c.size
+        FROM chunk c JOIN pack p ON p.number = c.pack_number
+        WHERE c.pack_number IN (\($0)) ORDER BY c.pack_number, c.offset
         """
       }.reduce(into: [:]) { $0[$1["pack_number"], default: []].append($1) }
     }
+  }
+
+  /// Where a repack puts a chunk of a compression group: the whole group is copied once
+  /// when at least half its content is still used, else the chunk is stored alone
+  /// (compressed as ingest stores it) and the group's dead content is dropped.
+  private func moveGroupMember(
+    _ key: ChunkKey, at location: ChunkLocation, recordOffset: Int, liveContent: Int, to appender: PackAppender,
+    moved: inout [UInt64: ChunkLocation], codec: inout ChunkCodec?
+  ) throws -> ChunkLocation {
+    if var copied = moved[location.offset] {
+      copied.recordOffset = recordOffset
+      return copied
+    }
+    let group = try group(at: location)
+    if liveContent * 2 >= group.count {
+      let container = try backend.read(location.pack, offset: location.offset, length: location.length)
+      var copied = try appender.append(container)
+      moved[location.offset] = copied
+      copied.recordOffset = recordOffset
+      return copied
+    }
+    let record = try group.record(at: recordOffset, key: key, what: location.group!.description)
+    let plaintext = try ChunkCodec.decode(record, key: key, verify: false)
+    let name = SHA256Digest(bytes: Array(ChunkRecordHeader.claimedHash(record)))
+    codec = codec ?? ChunkCodec()
+    return try appender.append(codec!.encode(plaintext, hash: name))
   }
 }

@@ -48,13 +48,19 @@ extension LiveStore {
       sizes[volume.key] = (try? store.layout.descriptor(of: volume.value)).map { UInt64($0.storeBlockSize) }
     }
     let chunks = try catalog.database.read { db in
-      try Row.fetchAll(db, sql: "SELECT id, hash, pack, offset, length FROM chunk_named WHERE pack IS NOT NULL")
-        .reduce(into: [Int64: (key: ChunkKey, location: ChunkLocation)]()) {
-          $0[$1["id"]] = (
-            Catalog.chunkKey(row: $1["id"], hash: $1["hash"]),
-            ChunkLocation($1)
-          )
-        }
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT c.id, nullif(lower(hex(c.digest)), '') AS hash, p.id AS pack, c.offset, c.length, c.record_offset
+          FROM chunk c JOIN pack p ON p.number = c.pack_number
+          """
+      )
+      .reduce(into: [Int64: (key: ChunkKey, location: ChunkLocation)]()) {
+        $0[$1["id"]] = (
+          Catalog.chunkKey(row: $1["id"], hash: $1["hash"]),
+          ChunkLocation($1)
+        )
+      }
     }
     let lost = try catalog.database.read { db in
       try Row.fetchAll(
@@ -187,8 +193,11 @@ extension LiveStore {
         continue
       }
       // Reading the data tells which of two overlapping records is intact.
+      // The chunks of one compression group share its place.
       if !readData, let previous, previous.location.pack == location.pack,
-        previous.location.offset + UInt64(previous.location.length) > location.offset
+        previous.location.offset + UInt64(previous.location.length) > location.offset,
+        previous.location.group == nil || previous.location.group != location.group
+          || previous.location.length != location.length
       {
         report.problems.append(
           StoreProblem(

@@ -126,12 +126,14 @@ extension LiveStore {
       try catalog.database.write { db in
         for row in wanted.keys where records[row] == nil {
           try db.execute(
-            sql: "UPDATE chunk SET pack_number = NULL, offset = 0, length = 0, base_id = NULL WHERE id = ?",
+            sql:
+              "UPDATE chunk SET pack_number = NULL, offset = 0, length = 0, base_id = NULL, record_offset = NULL WHERE id = ?",
             arguments: [row])
         }
         for (row, location, size) in locations {
           try db.execute(
-            sql: "UPDATE chunk SET pack_number = ?, offset = ?, length = ?, size = ?, base_id = NULL WHERE id = ?",
+            sql:
+              "UPDATE chunk SET pack_number = ?, offset = ?, length = ?, size = ?, base_id = NULL, record_offset = NULL WHERE id = ?",
             arguments: [try Catalog.packNumber(db, location.pack), Int64(location.offset), location.length, size, row])
         }
         for (pack, size) in sizes {
