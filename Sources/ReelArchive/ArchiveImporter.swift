@@ -120,7 +120,8 @@ package enum ArchiveImporter {
             try Interrupt.check()
             let members = needed.map { needed in group.members.filter { needed.contains($0.key) } } ?? group.members
             try group.frame.withUnsafeBytes {
-              try window.addGroup(frame: $0, contentLength: group.contentLength, members: members)
+              try window.addGroup(
+                frame: $0, contentLength: group.contentLength, recordCount: group.members.count, members: members)
             }
           })
       } catch let error as ReelError where error.kind == .corrupt && salvaged != nil {

@@ -124,6 +124,22 @@ package enum Zstd {
     }
   }
 
+  /// Decompresses as much of one damaged frame into `output` as decodes before the
+  /// damage, block by block; returns how many bytes that is. What comes out is not
+  /// checked here: the caller checks its own checksums over it.
+  package static func salvage(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int {
+    guard let context = ZSTD_createDCtx() else { return 0 }
+    defer { ZSTD_freeDCtx(context) }
+    var source = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+    var target = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
+    while true {
+      let before = (source.pos, target.pos)
+      let result = ZSTD_decompressStream(context, &target, &source)
+      if ZSTD_isError(result) != 0 || result == 0 || (source.pos, target.pos) == before { break }
+    }
+    return target.pos
+  }
+
   /// Decompresses one frame written by `ZstdCompressor.compress(_:prefix:into:)` against
   /// the same `prefix` into `output`, which it must fill exactly.
   package static func decompress(

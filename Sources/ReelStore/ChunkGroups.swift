@@ -9,17 +9,33 @@ import ReelCore
 ///
 /// Bytes 0..<4 magic `RGR1`; 4 layout version (1); 5..<8 zero; 8..<12 content length
 /// (the decompressed bytes, u32 LE); 12..<16 stored length (the zstd frame, u32 LE);
-/// 16..<20 CRC-32C over bytes 0..<16 and the stored bytes (u32 LE); 20..<24 zero; then
-/// the stored bytes.
+/// 16..<20 CRC-32C over bytes 0..<20 and the stored bytes (u32 LE, its own bytes taken
+/// as zero); 20..<24 how many chunk records the content holds (u32 LE); then the stored
+/// bytes.
 package enum ChunkGroupFormat {
   static let headerSize = 24
   static let magic: [UInt8] = Array("RGR1".utf8)
   static let layoutVersion: UInt8 = 1
   /// The largest content a reader decompresses: an archive's bound on a group.
   package static let contentLimit = 64 << 20
+  /// A group closes once its content reaches this: an archive's group size, so a sealed
+  /// archive can carry the store's groups as they are.
+  package static let target = 8 << 20
 
-  /// The container for one zstd frame of `contentLength` decompressed bytes.
-  package static func container(frame: UnsafeRawBufferPointer, contentLength: Int) -> [UInt8] {
+  /// zstd level 3 with its own 2^17-entry hash table and an 8 MiB window, the whole
+  /// group: the size of one `zstd -3` stream of the same data (docs/archive-format.md
+  /// has the measurements). Archives compress their groups the same way.
+  package static let compressionLevel: Int32 = 3
+  package static let windowLog: Int32 = 23
+  static let hashLog: Int32 = 17
+
+  package static func compressor() -> ZstdCompressor {
+    ZstdCompressor(level: compressionLevel, windowLog: windowLog, hashLog: hashLog)
+  }
+
+  /// The container for one zstd frame of `contentLength` decompressed bytes holding
+  /// `recordCount` chunk records.
+  package static func container(frame: UnsafeRawBufferPointer, contentLength: Int, recordCount: Int) -> [UInt8] {
     [UInt8](unsafeUninitializedCapacity: headerSize + frame.count) { buffer, count in
       let bytes = UnsafeMutableRawBufferPointer(buffer)
       magic.withUnsafeBytes { bytes.copyMemory(from: $0) }
@@ -29,39 +45,76 @@ package enum ChunkGroupFormat {
       bytes.storeBytes(of: UInt32(contentLength).littleEndian, toByteOffset: 8, as: UInt32.self)
       bytes.storeBytes(of: UInt32(frame.count).littleEndian, toByteOffset: 12, as: UInt32.self)
       UnsafeMutableRawBufferPointer(rebasing: bytes[headerSize...]).copyMemory(from: frame)
-      var crc = CRC32C()
-      crc.update(UnsafeRawBufferPointer(rebasing: bytes[0..<16]))
-      crc.update(frame)
-      bytes.storeBytes(of: crc.value.littleEndian, toByteOffset: 16, as: UInt32.self)
-      bytes.storeBytes(of: 0, toByteOffset: 20, as: UInt32.self)
+      bytes.storeBytes(of: 0, toByteOffset: 16, as: UInt32.self)
+      bytes.storeBytes(of: UInt32(recordCount).littleEndian, toByteOffset: 20, as: UInt32.self)
+      bytes.storeBytes(of: checksum(UnsafeRawBufferPointer(bytes)).littleEndian, toByteOffset: 16, as: UInt32.self)
       count = headerSize + frame.count
     }
   }
 
-  /// The decompressed content of a whole container; `what` names it in errors.
+  /// The decompressed content of a whole container; `what` names it in errors. A group
+  /// that fails its checksum, or whose frame does not decode, gives what still decodes
+  /// before the damage (`DecodedGroup.damage`): every record carries its own checksum,
+  /// so a flipped byte costs the chunks from it to the group's end, not all of them.
   static func decode(_ container: UnsafeRawBufferPointer, what: String) throws -> DecodedGroup {
+    let header: (contentLength: Int, recordCount: Int)
+    var damage: String?
+    do {
+      header = try checkedHeader(container, what: what)
+    } catch let error as ReelError where error.message.hasSuffix("fails its checksum") {
+      header = (Int(UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 8, as: UInt32.self))), 0)
+      damage = error.message
+    }
+    guard header.contentLength <= contentLimit else {
+      throw damaged(
+        what, "claims \(header.contentLength) bytes of content, more than the \(contentLimit) a group may hold")
+    }
+    let group = DecodedGroup(count: header.contentLength)
+    let frame = UnsafeRawBufferPointer(rebasing: container[headerSize...])
+    if damage == nil {
+      do {
+        try Zstd.decompress(frame, into: group.mutableBytes, what: what)
+        return group
+      } catch let error as ReelError {
+        damage = error.message
+      }
+    }
+    group.intactLength = Zstd.salvage(frame, into: group.mutableBytes)
+    group.damage = damage
+    return group
+  }
+
+  /// The header's fields of a whole container, its checksum checked.
+  static func checkedHeader(
+    _ container: UnsafeRawBufferPointer, what: String
+  ) throws -> (contentLength: Int, recordCount: Int) {
     guard container.count >= headerSize, container.prefix(magic.count).elementsEqual(magic) else {
       throw damaged(what, "is not a compression group")
     }
     guard container[4] == layoutVersion else { throw damaged(what, "has unknown layout version \(container[4])") }
-    let contentLength = Int(UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
     let storedLength = Int(UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
     guard headerSize + storedLength == container.count else {
       throw damaged(what, "holds \(container.count - headerSize) stored bytes, its header says \(storedLength)")
     }
-    guard contentLength <= contentLimit else {
-      throw damaged(what, "claims \(contentLength) bytes of content, more than the \(contentLimit) a group may hold")
-    }
+    try checkChecksum(container, what: what)
+    return (
+      Int(UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
+      Int(UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 20, as: UInt32.self)))
+    )
+  }
+
+  private static func checkChecksum(_ container: UnsafeRawBufferPointer, what: String) throws {
+    guard checksum(container) == UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+    else { throw damaged(what, "fails its checksum") }
+  }
+
+  /// CRC-32C over the header, its checksum field taken as zero, and the stored bytes.
+  private static func checksum(_ container: UnsafeRawBufferPointer) -> UInt32 {
     var crc = CRC32C()
     crc.update(UnsafeRawBufferPointer(rebasing: container[0..<16]))
-    let stored = UnsafeRawBufferPointer(rebasing: container[headerSize...])
-    crc.update(stored)
-    guard crc.value == UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 16, as: UInt32.self)) else {
-      throw damaged(what, "fails its checksum")
-    }
-    let group = DecodedGroup(count: contentLength)
-    try Zstd.decompress(stored, into: group.mutableBytes, what: what)
-    return group
+    withUnsafeBytes(of: UInt32(0)) { crc.update($0) }
+    crc.update(UnsafeRawBufferPointer(rebasing: container[20...]))
+    return crc.value
   }
 
   static func damaged(_ what: String, _ reason: String) -> ReelError {
@@ -74,25 +127,34 @@ package enum ChunkGroupFormat {
 /// the object lives, so a read can hand out pointers to many records of many groups.
 final class DecodedGroup: @unchecked Sendable {
   private let storage: UnsafeMutableRawBufferPointer
+  let count: Int
 
   init(count: Int) {
+    self.count = count
+    intactLength = count
     storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
-    if count == 0 { storage[0] = 0 }
   }
 
   deinit { storage.deallocate() }
 
-  var count: Int { Int(storage.count) }
   fileprivate var mutableBytes: UnsafeMutableRawBufferPointer { storage }
-  var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage) }
+  var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[0..<intactLength]) }
+  /// Set when the group is damaged: what is wrong with it. Only the first `intactLength`
+  /// bytes then decoded, and nothing in them is trusted beyond each record's checksum.
+  fileprivate(set) var damage: String?
+  fileprivate(set) var intactLength: Int
 
   /// The chunk record that starts at `offset` of the content; its header's lengths are
   /// checked against the content, not its checksum (the record's decode checks that).
   func record(at offset: Int, key: ChunkKey, what: String) throws -> UnsafeRawBufferPointer {
+    let bytes = self.bytes
     guard offset >= 0, offset < bytes.count,
       let header = ChunkRecordHeader(UnsafeRawBufferPointer(rebasing: bytes[offset...])),
       header.recordLength <= bytes.count - offset
     else {
+      if let damage {
+        throw ChunkGroupFormat.damaged("chunk \(key):", "\(damage), and its record is past what still decodes")
+      }
       throw ChunkGroupFormat.damaged("chunk \(key):", "has no whole record at byte \(offset) of \(what)")
     }
     return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + header.recordLength)])
@@ -146,21 +208,16 @@ extension LiveStore {
     return group
   }
 
-  /// The decompressed length the header of the group at `location` gives, read alone.
-  func groupContentLength(_ location: ChunkLocation) throws -> Int {
-    let header = try backend.read(location.pack, offset: location.offset, length: ChunkGroupFormat.headerSize)
-    guard header.count == ChunkGroupFormat.headerSize, header.prefix(4).elementsEqual(ChunkGroupFormat.magic) else {
-      throw ChunkGroupFormat.damaged(
-        GroupPlace(pack: location.pack, offset: location.offset).description, "is not a compression group")
-    }
-    return header.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))) }
-  }
-
   /// The stored record of a chunk, as it would stand alone in a pack: read from the pack,
   /// or copied out of its decompressed group.
   func storedRecord(_ key: ChunkKey, at location: ChunkLocation) throws -> [UInt8] {
     if let recordOffset = location.recordOffset {
-      let group = try group(at: location)
+      let group: DecodedGroup
+      do {
+        group = try self.group(at: location)
+      } catch let error as ReelError {
+        throw ReelError(error.kind, "chunk \(key): \(error.message)", remedy: error.remedy)
+      }
       return Array(try group.record(at: recordOffset, key: key, what: location.group!.description))
     }
     do {
@@ -169,6 +226,78 @@ extension LiveStore {
       throw ReelError(
         .corrupt, "chunk \(key): its pack \(location.pack) is missing",
         remedy: "run `reel store check` to see what it affects; rehydrate the range from a sealed archive")
+    }
+  }
+}
+
+/// One of the store's compression groups whose every record a reader asked for
+/// (`LiveStore.wholeGroups`): a seal carries it into an archive as it is.
+package struct WholeGroup: Sendable {
+  let location: ChunkLocation
+  /// Each chunk record in the group: its name, where it starts in the content, and its
+  /// plaintext length.
+  package let members: [(key: String, recordOffset: Int, size: Int)]
+}
+
+extension LiveStore {
+  /// Splits `keys` (distinct chunk names) into the compression groups every record of
+  /// which is among them, and the rest. A group whose records are not all asked for (a
+  /// chunk of it outside the window, or already pruned and not yet repacked) is left to
+  /// the rest: what leaves the store is what was asked for.
+  package func wholeGroups(among keys: [String]) throws -> (groups: [WholeGroup], rest: [String]) {
+    let locations = try catalog.database.read { db in try Catalog.chunkLocations(db, keys) }
+    var candidates: [GroupPlace: (location: ChunkLocation, members: [(String, Int, Int)])] = [:]
+    var sizes: [String: Int] = [:]
+    try catalog.database.read { db in
+      for row in try Catalog.fetchAll(
+        db, in: keys.compactMap(Catalog.digestBlob),
+        {
+          "SELECT lower(hex(digest)) AS hash, size FROM chunk WHERE digest IN (\($0))"
+        })
+      {
+        sizes[row["hash"]] = row["size"]
+      }
+    }
+    for (key, location) in locations {
+      guard let place = location.group, let recordOffset = location.recordOffset, let size = sizes[key] else {
+        continue
+      }
+      let group = ChunkLocation(pack: location.pack, offset: location.offset, length: location.length)
+      candidates[place, default: (group, [])].members.append((key, recordOffset, size))
+    }
+    var groups: [WholeGroup] = []
+    var grouped: Set<String> = []
+    for (_, candidate) in candidates {
+      guard (try? groupHeader(candidate.location).recordCount) == candidate.members.count else { continue }
+      let members = candidate.members.sorted { $0.1 < $1.1 }.map { (key: $0.0, recordOffset: $0.1, size: $0.2) }
+      groups.append(WholeGroup(location: candidate.location, members: members))
+      grouped.formUnion(members.map(\.key))
+    }
+    groups.sort { ($0.location.pack, $0.location.offset) < ($1.location.pack, $1.location.offset) }
+    return (groups, keys.filter { !grouped.contains($0) })
+  }
+
+  /// A whole group's zstd frame and the length of its content, its checksum checked.
+  package func frame(of group: WholeGroup) throws -> (frame: [UInt8], contentLength: Int) {
+    let place = GroupPlace(pack: group.location.pack, offset: group.location.offset)
+    let container = try backend.read(group.location.pack, offset: group.location.offset, length: group.location.length)
+    let header = try container.withUnsafeBytes { try ChunkGroupFormat.checkedHeader($0, what: place.description) }
+    return (Array(container[ChunkGroupFormat.headerSize...]), header.contentLength)
+  }
+
+  /// The header of the group at `location`, read alone (its checksum covers the whole
+  /// group and is not checked here).
+  func groupHeader(_ location: ChunkLocation) throws -> (contentLength: Int, recordCount: Int) {
+    let header = try backend.read(location.pack, offset: location.offset, length: ChunkGroupFormat.headerSize)
+    guard header.count == ChunkGroupFormat.headerSize, header.prefix(4).elementsEqual(ChunkGroupFormat.magic) else {
+      throw ChunkGroupFormat.damaged(
+        GroupPlace(pack: location.pack, offset: location.offset).description, "is not a compression group")
+    }
+    return header.withUnsafeBytes {
+      (
+        Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
+        Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 20, as: UInt32.self)))
+      )
     }
   }
 }

@@ -60,12 +60,14 @@ package final class HistoryImport {
   }
 
   /// Adds one compression group as it is: `frame` is a zstd frame of `contentLength`
-  /// bytes of raw chunk records (a version 2 archive's pack frame plaintext), `members`
-  /// where each record starts in that content, its plaintext length and name, all already
+  /// bytes of `recordCount` raw chunk records (a version 2 archive's pack frame
+  /// plaintext), `members` where each wanted record starts in that content, its plaintext
+  /// length and name, all already
   /// checked by the caller. Chunks the store holds are left where they are; the group is
   /// not stored when it brings none.
   package func addGroup(
-    frame: UnsafeRawBufferPointer, contentLength: Int, members: [(key: String, recordOffset: Int, size: Int)]
+    frame: UnsafeRawBufferPointer, contentLength: Int, recordCount: Int,
+    members: [(key: String, recordOffset: Int, size: Int)]
   ) throws {
     var new: [(key: String, recordOffset: Int, size: Int)] = []
     for member in members where newChunks[member.key] == nil {
@@ -73,7 +75,8 @@ package final class HistoryImport {
       new.append(member)
     }
     guard !new.isEmpty else { return }
-    let location = try packs.append(ChunkGroupFormat.container(frame: frame, contentLength: contentLength))
+    let location = try packs.append(
+      ChunkGroupFormat.container(frame: frame, contentLength: contentLength, recordCount: recordCount))
     for member in new {
       var place = location
       place.recordOffset = member.recordOffset

@@ -172,8 +172,9 @@ extension LiveStore {
         let length = UInt64(row["length"] as Int64)
         var share = length
         if let pack = ids[number],
-          let content = try? groupContentLength(
-            ChunkLocation(pack: pack, offset: UInt64(row["offset"] as Int64), length: Int(length))),
+          let content = try? groupHeader(
+            ChunkLocation(pack: pack, offset: UInt64(row["offset"] as Int64), length: Int(length))
+          ).contentLength,
           content > 0
         {
           share = length * min(UInt64(row["content"] as Int64), UInt64(content)) / UInt64(content)
@@ -281,7 +282,7 @@ extension LiveStore {
       return copied
     }
     let group = try group(at: location)
-    if liveContent * 2 >= group.count {
+    if liveContent * 2 >= group.count && group.damage == nil {
       let container = try backend.read(location.pack, offset: location.offset, length: location.length)
       var copied = try appender.append(container)
       moved[location.offset] = copied
