@@ -47,7 +47,10 @@ package enum ChunkGroupFormat {
       UnsafeMutableRawBufferPointer(rebasing: bytes[headerSize...]).copyMemory(from: frame)
       bytes.storeBytes(of: 0, toByteOffset: 16, as: UInt32.self)
       bytes.storeBytes(of: UInt32(recordCount).littleEndian, toByteOffset: 20, as: UInt32.self)
-      bytes.storeBytes(of: checksum(UnsafeRawBufferPointer(bytes)).littleEndian, toByteOffset: 16, as: UInt32.self)
+      let sum = checksum(
+        UnsafeRawBufferPointer(rebasing: bytes[0..<headerSize]),
+        stored: UnsafeRawBufferPointer(rebasing: bytes[headerSize...]))
+      bytes.storeBytes(of: sum.littleEndian, toByteOffset: 16, as: UInt32.self)
       count = headerSize + frame.count
     }
   }
@@ -88,32 +91,40 @@ package enum ChunkGroupFormat {
   static func checkedHeader(
     _ container: UnsafeRawBufferPointer, what: String
   ) throws -> (contentLength: Int, recordCount: Int) {
-    guard container.count >= headerSize, container.prefix(magic.count).elementsEqual(magic) else {
+    guard container.count >= headerSize else { throw damaged(what, "is not a compression group") }
+    return try checkedHeader(
+      UnsafeRawBufferPointer(rebasing: container[0..<headerSize]),
+      stored: UnsafeRawBufferPointer(rebasing: container[headerSize...]), what: what)
+  }
+
+  /// The same, for a header and its stored bytes read apart.
+  static func checkedHeader(
+    _ header: UnsafeRawBufferPointer, stored: UnsafeRawBufferPointer, what: String
+  ) throws -> (contentLength: Int, recordCount: Int) {
+    guard header.count == headerSize, header.prefix(magic.count).elementsEqual(magic) else {
       throw damaged(what, "is not a compression group")
     }
-    guard container[4] == layoutVersion else { throw damaged(what, "has unknown layout version \(container[4])") }
-    let storedLength = Int(UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
-    guard headerSize + storedLength == container.count else {
-      throw damaged(what, "holds \(container.count - headerSize) stored bytes, its header says \(storedLength)")
+    guard header[4] == layoutVersion else { throw damaged(what, "has unknown layout version \(header[4])") }
+    let storedLength = Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+    guard storedLength == stored.count else {
+      throw damaged(what, "holds \(stored.count) stored bytes, its header says \(storedLength)")
     }
-    try checkChecksum(container, what: what)
+    guard
+      checksum(header, stored: stored) == UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+    else { throw damaged(what, "fails its checksum") }
     return (
-      Int(UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
-      Int(UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 20, as: UInt32.self)))
+      Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
+      Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 20, as: UInt32.self)))
     )
   }
 
-  private static func checkChecksum(_ container: UnsafeRawBufferPointer, what: String) throws {
-    guard checksum(container) == UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
-    else { throw damaged(what, "fails its checksum") }
-  }
-
   /// CRC-32C over the header, its checksum field taken as zero, and the stored bytes.
-  private static func checksum(_ container: UnsafeRawBufferPointer) -> UInt32 {
+  private static func checksum(_ header: UnsafeRawBufferPointer, stored: UnsafeRawBufferPointer) -> UInt32 {
     var crc = CRC32C()
-    crc.update(UnsafeRawBufferPointer(rebasing: container[0..<16]))
+    crc.update(UnsafeRawBufferPointer(rebasing: header[0..<16]))
     withUnsafeBytes(of: UInt32(0)) { crc.update($0) }
-    crc.update(UnsafeRawBufferPointer(rebasing: container[20...]))
+    crc.update(UnsafeRawBufferPointer(rebasing: header[20..<headerSize]))
+    crc.update(stored)
     return crc.value
   }
 
@@ -278,11 +289,17 @@ extension LiveStore {
   }
 
   /// A whole group's zstd frame and the length of its content, its checksum checked.
+  /// Header and frame are read apart, so the frame lands where it is handed over.
   package func frame(of group: WholeGroup) throws -> (frame: [UInt8], contentLength: Int) {
     let place = GroupPlace(pack: group.location.pack, offset: group.location.offset)
-    let container = try backend.read(group.location.pack, offset: group.location.offset, length: group.location.length)
-    let header = try container.withUnsafeBytes { try ChunkGroupFormat.checkedHeader($0, what: place.description) }
-    return (Array(container[ChunkGroupFormat.headerSize...]), header.contentLength)
+    let headerSize = ChunkGroupFormat.headerSize
+    let header = try backend.read(group.location.pack, offset: group.location.offset, length: headerSize)
+    let frame = try backend.read(
+      group.location.pack, offset: group.location.offset + UInt64(headerSize), length: group.location.length - headerSize)
+    let fields = try header.withUnsafeBytes { header in
+      try frame.withUnsafeBytes { try ChunkGroupFormat.checkedHeader(header, stored: $0, what: place.description) }
+    }
+    return (frame, fields.contentLength)
   }
 
   /// The header of the group at `location`, read alone (its checksum covers the whole
