@@ -22,9 +22,9 @@ trap 'rm -rf "$work"' EXIT
 
 source benchmarks/lib.sh
 
-# The level ingest compresses whole blocks written whole at (ChunkGroupFormat.compressionLevel:
-# compression groups, docs/store-format.md), read from the source so the baseline follows it.
-level=$(sed -n 's/.*static let compressionLevel: Int32 = \([0-9]*\).*/\1/p' Sources/ReelStore/ChunkGroups.swift)
+# The level ingest compresses at (ChunkCodec.compressionLevel), read from the source so the
+# baseline follows it.
+level=$(sed -n 's/.*static let compressionLevel: Int32 = \([0-9]*\).*/\1/p' Sources/ReelStore/ChunkStore.swift)
 
 echo "== real data: the first $size of a tar of /usr"
 tar -cf - /usr/share /usr/lib /usr/bin 2>/dev/null | head -c "$bytes" >"$work/source.img" || true

@@ -51,9 +51,13 @@ enum PackFrame {
   /// archive with its default 5% of parity stays within 1.05× of `tar | zstd -3`. Level 2
   /// with a 2^16-entry table sealed 6.7% faster but 3.3% larger, beyond that bound with
   /// parity (docs/archive-format.md has the measurements).
-  /// The live store compresses its groups the same way (`ChunkGroupFormat.compressor`),
-  /// so a seal can carry them as they are.
-  static func groupCompressor() -> ZstdCompressor { ChunkGroupFormat.compressor() }
+  static let groupCompressionLevel: Int32 = 3
+  static let groupWindowLog: Int32 = 23
+  static let groupHashLog: Int32 = 17
+
+  static func groupCompressor() -> ZstdCompressor {
+    ZstdCompressor(level: groupCompressionLevel, windowLog: groupWindowLog, hashLog: groupHashLog)
+  }
 
   /// Builds a frame from store records. Version 1 checks each record's CRC-32C and name and
   /// carries it as it is. Version 2 decodes each one (CRC-32C of the stored bytes,

@@ -463,13 +463,6 @@ final class ArchiveWriter {
     for version in versions {
       if let key = version.chunk, !sealedChunks.contains(key), seen.insert(key).inserted { wanted.append(key) }
     }
-    if formatVersion >= 2 {
-      // The store's compression groups are laid out as this format's pack frames are:
-      // one the archive wants whole goes in as it is, not decoded and compressed again.
-      let (groups, rest) = try live.wholeGroups(among: wanted)
-      for group in groups { try append(group) }
-      wanted = rest
-    }
     var position = 0
     while position < wanted.count {
       // Small batches, so reading the store alternates with handing groups to the workers.
@@ -519,27 +512,6 @@ final class ArchiveWriter {
       groupBytes += ChunkRecordFormat.headerSize + PackFrame.plaintextLength(of: record)
       if groupBytes >= ArchiveFormat.groupTarget { try submitGroup() }
     }
-  }
-
-  /// A compression group of the store, carried as it is (read on a background worker):
-  /// its zstd frame becomes a pack frame's plaintext.
-  private func append(_ group: WholeGroup) throws {
-    try Interrupt.check()
-    try request.masterKeys.checkSoFar()
-    for member in group.members { sealedChunks.insert(member.key) }
-    contents.chunks += group.members.count
-    let live = self.live
-    try frameWork.submit({
-      Result {
-        let (frame, contentLength) = try live.frame(of: group)
-        return BuiltPackFrame(
-          plaintext: frame,
-          records: group.members.map {
-            PlacedRecord(
-              key: $0.key, offset: $0.recordOffset, length: ChunkRecordFormat.headerSize + $0.size, size: $0.size)
-          }, contentLength: contentLength)
-      }
-    }) { try place($0.get()) }
   }
 
   /// Hands the waiting records to a background worker to become a frame; places frames
@@ -624,9 +596,9 @@ final class ArchiveWriter {
       bookmarks: bookmarks.map(ArchiveManifest.Bookmark.init),
       members: [indexMember] + packs,
       compression: ArchiveManifest.Compression(
-        algorithm: "zstd", level: formatVersion >= 2 ? Int(ChunkGroupFormat.compressionLevel) : 3,
+        algorithm: "zstd", level: formatVersion >= 2 ? Int(PackFrame.groupCompressionLevel) : 3,
         frameSize: formatVersion < 2 ? ArchiveFormat.frameTarget : ArchiveFormat.groupTarget,
-        windowLog: formatVersion >= 2 ? Int(ChunkGroupFormat.windowLog) : nil),
+        windowLog: formatVersion >= 2 ? Int(PackFrame.groupWindowLog) : nil),
       cipher: ArchiveManifest.Cipher(
         algorithm: "AES-256-GCM",
         nonce: "member number (4 bytes, big-endian) || frame number within the member (8 bytes, big-endian)",

@@ -25,7 +25,7 @@ struct BlockVersion: Equatable {
   var key: ChunkKey? { chunk.map { .named($0) } ?? chunkRow.map { .unnamed(row: $0) } }
 
   /// This version pointing at a stored chunk (or at zeros for nil).
-  func storing(_ stored: (key: String, location: ChunkLocation?)?) -> BlockVersion {
+  func storing(_ stored: (key: String, location: ChunkLocation)?) -> BlockVersion {
     var version = self
     version.chunk = stored?.key
     version.location = stored?.location

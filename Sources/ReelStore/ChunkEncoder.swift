@@ -9,10 +9,6 @@ enum EncodedChunk: Sendable {
   case known(key: String, location: ChunkLocation)
   /// New content: the record to append to a pack; `base` names the chunk it is a delta of.
   case new(key: String, record: [UInt8], size: Int, base: String?)
-  /// New content bound for a compression group: its raw record (encoding 0).
-  case newRaw(key: String, record: [UInt8], size: Int)
-  /// A compression group (`ChunkGroupFormat`), compressed from the records handed over.
-  case group(container: [UInt8])
 }
 
 /// Hashes, deduplicates and compresses chunk contents on worker threads while the ingest
@@ -22,16 +18,9 @@ enum EncodedChunk: Sendable {
 /// Used from the ingest thread; only the queues and `locations` are shared with the workers.
 final class ChunkEncoder {
   private struct Job: Sendable {
-    enum Kind: Sendable {
-      /// Chunk content; `deltas`: chunks it may be stored as a delta of
-      /// (`LiveStoreFormat.deltaCandidates`); `grouped`: new content comes back raw, for
-      /// a compression group.
-      case chunk(deltas: [(base: DeltaBase, limit: Int)], grouped: Bool)
-      /// Raw chunk records to compress into one group.
-      case group(recordCount: Int)
-    }
     let content: ArraySlice<UInt8>
-    let kind: Kind
+    /// Chunks the content may be stored as a delta of (`LiveStoreFormat.deltaCandidates`).
+    let deltas: [(base: DeltaBase, limit: Int)]
     /// Receives the one result.
     let result: BoundedQueue<EncodedChunk>
   }
@@ -57,48 +46,19 @@ final class ChunkEncoder {
     self.locations = locations
     self.workers = WorkerThread.group(workers, name: { _ in "reel-chunk-encoder" }) { _ in
       let codec = ChunkCodec()
-      var groupCompressor: ZstdCompressor?
       while let job = try? jobs.take() {
-        switch job.kind {
-        case .chunk(let deltas, let grouped):
-          job.result.put(
-            Self.encode(job.content, deltas: deltas, grouped: grouped, codec: codec, locations: locations))
-        case .group(let recordCount):
-          groupCompressor = groupCompressor ?? ChunkGroupFormat.compressor()
-          job.result.put(.group(container: Self.compressGroup(job.content, recordCount, groupCompressor!)))
-        }
+        job.result.put(Self.encode(job.content, deltas: job.deltas, codec: codec, locations: locations))
       }
     }
   }
 
   /// Queues `content` (a store block or part of one); its result comes back from
   /// `takeReady` after those of everything submitted before it.
-  /// `grouped`: new content comes back as a raw record (`newRaw`) for a compression group.
-  func submit(_ content: ArraySlice<UInt8>, deltas: [(base: DeltaBase, limit: Int)] = [], grouped: Bool = false) {
-    submit(Job(content: content, kind: .chunk(deltas: deltas, grouped: grouped), result: BoundedQueue(capacity: 1)))
-  }
-
-  /// Queues raw chunk records (`recordCount` of them, laid end to end) to become one
-  /// compression group; its `group` result comes back in order like any other.
-  func submitGroup(_ records: [UInt8], recordCount: Int) {
-    submit(Job(content: records[...], kind: .group(recordCount: recordCount), result: BoundedQueue(capacity: 1)))
-  }
-
-  private func submit(_ job: Job) {
-    awaiting.append((job.result, job.content.count))
-    bytesInFlight += job.content.count
-    jobs.put(job)
-  }
-
-  private static func compressGroup(
-    _ records: ArraySlice<UInt8>, _ recordCount: Int, _ compressor: ZstdCompressor
-  ) -> [UInt8] {
-    records.withUnsafeBytes { content in
-      let frame = compressor.compress(content)
-      return frame.withUnsafeBytes {
-        ChunkGroupFormat.container(frame: $0, contentLength: content.count, recordCount: recordCount)
-      }
-    }
+  func submit(_ content: ArraySlice<UInt8>, deltas: [(base: DeltaBase, limit: Int)] = []) {
+    let result = BoundedQueue<EncodedChunk>(capacity: 1)
+    awaiting.append((result, content.count))
+    bytesInFlight += content.count
+    jobs.put(Job(content: content, deltas: deltas, result: result))
   }
 
   /// The oldest results not yet taken, in order: waits for the first, then takes those
@@ -140,7 +100,7 @@ final class ChunkEncoder {
   }
 
   private static func encode(
-    _ content: ArraySlice<UInt8>, deltas: [(base: DeltaBase, limit: Int)], grouped: Bool, codec: ChunkCodec,
+    _ content: ArraySlice<UInt8>, deltas: [(base: DeltaBase, limit: Int)], codec: ChunkCodec,
     locations: Locked<[String: ChunkLocation]>
   ) -> EncodedChunk {
     content.withUnsafeBytes { raw in
@@ -148,7 +108,6 @@ final class ChunkEncoder {
       let digest = SHA256Digest.hash(raw)
       let key = digest.hex
       if let location = locations.withLock({ $0[key] }) { return .known(key: key, location: location) }
-      if grouped { return .newRaw(key: key, record: ChunkCodec.rawRecord(raw, hash: digest), size: raw.count) }
       for (base, limit) in deltas {
         let bound = min(limit * 8, raw.count / 2)
         guard differingBytes(raw, base.plaintext, atMost: bound) <= bound else { continue }

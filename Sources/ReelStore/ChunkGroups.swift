@@ -18,21 +18,6 @@ package enum ChunkGroupFormat {
   static let layoutVersion: UInt8 = 1
   /// The largest content a reader decompresses: an archive's bound on a group.
   package static let contentLimit = 64 << 20
-  /// A group closes once its content reaches this: an archive's group size, so a sealed
-  /// archive can carry the store's groups as they are.
-  package static let target = 8 << 20
-
-  /// zstd level 3 with its own 2^17-entry hash table and an 8 MiB window, the whole
-  /// group: the size of one `zstd -3` stream of the same data (docs/archive-format.md
-  /// has the measurements). Archives compress their groups the same way.
-  package static let compressionLevel: Int32 = 3
-  package static let windowLog: Int32 = 23
-  static let hashLog: Int32 = 17
-
-  package static func compressor() -> ZstdCompressor {
-    ZstdCompressor(level: compressionLevel, windowLog: windowLog, hashLog: hashLog)
-  }
-
   /// The container for one zstd frame of `contentLength` decompressed bytes holding
   /// `recordCount` chunk records.
   package static func container(frame: UnsafeRawBufferPointer, contentLength: Int, recordCount: Int) -> [UInt8] {
@@ -91,26 +76,19 @@ package enum ChunkGroupFormat {
   static func checkedHeader(
     _ container: UnsafeRawBufferPointer, what: String
   ) throws -> (contentLength: Int, recordCount: Int) {
-    guard container.count >= headerSize else { throw damaged(what, "is not a compression group") }
-    return try checkedHeader(
-      UnsafeRawBufferPointer(rebasing: container[0..<headerSize]),
-      stored: UnsafeRawBufferPointer(rebasing: container[headerSize...]), what: what)
-  }
-
-  /// The same, for a header and its stored bytes read apart.
-  static func checkedHeader(
-    _ header: UnsafeRawBufferPointer, stored: UnsafeRawBufferPointer, what: String
-  ) throws -> (contentLength: Int, recordCount: Int) {
-    guard header.count == headerSize, header.prefix(magic.count).elementsEqual(magic) else {
+    guard container.count >= headerSize, container.prefix(magic.count).elementsEqual(magic) else {
       throw damaged(what, "is not a compression group")
     }
+    let header = UnsafeRawBufferPointer(rebasing: container[0..<headerSize])
+    let stored = UnsafeRawBufferPointer(rebasing: container[headerSize...])
     guard header[4] == layoutVersion else { throw damaged(what, "has unknown layout version \(header[4])") }
     let storedLength = Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
     guard storedLength == stored.count else {
       throw damaged(what, "holds \(stored.count) stored bytes, its header says \(storedLength)")
     }
     guard
-      checksum(header, stored: stored) == UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+      checksum(header, stored: stored)
+        == UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
     else { throw damaged(what, "fails its checksum") }
     return (
       Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
@@ -241,67 +219,7 @@ extension LiveStore {
   }
 }
 
-/// One of the store's compression groups whose every record a reader asked for
-/// (`LiveStore.wholeGroups`): a seal carries it into an archive as it is.
-package struct WholeGroup: Sendable {
-  let location: ChunkLocation
-  /// Each chunk record in the group: its name, where it starts in the content, and its
-  /// plaintext length.
-  package let members: [(key: String, recordOffset: Int, size: Int)]
-}
-
 extension LiveStore {
-  /// Splits `keys` (distinct chunk names) into the compression groups every record of
-  /// which is among them, and the rest. A group whose records are not all asked for (a
-  /// chunk of it outside the window, or already pruned and not yet repacked) is left to
-  /// the rest: what leaves the store is what was asked for.
-  package func wholeGroups(among keys: [String]) throws -> (groups: [WholeGroup], rest: [String]) {
-    let locations = try catalog.database.read { db in try Catalog.chunkLocations(db, keys) }
-    var candidates: [GroupPlace: (location: ChunkLocation, members: [(String, Int, Int)])] = [:]
-    var sizes: [String: Int] = [:]
-    try catalog.database.read { db in
-      for row in try Catalog.fetchAll(
-        db, in: keys.compactMap(Catalog.digestBlob),
-        {
-          "SELECT lower(hex(digest)) AS hash, size FROM chunk WHERE digest IN (\($0))"
-        })
-      {
-        sizes[row["hash"]] = row["size"]
-      }
-    }
-    for (key, location) in locations {
-      guard let place = location.group, let recordOffset = location.recordOffset, let size = sizes[key] else {
-        continue
-      }
-      let group = ChunkLocation(pack: location.pack, offset: location.offset, length: location.length)
-      candidates[place, default: (group, [])].members.append((key, recordOffset, size))
-    }
-    var groups: [WholeGroup] = []
-    var grouped: Set<String> = []
-    for (_, candidate) in candidates {
-      guard (try? groupHeader(candidate.location).recordCount) == candidate.members.count else { continue }
-      let members = candidate.members.sorted { $0.1 < $1.1 }.map { (key: $0.0, recordOffset: $0.1, size: $0.2) }
-      groups.append(WholeGroup(location: candidate.location, members: members))
-      grouped.formUnion(members.map(\.key))
-    }
-    groups.sort { ($0.location.pack, $0.location.offset) < ($1.location.pack, $1.location.offset) }
-    return (groups, keys.filter { !grouped.contains($0) })
-  }
-
-  /// A whole group's zstd frame and the length of its content, its checksum checked.
-  /// Header and frame are read apart, so the frame lands where it is handed over.
-  package func frame(of group: WholeGroup) throws -> (frame: [UInt8], contentLength: Int) {
-    let place = GroupPlace(pack: group.location.pack, offset: group.location.offset)
-    let headerSize = ChunkGroupFormat.headerSize
-    let header = try backend.read(group.location.pack, offset: group.location.offset, length: headerSize)
-    let frame = try backend.read(
-      group.location.pack, offset: group.location.offset + UInt64(headerSize), length: group.location.length - headerSize)
-    let fields = try header.withUnsafeBytes { header in
-      try frame.withUnsafeBytes { try ChunkGroupFormat.checkedHeader(header, stored: $0, what: place.description) }
-    }
-    return (frame, fields.contentLength)
-  }
-
   /// The header of the group at `location`, read alone (its checksum covers the whole
   /// group and is not checked here).
   func groupHeader(_ location: ChunkLocation) throws -> (contentLength: Int, recordCount: Int) {

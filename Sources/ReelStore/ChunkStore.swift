@@ -332,21 +332,6 @@ struct ChunkCodec: Sendable {
     }
   }
 
-  /// A raw record (encoding 0) of `plaintext`, as compression groups hold them.
-  static func rawRecord(_ plaintext: UnsafeRawBufferPointer, hash: SHA256Digest) -> [UInt8] {
-    let headerSize = ChunkRecordHeader.size
-    return [UInt8](unsafeUninitializedCapacity: headerSize + plaintext.count) { buffer, count in
-      let record = UnsafeMutableRawBufferPointer(buffer)
-      UnsafeMutableRawBufferPointer(rebasing: record[headerSize...]).copyMemory(from: plaintext)
-      hash.bytes.withUnsafeBytes { hash in
-        ChunkRecordHeader.write(
-          into: UnsafeMutableRawBufferPointer(rebasing: record[0..<headerSize]),
-          encoding: ChunkRecordHeader.encodingRaw, plaintextLength: plaintext.count, hash: hash, stored: plaintext)
-      }
-      count = headerSize + plaintext.count
-    }
-  }
-
   /// Stored bytes of a delta record before its zstd frame: the base chunk's SHA-256 name.
   static let deltaBaseNameSize = 32
 

@@ -67,9 +67,7 @@ extension LiveStore {
             switch encoded {
             case .zeros: continue
             case .known(let key, let location): version = version.storing((key, location))
-            // Promotion submits no delta candidates and asks for no groups: its records
-            // are all whole and stand alone.
-            case .newRaw, .group: preconditionFailure("promotion asked the encoder for no group")
+            // Promotion submits no delta candidates: its records are all whole.
             case .new(let key, let record, let size, _):
               let location =
                 try catalog.database.read { db in try Catalog.chunkLocations(db, [key])[key] }

@@ -138,18 +138,8 @@ struct IngestBatch {
   var knownChunks: [String: ChunkLocation] = [:]
   /// The chain at the head of each touched block, including this batch's versions.
   var heads: [UInt64: [BlockVersion]]
-  /// Indexes into `versions` whose content is with the encoder, oldest first
-  /// (`groupJob` for a compression group).
+  /// Indexes into `versions` whose content is with the encoder, oldest first.
   private var awaiting: [Int] = []
-  private static let groupJob = -1
-  /// Raw records of new chunks of full writes, gathered into the next compression group
-  /// (docs/store-format.md, "Compression groups"), and where each starts in it.
-  private var groupRecords: [UInt8] = []
-  private var groupMembers: [(key: String, recordOffset: Int, size: Int)] = []
-  /// Groups with the encoder, oldest first.
-  private var groupsInFlight: [[(key: String, recordOffset: Int, size: Int)]] = []
-  /// Chunks of groups not yet stored, with the versions that wait for their place.
-  private var groupWaiting: [String: [Int]] = [:]
   private var awaitingHead = 0
   var payloadBytes = 0
   /// Blocks whose chain could not be consolidated because a chunk of it is damaged.
@@ -185,9 +175,7 @@ struct IngestBatch {
       let length = Int(min(blockSize, descriptor.size - block * blockSize))
       var bytes = try file.read(at: block * blockSize, count: length)
       if bytes.count < length { bytes += [UInt8](repeating: 0, count: length - bytes.count) }
-      try add(
-        BlockVersion(block: block, seq: 0, full: true, chunk: nil, start: 0, length: length), content: bytes[...],
-        grouped: true)
+      try add(BlockVersion(block: block, seq: 0, full: true, chunk: nil, start: 0, length: length), content: bytes[...])
       block += 1
     }
     baseAdded = true
@@ -236,8 +224,7 @@ struct IngestBatch {
   ) throws {
     if start == 0 && length == blockLength {
       return try add(
-        BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: length), content: content,
-        grouped: true)
+        BlockVersion(block: block, seq: seq, full: true, chunk: nil, start: 0, length: length), content: content)
     }
     let chain = try head(block)
     let partials = chain.first?.full == true ? chain.count - 1 : chain.count
@@ -278,13 +265,8 @@ struct IngestBatch {
       deltas: deltas)
   }
 
-  /// `grouped`: new content goes into a compression group (whole blocks written whole:
-  /// read back in runs, and what a seal can carry as it is). Consolidations and partial
-  /// writes are stored alone: they are read one block at a time, and a consolidation
-  /// reads the block's previous full chunk, which a group would make a 5 ms read.
   mutating func add(
-    _ version: BlockVersion, content: ArraySlice<UInt8>?, deltas: [(base: DeltaBase, limit: Int)] = [],
-    grouped: Bool = false
+    _ version: BlockVersion, content: ArraySlice<UInt8>?, deltas: [(base: DeltaBase, limit: Int)] = []
   ) throws {
     if version.full {
       heads[version.block] = [version]
@@ -294,71 +276,15 @@ struct IngestBatch {
     versions.append(version)
     guard let content else { return }
     awaiting.append(versions.count - 1)
-    encoder.submit(content, deltas: deltas, grouped: grouped && deltas.isEmpty)
+    encoder.submit(content, deltas: deltas)
     while encoder.bytesInFlight > Self.encoderBytesLimit { try resolveReady() }
   }
 
-  /// Gives every version still waiting on the encoder its chunk, closing the group being
-  /// gathered.
+  /// Gives every version still waiting on the encoder its chunk.
   mutating func resolveAll() throws {
     while awaitingHead < awaiting.count { try resolveReady() }
-    if !groupMembers.isEmpty {
-      submitGroup()
-      while awaitingHead < awaiting.count { try resolveReady() }
-    }
     awaiting.removeAll()
     awaitingHead = 0
-  }
-
-  /// Hands the gathered records to the encoder to become one compression group.
-  private mutating func submitGroup() {
-    awaiting.append(Self.groupJob)
-    encoder.submitGroup(groupRecords, recordCount: groupMembers.count)
-    groupsInFlight.append(groupMembers)
-    groupRecords = []
-    groupMembers.removeAll()
-  }
-
-  /// A group came back compressed: it goes to its pack, and its chunks, and the versions
-  /// waiting for them, get their places.
-  private mutating func store(group container: [UInt8]) throws {
-    let members = groupsInFlight.removeFirst()
-    let location = try packs.append(container)
-    storedBytes += UInt64(container.count)
-    for member in members {
-      var place = location
-      place.recordOffset = member.recordOffset
-      knownChunks[member.key] = place
-      newChunks[member.key] = (place, member.size)
-      encoder.remember(member.key, at: place)
-      for index in groupWaiting.removeValue(forKey: member.key) ?? [] {
-        setStored((member.key, place), at: index)
-      }
-    }
-  }
-
-  /// A new chunk of a full write joins the group being gathered (once per name); its
-  /// version gets the chunk's place when the group is stored.
-  private mutating func gather(_ key: String, record: [UInt8], size: Int, for index: Int) {
-    if groupWaiting[key] != nil {
-      groupWaiting[key]!.append(index)
-      chunksReused += 1
-      return
-    }
-    groupWaiting[key] = [index]
-    groupMembers.append((key, groupRecords.count, size))
-    groupRecords += record
-    chunksStored += 1
-    if groupRecords.count >= ChunkGroupFormat.target { submitGroup() }
-  }
-
-  private mutating func setStored(_ stored: (key: String, location: ChunkLocation?)?, at index: Int) {
-    let version = versions[index].storing(stored)
-    versions[index] = version
-    if var chain = heads[version.block], let at = chain.lastIndex(where: { $0.seq == version.seq }) {
-      chain[at] = version
-      heads[version.block] = chain
-    }
   }
 
   /// Takes the encoder's oldest results (at least one): appends each new chunk once per
@@ -370,12 +296,8 @@ struct IngestBatch {
     let results = encoder.takeReady(limit: 256)
     var unknown: [String] = []
     for (offset, result) in results.enumerated() {
-      let key: String
-      switch result {
-      case .new(let name, _, _, _), .newRaw(let name, _, _): key = name
-      default: continue
-      }
-      guard knownChunks[key] == nil, groupWaiting[key] == nil, versions[awaiting[awaitingHead + offset]].full
+      guard case .new(let key, _, _, _) = result, knownChunks[key] == nil,
+        versions[awaiting[awaitingHead + offset]].full
       else { continue }
       unknown.append(key)
     }
@@ -389,19 +311,8 @@ struct IngestBatch {
     for result in results {
       let index = awaiting[awaitingHead]
       awaitingHead += 1
-      var stored: (key: String, location: ChunkLocation?)?
+      var stored: (key: String, location: ChunkLocation)?
       switch result {
-      case .group(let container):
-        try store(group: container)
-        continue
-      case .newRaw(let key, let record, let size):
-        if let location = knownChunks[key] {
-          stored = (key, location)
-          chunksReused += 1
-        } else {
-          gather(key, record: record, size: size, for: index)
-          stored = (key, nil)
-        }
       case .zeros:
         stored = nil
       case .known(let key, let location):
@@ -426,7 +337,12 @@ struct IngestBatch {
           stored = (key, location)
         }
       }
-      setStored(stored, at: index)
+      let version = versions[index].storing(stored)
+      versions[index] = version
+      if var chain = heads[version.block], let at = chain.lastIndex(where: { $0.seq == version.seq }) {
+        chain[at] = version
+        heads[version.block] = chain
+      }
     }
   }
 

@@ -280,23 +280,15 @@ import Testing
 
   @Test func damagedAndMissingChunksAreReportedWithWhatTheyAffect() throws {
     let fixture = try StoreFixture(size: 512 * 1024, seed: 9, storeBlockSize: 64 * 1024)
-    try fixture.append(.write(offset: 3 * 65536, data: (0..<65536).map { UInt8(truncatingIfNeeded: $0) }))
     try fixture.append(.write(offset: 65536, data: [UInt8](repeating: 0xAB, count: 65536)))
+    try fixture.append(.write(offset: 3 * 65536, data: (0..<65536).map { UInt8(truncatingIfNeeded: $0) }))
     try fixture.closeWriter()
     try fixture.live.ingest(volume: fixture.name)
-    // Both whole blocks share one compression group (docs/store-format.md); block 1's
-    // record comes last in it.
     let chunks = try fixture.live.catalog.database.read { db in
-      try Row.fetchAll(
-        db,
-        sql: """
-          SELECT lower(hex(c.digest)) AS hash, p.id AS pack, c.offset, c.length FROM chunk c
-          JOIN pack p ON p.number = c.pack_number ORDER BY c.record_offset DESC
-          """)
+      try Row.fetchAll(db, sql: "SELECT hash, pack, offset, length FROM chunk_named ORDER BY offset")
     }
     #expect(chunks.count == 2)
-    // Flip the group's last byte: it damages the last record, and the one before it
-    // still reads.
+    // Flip one byte in the first chunk's stored data.
     let pack: String = chunks[0]["pack"]
     let victimOffset = Int(chunks[0]["offset"] as Int64) + Int(chunks[0]["length"] as Int64) - 1
     // In place, as a failing disk would: same inode, one byte changed.
