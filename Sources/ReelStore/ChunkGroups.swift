@@ -23,12 +23,7 @@ package enum ChunkGroupFormat {
   package static func container(frame: UnsafeRawBufferPointer, contentLength: Int, recordCount: Int) -> [UInt8] {
     [UInt8](unsafeUninitializedCapacity: headerSize + frame.count) { buffer, count in
       let bytes = UnsafeMutableRawBufferPointer(buffer)
-      magic.withUnsafeBytes { bytes.copyMemory(from: $0) }
-      bytes.storeBytes(of: layoutVersion, toByteOffset: 4, as: UInt8.self)
-      bytes.storeBytes(of: 0, toByteOffset: 5, as: UInt8.self)
-      bytes.storeBytes(of: 0, toByteOffset: 6, as: UInt16.self)
-      bytes.storeBytes(of: UInt32(contentLength).littleEndian, toByteOffset: 8, as: UInt32.self)
-      bytes.storeBytes(of: UInt32(frame.count).littleEndian, toByteOffset: 12, as: UInt32.self)
+      writeLeadingFields(into: bytes, magic: magic, kind: layoutVersion, contentLength, frame.count)
       UnsafeMutableRawBufferPointer(rebasing: bytes[headerSize...]).copyMemory(from: frame)
       bytes.storeBytes(of: 0, toByteOffset: 16, as: UInt32.self)
       bytes.storeBytes(of: UInt32(recordCount).littleEndian, toByteOffset: 20, as: UInt32.self)

@@ -56,12 +56,7 @@ package struct ChunkRecordHeader: Sendable, Equatable {
     stored: UnsafeRawBufferPointer
   ) {
     precondition(header.count == size && hash.count == hashBytes.count)
-    magic.withUnsafeBytes { header.copyMemory(from: $0) }
-    header.storeBytes(of: encoding, toByteOffset: 4, as: UInt8.self)
-    header.storeBytes(of: 0, toByteOffset: 5, as: UInt8.self)
-    header.storeBytes(of: 0, toByteOffset: 6, as: UInt16.self)
-    header.storeBytes(of: UInt32(plaintextLength).littleEndian, toByteOffset: 8, as: UInt32.self)
-    header.storeBytes(of: UInt32(stored.count).littleEndian, toByteOffset: 12, as: UInt32.self)
+    writeLeadingFields(into: header, magic: magic, kind: encoding, plaintextLength, stored.count)
     UnsafeMutableRawBufferPointer(rebasing: header[hashBytes]).copyMemory(from: hash)
     var crc = CRC32C()
     crc.update(UnsafeRawBufferPointer(rebasing: header[checksummedBytes]))
@@ -69,4 +64,18 @@ package struct ChunkRecordHeader: Sendable, Equatable {
     header.storeBytes(of: crc.value.littleEndian, toByteOffset: 48, as: UInt32.self)
     header.storeBytes(of: 0, toByteOffset: 52, as: UInt32.self)
   }
+}
+
+/// The first 16 bytes that chunk records and compression groups share in layout: a
+/// 4-byte magic, a kind byte (a record's encoding, a group's layout version), 3 zero
+/// bytes, and two lengths (u32 LE).
+func writeLeadingFields(
+  into header: UnsafeMutableRawBufferPointer, magic: [UInt8], kind: UInt8, _ first: Int, _ second: Int
+) {
+  magic.withUnsafeBytes { header.copyMemory(from: $0) }
+  header.storeBytes(of: kind, toByteOffset: 4, as: UInt8.self)
+  header.storeBytes(of: 0, toByteOffset: 5, as: UInt8.self)
+  header.storeBytes(of: 0, toByteOffset: 6, as: UInt16.self)
+  header.storeBytes(of: UInt32(first).littleEndian, toByteOffset: 8, as: UInt32.self)
+  header.storeBytes(of: UInt32(second).littleEndian, toByteOffset: 12, as: UInt32.self)
 }
