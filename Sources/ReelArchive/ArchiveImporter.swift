@@ -25,17 +25,22 @@ package enum ArchiveImporter {
   /// `repairable`: the caller repairs a damaged archive from its parity and imports the
   /// repair, so an archive that carries parity fails at its first damaged frame instead
   /// of being read to its end only to list the damage.
+  ///
+  /// `knownSHA256`: the SHA-256 (hex) of the whole file, hashed by whoever just wrote it
+  /// (a parity repair): recorded instead of hashing the stream again.
   package static func importArchive(
     source: any ArchiveByteSource, label: String, masterKeys: [SymmetricKey], into live: LiveStore,
     verifyContent: Bool = true, expecting: ((ArchiveManifest) throws -> Void)? = nil,
-    salvaged: ArchiveSalvage? = nil, repairable: Bool = false
+    salvaged: ArchiveSalvage? = nil, repairable: Bool = false, knownSHA256: String? = nil
   ) throws -> ArchiveImportReport {
     // Frames are authenticated one by one, so a member whose every frame passes is what
     // was sealed; hashing it again would only prove SHA256SUMS, which rehydration does not
     // rely on.
     let scanner = try ArchiveScanner(
       source: source, label: label, masterKeys: masterKeys, checkContent: verifyContent, storeRecords: true,
-      hashAuthenticatedMembers: false, store: live.store.layout, salvaging: salvaged != nil)
+      hashAuthenticatedMembers: false, store: live.store.layout, salvaging: salvaged != nil,
+      hashesStream: knownSHA256 == nil)
+    scanner.knownStreamSHA256 = knownSHA256
     try scanner.readHead()
     guard let manifest = scanner.manifest, let index = scanner.index else {
       throw ReelError(.wrongKey, "\(label): a key is needed to import", remedy: "give --key")

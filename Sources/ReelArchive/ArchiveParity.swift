@@ -37,6 +37,10 @@ package struct ParityRepairReport: Sendable {
   /// Shards whose CRCs were lost in both table copies: each was checked against the rest
   /// of its stripe instead (the wrong ones are in `ranges`).
   package var unverifiedShards: Int
+  /// The SHA-256 of the whole repaired file (hex), when one was written: the protected
+  /// bytes' pass, carried on over the PARITY member, so a reader of the copy need not
+  /// hash it again.
+  package var outputSHA256: String?
 
   package var damaged: Bool { !ranges.isEmpty || damagedTableCopies > 0 }
 
@@ -131,7 +135,7 @@ package enum ArchiveParity {
     var report = job.report(path: input, damagedTableCopies: damagedCopies, unverifiedShards: unverified)
     report.ranges += try job.layoutDamage(copyA: found.copyA, copyB: found.copyB)
     if let output, report.whole {
-      try job.finishOutput(at: output, durable: durable)
+      report.outputSHA256 = try job.finishOutput(at: output, durable: durable)
     } else if let bestEffort, output != nil {
       try job.keepPartial(at: bestEffort, durable: durable)
     }
@@ -224,6 +228,8 @@ private struct RepairJob {
   var worst = 0
   var lostStripes = 0
   let hasher = SHA256Hasher()
+  /// The protected bytes' hash, to be carried on over the rest of the output file.
+  var wholeFile: SHA256Hasher?
   var shaMatches = false
   let outputFile: PosixFile?
   let temporary: String?
@@ -510,6 +516,7 @@ private struct RepairJob {
   }
 
   mutating func report(path: String, damagedTableCopies: Int, unverifiedShards: Int) -> ParityRepairReport {
+    wholeFile = hasher.copy()
     shaMatches = hasher.finish().bytes == header.protectedSHA256
     let allRebuilt = !damagedShards.contains { !$0.repaired }
     var ranges: [ParityRepairReport.DamagedRange] = []
@@ -583,8 +590,9 @@ private struct RepairJob {
   }
 
   /// Writes PARITY again after the repaired bytes and moves the file into place.
-  func finishOutput(at output: String, durable: Bool) throws {
-    guard let outputFile, let temporary else { return }
+  /// Returns the SHA-256 (hex) of the whole file written.
+  func finishOutput(at output: String, durable: Bool) throws -> String? {
+    guard let outputFile, let temporary else { return nil }
     let g = header.geometry
     guard shaMatches else {
       throw ReelError(
@@ -600,10 +608,26 @@ private struct RepairJob {
     try outputFile.write(first.copyBytes(table: table), at: copyOffset)
     let offsetB = copyOffset + UInt64(g.copySize) + g.parityBytes
     try outputFile.write(last.copyBytes(table: table), at: offsetB)
-    try outputFile.truncate(to: Self.fileSize(tailStart: offsetB + UInt64(g.copySize)))
+    let fileSize = Self.fileSize(tailStart: offsetB + UInt64(g.copySize))
+    try outputFile.truncate(to: fileSize)
+    // The PARITY member as written (5% of the file), read back from the cache.
+    var digest: String?
+    if let wholeFile {
+      // The output is open for writing only.
+      let written = try PosixFile.openForReading(temporary)
+      var offset = g.protectedBytes
+      while offset < fileSize {
+        let piece = try written.read(at: offset, count: Int(min(4 << 20, fileSize - offset)))
+        guard !piece.isEmpty else { break }
+        wholeFile.update(piece)
+        offset += UInt64(piece.count)
+      }
+      if offset == fileSize { digest = wholeFile.finish().hex }
+    }
     if durable { try outputFile.sync() }
     fchmod(outputFile.descriptor, 0o400)
     try Durable.rename(temporary, to: Durable.absolute(output))
+    return digest
   }
 }
 

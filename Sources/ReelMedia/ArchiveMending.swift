@@ -13,6 +13,8 @@ package struct MendOutcome: Sendable {
   package var margin: String?
   /// Archive bytes its parity could not rebuild (empty when whole).
   package var lost: [(offset: UInt64, length: UInt64)] = []
+  /// The SHA-256 (hex) of the repaired file, hashed as the repair wrote it.
+  package var sha256: String?
 }
 
 /// Rehydration's way to a damaged archive: its bytes from the medium into a private file
@@ -123,7 +125,7 @@ package enum ArchiveMending {
       whole: report.whole && FileManager.default.fileExists(atPath: output),
       ranges: zip(report.ranges, report.sentences).map { ($0.offset, $0.length, $1) },
       margin: report.damaged ? report.margin : nil,
-      lost: report.ranges.filter { !$0.repaired }.map { ($0.offset, $0.length) })
+      lost: report.ranges.filter { !$0.repaired }.map { ($0.offset, $0.length) }, sha256: report.outputSHA256)
   }
 
   /// The manifest of an archive file whose head is damaged, read from a repaired copy in

@@ -304,10 +304,13 @@ package enum Rehydrator {
         try requireManifest(
           manifest, matches: offer, volume: name, chainID: chainID, parent: links[offer.chainIndex - 1])
       }
-      func importing(_ bytes: any ArchiveByteSource, repairable: Bool = false) throws -> ArchiveImportReport {
+      func importing(
+        _ bytes: any ArchiveByteSource, repairable: Bool = false, knownSHA256: String? = nil
+      ) throws -> ArchiveImportReport {
         try ArchiveImporter.importArchive(
           source: bytes, label: offer.fileName, masterKeys: request.masterKeys, into: live,
-          verifyContent: request.verifyContent, expecting: expecting, repairable: repairable)
+          verifyContent: request.verifyContent, expecting: expecting, repairable: repairable,
+          knownSHA256: knownSHA256)
       }
       // The copy read into the store's incoming folder once the archive proved damaged,
       // and the bytes its parity could not rebuild: what salvaging starts from.
@@ -348,7 +351,8 @@ package enum Rehydrator {
               "\(error.message); its parity cannot repair it: \(outcome.ranges.map(\.sentence).joined(separator: "; "))"
             )
           }
-          done = try importing(try FileArchiveSource(path: mended.staged.repairedPath))
+          // The repair hashed the file as it wrote it: the import need not again.
+          done = try importing(try FileArchiveSource(path: mended.staged.repairedPath), knownSHA256: outcome.sha256)
           result.repaired.append(
             "\(offer.fileName) (\(offer.location)) was damaged and repaired from its parity\(outcome.margin.map { " (\($0))" } ?? "") before it was imported"
           )

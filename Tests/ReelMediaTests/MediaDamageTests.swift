@@ -114,6 +114,13 @@ import Testing
       rehydrated.stdout.contains("REPAIRED") && rehydrated.stdout.contains("2 archive(s) imported"),
       "\(rehydrated.output)")
     try exported.expectEveryBookmarkRestores(from: store)
+    // Each archive is recorded by the SHA-256 of the archive as sealed: for the repaired
+    // ones, the repair's hash of the copy it wrote stands for the import's.
+    let recorded = try run(
+      try tool("sqlite3"), [store + "/catalog.sqlite", "SELECT sha256 FROM sealed_archive ORDER BY chain_index"])
+    #expect(
+      recorded.stdout.split(separator: "\n").map(String.init)
+        == exported.archives.map { SHA256Digest.hash(exported.sandbox.bytes($0.path)).hex }, "\(recorded.output)")
 
     // A record whose framing is damaged: the drive cannot read it and goes on after it.
     try reset()
