@@ -40,7 +40,6 @@ package enum ArchiveImporter {
       source: source, label: label, masterKeys: masterKeys, checkContent: verifyContent, storeRecords: true,
       hashAuthenticatedMembers: false, store: live.store.layout, salvaging: salvaged != nil,
       hashesStream: knownSHA256 == nil)
-    scanner.knownStreamSHA256 = knownSHA256
     try scanner.readHead()
     guard let manifest = scanner.manifest, let index = scanner.index else {
       throw ReelError(.wrongKey, "\(label): a key is needed to import", remedy: "give --key")
@@ -132,7 +131,8 @@ package enum ArchiveImporter {
       } catch let error as ReelError where error.kind == .corrupt && salvaged != nil {
         // The damage broke the tar structure after it; what authenticated before counts.
       }
-      let result = scanner.result()
+      var result = scanner.result()
+      if let knownSHA256 { result.structure.sha256 = knownSHA256 }
       if let needed {
         let missing = needed.subtracting(scanner.foundChunks)
         guard missing.isEmpty else {

@@ -201,9 +201,6 @@ final class ArchiveScanner {
   /// next frame the (authenticated) index knows in that member instead of giving up on it.
   let salvaging: Bool
 
-  /// The stream's SHA-256 (hex) when the caller knows it and the stream is not hashed.
-  var knownStreamSHA256: String?
-
   /// Set by `readBody` when version 2 frames are handed over whole.
   private var keepGroups = false
 
@@ -799,7 +796,7 @@ final class ArchiveScanner {
     ArchiveVerification(
       structure: ArchiveStructureReport(
         manifest: manifest!, members: found, totalBytes: hashing.total,
-        sha256: hashing.hashes ? hashing.hasher.finish().hex : knownStreamSHA256 ?? ""),
+        sha256: hashing.hashes ? hashing.hasher.finish().hex : ""),
       keyChecked: keys != nil, problems: problems, framesChecked: frames, chunksChecked: chunks)
   }
 }

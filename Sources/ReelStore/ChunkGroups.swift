@@ -40,21 +40,16 @@ package enum ChunkGroupFormat {
   /// before the damage (`DecodedGroup.damage`): every record carries its own checksum,
   /// so a flipped byte costs the chunks from it to the group's end, not all of them.
   static func decode(_ container: UnsafeRawBufferPointer, what: String) throws -> DecodedGroup {
-    let header: (contentLength: Int, recordCount: Int)
-    var damage: String?
-    do {
-      header = try checkedHeader(container, what: what)
-    } catch let error as ReelError where error.message.hasSuffix("fails its checksum") {
-      header = (Int(UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 8, as: UInt32.self))), 0)
-      damage = error.message
+    let contentLength = try soundContentLength(container, what: what)
+    guard contentLength <= contentLimit else {
+      throw damaged(what, "claims \(contentLength) bytes of content, more than the \(contentLimit) a group may hold")
     }
-    guard header.contentLength <= contentLimit else {
-      throw damaged(
-        what, "claims \(header.contentLength) bytes of content, more than the \(contentLimit) a group may hold")
-    }
-    let group = DecodedGroup(count: header.contentLength)
+    let group = DecodedGroup(count: contentLength)
     let frame = UnsafeRawBufferPointer(rebasing: container[headerSize...])
-    if damage == nil {
+    var damage: String?
+    if !checksumMatches(container) {
+      damage = damaged(what, "fails its checksum").message
+    } else {
       do {
         try Zstd.decompress(frame, into: group.mutableBytes, what: what)
         return group
@@ -67,28 +62,33 @@ package enum ChunkGroupFormat {
     return group
   }
 
-  /// The header's fields of a whole container, its checksum checked.
-  static func checkedHeader(
-    _ container: UnsafeRawBufferPointer, what: String
-  ) throws -> (contentLength: Int, recordCount: Int) {
-    guard container.count >= headerSize, container.prefix(magic.count).elementsEqual(magic) else {
-      throw damaged(what, "is not a compression group")
+  /// The content length of a whole container whose magic, layout version and stored
+  /// length are right; its checksum not checked.
+  private static func soundContentLength(_ container: UnsafeRawBufferPointer, what: String) throws -> Int {
+    guard let fields = fields(of: container) else { throw damaged(what, "is not a compression group") }
+    guard container[4] == layoutVersion else { throw damaged(what, "has unknown layout version \(container[4])") }
+    let stored = container.count - headerSize
+    guard fields.storedLength == stored else {
+      throw damaged(what, "holds \(stored) stored bytes, its header says \(fields.storedLength)")
     }
-    let header = UnsafeRawBufferPointer(rebasing: container[0..<headerSize])
-    let stored = UnsafeRawBufferPointer(rebasing: container[headerSize...])
-    guard header[4] == layoutVersion else { throw damaged(what, "has unknown layout version \(header[4])") }
-    let storedLength = Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
-    guard storedLength == stored.count else {
-      throw damaged(what, "holds \(stored.count) stored bytes, its header says \(storedLength)")
+    return fields.contentLength
+  }
+
+  /// The length and count fields of the header at the start of `bytes`; nil when the
+  /// bytes are too few or lack the magic.
+  static func fields(of bytes: UnsafeRawBufferPointer) -> (contentLength: Int, storedLength: Int, recordCount: Int)? {
+    guard bytes.count >= headerSize, bytes.prefix(magic.count).elementsEqual(magic) else { return nil }
+    func field(_ offset: Int) -> Int {
+      Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
     }
-    guard
-      checksum(header, stored: stored)
-        == UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
-    else { throw damaged(what, "fails its checksum") }
-    return (
-      Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
-      Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 20, as: UInt32.self)))
-    )
+    return (field(8), field(12), field(20))
+  }
+
+  private static func checksumMatches(_ container: UnsafeRawBufferPointer) -> Bool {
+    checksum(
+      UnsafeRawBufferPointer(rebasing: container[0..<headerSize]),
+      stored: UnsafeRawBufferPointer(rebasing: container[headerSize...]))
+      == UInt32(littleEndian: container.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
   }
 
   /// CRC-32C over the header, its checksum field taken as zero, and the stored bytes.
@@ -219,15 +219,10 @@ extension LiveStore {
   /// group and is not checked here).
   func groupHeader(_ location: ChunkLocation) throws -> (contentLength: Int, recordCount: Int) {
     let header = try backend.read(location.pack, offset: location.offset, length: ChunkGroupFormat.headerSize)
-    guard header.count == ChunkGroupFormat.headerSize, header.prefix(4).elementsEqual(ChunkGroupFormat.magic) else {
+    guard let fields = header.withUnsafeBytes({ ChunkGroupFormat.fields(of: $0) }) else {
       throw ChunkGroupFormat.damaged(
         GroupPlace(pack: location.pack, offset: location.offset).description, "is not a compression group")
     }
-    return header.withUnsafeBytes {
-      (
-        Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
-        Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 20, as: UInt32.self)))
-      )
-    }
+    return (fields.contentLength, fields.recordCount)
   }
 }

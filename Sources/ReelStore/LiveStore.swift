@@ -134,12 +134,11 @@ package final class LiveStore: Sendable {
   ) rethrows -> Result {
     let grouped = wanted.filter { $0.value.recordOffset != nil }
     guard grouped.isEmpty else {
-      let places = Array(Set(grouped.values.map { ChunkLocation(pack: $0.pack, offset: $0.offset, length: $0.length) }))
-      let decoded = parallelMap(places, workers: 2) { _, place in try? self.group(at: place) }
+      // One location per group: `group(at:)` reads its pack, offset and length.
+      let places = Array(Dictionary(grouped.values.map { ($0.group!, $0) }, uniquingKeysWith: { first, _ in first }))
+      let decoded = parallelMap(places, workers: 2) { _, place in try? self.group(at: place.value) }
       var groups: [GroupPlace: DecodedGroup] = [:]
-      for (place, group) in zip(places, decoded) {
-        if let group { groups[GroupPlace(pack: place.pack, offset: place.offset)] = group }
-      }
+      for (place, group) in zip(places, decoded) { groups[place.key] = group }
       return try withExtendedLifetime(groups) {
         try withRecords(wanted.filter { $0.value.recordOffset == nil }) { standing in
           var records = standing

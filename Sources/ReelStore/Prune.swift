@@ -150,9 +150,8 @@ extension LiveStore {
     var freed: UInt64 = 0
     // By scans, not per pack: the catalog keeps no index of chunks by pack (schema v9).
     let packs = try catalog.database.read { db in
-      let ids = try Row.fetchAll(db, sql: "SELECT number, id FROM pack").reduce(into: [Int64: String]()) {
-        $0[$1["number"]] = $1["id"]
-      }
+      let packRows = try Row.fetchAll(db, sql: "SELECT number, id, committed_size FROM pack")
+      let ids = packRows.reduce(into: [Int64: String]()) { $0[$1["number"]] = $1["id"] }
       var live = try Row.fetchAll(
         db,
         sql: """
@@ -181,7 +180,7 @@ extension LiveStore {
         }
         live[number, default: 0] += share
       }
-      return try Row.fetchAll(db, sql: "SELECT number, id, committed_size FROM pack").map {
+      return packRows.map {
         (
           number: $0["number"] as Int64, id: $0["id"] as String, committed: UInt64($0["committed_size"] as Int64),
           live: live[$0["number"]] ?? 0
