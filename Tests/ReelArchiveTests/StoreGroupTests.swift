@@ -125,6 +125,26 @@ import Testing
     #expect(again.problems.allSatisfy { $0.message.hasPrefix("chunk ") })
   }
 
+  /// A group header that claims more content than a group may hold is refused before
+  /// anything that size is allocated, naming the group, for every chunk in it.
+  @Test func aGroupClaimingTooMuchContentIsRefused() throws {
+    // The chain holds the folder the store is in: kept to the end.
+    let (chain, live, root) = try rehydrated()
+    defer { withExtendedLifetime(chain) {} }
+    let (pack, offset) = try groupedChunks(live).groups[0]
+    let path = root + "/packs/" + pack.prefix(2) + "/" + pack + ".pack"
+    var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    for index in 8..<12 { bytes[Int(offset) + index] = 0xFF }
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    let check = try LiveStore(store: try Store.open(StoreLayout(root: root))).check(readData: true)
+    #expect(!check.problems.isEmpty)
+    #expect(
+      check.problems.allSatisfy {
+        $0.message.contains("compression group at byte \(offset) of pack \(pack)")
+          && $0.message.contains("more than the \(64 << 20) a group may hold")
+      }, "\(check.problems.map { $0.message })")
+  }
+
   @Test func pruneRepacksGroupsAndKeepsWhatIsLeft() throws {
     let (chain, live, _) = try rehydrated()
     let before = try groupedChunks(live)
