@@ -292,10 +292,13 @@ extension ChunkLocation {
 /// store block of a volume's bytes, named by the SHA-256 of its plaintext, which the
 /// record repeats so a pack can be read without the catalog.
 struct ChunkCodec: Sendable {
-  /// zstd level 2: on 256 KiB blocks of real file data it stores 0.5% more than level 3
-  /// and 1% less than level 1 (`zstd -b1…3 -B256K`), at a speed that lets ingest keep up
-  /// on 2 cores; sealed archives recompress in large groups anyway.
-  static let compressionLevel: Int32 = 2
+  /// zstd level 1. Ingest is CPU-bound on 2 cores and compressing 256 KiB blocks one by
+  /// one is most of it: level 1 runs at 1.24× level 2's speed on them (`zstd -b1 -B256K`
+  /// vs `-b2` over a tar of /usr: 435 vs 350 MB/s) for 2.3% more space. Measured with
+  /// `benchmarks/store.sh` (2026-12-06): ingest 0.81 → 0.90 of `zstd -T2` at the store's
+  /// level, store space 0.93 → 0.91 of `zstd -3`. Sealed archives recompress in large
+  /// groups at level 3, so cartridges do not pay for it.
+  static let compressionLevel: Int32 = 1
 
   let compressor: ZstdCompressor
 
@@ -541,11 +544,10 @@ package enum ChunkRecordFormat {
   }
 
   /// Encodes plaintext as the store keeps it (zstd when that saves at least 1/32, raw
-  /// otherwise). Rehydration uses this for every chunk of a version 2 archive, so it
-  /// compresses at level 1: 1.3× the speed of the store's level 2 for about 1% more
-  /// space (`zstd -b1 -B256K` vs `-b2`). Not for concurrent use: give each thread its own.
+  /// otherwise), at the store's level: for an archive's chunks that are stored one by one
+  /// instead of as the group they came in. Not for concurrent use: give each thread its own.
   package struct Encoder: Sendable {
-    let codec = ChunkCodec(level: 1)
+    let codec = ChunkCodec()
     package init() {}
     package func encode(_ plaintext: [UInt8], hash: SHA256Digest) -> [UInt8] { codec.encode(plaintext, hash: hash) }
     package func encode(_ plaintext: UnsafeRawBufferPointer, hash: SHA256Digest) -> [UInt8] {
