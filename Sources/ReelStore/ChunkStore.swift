@@ -299,8 +299,13 @@ struct ChunkCodec: Sendable {
   /// level, store space 0.93 → 0.91 of `zstd -3`. Sealed archives recompress in large
   /// groups at level 3, so cartridges do not pay for it.
   static let compressionLevel: Int32 = 1
+  /// Deltas stay at level 2: at level 1, 400,000 random 4 KiB writes grew the packs by
+  /// 1.81 GB instead of 1.61 GB (`benchmarks/small-writes.sh`), and a delta's frame is
+  /// mostly matches into its base, cheap to find at either level.
+  static let deltaCompressionLevel: Int32 = 2
 
   let compressor: ZstdCompressor
+  let deltaCompressor = ZstdCompressor(level: ChunkCodec.deltaCompressionLevel)
 
   init(level: Int32 = ChunkCodec.compressionLevel) {
     compressor = ZstdCompressor(level: level)
@@ -354,7 +359,7 @@ struct ChunkCodec: Sendable {
       UnsafeMutableRawBufferPointer(rebasing: record[headerSize..<(headerSize + nameSize)]).copyBytes(
         from: base.name.bytes)
       let frame = base.plaintext.withUnsafeBytes { prefix in
-        compressor.compress(
+        deltaCompressor.compress(
           plaintext, prefix: prefix, into: UnsafeMutableRawBufferPointer(rebasing: record[(headerSize + nameSize)...]))
       }
       let stored = nameSize + frame
