@@ -14,12 +14,16 @@ package struct SealedArchiveRecord: Sendable, Equatable {
   package var path: String
   package var size: UInt64
   package var sha256: String
+  /// The CRC-32C of the file's bytes as read back from the disk at its seal; nil for
+  /// archives imported or sealed before catalog schema 12. An export checks the bytes it
+  /// sends against it: the file's SHA-256 costs as much CPU as the upload itself.
+  package var crc32c: UInt32?
   package var created: Timestamp
   package var verified: Timestamp?
 
   package init(
     span: ArchiveSpan, volumeID: String, fileName: String, path: String, size: UInt64, sha256: String,
-    created: Timestamp, verified: Timestamp?
+    crc32c: UInt32? = nil, created: Timestamp, verified: Timestamp?
   ) {
     self.span = span
     self.volumeID = volumeID
@@ -27,6 +31,7 @@ package struct SealedArchiveRecord: Sendable, Equatable {
     self.path = path
     self.size = size
     self.sha256 = sha256
+    self.crc32c = crc32c
     self.created = created
     self.verified = verified
   }
@@ -35,15 +40,15 @@ package struct SealedArchiveRecord: Sendable, Equatable {
   /// `fromTime` and `untilTime` are the times of the window's two seqs.
   package init(
     manifest: ArchiveManifest, fromTime: Timestamp, untilTime: Timestamp, fileName: String, path: String,
-    size: UInt64, sha256: String, created: Timestamp = .now(), verified: Timestamp?
+    size: UInt64, sha256: String, crc32c: UInt32? = nil, created: Timestamp = .now(), verified: Timestamp?
   ) {
     self.init(
       span: ArchiveSpan(
         id: manifest.archiveID, chainID: manifest.chainID, parentID: manifest.parentID,
         chainIndex: manifest.chainIndex, fromSeq: manifest.range.fromSeq, untilSeq: manifest.range.untilSeq,
         fromTime: fromTime, untilTime: untilTime),
-      volumeID: manifest.volume.id, fileName: fileName, path: path, size: size, sha256: sha256, created: created,
-      verified: verified)
+      volumeID: manifest.volume.id, fileName: fileName, path: path, size: size, sha256: sha256, crc32c: crc32c,
+      created: created, verified: verified)
   }
 
   init(row: Row) {
@@ -53,7 +58,8 @@ package struct SealedArchiveRecord: Sendable, Equatable {
         fromSeq: Seq(row["from_seq"] as Int64), untilSeq: Seq(row["until_seq"] as Int64),
         fromTime: Timestamp(nanoseconds: row["from_time_ns"]), untilTime: Timestamp(nanoseconds: row["until_time_ns"])),
       volumeID: row["volume_id"], fileName: row["file_name"], path: row["path"], size: UInt64(row["size"] as Int64),
-      sha256: row["sha256"], created: Timestamp(nanoseconds: row["created_ns"]),
+      sha256: row["sha256"], crc32c: (row["crc32c"] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
+      created: Timestamp(nanoseconds: row["created_ns"]),
       verified: (row["verified_ns"] as Int64?).map { Timestamp(nanoseconds: $0) })
   }
 
@@ -99,14 +105,14 @@ extension LiveStore {
       try db.execute(
         sql: """
           INSERT OR REPLACE INTO sealed_archive (id, volume_id, chain_id, parent_id, chain_index, from_seq, until_seq,
-            from_time_ns, until_time_ns, file_name, path, size, sha256, created_ns, verified_ns)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            from_time_ns, until_time_ns, file_name, path, size, sha256, crc32c, created_ns, verified_ns)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           """,
         arguments: [
           archive.id, archive.volumeID, archive.chainID, archive.parentID, archive.chainIndex,
           Int64(archive.fromSeq), Int64(archive.untilSeq), archive.fromTime.nanoseconds,
           archive.untilTime.nanoseconds, archive.fileName, archive.path, Int64(archive.size), archive.sha256,
-          archive.created.nanoseconds, archive.verified?.nanoseconds,
+          archive.crc32c.map { Int64($0) }, archive.created.nanoseconds, archive.verified?.nanoseconds,
         ])
       try db.execute(
         sql: """
@@ -120,13 +126,16 @@ extension LiveStore {
 }
 
 extension Catalog {
-  /// The SHA-256 recorded when archive `id` of `size` bytes was sealed (or imported), if
-  /// this store holds its record.
-  package func sealedSHA256(id: String, size: UInt64) throws -> SHA256Digest? {
-    try database.read { db in
-      try String.fetchOne(
-        db, sql: "SELECT sha256 FROM sealed_archive WHERE id = ? AND size = ?", arguments: [id, Int64(size)])
-    }.flatMap(SHA256Digest.init(hex:))
+  /// The SHA-256 recorded when archive `id` of `size` bytes was sealed (or imported) and,
+  /// for archives sealed since catalog schema 12, the CRC-32C of its bytes as read back at
+  /// the seal; nil when this store holds no record of it.
+  package func sealedChecksums(id: String, size: UInt64) throws -> (sha256: SHA256Digest, crc32c: UInt32?)? {
+    let row = try database.read { db in
+      try Row.fetchOne(
+        db, sql: "SELECT sha256, crc32c FROM sealed_archive WHERE id = ? AND size = ?", arguments: [id, Int64(size)])
+    }
+    guard let row, let sha256 = SHA256Digest(hex: row["sha256"]) else { return nil }
+    return (sha256, (row["crc32c"] as Int64?).map { UInt32(truncatingIfNeeded: $0) })
   }
 
   /// Marks an archive as verified with the key again (its read-back at seal time was the first).

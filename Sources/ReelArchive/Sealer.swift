@@ -65,6 +65,8 @@ package struct SealedArchive: Sendable {
   package var manifest: ArchiveManifest
   package var size: UInt64
   package var sha256: String
+  /// The CRC-32C of the bytes read back from the disk (`SealedArchiveRecord.crc32c`).
+  package var crc32c: UInt32
   package var verification: ArchiveVerification
 }
 
@@ -164,7 +166,7 @@ package enum Sealer {
       SealedArchiveRecord(
         manifest: sealed.manifest, fromTime: try live.time(of: fromSeq, in: descriptor),
         untilTime: try live.time(of: untilSeq, in: descriptor), fileName: (sealed.path as NSString).lastPathComponent,
-        path: sealed.path, size: sealed.size, sha256: sealed.sha256, verified: Timestamp.now()))
+        path: sealed.path, size: sealed.size, sha256: sealed.sha256, crc32c: sealed.crc32c, verified: Timestamp.now()))
     return .sealed(sealed)
   }
 
@@ -190,36 +192,46 @@ package enum Sealer {
   }
 }
 
+/// What a seal read back from the disk: its length, SHA-256 and CRC-32C.
+struct ReadBack: Sendable {
+  var total: UInt64
+  var sha256: String
+  var crc32c: UInt32
+}
+
 /// Reads a file back from the disk while it is being written with direct I/O: each piece
 /// as soon as its direct write has returned (a direct read then gets what the device holds,
 /// not a cached copy), hashing as it goes, so reading back overlaps the writing instead of
 /// following it. Direct writes and reads share no page cache, so nothing read can be a copy
 /// the kernel kept; the caller still fsyncs before it relies on the result.
 final class FollowingReadBack {
-  private let task: BackgroundTask<(total: UInt64, sha256: String)?>
+  private let task: BackgroundTask<ReadBack?>
 
   init(path: String, writer: DirectFileWriter) throws {
     let reader = try DirectFileReader(path: path)
     task = BackgroundTask {
       let hasher = SHA256Hasher()
+      var crc = CRC32C()
       var offset: UInt64 = 0
       while true {
         let (completed, final) = writer.waitForWrites(beyond: offset)
         while offset < completed {
           let count = Int(min(UInt64(DirectIO.blockSize), completed - offset))
-          hasher.update(try reader.read(exactly: count, at: offset))
+          let bytes = try reader.read(exactly: count, at: offset)
+          hasher.update(bytes)
+          crc.update(bytes)
           offset += UInt64(count)
         }
         if final { break }
       }
       // A read the file system refused directly went through the cache: not proof.
-      return reader.direct ? (offset, hasher.finish().hex) : nil
+      return reader.direct ? ReadBack(total: offset, sha256: hasher.finish().hex, crc32c: crc.value) : nil
     }
   }
 
   /// Waits for the writer to finish and the reading to catch up: the bytes read back and
-  /// their SHA-256, or nil when they could not all be read directly from the disk.
-  func result() throws -> (total: UInt64, sha256: String)? {
+  /// their checksums, or nil when they could not all be read directly from the disk.
+  func result() throws -> ReadBack? {
     try task.value()
   }
 }
@@ -414,16 +426,18 @@ final class ArchiveWriter {
       }
       // From the disk, not the page cache: direct reads that followed the direct writes, or,
       // where the writes went through the cache, a read after fsync with the pages dropped.
+      let readBack: ReadBack
       if let followed = try following?.result(), output.direct {
         try Self.require(followed, label: fileName, matches: verification.structure)
+        readBack = followed
       } else {
         if !output.direct { posix_fadvise(output.file.descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
-        try Self.readBack(partial, label: fileName, matches: verification.structure)
+        readBack = try Self.readBack(partial, label: fileName, matches: verification.structure)
       }
       try Durable.rename(partial, to: finalPath)
       return SealedArchive(
         path: finalPath, manifest: finalManifest, size: verification.structure.totalBytes,
-        sha256: verification.structure.sha256, verification: verification)
+        sha256: verification.structure.sha256, crc32c: readBack.crc32c, verification: verification)
     } catch {
       unlink(partial)
       throw error
@@ -431,19 +445,23 @@ final class ArchiveWriter {
   }
 
   /// Reads the archive back and requires exactly the verified stream's bytes.
-  static func readBack(_ path: String, label: String, matches written: ArchiveStructureReport) throws {
+  @discardableResult
+  static func readBack(_ path: String, label: String, matches written: ArchiveStructureReport) throws -> ReadBack {
     let reader = HashingSource(ReadAheadSource(try DirectArchiveSource(path: path)))
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: DirectIO.blockSize, alignment: 16)
     defer { buffer.deallocate() }
-    while try reader.read(into: buffer) > 0 {}
-    try require((reader.total, reader.hasher.finish().hex), label: label, matches: written)
+    var crc = CRC32C()
+    while case let count = try reader.read(into: buffer), count > 0 {
+      crc.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    }
+    let readBack = ReadBack(total: reader.total, sha256: reader.hasher.finish().hex, crc32c: crc.value)
+    try require(readBack, label: label, matches: written)
+    return readBack
   }
 
   /// Fails unless what was read back (its size and SHA-256) is the verified stream.
-  static func require(
-    _ readBack: (total: UInt64, sha256: String), label: String, matches written: ArchiveStructureReport
-  ) throws {
-    let (total, digest) = readBack
+  static func require(_ readBack: ReadBack, label: String, matches written: ArchiveStructureReport) throws {
+    let (total, digest) = (readBack.total, readBack.sha256)
     guard total == written.totalBytes, digest == written.sha256 else {
       throw ReelError(
         .corrupt,

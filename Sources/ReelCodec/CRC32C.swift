@@ -113,4 +113,50 @@ package struct CRC32C: Sendable {
     crc.update(bytes)
     return crc.value
   }
+
+  /// The CRC-32C of two byte strings one after the other, from the CRC-32C of each and
+  /// the second one's length, without their bytes: the first one's checksum advanced
+  /// over as many zero bytes (a multiplication by x^(8·length) modulo the polynomial),
+  /// then the second one's added. Parts checksummed on different threads so give the
+  /// checksum of the whole.
+  package static func combine(_ first: UInt32, _ second: UInt32, secondLength: UInt64) -> UInt32 {
+    multiplyModulo(xToThe8Times(secondLength), first) ^ second
+  }
+
+  /// a·b modulo the polynomial, both as reflected bit strings (x^0 is the top bit).
+  private static func multiplyModulo(_ a: UInt32, _ b: UInt32) -> UInt32 {
+    var b = b
+    var product: UInt32 = 0
+    var bit: UInt32 = 1 << 31
+    while bit != 0 {
+      if a & bit != 0 { product ^= b }
+      bit >>= 1
+      b = b & 1 != 0 ? (b >> 1) ^ 0x82F6_3B78 : b >> 1
+    }
+    return product
+  }
+
+  /// x^(2^k) modulo the polynomial for k = 0…66 (3 + the 64 bits of a count).
+  private static let xToThePowersOfTwo: [UInt32] = {
+    var powers: [UInt32] = []
+    var power: UInt32 = 1 << 30  // x^1
+    for _ in 0..<67 {
+      powers.append(power)
+      power = multiplyModulo(power, power)
+    }
+    return powers
+  }()
+
+  /// x^(8·count) modulo the polynomial: the product of x^(2^k) over the set bits of 8·count.
+  private static func xToThe8Times(_ count: UInt64) -> UInt32 {
+    var result: UInt32 = 1 << 31  // x^0
+    var rest = count
+    var k = 3
+    while rest != 0 {
+      if rest & 1 != 0 { result = multiplyModulo(xToThePowersOfTwo[k], result) }
+      rest >>= 1
+      k += 1
+    }
+    return result
+  }
 }

@@ -206,10 +206,10 @@ package final class S3Client {
   }
 
   /// Stores part `number` (1…10 000); the server checks the bytes it got (see `upload`).
-  package func uploadPart(bucket: String, key: String, uploadID: String, number: Int, body: UnsafeRawBufferPointer)
-    throws
-    -> S3Part
-  {
+  /// `crc32c`: the part's CRC-32C when the caller computed it already.
+  package func uploadPart(
+    bucket: String, key: String, uploadID: String, number: Int, body: UnsafeRawBufferPointer, crc32c: UInt32? = nil
+  ) throws -> S3Part {
     guard (1...s3MaximumParts).contains(number) else {
       throw ReelError(.usage, "part \(number) of s3://\(bucket)/\(key) is outside S3's 1…\(s3MaximumParts)")
     }
@@ -217,8 +217,8 @@ package final class S3Client {
       method: "PUT",
       url: try url(bucket, key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)]))
     let stored = try upload(
-      request, body: body, metadata: [:], retention: nil, doing: "storing part \(number) of", bucket: bucket, key: key,
-      what: "part \(number) of s3://\(bucket)/\(key)")
+      request, body: body, crc32c: crc32c, metadata: [:], retention: nil, doing: "storing part \(number) of",
+      bucket: bucket, key: key, what: "part \(number) of s3://\(bucket)/\(key)")
     return S3Part(number: number, etag: stored.etag, size: UInt64(body.count), crc32c: stored.crc32c)
   }
 
@@ -228,10 +228,10 @@ package final class S3Client {
   /// sent, and this client sends Content-MD5 from then on. Content-MD5 also goes with a
   /// retention date, which S3 requires it for.
   private func upload(
-    _ base: HTTPRequest, body: UnsafeRawBufferPointer, metadata: [String: String], retention: S3Retention?,
-    doing operation: String, bucket: String, key: String, what: String
+    _ base: HTTPRequest, body: UnsafeRawBufferPointer, crc32c known: UInt32? = nil, metadata: [String: String],
+    retention: S3Retention?, doing operation: String, bucket: String, key: String, what: String
   ) throws -> (etag: String, crc32c: String?) {
-    let crc32c = sendsCRC32C ? S3Names.crc32c(body) : nil
+    let crc32c = sendsCRC32C ? S3Names.crc32c(value: known ?? CRC32C.checksum(body)) : nil
     let md5 = crc32c == nil || retention != nil ? MD5Hasher.digest(body) : nil
     var request = base
     request.headers = try uploadHeaders(md5: md5, crc32c: crc32c, metadata: metadata, retention: retention)

@@ -103,7 +103,12 @@ package enum S3Names {
   /// The CRC-32C of `bytes` as S3's checksum headers carry it: base64 of its 4 bytes,
   /// big-endian.
   package static func crc32c(_ bytes: UnsafeRawBufferPointer) -> String {
-    withUnsafeBytes(of: CRC32C.checksum(bytes).bigEndian) { Data($0).base64EncodedString() }
+    crc32c(value: CRC32C.checksum(bytes))
+  }
+
+  /// A CRC-32C already computed, as `x-amz-checksum-crc32c` carries it.
+  package static func crc32c(value: UInt32) -> String {
+    withUnsafeBytes(of: value.bigEndian) { Data($0).base64EncodedString() }
   }
 
   /// Whether `text` has the form of `crc32c(_:)`'s answer.

@@ -12,7 +12,7 @@ package final class Catalog: Sendable {
   /// runs) are read and written by those layers; their schema stays here, in the migrations.
   package let database: DatabaseQueue
 
-  package static let schemaVersion = 11
+  package static let schemaVersion = 12
 
   package init(path: String) throws {
     self.path = path
@@ -314,6 +314,15 @@ package final class Catalog: Sendable {
         sql: """
           ALTER TABLE chunk ADD COLUMN record_offset INTEGER;
           UPDATE store_info SET value = '11' WHERE key = 'catalog_schema';
+          """)
+    }
+    migrator.registerMigration("v12-archive-crc32c") { db in
+      // The CRC-32C of a sealed archive's bytes as read back at its seal (docs/store-format.md,
+      // "Catalog schema version 12"); NULL for archives sealed before and for imports.
+      try db.execute(
+        sql: """
+          ALTER TABLE sealed_archive ADD COLUMN crc32c INTEGER;
+          UPDATE store_info SET value = '12' WHERE key = 'catalog_schema';
           """)
     }
     return migrator

@@ -323,7 +323,8 @@ func streamVerdict(of bytes: [UInt8], key: SymmetricKey) throws -> String? {
     let (original, written, copy) = try Self.archiveToCopy("read-back")
     defer { unlink(copy) }
     try Data(original).write(to: URL(fileURLWithPath: copy))
-    try ArchiveWriter.readBack(copy, label: "copy", matches: written)
+    let readBack = try ArchiveWriter.readBack(copy, label: "copy", matches: written)
+    #expect(readBack.crc32c == CRC32C.checksum(original), "the CRC-32C an export checks against")
     var changed = original
     changed[changed.count / 2] ^= 0x10
     try Data(changed).write(to: URL(fileURLWithPath: copy))
@@ -351,6 +352,7 @@ func streamVerdict(of bytes: [UInt8], key: SymmetricKey) throws -> String? {
     try writer.file.sync()
     let followed = try #require(try following.result(), "direct reads of \(copy)")
     try ArchiveWriter.require(followed, label: "copy", matches: written)
+    #expect(followed.crc32c == CRC32C.checksum(original), "the CRC-32C an export checks against")
 
     // Changed on the disk through another descriptor, then read back again.
     let other = try PosixFile(path: copy, flags: O_WRONLY)

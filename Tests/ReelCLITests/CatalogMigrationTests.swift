@@ -56,7 +56,7 @@ import Testing
     #expect(
       check.status == 0 && check.stdout.contains("94 chunks") && check.stdout.contains("94 block versions"),
       "\(check.output)")
-    #expect(try sqlite(sandbox, "SELECT value FROM store_info WHERE key = 'catalog_schema'") == "11")
+    #expect(try sqlite(sandbox, "SELECT value FROM store_info WHERE key = 'catalog_schema'") == "12")
     // v10: no chunk of an older store is a delta. v11: none is in a compression group.
     #expect(try sqlite(sandbox, "SELECT COUNT(*) FROM chunk WHERE base_id IS NOT NULL") == "0")
     #expect(try sqlite(sandbox, "SELECT COUNT(*) FROM chunk WHERE record_offset IS NOT NULL") == "0")

@@ -61,6 +61,31 @@ import Testing
       #expect(crc.value == whole, "split at \(split)")
     }
   }
+
+  /// Checksums of two parts combine into the whole's at every split of a short string, and
+  /// at random splits of megabytes (an upload's parts), including empty parts.
+  @Test func partChecksumsCombineIntoTheWhole() {
+    let short = (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+    for split in 0...short.count {
+      let combined = CRC32C.combine(
+        CRC32C.checksum(Array(short[..<split])), CRC32C.checksum(Array(short[split...])),
+        secondLength: UInt64(short.count - split))
+      #expect(combined == CRC32C.checksum(short), "split at \(split)")
+    }
+    var generator = SystemRandomNumberGenerator()
+    let long = (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    for _ in 0..<8 {
+      var cuts = (0..<3).map { _ in Int.random(in: 0...long.count, using: &generator) }.sorted()
+      cuts = [0] + cuts + [long.count]
+      var combined = CRC32C.checksum([UInt8]())
+      for (start, end) in zip(cuts, cuts.dropFirst()) {
+        combined = CRC32C.combine(
+          combined, CRC32C.checksum(Array(long[start..<end])), secondLength: UInt64(end - start))
+      }
+      #expect(combined == CRC32C.checksum(long), "cuts at \(cuts)")
+    }
+    #expect(CRC32C.combine(0x1234_5678, CRC32C.checksum([UInt8]()), secondLength: 0) == 0x1234_5678)
+  }
 }
 
 @Suite struct DigestAndCompressionTests {

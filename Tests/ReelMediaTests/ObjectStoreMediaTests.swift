@@ -189,7 +189,10 @@ import Testing
     let changed = try maker.seal(randomBytes: 6 << 20, bookmark: "changed")
     let intact = try maker.seal(randomBytes: 300_000, bookmark: "intact")
     let catalog = maker.fixture.live.store.catalog
-    #expect(try SourceArchive(path: changed.path, store: catalog).sealedSHA256?.hex == changed.sha256)
+    let source = try SourceArchive(path: changed.path, store: catalog)
+    #expect(source.sealedSHA256?.hex == changed.sha256)
+    let sealedBytes = try PosixFile.openForReading(changed.path).read(at: 0, count: Int(changed.size))
+    #expect(source.sealedCRC32C == CRC32C.checksum(sealedBytes), "the seal recorded the CRC-32C it read back")
     #expect(changed.size > 5 << 20, "two parts")
     // One byte of the second part, past what the manifest check reads.
     let file = try PosixFile(path: changed.path, flags: O_RDWR)
@@ -201,17 +204,24 @@ import Testing
     try bucket.writeLabel(MediaLabel(name: "CHG1", mediaSet: nil, capacity: nil))
     let exporter = Exporter(
       mediaSet: "offsite", targets: [.objectStore(bucket: "reel", prefix: "changed/")], store: catalog)
-    #expect {
-      try exporter.export([changed.path])
-    } throws: { error in
-      let error = error as? ReelError
-      return error?.kind == .corrupt && error?.description.contains("recorded when it was sealed") == true
-        && error?.description.contains(changed.sha256) == true
+    // Checked by the CRC-32C the seal recorded, then, with that forgotten (an archive
+    // sealed before catalog schema 12), by its SHA-256.
+    for check in ["CRC-32C", "SHA-256"] {
+      #expect {
+        try exporter.export([changed.path])
+      } throws: { error in
+        let error = error as? ReelError
+        return error?.kind == .corrupt && error?.description.contains("recorded when it was sealed") == true
+          && error?.description.contains(changed.sha256) == true
+          && error?.description.contains("bytes have \(check)") == true
+      }
+      let s3 = try client()
+      #expect(try s3.list(bucket: "reel", prefix: "changed/archives/").isEmpty, "no object")
+      #expect(try s3.pendingUploads(bucket: "reel", prefix: "changed/").isEmpty, "no parts left behind")
+      #expect(try catalog.archiveCopies().isEmpty)
+      try catalog.database.write { db in try db.execute(sql: "UPDATE sealed_archive SET crc32c = NULL") }
     }
     let s3 = try client()
-    #expect(try s3.list(bucket: "reel", prefix: "changed/archives/").isEmpty, "no object")
-    #expect(try s3.pendingUploads(bucket: "reel", prefix: "changed/").isEmpty, "no parts left behind")
-    #expect(try catalog.archiveCopies().isEmpty)
 
     let report = try exporter.export([intact.path])
     #expect(report.exported.map(\.archiveID) == [intact.manifest.archiveID])
