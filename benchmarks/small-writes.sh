@@ -74,7 +74,7 @@ for index in 0 1 2; do
 done
 
 awk -v s="$slowest_restore" -v f="$fastest_restore" \
-  'BEGIN { printf "RESULT small-writes-restore reel=%.2fs baseline=%.2fs ratio=%.2f target=0.83\n", s, f, f / s }'
+  'BEGIN { printf "RESULT small-writes-restore reel=%.3fs baseline=%.3fs ratio=%.2f target=0.83\n", s, f, f / s }'
 awk -v c="$catalog_added" -v v="$versions_added" \
   'BEGIN { b = c / v; printf "RESULT small-writes-catalog reel=%.0fB baseline=100B ratio=%.2f target=1.0 versions=%d\n", b, 100 / b, v }'
 awk -v p="$packs_added" -v w="$written" \
