@@ -19,6 +19,7 @@ package struct RecentlyUsed<Key: Hashable & Sendable, Value: Sendable>: Sendable
   private var oldest = RecentlyUsed.none
   package let capacity: Int
 
+  /// At least 1: a cache that keeps nothing would hand back nothing it was just given.
   package init(capacity: Int) { self.capacity = max(1, capacity) }
 
   package var count: Int { nodes.count }

@@ -158,9 +158,8 @@ package final class ObjectStoreBucket: MediaVolume {
     let info: S3ObjectInfo
     do {
       info = try S3FileUpload.run(
-        client: client, bucket: bucket, key: key, file: archive.path, sha256: sha256,
-        crc32c: archive.sealedSHA256 == nil ? nil : archive.sealedCRC32C, metadata: metadata, retention: retention,
-        progress: progress)
+        client: client, bucket: bucket, key: key, file: archive.path, sha256: sha256, crc32c: archive.sealedCRC32C,
+        metadata: metadata, retention: retention, progress: progress)
     } catch let error as ReelError where error.kind == .interrupted {
       throw Interrupt.error(
         "the upload of \(key) stays pending in the bucket; run the same export again to resume it")

@@ -20,7 +20,7 @@ final class FileSystemCache: Sendable {
   private let slots: Locked<RecentlyUsed<Key, Slot>>
 
   init(capacity: Int) {
-    slots = Locked(RecentlyUsed(capacity: max(1, capacity)))
+    slots = Locked(RecentlyUsed(capacity: capacity))
   }
 
   func reader(for key: Key, open: () throws -> any FileSystemReading) throws -> any FileSystemReading {

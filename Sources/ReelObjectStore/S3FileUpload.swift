@@ -153,7 +153,8 @@ package enum S3FileUpload {
       }
       // Needed for the request's header where the server takes checksums, and for the
       // check of the whole file whenever that is a CRC-32C: computed once for both.
-      let crc32c = client.sendsCRC32C || work.combinesCRC32C ? CRC32C.checksum(UnsafeRawBufferPointer(bytes)) : nil
+      let crc32c =
+        work.combinesCRC32C || (!stored && client.sendsCRC32C) ? CRC32C.checksum(UnsafeRawBufferPointer(bytes)) : nil
       guard work.add(UnsafeRawBufferPointer(bytes), crc32c: crc32c, part: number) else { return }
       if stored { continue }
       let part = try client.uploadPart(
@@ -260,18 +261,12 @@ private final class UploadWork: @unchecked Sendable {
   private var done: UInt64 = 0
   private var failure: (any Error)?
   /// Whether the file is checked by its CRC-32C: `add` then needs each part's.
-  let combinesCRC32C: Bool
+  var combinesCRC32C: Bool { hasher == nil }
 
   init(count: Int, stored: Set<Int>, checking expected: ContentCheck) {
     self.count = count
     self.stored = stored
-    if case .crc32c = expected {
-      hasher = nil
-      combinesCRC32C = true
-    } else {
-      hasher = SHA256Hasher()
-      combinesCRC32C = false
-    }
+    if case .crc32c = expected { hasher = nil } else { hasher = SHA256Hasher() }
   }
 
   /// The next part number and whether the server holds it already; nil when all are

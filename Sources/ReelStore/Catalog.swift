@@ -318,7 +318,7 @@ package final class Catalog: Sendable {
     }
     migrator.registerMigration("v12-archive-crc32c") { db in
       // The CRC-32C of a sealed archive's bytes as read back at its seal (docs/store-format.md,
-      // "Catalog schema version 12"); NULL for archives sealed before and for imports.
+      // "Other tables"); NULL for archives sealed before and for imports.
       try db.execute(
         sql: """
           ALTER TABLE sealed_archive ADD COLUMN crc32c INTEGER;

@@ -304,12 +304,8 @@ struct ChunkCodec: Sendable {
   /// mostly matches into its base, cheap to find at either level.
   static let deltaCompressionLevel: Int32 = 2
 
-  let compressor: ZstdCompressor
+  let compressor = ZstdCompressor(level: ChunkCodec.compressionLevel)
   let deltaCompressor = ZstdCompressor(level: ChunkCodec.deltaCompressionLevel)
-
-  init(level: Int32 = ChunkCodec.compressionLevel) {
-    compressor = ZstdCompressor(level: level)
-  }
 
   /// Compressed when that saves at least 1/32 of the size; stored raw otherwise.
   func encode(_ plaintext: [UInt8], hash: SHA256Digest) -> [UInt8] {
