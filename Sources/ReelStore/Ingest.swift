@@ -80,39 +80,64 @@ extension LiveStore {
         }
       }
       try commit(&batch, report: &report)
+      try batch.settle()
       return report
     }
   }
 
+  /// Hands the batch to a thread of its own to be made durable and written to the
+  /// catalog, then starts the next batch, which reads the catalog only after that write
+  /// (`IngestBatch.settle`). The batch before must have landed first, so batches land in
+  /// order and one at a time. Before this the encoders sat idle through every commit:
+  /// each batch's fdatasync and catalog transaction, and at the end a tail of small
+  /// writes whose rows took 0.1 s to write after their planning took 0.13 s.
   private func commit(_ batch: inout IngestBatch, report: inout IngestReport) throws {
     try batch.resolveAll()
     guard batch.hasWork else { return }
-    let packSizes = try batch.packs.makeDurable()
-    let volumeID = batch.descriptor.id.description
-    let done = batch
-    try catalog.database.write { db in
-      try Catalog.insertHistory(
-        db, volume: volumeID, versions: done.versions,
-        records: done.records.map { HistoryRecord(seq: $0.seq, time: $0.time, kind: $0.kind.rawValue) },
-        bookmarks: done.bookmarks,
-        newChunks: done.newChunks, unnamed: done.unnamedChunks, deltaBases: done.deltaBases, packSizes: packSizes)
-      try Catalog.insertRollbacks(db, volume: volumeID, done.rollbacks)
-      let last = Int64(done.records.last?.seq ?? report.lastSeq)
-      try db.execute(
-        sql: """
-          INSERT INTO ingest_state (volume_id, ingested_seq, base_ingested) VALUES (?, ?, ?)
-          ON CONFLICT(volume_id) DO UPDATE SET ingested_seq = excluded.ingested_seq,
-            base_ingested = MAX(base_ingested, excluded.base_ingested)
-          """,
-        arguments: [volumeID, last, done.baseAdded || !done.descriptor.hasBase ? 1 : 0])
+    let packs = try batch.packs.detachDurability()
+    let rows = batch.rows(after: report.lastSeq)
+    try batch.settle()
+    let catalog = self.catalog
+    let committing = BackgroundTask(name: "reel-ingest-commit") {
+      let packSizes = try packs.run()
+      try catalog.database.write { db in try rows.insert(db, packSizes: packSizes) }
     }
-    report.lastSeq = done.records.last?.seq ?? report.lastSeq
-    report.chunksStored += done.chunksStored
-    report.chunksReused += done.chunksReused
-    report.storedBytes += done.storedBytes
-    report.damage += done.damage
+    report.lastSeq = rows.lastSeq
+    report.chunksStored += batch.chunksStored
+    report.chunksReused += batch.chunksReused
+    report.storedBytes += batch.storedBytes
+    report.damage += batch.damage
     batch = IngestBatch(
-      live: self, descriptor: batch.descriptor, packs: batch.packs, encoder: batch.encoder, carryingHeads: batch.heads)
+      live: self, descriptor: batch.descriptor, packs: batch.packs, encoder: batch.encoder, carryingHeads: batch.heads,
+      committing: committing)
+  }
+}
+
+/// What one batch adds to the catalog, taken from the batch for the thread that writes it.
+struct IngestBatchRows: Sendable {
+  let volumeID: String
+  let versions: [BlockVersion]
+  let records: [HistoryRecord]
+  let bookmarks: [Bookmark]
+  let rollbacks: [RollbackEvent]
+  let newChunks: [String: (location: ChunkLocation, size: Int)]
+  let unnamedChunks: Set<String>
+  let deltaBases: [String: String]
+  let lastSeq: Seq
+  let baseIngested: Bool
+
+  func insert(_ db: Database, packSizes: [(String, UInt64)]) throws {
+    try Catalog.insertHistory(
+      db, volume: volumeID, versions: versions, records: records, bookmarks: bookmarks, newChunks: newChunks,
+      unnamed: unnamedChunks, deltaBases: deltaBases, packSizes: packSizes)
+    try Catalog.insertRollbacks(db, volume: volumeID, rollbacks)
+    try db.execute(
+      sql: """
+        INSERT INTO ingest_state (volume_id, ingested_seq, base_ingested) VALUES (?, ?, ?)
+        ON CONFLICT(volume_id) DO UPDATE SET ingested_seq = excluded.ingested_seq,
+          base_ingested = MAX(base_ingested, excluded.base_ingested)
+        """,
+      arguments: [volumeID, Int64(lastSeq), baseIngested ? 1 : 0])
   }
 }
 
@@ -150,21 +175,39 @@ struct IngestBatch {
   var storedBytes: UInt64 = 0
   /// Content handed to the encoder and not yet taken back stays under this.
   static let encoderBytesLimit = 32 << 20
+  /// The batch before, still being written to the catalog.
+  private var committing: BackgroundTask<Void>?
 
   init(
     live: LiveStore, descriptor: VolumeDescriptor, packs: PackAppender, encoder: ChunkEncoder,
-    carryingHeads heads: [UInt64: [BlockVersion]] = [:]
+    carryingHeads heads: [UInt64: [BlockVersion]] = [:], committing: BackgroundTask<Void>? = nil
   ) {
     self.live = live
     self.descriptor = descriptor
     self.packs = packs
     self.encoder = encoder
+    self.committing = committing
     // Heads stay valid across batches of one run: nothing else writes this volume's
     // versions while the store lock is held. Bounded so memory stays flat.
     self.heads = heads.count > 100_000 ? [:] : heads
   }
 
   var hasWork: Bool { !versions.isEmpty || !records.isEmpty || baseAdded }
+
+  /// Waits until the batch before is in the catalog (rethrowing what stopped it): every
+  /// catalog read of this batch's comes after it.
+  mutating func settle() throws {
+    defer { committing = nil }
+    try committing?.value()
+  }
+
+  func rows(after lastSeq: Seq) -> IngestBatchRows {
+    IngestBatchRows(
+      volumeID: descriptor.id.description, versions: versions,
+      records: records.map { HistoryRecord(seq: $0.seq, time: $0.time, kind: $0.kind.rawValue) },
+      bookmarks: bookmarks, rollbacks: rollbacks, newChunks: newChunks, unnamedChunks: unnamedChunks,
+      deltaBases: deltaBases, lastSeq: records.last?.seq ?? lastSeq, baseIngested: baseAdded || !descriptor.hasBase)
+  }
 
   /// The volume's starting image becomes full versions at seq 0.
   mutating func addBase(path: String) throws {
@@ -190,6 +233,7 @@ struct IngestBatch {
       bookmarks.append(Bookmark(seq: record.seq, label: record.label ?? "", time: record.time))
       return
     case .rollback:
+      try settle()
       return try addRollback(record)
     case .write, .trim, .writeZeroes:
       break
@@ -234,6 +278,7 @@ struct IngestBatch {
     }
     // Consolidating reads the chain's chunks, so those still with the encoder land first.
     try resolveAll()
+    try settle()
     var whole: [UInt8]
     var deltas: [(base: DeltaBase, limit: Int)] = []
     do {
@@ -302,6 +347,7 @@ struct IngestBatch {
       unknown.append(key)
     }
     if !unknown.isEmpty {
+      try settle()
       let found = try live.catalog.database.read { db in try Catalog.chunkLocations(db, unknown) }
       for (key, location) in found {
         knownChunks[key] = location
@@ -348,6 +394,7 @@ struct IngestBatch {
 
   private mutating func head(_ block: UInt64) throws -> [BlockVersion] {
     if let chain = heads[block] { return chain }
+    try settle()
     let volumeID = descriptor.id.description
     let chain = try live.catalog.database.read { db in
       try Catalog.versionChain(
@@ -404,15 +451,19 @@ final class PackAppender {
 
   /// Syncs every pack written since the last call; returns their sizes to commit.
   func makeDurable() throws -> [(String, UInt64)] {
+    try detachDurability().run()
+  }
+
+  /// The packs written since the last call, with their sizes now, to be synced by
+  /// `PackDurability.run` on any thread while appends go on here.
+  func detachDurability() throws -> PackDurability {
     try finishWhole()
-    var sizes = finishedWhole
-    finishedWhole.removeAll()
-    for pack in touched {
-      try live.backend.makeDurable(pack)
-      sizes.append((pack, try live.backend.size(pack) ?? 0))
+    let written = try touched.map { ($0, try live.backend.size($0) ?? 0) }
+    defer {
+      finishedWhole.removeAll()
+      touched.removeAll()
     }
-    touched.removeAll()
-    return sizes
+    return PackDurability(backend: live.backend, finished: finishedWhole, written: written)
   }
 
   private func finishWhole() throws {
@@ -420,6 +471,22 @@ final class PackAppender {
     try whole.writer.finish()
     finishedWhole.append((whole.id, whole.writer.size))
     self.whole = nil
+  }
+}
+
+/// Packs a batch wrote, to be made durable before its catalog rows are written.
+struct PackDurability: Sendable {
+  let backend: any PackBackend
+  /// Packs written whole, already synced by their writers.
+  let finished: [(String, UInt64)]
+  /// Packs appended to, each with its size at the batch's end: bytes appended after that
+  /// belong to the next batch, which commits them itself.
+  let written: [(String, UInt64)]
+
+  /// Syncs the appended packs; returns every pack's size to commit.
+  func run() throws -> [(String, UInt64)] {
+    for (pack, _) in written { try backend.makeDurable(pack) }
+    return finished + written
   }
 }
 

@@ -218,6 +218,83 @@ import Testing
     #expect(clean.packFiles.values.reduce(0, +) == fixture.packFiles.values.reduce(0, +))
   }
 
+  /// Fails the `failingCall`th `makeDurable` (counting from 1), as a disk error under a
+  /// batch's fdatasync would.
+  struct UnsyncableBackend: PackBackend {
+    let inner: FolderPackBackend
+    let failingCall: Int
+    let calls = Locked(0)
+    func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 { try inner.append(pack, bytes) }
+    func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
+      try inner.read(pack, offset: offset, length: length)
+    }
+    func size(_ pack: String) throws -> UInt64? { try inner.size(pack) }
+    func truncate(_ pack: String, to size: UInt64) throws { try inner.truncate(pack, to: size) }
+    func delete(_ pack: String) throws { try inner.delete(pack) }
+    func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)] { try inner.list() }
+    func makeDurable(_ pack: String) throws {
+      let call = calls.withLock { calls in
+        calls += 1
+        return calls
+      }
+      if call == failingCall { throw ReelError(.io, "simulated fdatasync failure") }
+      try inner.makeDurable(pack)
+    }
+  }
+
+  /// Each batch is made durable and written to the catalog on a thread of its own while
+  /// the next is planned. When one cannot be made durable, ingest stops with that error:
+  /// the batches before it are in the catalog, none after it, and the next run goes on
+  /// from there to the same store an uninterrupted run makes. Small writes to a few store
+  /// blocks consolidate often, so the next batch reads the chains the one before wrote.
+  @Test func aBatchThatCannotBeMadeDurableStopsIngestAfterTheBatchesBeforeIt() throws {
+    let limit = LiveStore.batchRecordLimit
+    let records = 2 * limit + 700
+    func history(_ fixture: StoreFixture) throws {
+      var rng = SplitMix(seed: 23)
+      for index in 1...records {
+        let sector = UInt64(rng.next() % UInt64(fixture.model.count / 512))
+        // A word repeated over the sector: every batch fits the first pack, so the second
+        // fdatasync is the second batch's.
+        let word = rng.next()
+        let payload = (0..<64).flatMap { _ in withUnsafeBytes(of: word) { Array($0) } }
+        let seq = try fixture.append(.write(offset: sector * 512, data: payload)).seq
+        if [limit - 1, limit, limit + 1, 2 * limit].contains(index) { fixture.snapshot(seq) }
+      }
+      try fixture.closeWriter()
+    }
+    let fixture = try StoreFixture(size: 1 << 20, seed: 23, storeBlockSize: 64 * 1024)
+    try history(fixture)
+    let failing = LiveStore(
+      store: fixture.store,
+      backend: UnsyncableBackend(
+        inner: FolderPackBackend(root: fixture.store.layout.root + "/packs"), failingCall: 2))
+    #expect(throws: ReelError.self) { try failing.ingest(volume: fixture.name) }
+    let ingested = try fixture.live.catalog.database.read { db in
+      try Int64.fetchOne(db, sql: "SELECT ingested_seq FROM ingest_state")
+    }
+    #expect(ingested == Int64(limit))
+    #expect(
+      try fixture.live.catalog.database.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM record_time") }
+        == Int64(limit))
+    #expect(difference(try fixture.image(at: .seq(Seq(limit))), fixture.snapshots[Seq(limit)]) == nil)
+
+    let rerun = try fixture.live.ingest(volume: fixture.name)
+    #expect(rerun.firstSeq == Seq(limit + 1) && rerun.lastSeq == Seq(records))
+    for (seq, snapshot) in fixture.snapshots where seq > 0 {
+      #expect(difference(try fixture.image(at: .seq(seq)), snapshot) == nil, "image at seq \(seq)")
+    }
+    #expect(difference(try fixture.image(at: .latest), fixture.model) == nil)
+    let check = try fixture.live.check(readData: true)
+    #expect(check.isClean && check.orphanBytes == 0)
+
+    let clean = try StoreFixture(size: 1 << 20, seed: 23, storeBlockSize: 64 * 1024)
+    try history(clean)
+    try clean.live.ingest(volume: clean.name)
+    #expect(try countRows(clean) == countRows(fixture))
+    #expect(clean.chunkHashes == fixture.chunkHashes)
+  }
+
   func countRows(_ fixture: StoreFixture) throws -> [Int] {
     try fixture.live.catalog.database.read { db in
       try ["block_version", "record_time", "bookmark", "chunk"].map {
