@@ -192,11 +192,22 @@ package enum Sealer {
   }
 }
 
-/// What a seal read back from the disk: its length, SHA-256 and CRC-32C.
-struct ReadBack: Sendable {
+/// A byte stream's length and CRC-32C: what a seal wrote, and what it read back from the
+/// disk. The read-back guards against the disk or the file system changing bytes between
+/// the write and the read, which a CRC-32C misses once in 4 billion (and it catches every
+/// burst of up to 32 bits); the key's checks (manifest MAC, every frame's tag) catch a
+/// deliberate change whenever the archive is read. A SHA-256 here cost a third pass of
+/// the archive through SHA-256 on the seal's critical path; the stream's SHA-256, which
+/// SHA256SUMS and the catalog record, is computed once, as it is written.
+struct StreamSum: Sendable, Equatable {
   var total: UInt64
-  var sha256: String
-  var crc32c: UInt32
+  var crc32c: CRC32C
+
+  var checksum: UInt32 { crc32c.value }
+
+  static func == (left: StreamSum, right: StreamSum) -> Bool {
+    left.total == right.total && left.checksum == right.checksum
+  }
 }
 
 /// Reads a file back from the disk while it is being written with direct I/O: each piece
@@ -205,33 +216,30 @@ struct ReadBack: Sendable {
 /// following it. Direct writes and reads share no page cache, so nothing read can be a copy
 /// the kernel kept; the caller still fsyncs before it relies on the result.
 final class FollowingReadBack {
-  private let task: BackgroundTask<ReadBack?>
+  private let task: BackgroundTask<StreamSum?>
 
   init(path: String, writer: DirectFileWriter) throws {
     let reader = try DirectFileReader(path: path)
     task = BackgroundTask {
-      let hasher = SHA256Hasher()
-      var crc = CRC32C()
-      var offset: UInt64 = 0
+      var sum = StreamSum(total: 0, crc32c: CRC32C())
       while true {
-        let (completed, final) = writer.waitForWrites(beyond: offset)
-        while offset < completed {
-          let count = Int(min(UInt64(DirectIO.blockSize), completed - offset))
-          let bytes = try reader.read(exactly: count, at: offset)
-          hasher.update(bytes)
-          crc.update(bytes)
-          offset += UInt64(count)
+        let (completed, final) = writer.waitForWrites(beyond: sum.total)
+        while sum.total < completed {
+          let count = Int(min(UInt64(DirectIO.blockSize), completed - sum.total))
+          let bytes = try reader.read(exactly: count, at: sum.total)
+          sum.crc32c.update(bytes)
+          sum.total += UInt64(count)
         }
         if final { break }
       }
       // A read the file system refused directly went through the cache: not proof.
-      return reader.direct ? ReadBack(total: offset, sha256: hasher.finish().hex, crc32c: crc.value) : nil
+      return reader.direct ? sum : nil
     }
   }
 
-  /// Waits for the writer to finish and the reading to catch up: the bytes read back and
-  /// their checksums, or nil when they could not all be read directly from the disk.
-  func result() throws -> ReadBack? {
+  /// Waits for the writer to finish and the reading to catch up: the bytes read back,
+  /// counted and checksummed, or nil when they could not all be read directly from the disk.
+  func result() throws -> StreamSum? {
     try task.value()
   }
 }
@@ -378,6 +386,7 @@ final class ArchiveWriter {
           writerHashes: writerHashes)
       }
       var streamSHA256: SHA256Digest?
+      var writtenSum: StreamSum?
       do {
         let tar = try TarWriter(writer: output, copy: written)
         if writerHashes { tar.hashStream() }
@@ -403,6 +412,7 @@ final class ArchiveWriter {
         if let parity { try parity.add(to: tar, modified: created) }
         try tar.close()
         streamSHA256 = tar.streamSHA256()
+        writtenSum = tar.streamSum
         try output.finish()
         written.close()
       } catch {
@@ -426,46 +436,51 @@ final class ArchiveWriter {
       }
       // From the disk, not the page cache: direct reads that followed the direct writes, or,
       // where the writes went through the cache, a read after fsync with the pages dropped.
-      let readBack: ReadBack
+      guard let writtenSum, writtenSum.total == verification.structure.totalBytes else {
+        throw ReelError(
+          .corrupt,
+          "\(fileName): the verifier saw \(verification.structure.totalBytes) bytes of the stream, the writer wrote \(writtenSum?.total ?? 0)",
+          remedy: "nothing was sealed; this is a bug in Reel: report it with this message")
+      }
+      let readBack: StreamSum
       if let followed = try following?.result(), output.direct {
-        try Self.require(followed, label: fileName, matches: verification.structure)
+        try Self.require(followed, label: fileName, matches: writtenSum)
         readBack = followed
       } else {
         if !output.direct { posix_fadvise(output.file.descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
-        readBack = try Self.readBack(partial, label: fileName, matches: verification.structure)
+        readBack = try Self.readBack(partial, label: fileName, matches: writtenSum)
       }
       try Durable.rename(partial, to: finalPath)
       return SealedArchive(
         path: finalPath, manifest: finalManifest, size: verification.structure.totalBytes,
-        sha256: verification.structure.sha256, crc32c: readBack.crc32c, verification: verification)
+        sha256: verification.structure.sha256, crc32c: readBack.checksum, verification: verification)
     } catch {
       unlink(partial)
       throw error
     }
   }
 
-  /// Reads the archive back and requires exactly the verified stream's bytes.
+  /// Reads the archive back and requires exactly the bytes written.
   @discardableResult
-  static func readBack(_ path: String, label: String, matches written: ArchiveStructureReport) throws -> ReadBack {
-    let reader = HashingSource(ReadAheadSource(try DirectArchiveSource(path: path)))
+  static func readBack(_ path: String, label: String, matches written: StreamSum) throws -> StreamSum {
+    let reader = ReadAheadSource(try DirectArchiveSource(path: path))
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: DirectIO.blockSize, alignment: 16)
     defer { buffer.deallocate() }
-    var crc = CRC32C()
+    var sum = StreamSum(total: 0, crc32c: CRC32C())
     while case let count = try reader.read(into: buffer), count > 0 {
-      crc.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+      sum.crc32c.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+      sum.total += UInt64(count)
     }
-    let readBack = ReadBack(total: reader.total, sha256: reader.hasher.finish().hex, crc32c: crc.value)
-    try require(readBack, label: label, matches: written)
-    return readBack
+    try require(sum, label: label, matches: written)
+    return sum
   }
 
-  /// Fails unless what was read back (its size and SHA-256) is the verified stream.
-  static func require(_ readBack: ReadBack, label: String, matches written: ArchiveStructureReport) throws {
-    let (total, digest) = (readBack.total, readBack.sha256)
-    guard total == written.totalBytes, digest == written.sha256 else {
+  /// Fails unless what was read back (its length and CRC-32C) is what was written.
+  static func require(_ readBack: StreamSum, label: String, matches written: StreamSum) throws {
+    guard readBack == written else {
       throw ReelError(
         .corrupt,
-        "\(label): read back from the disk, it is not what was written and verified (\(total) bytes with SHA-256 \(digest); written: \(written.totalBytes) bytes with SHA-256 \(written.sha256))",
+        "\(label): read back from the disk, it is not what was written and verified (\(readBack.total) bytes with CRC-32C \(String(format: "%08x", readBack.checksum)); written: \(written.total) bytes with CRC-32C \(String(format: "%08x", written.checksum)))",
         remedy: "nothing was sealed; check the disk (`dmesg`, SMART), then seal again")
     }
   }

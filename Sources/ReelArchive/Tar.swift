@@ -24,6 +24,9 @@ final class TarWriter {
     var tap: ((UnsafeRawBufferPointer) throws -> Void)?
     var hasher: SHA256Hasher?
     var offset: UInt64 = 0
+    /// Every byte handed to `writer` (the last record's padding included), counted and
+    /// checksummed: what the seal's read-back must find on the disk.
+    var written = StreamSum(total: 0, crc32c: CRC32C())
     let record = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
     var filled = 0
     init(writer: DirectFileWriter, copy: ArchiveBytePipe?) {
@@ -59,6 +62,8 @@ final class TarWriter {
     private func flush() throws {
       let bytes = UnsafeRawBufferPointer(rebasing: record[0..<filled])
       try writer.append(bytes)
+      written.total += UInt64(bytes.count)
+      written.crc32c.update(bytes)
       copy?.push(bytes)
       filled = 0
     }
@@ -159,6 +164,9 @@ final class TarWriter {
     guard let hasher = sink.hasher else { return nil }
     return soFar ? hasher.copy().finish() : hasher.finish()
   }
+
+  /// The length and CRC-32C of every byte written so far (all of them after `close`).
+  var streamSum: StreamSum { sink.written }
 
   /// Sees every byte of the stream as libarchive produces it, before it is blocked.
   var tap: ((UnsafeRawBufferPointer) throws -> Void)? {

@@ -306,15 +306,15 @@ func streamVerdict(of bytes: [UInt8], key: SymmetricKey) throws -> String? {
     }
   }
 
-  /// The damage chain's first archive: its bytes, what verifying it found (as a seal's
-  /// stream check reports it), and a fresh path for a copy next to it.
-  static func archiveToCopy(_ suffix: String) throws -> (
-    original: [UInt8], written: ArchiveStructureReport, copy: String
-  ) {
+  /// The damage chain's first archive: its bytes, their length and CRC-32C (as the seal's
+  /// writer counts them), and a fresh path for a copy next to it.
+  static func archiveToCopy(_ suffix: String) throws -> (original: [UInt8], written: StreamSum, copy: String) {
     let chain = ArchiveDamageTests.chain
+    let original = Array(try Data(contentsOf: URL(fileURLWithPath: chain.archives[0])))
+    var crc = CRC32C()
+    crc.update(original)
     return (
-      Array(try Data(contentsOf: URL(fileURLWithPath: chain.archives[0]))),
-      try ArchiveVerifier.verify(path: chain.archives[0], masterKeys: [chain.key]).structure,
+      original, StreamSum(total: UInt64(original.count), crc32c: crc),
       chain.archives[0] + ".\(suffix)-\(UUID().uuidString)"
     )
   }
@@ -324,7 +324,7 @@ func streamVerdict(of bytes: [UInt8], key: SymmetricKey) throws -> String? {
     defer { unlink(copy) }
     try Data(original).write(to: URL(fileURLWithPath: copy))
     let readBack = try ArchiveWriter.readBack(copy, label: "copy", matches: written)
-    #expect(readBack.crc32c == CRC32C.checksum(original), "the CRC-32C an export checks against")
+    #expect(readBack.checksum == CRC32C.checksum(original), "the CRC-32C an export checks against")
     var changed = original
     changed[changed.count / 2] ^= 0x10
     try Data(changed).write(to: URL(fileURLWithPath: copy))
@@ -352,7 +352,7 @@ func streamVerdict(of bytes: [UInt8], key: SymmetricKey) throws -> String? {
     try writer.file.sync()
     let followed = try #require(try following.result(), "direct reads of \(copy)")
     try ArchiveWriter.require(followed, label: "copy", matches: written)
-    #expect(followed.crc32c == CRC32C.checksum(original), "the CRC-32C an export checks against")
+    #expect(followed.checksum == CRC32C.checksum(original), "the CRC-32C an export checks against")
 
     // Changed on the disk through another descriptor, then read back again.
     let other = try PosixFile(path: copy, flags: O_WRONLY)
