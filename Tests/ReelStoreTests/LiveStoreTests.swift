@@ -168,17 +168,17 @@ import Testing
   }
 
   /// A backend that fails after a number of appends, as a crash in the middle of a
-  /// batch would leave things: records appended to a pack, catalog unchanged.
+  /// batch would leave things: records appended to a pack, catalog unchanged. Or that
+  /// fails its `failingSync`th `makeDurable` (counting from 1), as a disk error under a
+  /// batch's fdatasync would.
   struct FailingBackend: PackBackend {
     let inner: FolderPackBackend
-    let failAfter: Int
-    let counter = Counter()
-    final class Counter: @unchecked Sendable {
-      var appends = 0
-    }
+    var failAfter = Int.max
+    var failingSync: Int?
+    let appends = Locked(0)
+    let syncs = Locked(0)
     func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 {
-      counter.appends += 1
-      if counter.appends > failAfter { throw ReelError(.io, "simulated crash") }
+      if Self.count(appends) > failAfter { throw ReelError(.io, "simulated crash") }
       return try inner.append(pack, bytes)
     }
     func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
@@ -188,7 +188,17 @@ import Testing
     func truncate(_ pack: String, to size: UInt64) throws { try inner.truncate(pack, to: size) }
     func delete(_ pack: String) throws { try inner.delete(pack) }
     func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)] { try inner.list() }
-    func makeDurable(_ pack: String) throws { try inner.makeDurable(pack) }
+    func makeDurable(_ pack: String) throws {
+      if Self.count(syncs) == failingSync { throw ReelError(.io, "simulated fdatasync failure") }
+      try inner.makeDurable(pack)
+    }
+    /// Counts one more call; returns the count.
+    static func count(_ calls: Locked<Int>) -> Int {
+      calls.withLock { calls in
+        calls += 1
+        return calls
+      }
+    }
   }
 
   @Test(arguments: [0, 5, 40])
@@ -218,30 +228,6 @@ import Testing
     #expect(clean.packFiles.values.reduce(0, +) == fixture.packFiles.values.reduce(0, +))
   }
 
-  /// Fails the `failingCall`th `makeDurable` (counting from 1), as a disk error under a
-  /// batch's fdatasync would.
-  struct UnsyncableBackend: PackBackend {
-    let inner: FolderPackBackend
-    let failingCall: Int
-    let calls = Locked(0)
-    func append(_ pack: String, _ bytes: [UInt8]) throws -> UInt64 { try inner.append(pack, bytes) }
-    func read(_ pack: String, offset: UInt64, length: Int) throws -> [UInt8] {
-      try inner.read(pack, offset: offset, length: length)
-    }
-    func size(_ pack: String) throws -> UInt64? { try inner.size(pack) }
-    func truncate(_ pack: String, to size: UInt64) throws { try inner.truncate(pack, to: size) }
-    func delete(_ pack: String) throws { try inner.delete(pack) }
-    func list() throws -> [(pack: String, size: UInt64, modified: Timestamp)] { try inner.list() }
-    func makeDurable(_ pack: String) throws {
-      let call = calls.withLock { calls in
-        calls += 1
-        return calls
-      }
-      if call == failingCall { throw ReelError(.io, "simulated fdatasync failure") }
-      try inner.makeDurable(pack)
-    }
-  }
-
   /// Each batch is made durable and written to the catalog on a thread of its own while
   /// the next is planned. When one cannot be made durable, ingest stops with that error:
   /// the batches before it are in the catalog, none after it, and the next run goes on
@@ -267,8 +253,8 @@ import Testing
     try history(fixture)
     let failing = LiveStore(
       store: fixture.store,
-      backend: UnsyncableBackend(
-        inner: FolderPackBackend(root: fixture.store.layout.root + "/packs"), failingCall: 2))
+      backend: FailingBackend(
+        inner: FolderPackBackend(root: fixture.store.layout.root + "/packs"), failingSync: 2))
     #expect(throws: ReelError.self) { try failing.ingest(volume: fixture.name) }
     let ingested = try fixture.live.catalog.database.read { db in
       try Int64.fetchOne(db, sql: "SELECT ingested_seq FROM ingest_state")
