@@ -200,10 +200,20 @@ package enum Sealer {
 /// the archive through SHA-256 on the seal's critical path; the stream's SHA-256, which
 /// SHA256SUMS and the catalog record, is computed once, as it is written.
 struct StreamSum: Sendable, Equatable {
-  var total: UInt64
-  var crc32c: CRC32C
+  private(set) var total: UInt64 = 0
+  private var crc32c = CRC32C()
 
   var checksum: UInt32 { crc32c.value }
+
+  /// Counts and checksums the next bytes of the stream.
+  mutating func add(_ bytes: UnsafeRawBufferPointer) {
+    crc32c.update(bytes)
+    total += UInt64(bytes.count)
+  }
+
+  mutating func add(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { add($0) }
+  }
 
   static func == (left: StreamSum, right: StreamSum) -> Bool {
     left.total == right.total && left.checksum == right.checksum
@@ -221,14 +231,12 @@ final class FollowingReadBack {
   init(path: String, writer: DirectFileWriter) throws {
     let reader = try DirectFileReader(path: path)
     task = BackgroundTask {
-      var sum = StreamSum(total: 0, crc32c: CRC32C())
+      var sum = StreamSum()
       while true {
         let (completed, final) = writer.waitForWrites(beyond: sum.total)
         while sum.total < completed {
           let count = Int(min(UInt64(DirectIO.blockSize), completed - sum.total))
-          let bytes = try reader.read(exactly: count, at: sum.total)
-          sum.crc32c.update(bytes)
-          sum.total += UInt64(count)
+          sum.add(try reader.read(exactly: count, at: sum.total))
         }
         if final { break }
       }
@@ -466,10 +474,9 @@ final class ArchiveWriter {
     let reader = ReadAheadSource(try DirectArchiveSource(path: path))
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: DirectIO.blockSize, alignment: 16)
     defer { buffer.deallocate() }
-    var sum = StreamSum(total: 0, crc32c: CRC32C())
+    var sum = StreamSum()
     while case let count = try reader.read(into: buffer), count > 0 {
-      sum.crc32c.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-      sum.total += UInt64(count)
+      sum.add(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
     try require(sum, label: label, matches: written)
     return sum

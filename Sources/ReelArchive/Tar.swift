@@ -26,7 +26,7 @@ final class TarWriter {
     var offset: UInt64 = 0
     /// Every byte handed to `writer` (the last record's padding included), counted and
     /// checksummed: what the seal's read-back must find on the disk.
-    var written = StreamSum(total: 0, crc32c: CRC32C())
+    var written = StreamSum()
     let record = UnsafeMutableRawBufferPointer.allocate(byteCount: ArchiveFormat.recordSize, alignment: 16)
     var filled = 0
     init(writer: DirectFileWriter, copy: ArchiveBytePipe?) {
@@ -62,8 +62,7 @@ final class TarWriter {
     private func flush() throws {
       let bytes = UnsafeRawBufferPointer(rebasing: record[0..<filled])
       try writer.append(bytes)
-      written.total += UInt64(bytes.count)
-      written.crc32c.update(bytes)
+      written.add(bytes)
       copy?.push(bytes)
       filled = 0
     }

@@ -311,12 +311,9 @@ func streamVerdict(of bytes: [UInt8], key: SymmetricKey) throws -> String? {
   static func archiveToCopy(_ suffix: String) throws -> (original: [UInt8], written: StreamSum, copy: String) {
     let chain = ArchiveDamageTests.chain
     let original = Array(try Data(contentsOf: URL(fileURLWithPath: chain.archives[0])))
-    var crc = CRC32C()
-    crc.update(original)
-    return (
-      original, StreamSum(total: UInt64(original.count), crc32c: crc),
-      chain.archives[0] + ".\(suffix)-\(UUID().uuidString)"
-    )
+    var written = StreamSum()
+    written.add(original)
+    return (original, written, chain.archives[0] + ".\(suffix)-\(UUID().uuidString)")
   }
 
   @Test func aReadBackThatDiffersFromTheVerifiedStreamFailsTheSeal() throws {
